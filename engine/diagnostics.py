@@ -1,0 +1,286 @@
+"""Diagnostics: one positioned problem in one file, and the formats that print them.
+
+A Diagnostic is plain data. The formatters (text, json, github, sarif, junit) turn a
+sorted list of them into the text CI systems and editors read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """A problem at file:line:column (1-based), identified by a stable rule id."""
+
+    file: str
+    line: int
+    column: int
+    severity: Severity
+    rule: str
+    message: str
+    path: tuple[str | int, ...] = field(default=(), compare=False)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file, self.line, self.column, self.rule, self.message)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "severity": self.severity.value,
+            "rule": self.rule,
+            "message": self.message,
+            "path": json_pointer(self.path),
+        }
+
+
+def json_pointer(path: Sequence[str | int]) -> str:
+    """RFC 6901 pointer for a data path, e.g. ('triage', 0, 'run') -> /triage/0/run."""
+    parts = (str(p).replace("~", "~0").replace("/", "~1") for p in path)
+    return "".join("/" + p for p in parts)
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    """Readable path for messages: ('triage', 0, 'run') -> triage[0].run."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+@dataclass
+class Report:
+    """Every diagnostic of one validation, plus the files that were checked."""
+
+    files: list[str] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(self.diagnostics, key=Diagnostic.sort_key)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for d in self.diagnostics if d.is_error)
+
+    @property
+    def warnings(self) -> int:
+        return len(self.diagnostics) - self.errors
+
+    def by_file(self) -> dict[str, list[Diagnostic]]:
+        grouped: dict[str, list[Diagnostic]] = {f: [] for f in self.files}
+        for diag in self.sorted():
+            grouped.setdefault(diag.file, []).append(diag)
+        return grouped
+
+
+Formatter = Callable[[Report], str]
+FORMATS: dict[str, Formatter] = {}
+
+
+def formatter(name: str) -> Callable[[Formatter], Formatter]:
+    def register(func: Formatter) -> Formatter:
+        FORMATS[name] = func
+        return func
+
+    return register
+
+
+def render(report: Report, fmt: str, **options: object) -> str:
+    """Render a report in one of FORMATS; options go to formatters that take them."""
+    if fmt == "text":
+        return format_text(report, color=bool(options.get("color")))
+    return FORMATS[fmt](report)
+
+
+def _caret_line(source_line: str, column: int) -> str:
+    # Keep tabs so the caret lines up under the same column in a terminal.
+    prefix = "".join(c if c == "\t" else " " for c in source_line[: max(column - 1, 0)])
+    return prefix + "^"
+
+
+def _source_line(report: Report, diag: Diagnostic) -> str | None:
+    text = report.sources.get(diag.file)
+    if text is None or diag.line < 1:
+        return None
+    lines = text.splitlines()
+    return lines[diag.line - 1] if diag.line <= len(lines) else None
+
+
+_COLORS = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m", "dim": "\033[2m"}
+_RESET = "\033[0m"
+
+
+def format_text(report: Report, *, color: bool = False) -> str:
+    """`file:line:col: error: message [RULE]`, the source line, a caret, then a summary."""
+
+    def paint(text: str, style: str) -> str:
+        return f"{_COLORS[style]}{text}{_RESET}" if color else text
+
+    out: list[str] = []
+    for diag in report.sorted():
+        sev = paint(diag.severity.value, diag.severity.value)
+        where = paint(f"{diag.file}:{diag.line}:{diag.column}", "bold")
+        out.append(f"{where}: {sev}: {diag.message} [{diag.rule}]")
+        line = _source_line(report, diag)
+        if line is not None:
+            out.append(f"  {line}")
+            out.append("  " + paint(_caret_line(line, diag.column), diag.severity.value))
+    out.append(_summary(report))
+    return "\n".join(out) + "\n"
+
+
+def _summary(report: Report) -> str:
+    files = len(report.files)
+    noun = "file" if files == 1 else "files"
+    if not report.diagnostics:
+        return f"{files} {noun} checked: no problems"
+    return (
+        f"{files} {noun} checked: {report.errors} error(s), {report.warnings} warning(s)"
+    )
+
+
+@formatter("json")
+def format_json(report: Report) -> str:
+    payload = {
+        "files": report.files,
+        "errors": report.errors,
+        "warnings": report.warnings,
+        "diagnostics": [d.to_dict() for d in report.sorted()],
+    }
+    return json.dumps(payload, indent=2) + "\n"
+
+
+def _escape_github(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+@formatter("github")
+def format_github(report: Report) -> str:
+    """GitHub Actions workflow commands: `::error file=F,line=L,col=C,title=RULE::message`."""
+    lines = []
+    for d in report.sorted():
+        props = f"file={_escape_github(d.file, prop=True)},line={d.line},col={d.column}"
+        title = _escape_github(d.rule, prop=True)
+        lines.append(f"::{d.severity.value} {props},title={title}::{_escape_github(d.message)}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def iter_unique_rules(diags: Iterable[Diagnostic]) -> list[str]:
+    return sorted({d.rule for d in diags})
+
+
+# Rules enforced before lint (loading and schema); lint registers its own.
+STRUCTURAL_RULES: dict[str, tuple[str, str]] = {
+    "RB000": ("io", "The file must be readable; an I/O error exits with status 2."),
+    "RB001": ("yaml-syntax", "The file must be readable UTF-8 YAML."),
+    "RB002": ("limits", "Size, nesting and alias limits keep hostile files from hurting the tool."),
+    "RB003": ("document-shape", "A file is one mapping with `kind: runbook` or `kind: scenario`."),
+    "RB004": ("duplicate-key", "YAML silently keeps the last of duplicate keys; that hides mistakes."),
+    "RB010": ("unknown-key", "A misspelt key (e.g. `timout`) would otherwise be ignored."),
+    "RB011": ("missing-key", "Required keys must be present."),
+    "RB012": ("wrong-type", "Values must have the type the format defines."),
+    "RB013": ("invalid-value", "Values must be in range, match their pattern, or be a known choice."),
+    "RB014": ("step-kind", "A step has exactly one kind (run, http, manual, ...)."),
+    "RB015": ("misplaced-key", "Some keys only make sense together with another (ask with manual)."),
+}
+
+
+def rule_catalog() -> dict[str, dict[str, str]]:
+    """Every rule id -> {name, rationale, severity}: structural rules and lint rules."""
+    from . import lint
+
+    catalog = {
+        rid: {"name": name, "rationale": why, "severity": "error"}
+        for rid, (name, why) in STRUCTURAL_RULES.items()
+    }
+    for entry in lint.describe_rules():
+        catalog[entry["id"]] = {k: entry[k] for k in ("name", "rationale", "severity")}
+    return catalog
+
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+@formatter("sarif")
+def format_sarif(report: Report) -> str:
+    """SARIF 2.1.0, as GitHub code scanning and editors read it."""
+    from . import __version__
+
+    catalog = rule_catalog()
+    used = iter_unique_rules(report.diagnostics)
+    index = {rid: i for i, rid in enumerate(used)}
+    rules = [
+        {
+            "id": rid,
+            "name": catalog.get(rid, {}).get("name", rid),
+            "shortDescription": {"text": catalog.get(rid, {}).get("rationale", rid)},
+            "defaultConfiguration": {"level": catalog.get(rid, {}).get("severity", "error")},
+        }
+        for rid in used
+    ]
+    results = [
+        {
+            "ruleId": d.rule,
+            "ruleIndex": index[d.rule],
+            "level": d.severity.value,
+            "message": {"text": d.message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": _uri(d.file)},
+                "region": {"startLine": max(d.line, 1), "startColumn": max(d.column, 1)},
+            }}],
+        }
+        for d in report.sorted()
+    ]
+    driver = {"name": "runbook", "informationUri": "https://runbook-engine.dev",
+              "version": __version__, "rules": rules}
+    doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0",
+           "runs": [{"tool": {"driver": driver}, "results": results}]}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _uri(file: str) -> str:
+    from urllib.parse import quote
+
+    return quote(file.replace("\\", "/").removeprefix("./"))
+
+
+@formatter("junit")
+def format_junit(report: Report) -> str:
+    """JUnit XML: one test case per file; its errors are the failure, warnings go to output."""
+    from xml.etree import ElementTree as ET
+
+    grouped = report.by_file()
+    failing = sum(1 for diags in grouped.values() if any(d.is_error for d in diags))
+    suite = ET.Element("testsuite", name="runbook validate", tests=str(len(grouped)),
+                       failures=str(failing), errors="0", skipped="0")
+    for file, diags in grouped.items():
+        case = ET.SubElement(suite, "testcase", classname="runbook.validate", name=file)
+        errors = [d for d in diags if d.is_error]
+        lines = [f"{d.file}:{d.line}:{d.column}: {d.severity.value}: {d.message} [{d.rule}]"
+                 for d in diags]
+        if errors:
+            failure = ET.SubElement(case, "failure", type=errors[0].rule,
+                                    message=f"{len(errors)} error(s): {errors[0].message}")
+            failure.text = "\n".join(lines)
+        elif lines:
+            ET.SubElement(case, "system-out").text = "\n".join(lines)
+    root = ET.Element("testsuites", tests=str(len(grouped)), failures=str(failing))
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

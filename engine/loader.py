@@ -1,0 +1,399 @@
+"""YAML file -> plain data, with a source map and hard limits.
+
+libyaml (C) composes the node tree; this module builds plain Python data from it
+(faster than PyYAML's generator-based constructor, and it sees what PyYAML hides:
+duplicate keys, alias blow-ups, excessive nesting). Scalars resolve as PyYAML does
+(YAML 1.1, so `yes` is true), except timestamps, which stay strings: data here must
+survive a round trip through JSON.
+
+Positions are found by walking the kept node tree, and only when a diagnostic needs
+one, so a clean file never pays for them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .diagnostics import Diagnostic, Severity
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+Path_ = tuple[str | int, ...]
+
+STR = "tag:yaml.org,2002:str"
+MERGE = "tag:yaml.org,2002:merge"
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+# libyaml's composer recurses in C and crashes the interpreter somewhere past ~10,000
+# levels; below this many structural characters a document cannot nest that deep.
+_SAFE_COMPOSE_BOUND = 5000
+
+RULE_IO = "RB000"
+RULE_SYNTAX = "RB001"
+RULE_LIMIT = "RB002"
+RULE_SHAPE = "RB003"
+RULE_DUPLICATE_KEY = "RB004"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Guards against hostile or accidental huge input."""
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 64
+    # Nodes re-built through aliases. Sharing a block of defaults a few dozen times is
+    # normal; a "billion laughs" document hits this after a few thousand nodes.
+    max_alias_nodes: int = 10_000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Position:
+    line: int
+    column: int
+
+
+class LoadError(Exception):
+    """The file could not be loaded at all; `diagnostic` says where and why."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+class SourceMap:
+    """Maps data paths to line:column (1-based) by walking the composed node tree."""
+
+    def __init__(self, root: Node | None, text: str) -> None:
+        self.root = root
+        self.text = text
+
+    def node(self, path: Path_, *, key: bool = False) -> Node | None:
+        """The deepest node along `path`; with key=True, the key node of its last part."""
+        node = self.root
+        for i, part in enumerate(path):
+            found = _child(node, part, want_key=key and i == len(path) - 1)
+            if found is None:
+                break
+            node = found
+        return node
+
+    def position(self, path: Path_, *, key: bool = False) -> Position:
+        node = self.node(path, key=key)
+        if node is None:
+            return Position(1, 1)
+        return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def inside_scalar(self, path: Path_, line: int, column: int = 1) -> Position:
+        """Position of (line, column) counted inside a string value, for template errors."""
+        node = self.node(path)
+        if not isinstance(node, ScalarNode):
+            return self.position(path)
+        start = node.start_mark
+        if node.style in ("|", ">"):
+            first = start.line + 1  # content starts on the line after the indicator
+            text_line = first + line - 1
+            indent = _indent_of(self.text, first)
+            return Position(text_line + 1, indent + column)
+        if line <= 1:
+            quote = 1 if node.style in ("'", '"') else 0
+            return Position(start.line + 1, start.column + 1 + quote + column - 1)
+        return Position(start.line + line, 1)
+
+
+def _indent_of(text: str, line_index: int) -> int:
+    lines = text.splitlines()
+    for candidate in lines[line_index:]:
+        if candidate.strip():
+            return len(candidate) - len(candidate.lstrip(" "))
+    return 0
+
+
+def _child(node: Node | None, part: str | int, *, want_key: bool) -> Node | None:
+    if isinstance(node, SequenceNode) and isinstance(part, int):
+        return node.value[part] if 0 <= part < len(node.value) else None
+    if not isinstance(node, MappingNode):
+        return None
+    merged: list[Node] = []
+    for knode, vnode in node.value:
+        if knode.tag == MERGE:
+            merged.extend(vnode.value if isinstance(vnode, SequenceNode) else [vnode])
+        elif isinstance(knode, ScalarNode) and _scalar(knode) == part:
+            return knode if want_key else vnode
+    for source in merged:
+        found = _child(source, part, want_key=want_key)
+        if found is not None:
+            return found
+    return None
+
+
+_SAFE = yaml.constructor.SafeConstructor()
+
+
+def _scalar(node: ScalarNode) -> Any:
+    tag = node.tag
+    if tag == STR or tag == _TIMESTAMP:
+        return node.value
+    if tag in _SCALAR_TAGS:
+        return _SAFE.yaml_constructors[tag](_SAFE, node)
+    raise _Problem(f"unsupported YAML tag {tag!r}", node, RULE_SHAPE)
+
+
+class _Problem(Exception):
+    def __init__(self, message: str, node: Node, rule: str) -> None:
+        super().__init__(message)
+        self.message, self.node, self.rule = message, node, rule
+
+
+@dataclass
+class _Builder:
+    """Builds plain data from nodes; counts what aliases re-expand and how deep it goes."""
+
+    limits: Limits
+    duplicates: list[tuple[str, Node]] = field(default_factory=list)
+    sizes: dict[int, int] = field(default_factory=dict)  # id(collection) -> nodes within
+    built: int = 0
+    via_alias: int = 0
+
+    def build(self, node: Node, depth: int = 0) -> Any:
+        if isinstance(node, ScalarNode):
+            self.built += 1
+            return _scalar(node)
+        if depth >= self.limits.max_depth:
+            raise _Problem(
+                f"nesting deeper than {self.limits.max_depth} levels", node, RULE_LIMIT
+            )
+        key = id(node)
+        seen = self.sizes.get(key)
+        if seen == -1:
+            raise _Problem("recursive alias: a node contains itself", node, RULE_LIMIT)
+        if seen is not None:
+            self._count_alias(seen, node)
+        self.sizes[key] = -1
+        before = self.built
+        value = self._collection(node, depth)
+        self.built += 1
+        self.sizes[key] = self.built - before
+        return value
+
+    def _count_alias(self, size: int, node: Node) -> None:
+        self.via_alias += size
+        if self.via_alias > self.limits.max_alias_nodes:
+            raise _Problem(
+                f"aliases expand to more than {self.limits.max_alias_nodes} nodes "
+                "(a 'billion laughs' document?)",
+                node,
+                RULE_LIMIT,
+            )
+
+    def _collection(self, node: Node, depth: int) -> Any:
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ:
+                raise _Problem(f"unsupported YAML tag {node.tag!r}", node, RULE_SHAPE)
+            return [self.build(item, depth + 1) for item in node.value]
+        if isinstance(node, MappingNode) and node.tag == _MAP:
+            return self._mapping(node, depth)
+        raise _Problem(f"unsupported YAML tag {node.tag!r}", node, RULE_SHAPE)
+
+    def _mapping(self, node: MappingNode, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        merges: list[Node] = []
+        for knode, vnode in node.value:
+            if knode.tag == MERGE:
+                merges.append(vnode)
+                continue
+            if not isinstance(knode, ScalarNode):
+                raise _Problem("mapping keys must be plain scalars", knode, RULE_SHAPE)
+            key = _scalar(knode)
+            if key in result:
+                self.duplicates.append((str(key), knode))
+            result[key] = self.build(vnode, depth + 1)
+        for source in merges:
+            self._merge_into(result, source, depth)
+        return result
+
+    def _merge_into(self, result: dict[Any, Any], source: Node, depth: int) -> None:
+        # `<<: *defaults` (YAML 1.1 merge): explicit keys win over merged ones.
+        sources = source.value if isinstance(source, SequenceNode) else [source]
+        for item in sources:
+            merged = self.build(item, depth + 1)
+            if not isinstance(merged, dict):
+                raise _Problem("a merge key '<<' needs a mapping or list of them", item, RULE_SHAPE)
+            for key, value in merged.items():
+                result.setdefault(key, value)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded YAML file: its data, where each part came from, and soft problems."""
+
+    file: str
+    data: Any
+    source: SourceMap = field(repr=False)
+    problems: tuple[Diagnostic, ...] = ()
+
+    @property
+    def kind(self) -> str | None:
+        kind = self.data.get("kind") if isinstance(self.data, dict) else None
+        return kind if isinstance(kind, str) else None
+
+    def diagnostic(
+        self,
+        path: Path_,
+        message: str,
+        rule: str,
+        severity: Severity = Severity.ERROR,
+        *,
+        key: bool = False,
+    ) -> Diagnostic:
+        """A diagnostic positioned at the node for `path` (or its key)."""
+        pos = self.source.position(path, key=key)
+        return Diagnostic(self.file, pos.line, pos.column, severity, rule, message, tuple(path))
+
+
+def _error(file: str, line: int, column: int, message: str, rule: str) -> LoadError:
+    return LoadError(Diagnostic(file, line, column, Severity.ERROR, rule, message))
+
+
+def read_text(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> str:
+    """Read a file as UTF-8 within the size limit; LoadError otherwise."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            raw = handle.read(limits.max_bytes + 1)
+    except OSError as exc:
+        raise _error(name, 1, 1, f"cannot read file: {exc.strerror or exc}", RULE_IO) from exc
+    if len(raw) > limits.max_bytes:
+        raise _error(
+            name, 1, 1, f"file is larger than the {limits.max_bytes} byte limit", RULE_LIMIT
+        )
+    return decode(raw, name)
+
+
+def decode(raw: bytes, file: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _error(
+            file, line, column, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})", RULE_SYNTAX
+        ) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def load_file(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Load one YAML file. Raises LoadError (with a positioned Diagnostic) if it cannot."""
+    name = os.fspath(path)
+    return load_text(read_text(name, limits), name, limits)
+
+
+def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Load YAML text as one mapping document."""
+    if len(text) > limits.max_bytes:
+        raise _error(file, 1, 1, f"text is larger than the {limits.max_bytes} byte limit", RULE_LIMIT)
+    _check_depth(text, file, limits)
+    root = _compose(text, file)
+    if root is None:
+        raise _error(file, 1, 1, "file is empty: expected a mapping with a `kind:` key", RULE_SHAPE)
+    builder = _Builder(limits)
+    try:
+        data = builder.build(root)
+    except _Problem as problem:
+        mark = problem.node.start_mark
+        raise _error(file, mark.line + 1, mark.column + 1, problem.message, problem.rule) from None
+    except RecursionError:
+        raise _error(file, 1, 1, "nesting too deep", RULE_LIMIT) from None
+    if not isinstance(data, dict):
+        found = "a list" if isinstance(data, list) else f"a single value ({_type_name(data)})"
+        raise _error(file, 1, 1, f"expected a mapping at the top level, found {found}", RULE_SHAPE)
+    problems = tuple(
+        Diagnostic(
+            file,
+            knode.start_mark.line + 1,
+            knode.start_mark.column + 1,
+            Severity.ERROR,
+            RULE_DUPLICATE_KEY,
+            f"duplicate key '{name}': YAML would silently keep only the last one",
+        )
+        for name, knode in builder.duplicates
+    )
+    return Document(file, data, SourceMap(root, text), problems)
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def _compose(text: str, file: str) -> Node | None:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, file) from None
+    except yaml.YAMLError as exc:
+        raise _error(file, 1, 1, f"YAML error: {exc}", RULE_SYNTAX) from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> LoadError:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    if "expected a single document" in (exc.context or "") or "single document" in problem:
+        problem = "more than one YAML document (`---`) in the file: expected exactly one"
+    elif exc.context:
+        problem = f"{problem} ({exc.context})"
+    return _error(file, line, column, f"YAML syntax error: {problem}", RULE_SYNTAX)
+
+
+def _check_depth(text: str, file: str, limits: Limits) -> None:
+    # Every nesting level opens with one of these characters, so their count bounds
+    # the depth; only documents that could be deep pay for an exact event walk.
+    bound = sum(text.count(c) for c in "[{-?:")
+    if bound < _SAFE_COMPOSE_BOUND:
+        return
+    depth = 0
+    try:
+        for event in _events(text):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > limits.max_depth:
+                    mark = event.start_mark
+                    raise _error(
+                        file, mark.line + 1, mark.column + 1,
+                        f"nesting deeper than {limits.max_depth} levels", RULE_LIMIT,
+                    )
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, file) from None
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            yield loader.get_event()
+    finally:
+        loader.dispose()
+

@@ -1,0 +1,476 @@
+"""The runbook as frozen dataclasses, built from schema-valid data.
+
+Nothing past this module reads raw dicts: the runner, lint and reports see these types.
+Every step keeps its JSON path so a problem found later can still be positioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .duration import parse_duration
+from .loader import Document, SourceMap
+
+PHASES = ("detection", "triage", "remediation", "recovery")
+STEP_KINDS = ("run", "http", "manual", "wait", "notify", "set", "include")
+OUTCOMES = ("resolved", "not_confirmed", "failed", "aborted", "escalated")
+
+Path = tuple[str | int, ...]
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def empty_map() -> Mapping[str, Any]:
+    return EMPTY
+
+
+def frozen_map(data: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(data)) if data else EMPTY
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    name: str
+    type: str = "string"
+    description: str = ""
+    default: Any = MISSING
+    secret: bool = False
+    env: str | None = None
+    alert: str | None = None
+    choices: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    hosts: tuple[str, ...] = ()
+    group: str | None = None
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    password_env: str | None = None
+    proxy_jump: str | None = None
+    connect_timeout: float | None = None
+    parallel: int | None = None
+    serial: int | str | None = None
+    max_failures: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    attempts: int = 1
+    delay: float = 1.0
+    backoff: float = 1.0
+    max_delay: float | None = None
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (2 is the first retry)."""
+        delay = self.delay * self.backoff ** max(attempt - 2, 0)
+        return min(delay, self.max_delay) if self.max_delay is not None else delay
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    message: str | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    command: str
+    stdin: str | None = None
+    exit_codes: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSpec:
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=empty_map)
+    body: Any = None
+    status: tuple[int, ...] | None = None
+    verify: bool = True
+    follow_redirects: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AskField:
+    name: str
+    type: str = "text"
+    prompt: str = ""
+    choices: tuple[Any, ...] | None = None
+    default: Any = MISSING
+    minimum: float | None = None
+    maximum: float | None = None
+    sets: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManualSpec:
+    text: str
+    ask: tuple[AskField, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WaitSpec:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySpec:
+    channel: str
+    message: str
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetSpec:
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class IncludeSpec:
+    runbook: str
+    inputs: Mapping[str, Any] = field(default_factory=empty_map)
+
+
+Spec = RunSpec | HttpSpec | ManualSpec | WaitSpec | NotifySpec | SetSpec | IncludeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    kind: str
+    spec: Spec
+    phase: str
+    path: Path
+    title: str = ""
+    description: str = ""
+    role: str | None = None
+    target: str | None = None
+    when: str | None = None
+    expect: str | None = None
+    outputs: Mapping[str, str] = field(default_factory=empty_map)
+    timeout: float | None = None
+    retries: Retries | None = None
+    until: str | None = None
+    every: float | None = None
+    confirm: Confirm | None = None
+    rollback: tuple[Step, ...] = ()
+    continue_on_error: bool = False
+    env: Mapping[str, str] = field(default_factory=empty_map)
+    destructive: bool = False
+    idempotent: bool = False
+    parallel: int | None = None
+    serial: int | str | None = None
+    max_failures: int | str | None = None
+    for_each: str | tuple[Any, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.title or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    timeout: float | None = None
+    retries: Retries | None = None
+    target: str | None = None
+    role: str | None = None
+    env: Mapping[str, str] = field(default_factory=empty_map)
+
+
+@dataclass(frozen=True, slots=True)
+class Severity:
+    matrix: Mapping[str, Mapping[str, str]]
+    impact: str | None = None
+    urgency: str | None = None
+
+
+DEFAULT_MATRIX: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "high": MappingProxyType({"high": "P1", "medium": "P2", "low": "P3"}),
+    "medium": MappingProxyType({"high": "P2", "medium": "P3", "low": "P4"}),
+    "low": MappingProxyType({"high": "P3", "medium": "P4", "low": "P5"}),
+})
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRule:
+    notify: str
+    after: float | None = None
+    unacknowledged: bool = False
+    when: str | None = None
+    on_failure: bool = False
+    message: str | None = None
+    handoff: bool = False
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Updates:
+    channel: str
+    every: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Runbook:
+    id: str
+    title: str
+    file: str
+    summary: str = ""
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+    links: tuple[Link, ...] = ()
+    inputs: Mapping[str, Input] = field(default_factory=empty_map)
+    targets: Mapping[str, Target] = field(default_factory=empty_map)
+    defaults: Defaults = Defaults()
+    timeout: float | None = None
+    vars: Mapping[str, Any] = field(default_factory=empty_map)
+    roles: tuple[str, ...] = ()
+    severity: Severity | None = None
+    escalation: tuple[EscalationRule, ...] = ()
+    updates: Updates | None = None
+    phases: tuple[Phase, ...] = ()
+    source: SourceMap | None = field(default=None, compare=False, repr=False)
+
+    def phase(self, name: str) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    def steps(self, *, rollbacks: bool = False) -> Iterator[Step]:
+        """Every step in run order; with rollbacks=True, each step's rollback steps too."""
+        for phase in self.phases:
+            for step in phase.steps:
+                yield step
+                if rollbacks:
+                    yield from _rollback_steps(step)
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps(rollbacks=True) if s.id == step_id), None)
+
+    def where(self, path: Path, *, key: bool = False) -> str:
+        """`file:line:col` of a data path, for messages at run time."""
+        if self.source is None:
+            return self.file
+        pos = self.source.position(path, key=key)
+        return f"{self.file}:{pos.line}:{pos.column}"
+
+
+def _rollback_steps(step: Step) -> Iterator[Step]:
+    for undo in step.rollback:
+        yield undo
+        yield from _rollback_steps(undo)
+
+
+# -- building from validated data -------------------------------------------------------
+
+
+def _dur(value: Any) -> float | None:
+    return parse_duration(value) if value is not None else None
+
+
+def _retries(value: Any) -> Retries | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return Retries(attempts=max(value, 1))
+    return Retries(
+        attempts=value["attempts"],
+        delay=_dur(value.get("delay", "1s")) or 0.0,
+        backoff=float(value.get("backoff", 1)),
+        max_delay=_dur(value.get("max_delay")),
+    )
+
+
+def _confirm(value: Any) -> Confirm | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Confirm()
+    if isinstance(value, str):
+        return Confirm(message=value)
+    return Confirm(message=value.get("message"), role=value.get("role"))
+
+
+def _ask_field(name: str, data: Mapping[str, Any]) -> AskField:
+    kind = data.get("type") or ("choice" if "choices" in data else "text")
+    choices = data.get("choices")
+    return AskField(
+        name=name,
+        type=kind,
+        prompt=data.get("prompt", ""),
+        choices=tuple(choices) if choices is not None else None,
+        default=data.get("default", MISSING),
+        minimum=data.get("minimum"),
+        maximum=data.get("maximum"),
+        sets=data.get("sets"),
+    )
+
+
+def _http(data: Mapping[str, Any]) -> HttpSpec:
+    status = data.get("status")
+    return HttpSpec(
+        url=data["url"],
+        method=data.get("method", "GET"),
+        headers=frozen_map(data.get("headers")),
+        body=data.get("body"),
+        status=(status,) if isinstance(status, int) else (tuple(status) if status else None),
+        verify=data.get("verify", True),
+        follow_redirects=data.get("follow_redirects", True),
+    )
+
+
+def _include(value: Any) -> IncludeSpec:
+    if isinstance(value, str):
+        return IncludeSpec(runbook=value)
+    return IncludeSpec(runbook=value["runbook"], inputs=frozen_map(value.get("inputs")))
+
+
+def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
+    if "run" in data:
+        codes = tuple(data.get("exit_codes", (0,)))
+        return "run", RunSpec(data["run"], data.get("stdin"), codes)
+    if "http" in data:
+        return "http", _http(data["http"])
+    if "manual" in data:
+        fields = tuple(_ask_field(k, v or {}) for k, v in (data.get("ask") or {}).items())
+        return "manual", ManualSpec(data["manual"], fields)
+    if "wait" in data:
+        return "wait", WaitSpec(parse_duration(data["wait"]))
+    if "notify" in data:
+        n = data["notify"]
+        return "notify", NotifySpec(n["channel"], n["message"], n.get("title"))
+    if "set" in data:
+        return "set", SetSpec(frozen_map(data["set"]))
+    return "include", _include(data["include"])
+
+
+def build_step(data: Mapping[str, Any], phase: str, path: Path) -> Step:
+    kind, spec = _spec(data)
+    for_each = data.get("for_each")
+    return Step(
+        id=data["id"], kind=kind, spec=spec, phase=phase, path=path,
+        title=data.get("title", ""), description=data.get("description", ""),
+        role=data.get("role"), target=data.get("target"),
+        when=data.get("when"), expect=data.get("expect"),
+        outputs=frozen_map(data.get("outputs")),
+        timeout=_dur(data.get("timeout")), retries=_retries(data.get("retries")),
+        until=data.get("until"), every=_dur(data.get("every")),
+        confirm=_confirm(data.get("confirm")),
+        rollback=tuple(
+            build_step(r, phase, (*path, "rollback", i))
+            for i, r in enumerate(data.get("rollback") or ())
+        ),
+        continue_on_error=data.get("continue_on_error", False),
+        env=frozen_map({k: str(v) for k, v in (data.get("env") or {}).items()}),
+        destructive=data.get("destructive", False), idempotent=data.get("idempotent", False),
+        parallel=data.get("parallel"), serial=data.get("serial"),
+        max_failures=data.get("max_failures"),
+        for_each=tuple(for_each) if isinstance(for_each, list) else for_each,
+    )
+
+
+def _input(name: str, data: Mapping[str, Any]) -> Input:
+    choices = data.get("choices")
+    return Input(
+        name=name, type=data.get("type", "string"), description=data.get("description", ""),
+        default=data.get("default", MISSING), secret=data.get("secret", False),
+        env=data.get("env"), alert=data.get("alert"),
+        choices=tuple(choices) if choices is not None else None,
+        pattern=data.get("pattern"), minimum=data.get("minimum"), maximum=data.get("maximum"),
+    )
+
+
+def _target(name: str, data: Mapping[str, Any]) -> Target:
+    return Target(
+        name=name, hosts=tuple(data.get("hosts", ())), group=data.get("group"),
+        user=data.get("user"), port=data.get("port"), identity_file=data.get("identity_file"),
+        password_env=data.get("password_env"), proxy_jump=data.get("proxy_jump"),
+        connect_timeout=_dur(data.get("connect_timeout")), parallel=data.get("parallel"),
+        serial=data.get("serial"), max_failures=data.get("max_failures"),
+    )
+
+
+def _severity(data: Mapping[str, Any] | None) -> Severity | None:
+    if data is None:
+        return None
+    matrix = data.get("matrix", "default")
+    table = DEFAULT_MATRIX if matrix == "default" else MappingProxyType(
+        {k: frozen_map(v) for k, v in matrix.items()}
+    )
+    return Severity(table, data.get("impact"), data.get("urgency"))
+
+
+def _escalation(i: int, data: Mapping[str, Any]) -> EscalationRule:
+    return EscalationRule(
+        notify=data["notify"], after=_dur(data.get("after")),
+        unacknowledged=data.get("unacknowledged", False), when=data.get("when"),
+        on_failure=data.get("on_failure", False), message=data.get("message"),
+        handoff=data.get("handoff", False), index=i,
+    )
+
+
+def _defaults(data: Mapping[str, Any]) -> Defaults:
+    return Defaults(
+        timeout=_dur(data.get("timeout")), retries=_retries(data.get("retries")),
+        target=data.get("target"), role=data.get("role"),
+        env=frozen_map({k: str(v) for k, v in (data.get("env") or {}).items()}),
+    )
+
+
+def build_runbook(doc: Document) -> Runbook:
+    """Build the model from a document that passed schema validation."""
+    data = doc.data
+    updates = data.get("updates")
+    return Runbook(
+        id=data["id"], title=data["title"], file=doc.file,
+        summary=data.get("summary", ""), description=data.get("description", ""),
+        owner=data.get("owner", ""), tags=tuple(data.get("tags", ())),
+        alerts=tuple(data.get("alerts", ())),
+        links=tuple(Link(x["url"], x.get("title", "")) for x in data.get("links", ())),
+        inputs=frozen_map({k: _input(k, v) for k, v in (data.get("inputs") or {}).items()}),
+        targets=frozen_map({k: _target(k, v) for k, v in (data.get("targets") or {}).items()}),
+        defaults=_defaults(data.get("defaults") or {}),
+        timeout=_dur(data.get("timeout")), vars=frozen_map(data.get("vars")),
+        roles=tuple(data.get("roles", ())), severity=_severity(data.get("severity")),
+        escalation=tuple(_escalation(i, e) for i, e in enumerate(data.get("escalation", ()))),
+        updates=Updates(updates["channel"], _dur(updates.get("every")), updates.get("message"))
+        if updates else None,
+        phases=tuple(
+            Phase(name, tuple(build_step(s, name, (name, i)) for i, s in enumerate(data[name])))
+            for name in PHASES
+            if data.get(name) is not None
+        ),
+        source=doc.source,
+    )

@@ -1,0 +1,1 @@
+"""Simulated worlds for drills and `runbook test`: nothing real is touched."""

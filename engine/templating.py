@@ -1,0 +1,337 @@
+"""Sandboxed Jinja2: rendering templates and expressions, and reading what they reference.
+
+Two environments share one set of filters. The shell environment quotes every value
+it substitutes (a value such as `x; rm -rf /` stays one argument) unless the template
+says `| raw`. Both are sandboxed and strict: an undefined name is an error, never "".
+
+jinja2 is imported on first use: a plain string (no `{{`, `{%`, `{#`) never needs it,
+and `runbook validate` of a file without templates never pays for the import.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .errors import TemplateError
+
+_MARKERS = ("{{", "{%", "{#")
+
+
+def has_template(text: str) -> bool:
+    return any(m in text for m in _MARKERS)
+
+
+class Raw(str):
+    """A value the shell environment substitutes without quoting (`| raw`)."""
+
+
+# -- filters and tests (Ansible users' habits) ---------------------------------------------
+
+_NO_DEFAULT: Any = object()
+
+
+def _to_int(value: Any, default: Any = _NO_DEFAULT, base: int = 10) -> int:
+    # Jinja's own `int` turns garbage into 0 silently; a runbook acting on a wrong
+    # number is worse than one that stops, so fail unless a default is given.
+    try:
+        if isinstance(value, str):
+            return int(value.strip(), base)
+        return int(value)
+    except (TypeError, ValueError):
+        if default is not _NO_DEFAULT:
+            return int(default)
+        raise ValueError(f"cannot convert {value!r} to an integer") from None
+
+
+def _to_float(value: Any, default: Any = _NO_DEFAULT) -> float:
+    try:
+        return float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        if default is not _NO_DEFAULT:
+            return float(default)
+        raise ValueError(f"cannot convert {value!r} to a number") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y")
+    return bool(value)
+
+
+def _regex_search(value: Any, pattern: str, *groups: Any, ignorecase: bool = False) -> Any:
+    match = re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0)
+    if match is None:
+        return None
+    if not groups:
+        return match.group(0)
+    picked = [match.group(int(g[1:]) if str(g).startswith("\\") else g) for g in groups]
+    return picked[0] if len(picked) == 1 else picked
+
+
+def _regex_replace(value: Any, pattern: str, replacement: str = "", ignorecase: bool = False) -> str:
+    return re.sub(pattern, replacement, str(value), flags=re.IGNORECASE if ignorecase else 0)
+
+
+def _regex_findall(value: Any, pattern: str, ignorecase: bool = False) -> list[Any]:
+    return re.findall(pattern, str(value), re.IGNORECASE if ignorecase else 0)
+
+
+def _from_json(value: Any) -> Any:
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"from_json: not valid JSON ({exc})") from None
+
+
+def _to_json(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, indent=indent, sort_keys=True, default=str)
+
+
+def _quote(value: Any) -> Raw:
+    # Already quoted: the shell environment must not quote it a second time.
+    return Raw(shlex.quote(str(value)))
+
+
+def _test_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
+    return re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
+
+
+def _test_match(value: Any, pattern: str, ignorecase: bool = False) -> bool:
+    return re.match(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "regex_search": _regex_search,
+    "regex_replace": _regex_replace,
+    "regex_findall": _regex_findall,
+    "from_json": _from_json,
+    "to_json": _to_json,
+    "quote": _quote,
+    "raw": Raw,
+}
+TESTS: dict[str, Callable[..., bool]] = {"search": _test_search, "match": _test_match}
+
+
+def _finalize_shell(value: Any) -> Any:
+    if isinstance(value, Raw):
+        return value
+    if value is None:
+        return "''"
+    return shlex.quote(value if isinstance(value, str) else _plain(value))
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def _finalize_text(value: Any) -> Any:
+    return _plain(value) if isinstance(value, (bool, dict, list)) else value
+
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=2)
+def environment(shell: bool = False) -> Any:
+    """The sandboxed environment (shell=True quotes substituted values)."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_finalize_shell if shell else _finalize_text,
+    )
+    env.filters.update(FILTERS)
+    env.tests.update(TESTS)
+    return env
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _compiled(text: str, shell: bool) -> Any:
+    with _lock:
+        return environment(shell).from_string(text)
+
+
+@lru_cache(maxsize=4096)
+def _compiled_expression(text: str) -> Any:
+    with _lock:
+        return environment(False).compile_expression(text, undefined_to_none=False)
+
+
+def render(text: str, context: Mapping[str, Any], *, shell: bool = False, where: str = "") -> str:
+    """Render a template string; TemplateError (naming `where`) on any failure."""
+    if not has_template(text):
+        return text
+    try:
+        return str(_compiled(text, shell).render(context))
+    except Exception as exc:  # jinja2 raises many types; all mean "this template failed"
+        raise TemplateError(_explain(exc), where=where) from None
+
+
+def evaluate(expression: str, context: Mapping[str, Any], *, where: str = "") -> Any:
+    """Evaluate a bare expression (`when`, `expect`, `until`)."""
+    try:
+        return _compiled_expression(expression)(**context)
+    except Exception as exc:
+        raise TemplateError(_explain(exc), where=where) from None
+
+
+def render_value(value: Any, context: Mapping[str, Any], *, where: str = "") -> Any:
+    """Render every string inside a nested value (http bodies, include inputs, set values).
+
+    A string that is exactly one `{{ expression }}` keeps the expression's type, so
+    `set: {count: "{{ steps.x.outputs.n | int }}"}` stores a number, not text.
+    """
+    if isinstance(value, str):
+        single = _single_expression(value)
+        if single is not None:
+            return evaluate(single, context, where=where)
+        return render(value, context, where=where)
+    if isinstance(value, Mapping):
+        return {k: render_value(v, context, where=where) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [render_value(v, context, where=where) for v in value]
+    return value
+
+
+_SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}$", re.DOTALL)
+
+
+def _single_expression(text: str) -> str | None:
+    match = _SINGLE.match(text.strip())
+    return match.group("expr").strip() if match else None
+
+
+def _explain(exc: Exception) -> str:
+    name = type(exc).__name__
+    if name == "UndefinedError":
+        return f"undefined name: {exc}"
+    if name == "SecurityError":
+        return f"refused by the sandbox: {exc}"
+    if name in ("TemplateSyntaxError", "TemplateAssertionError"):
+        return f"template syntax error: {exc}"
+    return f"{name}: {exc}" if str(exc) else name
+
+
+# -- static analysis (lint) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a template or expression references; `error` if it does not parse."""
+
+    names: frozenset[str] = frozenset()
+    refs: tuple[tuple[str, ...], ...] = ()
+    filters: frozenset[str] = frozenset()
+    tests: frozenset[str] = frozenset()
+    error: str | None = None
+    error_line: int = 1
+
+
+PLAIN = Analysis()
+
+
+def analyze(text: str, *, expression: bool = False) -> Analysis:
+    """Names, dotted references, filters and tests used; or the syntax error."""
+    if not expression and not has_template(text):
+        return PLAIN
+    return _analyze(text, expression)
+
+
+@lru_cache(maxsize=8192)
+def _analyze(text: str, expression: bool) -> Analysis:
+    from jinja2 import TemplateSyntaxError, nodes
+
+    env = environment(False)
+    try:
+        tree = _parse_expression(env, text) if expression else env.parse(text)
+    except TemplateSyntaxError as exc:
+        return Analysis(error=exc.message or str(exc), error_line=exc.lineno or 1)
+    names = _free_names(tree, nodes)
+    refs: list[tuple[str, ...]] = []
+    _collect_refs(tree, refs, nodes)
+    return Analysis(
+        names=names,
+        refs=tuple(r for r in refs if r[0] in names),
+        filters=frozenset(f.name for f in tree.find_all(nodes.Filter)),
+        tests=frozenset(t.name for t in tree.find_all(nodes.Test)),
+    )
+
+
+def _free_names(tree: Any, nodes: Any) -> frozenset[str]:
+    # Names read but never assigned in the template ({% for %}, {% set %}, macro
+    # parameters). Coarser than jinja2.meta (no scopes) and much cheaper: meta runs
+    # the code generator over the whole template.
+    loaded, stored = set(), set()
+    for name in tree.find_all(nodes.Name):
+        (loaded if name.ctx == "load" else stored).add(name.name)
+    return frozenset(loaded - stored)
+
+
+def _parse_expression(env: Any, text: str) -> Any:
+    from jinja2.parser import Parser
+
+    parser = Parser(env, text, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        token = parser.stream.current
+        parser.fail(f"unexpected {token.value!r} after the expression", token.lineno)
+    return expr
+
+
+def _chain(node: Any, nodes: Any) -> tuple[str, ...] | None:
+    if isinstance(node, nodes.Name):
+        return (node.name,)
+    if isinstance(node, nodes.Getattr):
+        inner = _chain(node.node, nodes)
+        return (*inner, node.attr) if inner else None
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        inner = _chain(node.node, nodes)
+        return (*inner, str(node.arg.value)) if inner else None
+    return None
+
+
+def _collect_refs(node: Any, out: list[tuple[str, ...]], nodes: Any) -> None:
+    chain = _chain(node, nodes)
+    if chain is not None:
+        out.append(chain)
+        return
+    if isinstance(node, (nodes.Getattr, nodes.Getitem)):
+        # e.g. steps[item].stdout: the base is not a plain chain; look inside it.
+        _collect_refs(node.node, out, nodes)
+        if isinstance(node, nodes.Getitem):
+            _collect_refs(node.arg, out, nodes)
+        return
+    for child in node.iter_child_nodes():
+        _collect_refs(child, out, nodes)
+
+
+def known_filters() -> frozenset[str]:
+    return frozenset(environment(False).filters)
+
+
+def known_tests() -> frozenset[str]:
+    return frozenset(environment(False).tests)
+
+
+def known_globals() -> frozenset[str]:
+    return frozenset(environment(False).globals)

@@ -1,0 +1,308 @@
+"""Validation of files and directories: load -> schema -> model -> lint, all problems at once.
+
+A file with schema errors is still linted: the invalid parts are cut from a copy of
+its data until the rest validates, so one run reports the typo *and* the reference to
+a step that does not exist. Many files are split across processes (fork), since the
+work is CPU-bound Python.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import schema
+from .diagnostics import Diagnostic, Report
+from .errors import EngineError, UsageError
+from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file
+from .model import PHASES, Runbook, build_runbook
+
+YAML_SUFFIXES = (".yaml", ".yml")
+_SKIP_DIRS = {".git", ".hg", ".svn", ".runbook", ".venv", "venv", "node_modules", "__pycache__",
+              ".tox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis"}
+_SUPPRESS = re.compile(r"#\s*runbook:\s*ignore(?:\[(?P<rules>[A-Za-z0-9_,\s-]*)\])?")
+_PARALLEL_MIN_FILES = 48
+
+
+@dataclass(frozen=True)
+class Options:
+    strict: bool = False
+    inventory_groups: frozenset[str] | None = None
+    jobs: int | None = None
+    limits: Limits = DEFAULT_LIMITS
+
+
+class ValidationFailed(EngineError):
+    """A runbook or scenario has errors; carries every diagnostic."""
+
+    exit_code = 2
+
+    def __init__(self, file: str, diagnostics: Sequence[Diagnostic]) -> None:
+        errors = [d for d in diagnostics if d.is_error]
+        first = "\n".join(
+            f"  {d.file}:{d.line}:{d.column}: {d.message} [{d.rule}]" for d in errors[:20]
+        )
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(f"{file} is not valid ({len(errors)} error(s)):\n{first}{more}")
+        self.file = file
+        self.diagnostics = list(diagnostics)
+
+
+def discover(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """YAML files named, or found recursively under named directories, in sorted order."""
+    found: list[str] = []
+    for raw in paths:
+        path = os.fspath(raw)
+        if os.path.isdir(path):
+            found.extend(_walk(path))
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise UsageError(f"no such file or directory: {path}")
+    return list(dict.fromkeys(found))
+
+
+def _walk(root: str) -> list[str]:
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        out.extend(
+            os.path.join(dirpath, name) for name in sorted(filenames)
+            if name.endswith(YAML_SUFFIXES)
+        )
+    return out
+
+
+# -- one document -------------------------------------------------------------------------
+
+
+@dataclass
+class Checked:
+    """The outcome for one file: its diagnostics and, if valid, its model."""
+
+    file: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    model: Any = None
+    text: str | None = None
+
+
+def check_document(doc: Document, options: Options = Options()) -> Checked:
+    """Schema and lint problems of a loaded document; the model if it has no errors."""
+    diags = list(doc.problems)
+    schema_diags = schema.validate(doc)
+    diags.extend(schema_diags)
+    kind = doc.kind
+    if kind not in schema.KINDS:
+        return Checked(doc.file, diags)
+    lint_doc = doc if not schema_diags else _pruned(doc, kind)
+    model = None
+    if lint_doc is not None:
+        model, lint_diags = _lint(lint_doc, kind, options)
+        known = {(d.line, d.column, d.rule) for d in diags}
+        diags.extend(d for d in lint_diags if (d.line, d.column, d.rule) not in known)
+    diags = _suppressed(doc, diags)
+    valid = not any(d.is_error for d in diags) and not schema_diags
+    return Checked(doc.file, diags, model if valid else None)
+
+
+def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnostic]]:
+    from . import lint
+
+    if kind == "runbook":
+        runbook = build_runbook(doc)
+        return runbook, lint.lint_runbook(doc, runbook, inventory_groups=options.inventory_groups)
+    from ._scenario_rules import lint_scenario
+    from .simulation.scenario import build_scenario
+
+    scenario = build_scenario(doc)
+    target = _scenario_runbook(scenario.runbook_path, options)
+    return scenario, lint_scenario(doc, scenario, target.model,
+                                   runbook_errors=target.errors, runbook_exists=target.exists)
+
+
+@dataclass(frozen=True)
+class _RunbookRef:
+    model: Runbook | None
+    errors: int
+    exists: bool
+
+
+_RUNBOOKS: dict[Path, _RunbookRef] = {}
+
+
+def _scenario_runbook(path: Path, options: Options) -> _RunbookRef:
+    """The runbook a scenario names, loaded once per process however many name it."""
+    if path not in _RUNBOOKS:
+        if not path.is_file():
+            _RUNBOOKS[path] = _RunbookRef(None, 0, False)
+        else:
+            try:
+                doc = load_file(path, options.limits)
+            except LoadError:
+                _RUNBOOKS[path] = _RunbookRef(None, 1, True)
+            else:
+                errors = [d for d in [*doc.problems, *schema.validate(doc)] if d.is_error]
+                ok = not errors and doc.kind == "runbook"
+                _RUNBOOKS[path] = _RunbookRef(
+                    build_runbook(doc) if ok else None, len(errors) or (0 if ok else 1), True
+                )
+    return _RUNBOOKS[path]
+
+
+def _pruned(doc: Document, kind: str, rounds: int = 4) -> Document | None:
+    """A copy of the document without the parts the schema rejects, or None."""
+    data = copy.deepcopy(doc.data)
+    for _ in range(rounds):
+        issues = schema.issues(kind, data)
+        if not issues:
+            return Document(doc.file, data, doc.source)
+        for issue in sorted(issues, key=lambda i: len(i.path), reverse=True):
+            path = issue.path if issue.keyword != "required" or issue.path else ()
+            if not path:
+                return None  # the top level itself is broken: nothing sensible to lint
+            _cut(data, path)
+    return None
+
+
+def _cut(data: Any, path: tuple[str | int, ...]) -> None:
+    parent = data
+    for part in path[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    last = path[-1]
+    if isinstance(parent, dict):
+        parent.pop(last, None)
+    elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+        if len(path) == 2 and path[0] in PHASES:
+            parent[last] = _placeholder_step(last)  # keep indices: positions stay right
+        else:
+            parent[last] = None
+            parent[:] = [x for x in parent if x is not None]
+
+
+def _placeholder_step(index: int) -> dict[str, Any]:
+    return {"id": f"invalid_step_{index}", "wait": "0s"}
+
+
+def _suppressed(doc: Document, diags: list[Diagnostic]) -> list[Diagnostic]:
+    text = doc.source.text
+    if "runbook:" not in text or not diags:
+        return diags
+    lines = text.splitlines()
+    keep = []
+    for d in diags:
+        line = lines[d.line - 1] if 0 < d.line <= len(lines) else ""
+        match = _SUPPRESS.search(line)
+        if match is None:
+            keep.append(d)
+            continue
+        rules = match.group("rules")
+        if rules is not None and d.rule not in {r.strip() for r in rules.split(",")}:
+            keep.append(d)
+    return keep
+
+
+def check_file(path: str, options: Options = Options()) -> Checked:
+    try:
+        doc = load_file(path, options.limits)
+    except LoadError as exc:
+        return Checked(path, [exc.diagnostic])
+    checked = check_document(doc, options)
+    if checked.diagnostics:
+        checked.text = doc.source.text
+    return checked
+
+
+# -- many files ---------------------------------------------------------------------------
+
+
+def validate_paths(paths: Iterable[str | os.PathLike[str]], options: Options = Options()) -> Report:
+    """Validate every runbook and scenario under `paths`; UsageError for missing paths."""
+    files = discover(paths)
+    report = Report(files=files)
+    for checked in _check_all(files, options):
+        report.diagnostics.extend(checked.diagnostics)
+        if checked.text is not None:
+            report.sources[checked.file] = checked.text
+    return report
+
+
+def _jobs(options: Options, count: int) -> int:
+    if options.jobs is not None:
+        return max(1, options.jobs)
+    if count < _PARALLEL_MIN_FILES:
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1), 8))
+
+
+def _check_chunk(args: tuple[list[str], Options]) -> list[Checked]:
+    files, options = args
+    out = []
+    for f in files:
+        checked = check_file(f, options)
+        checked.model = None  # models stay in the worker: only diagnostics travel back
+        out.append(checked)
+    return out
+
+
+def _check_all(files: list[str], options: Options) -> list[Checked]:
+    jobs = _jobs(options, len(files))
+    if jobs <= 1 or len(files) < 2:
+        return _check_chunk((files, options))
+    import multiprocessing
+
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:
+        return _check_chunk((files, options))
+    _warm_up()
+    chunks = [files[i::jobs] for i in range(jobs)]
+    with context.Pool(jobs - 1) as pool:
+        pending = pool.map_async(_check_chunk, [(c, options) for c in chunks[1:]])
+        results = _check_chunk((chunks[0], options))
+        for part in pending.get():
+            results.extend(part)
+    order = {f: i for i, f in enumerate(files)}
+    return sorted(results, key=lambda c: order[c.file])
+
+
+def _warm_up() -> None:
+    # Compile schemas and build the template environment once, before fork, so
+    # every worker inherits them instead of paying again.
+    from . import templating
+
+    for kind in schema.KINDS:
+        schema.issues(kind, {})
+    templating.analyze("{{ x }}")
+
+
+def load_runbook(path: str | os.PathLike[str], options: Options = Options()) -> Runbook:
+    """Load, validate and build a runbook; ValidationFailed listing every error otherwise."""
+    return _load_kind(path, "runbook", options)  # type: ignore[no-any-return]
+
+
+def load_scenario(path: str | os.PathLike[str], options: Options = Options()) -> Any:
+    """Load, validate and build a scenario (engine.simulation.scenario.Scenario)."""
+    return _load_kind(path, "scenario", options)
+
+
+def _load_kind(path: str | os.PathLike[str], kind: str, options: Options) -> Any:
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise UsageError(f"no such file: {name}")
+    checked = check_file(name, options)
+    errors = [d for d in checked.diagnostics if d.is_error]
+    if errors or checked.model is None:
+        raise ValidationFailed(name, checked.diagnostics)
+    found = "runbook" if isinstance(checked.model, Runbook) else "scenario"
+    if found != kind:
+        raise UsageError(f"{name} is a {found}, not a {kind}")
+    return checked.model
