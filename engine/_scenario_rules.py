@@ -130,11 +130,10 @@ def _unscripted(c: ScenarioCheck) -> Iterator[Finding]:
     scripted = {r.step for r in c.scenario.responses if r.step and r.match is None}
     matchers = [r for r in c.scenario.responses if r.match is not None]
     for step in c.runbook.steps():
-        if _needs_response(step) and step.id not in scripted:
-            if not any(_could_match(r, step) for r in matchers):
-                yield Finding(("responses",) if c.scenario.responses else ("runbook",),
-                              f"step '{step.id}' has no response: it would run unscripted",
-                              key=True)
+        covered = step.id in scripted or any(_could_match(r, step) for r in matchers)
+        if _needs_response(step) and not covered:
+            yield Finding(("responses",) if c.scenario.responses else ("runbook",),
+                          f"step '{step.id}' has no response: it would run unscripted", key=True)
         needs_person = isinstance(step.spec, ManualSpec) or step.confirm is not None
         if needs_person and step.id not in c.scenario.participants:
             yield Finding(("participants",) if c.scenario.participants else ("runbook",),
@@ -190,7 +189,7 @@ def _alert_has(alert: dict[str, object], dotted: str) -> bool:
     for part in dotted.split("."):
         if not isinstance(value, dict) and not hasattr(value, "get"):
             return False
-        value = value.get(part)  # type: ignore[union-attr]
+        value = value.get(part)
         if value is None:
             return False
     return True

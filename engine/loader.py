@@ -148,7 +148,7 @@ _SAFE = yaml.constructor.SafeConstructor()
 
 def _scalar(node: ScalarNode) -> Any:
     tag = node.tag
-    if tag == STR or tag == _TIMESTAMP:
+    if tag in (STR, _TIMESTAMP):
         return node.value
     if tag in _SCALAR_TAGS:
         return _SAFE.yaml_constructors[tag](_SAFE, node)
@@ -378,15 +378,18 @@ def _check_depth(text: str, file: str, limits: Limits) -> None:
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 depth += 1
                 if depth > limits.max_depth:
-                    mark = event.start_mark
+                    line, column = _mark(event.start_mark)
                     raise _error(
-                        file, mark.line + 1, mark.column + 1,
-                        f"nesting deeper than {limits.max_depth} levels", RULE_LIMIT,
+                        file, line, column, f"nesting deeper than {limits.max_depth} levels", RULE_LIMIT
                     )
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, file) from None
+
+
+def _mark(mark: Any) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
 
 def _events(text: str) -> Iterator[yaml.Event]:

@@ -281,7 +281,8 @@ def _free_names(tree: Any, nodes: Any) -> frozenset[str]:
     # Names read but never assigned in the template ({% for %}, {% set %}, macro
     # parameters). Coarser than jinja2.meta (no scopes) and much cheaper: meta runs
     # the code generator over the whole template.
-    loaded, stored = set(), set()
+    loaded: set[str] = set()
+    stored: set[str] = set()
     for name in tree.find_all(nodes.Name):
         (loaded if name.ctx == "load" else stored).add(name.name)
     return frozenset(loaded - stored)

@@ -286,7 +286,8 @@ def _warm_up() -> None:
 
 def load_runbook(path: str | os.PathLike[str], options: Options = Options()) -> Runbook:
     """Load, validate and build a runbook; ValidationFailed listing every error otherwise."""
-    return _load_kind(path, "runbook", options)  # type: ignore[no-any-return]
+    runbook: Runbook = _load_kind(path, "runbook", options)
+    return runbook
 
 
 def load_scenario(path: str | os.PathLike[str], options: Options = Options()) -> Any:
