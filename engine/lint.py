@@ -6,8 +6,9 @@ the document's source map. `# runbook: ignore[RB101]` on a line silences a rule 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,29 @@ class Finding:
     at: tuple[int, int] | None = None  # (line, column) inside the string at `path`
 
 
-def spot(text: str, needle: str) -> tuple[int, int] | None:
-    """(line, column), 1-based, of `needle` inside a template string, for positions."""
+_REGIONS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
+def spot(text: str, needle: str, *, expression: bool = False, prefix: str = "",
+         ) -> tuple[int, int] | None:
+    """(line, column), 1-based, of `needle` used as a name in a template or expression.
+
+    The needle must stand alone (`steps.check` is not found inside `steps.checks`, nor
+    `item` inside `inputs.item`) and, in a template, inside `{{ }}` or `{% %}`: the word
+    `item` in the text around them is not the name `item`. `prefix` is a regex that must
+    come just before it (`\\|\\s*` for a filter).
+    """
+    pattern = re.compile(rf"{prefix}(?<![\w.])(?P<needle>{re.escape(needle)})(?!\w)")
+    regions = [(0, len(text))] if expression else [m.span() for m in _REGIONS.finditer(text)]
+    for start, end in [*regions, (0, len(text))]:
+        match = pattern.search(text, start, end)
+        if match is not None:
+            return _line_col(text, match.start("needle"))
     index = text.find(needle)
-    if index < 0:
-        return None
+    return _line_col(text, index) if index >= 0 else None
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
     line = text.count("\n", 0, index) + 1
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
@@ -100,11 +119,29 @@ class Field:
 
     @cached_property
     def analysis(self) -> templating.Analysis:
-        return templating.analyze(self.text, expression=self.expression)
+        if self.braced:
+            # `when: "{{ x }}"` is RB107's; the names inside are still real references.
+            return templating.analyze(self.text)
+        found = templating.analyze(self.text, expression=self.expression)
+        if self.expression and found.error is None:
+            # analyze() does not look at the root node of an expression (a bare `ready`,
+            # a top-level filter or test); inside a list literal the root is a child.
+            return templating.analyze(f"[{self.text}]", expression=True)
+        return found
+
+    @property
+    def braced(self) -> bool:
+        """An expression written with `{{ }}` (RB107)."""
+        return self.expression and templating.has_template(self.text)
+
+    def spot(self, needle: str, prefix: str = "") -> tuple[int, int] | None:
+        """Where `needle` is used in this field, for the diagnostic's position."""
+        return spot(self.text, needle, expression=self.expression and not self.braced,
+                    prefix=prefix)
 
     def allowed_names(self) -> frozenset[str]:
         names = STAGE_NAMES[self.stage]
-        if self.step is not None and self.step.for_each is not None and self.path[-1] != "for_each":
+        if self.step is not None and self.step.for_each is not None and "for_each" not in self.path:
             names = names | {"item"}
         return names | templating.known_globals()
 
@@ -134,12 +171,15 @@ def step_fields(step: Step) -> Iterator[Field]:
         yield f(("when",), step.when, expression=True)
     if isinstance(step.for_each, str):
         yield f(("for_each",), step.for_each, expression=True)
+    elif step.for_each is not None:  # a literal list: its strings are templates
+        for sub, text in _strings(step.for_each, ("for_each",)):
+            yield f(sub, text)
     yield from _spec_fields(step, spec, f)
     for k, v in step.env.items():
         yield f(("env", k), v)
     if step.confirm is not None and step.confirm.message:
-        sub: DataPath = ("confirm",) if step.confirm.role is None else ("confirm", "message")
-        yield f(sub, step.confirm.message)
+        # `confirm: text` or `confirm: {message: text}`; RunbookCheck.fields tells them apart
+        yield f(("confirm",), step.confirm.message)
     for k, v in step.outputs.items():
         yield f(("outputs", k), v, stage="after")
     for name in ("expect", "until"):
@@ -205,8 +245,14 @@ class RunbookCheck:
 
     @cached_property
     def fields(self) -> list[Field]:
-        out = [f for s in self.runbook.steps() for f in step_fields(s)]
+        out = [self._placed(f) for s in self.runbook.steps() for f in step_fields(s)]
         return out + list(runbook_fields(self.runbook))
+
+    def _placed(self, f: Field) -> Field:
+        """The field with the path of its string in the file (`confirm: {message: ...}`)."""
+        if f.path[-1] == "confirm" and self.doc.source.node((*f.path, "message")) is not None:
+            return replace(f, path=(*f.path, "message"))
+        return f
 
     @cached_property
     def order(self) -> dict[str, int]:
@@ -217,17 +263,18 @@ class RunbookCheck:
         return order
 
     @cached_property
+    def position(self) -> dict[DataPath, int]:
+        """Step path -> position in run order (a duplicate id keeps its own place)."""
+        return {step.path: i for i, step in enumerate(self.runbook.steps())}
+
+    @cached_property
     def all_ids(self) -> set[str]:
         return {s.id for s in self.runbook.steps(rollbacks=True)}
 
     @cached_property
     def parsed(self) -> list[Field]:
         """Fields that parse (syntax errors are reported by their own rule)."""
-        return [f for f in self.fields if f.analysis.error is None and not _braced(f)]
-
-
-def _braced(f: Field) -> bool:
-    return f.expression and templating.has_template(f.text)
+        return [f for f in self.fields if f.analysis.error is None]
 
 
 def lint_runbook(doc: Document, runbook: Runbook, *,
@@ -280,25 +327,26 @@ def _undefined_step(c: RunbookCheck) -> Iterator[Finding]:
         if ref not in c.all_ids:
             hint = _did_you_mean(ref, c.all_ids)
             yield Finding(f.path, f"steps.{ref} refers to a step that does not exist{hint}",
-                          at=spot(f.text, f"steps.{ref}"))
+                          at=f.spot(f"steps.{ref}"))
 
 
 @rule("RB103", "step-used-before-run", ERROR,
       "A step's results exist only after it ran; using them earlier is always undefined.")
 def _used_before(c: RunbookCheck) -> Iterator[Finding]:
     for f, ref in _step_refs(c):
-        if f.step is None or ref not in c.order or f.step.id not in c.order:
+        if f.step is None or _in_rollback(f) or ref not in c.all_ids:
             continue  # runbook-level templates and rollbacks may use any step
-        if _in_rollback(f):
+        at = f.spot(f"steps.{ref}")
+        if ref not in c.order:
+            yield Finding(f.path, f"steps.{ref} is a rollback step: it runs only after a "
+                                  "failure, never before this one", at=at)
             continue
-        mine, theirs = c.order[f.step.id], c.order[ref]
+        mine, theirs = c.position[f.step.path], c.order[ref]
         if theirs > mine:
-            yield Finding(f.path, f"steps.{ref} is used before it runs (it comes later)",
-                          at=spot(f.text, f"steps.{ref}"))
+            yield Finding(f.path, f"steps.{ref} is used before it runs (it comes later)", at=at)
         elif theirs == mine:
             yield Finding(f.path, f"step '{ref}' refers to itself through steps.{ref}: "
-                                  "use stdout, outputs, exit_code directly",
-                          at=spot(f.text, f"steps.{ref}"))
+                                  "use stdout, outputs, exit_code directly", at=at)
 
 
 def _in_rollback(f: Field) -> bool:
@@ -330,7 +378,7 @@ def _undefined_target(c: RunbookCheck) -> Iterator[Finding]:
       "A template that does not parse fails the step when it is reached.")
 def _template_syntax(c: RunbookCheck) -> Iterator[Finding]:
     for f in c.fields:
-        if f.analysis.error is not None and not _braced(f):
+        if f.analysis.error is not None and not f.braced:
             line = f.analysis.error_line
             where = f" (line {line} of the template)" if line > 1 else ""
             what = "expression" if f.expression else "template"
@@ -346,19 +394,19 @@ def _unknown_names(c: RunbookCheck) -> Iterator[Finding]:
         for name in sorted(f.analysis.names - allowed):
             if name == "item" and f.step is not None:
                 msg = "'item' is only defined in a step with for_each"
-            elif name in RESULT_NAMES:
+            elif name in RESULT_NAMES and f.step is not None:
                 msg = (f"'{name}' is a result of the step and is not known yet here; "
                        "use it in outputs, expect or until")
             else:
                 msg = f"unknown name '{name}'{_did_you_mean(name, allowed)}"
-            yield Finding(f.path, msg, at=spot(f.text, name))
+            yield Finding(f.path, msg, at=f.spot(name))
 
 
 @rule("RB107", "braces-in-expression", ERROR,
       "`when`, `expect` and `until` are bare expressions; `{{ }}` inside them is a mistake.")
 def _braces(c: RunbookCheck) -> Iterator[Finding]:
     for f in c.fields:
-        if _braced(f):
+        if f.braced:
             yield Finding(f.path, f"'{f.path[-1]}' is a bare expression: remove the {{{{ }}}}")
 
 
@@ -396,7 +444,8 @@ def _until_timeout(c: RunbookCheck) -> Iterator[Finding]:
 @rule("RB111", "missing-detection", WARNING,
       "Without detection a runbook acts on an alert it never confirmed.")
 def _no_detection(c: RunbookCheck) -> Iterator[Finding]:
-    if c.runbook.phase("detection") is None:
+    phase = c.runbook.phase("detection")
+    if phase is None or not phase.steps:  # `detection: []` confirms nothing either
         yield Finding(("id",), "runbook has no detection phase to confirm the alert", key=True)
 
 
@@ -425,13 +474,19 @@ def _secret_in_notify(c: RunbookCheck) -> Iterator[Finding]:
     for f, name in _input_refs(c):
         if f.notify and name in secrets:
             yield Finding(f.path, f"secret input '{name}' is interpolated into a message",
-                          at=spot(f.text, f"inputs.{name}"))
+                          at=f.spot(f"inputs.{name}"))
+
+
+_INPUT_TEXT = re.compile(r"\binputs\s*(?:\.\s*(\w+)|\[\s*['\"](\w+)['\"]\s*\])")
 
 
 @rule("RB114", "unused-input", WARNING,
       "A required input nobody uses makes every operator type a value for nothing.")
 def _unused_inputs(c: RunbookCheck) -> Iterator[Finding]:
     used = {name for _, name in _input_refs(c)}
+    for f in c.fields:
+        if f.analysis.error is not None:  # RB105 reports it; do not add a second warning
+            used.update(m.group(1) or m.group(2) for m in _INPUT_TEXT.finditer(f.text))
     for name, spec in c.runbook.inputs.items():
         if spec.required and name not in used:
             yield Finding(("inputs", name), f"input '{name}' has no default and is never used",
@@ -445,7 +500,7 @@ def _undefined_inputs(c: RunbookCheck) -> Iterator[Finding]:
     for f, name in _input_refs(c):
         if name not in declared:
             yield Finding(f.path, f"inputs.{name} is not declared{_did_you_mean(name, declared)}",
-                          at=spot(f.text, f"inputs.{name}"))
+                          at=f.spot(f"inputs.{name}"))
 
 
 def _assigned_vars(rb: Runbook) -> set[str]:
@@ -467,7 +522,7 @@ def _undefined_vars(c: RunbookCheck) -> Iterator[Finding]:
             if ref[0] == "vars" and len(ref) > 1 and ref[1] not in assigned:
                 yield Finding(f.path, f"vars.{ref[1]} is never assigned"
                                       f"{_did_you_mean(ref[1], assigned)}",
-                              at=spot(f.text, f"vars.{ref[1]}"))
+                              at=f.spot(f"vars.{ref[1]}"))
 
 
 @rule("RB117", "undeclared-role", ERROR,
@@ -476,8 +531,10 @@ def _undeclared_roles(c: RunbookCheck) -> Iterator[Finding]:
     roles = set(c.runbook.roles)
     if not roles:
         return
-    if c.runbook.defaults.role and c.runbook.defaults.role not in roles:
-        yield Finding(("defaults", "role"), f"role '{c.runbook.defaults.role}' is not declared")
+    default = c.runbook.defaults.role
+    if default and default not in roles:
+        yield Finding(("defaults", "role"), f"role '{default}' is not declared in roles"
+                      f"{_did_you_mean(default, roles)}")
     for step in c.runbook.steps(rollbacks=True):
         if step.role and step.role not in roles:
             yield Finding((*step.path, "role"), f"role '{step.role}' is not declared in roles"
@@ -495,10 +552,10 @@ def _unknown_filters(c: RunbookCheck) -> Iterator[Finding]:
     for f in c.parsed:
         for name in sorted(f.analysis.filters - filters):
             yield Finding(f.path, f"unknown filter '{name}'{_did_you_mean(name, filters)}",
-                          at=spot(f.text, name))
+                          at=f.spot(name, prefix=r"\|\s*"))
         for name in sorted(f.analysis.tests - tests):
             yield Finding(f.path, f"unknown test '{name}'{_did_you_mean(name, tests)}",
-                          at=spot(f.text, name))
+                          at=f.spot(name, prefix=r"\bis\s+(?:not\s+)?"))
 
 
 @rule("RB119", "missing-include", ERROR,
@@ -507,8 +564,10 @@ def _missing_include(c: RunbookCheck) -> Iterator[Finding]:
     base = Path(c.runbook.file).parent
     for step in c.runbook.steps(rollbacks=True):
         if isinstance(step.spec, IncludeSpec) and not (base / step.spec.runbook).is_file():
-            yield Finding((*step.path, "include"),
-                          f"included runbook '{step.spec.runbook}' does not exist")
+            path: DataPath = (*step.path, "include")
+            if c.doc.source.node((*path, "runbook")) is not None:
+                path = (*path, "runbook")  # `include: {runbook: ...}`: point at the path
+            yield Finding(path, f"included runbook '{step.spec.runbook}' does not exist")
 
 
 def _did_you_mean(word: str, options: Any) -> str:
