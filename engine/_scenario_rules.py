@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
 from .diagnostics import Diagnostic
 from .lint import ERROR, WARNING, Finding, _did_you_mean, _run_rules, rule
 from .loader import Document
-from .model import HttpSpec, ManualSpec, Runbook, RunSpec, Step
-from .simulation.scenario import Response, Scenario
+from .model import MISSING, AskField, HttpSpec, ManualSpec, Runbook, RunSpec, Step
+from .simulation.scenario import Participant, Response, Scenario
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 
@@ -104,18 +104,41 @@ def _could_match(resp: Response, step: Step) -> bool:
     if isinstance(step.spec, RunSpec):
         command = _pattern_text(step.spec.command)
         if match.command is not None:
-            prefix = match.command.split("*", 1)[0].split("?", 1)[0]
-            return fnmatch.fnmatchcase(command, match.command) or command.startswith(prefix)
+            return _may_render_to(command, match.command)
         if match.command_regex is not None:
             return re.search(match.command_regex, command) is not None or "*" in command
         return match.url is None and match.method is None
     if isinstance(step.spec, HttpSpec):
-        url = _pattern_text(step.spec.url)
         if match.url is not None:
-            prefix = match.url.split("*", 1)[0]
-            return fnmatch.fnmatchcase(url, match.url) or url.startswith(prefix)
+            return _may_render_to(_pattern_text(step.spec.url), match.url)
         return match.command is None and match.command_regex is None
     return False
+
+
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+def _may_render_to(text: str, glob: str) -> bool:
+    """Could a step's text (its templates written as `*`) render to something `glob` matches?
+
+    Without templates the text is what the simulated world sees: an exact glob match.
+    With templates, a literal glob the text can produce (`systemctl restart db-1` for
+    `systemctl restart {{ host }}`) matches, and so does a glob whose fixed start and end
+    agree with the text's: a warning about a step the glob does cover would be noise.
+    """
+    if fnmatch.fnmatchcase(text, glob):
+        return True
+    if "*" not in text:
+        return False
+    if fnmatch.fnmatchcase(glob, text):
+        return True
+    head, tail = text.split("*", 1)[0], text.rsplit("*", 1)[-1]
+    glob_head, glob_tail = _WILDCARD.split(glob)[0], _WILDCARD.split(glob)[-1]
+    return _agree(head, glob_head, str.startswith) and _agree(tail, glob_tail, str.endswith)
+
+
+def _agree(a: str, b: str, test: Callable[[str, str], bool]) -> bool:
+    return test(a, b) or test(b, a)
 
 
 def _needs_response(step: Step) -> bool:
@@ -149,20 +172,46 @@ def _answers(c: ScenarioCheck) -> Iterator[Finding]:
     for step_id, who in c.scenario.participants.items():
         step = c.runbook.step(step_id)
         if step is None:
-            continue
-        fields = {a.name: a for a in step.spec.ask} if isinstance(step.spec, ManualSpec) else {}
-        for name, value in who.answers.items():
-            path = ("participants", step_id, "answers", name)
-            ask = fields.get(name)
-            if ask is None:
-                yield Finding(path, f"step '{step_id}' asks no question '{name}'"
-                                    f"{_did_you_mean(name, fields)}", key=True)
-            elif ask.choices is not None and value not in ask.choices:
-                yield Finding(path, f"answer {value!r} is not one of "
-                                    f"{', '.join(map(str, ask.choices))}")
+            continue  # RB203
+        yield from _answer_problems(step, who)
         if who.approve is not None and step.confirm is None:
             yield Finding(("participants", step_id, "approve"),
                           f"step '{step_id}' asks for no confirmation", key=True)
+
+
+def _answer_problems(step: Step, who: Participant) -> Iterator[Finding]:
+    fields = {a.name: a for a in step.spec.ask} if isinstance(step.spec, ManualSpec) else {}
+    base = ("participants", step.id, "answers")
+    for name, value in who.answers.items():
+        ask = fields.get(name)
+        if ask is None:
+            yield Finding((*base, name), f"step '{step.id}' asks no question '{name}'"
+                                         f"{_did_you_mean(name, fields)}", key=True)
+        elif (problem := _misfit(ask, value)) is not None:
+            yield Finding((*base, name), problem)
+    # An unattended drill has nobody to type the answer to a question without default.
+    missing = [n for n, a in fields.items() if n not in who.answers and a.default is MISSING]
+    if missing:
+        where = base if who.answers else ("participants", step.id)
+        yield Finding(where, f"no answer for {', '.join(map(repr, missing))}, which "
+                             f"step '{step.id}' asks without a default", key=True)
+
+
+def _misfit(ask: AskField, value: object) -> str | None:
+    """Why `value` cannot be the answer to `ask`, or None if it can."""
+    if ask.choices is not None and value not in ask.choices:
+        return f"answer {value!r} is not one of {', '.join(map(str, ask.choices))}"
+    if ask.type == "confirm" and not isinstance(value, bool):
+        return f"answer {value!r} to '{ask.name}' must be true or false"
+    if ask.type != "number":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"answer {value!r} to '{ask.name}' is not a number"
+    if ask.minimum is not None and value < ask.minimum:
+        return f"answer {value} to '{ask.name}' is too small: at least {ask.minimum}"
+    if ask.maximum is not None and value > ask.maximum:
+        return f"answer {value} to '{ask.name}' is too large: at most {ask.maximum}"
+    return None
 
 
 @rule("RB208", "scenario-inputs", ERROR,
