@@ -335,7 +335,7 @@ def _undefined_step(c: RunbookCheck) -> Iterator[Finding]:
 def _used_before(c: RunbookCheck) -> Iterator[Finding]:
     for f, ref in _step_refs(c):
         if f.step is None or _in_rollback(f) or ref not in c.all_ids:
-            continue  # runbook-level templates and rollbacks may use any step
+            continue  # runbook-level templates and rollbacks may use any step; RB102 unknowns
         at = f.spot(f"steps.{ref}")
         if ref not in c.order:
             yield Finding(f.path, f"steps.{ref} is a rollback step: it runs only after a "

@@ -656,6 +656,23 @@ def test_block_scalar_syntax_error_is_on_the_source_line_of_the_error(tmp_path: 
     assert "line 3 of the template" in diag.message
 
 
+@pytest.mark.xfail(strict=True, reason="loader.SourceMap.inside_scalar maps template lines of "
+                   "folded (`>`) and plain multi-line scalars as if they were literal (reported)")
+@pytest.mark.parametrize("indicator", [">", ""])
+def test_reference_in_a_folded_scalar_is_on_its_source_line(indicator: str, tmp_path: Path,
+                                                             ) -> None:
+    """In `run: >` (and a plain scalar over two lines) the reference on line 2 is found there."""
+    text = runbook(f"""
+        defaults: {{timeout: 1m}}
+        detection:
+          - id: a
+            run: {indicator}
+              echo one
+              echo {{{{ steps.nope.stdout }}}}
+        """)
+    assert positions(lint(tmp_path, text), "RB102") == [(10, 15)]
+
+
 # -- suppression comments ----------------------------------------------------------------------
 
 UNTIMED = """
