@@ -24,6 +24,7 @@ class ScenarioCheck:
     runbook: Runbook | None
     runbook_errors: int = 0
     runbook_exists: bool = True
+    runbook_kind: str | None = None  # set when the file is not a runbook
 
     @cached_property
     def step_ids(self) -> set[str]:
@@ -34,8 +35,9 @@ class ScenarioCheck:
 
 
 def lint_scenario(doc: Document, scenario: Scenario, runbook: Runbook | None, *,
-                  runbook_errors: int = 0, runbook_exists: bool = True) -> list[Diagnostic]:
-    check = ScenarioCheck(doc, scenario, runbook, runbook_errors, runbook_exists)
+                  runbook_errors: int = 0, runbook_exists: bool = True,
+                  runbook_kind: str | None = None) -> list[Diagnostic]:
+    check = ScenarioCheck(doc, scenario, runbook, runbook_errors, runbook_exists, runbook_kind)
     return _run_rules("scenario", check, doc)
 
 
@@ -45,6 +47,8 @@ def _missing_runbook(c: ScenarioCheck) -> Iterator[Finding]:
     if not c.runbook_exists:
         yield Finding(("runbook",), f"runbook '{c.scenario.runbook}' does not exist "
                                     f"(looked for {c.scenario.runbook_path})")
+    elif c.runbook_kind is not None:
+        yield Finding(("runbook",), f"'{c.scenario.runbook}' is a {c.runbook_kind}, not a runbook")
     elif c.runbook is None:
         yield Finding(("runbook",), f"runbook '{c.scenario.runbook}' is not valid "
                                     f"({c.runbook_errors} error(s)); validate it first")

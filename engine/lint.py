@@ -122,12 +122,7 @@ class Field:
         if self.braced:
             # `when: "{{ x }}"` is RB107's; the names inside are still real references.
             return templating.analyze(self.text)
-        found = templating.analyze(self.text, expression=self.expression)
-        if self.expression and found.error is None:
-            # analyze() does not look at the root node of an expression (a bare `ready`,
-            # a top-level filter or test); inside a list literal the root is a child.
-            return templating.analyze(f"[{self.text}]", expression=True)
-        return found
+        return templating.analyze(self.text, expression=self.expression)
 
     @property
     def braced(self) -> bool:

@@ -106,15 +106,42 @@ class SourceMap:
         if not isinstance(node, ScalarNode):
             return self.position(path)
         start = node.start_mark
-        if node.style in ("|", ">"):
+        if node.style == "|":
             first = start.line + 1  # content starts on the line after the indicator
-            text_line = first + line - 1
             indent = _indent_of(self.text, first)
-            return Position(text_line + 1, indent + column)
+            return Position(first + line, indent + column)
+        found = _find_in_source(self.text, node, line, column)
+        if found is not None:
+            return found
+        quote = 1 if node.style in ("'", '"') else 0
         if line <= 1:
-            quote = 1 if node.style in ("'", '"') else 0
             return Position(start.line + 1, start.column + 1 + quote + column - 1)
         return Position(start.line + line, 1)
+
+
+def _find_in_source(text: str, node: ScalarNode, line: int, column: int) -> Position | None:
+    """Folded, plain multi-line and quoted scalars change line breaks and escapes, so
+    their value does not map line for line: find the same text in the source instead
+    (the same occurrence of it, counted from the start of the value)."""
+    value = node.value
+    lines = value.split("\n")
+    if not 0 < line <= len(lines):
+        return None
+    offset = sum(len(x) + 1 for x in lines[: line - 1]) + column - 1
+    needle = value[offset:].split("\n", 1)[0][:24]
+    if not needle.strip():
+        return None
+    nth = value.count(needle, 0, offset)
+    span = text[node.start_mark.index: node.end_mark.index]
+    at = -1
+    for _ in range(nth + 1):
+        at = span.find(needle, at + 1)
+        if at < 0:
+            return None
+    absolute = node.start_mark.index + at
+    row = text.count("\n", 0, absolute)
+    col = absolute - (text.rfind("\n", 0, absolute) + 1)
+    return Position(row + 1, col + 1)
 
 
 def _indent_of(text: str, line_index: int) -> int:

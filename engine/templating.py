@@ -266,6 +266,10 @@ def _analyze(text: str, expression: bool) -> Analysis:
         tree = _parse_expression(env, text) if expression else env.parse(text)
     except TemplateSyntaxError as exc:
         return Analysis(error=exc.message or str(exc), error_line=exc.lineno or 1)
+    if expression:
+        # find_all() walks children only: wrap so the root (a bare `ready`, a
+        # top-level filter or test) is seen too.
+        tree = nodes.Template([nodes.Output([tree])])
     names = _free_names(tree, nodes)
     refs: list[tuple[str, ...]] = []
     _collect_refs(tree, refs, nodes)

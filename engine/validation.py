@@ -121,8 +121,8 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
 
     scenario = build_scenario(doc)
     target = _scenario_runbook(scenario.runbook_path, options)
-    return scenario, lint_scenario(doc, scenario, target.model,
-                                   runbook_errors=target.errors, runbook_exists=target.exists)
+    return scenario, lint_scenario(doc, scenario, target.model, runbook_errors=target.errors,
+                                   runbook_exists=target.exists, runbook_kind=target.wrong_kind)
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,7 @@ class _RunbookRef:
     model: Runbook | None
     errors: int
     exists: bool
+    wrong_kind: str | None = None
 
 
 _RUNBOOKS: dict[Path, _RunbookRef] = {}
@@ -149,7 +150,8 @@ def _scenario_runbook(path: Path, options: Options) -> _RunbookRef:
                 errors = [d for d in [*doc.problems, *schema.validate(doc)] if d.is_error]
                 ok = not errors and doc.kind == "runbook"
                 _RUNBOOKS[path] = _RunbookRef(
-                    build_runbook(doc) if ok else None, len(errors) or (0 if ok else 1), True
+                    build_runbook(doc) if ok else None, len(errors) or (0 if ok else 1), True,
+                    doc.kind if doc.kind != "runbook" else None,
                 )
     return _RUNBOOKS[path]
 
@@ -181,14 +183,18 @@ def _cut(data: Any, path: tuple[str | int, ...]) -> None:
         parent.pop(last, None)
     elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
         if len(path) == 2 and path[0] in PHASES:
-            parent[last] = _placeholder_step(last)  # keep indices: positions stay right
+            parent[last] = _placeholder_step(parent[last], last)  # keep indices: positions stay right
         else:
             parent[last] = None
             parent[:] = [x for x in parent if x is not None]
 
 
-def _placeholder_step(index: int) -> dict[str, Any]:
-    return {"id": f"invalid_step_{index}", "wait": "0s"}
+def _placeholder_step(original: Any, index: int) -> dict[str, Any]:
+    # Keep a usable id: later steps referring to it must not get a false RB102.
+    step_id = original.get("id") if isinstance(original, dict) else None
+    if not (isinstance(step_id, str) and re.fullmatch(r"[a-z][a-z0-9_]*", step_id)):
+        step_id = f"invalid_step_{index}"
+    return {"id": step_id, "wait": "0s"}
 
 
 def _suppressed(doc: Document, diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -226,6 +232,7 @@ def check_file(path: str, options: Options = Options()) -> Checked:
 def validate_paths(paths: Iterable[str | os.PathLike[str]], options: Options = Options()) -> Report:
     """Validate every runbook and scenario under `paths`; UsageError for missing paths."""
     files = discover(paths)
+    _RUNBOOKS.clear()  # files may have changed since an earlier call in this process
     report = Report(files=files)
     for checked in _check_all(files, options):
         report.diagnostics.extend(checked.diagnostics)

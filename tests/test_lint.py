@@ -656,8 +656,6 @@ def test_block_scalar_syntax_error_is_on_the_source_line_of_the_error(tmp_path: 
     assert "line 3 of the template" in diag.message
 
 
-@pytest.mark.xfail(strict=True, reason="loader.SourceMap.inside_scalar maps template lines of "
-                   "folded (`>`) and plain multi-line scalars as if they were literal (reported)")
 @pytest.mark.parametrize("indicator", [">", ""])
 def test_reference_in_a_folded_scalar_is_on_its_source_line(indicator: str, tmp_path: Path,
                                                              ) -> None:
@@ -750,8 +748,6 @@ def test_step_with_an_invalid_field_keeps_its_id_for_references(tmp_path: Path) 
     assert of(diags, "RB102") == []
 
 
-@pytest.mark.xfail(strict=True, reason="validation._placeholder_step drops the id of a step cut "
-                   "for a oneOf error, so references to it look undefined (reported)")
 def test_step_with_two_kinds_keeps_its_id_for_references(tmp_path: Path) -> None:
     """A step with both `run` and `manual` (RB014) is still a step others may reference."""
     text = runbook("""
