@@ -175,9 +175,8 @@ def _enum(comp: Compiler, schema: dict[str, Any], name: str) -> Check:
 
 
 def _json_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return bool(a == b)
+    # Python says True == 1 and [True] == [1]; JSON Schema does not, at any depth.
+    return bool(_json_key(a) == _json_key(b))
 
 
 def _object(comp: Compiler, schema: dict[str, Any], name: str) -> Check | None:
@@ -257,13 +256,33 @@ def _array(comp: Compiler, schema: dict[str, Any], name: str) -> Check | None:
         if max_i is not None and len(value) > max_i:
             out.append(Issue(path, "maxItems", f"allows at most {max_i} item(s)"))
         if unique:
-            seen: list[Any] = []
-            for i, item in enumerate(value):
-                if any(_json_equal(item, s) for s in seen):
-                    out.append(Issue(path + (i,), "uniqueItems", f"duplicate item {item!r}"))
-                seen.append(item)
+            _check_unique(value, path, out)
 
     return check
+
+
+def _check_unique(value: list[Any], path: Path, out: list[Issue]) -> None:
+    # A set of canonical keys, not pairwise comparison: a hostile file with a list of
+    # 100,000 roles must not take hours.
+    seen: set[Any] = set()
+    for i, item in enumerate(value):
+        key = _json_key(item)
+        if key in seen:
+            out.append(Issue(path + (i,), "uniqueItems", f"duplicate item {item!r}"))
+        seen.add(key)
+
+
+def _json_key(value: Any) -> Any:
+    """A hashable key equal for JSON-equal values: 1 and 1.0 match, true and 1 do not."""
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    if isinstance(value, list):
+        return ("list", tuple(_json_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("map", frozenset((k, _json_key(v)) for k, v in value.items()))
+    return ("other", value)
 
 
 def _string(comp: Compiler, schema: dict[str, Any], name: str) -> Check | None:

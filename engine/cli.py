@@ -135,6 +135,189 @@ def rules(fmt: str) -> None:
         click.echo(f"{rid}  {info['severity']:<7}  {info['name']:<28} {info['rationale']}")
 
 
+# -- live runs -------------------------------------------------------------------------------------
+
+
+def _run_options(f: Any) -> Any:
+    """Options shared by `run` and `resume`."""
+    options = [
+        click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",
+                     help="An input value (repeatable)."),
+        click.option("--answer", "answers", multiple=True, metavar="STEP.FIELD=VALUE",
+                     help="Answer a manual step's question without asking (repeatable)."),
+        click.option("-y", "--yes", is_flag=True,
+                     help="Approve confirmations and acknowledge manual steps (unattended runs)."),
+        click.option("--as", "people", multiple=True, metavar="NAME:ROLE",
+                     help="A participant and their role (repeatable); recorded in the journal."),
+        click.option("--non-interactive", is_flag=True,
+                     help="Never prompt, even on a terminal: answers come from flags."),
+        click.option("--runs-dir", type=click.Path(file_okay=False),
+                     help="Where run directories go (default .runbook/runs, or $RUNBOOK_HOME/runs)."),
+        click.option("--channels", type=click.Path(dir_okay=False),
+                     help="Notification channels config (default $RUNBOOK_CHANNELS or .runbook/channels.yaml)."),
+        click.option("--no-rollback-on-abort", is_flag=True,
+                     help="When the run is aborted (Ctrl-C, SIGTERM), do not run rollbacks."),
+        click.option("-q", "--quiet", is_flag=True, help="Do not stream command output to the console."),
+        click.option("--inventory", type=click.Path(dir_okay=False),
+                     help="Inventory for `group:` targets (or $RUNBOOK_INVENTORY)."),
+        click.option("--accept-new-host-keys", is_flag=True,
+                     help="Trust and record SSH host keys seen for the first time (never changed ones)."),
+        click.option("--color/--no-color", default=None, help="Colour the console."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _answers(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    from .errors import UsageError
+
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        step, dot, field = key.partition(".")
+        if not sep or not dot or not step or not field:
+            raise UsageError(f"--answer expects STEP.FIELD=VALUE, got {pair!r}")
+        out.setdefault(step, {})[field] = value
+    return out
+
+
+def _people(pairs: tuple[str, ...], roles: tuple[str, ...]) -> tuple[Any, ...]:
+    from .errors import UsageError
+    from .executors.prompts import Participant
+
+    people = []
+    for pair in pairs:
+        name, _, role = pair.partition(":")
+        if not name:
+            raise UsageError(f"--as expects NAME or NAME:ROLE, got {pair!r}")
+        if role and roles and role not in roles:
+            raise UsageError(f"--as {pair}: the runbook declares no role {role!r} "
+                             f"(roles: {', '.join(roles)})")
+        people.append(Participant(name, role or None))
+    return tuple(people)
+
+
+def _live_options(ctx_options: dict[str, Any], runbook: Any) -> Any:
+    from pathlib import Path
+
+    from .session import LiveOptions
+
+    interactive = sys.stdin.isatty() and not ctx_options["non_interactive"]
+    return LiveOptions(
+        answers=_answers(ctx_options["answers"]), yes=ctx_options["yes"], interactive=interactive,
+        participants=_people(ctx_options["people"], runbook.roles),
+        runs_dir=Path(ctx_options["runs_dir"]) if ctx_options["runs_dir"] else None,
+        channels=ctx_options["channels"], rollback_on_abort=not ctx_options["no_rollback_on_abort"],
+        color=_use_color(ctx_options["color"], sys.stdout), show_output=not ctx_options["quiet"],
+        inventory=ctx_options["inventory"], accept_new_host_keys=ctx_options["accept_new_host_keys"],
+    )
+
+
+def _load_runbook(path: str) -> Any:
+    from .validation import load_runbook
+
+    return load_runbook(path)
+
+
+@cli.command()
+@click.argument("runbook_file", metavar="RUNBOOK", type=click.Path(dir_okay=False))
+@click.option("--inputs-file", type=click.Path(dir_okay=False), help="YAML/JSON mapping of inputs.")
+@click.option("--alert", "alert_file", type=click.Path(dir_okay=False),
+              help="An Alertmanager webhook payload (or one alert) that fills inputs declaring `alert:`.")
+@click.option("--alert-index", type=click.IntRange(min=0), help="Which alert of the payload to use.")
+@click.option("--dry-run", is_flag=True, help="Print the rendered plan; execute nothing.")
+@_run_options
+def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, alert_index: int | None,
+        dry_run: bool, **options: Any) -> None:
+    """Run a runbook: live, or with --dry-run as a rendered plan.
+
+    Exit status: 0 resolved, 1 failed, 5 not confirmed, 6 escalated, 130 aborted,
+    2 invalid runbook or inputs, 3 journal error, 4 another run holds the lock.
+    """
+    from . import inputs as inputs_mod
+    from .masking import Masker
+
+    runbook = _load_runbook(runbook_file)
+    alert = _alert(alert_file, alert_index, interactive=sys.stdin.isatty() and not options["non_interactive"])
+    given = inputs_mod.parse_assignments(options["inputs"])
+    from_file = inputs_mod.load_inputs_file(inputs_file) if inputs_file else None
+    resolved = inputs_mod.resolve(runbook, given=given, from_file=from_file, alert=alert)
+    if dry_run:
+        from .plan import build_plan, render_plan
+
+        click.echo(render_plan(build_plan(runbook, resolved.values), Masker(resolved.secrets)), nl=False)
+        return
+    from .session import OUTCOME_EXIT, run_live
+
+    live = _live_options(options, runbook)
+    result, _ = run_live(runbook, resolved.values, live, secrets=tuple(resolved.secrets))
+    sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
+
+
+def _alert(path: str | None, index: int | None, *, interactive: bool) -> Any:
+    if path is None:
+        return None
+    from . import alerts
+
+    payload = alerts.read_payload(path)
+    try:
+        return alerts.choose(payload, index)
+    except alerts.AmbiguousAlert as exc:
+        if not interactive:
+            raise
+        click.echo(str(exc).split(":", 1)[1].strip("\n").split("\n", 1)[1], err=True)
+        chosen = click.prompt("Which alert?", type=click.IntRange(0, len(exc.alerts) - 1), err=True)
+        return exc.alerts[chosen]
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--rerun-interrupted", "rerun", flag_value=True, default=None,
+              help="Run again a step that was interrupted mid-way.")
+@click.option("--skip-interrupted", "rerun", flag_value=False,
+              help="Skip a step that was interrupted mid-way.")
+@_run_options
+def resume(run_dir: str, rerun: bool | None, **options: Any) -> None:
+    """Continue an interrupted run from its journal (completed steps are not re-run)."""
+    from pathlib import Path
+
+    from . import inputs as inputs_mod
+    from .session import OUTCOME_EXIT, recover, resume_run
+
+    directory = Path(run_dir)
+    recovered = recover(directory, rerun=rerun)
+    runbook = _load_runbook(recovered.runbook_file)
+    given = {**recovered.inputs, **inputs_mod.parse_assignments(options["inputs"])}
+    resolved = inputs_mod.resolve(runbook, from_file=given)
+    live = _live_options(options, runbook)
+    result = resume_run(directory, runbook, recovered, resolved.values, live, secrets=tuple(resolved.secrets))
+    sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
+
+
+@cli.command()
+@click.option("--runs-dir", type=click.Path(file_okay=False), help="Default .runbook/runs.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
+    """List recent runs with their outcome and duration."""
+    import json
+    from pathlib import Path
+
+    from .history import list_runs
+    from .session import RUNS, home
+
+    found = list_runs(Path(runs_dir) if runs_dir else home() / RUNS, limit)
+    if fmt == "json":
+        click.echo(json.dumps([r.__dict__ for r in found], indent=2, default=str))
+        return
+    if not found:
+        click.echo("no runs yet")
+        return
+    for r in found:
+        click.echo(f"{r.run_id:<40} {r.mode:<8} {r.outcome:<14} {r.duration_text:>8}  {r.started}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="runbook")

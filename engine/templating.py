@@ -32,6 +32,26 @@ class Raw(str):
     """A value the shell environment substitutes without quoting (`| raw`)."""
 
 
+class Placeholder(str):
+    """A value not known before the run (dry-run): renders as `<steps.x.stdout>`, and
+    attribute or item access gives a longer placeholder instead of an error."""
+
+    def __new__(cls, path: str) -> Placeholder:
+        return super().__new__(cls, f"<{path}>")
+
+    @property
+    def path(self) -> str:
+        return str.__str__(self)[1:-1]
+
+    def __getattr__(self, name: str) -> Placeholder:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Placeholder(f"{self.path}.{name}")
+
+    def __getitem__(self, key: Any) -> Placeholder:
+        return Placeholder(f"{self.path}[{key!r}]")
+
+
 # -- filters and tests (Ansible users' habits) ---------------------------------------------
 
 _NO_DEFAULT: Any = object()
@@ -40,6 +60,8 @@ _NO_DEFAULT: Any = object()
 def _to_int(value: Any, default: Any = _NO_DEFAULT, base: int = 10) -> int:
     # Jinja's own `int` turns garbage into 0 silently; a runbook acting on a wrong
     # number is worse than one that stops, so fail unless a default is given.
+    if isinstance(value, Placeholder):
+        return value  # type: ignore[return-value]
     try:
         if isinstance(value, str):
             return int(value.strip(), base)
@@ -51,6 +73,8 @@ def _to_int(value: Any, default: Any = _NO_DEFAULT, base: int = 10) -> int:
 
 
 def _to_float(value: Any, default: Any = _NO_DEFAULT) -> float:
+    if isinstance(value, Placeholder):
+        return value  # type: ignore[return-value]
     try:
         return float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
@@ -84,6 +108,8 @@ def _regex_findall(value: Any, pattern: str, ignorecase: bool = False) -> list[A
 
 
 def _from_json(value: Any) -> Any:
+    if isinstance(value, Placeholder):
+        return value
     try:
         return json.loads(value)
     except (TypeError, ValueError) as exc:
@@ -123,7 +149,7 @@ TESTS: dict[str, Callable[..., bool]] = {"search": _test_search, "match": _test_
 
 
 def _finalize_shell(value: Any) -> Any:
-    if isinstance(value, Raw):
+    if isinstance(value, (Raw, Placeholder)):
         return value
     if value is None:
         return "''"

@@ -1,0 +1,445 @@
+"""Running one step: `when`, `for_each`, `confirm`, retries, `until` polling, the action
+itself (through an executor, a prompter, the notifier), `outputs` and `expect`.
+
+The Runner owns the run; this owns a step. It raises StepStop when the run must end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from . import templating
+from .duration import format_duration
+from .errors import EngineError, TemplateError
+from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepStarted
+from .executors.base import HttpRequest, Invocation, Result
+from .executors.http import encode_body, parse_json
+from .executors.prompts import ApprovalRequest, Question, Unanswered
+from .model import (
+    HttpSpec,
+    IncludeSpec,
+    ManualSpec,
+    NotifySpec,
+    Retries,
+    RunSpec,
+    SetSpec,
+    Step,
+    WaitSpec,
+)
+from .state import StepRecord
+
+if TYPE_CHECKING:
+    from .runner import Runner
+
+DEFAULT_EVERY = 5.0
+TAIL = 4096
+
+
+class StepStop(Exception):
+    """The run must stop after this step: outcome and why."""
+
+    def __init__(self, outcome: str, reason: str, step: str | None = None) -> None:
+        super().__init__(reason)
+        self.outcome, self.reason, self.step = outcome, reason, step
+
+
+@dataclass
+class Attempt:
+    """The outcome of one action (one attempt or one poll)."""
+
+    ok: bool
+    error: str | None = None
+    result: Result | None = None
+    answers: dict[str, Any] = field(default_factory=dict)
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    cancelled: bool = False
+    expect_false: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Sink:
+    """Live output of a step -> StepOutput events (console and log files)."""
+
+    def __init__(self, runner: Runner, step_id: str) -> None:
+        self.runner, self.step_id = runner, step_id
+
+    def output(self, stream: str, data: bytes, host: str | None) -> None:
+        text = data.decode("utf-8", errors="replace")
+        self.runner.bus.emit(StepOutput(self.step_id, stream, text, host))
+
+
+class StepDriver:
+    """Executes steps for one Runner."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.r = runner
+
+    # -- entry -------------------------------------------------------------------------------
+
+    def execute(self, step: Step, *, rollback_of: str | None = None) -> StepRecord:
+        """Run a step to completion and record it; StepStop if the run must end."""
+        r = self.r
+        sid = r.qualified(step.id)
+        t0 = r.clock.monotonic()
+        if step.for_each is not None:
+            rec = self._for_each(step, sid, rollback_of)
+        else:
+            rec = self._guarded(step, sid, rollback_of, {})
+        rec.duration = r.clock.monotonic() - t0
+        r.state.record(rec)
+        self._finished(step, sid, rec, rollback_of)
+        return rec
+
+    def _guarded(self, step: Step, sid: str, rollback_of: str | None, extra: dict[str, Any]) -> StepRecord:
+        r = self.r
+        if step.when is not None:
+            try:
+                go = templating.evaluate(step.when, r.state.context(**extra), where=r.where(step, "when"))
+            except TemplateError as exc:
+                return StepRecord(step.id, status="failed", error=str(exc))
+            if not go:
+                return StepRecord(step.id, status="skipped", error=None,
+                                  outputs={}, answers={}, stdout="", stderr="")
+        return self._run(step, sid, rollback_of, extra)
+
+    def _for_each(self, step: Step, sid: str, rollback_of: str | None) -> StepRecord:
+        r = self.r
+        try:
+            items = self._items(step)
+        except TemplateError as exc:
+            return StepRecord(step.id, status="failed", error=str(exc))
+        rec = StepRecord(step.id, status="ok")
+        for index, item in enumerate(items):
+            sub = self._guarded(step, sid, rollback_of, {"item": item})
+            rec.items.append({"item": item, "index": index, **sub.view()})
+            rec.attempts += sub.attempts
+            if sub.status in ("failed", "aborted", "refused", "not_confirmed"):
+                rec.status, rec.error = sub.status, f"item {index} ({item!r}): {sub.error}"
+                break
+        if items and all(i["status"] == "skipped" for i in rec.items):
+            rec.status = "skipped"
+        r.bus.emit(StepOutput(sid, "info", f"{len(rec.items)} of {len(items)} item(s) done", None))
+        return rec
+
+    def _items(self, step: Step) -> list[Any]:
+        if isinstance(step.for_each, tuple):
+            return list(step.for_each)
+        value = templating.evaluate(str(step.for_each), self.r.state.context(),
+                                    where=self.r.where(step, "for_each"))
+        if isinstance(value, str):
+            return [line for line in value.splitlines() if line.strip()]
+        if isinstance(value, Mapping):
+            return [{"key": k, "value": v} for k, v in value.items()]
+        try:
+            return list(value)
+        except TypeError:
+            raise TemplateError(f"for_each must give a list, got {type(value).__name__}",
+                                where=self.r.where(step, "for_each")) from None
+
+    # -- one execution (an item, or the whole step) ---------------------------------------------
+
+    def _run(self, step: Step, sid: str, rollback_of: str | None, extra: dict[str, Any]) -> StepRecord:
+        r = self.r
+        rec = StepRecord(step.id)
+        try:
+            started = self._start(step, sid, rollback_of, extra)
+        except TemplateError as exc:
+            rec.status, rec.error = "failed", str(exc)
+            return rec
+        if step.confirm is not None and not self._approved(step, sid, extra):
+            rec.status, rec.error = "refused", "approval refused"
+            return rec
+        retries = step.retries or r.runbook.defaults.retries or Retries()
+        attempt = Attempt(False, "not run")
+        for number in range(1, retries.attempts + 1):
+            rec.attempts = number
+            attempt = self._attempt(step, sid, number, {**extra, **started})
+            if attempt.ok or attempt.cancelled or (attempt.expect_false and r.in_detection(step)):
+                break
+            if number < retries.attempts:
+                delay = retries.delay_before(number + 1)
+                r.bus.emit(StepAttempt(sid, number, False, _code(attempt), attempt.error, 0.0, delay))
+                if not r.sleep(delay):
+                    attempt = Attempt(False, "interrupted", cancelled=True)
+                    break
+        self._fill(rec, step, attempt)
+        return rec
+
+    def _start(self, step: Step, sid: str, rollback_of: str | None, extra: dict[str, Any]) -> dict[str, Any]:
+        """Emit step.started with the rendered command (secrets masked by the bus)."""
+        r = self.r
+        command = None
+        if isinstance(step.spec, RunSpec):
+            command = templating.render(step.spec.command, r.state.context(**extra), shell=True,
+                                        where=r.where(step, "run"))
+        elif isinstance(step.spec, HttpSpec):
+            url = templating.render(step.spec.url, r.state.context(**extra), where=r.where(step, "http", "url"))
+            command = f"{step.spec.method} {url}"
+        target = step.target or (r.runbook.defaults.target if step.kind == "run" else None)
+        hosts = r.hosts_of(target, step) if target else []
+        r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, command, target, hosts,
+                               step.role or r.runbook.defaults.role, rollback_of, extra.get("item")))
+        return {"_command": command, "_target": target, "_hosts": hosts}
+
+    def _approved(self, step: Step, sid: str, extra: dict[str, Any]) -> bool:
+        r = self.r
+        confirm = step.confirm
+        assert confirm is not None
+        text = confirm.message or f"Run step '{step.label}'?"
+        try:
+            message = templating.render(text, r.state.context(**extra), where=r.where(step, "confirm"))
+        except TemplateError:
+            message = text
+        try:
+            with r.asking():
+                reply = r.services.prompter.approve(ApprovalRequest(sid, message, confirm.role))
+        except Unanswered as exc:
+            reply_event = Approval(sid, False, required_role=confirm.role, message=str(exc))
+            r.bus.emit(reply_event)
+            raise StepStop("failed", str(exc), sid) from None
+        except KeyboardInterrupt:
+            r.interrupt()
+            raise StepStop("aborted", "interrupted while waiting for approval", sid) from None
+        r.bus.emit(Approval(sid, reply.approved, reply.by, reply.role, confirm.role, reply.waited,
+                            message if reply.approved else (reply.reason or message)))
+        return reply.approved
+
+    # -- attempts and polling ----------------------------------------------------------------
+
+    def _attempt(self, step: Step, sid: str, number: int, extra: dict[str, Any]) -> Attempt:
+        r = self.r
+        timeout = r.timeout_for(step)
+        if step.until is None:
+            attempt = self._action(step, sid, number, extra, timeout)
+            return self._check(step, attempt, extra) if attempt.ok else attempt
+        deadline = r.clock.monotonic() + timeout if timeout else None
+        every = step.every or DEFAULT_EVERY
+        poll = 0
+        while True:
+            poll += 1
+            left = deadline - r.clock.monotonic() if deadline else None
+            attempt = self._action(step, sid, number, extra, left)
+            if attempt.cancelled or (attempt.error and attempt.result is None and not attempt.hosts):
+                return attempt  # template errors and the like: polling cannot fix them
+            done = self._until(step, attempt, extra)
+            if done is None:
+                return replace(attempt, ok=False)
+            if done:
+                attempt.ok, attempt.error = True, None
+                return self._check(step, attempt, extra)
+            left = deadline - r.clock.monotonic() if deadline else None
+            if left is not None and left < every:
+                return replace(attempt, ok=False, error=f"until `{step.until}` was still false after "
+                               f"{poll} poll(s) in {format_duration(timeout or 0)}")
+            r.bus.emit(StepAttempt(sid, number, False, _code(attempt), attempt.error, 0.0, every, True))
+            if not r.sleep(every):
+                return Attempt(False, "interrupted", cancelled=True)
+
+    def _until(self, step: Step, attempt: Attempt, extra: dict[str, Any]) -> bool | None:
+        ctx = self._current(step, attempt, extra)
+        try:
+            attempt.outputs = self._outputs(step, ctx)
+            ctx["outputs"] = attempt.outputs
+            return bool(templating.evaluate(step.until or "true", ctx, where=self.r.where(step, "until")))
+        except TemplateError as exc:
+            attempt.error = str(exc)
+            return None
+
+    def _check(self, step: Step, attempt: Attempt, extra: dict[str, Any]) -> Attempt:
+        """outputs, then expect, on a successful action."""
+        ctx = self._current(step, attempt, extra)
+        try:
+            attempt.outputs = self._outputs(step, ctx) if not attempt.outputs else attempt.outputs
+            ctx["outputs"] = attempt.outputs
+            if step.expect is not None and not templating.evaluate(
+                    step.expect, ctx, where=self.r.where(step, "expect")):
+                return replace(attempt, ok=False, expect_false=True, error=f"expect `{step.expect}` was false")
+        except TemplateError as exc:
+            return replace(attempt, ok=False, error=str(exc))
+        return attempt
+
+    def _outputs(self, step: Step, ctx: dict[str, Any]) -> dict[str, Any]:
+        r = self.r
+        return {name: templating.render_value(text, ctx, where=r.where(step, "outputs", name))
+                for name, text in step.outputs.items()}
+
+    def _current(self, step: Step, attempt: Attempt, extra: dict[str, Any]) -> dict[str, Any]:
+        res = attempt.result
+        stdout = res.stdout if res else ""
+        current = {
+            "stdout": stdout, "stderr": res.stderr if res else "",
+            "exit_code": res.exit_code if res else None,
+            "status": res.status if res and res.status is not None else ("ok" if attempt.ok else "failed"),
+            "body": res.body if res else None, "headers": dict(res.headers or {}) if res else {},
+            "json": _lazy_json(res), "outputs": attempt.outputs, "answers": attempt.answers,
+            "hosts": attempt.hosts, "duration": res.duration if res else 0.0,
+        }
+        visible = {k: v for k, v in extra.items() if not k.startswith("_")}
+        return self.r.state.context(**visible, **current)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def _action(self, step: Step, sid: str, number: int, extra: dict[str, Any],
+                timeout: float | None) -> Attempt:
+        r = self.r
+        spec = step.spec
+        try:
+            if isinstance(spec, RunSpec):
+                return self._command(step, sid, spec, number, extra, timeout)
+            if isinstance(spec, HttpSpec):
+                return self._http(step, sid, spec, number, extra, timeout)
+            if isinstance(spec, ManualSpec):
+                return self._manual(step, sid, spec, extra)
+            if isinstance(spec, WaitSpec):
+                return Attempt(True) if r.sleep(spec.seconds) else Attempt(False, "interrupted", cancelled=True)
+            if isinstance(spec, NotifySpec):
+                return self._notify(step, sid, spec, extra)
+            if isinstance(spec, SetSpec):
+                return self._set(step, sid, spec, extra)
+            if isinstance(spec, IncludeSpec):
+                return r.include(step, spec, sid, extra)
+        except TemplateError as exc:
+            return Attempt(False, str(exc))
+        raise EngineError(f"step {sid}: unknown step kind {step.kind!r}")
+
+    def _command(self, step: Step, sid: str, spec: RunSpec, number: int, extra: dict[str, Any],
+                 timeout: float | None) -> Attempt:
+        r = self.r
+        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        command = extra.get("_command") or templating.render(spec.command, ctx, shell=True,
+                                                             where=r.where(step, "run"))
+        stdin = templating.render(spec.stdin, ctx, where=r.where(step, "stdin")) if spec.stdin else None
+        env = {k: templating.render(v, ctx, where=r.where(step, "env", k))
+               for k, v in {**r.runbook.defaults.env, **step.env}.items()}
+        if stdin:
+            r.masker_hint(stdin, ctx)
+        base = Invocation(sid, "run", command, None, extra.get("_target"), stdin, env, timeout,
+                          spec.exit_codes, attempt=number)
+        target = extra.get("_target")
+        if target:
+            return r.fan_out(step, sid, base, extra.get("_hosts") or [])
+        r.bus.barrier()
+        result = r.services.local.run(base, _Sink(r, sid), r.cancel)
+        return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
+
+    def _http(self, step: Step, sid: str, spec: HttpSpec, number: int, extra: dict[str, Any],
+              timeout: float | None) -> Attempt:
+        r = self.r
+        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        url = templating.render(spec.url, ctx, where=r.where(step, "http", "url"))
+        headers = {k: templating.render(v, ctx, where=r.where(step, "http", "headers", k))
+                   for k, v in spec.headers.items()}
+        body = templating.render_value(spec.body, ctx, where=r.where(step, "http", "body"))
+        data, headers = encode_body(body, headers)
+        request = HttpRequest(url, spec.method, headers, data, spec.verify, spec.follow_redirects, spec.status)
+        invocation = Invocation(sid, "http", f"{spec.method} {url}", timeout=timeout, http=request,
+                                attempt=number)
+        r.bus.barrier()
+        result = r.services.http.run(invocation, _Sink(r, sid), r.cancel)
+        return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
+
+    def _manual(self, step: Step, sid: str, spec: ManualSpec, extra: dict[str, Any]) -> Attempt:
+        r = self.r
+        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        text = templating.render(spec.text, ctx, where=r.where(step, "manual"))
+        fields = tuple(replace(f, prompt=templating.render(f.prompt, ctx, where=r.where(step, "ask", f.name)))
+                       for f in spec.ask)
+        question = Question(sid, step.label, text, fields, step.role or r.runbook.defaults.role,
+                            r.services.hints.get(step.id))
+        try:
+            with r.asking():
+                answer = r.services.prompter.ask(question)
+        except Unanswered as exc:
+            return Attempt(False, str(exc))
+        except KeyboardInterrupt:
+            r.interrupt()
+            return Attempt(False, "interrupted", cancelled=True)
+        r.bus.emit(PromptAnswered(sid, dict(answer.values), answer.by, answer.role, answer.waited))
+        self._apply_sets(step, spec, dict(answer.values), answer.by, answer.role)
+        return Attempt(True, answers=dict(answer.values))
+
+    def _apply_sets(self, step: Step, spec: ManualSpec, values: dict[str, Any], by: str | None,
+                    role: str | None) -> None:
+        changes = {f.sets: values[f.name] for f in spec.ask if f.sets and f.name in values}
+        if changes:
+            self.r.apply_set(step, changes, by=by, role=role)
+
+    def _notify(self, step: Step, sid: str, spec: NotifySpec, extra: dict[str, Any]) -> Attempt:
+        r = self.r
+        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        message = templating.render(spec.message, ctx, where=r.where(step, "notify", "message"))
+        title = templating.render(spec.title, ctx, where=r.where(step, "notify", "title")) if spec.title else None
+        return r.notify(spec.channel, message, title=title, step=sid)
+
+    def _set(self, step: Step, sid: str, spec: SetSpec, extra: dict[str, Any]) -> Attempt:
+        r = self.r
+        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        values = {k: templating.render_value(v, ctx, where=r.where(step, "set", k))
+                  for k, v in spec.values.items()}
+        changes = {(k if k.startswith("incident.") else f"vars.{k}"): v for k, v in values.items()}
+        r.apply_set(step, changes, by=None, role=None)
+        return Attempt(True, outputs=values)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _fill(self, rec: StepRecord, step: Step, attempt: Attempt) -> None:
+        res = attempt.result
+        rec.outputs, rec.answers, rec.hosts = attempt.outputs, attempt.answers, attempt.hosts
+        rec.error = attempt.error
+        if res is not None:
+            rec.exit_code, rec.stdout, rec.stderr = res.exit_code, res.stdout, res.stderr
+            rec.status_code, rec.headers, rec.body = res.status, dict(res.headers or {}), res.body
+            rec.json, rec.truncated = parse_json(res.body if res.body is not None else res.stdout), res.truncated
+        if len(attempt.hosts) == 1 and res is None:
+            # One host: the step's stdout is that host's (with several, use steps.X.hosts).
+            only = next(iter(attempt.hosts.values()))
+            rec.exit_code, rec.stdout = only.get("exit_code"), only.get("stdout", "")
+            rec.stderr = only.get("stderr", "")
+        if attempt.ok:
+            rec.status = "ok"
+        elif attempt.cancelled:
+            rec.status = "aborted"
+        elif attempt.expect_false and self.r.in_detection(step):
+            rec.status = "not_confirmed"
+        else:
+            rec.status = "failed"
+
+    def _finished(self, step: Step, sid: str, rec: StepRecord, rollback_of: str | None) -> None:
+        r = self.r
+        r.bus.emit(StepFinished(
+            sid, step.phase, step.kind, rec.status, rec.duration, rec.attempts, rec.exit_code,
+            rec.error, "when was false" if rec.status == "skipped" else None,
+            rec.stdout[-TAIL:], rec.stderr[-TAIL:], rec.truncated or len(rec.stdout) > TAIL,
+            _jsonable(rec.outputs), _jsonable(rec.answers), rec.status_code,
+            {h: {k: v for k, v in d.items() if k not in ("stdout", "stderr")} | {
+                "stdout": str(d.get("stdout", ""))[-TAIL:], "stderr": str(d.get("stderr", ""))[-TAIL:]}
+             for h, d in rec.hosts.items()},
+            [{k: v for k, v in i.items() if k in ("index", "item", "status", "exit_code", "error")}
+             for i in rec.items],
+            dict(r.state.vars) if isinstance(step.spec, SetSpec) else {},
+            r.logs_of(sid), rollback_of,
+        ))
+
+
+def _code(attempt: Attempt) -> int | None:
+    return attempt.result.exit_code if attempt.result else None
+
+
+def _lazy_json(res: Result | None) -> Any:
+    if res is None:
+        return None
+    return parse_json(res.body if res.body is not None else res.stdout)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+

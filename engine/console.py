@@ -1,0 +1,239 @@
+"""The live console view: an observer an operator can follow under stress.
+
+Phase headers, each step's title and rendered command (masked), streamed output,
+prompts, retries, a final summary with the outcome and the time per phase. Colour on
+a terminal, plain otherwise; NO_COLOR is respected by the caller's choice of `color`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .duration import format_duration
+from .events import (
+    Approval,
+    ClockControl,
+    EscalationFired,
+    Event,
+    HintShown,
+    InjectFired,
+    NotifySent,
+    PhaseFinished,
+    PhaseStarted,
+    PriorityChanged,
+    PromptAnswered,
+    RollbackFinished,
+    RollbackStarted,
+    RunFinished,
+    RunStarted,
+    Stamp,
+    StepAttempt,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
+
+_STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34",
+           "cyan": "36", "magenta": "35"}
+_OUTCOME_STYLE = {"resolved": "green", "not_confirmed": "yellow", "escalated": "yellow",
+                  "failed": "red", "aborted": "red"}
+_STATUS = {"ok": ("✓", "ok", "green"), "failed": ("✗", "FAILED", "red"),
+           "skipped": ("–", "skipped", "dim"), "refused": ("✗", "refused", "red"),
+           "aborted": ("✗", "aborted", "red"), "not_confirmed": ("!", "not confirmed", "yellow")}
+
+
+class Console:
+    """Prints events as they happen."""
+
+    def __init__(self, stream: TextIO | None = None, *, color: bool = False, unicode: bool | None = None,
+                 show_output: bool = True) -> None:
+        self.stream = stream or sys.stdout
+        self.color = color
+        encoding = (getattr(self.stream, "encoding", "") or "").lower()
+        self.unicode = unicode if unicode is not None else "utf" in encoding
+        self.show_output = show_output
+        self._partial: dict[tuple[str, str, str | None], str] = {}
+        self._handlers: dict[type[Event], Callable[[Any, Stamp], None]] = {
+            RunStarted: self._run_started, PhaseStarted: self._phase_started,
+            PhaseFinished: self._phase_finished, StepStarted: self._step_started,
+            StepOutput: self._output, StepAttempt: self._attempt, StepFinished: self._step_finished,
+            Approval: self._approval, PromptAnswered: self._answered, NotifySent: self._notified,
+            RollbackStarted: self._rollback_started, RollbackFinished: self._rollback_finished,
+            RunFinished: self._run_finished, InjectFired: self._inject, HintShown: self._hint,
+            PriorityChanged: self._priority, EscalationFired: self._escalation,
+            ClockControl: self._clock,
+        }
+
+    def on_event(self, event: Event, stamp: Stamp) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event, stamp)
+
+    # -- formatting helpers --------------------------------------------------------------------
+
+    def paint(self, text: str, *styles: str) -> str:
+        if not self.color or not styles:
+            return text
+        codes = ";".join(_STYLES[s] for s in styles)
+        return f"\033[{codes}m{text}\033[0m"
+
+    def sym(self, fancy: str, plain: str) -> str:
+        return fancy if self.unicode else plain
+
+    def line(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _clock_mark(self, stamp: Stamp) -> str:
+        minutes, seconds = divmod(int(stamp.elapsed), 60)
+        return self.paint(f"[{minutes:02d}:{seconds:02d}]", "dim")
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _run_started(self, e: RunStarted, s: Stamp) -> None:
+        resumed = " (resumed)" if e.resumed_from else ""
+        self.line(self.paint(f"{self.sym('▶▶', '>>')} {e.title}", "bold") +
+                  self.paint(f"  runbook {e.runbook} · run {e.run_id} · {e.mode}{resumed}", "dim"))
+        if e.inputs:
+            shown = " ".join(f"{k}={_short(v)}" for k, v in e.inputs.items())
+            self.line(self.paint(f"   inputs: {shown}", "dim"))
+        if e.participants:
+            people = ", ".join(p["name"] + (f" ({p['role']})" if p.get("role") else "") for p in e.participants)
+            self.line(self.paint(f"   participants: {people}", "dim"))
+        if e.incident.get("priority"):
+            self.line(f"   priority: {self.paint(e.incident['priority'], 'bold')}")
+
+    def _phase_started(self, e: PhaseStarted, s: Stamp) -> None:
+        rule = self.sym("─", "-")
+        self.line()
+        self.line(self.paint(f"{rule * 2} {e.phase} {rule * max(2, 60 - len(e.phase))}", "bold", "blue"))
+
+    def _phase_finished(self, e: PhaseFinished, s: Stamp) -> None:
+        return None
+
+    def _step_started(self, e: StepStarted, s: Stamp) -> None:
+        where = ""
+        if e.target:
+            where = f"  [{e.target}: {', '.join(e.hosts) if e.hosts else '?'}]"
+        prefix = "undo " if e.rollback_of else ""
+        item = f"  (item {_short(e.item)})" if e.item is not None else ""
+        title = f"  {e.title}" if e.title else ""
+        self.line(f"{self._clock_mark(s)} {self.sym('▶', '>')} {prefix}{self.paint(e.step, 'bold')}"
+                  f"{title}{self.paint(where, 'cyan')}{item}")
+        if e.command:
+            self.line(self.paint(f"        $ {e.command}", "dim"))
+
+    def _output(self, e: StepOutput, s: Stamp) -> None:
+        if not self.show_output:
+            return
+        if e.stream == "info":
+            self.line(self.paint(f"        {e.text}", "dim"))
+            return
+        key = (e.step, e.stream, e.host)
+        text = self._partial.pop(key, "") + e.text
+        *lines, rest = text.split("\n")
+        if rest:
+            self._partial[key] = rest
+        bar = self.sym("│", "|")
+        host = f"{e.host}: " if e.host else ""
+        style = ("red",) if e.stream == "stderr" else ()
+        for line in lines:
+            self.stream.write(f"        {bar} {host}" + self.paint(line, *style) + "\n")
+        self.stream.flush()
+
+    def _flush_partial(self, step: str) -> None:
+        for key in [k for k in self._partial if k[0] == step]:
+            bar = self.sym("│", "|")
+            host = f"{key[2]}: " if key[2] else ""
+            self.line(f"        {bar} {host}{self._partial.pop(key)}")
+
+    def _attempt(self, e: StepAttempt, s: Stamp) -> None:
+        wait = format_duration(e.next_in)
+        if e.polling:
+            self.line(self.paint(f"        … not yet (poll {e.attempt}); next check in {wait}", "yellow"))
+        else:
+            why = e.error or (f"exit code {e.exit_code}" if e.exit_code is not None else "failed")
+            self.line(self.paint(f"        ↻ attempt {e.attempt} failed ({why}); retrying in {wait}", "yellow"))
+
+    def _step_finished(self, e: StepFinished, s: Stamp) -> None:
+        self._flush_partial(e.step)
+        mark, word, style = _STATUS.get(e.status, ("?", e.status, "yellow"))
+        mark = mark if self.unicode else {"✓": "ok", "✗": "XX", "–": "--"}.get(mark, mark)
+        detail = ""
+        if e.status == "skipped":
+            detail = f" ({e.reason})" if e.reason else ""
+        elif e.error and e.status != "ok":
+            detail = f": {e.error}"
+        tries = f", {e.attempts} attempts" if e.attempts > 1 else ""
+        outputs = ""
+        if e.outputs and e.status == "ok":
+            outputs = self.paint("  " + " ".join(f"{k}={_short(v)}" for k, v in e.outputs.items()), "dim")
+        self.line(f"{self._clock_mark(s)} " + self.paint(f"{mark} {e.step} {word}", style) +
+                  self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs)
+        for host, result in e.hosts.items():
+            status = result.get("status", "?")
+            self.line(self.paint(f"        {host}: {status} exit={result.get('exit_code')}", "dim"))
+
+    def _approval(self, e: Approval, s: Stamp) -> None:
+        who = f" by {e.by}" + (f" ({e.role})" if e.role else "") if e.by else ""
+        if e.approved:
+            self.line(self.paint(f"        approved{who}", "green"))
+        else:
+            self.line(self.paint(f"        not approved{who}: {e.message}", "red"))
+
+    def _answered(self, e: PromptAnswered, s: Stamp) -> None:
+        who = f" by {e.by}" + (f" ({e.role})" if e.role else "") if e.by else ""
+        answers = " ".join(f"{k}={_short(v)}" for k, v in e.answers.items())
+        self.line(self.paint(f"        answered{who}" + (f": {answers}" if answers else ""), "dim"))
+
+    def _notified(self, e: NotifySent, s: Stamp) -> None:
+        arrow = self.sym("→", "->")
+        status = "" if e.ok else self.paint(f"  (not delivered: {e.error})", "red")
+        label = {"update": "update", "escalation": "escalation"}.get(e.purpose, "notify")
+        first, *rest = e.message.split("\n")
+        self.line(f"        {arrow} {label} [{e.channel}] {first}{status}")
+        for more in rest:
+            self.line(f"          {more}")
+
+    def _rollback_started(self, e: RollbackStarted, s: Stamp) -> None:
+        self.line()
+        self.line(self.paint(f"{self.sym('↺', '<-')} rollback ({e.reason}): {', '.join(e.steps)}", "bold", "yellow"))
+
+    def _rollback_finished(self, e: RollbackFinished, s: Stamp) -> None:
+        text = "rollbacks skipped" if e.skipped else f"rollback {e.status}"
+        self.line(self.paint(f"{self.sym('↺', '<-')} {text}", "yellow"))
+
+    def _inject(self, e: InjectFired, s: Stamp) -> None:
+        self.line(self.paint(f"{self._clock_mark(s)} {self.sym('⚡', '!!')} {e.kind}: {e.message or e.set}", "magenta"))
+
+    def _hint(self, e: HintShown, s: Stamp) -> None:
+        self.line(self.paint(f"        hint for {e.step}: {e.hint}", "cyan"))
+
+    def _priority(self, e: PriorityChanged, s: Stamp) -> None:
+        was = f" (was {e.previous})" if e.previous and e.previous != e.priority else ""
+        who = f" by {e.by}" if e.by else ""
+        self.line(self.paint(f"        priority {e.priority or '?'}{was}: impact {e.impact}, "
+                             f"urgency {e.urgency}{who}", "bold"))
+
+    def _escalation(self, e: EscalationFired, s: Stamp) -> None:
+        self.line(self.paint(f"{self._clock_mark(s)} escalation to {e.channel}: {e.reason}", "bold", "red"))
+
+    def _clock(self, e: ClockControl, s: Stamp) -> None:
+        self.line(self.paint(f"{self._clock_mark(s)} clock {e.action}", "dim"))
+
+    def _run_finished(self, e: RunFinished, s: Stamp) -> None:
+        style = _OUTCOME_STYLE.get(e.outcome, "yellow")
+        self.line()
+        self.line(self.paint(f"{self.sym('■', '==')} outcome: {e.outcome}", "bold", style) +
+                  f" in {format_duration(e.duration)}" + (f": {e.reason}" if e.reason else ""))
+        if e.phases:
+            parts = f" {self.sym('·', '|')} ".join(f"{k} {format_duration(v)}" for k, v in e.phases.items())
+            self.line(self.paint(f"   {parts}", "dim"))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,292 @@
+"""One dataclass per event. Observers (console, journal, drill scoring) receive them.
+
+The journal stores each event as one JSON line: `{"seq", "t", "elapsed", "event", ...}`.
+`StepOutput` is the exception: live output goes to the console and to step log files,
+never into journal lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: ClassVar[str] = "event"
+    journaled: ClassVar[bool] = True
+
+    def record(self) -> dict[str, Any]:
+        """Fields as a plain dict (for JSON), without the stamp."""
+        return {f: getattr(self, f) for f in _FIELDS[type(self)]}
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    name: ClassVar[str] = "run.started"
+    run_id: str
+    runbook: str
+    title: str
+    file: str
+    mode: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    participants: list[dict[str, str]] = field(default_factory=list)
+    pid: int = 0
+    hostname: str = ""
+    version: str = ""
+    resumed_from: str | None = None
+    scenario: str | None = None
+    incident: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStarted(Event):
+    name: ClassVar[str] = "phase.started"
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseFinished(Event):
+    name: ClassVar[str] = "phase.finished"
+    phase: str
+    status: str
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    name: ClassVar[str] = "step.started"
+    step: str
+    phase: str
+    kind: str
+    title: str = ""
+    command: str | None = None
+    target: str | None = None
+    hosts: list[str] = field(default_factory=list)
+    role: str | None = None
+    rollback_of: str | None = None
+    item: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput(Event):
+    name: ClassVar[str] = "step.output"
+    journaled: ClassVar[bool] = False
+    step: str
+    stream: str
+    text: str
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepAttempt(Event):
+    """One attempt (or poll) that did not end the step: a retry or another poll follows."""
+
+    name: ClassVar[str] = "step.attempt"
+    step: str
+    attempt: int
+    ok: bool
+    exit_code: int | None = None
+    error: str | None = None
+    duration: float = 0.0
+    next_in: float = 0.0
+    polling: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished(Event):
+    name: ClassVar[str] = "step.finished"
+    step: str
+    phase: str
+    kind: str
+    status: str  # ok | failed | skipped | refused | aborted | not_confirmed
+    duration: float = 0.0
+    attempts: int = 1
+    exit_code: int | None = None
+    error: str | None = None
+    reason: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    truncated: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
+    answers: dict[str, Any] = field(default_factory=dict)
+    status_code: int | None = None
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)
+    rollback_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromptAnswered(Event):
+    name: ClassVar[str] = "prompt.answered"
+    step: str
+    answers: dict[str, Any]
+    by: str | None = None
+    role: str | None = None
+    waited: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Approval(Event):
+    name: ClassVar[str] = "approval"
+    step: str
+    approved: bool
+    by: str | None = None
+    role: str | None = None
+    required_role: str | None = None
+    waited: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackStarted(Event):
+    name: ClassVar[str] = "rollback.started"
+    reason: str
+    steps: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackFinished(Event):
+    name: ClassVar[str] = "rollback.finished"
+    status: str
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySent(Event):
+    name: ClassVar[str] = "notify.sent"
+    channel: str
+    message: str
+    ok: bool = True
+    error: str | None = None
+    step: str | None = None
+    purpose: str = "notify"  # notify | update | escalation
+
+
+@dataclass(frozen=True, slots=True)
+class InjectFired(Event):
+    name: ClassVar[str] = "inject.fired"
+    index: int
+    at: float
+    message: str | None = None
+    kind: str = "info"
+    set: dict[str, Any] = field(default_factory=dict)
+    manual: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HintShown(Event):
+    name: ClassVar[str] = "hint.shown"
+    step: str
+    hint: str
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityChanged(Event):
+    name: ClassVar[str] = "priority.changed"
+    impact: str | None
+    urgency: str | None
+    priority: str | None
+    previous: str | None = None
+    by: str | None = None
+    role: str | None = None
+    step: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationFired(Event):
+    name: ClassVar[str] = "escalation.fired"
+    rule: int
+    reason: str
+    channel: str
+    handoff: bool = False
+    step: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClockControl(Event):
+    """Trainer controls in a drill: pause, resume, end."""
+
+    name: ClassVar[str] = "clock.control"
+    action: str
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    name: ClassVar[str] = "run.finished"
+    outcome: str
+    duration: float
+    reason: str = ""
+    failed_step: str | None = None
+    error: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class Observer(Protocol):
+    def on_event(self, event: Event, stamp: Stamp) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When an event happened: journal sequence number, wall time, run-relative time."""
+
+    seq: int
+    t: float
+    elapsed: float
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+_FIELDS: dict[type[Event], tuple[str, ...]] = {}
+
+for _cls in list(Event.__subclasses__()):
+    EVENT_TYPES[_cls.name] = _cls
+    _FIELDS[_cls] = tuple(f.name for f in dataclasses.fields(_cls))
+
+
+def from_record(record: dict[str, Any]) -> Event | None:
+    """The typed event for a journal record; None for an unknown event name."""
+    cls = EVENT_TYPES.get(record.get("event", ""))
+    if cls is None:
+        return None
+    names = _FIELDS[cls]
+    return cls(**{k: v for k, v in record.items() if k in names})
+
+
+class EventBus:
+    """Stamps events (seq, wall time, run-relative time), masks secrets, and hands
+    them to every observer in order: the journal first, so it is written before the
+    console shows anything."""
+
+    def __init__(self, clock: Any, observers: list[Any], masker: Any = None, *,
+                 start_seq: int = 0, elapsed_offset: float = 0.0) -> None:
+        self.clock = clock
+        self.observers = observers
+        self.masker = masker
+        self.seq = start_seq
+        self._origin = clock.monotonic() - elapsed_offset
+
+    def elapsed(self) -> float:
+        return self.clock.monotonic() - self._origin
+
+    def emit(self, event: Event) -> Stamp:
+        if self.masker:
+            event = type(event)(**self.masker.data(event.record()))
+        if event.journaled:
+            self.seq += 1
+        stamp = Stamp(self.seq, self.clock.now(), self.elapsed())
+        for observer in self.observers:
+            observer.on_event(event, stamp)
+        return stamp
+
+    def barrier(self) -> None:
+        """Before an external effect: make what was recorded durable."""
+        for observer in self.observers:
+            barrier = getattr(observer, "barrier", None)
+            if barrier is not None:
+                barrier()

@@ -1,0 +1,139 @@
+"""The executor protocol and the data that crosses it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..model import empty_map
+
+CAPTURE_LIMIT = 1024 * 1024  # bytes of each stream kept in memory (the tail)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=empty_map)
+    body: bytes | None = None
+    verify: bool = True
+    follow_redirects: bool = True
+    status: tuple[int, ...] | None = None  # codes that count as success; None: any 2xx
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One rendered thing to execute: a command on a host, or an HTTP request."""
+
+    step: str
+    kind: str
+    command: str = ""
+    host: str | None = None  # None: this machine
+    target: str | None = None
+    stdin: str | None = None
+    env: Mapping[str, str] = field(default_factory=empty_map)
+    timeout: float | None = None
+    exit_codes: tuple[int, ...] = (0,)
+    http: HttpRequest | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What happened: the shape every executor returns."""
+
+    command: str
+    host: str | None
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    started_at: float
+    duration: float
+    ok: bool
+    error: str | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    truncated: bool = False
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+    body: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=empty_map)
+
+
+class OutputSink(Protocol):
+    def output(self, stream: str, data: bytes, host: str | None) -> None:
+        """Receive a chunk of live output (stdout or stderr)."""
+
+
+class NullSink:
+    def output(self, stream: str, data: bytes, host: str | None) -> None:
+        return None
+
+
+class Executor(Protocol):
+    def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result: ...
+
+
+class Cancel:
+    """Set once to stop what is running; its fd lets executors wait on it with poll()."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._set = False
+
+    def set(self) -> None:
+        # Called from a signal handler: only async-signal-safe work here.
+        self._set = True
+        try:
+            os.write(self._write, b"x")
+        except OSError:
+            pass
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def clear(self) -> None:
+        self._set = False
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except OSError:
+            pass
+
+    def fileno(self) -> int:
+        return self._read
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Tail:
+    """The last `limit` bytes of a stream, and whether anything was dropped."""
+
+    __slots__ = ("buf", "dropped", "limit")
+
+    def __init__(self, limit: int = CAPTURE_LIMIT) -> None:
+        self.buf = bytearray()
+        self.limit = limit
+        self.dropped = False
+
+    def add(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) > 2 * self.limit:
+            del self.buf[: len(self.buf) - self.limit]
+            self.dropped = True
+
+    def text(self) -> str:
+        data = self.buf
+        if len(data) > self.limit:
+            data = data[len(data) - self.limit:]
+            self.dropped = True
+        return bytes(data).decode("utf-8", errors="replace")

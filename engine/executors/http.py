@@ -1,0 +1,123 @@
+"""HTTP requests with the standard library (no extra dependency): TLS verified by
+default, redirects optional, bounded body, every failure a Result with a reason."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .base import Cancel, Invocation, OutputSink, Result
+
+BODY_LIMIT = 10 * 1024 * 1024
+DEFAULT_TIMEOUT = 30.0
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _opener(verify: bool, follow: bool) -> urllib.request.OpenerDirector:
+    context = ssl.create_default_context() if verify else ssl._create_unverified_context()
+    handlers: list[Any] = [urllib.request.HTTPSHandler(context=context)]
+    if not follow:
+        handlers.append(_NoRedirect())
+    return urllib.request.build_opener(*handlers)
+
+
+def parse_json(text: str | None) -> Any:
+    """The JSON value of a body or stdout that looks like JSON, else None."""
+    if not text:
+        return None
+    head = text.lstrip()[:1]
+    if head not in ("{", "[", '"') and not head.isdigit() and head not in ("-", "t", "f", "n"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+class HttpExecutor:
+    """Executes `http` steps."""
+
+    def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
+        request = invocation.http
+        assert request is not None, "http invocation without a request"
+        started, t0 = time.time(), time.monotonic()
+        label = f"{request.method} {request.url}"
+        scheme = urlsplit(request.url).scheme
+        if scheme not in ("http", "https"):
+            return _failure(label, started, 0.0, f"unsupported URL scheme {scheme!r}: use http or https")
+        req = urllib.request.Request(request.url, data=request.body, method=request.method,
+                                     headers=dict(request.headers))
+        timeout = invocation.timeout or DEFAULT_TIMEOUT
+        try:
+            with _opener(request.verify, request.follow_redirects).open(req, timeout=timeout) as resp:
+                return self._result(label, resp, started, t0, invocation, sink)
+        except urllib.error.HTTPError as err:
+            return self._result(label, err, started, t0, invocation, sink)
+        except urllib.error.URLError as err:
+            return _failure(label, started, time.monotonic() - t0, _reason(err.reason))
+        except TimeoutError:
+            return _failure(label, started, time.monotonic() - t0, f"timed out after {timeout:g}s",
+                            timed_out=True)
+        except (OSError, ValueError, http_client_errors()) as err:
+            return _failure(label, started, time.monotonic() - t0, f"request failed: {err}")
+
+    def _result(self, label: str, resp: Any, started: float, t0: float, inv: Invocation,
+                sink: OutputSink) -> Result:
+        raw = resp.read(BODY_LIMIT + 1)
+        truncated = len(raw) > BODY_LIMIT
+        charset = resp.headers.get_content_charset() or "utf-8"
+        body = raw[:BODY_LIMIT].decode(charset, errors="replace")
+        status = int(resp.status if hasattr(resp, "status") else resp.code)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        if body:
+            sink.output("stdout", body.encode(), None)
+        expected = inv.http.status if inv.http is not None else None
+        ok = status in expected if expected else 200 <= status < 300
+        error = None if ok else f"HTTP status {status}"
+        return Result(label, None, body, "", None, started, time.monotonic() - t0, ok, error,
+                      truncated=truncated, status=status, headers=headers, body=body)
+
+
+def http_client_errors() -> type[Exception]:
+    import http.client
+
+    return http.client.HTTPException
+
+
+def _reason(reason: Any) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {reason.verify_message}"
+    if isinstance(reason, socket.gaierror):
+        return f"cannot resolve host: {reason.strerror}"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return "timed out"
+    return str(reason)
+
+
+def _failure(label: str, started: float, duration: float, error: str, *, timed_out: bool = False) -> Result:
+    return Result(label, None, "", error, None, started, duration, False, error, timed_out=timed_out)
+
+
+def encode_body(body: Any, headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
+    """A mapping or list becomes JSON (with its content type); a string is sent as is."""
+    out = dict(headers)
+    if body is None:
+        return None, out
+    if isinstance(body, (dict, list)):
+        if not any(k.lower() == "content-type" for k in out):
+            out["Content-Type"] = "application/json"
+        return json.dumps(body).encode(), out
+    return str(body).encode(), out

@@ -1,0 +1,282 @@
+"""Run shell commands on this machine.
+
+`/bin/sh -c` in a new session (so the command and everything it starts share one
+process group), spawned with posix_spawn (cheaper than fork+exec from Python).
+Output is read with poll(): stdout and stderr stream to the sink as they come, only
+a bounded tail stays in memory. A pidfd tells us the shell exited even when a
+background child still holds the pipes. On timeout or cancel the whole group gets
+SIGTERM, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .base import Cancel, Invocation, OutputSink, Result, Tail
+
+SHELL = "/bin/sh"
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+DRAIN_AFTER_EXIT = 0.2  # how long to keep reading pipes a background child holds open
+_READ = 65536
+
+
+def _base_env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+class LocalExecutor:
+    """Executes `run` steps that have no target."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = dict(env) if env is not None else _base_env()
+
+    def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
+        started = time.time()
+        t0 = time.monotonic()
+        try:
+            proc = _Process.spawn(invocation, {**self._env, **invocation.env})
+        except OSError as exc:
+            return _failed(invocation, started, f"cannot start {SHELL}: {exc.strerror or exc}")
+        with proc:
+            outcome = proc.communicate(invocation, sink, cancel)
+        duration = time.monotonic() - t0
+        code = outcome.exit_code
+        error = outcome.error
+        if error is None and code == 127:
+            error = "command not found"
+        ok = error is None and code in invocation.exit_codes
+        if error is None and not ok:
+            error = f"exit code {code}"
+        return Result(
+            command=invocation.command, host=None,
+            stdout=outcome.stdout.text(), stderr=outcome.stderr.text(),
+            exit_code=code, started_at=started, duration=duration, ok=ok, error=error,
+            timed_out=outcome.timed_out, cancelled=outcome.cancelled,
+            truncated=outcome.stdout.dropped or outcome.stderr.dropped,
+        )
+
+
+def _failed(inv: Invocation, started: float, error: str) -> Result:
+    return Result(inv.command, None, "", "", None, started, 0.0, False, error)
+
+
+class _Outcome:
+    __slots__ = ("cancelled", "error", "exit_code", "stderr", "stdout", "timed_out")
+
+    def __init__(self) -> None:
+        self.stdout, self.stderr = Tail(), Tail()
+        self.exit_code: int | None = None
+        self.error: str | None = None
+        self.timed_out = False
+        self.cancelled = False
+
+
+class _Process:
+    """A spawned shell with its pipes; closes everything on exit."""
+
+    def __init__(self, pid: int, fds: dict[int, str], stdin_fd: int | None, pidfd: int | None) -> None:
+        self.pid, self.fds, self.stdin_fd, self.pidfd = pid, fds, stdin_fd, pidfd
+        self.status: int | None = None
+
+    @classmethod
+    def spawn(cls, inv: Invocation, env: dict[str, str]) -> _Process:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        in_r, in_w = os.pipe() if inv.stdin is not None else (None, None)
+        actions: list[Any] = [
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+            (os.POSIX_SPAWN_CLOSE, out_r),
+            (os.POSIX_SPAWN_CLOSE, err_r),
+        ]
+        if in_r is not None:
+            actions += [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_CLOSE, in_w)]
+        else:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+        try:
+            pid = os.posix_spawn(SHELL, [SHELL, "-c", inv.command], env,
+                                 file_actions=actions, setsid=True)
+        except OSError:
+            for fd in (out_r, out_w, err_r, err_w, in_r, in_w):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        for fd in (out_w, err_w, in_r):
+            if fd is not None:
+                os.close(fd)
+        return cls(pid, {out_r: "stdout", err_r: "stderr"}, in_w, _pidfd(pid))
+
+    def __enter__(self) -> _Process:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in [*self.fds, self.stdin_fd, self.pidfd]:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.fds = {}
+        if self.status is None:
+            self._kill_group()
+            self._reap(block=True)
+
+    def communicate(self, inv: Invocation, sink: OutputSink, cancel: Cancel) -> _Outcome:
+        outcome = _Outcome()
+        deadline = time.monotonic() + inv.timeout if inv.timeout else None
+        pending = (inv.stdin or "").encode() if inv.stdin is not None else b""
+        poller = select.poll()
+        for fd in self.fds:
+            poller.register(fd, select.POLLIN)
+        if self.pidfd is not None:
+            poller.register(self.pidfd, select.POLLIN)
+        poller.register(cancel.fileno(), select.POLLIN)
+        if self.stdin_fd is not None:
+            os.set_blocking(self.stdin_fd, False)
+            poller.register(self.stdin_fd, select.POLLOUT)
+        exited_at: float | None = None
+        while self.fds:
+            wait = _remaining(deadline, exited_at)
+            if wait is not None and wait <= 0:
+                if exited_at is not None:
+                    break  # shell is gone; a background child keeps the pipe: stop reading
+                outcome.timed_out = True
+                outcome.error = f"timed out after {_fmt(inv.timeout)}"
+                break
+            events = poller.poll(None if wait is None else max(wait * 1000, 0))
+            for fd, _mask in events:
+                if fd == cancel.fileno():
+                    outcome.cancelled = True
+                    outcome.error = "interrupted"
+                elif fd == self.pidfd:
+                    poller.unregister(fd)
+                    self._reap(block=True)
+                    exited_at = time.monotonic()
+                elif fd == self.stdin_fd:
+                    pending = self._feed(poller, pending)
+                else:
+                    self._read(fd, poller, outcome, sink)
+            if outcome.cancelled:
+                break
+            if self.pidfd is None and exited_at is None and self._reap(block=False):
+                exited_at = time.monotonic()
+        if outcome.timed_out or outcome.cancelled:
+            self._kill_group()
+        self._reap(block=True)
+        outcome.exit_code = _exit_code(self.status)
+        return outcome
+
+    def _feed(self, poller: select.poll, pending: bytes) -> bytes:
+        assert self.stdin_fd is not None
+        try:
+            written = os.write(self.stdin_fd, pending[:_READ]) if pending else 0
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return pending
+            written, pending = len(pending), b""  # EPIPE: the command stopped reading
+        pending = pending[written:]
+        if not pending:
+            poller.unregister(self.stdin_fd)
+            os.close(self.stdin_fd)
+            self.stdin_fd = None
+        return pending
+
+    def _read(self, fd: int, poller: select.poll, outcome: _Outcome, sink: OutputSink) -> None:
+        data = os.read(fd, _READ)
+        name = self.fds[fd]
+        if not data:
+            poller.unregister(fd)
+            os.close(fd)
+            del self.fds[fd]
+            return
+        (outcome.stdout if name == "stdout" else outcome.stderr).add(data)
+        sink.output(name, data, None)
+
+    def _reap(self, *, block: bool) -> bool:
+        if self.status is not None:
+            return True
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            self.status = 0
+            return True
+        if pid == 0:
+            return False
+        self.status = status
+        return True
+
+    def _kill_group(self) -> None:
+        """SIGTERM the whole group, then SIGKILL whatever is left after a grace period."""
+        if not _signal_group(self.pid, signal.SIGTERM):
+            return
+        end = time.monotonic() + KILL_GRACE
+        while time.monotonic() < end:
+            self._reap(block=False)
+            if not _group_alive(self.pid):
+                return
+            time.sleep(0.02)
+        _signal_group(self.pid, signal.SIGKILL)
+        self._reap(block=True)
+
+
+def _remaining(deadline: float | None, exited_at: float | None) -> float | None:
+    now = time.monotonic()
+    limits = [d - now for d in (deadline, exited_at and exited_at + DRAIN_AFTER_EXIT) if d]
+    return min(limits) if limits else None
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. Zombies count for killpg(0) until
+    someone reaps them (an orphan's new parent may never do so), so look in /proc."""
+    if not _signal_group(pgid, 0):
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    return any(_live_member(entry, pgid) for entry in entries if entry.isdigit())
+
+
+def _live_member(pid: str, pgid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return False
+    fields = data[data.rfind(b")") + 2:].split()  # after "pid (comm) ": state ppid pgrp
+    return len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z"
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _exit_code(status: int | None) -> int | None:
+    if status is None:
+        return None
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _fmt(seconds: float | None) -> str:
+    from ..duration import format_duration
+
+    return format_duration(seconds or 0)

@@ -1,0 +1,259 @@
+"""Questions and approvals for people: one interface, a terminal and a scripted version.
+
+Manual steps (`manual` + `ask`) and confirmations (`confirm`) go through a Prompter.
+The terminal prompter asks on the console; the scripted one answers from flags
+(`--answer step.field=value`, `--yes`) and says which flag to pass when it cannot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import EngineError
+from ..model import MISSING, AskField
+
+
+@dataclass(frozen=True)
+class Participant:
+    name: str
+    role: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})" if self.role else self.name
+
+
+@dataclass(frozen=True)
+class Question:
+    step: str
+    title: str
+    text: str
+    fields: tuple[AskField, ...] = ()
+    role: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    values: Mapping[str, Any]
+    by: str | None = None
+    role: str | None = None
+    waited: float = 0.0
+    hints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    step: str
+    message: str
+    role: str | None = None  # only a participant in this role may approve
+
+
+@dataclass(frozen=True)
+class ApprovalReply:
+    approved: bool
+    by: str | None = None
+    role: str | None = None
+    waited: float = 0.0
+    reason: str = ""
+
+
+class Unanswered(EngineError):
+    """A non-interactive run reached a question nobody scripted an answer for."""
+
+
+class Prompter(Protocol):
+    interactive: bool
+
+    def ask(self, question: Question) -> Answer: ...
+
+    def approve(self, request: ApprovalRequest) -> ApprovalReply: ...
+
+    def confirm_rollback(self, steps: int) -> bool: ...
+
+
+def coerce(field_: AskField, raw: Any) -> Any:
+    """An answer converted to the field's type; ValueError with the allowed values."""
+    if field_.type == "confirm":
+        text = str(raw).strip().lower()
+        if isinstance(raw, bool):
+            return raw
+        if text in ("y", "yes", "true", "1"):
+            return True
+        if text in ("n", "no", "false", "0"):
+            return False
+        raise ValueError("answer yes or no")
+    if field_.type == "number":
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError("answer a number") from None
+        value_out: Any = int(value) if value.is_integer() else value
+        if field_.minimum is not None and value < field_.minimum:
+            raise ValueError(f"answer at least {field_.minimum:g}")
+        if field_.maximum is not None and value > field_.maximum:
+            raise ValueError(f"answer at most {field_.maximum:g}")
+        return value_out
+    if field_.choices is not None:
+        for choice in field_.choices:
+            if str(choice) == str(raw).strip():
+                return choice
+        raise ValueError(f"answer one of: {', '.join(map(str, field_.choices))}")
+    return str(raw)
+
+
+@dataclass
+class ScriptedPrompter:
+    """Answers from flags; fails naming the flag when an answer is missing."""
+
+    answers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    yes: bool = False
+    participants: tuple[Participant, ...] = ()
+    interactive: bool = False
+
+    def ask(self, question: Question) -> Answer:
+        given = self.answers.get(question.step, {})
+        values: dict[str, Any] = {}
+        for f in question.fields:
+            if f.name in given:
+                try:
+                    values[f.name] = coerce(f, given[f.name])
+                except ValueError as exc:
+                    raise Unanswered(f"step {question.step}: bad --answer {question.step}.{f.name}: {exc}") from None
+            elif f.default is not MISSING:
+                values[f.name] = f.default
+            else:
+                raise Unanswered(_missing_answer(question.step, f))
+        if not question.fields and not self.yes and question.step not in self.answers:
+            raise Unanswered(
+                f"step {question.step} waits for a person (manual step) and this run is not "
+                f"interactive: pass --yes to acknowledge manual steps, or run it in a terminal"
+            )
+        who = self._who(question.role)
+        return Answer(values, who.name if who else None, who.role if who else question.role)
+
+    def approve(self, request: ApprovalRequest) -> ApprovalReply:
+        if not self.yes:
+            raise Unanswered(
+                f"step {request.step} needs approval ({request.message}) and this run is not "
+                "interactive: pass --yes to approve" + (
+                    f" together with --as NAME:{request.role}" if request.role else "")
+            )
+        who = self._who(request.role)
+        if request.role is not None and (who is None or who.role != request.role):
+            return ApprovalReply(False, reason=f"approval requires the role {request.role}: pass "
+                                               f"--as NAME:{request.role}")
+        return ApprovalReply(True, who.name if who else None, who.role if who else None)
+
+    def confirm_rollback(self, steps: int) -> bool:
+        return True
+
+    def _who(self, role: str | None) -> Participant | None:
+        if role is not None:
+            for p in self.participants:
+                if p.role == role:
+                    return p
+        return self.participants[0] if self.participants else None
+
+
+def _missing_answer(step: str, f: AskField) -> str:
+    choices = f" (one of: {', '.join(map(str, f.choices))})" if f.choices else ""
+    return (f"step {step} asks '{f.prompt or f.name}' and this run is not interactive: "
+            f"pass --answer {step}.{f.name}=VALUE{choices}")
+
+
+class TerminalPrompter:
+    """Asks on the terminal. `hint` at any question shows the step's hint (drills)."""
+
+    interactive = True
+
+    def __init__(self, participants: tuple[Participant, ...] = (),
+                 on_hint: Callable[[str, str], None] | None = None,
+                 read: Callable[[str], str] | None = None,
+                 write: Callable[[str], None] | None = None) -> None:
+        import click
+
+        self.participants = participants
+        self.on_hint = on_hint
+        self._read = read or (lambda prompt: click.prompt(prompt, default="", show_default=False,
+                                                          prompt_suffix=""))
+        self._write = write or (lambda text: click.echo(text))
+
+    def ask(self, question: Question) -> Answer:
+        t0 = time.monotonic()
+        who = self._choose(question.role)
+        values: dict[str, Any] = {}
+        for f in question.fields:
+            values[f.name] = self._field(question, f)
+        if not question.fields:
+            self._line(question, "   Press Enter when done: ")
+        return Answer(values, who.name if who else None, who.role if who else question.role,
+                      time.monotonic() - t0)
+
+    def approve(self, request: ApprovalRequest) -> ApprovalReply:
+        t0 = time.monotonic()
+        who = self._choose(request.role)
+        if request.role is not None and who is not None and who.role != request.role:
+            self._write(f"   {who} cannot approve: this needs the role {request.role}")
+            return ApprovalReply(False, who.name, who.role, time.monotonic() - t0,
+                                 f"{who} does not hold the role {request.role}")
+        role = f" [{request.role}]" if request.role else ""
+        answer = self._yes_no(f"   {request.message}{role} [y/N]: ", default=False)
+        return ApprovalReply(answer, who.name if who else None, who.role if who else request.role,
+                             time.monotonic() - t0, "" if answer else "refused")
+
+    def confirm_rollback(self, steps: int) -> bool:
+        return self._yes_no(f"   Run the rollbacks of {steps} completed step(s)? [Y/n]: ", default=True)
+
+    def _field(self, question: Question, f: AskField) -> Any:
+        label = f.prompt or f.name
+        choices = f" [{'/'.join(map(str, f.choices))}]" if f.choices else ""
+        default = f" (default {f.default})" if f.default is not MISSING else ""
+        while True:
+            raw = self._line(question, f"   {label}{choices}{default}: ")
+            if raw == "" and f.default is not MISSING:
+                return f.default
+            try:
+                return coerce(f, raw)
+            except ValueError as exc:
+                self._write(f"   {exc}")
+
+    def _line(self, question: Question, prompt: str) -> str:
+        while True:
+            raw = self._read(prompt).strip()
+            if raw.lower() == "hint":
+                self._hint(question)
+                continue
+            return raw
+
+    def _hint(self, question: Question) -> None:
+        if question.hint:
+            self._write(f"   hint: {question.hint}")
+            if self.on_hint:
+                self.on_hint(question.step, question.hint)
+        else:
+            self._write("   no hint for this step")
+
+    def _yes_no(self, prompt: str, *, default: bool) -> bool:
+        while True:
+            raw = self._read(prompt).strip().lower()
+            if not raw:
+                return default
+            if raw in ("y", "yes"):
+                return True
+            if raw in ("n", "no"):
+                return False
+
+    def _choose(self, role: str | None) -> Participant | None:
+        if len(self.participants) <= 1:
+            return self.participants[0] if self.participants else None
+        names = [p.name for p in self.participants]
+        suggested = next((p.name for p in self.participants if p.role == role), names[0])
+        while True:
+            raw = self._read(f"   Who is answering? [{'/'.join(names)}] ({suggested}): ").strip()
+            name = raw or suggested
+            for p in self.participants:
+                if p.name == name:
+                    return p

@@ -1,0 +1,272 @@
+"""The append-only JSONL journal of a run, its step logs, and reading it back.
+
+Every event is written with one `write()` as soon as it happens (so it survives a
+crash of the engine), and `barrier()` fsyncs before the runner does anything with an
+effect outside the run: a command, a request, a message, a prompt. Consecutive events
+without an effect between them share one fsync.
+
+A small reserve file is kept beside the journal. When the disk fills, the reserve is
+released so the run can still record how it ended (and its rollbacks) before it stops.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import JournalError
+from .events import Event, Stamp, StepFinished, StepOutput
+
+JOURNAL = "journal.jsonl"
+RESERVE = ".reserve"
+RESERVE_BYTES = 256 * 1024
+TAIL_CHARS = 4096  # output kept in journal lines; the full output is in logs/
+
+
+def iso(t: float) -> str:
+    stamp = datetime.fromtimestamp(t, tz=timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "items"):
+        return dict(value.items())
+    return str(value)
+
+
+def encode(event: Event, stamp: Stamp) -> bytes:
+    record = {"seq": stamp.seq, "t": iso(stamp.t), "elapsed": round(stamp.elapsed, 3),
+              "event": event.name}
+    record.update(event.record())
+    return (json.dumps(record, ensure_ascii=False, default=_json_default) + "\n").encode()
+
+
+class JournalWriter:
+    """Observer that appends events to `<run_dir>/journal.jsonl` and output to logs/."""
+
+    def __init__(self, run_dir: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.fsync = fsync
+        self._dirty = False
+        self._logs: dict[tuple[str, str, str | None], int] = {}
+        self.log_errors: list[str] = []
+        self.disk_full = False
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.run_dir / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._size = os.fstat(self._fd).st_size
+            self._reserve()
+        except OSError as exc:
+            raise JournalError(f"cannot open the journal in {self.run_dir}: {exc.strerror or exc}") from exc
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / JOURNAL
+
+    def on_event(self, event: Event, stamp: Stamp) -> None:
+        if isinstance(event, StepOutput):
+            self._log(event)
+            return
+        if not event.journaled:
+            return
+        self._append(encode(event, stamp))
+        if isinstance(event, StepFinished):
+            self._close_logs(event.step)
+
+    def barrier(self) -> None:
+        """Make everything written so far durable (fsync) before an external effect."""
+        if self._dirty and self.fsync:
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise JournalError(f"cannot sync the journal: {exc.strerror or exc}") from exc
+        self._dirty = False
+
+    def close(self) -> None:
+        for fd in self._logs.values():
+            os.close(fd)
+        self._logs.clear()
+        if self._fd >= 0:
+            self.barrier()
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            (self.run_dir / RESERVE).unlink()
+        except OSError:
+            pass
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _reserve(self) -> None:
+        reserve = self.run_dir / RESERVE
+        if reserve.exists():
+            return
+        with open(reserve, "wb") as handle:
+            handle.write(b"\0" * RESERVE_BYTES)
+
+    def _append(self, line: bytes) -> None:
+        try:
+            self._write_all(line)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise JournalError(f"cannot write the journal: {exc.strerror or exc}") from exc
+            self._use_reserve()
+            try:
+                self._write_all(line)
+            except OSError as again:
+                raise JournalError(f"the journal disk is full: {again.strerror}") from again
+            self.disk_full = True
+        self._dirty = True
+
+    def _write_all(self, line: bytes) -> None:
+        try:
+            written = os.write(self._fd, line)
+        except OSError:
+            os.ftruncate(self._fd, self._size)
+            raise
+        if written != len(line):
+            # Never leave half a line: cut back to the last whole event.
+            os.ftruncate(self._fd, self._size)
+            raise OSError(errno.ENOSPC, "short write")
+        self._size += written
+
+    def _use_reserve(self) -> None:
+        try:
+            (self.run_dir / RESERVE).unlink()
+        except OSError:
+            pass
+        self.disk_full = True
+
+    def _log(self, event: StepOutput) -> None:
+        key = (event.step, event.stream, event.host)
+        fd = self._logs.get(key)
+        try:
+            if fd is None:
+                logs = self.run_dir / "logs"
+                logs.mkdir(exist_ok=True)
+                fd = os.open(logs / log_name(*key), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._logs[key] = fd
+            os.write(fd, event.text.encode("utf-8", errors="replace"))
+        except OSError as exc:
+            self.log_errors.append(f"{log_name(*key)}: {exc.strerror or exc}")
+
+    def _close_logs(self, step: str) -> None:
+        for key in [k for k in self._logs if k[0] == step]:
+            os.close(self._logs.pop(key))
+
+    def logs_of(self, step: str) -> list[str]:
+        return [f"logs/{log_name(*k)}" for k in self._logs if k[0] == step]
+
+
+def log_name(step: str, stream: str, host: str | None) -> str:
+    safe_host = "" if host is None else "@" + "".join(c if c.isalnum() or c in ".-_" else "_" for c in host)
+    return f"{step}{safe_host}.{stream}.log"
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+@dataclass
+class JournalContents:
+    """The records of a journal, and whether it ended cleanly."""
+
+    path: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+    torn: bool = False  # the last line was cut short (the engine died mid-write)
+    bad_lines: list[int] = field(default_factory=list)
+
+    @property
+    def started(self) -> dict[str, Any] | None:
+        return next((r for r in self.records if r.get("event") == "run.started"), None)
+
+    @property
+    def finished(self) -> dict[str, Any] | None:
+        return next((r for r in reversed(self.records) if r.get("event") == "run.finished"), None)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished is not None
+
+
+def journal_path(path: str | os.PathLike[str]) -> Path:
+    """A run directory or a journal file -> the journal file."""
+    p = Path(path)
+    return p / JOURNAL if p.is_dir() else p
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, bool]]:
+    """(line number, record or None if unreadable, whether it is a torn last line)."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            whole = raw.endswith(b"\n")
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                yield number, None, not whole
+                continue
+            yield number, record if isinstance(record, dict) else None, False
+
+
+def read_journal(path: str | os.PathLike[str]) -> JournalContents:
+    """Read every record; a torn last line (crash mid-write) is reported, not fatal."""
+    file = journal_path(path)
+    contents = JournalContents(file)
+    try:
+        for number, record, torn in iter_records(file):
+            if record is not None:
+                contents.records.append(record)
+            elif torn:
+                contents.torn = True
+            else:
+                contents.bad_lines.append(number)
+    except OSError as exc:
+        raise JournalError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    return contents
+
+
+def last_record(path: Path, window: int = 65536) -> dict[str, Any] | None:
+    """The last whole record of a journal, reading only its end (for `runbook runs`)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - window, 0))
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(lines):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            return record
+    return None
+
+
+def first_record(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as handle:
+            record = json.loads(handle.readline())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def new_run_id(runbook_id: str, now: float | None = None) -> str:
+    stamp = datetime.fromtimestamp(now or time.time(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{runbook_id}-{os.urandom(2).hex()}"

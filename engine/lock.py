@@ -1,0 +1,90 @@
+"""Run locks: two live runs of one runbook on the same hosts never run at once.
+
+The lock is a file held with flock(). The kernel drops a flock when its process dies,
+so a lock left by a crashed run is detected as stale and taken over, while the file
+still says which run held it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import EngineError
+
+
+class LockHeld(EngineError):
+    """Another live run holds the lock; the message names it."""
+
+    exit_code = 4
+
+
+class RunLock:
+    def __init__(self, directory: str | os.PathLike[str], runbook_id: str, hosts: Iterable[str]) -> None:
+        names = sorted(set(hosts)) or ["localhost"]
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+        self.path = Path(directory) / f"{runbook_id}-{digest}.lock"
+        self.hosts = names
+        self._fd: int | None = None
+        self.took_over: dict[str, Any] | None = None
+
+    def acquire(self, run_id: str, started_at: float | None = None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read(fd)
+            os.close(fd)
+            raise LockHeld(_held_message(holder, self.hosts)) from None
+        previous = _read(fd)
+        self.took_over = previous or None  # a file but no flock: its run died
+        info = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                "started_at": started_at or time.time(), "hosts": self.hosts}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read(fd: int) -> dict[str, Any]:
+    try:
+        data = os.pread(fd, 65536, 0)
+        info = json.loads(data) if data.strip() else {}
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _held_message(holder: dict[str, Any], hosts: list[str]) -> str:
+    from .journal import iso
+
+    started = holder.get("started_at")
+    when = iso(started) if isinstance(started, (int, float)) else "unknown time"
+    return (
+        f"another run of this runbook on {', '.join(hosts)} is in progress: "
+        f"run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')} on "
+        f"{holder.get('host', '?')}, started {when})"
+    )

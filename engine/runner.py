@@ -1,0 +1,383 @@
+"""The execution loop: phases in order, steps in order, the outcome, rollbacks.
+
+The same loop serves live runs, drills and unattended tests; only the services
+(executors, prompter, notifier, clock) differ. Events go to a bus; the journal and
+the console are observers of it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, templating
+from ._step import Attempt, StepDriver, StepStop
+from .clock import Clock
+from .errors import EngineError, JournalError, TemplateError
+from .events import (
+    EventBus,
+    NotifySent,
+    PhaseFinished,
+    PhaseStarted,
+    PriorityChanged,
+    RollbackFinished,
+    RollbackStarted,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
+from .executors.base import Cancel, Executor, Invocation
+from .executors.notify import Notifier
+from .executors.prompts import Prompter
+from .masking import Masker
+from .model import IncludeSpec, Phase, Runbook, Step
+from .state import RunState, StepRecord, priority_of
+
+STOPPING = ("failed", "aborted", "refused", "not_confirmed")
+
+
+@dataclass
+class Services:
+    """What the runner drives. A drill swaps every executor for a simulated one."""
+
+    local: Executor
+    http: Executor
+    prompter: Prompter
+    notifier: Notifier
+    remote: Any = None  # fan-out over SSH: `run(step, invocation, hosts, sink, cancel)`
+    resolve_hosts: Callable[[str, Any, dict[str, Any]], list[str]] | None = None
+    load_runbook: Callable[[Path], Runbook] | None = None
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Resume:
+    """What a journal says about an earlier, unfinished attempt of this run."""
+
+    finished: dict[str, StepRecord]
+    interrupted: set[str]
+    rerun_interrupted: bool | None  # None: ask (or fail when not interactive)
+    vars: dict[str, Any] = field(default_factory=dict)
+    incident: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    outcome: str
+    reason: str = ""
+    failed_step: str | None = None
+    duration: float = 0.0
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, runbook: Runbook, inputs: Mapping[str, Any], *, services: Services,
+                 bus: EventBus, clock: Clock, run_id: str, mode: str = "live",
+                 masker: Masker | None = None, participants: Sequence[Any] = (),
+                 rollback_on_abort: bool = True, resume: Resume | None = None,
+                 prefix: str = "", scenario: str | None = None, cancel: Cancel | None = None) -> None:
+        self.runbook, self.services, self.bus, self.clock = runbook, services, bus, clock
+        self.mode, self.masker, self.prefix, self.scenario = mode, masker or Masker(), prefix, scenario
+        self.participants = list(participants)
+        self.rollback_on_abort = rollback_on_abort
+        self.resume = resume
+        self.cancel = cancel or Cancel()
+        self.hard_stop = False
+        self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now())
+        if resume is not None:
+            self.state.vars.update(resume.vars)
+            for rec in resume.finished.values():
+                self.state.record(rec)
+        self.driver = StepDriver(self)
+        self.completed: list[Step] = []
+        self._deadline = clock.monotonic() + runbook.timeout if runbook.timeout else None
+        self.hooks: list[Any] = []  # drill/incident supervisors: on_phase, on_step_finished
+        self.prompting = False  # a signal may only break into a prompt, never into a write
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        t0 = self.clock.monotonic()
+        self._started()
+        stop: StepStop | None = None
+        phase_times: dict[str, float] = {}
+        try:
+            stop = self._phases(phase_times)
+        except JournalError as exc:
+            stop = StepStop("failed", f"journal: {exc}")
+        except BaseException as exc:
+            self._finish(StepStop("failed", f"internal error: {exc}"), t0, phase_times)
+            raise
+        result = self._finish(stop, t0, phase_times)
+        return result
+
+    def _phases(self, times: dict[str, float]) -> StepStop | None:
+        for phase in self.runbook.phases:
+            t0 = self.clock.monotonic()
+            stop = self._phase(phase)
+            times[phase.name] = self.clock.monotonic() - t0
+            if stop is not None:
+                return stop
+        return None
+
+    def _phase(self, phase: Phase) -> StepStop | None:
+        self.state.phase = phase.name
+        self.bus.emit(PhaseStarted(phase.name))
+        t0 = self.clock.monotonic()
+        for hook in self.hooks:
+            hook.on_phase(phase.name)
+        status, stop = "ok", None
+        try:
+            for step in phase.steps:
+                self.step(step)
+        except StepStop as exc:
+            status, stop = exc.outcome, exc
+        self.bus.emit(PhaseFinished(phase.name, status, self.clock.monotonic() - t0))
+        return stop
+
+    def step(self, step: Step, *, rollback_of: str | None = None) -> StepRecord:
+        """Run one step (or restore it on resume); StepStop when the run must end."""
+        restored = self._restored(step)
+        if restored is not None:
+            return restored
+        if self.cancel.is_set():
+            raise StepStop("aborted", "interrupted", self.qualified(step.id))
+        rec = self.driver.execute(step, rollback_of=rollback_of)
+        for hook in self.hooks:
+            hook.on_step_finished(step, rec)
+        if rec.status == "ok":
+            self.completed.append(step)
+        if rec.status in STOPPING and not (step.continue_on_error and rec.status == "failed"):
+            outcome = {"refused": "aborted", "not_confirmed": "not_confirmed"}.get(rec.status, rec.status)
+            raise StepStop(outcome, rec.error or rec.status, self.qualified(step.id))
+        return rec
+
+    def _restored(self, step: Step) -> StepRecord | None:
+        if self.resume is None:
+            return None
+        sid = self.qualified(step.id)
+        rec = self.resume.finished.get(sid)
+        if rec is not None:
+            if rec.status == "ok":
+                self.completed.append(step)
+            return rec
+        if sid in self.resume.interrupted and not self._rerun(step, sid):
+            rec = StepRecord(step.id, status="skipped", error="interrupted; skipped on resume")
+            self.state.record(rec)
+            self.bus.emit(StepFinished(sid, step.phase, step.kind, "skipped",
+                                       reason="interrupted by a crash; skipped on resume"))
+            return rec
+        return None
+
+    def _rerun(self, step: Step, sid: str) -> bool:
+        assert self.resume is not None
+        if step.idempotent:
+            return True
+        if self.resume.rerun_interrupted is not None:
+            return self.resume.rerun_interrupted
+        prompter = self.services.prompter
+        if not prompter.interactive:
+            raise EngineError(
+                f"step {sid} was running when the engine stopped and is not idempotent: "
+                "pass --rerun-interrupted to run it again or --skip-interrupted to skip it")
+        from .executors.prompts import ApprovalRequest
+
+        with self.asking():
+            reply = prompter.approve(ApprovalRequest(sid, f"Step {sid} was interrupted. Run it again?"))
+        return reply.approved
+
+    # -- start, finish, rollback -----------------------------------------------------------------
+
+    def _started(self) -> None:
+        if self.prefix:
+            return
+        inputs = {k: ("***" if spec.secret else self.state.inputs.get(k))
+                  for k, spec in self.runbook.inputs.items()}
+        self.bus.emit(RunStarted(
+            self.state.run_id, self.runbook.id, self.runbook.title, os.path.abspath(self.runbook.file), self.mode,
+            inputs, [{"name": str(getattr(p, "name", p)), "role": str(getattr(p, "role", "") or "")}
+                     for p in self.participants],
+            os.getpid(), socket.gethostname(), __version__,
+            self.state.run_id if self.resume is not None else None, self.scenario,
+            self.state.incident.view(),
+        ))
+
+    def _finish(self, stop: StepStop | None, t0: float, phases: dict[str, float]) -> RunResult:
+        outcome = stop.outcome if stop else "resolved"
+        reason = stop.reason if stop else ""
+        if outcome in ("failed", "aborted"):
+            self._rollback(outcome, reason)
+        duration = self.clock.monotonic() - t0
+        if not self.prefix:
+            self.bus.emit(RunFinished(outcome, duration, reason, stop.step if stop else None,
+                                      reason if outcome == "failed" else None, phases))
+            self.bus.barrier()
+        return RunResult(self.state.run_id, outcome, reason, stop.step if stop else None, duration,
+                         dict(self.state.steps), phases)
+
+    def _rollback(self, outcome: str, reason: str) -> None:
+        todo = [s for s in reversed(self.completed) if s.rollback]
+        if not todo:
+            return
+        names = [self.qualified(s.id) for s in todo]
+        if outcome == "aborted" and not self._want_rollback(len(todo)):
+            self.bus.emit(RollbackStarted(f"{outcome}: {reason}", names))
+            self.bus.emit(RollbackFinished("skipped", skipped=True))
+            return
+        self.cancel.clear()
+        self.bus.emit(RollbackStarted(f"{outcome}: {reason}", names))
+        status = "ok"
+        for step in todo:
+            for undo in step.rollback:
+                if self.hard_stop:
+                    status = "interrupted"
+                    break
+                try:
+                    rec = self.driver.execute(undo, rollback_of=self.qualified(step.id))
+                except StepStop as exc:
+                    rec = StepRecord(undo.id, status=exc.outcome, error=exc.reason)
+                if rec.status != "ok":
+                    status = "failed"
+        self.bus.emit(RollbackFinished(status))
+
+    def _want_rollback(self, count: int) -> bool:
+        if self.hard_stop or not self.rollback_on_abort:
+            return False
+        if not self.services.prompter.interactive:
+            return True
+        try:
+            with self.asking():
+                return self.services.prompter.confirm_rollback(count)
+        except KeyboardInterrupt:
+            self.hard_stop = True
+            return False
+
+    # -- services for the step driver ------------------------------------------------------------
+
+    def interrupt(self, *, hard: bool = False) -> None:
+        """Stop the current step (signal-safe); hard=True also skips rollbacks."""
+        if hard:
+            self.hard_stop = True
+        self.cancel.set()
+        wake = getattr(self.clock, "wake", None)
+        if wake is not None:
+            wake()
+
+    @contextmanager
+    def asking(self) -> Iterator[None]:
+        """Around a prompt: Ctrl-C may interrupt the blocking read (see session)."""
+        self.bus.barrier()
+        self.prompting = True
+        try:
+            yield
+        finally:
+            self.prompting = False
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait on the run's clock; False if interrupted."""
+        if self.cancel.is_set():
+            return False
+        self.bus.barrier()
+        self.clock.sleep(seconds)
+        return not self.cancel.is_set()
+
+    def qualified(self, step_id: str) -> str:
+        return f"{self.prefix}{step_id}"
+
+    def where(self, step: Step, *path: str | int) -> str:
+        return self.runbook.where((*step.path, *path))
+
+    def in_detection(self, step: Step) -> bool:
+        return step.phase == "detection" and not self.prefix
+
+    def timeout_for(self, step: Step) -> float | None:
+        timeout = step.timeout or self.runbook.defaults.timeout or self.runbook.timeout
+        if self._deadline is not None:
+            left = max(self._deadline - self.clock.monotonic(), 0.001)
+            timeout = min(timeout, left) if timeout else left
+        return timeout
+
+    def logs_of(self, sid: str) -> list[str]:
+        for observer in self.bus.observers:
+            logs = getattr(observer, "logs_of", None)
+            if logs is not None:
+                return list(logs(sid))
+        return []
+
+    def masker_hint(self, text: str, ctx: dict[str, Any]) -> None:
+        """Nothing to learn at run time: secrets are known from the inputs up front."""
+        return None
+
+    def hosts_of(self, target: str, step: Step) -> list[str]:
+        spec = self.runbook.targets.get(target)
+        if spec is None:
+            raise TemplateError(f"target '{target}' is not defined", where=self.where(step, "target"))
+        if self.services.resolve_hosts is not None:
+            return self.services.resolve_hosts(target, spec, self.state.context())
+        return [templating.render(h, self.state.context(), where=self.runbook.where(("targets", target, "hosts", i)))
+                for i, h in enumerate(spec.hosts)]
+
+    def fan_out(self, step: Step, sid: str, base: Invocation, hosts: list[str]) -> Attempt:
+        if self.services.remote is None:
+            return Attempt(False, f"step {sid} runs on target '{base.target}' but remote execution "
+                                  "is not available in this mode")
+        from ._step import _Sink
+
+        self.bus.barrier()
+        attempt: Attempt = self.services.remote.run(self, step, sid, base, hosts, _Sink(self, sid))
+        return attempt
+
+    def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
+               purpose: str = "notify") -> Attempt:
+        self.bus.barrier()
+        meta = {"runbook": self.runbook.id, "run_id": self.state.run_id, "channel_name": channel}
+        delivery = self.services.notifier.send(channel, self.masker.text(message),
+                                               title=self.masker.text(title) if title else None, meta=meta)
+        self.bus.emit(NotifySent(channel, message, delivery.ok, delivery.error, step, purpose))
+        return Attempt(delivery.ok, delivery.error)
+
+    def apply_set(self, step: Step, changes: Mapping[str, Any], *, by: str | None, role: str | None) -> None:
+        """Assign vars and incident fields; a priority change is journaled with who and why."""
+        incident = self.state.incident
+        before = incident.priority
+        for key, value in changes.items():
+            if key.startswith("vars."):
+                self.state.vars[key[5:]] = value
+            elif key == "incident.impact":
+                incident.impact = str(value)
+            elif key == "incident.urgency":
+                incident.urgency = str(value)
+        if any(k.startswith("incident.") for k in changes):
+            incident.priority = priority_of(self.runbook, incident.impact, incident.urgency)
+            self.bus.emit(PriorityChanged(incident.impact, incident.urgency, incident.priority, before,
+                                          by, role, self.qualified(step.id), f"set by step {step.id}"))
+
+    def include(self, step: Step, spec: IncludeSpec, sid: str, extra: dict[str, Any]) -> Attempt:
+        """Run another runbook as this step, with the same services, bus and clock."""
+        loader = self.services.load_runbook
+        if loader is None:
+            return Attempt(False, "include is not available in this mode")
+        path = (Path(self.runbook.file).parent / spec.runbook).resolve()
+        ctx = self.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        inputs = {k: templating.render_value(v, ctx, where=self.where(step, "include", "inputs", k))
+                  for k, v in spec.inputs.items()}
+        child_book = loader(path)
+        from .inputs import resolve
+
+        resolved = resolve(child_book, from_file=inputs)
+        child = Runner(child_book, resolved.values, services=self.services, bus=self.bus, clock=self.clock,
+                       run_id=self.state.run_id, mode=self.mode, masker=self.masker,
+                       rollback_on_abort=self.rollback_on_abort, prefix=f"{sid}/", cancel=self.cancel)
+        result = child.run()
+        ok = result.outcome in ("resolved", "not_confirmed")
+        outputs = {"outcome": result.outcome, "reason": result.reason}
+        return Attempt(ok, None if ok else f"included runbook {child_book.id} ended {result.outcome}: "
+                                             f"{result.reason}", outputs=outputs,
+                       cancelled=result.outcome == "aborted")

@@ -1,0 +1,265 @@
+"""A live run, assembled: inputs, lock, journal, console, executors, signals.
+
+`cli.py` parses flags into a LiveOptions and calls `run_live` or `resume_run`;
+everything a run needs is put together here, and taken apart again however it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .clock import RealClock
+from .console import Console
+from .errors import EngineError, UsageError
+from .events import EventBus
+from .executors.http import HttpExecutor
+from .executors.local import LocalExecutor
+from .executors.notify import Notifier, load_channels
+from .executors.prompts import Participant, Prompter, ScriptedPrompter, TerminalPrompter
+from .journal import JournalWriter, new_run_id, read_journal
+from .lock import RunLock
+from .masking import Masker
+from .model import Runbook
+from .runner import Resume, Runner, RunResult, Services
+from .state import StepRecord
+
+RUNS = "runs"
+LOCKS = "locks"
+
+OUTCOME_EXIT = {"resolved": 0, "failed": 1, "not_confirmed": 5, "escalated": 6, "aborted": 130}
+
+
+def home() -> Path:
+    """Where runs and locks live: $RUNBOOK_HOME or ./.runbook."""
+    return Path(os.environ.get("RUNBOOK_HOME", ".runbook"))
+
+
+@dataclass
+class LiveOptions:
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    answers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    yes: bool = False
+    interactive: bool = False
+    participants: tuple[Participant, ...] = ()
+    runs_dir: Path | None = None
+    channels: str | None = None
+    rollback_on_abort: bool = True
+    color: bool = False
+    show_output: bool = True
+    stream: TextIO | None = None
+    rerun_interrupted: bool | None = None
+    install_signals: bool = True
+    secrets: tuple[str, ...] = ()
+    inventory: str | None = None
+    accept_new_host_keys: bool = False
+    extra_services: Callable[[Services], None] | None = None
+
+
+def _prompter(options: LiveOptions) -> Prompter:
+    if options.interactive:
+        return TerminalPrompter(options.participants)
+    return ScriptedPrompter(options.answers, options.yes, options.participants)
+
+
+def _services(options: LiveOptions, console: Console) -> Services:
+    from .validation import load_runbook
+
+    services = Services(
+        local=LocalExecutor(), http=HttpExecutor(), prompter=_prompter(options),
+        notifier=Notifier(load_channels(options.channels), console=console.line),
+        load_runbook=load_runbook,
+    )
+    if options.extra_services is not None:
+        options.extra_services(services)
+    return services
+
+
+def _hosts_for_lock(runbook: Runbook, services: Services, inputs: Mapping[str, Any]) -> list[str]:
+    from .state import RunState
+
+    ctx = RunState(runbook, "lock", "live", dict(inputs), 0.0).context()
+    hosts: list[str] = []
+    for name, target in runbook.targets.items():
+        try:
+            if services.resolve_hosts is not None:
+                hosts += services.resolve_hosts(name, target, ctx)
+            else:
+                from . import templating
+
+                hosts += [templating.render(h, ctx) for h in target.hosts]
+        except EngineError:
+            hosts.append(f"<{name}>")
+    return hosts
+
+
+@contextmanager
+def _signals(runner: Runner, enabled: bool) -> Iterator[None]:
+    """Ctrl-C once: stop the step, then ask about rollbacks; twice: skip rollbacks.
+    SIGTERM: stop the step; rollbacks follow the run's policy."""
+    if not enabled:
+        yield
+        return
+    presses = {"n": 0}
+
+    def on_int(signum: int, frame: Any) -> None:
+        presses["n"] += 1
+        runner.interrupt(hard=presses["n"] > 1)
+        if runner.prompting:
+            raise KeyboardInterrupt
+
+    def on_term(signum: int, frame: Any) -> None:
+        runner.services.prompter = ScriptedPrompter(yes=False)  # no one to ask any more
+        runner.interrupt(hard=not runner.rollback_on_abort)
+        if runner.prompting:
+            raise KeyboardInterrupt
+
+    old_int = signal.signal(signal.SIGINT, on_int)
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def run_live(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, *,
+             secrets: tuple[str, ...] = ()) -> tuple[RunResult, Path]:
+    """Run a runbook for real. Returns the result and the run directory."""
+    stream = options.stream or sys.stdout
+    console = Console(stream, color=options.color, show_output=options.show_output)
+    services = _services(options, console)
+    masker = Masker(secrets)
+    clock = RealClock()
+    run_id = new_run_id(runbook.id, clock.now())
+    runs = options.runs_dir or home() / RUNS
+    lock = RunLock((options.runs_dir.parent if options.runs_dir else home()) / LOCKS, runbook.id,
+                   _hosts_for_lock(runbook, services, inputs))
+    lock.acquire(run_id, clock.now())
+    try:
+        with JournalWriter(runs / run_id) as journal:
+            bus = EventBus(clock, [journal, console], masker)
+            runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id,
+                            masker=masker, participants=options.participants,
+                            rollback_on_abort=options.rollback_on_abort)
+            with _signals(runner, options.install_signals):
+                result = runner.run()
+            console.line(f"   journal: {journal.path}")
+    finally:
+        lock.release()
+        _close(services)
+    return result, runs / run_id
+
+
+def _close(services: Services) -> None:
+    close = getattr(services.remote, "close", None)
+    if close is not None:
+        close()
+
+
+# -- resume --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recovered:
+    """What an unfinished run's journal tells: enough to continue it."""
+
+    run_id: str
+    runbook_file: str
+    mode: str
+    inputs: dict[str, Any]
+    secret_inputs: list[str]
+    resume: Resume
+    last_seq: int
+    last_elapsed: float
+    participants: list[dict[str, str]]
+
+
+def recover(run_dir: Path, runbook: Runbook | None = None, *, rerun: bool | None = None) -> Recovered:
+    contents = read_journal(run_dir)
+    started = contents.started
+    if started is None:
+        raise UsageError(f"{contents.path} has no run.started record: not a journal of a run")
+    finished = contents.finished
+    if finished is not None:
+        raise UsageError(f"run {started['run_id']} already finished ({finished.get('outcome')}); "
+                         "nothing to resume")
+    steps: dict[str, StepRecord] = {}
+    begun: set[str] = set()
+    vars_: dict[str, Any] = {}
+    for record in contents.records:
+        kind = record.get("event")
+        step = str(record.get("step"))
+        if kind == "step.started" and not record.get("rollback_of"):
+            begun.add(step)
+        elif kind == "step.finished" and not record.get("rollback_of"):
+            steps[step] = _record_from(record, run_dir)
+            if record.get("vars"):
+                vars_ = dict(record["vars"])
+    interrupted = begun - set(steps)
+    inputs = dict(started.get("inputs") or {})
+    secret = [k for k, v in inputs.items() if v == "***"]
+    last = contents.records[-1]
+    return Recovered(
+        started["run_id"], started["file"], started.get("mode", "live"),
+        {k: v for k, v in inputs.items() if k not in secret}, secret,
+        Resume(steps, interrupted, rerun, vars_), int(last.get("seq", 0)),
+        float(last.get("elapsed", 0.0)), list(started.get("participants") or []),
+    )
+
+
+def _record_from(record: dict[str, Any], run_dir: Path) -> StepRecord:
+    step_id = str(record["step"]).rsplit("/", 1)[-1]
+    rec = StepRecord(step_id, status=record.get("status", "ok"), exit_code=record.get("exit_code"),
+                     stdout=record.get("stdout", ""), stderr=record.get("stderr", ""),
+                     outputs=dict(record.get("outputs") or {}), answers=dict(record.get("answers") or {}),
+                     duration=float(record.get("duration", 0.0)), attempts=int(record.get("attempts", 1)),
+                     status_code=record.get("status_code"), hosts=dict(record.get("hosts") or {}),
+                     items=list(record.get("items") or []), error=record.get("error"))
+    if record.get("truncated"):
+        # The journal keeps a tail; the full output is in the step's log file.
+        for stream in ("stdout", "stderr"):
+            log = run_dir / "logs" / f"{record['step']}.{stream}.log"
+            if log.is_file():
+                setattr(rec, stream, log.read_text(encoding="utf-8", errors="replace"))
+    return rec
+
+
+def _cut_torn_line(journal: Path) -> None:
+    """A crash mid-write can leave half a line; appending after it would corrupt both."""
+    with open(journal, "rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def resume_run(run_dir: Path, runbook: Runbook, recovered: Recovered, inputs: Mapping[str, Any],
+               options: LiveOptions, *, secrets: tuple[str, ...] = ()) -> RunResult:
+    stream = options.stream or sys.stdout
+    console = Console(stream, color=options.color, show_output=options.show_output)
+    services = _services(options, console)
+    masker = Masker(secrets)
+    clock = RealClock()
+    lock = RunLock(run_dir.parent.parent / LOCKS, runbook.id, _hosts_for_lock(runbook, services, inputs))
+    lock.acquire(recovered.run_id, clock.now())
+    try:
+        _cut_torn_line(run_dir / "journal.jsonl")
+        with JournalWriter(run_dir) as journal:
+            bus = EventBus(clock, [journal, console], masker, start_seq=recovered.last_seq,
+                           elapsed_offset=recovered.last_elapsed)
+            runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock,
+                            run_id=recovered.run_id, masker=masker, participants=options.participants,
+                            rollback_on_abort=options.rollback_on_abort, resume=recovered.resume)
+            with _signals(runner, options.install_signals):
+                result = runner.run()
+            console.line(f"   journal: {journal.path}")
+    finally:
+        lock.release()
+        _close(services)
+    return result
