@@ -1,0 +1,126 @@
+"""Test helpers shipped with the engine: a scripted executor, an event recorder, and a
+one-call way to run a runbook in memory. Our own unit tests use them; so can yours.
+
+    from engine.testing import ScriptedExecutor, run_text
+    result, events = run_text(RUNBOOK_YAML, executor=ScriptedExecutor({"usage": "96"}))
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import VirtualClock
+from .events import Event, EventBus, Stamp
+from .executors.base import Cancel, Invocation, OutputSink, Result
+from .executors.notify import Notifier
+from .executors.prompts import Participant, ScriptedPrompter
+from .masking import Masker
+from .runner import Runner, RunResult, Services
+
+Reply = str | int | Mapping[str, Any] | Result | Callable[[Invocation], Result]
+
+
+@dataclass
+class ScriptedExecutor:
+    """Answers invocations from a script keyed by step id or command glob.
+
+    A reply may be a string (stdout, exit 0), an int (exit code), a mapping
+    ({stdout, stderr, exit_code, status, body, duration}), a Result, a callable, or a
+    list of those (one per call, the last repeating). Unscripted calls fail clearly.
+    """
+
+    script: Mapping[str, Reply | Sequence[Reply]] = field(default_factory=dict)
+    clock: Any = None
+    calls: list[Invocation] = field(default_factory=list)
+
+    def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
+        self.calls.append(invocation)
+        reply = self._reply(invocation)
+        if reply is None:
+            return Result(invocation.command, invocation.host, "", "unscripted", None, 0.0, 0.0, False,
+                          f"unscripted step {invocation.step}: {invocation.command}")
+        result = self._result(invocation, reply)
+        if result.stdout:
+            sink.output("stdout", result.stdout.encode(), invocation.host)
+        if self.clock is not None and result.duration:
+            self.clock.sleep(result.duration)
+        return result
+
+    def _reply(self, invocation: Invocation) -> Reply | None:
+        for key, reply in self.script.items():
+            if key == invocation.step or fnmatch.fnmatchcase(invocation.command, key):
+                if isinstance(reply, (list, tuple)):
+                    count = sum(1 for c in self.calls if c.step == invocation.step)
+                    return reply[min(count, len(reply)) - 1]
+                return reply  # type: ignore[return-value]
+        return None
+
+    def _result(self, inv: Invocation, reply: Reply) -> Result:
+        if callable(reply):
+            return reply(inv)
+        if isinstance(reply, Result):
+            return reply
+        if isinstance(reply, str):
+            reply = {"stdout": reply}
+        elif isinstance(reply, int):
+            reply = {"exit_code": reply}
+        code = int(reply.get("exit_code", 0))
+        status = reply.get("status")
+        ok = (200 <= status < 300 if inv.http and inv.http.status is None else status in (inv.http.status or ())) \
+            if status is not None and inv.http is not None else code in inv.exit_codes
+        body = reply.get("body")
+        return Result(inv.command, inv.host, str(reply.get("stdout", body or "")), str(reply.get("stderr", "")),
+                      None if status is not None else code, 0.0, float(reply.get("duration", 0.0)), ok,
+                      None if ok else (f"HTTP status {status}" if status is not None else f"exit code {code}"),
+                      status=status, body=body, headers=reply.get("headers"))
+
+
+@dataclass
+class Recorder:
+    """An observer that keeps every event (journaled ones and output)."""
+
+    events: list[tuple[Event, Stamp]] = field(default_factory=list)
+
+    def on_event(self, event: Event, stamp: Stamp) -> None:
+        self.events.append((event, stamp))
+
+    def named(self, name: str) -> list[Event]:
+        return [e for e, _ in self.events if e.name == name]
+
+    def names(self) -> list[str]:
+        return [e.name for e, _ in self.events if e.journaled]
+
+
+def run_text(text: str, *, inputs: Mapping[str, Any] | None = None, executor: Any = None,
+             http: Any = None, answers: Mapping[str, Mapping[str, Any]] | None = None, yes: bool = True,
+             participants: Sequence[Participant] = (), file: str = "runbook.yaml",
+             observers: Sequence[Any] = (), notifier: Notifier | None = None,
+             secrets: Sequence[str] = ()) -> tuple[RunResult, Recorder]:
+    """Validate and run a runbook given as YAML text, on a virtual clock, with fakes."""
+    from .inputs import resolve
+    from .loader import load_text
+    from .model import build_runbook
+    from .validation import ValidationFailed, check_document
+
+    doc = load_text(text, file)
+    checked = check_document(doc)
+    if checked.model is None:
+        raise ValidationFailed(file, checked.diagnostics)
+    runbook = build_runbook(doc)
+    resolved = resolve(runbook, from_file=inputs or {}, environ={})
+    clock = VirtualClock()
+    scripted = executor or ScriptedExecutor(clock=clock)
+    if getattr(scripted, "clock", "absent") is None:
+        scripted.clock = clock
+    recorder = Recorder()
+    masker = Masker([*resolved.secrets, *secrets])
+    bus = EventBus(clock, [recorder, *observers], masker)
+    services = Services(local=scripted, http=http or scripted,
+                        prompter=ScriptedPrompter(answers or {}, yes, tuple(participants)),
+                        notifier=notifier or Notifier(console=lambda _: None))
+    runner = Runner(runbook, resolved.values, services=services, bus=bus, clock=clock, run_id="test-run",
+                    masker=masker, participants=participants)
+    return runner.run(), recorder
