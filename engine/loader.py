@@ -83,16 +83,47 @@ class SourceMap:
     def __init__(self, root: Node | None, text: str) -> None:
         self.root = root
         self.text = text
+        # id(mapping node) -> its keys and merge sources. Built on first use: a file with
+        # thousands of diagnostics in one mapping must not scan it once per diagnostic.
+        self._mappings: dict[int, tuple[dict[Any, tuple[Node, Node]], list[Node]]] = {}
 
     def node(self, path: Path_, *, key: bool = False) -> Node | None:
         """The deepest node along `path`; with key=True, the key node of its last part."""
         node = self.root
         for i, part in enumerate(path):
-            found = _child(node, part, want_key=key and i == len(path) - 1)
+            found = self._child(node, part, want_key=key and i == len(path) - 1)
             if found is None:
                 break
             node = found
         return node
+
+    def _child(self, node: Node | None, part: str | int, *, want_key: bool) -> Node | None:
+        if isinstance(node, SequenceNode) and isinstance(part, int):
+            return node.value[part] if 0 <= part < len(node.value) else None
+        if not isinstance(node, MappingNode):
+            return None
+        entries, merged = self._entries(node)
+        if part in entries:
+            knode, vnode = entries[part]
+            return knode if want_key else vnode
+        for source in merged:  # the first merged mapping that has the key, as in the data
+            found = self._child(source, part, want_key=want_key)
+            if found is not None:
+                return found
+        return None
+
+    def _entries(self, node: MappingNode) -> tuple[dict[Any, tuple[Node, Node]], list[Node]]:
+        cached = self._mappings.get(id(node))
+        if cached is None:
+            entries: dict[Any, tuple[Node, Node]] = {}
+            merged: list[Node] = []
+            for knode, vnode in node.value:
+                if knode.tag == MERGE:
+                    merged.extend(vnode.value if isinstance(vnode, SequenceNode) else [vnode])
+                elif isinstance(knode, ScalarNode):
+                    entries[_scalar(knode)] = (knode, vnode)  # the last duplicate wins, as in the data
+            cached = self._mappings[id(node)] = (entries, merged)
+        return cached
 
     def position(self, path: Path_, *, key: bool = False) -> Position:
         node = self.node(path, key=key)
@@ -152,24 +183,6 @@ def _indent_of(text: str, line_index: int) -> int:
     return 0
 
 
-def _child(node: Node | None, part: str | int, *, want_key: bool) -> Node | None:
-    if isinstance(node, SequenceNode) and isinstance(part, int):
-        return node.value[part] if 0 <= part < len(node.value) else None
-    if not isinstance(node, MappingNode):
-        return None
-    merged: list[Node] = []
-    for knode, vnode in node.value:
-        if knode.tag == MERGE:
-            merged.extend(vnode.value if isinstance(vnode, SequenceNode) else [vnode])
-        elif isinstance(knode, ScalarNode) and _scalar(knode) == part:
-            return knode if want_key else vnode
-    for source in merged:
-        found = _child(source, part, want_key=want_key)
-        if found is not None:
-            return found
-    return None
-
-
 _SAFE = yaml.constructor.SafeConstructor()
 
 
@@ -178,7 +191,14 @@ def _scalar(node: ScalarNode) -> Any:
     if tag in (STR, _TIMESTAMP):
         return node.value
     if tag in _SCALAR_TAGS:
-        return _SAFE.yaml_constructors[tag](_SAFE, node)
+        try:
+            return _SAFE.yaml_constructors[tag](_SAFE, node)
+        except (ValueError, KeyError):
+            # The resolver takes `0x_` for an int and so does `!!bool maybe` for a bool;
+            # the constructor then fails (also past Python's 4300-digit int limit).
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            kind = tag.rsplit(":", 1)[-1]
+            raise _Problem(f"{shown!r} is not a valid {kind}", node, RULE_SYNTAX) from None
     raise _Problem(f"unsupported YAML tag {tag!r}", node, RULE_SHAPE)
 
 
@@ -318,7 +338,9 @@ def decode(raw: bytes, file: str) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        # Columns count characters, as everywhere else; the bytes before the first bad
+        # one are valid UTF-8.
+        column = len(raw[raw.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8")) + 1
         raise _error(
             file, line, column, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})", RULE_SYNTAX
         ) from None
@@ -374,12 +396,32 @@ def _compose(text: str, file: str) -> Node | None:
     loader = _Loader(text)
     try:
         return loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, file) from None
     except yaml.YAMLError as exc:
-        raise _error(file, 1, 1, f"YAML error: {exc}", RULE_SYNTAX) from None
+        raise _yaml_problem(exc, text, file) from None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str, file: str) -> LoadError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return _yaml_error(exc, file)
+    if isinstance(exc, yaml.reader.ReaderError):
+        return _reader_error(exc, text, file)
+    return _error(file, 1, 1, f"YAML error: {exc}", RULE_SYNTAX)
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> LoadError:
+    """A character YAML does not allow (a control character), at its position."""
+    # libyaml reports a byte offset into the UTF-8 encoding; the Python reader, a character one.
+    if _Loader is yaml.SafeLoader:
+        before = text[: exc.position]
+    else:
+        before = text.encode("utf-8")[: exc.position].decode("utf-8", errors="ignore")
+    line = before.count("\n") + 1
+    column = len(before) - (before.rfind("\n") + 1) + 1
+    char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return _error(file, line, column,
+                  f"YAML syntax error: character #x{char:04x} is not allowed: {exc.reason}", RULE_SYNTAX)
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> LoadError:
@@ -411,8 +453,8 @@ def _check_depth(text: str, file: str, limits: Limits) -> None:
                     )
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, file) from None
+    except yaml.YAMLError as exc:
+        raise _yaml_problem(exc, text, file) from None
 
 
 def _mark(mark: Any) -> tuple[int, int]:
