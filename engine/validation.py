@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
+from ._validator import Issue
 from .diagnostics import Diagnostic, Report
 from .errors import EngineError, UsageError
 from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file
@@ -43,6 +44,7 @@ class ValidationFailed(EngineError):
     exit_code = 2
 
     def __init__(self, file: str, diagnostics: Sequence[Diagnostic]) -> None:
+        diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)  # by position, as everywhere
         errors = [d for d in diagnostics if d.is_error]
         first = "\n".join(
             f"  {d.file}:{d.line}:{d.column}: {d.message} [{d.rule}]" for d in errors[:20]
@@ -156,6 +158,16 @@ def _scenario_runbook(path: Path, options: Options) -> _RunbookRef:
     return _RUNBOOKS[path]
 
 
+# A top-level value the model cannot do without is replaced rather than cut, so a bad
+# `id:` or a missing `title:` does not hide every lint finding in the rest of the file.
+_TOP_PLACEHOLDERS: dict[str, dict[str, Any]] = {
+    "runbook": {"kind": "runbook", "version": 1, "id": "invalid-id", "title": "(invalid)"},
+    "scenario": {"kind": "scenario", "version": 1, "id": "invalid-id", "title": "(invalid)"},
+}
+_STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_DROP = object()  # a list item cut this round: removed after the round, so indices stay valid
+
+
 def _pruned(doc: Document, kind: str, rounds: int = 4) -> Document | None:
     """A copy of the document without the parts the schema rejects, or None."""
     data = copy.deepcopy(doc.data)
@@ -164,11 +176,26 @@ def _pruned(doc: Document, kind: str, rounds: int = 4) -> Document | None:
         if not issues:
             return Document(doc.file, data, doc.source)
         for issue in sorted(issues, key=lambda i: len(i.path), reverse=True):
-            path = issue.path if issue.keyword != "required" or issue.path else ()
-            if not path:
+            if not _repair(data, issue, kind):
                 return None  # the top level itself is broken: nothing sensible to lint
-            _cut(data, path)
-    return None
+        _sweep(data)
+    return None if schema.issues(kind, data) else Document(doc.file, data, doc.source)
+
+
+def _repair(data: dict[str, Any], issue: Issue, kind: str) -> bool:
+    """Cut (or, at the top, replace) what an issue is about; False if that cannot help."""
+    placeholders = _TOP_PLACEHOLDERS[kind]
+    if not issue.path:
+        if issue.keyword != "required":
+            return False
+        for key, value in placeholders.items():
+            data.setdefault(key, value)
+        return all(key in data for key in schema.load_schema(kind).get("required", ()))
+    if len(issue.path) == 1 and issue.path[0] in placeholders:
+        data[str(issue.path[0])] = placeholders[str(issue.path[0])]
+        return True
+    _cut(data, issue.path)
+    return True
 
 
 def _cut(data: Any, path: tuple[str | int, ...]) -> None:
@@ -182,19 +209,36 @@ def _cut(data: Any, path: tuple[str | int, ...]) -> None:
     if isinstance(parent, dict):
         parent.pop(last, None)
     elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
-        if len(path) == 2 and path[0] in PHASES:
-            parent[last] = _placeholder_step(parent[last], last)  # keep indices: positions stay right
+        if _is_step(path):
+            parent[last] = _placeholder_step(parent[last], path)  # keep indices: positions stay right
         else:
-            parent[last] = None
-            parent[:] = [x for x in parent if x is not None]
+            parent[last] = _DROP
 
 
-def _placeholder_step(original: Any, index: int) -> dict[str, Any]:
-    # Keep a usable id: later steps referring to it must not get a false RB102.
+def _is_step(path: tuple[str | int, ...]) -> bool:
+    """Whether `path` is an item of a phase or of a step's rollback list."""
+    if not path or path[0] not in PHASES:
+        return False
+    return len(path) == 2 or (len(path) >= 4 and path[-2] == "rollback")
+
+
+def _placeholder_step(original: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
+    # Keep a usable id: later steps referring to it must not get a false RB102. Without
+    # one, name the place, so two placeholders never look like duplicate ids (RB101).
     step_id = original.get("id") if isinstance(original, dict) else None
-    if not (isinstance(step_id, str) and re.fullmatch(r"[a-z][a-z0-9_]*", step_id)):
-        step_id = f"invalid_step_{index}"
+    if not (isinstance(step_id, str) and _STEP_ID.match(step_id)):
+        step_id = ("invalid_step_" + "_".join(str(p) for p in path))[:64]
     return {"id": step_id, "wait": "0s"}
+
+
+def _sweep(value: Any) -> None:
+    if isinstance(value, dict):
+        for item in value.values():
+            _sweep(item)
+    elif isinstance(value, list):
+        value[:] = [item for item in value if item is not _DROP]
+        for item in value:
+            _sweep(item)
 
 
 def _suppressed(doc: Document, diags: list[Diagnostic]) -> list[Diagnostic]:
