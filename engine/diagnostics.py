@@ -7,6 +7,7 @@ sorted list of them into the text CI systems and editors read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -121,6 +122,17 @@ def _source_line(report: Report, diag: Diagnostic) -> str | None:
     return lines[diag.line - 1] if diag.line <= len(lines) else None
 
 
+# Control characters (a tab aside): YAML escapes such as "\n" or "\x1b" put them in keys and
+# values that messages quote. Printed raw they would start a new log line (a forged
+# `::error` annotation in CI), drive the terminal, or make the JUnit XML ill-formed.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters shown as escapes: 'a\\nb' for a line break."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 _COLORS = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m", "dim": "\033[2m"}
 _RESET = "\033[0m"
 
@@ -134,8 +146,8 @@ def format_text(report: Report, *, color: bool = False) -> str:
     out: list[str] = []
     for diag in report.sorted():
         sev = paint(diag.severity.value, diag.severity.value)
-        where = paint(f"{diag.file}:{diag.line}:{diag.column}", "bold")
-        out.append(f"{where}: {sev}: {diag.message} [{diag.rule}]")
+        where = paint(f"{printable(diag.file)}:{diag.line}:{diag.column}", "bold")
+        out.append(f"{where}: {sev}: {printable(diag.message)} [{diag.rule}]")
         line = _source_line(report, diag)
         if line is not None:
             out.append(f"  {line}")
@@ -270,13 +282,13 @@ def format_junit(report: Report) -> str:
     suite = ET.Element("testsuite", name="runbook validate", tests=str(len(grouped)),
                        failures=str(failing), errors="0", skipped="0")
     for file, diags in grouped.items():
-        case = ET.SubElement(suite, "testcase", classname="runbook.validate", name=file)
+        case = ET.SubElement(suite, "testcase", classname="runbook.validate", name=printable(file))
         errors = [d for d in diags if d.is_error]
-        lines = [f"{d.file}:{d.line}:{d.column}: {d.severity.value}: {d.message} [{d.rule}]"
+        lines = [printable(f"{d.file}:{d.line}:{d.column}: {d.severity.value}: {d.message} [{d.rule}]")
                  for d in diags]
         if errors:
             failure = ET.SubElement(case, "failure", type=errors[0].rule,
-                                    message=f"{len(errors)} error(s): {errors[0].message}")
+                                    message=printable(f"{len(errors)} error(s): {errors[0].message}"))
             failure.text = "\n".join(lines)
         elif lines:
             ET.SubElement(case, "system-out").text = "\n".join(lines)
