@@ -161,7 +161,7 @@ class StepDriver:
                 break
             if number < retries.attempts:
                 delay = retries.delay_before(number + 1)
-                r.bus.emit(StepAttempt(sid, number, False, _code(attempt), attempt.error, 0.0, delay))
+                r.bus.emit(_attempt_event(sid, number, attempt, delay, polling=False))
                 if not r.sleep(delay):
                     attempt = Attempt(False, "interrupted", cancelled=True)
                     break
@@ -194,7 +194,7 @@ class StepDriver:
         except TemplateError:
             message = text
         try:
-            with r.asking():
+            with r.asking(sid):
                 reply = r.services.prompter.approve(ApprovalRequest(sid, message, confirm.role))
         except Unanswered as exc:
             reply_event = Approval(sid, False, required_role=confirm.role, message=str(exc))
@@ -234,7 +234,7 @@ class StepDriver:
             if left is not None and left < every:
                 return replace(attempt, ok=False, error=f"until `{step.until}` was still false after "
                                f"{poll} poll(s) in {format_duration(timeout or 0)}")
-            r.bus.emit(StepAttempt(sid, number, False, _code(attempt), attempt.error, 0.0, every, True))
+            r.bus.emit(_attempt_event(sid, number, attempt, every, polling=True))
             if not r.sleep(every):
                 return Attempt(False, "interrupted", cancelled=True)
 
@@ -268,10 +268,11 @@ class StepDriver:
 
     def _current(self, step: Step, attempt: Attempt, extra: dict[str, Any]) -> dict[str, Any]:
         res = attempt.result
-        stdout = res.stdout if res else ""
+        only = next(iter(attempt.hosts.values())) if res is None and len(attempt.hosts) == 1 else {}
         current = {
-            "stdout": stdout, "stderr": res.stderr if res else "",
-            "exit_code": res.exit_code if res else None,
+            "stdout": res.stdout if res else only.get("stdout", ""),
+            "stderr": res.stderr if res else only.get("stderr", ""),
+            "exit_code": res.exit_code if res else only.get("exit_code"),
             "status": res.status if res and res.status is not None else ("ok" if attempt.ok else "failed"),
             "body": res.body if res else None, "headers": dict(res.headers or {}) if res else {},
             "json": _lazy_json(res), "outputs": attempt.outputs, "answers": attempt.answers,
@@ -350,7 +351,7 @@ class StepDriver:
         question = Question(sid, step.label, text, fields, step.role or r.runbook.defaults.role,
                             r.services.hints.get(step.id))
         try:
-            with r.asking():
+            with r.asking(sid):
                 answer = r.services.prompter.ask(question)
         except Unanswered as exc:
             return Attempt(False, str(exc))
@@ -426,6 +427,16 @@ class StepDriver:
 
 def _code(attempt: Attempt) -> int | None:
     return attempt.result.exit_code if attempt.result else None
+
+
+ATTEMPT_TAIL = 1024
+
+
+def _attempt_event(sid: str, number: int, attempt: Attempt, next_in: float, *, polling: bool) -> StepAttempt:
+    res = attempt.result
+    return StepAttempt(sid, number, False, _code(attempt), attempt.error, res.duration if res else 0.0,
+                       next_in, polling, res.stdout[-ATTEMPT_TAIL:] if res else "",
+                       res.stderr[-ATTEMPT_TAIL:] if res else "")
 
 
 def _lazy_json(res: Result | None) -> Any:

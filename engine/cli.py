@@ -57,6 +57,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _write(path: str, text: str) -> None:
+    """Write a report file; an unwritable path is a usage error (exit 2), not a crash."""
+    from .errors import UsageError
+
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def _use_color(flag: bool | None, stream: Any) -> bool:
     if flag is not None:
         return flag
@@ -85,8 +96,7 @@ def validate(paths: tuple[str, ...], fmt: str, output: str | None, strict: bool,
     report = validate_paths(paths or (".",), Options(strict=strict, jobs=jobs))
     text = render(report, fmt, color=_use_color(color, sys.stdout) and not output)
     if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        _write(output, text)
         click.echo(render(report, "text").splitlines()[-1], err=True)
     else:
         click.echo(text, nl=False)
@@ -316,6 +326,117 @@ def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
         return
     for r in found:
         click.echo(f"{r.run_id:<40} {r.mode:<8} {r.outcome:<14} {r.duration_text:>8}  {r.started}")
+
+
+# -- drills and scenario tests ----------------------------------------------------------------------
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
+@click.option("--seed", type=int, help="Seed for random durations (default: the scenario's, else 0).")
+@click.option("--trials", type=click.IntRange(min=1),
+              help="Run N seeded trials per scenario and report p50/p90/p99 of each timing.")
+@click.option("--runs-dir", type=click.Path(file_okay=False), help="Also write each scenario's journal here.")
+@click.option("--color/--no-color", default=None)
+def test_cmd(paths: tuple[str, ...], junit: str | None, seed: int | None, trials: int | None,
+             runs_dir: str | None, color: bool | None) -> None:
+    """Run scenarios unattended on a virtual clock; objectives are assertions.
+
+    Exit 0 when every scenario passes, 1 when any fails, 2 on usage errors.
+    """
+    from pathlib import Path
+
+    from .simulation.suite import junit as junit_xml
+    from .simulation.suite import render_suite, run_suite, scenario_files
+
+    files = scenario_files(paths or ("scenarios",))
+    if not files:
+        raise _usage("no scenario files found in " + ", ".join(paths or ("scenarios",)))
+    if trials:
+        _trials(files, trials, seed or 0)
+        return
+    suite = run_suite(files, seed=seed, runs_dir=Path(runs_dir) if runs_dir else None)
+    click.echo(render_suite(suite, color=_use_color(color, sys.stdout)), nl=False)
+    if junit:
+        _write(junit, junit_xml(suite))
+    sys.exit(1 if suite.failed else 0)
+
+
+def _usage(message: str) -> Exception:
+    from .errors import UsageError
+
+    return UsageError(message)
+
+
+def _trials(files: list[str], trials: int, seed: int) -> None:
+    from .simulation.trials import render_trials, run_trials
+    from .validation import load_runbook, load_scenario
+
+    for path in files:
+        scenario = load_scenario(path)
+        runbook = load_runbook(scenario.runbook_path)
+        click.echo(render_trials(run_trials(scenario, runbook, trials, seed)))
+
+
+@cli.command()
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(dir_okay=False, exists=True))
+@click.option("--participant", "participants", multiple=True, metavar="NAME[:ROLE]",
+              help="A participant (repeatable); pair with --role or write NAME:ROLE.")
+@click.option("--role", "roles", multiple=True, help="The role of the participant at the same position.")
+@click.option("--speed", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Run simulated durations this many times faster.")
+@click.option("--seed", type=int, help="Seed for random durations.")
+@click.option("--runs-dir", type=click.Path(file_okay=False), help="Where the drill's journal goes.")
+@click.option("--scripted", is_flag=True,
+              help="Let the scenario's scripted participants answer (a demo, or rehearsing the script).")
+@click.option("--color/--no-color", default=None)
+def drill(scenario_file: str, participants: tuple[str, ...], roles: tuple[str, ...], speed: float,
+          seed: int | None, runs_dir: str | None, scripted: bool, color: bool | None) -> None:
+    """Run a game-day drill: the team works the runbook against a simulated failure.
+
+    Nothing real is touched. At any prompt, `hint` shows the step's hint; the trainer
+    can type :pause, :resume, :inject N, :inject TEXT, :end. A scorecard ends the drill.
+    """
+    from pathlib import Path
+
+    from .session import RUNS, home
+    from .simulation.trainer import DrillOptions, run_drill
+    from .validation import load_runbook, load_scenario
+
+    scenario = load_scenario(scenario_file)
+    runbook = load_runbook(scenario.runbook_path)
+    people = _people(tuple(_pair(p, roles, i) for i, p in enumerate(participants)), runbook.roles)
+    options = DrillOptions(people, speed, seed, Path(runs_dir) if runs_dir else home() / RUNS,
+                           _use_color(color, sys.stdout), scripted=scripted)
+    result, _ = run_drill(scenario, runbook, options)
+    sys.exit(0 if result.scorecard.passed else 1)
+
+
+def _pair(participant: str, roles: tuple[str, ...], index: int) -> str:
+    if ":" in participant or index >= len(roles):
+        return participant
+    return f"{participant}:{roles[index]}"
+
+
+@cli.group()
+def scenario() -> None:
+    """Work with scenario files."""
+
+
+@scenario.command("from-run")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the scenario here (default: stdout).")
+def from_run(run_dir: str, output: str | None) -> None:
+    """Turn a recorded live run into a scenario that replays it (a past incident as a drill)."""
+    from .simulation.replay import dump, scenario_from_run
+
+    text = dump(scenario_from_run(run_dir, output))
+    if output:
+        _write(output, text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 def main() -> None:

@@ -89,3 +89,94 @@ class VirtualClock:
 
     def next_timer(self) -> float | None:
         return self._timers[0].at if self._timers else None
+
+
+class Timers:
+    """Calls actions when a clock reaches given times, from a background thread.
+
+    For real and drill clocks: injected events and escalations must fire while the
+    main thread waits for a person at a prompt. (A VirtualClock has `call_at` itself.)
+    """
+
+    def __init__(self, clock: Clock, tick: float = 0.05) -> None:
+        self.clock, self.tick = clock, tick
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def call_at(self, t: float, action: Callable[[], None]) -> None:
+        with self._cond:
+            heapq.heappush(self._timers, _Timer(t, next(self._seq), action))
+            self._cond.notify()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="runbook-timers", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                due = self._timers and self._timers[0].at <= self.clock.monotonic()
+                timer = heapq.heappop(self._timers) if due else None
+                if timer is None:
+                    self._cond.wait(self.tick)
+                    continue
+            timer.action()
+
+
+class DrillClock(RealClock):
+    """Real time for people; simulated waits (command durations, `wait` steps) take
+    1/speed of their length but count in full, and the trainer can pause time."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        super().__init__()
+        self.speed = max(speed, 0.001)
+        self._origin = time.monotonic()
+        self._epoch = time.time()
+        self._skipped = 0.0
+        self._paused_at: float | None = None
+        self._paused_total = 0.0
+
+    def monotonic(self) -> float:
+        now = time.monotonic() if self._paused_at is None else self._paused_at
+        return now - self._origin - self._paused_total + self._skipped
+
+    def now(self) -> float:
+        return self._epoch + self.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        real = seconds / self.speed
+        end = time.monotonic() + real
+        while True:
+            if self._paused_at is not None:
+                self._wake.wait(0.1)
+                end += 0.1
+                continue
+            left = end - time.monotonic()
+            if left <= 0 or self._wake.wait(left):
+                break
+        self._wake.clear()
+        self._skipped += seconds - real
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def pause(self) -> None:
+        if self._paused_at is None:
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._paused_total += time.monotonic() - self._paused_at
+            self._paused_at = None

@@ -8,6 +8,7 @@ never into journal lines.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -38,6 +39,15 @@ class RunStarted(Event):
     resumed_from: str | None = None
     scenario: str | None = None
     incident: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged(Event):
+    """Someone took the page: the drill's "time to acknowledge" ends here."""
+
+    name: ClassVar[str] = "incident.acknowledged"
+    by: str | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,8 @@ class StepAttempt(Event):
     duration: float = 0.0
     next_in: float = 0.0
     polling: bool = False
+    stdout: str = ""  # a bounded tail, so a past run can be replayed attempt by attempt
+    stderr: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +282,8 @@ class EventBus:
         self.masker = masker
         self.seq = start_seq
         self._origin = clock.monotonic() - elapsed_offset
+        # Drills on a real clock fire injected events from a timer thread.
+        self._lock = threading.Lock()
 
     def elapsed(self) -> float:
         return self.clock.monotonic() - self._origin
@@ -277,11 +291,12 @@ class EventBus:
     def emit(self, event: Event) -> Stamp:
         if self.masker:
             event = type(event)(**self.masker.data(event.record()))
-        if event.journaled:
-            self.seq += 1
-        stamp = Stamp(self.seq, self.clock.now(), self.elapsed())
-        for observer in self.observers:
-            observer.on_event(event, stamp)
+        with self._lock:
+            if event.journaled:
+                self.seq += 1
+            stamp = Stamp(self.seq, self.clock.now(), self.elapsed())
+            for observer in self.observers:
+                observer.on_event(event, stamp)
         return stamp
 
     def barrier(self) -> None:

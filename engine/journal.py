@@ -270,3 +270,17 @@ def first_record(path: Path) -> dict[str, Any] | None:
 def new_run_id(runbook_id: str, now: float | None = None) -> str:
     stamp = datetime.fromtimestamp(now or time.time(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{runbook_id}-{os.urandom(2).hex()}"
+
+
+class MemoryJournal:
+    """The journal's records kept in memory (unattended tests and trials): the same
+    dicts the JSONL file would hold, without the I/O."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def on_event(self, event: Event, stamp: Stamp) -> None:
+        if event.journaled:
+            record = {"seq": stamp.seq, "t": stamp.t, "elapsed": stamp.elapsed, "event": event.name}
+            record.update(event.record())
+            self.records.append(record)

@@ -98,14 +98,46 @@ class Runner:
         self.driver = StepDriver(self)
         self.completed: list[Step] = []
         self._deadline = clock.monotonic() + runbook.timeout if runbook.timeout else None
-        self.hooks: list[Any] = []  # drill/incident supervisors: on_phase, on_step_finished
+        self.hooks: list[Any] = []  # on_start, on_phase, on_step_finished, on_prompt(_done), on_finish
         self.prompting = False  # a signal may only break into a prompt, never into a write
+        self.handoff: str | None = None  # set by an escalation rule with handoff: true
+        self._timers: Any = None
+        if not prefix:
+            from .incident import IncidentSupervisor
+
+            supervisor = IncidentSupervisor(self, self.schedule)
+            if supervisor.active:
+                self.hooks.append(supervisor)
+
+    def _hook(self, name: str, *args: Any) -> None:
+        for hook in self.hooks:
+            method = getattr(hook, name, None)
+            if method is not None:
+                method(*args)
+
+    def schedule(self, t: float, action: Callable[[], None]) -> None:
+        """Call `action` when the run's clock reaches `t` (monotonic seconds)."""
+        call_at = getattr(self.clock, "call_at", None)
+        if call_at is not None:
+            call_at(t, action)
+            return
+        if self._timers is None:
+            from .clock import Timers
+
+            self._timers = Timers(self.clock)
+        self._timers.call_at(t, action)
+
+    def hand_off(self, reason: str) -> None:
+        """End the run as `escalated` once the current step is done."""
+        if self.handoff is None:
+            self.handoff = reason
 
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         t0 = self.clock.monotonic()
         self._started()
+        self._hook("on_start")
         stop: StepStop | None = None
         phase_times: dict[str, float] = {}
         try:
@@ -131,8 +163,7 @@ class Runner:
         self.state.phase = phase.name
         self.bus.emit(PhaseStarted(phase.name))
         t0 = self.clock.monotonic()
-        for hook in self.hooks:
-            hook.on_phase(phase.name)
+        self._hook("on_phase", phase.name)
         status, stop = "ok", None
         try:
             for step in phase.steps:
@@ -147,17 +178,22 @@ class Runner:
         restored = self._restored(step)
         if restored is not None:
             return restored
+        self._check_handoff(step)
         if self.cancel.is_set():
             raise StepStop("aborted", "interrupted", self.qualified(step.id))
         rec = self.driver.execute(step, rollback_of=rollback_of)
-        for hook in self.hooks:
-            hook.on_step_finished(step, rec)
+        self._hook("on_step_finished", step, rec)
+        self._check_handoff(step)
         if rec.status == "ok":
             self.completed.append(step)
         if rec.status in STOPPING and not (step.continue_on_error and rec.status == "failed"):
             outcome = {"refused": "aborted", "not_confirmed": "not_confirmed"}.get(rec.status, rec.status)
             raise StepStop(outcome, rec.error or rec.status, self.qualified(step.id))
         return rec
+
+    def _check_handoff(self, step: Step) -> None:
+        if self.handoff is not None and not self.prefix:
+            raise StepStop("escalated", self.handoff, self.qualified(step.id))
 
     def _restored(self, step: Step) -> StepRecord | None:
         if self.resume is None:
@@ -214,6 +250,9 @@ class Runner:
         reason = stop.reason if stop else ""
         if outcome in ("failed", "aborted"):
             self._rollback(outcome, reason)
+        self._hook("on_finish", outcome)
+        if self._timers is not None:
+            self._timers.stop()
         duration = self.clock.monotonic() - t0
         if not self.prefix:
             self.bus.emit(RunFinished(outcome, duration, reason, stop.step if stop else None,
@@ -271,14 +310,17 @@ class Runner:
             wake()
 
     @contextmanager
-    def asking(self) -> Iterator[None]:
-        """Around a prompt: Ctrl-C may interrupt the blocking read (see session)."""
+    def asking(self, step: str = "") -> Iterator[None]:
+        """Around a prompt: Ctrl-C may interrupt the blocking read (see session), and
+        escalation rules watch how long it stays unanswered."""
         self.bus.barrier()
         self.prompting = True
+        self._hook("on_prompt", step)
         try:
             yield
         finally:
             self.prompting = False
+            self._hook("on_prompt_done", step)
 
     def sleep(self, seconds: float) -> bool:
         """Wait on the run's clock; False if interrupted."""

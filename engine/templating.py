@@ -216,9 +216,18 @@ def render(text: str, context: Mapping[str, Any], *, shell: bool = False, where:
 def evaluate(expression: str, context: Mapping[str, Any], *, where: str = "") -> Any:
     """Evaluate a bare expression (`when`, `expect`, `until`)."""
     try:
-        return _compiled_expression(expression)(**context)
+        value = _compiled_expression(expression)(**context)
+        if _is_undefined(value):
+            str(value)  # StrictUndefined raises here, with Jinja's own explanation
+        return value
     except Exception as exc:
         raise TemplateError(_explain(exc), where=where) from None
+
+
+def _is_undefined(value: Any) -> bool:
+    from jinja2 import Undefined
+
+    return isinstance(value, Undefined)
 
 
 def render_value(value: Any, context: Mapping[str, Any], *, where: str = "") -> Any:

@@ -170,8 +170,6 @@ def test_output_file_text_is_never_coloured(tmp_path: Path) -> None:
     assert "\033[" not in target.read_text(encoding="utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason="cli.validate opens -o without handling OSError: a missing "
-                   "directory is an internal error (exit 70), not a usage error (reported)")
 def test_output_file_in_a_missing_directory_is_a_usage_error(tmp_path: Path, minimal_runbook: Path) -> None:
     result = CliRunner().invoke(cli, ["validate", "-o", str(tmp_path / "no" / "dir.txt"), str(minimal_runbook)])
     assert result.exit_code == 2

@@ -164,6 +164,19 @@ def _missing_answer(step: str, f: AskField) -> str:
             f"pass --answer {step}.{f.name}=VALUE{choices}")
 
 
+def _terminal_read(prompt: str) -> str:
+    """One line from the terminal. Ctrl-C stays a KeyboardInterrupt, which the run's
+    signal handling turns into "stop the step" or "skip rollbacks"; click.prompt would
+    turn it into click.Abort, which ends the process without closing the journal."""
+    import click
+
+    click.echo(prompt, nl=False)
+    try:
+        return input()
+    except EOFError:
+        raise Unanswered("standard input was closed while a question was open") from None
+
+
 class TerminalPrompter:
     """Asks on the terminal. `hint` at any question shows the step's hint (drills)."""
 
@@ -177,8 +190,7 @@ class TerminalPrompter:
 
         self.participants = participants
         self.on_hint = on_hint
-        self._read = read or (lambda prompt: click.prompt(prompt, default="", show_default=False,
-                                                          prompt_suffix=""))
+        self._read = read or _terminal_read
         self._write = write or (lambda text: click.echo(text))
 
     def ask(self, question: Question) -> Answer:
@@ -205,7 +217,10 @@ class TerminalPrompter:
                              time.monotonic() - t0, "" if answer else "refused")
 
     def confirm_rollback(self, steps: int) -> bool:
-        return self._yes_no(f"   Run the rollbacks of {steps} completed step(s)? [Y/n]: ", default=True)
+        try:
+            return self._yes_no(f"   Run the rollbacks of {steps} completed step(s)? [Y/n]: ", default=True)
+        except Unanswered:
+            return True  # nobody left to ask: the policy's default, like a bare Enter
 
     def _field(self, question: Question, f: AskField) -> Any:
         label = f.prompt or f.name
@@ -230,9 +245,10 @@ class TerminalPrompter:
 
     def _hint(self, question: Question) -> None:
         if question.hint:
-            self._write(f"   hint: {question.hint}")
             if self.on_hint:
-                self.on_hint(question.step, question.hint)
+                self.on_hint(question.step, question.hint)  # recorded, and shown by the console
+            else:
+                self._write(f"   hint: {question.hint}")
         else:
             self._write("   no hint for this step")
 

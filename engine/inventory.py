@@ -1,0 +1,528 @@
+"""Inventories and targets: which hosts a step's `target` means, and how to reach each one.
+
+Three inventory formats, told apart by their content:
+
+- this project's YAML (`kind: inventory`): `groups` with `hosts`, `children` and `vars`,
+  an optional top-level `hosts` mapping of per-host settings and `vars` for every host;
+  connection settings are the keys `address`, `port`, `user`, `identity_file`,
+  `password_env`, `proxy_jump`, `connect_timeout`;
+- Ansible YAML (`all: {hosts, children, vars}`) and Ansible INI (`[group]`,
+  `[group:vars]`, `[group:children]`, host ranges such as `web[01:20]`), whose
+  connection settings are `ansible_host`, `ansible_port`, `ansible_user`,
+  `ansible_ssh_private_key_file` and a ProxyJump in `ansible_ssh_common_args`.
+
+Variables merge as Ansible merges them: the `all` group, then groups from parents to
+children (same depth: by name), then the host's own. A host has a name (shown
+everywhere) and connection settings; what is still unset comes from ~/.ssh/config when
+the SSH executor connects.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .duration import parse_duration
+from .errors import TemplateError, UsageError
+from .model import Target, empty_map, frozen_map
+
+ENV = "RUNBOOK_INVENTORY"
+SETTINGS = ("address", "port", "user", "identity_file", "password_env", "proxy_jump", "connect_timeout")
+OWN_KEYS = {k: k for k in SETTINGS}
+ANSIBLE_KEYS = {
+    "ansible_host": "address", "ansible_ssh_host": "address", "ansible_port": "port",
+    "ansible_ssh_port": "port", "ansible_user": "user", "ansible_ssh_user": "user",
+    "ansible_ssh_private_key_file": "identity_file", "ansible_private_key_file": "identity_file",
+    "ansible_ssh_common_args": "_ssh_args", "ansible_ssh_extra_args": "_ssh_args",
+}
+_RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")
+_SPLIT = re.compile(r"[\s,]+")
+
+
+class InventoryError(UsageError):
+    """An inventory file that cannot be read or makes no sense (exit code 2)."""
+
+
+class TargetError(TemplateError):
+    """A target that resolves to no hosts: the step fails with this message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """One host of a target: its name (shown everywhere) and how to connect to it."""
+
+    name: str
+    address: str | None = None  # None: the name (or HostName from ~/.ssh/config)
+    port: int | None = None
+    user: str | None = None
+    identity_file: str | None = None
+    password_env: str | None = None
+    proxy_jump: str | None = None
+    connect_timeout: float | None = None
+    vars: Mapping[str, Any] = field(default_factory=empty_map)
+
+    def describe(self) -> str:
+        """`user@address:port` with what is known before ~/.ssh/config is read."""
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        via = f" via {self.proxy_jump}" if self.proxy_jump else ""
+        return f"{user}{self.address or self.name}{port}{via}"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    hosts: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=empty_map)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Groups and hosts of one inventory file, whatever its format."""
+
+    file: str
+    format: str
+    groups: Mapping[str, Group]
+    host_vars: Mapping[str, Mapping[str, Any]]
+    keys: Mapping[str, str] = field(default_factory=lambda: OWN_KEYS)
+
+    def group_names(self) -> frozenset[str]:
+        return frozenset(self.groups)
+
+    def members(self, group: str) -> list[str]:
+        """Hosts of a group and of its children, recursively, in file order, once each."""
+        seen: dict[str, None] = {}
+        for name in self._walk(group, set()):
+            seen.setdefault(name)
+        return list(seen)
+
+    def _walk(self, group: str, visiting: set[str]) -> Iterator[str]:
+        if group in visiting or group not in self.groups:
+            return
+        visiting.add(group)
+        g = self.groups[group]
+        yield from g.hosts
+        for child in g.children:
+            yield from self._walk(child, visiting)
+
+    def vars_of(self, host: str) -> dict[str, Any]:
+        """The host's variables: `all`, then its groups parents first, then its own."""
+        merged: dict[str, Any] = {}
+        for group in self._membership.get(host, ()):
+            merged.update(self.groups[group].vars)
+        merged.update(self.host_vars.get(host, {}))
+        return merged
+
+    @cached_property
+    def _membership(self) -> dict[str, list[str]]:
+        """host -> its groups in merge order (computed once: inventories can be large)."""
+        depth = self._depths()
+        out: dict[str, list[str]] = {}
+        for name in sorted(self.groups, key=lambda g: (depth.get(g, 1), g)):
+            for host in self.members(name):
+                out.setdefault(host, []).append(name)
+        return out
+
+    def _depths(self) -> dict[str, int]:
+        depth = {"all": 0}
+        todo = ["all"]
+        while todo:
+            parent = todo.pop(0)
+            for child in self.groups[parent].children if parent in self.groups else ():
+                if child not in depth:
+                    depth[child] = depth[parent] + 1
+                    todo.append(child)
+        return depth
+
+    def host(self, name: str) -> Host:
+        """Connection settings of a host from its merged variables (unknown host: just the name)."""
+        if name not in self._membership:
+            return Host(name)
+        values = self.vars_of(name)
+        settings: dict[str, Any] = {}
+        for var, key in self.keys.items():
+            if var in values and values[var] is not None:
+                settings.setdefault(key, values[var])
+        jump = _jump_from_args(str(settings.pop("_ssh_args", "")))
+        if jump and "proxy_jump" not in settings:
+            settings["proxy_jump"] = jump
+        return _host(name, settings, frozen_map(values), f"{self.file}: host {name}")
+
+
+def _host(name: str, settings: Mapping[str, Any], variables: Mapping[str, Any], where: str) -> Host:
+    try:
+        port = int(settings["port"]) if settings.get("port") is not None else None
+        timeout = settings.get("connect_timeout")
+        seconds = (parse_duration(timeout) if isinstance(timeout, str) else float(timeout)) \
+            if timeout is not None else None
+    except (TypeError, ValueError) as exc:
+        raise InventoryError(f"{where}: {exc}") from None
+    if port is not None and not 0 < port < 65536:
+        raise InventoryError(f"{where}: port {port} is out of range")
+    text = {k: str(settings[k]) for k in ("address", "user", "identity_file", "password_env", "proxy_jump")
+            if settings.get(k) is not None}
+    return Host(name, port=port, connect_timeout=seconds, vars=variables, **text)
+
+
+def _jump_from_args(args: str) -> str | None:
+    """A ProxyJump hidden in Ansible's ssh arguments: `-J host` or `-o ProxyJump=host`."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        return None
+    for i, word in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if word == "-J" and nxt:
+            return nxt
+        option = nxt if word == "-o" else (word[2:] if word.startswith("-o") else "")
+        key, _, value = option.replace(" ", "=", 1).partition("=")
+        if key.lower() == "proxyjump" and value:
+            return value
+    return None
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def load_inventory(path: str | os.PathLike[str]) -> Inventory:
+    """Read an inventory file in any of the three formats."""
+    file = os.fspath(path)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InventoryError(f"cannot read inventory {file}: {reason}") from None
+    return parse_inventory(text, file)
+
+
+def parse_inventory(text: str, file: str = "<inventory>") -> Inventory:
+    """An inventory from text: INI when the first line opens a [section], else YAML."""
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", ";"))),
+                 "")
+    data: Any = None
+    if not first.startswith("["):
+        import yaml
+
+        try:
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            if not first.startswith(("-", "{")) and ":" not in first:
+                data = None  # an INI file of ungrouped hosts
+            else:
+                raise InventoryError(f"{file}: not valid YAML: {exc}") from None
+    if isinstance(data, Mapping):
+        if data.get("kind") == "inventory":
+            return _Own(file).build(data)
+        return _AnsibleYaml(file).build(data)
+    return _Ini(file).build(text)
+
+
+class _Builder:
+    """Collects groups and host variables; formats fill it, `finish` adds all/ungrouped."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.hosts: dict[str, dict[str, Any]] = {}
+        self.group_hosts: dict[str, list[str]] = {}
+        self.children: dict[str, list[str]] = {}
+        self.group_vars: dict[str, dict[str, Any]] = {}
+
+    def group(self, name: str) -> None:
+        self.group_hosts.setdefault(name, [])
+        self.children.setdefault(name, [])
+        self.group_vars.setdefault(name, {})
+
+    def add_host(self, group: str | None, name: str, variables: Mapping[str, Any] | None) -> None:
+        for host in expand(name, self.file):
+            self.hosts.setdefault(host, {}).update(variables or {})
+            if group is not None:
+                self.group(group)
+                if host not in self.group_hosts[group]:
+                    self.group_hosts[group].append(host)
+
+    def add_child(self, parent: str, child: str) -> None:
+        self.group(parent)
+        self.group(child)
+        if child not in self.children[parent]:
+            self.children[parent].append(child)
+
+    def finish(self, fmt: str, keys: Mapping[str, str]) -> Inventory:
+        self.group("all")
+        self.group("ungrouped")
+        grouped = {h for g, hs in self.group_hosts.items() if g not in ("all", "ungrouped") for h in hs}
+        for host in self.hosts:
+            if host not in grouped and host not in self.group_hosts["ungrouped"]:
+                self.group_hosts["ungrouped"].append(host)
+        tops = [g for g in self.group_hosts if g != "all" and not any(g in c for c in self.children.values())]
+        for top in tops:
+            self.add_child("all", top)
+        self.group_hosts["all"] = list(dict.fromkeys([*self.group_hosts["all"], *self.hosts]))
+        groups = {name: Group(name, tuple(self.group_hosts[name]), tuple(self.children[name]),
+                              frozen_map(self.group_vars[name])) for name in self.group_hosts}
+        return Inventory(self.file, fmt, frozen_map(groups),
+                         frozen_map({h: frozen_map(v) for h, v in self.hosts.items()}), keys)
+
+
+def expand(pattern: str, file: str = "<inventory>") -> list[str]:
+    """Ansible host ranges: `web[01:03]` -> web01, web02, web03; `db-[a:c]`; `[1:9:2]`."""
+    match = _RANGE.search(pattern)
+    if match is None:
+        return [pattern]
+    start, end, step = match.group(1), match.group(2), int(match.group(3) or 1)
+    head, tail = pattern[:match.start()], pattern[match.end():]
+    if start.isdigit() and end.isdigit():
+        width = len(start) if start.startswith("0") else 0
+        values = [str(n).zfill(width) for n in range(int(start), int(end) + 1, step)]
+    elif len(start) == 1 and len(end) == 1 and start.isalpha() and end.isalpha():
+        values = [chr(c) for c in range(ord(start), ord(end) + 1, step)]
+    else:
+        raise InventoryError(f"{file}: bad host range in {pattern!r}")
+    if not values or step < 1:
+        raise InventoryError(f"{file}: empty host range in {pattern!r}")
+    return [name for v in values for name in expand(head + v + tail, file)]
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InventoryError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+class _Own(_Builder):
+    """`kind: inventory`: this project's format (see the README)."""
+
+    def build(self, data: Mapping[str, Any]) -> Inventory:
+        unknown = set(data) - {"kind", "version", "vars", "groups", "hosts"}
+        if unknown:
+            raise InventoryError(f"{self.file}: unknown top-level key(s): {', '.join(sorted(unknown))} "
+                                 "(expected kind, version, vars, groups, hosts)")
+        self.group("all")
+        self.group_vars["all"].update(_mapping(data.get("vars"), f"{self.file}: vars"))
+        for name, settings in _mapping(data.get("hosts"), f"{self.file}: hosts").items():
+            self.add_host(None, str(name), _mapping(settings, f"{self.file}: hosts.{name}"))
+        for name, spec in _mapping(data.get("groups"), f"{self.file}: groups").items():
+            self._group(str(name), _mapping(spec, f"{self.file}: groups.{name}"))
+        return self.finish("runbook", OWN_KEYS)
+
+    def _group(self, name: str, spec: Mapping[str, Any]) -> None:
+        where = f"{self.file}: groups.{name}"
+        unknown = set(spec) - {"hosts", "children", "vars"}
+        if unknown:
+            raise InventoryError(f"{where}: unknown key(s): {', '.join(sorted(unknown))} "
+                                 "(expected hosts, children, vars)")
+        self.group(name)
+        self.group_vars[name].update(_mapping(spec.get("vars"), f"{where}.vars"))
+        hosts = spec.get("hosts") or []
+        items = hosts.items() if isinstance(hosts, Mapping) else ((h, None) for h in _names(hosts, where))
+        for host, settings in items:
+            self.add_host(name, str(host), _mapping(settings, f"{where}.hosts.{host}"))
+        for child in _names(spec.get("children") or [], f"{where}.children"):
+            self.add_child(name, child)
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if isinstance(value, Mapping):
+        return [str(k) for k in value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
+        return [str(v) for v in value]
+    raise InventoryError(f"{where}: expected a list of names")
+
+
+class _AnsibleYaml(_Builder):
+    """Ansible's YAML inventory: top-level groups, each with hosts, children and vars."""
+
+    def build(self, data: Mapping[str, Any]) -> Inventory:
+        for name, spec in data.items():
+            self._group(str(name), spec, str(name))
+        return self.finish("ansible-yaml", ANSIBLE_KEYS)
+
+    def _group(self, name: str, spec: Any, where: str) -> None:
+        spec = _mapping(spec, f"{self.file}: {where}")
+        unknown = set(spec) - {"hosts", "children", "vars"}
+        if unknown:
+            raise InventoryError(f"{self.file}: {where}: unknown key(s) {', '.join(sorted(unknown))} "
+                                 "(an Ansible group has hosts, children and vars)")
+        self.group(name)
+        self.group_vars[name].update(_mapping(spec.get("vars"), f"{self.file}: {where}.vars"))
+        for host, variables in _mapping(spec.get("hosts"), f"{self.file}: {where}.hosts").items():
+            self.add_host(name, str(host), _mapping(variables, f"{self.file}: {where}.hosts.{host}"))
+        for child, child_spec in _mapping(spec.get("children"), f"{self.file}: {where}.children").items():
+            self.add_child(name, str(child))
+            self._group(str(child), child_spec, f"{where}.children.{child}")
+
+
+class _Ini(_Builder):
+    """Ansible's INI inventory."""
+
+    def build(self, text: str) -> Inventory:
+        section, kind = "ungrouped", "hosts"
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            where = f"{self.file}:{number}"
+            if line.startswith("["):
+                section, kind = self._section(line, where)
+            elif kind == "hosts":
+                self._host_line(section, line, where)
+            elif kind == "vars":
+                key, sep, value = line.partition("=")
+                if not sep:
+                    raise InventoryError(f"{where}: expected key=value in [{section}:vars]")
+                self.group_vars[section][key.strip()] = _unquote(value.strip())
+            else:
+                self.add_child(section, line.split()[0])
+        return self.finish("ansible-ini", ANSIBLE_KEYS)
+
+    def _section(self, line: str, where: str) -> tuple[str, str]:
+        if not line.endswith("]"):
+            raise InventoryError(f"{where}: unclosed section header {line!r}")
+        name, _, kind = line[1:-1].strip().partition(":")
+        if kind not in ("", "vars", "children"):
+            raise InventoryError(f"{where}: unknown section type :{kind} (expected :vars or :children)")
+        self.group(name)
+        return name, kind or "hosts"
+
+    def _host_line(self, group: str, line: str, where: str) -> None:
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise InventoryError(f"{where}: {exc}") from None
+        variables: dict[str, Any] = {}
+        for word in words[1:]:
+            key, sep, value = word.partition("=")
+            if not sep:
+                raise InventoryError(f"{where}: expected key=value after the host name, got {word!r}")
+            variables[key] = _literal(value)
+        self.add_host(None if group == "ungrouped" else group, words[0], variables)
+        if group == "ungrouped":
+            self.group("ungrouped")
+
+
+def _literal(value: str) -> Any:
+    """Host-line values are Python literals where they parse (as in Ansible), else strings."""
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+# -- targets -> hosts ---------------------------------------------------------------------
+
+
+def parse_host_entry(text: str) -> tuple[str, str | None, int | None]:
+    """`user@name:port` (each part optional; `[v6]:port`) -> (name, user, port)."""
+    user, at, rest = text.rpartition("@")
+    name, port = rest, None
+    if rest.startswith("["):
+        inner, _, after = rest[1:].partition("]")
+        name = inner
+        if after.startswith(":") and after[1:].isdigit():
+            port = int(after[1:])
+    elif rest.count(":") == 1:
+        head, _, tail = rest.partition(":")
+        if tail.isdigit():
+            name, port = head, int(tail)
+    return name, (user if at else None), port
+
+
+class Resolver:
+    """`Services.resolve_hosts`: a target -> host names, remembering how to reach each.
+
+    The inventory (--inventory or $RUNBOOK_INVENTORY) is read on first use, so a run
+    without `group:` targets never touches it. The SSH executor asks `host(target,
+    name)` for the connection settings of a host it is about to run on.
+    """
+
+    def __init__(self, inventory: str | os.PathLike[str] | None = None) -> None:
+        self.path = os.fspath(inventory) if inventory else os.environ.get(ENV) or None
+        self._inventory: Inventory | None = None
+        self._hosts: dict[tuple[str | None, str], Host] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def inventory(self) -> Inventory | None:
+        if self._inventory is None and self.path:
+            self._inventory = load_inventory(self.path)
+        return self._inventory
+
+    def __call__(self, name: str, target: Target, ctx: Mapping[str, Any]) -> list[str]:
+        hosts = self.resolve(name, target, ctx)
+        with self._lock:
+            for host in hosts:
+                self._hosts[(name, host.name)] = host
+        return [h.name for h in hosts]
+
+    def host(self, target: str | None, name: str) -> Host:
+        """The settings of a host resolved earlier (or of a bare name)."""
+        with self._lock:
+            found = self._hosts.get((target, name))
+        return found if found is not None else self._with_inventory(Host(name), None)
+
+    def resolve(self, name: str, target: Target, ctx: Mapping[str, Any]) -> list[Host]:
+        """The hosts of a target with their connection settings; TargetError if there are none."""
+        hosts: dict[str, Host] = {}
+        if target.group is not None:
+            for member in self._group(name, target.group):
+                hosts.setdefault(member, self._with_inventory(Host(member), target))
+        for i, template in enumerate(target.hosts):
+            for entry in _entries(template, ctx, f"targets.{name}.hosts[{i}]"):
+                host_name, user, port = parse_host_entry(entry)
+                host = self._with_inventory(Host(host_name), target)
+                hosts.setdefault(host_name, replace(host, user=user or host.user, port=port or host.port))
+        if not hosts:
+            raise TargetError(f"target '{name}' has no hosts", where=f"targets.{name}")
+        return list(hosts.values())
+
+    def _group(self, target: str, group: str) -> list[str]:
+        inventory = self.inventory
+        if inventory is None:
+            raise TargetError(f"target '{target}' uses group '{group}' but no inventory was given: "
+                              f"pass --inventory FILE or set {ENV}", where=f"targets.{target}.group")
+        if group not in inventory.groups:
+            known = ", ".join(sorted(g for g in inventory.groups if g not in ("all", "ungrouped")))
+            raise TargetError(f"group '{group}' is not in the inventory {inventory.file} "
+                              f"(groups: {known or 'none'})", where=f"targets.{target}.group")
+        members = inventory.members(group)
+        if not members:
+            raise TargetError(f"group '{group}' of the inventory {inventory.file} has no hosts",
+                              where=f"targets.{target}.group")
+        return members
+
+    def _with_inventory(self, host: Host, target: Target | None) -> Host:
+        """Inventory settings of the host, then the target's for what is still unset."""
+        inventory = self.inventory if self.path else None
+        known = inventory.host(host.name) if inventory is not None else host
+        if target is None:
+            return known
+        return replace(known, **{k: getattr(target, k) for k in SETTINGS
+                                 if k != "address" and getattr(known, k) is None})
+
+
+def _entries(template: str, ctx: Mapping[str, Any], where: str) -> list[str]:
+    from . import templating
+
+    rendered = templating.render(template, ctx, where=where)
+    return [word for word in _SPLIT.split(rendered) if word]
+
+
+def inventory_groups(path: str | os.PathLike[str]) -> frozenset[str]:
+    """Group names of an inventory file (for `runbook validate --inventory`)."""
+    return load_inventory(path).group_names()

@@ -1,0 +1,1 @@
+"""Reports from journals: timings, scorecards, timelines."""

@@ -1,0 +1,195 @@
+"""Timings of a run, computed from its journal records alone.
+
+t=0 is the alert (the start of the run). Acknowledged: someone took the page (or the
+first human action). Triaged, mitigated, recovered: the end of the triage,
+remediation and recovery phases, when they completed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+HUMAN_EVENTS = ("prompt.answered", "approval", "hint.shown")
+
+
+@dataclass
+class StepTiming:
+    step: str
+    phase: str = ""
+    status: str = ""
+    duration: float = 0.0
+    attempts: int = 0
+    role: str | None = None
+    waited: float = 0.0  # time spent waiting for people (answers, approvals)
+    started: float = 0.0
+    finished: float | None = None
+    rollback_of: str | None = None
+
+
+@dataclass
+class Timings:
+    run_id: str = ""
+    runbook: str = ""
+    scenario: str | None = None
+    mode: str = ""
+    outcome: str | None = None
+    reason: str = ""
+    duration: float | None = None
+    acknowledged: float | None = None
+    triaged: float | None = None
+    mitigated: float | None = None
+    recovered: float | None = None
+    steps: dict[str, StepTiming] = field(default_factory=dict)
+    retries: int = 0
+    polls: int = 0
+    hints: list[dict[str, Any]] = field(default_factory=list)
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    priority: str | None = None
+    priority_changes: list[dict[str, Any]] = field(default_factory=list)
+    first_update: float | None = None
+    escalations: list[dict[str, Any]] = field(default_factory=list)
+    injections: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    last_elapsed: float = 0.0
+    complete: bool = False
+
+    @property
+    def human_time(self) -> float:
+        return sum(s.waited for s in self.steps.values())
+
+    @property
+    def machine_time(self) -> float:
+        return sum(max(s.duration - s.waited, 0.0) for s in self.steps.values())
+
+    def ran(self, step: str) -> bool:
+        timing = self.steps.get(step)
+        return timing is not None and timing.status not in ("skipped", "pending")
+
+    def per_role(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for s in self.steps.values():
+            role = s.role or "(automation)"
+            entry = out.setdefault(role, {"steps": 0, "time": 0.0, "waited": 0.0})
+            entry["steps"] += 1
+            entry["time"] += s.duration
+            entry["waited"] += s.waited
+        return out
+
+    def per_participant(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for item in [*self.answers, *self.approvals]:
+            who = item.get("by") or "(unnamed)"
+            entry = out.setdefault(who, {"responses": 0, "waited": 0.0})
+            entry["responses"] += 1
+            entry["waited"] += float(item.get("waited") or 0.0)
+        return out
+
+
+def _elapsed(record: Mapping[str, Any]) -> float:
+    return float(record.get("elapsed", 0.0))
+
+
+class _Collector:
+    """Folds records into Timings, one event kind at a time."""
+
+    def __init__(self) -> None:
+        self.t = Timings()
+        self.first_human: float | None = None
+        self.first_step: float | None = None
+
+    def add(self, r: Mapping[str, Any]) -> None:
+        self.t.last_elapsed = max(self.t.last_elapsed, _elapsed(r))
+        handler = getattr(self, "_" + str(r.get("event", "")).replace(".", "_"), None)
+        if handler is not None:
+            handler(r)
+        if r.get("event") in HUMAN_EVENTS and self.first_human is None:
+            self.first_human = _elapsed(r)
+
+    def _run_started(self, r: Mapping[str, Any]) -> None:
+        self.t.run_id, self.t.runbook = str(r.get("run_id", "")), str(r.get("runbook", ""))
+        self.t.scenario, self.t.mode = r.get("scenario"), str(r.get("mode", ""))
+        self.t.priority = (r.get("incident") or {}).get("priority")
+
+    def _incident_acknowledged(self, r: Mapping[str, Any]) -> None:
+        if self.t.acknowledged is None:
+            self.t.acknowledged = _elapsed(r)
+
+    def _step_started(self, r: Mapping[str, Any]) -> None:
+        step = str(r.get("step"))
+        timing = self.t.steps.setdefault(step, StepTiming(step, str(r.get("phase", ""))))
+        timing.started, timing.role, timing.rollback_of = _elapsed(r), r.get("role"), r.get("rollback_of")
+        if self.first_step is None:
+            self.first_step = _elapsed(r)
+
+    def _step_finished(self, r: Mapping[str, Any]) -> None:
+        step = str(r.get("step"))
+        timing = self.t.steps.setdefault(step, StepTiming(step, str(r.get("phase", ""))))
+        timing.status, timing.duration = str(r.get("status")), float(r.get("duration") or 0.0)
+        timing.attempts, timing.finished = int(r.get("attempts") or 0), _elapsed(r)
+
+    def _step_attempt(self, r: Mapping[str, Any]) -> None:
+        if r.get("polling"):
+            self.t.polls += 1
+        else:
+            self.t.retries += 1
+
+    def _wait(self, r: Mapping[str, Any]) -> None:
+        timing = self.t.steps.get(str(r.get("step")))
+        if timing is not None:
+            timing.waited += float(r.get("waited") or 0.0)
+
+    def _prompt_answered(self, r: Mapping[str, Any]) -> None:
+        self._wait(r)
+        self.t.answers.append(dict(r))
+
+    def _approval(self, r: Mapping[str, Any]) -> None:
+        self._wait(r)
+        self.t.approvals.append(dict(r))
+
+    def _hint_shown(self, r: Mapping[str, Any]) -> None:
+        self.t.hints.append(dict(r))
+
+    def _phase_finished(self, r: Mapping[str, Any]) -> None:
+        if r.get("status") != "ok":
+            return
+        attr = {"triage": "triaged", "remediation": "mitigated", "recovery": "recovered"}.get(str(r.get("phase")))
+        if attr is not None:
+            setattr(self.t, attr, _elapsed(r))
+
+    def _priority_changed(self, r: Mapping[str, Any]) -> None:
+        self.t.priority = r.get("priority")
+        self.t.priority_changes.append(dict(r))
+
+    def _notify_sent(self, r: Mapping[str, Any]) -> None:
+        self.t.notifications.append(dict(r))
+        if r.get("purpose") == "update" and self.t.first_update is None:
+            self.t.first_update = _elapsed(r)
+
+    def _escalation_fired(self, r: Mapping[str, Any]) -> None:
+        self.t.escalations.append(dict(r))
+
+    def _inject_fired(self, r: Mapping[str, Any]) -> None:
+        self.t.injections.append(dict(r))
+
+    def _run_finished(self, r: Mapping[str, Any]) -> None:
+        self.t.outcome, self.t.reason = r.get("outcome"), str(r.get("reason") or "")
+        self.t.duration, self.t.complete = float(r.get("duration") or 0.0), True
+
+    def result(self) -> Timings:
+        t = self.t
+        if t.acknowledged is None:
+            t.acknowledged = self.first_human if self.first_human is not None else self.first_step
+        if t.outcome != "resolved":
+            t.recovered = None
+        return t
+
+
+def timings(records: Iterable[Mapping[str, Any]]) -> Timings:
+    """Timings of one run from its journal records (a dict per line)."""
+    collector = _Collector()
+    for record in records:
+        collector.add(record)
+    return collector.result()

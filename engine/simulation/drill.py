@@ -1,0 +1,257 @@
+"""Running a scenario: the simulated world, the runbook, the people, and the scorecard.
+
+`run_scenario` is used by `runbook test` (unattended, virtual clock, scripted people)
+and by `runbook drill` (a real clock, people at a terminal). The scorecard is computed
+from the run's journal records, like every report.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..clock import Clock, Timers, VirtualClock
+from ..duration import format_duration
+from ..events import Acknowledged, EventBus
+from ..inputs import resolve
+from ..journal import MemoryJournal
+from ..masking import Masker
+from ..model import Runbook
+from ..reporting.metrics import Timings, timings
+from ..runner import Runner, RunResult, Services
+from ..state import StepRecord
+from .guard import no_real_effects
+from .people import ScenarioPrompter
+from .scenario import Scenario
+from .world import SimulatedExecutor, SimulatedNotifier, SimulatedRemote, World
+
+TIMING_OBJECTIVES = (("time_to_acknowledge", "acknowledged"), ("time_to_triage", "triaged"),
+                     ("time_to_mitigate", "mitigated"), ("time_to_recover", "recovered"))
+
+
+@dataclass
+class Check:
+    """One objective: what was expected, what happened, met or missed (and by how much)."""
+
+    objective: str
+    expected: str
+    actual: str
+    met: bool
+    note: str = ""
+
+
+@dataclass
+class Scorecard:
+    scenario: str
+    title: str
+    outcome: str | None
+    checks: list[Check]
+    timings: Timings
+    wrong_turns: list[str] = field(default_factory=list)
+    unscripted: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.met for c in self.checks) and not self.unscripted
+
+    @property
+    def missed(self) -> list[Check]:
+        return [c for c in self.checks if not c.met]
+
+
+def _time_check(name: str, limit: float, actual: float | None) -> Check:
+    if actual is None:
+        return Check(name, f"<= {format_duration(limit)}", "never", False, "not reached")
+    met = actual <= limit + 1e-9
+    gap = abs(actual - limit)
+    note = f"{format_duration(gap)} to spare" if met else f"missed by {format_duration(gap)}"
+    return Check(name, f"<= {format_duration(limit)}", format_duration(actual), met, note)
+
+
+def score(scenario: Scenario, t: Timings, unscripted: Sequence[str] = ()) -> Scorecard:
+    """Compare a run's timings with the scenario's objectives."""
+    obj = scenario.objectives
+    checks: list[Check] = []
+    if obj.outcome is not None:
+        checks.append(Check("outcome", obj.outcome, str(t.outcome), t.outcome == obj.outcome))
+    for name, attr in TIMING_OBJECTIVES:
+        limit = getattr(obj, name)
+        if limit is not None:
+            checks.append(_time_check(name, limit, getattr(t, attr)))
+    for step in obj.must_run:
+        timing = t.steps.get(step)
+        status = timing.status if timing else "did not run"
+        checks.append(Check(f"must_run {step}", "ran ok", status, status == "ok"))
+    for step in obj.must_not_run:
+        ran = t.ran(step)
+        checks.append(Check(f"must_not_run {step}", "not run", "ran" if ran else "not run", not ran))
+    if obj.max_retries is not None:
+        checks.append(Check("max_retries", f"<= {obj.max_retries}", str(t.retries), t.retries <= obj.max_retries))
+    checks.extend(_command_checks(scenario, t))
+    return Scorecard(scenario.id, scenario.title, t.outcome, checks, t, _wrong_turns(scenario, t), list(unscripted))
+
+
+def _command_checks(scenario: Scenario, t: Timings) -> list[Check]:
+    """Objectives about incident command: updates, escalation, priority, approvals."""
+    obj = scenario.objectives
+    checks = []
+    if obj.first_update_within is not None:
+        checks.append(_time_check("first_update_within", obj.first_update_within, t.first_update))
+    if obj.escalated is not None:
+        fired = bool(t.escalations)
+        checks.append(Check("escalated", str(obj.escalated).lower(), str(fired).lower(), fired == obj.escalated))
+    if obj.priority is not None:
+        checks.append(Check("priority", obj.priority, str(t.priority), t.priority == obj.priority))
+    for step, role in obj.approved_by_role.items():
+        roles = [a.get("role") for a in t.approvals if a.get("step") == step and a.get("approved")]
+        actual = ", ".join(str(r) for r in roles) or "no approval"
+        checks.append(Check(f"approved_by_role {step}", role, actual, role in roles))
+    return checks
+
+
+def _wrong_turns(scenario: Scenario, t: Timings) -> list[str]:
+    turns = [f"ran {s}, which must not run" for s in scenario.objectives.must_not_run if t.ran(s)]
+    turns += [f"{a.get('step')}: approval refused ({a.get('message')})" for a in t.approvals if not a.get("approved")]
+    turns += [f"{s.step} failed" for s in t.steps.values() if s.status == "failed" and not s.rollback_of]
+    return turns
+
+
+@dataclass
+class DrillRun:
+    result: RunResult
+    records: list[dict[str, Any]]
+    timings: Timings
+    scorecard: Scorecard
+    world: World
+
+
+class _Acknowledge:
+    """Runner hook: someone takes the page before the first phase starts."""
+
+    def __init__(self, ack: Callable[[], tuple[str | None, str | None, float] | None],
+                 emit: Callable[[Any], Any]) -> None:
+        self.ack, self.emit, self.done = ack, emit, False
+
+    def on_phase(self, phase: str) -> None:
+        if not self.done:
+            self.done = True
+            taken = self.ack()
+            if taken is not None:
+                self.emit(Acknowledged(taken[0], taken[1]))
+
+    def on_step_finished(self, step: Any, rec: StepRecord) -> None:
+        return None
+
+
+def scenario_inputs(scenario: Scenario, runbook: Runbook) -> dict[str, Any]:
+    alert = dict(scenario.alert) if scenario.alert is not None else None
+    return resolve(runbook, from_file=scenario.inputs, alert=alert, environ={}).values
+
+
+def hosts_resolver(world: World) -> Callable[[str, Any, dict[str, Any]], list[str]]:
+    from .. import templating
+
+    def resolve_hosts(name: str, target: Any, ctx: dict[str, Any]) -> list[str]:
+        hosts = [templating.render(h, ctx) for h in target.hosts]
+        return hosts or [str(target.group)]  # no inventory in a drill: the group stands for its hosts
+
+    return resolve_hosts
+
+
+@dataclass
+class DrillSetup:
+    """How to run a scenario: the clock, the people, who watches, and the seed."""
+
+    clock: Clock | None = None
+    prompter: Any = None
+    acknowledge: Callable[[], tuple[str | None, str | None, float] | None] | None = None
+    observers: Sequence[Any] = ()
+    seed: int | None = None
+    mode: str = "test"
+    run_id: str | None = None
+    participants: Sequence[Any] = ()
+    speed: float = 1.0
+    ready: Callable[[Runner, World], None] | None = None  # e.g. trainer controls, signal handlers
+
+
+def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None = None) -> DrillRun:
+    """Run the runbook in the scenario's simulated world and score it."""
+    setup = setup or DrillSetup()
+    clock = setup.clock or VirtualClock()
+    seed = setup.seed if setup.seed is not None else (scenario.seed if scenario.seed is not None else 0)
+    rng = random.Random(seed)
+    inputs = scenario_inputs(scenario, runbook)
+    world = World(scenario, clock, rng, inputs=inputs)
+    memory = MemoryJournal()
+    bus = EventBus(clock, [memory, *setup.observers], Masker(_secrets(runbook, inputs)))
+    world.emit = bus.emit
+    prompter = setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng)
+    services = _services(world, prompter, scenario)
+    run_id = setup.run_id or f"{scenario.id}-seed{seed}"
+    runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id, mode=setup.mode,
+                    masker=bus.masker, participants=setup.participants, scenario=scenario.id)
+    ack = setup.acknowledge or getattr(prompter, "acknowledge", None)
+    if ack is not None:
+        runner.hooks.append(_Acknowledge(ack, bus.emit))
+    timers = _schedule(world, clock)
+    if setup.ready is not None:
+        setup.ready(runner, world)
+    try:
+        with no_real_effects():
+            result = runner.run()
+    finally:
+        if timers is not None:
+            timers.stop()
+    t = timings(memory.records)
+    return DrillRun(result, memory.records, t, score(scenario, t, world.unscripted), world)
+
+
+def _secrets(runbook: Runbook, inputs: dict[str, Any]) -> list[str]:
+    return [str(inputs[n]) for n, spec in runbook.inputs.items() if spec.secret and n in inputs]
+
+
+def _services(world: World, prompter: Any, scenario: Scenario) -> Services:
+    from ..validation import load_runbook
+
+    executor = SimulatedExecutor(world)
+    return Services(local=executor, http=executor, prompter=prompter, notifier=SimulatedNotifier(),  # type: ignore[arg-type]
+                    remote=SimulatedRemote(world), resolve_hosts=hosts_resolver(world),
+                    load_runbook=load_runbook, hints=dict(scenario.hints))
+
+
+def _schedule(world: World, clock: Any) -> Timers | None:
+    if hasattr(clock, "call_at"):
+        world.schedule(clock.call_at)
+        return None
+    timers = Timers(clock)
+    world.schedule(timers.call_at)
+    return timers
+
+
+def render_scorecard(card: Scorecard) -> str:
+    t = card.timings
+    lines = [f"Scorecard: {card.title} ({card.scenario})", f"  outcome: {card.outcome}"]
+    for c in card.checks:
+        mark = "met   " if c.met else "MISSED"
+        note = f"  ({c.note})" if c.note else ""
+        lines.append(f"  {mark} {c.objective}: {c.actual} (objective {c.expected}){note}")
+    for s in card.unscripted:
+        lines.append(f"  UNSCRIPTED step {s}: the scenario has no response for it")
+    lines.append(f"  retries: {t.retries}   polls: {t.polls}   hints used: {len(t.hints)}")
+    for h in t.hints:
+        lines.append(f"    hint for {h.get('step')}" + (f" (asked by {h.get('by')})" if h.get("by") else ""))
+    if card.wrong_turns:
+        lines.append("  wrong turns:")
+        lines.extend(f"    - {w}" for w in card.wrong_turns)
+    lines.append(f"  time waiting on people: {format_duration(t.human_time)}; "
+                 f"on machines: {format_duration(t.machine_time)}")
+    for role, entry in t.per_role().items():
+        lines.append(f"    {role}: {int(entry['steps'])} step(s), {format_duration(entry['time'])}")
+    for who, entry in t.per_participant().items():
+        lines.append(f"    {who}: {int(entry['responses'])} response(s), waited {format_duration(entry['waited'])}")
+    slow = sorted(t.steps.values(), key=lambda s: s.duration, reverse=True)[:5]
+    lines.append("  slowest steps: " + ", ".join(f"{s.step} {format_duration(s.duration)}" for s in slow))
+    lines.append("  PASSED" if card.passed else f"  FAILED: {len(card.missed)} objective(s) missed")
+    return "\n".join(lines) + "\n"

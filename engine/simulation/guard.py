@@ -1,0 +1,49 @@
+"""Proof that a drill touches nothing real: while one runs, spawning a process or
+opening a network connection raises instead of happening.
+
+The simulated executors never try (that is the design); this audit hook is the
+safety net that makes a mistake loud, and lets tests count attempts.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import EngineError
+
+BLOCKED = ("subprocess.Popen", "os.posix_spawn", "os.system", "os.exec", "os.fork", "os.forkpty",
+           "os.spawn", "pty.spawn", "socket.connect", "socket.sendto")
+
+
+class RealEffectRefused(EngineError):
+    """Something in a drill tried to act on the real world."""
+
+
+_state = threading.local()
+_installed = False
+attempts: list[str] = []
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    if getattr(_state, "active", False) and event.startswith(BLOCKED):
+        attempts.append(event)
+        raise RealEffectRefused(f"a drill may not act on the real world ({event} refused)")
+
+
+@contextmanager
+def no_real_effects() -> Iterator[None]:
+    """Refuse process spawns and network connections in this thread while active."""
+    global _installed
+    if not _installed:
+        sys.addaudithook(_hook)
+        _installed = True
+    previous = getattr(_state, "active", False)
+    _state.active = True
+    try:
+        yield
+    finally:
+        _state.active = previous

@@ -1,0 +1,83 @@
+"""Scripted people for unattended drills: answers, approvals and how long they take."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from ..events import HintShown
+from ..executors.prompts import Answer, ApprovalReply, ApprovalRequest, Question, Unanswered, coerce
+from ..model import MISSING
+from .scenario import Participant, Scenario
+
+ACKNOWLEDGE = "acknowledge"  # reserved participants key: who takes the page, and when
+
+
+class ScenarioPrompter:
+    """Answers prompts from the scenario's `participants`, on the run's clock."""
+
+    interactive = False
+
+    def __init__(self, scenario: Scenario, clock: Any, emit: Callable[[Any], Any],
+                 rng: random.Random | None = None) -> None:
+        self.scenario, self.clock, self.emit, self.rng = scenario, clock, emit, rng
+
+    def _entry(self, step: str) -> Participant:
+        leaf = step.rsplit("/", 1)[-1]
+        entry = self.scenario.participants.get(leaf)
+        if entry is None:
+            raise Unanswered(f"unscripted step {step}: it waits for a person and the scenario's "
+                             "participants has no entry for it")
+        return entry
+
+    def _take_time(self, entry: Participant) -> float:
+        if entry.hint and entry.step in self.scenario.hints:
+            self.emit(HintShown(entry.step, self.scenario.hints[entry.step], self._who(entry, None)[0]))
+        waited = entry.after.sample(self.rng) if entry.after is not None else 0.0
+        if waited > 0:
+            self.clock.sleep(waited)
+        return waited
+
+    def _who(self, entry: Participant, wanted_role: str | None) -> tuple[str | None, str | None]:
+        role = entry.role or wanted_role
+        name = entry.by or (self.scenario.roles.get(role) if role else None)
+        if entry.by and not entry.role:
+            role = next((r for r, n in self.scenario.roles.items() if n == entry.by), wanted_role)
+        return name, role
+
+    def ask(self, question: Question) -> Answer:
+        entry = self._entry(question.step)
+        waited = self._take_time(entry)
+        values: dict[str, Any] = {}
+        for f in question.fields:
+            if f.name in entry.answers:
+                values[f.name] = coerce(f, entry.answers[f.name])
+            elif f.default is not MISSING:
+                values[f.name] = f.default
+            else:
+                raise Unanswered(f"step {question.step}: the scenario gives no answer for '{f.name}'")
+        by, role = self._who(entry, question.role)
+        return Answer(values, by, role, waited)
+
+    def approve(self, request: ApprovalRequest) -> ApprovalReply:
+        entry = self._entry(request.step)
+        waited = self._take_time(entry)
+        by, role = self._who(entry, request.role)
+        approved = entry.approve if entry.approve is not None else True
+        if approved and request.role is not None and role != request.role:
+            return ApprovalReply(False, by, role, waited, f"approval requires the role {request.role}; "
+                                 f"{by or 'the participant'} answered as {role or 'no role'}")
+        return ApprovalReply(approved, by, role, waited, "" if approved else "refused")
+
+    def confirm_rollback(self, steps: int) -> bool:
+        return True
+
+    def acknowledge(self) -> tuple[str | None, str | None, float] | None:
+        """Who takes the page and after how long; None: the first answer acknowledges."""
+        entry = self.scenario.participants.get(ACKNOWLEDGE)
+        if entry is None:
+            return None
+        waited = self._take_time(entry)
+        by, role = self._who(entry, None)
+        return by, role, waited

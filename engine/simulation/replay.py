@@ -1,0 +1,138 @@
+"""Record and replay: a past live run's journal becomes a scenario whose responses
+replay the recorded outputs, exit codes and durations, so a past incident becomes a
+drill. Replayed unattended, it follows the same path as the original run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..duration import format_duration
+from ..errors import UsageError
+from ..journal import read_journal
+
+SECRET_PLACEHOLDER = "replayed-secret"
+
+
+def _dur(seconds: float) -> str:
+    return f"{max(round(seconds, 3), 0):g}s"
+
+
+def _tail_or_log(record: Mapping[str, Any], run_dir: Path, stream: str) -> str:
+    if record.get("truncated"):
+        log = run_dir / "logs" / f"{record['step']}.{stream}.log"
+        if log.is_file():
+            return log.read_text(encoding="utf-8", errors="replace")
+    return str(record.get(stream) or "")
+
+
+def _attempt(record: Mapping[str, Any]) -> dict[str, Any]:
+    reply: dict[str, Any] = {"exit_code": record.get("exit_code") or 0, "duration": _dur(record.get("duration", 0))}
+    for stream in ("stdout", "stderr"):
+        if record.get(stream):
+            reply[stream] = _escape(record[stream])
+    if record.get("exit_code") is None and record.get("error"):
+        reply["exit_code"] = 1
+        reply["stderr"] = _escape(str(record.get("error")))
+    return reply
+
+
+def _escape(text: str) -> str:
+    # Replies are templates (they may use `state`); recorded text is literal.
+    if "{{" in text or "{%" in text or "{#" in text:
+        return "{% raw %}" + text + "{% endraw %}"
+    return text
+
+
+def _final(record: Mapping[str, Any], run_dir: Path, spent: float) -> dict[str, Any]:
+    reply = _attempt({**record, "stdout": _tail_or_log(record, run_dir, "stdout"),
+                      "stderr": _tail_or_log(record, run_dir, "stderr"),
+                      "duration": max(float(record.get("duration") or 0) - spent, 0.0)})
+    if record.get("status_code") is not None:
+        reply.pop("exit_code", None)
+        reply["status"] = record["status_code"]
+        reply["body"] = reply.pop("stdout", "")
+    return reply
+
+
+def _responses(records: list[dict[str, Any]], run_dir: Path) -> list[dict[str, Any]]:
+    responses: list[dict[str, Any]] = []
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        kind = r.get("event")
+        if kind == "step.attempt":
+            attempts.setdefault(str(r["step"]), []).append(r)
+        elif kind == "step.finished" and r.get("kind") in ("run", "http") and r.get("status") != "skipped":
+            responses.extend(_step_responses(r, attempts.pop(str(r["step"]), []), run_dir))
+    return responses
+
+
+def _step_responses(done: dict[str, Any], tries: list[dict[str, Any]], run_dir: Path) -> list[dict[str, Any]]:
+    step = str(done["step"]).rsplit("/", 1)[-1]
+    if done.get("hosts"):
+        return [{"step": step, "match": {"host": host}, **_attempt(result)} for host, result in done["hosts"].items()]
+    spent = sum(float(t.get("duration") or 0) + float(t.get("next_in") or 0) for t in tries)
+    replies = [_attempt(t) for t in tries] + [_final(done, run_dir, spent)]
+    if len(replies) == 1:
+        return [{"step": step, **replies[0]}]
+    return [{"step": step, "attempts": replies}]
+
+
+def _participants(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    people: dict[str, dict[str, Any]] = {}
+    for r in records:
+        step = str(r.get("step", "")).rsplit("/", 1)[-1]
+        if r.get("event") == "prompt.answered":
+            entry = people.setdefault(step, {})
+            entry["answers"] = dict(r.get("answers") or {})
+        elif r.get("event") == "approval":
+            entry = people.setdefault(step, {})
+            entry["approve"] = bool(r.get("approved"))
+        else:
+            continue
+        entry["after"] = _dur(float(r.get("waited") or 0))
+        for key in ("by", "role"):
+            if r.get(key):
+                entry[key] = r[key]
+    return people
+
+
+def scenario_from_run(run_dir: str | os.PathLike[str], output: str | None = None) -> dict[str, Any]:
+    """The scenario data (ready to dump as YAML) that replays a recorded live run."""
+    directory = Path(run_dir)
+    contents = read_journal(directory)
+    started = contents.started
+    if started is None:
+        raise UsageError(f"{contents.path} is not the journal of a run (no run.started)")
+    if started.get("mode") not in ("live", None):
+        raise UsageError(f"run {started.get('run_id')} is a {started.get('mode')} run; replay needs a live run")
+    records = contents.records
+    finished = contents.finished or {}
+    base = Path(output).resolve().parent if output else Path.cwd()
+    runbook = os.path.relpath(str(started["file"]), base)
+    inputs = {k: (SECRET_PLACEHOLDER if v == "***" else v) for k, v in (started.get("inputs") or {}).items()}
+    steps_ok = [str(r["step"]) for r in records if r.get("event") == "step.finished"
+                and r.get("status") == "ok" and not r.get("rollback_of") and "/" not in str(r["step"])]
+    duration = format_duration(float(finished.get("duration") or 0))
+    return {
+        "kind": "scenario", "version": 1,
+        "id": f"replay-{str(started['runbook'])[:40]}-{str(started['run_id'])[:15].lower()}".rstrip("-"),
+        "title": f"Replay of {started.get('title', started['runbook'])} ({started['run_id']})",
+        "description": f"Recorded from run {started['run_id']} ({finished.get('outcome', 'unfinished')} in "
+                       f"{duration}). Secret inputs were replaced with '{SECRET_PLACEHOLDER}'.",
+        "runbook": runbook,
+        "inputs": inputs,
+        "briefing": f"A replay of the incident handled in run {started['run_id']} at {started.get('t')}.",
+        "responses": _responses(records, directory),
+        "participants": _participants(records),
+        "objectives": {"outcome": finished.get("outcome", "resolved"), "must_run": steps_ok},
+    }
+
+
+def dump(data: Mapping[str, Any]) -> str:
+    import yaml
+
+    header = "# yaml-language-server: $schema=../schemas/scenario.schema.json\n"
+    return header + yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=100)

@@ -1,0 +1,156 @@
+"""`runbook test`: every scenario unattended on the virtual clock; objectives are
+assertions. Output like a test runner, JUnit XML for CI."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..diagnostics import Diagnostic
+from ..duration import format_duration
+from ..errors import EngineError
+from ..validation import ValidationFailed, discover, load_runbook, load_scenario
+from .drill import DrillRun, DrillSetup, Scorecard, run_scenario
+
+
+@dataclass
+class CaseResult:
+    """One scenario's verdict."""
+
+    file: str
+    scenario: str
+    title: str = ""
+    passed: bool = False
+    error: str | None = None  # could not run at all (invalid file, missing runbook)
+    drill: DrillRun | None = None
+    seconds: float = 0.0
+
+    @property
+    def card(self) -> Scorecard | None:
+        return self.drill.scorecard if self.drill else None
+
+    def summary(self) -> str:
+        if self.error:
+            return self.error
+        assert self.drill is not None
+        t = self.drill.timings
+        simulated = format_duration(t.duration or 0.0)
+        card = self.drill.scorecard
+        if card.passed:
+            return f"{t.outcome} in {simulated} simulated, {len(card.checks)} objective(s) met"
+        missed = [f"{c.objective}: {c.actual} (objective {c.expected})" for c in card.missed]
+        missed += [f"unscripted step {s}" for s in card.unscripted]
+        return f"{t.outcome} in {simulated} simulated; " + "; ".join(missed)
+
+
+@dataclass
+class SuiteResult:
+    cases: list[CaseResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for c in self.cases if c.passed)
+
+    @property
+    def failed(self) -> int:
+        return len(self.cases) - self.passed
+
+
+def scenario_files(paths: Iterable[str]) -> list[str]:
+    """Scenario files among the given files and directories (runbooks are skipped)."""
+    from ..loader import LoadError, load_file
+
+    out = []
+    for path in discover(paths):
+        try:
+            kind = load_file(path).kind
+        except LoadError:
+            kind = "scenario" if "scenario" in Path(path).name else None
+        if kind == "scenario":
+            out.append(path)
+    return out
+
+
+def run_case(path: str, setup: DrillSetup | None = None, observers: tuple[Any, ...] = ()) -> CaseResult:
+    t0 = time.perf_counter()
+    case = CaseResult(path, Path(path).stem)
+    try:
+        scenario = load_scenario(path)
+        case.scenario, case.title = scenario.id, scenario.title
+        runbook = load_runbook(scenario.runbook_path)
+        case.drill = run_scenario(scenario, runbook, setup or DrillSetup(observers=observers))
+        case.passed = case.drill.scorecard.passed
+    except ValidationFailed as exc:
+        case.error = _first_errors(exc.diagnostics)
+    except EngineError as exc:
+        case.error = str(exc)
+    case.seconds = time.perf_counter() - t0
+    return case
+
+
+def _first_errors(diags: list[Diagnostic]) -> str:
+    errors = [d for d in diags if d.is_error][:3]
+    return "; ".join(f"{os.path.relpath(d.file)}:{d.line}:{d.column}: {d.message} [{d.rule}]" for d in errors)
+
+
+def run_suite(files: list[str], *, seed: int | None = None, runs_dir: Path | None = None) -> SuiteResult:
+    t0 = time.perf_counter()
+    suite = SuiteResult()
+    for path in files:
+        observers: tuple[Any, ...] = ()
+        writer = None
+        if runs_dir is not None:
+            from ..journal import JournalWriter
+
+            writer = JournalWriter(runs_dir / Path(path).stem, fsync=False)
+            observers = (writer,)
+        try:
+            suite.cases.append(run_case(path, DrillSetup(seed=seed, observers=observers)))
+        finally:
+            if writer is not None:
+                writer.close()
+    suite.seconds = time.perf_counter() - t0
+    return suite
+
+
+def render_suite(suite: SuiteResult, *, color: bool = False) -> str:
+    def paint(text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if color else text
+
+    lines = []
+    width = max((len(c.scenario) for c in suite.cases), default=10)
+    for case in suite.cases:
+        mark = paint("PASS", "32") if case.passed else paint("FAIL", "31")
+        lines.append(f"{mark}  {case.scenario:<{width}}  {case.summary()}")
+    total = f"{suite.passed} passed, {suite.failed} failed"
+    lines.append(paint(total, "1;32" if not suite.failed else "1;31") +
+                 f" ({len(suite.cases)} scenario(s) in {suite.seconds:.2f}s)")
+    return "\n".join(lines) + "\n"
+
+
+def junit(suite: SuiteResult) -> str:
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("testsuites", tests=str(len(suite.cases)), failures=str(suite.failed))
+    node = ET.SubElement(root, "testsuite", name="runbook test", tests=str(len(suite.cases)),
+                         failures=str(suite.failed), errors="0", time=f"{suite.seconds:.3f}")
+    for case in suite.cases:
+        tc = ET.SubElement(node, "testcase", classname="runbook.scenario", name=case.scenario,
+                           file=case.file, time=f"{case.seconds:.3f}")
+        if not case.passed:
+            failure = ET.SubElement(tc, "failure", message=case.summary()[:500], type="objective")
+            if case.card is not None:
+                from .drill import render_scorecard
+
+                failure.text = render_scorecard(case.card)
+        elif case.card is not None:
+            from .drill import render_scorecard
+
+            ET.SubElement(tc, "system-out").text = render_scorecard(case.card)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

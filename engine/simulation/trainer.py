@@ -1,0 +1,190 @@
+"""`runbook drill`: an interactive game day on a real clock, with trainer controls.
+
+The team reads the briefing, acknowledges the page, and works the runbook at the
+terminal while the simulated world answers. At any prompt, `hint` shows the step's
+hint (its use is recorded) and the trainer can type:
+
+    :pause   :resume   :inject N   :inject TEXT   :end   :help
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..clock import DrillClock
+from ..console import Console
+from ..events import ClockControl, HintShown, InjectFired
+from ..executors.prompts import Participant, TerminalPrompter
+from ..journal import JournalWriter, new_run_id
+from ..model import Runbook
+from ..runner import Runner
+from .drill import DrillRun, DrillSetup, render_scorecard, run_scenario
+from .scenario import Scenario
+from .world import World
+
+HELP = ("trainer commands: :pause  :resume  :inject N (a scenario event)  :inject TEXT  :end  :help; "
+        "participants: `hint` at any prompt")
+
+
+@dataclass
+class DrillOptions:
+    participants: tuple[Participant, ...] = ()
+    speed: float = 1.0
+    seed: int | None = None
+    runs_dir: Path = Path(".runbook/runs")
+    color: bool = False
+    stream: TextIO | None = None
+    read: Callable[[str], str] | None = None
+    scripted: bool = False  # the scenario's scripted participants play (demos, rehearsing the script)
+
+
+@dataclass
+class Trainer:
+    """Holds what trainer commands act on, once the drill has started."""
+
+    clock: DrillClock
+    scenario: Scenario
+    write: Callable[[str], None]
+    runner: Runner | None = None
+    world: World | None = None
+    log: list[str] = field(default_factory=list)
+
+    def ready(self, runner: Runner, world: World) -> None:
+        self.runner, self.world = runner, world
+
+    def command(self, line: str) -> None:
+        verb, _, rest = line[1:].strip().partition(" ")
+        handler = {"pause": self._pause, "resume": self._resume, "inject": self._inject,
+                   "end": self._end, "help": self._help}.get(verb)
+        if handler is None:
+            self.write(f"   unknown trainer command :{verb} ({HELP})")
+            return
+        handler(rest.strip())
+
+    def hint(self, step: str, text: str) -> None:
+        """A participant asked for the hint: record it (it counts in the scorecard)."""
+        self._emit(HintShown(step, text))
+
+    def _emit(self, event: Any) -> None:
+        if self.runner is not None:
+            self.runner.bus.emit(event)
+
+    def _pause(self, _: str) -> None:
+        self.clock.pause()
+        self._emit(ClockControl("pause", "trainer"))
+
+    def _resume(self, _: str) -> None:
+        self.clock.resume()
+        self._emit(ClockControl("resume", "trainer"))
+
+    def _inject(self, what: str) -> None:
+        if self.world is None:
+            return
+        events = self.scenario.events
+        if what.isdigit() and int(what) < len(events):
+            self.world.fire(events[int(what)], manual=True)
+        elif what:
+            self._emit(InjectFired(-1, self.clock.monotonic(), what, "info", {}, True))
+        else:
+            listing = "; ".join(f"{i}: {e.message or e.set}" for i, e in enumerate(events))
+            self.write(f"   events: {listing or 'none'}")
+
+    def _end(self, _: str) -> None:
+        self._emit(ClockControl("end", "trainer"))
+        if self.runner is not None:
+            self.runner.interrupt(hard=True)
+        raise KeyboardInterrupt
+
+    def _help(self, _: str) -> None:
+        self.write(f"   {HELP}")
+
+
+def _reader(trainer: Trainer, read: Callable[[str], str]) -> Callable[[str], str]:
+    def read_line(prompt: str) -> str:
+        while True:
+            line = read(prompt)
+            if line.strip().startswith(":"):
+                trainer.command(line)
+                continue
+            return line
+
+    return read_line
+
+
+@contextmanager
+def _interrupts(trainer: Trainer) -> Iterator[None]:
+    presses = {"n": 0}
+
+    def on_int(signum: int, frame: Any) -> None:
+        presses["n"] += 1
+        runner = trainer.runner
+        if runner is not None:
+            runner.interrupt(hard=presses["n"] > 1)
+            if runner.prompting:
+                raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, on_int)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _default_read(prompt: str) -> str:
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise KeyboardInterrupt  # end of input: the session is over
+    return line.rstrip("\n")
+
+
+def run_drill(scenario: Scenario, runbook: Runbook, options: DrillOptions) -> tuple[DrillRun, Path]:
+    stream = options.stream or sys.stdout
+    console = Console(stream, color=options.color)
+    clock = DrillClock(options.speed)
+    trainer = Trainer(clock, scenario, console.line)
+    read = _reader(trainer, options.read or _default_read)
+    prompter = TerminalPrompter(options.participants, on_hint=trainer.hint, read=read, write=console.line)
+
+    def acknowledge() -> tuple[str | None, str | None, float]:
+        t0 = time.monotonic()
+        read(f"{console.paint('PAGE', 'bold', 'red')} {scenario.title}: press Enter to acknowledge ")
+        who = options.participants[0] if options.participants else None
+        return (who.name if who else None, who.role if who else None, time.monotonic() - t0)
+
+    run_id = new_run_id(f"drill-{scenario.id}", clock.now())
+    _briefing(console, scenario, options)
+    with JournalWriter(options.runs_dir / run_id) as journal:
+        scripted = options.scripted
+        setup = DrillSetup(clock=clock, prompter=None if scripted else prompter,
+                           acknowledge=None if scripted else acknowledge,
+                           observers=[journal, console], seed=options.seed,
+                           mode="drill", run_id=run_id, participants=options.participants, ready=trainer.ready)
+        with _interrupts(trainer):
+            drill = run_scenario(scenario, runbook, setup)
+        console.line()
+        console.line(render_scorecard(drill.scorecard).rstrip())
+        console.line(f"   journal: {journal.path}")
+    return drill, options.runs_dir / run_id
+
+
+def _briefing(console: Console, scenario: Scenario, options: DrillOptions) -> None:
+    console.line(console.paint(f"GAME DAY: {scenario.title}", "bold"))
+    if scenario.description:
+        console.line(console.paint(f"   {scenario.description.strip()}", "dim"))
+    if options.participants:
+        console.line("   team: " + ", ".join(str(p) for p in options.participants))
+    if options.speed != 1:
+        console.line(f"   simulated durations run {options.speed:g}x faster")
+    console.line(f"   {HELP}")
+    console.line()
+    console.line(console.paint("BRIEFING", "bold") + f"  {scenario.briefing.strip()}")
+    console.line(console.paint("ALERT at t=0", "bold", "red"))

@@ -1,0 +1,245 @@
+"""The simulated world of a scenario, and the executors that answer from it.
+
+Commands, HTTP requests, SSH fan-out and notifications are answered from the
+scenario's `responses` (by step id, or by `match` on command, host, URL), with
+per-attempt faults, durations on the run's clock, output templated from `state`, and
+`set:` changes to the state after each reply. Timed `events` change the state and
+show a message when the clock passes their time, between or during steps. Nothing
+here can start a process, open a socket or touch a file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import templating
+from .._step import Attempt
+from ..errors import TemplateError
+from ..events import InjectFired, StepOutput
+from ..executors.base import Cancel, Invocation, OutputSink, Result
+from ..executors.notify import Delivery
+from .scenario import Event, Reply, Response, Scenario
+
+
+@dataclass
+class World:
+    """The scenario's state as the drill goes on, and what matched what."""
+
+    scenario: Scenario
+    clock: Any
+    rng: random.Random | None = None
+    speed: float = 1.0
+    state: dict[str, Any] = field(default_factory=dict)
+    counts: dict[tuple[int, str, str | None], int] = field(default_factory=dict)
+    unscripted: list[str] = field(default_factory=list)
+    emit: Callable[[Any], Any] | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.state:
+            self.state = json.loads(json.dumps(dict(self.scenario.state), default=str))
+
+    # -- matching ------------------------------------------------------------------------------
+
+    def respond(self, inv: Invocation) -> tuple[Response, Reply] | None:
+        """The first response that matches this invocation, and the reply for this attempt."""
+        step = inv.step.rsplit("/", 1)[-1]
+        for response in self.scenario.responses:
+            if self._matches(response, step, inv):
+                key = (response.index, step, inv.host)
+                self.counts[key] = self.counts.get(key, 0) + 1
+                return response, response.reply_for(self.counts[key])
+        return None
+
+    def _matches(self, response: Response, step: str, inv: Invocation) -> bool:
+        if response.step is not None and response.step != step:
+            return False
+        match = response.match
+        if match is not None:
+            url = inv.http.url if inv.http else None
+            method = inv.http.method if inv.http else None
+            checks = (
+                (match.command, lambda p: inv.http is None and fnmatch.fnmatchcase(inv.command, p)),
+                (match.command_regex, lambda p: inv.http is None and re.search(p, inv.command) is not None),
+                (match.host, lambda p: inv.host is not None and fnmatch.fnmatchcase(inv.host, p)),
+                (match.url, lambda p: url is not None and fnmatch.fnmatchcase(url, p)),
+                (match.method, lambda p: method is not None and method.upper() == p.upper()),
+            )
+            if not all(test(pattern) for pattern, test in checks if pattern is not None):
+                return False
+        return response.when is None or bool(self.evaluate(response.when, {}))
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def context(self, inv: Invocation | None = None) -> dict[str, Any]:
+        ctx: dict[str, Any] = {"state": self.state, "inputs": dict(self.inputs)}
+        if inv is not None:
+            ctx.update(command=inv.command, host=inv.host, step=inv.step, attempt=inv.attempt,
+                       url=inv.http.url if inv.http else None)
+        return ctx
+
+    def evaluate(self, expression: str, extra: Mapping[str, Any]) -> Any:
+        return templating.evaluate(expression, {**self.context(), **extra}, where=self.scenario.file)
+
+    def render(self, text: str, inv: Invocation) -> str:
+        return templating.render(text, self.context(inv), where=self.scenario.file)
+
+    def apply(self, changes: Mapping[str, Any], inv: Invocation | None = None) -> dict[str, Any]:
+        """Apply `set:` (templates see the state before the change)."""
+        ctx = self.context(inv)
+        rendered = {k: templating.render_value(v, ctx, where=self.scenario.file) for k, v in changes.items()}
+        for key, value in rendered.items():
+            _assign(self.state, key, value)
+        return rendered
+
+    def duration(self, reply: Reply) -> float:
+        return reply.duration.sample(self.rng) if reply.duration is not None else 0.0
+
+    def pass_time(self, seconds: float) -> None:
+        """Let simulated time go by (a virtual clock jumps; a drill clock waits, scaled)."""
+        if seconds > 0:
+            self.clock.sleep(seconds)
+
+    # -- timed events --------------------------------------------------------------------------
+
+    def schedule(self, scheduler: Callable[[float, Callable[[], None]], None]) -> None:
+        for event in self.scenario.events:
+            scheduler(event.at, self._firing(event))
+
+    def _firing(self, event: Event) -> Callable[[], None]:
+        return lambda: self.fire(event)
+
+    def fire(self, event: Event, *, manual: bool = False) -> None:
+        applied = self.apply(event.set) if event.set else {}
+        if self.emit is not None:
+            self.emit(InjectFired(event.index, event.at, event.message, event.kind, applied, manual))
+
+
+def _assign(state: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = state
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _body_text(body: Any) -> str:
+    if body is None:
+        return ""
+    return body if isinstance(body, str) else json.dumps(body)
+
+
+class SimulatedExecutor:
+    """Answers `run` (local and per host) and `http` invocations from the world."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def run(self, inv: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
+        world = self.world
+        started = world.clock.now()
+        found = world.respond(inv)
+        if found is None:
+            what = inv.command if inv.http is None else f"{inv.http.method} {inv.http.url}"
+            where = f" on {inv.host}" if inv.host else ""
+            world.unscripted.append(inv.step)
+            message = f"unscripted step {inv.step}: the scenario has no response for `{what}`{where}"
+            return Result(inv.command, inv.host, "", message, None, started, 0.0, False, message)
+        response, reply = found
+        try:
+            result = self._reply(inv, reply, started, sink)
+        except TemplateError as exc:
+            return Result(inv.command, inv.host, "", str(exc), None, started, 0.0, False,
+                          f"scenario response {response.index}: {exc}")
+        if reply.set:
+            world.apply(reply.set, inv)
+        if reply.message and world.emit is not None:
+            world.emit(StepOutput(inv.step, "info", f"[world] {reply.message}", inv.host))
+        return result
+
+    def _reply(self, inv: Invocation, reply: Reply, started: float, sink: OutputSink) -> Result:
+        world = self.world
+        duration = world.duration(reply)
+        world.pass_time(duration)
+        stdout = world.render(reply.stdout, inv) if reply.stdout else ""
+        stderr = world.render(reply.stderr, inv) if reply.stderr else ""
+        for stream, text in (("stdout", stdout), ("stderr", stderr)):
+            if text:
+                sink.output(stream, (text if text.endswith("\n") else text + "\n").encode(), inv.host)
+        if inv.http is not None:
+            return self._http(inv, reply, stdout, started, duration)
+        ok = reply.exit_code in inv.exit_codes
+        return Result(inv.command, inv.host, stdout, stderr, reply.exit_code, started, duration, ok,
+                      None if ok else f"exit code {reply.exit_code}")
+
+    def _http(self, inv: Invocation, reply: Reply, stdout: str, started: float, duration: float) -> Result:
+        body = _body_text(reply.body) if reply.body is not None else stdout
+        if isinstance(reply.body, str):
+            body = self.world.render(reply.body, inv)
+        assert inv.http is not None
+        expected = inv.http.status
+        ok = reply.status in expected if expected else 200 <= reply.status < 300
+        return Result(inv.command, None, body, "", None, started, duration, ok,
+                      None if ok else f"HTTP status {reply.status}", status=reply.status,
+                      headers=dict(reply.headers), body=body)
+
+
+class SimulatedRemote:
+    """Fan-out in the simulated world: every host answers; the step takes as long as the
+    slowest host (hosts run in parallel)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def run(self, runner: Any, step: Any, sid: str, base: Invocation, hosts: list[str], sink: OutputSink) -> Attempt:
+        world = self.world
+        start = world.clock.monotonic()
+        results: dict[str, dict[str, Any]] = {}
+        longest = 0.0
+        executor = SimulatedExecutor(_NoWait(world))  # type: ignore[arg-type]
+        for host in hosts:
+            inv = Invocation(base.step, base.kind, base.command, host, base.target, base.stdin, base.env,
+                             base.timeout, base.exit_codes, attempt=base.attempt)
+            result = executor.run(inv, sink, runner.cancel)
+            longest = max(longest, result.duration)
+            results[host] = {"status": "ok" if result.ok else "failed", "exit_code": result.exit_code,
+                             "stdout": result.stdout, "stderr": result.stderr, "duration": result.duration,
+                             "error": result.error}
+        world.pass_time(max(longest - (world.clock.monotonic() - start), 0.0))
+        failed = [h for h, r in results.items() if r["status"] != "ok"]
+        error = f"{len(failed)} of {len(hosts)} host(s) failed: {', '.join(failed)}" if failed else None
+        return Attempt(not failed and bool(hosts), error if hosts else "no hosts", hosts=results)
+
+
+class _NoWait:
+    """A view of the world whose time does not pass (the fan-out waits once, for the slowest)."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._world, name)
+
+    def pass_time(self, seconds: float) -> None:
+        return None
+
+
+class SimulatedNotifier:
+    """Notifications in a drill go nowhere real; they are journaled like any other."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, channel: str, message: str, *, title: str | None = None,
+             meta: Mapping[str, Any] | None = None) -> Delivery:
+        self.sent.append((channel, message))
+        return Delivery(True, note="simulated")
