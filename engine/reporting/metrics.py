@@ -99,6 +99,7 @@ class _Collector:
         self.t = Timings()
         self.first_human: float | None = None
         self.first_step: float | None = None
+        self.depth = 0  # open phases: an included runbook's phases nest inside a step of ours
 
     def add(self, r: Mapping[str, Any]) -> None:
         self.t.last_elapsed = max(self.t.last_elapsed, _elapsed(r))
@@ -112,6 +113,7 @@ class _Collector:
         self.t.run_id, self.t.runbook = str(r.get("run_id", "")), str(r.get("runbook", ""))
         self.t.scenario, self.t.mode = r.get("scenario"), str(r.get("mode", ""))
         self.t.priority = (r.get("incident") or {}).get("priority")
+        self.depth = 0  # a resumed run starts its phases afresh
 
     def _incident_acknowledged(self, r: Mapping[str, Any]) -> None:
         if self.t.acknowledged is None:
@@ -119,8 +121,10 @@ class _Collector:
 
     def _step_started(self, r: Mapping[str, Any]) -> None:
         step = str(r.get("step"))
-        timing = self.t.steps.setdefault(step, StepTiming(step, str(r.get("phase", ""))))
-        timing.started, timing.role, timing.rollback_of = _elapsed(r), r.get("role"), r.get("rollback_of")
+        timing = self.t.steps.get(step)
+        if timing is None:  # for_each starts a step once per item: keep the first start
+            timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")), started=_elapsed(r))
+        timing.role, timing.rollback_of = r.get("role"), r.get("rollback_of")
         if self.first_step is None:
             self.first_step = _elapsed(r)
 
@@ -152,8 +156,12 @@ class _Collector:
     def _hint_shown(self, r: Mapping[str, Any]) -> None:
         self.t.hints.append(dict(r))
 
+    def _phase_started(self, r: Mapping[str, Any]) -> None:
+        self.depth += 1
+
     def _phase_finished(self, r: Mapping[str, Any]) -> None:
-        if r.get("status") != "ok":
+        self.depth = max(self.depth - 1, 0)
+        if r.get("status") != "ok" or self.depth:
             return
         attr = {"triage": "triaged", "remediation": "mitigated", "recovery": "recovered"}.get(str(r.get("phase")))
         if attr is not None:
