@@ -1,0 +1,209 @@
+"""engine.clock: the virtual clock (jumps, timers), background Timers on a real clock,
+and the drill clock (scaled waits that count in full, pause and resume)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from engine.clock import DrillClock, RealClock, Timers, VirtualClock
+
+# -- VirtualClock ----------------------------------------------------------------------------
+
+
+def test_virtual_sleep_advances_time_instantly() -> None:
+    clock = VirtualClock(start=1000.0)
+    t0 = time.monotonic()
+    clock.sleep(3600)
+    assert time.monotonic() - t0 < 0.5
+    assert clock.monotonic() == 3600
+    assert clock.now() == 1000.0 + 3600
+
+
+def test_virtual_clock_starts_at_a_fixed_wall_time_so_journals_repeat() -> None:
+    assert VirtualClock().now() == VirtualClock().now() == 1_767_225_600.0
+    assert VirtualClock().monotonic() == 0.0
+
+
+def test_virtual_negative_sleep_does_not_go_back() -> None:
+    clock = VirtualClock()
+    clock.sleep(10)
+    clock.sleep(-5)
+    assert clock.monotonic() == 10
+
+
+def test_virtual_timer_fires_during_a_sleep_that_passes_it_at_its_own_time() -> None:
+    clock = VirtualClock()
+    seen: list[float] = []
+    clock.call_at(90, lambda: seen.append(clock.monotonic()))
+    clock.sleep(60)
+    assert seen == []
+    clock.sleep(60)
+    assert seen == [90]
+    assert clock.monotonic() == 120
+
+
+def test_virtual_timers_fire_in_time_order_and_ties_in_the_order_scheduled() -> None:
+    clock = VirtualClock()
+    order: list[str] = []
+    clock.call_at(30, lambda: order.append("b"))
+    clock.call_at(10, lambda: order.append("a"))
+    clock.call_at(30, lambda: order.append("c"))
+    clock.sleep(100)
+    assert order == ["a", "b", "c"]
+
+
+def test_virtual_timer_at_exactly_the_end_of_a_sleep_fires() -> None:
+    clock = VirtualClock()
+    fired: list[bool] = []
+    clock.call_at(5, lambda: fired.append(True))
+    clock.sleep(5)
+    assert fired == [True]
+
+
+def test_virtual_timer_scheduled_by_a_timer_fires_in_the_same_sleep_when_due() -> None:
+    """Periodic updates reschedule themselves from inside their own action."""
+    clock = VirtualClock()
+    times: list[float] = []
+
+    def tick() -> None:
+        times.append(clock.monotonic())
+        clock.call_at(clock.monotonic() + 10, tick)
+
+    clock.call_at(10, tick)
+    clock.sleep(35)
+    assert times == [10, 20, 30]
+    assert clock.next_timer() == 40
+
+
+def test_virtual_sleep_inside_a_timer_action_moves_time_on() -> None:
+    clock = VirtualClock()
+    clock.call_at(10, lambda: clock.sleep(5))
+    clock.sleep(12)
+    assert clock.monotonic() == 15  # the action's own wait counts; time never goes back
+
+
+def test_virtual_timer_in_the_past_fires_at_the_next_sleep_without_rewinding() -> None:
+    clock = VirtualClock()
+    clock.sleep(50)
+    seen: list[float] = []
+    clock.call_at(10, lambda: seen.append(clock.monotonic()))
+    clock.sleep(0)
+    assert seen == [50]
+
+
+def test_next_timer_is_none_without_timers() -> None:
+    assert VirtualClock().next_timer() is None
+
+
+# -- RealClock and Timers ----------------------------------------------------------------------
+
+
+def test_real_clock_sleep_is_cut_short_by_wake() -> None:
+    clock = RealClock()
+    threading.Timer(0.05, clock.wake).start()
+    t0 = time.monotonic()
+    clock.sleep(5)
+    assert time.monotonic() - t0 < 2
+
+
+def test_timers_fire_from_a_background_thread_while_the_main_thread_waits() -> None:
+    clock = RealClock()
+    timers = Timers(clock, tick=0.01)
+    fired = threading.Event()
+    where: list[str] = []
+
+    def action() -> None:
+        where.append(threading.current_thread().name)
+        fired.set()
+
+    timers.call_at(clock.monotonic() + 0.05, action)
+    try:
+        assert fired.wait(3)
+    finally:
+        timers.stop()
+    assert where == ["runbook-timers"]
+
+
+def test_timers_fire_in_time_order() -> None:
+    clock = RealClock()
+    timers = Timers(clock, tick=0.01)
+    order: list[int] = []
+    done = threading.Event()
+    now = clock.monotonic()
+    timers.call_at(now + 0.10, lambda: (order.append(2), done.set()))
+    timers.call_at(now + 0.02, lambda: order.append(1))
+    try:
+        assert done.wait(3)
+    finally:
+        timers.stop()
+    assert order == [1, 2]
+
+
+def test_stopped_timers_never_fire() -> None:
+    clock = RealClock()
+    timers = Timers(clock, tick=0.01)
+    fired: list[bool] = []
+    timers.call_at(clock.monotonic() + 0.1, lambda: fired.append(True))
+    timers.stop()
+    time.sleep(0.3)
+    assert fired == []
+
+
+# -- DrillClock --------------------------------------------------------------------------------
+
+
+def test_drill_clock_scales_waits_but_counts_them_in_full() -> None:
+    clock = DrillClock(speed=100)
+    before = clock.monotonic()
+    t0 = time.monotonic()
+    clock.sleep(20)  # 20 simulated seconds take 0.2 real seconds
+    real = time.monotonic() - t0
+    assert 0.15 < real < 2
+    assert clock.monotonic() - before >= 20
+
+
+def test_drill_clock_real_time_for_people_passes_at_speed_one() -> None:
+    clock = DrillClock(speed=50)
+    before = clock.monotonic()
+    time.sleep(0.2)  # a person thinking: not scaled
+    assert 0.15 < clock.monotonic() - before < 1.5
+
+
+def test_drill_clock_wall_time_follows_simulated_time() -> None:
+    clock = DrillClock(speed=1000)
+    now0, mono0 = clock.now(), clock.monotonic()
+    clock.sleep(60)
+    assert abs((clock.now() - now0) - (clock.monotonic() - mono0)) < 0.01
+
+
+def test_drill_clock_pause_freezes_time_and_resume_continues_without_a_jump() -> None:
+    clock = DrillClock()
+    clock.pause()
+    assert clock.paused
+    frozen = clock.monotonic()
+    time.sleep(0.2)
+    assert clock.monotonic() == frozen
+    clock.resume()
+    assert not clock.paused
+    assert clock.monotonic() - frozen < 0.1
+    time.sleep(0.1)
+    assert clock.monotonic() > frozen
+
+
+def test_drill_clock_sleep_waits_out_a_pause() -> None:
+    """A simulated wait does not end while the trainer has paused the drill."""
+    clock = DrillClock(speed=10)
+    clock.pause()
+    threading.Timer(0.4, clock.resume).start()
+    t0 = time.monotonic()
+    clock.sleep(1)  # 0.1 s of real time, but only once resumed
+    assert time.monotonic() - t0 >= 0.45
+
+
+def test_drill_clock_wake_cuts_a_simulated_wait_short() -> None:
+    clock = DrillClock(speed=1)
+    threading.Timer(0.05, clock.wake).start()
+    t0 = time.monotonic()
+    clock.sleep(30)
+    assert time.monotonic() - t0 < 2
