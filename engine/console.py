@@ -18,6 +18,7 @@ from .events import (
     EscalationFired,
     Event,
     HintShown,
+    HostFinished,
     InjectFired,
     NotifySent,
     PhaseFinished,
@@ -44,6 +45,10 @@ _STATUS = {"ok": ("✓", "ok", "green"), "failed": ("✗", "FAILED", "red"),
            "aborted": ("✗", "aborted", "red"), "not_confirmed": ("!", "not confirmed", "yellow")}
 
 
+PROGRESS_EVERY = 1.0  # seconds between fan-out progress lines (failures always show)
+TABLE_OK_ROWS = 10  # ok hosts listed in a step's host table; the journal has them all
+
+
 class Console:
     """Prints events as they happen."""
 
@@ -63,8 +68,9 @@ class Console:
             RollbackStarted: self._rollback_started, RollbackFinished: self._rollback_finished,
             RunFinished: self._run_finished, InjectFired: self._inject, HintShown: self._hint,
             PriorityChanged: self._priority, EscalationFired: self._escalation,
-            ClockControl: self._clock,
+            ClockControl: self._clock, HostFinished: self._host_finished,
         }
+        self._progress_at: dict[str, float] = {}
 
     def on_event(self, event: Event, stamp: Stamp) -> None:
         handler = self._handlers.get(type(event))
@@ -172,9 +178,36 @@ class Console:
             outputs = self.paint("  " + " ".join(f"{k}={_short(v)}" for k, v in e.outputs.items()), "dim")
         self.line(f"{self._clock_mark(s)} " + self.paint(f"{mark} {e.step} {word}", style) +
                   self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs)
-        for host, result in e.hosts.items():
-            status = result.get("status", "?")
-            self.line(self.paint(f"        {host}: {status} exit={result.get('exit_code')}", "dim"))
+        if len(e.hosts) > 1:
+            self._host_table(e.hosts)
+
+    # -- fan-out: progress while hosts finish, a table when the step is done -------------------
+
+    def _host_finished(self, e: HostFinished, s: Stamp) -> None:
+        if e.status not in ("ok", "not_run"):
+            why = f": {_short(e.error, 100)}" if e.error else ""
+            self.line(self.paint(f"        {self.sym('✗', 'XX')} {e.host} {e.status}{why}", "red"))
+        last = self._progress_at.get(e.step)
+        if e.total > 1 and (last is None or e.done == e.total or s.elapsed - last >= PROGRESS_EVERY):
+            self._progress_at[e.step] = s.elapsed
+            dot = self.sym("·", "|")
+            self.line(self.paint(f"        [{e.done}/{e.total}] {e.done - e.failed} ok {dot} "
+                                 f"{e.failed} failed {dot} {e.running} running", "dim"))
+
+    def _host_table(self, hosts: dict[str, dict[str, Any]]) -> None:
+        """Failed hosts first, then the rest; long runs of ok hosts are counted, not listed."""
+        bad = [(h, r) for h, r in hosts.items() if r.get("status") != "ok"]
+        good = [(h, r) for h, r in hosts.items() if r.get("status") == "ok"]
+        shown = bad + good[:max(TABLE_OK_ROWS, 0)]
+        width = max(len(h) for h, _ in shown)
+        self.line(self.paint(f"        {'host'.ljust(width)}  {'status':<11} {'exit':>4}  {'time':>6}  error", "dim"))
+        for host, r in shown:
+            code = "" if r.get("exit_code") is None else str(r.get("exit_code"))
+            row = (f"        {host.ljust(width)}  {r.get('status')!s:<11} {code:>4}  "
+                   f"{format_duration(float(r.get('duration') or 0)):>6}  {_short(r.get('error') or '', 80)}")
+            self.line(self.paint(row.rstrip(), "dim" if r.get("status") == "ok" else "red"))
+        if len(good) > TABLE_OK_ROWS:
+            self.line(self.paint(f"        ... and {len(good) - TABLE_OK_ROWS} more host(s) ok", "dim"))
 
     def _approval(self, e: Approval, s: Stamp) -> None:
         who = f" by {e.by}" + (f" ({e.role})" if e.role else "") if e.by else ""

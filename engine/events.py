@@ -132,6 +132,23 @@ class StepFinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class HostFinished(Event):
+    """One host of a fan-out step is done; done/failed/running of total is the progress."""
+
+    name: ClassVar[str] = "host.finished"
+    step: str
+    host: str
+    status: str  # ok | failed | timed_out | unreachable | auth_failed | host_key | aborted
+    exit_code: int | None = None
+    duration: float = 0.0
+    error: str | None = None
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PromptAnswered(Event):
     name: ClassVar[str] = "prompt.answered"
     step: str

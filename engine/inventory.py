@@ -215,10 +215,10 @@ def parse_inventory(text: str, file: str = "<inventory>") -> Inventory:
         try:
             data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
-            if not first.startswith(("-", "{")) and ":" not in first:
-                data = None  # an INI file of ungrouped hosts
-            else:
-                raise InventoryError(f"{file}: not valid YAML: {exc}") from None
+            try:
+                return _Ini(file).build(text)  # INI without a section header reads as broken YAML
+            except InventoryError:
+                raise InventoryError(f"{file}: neither a YAML nor an INI inventory: {exc}") from None
     if isinstance(data, Mapping):
         if data.get("kind") == "inventory":
             return _Own(file).build(data)

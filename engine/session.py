@@ -76,9 +76,23 @@ def _services(options: LiveOptions, console: Console) -> Services:
         notifier=Notifier(load_channels(options.channels), console=console.line),
         load_runbook=load_runbook,
     )
+    _remote(services, options)
     if options.extra_services is not None:
         options.extra_services(services)
     return services
+
+
+def _remote(services: Services, options: LiveOptions) -> None:
+    """SSH fan-out for steps with a `target`. Cheap to set up: the inventory is read on
+    first use, and paramiko is imported by the first connection only."""
+    from .executors.ssh import SshExecutor, SshOptions
+    from .fanout import FanOut
+    from .inventory import Resolver
+
+    resolver = Resolver(options.inventory)
+    ssh = SshExecutor(resolver.host, SshOptions.from_env(accept_new=options.accept_new_host_keys))
+    services.resolve_hosts = resolver
+    services.remote = FanOut(ssh)
 
 
 def _hosts_for_lock(runbook: Runbook, services: Services, inputs: Mapping[str, Any]) -> list[str]:

@@ -8,8 +8,9 @@ one-call way to run a runbook in memory. Our own unit tests use them; so can you
 from __future__ import annotations
 
 import fnmatch
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .clock import VirtualClock
@@ -79,6 +80,86 @@ class ScriptedExecutor:
 
 
 @dataclass
+class FakeRemote:
+    """A stand-in for the SSH executor, behind the real fan-out: `FanOut(FakeRemote(...))`.
+
+    `script` keys: "host:step", a host name, a step id, or a command glob (tried in that
+    order); replies as for ScriptedExecutor, plus `{"host_status": "unreachable", "error":
+    "..."}` for a host that cannot be reached (or auth_failed, host_key, timed_out).
+    Unscripted hosts answer `default` (exit 0, no output). `delay` is how long each host
+    takes in real seconds, to watch concurrency: `max_running` and `log` (start/end in
+    order) record it. Thread-safe: the fan-out calls it from several threads.
+    """
+
+    script: Mapping[str, Reply | Sequence[Reply]] = field(default_factory=dict)
+    default: Reply = ""
+    delay: float = 0.0
+    calls: list[Invocation] = field(default_factory=list)
+    log: list[tuple[str, str]] = field(default_factory=list)
+    max_running: int = 0
+    _running: int = field(default=0, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
+        host = invocation.host or ""
+        with self._lock:
+            self.calls.append(invocation)
+            self.log.append(("start", host))
+            self._running += 1
+            self.max_running = max(self.max_running, self._running)
+        try:
+            if self.delay and cancel_wait(cancel, self.delay):
+                return Result(invocation.command, host, "", "", None, 0.0, self.delay, False, "interrupted",
+                              cancelled=True)
+            return self._answer(invocation, sink)
+        finally:
+            with self._lock:
+                self._running -= 1
+                self.log.append(("end", host))
+
+    def _answer(self, inv: Invocation, sink: OutputSink) -> Result:
+        reply = self._reply(inv)
+        if isinstance(reply, Mapping) and reply.get("host_status"):
+            return Result(inv.command, inv.host, "", "", None, 0.0, float(reply.get("duration", 0.0)), False,
+                          str(reply.get("error", reply["host_status"])), timed_out=reply["host_status"] == "timed_out",
+                          extra={"status": reply["host_status"]})
+        result = ScriptedExecutor()._result(inv, reply)
+        result = replace(result, host=inv.host)
+        for stream in ("stdout", "stderr"):
+            if getattr(result, stream):
+                sink.output(stream, getattr(result, stream).encode(), inv.host)
+        return result
+
+    def _reply(self, inv: Invocation) -> Reply:
+        host = inv.host or ""
+        for key in (f"{host}:{inv.step}", host, inv.step):
+            if key in self.script:
+                return self._nth(key, inv)
+        for key in self.script:
+            if fnmatch.fnmatchcase(inv.command, key):
+                return self._nth(key, inv)
+        return self.default
+
+    def _nth(self, key: str, inv: Invocation) -> Reply:
+        reply = self.script[key]
+        if isinstance(reply, (list, tuple)):
+            with self._lock:
+                count = sum(1 for c in self.calls if c.step == inv.step and c.host == inv.host)
+            return reply[min(count, len(reply)) - 1]
+        return reply  # type: ignore[return-value]
+
+
+def cancel_wait(cancel: Cancel, seconds: float) -> bool:
+    """Sleep up to `seconds` in real time; True if `cancel` was set meanwhile."""
+    import select
+
+    poller = select.poll()
+    poller.register(cancel.fileno(), select.POLLIN)
+    poller.poll(seconds * 1000)
+    return cancel.is_set()
+
+
+@dataclass
 class Recorder:
     """An observer that keeps every event (journaled ones and output)."""
 
@@ -98,8 +179,12 @@ def run_text(text: str, *, inputs: Mapping[str, Any] | None = None, executor: An
              http: Any = None, answers: Mapping[str, Mapping[str, Any]] | None = None, yes: bool = True,
              participants: Sequence[Participant] = (), file: str = "runbook.yaml",
              observers: Sequence[Any] = (), notifier: Notifier | None = None,
-             secrets: Sequence[str] = ()) -> tuple[RunResult, Recorder]:
-    """Validate and run a runbook given as YAML text, on a virtual clock, with fakes."""
+             secrets: Sequence[str] = (), remote: Any = None,
+             resolve_hosts: Any = None) -> tuple[RunResult, Recorder]:
+    """Validate and run a runbook given as YAML text, on a virtual clock, with fakes.
+
+    `remote` runs steps that have a target, e.g. `FanOut(FakeRemote({...}))`;
+    `resolve_hosts` maps targets to hosts (e.g. `inventory.Resolver(path)`)."""
     from .inputs import resolve
     from .loader import load_text
     from .model import build_runbook
@@ -120,7 +205,8 @@ def run_text(text: str, *, inputs: Mapping[str, Any] | None = None, executor: An
     bus = EventBus(clock, [recorder, *observers], masker)
     services = Services(local=scripted, http=http or scripted,
                         prompter=ScriptedPrompter(answers or {}, yes, tuple(participants)),
-                        notifier=notifier or Notifier(console=lambda _: None))
+                        notifier=notifier or Notifier(console=lambda _: None),
+                        remote=remote, resolve_hosts=resolve_hosts)
     runner = Runner(runbook, resolved.values, services=services, bus=bus, clock=clock, run_id="test-run",
                     masker=masker, participants=participants)
     return runner.run(), recorder

@@ -1,0 +1,459 @@
+"""SSH connections for the SSH executor: where a host really is, whether its key is the
+one we know, who we log in as, and one open connection per host for the whole run.
+
+- Endpoint: a host's settings (inventory, target) completed from ~/.ssh/config (Host
+  aliases, HostName, Port, User, IdentityFile, ProxyJump, HostKeyAlias, ...).
+- KnownHosts: the user's known_hosts and the project's; unknown keys are refused unless
+  --accept-new-host-keys (then recorded, like OpenSSH's `accept-new`); a changed key
+  is always refused.
+- Authentication: identity files, then the ssh-agent, then a password only when the
+  target names an environment variable holding one. Nothing ever prompts.
+- SshPool: opens connections lazily (TCP_NODELAY; a jump host through a direct-tcpip
+  channel), with keepalives, and closes them all at the end.
+
+paramiko is imported on the first connection only (it costs ~0.1 s to import).
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from ..inventory import Host
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+KEEPALIVE = 15
+DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+MAX_JUMPS = 5
+_RSA_ALGS = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
+
+
+class ConnectFailed(Exception):
+    """No connection to a host: `status` is unreachable, auth_failed or host_key."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+_configured = False
+
+
+def load_paramiko() -> Any:
+    """Import paramiko on first use, and keep its transport threads off the console:
+    their errors reach us as exceptions; logged tracebacks would only confuse."""
+    global _configured
+    import paramiko
+
+    if not _configured:
+        log = logging.getLogger("paramiko")
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+        _configured = True
+    return paramiko
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """Where SSH settings come from; tests point every path into a temporary directory."""
+
+    config_file: Path | None = None  # ~/.ssh/config when it exists
+    known_hosts: tuple[Path, ...] = ()  # read, in order
+    write_known_hosts: Path | None = None  # where --accept-new-host-keys records keys
+    accept_new: bool = False
+    use_agent: bool = True
+    keepalive: int = KEEPALIVE
+
+    @classmethod
+    def from_env(cls, *, accept_new: bool = False, environ: Any = None) -> SshOptions:
+        """Defaults: ~/.ssh/config and ~/.ssh/known_hosts, plus the project's known_hosts
+        ($RUNBOOK_KNOWN_HOSTS, else $RUNBOOK_HOME/known_hosts or .runbook/known_hosts)."""
+        env = os.environ if environ is None else environ
+        ssh_dir = Path(os.path.expanduser("~/.ssh"))
+        config = env.get("RUNBOOK_SSH_CONFIG")
+        config_path = Path(config) if config else ssh_dir / "config"
+        user_known = ssh_dir / "known_hosts"
+        explicit = env.get("RUNBOOK_KNOWN_HOSTS")
+        project = Path(explicit) if explicit else Path(env.get("RUNBOOK_HOME", ".runbook")) / "known_hosts"
+        return cls(config_path if config != "none" and config_path.is_file() else None,
+                   (user_known, project), project if explicit else user_known, accept_new)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Everything needed to open one connection."""
+
+    name: str  # the host's name, for messages
+    address: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...] = ()
+    password_env: str | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    jump: Endpoint | None = None
+    proxy_command: str | None = None
+    key_alias: str | None = None
+    known_hosts: tuple[str, ...] = ()
+    keepalive: int = KEEPALIVE
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.user, self.address, self.port, self.jump.key if self.jump else None, self.proxy_command)
+
+    @property
+    def known_name(self) -> str:
+        """The name of this host in known_hosts, as OpenSSH writes it."""
+        base = self.key_alias or self.address
+        return base if self.port == 22 or self.key_alias else f"[{base}]:{self.port}"
+
+    def describe(self) -> str:
+        via = f" via {self.jump.describe()}" if self.jump else ""
+        return f"{self.user}@{self.address}:{self.port}{via}"
+
+
+class SshConfig:
+    """~/.ssh/config, read once; `endpoint` completes a host's settings from it."""
+
+    def __init__(self, options: SshOptions) -> None:
+        self.options = options
+        self._config: Any = None
+        self._lock = threading.Lock()
+
+    def lookup(self, name: str) -> dict[str, Any]:
+        if self.options.config_file is None:
+            return {}
+        with self._lock:
+            if self._config is None:
+                self._config = load_paramiko().SSHConfig.from_path(str(self.options.config_file))
+        return dict(self._config.lookup(name))
+
+    def endpoint(self, host: Host, depth: int = 0) -> Endpoint:
+        cfg = self.lookup(host.address or host.name)
+        address = host.address or cfg.get("hostname") or host.name
+        timeout = host.connect_timeout or _float(cfg.get("connecttimeout")) or DEFAULT_CONNECT_TIMEOUT
+        identity = ([host.identity_file] if host.identity_file else []) + list(cfg.get("identityfile", []))
+        jump_spec = host.proxy_jump or cfg.get("proxyjump")
+        jump = self._jump(jump_spec, depth) if jump_spec and jump_spec != "none" else None
+        known = tuple(os.path.expanduser(p) for p in str(cfg.get("userknownhostsfile", "")).split() if p)
+        proxy = cfg.get("proxycommand") if jump is None and cfg.get("proxycommand") != "none" else None
+        return Endpoint(
+            host.name, address, int(host.port or cfg.get("port") or 22),
+            host.user or cfg.get("user") or getpass.getuser(),
+            tuple(os.path.expanduser(p) for p in identity), host.password_env, timeout, jump, proxy,
+            cfg.get("hostkeyalias"), known, int(cfg.get("serveraliveinterval") or self.options.keepalive))
+
+    def _jump(self, spec: str, depth: int) -> Endpoint:
+        """`ProxyJump a,b`: reach b through a; the target is then reached through b."""
+        from ..inventory import Host, parse_host_entry
+
+        if depth >= MAX_JUMPS:
+            raise ConnectFailed("unreachable", f"ProxyJump chain longer than {MAX_JUMPS} hops: {spec}")
+        *before, last = [hop.strip() for hop in spec.split(",")]
+        name, user, port = parse_host_entry(last)
+        hop = Host(name, user=user, port=port, proxy_jump=",".join(before) or None)
+        return self.endpoint(hop, depth + 1)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def fingerprint(key: Any) -> str:
+    """`SHA256:...` as ssh-keygen -l prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class KnownHosts:
+    """Host keys we trust: checks, and records new ones when allowed."""
+
+    def __init__(self, options: SshOptions) -> None:
+        self.options = options
+        self._keys: Any = None
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _load(self, extra: tuple[str, ...]) -> Any:
+        with self._lock:
+            if self._keys is None:
+                self._keys = load_paramiko().HostKeys()
+            for path in [*map(str, self.options.known_hosts), *extra]:
+                if path not in self._loaded and os.path.isfile(path):
+                    self._keys.load(path)
+                    self._loaded.add(path)
+            return self._keys
+
+    def known_types(self, ep: Endpoint) -> list[str]:
+        entry = self._load(ep.known_hosts).lookup(ep.known_name)
+        return list(entry.keys()) if entry else []
+
+    def verify(self, ep: Endpoint, key: Any) -> None:
+        entry = self._load(ep.known_hosts).lookup(ep.known_name)
+        kind, seen = key.get_name(), fingerprint(key)
+        if not entry:
+            self._unknown(ep, key)
+            return
+        known = entry.get(kind)
+        if known is not None and known == key:
+            return
+        was = f"{kind} {fingerprint(known)}" if known is not None else \
+            "only " + ", ".join(f"{k} {fingerprint(v)}" for k, v in entry.items())
+        raise ConnectFailed("host_key", (
+            f"HOST KEY CHANGED for {ep.name} ({ep.known_name}): it now presents {kind} {seen}, "
+            f"known_hosts has {was}. This can mean someone is intercepting the connection. "
+            "Not connecting, and --accept-new-host-keys never accepts a changed key; if the host "
+            f"was reinstalled, remove the old key (ssh-keygen -R '{ep.known_name}') and verify the new one."))
+
+    def _unknown(self, ep: Endpoint, key: Any) -> None:
+        kind, seen = key.get_name(), fingerprint(key)
+        target = self.options.write_known_hosts
+        if not self.options.accept_new or target is None:
+            where = f" (records it in {target})" if target else ""
+            raise ConnectFailed("host_key", (
+                f"host key of {ep.name} ({ep.known_name}) is not known: {kind} {seen}. Not connecting. "
+                f"Check the fingerprint out of band, then run with --accept-new-host-keys{where} "
+                f"or add it yourself: ssh-keyscan -p {ep.port} {ep.address} >> ~/.ssh/known_hosts"))
+        self._record(target, ep.known_name, key)
+
+    def _record(self, path: Path, name: str, key: Any) -> None:
+        with self._lock:
+            assert self._keys is not None
+            if self._keys.lookup(name):
+                return
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+            self._keys.add(name, key.get_name(), key)
+
+
+class KeyCache:
+    """Private keys, parsed once per run (parsing costs more than using them)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> tuple[Any, str]:
+        """(key, "") or (None, why it cannot be used)."""
+        with self._lock:
+            if path not in self._keys:
+                self._keys[path] = _load_key(path)
+            found = self._keys[path]
+        return (None, found) if isinstance(found, str) else (found, "")
+
+
+def _load_key(path: str) -> Any:
+    paramiko = load_paramiko()
+    if not os.path.isfile(path):
+        return "not found"
+    try:
+        return paramiko.PKey.from_path(path)
+    except paramiko.PasswordRequiredException:
+        return "encrypted: load it into ssh-agent"
+    except (paramiko.SSHException, OSError, ValueError) as exc:
+        return f"unreadable: {exc}"
+
+
+def authenticate(transport: paramiko.Transport, ep: Endpoint, keys: KeyCache, use_agent: bool) -> None:
+    """Keys, then the agent, then a password only if the target names one. Never prompts."""
+    paramiko = load_paramiko()
+    tried: list[str] = []
+    explicit = list(ep.identity_files)
+    files = explicit or [os.path.expanduser(f"~/.ssh/{name}") for name in DEFAULT_KEYS]
+    for path in files:
+        key, why = keys.get(path)
+        if key is None:
+            if explicit:
+                tried.append(f"{path} ({why})")
+            continue
+        if _try(transport, lambda k=key: transport.auth_publickey(ep.user, k), tried, path, paramiko):
+            return
+    if use_agent and os.environ.get("SSH_AUTH_SOCK") and _agent(transport, ep, tried, paramiko):
+        return
+    if ep.password_env:
+        secret = os.environ.get(ep.password_env)
+        if secret is None:
+            tried.append(f"password (${ep.password_env} is not set)")
+        elif _try(transport, lambda: transport.auth_password(ep.user, secret), tried, "password", paramiko):
+            return
+    hint = "" if ep.password_env else "; password authentication is used only when the target sets password_env"
+    raise ConnectFailed("auth_failed", f"authentication as {ep.user} on {ep.name} ({ep.address}:{ep.port}) "
+                                       f"was rejected (tried: {', '.join(tried) or 'no key found'}){hint}")
+
+
+def _agent(transport: paramiko.Transport, ep: Endpoint, tried: list[str], paramiko: Any) -> bool:
+    agent = paramiko.Agent()
+    try:
+        for key in agent.get_keys():
+            name = f"agent key {fingerprint(key)}"
+            if _try(transport, lambda k=key: transport.auth_publickey(ep.user, k), tried, name, paramiko):
+                return True
+        if not agent.get_keys():
+            tried.append("ssh-agent (no keys)")
+        return False
+    finally:
+        agent.close()
+
+
+def _try(transport: paramiko.Transport, attempt: Any, tried: list[str], label: str, paramiko: Any) -> bool:
+    try:
+        attempt()
+    except paramiko.BadAuthenticationType as exc:
+        tried.append(f"{label} (server allows only {', '.join(exc.allowed_types)})")
+        return False
+    except paramiko.AuthenticationException:
+        tried.append(label)
+        return False
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise ConnectFailed("unreachable", f"connection closed during authentication: {exc}") from None
+    return transport.is_authenticated()
+
+
+@dataclass
+class Connection:
+    """One authenticated SSH connection (and the jump connection it goes through)."""
+
+    endpoint: Endpoint
+    transport: Any
+    via: Connection | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.transport.is_active())
+
+    def open_session(self, timeout: float) -> Any:
+        return self.transport.open_session(timeout=timeout)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class SshPool:
+    """One connection per endpoint, opened on first use, reused by every step of the run."""
+
+    def __init__(self, options: SshOptions) -> None:
+        self.options = options
+        self.known = KnownHosts(options)
+        self.keys = KeyCache()
+        self._conns: dict[tuple[Any, ...], Connection] = {}
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._lock = threading.Lock()
+        self.opened = 0  # connections opened so far (the benchmark checks reuse)
+
+    def get(self, ep: Endpoint) -> Connection:
+        """The open connection to `ep`, opening (or reopening a dead) one if needed."""
+        with self._lock:
+            lock = self._locks.setdefault(ep.key, threading.Lock())
+        with lock:
+            conn = self._conns.get(ep.key)
+            if conn is not None and conn.active:
+                return conn
+            if conn is not None:
+                conn.close()
+            conn = self._open(ep)
+            with self._lock:
+                self._conns[ep.key] = conn
+                self.opened += 1
+            return conn
+
+    def discard(self, conn: Connection) -> None:
+        with self._lock:
+            if self._conns.get(conn.endpoint.key) is conn:
+                del self._conns[conn.endpoint.key]
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            conns = list(self._conns.values())
+            self._conns.clear()
+        for conn in sorted(conns, key=lambda c: c.via is None):  # through-jump connections first
+            conn.close()
+
+    def _open(self, ep: Endpoint) -> Connection:
+        via = self.get(ep.jump) if ep.jump is not None else None
+        sock = self._socket(ep, via)
+        try:
+            transport = self._handshake(ep, sock)
+        except BaseException:
+            sock.close()
+            raise
+        return Connection(ep, transport, via)
+
+    def _socket(self, ep: Endpoint, via: Connection | None) -> Any:
+        if via is not None:
+            try:
+                return via.transport.open_channel("direct-tcpip", (ep.address, ep.port), ("127.0.0.1", 0),
+                                                  timeout=ep.connect_timeout)
+            except Exception as exc:
+                raise ConnectFailed("unreachable", f"cannot reach {ep.address}:{ep.port} through "
+                                                   f"{via.endpoint.describe()}: {exc}") from None
+        if ep.proxy_command:
+            return load_paramiko().ProxyCommand(ep.proxy_command)
+        return tcp_connect(ep)
+
+    def _handshake(self, ep: Endpoint, sock: Any) -> Any:
+        paramiko = load_paramiko()
+        transport = paramiko.Transport(sock)
+        transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = ep.connect_timeout
+        _prefer(transport, self.known.known_types(ep))
+        try:
+            try:
+                transport.start_client(timeout=ep.connect_timeout)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise ConnectFailed("unreachable", f"SSH handshake with {ep.address}:{ep.port} failed: "
+                                                   f"{exc or type(exc).__name__}") from None
+            self.known.verify(ep, transport.get_remote_server_key())
+            authenticate(transport, ep, self.keys, self.options.use_agent)
+        except BaseException:
+            transport.close()
+            raise
+        transport.set_keepalive(ep.keepalive)
+        return transport
+
+
+def _prefer(transport: Any, known: list[str]) -> None:
+    """Ask for a host key of a type we already know (as OpenSSH does), so a host with
+    several keys is checked against the one in known_hosts."""
+    if not known:
+        return
+    options = transport.get_security_options()
+    wanted = [alg for kind in known for alg in (_RSA_ALGS if kind == "ssh-rsa" else (kind,))]
+    current = list(options.key_types)
+    first = [a for a in wanted if a in current]
+    if first:
+        options.key_types = first + [a for a in current if a not in first]
+
+
+def tcp_connect(ep: Endpoint) -> socket.socket:
+    """A TCP connection with TCP_NODELAY: SSH's small packets otherwise wait on Nagle
+    (it more than halves the time to connect)."""
+    try:
+        sock = socket.create_connection((ep.address, ep.port), timeout=ep.connect_timeout)
+    except socket.gaierror as exc:
+        raise ConnectFailed("unreachable", f"cannot resolve {ep.address}: {exc.strerror}") from None
+    except TimeoutError:
+        raise ConnectFailed("unreachable", f"no answer from {ep.address}:{ep.port} within "
+                                           f"{ep.connect_timeout:g}s (connect_timeout)") from None
+    except ConnectionRefusedError:
+        raise ConnectFailed("unreachable", f"connection to {ep.address}:{ep.port} refused "
+                                           "(is sshd running there?)") from None
+    except OSError as exc:
+        raise ConnectFailed("unreachable", f"cannot connect to {ep.address}:{ep.port}: "
+                                           f"{exc.strerror or exc}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
