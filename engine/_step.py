@@ -275,7 +275,8 @@ class StepDriver:
             "exit_code": res.exit_code if res else only.get("exit_code"),
             "status": res.status if res and res.status is not None else ("ok" if attempt.ok else "failed"),
             "body": res.body if res else None, "headers": dict(res.headers or {}) if res else {},
-            "json": _lazy_json(res), "outputs": attempt.outputs, "answers": attempt.answers,
+            "json": _lazy_json(res) if self.r.uses_json else None,
+            "outputs": attempt.outputs, "answers": attempt.answers,
             "hosts": attempt.hosts, "duration": res.duration if res else 0.0,
         }
         visible = {k: v for k, v in extra.items() if not k.startswith("_")}
@@ -393,7 +394,9 @@ class StepDriver:
         if res is not None:
             rec.exit_code, rec.stdout, rec.stderr = res.exit_code, res.stdout, res.stderr
             rec.status_code, rec.headers, rec.body = res.status, dict(res.headers or {}), res.body
-            rec.json, rec.truncated = parse_json(res.body if res.body is not None else res.stdout), res.truncated
+            rec.truncated = res.truncated
+            if self.r.uses_json:
+                rec.json = parse_json(res.body if res.body is not None else res.stdout)
         if len(attempt.hosts) == 1 and res is None:
             # One host: the step's stdout is that host's (with several, use steps.X.hosts).
             only = next(iter(attempt.hosts.values()))
@@ -445,7 +448,12 @@ def _lazy_json(res: Result | None) -> Any:
     return parse_json(res.body if res.body is not None else res.stdout)
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict) and all(isinstance(v, _PLAIN) for v in value.values()):
+        return value  # the common case: nothing to convert
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

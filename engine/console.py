@@ -52,6 +52,8 @@ TABLE_OK_ROWS = 10  # ok hosts listed in a step's host table; the journal has th
 class Console:
     """Prints events as they happen."""
 
+    wants_output = True
+
     def __init__(self, stream: TextIO | None = None, *, color: bool = False, unicode: bool | None = None,
                  show_output: bool = True) -> None:
         self.stream = stream or sys.stdout

@@ -61,9 +61,11 @@ class InputError(EngineError):
 class TemplateError(EngineError):
     """A template failed to render: undefined name, bad filter, sandbox refusal."""
 
-    def __init__(self, message: str, *, where: str = "") -> None:
-        super().__init__(f"{where}: {message}" if where else message)
-        self.where = where
+    def __init__(self, message: str, *, where: object = "") -> None:
+        # `where` may be a lazy locator: turned into "file:line:col" only now, on error.
+        place = str(where) if where else ""
+        super().__init__(f"{place}: {message}" if place else message)
+        self.where = place
         self.reason = message
 
 

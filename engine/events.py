@@ -8,6 +8,7 @@ never into journal lines.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -20,7 +21,9 @@ class Event:
 
     def record(self) -> dict[str, Any]:
         """Fields as a plain dict (for JSON), without the stamp."""
-        return {f: getattr(self, f) for f in _FIELDS[type(self)]}
+        names, getter = _GETTERS[type(self)]
+        values = getter(self)
+        return dict(zip(names, values if len(names) > 1 else (values,), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,10 +275,12 @@ class Stamp:
 
 EVENT_TYPES: dict[str, type[Event]] = {}
 _FIELDS: dict[type[Event], tuple[str, ...]] = {}
+_GETTERS: dict[type[Event], tuple[tuple[str, ...], Any]] = {}  # attrgetter reads all fields in C
 
 for _cls in list(Event.__subclasses__()):
     EVENT_TYPES[_cls.name] = _cls
     _FIELDS[_cls] = tuple(f.name for f in dataclasses.fields(_cls))
+    _GETTERS[_cls] = (_FIELDS[_cls], operator.attrgetter(*_FIELDS[_cls]))
 
 
 def from_record(record: dict[str, Any]) -> Event | None:
@@ -299,13 +304,17 @@ class EventBus:
         self.masker = masker
         self.seq = start_seq
         self._origin = clock.monotonic() - elapsed_offset
+        # Live output only matters to observers that show or store it (console, logs).
+        self.wants_output = any(getattr(o, "wants_output", False) for o in observers)
         # Drills on a real clock fire injected events from a timer thread.
         self._lock = threading.Lock()
 
     def elapsed(self) -> float:
         return self.clock.monotonic() - self._origin
 
-    def emit(self, event: Event) -> Stamp:
+    def emit(self, event: Event) -> Stamp | None:
+        if not event.journaled and not self.wants_output:
+            return None
         if self.masker:
             event = type(event)(**self.masker.data(event.record()))
         with self._lock:

@@ -53,6 +53,8 @@ def encode(event: Event, stamp: Stamp) -> bytes:
 class JournalWriter:
     """Observer that appends events to `<run_dir>/journal.jsonl` and output to logs/."""
 
+    wants_output = True
+
     def __init__(self, run_dir: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.fsync = fsync

@@ -264,6 +264,8 @@ class Runbook:
     updates: Updates | None = None
     phases: tuple[Phase, ...] = ()
     source: SourceMap | None = field(default=None, compare=False, repr=False)
+    # Facts derived once per runbook by whoever needs them (e.g. "does any template read json?").
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)

@@ -41,6 +41,30 @@ from .state import RunState, StepRecord, priority_of
 STOPPING = ("failed", "aborted", "refused", "not_confirmed")
 
 
+def _mentions(runbook: Runbook, word: str) -> bool:
+    key = f"mentions:{word}"
+    if key not in runbook.derived:
+        from .lint import step_fields
+
+        runbook.derived[key] = any(word in f.text for s in runbook.steps(rollbacks=True) for f in step_fields(s))
+    return bool(runbook.derived[key])
+
+
+class Where:
+    """A lazy `file:line:col`: walking the YAML node tree costs more than rendering."""
+
+    __slots__ = ("path", "runbook")
+
+    def __init__(self, runbook: Runbook, path: tuple[str | int, ...]) -> None:
+        self.runbook, self.path = runbook, path
+
+    def __str__(self) -> str:
+        return self.runbook.where(self.path)
+
+    def __bool__(self) -> bool:
+        return True
+
+
 @dataclass
 class Services:
     """What the runner drives. A drill swaps every executor for a simulated one."""
@@ -96,6 +120,7 @@ class Runner:
             for rec in resume.finished.values():
                 self.state.record(rec)
         self.driver = StepDriver(self)
+        self.uses_json = _mentions(runbook, "json")  # parse outputs as JSON only if anyone reads it
         self.completed: list[Step] = []
         self._deadline = clock.monotonic() + runbook.timeout if runbook.timeout else None
         self.hooks: list[Any] = []  # on_start, on_phase, on_step_finished, on_prompt(_done), on_finish
@@ -333,8 +358,9 @@ class Runner:
     def qualified(self, step_id: str) -> str:
         return f"{self.prefix}{step_id}"
 
-    def where(self, step: Step, *path: str | int) -> str:
-        return self.runbook.where((*step.path, *path))
+    def where(self, step: Step, *path: str | int) -> Where:
+        """Where a field of a step is in the file; resolved only if an error needs it."""
+        return Where(self.runbook, (*step.path, *path))
 
     def in_detection(self, step: Step) -> bool:
         return step.phase == "detection" and not self.prefix
@@ -363,7 +389,7 @@ class Runner:
             raise TemplateError(f"target '{target}' is not defined", where=self.where(step, "target"))
         if self.services.resolve_hosts is not None:
             return self.services.resolve_hosts(target, spec, self.state.context())
-        return [templating.render(h, self.state.context(), where=self.runbook.where(("targets", target, "hosts", i)))
+        return [templating.render(h, self.state.context(), where=Where(self.runbook, ("targets", target, "hosts", i)))
                 for i, h in enumerate(spec.hosts)]
 
     def fan_out(self, step: Step, sid: str, base: Invocation, hosts: list[str]) -> Attempt:

@@ -192,31 +192,42 @@ def environment(shell: bool = False) -> Any:
 
 
 @lru_cache(maxsize=4096)
-def _compiled(text: str, shell: bool) -> Any:
+def _compiled(text: str, shell: bool) -> Callable[[Mapping[str, Any]], str]:
+    from ._jinja_fast import compile_template
+
     with _lock:
-        return environment(shell).from_string(text)
+        env = environment(shell)
+        fast = compile_template(env, text)
+        return fast if fast is not None else env.from_string(text).render
 
 
 @lru_cache(maxsize=4096)
-def _compiled_expression(text: str) -> Any:
+def _compiled_expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
+    from ._jinja_fast import compile_expression
+
     with _lock:
-        return environment(False).compile_expression(text, undefined_to_none=False)
+        env = environment(False)
+        fast = compile_expression(env, text)
+        if fast is not None:
+            return fast
+        slow = env.compile_expression(text, undefined_to_none=False)
+        return lambda ctx: slow(**ctx)
 
 
-def render(text: str, context: Mapping[str, Any], *, shell: bool = False, where: str = "") -> str:
+def render(text: str, context: Mapping[str, Any], *, shell: bool = False, where: object = "") -> str:
     """Render a template string; TemplateError (naming `where`) on any failure."""
     if not has_template(text):
         return text
     try:
-        return str(_compiled(text, shell).render(context))
+        return str(_compiled(text, shell)(context))
     except Exception as exc:  # jinja2 raises many types; all mean "this template failed"
         raise TemplateError(_explain(exc), where=where) from None
 
 
-def evaluate(expression: str, context: Mapping[str, Any], *, where: str = "") -> Any:
+def evaluate(expression: str, context: Mapping[str, Any], *, where: object = "") -> Any:
     """Evaluate a bare expression (`when`, `expect`, `until`)."""
     try:
-        value = _compiled_expression(expression)(**context)
+        value = _compiled_expression(expression)(context)
         if _is_undefined(value):
             str(value)  # StrictUndefined raises here, with Jinja's own explanation
         return value
@@ -230,7 +241,7 @@ def _is_undefined(value: Any) -> bool:
     return isinstance(value, Undefined)
 
 
-def render_value(value: Any, context: Mapping[str, Any], *, where: str = "") -> Any:
+def render_value(value: Any, context: Mapping[str, Any], *, where: object = "") -> Any:
     """Render every string inside a nested value (http bodies, include inputs, set values).
 
     A string that is exactly one `{{ expression }}` keeps the expression's type, so

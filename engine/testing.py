@@ -164,6 +164,7 @@ class Recorder:
     """An observer that keeps every event (journaled ones and output)."""
 
     events: list[tuple[Event, Stamp]] = field(default_factory=list)
+    wants_output = True
 
     def on_event(self, event: Event, stamp: Stamp) -> None:
         self.events.append((event, stamp))

@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,18 @@ class Scenario:
     def runbook_path(self) -> Path:
         """The runbook file, resolved against the scenario file's directory."""
         return (Path(self.file).parent / self.runbook).resolve()
+
+    @cached_property
+    def _responses_by_step(self) -> dict[str | None, list[Response]]:
+        index: dict[str | None, list[Response]] = {None: [r for r in self.responses if r.step is None]}
+        for step in {r.step for r in self.responses if r.step is not None}:
+            index[step] = [r for r in self.responses if r.step is None or r.step == step]
+        return index
+
+    def responses_for(self, step: str) -> list[Response]:
+        """Responses that could answer `step`, in file order (the first match wins)."""
+        index = self._responses_by_step
+        return index.get(step, index[None])
 
     def has_randomness(self) -> bool:
         durations = [r.reply.duration for r in self.responses]

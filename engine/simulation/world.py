@@ -45,12 +45,13 @@ class World:
         if not self.state:
             self.state = json.loads(json.dumps(dict(self.scenario.state), default=str))
 
+
     # -- matching ------------------------------------------------------------------------------
 
     def respond(self, inv: Invocation) -> tuple[Response, Reply] | None:
         """The first response that matches this invocation, and the reply for this attempt."""
         step = inv.step.rsplit("/", 1)[-1]
-        for response in self.scenario.responses:
+        for response in self.scenario.responses_for(step):
             if self._matches(response, step, inv):
                 key = (response.index, step, inv.host)
                 self.counts[key] = self.counts.get(key, 0) + 1

@@ -1,0 +1,216 @@
+"""A fast path for the templates runbooks write most: `{{ inputs.host }}`,
+`{{ stdout | int }}`, `outputs.pct >= inputs.threshold`.
+
+Jinja builds a new Context (merging a ChainMap of globals) on every render, which
+costs more than the rendering itself. This module turns the parsed Jinja AST of
+simple templates into closures over the same environment: attribute and item access
+go through the sandbox's own `getattr`/`getitem`, filters and tests are the
+environment's, undefined names are the environment's StrictUndefined, and output goes
+through the same `finalize`. Any node outside the subset (calls, slices, blocks,
+loops, filters that need the context) makes the compiler decline, and the caller
+uses Jinja itself. Tests check both paths give the same results.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Fn = Callable[[Mapping[str, Any]], Any]
+
+
+class _Decline(Exception):
+    """The template uses something outside the fast subset."""
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gteq": operator.ge,
+    "lt": operator.lt, "lteq": operator.le,
+    "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
+}
+_BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": operator.truediv,
+    "FloorDiv": operator.floordiv, "Mod": operator.mod, "Pow": operator.pow,
+}
+
+
+class _Compiler:
+    def __init__(self, env: Any) -> None:
+        from jinja2 import nodes
+
+        self.env = env
+        self.nodes = nodes
+
+    def expr(self, node: Any) -> Fn:
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            raise _Decline(type(node).__name__)
+        return method(node)
+
+    def _Const(self, node: Any) -> Fn:
+        value = node.value
+        return lambda c: value
+
+    def _Name(self, node: Any) -> Fn:
+        if node.ctx != "load":
+            raise _Decline("store")
+        name, env = node.name, self.env
+
+        def lookup(c: Mapping[str, Any]) -> Any:
+            try:
+                return c[name]
+            except KeyError:
+                if name in env.globals:
+                    return env.globals[name]
+                return env.undefined(name=name)
+
+        return lookup
+
+    def _Getattr(self, node: Any) -> Fn:
+        inner, attr, getattr_ = self.expr(node.node), node.attr, self.env.getattr
+        return lambda c: getattr_(inner(c), attr)
+
+    def _Getitem(self, node: Any) -> Fn:
+        if isinstance(node.arg, self.nodes.Slice):
+            raise _Decline("slice")
+        inner, key, getitem = self.expr(node.node), self.expr(node.arg), self.env.getitem
+        return lambda c: getitem(inner(c), key(c))
+
+    def _callable(self, table: Mapping[str, Any], node: Any) -> tuple[Any, list[Fn], dict[str, Fn]]:
+        from jinja2.utils import _PassArg
+
+        if node.dyn_args is not None or node.dyn_kwargs is not None:
+            raise _Decline("dynamic arguments")
+        func = table.get(node.name)
+        if func is None or _PassArg.from_obj(func) is not None:
+            raise _Decline(f"filter or test {node.name}")
+        args = [self.expr(a) for a in node.args]
+        kwargs = {kw.key: self.expr(kw.value) for kw in node.kwargs}
+        return func, args, kwargs
+
+    def _Filter(self, node: Any) -> Fn:
+        if node.node is None:
+            raise _Decline("filter block")
+        inner = self.expr(node.node)
+        func, args, kwargs = self._callable(self.env.filters, node)
+        if not args and not kwargs:
+            return lambda c: func(inner(c))
+        return lambda c: func(inner(c), *[a(c) for a in args], **{k: v(c) for k, v in kwargs.items()})
+
+    def _Test(self, node: Any) -> Fn:
+        inner = self.expr(node.node)
+        func, args, kwargs = self._callable(self.env.tests, node)
+        return lambda c: func(inner(c), *[a(c) for a in args], **{k: v(c) for k, v in kwargs.items()})
+
+    def _Compare(self, node: Any) -> Fn:
+        first = self.expr(node.expr)
+        ops = [(_COMPARE[op.op], self.expr(op.expr)) for op in node.ops]
+        if len(ops) == 1:
+            (op, right), = ops
+            return lambda c: op(first(c), right(c))
+
+        def chained(c: Mapping[str, Any]) -> Any:
+            left = first(c)
+            for op, right_fn in ops:
+                right = right_fn(c)
+                if not op(left, right):
+                    return False
+                left = right
+            return True
+
+        return chained
+
+    def _And(self, node: Any) -> Fn:
+        left, right = self.expr(node.left), self.expr(node.right)
+        return lambda c: left(c) and right(c)
+
+    def _Or(self, node: Any) -> Fn:
+        left, right = self.expr(node.left), self.expr(node.right)
+        return lambda c: left(c) or right(c)
+
+    def _Not(self, node: Any) -> Fn:
+        inner = self.expr(node.node)
+        return lambda c: not inner(c)
+
+    def _Neg(self, node: Any) -> Fn:
+        inner = self.expr(node.node)
+        return lambda c: -inner(c)
+
+    def _Pos(self, node: Any) -> Fn:
+        inner = self.expr(node.node)
+        return lambda c: +inner(c)
+
+    def _binary(self, node: Any) -> Fn:
+        op = _BINARY[type(node).__name__]
+        if type(node).__name__ in self.env.intercepted_binops:
+            raise _Decline("intercepted operator")
+        left, right = self.expr(node.left), self.expr(node.right)
+        return lambda c: op(left(c), right(c))
+
+    _Add = _Sub = _Mul = _Div = _FloorDiv = _Mod = _Pow = _binary
+
+    def _Concat(self, node: Any) -> Fn:
+        parts = [self.expr(n) for n in node.nodes]
+        return lambda c: "".join(str(p(c)) for p in parts)
+
+    def _CondExpr(self, node: Any) -> Fn:
+        test, yes = self.expr(node.test), self.expr(node.expr1)
+        if node.expr2 is None:
+            env = self.env
+            return lambda c: yes(c) if test(c) else env.undefined("the inline if-expression evaluated to false")
+        no = self.expr(node.expr2)
+        return lambda c: yes(c) if test(c) else no(c)
+
+    def _List(self, node: Any) -> Fn:
+        items = [self.expr(n) for n in node.items]
+        return lambda c: [i(c) for i in items]
+
+    def _Tuple(self, node: Any) -> Fn:
+        items = [self.expr(n) for n in node.items]
+        return lambda c: tuple(i(c) for i in items)
+
+    def _Dict(self, node: Any) -> Fn:
+        pairs = [(self.expr(p.key), self.expr(p.value)) for p in node.items]
+        return lambda c: {k(c): v(c) for k, v in pairs}
+
+
+def compile_expression(env: Any, source: str) -> Fn | None:
+    """A closure evaluating a bare expression, or None (use Jinja)."""
+    from jinja2.parser import Parser
+
+    try:
+        parser = Parser(env, source, state="variable")
+        tree = parser.parse_expression()
+        if not parser.stream.eos:
+            return None
+        return _Compiler(env).expr(tree)
+    except _Decline:
+        return None
+    except Exception:
+        return None  # syntax errors: Jinja reports them its own way
+
+
+def compile_template(env: Any, source: str) -> Fn | None:
+    """A closure rendering a template made only of text and simple `{{ }}`, or None."""
+    try:
+        tree = env.parse(source)
+    except Exception:
+        return None
+    nodes = _Compiler(env).nodes
+    parts: list[str | Fn] = []
+    try:
+        compiler = _Compiler(env)
+        for stmt in tree.body:
+            if not isinstance(stmt, nodes.Output):
+                return None
+            for child in stmt.nodes:
+                parts.append(child.data if isinstance(child, nodes.TemplateData) else compiler.expr(child))
+    except _Decline:
+        return None
+    finalize = env.finalize or (lambda v: v)
+
+    def render(c: Mapping[str, Any]) -> str:
+        return "".join(p if isinstance(p, str) else str(finalize(p(c))) for p in parts)
+
+    return render
