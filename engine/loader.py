@@ -169,10 +169,14 @@ def _find_in_source(text: str, node: ScalarNode, line: int, column: int) -> Posi
         at = span.find(needle, at + 1)
         if at < 0:
             return None
-    absolute = node.start_mark.index + at
-    row = text.count("\n", 0, absolute)
-    col = absolute - (text.rfind("\n", 0, absolute) + 1)
-    return Position(row + 1, col + 1)
+    return _position_after(text[: node.start_mark.index + at])
+
+
+def _position_after(before: str) -> Position:
+    """Position of the character that follows `before`, counting lines as libyaml does
+    (\r, \r\n, NEL and the Unicode line separators end a line too, like str.splitlines)."""
+    lines = (before + "x").splitlines()  # "x" stands for the character at the position
+    return Position(len(lines), len(lines[-1]))
 
 
 def _indent_of(text: str, line_index: int) -> int:
@@ -337,12 +341,11 @@ def decode(raw: bytes, file: str) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
         # Columns count characters, as everywhere else; the bytes before the first bad
         # one are valid UTF-8.
-        column = len(raw[raw.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8")) + 1
+        pos = _position_after(raw[: exc.start].decode("utf-8"))
         raise _error(
-            file, line, column, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})", RULE_SYNTAX
+            file, pos.line, pos.column, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})", RULE_SYNTAX
         ) from None
     return text[1:] if text.startswith("\ufeff") else text
 
@@ -417,10 +420,9 @@ def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> LoadErr
         before = text[: exc.position]
     else:
         before = text.encode("utf-8")[: exc.position].decode("utf-8", errors="ignore")
-    line = before.count("\n") + 1
-    column = len(before) - (before.rfind("\n") + 1) + 1
+    pos = _position_after(before)
     char = exc.character if isinstance(exc.character, int) else ord(exc.character)
-    return _error(file, line, column,
+    return _error(file, pos.line, pos.column,
                   f"YAML syntax error: character #x{char:04x} is not allowed: {exc.reason}", RULE_SYNTAX)
 
 

@@ -494,3 +494,20 @@ def test_explicit_tag_that_does_not_fit_its_value_is_reported(text: str) -> None
     diag = load_error(text).diagnostic
     assert (diag.rule, diag.line) == ("RB001", 1)
     assert "is not a valid" in diag.message
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_positions_of_reported_problems_follow_any_line_ending(newline: str, tmp_path: Path) -> None:
+    control = load_error(newline.join(["kind: runbook", "title: a\x0cb", ""])).diagnostic
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(newline.join(["kind: runbook", "title: caf\xe9", ""]).encode("latin-1"))
+    with pytest.raises(LoadError) as caught:
+        load_file(path)
+    assert (control.line, control.column) == (2, 9)
+    assert (caught.value.diagnostic.line, caught.value.diagnostic.column) == (2, 11)
+
+
+def test_inside_scalar_counts_lines_as_yaml_does() -> None:
+    text = "kind: runbook\rrun: >\r  first\r  then {{ x }}\r"
+    pos = load_text(text).source.inside_scalar(("run",), 1, 12)
+    assert pos == Position(4, 8)
