@@ -210,9 +210,7 @@ def _object(comp: Compiler, schema: dict[str, Any], name: str) -> Check | None:
             if matched:
                 continue
             if extra is False:
-                hint = _suggest(str(key), known)
-                out.append(Issue(path + (key,), "additionalProperties",
-                                 f"unknown key '{key}' in {noun}{hint}", True))
+                out.append(_unknown_key(key, known, noun, path))
             elif extra_check is not None:
                 extra_check(item, path + (key,), out)
         for key in required:
@@ -232,12 +230,32 @@ def _object(comp: Compiler, schema: dict[str, Any], name: str) -> Check | None:
     return check
 
 
+def _unknown_key(key: Any, known: list[str], noun: str, path: Path) -> Issue:
+    if isinstance(key, str):
+        hint = _suggest(key, known)
+    else:
+        # `on:` in a step is the classic: YAML 1.1 reads it as true. The step field is `target`.
+        hint = " (did you mean 'target'?)" if key is True and "target" in known else ""
+    return Issue(path + (key,), "additionalProperties",
+                 f"unknown key {_key_name(key)} in {noun}{hint}", True)
+
+
+def _key_name(key: Any) -> str:
+    """A mapping key as a message shows it: YAML 1.1 turns unquoted on/yes/no/~ into non-strings."""
+    if isinstance(key, bool):
+        words = "on, yes and true are" if key else "off, no and false are"
+        return f"{str(key).lower()} (unquoted, {words} a boolean in YAML: quote the key)"
+    if key is None:
+        return "null (an unquoted ~ or null is not a string: quote the key)"
+    return f"'{key}'"
+
+
 def _check_name(names: Check, key: Any, path: Path, out: list[Issue]) -> None:
     found: list[Issue] = []
     names(key if isinstance(key, str) else str(key), path + (key,), found)
     for issue in found:
         out.append(Issue(path + (key,), "propertyNames",
-                         f"'{key}' is not a valid name here: {issue.message}", True))
+                         f"{_key_name(key)} is not a valid name here: {issue.message}", True))
 
 
 def _array(comp: Compiler, schema: dict[str, Any], name: str) -> Check | None:

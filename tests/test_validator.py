@@ -386,3 +386,16 @@ def test_const_enum_and_unique_items_use_json_equality(options: list[Any], value
         compile_schema(schema)(candidate, (), found)
         reference = jsonschema.Draft202012Validator(schema).is_valid(candidate)
         assert (not found) == reference, (schema, candidate)
+
+
+def test_on_as_a_step_key_is_explained_and_points_to_target() -> None:
+    """`on:` loads as the boolean true (YAML 1.1): say so, and suggest `target`."""
+    step: dict[Any, Any] = {"id": "a", "run": "x", True: "box"}
+    [message] = messages(rb(detection=[step]))
+    assert message.startswith("unknown key true (unquoted, on, yes and true are a boolean")
+    assert message.endswith("(did you mean 'target'?)")
+
+
+def test_null_key_is_named_null() -> None:
+    [message] = messages(rb(inputs={None: {"type": "string"}}))
+    assert message.startswith("null (an unquoted ~ or null is not a string")
