@@ -26,7 +26,9 @@ from .model import PHASES, Runbook, build_runbook
 YAML_SUFFIXES = (".yaml", ".yml")
 _SKIP_DIRS = {".git", ".hg", ".svn", ".runbook", ".venv", "venv", "node_modules", "__pycache__",
               ".tox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis"}
-_SUPPRESS = re.compile(r"#\s*runbook:\s*ignore(?:\[(?P<rules>[A-Za-z0-9_,\s-]*)\])?")
+# `ignore[RB109, RB104]` silences those rules, a bare `ignore` every rule, on its line. A
+# near miss (`ignored`, `ignore-all`, an unclosed `ignore[RB109`) silences nothing.
+_SUPPRESS = re.compile(r"#\s*runbook:\s*ignore(?:\[(?P<rules>[A-Za-z0-9_,\s-]*)\]|(?![\w\[-]))")
 _PARALLEL_MIN_FILES = 48
 
 
@@ -254,7 +256,7 @@ def _suppressed(doc: Document, diags: list[Diagnostic]) -> list[Diagnostic]:
             keep.append(d)
             continue
         rules = match.group("rules")
-        if rules is not None and d.rule not in {r.strip() for r in rules.split(",")}:
+        if rules is not None and d.rule not in {r.strip().upper() for r in rules.split(",")}:
             keep.append(d)
     return keep
 

@@ -154,6 +154,18 @@ def test_suppression_of_several_rules_and_of_all_rules(write_yaml: WriteYaml) ->
     assert [r for r in rules_at(check_file(str(bare)).diagnostics) if r[0] == 7] == []
 
 
+@pytest.mark.parametrize("comment", ["# runbook: ignored", "# runbook: ignore-all",
+                                     "# runbook: ignore[RB109", "# runbook: ignore[]"])
+def test_a_malformed_suppression_silences_nothing(write_yaml: WriteYaml, comment: str) -> None:
+    path = write_yaml(UNTIMED.format(comment_a=f"  {comment}", comment_t=""))
+    assert (7, 5, "RB109") in rules_at(check_file(str(path)).diagnostics)
+
+
+def test_suppressed_rule_ids_are_case_insensitive(write_yaml: WriteYaml) -> None:
+    path = write_yaml(UNTIMED.format(comment_a="  # runbook: ignore[rb109]", comment_t=""))
+    assert (7, 5, "RB109") not in rules_at(check_file(str(path)).diagnostics)
+
+
 # -- discovery and many files ----------------------------------------------------------------
 
 
