@@ -194,3 +194,47 @@ def test_scenario_documents_use_the_scenario_schema() -> None:
 def test_issues_for_plain_data_have_paths_but_no_positions() -> None:
     found = schema.issues("runbook", {"kind": "runbook", "version": 1, "id": "x", "title": "t", "x": 1})
     assert [(i.keyword, i.path) for i in found] == [("additionalProperties", ("x",))]
+
+
+# -- patterns run in linear time -------------------------------------------------------------
+
+
+def _patterns(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            elif key == "patternProperties":
+                yield from value
+            yield from _patterns(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _patterns(item)
+
+
+PATTERNS = sorted({p for kind in KINDS for p in _patterns(load(kind))})
+REDOS_PRONE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_.-]+)*$"
+PIECES = ["a", ".", "1", "s", "m", ".a", "1s", "1.1s", "_", "-", "%", "P1", "incident.", "vars.a"]
+
+
+@pytest.mark.parametrize("pattern", [
+    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=(
+        "inputs.alert pattern: '.' inside the repeated group's class makes backtracking "
+        "exponential ('a' + '.a' * 30 + '!' takes about a minute); (\\.[A-Za-z0-9_.-]+)? "
+        "accepts the same strings in linear time (reported)")))
+    if p == REDOS_PRONE else p
+    for p in PATTERNS
+])
+def test_schema_pattern_fails_fast_on_adversarial_strings(pattern: str) -> None:
+    """A file under review must not hang `runbook validate` through a pattern (ReDoS)."""
+    import re
+    import time
+
+    regex = re.compile(pattern)
+    for repeat in (4, 8, 12):
+        for first in PIECES:
+            for second in PIECES:
+                text = (first + second) * repeat + "!"
+                started = time.perf_counter()
+                regex.search(text)
+                assert time.perf_counter() - started < 0.05, f"{pattern!r} is slow on {text!r}"
