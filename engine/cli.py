@@ -82,9 +82,11 @@ def _use_color(flag: bool | None, stream: Any) -> bool:
               help="Write the report to this file instead of standard output.")
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Processes to use (default: CPUs).")
+@click.option("--inventory", type=click.Path(dir_okay=False), envvar="RUNBOOK_INVENTORY",
+              help="Check `group:` targets against this inventory (or $RUNBOOK_INVENTORY).")
 @click.option("--color/--no-color", default=None, help="Colour the text format.")
 def validate(paths: tuple[str, ...], fmt: str, output: str | None, strict: bool,
-             jobs: int | None, color: bool | None) -> None:
+             jobs: int | None, inventory: str | None, color: bool | None) -> None:
     """Check runbook and scenario files (and directories, recursively).
 
     Every problem in every file is reported at once, sorted by position. Exit 0 when
@@ -93,7 +95,12 @@ def validate(paths: tuple[str, ...], fmt: str, output: str | None, strict: bool,
     from .diagnostics import render
     from .validation import Options, validate_paths
 
-    report = validate_paths(paths or (".",), Options(strict=strict, jobs=jobs))
+    groups = None
+    if inventory:
+        from .inventory import inventory_groups
+
+        groups = inventory_groups(inventory)
+    report = validate_paths(paths or (".",), Options(strict=strict, jobs=jobs, inventory_groups=groups))
     text = render(report, fmt, color=_use_color(color, sys.stdout) and not output)
     if output:
         _write(output, text)
@@ -256,7 +263,12 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
     if dry_run:
         from .plan import build_plan, render_plan
 
-        click.echo(render_plan(build_plan(runbook, resolved.values), Masker(resolved.secrets)), nl=False)
+        hosts_of = None
+        if runbook.targets:
+            from .inventory import Resolver
+
+            hosts_of = Resolver(options["inventory"]).plan_hosts(runbook, resolved.values)
+        click.echo(render_plan(build_plan(runbook, resolved.values, hosts_of), Masker(resolved.secrets)), nl=False)
         return
     from .session import OUTCOME_EXIT, run_live
 

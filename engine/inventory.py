@@ -24,7 +24,7 @@ import os
 import re
 import shlex
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -490,6 +490,23 @@ class Resolver:
         if not hosts:
             raise TargetError(f"target '{name}' has no hosts", where=f"targets.{name}")
         return list(hosts.values())
+
+    def plan_hosts(self, runbook: Any, inputs: Mapping[str, Any]) -> Callable[[str], list[str]]:
+        """For a dry-run: each target's hosts with how they will be reached; nothing connects.
+        Hosts computed from earlier steps' results are shown as not known yet."""
+        ctx = {"inputs": dict(inputs), "vars": dict(runbook.vars),
+               "runbook": {"id": runbook.id, "title": runbook.title}}
+
+        def hosts_of(name: str) -> list[str]:
+            try:
+                hosts = self.resolve(name, runbook.targets[name], ctx)
+            except TargetError as exc:
+                return [f"<error: {exc.reason}>"]
+            except TemplateError as exc:
+                return [f"<known at run time: {exc.reason}>"]
+            return [h.name if h.describe() == h.name else f"{h.name} ({h.describe()})" for h in hosts]
+
+        return hosts_of
 
     def _group(self, target: str, group: str) -> list[str]:
         inventory = self.inventory

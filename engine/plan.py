@@ -75,7 +75,7 @@ def build_plan(runbook: Runbook, inputs: Mapping[str, Any],
             resolved = hosts_of(name)
         else:
             resolved = [_render(h, ctx) for h in target.hosts] or [f"<group {target.group}>"]
-        user = f" as {target.user}" if target.user else ""
+        user = f" as {target.user}" if target.user and hosts_of is None else ""  # hosts_of shows users
         targets[name] = ", ".join(resolved) + user
     phases = []
     counter = 0
@@ -128,6 +128,9 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
     if isinstance(spec, RunSpec):
         target = step.target or runbook.defaults.target
         add(f"on {target}: {targets.get(target, '?')}" if target else "on this machine")
+        fan = _fan_out(step, runbook.targets.get(target)) if target else ""
+        if fan:
+            add(f"fan-out: {fan}")
         add(f"$ {_render(spec.command, ctx, shell=True)}")
         if spec.stdin:
             add(f"stdin: {_render(spec.stdin, ctx)}")
@@ -149,6 +152,17 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
         add("set " + ", ".join(f"{k} = {_render(str(v), ctx)}" for k, v in spec.values.items()))
     elif isinstance(spec, IncludeSpec):
         add(f"include {spec.runbook}" + (f" with {dict(spec.inputs)}" if spec.inputs else ""))
+
+
+def _fan_out(step: Step, target: Any) -> str:
+    """parallel / serial / max_failures as the step will use them (the step's, else the target's)."""
+    parts = []
+    for name in ("parallel", "serial", "max_failures"):
+        value = getattr(step, name)
+        value = value if value is not None else getattr(target, name, None)
+        if value is not None:
+            parts.append(f"{name} {value}")
+    return ", ".join(parts)
 
 
 def _behaviour_lines(runbook: Runbook, step: Step, add: Callable[[str], None]) -> None:

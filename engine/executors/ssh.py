@@ -48,10 +48,11 @@ def remote_command(inv: Invocation) -> str:
 
 def kill_command(pgid: int) -> str:
     """SIGTERM the group, SIGKILL what is left after the grace period."""
+    # `kill -SIG -PGID`, not `kill -SIG -- -PGID`: dash's kill rejects the `--`.
     steps = int(KILL_GRACE / 0.1)
-    return (f"kill -TERM -- -{pgid} 2>/dev/null || kill -TERM {pgid} 2>/dev/null; i=0; "
-            f"while kill -0 -- -{pgid} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
-            f"kill -KILL -- -{pgid} 2>/dev/null; exit 0")
+    return (f"kill -TERM -{pgid} 2>/dev/null || kill -TERM {pgid} 2>/dev/null; i=0; "
+            f"while kill -0 -{pgid} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
+            f"kill -KILL -{pgid} 2>/dev/null; exit 0")
 
 
 class SshExecutor:

@@ -205,12 +205,13 @@ class Cluster:
 
     @classmethod
     def create(cls, hosts: Sequence[str], *, directory: Path | None = None, port: int | None = None,
-               extra: Sequence[str] = ()) -> Cluster:
+               extra: Sequence[str] = (), client_key: Path | None = None) -> Cluster:
+        """Keys and configs for `hosts`; `client_key` lets several clusters trust one key."""
         require_sshd()
         base = directory or Path(tempfile.mkdtemp(prefix="runbook-sshd-"))
         base.chmod(0o755)  # the login user reads authorized_keys from here
         user = test_user()
-        client_key = keygen(base / "id_ed25519", "runbook-client")
+        client_key = client_key or keygen(base / "id_ed25519", "runbook-client")
         host_key = keygen(base / "ssh_host_ed25519_key", "runbook-host")
         auth = base / "authorized_keys"
         auth.write_text(client_key.with_suffix(".pub").read_text(), encoding="utf-8")
@@ -260,3 +261,35 @@ class Cluster:
         server.host_key = keygen(self.directory / f"host_key_{server.name}_{time.monotonic_ns()}")
         server.start()
         return server.host_key
+
+
+def target_yaml(c: Cluster, hosts: Sequence[str] | None = None, **extra: object) -> str:
+    """A `targets:` entry (flow YAML) reaching `hosts` (default: all) of cluster `c` with its key."""
+    settings: dict[str, object] = {"hosts": list(hosts) if hosts is not None else c.hosts, "user": c.user,
+                                   "port": c.port, "identity_file": str(c.client_key), **extra}
+    parts = []
+    for key, value in settings.items():
+        if isinstance(value, list):
+            shown = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+        else:
+            shown = f'"{value}"' if isinstance(value, str) else str(value)
+        parts.append(f"{key}: {shown}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def remote_alive(pattern: str) -> bool:
+    """Whether a process whose command line contains `pattern` runs (the 'remote' host is
+    this machine)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if pattern in cmdline and state != b"Z":
+            return True
+    return False
