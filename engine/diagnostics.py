@@ -114,12 +114,13 @@ def _caret_line(source_line: str, column: int) -> str:
     return prefix + "^"
 
 
-def _source_line(report: Report, diag: Diagnostic) -> str | None:
-    text = report.sources.get(diag.file)
-    if text is None or diag.line < 1:
-        return None
-    lines = text.splitlines()
-    return lines[diag.line - 1] if diag.line <= len(lines) else None
+def _source_line(lines: dict[str, list[str]], report: Report, diag: Diagnostic) -> str | None:
+    if diag.file not in lines:
+        text = report.sources.get(diag.file)
+        # Split each file once: 20,000 diagnostics in one file must not split it 20,000 times.
+        lines[diag.file] = text.splitlines() if text is not None else []
+    found = lines[diag.file]
+    return found[diag.line - 1] if 0 < diag.line <= len(found) else None
 
 
 # Control characters (a tab aside): YAML escapes such as "\n" or "\x1b" put them in keys and
@@ -144,11 +145,12 @@ def format_text(report: Report, *, color: bool = False) -> str:
         return f"{_COLORS[style]}{text}{_RESET}" if color else text
 
     out: list[str] = []
+    lines: dict[str, list[str]] = {}
     for diag in report.sorted():
         sev = paint(diag.severity.value, diag.severity.value)
         where = paint(f"{printable(diag.file)}:{diag.line}:{diag.column}", "bold")
         out.append(f"{where}: {sev}: {printable(diag.message)} [{diag.rule}]")
-        line = _source_line(report, diag)
+        line = _source_line(lines, report, diag)
         if line is not None:
             out.append(f"  {line}")
             out.append("  " + paint(_caret_line(line, diag.column), diag.severity.value))

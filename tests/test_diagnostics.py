@@ -288,3 +288,15 @@ def test_every_registered_format_renders_through_render(fmt: str, report: Report
 
 def test_formats_are_the_five_documented_ones() -> None:
     assert sorted([*FORMATS, "text"]) == ["github", "json", "junit", "sarif", "text"]
+
+
+def test_text_of_many_diagnostics_in_one_file_is_not_quadratic() -> None:
+    import time
+
+    source = "".join(f"k{i}: 1\n" for i in range(20_000))
+    report = Report(files=["big.yaml"], sources={"big.yaml": source},
+                    diagnostics=[diag(i, 1, file="big.yaml") for i in range(1, 20_001)])
+    started = time.perf_counter()
+    lines = format_text(report).splitlines()
+    assert time.perf_counter() - started < 2.0
+    assert lines[-4:-1] == ["big.yaml:20000:1: error: problem [RB010]", "  k19999: 1", "  ^"]
