@@ -8,7 +8,9 @@ from pathlib import Path
 
 from .errors import UsageError
 
-_ID = re.compile(r"^[a-z][a-z0-9-]*$")
+# The schema's runbook id: pattern ^[a-z][a-z0-9-]*$ and maxLength 64. fullmatch, since `$`
+# alone would also accept a trailing newline.
+_ID = re.compile(r"[a-z][a-z0-9-]{0,63}")
 
 SKELETON = """\
 # yaml-language-server: $schema={schema}
@@ -60,9 +62,9 @@ recovery:
 
 
 def render_skeleton(name: str, schema_ref: str) -> str:
-    if not _ID.match(name):
-        raise UsageError(f"invalid runbook name {name!r}: use lowercase letters, digits and "
-                         "dashes, starting with a letter (e.g. disk-full)")
+    if not _ID.fullmatch(name):
+        raise UsageError(f"invalid runbook name {name!r}: use up to 64 lowercase letters, digits "
+                         "and dashes, starting with a letter (e.g. disk-full)")
     title = name.replace("-", " ").capitalize()
     return SKELETON.format(id=name, title=title, schema=schema_ref)
 

@@ -260,11 +260,19 @@ def test_new_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     assert "id: mine" in target.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", ["Disk-Full", "disk_full", "1disk", "-x", "a b", "../escape", ""])
+@pytest.mark.parametrize("name", ["Disk-Full", "disk_full", "1disk", "-x", "a b", "../escape", "", "abc\n",
+                                  "a" * 65])
 def test_new_rejects_bad_names(name: str, tmp_path: Path) -> None:
+    """Names the schema's id would refuse (pattern, at most 64 characters) are refused up front."""
     result = CliRunner().invoke(cli, ["new", name, "-o", str(tmp_path / "x.yaml")])
     assert result.exit_code == 2
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_new_accepts_the_longest_valid_name(tmp_path: Path) -> None:
+    target = tmp_path / "long.yaml"
+    assert run("new", "a" * 64, "-o", target).exit_code == 0
+    assert run("validate", "--strict", target).exit_code == 0
 
 
 def test_rules_lists_every_rule_with_its_rationale() -> None:
