@@ -41,6 +41,7 @@ class IncidentSupervisor:
         self.fired: set[int] = set()
         self.last: list[str] = []
         self.prompt_started: dict[str, float] = {}
+        self.due: set[int] = set()  # rules with both `after` and `when` whose time has come
         self.closed = False
 
     @property
@@ -57,11 +58,20 @@ class IncidentSupervisor:
             if updates.every:
                 self.schedule(now + updates.every, self._periodic)
         for rule in self.runbook.escalation:
-            if rule.after is not None and not rule.unacknowledged and rule.when is None:
+            if rule.after is not None and not rule.unacknowledged:
                 self.schedule(now + rule.after, self._opened_too_long(rule))
+        self.check_conditions()  # a priority known from the start (severity: impact, urgency)
 
     def _opened_too_long(self, rule: EscalationRule) -> Callable[[], None]:
-        return lambda: self._fire(rule, f"open for {format_duration(rule.after or 0)}")
+        return lambda: self._open_for(rule)
+
+    def _open_for(self, rule: EscalationRule) -> None:
+        if rule.when is None:
+            self._fire(rule, f"open for {format_duration(rule.after or 0)}")
+            return
+        # `after` with `when`: from now on the condition decides (now, or after a later step).
+        self.due.add(rule.index)
+        self.check_conditions()
 
     def on_phase(self, phase: str) -> None:
         if self.runbook.updates is not None and phase != (self.runbook.phases[0].name if self.runbook.phases else ""):
@@ -99,20 +109,29 @@ class IncidentSupervisor:
 
     def check_conditions(self, step: str | None = None) -> None:
         for rule in self.runbook.escalation:
-            if rule.when is None or rule.index in self.fired or rule.after is not None:
+            if rule.when is None or rule.index in self.fired or rule.unacknowledged:
                 continue
-            try:
-                hit = templating.evaluate(rule.when, self._context({"reason": ""}),
-                                          where=self.runbook.where(("escalation", rule.index, "when")))
-            except TemplateError:
-                continue  # names not known yet (a step that has not run): not true yet
-            if hit:
-                self._fire(rule, f"`{rule.when}` is true", step)
+            if rule.after is not None and rule.index not in self.due:
+                continue  # not open long enough yet
+            if self._holds(rule):
+                opened = f" and open for {format_duration(rule.after)}" if rule.after is not None else ""
+                self._fire(rule, f"`{rule.when}` is true{opened}", step)
+
+    def _holds(self, rule: EscalationRule) -> bool:
+        """The rule's `when` (true without one)."""
+        if rule.when is None:
+            return True
+        try:
+            return bool(templating.evaluate(rule.when, self._context({"reason": ""}),
+                                            where=self.runbook.where(("escalation", rule.index, "when"))))
+        except TemplateError:
+            return False  # names not known yet (a step that has not run): not true yet
 
     def _unanswered(self, rule: EscalationRule, step: str, since: float) -> None:
         if self.closed or self.prompt_started.get(step) != since:
             return  # answered in time
-        self._fire(rule, f"{step} unanswered for {format_duration(rule.after or 0)}", step)
+        if self._holds(rule):
+            self._fire(rule, f"{step} unanswered for {format_duration(rule.after or 0)}", step)
 
     def _fire(self, rule: EscalationRule, reason: str, step: str | None = None) -> None:
         if rule.index in self.fired or self.closed:

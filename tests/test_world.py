@@ -702,7 +702,7 @@ def test_the_guard_refuses_a_spawn_during_a_drill_and_records_the_attempt() -> N
     import subprocess
 
     before = len(guard.attempts)
-    with guard.no_real_effects(), pytest.raises(guard.RealEffectRefused, match="subprocess.Popen"):
+    with guard.no_real_effects(), pytest.raises(guard.RealEffectRefused, match=r"subprocess\.Popen"):
         subprocess.run(["true"], check=False)
     assert guard.attempts[before:] == ["subprocess.Popen"]
 
