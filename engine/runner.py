@@ -261,11 +261,13 @@ class Runner:
             return
         inputs = {k: ("***" if spec.secret else self.state.inputs.get(k))
                   for k, spec in self.runbook.inputs.items()}
+        # A run on the virtual clock (`runbook test`) journals the same bytes every time.
+        pid, host = (0, "") if getattr(self.clock, "virtual", False) else (os.getpid(), socket.gethostname())
         self.bus.emit(RunStarted(
             self.state.run_id, self.runbook.id, self.runbook.title, os.path.abspath(self.runbook.file), self.mode,
             inputs, [{"name": str(getattr(p, "name", p)), "role": str(getattr(p, "role", "") or "")}
                      for p in self.participants],
-            os.getpid(), socket.gethostname(), __version__,
+            pid, host, __version__,
             self.state.run_id if self.resume is not None else None, self.scenario,
             self.state.incident.view(),
         ))

@@ -24,18 +24,9 @@ def write_pair(folder: Path, runbook: str, scenario: str) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rb = folder / "rb.yaml"
     sc = folder / "sc.yaml"
-    rb.write_text(RUNBOOK_HEAD + dedent(runbook), encoding="utf-8")
-    sc.write_text(SCENARIO_HEAD + dedent(scenario), encoding="utf-8")
+    rb.write_text(RUNBOOK_HEAD + textwrap.dedent(runbook), encoding="utf-8")
+    sc.write_text(SCENARIO_HEAD + textwrap.dedent(scenario), encoding="utf-8")
     return rb, sc
-
-
-def dedent(text: str) -> str:
-    """Dedent, keeping leading unindented lines (a head shared by several tests) as they are."""
-    lines = text.splitlines(keepends=True)
-    head = 0
-    while head < len(lines) and lines[head].strip() and not lines[head][0].isspace():
-        head += 1
-    return "".join(lines[:head]) + textwrap.dedent("".join(lines[head:]))
 
 
 def load_pair(folder: Path, runbook: str, scenario: str, *, validate: bool = True) -> tuple[Scenario, Runbook]:

@@ -5,6 +5,7 @@ drill touches nothing real."""
 from __future__ import annotations
 
 import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from engine.simulation import guard
 from engine.simulation.world import SimulatedNotifier
 from engine.testing import Recorder
 
-HEAD = "defaults: {timeout: 30m}\n"
+
+def rb(text: str) -> str:
+    """A runbook body (dedented) with a generous default timeout."""
+    return "defaults: {timeout: 30m}\n" + textwrap.dedent(text)
 
 
 def world_says(recorder: Recorder) -> list[str]:
@@ -30,11 +34,11 @@ def world_says(recorder: Recorder) -> list[str]:
 
 
 def test_a_response_matches_by_step_id(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: a, run: echo a}
           - {id: b, run: echo b}
-        """, """
+        """), """
         responses:
           - {step: b, stdout: "answer for b"}
           - {step: a, stdout: "answer for a"}
@@ -44,13 +48,13 @@ def test_a_response_matches_by_step_id(tmp_path: Path) -> None:
 
 
 def test_a_match_on_a_command_glob_answers_any_step_running_that_command(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         inputs: {unit: {type: string, default: nginx}}
         detection:
           - {id: first, run: "systemctl restart {{ inputs.unit }}"}
           - {id: second, run: "systemctl restart postgresql"}
           - {id: third, run: "systemctl stop nginx"}
-        """, """
+        """), """
         responses:
           - match: {command: "systemctl restart *"}
             stdout: "restarted by glob"
@@ -62,10 +66,10 @@ def test_a_match_on_a_command_glob_answers_any_step_running_that_command(tmp_pat
 
 
 def test_a_command_glob_must_match_the_whole_rendered_command(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: a, run: "sudo systemctl restart nginx"}
-        """, """
+        """), """
         responses:
           - match: {command: "systemctl restart *"}
         """)
@@ -74,11 +78,11 @@ def test_a_command_glob_must_match_the_whole_rendered_command(tmp_path: Path) ->
 
 
 def test_a_match_on_a_command_regex_searches_the_rendered_command(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: a, run: "sudo journalctl -u nginx --since -10m"}
           - {id: b, run: "journalctl -u postgresql"}
-        """, """
+        """), """
         responses:
           - match: {command_regex: "journalctl -u (nginx|apache)"}
             stdout: web logs
@@ -90,12 +94,12 @@ def test_a_match_on_a_command_regex_searches_the_rendered_command(tmp_path: Path
 
 
 def test_a_match_on_host_answers_each_host_of_a_fan_out_separately(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         targets:
           web: {hosts: [web-1, web-2, db-1]}
         detection:
           - {id: restart, target: web, run: systemctl restart app}
-        """, """
+        """), """
         responses:
           - match: {host: web-1}
             stdout: "{{ host }} restarted"
@@ -113,10 +117,10 @@ def test_a_match_on_host_answers_each_host_of_a_fan_out_separately(tmp_path: Pat
 
 
 def test_a_host_match_never_answers_a_local_command(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: local, run: uptime}
-        """, """
+        """), """
         responses:
           - match: {host: "*"}
         """)
@@ -124,13 +128,13 @@ def test_a_host_match_never_answers_a_local_command(tmp_path: Path) -> None:
 
 
 def test_a_match_on_url_and_method_answers_http_steps(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - id: read
             http: {url: "https://api.example.com/v1/health"}
           - id: write
             http: {url: "https://api.example.com/v1/flags", method: POST}
-        """, """
+        """), """
         responses:
           - match: {url: "https://api.example.com/*", method: post}
             body: "posted"
@@ -142,10 +146,10 @@ def test_a_match_on_url_and_method_answers_http_steps(tmp_path: Path) -> None:
 
 
 def test_a_command_match_never_answers_an_http_step(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: read, http: {url: "https://x.example.com/"}}
-        """, """
+        """), """
         responses:
           - match: {command: "*"}
         """)
@@ -153,10 +157,10 @@ def test_a_command_match_never_answers_an_http_step(tmp_path: Path) -> None:
 
 
 def test_the_first_matching_response_wins(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: a, run: "df -h /var"}
-        """, """
+        """), """
         responses:
           - match: {command: "df *"}
             stdout: first
@@ -167,12 +171,12 @@ def test_the_first_matching_response_wins(tmp_path: Path) -> None:
 
 
 def test_when_on_state_chooses_among_responses_for_the_same_step(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: probe, run: probe}
           - {id: fix, run: fix}
           - {id: probe_again, run: probe}
-        """, """
+        """), """
         state: {fixed: false}
         responses:
           - {match: {command: probe}, when: state.fixed, stdout: healthy}
@@ -187,13 +191,13 @@ def test_when_on_state_chooses_among_responses_for_the_same_step(tmp_path: Path)
 
 
 def test_attempts_answer_each_try_in_order_and_the_last_repeats(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         remediation:
           - id: flaky
             run: gzip big.log
             retries: {attempts: 5, delay: 10s}
             expect: stdout == 'third'
-        """, """
+        """), """
         responses:
           - step: flaky
             attempts:
@@ -211,11 +215,11 @@ def test_attempts_answer_each_try_in_order_and_the_last_repeats(tmp_path: Path) 
 
 def test_attempts_are_counted_per_step_so_two_steps_sharing_a_response_each_start_at_the_first(
         tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: a, run: "ping db", retries: {attempts: 2, delay: 1s}}
           - {id: b, run: "ping db", retries: {attempts: 2, delay: 1s}}
-        """, """
+        """), """
         responses:
           - match: {command: "ping *"}
             attempts: [{exit_code: 1}, {exit_code: 0}]
@@ -224,19 +228,19 @@ def test_attempts_are_counted_per_step_so_two_steps_sharing_a_response_each_star
 
 
 def test_the_last_attempt_repeats_once_the_list_is_used_up(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: a, run: x, retries: {attempts: 4, delay: 1s}}
-        """, """
+        """), """
         responses:
           - step: a
             attempts: [{exit_code: 0, stdout: one}, {exit_code: 7}]
         """)
     assert finished(run, "a")["attempts"] == 1  # succeeded on the first
-    run = drill(tmp_path / "b", HEAD + """
+    run = drill(tmp_path / "b", rb("""
         detection:
           - {id: a, run: x, retries: {attempts: 4, delay: 1s}}
-        """, """
+        """), """
         responses:
           - step: a
             attempts: [{exit_code: 2}, {exit_code: 7}]
@@ -246,11 +250,11 @@ def test_the_last_attempt_repeats_once_the_list_is_used_up(tmp_path: Path) -> No
 
 
 def test_fixed_durations_pass_on_the_run_clock(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: a, run: a}
           - {id: b, run: b}
-        """, """
+        """), """
         responses:
           - {step: a, duration: 1m30s}
           - {step: b, duration: 250ms}
@@ -261,19 +265,19 @@ def test_fixed_durations_pass_on_the_run_clock(tmp_path: Path) -> None:
 
 
 def test_distributed_durations_are_sampled_with_the_seed(tmp_path: Path) -> None:
-    rb = HEAD + """
+    book = rb("""
         detection:
           - {id: a, run: a}
           - {id: b, run: b}
-        """
+        """)
     sc = """
         responses:
           - {step: a, duration: {min: 10s, max: 20s}}
           - {step: b, duration: {median: 30s, p90: 1m}}
         """
-    one = drill(tmp_path / "1", rb, sc, seed=1)
-    again = drill(tmp_path / "2", rb, sc, seed=1)
-    other = drill(tmp_path / "3", rb, sc, seed=2)
+    one = drill(tmp_path / "1", book, sc, seed=1)
+    again = drill(tmp_path / "2", book, sc, seed=1)
+    other = drill(tmp_path / "3", book, sc, seed=2)
 
     def durations(run: Any) -> tuple[float, float]:
         return finished(run, "a")["duration"], finished(run, "b")["duration"]
@@ -285,23 +289,23 @@ def test_distributed_durations_are_sampled_with_the_seed(tmp_path: Path) -> None
 
 
 def test_the_scenario_seed_is_used_when_none_is_given(tmp_path: Path) -> None:
-    rb = HEAD + "detection:\n  - {id: a, run: a}\n"
+    book = rb("detection:\n  - {id: a, run: a}\n")
     sc = "seed: 9\nresponses:\n  - {step: a, duration: {min: 1s, max: 100s}}\n"
-    by_file = drill(tmp_path / "1", rb, sc)
-    by_flag = drill(tmp_path / "2", rb, sc, seed=9)
+    by_file = drill(tmp_path / "1", book, sc)
+    by_flag = drill(tmp_path / "2", book, sc, seed=9)
     assert finished(by_file, "a")["duration"] == finished(by_flag, "a")["duration"]
     assert by_file.result.run_id == "sc-seed9"
 
 
 def test_stdout_and_stderr_are_templates_over_state_inputs_command_and_attempt(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         inputs: {mount: {type: string, default: /var}}
         triage:
           - id: usage
             run: "df {{ inputs.mount }}"
             retries: {attempts: 2, delay: 1s}
             expect: stdout is search('attempt 2')
-        """, """
+        """), """
         state: {pct: 96, disk: {name: sda}}
         responses:
           - step: usage
@@ -314,7 +318,7 @@ def test_stdout_and_stderr_are_templates_over_state_inputs_command_and_attempt(t
 
 
 def test_a_broken_response_template_fails_the_step_naming_the_response(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + "detection:\n  - {id: a, run: a}\n", """
+    run = drill(tmp_path, rb("detection:\n  - {id: a, run: a}\n"), """
         responses:
           - {step: a, stdout: "{{ state.missing }}"}
         """)
@@ -323,7 +327,7 @@ def test_a_broken_response_template_fails_the_step_naming_the_response(tmp_path:
 
 
 def test_http_replies_give_status_body_and_headers(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - id: api
             http: {url: "https://api.example.com/status"}
@@ -331,7 +335,7 @@ def test_http_replies_give_status_body_and_headers(tmp_path: Path) -> None:
               color: "{{ json.color }}"
               region: "{{ headers['x-region'] }}"
               code: "{{ status }}"
-        """, """
+        """), """
         state: {color: green}
         responses:
           - step: api
@@ -345,10 +349,10 @@ def test_http_replies_give_status_body_and_headers(tmp_path: Path) -> None:
 
 
 def test_an_http_string_body_is_a_template_over_state(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: api, http: {url: "https://api.example.com/q"}, outputs: {n: "{{ json.n }}"}}
-        """, """
+        """), """
         state: {n: 41}
         responses:
           - {step: api, body: '{"n": {{ state.n + 1 }}}'}
@@ -357,11 +361,11 @@ def test_an_http_string_body_is_a_template_over_state(tmp_path: Path) -> None:
 
 
 def test_an_http_status_outside_the_expected_ones_fails_the_step(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: default_2xx, http: {url: "https://a.example.com/"}, continue_on_error: true}
           - {id: listed, http: {url: "https://b.example.com/", status: [200, 404]}}
-        """, """
+        """), """
         responses:
           - {step: default_2xx, status: 503, body: down}
           - {step: listed, status: 404}
@@ -372,10 +376,10 @@ def test_an_http_status_outside_the_expected_ones_fails_the_step(tmp_path: Path)
 
 
 def test_exit_codes_of_the_step_decide_success_of_a_reply(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: active, run: systemctl is-active app, exit_codes: [0, 3]}
-        """, """
+        """), """
         responses:
           - {step: active, exit_code: 3, stdout: inactive}
         """)
@@ -386,12 +390,12 @@ def test_exit_codes_of_the_step_decide_success_of_a_reply(tmp_path: Path) -> Non
 
 
 def test_set_changes_the_state_after_the_reply_and_sees_the_state_before(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: before, run: df}
           - {id: clean, run: clean}
           - {id: after, run: df}
-        """, """
+        """), """
         state: {pct: 96, log: {}}
         responses:
           - {step: before, stdout: "{{ state.pct }}"}
@@ -407,10 +411,10 @@ def test_set_changes_the_state_after_the_reply_and_sees_the_state_before(tmp_pat
 
 
 def test_a_failed_attempt_can_change_the_state_too(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: fix, run: fix, retries: {attempts: 2, delay: 1s}}
-        """, """
+        """), """
         state: {tries: 0}
         responses:
           - step: fix
@@ -423,7 +427,7 @@ def test_a_failed_attempt_can_change_the_state_too(tmp_path: Path) -> None:
 
 
 def test_the_state_of_the_scenario_model_is_not_changed_by_a_run(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + "detection:\n  - {id: a, run: a}\n", """
+    run = drill(tmp_path, rb("detection:\n  - {id: a, run: a}\n"), """
         state: {pct: 96}
         responses:
           - {step: a, set: {pct: 10}}
@@ -434,7 +438,7 @@ def test_the_state_of_the_scenario_model_is_not_changed_by_a_run(tmp_path: Path)
 
 def test_a_reply_message_is_shown_to_the_participants(tmp_path: Path) -> None:
     recorder = Recorder()
-    drill(tmp_path, HEAD + "detection:\n  - {id: a, run: a}\n", """
+    drill(tmp_path, rb("detection:\n  - {id: a, run: a}\n"), """
         responses:
           - {step: a, message: "kubectl: 2 pods Pending"}
         """, observers=[recorder])
@@ -445,12 +449,12 @@ def test_a_reply_message_is_shown_to_the_participants(tmp_path: Path) -> None:
 
 
 def test_an_event_fires_between_steps_at_its_time(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: a, run: a}
           - {id: pause, wait: 1m}
           - {id: b, run: b}
-        """, """
+        """), """
         state: {pct: 80}
         responses:
           - {step: a, duration: 1m, stdout: "{{ state.pct }}"}
@@ -467,7 +471,7 @@ def test_an_event_fires_between_steps_at_its_time(tmp_path: Path) -> None:
 
 def test_an_event_during_a_long_step_changes_what_the_next_poll_sees(tmp_path: Path) -> None:
     """The restart takes 2 minutes; the event at 90s happens during it; the poll after sees it."""
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         remediation:
           - {id: restart, run: systemctl restart app}
         recovery:
@@ -476,7 +480,7 @@ def test_an_event_during_a_long_step_changes_what_the_next_poll_sees(tmp_path: P
             until: stdout == 'ok'
             every: 30s
             timeout: 5m
-        """, """
+        """), """
         state: {health: starting}
         responses:
           - {step: restart, duration: 2m}
@@ -492,14 +496,14 @@ def test_an_event_during_a_long_step_changes_what_the_next_poll_sees(tmp_path: P
 
 def test_until_polling_sees_state_changes_over_simulated_time(tmp_path: Path) -> None:
     """Polls at 0, 31, 62 and 93 s (1 s each, every 30 s): the event at 90 s shows in the fourth."""
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         recovery:
           - id: verify
             run: df /var
             until: stdout | int < 90
             every: 30s
             timeout: 10m
-        """, """
+        """), """
         state: {pct: 96}
         responses:
           - {step: verify, stdout: "{{ state.pct }}", duration: 1s}
@@ -515,10 +519,10 @@ def test_until_polling_sees_state_changes_over_simulated_time(tmp_path: Path) ->
 
 
 def test_until_that_never_becomes_true_fails_after_the_timeout(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         recovery:
           - {id: verify, run: check, until: stdout == 'ok', every: 1m, timeout: 5m}
-        """, """
+        """), """
         responses:
           - {step: verify, stdout: "nope"}
         """)
@@ -529,7 +533,7 @@ def test_until_that_never_becomes_true_fails_after_the_timeout(tmp_path: Path) -
 
 
 def test_events_with_no_state_change_only_show_a_message(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + "detection:\n  - {id: a, run: a}\n", """
+    run = drill(tmp_path, rb("detection:\n  - {id: a, run: a}\n"), """
         responses:
           - {step: a, duration: 10m}
         events:
@@ -541,7 +545,7 @@ def test_events_with_no_state_change_only_show_a_message(tmp_path: Path) -> None
 
 
 def test_an_event_after_the_run_ended_never_fires(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + "detection:\n  - {id: a, run: a}\n", """
+    run = drill(tmp_path, rb("detection:\n  - {id: a, run: a}\n"), """
         responses:
           - {step: a, duration: 10s}
         events:
@@ -554,12 +558,12 @@ def test_an_event_after_the_run_ended_never_fires(tmp_path: Path) -> None:
 
 
 def test_an_unscripted_step_fails_clearly_naming_the_step_and_the_rendered_command(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         inputs: {host: {type: string, default: db-1}}
         detection:
           - {id: scripted, run: "true"}
           - {id: cleanup, run: "rm -rf /var/log/{{ inputs.host }}/*.gz"}
-        """, """
+        """), """
         responses:
           - {step: scripted}
         """)
@@ -572,29 +576,29 @@ def test_an_unscripted_step_fails_clearly_naming_the_step_and_the_rendered_comma
 
 
 def test_an_unscripted_http_step_names_the_method_and_url(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: purge, http: {url: "https://cdn.example.com/purge", method: DELETE}}
-        """, "")
+        """), "")
     assert finished(run, "purge")["error"] == (
         "unscripted step purge: the scenario has no response for `DELETE https://cdn.example.com/purge`")
 
 
 def test_an_unscripted_remote_step_names_the_host(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         targets: {box: {hosts: [db-1]}}
         detection:
           - {id: reboot, target: box, run: reboot}
-        """, "")
+        """), "")
     assert finished(run, "reboot")["hosts"]["db-1"]["error"] == (
         "unscripted step reboot: the scenario has no response for `reboot` on db-1")
 
 
 def test_an_unscripted_manual_step_fails_naming_the_step(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         triage:
           - {id: assess, manual: Look around., ask: {cause: {choices: [a, b]}}}
-        """, "")
+        """), "")
     assert finished(run, "assess")["status"] == "failed"
     assert finished(run, "assess")["error"].startswith("unscripted step assess:")
 
@@ -603,12 +607,12 @@ def test_an_unscripted_manual_step_fails_naming_the_step(tmp_path: Path) -> None
 
 
 def test_a_fan_out_takes_as_long_as_its_slowest_host(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         targets: {web: {hosts: [web-1, web-2, web-3]}}
         detection:
           - {id: restart, target: web, run: restart}
           - {id: next, run: next}
-        """, """
+        """), """
         responses:
           - {match: {host: web-2}, duration: 45s}
           - {step: restart, duration: 10s}
@@ -621,11 +625,11 @@ def test_a_fan_out_takes_as_long_as_its_slowest_host(tmp_path: Path) -> None:
 
 
 def test_a_group_target_stands_for_its_hosts_in_a_drill(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         targets: {web: {group: webservers}}
         detection:
           - {id: restart, target: web, run: restart}
-        """, """
+        """), """
         responses:
           - {match: {host: webservers}, stdout: "{{ host }}"}
         """)
@@ -633,10 +637,10 @@ def test_a_group_target_stands_for_its_hosts_in_a_drill(tmp_path: Path) -> None:
 
 
 def test_notifications_in_a_drill_are_journaled_but_go_nowhere(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         detection:
           - {id: tell, notify: {channel: oncall, message: "disk full"}}
-        """, "")
+        """), "")
     sent = records(run, "notify.sent")
     assert [(s["channel"], s["message"], s["ok"]) for s in sent] == [("oncall", "disk full", True)]
     notifier = SimulatedNotifier()
@@ -681,7 +685,7 @@ def test_a_runbook_whose_commands_would_create_files_creates_none_and_spawns_not
     _seen.clear()
     _watching.set()
     try:
-        run = drill(tmp_path / "files", HEAD + WOULD_WRITE, f"""
+        run = drill(tmp_path / "files", rb(WOULD_WRITE), f"""
             inputs: {{dir: {target}}}
             responses:
               - {{step: make, duration: 1s}}
@@ -744,11 +748,11 @@ class _NullSink:
 
 
 def test_a_hostile_input_stays_one_shell_argument_in_the_command_the_world_sees(tmp_path: Path) -> None:
-    run = drill(tmp_path, HEAD + """
+    run = drill(tmp_path, rb("""
         inputs: {host: {type: string}}
         detection:
           - {id: ping, run: "ping -c1 {{ inputs.host }}"}
-        """, """
+        """), """
         inputs: {host: "db-1; rm -rf /"}
         responses:
           - {match: {command: "ping -c1 'db-1; rm -rf /'"}, stdout: quoted}
@@ -758,7 +762,7 @@ def test_a_hostile_input_stays_one_shell_argument_in_the_command_the_world_sees(
 
 def test_a_commands_output_shows_the_state_at_the_moment_it_finishes(tmp_path: Path) -> None:
     """An event during a 2-minute command shows in that command's output (it reports at its end)."""
-    run = drill(tmp_path, HEAD + "detection:\n  - {id: slow, run: slow}\n", """
+    run = drill(tmp_path, rb("detection:\n  - {id: slow, run: slow}\n"), """
         state: {phase: before}
         responses:
           - {step: slow, duration: 2m, stdout: "{{ state.phase }}"}
