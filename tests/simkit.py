@@ -15,6 +15,7 @@ from engine.simulation.drill import DrillRun, DrillSetup, run_scenario
 from engine.simulation.scenario import Scenario, build_scenario
 from engine.validation import load_runbook, load_scenario
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
 RUNBOOK_HEAD = "kind: runbook\nversion: 1\nid: rb\ntitle: Drill runbook\n"
 SCENARIO_HEAD = "kind: scenario\nversion: 1\nid: sc\ntitle: Drill scenario\nrunbook: rb.yaml\n"
 
