@@ -1,0 +1,147 @@
+"""engine.simulation.trials and `runbook test --trials`: seeded Monte Carlo runs,
+percentiles of each timing, and the steps that cost the most time to recovery."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from simkit import load_pair, write_pair
+
+from engine.cli import cli
+from engine.simulation.trials import TrialStats, render_trials, run_trials
+
+RUNBOOK = """\
+defaults: {timeout: 1h}
+detection:
+  - {id: probe, run: probe, expect: exit_code == 0}
+triage:
+  - {id: assess, manual: What is it?, ask: {cause: {choices: [logs, data]}}}
+remediation:
+  - {id: fix, run: fix}
+recovery:
+  - {id: verify, run: verify, expect: exit_code == 0}
+"""
+# Fixed durations: acknowledged 70 (the answer), triaged 70, mitigated 100, recovered 105.
+FIXED = """\
+responses:
+  - {step: probe, duration: 10s}
+  - {step: fix, duration: 30s}
+  - {step: verify, duration: 5s}
+participants:
+  assess: {answers: {cause: logs}, after: 1m}
+objectives: {outcome: resolved, time_to_recover: 2m}
+"""
+RANDOM = """\
+responses:
+  - {step: probe, duration: 10s}
+  - {step: fix, duration: {min: 1m, max: 5m}}
+  - {step: verify, duration: 5s}
+participants:
+  assess: {answers: {cause: logs}, after: {median: 1m, p90: 4m}}
+objectives: {outcome: resolved, time_to_recover: 5m}
+"""
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+
+def test_percentiles_interpolate_linearly_between_samples() -> None:
+    stats = TrialStats("s", 4, samples={"recovered": [40.0, 10.0, 30.0, 20.0]})
+    assert stats.percentile("recovered", 50) == 25.0
+    assert stats.percentile("recovered", 90) == pytest.approx(37.0)
+    assert stats.percentile("recovered", 99) == pytest.approx(39.7)
+    assert stats.percentile("recovered", 0) == 10.0 and stats.percentile("recovered", 100) == 40.0
+
+
+def test_a_timing_never_reached_has_no_percentile() -> None:
+    assert TrialStats("s", 3).percentile("recovered", 50) is None
+
+
+def test_contributors_rank_steps_by_mean_time_with_the_share_spent_waiting_on_people() -> None:
+    stats = TrialStats("s", 1, step_time={"a": 10.0, "b": 60.0, "c": 30.0},
+                       human_share={"b": 1.0})
+    assert stats.contributors() == [("b", 60.0, 1.0), ("c", 30.0, 0.0), ("a", 10.0, 0.0)]
+    assert stats.contributors(top=1) == [("b", 60.0, 1.0)]
+
+
+# -- trials of a scenario ----------------------------------------------------------------------
+
+
+def test_fixed_durations_give_the_same_timing_at_every_percentile(tmp_path: Path) -> None:
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, FIXED)
+    stats = run_trials(scenario, runbook, 5)
+    assert stats.trials == 5 and stats.passed == 5 and stats.outcomes == {"resolved": 5}
+    for name, value in (("acknowledged", 70), ("triaged", 70), ("mitigated", 100), ("recovered", 105)):
+        assert [stats.percentile(name, p) for p in (50, 90, 99)] == [value] * 3
+    assert stats.contributors() == [("assess", 60.0, 1.0), ("fix", 30.0, 0.0), ("probe", 10.0, 0.0),
+                                    ("verify", 5.0, 0.0)]
+
+
+def test_distributions_spread_the_timings_and_the_same_seed_repeats_them(tmp_path: Path) -> None:
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    stats = run_trials(scenario, runbook, 40, seed=7)
+    again = run_trials(scenario, runbook, 40, seed=7)
+    other = run_trials(scenario, runbook, 40, seed=8)
+    recovered = stats.samples["recovered"]
+    assert len(recovered) == 40 and len(set(recovered)) > 30
+    p50, p90, p99 = (stats.percentile("recovered", p) for p in (50, 90, 99))
+    assert p50 is not None and p90 is not None and p99 is not None
+    assert 10 + 60 + 5 < p50 < p90 < p99
+    assert stats.samples == again.samples and stats.samples != other.samples
+    assert 0 < stats.passed < 40  # some trials miss the 5-minute objective
+    top = stats.contributors(top=2)
+    assert {top[0][0], top[1][0]} == {"fix", "assess"}
+
+
+def test_step_means_count_only_trials_that_recovered(tmp_path: Path) -> None:
+    sc = FIXED.replace("{step: verify, duration: 5s}",
+                       "{step: verify, duration: 5s, exit_code: 1}")
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, sc)
+    stats = run_trials(scenario, runbook, 3)
+    assert stats.outcomes == {"failed": 3} and stats.passed == 0
+    assert "recovered" not in stats.samples
+    assert stats.step_time == {} and stats.contributors() == []
+    assert stats.percentile("mitigated", 50) == 100
+
+
+def test_each_trial_uses_the_next_seed(tmp_path: Path) -> None:
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    two = run_trials(scenario, runbook, 2, seed=10)
+    second_alone = run_trials(scenario, runbook, 1, seed=11)
+    assert two.samples["recovered"][1] == second_alone.samples["recovered"][0]
+
+
+def test_render_trials_shows_outcomes_percentiles_and_what_to_automate(tmp_path: Path) -> None:
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, FIXED)
+    text = render_trials(run_trials(scenario, runbook, 3))
+    lines = text.splitlines()
+    assert lines[0] == "sc: 3 trial(s), 3 met every objective; outcomes: resolved 3"
+    assert lines[1].split() == ["time", "to", "p50", "p90", "p99"]
+    assert lines[2].split() == ["acknowledge", "1m10s", "1m10s", "1m10s"]
+    assert lines[5].split() == ["recover", "1m45s", "1m45s", "1m45s"]
+    assert lines[6] == "  most time on the way to recovery (what to automate next):"
+    assert lines[7].split() == ["assess", "1m", "mean,", "100%", "waiting", "on", "people"]
+    assert lines[8].split() == ["fix", "30s", "mean"]
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def test_runbook_test_trials_reports_percentiles_and_top_contributors(tmp_path: Path) -> None:
+    _, sc = write_pair(tmp_path, RUNBOOK, RANDOM)
+    result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "25", "--seed", "3"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.startswith("sc: 25 trial(s), ")
+    assert re.search(r"time to\s+p50\s+p90\s+p99", out)
+    for label in ("acknowledge", "triage", "mitigate", "recover"):
+        assert re.search(rf"^  {label}\s+\S+\s+\S+\s+\S+$", out, re.M), label
+    assert "most time on the way to recovery (what to automate next):" in out
+    assert re.search(r"^    (fix|assess)\s+\S+ mean", out, re.M)
+    again = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "25", "--seed", "3"])
+    assert again.output == out
