@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import pytest
 from click.testing import CliRunner, Result
-from conftest import FIXTURES, MINIMAL_RUNBOOK, ROOT, WriteYaml
+from support import FIXTURES, MINIMAL_RUNBOOK, ROOT, WriteYaml
 
 from engine import __version__
 from engine.cli import cli

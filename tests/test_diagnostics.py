@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 import jsonschema
 import pytest
-from conftest import FIXTURES
+from support import FIXTURES
 
 from engine import __version__
 from engine.diagnostics import (

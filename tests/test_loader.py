@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FIXTURES, MINIMAL_RUNBOOK, shipped_documents
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import FIXTURES, MINIMAL_RUNBOOK, shipped_documents
 
 from engine.loader import DEFAULT_LIMITS, Document, Limits, LoadError, Position, load_file, load_text
 

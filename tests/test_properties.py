@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import FIXTURES, MINIMAL_RUNBOOK
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import mutated as mutated_data
+from support import FIXTURES, MINIMAL_RUNBOOK
 
 from engine.cli import cli
 from engine.loader import load_file, load_text

@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 from engine import schema
 from engine.diagnostics import Diagnostic

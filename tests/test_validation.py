@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, MINIMAL_RUNBOOK, WriteYaml
+from support import FIXTURES, MINIMAL_RUNBOOK, WriteYaml
 
 from engine.diagnostics import Diagnostic
 from engine.errors import UsageError

@@ -14,10 +14,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import ROOT, fixture_documents, shipped_documents
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import mutated, values
+from support import ROOT, fixture_documents, shipped_documents
 
 from engine._validator import Issue, SchemaCompileError, compile_schema
 from engine.loader import load_file

@@ -1,0 +1,49 @@
+"""Shared test data and helpers: repository paths, a minimal valid runbook, document lists.
+
+Test modules import these from here, not from conftest.py: tests/integration has its own
+conftest, and `import conftest` would find whichever was imported first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# The smallest runbook that validates with zero diagnostics (no warnings either).
+MINIMAL_RUNBOOK = """\
+kind: runbook
+version: 1
+id: minimal
+title: Minimal runbook
+defaults: {timeout: 30s}
+detection:
+  - id: check
+    run: "true"
+    expect: exit_code == 0
+recovery:
+  - id: verify
+    run: echo ok
+    until: stdout | trim == 'ok'
+    every: 5s
+    timeout: 1m
+"""
+
+WriteYaml = Callable[..., Path]
+
+
+def shipped_documents() -> list[Path]:
+    """Runbooks and scenarios shipped in the repository (may be empty while being written)."""
+    found: list[Path] = []
+    for folder in ("runbooks", "scenarios"):
+        base = ROOT / folder
+        if base.is_dir():
+            found.extend(sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml")))
+    return found
+
+
+def fixture_documents() -> list[Path]:
+    """The fixture runbooks and scenarios that are meant to be schema-valid."""
+    return sorted(FIXTURES.glob("valid-*.yaml"))
