@@ -1,0 +1,291 @@
+"""Chart geometry for the HTML reports: the Gantt-like timeline, per-host charts,
+sparklines and stacked bars, as plain shapes that the templates draw as SVG.
+
+Shapes carry their text (labels, tooltips) as data, so the template escapes every
+value from a journal like any other text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..duration import format_duration
+from ._format import clock, dur
+from .timeline import Bar, SubRun, Timeline
+
+WIDTH = 960
+LABEL = 230
+RIGHT = 24
+TOP = 58  # axis labels and the marker lanes
+PHASE_ROW = 20
+STEP_ROW = 18
+BAR = 12
+_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800,
+          3600, 7200, 10800, 21600, 43200, 86400)
+
+
+@dataclass
+class Rect:
+    x: float
+    y: float
+    w: float
+    h: float
+    cls: str
+    title: str = ""
+
+
+@dataclass
+class Text:
+    x: float
+    y: float
+    text: str
+    cls: str = ""
+    anchor: str = "start"
+    title: str = ""
+
+
+@dataclass
+class Line:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    cls: str
+    title: str = ""
+
+
+@dataclass
+class Dot:
+    x: float
+    y: float
+    r: float
+    cls: str
+    label: str = ""
+    title: str = ""
+
+
+@dataclass
+class Chart:
+    """An SVG picture as shapes, with the title and description a screen reader reads."""
+
+    id: str
+    width: float
+    height: float
+    title: str
+    desc: str
+    rects: list[Rect] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    dots: list[Dot] = field(default_factory=list)
+
+
+class Scale:
+    """Seconds on the run's axis -> x pixels."""
+
+    def __init__(self, start: float, end: float, x0: float = LABEL, width: float = WIDTH - LABEL - RIGHT) -> None:
+        self.start, self.span = start, max(end - start, 1e-9)
+        self.x0, self.width = x0, width
+
+    def x(self, t: float) -> float:
+        return round(self.x0 + (min(max(t, self.start), self.start + self.span) - self.start) / self.span
+                     * self.width, 2)
+
+    def ticks(self, count: int = 8) -> list[float]:
+        step = next((s for s in _STEPS if self.span / s <= count), _STEPS[-1])
+        first = -(-self.start // step) * step
+        return [first + i * step for i in range(int((self.start + self.span - first) / step) + 1)]
+
+
+def tick_label(t: float) -> str:
+    if t == 0:
+        return "0"
+    return f"{round(t * 1000)}ms" if t < 1 else format_duration(t)
+
+
+def _axis(chart: Chart, scale: Scale, top: float, bottom: float) -> None:
+    for t in scale.ticks():
+        x = scale.x(t)
+        chart.lines.append(Line(x, top - 4, x, bottom, "grid"))
+        chart.texts.append(Text(x, 12, tick_label(t), "tick", "middle"))
+
+
+# -- the run's timeline ---------------------------------------------------------------------------
+
+
+def _row_order(tl: Timeline) -> list[tuple[str, object]]:
+    """Phase headers and step rows in journal order (a skipped step is listed where it was
+    passed over, inside its phase)."""
+    rows: list[tuple[int, int, str, object]] = []
+    rows += [(p.seq, i, "phase", p) for i, p in enumerate(tl.phases)]
+    rows += [(b.seq, i, "bar", b) for i, b in enumerate(tl.bars)]
+    rows.sort(key=lambda r: (r[0], r[2] != "phase", r[1]))
+    return [(kind, item) for _, _, kind, item in rows]
+
+
+def _bar_shapes(chart: Chart, scale: Scale, bar: Bar, y: float, end: float) -> None:
+    stop = bar.end if bar.end is not None else end
+    top = y + (STEP_ROW - BAR) / 2
+    if bar.status == "skipped":
+        chart.dots.append(Dot(scale.x(bar.start), top + BAR / 2, 3.5, "skipped", title=f"{bar.step}: skipped "
+                              f"({bar.reason or 'not run'})"))
+        return
+    x = scale.x(bar.start)
+    cls = "bar st-" + (bar.status if bar.end is not None else "running") + (" rollback" if bar.rollback_of else "")
+    chart.rects.append(Rect(x, top, max(scale.x(stop) - x, 2.0), BAR, cls, _bar_title(bar)))
+    for seg in bar.segments:
+        sx = scale.x(seg.start)
+        chart.rects.append(Rect(sx, top, max(scale.x(seg.end) - sx, 1.0), BAR, f"seg seg-{seg.kind}",
+                                f"{bar.step}: {seg.label} ({dur(seg.end - seg.start)})"))
+    for r in bar.retries:
+        rx = scale.x(float(r.get("at") or 0.0))
+        what = "poll" if r.get("polling") else "attempt"
+        chart.lines.append(Line(rx, top - 2, rx, top + BAR + 2, "attempt",
+                                f"{bar.step}: {what} {r.get('attempt')} failed: {r.get('error') or ''}"))
+
+
+def _bar_title(bar: Bar) -> str:
+    text = f"{bar.step} ({bar.kind}): {bar.status}, {dur(bar.duration)} from {clock(bar.start)}"
+    if bar.attempts > 1:
+        text += f", {bar.attempts} attempts"
+    if bar.people:
+        text += f", waited {dur(bar.people)} for people"
+    if bar.hosts:
+        text += f", {len(bar.hosts)} host(s)"
+    return text
+
+
+def _row_label(bar: Bar) -> str:
+    label = ("  " * bar.depth) + ("↺ " if bar.rollback_of else "") + bar.step
+    if len(bar.hosts) > 1:
+        label += f" ×{len(bar.hosts)} hosts"
+    elif bar.items:
+        label += f" ×{len(bar.items)} items"
+    return label if len(label) <= 34 else label[:33] + "…"
+
+
+def _marks(chart: Chart, scale: Scale, tl: Timeline, bottom: float) -> None:
+    """Numbered circles in two lanes, so markers close in time do not hide each other."""
+    last = [-99.0, -99.0, -99.0]
+    for n, m in enumerate(tl.markers, 1):
+        x = scale.x(m.at)
+        lane = next((i for i, seen in enumerate(last) if x - seen >= 15), n % len(last))
+        last[lane] = x
+        y = 22 + 13 * lane
+        chart.lines.append(Line(x, y, x, bottom, f"mark mark-{m.kind}", f"{n}. {m.label}"))
+        chart.dots.append(Dot(x, y, 6.5, f"mark mark-{m.kind}", str(n), f"{n}. {clock(m.at)} {m.label}: {m.detail}"))
+
+
+def _key_lines(chart: Chart, scale: Scale, keys: Sequence[tuple[str, float]], top: float, bottom: float) -> None:
+    for i, (label, at) in enumerate(keys):
+        x = scale.x(at)
+        anchor = "end" if x > WIDTH - 90 else ("start" if x < LABEL + 50 else "middle")
+        chart.lines.append(Line(x, top, x, bottom + 4 + 12 * (i % 2), "key", f"{label} at {clock(at)}"))
+        chart.texts.append(Text(x, bottom + 14 + 12 * (i % 2), f"{label} {dur(at)}", "key", anchor))
+
+
+def timeline_chart(tl: Timeline, keys: Sequence[tuple[str, float]] = (), name: str = "run") -> Chart:
+    """The Gantt-like chart of a run: phase bands, one row per step, markers, key times."""
+    scale = Scale(0.0, tl.end)
+    rows = _row_order(tl)
+    height = TOP + sum(PHASE_ROW if kind == "phase" else STEP_ROW for kind, _ in rows) + 40
+    chart = Chart("timeline", WIDTH, height, f"Timeline of {name}", _timeline_desc(tl, keys))
+    bottom = height - 38
+    _axis(chart, scale, TOP, bottom)
+    y = float(TOP)
+    for _, item in rows:
+        if isinstance(item, Bar):
+            chart.texts.append(Text(8, y + 13, _row_label(item), "label st-" + item.status, title=item.title))
+            _bar_shapes(chart, scale, item, y, tl.end)
+            y += STEP_ROW
+        else:
+            _phase_shapes(chart, scale, item, y, tl.end, bottom)
+            y += PHASE_ROW
+    _marks(chart, scale, tl, bottom)
+    _key_lines(chart, scale, keys, TOP, bottom)
+    if tl.stop is not None:
+        x = scale.x(tl.stop.at)
+        chart.lines.append(Line(x, TOP - 6, x, bottom, "stop", "the journal stops here"))
+        chart.texts.append(Text(x - 4, TOP - 8, "journal stops", "stop", "end"))
+    return chart
+
+
+def _phase_shapes(chart: Chart, scale: Scale, phase: object, y: float, end: float, bottom: float) -> None:
+    from .timeline import PhaseSpan
+
+    assert isinstance(phase, PhaseSpan)
+    x = scale.x(phase.start)
+    stop = phase.end if phase.end is not None else end
+    chart.rects.append(Rect(x, y + 3, max(scale.x(stop) - x, 2.0), PHASE_ROW - 6, f"phase ph-{phase.status}",
+                            f"phase {phase.phase}: {phase.status}, {dur(stop - phase.start)}"))
+    chart.texts.append(Text(8 + 12 * phase.depth, y + 14, phase.phase, "phase-label"))
+
+
+def _timeline_desc(tl: Timeline, keys: Sequence[tuple[str, float]]) -> str:
+    ran = [b for b in tl.bars if b.status != "skipped"]
+    text = (f"{len(ran)} step(s) in {len(tl.phases)} phase(s) over {dur(tl.end)}; "
+            f"{sum(1 for b in ran if b.status == 'failed')} failed; {len(tl.markers)} marked event(s).")
+    if keys:
+        text += " " + "; ".join(f"{label} at {dur(at)}" for label, at in keys) + "."
+    if tl.stop is not None:
+        text += f" The journal stops at {dur(tl.stop.at)} without the run finishing."
+    return text + " The same data is in the tables that follow."
+
+
+# -- fan-out hosts and for_each items ------------------------------------------------------------
+
+
+def subrun_chart(bar: Bar, subs: Sequence[SubRun], kind: str) -> Chart:
+    """One row per host (or item) of a step, on the step's own time span."""
+    end = bar.end if bar.end is not None else max((s.end for s in subs), default=bar.start)
+    scale = Scale(bar.start, max(end, bar.start + 1e-3))
+    height = TOP + STEP_ROW * len(subs) + 8
+    desc = f"{len(subs)} {kind}: " + ", ".join(f"{s.name} {s.status} in {dur(s.end - s.start)}" for s in subs[:50])
+    chart = Chart(f"{kind}-{bar.step}", WIDTH, height, f"{kind.capitalize()} of step {bar.step}", desc)
+    _axis(chart, scale, TOP, height - 8)
+    for i, s in enumerate(subs):
+        y = TOP + i * STEP_ROW
+        chart.texts.append(Text(8, y + 13, s.name if len(s.name) <= 34 else s.name[:33] + "…", "label"))
+        x = scale.x(s.start)
+        cls = "bar st-" + ("ok" if s.status in ("ok", "done") else s.status) + (" estimated" if s.estimated else "")
+        chart.rects.append(Rect(x, y + 3, max(scale.x(s.end) - x, 2.0), BAR, cls,
+                                f"{s.name}: {s.status}, {dur(s.end - s.start)}"
+                                + (f", exit code {s.exit_code}" if s.exit_code is not None else "")
+                                + (f": {s.error}" if s.error else "")))
+    return chart
+
+
+# -- small charts for stats and the time split -----------------------------------------------------
+
+
+def stacked(parts: Sequence[tuple[str, float, str]], width: float = 420, height: float = 18,
+            title: str = "", ident: str = "split") -> Chart:
+    """A horizontal bar split into parts (label, value, css class)."""
+    total = sum(v for _, v, _ in parts) or 1.0
+    chart = Chart(ident, width, height, title, "; ".join(f"{label}: {v:g}" for label, v, _ in parts))
+    x = 0.0
+    for label, value, cls in parts:
+        w = width * value / total
+        if w > 0:
+            chart.rects.append(Rect(round(x, 2), 0, round(w, 2), height, cls, f"{label}: {value:g}"))
+        x += w
+    return chart
+
+
+def sparkline(values: Sequence[float | None], ident: str, title: str, desc: str,
+              width: float = 220, height: float = 40) -> Chart:
+    """Points in order (oldest first) with their median as a line; None values are gaps."""
+    chart = Chart(ident, width, height, title, desc)
+    known = [v for v in values if v is not None]
+    if not known:
+        return chart
+    top = max(known) or 1.0
+    n = max(len(values) - 1, 1)
+    for i, v in enumerate(values):
+        if v is not None:
+            chart.dots.append(Dot(round(4 + (width - 8) * i / n, 2), round(height - 4 - (height - 8) * v / top, 2),
+                                  1.8, "spark", title=dur(v)))
+    median = sorted(known)[len(known) // 2]
+    y = round(height - 4 - (height - 8) * median / top, 2)
+    chart.lines.append(Line(0, y, width, y, "median", f"median {dur(median)}"))
+    return chart

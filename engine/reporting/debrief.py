@@ -1,0 +1,182 @@
+"""A drill's debrief: the scorecard against the scenario's objectives, hints, wrong
+turns, who did what, and earlier runs of the same scenario side by side.
+
+The scenario file is found by the id the journal recorded, near the runbook the run
+used (its folder, a sibling `scenarios/` folder) or in ./scenarios; `--scenario FILE`
+overrides the search. Without it the debrief still has every timing, and says why
+the objectives are missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import EngineError
+from ..journal import JOURNAL, read_journal
+from ..simulation.drill import Scorecard, score
+from .metrics import Timings, timings
+
+HISTORY_LIMIT = 8
+_KIND = re.compile(r"^kind:\s*['\"]?scenario['\"]?\s*(#.*)?$", re.MULTILINE)
+
+
+@dataclass
+class HistoryRun:
+    """One run of the scenario, for the side-by-side table."""
+
+    run_id: str
+    started: str
+    outcome: str | None
+    acknowledged: float | None
+    triaged: float | None
+    mitigated: float | None
+    recovered: float | None
+    retries: int
+    hints: int
+    met: int | None = None
+    checks: int | None = None
+    current: bool = False
+
+
+@dataclass
+class Debrief:
+    scenario_id: str
+    scenario: Any = None  # simulation.scenario.Scenario, when found
+    scenario_file: str | None = None
+    note: str = ""
+    card: Scorecard | None = None
+    wrong_turns: list[str] = field(default_factory=list)
+    history: list[HistoryRun] = field(default_factory=list)
+    history_note: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.scenario.title if self.scenario is not None else self.scenario_id
+
+    def to_dict(self) -> dict[str, Any]:
+        from .report import _plain
+
+        card = self.card
+        return {
+            "scenario": self.scenario_id, "title": self.title, "scenario_file": self.scenario_file,
+            "note": self.note, "passed": card.passed if card else None,
+            "checks": _plain(card.checks) if card else [], "unscripted": card.unscripted if card else [],
+            "wrong_turns": self.wrong_turns, "history": _plain(self.history), "history_note": self.history_note,
+        }
+
+
+def _candidates(runbook_file: str) -> Iterator[Path]:
+    dirs: list[Path] = []
+    if runbook_file:
+        here = Path(runbook_file).parent
+        dirs += [here, here.parent / "scenarios", here / "scenarios"]
+    dirs += [Path.cwd() / "scenarios", Path.cwd()]
+    seen: set[Path] = set()
+    for directory in dirs:
+        if directory in seen or not directory.is_dir():
+            continue
+        seen.add(directory)
+        yield from sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _declares(path: Path, scenario_id: str) -> bool:
+    """A cheap look at the text before loading: `kind: scenario` and `id: <id>`."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    ident = re.compile(rf"^id:\s*['\"]?{re.escape(scenario_id)}['\"]?\s*(#.*)?$", re.MULTILINE)
+    return bool(_KIND.search(text) and ident.search(text))
+
+
+def find_scenario(scenario_id: str, runbook_file: str) -> Path | None:
+    """The scenario file with this id near the runbook (or in ./scenarios), if any."""
+    return next((p for p in _candidates(runbook_file) if _declares(p, scenario_id)), None)
+
+
+def _load(path: Path) -> Any:
+    from ..validation import load_scenario
+
+    return load_scenario(path)
+
+
+def _scenario(scenario_id: str, runbook_file: str, given: str | None) -> tuple[Any, str | None, str]:
+    """(scenario or None, its file, a note for the reader)."""
+    path = Path(given) if given else find_scenario(scenario_id, runbook_file)
+    if path is None:
+        return None, None, (f"The scenario file for {scenario_id!r} was not found near {runbook_file or 'the runbook'} "
+                            "or in ./scenarios: timings are shown without objectives (pass --scenario FILE).")
+    try:
+        scenario = _load(path)
+    except EngineError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, str(path), f"The scenario file {path} could not be loaded ({first}): objectives are not shown."
+    note = ""
+    if scenario.id != scenario_id:
+        note = f"The scenario file {path} has id {scenario.id!r}; this run recorded {scenario_id!r}."
+    return scenario, str(path), note
+
+
+def _fallback_wrong_turns(t: Timings) -> list[str]:
+    turns = [f"{a.get('step')}: approval refused ({a.get('message')})" for a in t.approvals if not a.get("approved")]
+    return turns + [f"{s.step} failed" for s in t.steps.values() if s.status == "failed" and not s.rollback_of]
+
+
+def debrief(report: Any, *, scenario_file: str | None = None, history_dir: str | None = None) -> Debrief:
+    """The debrief of a drill report (`report.scenario` is set)."""
+    scenario_id = str(report.scenario)
+    scenario, path, note = _scenario(scenario_id, report.file, scenario_file)
+    out = Debrief(scenario_id, scenario, path, note)
+    if scenario is not None:
+        out.card = score(scenario, report.timings)
+        out.wrong_turns = list(out.card.wrong_turns)
+    else:
+        out.wrong_turns = _fallback_wrong_turns(report.timings)
+    if history_dir is not None:
+        out.history, out.history_note = _history(Path(history_dir), scenario_id, scenario, report)
+    return out
+
+
+# -- earlier runs ---------------------------------------------------------------------------------
+
+
+def _journals(root: Path) -> Iterator[Path]:
+    if (root / JOURNAL).is_file():
+        yield root / JOURNAL
+    yield from sorted(p for p in root.rglob(JOURNAL) if p.parent != root)
+
+
+def _row(path: Path, scenario: Any, current: Path) -> HistoryRun:
+    contents = read_journal(path)
+    first = contents.started or {}
+    t = timings(contents.records)
+    row = HistoryRun(t.run_id or path.parent.name, str(first.get("t") or ""), t.outcome if t.complete else "unfinished",
+                     t.acknowledged, t.triaged, t.mitigated, t.recovered, t.retries, len(t.hints),
+                     current=path.resolve() == current.resolve())
+    if scenario is not None:
+        card = score(scenario, t)
+        row.met, row.checks = len(card.checks) - len(card.missed), len(card.checks)
+    return row
+
+
+def _history(root: Path, scenario_id: str, scenario: Any, report: Any) -> tuple[list[HistoryRun], str]:
+    """The latest runs of the same scenario under `root`, oldest first, this run included."""
+    from .stats import scenario_of
+
+    current = Path(report.source)
+    matches = [p for p in _journals(root) if scenario_of(p) == scenario_id]
+    if not any(p.resolve() == current.resolve() for p in matches):
+        matches.append(current)
+    rows = [_row(p, scenario, current) for p in matches]
+    rows.sort(key=lambda r: (r.started, r.run_id))
+    dropped = max(len(rows) - HISTORY_LIMIT, 0)
+    kept = rows[-HISTORY_LIMIT:]
+    if dropped and not any(r.current for r in kept):
+        kept = kept[1:] + [r for r in rows if r.current]
+    note = f"{len(rows)} run(s) of {scenario_id} found under {root}"
+    note += f"; the latest {len(kept)} are shown" if dropped else ""
+    return kept, note

@@ -1,0 +1,95 @@
+"""Reports as one self-contained HTML file: jinja2 templates with autoescape, inline
+CSS and SVG, no network fetches (a Content-Security-Policy forbids them), print CSS,
+and real text for screen readers (every chart has a title, a description and a table
+with the same data).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from . import chart
+from ._format import clock, dur, one_line, pct
+
+TEMPLATES = Path(__file__).parent / "templates"
+SPARK_POINTS = 200
+
+# Details (fan-out hosts, outputs) are folded on screen and unfolded for printing.
+PRINT_SCRIPT = (
+    "addEventListener('beforeprint',function(){document.querySelectorAll('details:not([open])')"
+    ".forEach(function(d){d.open=true;d.setAttribute('data-print','');});});"
+    "addEventListener('afterprint',function(){document.querySelectorAll('details[data-print]')"
+    ".forEach(function(d){d.open=false;d.removeAttribute('data-print');});});"
+)
+
+
+def _csp() -> str:
+    digest = base64.b64encode(hashlib.sha256(PRINT_SCRIPT.encode()).digest()).decode()
+    return (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'; "
+            "base-uri 'none'; form-action 'none'")
+
+
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(clock=clock, dur=dur, one_line=one_line)
+    env.globals.update(pct=pct, csp=_csp(), print_script=PRINT_SCRIPT, version=__version__)
+    return env
+
+
+def _subrun_charts(report: Any) -> dict[str, dict[str, chart.Chart]]:
+    out: dict[str, dict[str, chart.Chart]] = {}
+    for bar in report.timeline.bars:
+        charts = {}
+        if len(bar.hosts) > 1 or any(h.status not in ("ok", "skipped") for h in bar.hosts):
+            charts["hosts"] = chart.subrun_chart(bar, bar.hosts, "hosts")
+        if bar.items:
+            charts["items"] = chart.subrun_chart(bar, bar.items, "items")
+        if charts:
+            out[f"{bar.step}@{bar.start}"] = charts
+    return out
+
+
+def render_html(report: Any) -> str:
+    """The report (drill debrief or post-incident review draft) as one HTML page."""
+    keys = [(k.label, k.at) for k in report.key_times if k.at is not None]
+    name = f"run {report.run_id}"
+    split = chart.stacked([("waiting on people", report.people_time, "seg-people"),
+                           ("machine time", report.machine_time, "bar st-ok"),
+                           ("retry and poll delays", report.delay_time, "seg-retry")],
+                          title="Where the time went")
+    return _env().get_template("report.html.j2").render(
+        r=report, gantt=chart.timeline_chart(report.timeline, keys, name), split=split,
+        subruns=_subrun_charts(report), stop=report.timeline.stop,
+    )
+
+
+def _stats_charts(stats: Any) -> list[dict[str, Any]]:
+    from .stats import METRICS
+
+    out = []
+    for i, group in enumerate(stats.groups):
+        ordered = sorted(group.runs, key=lambda r: (r.started or 0.0, r.run_id))[-SPARK_POINTS:]
+        metric = group.headline.metric
+        label = dict(METRICS)[metric]
+        values = [getattr(r, metric) for r in ordered]
+        spark = chart.sparkline(values, f"spark-{i}", f"Time to {label}, {group.name}",
+                                f"time to {label} of the last {len(ordered)} run(s), oldest first")
+        mix = chart.stacked([(k, float(v), "out-" + k) for k, v in group.outcomes.items()], width=160, height=12,
+                            title=f"Outcomes of {group.name}", ident=f"mix-{i}")
+        out.append({"group": group, "spark": spark, "mix": mix, "metric_label": label})
+    return out
+
+
+def render_stats_html(stats: Any) -> str:
+    """`runbook stats` as one HTML page: the table, with a trend line and outcome mix per row."""
+    from .stats import METRICS, trend_text
+
+    return _env().get_template("stats.html.j2").render(s=stats, rows=_stats_charts(stats), metrics=METRICS,
+                                                       trend_text=trend_text)

@@ -1,0 +1,201 @@
+"""A post-incident review draft for a live run: summary, impact window, what was done,
+what failed and was retried or rolled back, and open questions for the review.
+
+Only facts from the journal go in; the questions are prompts for people, derived from
+what the journal shows (a failure, a retry, a refusal, a long wait, a crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..duration import format_duration
+
+
+@dataclass
+class Action:
+    """Something done during the run: a command, a request, an answer, an approval, a message."""
+
+    at: float
+    step: str
+    what: str  # command | request | answer | approval | notify | manual | wait | set | include
+    detail: str
+    status: str = ""
+    who: str = ""
+    where: str = ""
+
+
+@dataclass
+class Problem:
+    """What went wrong: a failed, retried or refused step, a rollback, an undelivered message."""
+
+    at: float
+    kind: str  # failed | retried | refused | rollback | rolled back | undelivered | escalated | skipped | stopped
+    text: str
+    step: str | None = None
+    output: str = ""
+
+
+@dataclass
+class Review:
+    summary: str
+    impact: list[tuple[str, str]] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+
+
+def _who(item: Mapping[str, Any]) -> str:
+    by, role = item.get("by"), item.get("role")
+    if by and role:
+        return f"{by} ({role})"
+    return str(by or role or "")
+
+
+def _answers(answers: Any) -> str:
+    if isinstance(answers, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in answers.items())
+    return str(answers)
+
+
+def _summary(report: Any) -> str:
+    bars = [b for b in report.steps if b.status != "skipped"]
+    failed = [b for b in bars if b.status == "failed"]
+    retried = [b for b in bars if b.retries and any(not r.get("polling") for r in b.retries)]
+    where = f" on {report.hostname}" if report.hostname else ""
+    text = (f"{report.title} (runbook {report.runbook}) ran in {report.mode} mode{where}, "
+            f"starting {report.started_at or 'at an unknown time'}. ")
+    if report.complete:
+        text += f"It ended {report.outcome} after {format_duration(report.duration or 0.0)}"
+        text += f": {report.reason}. " if report.reason else ". "
+    else:
+        text += "It did not finish: " + report.timeline.stop.describe() + " "
+    text += f"{len(bars)} step(s) ran: {len(failed)} failed, {len(retried)} needed retries."
+    if report.timings.priority:
+        text += f" Priority {report.timings.priority}."
+    return text
+
+
+def _impact(report: Any) -> list[tuple[str, str]]:
+    rows = [("Run started (t=0)", report.started_at or "unknown")]
+    for key in report.key_times:
+        value = f"{key.wall} (+{format_duration(key.at)})" if key.at is not None and key.wall else (
+            f"+{format_duration(key.at)}" if key.at is not None else "not reached")
+        rows.append((key.label, value))
+    end = next((k for k in reversed(report.key_times) if k.name in ("recovered", "mitigated") and k.at is not None),
+               None)
+    window = (f"from before {report.started_at} to {end.wall or '+' + format_duration(end.at or 0.0)} "
+              f"({end.label.lower()}); impact began before the run, how long before the journal cannot say"
+              if end else "still open when the journal ends: neither mitigated nor recovered")
+    rows.append(("Impact window (as recorded)", window))
+    return rows
+
+
+def _step_action(bar: Any) -> Action | None:
+    if bar.status == "skipped" or bar.kind in ("notify",):
+        return None
+    what = {"run": "command", "http": "request"}.get(bar.kind, bar.kind)
+    detail = bar.command or bar.title or bar.step
+    where = ", ".join(h.name for h in bar.hosts) or (bar.target or "")
+    status = bar.status + (f" after {bar.attempts} attempts" if bar.attempts > max(len(bar.items), 1) else "")
+    status += f" ({len(bar.items)} items)" if bar.items else ""
+    return Action(bar.start, bar.step, what, detail, status, where=where)
+
+
+def _actions(report: Any) -> list[Action]:
+    out = [a for a in (_step_action(b) for b in report.timeline.bars) if a is not None]
+    t = report.timings
+    out += [Action(float(a.get("elapsed") or 0.0), str(a.get("step")), "answer", _answers(a.get("answers")),
+                   "answered", _who(a)) for a in t.answers]
+    out += [Action(float(a.get("elapsed") or 0.0), str(a.get("step")), "approval", str(a.get("message") or ""),
+                   "approved" if a.get("approved") else "refused", _who(a),
+                   f"requires {a.get('required_role')}" if a.get("required_role") else "") for a in t.approvals]
+    out += [Action(float(n.get("elapsed") or 0.0), str(n.get("step") or "-"), str(n.get("purpose") or "notify"),
+                   str(n.get("message") or ""), "sent" if n.get("ok", True) else f"failed: {n.get('error')}",
+                   where=str(n.get("channel") or "")) for n in t.notifications]
+    return sorted(out, key=lambda a: a.at)
+
+
+def _bar_problems(bar: Any) -> list[Problem]:
+    out = []
+    retries = [r for r in bar.retries if not r.get("polling")]
+    if retries:
+        errors = "; ".join(f"attempt {r.get('attempt')}: {r.get('error')}" for r in retries)
+        out.append(Problem(bar.start, "retried", f"{bar.step} needed {bar.attempts or len(retries) + 1} attempts "
+                           f"({errors})", bar.step, retries[-1].get("stderr") or ""))
+    if bar.status in ("failed", "aborted", "not_confirmed"):
+        out.append(Problem(bar.end or bar.start, bar.status, f"{bar.step} {bar.status}: {bar.error or bar.reason or ''}"
+                           .rstrip(": "), bar.step, bar.stderr or bar.stdout))
+    if bar.status == "refused":
+        out.append(Problem(bar.end or bar.start, "refused", f"{bar.step} was refused approval", bar.step))
+    if bar.status == "skipped" and bar.reason and "interrupted" in bar.reason:
+        out.append(Problem(bar.start, "skipped", f"{bar.step}: {bar.reason}", bar.step))
+    out += [Problem(h.end, "failed", f"{bar.step} on {h.name}: {h.status}" + (f" ({h.error})" if h.error else ""),
+                    bar.step) for h in bar.hosts if h.status not in ("ok", "skipped")]
+    return out
+
+
+def _problems(report: Any, records: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    out = [p for b in report.timeline.bars for p in _bar_problems(b)]
+    for r in records:
+        at = float(r.get("elapsed") or 0.0)
+        if r.get("event") == "rollback.started":
+            out.append(Problem(at, "rollback", f"rollback of {', '.join(r.get('steps') or [])} ({r.get('reason')})"))
+        elif r.get("event") == "rollback.finished":
+            out.append(Problem(at, "rolled back", f"rollback {'skipped' if r.get('skipped') else r.get('status')}"))
+        elif r.get("event") == "notify.sent" and not r.get("ok", True):
+            out.append(Problem(at, "undelivered", f"message to {r.get('channel')} not delivered: {r.get('error')}"))
+        elif r.get("event") == "escalation.fired":
+            out.append(Problem(at, "escalated", f"escalated to {r.get('channel')}: {r.get('reason')}", r.get("step")))
+    if report.timeline.stop is not None:
+        out.append(Problem(report.timeline.stop.at, "stopped", report.timeline.stop.describe()))
+    return sorted(out, key=lambda p: p.at)
+
+
+def _questions(report: Any, problems: list[Problem]) -> list[str]:
+    q = [f"When did the impact begin, and how was it noticed? The journal starts with the run at "
+         f"{report.started_at or 'an unknown time'}."]
+    q += [_question(p) for p in problems]
+    q += _outcome_questions(report)
+    if report.people_time > max(report.machine_time, 60.0):
+        q.append(f"People were waited on for {format_duration(report.people_time)} (machines took "
+                 f"{format_duration(report.machine_time)}): were the right people reachable, was the runbook clear?")
+    if report.slowest:
+        top = report.slowest[0]
+        q.append(f"{top.step} was the slowest step ({format_duration(top.duration)}): can it be made faster or "
+                 "run earlier?")
+    q.append("Which follow-up actions (with an owner and a date) come out of this review?")
+    return list(dict.fromkeys(x for x in q if x))  # in order, once each
+
+
+def _question(p: Problem) -> str:
+    return {
+        "failed": f"Why did {p.step} fail, and was the runbook's response the right one? ({p.text})",
+        "retried": f"{p.step} needed retries: what made the first attempt fail, and should the runbook "
+                   "wait for that instead?",
+        "refused": f"Why was {p.step} refused, and what was done instead?",
+        "undelivered": f"A message was not delivered ({p.text}): who was not told, and when did they find out?",
+        "escalated": f"The run escalated ({p.text}): did the escalation reach someone in time?",
+        "rollback": f"Did the {p.text} put things back as they were, and did anyone check?",
+        "stopped": "The run stopped without finishing: what happened after that, and was the rest done by hand?",
+    }.get(p.kind, "")
+
+
+def _outcome_questions(report: Any) -> list[str]:
+    outcome = report.outcome if report.complete else None
+    if outcome == "not_confirmed":
+        return ["Detection did not confirm the alert: was it a false positive, or does the check miss this failure?"]
+    if outcome in ("failed", "aborted", "escalated"):
+        return [f"The run ended {outcome}: what finally resolved the incident, and what should the runbook do "
+                "next time?"]
+    if outcome == "resolved":
+        return ["What would have prevented this incident, or caught it earlier?"]
+    return []
+
+
+def review(report: Any, records: Sequence[Mapping[str, Any]]) -> Review:
+    """The review draft of a live (or dry) run report."""
+    problems = _problems(report, records)
+    return Review(_summary(report), _impact(report), _actions(report), problems, _questions(report, problems))

@@ -1,0 +1,363 @@
+"""The timeline of a run: phases and steps on a time axis, built from journal records.
+
+Every bar is split into the time the step waited for people (prompts, approvals),
+retry and poll delays, and the rest (machine time). Injected events, notifications,
+escalations, hints and priority changes are markers. Fan-out hosts and for_each items
+are sub-runs of their step. A journal that stops without `run.finished` gets a `Stop`
+saying where it stopped.
+
+Host times come from `host.finished` events when the journal has them; older journals
+only have `step.finished.hosts` (durations, no start), so those hosts are placed at the
+end of their step and marked estimated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = Mapping[str, Any]
+
+TAIL = 600  # characters of output kept per step: enough to show why it failed
+
+
+@dataclass
+class Segment:
+    """Part of a bar: `people` (waiting for an answer or approval), `retry` or `poll` delay."""
+
+    kind: str
+    start: float
+    end: float
+    label: str = ""
+
+
+@dataclass
+class SubRun:
+    """One host of a fan-out step, or one item of a for_each step."""
+
+    name: str
+    status: str
+    start: float
+    end: float
+    exit_code: int | None = None
+    error: str | None = None
+    estimated: bool = False  # placed from a duration only (no host.finished event)
+
+
+@dataclass
+class Bar:
+    """One step execution on the time axis."""
+
+    step: str
+    phase: str
+    kind: str
+    start: float
+    end: float | None = None  # None: still running when the journal stopped
+    status: str = "running"
+    title: str = ""
+    depth: int = 0  # > 0 inside an included runbook
+    seq: int = 0  # journal order, for listing bars among phases
+    attempts: int = 0
+    role: str | None = None
+    command: str | None = None
+    target: str | None = None
+    rollback_of: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    reason: str | None = None
+    stderr: str = ""
+    stdout: str = ""
+    segments: list[Segment] = field(default_factory=list)
+    retries: list[dict[str, Any]] = field(default_factory=list)
+    hosts: list[SubRun] = field(default_factory=list)
+    items: list[SubRun] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return (self.end if self.end is not None else self.start) - self.start
+
+    @property
+    def people(self) -> float:
+        return sum(s.end - s.start for s in self.segments if s.kind == "people")
+
+    @property
+    def delays(self) -> float:
+        return sum(s.end - s.start for s in self.segments if s.kind in ("retry", "poll"))
+
+    @property
+    def machine(self) -> float:
+        return max(self.duration - self.people - self.delays, 0.0)
+
+    @property
+    def label(self) -> str:
+        return self.step if not self.rollback_of else f"{self.step} (undoes {self.rollback_of})"
+
+
+@dataclass
+class PhaseSpan:
+    phase: str
+    start: float
+    end: float | None = None
+    status: str = "running"
+    depth: int = 0
+    seq: int = 0
+
+
+@dataclass
+class Marker:
+    """A moment on the axis: `inject`, `notify`, `update`, `escalation`, `hint`, `priority`,
+    `rollback`, `acknowledged`, `resume`, `clock`."""
+
+    at: float
+    kind: str
+    label: str
+    detail: str = ""
+    ok: bool = True
+
+
+@dataclass
+class Stop:
+    """Where an incomplete journal stopped."""
+
+    at: float
+    last_event: str
+    last_seq: int | None
+    phase: str | None
+    steps: list[str]
+    torn: bool = False
+    bad_lines: list[int] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"during step {', '.join(self.steps)}" if self.steps else (
+            f"in phase {self.phase}" if self.phase else "before the first phase")
+        text = f"The journal stops at {self.at:.3f}s {where}, after {self.last_event}"
+        text += f" (seq {self.last_seq})" if self.last_seq is not None else ""
+        text += "; the run did not finish (the engine crashed, was killed, or is still running)."
+        if self.torn:
+            text += " Its last line was cut short mid-write and is ignored."
+        return text
+
+
+@dataclass
+class Timeline:
+    bars: list[Bar] = field(default_factory=list)
+    phases: list[PhaseSpan] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    end: float = 0.0
+    stop: Stop | None = None
+
+    def bar(self, step: str) -> Bar | None:
+        return next((b for b in reversed(self.bars) if b.step == step), None)
+
+
+def _at(r: Record) -> float:
+    return float(r.get("elapsed") or 0.0)
+
+
+def _seq(r: Record) -> int:
+    try:
+        return int(r.get("seq") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _tail(text: Any) -> str:
+    value = str(text or "")
+    return value[-TAIL:]
+
+
+class _Builder:
+    """Folds records into a Timeline, one event kind at a time."""
+
+    def __init__(self) -> None:
+        self.tl = Timeline()
+        self.open: dict[str, Bar] = {}
+        self.phase_stack: list[PhaseSpan] = []
+        self.last: Record = {}
+        self.host_events: dict[str, list[SubRun]] = {}
+
+    def add(self, r: Record) -> None:
+        self.last = r
+        self.tl.end = max(self.tl.end, _at(r))
+        handler = getattr(self, "_" + str(r.get("event", "")).replace(".", "_"), None)
+        if handler is not None:
+            handler(r)
+
+    # -- phases and steps -------------------------------------------------------------------
+
+    def _run_started(self, r: Record) -> None:
+        if r.get("resumed_from"):
+            self.tl.markers.append(Marker(_at(r), "resume", "run resumed", str(r.get("resumed_from"))))
+        self.phase_stack.clear()
+        self.open.clear()
+
+    def _phase_started(self, r: Record) -> None:
+        span = PhaseSpan(str(r.get("phase")), _at(r), depth=len(self.phase_stack), seq=_seq(r))
+        self.phase_stack.append(span)
+        self.tl.phases.append(span)
+
+    def _phase_finished(self, r: Record) -> None:
+        if self.phase_stack:
+            span = self.phase_stack.pop()
+            span.end, span.status = _at(r), str(r.get("status") or "ok")
+
+    def _step_started(self, r: Record) -> None:
+        step = str(r.get("step"))
+        bar = self.open.get(step)
+        if bar is not None and r.get("item") is not None:  # the next for_each item
+            _close_item(bar, _at(r))
+            bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
+            return
+        bar = _new_bar(r, depth=max(len(self.phase_stack) - 1, 0))
+        if r.get("item") is not None:
+            bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
+        self.open[step] = bar
+        self.tl.bars.append(bar)
+
+    def _step_finished(self, r: Record) -> None:
+        step = str(r.get("step"))
+        bar = self.open.pop(step, None)
+        if bar is None:  # skipped (never started) or restored on resume
+            bar = _new_bar(r, depth=max(len(self.phase_stack) - 1, 0), at=_at(r))
+            self.tl.bars.append(bar)
+        _finish_bar(bar, r)
+        bar.hosts = self.host_events.pop(step, []) or _hosts_from_step(bar, r.get("hosts") or {})
+
+    def _step_attempt(self, r: Record) -> None:
+        bar = self.open.get(str(r.get("step")))
+        if bar is None:
+            return
+        bar.retries.append({k: r.get(k) for k in ("attempt", "exit_code", "error", "polling", "next_in")}
+                           | {"at": _at(r), "stderr": _tail(r.get("stderr"))})
+        kind = "poll" if r.get("polling") else "retry"
+        wait = float(r.get("next_in") or 0.0)
+        if wait > 0:
+            bar.segments.append(Segment(kind, _at(r), _at(r) + wait, f"{kind} delay after attempt {r.get('attempt')}"))
+
+    def _host_finished(self, r: Record) -> None:
+        end, duration = _at(r), float(r.get("duration") or 0.0)
+        sub = SubRun(str(r.get("host")), str(r.get("status") or "ok"), max(end - duration, 0.0), end,
+                     r.get("exit_code"), r.get("error"))
+        self.host_events.setdefault(str(r.get("step")), []).append(sub)
+
+    # -- people -----------------------------------------------------------------------------
+
+    def _people(self, r: Record, label: str) -> None:
+        bar = self.open.get(str(r.get("step")))
+        waited = float(r.get("waited") or 0.0)
+        if bar is not None and waited > 0:
+            bar.segments.append(Segment("people", max(_at(r) - waited, bar.start), _at(r), label))
+
+    def _prompt_answered(self, r: Record) -> None:
+        self._people(r, f"waiting for an answer ({r.get('by') or 'someone'})")
+
+    def _approval(self, r: Record) -> None:
+        who = r.get("by") or "someone"
+        self._people(r, f"waiting for approval ({who}{', refused' if not r.get('approved') else ''})")
+
+    # -- markers ----------------------------------------------------------------------------
+
+    def _mark(self, r: Record, kind: str, label: str, detail: Any = "", ok: bool = True) -> None:
+        self.tl.markers.append(Marker(_at(r), kind, label, str(detail or ""), ok))
+
+    def _inject_fired(self, r: Record) -> None:
+        self._mark(r, "inject", f"injected ({r.get('kind') or 'info'})", r.get("message") or r.get("set"))
+
+    def _notify_sent(self, r: Record) -> None:
+        purpose = str(r.get("purpose") or "notify")
+        kind = purpose if purpose in ("update", "escalation") else "notify"
+        self._mark(r, kind, f"{purpose} to {r.get('channel')}", r.get("message") if r.get("ok", True)
+                   else f"not delivered: {r.get('error')}", bool(r.get("ok", True)))
+
+    def _escalation_fired(self, r: Record) -> None:
+        self._mark(r, "escalation", f"escalated to {r.get('channel')}", r.get("reason"))
+
+    def _hint_shown(self, r: Record) -> None:
+        self._mark(r, "hint", f"hint for {r.get('step')}", r.get("hint"))
+
+    def _priority_changed(self, r: Record) -> None:
+        who = f", by {r.get('by')}" if r.get("by") else ""
+        self._mark(r, "priority", f"priority {r.get('previous') or 'unset'} -> {r.get('priority')}",
+                   f"impact {r.get('impact')}, urgency {r.get('urgency')}{who}")
+
+    def _rollback_started(self, r: Record) -> None:
+        self._mark(r, "rollback", "rollback started", f"{r.get('reason')}: {', '.join(r.get('steps') or [])}")
+
+    def _incident_acknowledged(self, r: Record) -> None:
+        self._mark(r, "acknowledged", "acknowledged", r.get("by") or "")
+
+    def _clock_control(self, r: Record) -> None:
+        self._mark(r, "clock", f"trainer: {r.get('action')}", r.get("by") or "")
+
+    def _run_finished(self, r: Record) -> None:
+        for bar in self.open.values():
+            bar.end = _at(r)
+        self.open.clear()
+
+    def result(self, *, complete: bool, torn: bool = False, bad_lines: Iterable[int] = ()) -> Timeline:
+        if not complete:
+            self.tl.stop = Stop(self.tl.end, str(self.last.get("event", "nothing")),
+                                self.last.get("seq"), self.phase_stack[-1].phase if self.phase_stack else None,
+                                list(self.open), torn, list(bad_lines))
+        for bar in self.tl.bars:
+            bar.segments.sort(key=lambda s: s.start)
+        return self.tl
+
+
+def _item_name(item: Any) -> str:
+    if isinstance(item, Mapping) and "key" in item:
+        return str(item["key"])
+    return str(item)
+
+
+def _close_item(bar: Bar, at: float) -> None:
+    if bar.items and bar.items[-1].status == "running":
+        bar.items[-1].end = at
+        bar.items[-1].status = "done"
+
+
+def _new_bar(r: Record, *, depth: int, at: float | None = None) -> Bar:
+    return Bar(str(r.get("step")), str(r.get("phase") or ""), str(r.get("kind") or ""),
+               _at(r) if at is None else at, title=str(r.get("title") or ""), depth=depth, seq=_seq(r),
+               role=r.get("role"), command=r.get("command"), target=r.get("target"),
+               rollback_of=r.get("rollback_of"))
+
+
+def _finish_bar(bar: Bar, r: Record) -> None:
+    bar.end = _at(r)
+    bar.status = str(r.get("status") or "ok")
+    bar.attempts = int(r.get("attempts") or 0)
+    bar.exit_code, bar.error, bar.reason = r.get("exit_code"), r.get("error"), r.get("reason")
+    bar.stdout, bar.stderr = _tail(r.get("stdout")), _tail(r.get("stderr"))
+    bar.rollback_of = bar.rollback_of or r.get("rollback_of")
+    _close_item(bar, bar.end)
+    for sub, item in zip(bar.items, r.get("items") or [], strict=False):
+        sub.status, sub.exit_code, sub.error = str(item.get("status") or sub.status), item.get("exit_code"), \
+            item.get("error")
+
+
+def _hosts_from_step(bar: Bar, hosts: Mapping[str, Any]) -> list[SubRun]:
+    """Hosts from step.finished alone: only durations are known, so each host is placed
+    to end with its step (the last attempt ran them all at once)."""
+    end = bar.end if bar.end is not None else bar.start
+    out = []
+    for name, data in hosts.items():
+        data = data if isinstance(data, Mapping) else {}
+        duration = float(data.get("duration") or 0.0)
+        start = max(end - duration, bar.start)
+        out.append(SubRun(str(name), str(data.get("status") or "ok"), start, min(start + duration, end),
+                          data.get("exit_code"), data.get("error"), estimated=True))
+    return out
+
+
+def build_timeline(records: Iterable[Record], *, complete: bool | None = None, torn: bool = False,
+                   bad_lines: Iterable[int] = ()) -> Timeline:
+    """The timeline of one run from its journal records. `complete` defaults to whether
+    a run.finished record was seen."""
+    builder = _Builder()
+    finished = False
+    for record in records:
+        builder.add(record)
+        finished = finished or record.get("event") == "run.finished"
+    return builder.result(complete=finished if complete is None else complete, torn=torn, bad_lines=bad_lines)
