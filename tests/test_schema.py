@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,6 +219,18 @@ REDOS_PRONE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_.-]+)*$"
 PIECES = ["a", ".", "1", "s", "m", ".a", "1s", "1.1s", "_", "-", "%", "P1", "incident.", "vars.a"]
 
 
+def _fastest_search(regex: re.Pattern[str], text: str) -> float:
+    """Seconds for one search, the best of three (a scheduler hiccup is not a slow regex)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        regex.search(text)
+        best = min(best, time.perf_counter() - started)
+        if best < 0.05:
+            break
+    return best
+
+
 @pytest.mark.parametrize("pattern", [
     pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=(
         "inputs.alert pattern: '.' inside the repeated group's class makes backtracking "
@@ -227,14 +241,9 @@ PIECES = ["a", ".", "1", "s", "m", ".a", "1s", "1.1s", "_", "-", "%", "P1", "inc
 ])
 def test_schema_pattern_fails_fast_on_adversarial_strings(pattern: str) -> None:
     """A file under review must not hang `runbook validate` through a pattern (ReDoS)."""
-    import re
-    import time
-
     regex = re.compile(pattern)
     for repeat in (4, 8, 12):
         for first in PIECES:
             for second in PIECES:
                 text = (first + second) * repeat + "!"
-                started = time.perf_counter()
-                regex.search(text)
-                assert time.perf_counter() - started < 0.05, f"{pattern!r} is slow on {text!r}"
+                assert _fastest_search(regex, text) < 0.05, f"{pattern!r} is slow on {text!r}"
