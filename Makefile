@@ -29,6 +29,7 @@ demo: $(STAMP)
 	$(BIN)/runbook test scenarios/
 
 test: $(STAMP)
+	@[ -x /usr/bin/chromium ] || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(BIN)/ruff check engine tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
