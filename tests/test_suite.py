@@ -110,7 +110,7 @@ def test_junit_output_parses_with_a_testcase_per_scenario_and_failures_explained
 
 
 def test_the_suite_seed_overrides_the_scenario_seed(tmp_path: Path) -> None:
-    _, sc = write_pair(tmp_path, RUNBOOK, PASSING.replace("{min: 1s, max: 9s}", "{min: 1s, max: 1h}"))
+    _, sc = write_pair(tmp_path, RUNBOOK, PASSING.replace("{min: 1s, max: 9s}", "{min: 1s, max: 4m}"))
     one, two = run_suite([str(sc)], seed=1), run_suite([str(sc)], seed=2)
     again = run_suite([str(sc)], seed=1)
 

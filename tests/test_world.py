@@ -770,3 +770,93 @@ def test_a_commands_output_shows_the_state_at_the_moment_it_finishes(tmp_path: P
           - {at: 90s, set: {phase: after}}
         """)
     assert finished(run, "slow")["stdout"] == "after"
+
+
+# -- timeouts and interruptions ----------------------------------------------------------------
+
+
+def test_a_reply_slower_than_the_step_timeout_times_out_as_a_live_command_would(tmp_path: Path) -> None:
+    run = drill(tmp_path, rb("""
+        detection:
+          - {id: hang, run: "rollout status", timeout: 1m, continue_on_error: true}
+          - {id: after, run: next}
+        """), """
+        state: {done: false}
+        responses:
+          - {step: hang, duration: 10m, stdout: finished, set: {done: true}}
+          - {step: after, stdout: "{{ state.done }}"}
+        """)
+    done = finished(run, "hang")
+    assert (done["status"], done["error"], done["duration"], done["stdout"]) == (
+        "failed", "timed out after 1m", 60.0, "")
+    assert finished(run, "after")["stdout"] == "false"  # the command never finished: no state change
+    assert finished(run, "after")["elapsed"] == 60
+
+
+def test_a_timed_out_attempt_is_retried_and_the_next_reply_can_succeed(tmp_path: Path) -> None:
+    run = drill(tmp_path, rb("""
+        remediation:
+          - {id: rollout, run: rollout, timeout: 4m, retries: {attempts: 2, delay: 30s}}
+        """), """
+        responses:
+          - step: rollout
+            attempts:
+              - {duration: 1h}
+              - {duration: 50s, stdout: rolled out}
+        """)
+    tries = records(run, "step.attempt")
+    assert [(t["error"], t["duration"]) for t in tries] == [("timed out after 4m", 240.0)]
+    done = finished(run, "rollout")
+    assert (done["status"], done["attempts"], done["duration"]) == ("ok", 2, 240 + 30 + 50)
+
+
+def test_polling_stops_at_the_step_timeout_even_inside_a_slow_poll(tmp_path: Path) -> None:
+    run = drill(tmp_path, rb("""
+        recovery:
+          - {id: verify, run: check, until: stdout == 'ok', every: 30s, timeout: 2m}
+        """), """
+        responses:
+          - {step: verify, stdout: "no", duration: 50s}
+        """)
+    done = finished(run, "verify")
+    assert done["status"] == "failed" and done["duration"] <= 120
+
+
+def test_an_interrupted_simulated_command_is_aborted_and_changes_nothing(tmp_path: Path) -> None:
+    """Ctrl-C during a simulated wait stops the step, as it would kill a live command."""
+    from simkit import load_pair
+
+    from engine.simulation.drill import DrillSetup, run_scenario
+
+    scenario, runbook = load_pair(tmp_path, rb("""
+        detection:
+          - {id: slow, run: slow}
+          - {id: never, run: never}
+        """), """
+        state: {done: false}
+        responses:
+          - {step: slow, duration: 5m, set: {done: true}}
+          - {step: never}
+        """)
+
+    def interrupt_soon(runner: Any, world: Any) -> None:
+        world.clock.call_at(60, runner.interrupt)
+
+    run = run_scenario(scenario, runbook, DrillSetup(ready=interrupt_soon))
+    assert path_of(run.records) == [("slow", "aborted")]
+    assert finished(run, "slow")["error"] == "interrupted"
+    assert run.result.outcome == "aborted" and run.world.state == {"done": False}
+
+
+def test_an_interrupted_fan_out_is_aborted(tmp_path: Path) -> None:
+    from simkit import load_pair
+
+    from engine.simulation.drill import DrillSetup, run_scenario
+
+    scenario, runbook = load_pair(tmp_path, rb("""
+        targets: {web: {hosts: [web-1, web-2]}}
+        detection:
+          - {id: restart, target: web, run: restart}
+        """), "responses:\n  - {step: restart, duration: 5m}\n")
+    run = run_scenario(scenario, runbook, DrillSetup(ready=lambda r, w: w.clock.call_at(30, r.interrupt)))
+    assert path_of(run.records) == [("restart", "aborted")]

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import templating
 from .._step import Attempt
+from ..duration import format_duration
 from ..errors import TemplateError
 from ..events import InjectFired, StepOutput
 from ..executors.base import Cancel, Invocation, OutputSink, Result
@@ -157,20 +158,31 @@ class SimulatedExecutor:
             return Result(inv.command, inv.host, "", message, None, started, 0.0, False, message)
         response, reply = found
         try:
-            result = self._reply(inv, reply, started, sink)
+            result = self._reply(inv, reply, started, sink, cancel)
         except TemplateError as exc:
             return Result(inv.command, inv.host, "", str(exc), None, started, 0.0, False,
                           f"scenario response {response.index}: {exc}")
+        if result.cancelled or result.timed_out:
+            return result  # the command never finished: its reply and state change never happen
         if reply.set:
             world.apply(reply.set, inv)
         if reply.message and world.emit is not None:
             world.emit(StepOutput(inv.step, "info", f"[world] {reply.message}", inv.host))
         return result
 
-    def _reply(self, inv: Invocation, reply: Reply, started: float, sink: OutputSink) -> Result:
+    def _reply(self, inv: Invocation, reply: Reply, started: float, sink: OutputSink, cancel: Cancel) -> Result:
         world = self.world
         duration = world.duration(reply)
+        if inv.timeout and duration > inv.timeout:
+            # As a live executor would: the step's timeout stops a command that takes too long.
+            world.pass_time(inv.timeout)
+            error = f"timed out after {format_duration(inv.timeout)}"
+            return Result(inv.command, inv.host, "", "", None, started, inv.timeout, False, error, timed_out=True)
         world.pass_time(duration)
+        if cancel.is_set():
+            # Ctrl-C (or the trainer's :end) cut the wait short, as it would kill a live command.
+            spent = max(world.clock.now() - started, 0.0)
+            return Result(inv.command, inv.host, "", "", None, started, spent, False, "interrupted", cancelled=True)
         stdout = world.render(reply.stdout, inv) if reply.stdout else ""
         stderr = world.render(reply.stderr, inv) if reply.stderr else ""
         for stream, text in (("stdout", stdout), ("stderr", stderr)):
@@ -216,6 +228,8 @@ class SimulatedRemote:
                              "stdout": result.stdout, "stderr": result.stderr, "duration": result.duration,
                              "error": result.error}
         world.pass_time(max(longest - (world.clock.monotonic() - start), 0.0))
+        if runner.cancel.is_set():
+            return Attempt(False, "interrupted", hosts=results, cancelled=True)
         failed = [h for h, r in results.items() if r["status"] != "ok"]
         error = f"{len(failed)} of {len(hosts)} host(s) failed: {', '.join(failed)}" if failed else None
         return Attempt(not failed and bool(hosts), error if hosts else "no hosts", hosts=results)
