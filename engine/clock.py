@@ -136,6 +136,8 @@ class DrillClock(RealClock):
     """Real time for people; simulated waits (command durations, `wait` steps) take
     1/speed of their length but count in full, and the trainer can pause time."""
 
+    SLICE = 0.05  # longest real wait before simulated time is brought up to date
+
     def __init__(self, speed: float = 1.0) -> None:
         super().__init__()
         self.speed = max(speed, 0.001)
@@ -146,27 +148,35 @@ class DrillClock(RealClock):
         self._paused_total = 0.0
 
     def monotonic(self) -> float:
-        now = time.monotonic() if self._paused_at is None else self._paused_at
-        return now - self._origin - self._paused_total + self._skipped
+        return self._active() + self._skipped
 
     def now(self) -> float:
         return self._epoch + self.monotonic()
 
     def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of simulated time: 1/speed of it in real time, not counting pauses.
+
+        Simulated time advances in slices of at most SLICE real seconds, so timers see it
+        as it goes (an event half-way through a long wait fires half-way), a pause holds
+        the wait, and a wake-up counts only the simulated time that really passed.
+        """
         if seconds <= 0:
             return
-        real = seconds / self.speed
-        end = time.monotonic() + real
-        while True:
-            if self._paused_at is not None:
-                self._wake.wait(0.1)
-                end += 0.1
-                continue
-            left = end - time.monotonic()
-            if left <= 0 or self._wake.wait(left):
+        left = seconds / self.speed  # real, unpaused seconds still to wait
+        while left > 1e-6:
+            before = self._active()
+            woken = self._wake.wait(min(left, self.SLICE))
+            passed = self._active() - before
+            left -= passed
+            self._skipped += passed * (self.speed - 1)
+            if woken:
                 break
         self._wake.clear()
-        self._skipped += seconds - real
+
+    def _active(self) -> float:
+        """Real seconds since the start, less the paused time."""
+        now = time.monotonic() if self._paused_at is None else self._paused_at
+        return now - self._origin - self._paused_total
 
     @property
     def paused(self) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from engine.clock import DrillClock, RealClock, Timers, VirtualClock
 
 # -- VirtualClock ----------------------------------------------------------------------------
@@ -207,3 +209,40 @@ def test_drill_clock_wake_cuts_a_simulated_wait_short() -> None:
     t0 = time.monotonic()
     clock.sleep(30)
     assert time.monotonic() - t0 < 2
+
+
+def test_drill_clock_pause_during_a_simulated_wait_lengthens_it_by_the_pause() -> None:
+    """Paused time does not count: the wait still lasts its full simulated length."""
+    clock = DrillClock(speed=1)
+    before = clock.monotonic()
+    threading.Timer(0.2, clock.pause).start()
+    threading.Timer(0.7, clock.resume).start()
+    t0 = time.monotonic()
+    clock.sleep(1.0)
+    real = time.monotonic() - t0
+    assert real >= 1.4
+    assert clock.monotonic() - before == pytest.approx(1.0, abs=0.15)
+
+
+def test_drill_clock_wake_counts_only_the_simulated_time_that_passed() -> None:
+    clock = DrillClock(speed=10)
+    before = clock.monotonic()
+    threading.Timer(0.2, clock.wake).start()
+    clock.sleep(100)  # 10 real seconds, cut short after 0.2: about 2 simulated seconds
+    assert clock.monotonic() - before == pytest.approx(2.0, abs=1.0)
+
+
+def test_drill_clock_timers_fire_during_a_scaled_wait_at_their_simulated_time() -> None:
+    """At 10x, an event due 5 simulated seconds into a 10-second wait fires half-way, not after."""
+    clock = DrillClock(speed=10)
+    timers = Timers(clock, tick=0.01)
+    fired_at: list[float] = []
+    start = clock.monotonic()
+    timers.call_at(start + 5, lambda: fired_at.append(clock.monotonic() - start))
+    try:
+        clock.sleep(10)
+        returned_at = clock.monotonic() - start
+    finally:
+        timers.stop()
+    assert len(fired_at) == 1
+    assert 4.5 <= fired_at[0] <= 7 and fired_at[0] < returned_at
