@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import templating
 from .duration import format_duration
-from .errors import EngineError, TemplateError
+from .errors import EngineError, JournalError, TemplateError
 from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepStarted
 from .executors.base import HttpRequest, Invocation, Result
 from .executors.http import encode_body, parse_json
@@ -84,10 +84,14 @@ class StepDriver:
         r = self.r
         sid = r.qualified(step.id)
         t0 = r.clock.monotonic()
-        if step.for_each is not None:
-            rec = self._for_each(step, sid, rollback_of)
-        else:
-            rec = self._guarded(step, sid, rollback_of, {})
+        try:
+            if step.for_each is not None:
+                rec = self._for_each(step, sid, rollback_of)
+            else:
+                rec = self._guarded(step, sid, rollback_of, {})
+        except JournalError as exc:
+            # The journal cannot record more (a full disk): this step ends here, and says why.
+            rec = StepRecord(step.id, status="failed", error=f"journal: {exc}")
         rec.duration = r.clock.monotonic() - t0
         r.state.record(rec)
         self._finished(step, sid, rec, rollback_of)

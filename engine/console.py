@@ -40,6 +40,7 @@ _STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", 
            "cyan": "36", "magenta": "35"}
 _OUTCOME_STYLE = {"resolved": "green", "not_confirmed": "yellow", "escalated": "yellow",
                   "failed": "red", "aborted": "red"}
+PARTIAL_LIMIT = 8192  # characters of an unfinished output line kept before it is shown anyway
 _STATUS = {"ok": ("✓", "ok", "green"), "failed": ("✗", "FAILED", "red"),
            "skipped": ("–", "skipped", "dim"), "refused": ("✗", "refused", "red"),
            "aborted": ("✗", "aborted", "red"), "not_confirmed": ("!", "not confirmed", "yellow")}
@@ -141,21 +142,27 @@ class Console:
             return
         key = (e.step, e.stream, e.host)
         text = self._partial.pop(key, "") + e.text
-        *lines, rest = text.split("\n")
+        whole, newline, rest = text.rpartition("\n")
+        if len(rest) > PARTIAL_LIMIT:
+            # A line that never ends (binary output, a progress bar) must not grow
+            # without bound, nor be copied again with every chunk: show it in pieces.
+            whole, newline, rest = whole + newline + rest, "\n", ""
         if rest:
             self._partial[key] = rest
-        bar = self.sym("│", "|")
-        host = f"{e.host}: " if e.host else ""
-        style = ("red",) if e.stream == "stderr" else ()
-        for line in lines:
-            self.stream.write(f"        {bar} {host}" + self.paint(line, *style) + "\n")
+        if newline:
+            self._write_lines(whole, e.stream, e.host)
+
+    def _write_lines(self, text: str, stream: str, host: str | None) -> None:
+        # One write per chunk, the prefix added with str.replace: a step printing
+        # millions of lines must not cost a Python call per line.
+        start, end = ("\033[31m", "\033[0m") if stream == "stderr" and self.color else ("", "")
+        prefix = f"        {self.sym('│', '|')} {host + ': ' if host else ''}{start}"
+        self.stream.write(prefix + text.replace("\n", f"{end}\n{prefix}") + end + "\n")
         self.stream.flush()
 
     def _flush_partial(self, step: str) -> None:
         for key in [k for k in self._partial if k[0] == step]:
-            bar = self.sym("│", "|")
-            host = f"{key[2]}: " if key[2] else ""
-            self.line(f"        {bar} {host}{self._partial.pop(key)}")
+            self._write_lines(self._partial.pop(key), key[1], key[2])
 
     def _attempt(self, e: StepAttempt, s: Stamp) -> None:
         wait = format_duration(e.next_in)
@@ -261,8 +268,9 @@ class Console:
     def _run_finished(self, e: RunFinished, s: Stamp) -> None:
         style = _OUTCOME_STYLE.get(e.outcome, "yellow")
         self.line()
+        at = f" at step {e.failed_step}" if e.failed_step and e.outcome != "resolved" else ""
         self.line(self.paint(f"{self.sym('■', '==')} outcome: {e.outcome}", "bold", style) +
-                  f" in {format_duration(e.duration)}" + (f": {e.reason}" if e.reason else ""))
+                  f"{at} in {format_duration(e.duration)}" + (f": {e.reason}" if e.reason else ""))
         if e.phases:
             parts = f" {self.sym('·', '|')} ".join(f"{k} {format_duration(v)}" for k, v in e.phases.items())
             self.line(self.paint(f"   {parts}", "dim"))

@@ -5,8 +5,11 @@ crash of the engine), and `barrier()` fsyncs before the runner does anything wit
 effect outside the run: a command, a request, a message, a prompt. Consecutive events
 without an effect between them share one fsync.
 
-A small reserve file is kept beside the journal. When the disk fills, the reserve is
-released so the run can still record how it ended (and its rollbacks) before it stops.
+A small reserve file is kept beside the journal. When the disk fills (through the
+journal or a step's log), logging output stops, the next `barrier()` raises
+JournalError once so the run stops before its next action, and the reserve is
+released when the journal needs it: the run can still record how it ended (and its
+rollbacks).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JournalError
-from .events import Event, Stamp, StepFinished, StepOutput
+from .events import Event, RunFinished, Stamp, StepFinished, StepOutput
 
 JOURNAL = "journal.jsonl"
 RESERVE = ".reserve"
@@ -61,7 +64,9 @@ class JournalWriter:
         self._dirty = False
         self._logs: dict[tuple[str, str, str | None], int] = {}
         self.log_errors: list[str] = []
-        self.disk_full = False
+        self.disk_full: str | None = None  # what could not be written when the disk filled
+        self._stop_reported = False
+        self._finished = False
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.run_dir / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -83,9 +88,22 @@ class JournalWriter:
         self._append(encode(event, stamp))
         if isinstance(event, StepFinished):
             self._close_logs(event.step)
+        elif isinstance(event, RunFinished):
+            self._finished = True
 
     def barrier(self) -> None:
-        """Make everything written so far durable (fsync) before an external effect."""
+        """Make everything written so far durable (fsync) before an external effect.
+
+        Once the disk is full, the first barrier raises JournalError: the run must stop
+        before it does anything more. Later ones do not, so rollbacks can still run and
+        be recorded in the space of the reserve."""
+        self._sync()
+        if self.disk_full and not self._stop_reported and not self._finished:
+            self._stop_reported = True
+            raise JournalError(f"the disk of {self.run_dir} is full ({self.disk_full}): "
+                               "stopped before the next action")
+
+    def _sync(self) -> None:
         if self._dirty and self.fsync:
             try:
                 os.fsync(self._fd)
@@ -98,8 +116,10 @@ class JournalWriter:
             os.close(fd)
         self._logs.clear()
         if self._fd >= 0:
-            self.barrier()
-            os.close(self._fd)
+            try:
+                self._sync()
+            finally:
+                os.close(self._fd)
             self._fd = -1
         try:
             (self.run_dir / RESERVE).unlink()
@@ -128,11 +148,11 @@ class JournalWriter:
             if exc.errno != errno.ENOSPC:
                 raise JournalError(f"cannot write the journal: {exc.strerror or exc}") from exc
             self._use_reserve()
+            self.disk_full = self.disk_full or JOURNAL
             try:
                 self._write_all(line)
             except OSError as again:
                 raise JournalError(f"the journal disk is full: {again.strerror}") from again
-            self.disk_full = True
         self._dirty = True
 
     def _write_all(self, line: bytes) -> None:
@@ -152,9 +172,10 @@ class JournalWriter:
             (self.run_dir / RESERVE).unlink()
         except OSError:
             pass
-        self.disk_full = True
 
     def _log(self, event: StepOutput) -> None:
+        if self.disk_full:
+            return  # what space is left (the reserve) is for the journal
         key = (event.step, event.stream, event.host)
         fd = self._logs.get(key)
         try:
@@ -163,9 +184,11 @@ class JournalWriter:
                 logs.mkdir(exist_ok=True)
                 fd = os.open(logs / log_name(*key), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 self._logs[key] = fd
-            os.write(fd, event.text.encode("utf-8", errors="replace"))
+            _write_fully(fd, event.text.encode("utf-8", errors="replace"))
         except OSError as exc:
-            self.log_errors.append(f"{log_name(*key)}: {exc.strerror or exc}")
+            self.log_errors.append(f"logs/{log_name(*key)}: {exc.strerror or exc}")
+            if exc.errno == errno.ENOSPC:
+                self.disk_full = f"writing logs/{log_name(*key)}"
 
     def _close_logs(self, step: str) -> None:
         for key in [k for k in self._logs if k[0] == step]:
@@ -173,6 +196,14 @@ class JournalWriter:
 
     def logs_of(self, step: str) -> list[str]:
         return [f"logs/{log_name(*k)}" for k in self._logs if k[0] == step]
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    """os.write may write less than asked (a signal, a nearly full disk): finish it."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def log_name(step: str, stream: str, host: str | None) -> str:
