@@ -58,8 +58,9 @@ def load_paramiko() -> Any:
 
     if not _configured:
         log = logging.getLogger("paramiko")
-        log.addHandler(logging.NullHandler())
         log.propagate = False
+        log.addHandler(logging.NullHandler())
+        log.setLevel(logging.CRITICAL + 1)  # no record is even created, so none can leak a secret
         _configured = True
     return paramiko
 
@@ -414,10 +415,13 @@ class SshPool:
         try:
             try:
                 transport.start_client(timeout=ep.connect_timeout)
+                if not getattr(transport, "initial_kex_done", True):  # start_client's timeout returns quietly
+                    raise paramiko.SSHException(f"no key exchange within {ep.connect_timeout:g}s (connect_timeout)")
+                key = transport.get_remote_server_key()
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 raise ConnectFailed("unreachable", f"SSH handshake with {ep.address}:{ep.port} failed: "
                                                    f"{exc or type(exc).__name__}") from None
-            self.known.verify(ep, transport.get_remote_server_key())
+            self.known.verify(ep, key)
             authenticate(transport, ep, self.keys, self.options.use_agent)
         except BaseException:
             transport.close()

@@ -92,7 +92,10 @@ class SshExecutor:
         """A channel running the command; a dead connection is reopened once."""
         paramiko = load_paramiko()
         for attempt in (1, 2):
-            conn = self.pool.get(ep)
+            try:
+                conn = self.pool.get(ep)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise ConnectFailed("unreachable", f"cannot connect to {ep.describe()}: {exc}") from None
             try:
                 chan = conn.open_session(ep.connect_timeout)
                 chan.exec_command(remote_command(inv))

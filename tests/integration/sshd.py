@@ -148,12 +148,16 @@ class Sshd:
         """SIGKILL the listener and every session process it started: a crashed server."""
         if self.proc is None:
             return
-        pid = self.proc.pid
-        for child in _descendants(pid):
-            _kill(child, signal.SIGKILL)
-        _kill(pid, signal.SIGKILL)
+        self.kill_sessions()
+        _kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+
+    def kill_sessions(self) -> None:
+        """SIGKILL every connection's processes, keeping the listener: dropped connections."""
+        if self.proc is not None:
+            for child in _descendants(self.proc.pid):
+                _kill(child, signal.SIGKILL)
 
 
 def _accepts(address: str, port: int) -> bool:
@@ -205,8 +209,9 @@ class Cluster:
 
     @classmethod
     def create(cls, hosts: Sequence[str], *, directory: Path | None = None, port: int | None = None,
-               extra: Sequence[str] = (), client_key: Path | None = None) -> Cluster:
-        """Keys and configs for `hosts`; `client_key` lets several clusters trust one key."""
+               extra: Sequence[str] = (), client_key: Path | None = None, per_server: int = MAX_LISTEN) -> Cluster:
+        """Keys and configs for `hosts`, `per_server` addresses per sshd process; `client_key`
+        lets several clusters trust one key."""
         require_sshd()
         base = directory or Path(tempfile.mkdtemp(prefix="runbook-sshd-"))
         base.chmod(0o755)  # the login user reads authorized_keys from here
@@ -217,8 +222,9 @@ class Cluster:
         auth.write_text(client_key.with_suffix(".pub").read_text(), encoding="utf-8")
         auth.chmod(0o644)
         cluster = cls(base, list(hosts), port or free_port(hosts[0]), user, client_key, host_key)
-        for i in range(0, len(hosts), MAX_LISTEN):
-            cluster.servers.append(Sshd(base, f"sshd{i // MAX_LISTEN}", hosts[i:i + MAX_LISTEN],
+        per_server = min(per_server, MAX_LISTEN)
+        for i in range(0, len(hosts), per_server):
+            cluster.servers.append(Sshd(base, f"sshd{i // per_server}", hosts[i:i + per_server],
                                         cluster.port, host_key, auth, extra))
         return cluster
 
