@@ -312,10 +312,19 @@ def _analyze(text: str, expression: bool) -> Analysis:
         tree = _parse_expression(env, text) if expression else env.parse(text)
     except TemplateSyntaxError as exc:
         return Analysis(error=exc.message or str(exc), error_line=exc.lineno or 1)
+    except RecursionError:
+        return Analysis(error="expression nested too deeply")
     if expression:
         # find_all() walks children only: wrap so the root (a bare `ready`, a
         # top-level filter or test) is seen too.
         tree = nodes.Template([nodes.Output([tree])])
+    try:
+        return _summarize(tree, nodes)
+    except RecursionError:
+        return Analysis(error="expression nested too deeply")
+
+
+def _summarize(tree: Any, nodes: Any) -> Analysis:
     names = _free_names(tree, nodes)
     refs: list[tuple[str, ...]] = []
     _collect_refs(tree, refs, nodes)

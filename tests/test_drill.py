@@ -296,8 +296,6 @@ def test_without_an_acknowledge_entry_the_first_step_acknowledges_when_nobody_ac
 ACK = "  acknowledge: {after: 45s, by: sam}\n"
 
 
-@pytest.mark.xfail(strict=True, reason="RB203 rejects the reserved `acknowledge` participants key "
-                                       "that engine/simulation/people.py reads (bug in _scenario_rules.py)")
 def test_the_reserved_acknowledge_participant_passes_validation(tmp_path: Path) -> None:
     try:
         load_pair(tmp_path, RUNBOOK, SCENARIO + ACK)

@@ -207,10 +207,6 @@ def test_load_runbook_raises_with_every_error(write_yaml: WriteYaml) -> None:
     assert f"{path}:7:30: target 'x' is not defined" in str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=(
-    "templating.analyze: Jinja's parser recurses ~20 frames per bracket, so 100 nested "
-    "parentheses in a template raise RecursionError out of lint (an internal error, exit 70); "
-    "analyze should report it as a template error (reported)"))
 def test_deeply_nested_template_is_a_diagnostic_not_a_crash(write_yaml: WriteYaml) -> None:
     nested = "(" * 100 + "inputs.x" + ")" * 100
     path = write_yaml(runbook(f'detection:\n  - {{id: a, run: "echo {{{{ {nested} }}}}"}}\n'))
