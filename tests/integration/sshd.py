@@ -94,7 +94,8 @@ class Sshd:
         return self.directory / f"{self.name}.log"
 
     def write_config(self) -> None:
-        lines = [f"ListenAddress {a}:{self.port}" for a in self.listen] + [
+        # sshd keeps the first value of a keyword: the test's own settings go first.
+        lines = [*self.extra, *(f"ListenAddress {a}:{self.port}" for a in self.listen),
             f"HostKey {self.host_key}",
             f"AuthorizedKeysFile {self.authorized_keys}",
             f"PidFile {self.directory / (self.name + '.pid')}",
@@ -102,7 +103,6 @@ class Sshd:
             "UsePAM no", "StrictModes no", "UseDNS no", "PermitRootLogin yes",
             "MaxStartups 300:30:400", "MaxSessions 200", "MaxAuthTries 10",
             "ClientAliveInterval 0", "LogLevel INFO", "AllowTcpForwarding yes", "PrintMotd no",
-            *self.extra,
         ]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
