@@ -175,7 +175,7 @@ class _Builder:
         self.open: dict[str, Bar] = {}
         self.phase_stack: list[PhaseSpan] = []
         self.last: Record = {}
-        self.host_events: dict[str, list[SubRun]] = {}
+        self.host_events: dict[str, dict[str, SubRun]] = {}
 
     def add(self, r: Record) -> None:
         self.last = r
@@ -222,7 +222,7 @@ class _Builder:
             bar = _new_bar(r, depth=max(len(self.phase_stack) - 1, 0), at=_at(r))
             self.tl.bars.append(bar)
         _finish_bar(bar, r)
-        bar.hosts = self.host_events.pop(step, []) or _hosts_from_step(bar, r.get("hosts") or {})
+        bar.hosts = list(self.host_events.pop(step, {}).values()) or _hosts_from_step(bar, r.get("hosts") or {})
 
     def _step_attempt(self, r: Record) -> None:
         bar = self.open.get(str(r.get("step")))
@@ -236,10 +236,11 @@ class _Builder:
             bar.segments.append(Segment(kind, _at(r), _at(r) + wait, f"{kind} delay after attempt {r.get('attempt')}"))
 
     def _host_finished(self, r: Record) -> None:
+        """A host of a fan-out step is done; with retries, its last attempt is the one shown."""
         end, duration = _at(r), float(r.get("duration") or 0.0)
         sub = SubRun(str(r.get("host")), str(r.get("status") or "ok"), max(end - duration, 0.0), end,
                      r.get("exit_code"), r.get("error"))
-        self.host_events.setdefault(str(r.get("step")), []).append(sub)
+        self.host_events.setdefault(str(r.get("step")), {})[sub.name] = sub
 
     # -- people -----------------------------------------------------------------------------
 

@@ -1,0 +1,387 @@
+"""`runbook report`: the report model built from journals of real runs (live, drills,
+a killed run, fan-out), its Markdown and JSON forms, and the command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import ROOT
+from test_report_journals import HOSTILE, journals
+
+from engine.journal import read_journal
+from engine.reporting.markdown import render_markdown, text_bar
+from engine.reporting.metrics import timings
+from engine.reporting.report import build_report, render_json
+from engine.reporting.timeline import Bar, Segment, build_timeline
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return journals(tmp_path_factory, "live")
+
+
+@pytest.fixture(scope="session")
+def crashed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return journals(tmp_path_factory, "crashed")
+
+
+@pytest.fixture(scope="session")
+def drills(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return journals(tmp_path_factory, "drills")
+
+
+@pytest.fixture(scope="session")
+def fanout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return journals(tmp_path_factory, "fanout")
+
+
+def runbook(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=120)
+
+
+# -- the timeline ---------------------------------------------------------------------------------
+
+
+def test_drill_timeline_splits_a_step_into_people_retry_and_machine_time(drills: dict[str, Path]) -> None:
+    """compress_logs in the log-storm drill: 30 s waiting for approval, one failed attempt,
+    a 10 s retry delay, then the rest on the (simulated) machine."""
+    report = build_report(drills["disk-full-log-storm"])
+    bar = report.timeline.bar("compress_logs")
+    assert bar is not None and bar.status == "ok" and bar.attempts == 2
+    people = [s for s in bar.segments if s.kind == "people"]
+    retry = [s for s in bar.segments if s.kind == "retry"]
+    assert [(s.start, s.end) for s in people] == [(130.0, 160.0)]
+    assert len(retry) == 1 and retry[0].end - retry[0].start == pytest.approx(10.0)
+    assert bar.machine == pytest.approx(bar.duration - 30.0 - 10.0)
+    assert [r["attempt"] for r in bar.retries] == [1]
+
+
+def test_key_times_are_the_metrics_of_the_journal(drills: dict[str, Path]) -> None:
+    for run_dir in drills.values():
+        report = build_report(run_dir)
+        t = timings(read_journal(run_dir).records)
+        assert [k.at for k in report.key_times] == [t.acknowledged, t.triaged, t.mitigated, t.recovered]
+
+
+def test_people_and_machine_time_add_up_to_the_steps(drills: dict[str, Path]) -> None:
+    report = build_report(drills["disk-full-log-storm"])
+    total = sum(b.duration for b in report.steps)
+    assert report.people_time + report.machine_time + report.delay_time == pytest.approx(total)
+    assert report.people_time == pytest.approx(report.timings.human_time)
+
+
+def test_injected_events_and_notifications_are_markers(drills: dict[str, Path]) -> None:
+    report = build_report(drills["disk-full-log-storm"])
+    kinds = [m.kind for m in report.timeline.markers]
+    assert kinds.count("inject") == 2
+    assert "update" in kinds and "notify" in kinds and "priority" in kinds
+    page = next(m for m in report.timeline.markers if m.kind == "inject")
+    assert page.at == 60.0 and "DiskUsageCritical" in page.detail
+
+
+def test_slowest_steps_are_sorted_and_skip_skipped_steps(drills: dict[str, Path]) -> None:
+    slowest = build_report(drills["disk-full-log-storm"]).slowest
+    assert [b.step for b in slowest[:2]] == ["compress_logs", "assess"]
+    assert all(b.status != "skipped" for b in slowest)
+    durations = [b.duration for b in slowest]
+    assert durations == sorted(durations, reverse=True)
+
+
+def test_for_each_items_and_included_steps(live: dict[str, Path]) -> None:
+    tl = build_report(live["ok"]).timeline
+    clean = tl.bar("clean")
+    assert clean is not None and [i.name for i in clean.items] == ["a", "b", "c"]
+    assert all(i.status == "ok" for i in clean.items)
+    assert [b.depth for b in tl.bars if b.step.startswith("sub/")] == [1, 1]
+    assert [p.depth for p in tl.phases if p.phase == "detection"] == [0, 1]
+
+
+def test_included_runbook_phases_do_not_end_the_parents_phases(live: dict[str, Path]) -> None:
+    """The child's recovery phase finishes inside remediation: it must not count as recovery."""
+    report = build_report(live["ok"])
+    recovery = next(p for p in report.timeline.phases if p.phase == "recovery" and p.depth == 0)
+    assert report.timings.recovered == recovery.end
+    assert report.timings.mitigated is not None and report.timings.mitigated < recovery.end
+
+
+def test_text_bar_marks_people_delays_and_machine() -> None:
+    bar = Bar("s", "triage", "run", 0.0, 40.0, "ok",
+              segments=[Segment("people", 0.0, 10.0), Segment("retry", 20.0, 30.0)])
+    assert text_bar(bar, 40.0, width=8) == "░░██╌╌██"
+
+
+# -- incomplete journals ---------------------------------------------------------------------------
+
+
+def test_killed_run_report_says_where_it_stopped(crashed: dict[str, Path]) -> None:
+    report = build_report(crashed["killed"])
+    stop = report.timeline.stop
+    assert stop is not None and not report.complete and report.status_text == "incomplete"
+    assert stop.steps == ["slow"] and stop.phase == "remediation" and stop.last_event == "step.started"
+    assert "during step slow" in stop.describe() and "did not finish" in stop.describe()
+    slow = report.timeline.bar("slow")
+    assert slow is not None and slow.end is None and slow.status == "running"
+    markdown = render_markdown(report)
+    assert "**Incomplete run.**" in markdown and "during step slow" in markdown
+
+
+def test_torn_last_line_is_reported_not_fatal(crashed: dict[str, Path]) -> None:
+    report = build_report(crashed["torn"])
+    assert report.torn and report.timeline.stop is not None and report.timeline.stop.torn
+    assert "cut short" in report.timeline.stop.describe()
+    assert json.loads(render_json(report))["stop"]["torn"] is True
+
+
+def test_review_of_a_killed_run_asks_what_happened_after(crashed: dict[str, Path]) -> None:
+    review = build_report(crashed["killed"]).review
+    assert any(p.kind == "stopped" for p in review.problems)
+    assert any("stopped without finishing" in q for q in review.questions)
+
+
+def test_an_empty_journal_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "journal.jsonl").write_text("")
+    done = runbook("report", tmp_path)
+    assert done.returncode == 3 and "holds no journal records" in done.stderr
+
+
+# -- fan-out ---------------------------------------------------------------------------------------
+
+
+def test_hosts_come_from_host_finished_events(fanout: dict[str, Path]) -> None:
+    bar = build_report(fanout["with-host-events"]).timeline.bar("restart")
+    assert bar is not None
+    hosts = {h.name: h for h in bar.hosts}
+    assert set(hosts) == {"web-1", "web-2", "web-3"}
+    assert not any(h.estimated for h in hosts.values())
+    assert (hosts["web-2"].start, hosts["web-2"].end) == (0.5, 4.5)
+    assert hosts["web-3"].status == "failed" and hosts["web-3"].error == "exit code 1"
+
+
+def test_without_host_events_hosts_are_estimated_from_step_finished(fanout: dict[str, Path]) -> None:
+    bar = build_report(fanout["without-host-events"]).timeline.bar("restart")
+    assert bar is not None and len(bar.hosts) == 3 and all(h.estimated for h in bar.hosts)
+    assert all(h.end <= 4.5 and h.start >= 0.0 for h in bar.hosts)
+    assert {h.name: round(h.end - h.start, 3) for h in bar.hosts} == {"web-1": 2.0, "web-2": 4.0, "web-3": 1.5}
+
+
+def test_host_retried_keeps_its_last_attempt() -> None:
+    recs = [{"seq": 1, "elapsed": 0.0, "event": "step.started", "step": "s", "phase": "remediation", "kind": "run"},
+            {"seq": 2, "elapsed": 1.0, "event": "host.finished", "step": "s", "host": "h", "status": "failed",
+             "duration": 1.0},
+            {"seq": 3, "elapsed": 5.0, "event": "host.finished", "step": "s", "host": "h", "status": "ok",
+             "duration": 2.0},
+            {"seq": 4, "elapsed": 5.0, "event": "step.finished", "step": "s", "phase": "remediation", "kind": "run",
+             "status": "ok", "attempts": 2}]
+    [bar] = build_timeline(recs).bars
+    assert [(h.status, h.start, h.end) for h in bar.hosts] == [("ok", 3.0, 5.0)]
+
+
+def test_fanout_markdown_lists_each_host(fanout: dict[str, Path]) -> None:
+    text = render_markdown(build_report(fanout["without-host-events"]))
+    assert "**Hosts of restart** (times estimated" in text
+    assert "| web-3 | failed |" in text
+    assert "3 host(s), 1 failed" in text
+
+
+# -- the post-incident review of a live run --------------------------------------------------------
+
+
+def test_review_records_commands_answers_and_approvals(live: dict[str, Path]) -> None:
+    review = build_report(live["ok"]).review
+    whats = [(a.what, a.step) for a in review.actions]
+    assert ("command", "probe") in whats and ("include", "sub") in whats and ("command", "sub/c2") in whats
+    answer = next(a for a in review.actions if a.what == "answer")
+    assert (answer.step, answer.detail, answer.who) == ("assess", "cause=logs", "alice (incident_commander)")
+    approvals = [a for a in review.actions if a.what == "approval"]
+    assert len(approvals) == 3 and {a.status for a in approvals} == {"approved"}
+    assert approvals[0].where == "requires incident_commander"
+
+
+def test_review_lists_retries_failures_rollbacks_and_undelivered_messages(live: dict[str, Path]) -> None:
+    review = build_report(live["fail"]).review
+    kinds = [p.kind for p in review.problems]
+    assert kinds.count("retried") == 1
+    assert {p.step for p in review.problems if p.kind == "failed"} == {"tell_ops", "broken"}  # the message failed
+    assert "rollback" in kinds and "rolled back" in kinds and "undelivered" in kinds
+    failed = next(p for p in review.problems if p.kind == "failed" and p.step == "broken")
+    assert "disk quota exceeded" in failed.output
+    assert any("Why did broken fail" in q for q in review.questions)
+    assert any("rollback of change" in q for q in review.questions)
+    assert any("not delivered" in q for q in review.questions)
+    assert review.questions[-1].startswith("Which follow-up actions")
+
+
+def test_review_markdown_is_a_complete_draft(live: dict[str, Path]) -> None:
+    text = render_markdown(build_report(live["fail"]))
+    for heading in ("# Post-incident review (draft): Failing remediation with rollback", "## Summary",
+                    "## Impact window", "## Timeline", "## What was done", "## What failed, was retried or rolled back",
+                    "## Where the time went", "## Open questions for the review"):
+        assert heading in text
+    assert "It ended failed after" in text
+    assert "↺ rollback started" in text
+    assert "| 00:00.0 | undo\\_change |" in text or "undo\\_change" in text
+
+
+def test_markdown_escapes_hostile_values(live: dict[str, Path]) -> None:
+    text = render_markdown(build_report(live["hostile"]))
+    outside_code = "".join(part for i, part in enumerate(text.split("`")) if i % 2 == 0)
+    assert "<script" not in outside_code and "<img" not in outside_code
+    assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in text
+
+
+def test_markdown_table_rows_keep_their_column_count(live: dict[str, Path]) -> None:
+    """A `|` in a value must not add a column."""
+    text = render_markdown(build_report(live["hostile"]))
+    tables: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if tables and tables[-1]:
+                tables[-1].append(line)
+            else:
+                tables.append([line])
+        elif tables and tables[-1]:
+            tables.append([])
+    for table in filter(None, tables):
+        widths = {len(_cells(row)) for row in table}
+        assert len(widths) == 1, table
+
+
+def _cells(row: str) -> list[str]:
+    """GFM splits a row at every `|` not escaped as `\\|`, inside code spans too."""
+    out, cell, escaped = [], "", False
+    for ch in row.strip().strip("|"):
+        if escaped:
+            cell, escaped = cell + ch, False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "|":
+            out.append(cell)
+            cell = ""
+        else:
+            cell += ch
+    return [*out, cell]
+
+
+# -- drills: the debrief ---------------------------------------------------------------------------
+
+
+def test_drill_scenario_is_found_by_id_next_to_the_runbook(drills: dict[str, Path]) -> None:
+    report = build_report(drills["disk-full-log-storm"])
+    debrief = report.drill
+    assert debrief.scenario_file == str(ROOT / "scenarios" / "disk-full-log-storm.yaml")
+    assert debrief.card is not None and debrief.card.passed and not debrief.note
+    assert [k.objective for k in report.key_times] == [180.0, 240.0, 360.0, 480.0]
+    assert all(k.met for k in report.key_times)
+
+
+def test_drill_without_its_scenario_file_shows_timings_and_says_why(drills: dict[str, Path], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # ./scenarios is searched too
+    run = tmp_path / "run"
+    shutil.copytree(drills["disk-full-log-storm"], run)
+    journal = run / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["file"] = str(tmp_path / "elsewhere" / "disk-full.yaml")
+    journal.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    report = build_report(run)
+    assert report.drill.card is None and "was not found" in report.drill.note
+    assert all(k.objective is None for k in report.key_times) and report.key_times[3].at == 223.0
+    text = render_markdown(report)
+    assert "was not found" in text and "## Key times" in text and "## Timeline" in text
+
+
+def test_scenario_option_overrides_the_search(drills: dict[str, Path], tmp_path: Path) -> None:
+    scenario = tmp_path / "mine.yaml"
+    text = (ROOT / "scenarios" / "disk-full-log-storm.yaml").read_text()
+    scenario.write_text(text.replace("runbook: ../runbooks/", f"runbook: {ROOT}/runbooks/")
+                        .replace("time_to_recover: 8m", "time_to_recover: 1m"))
+    report = build_report(drills["disk-full-log-storm"], scenario_file=str(scenario))
+    assert report.drill.scenario_file == str(scenario)
+    assert not report.drill.card.passed
+    assert [c.objective for c in report.drill.card.missed] == ["time_to_recover"]
+    assert report.key_times[3].met is False
+
+
+def test_history_puts_earlier_runs_side_by_side(drills: dict[str, Path], tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    for n, minute in ((1, "01"), (2, "02")):
+        run = history / f"older-{n}"
+        shutil.copytree(drills["disk-full-log-storm"], run)
+        lines = (run / "journal.jsonl").read_text().splitlines()
+        first = json.loads(lines[0])
+        first["run_id"], first["t"] = f"older-{n}", f"2025-12-01T00:{minute}:00.000Z"
+        (run / "journal.jsonl").write_text("\n".join([json.dumps(first), *lines[1:-1]]) + "\n")  # no run.finished
+    shutil.copytree(drills["service-down-oom-start-limit"], history / "other-scenario")
+    report = build_report(drills["disk-full-log-storm"], history_dir=str(history))
+    rows = report.drill.history
+    assert [r.run_id for r in rows] == ["older-1", "older-2", "disk-full-log-storm-seed1312"]
+    assert [r.current for r in rows] == [False, False, True]
+    assert [r.outcome for r in rows] == ["unfinished", "unfinished", "resolved"]
+    assert rows[-1].met == rows[-1].checks
+    text = render_markdown(report)
+    assert "## Earlier runs of this scenario" in text and "**this run**" in text
+
+
+def test_drill_markdown_has_scorecard_hints_turns_and_people(drills: dict[str, Path]) -> None:
+    text = render_markdown(build_report(drills["deploy-error-spike-ic-unreachable"]))
+    for heading in ("# Drill debrief:", "## Scorecard: deploy-error-spike-ic-unreachable", "**PASSED**",
+                    "## Key times", "## Timeline", "## Hints used", "## Wrong turns", "## Per participant",
+                    "## Per role"):
+        assert heading in text
+
+
+# -- JSON and the command --------------------------------------------------------------------------
+
+
+def test_json_report_has_the_facts_and_the_derived_values(drills: dict[str, Path]) -> None:
+    data = json.loads(render_json(build_report(drills["disk-full-log-storm"])))
+    assert data["format"] == "runbook-report/1" and data["status"] == "resolved"
+    assert [k["name"] for k in data["key_times"]] == ["acknowledged", "triaged", "mitigated", "recovered"]
+    assert data["key_times"][3] | {"wall": None} == {"name": "recovered", "label": "Recovered", "at": 223.0,
+                                                      "objective": 480.0, "wall": None, "met": True}
+    assert data["drill"]["passed"] is True and len(data["drill"]["checks"]) == 17
+    assert data["time"]["people"] == pytest.approx(120.0)
+    assert {b["step"] for b in data["timeline"]["bars"]} >= {"usage", "compress_logs"}
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "json"])
+def test_report_command_writes_each_format(live: dict[str, Path], tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"report.{fmt}"
+    done = runbook("report", live["ok"], "--format", fmt, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and f"wrote {out}" in done.stderr
+    text = out.read_text()
+    assert "Local service check" in text
+    if fmt == "json":
+        assert json.loads(text)["outcome"] == "resolved"
+
+
+def test_report_command_takes_the_journal_file_too(live: dict[str, Path]) -> None:
+    done = runbook("report", live["fail"] / "journal.jsonl")
+    assert done.returncode == 0 and done.stdout.startswith("# Post-incident review (draft)")
+
+
+def test_report_command_rejects_a_missing_path(tmp_path: Path) -> None:
+    done = runbook("report", tmp_path / "nope")
+    assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_report_command_with_scenario_and_history(drills: dict[str, Path]) -> None:
+    scenario = ROOT / "scenarios" / "disk-full-log-storm.yaml"
+    done = runbook("report", drills["disk-full-log-storm"], "--scenario", scenario,
+                   "--history", drills["disk-full-log-storm"].parent, "-f", "json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["drill"]["passed"] is True and len(data["drill"]["history"]) == 1
+
+
+def test_hostile_value_in_json_stays_data(live: dict[str, Path]) -> None:
+    data = json.loads(render_json(build_report(live["hostile"])))
+    assert HOSTILE in data["title"]
