@@ -153,7 +153,12 @@ class StepDriver:
         except TemplateError as exc:
             rec.status, rec.error = "failed", str(exc)
             return rec
-        if step.confirm is not None and not self._approved(step, sid, extra):
+        try:
+            approved = step.confirm is None or self._approved(step, sid, extra)
+        except StepStop as stop:  # no one to ask, or Ctrl-C: the step still gets its step.finished
+            rec.status, rec.error = stop.outcome, stop.reason
+            return rec
+        if not approved:
             rec.status, rec.error = "refused", "approval refused"
             return rec
         retries = step.retries or r.runbook.defaults.retries or Retries()

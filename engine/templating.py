@@ -177,7 +177,19 @@ def environment(shell: bool = False) -> Any:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(
+    class RunbookEnvironment(ImmutableSandboxedEnvironment):
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            # Jinja prefers an attribute to an item, so `steps.x.items` would be the
+            # dict's items() method, not the step's per-item results: in a mapping,
+            # a key wins over a method of the same name.
+            if isinstance(obj, Mapping):
+                try:
+                    return obj[attribute]
+                except (KeyError, TypeError):
+                    pass
+            return super().getattr(obj, attribute)
+
+    env = RunbookEnvironment(
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
