@@ -139,13 +139,16 @@ class SshConfig:
                 self._config = load_paramiko().SSHConfig.from_path(str(self.options.config_file))
         return dict(self._config.lookup(name))
 
-    def endpoint(self, host: Host, depth: int = 0) -> Endpoint:
+    def endpoint(self, host: Host, trail: tuple[str, ...] = ()) -> Endpoint:
+        """`trail`: the hosts this one is a jump host for (a config loop must not recurse)."""
         cfg = self.lookup(host.address or host.name)
         address = host.address or cfg.get("hostname") or host.name
         timeout = host.connect_timeout or _float(cfg.get("connecttimeout")) or DEFAULT_CONNECT_TIMEOUT
         identity = ([host.identity_file] if host.identity_file else []) + list(cfg.get("identityfile", []))
         jump_spec = host.proxy_jump or cfg.get("proxyjump")
-        jump = self._jump(jump_spec, depth) if jump_spec and jump_spec != "none" else None
+        if not host.proxy_jump and jump_spec and _loops(jump_spec, (*trail, host.name)):
+            jump_spec = None  # e.g. `Host *` + ProxyJump also matching the jump host itself
+        jump = self._jump(jump_spec, (*trail, host.name)) if jump_spec and jump_spec != "none" else None
         known = tuple(os.path.expanduser(p) for p in str(cfg.get("userknownhostsfile", "")).split() if p)
         proxy = cfg.get("proxycommand") if jump is None and cfg.get("proxycommand") != "none" else None
         return Endpoint(
@@ -154,16 +157,22 @@ class SshConfig:
             tuple(os.path.expanduser(p) for p in identity), host.password_env, timeout, jump, proxy,
             cfg.get("hostkeyalias"), known, int(cfg.get("serveraliveinterval") or self.options.keepalive))
 
-    def _jump(self, spec: str, depth: int) -> Endpoint:
+    def _jump(self, spec: str, trail: tuple[str, ...]) -> Endpoint:
         """`ProxyJump a,b`: reach b through a; the target is then reached through b."""
         from ..inventory import Host, parse_host_entry
 
-        if depth >= MAX_JUMPS:
+        if len(trail) > MAX_JUMPS:
             raise ConnectFailed("unreachable", f"ProxyJump chain longer than {MAX_JUMPS} hops: {spec}")
         *before, last = [hop.strip() for hop in spec.split(",")]
         name, user, port = parse_host_entry(last)
         hop = Host(name, user=user, port=port, proxy_jump=",".join(before) or None)
-        return self.endpoint(hop, depth + 1)
+        return self.endpoint(hop, trail)
+
+
+def _loops(spec: str, trail: tuple[str, ...]) -> bool:
+    from ..inventory import parse_host_entry
+
+    return any(parse_host_entry(hop.strip())[0] in trail for hop in spec.split(","))
 
 
 def _float(value: Any) -> float | None:

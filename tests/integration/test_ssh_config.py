@@ -216,3 +216,52 @@ def test_a_group_target_from_runbook_inventory_via_the_environment(cluster: Clus
     run = live(runbook("  t: {group: db}"))
     assert run.result.outcome == "resolved", run.console
     assert run.step("check")["hosts"]["db-1"]["status"] == "ok"
+
+
+# -- resolution only (no connection) ---------------------------------------------------------
+
+
+def _endpoint(config: Path, host: Host) -> object:
+    from engine.executors._ssh_pool import SshConfig
+
+    return SshConfig(SshOptions(config_file=config)).endpoint(host)
+
+
+def test_config_fills_only_what_the_target_and_inventory_leave_unset(tmp_path: Path) -> None:
+    config = ssh_config(tmp_path / "config", """\
+        Host db-*
+          HostName %h.internal
+          User dbadmin
+          Port 2200
+          IdentityFile ~/.ssh/db_key
+          HostKeyAlias db-cluster
+          UserKnownHostsFile ~/extra_known_hosts
+        """)
+    ep = _endpoint(config, Host("db-1", user="ops", identity_file="/keys/explicit"))
+    assert (ep.address, ep.port, ep.user) == ("db-1.internal", 2200, "ops")  # type: ignore[attr-defined]
+    assert ep.identity_files == ("/keys/explicit", os.path.expanduser("~/.ssh/db_key"))  # type: ignore[attr-defined]
+    assert ep.known_name == "db-cluster"  # type: ignore[attr-defined]
+    assert ep.known_hosts == (os.path.expanduser("~/extra_known_hosts"),)  # type: ignore[attr-defined]
+
+
+def test_proxy_jump_chains_and_none(tmp_path: Path) -> None:
+    """`ProxyJump a,b`: the target goes through b, which goes through a; `none` disables it."""
+    config = ssh_config(tmp_path / "config", """\
+        Host direct
+          ProxyJump none
+        Host *
+          ProxyJump first@a:2201,b
+        """)
+    ep = _endpoint(config, Host("target"))
+    assert ep.jump.address == "b" and ep.jump.jump.describe() == "first@a:2201"  # type: ignore[attr-defined]
+    assert ep.jump.jump.jump is None  # type: ignore[attr-defined]
+    assert _endpoint(config, Host("direct")).jump is None  # type: ignore[attr-defined]
+    explicit = _endpoint(config, Host("x", proxy_jump="ops@j:2022")).jump  # type: ignore[attr-defined]
+    assert (explicit.user, explicit.address, explicit.port) == ("ops", "j", 2022)
+    assert explicit.jump.address == "b"  # `Host *` applies to the jump host too, as in OpenSSH
+
+
+def test_known_hosts_names_use_brackets_for_other_ports(tmp_path: Path) -> None:
+    config = ssh_config(tmp_path / "config", "Host *\n  User u\n")
+    assert _endpoint(config, Host("h", port=22)).known_name == "h"  # type: ignore[attr-defined]
+    assert _endpoint(config, Host("h", port=2222)).known_name == "[h]:2222"  # type: ignore[attr-defined]
