@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ demo: $(STAMP)
 	@echo "== 4. every scenario unattended on the virtual clock, as CI runs them"
 	$(BIN)/runbook test scenarios/
 
-test: $(STAMP)
+# Debian packages the tests need: openssh-server, a real sshd for tests/integration/test_ssh*.
+# Installed when missing and we are root; otherwise those tests fail (they never skip).
+system-deps:
+	@[ -x /usr/sbin/sshd ] || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
+
+test: $(STAMP) system-deps
 	@[ -x /usr/bin/chromium ] || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(BIN)/ruff check engine tests bench
 	$(BIN)/mypy
@@ -46,7 +51,11 @@ $(BENCH_VENV)/bin/check-jsonschema:
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check check-jsonschema
 
-bench: $(STAMP) $(BENCH_VENV)/bin/check-jsonschema
+# The fan-out benchmark compares with Ansible (paramiko and OpenSSH connection plugins).
+$(BENCH_VENV)/bin/ansible: $(BENCH_VENV)/bin/check-jsonschema
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check ansible-core paramiko
+
+bench: $(STAMP) system-deps $(BENCH_VENV)/bin/check-jsonschema $(BENCH_VENV)/bin/ansible
 	$(BIN)/python bench/run.py $(BENCH)
 
 clean:
