@@ -176,3 +176,21 @@ def test_every_shipped_scenario_passes() -> None:
     result = invoke("test", ROOT / "scenarios")
     assert result.exit_code == 0, result.output
     assert " 0 failed " in result.output
+
+
+def test_running_again_into_the_same_runs_dir_replaces_each_journal(suite_dir: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for _ in range(2):
+        invoke("test", suite_dir / "pass", "--runs-dir", runs)
+    text = (runs / "sc" / "journal.jsonl").read_text(encoding="utf-8")
+    assert text.count('"event": "run.started"') == 1
+
+
+def test_scenario_files_with_the_same_name_get_journals_of_their_own(suite_dir: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    files = sorted(scenario_files([str(suite_dir)]))  # fail/sc.yaml and pass/sc.yaml
+    run_suite(files, runs_dir=runs)
+    assert sorted(p.name for p in runs.iterdir()) == ["sc", "sc-2"]
+    for name in ("sc", "sc-2"):
+        text = (runs / name / "journal.jsonl").read_text(encoding="utf-8")
+        assert text.count('"event": "run.started"') == 1

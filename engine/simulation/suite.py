@@ -101,13 +101,14 @@ def _first_errors(diags: list[Diagnostic]) -> str:
 def run_suite(files: list[str], *, seed: int | None = None, runs_dir: Path | None = None) -> SuiteResult:
     t0 = time.perf_counter()
     suite = SuiteResult()
+    names = _run_dir_names(files)
     for path in files:
         observers: tuple[Any, ...] = ()
         writer = None
         if runs_dir is not None:
             from ..journal import JournalWriter
 
-            writer = JournalWriter(runs_dir / Path(path).stem, fsync=False)
+            writer = JournalWriter(_fresh(runs_dir / names[path]), fsync=False)
             observers = (writer,)
         try:
             suite.cases.append(run_case(path, DrillSetup(seed=seed, observers=observers)))
@@ -116,6 +117,30 @@ def run_suite(files: list[str], *, seed: int | None = None, runs_dir: Path | Non
                 writer.close()
     suite.seconds = time.perf_counter() - t0
     return suite
+
+
+def _run_dir_names(files: list[str]) -> dict[str, str]:
+    """One journal directory per scenario file: its stem, numbered when two files share it."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for path in files:
+        stem = name = Path(path).stem
+        number = 1
+        while name in taken:
+            number += 1
+            name = f"{stem}-{number}"
+        taken.add(name)
+        names[path] = name
+    return names
+
+
+def _fresh(run_dir: Path) -> Path:
+    """A test run replaces the journal of the previous one (the writer appends)."""
+    import shutil
+
+    (run_dir / "journal.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "logs", ignore_errors=True)
+    return run_dir
 
 
 def render_suite(suite: SuiteResult, *, color: bool = False) -> str:
