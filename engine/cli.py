@@ -366,7 +366,7 @@ def test_cmd(paths: tuple[str, ...], junit: str | None, seed: int | None, trials
     if not files:
         raise _usage("no scenario files found in " + ", ".join(paths or ("scenarios",)))
     if trials:
-        _trials(files, trials, seed or 0)
+        _trials(files, trials, seed)
         return
     suite = run_suite(files, seed=seed, runs_dir=Path(runs_dir) if runs_dir else None)
     click.echo(render_suite(suite, color=_use_color(color, sys.stdout)), nl=False)
@@ -381,7 +381,7 @@ def _usage(message: str) -> Exception:
     return UsageError(message)
 
 
-def _trials(files: list[str], trials: int, seed: int) -> None:
+def _trials(files: list[str], trials: int, seed: int | None) -> None:
     from .simulation.trials import render_trials, run_trials
     from .validation import load_runbook, load_scenario
 

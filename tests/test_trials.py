@@ -115,6 +115,15 @@ def test_each_trial_uses_the_next_seed(tmp_path: Path) -> None:
     assert two.samples["recovered"][1] == second_alone.samples["recovered"][0]
 
 
+def test_without_a_seed_trials_start_from_the_scenario_seed(tmp_path: Path) -> None:
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, "seed: 21\n" + RANDOM)
+    assert run_trials(scenario, runbook, 3).samples == run_trials(scenario, runbook, 3, seed=21).samples
+    _, sc = write_pair(tmp_path / "cli", RUNBOOK, "seed: 21\n" + RANDOM)
+    by_file = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "3"])
+    by_flag = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "3", "--seed", "21"])
+    assert by_file.output == by_flag.output
+
+
 def test_render_trials_shows_outcomes_percentiles_and_what_to_automate(tmp_path: Path) -> None:
     scenario, runbook = load_pair(tmp_path, RUNBOOK, FIXED)
     text = render_trials(run_trials(scenario, runbook, 3))

@@ -40,13 +40,15 @@ class TrialStats:
         return [(step, mean, self.human_share.get(step, 0.0)) for step, mean in ranked]
 
 
-def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int = 0) -> TrialStats:
+def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | None = None) -> TrialStats:
+    """Trial i runs with seed + i; without a seed, from the scenario's (as `runbook test` does), else 0."""
     stats = TrialStats(scenario.id, trials)
     totals: dict[str, float] = {}
     waits: dict[str, float] = {}
     recovered_runs = 0
+    base = seed if seed is not None else (scenario.seed if scenario.seed is not None else 0)
     for i in range(trials):
-        run = run_scenario(scenario, runbook, DrillSetup(seed=seed + i, run_id=f"{scenario.id}-trial{i}"))
+        run = run_scenario(scenario, runbook, DrillSetup(seed=base + i, run_id=f"{scenario.id}-trial{i}"))
         t = run.timings
         stats.outcomes[str(t.outcome)] = stats.outcomes.get(str(t.outcome), 0) + 1
         stats.passed += run.scorecard.passed
