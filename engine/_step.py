@@ -6,6 +6,7 @@ The Runner owns the run; this owns a step. It raises StepStop when the run must 
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOut
 from .executors.base import HttpRequest, Invocation, Result
 from .executors.http import encode_body, parse_json
 from .executors.prompts import ApprovalRequest, Question, Unanswered
+from .masking import MaskedStream
 from .model import (
     HttpSpec,
     IncludeSpec,
@@ -61,14 +63,36 @@ class Attempt:
 
 
 class _Sink:
-    """Live output of a step -> StepOutput events (console and log files)."""
+    """Live output of a step -> StepOutput events (console and log files).
+
+    Output arrives in reads of any size: it is decoded incrementally and masked as a
+    stream, so a UTF-8 character or a secret split between two reads is neither
+    garbled nor leaked. Use it with `with`: leaving it emits what was held back."""
 
     def __init__(self, runner: Runner, step_id: str) -> None:
         self.runner, self.step_id = runner, step_id
+        self._streams: dict[tuple[str, str | None], tuple[Any, MaskedStream]] = {}
 
     def output(self, stream: str, data: bytes, host: str | None) -> None:
-        text = data.decode("utf-8", errors="replace")
-        self.runner.bus.emit(StepOutput(self.step_id, stream, text, host))
+        decoder, masked = self._streams.get((stream, host)) or self._open(stream, host)
+        self._emit(stream, masked.feed(decoder.decode(data)), host)
+
+    def _open(self, stream: str, host: str | None) -> tuple[Any, MaskedStream]:
+        pair = (codecs.getincrementaldecoder("utf-8")(errors="replace"), MaskedStream(self.runner.masker))
+        self._streams[(stream, host)] = pair
+        return pair
+
+    def _emit(self, stream: str, text: str, host: str | None) -> None:
+        if text:
+            self.runner.bus.emit(StepOutput(self.step_id, stream, text, host))
+
+    def __enter__(self) -> _Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for (stream, host), (decoder, masked) in self._streams.items():
+            self._emit(stream, masked.feed(decoder.decode(b"", final=True)) + masked.flush(), host)
+        self._streams.clear()
 
 
 class StepDriver:
@@ -333,7 +357,8 @@ class StepDriver:
         if target:
             return r.fan_out(step, sid, base, extra.get("_hosts") or [])
         r.bus.barrier()
-        result = r.services.local.run(base, _Sink(r, sid), r.cancel)
+        with _Sink(r, sid) as sink:
+            result = r.services.local.run(base, sink, r.cancel)
         return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
 
     def _http(self, step: Step, sid: str, spec: HttpSpec, number: int, extra: dict[str, Any],
@@ -349,7 +374,8 @@ class StepDriver:
         invocation = Invocation(sid, "http", f"{spec.method} {url}", timeout=timeout, http=request,
                                 attempt=number)
         r.bus.barrier()
-        result = r.services.http.run(invocation, _Sink(r, sid), r.cancel)
+        with _Sink(r, sid) as sink:
+            result = r.services.http.run(invocation, sink, r.cancel)
         return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
 
     def _manual(self, step: Step, sid: str, spec: ManualSpec, extra: dict[str, Any]) -> Attempt:
@@ -425,16 +451,21 @@ class StepDriver:
         r.bus.emit(StepFinished(
             sid, step.phase, step.kind, rec.status, rec.duration, rec.attempts, rec.exit_code,
             rec.error, "when was false" if rec.status == "skipped" else None,
-            rec.stdout[-TAIL:], rec.stderr[-TAIL:], rec.truncated or len(rec.stdout) > TAIL,
+            _tail(r, rec.stdout), _tail(r, rec.stderr), rec.truncated or len(rec.stdout) > TAIL,
             _jsonable(rec.outputs), _jsonable(rec.answers), rec.status_code,
             {h: {k: v for k, v in d.items() if k not in ("stdout", "stderr")} | {
-                "stdout": str(d.get("stdout", ""))[-TAIL:], "stderr": str(d.get("stderr", ""))[-TAIL:]}
+                "stdout": _tail(r, d.get("stdout", "")), "stderr": _tail(r, d.get("stderr", ""))}
              for h, d in rec.hosts.items()},
             [{k: v for k, v in i.items() if k in ("index", "item", "status", "exit_code", "error")}
              for i in rec.items],
             dict(r.state.vars) if isinstance(step.spec, SetSpec) else {},
             r.logs_of(sid), rollback_of,
         ))
+
+
+def _tail(r: Runner, text: Any, size: int = TAIL) -> str:
+    # Mask before cutting: a cut through a secret would leave a piece the bus cannot recognise.
+    return r.masker.text(str(text))[-size:]
 
 
 def _code(attempt: Attempt) -> int | None:

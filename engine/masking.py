@@ -26,6 +26,10 @@ class Masker:
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self._secrets)
+
     def text(self, value: str) -> str:
         for secret in self._secrets:
             if secret in value:
@@ -52,3 +56,34 @@ class Masker:
             if raw in value:
                 value = value.replace(raw, MASK.encode())
         return value
+
+
+class MaskedStream:
+    """Masks text that arrives in chunks (a command's output): a secret split across
+    two chunks is still masked. The end of a chunk that could be the start of a secret
+    is held back until the next chunk, or until `flush()`."""
+
+    def __init__(self, masker: Masker) -> None:
+        self.masker = masker
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        """The part of `held + text` that is safe to show, masked."""
+        text = self.masker.text(self._held + text)
+        keep = self._possible_start(text)
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+    def _possible_start(self, text: str) -> int:
+        """Length of the longest end of `text` that is a proper prefix of a secret."""
+        longest = 0
+        for secret in self.masker.secrets:
+            for size in range(min(len(secret) - 1, len(text)), longest, -1):
+                if text.endswith(secret[:size]):
+                    longest = size
+                    break
+        return longest

@@ -401,7 +401,8 @@ class Runner:
         from ._step import _Sink
 
         self.bus.barrier()
-        attempt: Attempt = self.services.remote.run(self, step, sid, base, hosts, _Sink(self, sid))
+        with _Sink(self, sid) as sink:
+            attempt: Attempt = self.services.remote.run(self, step, sid, base, hosts, sink)
         return attempt
 
     def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,

@@ -1,0 +1,290 @@
+"""engine.journal: one JSON event per line, output in log files beside it, fsync before
+every external effect (and only then), reading back torn journals, and a full disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.errors import JournalError
+from engine.events import (
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+    Stamp,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+    from_record,
+)
+from engine.journal import (
+    JOURNAL,
+    RESERVE,
+    JournalWriter,
+    encode,
+    first_record,
+    iso,
+    last_record,
+    new_run_id,
+    read_journal,
+)
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def stamp(seq: int, elapsed: float = 0.0) -> Stamp:
+    return Stamp(seq, T0 + elapsed, elapsed)
+
+
+def started() -> RunStarted:
+    return RunStarted("r1", "disk-full", "Disk full", "/rb/disk.yaml", "live", {"host": "db-1"})
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts os.fsync calls (they still happen)."""
+    calls: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return calls
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[JournalWriter]:
+    with JournalWriter(tmp_path / "run") as journal:
+        yield journal
+
+
+# -- encoding and reading back -------------------------------------------------------------------------
+
+
+def test_an_event_is_one_json_line_with_its_stamp() -> None:
+    line = encode(started(), stamp(1, 0.1234))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    record = json.loads(line)
+    assert record["seq"] == 1 and record["t"] == "2026-01-01T00:00:00.123Z" and record["elapsed"] == 0.123
+    assert record["event"] == "run.started" and record["inputs"] == {"host": "db-1"}
+
+
+def test_non_ascii_and_odd_values_are_encoded_readably() -> None:
+    event = StepFinished("s", "triage", "run", "ok", stdout="héllo ✓\n", outputs={"hosts": ("a", "b")})
+    record = json.loads(encode(event, stamp(2)))
+    assert record["stdout"] == "héllo ✓\n" and record["outputs"] == {"hosts": ["a", "b"]}
+
+
+def test_records_read_back_into_the_same_events(writer: JournalWriter) -> None:
+    events = [started(), PhaseStarted("detection"), StepStarted("usage", "detection", "run", command="df"),
+              StepFinished("usage", "detection", "run", "ok", 0.5, exit_code=0, stdout="96\n"),
+              RunFinished("resolved", 1.5)]
+    for seq, event in enumerate(events, 1):
+        writer.on_event(event, stamp(seq))
+    contents = read_journal(writer.run_dir)
+    assert [from_record(r) for r in contents.records] == events
+    assert [r["seq"] for r in contents.records] == [1, 2, 3, 4, 5]
+    assert contents.complete and not contents.torn and contents.bad_lines == []
+    assert contents.started is not None and contents.started["run_id"] == "r1"
+
+
+def test_a_torn_last_line_is_reported_not_fatal(writer: JournalWriter) -> None:
+    writer.on_event(started(), stamp(1))
+    with open(writer.path, "ab") as handle:
+        handle.write(b'{"seq": 2, "event": "phase.sta')
+    contents = read_journal(writer.run_dir)
+    assert contents.torn and len(contents.records) == 1 and not contents.complete
+
+
+def test_a_garbled_line_in_the_middle_is_listed(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL
+    path.write_bytes(b'{"seq": 1, "event": "run.started"}\nnot json\n{"seq": 3, "event": "run.finished"}\n')
+    contents = read_journal(path)
+    assert contents.bad_lines == [2] and not contents.torn and contents.complete
+
+
+def test_first_and_last_record_read_only_the_ends(writer: JournalWriter) -> None:
+    writer.on_event(started(), stamp(1))
+    writer.on_event(RunFinished("failed", 2.0), stamp(2))
+    with open(writer.path, "ab") as handle:
+        handle.write(b'{"torn')
+    first, last = first_record(writer.path), last_record(writer.path)
+    assert first is not None and first["event"] == "run.started"
+    assert last is not None and last["event"] == "run.finished"
+    assert last_record(writer.run_dir / "missing") is None
+
+
+def test_run_ids_sort_by_time_and_name_the_runbook() -> None:
+    early, late = new_run_id("disk-full", T0), new_run_id("disk-full", T0 + 3600)
+    assert early.startswith("20260101T000000Z-disk-full-") and early < late
+    assert iso(T0 + 0.5) == "2026-01-01T00:00:00.500Z"
+
+
+# -- output goes to log files --------------------------------------------------------------------------
+
+
+def test_output_goes_to_log_files_not_to_journal_lines(writer: JournalWriter) -> None:
+    writer.on_event(StepOutput("usage", "stdout", "line 1\n"), stamp(0))
+    writer.on_event(StepOutput("usage", "stderr", "oops\n"), stamp(0))
+    writer.on_event(StepOutput("usage", "stdout", "line 2\n", host="db-1"), stamp(0))
+    assert writer.logs_of("usage") == ["logs/usage.stdout.log", "logs/usage.stderr.log",
+                                       "logs/usage@db-1.stdout.log"]
+    writer.on_event(StepFinished("usage", "detection", "run", "ok"), stamp(1))
+    logs = writer.run_dir / "logs"
+    assert (logs / "usage.stdout.log").read_text() == "line 1\n"
+    assert (logs / "usage.stderr.log").read_text() == "oops\n"
+    assert (logs / "usage@db-1.stdout.log").read_text() == "line 2\n"
+    assert [r["event"] for r in read_journal(writer.run_dir).records] == ["step.finished"]
+
+
+def test_journal_and_logs_are_private_to_the_user(writer: JournalWriter) -> None:
+    writer.on_event(StepOutput("s", "stdout", "x"), stamp(0))
+    assert writer.path.stat().st_mode & 0o077 == 0
+    assert (writer.run_dir / "logs" / "s.stdout.log").stat().st_mode & 0o077 == 0
+
+
+# -- fsync before effects ------------------------------------------------------------------------------
+
+
+def test_events_between_two_effects_share_one_fsync(writer: JournalWriter, fsyncs: list[int]) -> None:
+    for seq in range(1, 4):
+        writer.on_event(PhaseStarted(f"p{seq}"), stamp(seq))
+    assert fsyncs == []  # written, not yet synced
+    writer.barrier()
+    assert len(fsyncs) == 1
+    writer.barrier()
+    assert len(fsyncs) == 1  # nothing new: no second fsync
+    writer.on_event(PhaseStarted("p4"), stamp(4))
+    writer.barrier()
+    assert len(fsyncs) == 2
+
+
+def test_every_event_is_written_before_the_barrier(writer: JournalWriter, fsyncs: list[int]) -> None:
+    writer.on_event(started(), stamp(1))
+    assert read_journal(writer.run_dir).started is not None  # visible to a reader at once
+
+
+def test_closing_syncs_what_is_left_and_removes_the_reserve(tmp_path: Path, fsyncs: list[int]) -> None:
+    journal = JournalWriter(tmp_path / "run")
+    assert (tmp_path / "run" / RESERVE).stat().st_size > 0
+    journal.on_event(started(), stamp(1))
+    journal.close()
+    assert len(fsyncs) == 1
+    assert not (tmp_path / "run" / RESERVE).exists()
+
+
+def test_a_journal_that_cannot_be_created_is_a_journal_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(JournalError, match="cannot open the journal"):
+        JournalWriter(tmp_path / "file" / "run")
+
+
+def test_reopening_appends_to_the_same_journal(tmp_path: Path) -> None:
+    with JournalWriter(tmp_path / "run") as journal:
+        journal.on_event(started(), stamp(1))
+    with JournalWriter(tmp_path / "run") as journal:
+        journal.on_event(RunFinished("resolved", 1.0), stamp(2))
+    assert [r["seq"] for r in read_journal(tmp_path / "run").records] == [1, 2]
+
+
+# -- a full disk ---------------------------------------------------------------------------------------
+
+
+class FullDisk:
+    """os.write that fails with ENOSPC (or writes short) for chosen file descriptors while
+    the reserve file exists: deleting the reserve is what frees space on a real disk."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, journal: JournalWriter) -> None:
+        self.journal = journal
+        self.fds: set[int] = set()
+        self.short = False
+        self.real = os.write
+        monkeypatch.setattr(os, "write", self.write)
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        if fd in self.fds and (self.journal.run_dir / RESERVE).exists():
+            if self.short:
+                return self.real(fd, bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.real(fd, data)
+
+
+def test_a_full_disk_releases_the_reserve_and_the_event_is_still_written(
+        writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer.on_event(started(), stamp(1))
+    disk = FullDisk(monkeypatch, writer)
+    disk.fds.add(writer._fd)
+    writer.on_event(PhaseStarted("detection"), stamp(2))
+    assert not (writer.run_dir / RESERVE).exists()
+    assert [r["seq"] for r in read_journal(writer.run_dir).records] == [1, 2]
+    assert writer.disk_full
+
+
+def test_a_short_write_never_leaves_half_a_line(writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer.on_event(started(), stamp(1))
+    disk = FullDisk(monkeypatch, writer)
+    disk.fds.add(writer._fd)
+    disk.short = True
+    writer.on_event(PhaseStarted("detection"), stamp(2))
+    contents = read_journal(writer.run_dir)
+    assert [r["seq"] for r in contents.records] == [1, 2] and not contents.torn and contents.bad_lines == []
+
+
+def test_after_a_full_disk_the_next_barrier_stops_the_run_once(
+        writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = FullDisk(monkeypatch, writer)
+    disk.fds.add(writer._fd)
+    writer.on_event(started(), stamp(1))
+    with pytest.raises(JournalError, match="is full .*stopped before the next action"):
+        writer.barrier()
+    writer.barrier()  # once is enough: rollbacks must still be able to run and be recorded
+    writer.on_event(RunFinished("failed", 1.0), stamp(2))
+    assert read_journal(writer.run_dir).complete
+
+
+def test_a_step_log_filling_the_disk_stops_logging_and_names_the_log(
+        writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer.on_event(StepOutput("flood", "stdout", "first\n"), stamp(0))
+    disk = FullDisk(monkeypatch, writer)
+    disk.fds.update(writer._logs.values())
+    writer.on_event(StepOutput("flood", "stdout", "second\n"), stamp(0))
+    writer.on_event(StepOutput("flood", "stdout", "third\n"), stamp(0))
+    assert (writer.run_dir / RESERVE).exists()  # the reserve is kept for the journal
+    assert (writer.run_dir / "logs" / "flood.stdout.log").read_text() == "first\n"
+    with pytest.raises(JournalError, match=r"writing logs/flood\.stdout\.log"):
+        writer.barrier()
+
+
+def test_no_stop_is_raised_once_the_run_has_finished(writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = FullDisk(monkeypatch, writer)
+    disk.fds.add(writer._fd)
+    writer.on_event(RunFinished("resolved", 1.0), stamp(1))
+    writer.barrier()  # the run is over: nothing to stop
+    assert read_journal(writer.run_dir).complete
+
+
+def test_when_even_the_reserve_is_used_up_writing_fails_with_a_journal_error(
+        writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    def always_full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", always_full)
+    with pytest.raises(JournalError, match="the journal disk is full"):
+        writer.on_event(started(), stamp(1))
+
+
+def test_other_write_errors_are_journal_errors(writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(fd: int, data: bytes) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "write", broken)
+    with pytest.raises(JournalError, match="cannot write the journal: Input/output error"):
+        writer.on_event(started(), stamp(1))
+    assert (writer.run_dir / RESERVE).exists()

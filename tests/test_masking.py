@@ -1,0 +1,79 @@
+"""engine.masking: secret values become *** in text, bytes and nested data."""
+
+from __future__ import annotations
+
+from engine.events import EventBus, StepFinished
+from engine.masking import MASK, MaskedStream, Masker
+from engine.testing import Recorder
+
+
+def test_every_occurrence_of_a_secret_is_masked() -> None:
+    masker = Masker(["hunter2"])
+    assert masker.text("pw=hunter2 again hunter2") == f"pw={MASK} again {MASK}"
+    assert masker.bytes(b"x hunter2 y") == b"x *** y"
+
+
+def test_the_longest_secret_is_masked_first_so_nothing_leaks() -> None:
+    masker = Masker(["abc", "abcdef"])
+    assert masker.text("key=abcdef") == "key=***"
+
+
+def test_nested_data_is_masked_keys_and_other_types_kept() -> None:
+    masker = Masker(["s3cret"])
+    data = {"cmd": "curl -u s3cret", "list": ["s3cret", 1, None], "tuple": ("x s3cret",), "n": 3}
+    assert masker.data(data) == {"cmd": "curl -u ***", "list": ["***", 1, None], "tuple": ["x ***"], "n": 3}
+
+
+def test_very_short_values_are_not_treated_as_secrets() -> None:
+    """Masking "1" or "ab" would garble every line of output."""
+    masker = Masker(["1", "ab", ""])
+    assert not masker
+    assert masker.text("ab 1") == "ab 1"
+
+
+def test_non_string_secrets_are_masked_by_their_text() -> None:
+    masker = Masker()
+    masker.add(123456)
+    assert masker.text("pin 123456") == "pin ***"
+
+
+def test_an_empty_masker_returns_data_untouched() -> None:
+    data = {"a": ["b"]}
+    assert Masker().data(data) is data
+
+
+def test_the_event_bus_masks_events_before_any_observer_sees_them() -> None:
+    recorder = Recorder()
+
+    class Clock:
+        def monotonic(self) -> float:
+            return 0.0
+
+        def now(self) -> float:
+            return 0.0
+
+    bus = EventBus(Clock(), [recorder], Masker(["tok-123"]))
+    bus.emit(StepFinished("s", "triage", "run", "failed", stdout="got tok-123", error="bad tok-123",
+                          outputs={"t": "tok-123"}))
+    [(event, _)] = recorder.events
+    assert "tok-123" not in repr(event.record())
+    assert isinstance(event, StepFinished) and event.stdout == "got ***" and event.outputs == {"t": "***"}
+
+
+def test_a_secret_split_across_chunks_is_still_masked() -> None:
+    stream = MaskedStream(Masker(["tok-ABCD-xyz"]))
+    shown = stream.feed("key: tok-AB") + stream.feed("CD-") + stream.feed("xyz done\n") + stream.flush()
+    assert shown == "key: *** done\n"
+
+
+def test_only_a_possible_start_of_a_secret_is_held_back() -> None:
+    stream = MaskedStream(Masker(["secret"]))
+    assert stream.feed("plain text se") == "plain text "
+    assert stream.feed("ven\n") == "seven\n"
+    assert stream.feed("ends with sec") == "ends with "
+    assert stream.flush() == "sec"  # the stream ended: what was held back is shown
+
+
+def test_a_stream_without_secrets_holds_nothing_back() -> None:
+    stream = MaskedStream(Masker())
+    assert stream.feed("anything") == "anything" and stream.flush() == ""
