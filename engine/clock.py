@@ -105,6 +105,7 @@ class Timers:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self.errors: list[Exception] = []  # what failing actions raised
 
     def call_at(self, t: float, action: Callable[[], None]) -> None:
         with self._cond:
@@ -129,7 +130,10 @@ class Timers:
                 if timer is None:
                     self._cond.wait(self.tick)
                     continue
-            timer.action()
+            try:
+                timer.action()
+            except Exception as exc:  # one failing action must not stop every later timer
+                self.errors.append(exc)
 
 
 class DrillClock(RealClock):

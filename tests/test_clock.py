@@ -246,3 +246,21 @@ def test_drill_clock_timers_fire_during_a_scaled_wait_at_their_simulated_time() 
         timers.stop()
     assert len(fired_at) == 1
     assert 4.5 <= fired_at[0] <= 7 and fired_at[0] < returned_at
+
+
+def test_a_failing_timer_action_does_not_stop_the_later_timers() -> None:
+    clock = RealClock()
+    timers = Timers(clock, tick=0.01)
+    done = threading.Event()
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    now = clock.monotonic()
+    timers.call_at(now + 0.01, broken)
+    timers.call_at(now + 0.05, done.set)
+    try:
+        assert done.wait(3)
+    finally:
+        timers.stop()
+    assert [str(e) for e in timers.errors] == ["boom"]

@@ -860,3 +860,25 @@ def test_an_interrupted_fan_out_is_aborted(tmp_path: Path) -> None:
         """), "responses:\n  - {step: restart, duration: 5m}\n")
     run = run_scenario(scenario, runbook, DrillSetup(ready=lambda r, w: w.clock.call_at(30, r.interrupt)))
     assert path_of(run.records) == [("restart", "aborted")]
+
+
+def test_an_event_whose_set_fails_is_journaled_and_the_drill_goes_on(tmp_path: Path) -> None:
+    run = drill(tmp_path, rb("""
+        detection:
+          - {id: a, run: a, retries: {attempts: 2, delay: 1m}}
+          - {id: b, run: b}
+        """), """
+        state: {pct: 96}
+        responses:
+          - step: a
+            attempts: [{exit_code: 1, duration: 10s}, {exit_code: 0}]
+          - {step: b, stdout: "{{ state.pct }}"}
+        events:
+          - {at: 30s, set: {pct: "{{ state.nope.deeper }}"}, message: Broken event}
+          - {at: 40s, set: {pct: 50}, message: Good event}
+        """)
+    fired = records(run, "inject.fired")
+    assert [(f["index"], f["set"]) for f in fired] == [(0, {}), (1, {"pct": 50})]
+    assert fired[0]["message"].startswith("Broken event (event 0: its set failed, nothing changed:")
+    assert path_of(run.records) == [("a", "ok"), ("b", "ok")]
+    assert finished(run, "b")["stdout"] == "50"

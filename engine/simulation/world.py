@@ -118,9 +118,16 @@ class World:
         return lambda: self.fire(event)
 
     def fire(self, event: Event, *, manual: bool = False) -> None:
-        applied = self.apply(event.set) if event.set else {}
+        message = event.message
+        try:
+            applied = self.apply(event.set) if event.set else {}
+        except TemplateError as exc:
+            # A broken event must not end the drill (or, on a timer thread, every later
+            # event): it is shown and journaled, and changes nothing.
+            applied = {}
+            message = f"{message or 'event'} (event {event.index}: its set failed, nothing changed: {exc})"
         if self.emit is not None:
-            self.emit(InjectFired(event.index, event.at, event.message, event.kind, applied, manual))
+            self.emit(InjectFired(event.index, event.at, message, event.kind, applied, manual))
 
 
 def _assign(state: dict[str, Any], dotted: str, value: Any) -> None:
