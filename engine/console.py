@@ -103,8 +103,9 @@ class Console:
 
     def _run_started(self, e: RunStarted, s: Stamp) -> None:
         resumed = " (resumed)" if e.resumed_from else ""
+        dot = self.sym("·", "|")
         self.line(self.paint(f"{self.sym('▶▶', '>>')} {e.title}", "bold") +
-                  self.paint(f"  runbook {e.runbook} · run {e.run_id} · {e.mode}{resumed}", "dim"))
+                  self.paint(f"  runbook {e.runbook} {dot} run {e.run_id} {dot} {e.mode}{resumed}", "dim"))
         if e.inputs:
             shown = " ".join(f"{k}={_short(v)}" for k, v in e.inputs.items())
             self.line(self.paint(f"   inputs: {shown}", "dim"))
@@ -167,10 +168,12 @@ class Console:
     def _attempt(self, e: StepAttempt, s: Stamp) -> None:
         wait = format_duration(e.next_in)
         if e.polling:
-            self.line(self.paint(f"        … not yet (poll {e.attempt}); next check in {wait}", "yellow"))
+            self.line(self.paint(f"        {self.sym('…', '..')} not yet (poll {e.attempt}); next check in {wait}",
+                                 "yellow"))
         else:
             why = e.error or (f"exit code {e.exit_code}" if e.exit_code is not None else "failed")
-            self.line(self.paint(f"        ↻ attempt {e.attempt} failed ({why}); retrying in {wait}", "yellow"))
+            self.line(self.paint(f"        {self.sym('↻', '<>')} attempt {e.attempt} failed ({why}); "
+                                 f"retrying in {wait}", "yellow"))
 
     def _step_finished(self, e: StepFinished, s: Stamp) -> None:
         self._flush_partial(e.step)
@@ -279,4 +282,4 @@ class Console:
 def _short(value: Any, limit: int = 60) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 3] + "..."  # ASCII: any terminal shows it

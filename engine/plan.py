@@ -195,5 +195,6 @@ def render_plan(plan: Plan, masker: Masker | None = None) -> str:
         for planned in steps:
             title = f" - {planned.step.title}" if planned.step.title else ""
             out.append(f"  {planned.number}. {planned.step.id}{title}")
-            out.extend(f"       {line}" for line in planned.lines)
+            # A multi-line manual text or command stays inside its step's block.
+            out.extend("       " + line.rstrip("\n").replace("\n", "\n         ") for line in planned.lines)
     return masker.text("\n".join(out)) + "\n"

@@ -1,0 +1,197 @@
+"""engine.console: what an operator sees. Plain text unless colour is asked for; the CLI
+asks for colour only on a terminal without NO_COLOR."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import pytest
+
+from engine.cli import _use_color
+from engine.console import PARTIAL_LIMIT, Console
+from engine.events import (
+    Approval,
+    Event,
+    NotifySent,
+    PhaseStarted,
+    RollbackFinished,
+    RollbackStarted,
+    RunFinished,
+    RunStarted,
+    Stamp,
+    StepAttempt,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
+from engine.testing import ScriptedExecutor, run_text
+
+ANSI = re.compile(r"\033\[[0-9;]*m")
+
+
+def show(*events: Event, color: bool = False, unicode: bool = True, elapsed: float = 75.0) -> str:
+    stream = io.StringIO()
+    console = Console(stream, color=color, unicode=unicode)
+    for event in events:
+        console.on_event(event, Stamp(1, 0.0, elapsed))
+    return stream.getvalue()
+
+
+RUN = [
+    RunStarted("r1", "disk-full", "Filesystem nearly full", "/rb.yaml", "live", {"host": "db-1", "token": "***"}),
+    PhaseStarted("detection"),
+    StepStarted("usage", "detection", "run", "Measure usage", "df /var", "box", ["db-1"]),
+    StepOutput("usage", "stdout", "96\n", "db-1"),
+    StepOutput("usage", "stderr", "warning\n"),
+    StepFinished("usage", "detection", "run", "ok", 1.5, outputs={"pct": 96}),
+    StepStarted("clean", "detection", "run", command="rm -rf /tmp/x"),
+    StepFinished("clean", "detection", "run", "failed", 0.2, exit_code=1, error="exit code 1"),
+    RunFinished("failed", 2.0, "exit code 1", "clean", "exit code 1", {"detection": 2.0}),
+]
+
+
+def test_plain_output_has_no_escape_codes() -> None:
+    text = show(*RUN, color=False)
+    assert "\033[" not in text
+
+
+def test_colour_output_paints_status_and_keeps_the_same_text() -> None:
+    coloured = show(*RUN, color=True)
+    assert "\033[32m" in coloured and "\033[31m" in coloured  # green ok, red failure
+    assert ANSI.sub("", coloured) == show(*RUN, color=False)
+
+
+def test_the_run_header_shows_runbook_run_and_inputs() -> None:
+    text = show(*RUN)
+    assert "▶▶ Filesystem nearly full  runbook disk-full · run r1 · live" in text
+    assert "inputs: host=db-1 token=***" in text
+
+
+def test_a_step_shows_clock_title_target_command_and_output() -> None:
+    lines = show(*RUN).splitlines()
+    assert "[01:15] ▶ usage  Measure usage  [box: db-1]" in lines
+    assert "        $ df /var" in lines
+    assert "        │ db-1: 96" in lines
+    assert "        │ warning" in lines
+    assert any(line.startswith("[01:15] ✓ usage ok 1.5s") and "pct=96" in line for line in lines)
+
+
+def test_a_failure_shows_the_error_and_the_outcome_names_the_step() -> None:
+    text = show(*RUN)
+    assert "✗ clean FAILED 200ms: exit code 1" in text
+    assert "■ outcome: failed at step clean in 2s: exit code 1" in text
+
+
+def test_without_unicode_the_symbols_are_ascii() -> None:
+    text = show(*RUN, unicode=False)
+    assert text.isascii()
+    assert ">> Filesystem nearly full" in text and "XX clean FAILED" in text and "| db-1: 96" in text
+
+
+def test_unicode_follows_the_stream_encoding() -> None:
+    class Latin1(io.StringIO):
+        encoding = "latin-1"
+
+    class Utf8(io.StringIO):
+        encoding = "UTF-8"
+
+    assert not Console(Latin1()).unicode and Console(Utf8()).unicode
+
+
+def test_retries_polls_approvals_notifications_and_rollbacks_are_shown() -> None:
+    text = show(
+        StepAttempt("flaky", 1, False, 1, "exit code 1", 0.1, 5.0),
+        StepAttempt("verify", 2, False, None, None, 0.1, 10.0, True),
+        Approval("restart", True, "alice", "incident_commander"),
+        Approval("restart", False, "bob", None, "incident_commander", message="too risky"),
+        NotifySent("status", "Disk full on db-1\nsecond line", False, "HTTP status 500"),
+        RollbackStarted("failed: exit code 1", ["two", "one"]),
+        RollbackFinished("ok"),
+        RollbackFinished("skipped", skipped=True),
+    )
+    assert "↻ attempt 1 failed (exit code 1); retrying in 5s" in text
+    assert "… not yet (poll 2); next check in 10s" in text
+    assert "approved by alice (incident_commander)" in text
+    assert "not approved by bob: too risky" in text
+    assert "→ notify [status] Disk full on db-1  (not delivered: HTTP status 500)" in text
+    assert "          second line" in text
+    assert "↺ rollback (failed: exit code 1): two, one" in text
+    assert "↺ rollback ok" in text and "↺ rollbacks skipped" in text
+
+
+def test_a_line_split_across_chunks_is_shown_once_whole() -> None:
+    text = show(StepOutput("s", "stdout", "hel"), StepOutput("s", "stdout", "lo\nwor"),
+                StepFinished("s", "triage", "run", "ok"))
+    assert "        │ hello\n" in text and "        │ wor\n" in text
+
+
+def test_stderr_lines_are_red_in_colour() -> None:
+    text = show(StepOutput("s", "stderr", "bad\nworse\n"), color=True)
+    assert text == "        │ \033[31mbad\033[0m\n        │ \033[31mworse\033[0m\n"
+
+
+def test_an_endless_line_is_shown_in_pieces_not_kept_whole() -> None:
+    """Output without newlines (binary, progress bars) must not pile up in memory."""
+    stream = io.StringIO()
+    console = Console(stream, unicode=False)
+    chunk = "x" * 65536
+    for _ in range(20):
+        console.on_event(StepOutput("flood", "stdout", chunk), Stamp(0, 0.0, 0.0))
+    assert all(len(rest) <= PARTIAL_LIMIT for rest in console._partial.values())
+    assert stream.getvalue().count("x") >= 19 * 65536
+
+
+def test_quiet_consoles_show_no_output_but_every_step() -> None:
+    stream = io.StringIO()
+    console = Console(stream, show_output=False)
+    for event in RUN:
+        console.on_event(event, Stamp(1, 0.0, 0.0))
+    text = stream.getvalue()
+    assert "96" not in text.replace("pct=96", "") and "warning" not in text
+    assert "usage ok" in text
+
+
+def test_a_real_run_prints_every_step_in_order() -> None:
+    stream = io.StringIO()
+    text = """\
+kind: runbook
+version: 1
+id: console-run
+title: Console run
+defaults: {timeout: 30s}
+detection:
+  - {id: first, run: echo one}
+remediation:
+  - {id: second, run: echo two}
+"""
+    run_text(text, executor=ScriptedExecutor({"*": "out\n"}), observers=[Console(stream, unicode=True)])
+    printed = stream.getvalue()
+    assert printed.index("▶ first") < printed.index("── remediation") < printed.index("▶ second")
+    assert "■ outcome: resolved in 0ms" in printed
+
+
+# -- colour choice (the CLI's) ---------------------------------------------------------------------------
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("flag", "tty", "no_color", "expected"), [
+    (None, True, False, True),
+    (None, True, True, False),   # NO_COLOR wins over a terminal
+    (None, False, False, False),  # a pipe or a file: plain
+    (True, False, True, True),   # --color wins over everything
+    (False, True, False, False),
+])
+def test_colour_is_used_on_a_terminal_unless_no_color_or_a_flag_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch, flag: bool | None, tty: bool, no_color: bool, expected: bool) -> None:
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    else:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    stream: Any = Tty() if tty else io.StringIO()
+    assert _use_color(flag, stream) is expected
