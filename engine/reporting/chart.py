@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ..duration import format_duration
 from ._format import clock, dur
@@ -288,4 +289,18 @@ def sparkline(values: Sequence[float | None], ident: str, title: str, desc: str,
     median = sorted(known)[len(known) // 2]
     y = round(height - 4 - (height - 8) * median / top, 2)
     chart.lines.append(Line(0, y, width, y, "median", f"median {dur(median)}"))
+    _trend_line(chart, values, top, width, height)
     return chart
+
+
+def _trend_line(chart: Chart, values: Sequence[float | None], top: float, width: float, height: float) -> None:
+    """The median of each twelfth of the runs, joined: the trend the dots hide."""
+    size = max(len(values) // 12, 1)
+    points = []
+    for start in range(0, len(values), size):
+        chunk = sorted(v for v in values[start:start + size] if v is not None)
+        if chunk:
+            x = 4 + (width - 8) * (start + len(values[start:start + size]) / 2) / max(len(values), 1)
+            points.append((round(x, 2), round(height - 4 - (height - 8) * chunk[len(chunk) // 2] / top, 2)))
+    for (x1, y1), (x2, y2) in pairwise(points):
+        chart.lines.append(Line(x1, y1, x2, y2, "trend"))

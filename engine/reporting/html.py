@@ -75,12 +75,13 @@ def _stats_charts(stats: Any) -> list[dict[str, Any]]:
 
     out = []
     for i, group in enumerate(stats.groups):
-        ordered = sorted(group.runs, key=lambda r: (r.started or 0.0, r.run_id))[-SPARK_POINTS:]
+        ordered = sorted(group.runs, key=lambda r: (r.started or 0.0, r.run_id))
+        ordered = ordered[:: -(-len(ordered) // SPARK_POINTS)]  # an even sample of at most SPARK_POINTS runs
         metric = group.headline.metric
         label = dict(METRICS)[metric]
         values = [getattr(r, metric) for r in ordered]
         spark = chart.sparkline(values, f"spark-{i}", f"Time to {label}, {group.name}",
-                                f"time to {label} of the last {len(ordered)} run(s), oldest first")
+                                f"time to {label} of {len(ordered)} run(s) from the first to the latest")
         mix = chart.stacked([(k, float(v), "out-" + k) for k, v in group.outcomes.items()], width=160, height=12,
                             title=f"Outcomes of {group.name}", ident=f"mix-{i}")
         out.append({"group": group, "spark": spark, "mix": mix, "metric_label": label})

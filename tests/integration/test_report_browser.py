@@ -1,0 +1,145 @@
+"""HTML reports in a real browser: Debian's chromium, headless, renders each report to
+the DOM, a PNG and a PDF. The DOM must hold the timeline and the key times as text, a
+hostile step output must stay text (no script runs), and printing must work.
+
+A missing /usr/bin/chromium fails these tests (never a skip): `make test` installs it
+when run as root.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_report_journals import HOSTILE, journals
+
+from engine.reporting.html import render_html, render_stats_html
+from engine.reporting.report import build_report
+from engine.reporting.stats import collect
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Known to work as root in a container; without the background-networking flags it
+# tries to reach the (closed) network at start-up.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--hide-scrollbars"]
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM.is_file(), "chromium is missing: run `make test` as root, or apt-get install chromium"
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    try:
+        done = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def dom(page: Path) -> str:
+    return chromium("--dump-dom", page.as_uri()).stdout
+
+
+def text_of(html: str) -> str:
+    """The visible text of a serialized DOM (tags dropped, entities of <, >, & decoded)."""
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    body = re.sub(r"<[^>]+>", " ", body)
+    body = body.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return " ".join(body.split())
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    drills = journals(tmp_path_factory, "drills")
+    live = journals(tmp_path_factory, "live")
+    crashed = journals(tmp_path_factory, "crashed")
+    fanout = journals(tmp_path_factory, "fanout")
+    out = tmp_path_factory.mktemp("pages")
+    reports = {
+        "drill": build_report(drills["disk-full-log-storm"], history_dir=str(drills["disk-full-log-storm"].parent)),
+        "review": build_report(live["fail"]),
+        "hostile": build_report(live["hostile"]),
+        "crashed": build_report(crashed["torn"]),
+        "fanout": build_report(fanout["with-host-events"]),
+    }
+    made = {}
+    for name, report in reports.items():
+        made[name] = out / f"{name}.html"
+        made[name].write_text(render_html(report), encoding="utf-8")
+    made["stats"] = out / "stats.html"
+    made["stats"].write_text(render_stats_html(collect([out.parent])), encoding="utf-8")
+    yield made
+
+
+def test_chromium_is_installed() -> None:
+    done = chromium("--version")
+    assert "Chromium" in done.stdout
+
+
+def test_drill_dom_has_the_timeline_and_the_key_times(pages: dict[str, Path]) -> None:
+    html = dom(pages["drill"])
+    text = text_of(html)
+    assert "Drill debrief: Log storm fills /var on db-1" in text
+    for key, at in (("Acknowledged", "2m10s"), ("Triaged", "2m10s"), ("Mitigated", "3m41s"), ("Recovered", "3m43s")):
+        assert re.search(rf"{key} {at} objective \S+: met", text), key
+    assert "Timeline" in text and 'id="timeline-title">Timeline of run disk-full-log-storm-seed1312</title>' in html
+    assert re.search(r"<svg[^>]*role=\"img\"[^>]*aria-labelledby=\"timeline-title timeline-desc\"", html)
+    steps = html.split('<table id="steps">')[1].split("</table>")[0]
+    for step in ("usage", "assess", "compress_logs", "verify_usage"):
+        assert f"<code>{step}</code>" in steps
+    assert "PASSED" in text and "Earlier runs of this scenario" in text
+
+
+def test_hostile_output_stays_text_and_no_script_runs(pages: dict[str, Path]) -> None:
+    html = dom(pages["hostile"])
+    title = re.search(r"<title>(.*?)</title>", html, flags=re.S)
+    assert title is not None  # had the script run, the title would be just "pwned"
+    assert text_of(title.group(1)) == f"Post-incident review (draft): Hostile output {HOSTILE}"
+    assert "<img" not in html  # the onerror image was never created
+    assert len(re.findall(r"<script\b", html)) == 1  # only the report's own print helper
+    assert text_of(html).count("<script>document.title='pwned'</script>") >= 5
+
+
+def test_review_page_shows_what_was_done_and_what_failed(pages: dict[str, Path]) -> None:
+    text = text_of(dom(pages["review"]))
+    for part in ("Post-incident review (draft): Failing remediation with rollback", "Impact window",
+                 "What was done", "echo changed", "What failed, was retried or rolled back",
+                 "boom: disk quota exceeded", "Open questions for the review"):
+        assert part in text
+
+
+def test_crashed_run_page_says_where_it_stopped(pages: dict[str, Path]) -> None:
+    html = dom(pages["crashed"])
+    assert re.search(r'<div class="alert" role="alert"><strong>Incomplete run\.</strong> The journal stops at', html)
+    assert "during step slow" in text_of(html) and "journal stops" in text_of(html)
+
+
+def test_fanout_hosts_are_folded_until_opened(pages: dict[str, Path]) -> None:
+    html = dom(pages["fanout"])
+    assert re.search(r"<details><summary>3 host\(s\), 1 not ok</summary>", html)
+    assert "web-3" in text_of(html)
+
+
+def test_reports_render_to_png_and_pdf(pages: dict[str, Path], tmp_path: Path) -> None:
+    for name in ("drill", "review", "stats"):
+        png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
+        chromium("--window-size=1100,2600", f"--screenshot={png}", pages[name].as_uri())
+        chromium("--no-pdf-header-footer", f"--print-to-pdf={pdf}", pages[name].as_uri())
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000, name
+        data = pdf.read_bytes()
+        assert data.startswith(b"%PDF-") and len(data) > 20_000, name
+        assert len(re.findall(rb"/Type\s*/Page\b", data)) >= 1
+
+
+def test_stats_page_renders_its_charts(pages: dict[str, Path]) -> None:
+    html = dom(pages["stats"])
+    assert "Runbook statistics" in text_of(html)
+    assert len(re.findall(r'<svg class="chart spark"', html)) >= 2
