@@ -51,6 +51,13 @@ class Placeholder(str):
     def __getitem__(self, key: Any) -> Placeholder:
         return Placeholder(f"{self.path}[{key!r}]")
 
+    def _no_value(self, other: Any) -> Any:
+        # As a str, `n * 2` would repeat the text and `n % x` would format it: the
+        # plan must say "computed at run time", never show a made-up value.
+        raise TypeError(f"{self} has no value before the run")
+
+    __mul__ = __rmul__ = __mod__ = __rmod__ = _no_value
+
 
 # -- filters and tests (Ansible users' habits) ---------------------------------------------
 
