@@ -19,7 +19,6 @@ the SSH executor connects.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import shlex
@@ -412,6 +411,8 @@ class _Ini(_Builder):
 
 def _literal(value: str) -> Any:
     """Host-line values are Python literals where they parse (as in Ansible), else strings."""
+    import ast
+
     try:
         return ast.literal_eval(value)
     except (ValueError, SyntaxError):

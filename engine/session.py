@@ -83,16 +83,49 @@ def _services(options: LiveOptions, console: Console) -> Services:
 
 
 def _remote(services: Services, options: LiveOptions) -> None:
-    """SSH fan-out for steps with a `target`. Cheap to set up: the inventory is read on
-    first use, and paramiko is imported by the first connection only."""
-    from .executors.ssh import SshExecutor, SshOptions
-    from .fanout import FanOut
-    from .inventory import Resolver
+    """SSH fan-out for steps with a `target`, built on first use (see _Remote)."""
+    remote = _Remote(options)
+    services.remote = remote
+    services.resolve_hosts = remote.resolve_hosts
 
-    resolver = Resolver(options.inventory)
-    ssh = SshExecutor(resolver.host, SshOptions.from_env(accept_new=options.accept_new_host_keys))
-    services.resolve_hosts = resolver
-    services.remote = FanOut(ssh)
+
+class _Remote:
+    """Services.remote until a step needs it: a run without targets imports none of the
+    SSH, inventory or fan-out code, and paramiko is imported by the first connection only."""
+
+    def __init__(self, options: LiveOptions) -> None:
+        self.options = options
+        self._resolver: Any = None
+        self._fanout: Any = None
+
+    @property
+    def resolver(self) -> Any:
+        if self._resolver is None:
+            from .inventory import Resolver
+
+            self._resolver = Resolver(self.options.inventory)
+        return self._resolver
+
+    @property
+    def fanout(self) -> Any:
+        if self._fanout is None:
+            from .executors.ssh import SshExecutor, SshOptions
+            from .fanout import FanOut
+
+            ssh_options = SshOptions.from_env(accept_new=self.options.accept_new_host_keys)
+            self._fanout = FanOut(SshExecutor(self.resolver.host, ssh_options))
+        return self._fanout
+
+    def resolve_hosts(self, name: str, target: Any, ctx: dict[str, Any]) -> list[str]:
+        hosts: list[str] = self.resolver(name, target, ctx)
+        return hosts
+
+    def run(self, *args: Any) -> Any:
+        return self.fanout.run(*args)
+
+    def close(self) -> None:
+        if self._fanout is not None:
+            self._fanout.close()
 
 
 def _hosts_for_lock(runbook: Runbook, services: Services, inputs: Mapping[str, Any]) -> list[str]:

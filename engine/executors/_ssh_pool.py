@@ -16,14 +16,10 @@ paramiko is imported on the first connection only (it costs ~0.1 s to import).
 
 from __future__ import annotations
 
-import base64
-import getpass
-import hashlib
-import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +50,8 @@ def load_paramiko() -> Any:
     """Import paramiko on first use, and keep its transport threads off the console:
     their errors reach us as exceptions; logged tracebacks would only confuse."""
     global _configured
+    import logging
+
     import paramiko
 
     if not _configured:
@@ -153,7 +151,7 @@ class SshConfig:
         proxy = cfg.get("proxycommand") if jump is None and cfg.get("proxycommand") != "none" else None
         return Endpoint(
             host.name, address, int(host.port or cfg.get("port") or 22),
-            host.user or cfg.get("user") or getpass.getuser(),
+            host.user or cfg.get("user") or _local_user(),
             tuple(os.path.expanduser(p) for p in identity), host.password_env, timeout, jump, proxy,
             cfg.get("hostkeyalias"), known, int(cfg.get("serveraliveinterval") or self.options.keepalive))
 
@@ -175,6 +173,12 @@ def _loops(spec: str, trail: tuple[str, ...]) -> bool:
     return any(parse_host_entry(hop.strip())[0] in trail for hop in spec.split(","))
 
 
+def _local_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
 def _float(value: Any) -> float | None:
     try:
         return float(value) if value else None
@@ -184,6 +188,9 @@ def _float(value: Any) -> float | None:
 
 def fingerprint(key: Any) -> str:
     """`SHA256:...` as ssh-keygen -l prints it."""
+    import base64
+    import hashlib
+
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
@@ -340,7 +347,7 @@ class Connection:
     endpoint: Endpoint
     transport: Any
     via: Connection | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    login_shell: str | None = None  # $SHELL on the host, learnt from the first command
 
     @property
     def active(self) -> bool:

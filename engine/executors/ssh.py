@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["ConnectFailed", "SshExecutor", "SshOptions"]
 
 PID_MARK = b"RUNBOOK-PID "
+POSIX_SHELL = "/bin/sh"
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL, as for local commands
 DRAIN_AFTER_EXIT = 0.2  # keep reading this long after the exit status if stdout stays open
 _READ = 65536
@@ -40,10 +41,15 @@ _TICK = 0.1  # longest blind wait: exit status, timeouts and a dead transport ar
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def remote_command(inv: Invocation) -> str:
-    """What is sent to sshd: the group id line, the environment, then the command."""
+def remote_command(inv: Invocation, login_shell: str | None = None) -> str:
+    """What is sent to sshd: the group id (and login shell) line, the environment, then the
+    command, run by /bin/sh as locally. When the login shell is /bin/sh itself it runs
+    the command directly: one exec less per step."""
     exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in inv.env.items() if _ENV_NAME.match(k))
-    return f"echo RUNBOOK-PID $$; {exports}exec /bin/sh -c {shlex.quote(inv.command)}"
+    if login_shell == POSIX_SHELL:
+        return f"echo RUNBOOK-PID $$; {exports}{inv.command}"
+    return f'echo RUNBOOK-PID $$ "$SHELL"; {exports}exec {POSIX_SHELL} -c {shlex.quote(inv.command)}'
+
 
 
 def kill_command(pgid: int) -> str:
@@ -98,7 +104,7 @@ class SshExecutor:
                 raise ConnectFailed("unreachable", f"cannot connect to {ep.describe()}: {exc}") from None
             try:
                 chan = conn.open_session(ep.connect_timeout)
-                chan.exec_command(remote_command(inv))
+                chan.exec_command(remote_command(inv, conn.login_shell))
                 return chan, conn
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 self.pool.discard(conn)
@@ -218,10 +224,10 @@ class _Session:
         at = head.find(PID_MARK)
         end = head.find(b"\n", at) if at >= 0 else -1
         if end >= 0:
-            try:
-                self.pgid = int(head[at + len(PID_MARK):end])
-            except ValueError:
-                self.pgid = None
+            pid, _, shell = bytes(head[at + len(PID_MARK):end]).decode(errors="replace").partition(" ")
+            self.pgid = int(pid) if pid.isdigit() else None
+            if shell and self.conn.login_shell is None:
+                self.conn.login_shell = shell
             data = bytes(head[:at] + head[end + 1:])
         elif len(head) > _HEAD_LIMIT:
             data = bytes(head)

@@ -103,6 +103,7 @@ class Sshd:
             "UsePAM no", "StrictModes no", "UseDNS no", "PermitRootLogin yes",
             "MaxStartups 300:30:400", "MaxSessions 200", "MaxAuthTries 10",
             "ClientAliveInterval 0", "LogLevel INFO", "AllowTcpForwarding yes", "PrintMotd no",
+            "Subsystem sftp internal-sftp",  # Ansible copies its modules over SFTP
         ]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

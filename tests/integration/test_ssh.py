@@ -89,7 +89,7 @@ def test_one_connection_per_host_is_reused_across_steps(cluster: Cluster, live: 
     steps = "".join(f"  - id: s{i}\n    target: two\n    run: 'true'\n" for i in range(20))
     run = live(runbook(f"  two: {target_yaml(cluster, cluster.hosts[:2])}", steps))
     assert run.result.outcome == "resolved"
-    pool = run.services.remote.executor.pool
+    pool = run.services.remote.fanout.executor.pool
     assert pool.opened == 2
     assert pool._conns == {}  # closed at the end of the run
 
@@ -190,3 +190,24 @@ def test_paramiko_is_not_imported_for_a_local_run(tmp_path: object) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_commands_run_under_bin_sh_and_inline_when_that_is_the_login_shell(cluster: Cluster) -> None:
+    """The first command learns the login shell; as it is /bin/sh, later ones skip the extra exec."""
+    from engine.executors.ssh import remote_command
+
+    inv = Invocation("s", "run", "echo $0", env={"A": "b c"})
+    assert remote_command(inv).endswith("export A='b c'; exec /bin/sh -c 'echo $0'")
+    assert remote_command(inv, "/bin/sh").endswith("export A='b c'; echo $0")
+    assert "exec" in remote_command(inv, "/bin/bash")
+    ex = SshExecutor(lambda t, n: Host(n, user=cluster.user, port=cluster.port,
+                                       identity_file=str(cluster.client_key)),
+                     SshOptions(known_hosts=(cluster.directory / "known_hosts",)))
+    try:
+        first = ex.run(Invocation("s", "run", "echo $A", host=cluster.hosts[0], env={"A": "x"}), NullSink(), Cancel())
+        (conn,) = ex.pool._conns.values()
+        second = ex.run(Invocation("s", "run", "echo $A", host=cluster.hosts[0], env={"A": "y"}), NullSink(), Cancel())
+    finally:
+        ex.close()
+    assert conn.login_shell == "/bin/sh"
+    assert (first.stdout, second.stdout) == ("x\n", "y\n")

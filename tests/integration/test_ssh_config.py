@@ -108,7 +108,7 @@ def test_proxy_jump_reaches_a_host_through_a_bastion(jump_pair: tuple[Cluster, C
     monkeypatch.setenv("RUNBOOK_KNOWN_HOSTS", str(target.directory / "known_hosts"))
     run = live(runbook("  t: {hosts: [inner]}"))
     assert run.result.outcome == "resolved", run.console
-    pool = run.services.remote.executor.pool
+    pool = run.services.remote.fanout.executor.pool
     assert pool.opened == 2  # the bastion, then the target through it
 
 

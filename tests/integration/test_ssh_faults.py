@@ -250,4 +250,4 @@ def test_a_dropped_connection_is_reopened_once(make_cluster: Callable, live: Cal
     run = live(runbook(f"  box: {target_yaml(c)}", steps))
     assert run.result.outcome == "resolved"
     assert run.step("two")["stdout"] == "two\n"
-    assert run.services.remote.executor.pool.opened == 2
+    assert run.services.remote.fanout.executor.pool.opened == 2
