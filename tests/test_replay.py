@@ -73,17 +73,19 @@ SCRIPT: dict[str, Any] = {
 }
 
 
-def record_live_run(folder: Path, script: dict[str, Any] | None = None, **kwargs: Any) -> Path:
-    """Run RUNBOOK in live mode (fake executors, virtual clock) with a real journal; the run dir."""
+def record_live_run(folder: Path, script: dict[str, Any] | None = None, runbook: str = RUNBOOK,
+                    **kwargs: Any) -> Path:
+    """Run a runbook in live mode (fake executors, virtual clock) with a real journal; the run dir."""
     folder.mkdir(parents=True, exist_ok=True)
     book = folder / "rb.yaml"
-    book.write_text(RUNBOOK, encoding="utf-8")
+    book.write_text(runbook, encoding="utf-8")
     run_dir = folder / "runs" / "live-1"
     kwargs.setdefault("answers", {"assess": {"cause": "logs"}})
     kwargs.setdefault("participants", [Participant("sam", "responder"), Participant("dana", "incident_commander")])
+    kwargs.setdefault("inputs", {"host": "db-1", "token": "tok-123-secret"})
     with JournalWriter(run_dir, fsync=False) as journal:
-        run_text(RUNBOOK, file=str(book), inputs={"host": "db-1", "token": "tok-123-secret"},
-                 executor=ScriptedExecutor(script or SCRIPT), yes=True, observers=[journal], **kwargs)
+        run_text(runbook, file=str(book), executor=ScriptedExecutor(script or SCRIPT), yes=True,
+                 observers=[journal], **kwargs)
     return run_dir
 
 
@@ -257,3 +259,38 @@ def test_scenario_from_run_of_a_drill_exits_2_with_a_message(tmp_path: Path) -> 
     result = CliRunner().invoke(cli, ["scenario", "from-run", os.fspath(run_dir)])
     assert result.exit_code == 2
     assert "replay needs a live run" in result.output
+
+
+HTTP_RETRIES = """\
+kind: runbook
+version: 1
+id: http-retries
+title: HTTP retries
+defaults: {timeout: 1m}
+triage:
+  - id: api
+    http: {url: "https://api.example.com/health"}
+    retries: {attempts: 3, delay: 5s}
+  - {id: after, run: "true"}
+"""
+OK = {"status": 200, "body": '{"ok": true}'}
+REFUSED = Result("GET x", None, "", "", None, 0.0, 0.1, False, "connection refused")
+
+
+@pytest.mark.parametrize(("expect", "replies", "path"), [
+    (None, [{"status": 503, "body": "busy"}, OK], [("api", "ok", 2), ("after", "ok", 1)]),
+    (None, [REFUSED, OK], [("api", "ok", 2), ("after", "ok", 1)]),
+    (None, [REFUSED], [("api", "failed", 3)]),
+    (None, [{"status": 500, "body": "oops"}], [("api", "failed", 3)]),
+    ("json.ok", [{"status": 200, "body": '{"ok": false}'}, OK], [("api", "ok", 2), ("after", "ok", 1)]),
+], ids=["503 then 200", "refused then 200", "always refused", "always 500", "expect false then true"])
+def test_http_attempts_replay_with_their_status(tmp_path: Path, expect: str | None, replies: list[Any],
+                                                 path: list[tuple[str, str, int]]) -> None:
+    book = HTTP_RETRIES if expect is None else HTTP_RETRIES.replace("delay: 5s}", f"delay: 5s}}\n    expect: {expect}")
+    run_dir = record_live_run(tmp_path, {"api": replies, "after": ""}, book, inputs={})
+
+    def steps(records: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+        return [(r["step"], r["status"], r["attempts"]) for r in records if r["event"] == "step.finished"]
+
+    assert steps(read_journal(run_dir).records) == path
+    assert steps(replay(run_dir, tmp_path / "replay.yaml").records) == path

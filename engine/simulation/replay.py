@@ -5,6 +5,7 @@ drill. Replayed unattended, it follows the same path as the original run."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from ..errors import UsageError
 from ..journal import read_journal
 
 SECRET_PLACEHOLDER = "replayed-secret"
+UNANSWERED = 599  # the status a replayed HTTP request gets when the original got no answer
+_HTTP_STATUS = re.compile(r"HTTP status (\d{3})")
 
 
 def _dur(seconds: float) -> str:
@@ -47,13 +50,24 @@ def _escape(text: str) -> str:
 
 
 def _final(record: Mapping[str, Any], run_dir: Path, spent: float) -> dict[str, Any]:
-    reply = _attempt({**record, "stdout": _tail_or_log(record, run_dir, "stdout"),
-                      "stderr": _tail_or_log(record, run_dir, "stderr"),
-                      "duration": max(float(record.get("duration") or 0) - spent, 0.0)})
-    if record.get("status_code") is not None:
-        reply.pop("exit_code", None)
-        reply["status"] = record["status_code"]
-        reply["body"] = reply.pop("stdout", "")
+    return _attempt({**record, "stdout": _tail_or_log(record, run_dir, "stdout"),
+                     "stderr": _tail_or_log(record, run_dir, "stderr"),
+                     "duration": max(float(record.get("duration") or 0) - spent, 0.0)})
+
+
+def _as_http(reply: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """An HTTP step's reply: its status and body. A request that got no answer at all
+    (refused, timed out) replays as status 599, so it fails again instead of passing."""
+    reply.pop("exit_code", None)
+    reply.pop("stderr", None)
+    status = record.get("status_code")
+    if status is None:
+        error = str(record.get("error") or "")
+        found = _HTTP_STATUS.search(error)
+        answered = not error or error.startswith(("expect `", "until `"))  # the check failed, not the request
+        status = int(found.group(1)) if found else (200 if answered else UNANSWERED)
+    reply["status"] = status
+    reply["body"] = reply.pop("stdout", "")
     return reply
 
 
@@ -75,6 +89,8 @@ def _step_responses(done: dict[str, Any], tries: list[dict[str, Any]], run_dir: 
         return [{"step": step, "match": {"host": host}, **_attempt(result)} for host, result in done["hosts"].items()]
     spent = sum(float(t.get("duration") or 0) + float(t.get("next_in") or 0) for t in tries)
     replies = [_attempt(t) for t in tries] + [_final(done, run_dir, spent)]
+    if done.get("kind") == "http":
+        replies = [_as_http(reply, record) for reply, record in zip(replies, [*tries, done], strict=True)]
     if len(replies) == 1:
         return [{"step": step, **replies[0]}]
     return [{"step": step, "attempts": replies}]
