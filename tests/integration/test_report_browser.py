@@ -8,6 +8,7 @@ when run as root.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -143,3 +144,25 @@ def test_stats_page_renders_its_charts(pages: dict[str, Path]) -> None:
     html = dom(pages["stats"])
     assert "Runbook statistics" in text_of(html)
     assert len(re.findall(r'<svg class="chart spark"', html)) >= 2
+
+
+def test_printing_unfolds_the_host_details(tmp_path: Path) -> None:
+    """On screen the 150 hosts of a fan-out step are folded; printed, they are all there."""
+    recs = [{"seq": 1, "t": "2026-03-01T10:00:00.000Z", "elapsed": 0.0, "event": "run.started", "run_id": "fan",
+             "runbook": "rolling", "title": "Rolling restart", "file": "/x.yaml", "mode": "live"},
+            {"seq": 2, "elapsed": 0.0, "event": "phase.started", "phase": "remediation"},
+            {"seq": 3, "elapsed": 0.0, "event": "step.started", "step": "restart", "phase": "remediation",
+             "kind": "run"},
+            {"seq": 4, "elapsed": 3.0, "event": "step.finished", "step": "restart", "phase": "remediation",
+             "kind": "run", "status": "ok", "duration": 3.0,
+             "hosts": {f"web-{i}": {"status": "ok", "exit_code": 0, "duration": 1 + i / 100} for i in range(150)}}]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "journal.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    page = tmp_path / "fan.html"
+    page.write_text(render_html(build_report(run)), encoding="utf-8")
+    assert re.search(r"<details><summary>150 host\(s\)</summary>", dom(page))  # folded on screen
+    pdf = tmp_path / "fan.pdf"
+    chromium("--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri())
+    pages = len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes()))
+    assert pages >= 6, pages  # folded, the report prints on 4 pages; unfolded, on 11
