@@ -140,17 +140,26 @@ def resolve(
         try:
             value = convert(spec, raw)
         except ValueError as exc:
-            problems.append(f"input '{name}' (from {source}): {exc}")
+            problems.append(_hide(spec, raw, f"input '{name}' (from {source}): {exc}"))
             continue
         reason = check_constraints(spec, value)
         if reason:
-            problems.append(f"input '{name}' (from {source}) {reason}")
+            problems.append(_hide(spec, raw, f"input '{name}' (from {source}) {reason}"))
             continue
         out.values[name], out.sources[name] = value, source
     if problems:
         raise InputError("the run cannot start:\n  " + "\n  ".join(dict.fromkeys(problems)))
     out.secrets = [str(out.values[n]) for n, s in runbook.inputs.items() if s.secret and n in out.values]
     return out
+
+
+def _hide(spec: Input, raw: Any, problem: str) -> str:
+    """A problem with a secret input must not print the secret."""
+    if not spec.secret:
+        return problem
+    from .masking import Masker
+
+    return Masker([str(raw)]).text(problem)
 
 
 def _find(spec: Input, given: dict[str, Any], from_file: dict[str, Any],

@@ -189,6 +189,7 @@ def run_live(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, 
     lock = RunLock((options.runs_dir.parent if options.runs_dir else home()) / LOCKS, runbook.id,
                    _hosts_for_lock(runbook, services, inputs))
     lock.acquire(run_id, clock.now())
+    _note_takeover(console, lock)
     try:
         with JournalWriter(runs / run_id) as journal:
             bus = EventBus(clock, [journal, console], masker)
@@ -202,6 +203,14 @@ def run_live(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, 
         lock.release()
         _close(services)
     return result, runs / run_id
+
+
+def _note_takeover(console: Console, lock: RunLock) -> None:
+    """Say so when the lock was left by a run that died: its journal may want a `resume`."""
+    held = lock.took_over
+    if held:
+        console.line(f"   note: took over the lock of run {held.get('run_id', '?')} (pid {held.get('pid', '?')}), "
+                     "which ended without releasing it")
 
 
 def _close(services: Services) -> None:

@@ -201,3 +201,15 @@ def test_a_bad_inputs_file_is_an_input_error(tmp_path: Path) -> None:
         load_inputs_file(tmp_path / "broken.yaml")
     with pytest.raises(InputError, match="cannot read inputs file"):
         load_inputs_file(tmp_path / "missing.yaml")
+
+
+def test_a_problem_with_a_secret_input_does_not_print_the_secret() -> None:
+    rb = book("""\
+        token: {type: string, secret: true, pattern: "tok-[0-9]+"}
+        pin: {type: integer, secret: true}
+    """)
+    with pytest.raises(InputError) as info:
+        resolve(rb, given={"token": "hunter2-oops", "pin": "s3cr3t-pin"}, environ={})
+    message = str(info.value)
+    assert "hunter2-oops" not in message and "s3cr3t-pin" not in message
+    assert "input 'token' (from -i) must match tok-[0-9]+, got '***'" in message
