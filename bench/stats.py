@@ -1,0 +1,103 @@
+"""Statistics benchmark: `runbook stats` over 2,000 journals.
+
+Generates 2,000 realistic journals (engine.reporting.synthetic, fixed seed: drills and
+live runs of five runbooks over six months, output tails up to 4 KiB, some failed and
+some crashed with a torn last line) into a temporary directory, then measures the
+wall-clock time (median after a warm-up) of:
+
+  a. `runbook stats DIR`: the text table over the 2,000 journals, start-up included
+  b. `runbook stats DIR -f html -o FILE`: the same with the HTML page and its charts
+
+Target from the issue: "thousands of journals quickly", taken as a under 3 s here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench._timing import (
+    Context,
+    Target,
+    Timing,
+    check_command,
+    fmt_seconds,
+    load_average,
+    machine,
+    markdown_table,
+    text_table,
+    time_interleaved,
+    write_json,
+)
+
+DESCRIPTION = "runbook stats over 2,000 journals (text and HTML)"
+COUNT = 2000
+SEED = 7
+RUNS = 7
+LIMIT = 3.0
+
+
+def _corpus(directory: Path) -> dict[str, Any]:
+    from engine.reporting.synthetic import generate_journals
+
+    paths = generate_journals(directory, COUNT, SEED)
+    sizes = sorted(p.stat().st_size for p in paths)
+    lines = sum(p.read_bytes().count(b"\n") for p in paths)
+    return {"journals": len(paths), "seed": SEED, "bytes": sum(sizes), "median_bytes": sizes[len(sizes) // 2],
+            "lines": lines}
+
+
+def _stats(ctx: Context, *args: str | Path) -> list[str]:
+    return [str(ctx.project("runbook")), "stats", *map(str, args)]
+
+
+def run(ctx: Context) -> bool:
+    """Measure, print the tables, write bench/out/stats.json; True if the target is met."""
+    info = machine(ctx)
+    with tempfile.TemporaryDirectory(prefix="runbook-bench-stats-") as tmp:
+        journals = Path(tmp) / "runs"
+        corpus = _corpus(journals)
+        print(f"  generated {corpus['journals']} journals ({corpus['bytes'] / 1e6:.0f} MB, "
+              f"{corpus['lines']:,} lines, seed {SEED}) in {journals}")
+        check_command("runbook stats DIR exits 0", _stats(ctx, journals))
+        timings = {
+            "text": Timing("runbook stats DIR", _stats(ctx, journals), ctx.runs or RUNS),
+            "html": Timing("runbook stats -f html", _stats(ctx, journals, "-f", "html", "-o", Path(tmp) / "s.html"),
+                           ctx.runs or RUNS),
+        }
+        time_interleaved(list(timings.values()))
+    info["load_average_after"] = load_average()
+    targets = [Target(f"{COUNT:,} journals, text, wall clock", timings["text"].median, LIMIT),
+               Target(f"{COUNT:,} journals, HTML, wall clock", timings["html"].median, LIMIT)]
+    results = {"benchmark": "stats", "machine": info, "corpus": corpus,
+               "timings": {k: t.summary() for k, t in timings.items()},
+               "targets": [{"name": x.name, "limit": x.limit, "measured": x.measured, "goal": "below",
+                            "verdict": x.verdict} for x in targets]}
+    _report(results, timings, targets)
+    write_json(ctx.out_dir / "stats.json", results)
+    print(f"\n  results written to {(ctx.out_dir / 'stats.json').relative_to(ctx.root)}")
+    return all(t.met for t in targets)
+
+
+def _report(results: dict[str, Any], timings: dict[str, Timing], targets: list[Target]) -> None:
+    info, corpus = results["machine"], results["corpus"]
+    headers = ["measurement", "runs", "median wall", "min - max", "median CPU", "per journal"]
+    rows = [[t.label, str(len(t.samples)), fmt_seconds(t.median),
+             f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}", fmt_seconds(t.cpu_median),
+             f"{t.median / COUNT * 1e6:.0f} us"] for t in timings.values()]
+    verdicts = [x.row() for x in targets]
+    print(f"\nStats benchmark: {info['date']}, {info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, "
+          f"commit {info['commit']}, load average {info['load_average'][0]} before, "
+          f"{info['load_average_after'][0]} after\n")
+    line = (f"Corpus: {corpus['journals']:,} journals, {corpus['bytes'] / 1e6:.0f} MB, {corpus['lines']:,} lines "
+            f"(median journal {corpus['median_bytes'] / 1e3:.0f} kB), seed {corpus['seed']}.")
+    print(line + "\n")
+    print(text_table(headers, rows))
+    print()
+    print(text_table(["target", "goal", "measured", "verdict"], verdicts))
+    print("\nMarkdown for BENCHMARKS.md:\n")
+    print(line + "\n")
+    print(markdown_table(headers, rows))
+    print()
+    print(markdown_table(["target", "goal", "measured", "verdict"], [[*r[:3], f"**{r[3]}**"] for r in verdicts]))
