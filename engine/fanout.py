@@ -209,12 +209,16 @@ class _Rollout:
 
     def _start(self, host: str) -> None:
         self.running += 1
-        threading.Thread(target=self._work, args=(host,), name=f"fanout-{host}", daemon=True).start()
+        if self.total == 1:  # nothing to overlap: run here, spare a thread and two hand-overs
+            self._work(host, self.sink)
+            return
+        threading.Thread(target=self._work, args=(host, _QueueSink(self.inbox)), name=f"fanout-{host}",
+                         daemon=True).start()
 
-    def _work(self, host: str) -> None:
+    def _work(self, host: str, sink: OutputSink) -> None:
         inv = replace(self.base, host=host)
         try:
-            result = self.executor.run(inv, _QueueSink(self.inbox), self.cancel)
+            result = self.executor.run(inv, sink, self.cancel)
         except Exception as exc:  # a bug in an executor must not hang the run
             result = Result(inv.command, host, "", "", None, 0.0, 0.0, False,
                             f"internal error: {type(exc).__name__}: {exc}", extra={"status": "failed"})

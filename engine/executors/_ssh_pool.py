@@ -17,6 +17,7 @@ paramiko is imported on the first connection only (it costs ~0.1 s to import).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -44,23 +45,48 @@ class ConnectFailed(Exception):
 
 
 _configured = False
+_importing = threading.Lock()
+_MATCH_EXEC = re.compile(r"^\s*match\b.*\bexec\b", re.IGNORECASE | re.MULTILINE)
 
 
-def load_paramiko() -> Any:
+def load_paramiko(*, match_exec: bool = False) -> Any:
     """Import paramiko on first use, and keep its transport threads off the console:
-    their errors reach us as exceptions; logged tracebacks would only confuse."""
-    global _configured
-    import logging
+    their errors reach us as exceptions; logged tracebacks would only confuse.
 
+    paramiko imports `invoke` (and with it unittest.mock: ~0.2 s, two thirds of the
+    import) only to run `Match exec` lines of ssh_config; it is left out unless the
+    config has one (`match_exec`)."""
+    global _configured
+    with _importing:
+        if not _configured:
+            _import(match_exec)
+            _configured = True
     import paramiko
 
-    if not _configured:
-        log = logging.getLogger("paramiko")
-        log.propagate = False
-        log.addHandler(logging.NullHandler())
-        log.setLevel(logging.CRITICAL + 1)  # no record is even created, so none can leak a secret
-        _configured = True
     return paramiko
+
+
+def _import(match_exec: bool) -> None:
+    import logging
+    import sys
+
+    block = not match_exec and "invoke" not in sys.modules and "paramiko" not in sys.modules
+    if block:
+        sys.modules["invoke"] = None  # type: ignore[assignment]  # `import invoke` -> ImportError
+    try:
+        import paramiko  # noqa: F401
+    finally:
+        if block:
+            del sys.modules["invoke"]
+    log = logging.getLogger("paramiko")
+    log.propagate = False
+    log.addHandler(logging.NullHandler())
+    log.setLevel(logging.CRITICAL + 1)  # no record is even created, so none can leak a secret
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What a broken connection raises (evaluated only when something was raised)."""
+    return (load_paramiko().SSHException, EOFError, OSError)
 
 
 @dataclass(frozen=True)
@@ -134,8 +160,20 @@ class SshConfig:
             return {}
         with self._lock:
             if self._config is None:
-                self._config = load_paramiko().SSHConfig.from_path(str(self.options.config_file))
-        return dict(self._config.lookup(name))
+                self._config = self._parse(self.options.config_file)
+        try:
+            return dict(self._config.lookup(name))
+        except Exception as exc:  # a Match exec that fails, a bad token: say where
+            raise ConnectFailed("unreachable", f"{self.options.config_file}: {exc}") from None
+
+    @staticmethod
+    def _parse(path: Path) -> Any:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ConnectFailed("unreachable", f"cannot read {path}: {exc.strerror or exc}") from None
+        paramiko = load_paramiko(match_exec=bool(_MATCH_EXEC.search(text)))
+        return paramiko.SSHConfig.from_text(text)
 
     def endpoint(self, host: Host, trail: tuple[str, ...] = ()) -> Endpoint:
         """`trail`: the hosts this one is a jump host for (a config loop must not recurse)."""

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._ssh_pool import ConnectFailed, Connection, Endpoint, SshConfig, SshOptions, SshPool, load_paramiko
+from ._ssh_pool import ConnectFailed, Connection, Endpoint, SshConfig, SshOptions, SshPool, transport_errors
 from .base import Cancel, Invocation, OutputSink, Result, Tail
 
 if TYPE_CHECKING:
@@ -96,17 +96,16 @@ class SshExecutor:
 
     def _start(self, ep: Endpoint, inv: Invocation) -> tuple[Any, Connection]:
         """A channel running the command; a dead connection is reopened once."""
-        paramiko = load_paramiko()
         for attempt in (1, 2):
             try:
                 conn = self.pool.get(ep)
-            except (paramiko.SSHException, EOFError, OSError) as exc:
+            except transport_errors() as exc:
                 raise ConnectFailed("unreachable", f"cannot connect to {ep.describe()}: {exc}") from None
             try:
                 chan = conn.open_session(ep.connect_timeout)
                 chan.exec_command(remote_command(inv, conn.login_shell))
                 return chan, conn
-            except (paramiko.SSHException, EOFError, OSError) as exc:
+            except transport_errors() as exc:
                 self.pool.discard(conn)
                 if attempt == 2:
                     raise ConnectFailed("unreachable", f"connection to {ep.describe()} failed before the "

@@ -265,3 +265,20 @@ def test_known_hosts_names_use_brackets_for_other_ports(tmp_path: Path) -> None:
     config = ssh_config(tmp_path / "config", "Host *\n  User u\n")
     assert _endpoint(config, Host("h", port=22)).known_name == "h"  # type: ignore[attr-defined]
     assert _endpoint(config, Host("h", port=2222)).known_name == "[h]:2222"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("config", "imported"), [("Host *\n  User u\n", False),
+                                                  ("Match exec \"true\"\n  User fromexec\n", True)])
+def test_invoke_is_imported_only_for_match_exec(tmp_path: Path, config: str, imported: bool) -> None:
+    """paramiko pulls in invoke (and unittest.mock, ~0.2 s) only to run `Match exec`."""
+    import sys
+
+    path = ssh_config(tmp_path / "config", config)
+    code = ("import sys\nfrom pathlib import Path\nfrom engine.executors._ssh_pool import SshConfig, SshOptions\n"
+            "from engine.inventory import Host\n"
+            f"ep = SshConfig(SshOptions(config_file=Path({str(path)!r}))).endpoint(Host('h'))\n"
+            "print(ep.user, 'invoke' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == str(imported)
+    if imported:
+        assert out[0] == "fromexec"
