@@ -144,6 +144,19 @@ def test_review_of_a_killed_run_asks_what_happened_after(crashed: dict[str, Path
     assert any("stopped without finishing" in q for q in review.questions)
 
 
+def test_resumed_run_shows_the_cut_off_step_as_interrupted(crashed: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(crashed["killed"], run)
+    done = runbook("resume", run, "--skip-interrupted", "--non-interactive", "--yes", "-q",
+                   "--runs-dir", tmp_path / "runs")
+    assert done.returncode == 0, done.stderr
+    report = build_report(run)
+    assert report.complete and report.outcome == "resolved" and report.timeline.stop is None
+    assert [b.status for b in report.timeline.bars if b.step == "slow"] == ["interrupted", "skipped"]
+    assert [p.status for p in report.timeline.phases if p.phase == "remediation"] == ["interrupted", "ok"]
+    assert [m.kind for m in report.timeline.markers] == ["resume"]
+
+
 def test_an_empty_journal_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "journal.jsonl").write_text("")
     done = runbook("report", tmp_path)

@@ -157,12 +157,13 @@ def _bar_title(bar: Bar) -> str:
 
 
 def _row_label(bar: Bar) -> str:
-    label = ("  " * bar.depth) + ("↺ " if bar.rollback_of else "") + bar.step
+    label = ("↺ " if bar.rollback_of else "") + bar.step
     if len(bar.hosts) > 1:
         label += f" ×{len(bar.hosts)} hosts"
     elif bar.items:
         label += f" ×{len(bar.items)} items"
-    return label if len(label) <= 34 else label[:33] + "…"
+    limit = 34 - 2 * bar.depth
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def _marks(chart: Chart, scale: Scale, tl: Timeline, bottom: float) -> None:
@@ -196,7 +197,8 @@ def timeline_chart(tl: Timeline, keys: Sequence[tuple[str, float]] = (), name: s
     y = float(TOP)
     for _, item in rows:
         if isinstance(item, Bar):
-            chart.texts.append(Text(8, y + 13, _row_label(item), "label st-" + item.status, title=item.title))
+            chart.texts.append(Text(8 + 12 * item.depth, y + 13, _row_label(item), "label st-" + item.status,
+                                    title=item.title))
             _bar_shapes(chart, scale, item, y, tl.end)
             y += STEP_ROW
         else:
@@ -236,13 +238,22 @@ def _timeline_desc(tl: Timeline, keys: Sequence[tuple[str, float]]) -> str:
 # -- fan-out hosts and for_each items ------------------------------------------------------------
 
 
+MAX_SUBROWS = 120  # beyond this a chart is no longer read; the table below it lists every one
+
+
 def subrun_chart(bar: Bar, subs: Sequence[SubRun], kind: str) -> Chart:
-    """One row per host (or item) of a step, on the step's own time span."""
+    """One row per host (or item) of a step, on the step's own time span; the ones that
+    did not succeed first when there are too many to draw."""
+    total = len(subs)
+    if total > MAX_SUBROWS:
+        subs = sorted(subs, key=lambda s: s.status in ("ok", "done", "skipped"))[:MAX_SUBROWS]
     end = bar.end if bar.end is not None else max((s.end for s in subs), default=bar.start)
     scale = Scale(bar.start, max(end, bar.start + 1e-3))
     height = TOP + STEP_ROW * len(subs) + 8
-    desc = f"{len(subs)} {kind}: " + ", ".join(f"{s.name} {s.status} in {dur(s.end - s.start)}" for s in subs[:50])
-    chart = Chart(f"{kind}-{bar.step}", WIDTH, height, f"{kind.capitalize()} of step {bar.step}", desc)
+    shown = f"{len(subs)} of {total}" if total > len(subs) else str(total)
+    desc = f"{shown} {kind}: " + ", ".join(f"{s.name} {s.status} in {dur(s.end - s.start)}" for s in subs[:50])
+    chart = Chart(f"{kind}-{_safe_id(bar.step)}", WIDTH, height, f"{kind.capitalize()} of step {bar.step}"
+                  + (f" ({shown} shown)" if total > len(subs) else ""), desc)
     _axis(chart, scale, TOP, height - 8)
     for i, s in enumerate(subs):
         y = TOP + i * STEP_ROW
@@ -254,6 +265,11 @@ def subrun_chart(bar: Bar, subs: Sequence[SubRun], kind: str) -> Chart:
                                 + (f", exit code {s.exit_code}" if s.exit_code is not None else "")
                                 + (f": {s.error}" if s.error else "")))
     return chart
+
+
+def _safe_id(text: str) -> str:
+    """An id attribute value from a step id (included steps have a `/`)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
 # -- small charts for stats and the time split -----------------------------------------------------

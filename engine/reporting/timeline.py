@@ -175,10 +175,11 @@ class _Builder:
         self.open: dict[str, Bar] = {}
         self.phase_stack: list[PhaseSpan] = []
         self.last: Record = {}
+        self.before = 0.0  # the time of the record before this one
         self.host_events: dict[str, dict[str, SubRun]] = {}
 
     def add(self, r: Record) -> None:
-        self.last = r
+        self.last, self.before = r, self.tl.end
         self.tl.end = max(self.tl.end, _at(r))
         handler = getattr(self, "_" + str(r.get("event", "")).replace(".", "_"), None)
         if handler is not None:
@@ -187,8 +188,12 @@ class _Builder:
     # -- phases and steps -------------------------------------------------------------------
 
     def _run_started(self, r: Record) -> None:
+        """A second run.started is a resume: what was open when the engine stopped was cut off."""
         if r.get("resumed_from"):
             self.tl.markers.append(Marker(_at(r), "resume", "run resumed", str(r.get("resumed_from"))))
+        cut: list[Bar | PhaseSpan] = [*self.open.values(), *self.phase_stack]
+        for item in cut:
+            item.end, item.status = self.before, "interrupted"
         self.phase_stack.clear()
         self.open.clear()
 
