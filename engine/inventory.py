@@ -460,8 +460,12 @@ class Resolver:
 
     @property
     def inventory(self) -> Inventory | None:
+        """The inventory, read on first use; an unreadable one fails the step that needs it."""
         if self._inventory is None and self.path:
-            self._inventory = load_inventory(self.path)
+            try:
+                self._inventory = load_inventory(self.path)
+            except InventoryError as exc:
+                raise TargetError(exc.message) from None
         return self._inventory
 
     def __call__(self, name: str, target: Target, ctx: Mapping[str, Any]) -> list[str]:

@@ -220,6 +220,11 @@ def test_a_group_target_without_inventory_or_group_fails_clearly(tmp_path: Path,
         Resolver()("t", Target("t", hosts=("{{ inputs.none }}",)), {"inputs": {"none": " "}})
 
 
+def test_an_unreadable_inventory_fails_the_step_that_needs_it(tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match="cannot read inventory .*missing.ini"):
+        Resolver(tmp_path / "missing.ini")("web", Target("web", group="web"), {})
+
+
 def test_listed_hosts_get_their_inventory_settings(tmp_path: Path) -> None:
     """A host named in `hosts:` that the inventory knows is reached as the inventory says."""
     resolver = Resolver(_write(tmp_path, OWN))
