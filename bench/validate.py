@@ -1,0 +1,209 @@
+"""Validation benchmark: `runbook validate` against check-jsonschema on 1,000 runbooks.
+
+Generates 1,000 realistic runbooks (bench/generate.py, fixed seed) into a temporary
+directory, checks they all validate cleanly, then measures wall-clock time (median
+after a warm-up) of:
+
+  a. `runbook validate DIR`: the 1,000 files, one invocation (default --jobs: the CPUs)
+  b. `check-jsonschema --schemafile schemas/runbook.schema.json FILE...`: the same files
+     against the same schema, one invocation; the baseline (from .venv-bench only)
+  c. `runbook validate FILE`: one typical file (the median size), start-up included
+
+and, for context, `runbook validate --jobs 1 DIR` and check-jsonschema on the one file.
+Targets from the issue: a under 0.5 s; b at least 3x slower than a; c under 100 ms.
+
+The 1,000-file commands take turns (as do the single-file ones), so a machine that gets
+busier during the run slows both tools alike; CPU time is reported beside wall time,
+and the load average before and after, because a shared machine makes wall time noisy.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._timing import (
+    Context,
+    Target,
+    Timing,
+    check_command,
+    fmt_seconds,
+    load_average,
+    machine,
+    markdown_table,
+    text_table,
+    time_interleaved,
+    write_json,
+)
+from bench.generate import corpus_stats, generate_runbooks
+
+DESCRIPTION = "runbook validate (1,000 files and one file) against check-jsonschema"
+COUNT = 1000
+SEED = 42
+RUNS_DIR = 9  # per 1,000-file measurement of `runbook validate`
+RUNS_BASELINE = 5  # check-jsonschema needs ~30 s per 1,000 files: the minimum the method allows
+RUNS_FILE = 21
+SCHEMA = Path("schemas/runbook.schema.json")
+BASELINE = "check-jsonschema"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    directory: Path
+    files: list[Path]
+    typical: Path  # the file of median size: the single-file case
+
+    def stats(self) -> dict[str, Any]:
+        return {**corpus_stats(self.files), "seed": SEED, "typical_file": self.typical.name}
+
+
+def run(ctx: Context) -> bool:
+    """Measure, print the tables, write bench/out/validate.json; True if every target is met."""
+    _require_baseline(ctx)
+    info = machine(ctx)  # before measuring: the load average says how busy the machine was
+    with tempfile.TemporaryDirectory(prefix="runbook-bench-") as tmp:
+        corpus = _corpus(Path(tmp))
+        print(f"  generated {len(corpus.files)} runbooks (seed {SEED}) in {tmp}")
+        check_command("every file validates cleanly (runbook validate --strict DIR exits 0)",
+                      _ours(ctx, "--strict", tmp))
+        timings = _measure(ctx, corpus)
+        stats = corpus.stats()
+    info["load_average_after"] = load_average()
+    if max(info["load_average"][0], info["load_average_after"][0]) > 0.5 * (info["nproc"] or 1):
+        print("  note: other work was running (load average above half the CPUs): wall times are noisy")
+    targets = _targets(timings)
+    results = _results(ctx, info, timings, targets, stats)
+    _report(results, timings, targets)
+    write_json(ctx.out_dir / "validate.json", results)
+    print(f"\n  results written to {(ctx.out_dir / 'validate.json').relative_to(ctx.root)}")
+    return all(t.met for t in targets)
+
+
+def _require_baseline(ctx: Context) -> None:
+    if not ctx.baseline(BASELINE).exists():
+        raise SystemExit(f"{ctx.baseline(BASELINE)} is missing: run `make bench`, or "
+                         "python3 -m venv .venv-bench && .venv-bench/bin/pip install check-jsonschema")
+
+
+def _corpus(directory: Path) -> Corpus:
+    files = generate_runbooks(directory, COUNT, SEED)
+    by_size = sorted(files, key=lambda p: (p.stat().st_size, p.name))
+    return Corpus(directory, files, by_size[len(by_size) // 2])
+
+
+def _ours(ctx: Context, *args: str | Path) -> list[str]:
+    return [str(ctx.project("runbook")), "validate", *map(str, args)]
+
+
+def _theirs(ctx: Context, files: list[Path]) -> list[str]:
+    return [str(ctx.baseline(BASELINE)), "--schemafile", str(SCHEMA), *map(str, files)]
+
+
+def _measure(ctx: Context, corpus: Corpus) -> dict[str, Timing]:
+    """The 1,000-file commands in turns, then the single-file ones in turns."""
+    def runs(default: int) -> int:
+        return ctx.runs or default
+
+    one = corpus.typical
+    many = {
+        "dir": Timing("runbook validate DIR", _ours(ctx, corpus.directory), runs(RUNS_DIR)),
+        "dir_jobs1": Timing("runbook validate --jobs 1 DIR", _ours(ctx, "--jobs", "1", corpus.directory),
+                            runs(RUNS_DIR)),
+        "baseline": Timing("check-jsonschema FILES", _theirs(ctx, corpus.files), runs(RUNS_BASELINE)),
+    }
+    single = {
+        "file": Timing("runbook validate FILE", _ours(ctx, one), runs(RUNS_FILE)),
+        "baseline_file": Timing("check-jsonschema FILE", _theirs(ctx, [one]), runs(RUNS_FILE)),
+    }
+    time_interleaved(list(many.values()))
+    time_interleaved(list(single.values()))
+    return {**many, **single}
+
+
+def _ratios(t: dict[str, Timing]) -> dict[str, float]:
+    """How many times faster than the baseline on the same input."""
+    return {"dir": t["baseline"].median / t["dir"].median,
+            "dir_jobs1": t["baseline"].median / t["dir_jobs1"].median,
+            "file": t["baseline_file"].median / t["file"].median}
+
+
+def _targets(t: dict[str, Timing]) -> list[Target]:
+    return [
+        Target(f"{COUNT:,} files, wall clock", t["dir"].median, 0.5),
+        Target("faster than check-jsonschema", _ratios(t)["dir"], 3.0, below=False, unit="x"),
+        Target("single file, wall clock", t["file"].median, 0.1),
+    ]
+
+
+def _results(ctx: Context, info: dict[str, Any], t: dict[str, Timing], targets: list[Target],
+             stats: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "benchmark": "validate",
+        "machine": info,
+        "baseline_version": _version(ctx),
+        "corpus": stats,
+        "timings": {key: timing.summary() for key, timing in t.items()},
+        "ratios_vs_baseline": _ratios(t),
+        "targets": [{"name": x.name, "limit": x.limit, "measured": x.measured,
+                     "goal": "below" if x.below else "at least", "verdict": x.verdict} for x in targets],
+    }
+
+
+def _version(ctx: Context) -> str:
+    proc = subprocess.run([str(ctx.baseline(BASELINE)), "--version"], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.strip()
+
+
+# -- report -------------------------------------------------------------------------------------
+
+_ROWS = (  # key, what, baseline key
+    ("dir", f"`runbook validate DIR` ({COUNT:,} files)", "baseline"),
+    ("dir_jobs1", f"`runbook validate --jobs 1 DIR` ({COUNT:,} files)", "baseline"),
+    ("baseline", f"`check-jsonschema` ({COUNT:,} files, baseline)", None),
+    ("file", "`runbook validate FILE` (1 file)", "baseline_file"),
+    ("baseline_file", "`check-jsonschema` (1 file, baseline)", None),
+)
+
+
+def _figure_rows(timings: dict[str, Timing]) -> list[list[str]]:
+    rows = []
+    for key, what, base in _ROWS:
+        t = timings[key]
+        ratio = f"{timings[base].median / t.median:.1f}x faster" if base else "1.0x"
+        rows.append([what, str(len(t.samples)), fmt_seconds(t.median),
+                     f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}", fmt_seconds(t.cpu_median),
+                     ratio])
+    return rows
+
+
+def _report(results: dict[str, Any], timings: dict[str, Timing], targets: list[Target]) -> None:
+    info = results["machine"]
+    figures = _figure_rows(timings)
+    verdicts = [x.row() for x in targets]
+    headers = ["measurement", "runs", "median wall", "min - max", "median CPU", "vs check-jsonschema"]
+    target_headers = ["target", "goal", "measured", "verdict"]
+    print(f"\nValidation benchmark: {info['date']}, {info['nproc']} CPUs ({info['cpu']}), "
+          f"Python {info['python']}, commit {info['commit']}, {results['baseline_version']}, "
+          f"load average {info['load_average'][0]} before, {info['load_average_after'][0]} after\n")
+    print(_corpus_line(results["corpus"]) + "\n")
+    print(text_table(headers, [[c.replace("`", "") for c in r] for r in figures]))
+    print()
+    print(text_table(target_headers, verdicts))
+    print("\nMarkdown for BENCHMARKS.md:\n")
+    print(_corpus_line(results["corpus"]) + "\n")
+    print(markdown_table(headers, figures))
+    print()
+    print(markdown_table(target_headers, [[*r[:3], f"**{r[3]}**"] for r in verdicts]))
+
+
+def _corpus_line(c: dict[str, Any]) -> str:
+    kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(c["steps_by_kind"].items(), key=lambda kv: -kv[1]))
+    share = c["distinct_templates"] / c["templates"]
+    return (f"Corpus: {c['files']:,} runbooks (seed {c['seed']}), {c['bytes'] / 1e6:.1f} MB, median file "
+            f"{c['median_file_bytes'] / 1000:.1f} kB; {c['top_level_steps']:,} steps ({kinds}); "
+            f"{c['templates']:,} templates ({c['distinct_templates']:,} distinct, {share:.0%}), "
+            f"{c['expressions']:,} expressions ({c['distinct_expressions']:,} distinct).")
