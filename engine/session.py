@@ -295,8 +295,22 @@ def _cut_torn_line(journal: Path) -> None:
             handle.truncate(data.rfind(b"\n") + 1)
 
 
+def _check_decided(runbook: Runbook, recovered: Recovered, options: LiveOptions) -> None:
+    """With no one to ask, a step cut short by the crash needs a flag, and the run must not
+    start without one: a run that starts and fails is finished, and cannot be resumed again."""
+    if recovered.resume.rerun_interrupted is not None or options.interactive:
+        return
+    for sid in sorted(recovered.resume.interrupted):
+        step = runbook.step(sid) if "/" not in sid else None
+        if step is None or not step.idempotent:
+            raise UsageError(
+                f"step {sid} was running when the engine stopped and is not idempotent: "
+                "pass --rerun-interrupted to run it again or --skip-interrupted to skip it")
+
+
 def resume_run(run_dir: Path, runbook: Runbook, recovered: Recovered, inputs: Mapping[str, Any],
                options: LiveOptions, *, secrets: tuple[str, ...] = ()) -> RunResult:
+    _check_decided(runbook, recovered, options)
     stream = options.stream or sys.stdout
     console = Console(stream, color=options.color, show_output=options.show_output)
     services = _services(options, console)

@@ -118,10 +118,14 @@ def complete_journal(run_dir: Path) -> list[dict[str, Any]]:
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "sequence numbers have gaps"
     names = [r["event"] for r in records]
     assert names[0] == "run.started" and names[-1] == "run.finished", names
-    assert names.count("run.finished") == names.count("run.started")
+    assert names.count("run.finished") == 1, "one run.finished, at the end"
+    # A resumed run appends a run.started of its own (resumed_from set) to the same journal.
+    assert all(r["resumed_from"] for r in events(records, "run.started")[1:])
     open_steps: list[str] = []
     for record in records:
-        if record["event"] == "step.started":
+        if record["event"] == "run.started":
+            open_steps = []  # what a crash cut short before a resume stays open, as it should
+        elif record["event"] == "step.started":
             open_steps.append(record["step"])
         elif record["event"] == "step.finished" and record["step"] in open_steps:
             open_steps.remove(record["step"])

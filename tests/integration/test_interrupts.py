@@ -1,0 +1,337 @@
+"""Stopping a live run: SIGTERM, Ctrl-C typed on a terminal (once, twice), SIGKILL then
+`runbook resume`, and the run lock between two live runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from livekit import (
+    Terminal,
+    Workspace,
+    assert_clean_failure_output,
+    collected,
+    complete_journal,
+    events,
+    finished_step,
+    journal_records,
+    kill_leftovers,
+    live_processes_with,
+    runbook_text,
+    sleep_marker,
+    started_steps,
+    stop,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    value = sleep_marker()
+    yield value
+    kill_leftovers(value)
+
+
+def long_step_runbook(marker: str, *, id: str = "interrupt") -> str:
+    """`prepare` (with a rollback), then `slow`, which says it started and sleeps."""
+    return runbook_text(f"""\
+        remediation:
+          - id: prepare
+            run: echo prepared
+            rollback:
+              - {{id: undo_prepare, run: "echo undone > undone.txt"}}
+          - id: slow
+            run: "touch slow.started; sleep {marker}"
+          - id: after
+            run: touch after.txt
+        """, id=id)
+
+
+# -- SIGTERM ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-rollback-on-abort",)])
+def test_sigterm_stops_the_step_and_rolls_back_as_the_policy_says(
+        ws: Workspace, marker: str, flags: tuple[str, ...]) -> None:
+    ws.write("live.yaml", long_step_runbook(marker))
+    proc = ws.start("run", "live.yaml", *flags)
+    try:
+        wait_for(lambda: (ws.root / "slow.started").exists(), what="the slow step")
+        proc.send_signal(signal.SIGTERM)
+        done = collected(proc, timeout=30)
+    finally:
+        stop(proc)
+    assert done.code == 130, done.text
+    assert_clean_failure_output(done)
+    assert "✗ slow aborted" in done.out and "■ outcome: aborted at step slow" in done.out
+    assert live_processes_with(marker) == []  # the step's processes went with it
+    assert not (ws.root / "after.txt").exists()
+    records = complete_journal(ws.only_run())
+    assert finished_step(records, "slow")["status"] == "aborted"
+    [rollback] = events(records, "rollback.finished")
+    if flags:
+        assert rollback["skipped"] and not (ws.root / "undone.txt").exists()
+        assert "rollbacks skipped" in done.out
+    else:
+        assert rollback["status"] == "ok" and (ws.root / "undone.txt").exists()
+
+
+# -- Ctrl-C on a terminal ---------------------------------------------------------------------------------
+
+
+def terminal(ws: Workspace, *args: str) -> Terminal:
+    return Terminal(ws.command(*args), ws.root, {**ws.env, "TERM": "dumb"})
+
+
+@pytest.mark.parametrize(("answer", "rolled_back"), [(b"y\r", True), (b"n\r", False), (b"\r", True)])
+def test_ctrl_c_once_stops_the_step_and_asks_whether_to_roll_back(
+        ws: Workspace, marker: str, answer: bytes, rolled_back: bool) -> None:
+    ws.write("live.yaml", long_step_runbook(marker))
+    term = terminal(ws, "run", "live.yaml")
+    try:
+        term.expect("$ touch slow.started")
+        wait_for(lambda: (ws.root / "slow.started").exists(), what="the slow step")
+        term.type(b"\x03")
+        term.expect("Run the rollbacks of 1 completed step(s)? [Y/n]")
+        assert live_processes_with(marker) == []  # the step stopped before the question
+        term.type(answer)
+        assert term.wait() == 130, term.text
+    finally:
+        term.kill()
+    assert "Traceback" not in term.text
+    assert (ws.root / "undone.txt").exists() is rolled_back
+    records = complete_journal(ws.only_run())
+    assert records[-1]["outcome"] == "aborted"
+    assert events(records, "rollback.finished")[0]["skipped"] is not rolled_back
+
+
+def test_ctrl_c_twice_aborts_with_rollbacks_skipped_and_closes_the_journal(ws: Workspace, marker: str) -> None:
+    ws.write("live.yaml", long_step_runbook(marker))
+    term = terminal(ws, "run", "live.yaml")
+    try:
+        term.expect("$ touch slow.started")
+        wait_for(lambda: (ws.root / "slow.started").exists(), what="the slow step")
+        term.type(b"\x03")
+        term.expect("[Y/n]")
+        term.type(b"\x03")
+        assert term.wait() == 130, term.text
+    finally:
+        term.kill()
+    assert "Traceback" not in term.text and "Aborted!" not in term.text
+    assert "rollbacks skipped" in term.text and "outcome: aborted" in term.text
+    assert not (ws.root / "undone.txt").exists()
+    records = complete_journal(ws.only_run())
+    assert events(records, "rollback.finished")[0]["skipped"] is True
+
+
+def test_ctrl_c_at_an_approval_prompt_aborts_the_run(ws: Workspace) -> None:
+    ws.write("live.yaml", runbook_text("""\
+        remediation:
+          - {id: restart, run: touch restarted.txt, confirm: "Restart the service?"}
+        """))
+    term = terminal(ws, "run", "live.yaml")
+    try:
+        term.expect("Restart the service? [y/N]")
+        term.type(b"\x03")
+        assert term.wait() == 130, term.text
+    finally:
+        term.kill()
+    assert "Traceback" not in term.text
+    assert not (ws.root / "restarted.txt").exists()
+    assert finished_step(complete_journal(ws.only_run()), "restart")["status"] == "aborted"
+
+
+def test_approvals_and_questions_are_answered_on_the_terminal(ws: Workspace) -> None:
+    ws.write("live.yaml", runbook_text("""\
+        triage:
+          - {id: assess, manual: What fills the disk?, ask: {cause: {choices: [logs, data]}}}
+        remediation:
+          - {id: act, run: "echo cause={{ steps.assess.answers.cause }}", confirm: "Act on it?"}
+        """))
+    term = terminal(ws, "run", "live.yaml")
+    try:
+        term.expect("cause [logs/data]: ")
+        term.type(b"nonsense\r")
+        term.expect("answer one of: logs, data")
+        term.type(b"logs\r")
+        term.expect("Act on it? [y/N]")
+        term.type(b"y\r")
+        assert term.wait() == 0, term.text
+    finally:
+        term.kill()
+    assert "│ cause=logs" in term.text
+    records = complete_journal(ws.only_run())
+    assert events(records, "prompt.answered")[0]["answers"] == {"cause": "logs"}
+    assert events(records, "approval")[0]["approved"] is True
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [(True, False), (False, True)])
+def test_a_terminal_gets_colour_unless_no_color_is_set(ws: Workspace, no_color: bool, coloured: bool) -> None:
+    ws.write("live.yaml", runbook_text("detection:\n  - {id: check, run: echo hi}\n"))
+    env = {k: v for k, v in ws.env.items() if k != "NO_COLOR"}
+    if no_color:
+        env["NO_COLOR"] = "1"
+    term = Terminal(ws.command("run", "live.yaml"), ws.root, {**env, "TERM": "xterm"})
+    try:
+        assert term.wait() == 0, term.text
+    finally:
+        term.kill()
+    assert ("\033[" in term.text) is coloured
+
+
+# -- SIGKILL and resume --------------------------------------------------------------------------------------
+
+
+def crash_mid_step(ws: Workspace, marker: str) -> Path:
+    """Start a run, SIGKILL the engine while `second` runs; returns the run directory."""
+    ws.write("live.yaml", runbook_text(f"""\
+        remediation:
+          - {{id: first, run: "echo ran >> first.count"}}
+          - id: second
+            run: "echo ran >> second.count; if [ ! -e resumed ]; then touch second.started; sleep {marker}; fi"
+          - {{id: third, run: "echo ran >> third.count"}}
+        """, id="crashy"))
+    proc = ws.start("run", "live.yaml")
+    try:
+        wait_for(lambda: (ws.root / "second.started").exists(), what="the second step")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        stop(proc)
+    kill_leftovers(marker)  # an engine killed with -9 cannot stop what it started
+    (ws.root / "resumed").touch()
+    return ws.only_run()
+
+
+def counts(ws: Workspace) -> dict[str, int]:
+    return {name: len((ws.root / f"{name}.count").read_text().splitlines())
+            if (ws.root / f"{name}.count").exists() else 0 for name in ("first", "second", "third")}
+
+
+def test_a_killed_run_leaves_an_unfinished_journal_that_runs_lists(ws: Workspace, marker: str) -> None:
+    run_dir = crash_mid_step(ws, marker)
+    records = journal_records(run_dir)  # every line whole
+    assert records[-1]["event"] == "step.started" and records[-1]["step"] == "second"
+    assert "unfinished" in ws.run("runs").out
+
+
+def test_resume_after_sigkill_skips_the_interrupted_step_when_told(ws: Workspace, marker: str) -> None:
+    run_dir = crash_mid_step(ws, marker)
+    done = ws.run("resume", run_dir, "--skip-interrupted")
+    assert done.code == 0, done.text
+    assert "(resumed)" in done.out
+    assert counts(ws) == {"first": 1, "second": 1, "third": 1}  # no completed step ran again
+    records = complete_journal(run_dir)
+    assert finished_step(records, "second")["status"] == "skipped"
+    assert records[-1]["outcome"] == "resolved"
+    assert started_steps(records).count("first") == 1
+
+
+def test_resume_reruns_the_interrupted_step_when_told(ws: Workspace, marker: str) -> None:
+    run_dir = crash_mid_step(ws, marker)
+    done = ws.run("resume", run_dir, "--rerun-interrupted")
+    assert done.code == 0, done.text
+    assert counts(ws) == {"first": 1, "second": 2, "third": 1}
+    assert complete_journal(run_dir)[-1]["outcome"] == "resolved"
+
+
+def test_resume_without_a_terminal_asks_for_a_decision_about_the_interrupted_step(
+        ws: Workspace, marker: str) -> None:
+    run_dir = crash_mid_step(ws, marker)
+    done = ws.run("resume", run_dir)
+    assert done.code != 0
+    assert_clean_failure_output(done)
+    assert "step second was running when the engine stopped" in done.text
+    assert "--rerun-interrupted" in done.text and "--skip-interrupted" in done.text
+    assert counts(ws) == {"first": 1, "second": 1, "third": 0}
+    assert journal_records(run_dir)[-1]["event"] == "step.started"  # untouched: still resumable
+    assert ws.run("resume", run_dir, "--skip-interrupted").code == 0  # following the advice works
+
+
+def test_resume_survives_a_torn_last_line(ws: Workspace, marker: str) -> None:
+    run_dir = crash_mid_step(ws, marker)
+    with open(run_dir / "journal.jsonl", "ab") as handle:
+        handle.write(b'{"seq": 99, "event": "step.fin')  # the engine died mid-write
+    done = ws.run("resume", run_dir, "--skip-interrupted")
+    assert done.code == 0, done.text
+    complete_journal(run_dir)  # every line parses again
+
+
+def test_a_finished_run_cannot_be_resumed(ws: Workspace) -> None:
+    ws.write("live.yaml", runbook_text("detection:\n  - {id: check, run: 'true'}\n"))
+    assert ws.run("run", "live.yaml").code == 0
+    done = ws.run("resume", ws.only_run())
+    assert done.code == 2 and "already finished (resolved); nothing to resume" in done.err
+
+
+# -- the run lock ------------------------------------------------------------------------------------------
+
+
+def test_a_second_live_run_fails_naming_the_first(ws: Workspace, marker: str) -> None:
+    ws.write("live.yaml", long_step_runbook(marker))
+    first = ws.start("run", "live.yaml")
+    try:
+        wait_for(lambda: (ws.root / "slow.started").exists(), what="the first run's step")
+        second = ws.run("run", "live.yaml")
+        run_id = ws.only_run().name
+        first.send_signal(signal.SIGTERM)
+        collected(first)
+    finally:
+        stop(first)
+    assert second.code == 4, second.text
+    assert_clean_failure_output(second)
+    assert f"another run of this runbook on localhost is in progress: run {run_id} (pid {first.pid} on" in second.err
+    started = journal_records(ws.runs / run_id)[0]["t"][:19]  # to the second
+    assert f"started {started}" in second.err
+    assert len(ws.run_dirs()) == 1  # the refused run left nothing
+
+
+def test_a_stale_lock_of_a_killed_run_is_taken_over(ws: Workspace, marker: str) -> None:
+    ws.write("live.yaml", long_step_runbook(marker))
+    first = ws.start("run", "live.yaml")
+    try:
+        wait_for(lambda: (ws.root / "slow.started").exists(), what="the first run's step")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        stop(first)
+    kill_leftovers(marker)
+    dead = ws.only_run().name
+    (ws.root / "slow.started").unlink()
+    ws.write("live.yaml", long_step_runbook("0.01"))
+    done = ws.run("run", "live.yaml")
+    assert done.code == 0, done.text
+    assert f"took over the lock of run {dead} (pid {first.pid})" in done.out
+
+
+def test_runs_on_other_hosts_do_not_block_each_other(ws: Workspace, marker: str) -> None:
+    text = runbook_text(f"""\
+        inputs: {{host: {{type: string}}}}
+        targets: {{box: {{hosts: ["{{{{ inputs.host }}}}"]}}}}
+        remediation:
+          - {{id: slow, run: "touch started-{{{{ inputs.host }}}}; sleep {marker}"}}
+        """, id="per-host")
+    ws.write("live.yaml", text)
+    first = ws.start("run", "live.yaml", "-i", "host=db-1")
+    try:
+        wait_for(lambda: (ws.root / "started-db-1").exists(), what="the first run")
+        other = ws.start("run", "live.yaml", "-i", "host=db-2")
+        wait_for(lambda: (ws.root / "started-db-2").exists() or other.poll() is not None, what="the second run")
+        assert other.poll() is None, collected(other).text  # running, not refused
+        same = ws.run("run", "live.yaml", "-i", "host=db-1")
+        assert same.code == 4 and "on db-1 is in progress" in same.err
+        for proc in (first, other):
+            os.kill(proc.pid, signal.SIGTERM)
+            collected(proc)
+    finally:
+        stop(first)
