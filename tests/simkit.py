@@ -31,8 +31,8 @@ def write_pair(folder: Path, runbook: str, scenario: str) -> tuple[Path, Path]:
 
 
 def load_pair(folder: Path, runbook: str, scenario: str, *, validate: bool = True) -> tuple[Scenario, Runbook]:
-    """Both models; validate=False builds the scenario without its lint rules (to exercise
-    what the rules wrongly reject, see test_drill's acknowledge tests)."""
+    """Both models; validate=False builds the scenario without its lint rules (to see what
+    a run does with a mistake that validation would have caught first)."""
     _, sc = write_pair(folder, runbook, scenario)
     model = load_scenario(sc) if validate else build_scenario(load_file(sc))
     return model, load_runbook(model.runbook_path)
