@@ -272,6 +272,14 @@ def test_a_missing_answer_fails_the_step_naming_the_field(tmp_path: Path) -> Non
     assert finished(run, "assess")["error"] == "step assess: the scenario gives no answer for 'size'"
 
 
+def test_a_scripted_answer_outside_the_choices_fails_the_step_not_the_drill(tmp_path: Path) -> None:
+    """Lint (RB207) catches it ahead of time; at run time the step fails naming the field."""
+    run = drill(tmp_path, RUNBOOK, SCENARIO.replace("cause: logs", "cause: network"), validate=False)
+    assert finished(run, "assess")["error"] == (
+        "step assess: the scenario's answer for 'cause' is not valid: answer one of: logs, data")
+    assert run.result.outcome == "failed"
+
+
 def test_a_default_fills_a_field_the_participant_does_not_answer(tmp_path: Path) -> None:
     run = drill(tmp_path, RUNBOOK.replace("ask: {cause: {choices: [logs, data]}}",
                                           "ask: {cause: {choices: [logs, data]}, size: {type: number, default: 3}}"),

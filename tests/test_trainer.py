@@ -116,6 +116,12 @@ def test_inject_without_an_argument_lists_the_events(tmp_path: Path) -> None:
     assert "events: 0: Second page: /var at 99%" in out
 
 
+def test_inject_of_an_event_number_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    _, records, out, _ = play(tmp_path, ["", ":inject 7", "logs", "y"])
+    assert "no event 7 (events: 0: Second page: /var at 99%)" in out
+    assert named(records, "inject.fired") == []
+
+
 def test_pause_and_resume_are_journaled(tmp_path: Path) -> None:
     _, records, out, _ = play(tmp_path, ["", ":pause", ":resume", "logs", "y"])
     assert [c["action"] for c in named(records, "clock.control")] == ["pause", "resume"]

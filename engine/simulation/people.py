@@ -52,7 +52,11 @@ class ScenarioPrompter:
         values: dict[str, Any] = {}
         for f in question.fields:
             if f.name in entry.answers:
-                values[f.name] = coerce(f, entry.answers[f.name])
+                try:
+                    values[f.name] = coerce(f, entry.answers[f.name])
+                except ValueError as exc:  # lint (RB207) says so ahead of time; here the step fails
+                    raise Unanswered(f"step {question.step}: the scenario's answer for '{f.name}' "
+                                     f"is not valid: {exc}") from None
             elif f.default is not MISSING:
                 values[f.name] = f.default
             else:

@@ -88,12 +88,14 @@ class Trainer:
         if self.world is None:
             return
         events = self.scenario.events
+        listing = "; ".join(f"{i}: {e.message or dict(e.set)}" for i, e in enumerate(events))
         if what.isdigit() and int(what) < len(events):
             self.world.fire(events[int(what)], manual=True)
+        elif what.isdigit():  # a typo in an event number must not go out as a message
+            self.write(f"   no event {what} (events: {listing or 'none'})")
         elif what:
             self._emit(InjectFired(-1, self.clock.monotonic(), what, "info", {}, True))
         else:
-            listing = "; ".join(f"{i}: {e.message or e.set}" for i, e in enumerate(events))
             self.write(f"   events: {listing or 'none'}")
 
     def _end(self, _: str) -> None:
