@@ -294,3 +294,30 @@ def test_http_attempts_replay_with_their_status(tmp_path: Path, expect: str | No
 
     assert steps(read_journal(run_dir).records) == path
     assert steps(replay(run_dir, tmp_path / "replay.yaml").records) == path
+
+
+FOR_EACH = """\
+kind: runbook
+version: 1
+id: for-each
+title: For each
+defaults: {timeout: 1m}
+triage:
+  - {id: each, run: "restart {{ item }}", for_each: [a, b, skip, c], when: "item != 'skip'"}
+  - {id: after, run: "true"}
+"""
+
+
+@pytest.mark.parametrize("failing", [None, "c"])
+def test_a_for_each_step_replays_item_by_item(tmp_path: Path, failing: str | None) -> None:
+    script = {f"restart {x}": {"duration": 10.0, "exit_code": 1 if x == failing else 0} for x in "abc"}
+    run_dir = record_live_run(tmp_path, {**script, "after": ""}, FOR_EACH, inputs={}, answers={})
+
+    def items(records: list[dict[str, Any]]) -> list[Any]:
+        return [(r["step"], r["status"], [(i["item"], i["status"]) for i in r["items"]])
+                for r in records if r["event"] == "step.finished"]
+
+    original = items(read_journal(run_dir).records)
+    assert original[0][2] == [("a", "ok"), ("b", "ok"), ("skip", "skipped"),
+                              ("c", "failed" if failing else "ok")]
+    assert items(replay(run_dir, tmp_path / "replay.yaml").records) == original

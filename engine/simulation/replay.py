@@ -87,6 +87,9 @@ def _step_responses(done: dict[str, Any], tries: list[dict[str, Any]], run_dir: 
     step = str(done["step"]).rsplit("/", 1)[-1]
     if done.get("hosts"):
         return [{"step": step, "match": {"host": host}, **_attempt(result)} for host, result in done["hosts"].items()]
+    if done.get("items") and not tries and done.get("kind") == "run":
+        replies = _item_replies(done)
+        return [{"step": step, "attempts": replies}] if replies else []
     spent = sum(float(t.get("duration") or 0) + float(t.get("next_in") or 0) for t in tries)
     replies = [_attempt(t) for t in tries] + [_final(done, run_dir, spent)]
     if done.get("kind") == "http":
@@ -94,6 +97,22 @@ def _step_responses(done: dict[str, Any], tries: list[dict[str, Any]], run_dir: 
     if len(replies) == 1:
         return [{"step": step, **replies[0]}]
     return [{"step": step, "attempts": replies}]
+
+
+def _item_replies(done: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """for_each: one reply per item, in order (each item is one invocation), so the replay
+    fails at the item that failed. The journal keeps no per-item time: it is shared evenly."""
+    items = [i for i in done["items"] if i.get("status") != "skipped"]  # skipped ones ran nothing
+    each = float(done.get("duration") or 0) / max(len(items), 1)
+    replies = []
+    for item in items:
+        failed = item.get("status") == "failed"
+        code = item.get("exit_code")
+        reply: dict[str, Any] = {"exit_code": code if code is not None else int(failed), "duration": _dur(each)}
+        if failed and item.get("error"):
+            reply["stderr"] = _escape(str(item["error"]))
+        replies.append(reply)
+    return replies
 
 
 def _participants(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
