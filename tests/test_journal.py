@@ -242,7 +242,7 @@ def test_after_a_full_disk_the_next_barrier_stops_the_run_once(
     disk = FullDisk(monkeypatch, writer)
     disk.fds.add(writer._fd)
     writer.on_event(started(), stamp(1))
-    with pytest.raises(JournalError, match="is full .*stopped before the next action"):
+    with pytest.raises(JournalError, match=r"is full .*stopped before the next action"):
         writer.barrier()
     writer.barrier()  # once is enough: rollbacks must still be able to run and be recorded
     writer.on_event(RunFinished("failed", 1.0), stamp(2))
