@@ -1,0 +1,134 @@
+"""engine.executors.local with real shells: output streaming and tails, stdin, environment,
+exit codes, timeouts and cancellation of whole process groups."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from livekit import kill_leftovers, live_processes_with, sleep_marker
+
+from engine.executors.base import Cancel, Invocation, Result, Tail
+from engine.executors.local import LocalExecutor
+
+pytestmark = pytest.mark.integration
+
+
+class Chunks:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bytes]] = []
+
+    def output(self, stream: str, data: bytes, host: str | None) -> None:
+        self.seen.append((stream, data))
+
+    def text(self, stream: str) -> str:
+        return b"".join(d for s, d in self.seen if s == stream).decode()
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    value = sleep_marker()
+    yield value
+    kill_leftovers(value)
+
+
+def run(command: str, **fields: Any) -> tuple[Result, Chunks]:
+    sink = Chunks()
+    result = LocalExecutor().run(Invocation("s", "run", command, **fields), sink, Cancel())
+    return result, sink
+
+
+def test_stdout_and_stderr_are_streamed_and_kept() -> None:
+    result, sink = run("echo out; echo err >&2; echo more")
+    assert result.ok and result.exit_code == 0
+    assert result.stdout == "out\nmore\n" and result.stderr == "err\n"
+    assert sink.text("stdout") == "out\nmore\n" and sink.text("stderr") == "err\n"
+
+
+def test_exit_codes_decide_success_and_127_is_command_not_found() -> None:
+    result, _ = run("exit 3", exit_codes=(0, 3))
+    assert result.ok and result.exit_code == 3
+    result, _ = run("exit 3")
+    assert not result.ok and result.error == "exit code 3"
+    result, _ = run("no-such-command-here")
+    assert result.error == "command not found" and result.exit_code == 127
+
+
+def test_a_shell_killed_by_a_signal_reports_128_plus_the_signal() -> None:
+    result, _ = run("kill -9 $$")
+    assert result.exit_code == 137 and not result.ok
+
+
+def test_stdin_larger_than_a_pipe_is_fed_whole() -> None:
+    data = "x" * 300_000 + "\n"
+    result, _ = run("wc -c", stdin=data)
+    assert result.stdout.strip() == str(len(data))
+
+
+def test_a_command_that_ignores_stdin_does_not_hang() -> None:
+    result, _ = run("true", stdin="y" * 1_000_000, timeout=10)
+    assert result.ok
+
+
+def test_without_stdin_a_command_reads_end_of_file() -> None:
+    result, _ = run("cat; echo done", timeout=10)
+    assert result.stdout == "done\n"
+
+
+def test_the_step_environment_is_added_to_the_engines() -> None:
+    result, _ = run('echo "$GREETING $HOME"', env={"GREETING": "hi"})
+    assert result.stdout.startswith("hi /")
+
+
+def test_only_a_bounded_tail_is_kept_in_memory() -> None:
+    result, sink = run("head -c 3000000 /dev/zero | tr '\\0' a; echo; echo last")
+    assert result.truncated
+    assert len(result.stdout) <= 1024 * 1024 and result.stdout.endswith("a\nlast\n")
+    assert len(sink.text("stdout")) == 3_000_000 + len("\nlast\n")  # the sink saw everything
+
+
+def test_a_timeout_kills_the_command_and_its_background_children(marker: str) -> None:
+    started = time.monotonic()
+    result, _ = run(f"sleep {marker} & (sleep {marker} &); echo up; sleep {marker}", timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert result.timed_out and result.error == "timed out after 500ms"
+    assert result.stdout == "up\n"
+    assert live_processes_with(marker) == []
+
+
+def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(marker: str) -> None:
+    started = time.monotonic()
+    result, _ = run(f"trap '' TERM; sleep {marker}", timeout=0.3)
+    assert result.timed_out
+    assert time.monotonic() - started < 10
+    assert live_processes_with(marker) == []
+
+
+def test_cancel_stops_a_running_command_at_once(marker: str) -> None:
+    cancel = Cancel()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    started = time.monotonic()
+    result = LocalExecutor().run(Invocation("s", "run", f"sleep {marker}"), Chunks(), cancel)
+    timer.join()
+    assert result.cancelled and result.error == "interrupted" and not result.ok
+    assert time.monotonic() - started < 5
+    assert live_processes_with(marker) == []
+
+
+def test_a_background_child_holding_the_pipe_does_not_hold_the_step(marker: str) -> None:
+    """The shell exited: the step is over even if a daemon it started keeps stdout open."""
+    started = time.monotonic()
+    result, _ = run(f"sleep {marker} & echo started", timeout=30)
+    assert result.ok and result.stdout == "started\n"
+    assert time.monotonic() - started < 5
+
+
+def test_a_tail_keeps_the_last_bytes_and_says_it_dropped_some() -> None:
+    tail = Tail(limit=10)
+    for _ in range(5):
+        tail.add(b"0123456789")
+    assert tail.text() == "0123456789" and tail.dropped
