@@ -207,6 +207,14 @@ def test_an_unanswered_approval_escalates_on_the_virtual_clock(tmp_path: Path) -
     assert run.result.outcome == "resolved" and run.timings.recovered == 810
 
 
+def test_a_page_nobody_takes_escalates_like_an_unanswered_prompt(tmp_path: Path) -> None:
+    run = drill(tmp_path, ESCALATING, PEOPLE + "  acknowledge: {after: 12m, by: sam}\n")
+    fired = records(run, "escalation.fired", channel="oncall-secondary")
+    assert [(f["elapsed"], f["reason"], f["step"]) for f in fired] == [
+        (300.0, "acknowledge unanswered for 5m", "acknowledge")]  # the rule fires once: not again at fix
+    assert records(run, "incident.acknowledged")[0]["elapsed"] == 720
+
+
 def test_an_approval_answered_in_time_does_not_escalate(tmp_path: Path) -> None:
     run = drill(tmp_path, ESCALATING, PEOPLE.replace("after: 8m, by: dana", "after: 4m59s, by: dana"))
     assert records(run, "escalation.fired", channel="oncall-secondary") == []

@@ -23,7 +23,7 @@ from ..reporting.metrics import Timings, timings
 from ..runner import Runner, RunResult, Services
 from ..state import StepRecord
 from .guard import no_real_effects
-from .people import ScenarioPrompter
+from .people import ACKNOWLEDGE, ScenarioPrompter
 from .scenario import Scenario
 from .world import SimulatedExecutor, SimulatedNotifier, SimulatedRemote, World
 
@@ -128,18 +128,25 @@ class DrillRun:
 
 
 class _Acknowledge:
-    """Runner hook: someone takes the page before the first phase starts."""
+    """Runner hook: someone takes the page before the first phase starts. The page waits
+    like a prompt, so `unacknowledged` escalation rules watch it and Ctrl-C stops it."""
 
-    def __init__(self, ack: Callable[[], tuple[str | None, str | None, float] | None],
+    def __init__(self, runner: Runner, ack: Callable[[], tuple[str | None, str | None, float] | None],
                  emit: Callable[[Any], Any]) -> None:
-        self.ack, self.emit, self.done = ack, emit, False
+        self.runner, self.ack, self.emit, self.done = runner, ack, emit, False
 
     def on_phase(self, phase: str) -> None:
-        if not self.done:
-            self.done = True
-            taken = self.ack()
-            if taken is not None:
-                self.emit(Acknowledged(taken[0], taken[1]))
+        if self.done:
+            return
+        self.done = True
+        try:
+            with self.runner.asking(ACKNOWLEDGE):
+                taken = self.ack()
+        except KeyboardInterrupt:
+            self.runner.interrupt()  # nobody took the page: the run stops before its first step
+            return
+        if taken is not None:
+            self.emit(Acknowledged(taken[0], taken[1]))
 
     def on_step_finished(self, step: Any, rec: StepRecord) -> None:
         return None
@@ -194,7 +201,7 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
                     masker=bus.masker, participants=setup.participants, scenario=scenario.id)
     ack = setup.acknowledge or getattr(prompter, "acknowledge", None)
     if ack is not None:
-        runner.hooks.append(_Acknowledge(ack, bus.emit))
+        runner.hooks.append(_Acknowledge(runner, ack, bus.emit))
     timers = _schedule(world, clock)
     if setup.ready is not None:
         setup.ready(runner, world)

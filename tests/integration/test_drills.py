@@ -208,6 +208,17 @@ def test_ctrl_c_at_a_prompt_aborts_the_drill_and_closes_the_journal(tmp_path: Pa
         ("usage", "ok"), ("assess", "aborted")]
 
 
+def test_ctrl_c_at_the_page_stops_the_drill_before_its_first_step(tmp_path: Path) -> None:
+    term = drill_terminal(tmp_path)
+    term.expect(r"press Enter to acknowledge ")
+    term.ctrl_c()
+    out = term.expect(r"journal: \S+")
+    assert term.wait() == 1 and "outcome: aborted" in out
+    records = journal_of(tmp_path / "runs")
+    assert events(records, "step.finished") == [] and events(records, "incident.acknowledged") == []
+    assert records[-1]["outcome"] == "aborted"
+
+
 def test_ctrl_c_during_a_long_simulated_command_stops_it(tmp_path: Path) -> None:
     term = drill_terminal(tmp_path, usage_time="5m", speed="1")
     term.expect(r"press Enter to acknowledge ")
