@@ -7,7 +7,7 @@ stdout and stderr stream to the sink as they arrive; a bounded tail stays in mem
 On timeout or cancel a second channel on the same connection sends SIGTERM to the
 remote group, then SIGKILL after a grace period, and the channel is closed.
 
-Connections come from a pool (engine/executors/_ssh_pool.py): one per host for the
+Connections come from a pool (engine/executors/_ssh_pool.py; settings from _ssh_config.py): one per host for the
 whole run. A connection found dead before the command starts is reopened once; one
 lost while the command runs fails that host (the command may have partly run, so it is
 never silently started again).
@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._ssh_pool import ConnectFailed, Connection, Endpoint, SshConfig, SshOptions, SshPool, transport_errors
+from ._ssh_config import ConnectFailed, Endpoint, SshConfig, SshOptions, transport_errors
+from ._ssh_pool import Connection, SshPool
 from .base import Cancel, Invocation, OutputSink, Result, Tail
 
 if TYPE_CHECKING:

@@ -222,7 +222,7 @@ def test_a_group_target_from_runbook_inventory_via_the_environment(cluster: Clus
 
 
 def _endpoint(config: Path, host: Host) -> object:
-    from engine.executors._ssh_pool import SshConfig
+    from engine.executors._ssh_config import SshConfig
 
     return SshConfig(SshOptions(config_file=config)).endpoint(host)
 
@@ -274,7 +274,7 @@ def test_invoke_is_imported_only_for_match_exec(tmp_path: Path, config: str, imp
     import sys
 
     path = ssh_config(tmp_path / "config", config)
-    code = ("import sys\nfrom pathlib import Path\nfrom engine.executors._ssh_pool import SshConfig, SshOptions\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom engine.executors._ssh_config import SshConfig, SshOptions\n"
             "from engine.inventory import Host\n"
             f"ep = SshConfig(SshOptions(config_file=Path({str(path)!r}))).endpoint(Host('h'))\n"
             "print(ep.user, 'invoke' in sys.modules)\n")
