@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,14 +58,30 @@ class HttpExecutor:
         scheme = urlsplit(request.url).scheme
         if scheme not in ("http", "https"):
             return _failure(label, started, 0.0, f"unsupported URL scheme {scheme!r}: use http or https")
+        timeout = invocation.timeout or DEFAULT_TIMEOUT
+        # urllib blocks, and its timeout is per socket operation, not per request: it runs
+        # in a thread while this one waits for it, a Ctrl-C, or the step's deadline.
+        call = _Call(lambda: self._request(invocation, label, started, t0, timeout))
+        result = call.wait(cancel, timeout)
+        if result is None:
+            waited = time.monotonic() - t0
+            if cancel.is_set():
+                return replace(_failure(label, started, waited, "interrupted"), cancelled=True)
+            return _failure(label, started, waited, f"timed out after {timeout:g}s", timed_out=True)
+        if result.body:
+            sink.output("stdout", result.body.encode(), None)
+        return result
+
+    def _request(self, inv: Invocation, label: str, started: float, t0: float, timeout: float) -> Result:
+        request = inv.http
+        assert request is not None
         req = urllib.request.Request(request.url, data=request.body, method=request.method,
                                      headers=dict(request.headers))
-        timeout = invocation.timeout or DEFAULT_TIMEOUT
         try:
             with _opener(request.verify, request.follow_redirects).open(req, timeout=timeout) as resp:
-                return self._result(label, resp, started, t0, invocation, sink)
+                return self._result(label, resp, started, t0, inv)
         except urllib.error.HTTPError as err:
-            return self._result(label, err, started, t0, invocation, sink)
+            return self._result(label, err, started, t0, inv)
         except urllib.error.URLError as err:
             return _failure(label, started, time.monotonic() - t0, _reason(err.reason))
         except TimeoutError:
@@ -72,21 +90,51 @@ class HttpExecutor:
         except (OSError, ValueError, http_client_errors()) as err:
             return _failure(label, started, time.monotonic() - t0, f"request failed: {err}")
 
-    def _result(self, label: str, resp: Any, started: float, t0: float, inv: Invocation,
-                sink: OutputSink) -> Result:
+    def _result(self, label: str, resp: Any, started: float, t0: float, inv: Invocation) -> Result:
         raw = resp.read(BODY_LIMIT + 1)
         truncated = len(raw) > BODY_LIMIT
         charset = resp.headers.get_content_charset() or "utf-8"
         body = raw[:BODY_LIMIT].decode(charset, errors="replace")
         status = int(resp.status if hasattr(resp, "status") else resp.code)
         headers = {k.lower(): v for k, v in resp.headers.items()}
-        if body:
-            sink.output("stdout", body.encode(), None)
         expected = inv.http.status if inv.http is not None else None
         ok = status in expected if expected else 200 <= status < 300
         error = None if ok else f"HTTP status {status}"
         return Result(label, None, body, "", None, started, time.monotonic() - t0, ok, error,
                       truncated=truncated, status=status, headers=headers, body=body)
+
+
+class _Call:
+    """A blocking call in a daemon thread. If nobody waits for it any more (cancelled,
+    past its deadline) it ends on its own socket timeout; its result is dropped."""
+
+    POLL = 0.05
+
+    def __init__(self, work: Callable[[], Result]) -> None:
+        self._result: Result | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._work = work
+        threading.Thread(target=self._run, name="http-request", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._work()
+        except BaseException as exc:  # a bug, not a failed request: the waiting thread raises it
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, cancel: Cancel, timeout: float) -> Result | None:
+        """The result; None when cancelled or when `timeout` (plus a little, so urllib's own
+        and more precise error wins a race) has passed."""
+        deadline = time.monotonic() + timeout + 1.0
+        while not self._done.wait(self.POLL):
+            if cancel.is_set() or time.monotonic() > deadline:
+                return None
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def http_client_errors() -> type[Exception]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,6 +174,51 @@ def test_approvals_and_questions_are_answered_on_the_terminal(ws: Workspace) -> 
     records = complete_journal(ws.only_run())
     assert events(records, "prompt.answered")[0]["answers"] == {"cause": "logs"}
     assert events(records, "approval")[0]["approved"] is True
+
+
+def test_ctrl_c_stops_a_wait_and_a_hanging_request_at_once(ws: Workspace) -> None:
+    """Neither a `wait` nor an HTTP request that never answers keeps an operator waiting."""
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        ws.write("live.yaml", runbook_text(f"""\
+            remediation:
+              - {{id: pause, wait: 10m, continue_on_error: true}}
+              - id: hang
+                http: {{url: "http://127.0.0.1:{silent.getsockname()[1]}/"}}
+                timeout: 10m
+            """))
+        term = terminal(ws, "run", "live.yaml")
+        try:
+            term.expect("▶ pause")
+            started = time.monotonic()
+            term.type(b"\x03")
+            assert term.wait() == 130, term.text
+            assert time.monotonic() - started < 5
+        finally:
+            term.kill()
+        records = complete_journal(ws.only_run())
+        assert finished_step(records, "pause")["status"] == "aborted"
+
+        ws.write("live.yaml", runbook_text(f"""\
+            remediation:
+              - id: hang
+                http: {{url: "http://127.0.0.1:{silent.getsockname()[1]}/"}}
+                timeout: 10m
+            """, id="hang"))
+        term = terminal(ws, "run", "live.yaml")
+        try:
+            term.expect("▶ hang")
+            time.sleep(0.3)
+            started = time.monotonic()
+            term.type(b"\x03")
+            assert term.wait() == 130, term.text
+            assert time.monotonic() - started < 5
+        finally:
+            term.kill()
+    assert "✗ hang aborted" in term.text
 
 
 @pytest.mark.parametrize(("no_color", "coloured"), [(True, False), (False, True)])
