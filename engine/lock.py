@@ -26,6 +26,12 @@ class LockHeld(EngineError):
     exit_code = 4
 
 
+class LockError(EngineError):
+    """The lock file cannot be created (an unwritable or misplaced runbook home)."""
+
+    exit_code = 3
+
+
 class RunLock:
     def __init__(self, directory: str | os.PathLike[str], runbook_id: str, hosts: Iterable[str]) -> None:
         names = sorted(set(hosts)) or ["localhost"]
@@ -36,8 +42,11 @@ class RunLock:
         self.took_over: dict[str, Any] | None = None
 
     def acquire(self, run_id: str, started_at: float | None = None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LockError(f"cannot take the run lock {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.lock import LockHeld, RunLock
+from engine.lock import LockError, LockHeld, RunLock
 
 
 def test_a_second_lock_on_the_same_runbook_and_hosts_fails_naming_the_holder(tmp_path: Path) -> None:
@@ -94,3 +94,10 @@ def test_the_lock_file_names_the_run_its_pid_and_hosts(tmp_path: Path) -> None:
         info = json.loads(lock.path.read_text())
     assert info["run_id"] == "run-A" and info["pid"] == os.getpid() and info["hosts"] == ["db-1"]
     assert info["started_at"] >= before
+
+
+def test_a_lock_that_cannot_be_created_is_an_engine_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(LockError, match=r"cannot take the run lock .*Not a directory") as info:
+        RunLock(tmp_path / "file" / "locks", "rb", []).acquire("run-A")
+    assert info.value.exit_code == 3

@@ -348,3 +348,13 @@ def test_a_secret_never_reaches_the_journal_logs_or_console(ws: Workspace, tmp_p
     records = complete_journal(run_dir)
     assert records[0]["inputs"] == {"token": "***"}
     assert finished_step(records, "echo")["outputs"] == {"seen": "***"}
+
+
+def test_a_runs_directory_that_cannot_be_written_exits_3_before_anything_runs(ws: Workspace) -> None:
+    ws.write("runs-here", "a file, not a directory")
+    ws.write("live.yaml", runbook_text("detection:\n  - {id: check, run: touch ran.txt}\n"))
+    done = ws.run("run", "live.yaml", "--runs-dir", "runs-here/runs")
+    assert done.code == 3, done.text
+    assert_clean_failure_output(done)
+    assert "cannot take the run lock runs-here/locks/" in done.err and "Not a directory" in done.err
+    assert not (ws.root / "ran.txt").exists()
