@@ -348,3 +348,19 @@ def test_secret_inputs_are_masked_in_the_drill_journal(tmp_path: Path) -> None:
     assert "s3cr3t-drill-token" not in text
     assert finished(run, "call")["stdout"] == "echo ***"
     assert path_of(run.records) == [("call", "ok")]
+
+
+def test_timings_of_damaged_records_are_computed_without_a_crash() -> None:
+    """A hand-edited or damaged journal still gives timings: odd values count as nothing."""
+    records = [
+        {"event": "run.started", "elapsed": "x", "incident": ["not", "a", "mapping"]},
+        {"event": "step.started", "step": "a", "elapsed": None, "role": {"odd": 1}},
+        {"event": "prompt.answered", "step": "a", "waited": {"nested": 1}, "by": ["x"], "elapsed": float("nan")},
+        {"event": "step.finished", "step": "a", "status": "ok", "duration": [1], "attempts": "three", "elapsed": 5},
+        {"event": "run.finished", "outcome": "resolved", "duration": True},
+    ]
+    t = timings(records)
+    assert t.steps["a"].duration == 0 and t.steps["a"].attempts == 0 and t.steps["a"].waited == 0
+    assert t.priority is None and t.duration == 0 and t.outcome == "resolved"
+    assert t.per_role() == {"{'odd': 1}": {"steps": 1, "time": 0.0, "waited": 0.0}}
+    assert t.per_participant() == {"['x']": {"responses": 1, "waited": 0.0}}

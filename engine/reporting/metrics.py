@@ -7,6 +7,7 @@ remediation and recovery phases, when they completed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,7 @@ class Timings:
     def per_role(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for s in self.steps.values():
-            role = s.role or "(automation)"
+            role = str(s.role or "(automation)")
             entry = out.setdefault(role, {"steps": 0, "time": 0.0, "waited": 0.0})
             entry["steps"] += 1
             entry["time"] += s.duration
@@ -81,15 +82,27 @@ class Timings:
     def per_participant(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for item in [*self.answers, *self.approvals]:
-            who = item.get("by") or "(unnamed)"
+            who = str(item.get("by") or "(unnamed)")
             entry = out.setdefault(who, {"responses": 0, "waited": 0.0})
             entry["responses"] += 1
-            entry["waited"] += float(item.get("waited") or 0.0)
+            entry["waited"] += _num(item.get("waited"))
         return out
 
 
 def _elapsed(record: Mapping[str, Any]) -> float:
-    return float(record.get("elapsed", 0.0))
+    return _num(record.get("elapsed"))
+
+
+def _num(value: Any) -> float:
+    """A number from a record; 0 for anything else (a hand-edited or damaged journal
+    must still give a report, not a crash)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return 0.0
+    try:
+        number = float(value)
+    except ValueError:
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 class _Collector:
@@ -112,7 +125,8 @@ class _Collector:
     def _run_started(self, r: Mapping[str, Any]) -> None:
         self.t.run_id, self.t.runbook = str(r.get("run_id", "")), str(r.get("runbook", ""))
         self.t.scenario, self.t.mode = r.get("scenario"), str(r.get("mode", ""))
-        self.t.priority = (r.get("incident") or {}).get("priority")
+        incident = r.get("incident")
+        self.t.priority = incident.get("priority") if isinstance(incident, Mapping) else None
         self.depth = 0  # a resumed run starts its phases afresh
 
     def _incident_acknowledged(self, r: Mapping[str, Any]) -> None:
@@ -131,8 +145,8 @@ class _Collector:
     def _step_finished(self, r: Mapping[str, Any]) -> None:
         step = str(r.get("step"))
         timing = self.t.steps.setdefault(step, StepTiming(step, str(r.get("phase", ""))))
-        timing.status, timing.duration = str(r.get("status")), float(r.get("duration") or 0.0)
-        timing.attempts, timing.finished = int(r.get("attempts") or 0), _elapsed(r)
+        timing.status, timing.duration = str(r.get("status")), _num(r.get("duration"))
+        timing.attempts, timing.finished = int(_num(r.get("attempts"))), _elapsed(r)
 
     def _step_attempt(self, r: Mapping[str, Any]) -> None:
         if r.get("polling"):
@@ -143,7 +157,7 @@ class _Collector:
     def _wait(self, r: Mapping[str, Any]) -> None:
         timing = self.t.steps.get(str(r.get("step")))
         if timing is not None:
-            timing.waited += float(r.get("waited") or 0.0)
+            timing.waited += _num(r.get("waited"))
 
     def _prompt_answered(self, r: Mapping[str, Any]) -> None:
         self._wait(r)
@@ -184,7 +198,7 @@ class _Collector:
 
     def _run_finished(self, r: Mapping[str, Any]) -> None:
         self.t.outcome, self.t.reason = r.get("outcome"), str(r.get("reason") or "")
-        self.t.duration, self.t.complete = float(r.get("duration") or 0.0), True
+        self.t.duration, self.t.complete = _num(r.get("duration")), True
 
     def result(self) -> Timings:
         t = self.t
