@@ -81,6 +81,8 @@ class SshExecutor:
 
     def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
         started, t0 = time.time(), time.monotonic()
+        if cancel.is_set():
+            return _failed(invocation, started, 0.0, "aborted", "interrupted")
         try:
             ep = self.endpoint(invocation)
             chan, conn = self._start(ep, invocation)

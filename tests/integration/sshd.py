@@ -147,18 +147,28 @@ class Sshd:
 
     def kill_all(self) -> None:
         """SIGKILL the listener and every session process it started: a crashed server."""
-        if self.proc is None:
+        proc = self.proc
+        if proc is None:
             return
         self.kill_sessions()
-        _kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        _kill(proc.pid, signal.SIGKILL)
+        proc.wait()
         self.proc = None
 
     def kill_sessions(self) -> None:
-        """SIGKILL every connection's processes, keeping the listener: dropped connections."""
-        if self.proc is not None:
-            for child in _descendants(self.proc.pid):
-                _kill(child, signal.SIGKILL)
+        """SIGKILL every connection's processes, keeping the listener: dropped connections.
+        Waits until the listener has reaped them (no zombie is left to an init that may
+        not reap)."""
+        proc = self.proc
+        if proc is None:
+            return
+        tree = _descendants(proc.pid)
+        for pid in tree:
+            _kill(pid, signal.SIGKILL)
+        direct = [pid for pid in tree if _parent(pid) == proc.pid]
+        deadline = time.monotonic() + 2
+        while any(_parent(pid) == proc.pid for pid in direct) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def _accepts(address: str, port: int) -> bool:
@@ -174,6 +184,15 @@ def _kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return int(data[data.rfind(b")") + 2:].split()[1])
 
 
 def _descendants(pid: int) -> list[int]:
