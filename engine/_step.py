@@ -267,7 +267,7 @@ class StepDriver:
             if left is not None and left < every:
                 return replace(attempt, ok=False, error=f"until `{step.until}` was still false after "
                                f"{poll} poll(s) in {format_duration(timeout or 0)}")
-            r.bus.emit(_attempt_event(sid, number, attempt, every, polling=True))
+            r.bus.emit(_attempt_event(sid, poll, attempt, every, polling=True))  # attempt = poll number
             if not r.sleep(every):
                 return Attempt(False, "interrupted", cancelled=True)
 

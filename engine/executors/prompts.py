@@ -183,19 +183,21 @@ class TerminalPrompter:
     interactive = True
 
     def __init__(self, participants: tuple[Participant, ...] = (),
-                 on_hint: Callable[[str, str], None] | None = None,
+                 on_hint: Callable[[str, str, str | None], None] | None = None,
                  read: Callable[[str], str] | None = None,
                  write: Callable[[str], None] | None = None) -> None:
         import click
 
         self.participants = participants
         self.on_hint = on_hint
+        self._answering: Participant | None = None
         self._read = read or _terminal_read
         self._write = write or (lambda text: click.echo(text))
 
     def ask(self, question: Question) -> Answer:
         t0 = time.monotonic()
         who = self._choose(question.role)
+        self._answering = who  # a hint asked now is recorded as theirs
         values: dict[str, Any] = {}
         for f in question.fields:
             values[f.name] = self._field(question, f)
@@ -246,7 +248,9 @@ class TerminalPrompter:
     def _hint(self, question: Question) -> None:
         if question.hint:
             if self.on_hint:
-                self.on_hint(question.step, question.hint)  # recorded, and shown by the console
+                who = self._answering
+                # Recorded (with who asked), and shown by the console.
+                self.on_hint(question.step, question.hint, who.name if who else None)
             else:
                 self._write(f"   hint: {question.hint}")
         else:

@@ -68,9 +68,9 @@ class Trainer:
             return
         handler(rest.strip())
 
-    def hint(self, step: str, text: str) -> None:
+    def hint(self, step: str, text: str, by: str | None = None) -> None:
         """A participant asked for the hint: record it (it counts in the scorecard)."""
-        self._emit(HintShown(step, text))
+        self._emit(HintShown(step, text, by))
 
     def _emit(self, event: Any) -> None:
         if self.runner is not None:
