@@ -273,7 +273,7 @@ def test_inputs_are_never_run_or_rendered_as_templates(ws: Workspace, value: str
     assert done.code == 0, done.text
     assert not (ws.root / "PWNED").exists()
     assert f"│ {value}\n" in done.out and f"got {value}" in done.out
-    assert "49" not in done.out
+    assert "│ 49\n" not in done.out and "got 49" not in done.out
 
 
 def test_sandbox_escapes_are_refused(ws: Workspace) -> None:
