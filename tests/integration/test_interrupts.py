@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -27,6 +28,8 @@ from livekit import (
     stop,
     wait_for,
 )
+
+from engine.journal import iso
 
 pytestmark = pytest.mark.integration
 
@@ -330,6 +333,8 @@ def test_a_second_live_run_fails_naming_the_first(ws: Workspace, marker: str) ->
         wait_for(lambda: (ws.root / "slow.started").exists(), what="the first run's step")
         second = ws.run("run", "live.yaml")
         run_id = ws.only_run().name
+        [lock_file] = (ws.root / ".runbook" / "locks").glob("*.lock")
+        held = json.loads(lock_file.read_text())
         first.send_signal(signal.SIGTERM)
         collected(first)
     finally:
@@ -337,8 +342,8 @@ def test_a_second_live_run_fails_naming_the_first(ws: Workspace, marker: str) ->
     assert second.code == 4, second.text
     assert_clean_failure_output(second)
     assert f"another run of this runbook on localhost is in progress: run {run_id} (pid {first.pid} on" in second.err
-    started = journal_records(ws.runs / run_id)[0]["t"][:19]  # to the second
-    assert f"started {started}" in second.err
+    assert held["run_id"] == run_id and held["pid"] == first.pid
+    assert f"started {iso(held['started_at'])}" in second.err
     assert len(ws.run_dirs()) == 1  # the refused run left nothing
 
 
