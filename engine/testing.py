@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .clock import VirtualClock
+from .duration import format_duration
 from .events import Event, EventBus, Stamp
 from .executors.base import Cancel, Invocation, OutputSink, Result
 from .executors.notify import Notifier
@@ -44,6 +45,10 @@ class ScriptedExecutor:
             return Result(invocation.command, invocation.host, "", "unscripted", None, 0.0, 0.0, False,
                           f"unscripted step {invocation.step}: {invocation.command}")
         result = self._result(invocation, reply)
+        if invocation.timeout is not None and result.duration > invocation.timeout:
+            # Slower than the step allows: it times out, as a real command would.
+            result = replace(result, duration=invocation.timeout, ok=False, timed_out=True, exit_code=None,
+                             error=f"timed out after {format_duration(invocation.timeout)}")
         if result.stdout:
             sink.output("stdout", result.stdout.encode(), invocation.host)
         if self.clock is not None and result.duration:

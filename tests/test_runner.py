@@ -713,3 +713,14 @@ def test_a_secret_input_is_masked_in_every_event() -> None:
     for event, _ in events.events:
         assert "hunter2-secret" not in repr(event.record())
     assert finished(events)["call"].outputs == {"echo": "got *** back"}
+
+
+def test_a_scripted_step_slower_than_its_timeout_times_out() -> None:
+    text = runbook("""\
+        remediation:
+          - {id: slow, run: x, timeout: 10s}
+        """)
+    result, events = run_text(text, executor=ScriptedExecutor({"slow": {"stdout": "late", "duration": 60}}))
+    assert result.outcome == "failed"
+    assert finished(events)["slow"].error == "timed out after 10s"
+    assert result.duration == pytest.approx(10.0)
