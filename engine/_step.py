@@ -458,9 +458,15 @@ class StepDriver:
              for h, d in rec.hosts.items()},
             [{k: v for k, v in i.items() if k in ("index", "item", "status", "exit_code", "error")}
              for i in rec.items],
-            dict(r.state.vars) if isinstance(step.spec, SetSpec) else {},
+            dict(r.state.vars) if _sets_vars(step) else {},
             r.logs_of(sid), rollback_of,
         ))
+
+
+def _sets_vars(step: Step) -> bool:
+    """Whether the step may change vars (journaled with it, so `resume` can restore them)."""
+    spec = step.spec
+    return isinstance(spec, SetSpec) or (isinstance(spec, ManualSpec) and any(f.sets for f in spec.ask))
 
 
 def _tail(r: Runner, text: Any, size: int = TAIL) -> str:

@@ -36,7 +36,7 @@ from .executors.notify import Notifier
 from .executors.prompts import Prompter
 from .masking import Masker
 from .model import IncludeSpec, Phase, Runbook, Step
-from .state import RunState, StepRecord, priority_of
+from .state import Incident, RunState, StepRecord, priority_of
 
 STOPPING = ("failed", "aborted", "refused", "not_confirmed")
 
@@ -117,6 +117,8 @@ class Runner:
         self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now())
         if resume is not None:
             self.state.vars.update(resume.vars)
+            if resume.incident:  # impact, urgency and priority set before the crash
+                self.state.incident = Incident(**resume.incident)
             for rec in resume.finished.values():
                 self.state.record(rec)
         self.driver = StepDriver(self)

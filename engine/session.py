@@ -249,10 +249,13 @@ def recover(run_dir: Path, runbook: Runbook | None = None, *, rerun: bool | None
     steps: dict[str, StepRecord] = {}
     begun: set[str] = set()
     vars_: dict[str, Any] = {}
+    incident: dict[str, Any] = dict(started.get("incident") or {})
     for record in contents.records:
         kind = record.get("event")
         step = str(record.get("step"))
-        if kind == "step.started" and not record.get("rollback_of"):
+        if kind == "priority.changed":
+            incident = {k: record.get(k) for k in ("impact", "urgency", "priority")}
+        elif kind == "step.started" and not record.get("rollback_of"):
             begun.add(step)
         elif kind == "step.finished" and not record.get("rollback_of"):
             steps[step] = _record_from(record, run_dir)
@@ -265,7 +268,7 @@ def recover(run_dir: Path, runbook: Runbook | None = None, *, rerun: bool | None
     return Recovered(
         started["run_id"], started["file"], started.get("mode", "live"),
         {k: v for k, v in inputs.items() if k not in secret}, secret,
-        Resume(steps, interrupted, rerun, vars_), int(last.get("seq", 0)),
+        Resume(steps, interrupted, rerun, vars_, incident), int(last.get("seq", 0)),
         float(last.get("elapsed", 0.0)), list(started.get("participants") or []),
     )
 

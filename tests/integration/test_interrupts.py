@@ -386,3 +386,33 @@ def test_runs_on_other_hosts_do_not_block_each_other(ws: Workspace, marker: str)
             collected(proc)
     finally:
         stop(first)
+
+
+def test_resume_restores_vars_and_the_incident_priority_set_before_the_crash(ws: Workspace, marker: str) -> None:
+    ws.write("live.yaml", runbook_text(f"""\
+        triage:
+          - id: rate
+            manual: How bad is it?
+            ask:
+              impact: {{choices: [low, medium, high], sets: incident.impact}}
+              urgency: {{choices: [low, medium, high], sets: incident.urgency}}
+              owner: {{type: text, sets: vars.owner}}
+        remediation:
+          - id: slow
+            run: "if [ ! -e resumed ]; then touch slow.started; sleep {marker}; fi"
+          - id: show
+            run: "echo owner={{{{ vars.owner }}}} priority={{{{ incident.priority }}}}"
+        """, id="resume-state"))
+    proc = ws.start("run", "live.yaml", "--answer", "rate.impact=high", "--answer", "rate.urgency=medium",
+                    "--answer", "rate.owner=alice")
+    try:
+        wait_for(lambda: (ws.root / "slow.started").exists(), what="the slow step")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        stop(proc)
+    kill_leftovers(marker)
+    (ws.root / "resumed").touch()
+    done = ws.run("resume", ws.only_run(), "--skip-interrupted")
+    assert done.code == 0, done.text
+    assert "│ owner=alice priority=P2" in done.out
