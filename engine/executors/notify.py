@@ -1,7 +1,7 @@
 """Notification channels: stdout, a file, or a webhook (Slack-compatible JSON).
 
 Channels are named in a config file (`--channels FILE`, $RUNBOOK_CHANNELS, or
-.runbook/channels.yaml):
+channels.yaml in the runbook home: $RUNBOOK_HOME, or ./.runbook):
 
     kind: channels
     channels:
@@ -28,7 +28,12 @@ from urllib.parse import urlsplit
 from ..errors import UsageError
 from ..model import empty_map
 
-DEFAULT_CONFIG = Path(".runbook", "channels.yaml")
+CONFIG_NAME = "channels.yaml"
+
+
+def default_config() -> Path:
+    """channels.yaml beside the runs and locks: in $RUNBOOK_HOME, or ./.runbook."""
+    return Path(os.environ.get("RUNBOOK_HOME", ".runbook"), CONFIG_NAME)
 TYPES = ("stdout", "file", "webhook")
 
 
@@ -51,7 +56,8 @@ class Delivery:
 
 def load_channels(path: str | os.PathLike[str] | None = None) -> dict[str, Channel]:
     """Channels from a config file; {} when none is configured."""
-    chosen = path or os.environ.get("RUNBOOK_CHANNELS") or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    fallback = default_config()
+    chosen = path or os.environ.get("RUNBOOK_CHANNELS") or (fallback if fallback.is_file() else None)
     if chosen is None:
         return {}
     import yaml

@@ -230,3 +230,15 @@ def test_a_bad_channels_file_is_a_usage_error(ws: Workspace) -> None:
     assert done.code == 2
     assert "channel 'oncall' needs `type:` one of stdout, file, webhook" in done.err
     assert ws.run_dirs() == []
+
+
+def test_channels_in_the_runbook_home_are_used_by_default(ws: Workspace) -> None:
+    with hook(200) as server:
+        home = ws.root / ".runbook"
+        home.mkdir()
+        (home / "channels.yaml").write_text(
+            f"kind: channels\nchannels:\n  oncall: {{type: webhook, url: \"{server.url}/hooks/x\"}}\n")
+        ws.write("live.yaml", runbook_text(NOTIFY))
+        done = ws.run("run", "live.yaml")  # RUNBOOK_HOME is ws.root/.runbook
+        assert done.code == 0, done.text
+        assert len(server.requests) == 1
