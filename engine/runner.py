@@ -441,10 +441,13 @@ class Runner:
         ctx = self.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
         inputs = {k: templating.render_value(v, ctx, where=self.where(step, "include", "inputs", k))
                   for k, v in spec.inputs.items()}
-        child_book = loader(path)
         from .inputs import resolve
 
-        resolved = resolve(child_book, from_file=inputs)
+        try:
+            child_book = loader(path)
+            resolved = resolve(child_book, from_file=inputs)
+        except EngineError as exc:  # an invalid runbook or inputs: this step fails, the run goes on ending
+            return Attempt(False, f"cannot include {spec.runbook}: {exc}")
         child = Runner(child_book, resolved.values, services=self.services, bus=self.bus, clock=self.clock,
                        run_id=self.state.run_id, mode=self.mode, masker=self.masker,
                        rollback_on_abort=self.rollback_on_abort, prefix=f"{sid}/", cancel=self.cancel)

@@ -724,3 +724,34 @@ def test_a_scripted_step_slower_than_its_timeout_times_out() -> None:
     assert result.outcome == "failed"
     assert finished(events)["slow"].error == "timed out after 10s"
     assert result.duration == pytest.approx(10.0)
+
+
+def test_an_include_with_bad_inputs_fails_the_step_not_the_engine(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(runbook("""\
+        inputs: {who: {type: string}}
+        remediation:
+          - {id: greet, run: "echo {{ inputs.who }}"}
+        """).replace("id: unit", "id: child"), encoding="utf-8")
+    parent = runbook("""\
+        remediation:
+          - id: prepare
+            run: echo prepare
+            rollback: [{id: undo_prepare, run: echo undo}]
+          - {id: sub, include: {runbook: child.yaml, inputs: {whom: x}}}
+        """)
+    result, events = _run_with_loader(parent, tmp_path, ScriptedExecutor({"*": "ok"}))
+    assert result.outcome == "failed" and result.failed_step == "sub"
+    error = finished(events)["sub"].error or ""
+    assert "missing input 'who'" in error and "no input 'whom'" in error
+    assert "undo_prepare" in order(events)
+
+
+def test_an_include_of_an_invalid_runbook_fails_the_step(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text("kind: runbook\nversion: 1\nid: Bad\n", encoding="utf-8")
+    parent = runbook("""\
+        remediation:
+          - {id: sub, include: child.yaml}
+        """)
+    result, events = _run_with_loader(parent, tmp_path, ScriptedExecutor({"*": "ok"}))
+    assert result.outcome == "failed" and result.failed_step == "sub"
+    assert "child.yaml" in (finished(events)["sub"].error or "")
