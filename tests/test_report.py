@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support import ROOT
 from test_report_journals import HOSTILE, journals
 
@@ -398,3 +400,61 @@ def test_report_command_with_scenario_and_history(drills: dict[str, Path]) -> No
 def test_hostile_value_in_json_stays_data(live: dict[str, Path]) -> None:
     data = json.loads(render_json(build_report(live["hostile"])))
     assert HOSTILE in data["title"]
+
+
+# -- any journal, however odd, gives a report --------------------------------------------------------
+
+EVENTS = ["run.started", "run.finished", "phase.started", "phase.finished", "step.started", "step.finished",
+          "step.attempt", "host.finished", "prompt.answered", "approval", "hint.shown", "inject.fired",
+          "notify.sent", "escalation.fired", "priority.changed", "rollback.started", "rollback.finished",
+          "incident.acknowledged", "clock.control", "something.new"]
+FIELDS = ["step", "phase", "kind", "status", "duration", "attempts", "waited", "hosts", "items", "answers",
+          "approved", "by", "role", "next_in", "polling", "error", "stderr", "message", "channel", "ok", "purpose",
+          "outcome", "reason", "scenario", "file", "t", "item", "rollback_of", "host", "resumed_from", "steps"]
+
+
+def _records() -> st.SearchStrategy[list[dict[str, object]]]:
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 500), st.floats(0, 1e4), st.text(max_size=12),
+                       st.sampled_from(["ok", "failed", "skipped", "triage", "remediation", "s1", "<b>x</b>"]))
+    value = st.recursive(scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=5), inner, max_size=3), max_leaves=6)
+    record = st.fixed_dictionaries({"event": st.sampled_from(EVENTS), "elapsed": st.floats(0, 1e4)},
+                                   optional={f: value for f in FIELDS})
+    return st.lists(record, max_size=25).map(
+        lambda recs: [{"seq": i + 1, **r} for i, r in enumerate(recs)])
+
+
+def test_engine_journals_pass_the_record_cleaning_unchanged(drills: dict[str, Path], live: dict[str, Path],
+                                                           fanout: dict[str, Path]) -> None:
+    from engine.reporting._records import clean
+
+    for run_dir in [*drills.values(), *live.values(), *fanout.values()]:
+        for record in read_journal(run_dir).records:
+            assert clean(record) == record, record
+
+
+def test_odd_values_are_dropped_or_shown_as_text() -> None:
+    from engine.reporting._records import clean
+
+    odd = {"event": "step.finished", "step": 7, "duration": "", "attempts": "2", "ok": "yes", "answers": [],
+           "hosts": {"h": "x", 1: {"duration": "1.5"}}, "items": ["a", {"index": "0"}], "elapsed": float("nan"),
+           "pid": "kept"}
+    assert clean(odd) == {"event": "step.finished", "step": "7", "attempts": 2, "pid": "kept",
+                          "hosts": {"h": {}, "1": {"duration": 1.5}}, "items": [{"index": 0}]}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], report_multiple_bugs=False)
+@given(_records())
+def test_any_records_give_a_report_in_every_format(records: list[dict[str, object]]) -> None:
+    """A hand-edited or foreign journal never crashes the report: odd values are shown as text."""
+    import tempfile
+
+    from engine.reporting.html import render_html
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "journal.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in [{"seq": 0, "event": "run.started"}, *records]))
+        report = build_report(path)
+        assert render_markdown(report).startswith("# ")
+        assert json.loads(render_json(report))["format"] == "runbook-report/1"
+        assert "<script>" not in render_html(report).split("<script>", 1)[0]

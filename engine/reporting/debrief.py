@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import EngineError
 from ..journal import JOURNAL, read_journal
 from ..simulation.drill import Scorecard, score
+from ._records import clean
 from .metrics import Timings, timings
 
 HISTORY_LIMIT = 8
@@ -153,7 +154,7 @@ def _journals(root: Path) -> Iterator[Path]:
 def _row(path: Path, scenario: Any, current: Path) -> HistoryRun:
     contents = read_journal(path)
     first = contents.started or {}
-    t = timings(contents.records)
+    t = timings(clean(r) for r in contents.records)
     row = HistoryRun(t.run_id or path.parent.name, str(first.get("t") or ""), t.outcome if t.complete else "unfinished",
                      t.acknowledged, t.triaged, t.mitigated, t.recovered, t.retries, len(t.hints),
                      current=path.resolve() == current.resolve())

@@ -7,6 +7,7 @@ with the same data).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ def _csp() -> str:
             "base-uri 'none'; form-action 'none'")
 
 
+@functools.lru_cache(maxsize=1)
 def _env() -> Any:
     import jinja2
 

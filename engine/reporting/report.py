@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import JournalError
 from ..journal import read_journal
+from ._records import clean
 from .metrics import Timings, timings
 from .timeline import Bar, Timeline, build_timeline
 
@@ -151,6 +152,7 @@ def build_report(source: str | os.PathLike[str], *, scenario_file: str | None = 
     contents = read_journal(source)
     if not contents.records:
         raise JournalError(f"{contents.path} holds no journal records")
+    contents.records = [clean(r) for r in contents.records]
     report = _base(contents.path, contents.records, contents)
     if report.is_drill:
         from .debrief import debrief

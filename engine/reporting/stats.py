@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..journal import JOURNAL, first_record
+from ._records import clean
 from .metrics import timings
 
 METRICS = (("acknowledged", "acknowledge"), ("triaged", "triage"), ("mitigated", "mitigate"),
@@ -75,7 +76,7 @@ def lean_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
             except ValueError:
                 continue
             if isinstance(record, dict):
-                yield record
+                yield clean(record)
 
 
 def _epoch(stamp: Any) -> float | None:
