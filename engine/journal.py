@@ -180,9 +180,9 @@ class JournalWriter:
         fd = self._logs.get(key)
         try:
             if fd is None:
-                logs = self.run_dir / "logs"
-                logs.mkdir(exist_ok=True)
-                fd = os.open(logs / log_name(*key), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                path = self.run_dir / "logs" / log_name(*key)
+                path.parent.mkdir(parents=True, exist_ok=True)  # logs/sub/ for an included runbook's steps
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 self._logs[key] = fd
             _write_fully(fd, event.text.encode("utf-8", errors="replace"))
         except OSError as exc:

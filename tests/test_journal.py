@@ -288,3 +288,10 @@ def test_other_write_errors_are_journal_errors(writer: JournalWriter, monkeypatc
     with pytest.raises(JournalError, match="cannot write the journal: Input/output error"):
         writer.on_event(started(), stamp(1))
     assert (writer.run_dir / RESERVE).exists()
+
+
+def test_output_of_an_included_runbooks_step_gets_its_own_log(writer: JournalWriter) -> None:
+    writer.on_event(StepOutput("sub/greet", "stdout", "hello\n"), stamp(0))
+    assert writer.logs_of("sub/greet") == ["logs/sub/greet.stdout.log"]
+    assert (writer.run_dir / "logs" / "sub" / "greet.stdout.log").read_text() == "hello\n"
+    assert writer.log_errors == []
