@@ -64,6 +64,7 @@ class JournalWriter:
         self._dirty = False
         self._logs: dict[tuple[str, str, str | None], int] = {}
         self.log_errors: list[str] = []
+        self._failed_logs: set[tuple[str, str, str | None]] = set()
         self.disk_full: str | None = None  # what could not be written when the disk filled
         self._stop_reported = False
         self._finished = False
@@ -174,9 +175,9 @@ class JournalWriter:
             pass
 
     def _log(self, event: StepOutput) -> None:
-        if self.disk_full:
-            return  # what space is left (the reserve) is for the journal
         key = (event.step, event.stream, event.host)
+        if self.disk_full or key in self._failed_logs:
+            return  # what space is left (the reserve) is for the journal; a failed log says so once
         fd = self._logs.get(key)
         try:
             if fd is None:
@@ -186,6 +187,7 @@ class JournalWriter:
                 self._logs[key] = fd
             _write_fully(fd, event.text.encode("utf-8", errors="replace"))
         except OSError as exc:
+            self._failed_logs.add(key)
             self.log_errors.append(f"logs/{log_name(*key)}: {exc.strerror or exc}")
             if exc.errno == errno.ENOSPC:
                 self.disk_full = f"writing logs/{log_name(*key)}"

@@ -198,11 +198,17 @@ def run_live(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, 
                             rollback_on_abort=options.rollback_on_abort)
             with _signals(runner, options.install_signals):
                 result = runner.run()
-            console.line(f"   journal: {journal.path}")
+            _report_end(console, journal)
     finally:
         lock.release()
         _close(services)
     return result, runs / run_id
+
+
+def _report_end(console: Console, journal: JournalWriter) -> None:
+    console.line(f"   journal: {journal.path}")
+    for problem in dict.fromkeys(journal.log_errors):  # output that is missing from logs/
+        console.line(f"   warning: step output not saved: {problem}")
 
 
 def _note_takeover(console: Console, lock: RunLock) -> None:
@@ -331,7 +337,7 @@ def resume_run(run_dir: Path, runbook: Runbook, recovered: Recovered, inputs: Ma
                             rollback_on_abort=options.rollback_on_abort, resume=recovered.resume)
             with _signals(runner, options.install_signals):
                 result = runner.run()
-            console.line(f"   journal: {journal.path}")
+            _report_end(console, journal)
     finally:
         lock.release()
         _close(services)

@@ -295,3 +295,24 @@ def test_output_of_an_included_runbooks_step_gets_its_own_log(writer: JournalWri
     assert writer.logs_of("sub/greet") == ["logs/sub/greet.stdout.log"]
     assert (writer.run_dir / "logs" / "sub" / "greet.stdout.log").read_text() == "hello\n"
     assert writer.log_errors == []
+
+
+def test_a_log_that_cannot_be_written_is_reported_once_and_the_journal_goes_on(
+        writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer.on_event(StepOutput("s", "stdout", "first\n"), stamp(0))
+    real = os.write
+    log_fd = writer._logs[("s", "stdout", None)]
+
+    def failing(fd: int, data: bytes) -> int:
+        if fd == log_fd:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", failing)
+    for _ in range(3):
+        writer.on_event(StepOutput("s", "stdout", "more\n"), stamp(0))
+    writer.on_event(StepFinished("s", "triage", "run", "ok"), stamp(1))
+    assert writer.log_errors == ["logs/s.stdout.log: Input/output error"]
+    assert not writer.disk_full
+    writer.barrier()
+    assert read_journal(writer.run_dir).records[-1]["event"] == "step.finished"

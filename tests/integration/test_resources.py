@@ -54,6 +54,7 @@ def test_a_full_disk_stops_the_run_with_rollbacks_and_a_whole_journal(tmp_path: 
     assert_clean_failure_output(done)
     assert "is full (writing logs/flood.stdout.log): stopped before the next action" in done.out
     assert "■ outcome: failed at step after" in done.out
+    assert "warning: step output not saved: logs/flood.stdout.log: No space left on device" in done.out
     assert not (tmp_path / "after.txt").exists()
     assert (tmp_path / "undone.txt").exists()  # rollbacks still ran, and are journaled
     records = complete_journal(ws.only_run(small_disk / "runs"))
