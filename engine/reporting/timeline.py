@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..duration import format_duration
+
 Record = Mapping[str, Any]
 
 TAIL = 600  # characters of output kept per step: enough to show why it failed
@@ -127,11 +129,13 @@ class Stop:
     steps: list[str]
     torn: bool = False
     bad_lines: list[int] = field(default_factory=list)
+    wall: str = ""  # the wall-clock stamp of the last record
 
     def describe(self) -> str:
         where = f"during step {', '.join(self.steps)}" if self.steps else (
             f"in phase {self.phase}" if self.phase else "before the first phase")
-        text = f"The journal stops at {self.at:.3f}s {where}, after {self.last_event}"
+        stamp = f" ({self.wall})" if self.wall else ""
+        text = f"The journal stops at +{format_duration(self.at)}{stamp} {where}, after {self.last_event}"
         text += f" (seq {self.last_seq})" if self.last_seq is not None else ""
         text += "; the run did not finish (the engine crashed, was killed, or is still running)."
         if self.torn:
@@ -305,7 +309,7 @@ class _Builder:
         if not complete:
             self.tl.stop = Stop(self.tl.end, str(self.last.get("event", "nothing")),
                                 self.last.get("seq"), self.phase_stack[-1].phase if self.phase_stack else None,
-                                list(self.open), torn, list(bad_lines))
+                                list(self.open), torn, list(bad_lines), str(self.last.get("t") or ""))
         for bar in self.tl.bars:
             bar.segments.sort(key=lambda s: s.start)
         return self.tl
