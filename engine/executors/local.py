@@ -23,6 +23,7 @@ from .base import Cancel, Invocation, OutputSink, Result, Tail
 SHELL = "/bin/sh"
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 DRAIN_AFTER_EXIT = 0.2  # how long to keep reading pipes a background child holds open
+NO_PIDFD_POLL = 0.05  # without a pidfd (old kernels), how often to check whether the shell exited
 _READ = 65536
 
 
@@ -141,7 +142,9 @@ class _Process:
             os.set_blocking(self.stdin_fd, False)
             poller.register(self.stdin_fd, select.POLLOUT)
         exited_at: float | None = None
-        while self.fds:
+        # Until the shell has exited: a command may close its own output (`exec >file`)
+        # and still run, and its timeout and Ctrl-C must still apply.
+        while self.fds or exited_at is None:
             wait = _remaining(deadline, exited_at)
             if wait is not None and wait <= 0:
                 if exited_at is not None:
@@ -149,6 +152,8 @@ class _Process:
                 outcome.timed_out = True
                 outcome.error = f"timed out after {_fmt(inv.timeout)}"
                 break
+            if self.pidfd is None and exited_at is None:
+                wait = NO_PIDFD_POLL if wait is None else min(wait, NO_PIDFD_POLL)  # look for the exit
             events = poller.poll(None if wait is None else max(wait * 1000, 0))
             for fd, _mask in events:
                 if fd == cancel.fileno():

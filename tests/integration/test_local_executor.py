@@ -132,3 +132,15 @@ def test_a_tail_keeps_the_last_bytes_and_says_it_dropped_some() -> None:
     for _ in range(5):
         tail.add(b"0123456789")
     assert tail.text() == "0123456789" and tail.dropped
+
+
+def test_a_command_that_closes_its_output_still_times_out(marker: str) -> None:
+    started = time.monotonic()
+    result, _ = run(f"exec >/dev/null 2>&1; sleep {marker}", timeout=0.5)
+    assert result.timed_out and time.monotonic() - started < 5
+    assert live_processes_with(marker) == []
+
+
+def test_a_command_that_closes_its_output_still_reports_its_exit_code() -> None:
+    result, _ = run("echo before; exec >&- 2>&-; sleep 0.2; exit 4", timeout=10)
+    assert result.exit_code == 4 and result.stdout == "before\n"
