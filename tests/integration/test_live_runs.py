@@ -227,9 +227,11 @@ def test_a_role_restricted_approval_is_refused_for_the_wrong_role(ws: Workspace)
     wrong = ws.run("run", "live.yaml", "--yes", "--as", "bob:responder")
     assert wrong.code == 130 and "approval requires the role incident_commander" in wrong.out
     assert not (ws.root / "restarted.txt").exists()
+    [refused_dir] = ws.run_dirs()
     right = ws.run("run", "live.yaml", "--yes", "--as", "alice:incident_commander")
     assert right.code == 0 and "approved by alice (incident_commander)" in right.out
-    approval = events(complete_journal(ws.run_dirs()[-1]), "approval")[0]
+    [approved_dir] = [d for d in ws.run_dirs() if d != refused_dir]  # ids of one second sort at random
+    approval = events(complete_journal(approved_dir), "approval")[0]
     assert approval["by"] == "alice" and approval["role"] == "incident_commander"
 
 
