@@ -194,7 +194,7 @@ class StepDriver:
                 break
             if number < retries.attempts:
                 delay = retries.delay_before(number + 1)
-                r.bus.emit(_attempt_event(sid, number, attempt, delay, polling=False))
+                r.bus.emit(_attempt_event(r, sid, number, attempt, delay, polling=False))
                 if not r.sleep(delay):
                     attempt = Attempt(False, "interrupted", cancelled=True)
                     break
@@ -267,7 +267,7 @@ class StepDriver:
             if left is not None and left < every:
                 return replace(attempt, ok=False, error=f"until `{step.until}` was still false after "
                                f"{poll} poll(s) in {format_duration(timeout or 0)}")
-            r.bus.emit(_attempt_event(sid, poll, attempt, every, polling=True))  # attempt = poll number
+            r.bus.emit(_attempt_event(r, sid, poll, attempt, every, polling=True))  # attempt = poll number
             if not r.sleep(every):
                 return Attempt(False, "interrupted", cancelled=True)
 
@@ -481,11 +481,12 @@ def _code(attempt: Attempt) -> int | None:
 ATTEMPT_TAIL = 1024
 
 
-def _attempt_event(sid: str, number: int, attempt: Attempt, next_in: float, *, polling: bool) -> StepAttempt:
+def _attempt_event(r: Runner, sid: str, number: int, attempt: Attempt, next_in: float, *,
+                   polling: bool) -> StepAttempt:
     res = attempt.result
     return StepAttempt(sid, number, False, _code(attempt), attempt.error, res.duration if res else 0.0,
-                       next_in, polling, res.stdout[-ATTEMPT_TAIL:] if res else "",
-                       res.stderr[-ATTEMPT_TAIL:] if res else "")
+                       next_in, polling, _tail(r, res.stdout, ATTEMPT_TAIL) if res else "",
+                       _tail(r, res.stderr, ATTEMPT_TAIL) if res else "")
 
 
 def _lazy_json(res: Result | None) -> Any:

@@ -755,3 +755,18 @@ def test_an_include_of_an_invalid_runbook_fails_the_step(tmp_path: Path) -> None
     result, events = _run_with_loader(parent, tmp_path, ScriptedExecutor({"*": "ok"}))
     assert result.outcome == "failed" and result.failed_step == "sub"
     assert "child.yaml" in (finished(events)["sub"].error or "")
+
+
+def test_a_secret_cut_by_an_output_tail_leaves_no_fragment() -> None:
+    """Tails are cut after masking: a cut through the secret must not leave its end behind."""
+    text = runbook("""\
+        inputs: {token: {type: string, secret: true}}
+        remediation:
+          - {id: call, run: "use {{ inputs.token }}", retries: {attempts: 2, delay: 1s}}
+        """)
+    secret = "SECRETVALUE-X9Q7"
+    noisy = {"stdout": secret + "y" * 1020, "stderr": secret + "z" * 4090, "exit_code": 1}
+    _, events = run_text(text, executor=ScriptedExecutor({"call": noisy}), inputs={"token": secret})
+    assert events.named("step.attempt") and events.named("step.finished")
+    for event, _ in events.events:
+        assert "X9Q7" not in repr(event.record())
