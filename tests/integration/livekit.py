@@ -250,6 +250,7 @@ class Server:
                 return None
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.block_on_close = False  # a deliberately slow handler must not hold the test
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

@@ -199,7 +199,7 @@ def test_ctrl_c_stops_a_wait_and_a_hanging_request_at_once(ws: Workspace) -> Non
             started = time.monotonic()
             term.type(b"\x03")
             assert term.wait() == 130, term.text
-            assert time.monotonic() - started < 5
+            assert time.monotonic() - started < 15
         finally:
             term.kill()
         records = complete_journal(ws.only_run())
@@ -218,7 +218,7 @@ def test_ctrl_c_stops_a_wait_and_a_hanging_request_at_once(ws: Workspace) -> Non
             started = time.monotonic()
             term.type(b"\x03")
             assert term.wait() == 130, term.text
-            assert time.monotonic() - started < 5
+            assert time.monotonic() - started < 15
         finally:
             term.kill()
     assert "✗ hang aborted" in term.text

@@ -93,7 +93,7 @@ def test_only_a_bounded_tail_is_kept_in_memory() -> None:
 def test_a_timeout_kills_the_command_and_its_background_children(marker: str) -> None:
     started = time.monotonic()
     result, _ = run(f"sleep {marker} & (sleep {marker} &); echo up; sleep {marker}", timeout=0.5)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15
     assert result.timed_out and result.error == "timed out after 500ms"
     assert result.stdout == "up\n"
     assert live_processes_with(marker) == []
@@ -115,7 +115,7 @@ def test_cancel_stops_a_running_command_at_once(marker: str) -> None:
     result = LocalExecutor().run(Invocation("s", "run", f"sleep {marker}"), Chunks(), cancel)
     timer.join()
     assert result.cancelled and result.error == "interrupted" and not result.ok
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15
     assert live_processes_with(marker) == []
 
 
@@ -124,7 +124,7 @@ def test_a_background_child_holding_the_pipe_does_not_hold_the_step(marker: str)
     started = time.monotonic()
     result, _ = run(f"sleep {marker} & echo started", timeout=30)
     assert result.ok and result.stdout == "started\n"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15
 
 
 def test_a_tail_keeps_the_last_bytes_and_says_it_dropped_some() -> None:
@@ -137,7 +137,7 @@ def test_a_tail_keeps_the_last_bytes_and_says_it_dropped_some() -> None:
 def test_a_command_that_closes_its_output_still_times_out(marker: str) -> None:
     started = time.monotonic()
     result, _ = run(f"exec >/dev/null 2>&1; sleep {marker}", timeout=0.5)
-    assert result.timed_out and time.monotonic() - started < 5
+    assert result.timed_out and time.monotonic() - started < 15
     assert live_processes_with(marker) == []
 
 
