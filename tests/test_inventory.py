@@ -221,7 +221,7 @@ def test_a_group_target_without_inventory_or_group_fails_clearly(tmp_path: Path,
 
 
 def test_an_unreadable_inventory_fails_the_step_that_needs_it(tmp_path: Path) -> None:
-    with pytest.raises(TargetError, match="cannot read inventory .*missing.ini"):
+    with pytest.raises(TargetError, match=r"cannot read inventory .*missing\.ini"):
         Resolver(tmp_path / "missing.ini")("web", Target("web", group="web"), {})
 
 
