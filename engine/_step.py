@@ -7,7 +7,7 @@ The Runner owns the run; this owns a step. It raises StepStop when the run must 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +100,7 @@ class StepDriver:
 
     def __init__(self, runner: Runner) -> None:
         self.r = runner
+        self.announced = False  # step.started emitted for the step being executed
 
     # -- entry -------------------------------------------------------------------------------
 
@@ -108,6 +109,7 @@ class StepDriver:
         r = self.r
         sid = r.qualified(step.id)
         t0 = r.clock.monotonic()
+        self.announced = False
         try:
             if step.for_each is not None:
                 rec = self._for_each(step, sid, rollback_of)
@@ -205,17 +207,34 @@ class StepDriver:
         """Emit step.started with the rendered command (secrets masked by the bus)."""
         r = self.r
         command = None
+        target = step.target or (r.runbook.defaults.target if step.kind == "run" else None)
+        per_host = None
         if isinstance(step.spec, RunSpec):
-            command = templating.render(step.spec.command, r.state.context(**extra), shell=True,
+            spec_command = step.spec.command
+            if target and "host" in templating.analyze(spec_command).names:
+                per_host = self._per_host(step, spec_command, extra)
+                extra = {**extra, "host": templating.Placeholder("host")}
+            command = templating.render(spec_command, r.state.context(**extra), shell=True,
                                         where=r.where(step, "run"))
         elif isinstance(step.spec, HttpSpec):
             url = templating.render(step.spec.url, r.state.context(**extra), where=r.where(step, "http", "url"))
             command = f"{step.spec.method} {url}"
-        target = step.target or (r.runbook.defaults.target if step.kind == "run" else None)
         hosts = r.hosts_of(target, step) if target else []
         r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, command, target, hosts,
                                step.role or r.runbook.defaults.role, rollback_of, extra.get("item")))
-        return {"_command": command, "_target": target, "_hosts": hosts}
+        self.announced = True
+        return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host}
+
+    def _per_host(self, step: Step, command: str, extra: dict[str, Any]) -> Callable[[str], str]:
+        """A command that names `{{ host }}` is rendered once per host of the fan-out."""
+        r = self.r
+        visible = {k: v for k, v in extra.items() if not k.startswith("_")}
+
+        def render_for(host: str) -> str:
+            return templating.render(command, r.state.context(**visible, host=host), shell=True,
+                                     where=r.where(step, "run"))
+
+        return render_for
 
     def _approved(self, step: Step, sid: str, extra: dict[str, Any]) -> bool:
         r = self.r
@@ -352,7 +371,7 @@ class StepDriver:
         if stdin:
             r.masker_hint(stdin, ctx)
         base = Invocation(sid, "run", command, None, extra.get("_target"), stdin, env, timeout,
-                          spec.exit_codes, attempt=number)
+                          spec.exit_codes, attempt=number, per_host=extra.get("_per_host"))
         target = extra.get("_target")
         if target:
             return r.fan_out(step, sid, base, extra.get("_hosts") or [])
@@ -448,6 +467,11 @@ class StepDriver:
 
     def _finished(self, step: Step, sid: str, rec: StepRecord, rollback_of: str | None) -> None:
         r = self.r
+        if not self.announced and rec.status != "skipped":
+            # It failed before it could start (a template in `when` or `run`): the journal
+            # still shows it starting, so every step.finished has its step.started.
+            r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, None, step.target, [],
+                                   step.role or r.runbook.defaults.role, rollback_of))
         r.bus.emit(StepFinished(
             sid, step.phase, step.kind, rec.status, rec.duration, rec.attempts, rec.exit_code,
             rec.error, "when was false" if rec.status == "skipped" else None,

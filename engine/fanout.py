@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ._step import Attempt
+from .errors import TemplateError
 from .events import HostFinished
 from .executors.base import Cancel, Executor, Invocation, OutputSink, Result
 from .model import Step, Target
@@ -218,7 +219,11 @@ class _Rollout:
     def _work(self, host: str, sink: OutputSink) -> None:
         inv = replace(self.base, host=host)
         try:
+            if inv.per_host is not None:
+                inv = replace(inv, command=inv.per_host(host))
             result = self.executor.run(inv, sink, self.cancel)
+        except TemplateError as exc:
+            result = Result(inv.command, host, "", "", None, 0.0, 0.0, False, str(exc), extra={"status": "failed"})
         except Exception as exc:  # a bug in an executor must not hang the run
             result = Result(inv.command, host, "", "", None, 0.0, 0.0, False,
                             f"internal error: {type(exc).__name__}: {exc}", extra={"status": "failed"})

@@ -303,7 +303,10 @@ def first_record(path: Path) -> dict[str, Any] | None:
 
 
 def new_run_id(runbook_id: str, now: float | None = None) -> str:
-    stamp = datetime.fromtimestamp(now or time.time(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """`20261122T063012123Z-disk-full-3fa2`: milliseconds, so runs started in the same
+    second still sort in the order they started."""
+    moment = datetime.fromtimestamp(now or time.time(), tz=timezone.utc)
+    stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{runbook_id}-{os.urandom(2).hex()}"
 
 

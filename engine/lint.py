@@ -565,6 +565,15 @@ def _missing_include(c: RunbookCheck) -> Iterator[Finding]:
             yield Finding(path, f"included runbook '{step.spec.runbook}' does not exist")
 
 
+@rule("RB120", "private-attribute", ERROR,
+      "Templates cannot reach Python internals (`__class__`, `_private`): the sandbox refuses them at run time.")
+def _private_attributes(c: RunbookCheck) -> Iterator[Finding]:
+    for f in c.parsed:
+        for name in sorted(f.analysis.private):
+            yield Finding(f.path, f"'{name}' is a private attribute: the template sandbox refuses it",
+                          at=f.spot(name))
+
+
 def _did_you_mean(word: str, options: Any) -> str:
     import difflib
 

@@ -114,6 +114,7 @@ class Runner:
         self.resume = resume
         self.cancel = cancel or Cancel()
         self.hard_stop = False
+        self.stop_reason = "interrupted"  # what the journal says ended an aborted run (Ctrl-C, SIGTERM)
         self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now())
         if resume is not None:
             self.state.vars.update(resume.vars)
@@ -171,6 +172,8 @@ class Runner:
             stop = self._phases(phase_times)
         except JournalError as exc:
             stop = StepStop("failed", f"journal: {exc}")
+        except EngineError as exc:
+            stop = StepStop("failed", str(exc))  # a known failure with its own message
         except BaseException as exc:
             self._finish(StepStop("failed", f"internal error: {exc}"), t0, phase_times)
             raise
@@ -207,7 +210,7 @@ class Runner:
             return restored
         self._check_handoff(step)
         if self.cancel.is_set():
-            raise StepStop("aborted", "interrupted", self.qualified(step.id))
+            raise StepStop("aborted", self.stop_reason, self.qualified(step.id))
         rec = self.driver.execute(step, rollback_of=rollback_of)
         self._hook("on_step_finished", step, rec)
         self._check_handoff(step)
@@ -215,7 +218,8 @@ class Runner:
             self.completed.append(step)
         if rec.status in STOPPING and not (step.continue_on_error and rec.status == "failed"):
             outcome = {"refused": "aborted", "not_confirmed": "not_confirmed"}.get(rec.status, rec.status)
-            raise StepStop(outcome, rec.error or rec.status, self.qualified(step.id))
+            reason = self.stop_reason if rec.status == "aborted" else (rec.error or rec.status)
+            raise StepStop(outcome, reason, self.qualified(step.id))
         return rec
 
     def _check_handoff(self, step: Step) -> None:
@@ -329,8 +333,9 @@ class Runner:
 
     # -- services for the step driver ------------------------------------------------------------
 
-    def interrupt(self, *, hard: bool = False) -> None:
+    def interrupt(self, *, hard: bool = False, reason: str = "interrupted") -> None:
         """Stop the current step (signal-safe); hard=True also skips rollbacks."""
+        self.stop_reason = reason
         if hard:
             self.hard_stop = True
         self.cancel.set()

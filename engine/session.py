@@ -157,13 +157,13 @@ def _signals(runner: Runner, enabled: bool) -> Iterator[None]:
 
     def on_int(signum: int, frame: Any) -> None:
         presses["n"] += 1
-        runner.interrupt(hard=presses["n"] > 1)
+        runner.interrupt(hard=presses["n"] > 1, reason="interrupted by Ctrl-C")
         if runner.prompting:
             raise KeyboardInterrupt
 
     def on_term(signum: int, frame: Any) -> None:
         runner.services.prompter = ScriptedPrompter(yes=False)  # no one to ask any more
-        runner.interrupt(hard=not runner.rollback_on_abort)
+        runner.interrupt(hard=not runner.rollback_on_abort, reason="stopped by SIGTERM")
         if runner.prompting:
             raise KeyboardInterrupt
 

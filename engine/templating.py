@@ -308,6 +308,7 @@ class Analysis:
     refs: tuple[tuple[str, ...], ...] = ()
     filters: frozenset[str] = frozenset()
     tests: frozenset[str] = frozenset()
+    private: frozenset[str] = frozenset()  # attributes starting with "_": the sandbox refuses them
     error: str | None = None
     error_line: int = 1
 
@@ -352,7 +353,15 @@ def _summarize(tree: Any, nodes: Any) -> Analysis:
         refs=tuple(r for r in refs if r[0] in names),
         filters=frozenset(f.name for f in tree.find_all(nodes.Filter)),
         tests=frozenset(t.name for t in tree.find_all(nodes.Test)),
+        private=frozenset(_private_attributes(tree, nodes)),
     )
+
+
+def _private_attributes(tree: Any, nodes: Any) -> list[str]:
+    found = [a.attr for a in tree.find_all(nodes.Getattr) if a.attr.startswith("_")]
+    found += [str(i.arg.value) for i in tree.find_all(nodes.Getitem)
+              if isinstance(i.arg, nodes.Const) and isinstance(i.arg.value, str) and i.arg.value.startswith("_")]
+    return found
 
 
 def _free_names(tree: Any, nodes: Any) -> frozenset[str]:

@@ -123,7 +123,7 @@ def test_first_and_last_record_read_only_the_ends(writer: JournalWriter) -> None
 
 def test_run_ids_sort_by_time_and_name_the_runbook() -> None:
     early, late = new_run_id("disk-full", T0), new_run_id("disk-full", T0 + 3600)
-    assert early.startswith("20260101T000000Z-disk-full-") and early < late
+    assert early.startswith("20260101T000000000Z-disk-full-") and early < late
     assert iso(T0 + 0.5) == "2026-01-01T00:00:00.500Z"
 
 

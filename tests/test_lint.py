@@ -29,7 +29,7 @@ SEVERITY = {
     "RB101": ERROR, "RB102": ERROR, "RB103": ERROR, "RB104": ERROR, "RB105": ERROR,
     "RB106": ERROR, "RB107": ERROR, "RB108": ERROR, "RB109": WARNING, "RB110": ERROR,
     "RB111": WARNING, "RB112": WARNING, "RB113": ERROR, "RB114": WARNING, "RB115": ERROR,
-    "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR,
+    "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR, "RB120": ERROR,
     "RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
     "RB206": ERROR, "RB207": ERROR, "RB208": ERROR,
 }
@@ -581,6 +581,18 @@ CASES = [
           - {id: a, include: ‸other.yaml}
           - {id: b, include: {runbook: ‸sub/gone.yaml}}
         """), message="does not exist"),
+    # -- RB120 private-attribute -----------------------------------------------------------------
+    Case("RB120", "public attributes and keys, even ones with underscores inside", runbook("""
+        inputs: {disk_path: {type: string}}
+        detection:
+          - {id: a, manual: "{{ inputs.disk_path }} {{ runbook['id'] }}", expect: "inputs.disk_path != ''"}
+        """)),
+    Case("RB120", "sandbox escapes in a template, an expression and a subscript", runbook("""
+        inputs: {x: {type: string}}
+        detection:
+          - {id: a, manual: "{{ ''.‸__class__.‸__mro__ }}", expect: "inputs.x.‸__len__() > 0"}
+          - {id: b, manual: "{{ inputs['‸_secret'] }}"}
+        """), message="private attribute"),
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +38,8 @@ class Invocation:
     exit_codes: tuple[int, ...] = (0,)
     http: HttpRequest | None = None
     attempt: int = 1
+    # For a command that names `{{ host }}`: renders it for one host of a fan-out.
+    per_host: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,4 +138,10 @@ class Tail:
         if len(data) > self.limit:
             data = data[len(data) - self.limit:]
             self.dropped = True
+        if self.dropped:
+            # The cut may fall inside a UTF-8 character: start at the next whole one.
+            skip = 0
+            while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
+                skip += 1
+            data = data[skip:]
         return bytes(data).decode("utf-8", errors="replace")

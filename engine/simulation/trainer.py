@@ -101,7 +101,7 @@ class Trainer:
     def _end(self, _: str) -> None:
         self._emit(ClockControl("end", "trainer"))
         if self.runner is not None:
-            self.runner.interrupt(hard=True)
+            self.runner.interrupt(hard=True, reason="ended by the trainer")
         raise KeyboardInterrupt
 
     def _help(self, _: str) -> None:
@@ -128,7 +128,7 @@ def _interrupts(trainer: Trainer) -> Iterator[None]:
         presses["n"] += 1
         runner = trainer.runner
         if runner is not None:
-            runner.interrupt(hard=presses["n"] > 1)
+            runner.interrupt(hard=presses["n"] > 1, reason="interrupted by Ctrl-C")
             if runner.prompting:
                 raise KeyboardInterrupt
 

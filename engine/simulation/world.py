@@ -227,7 +227,8 @@ class SimulatedRemote:
         longest = 0.0
         executor = SimulatedExecutor(_NoWait(world))  # type: ignore[arg-type]
         for host in hosts:
-            inv = Invocation(base.step, base.kind, base.command, host, base.target, base.stdin, base.env,
+            command = base.per_host(host) if base.per_host is not None else base.command
+            inv = Invocation(base.step, base.kind, command, host, base.target, base.stdin, base.env,
                              base.timeout, base.exit_codes, attempt=base.attempt)
             result = executor.run(inv, sink, runner.cancel)
             longest = max(longest, result.duration)
