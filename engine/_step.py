@@ -156,7 +156,10 @@ class StepDriver:
 
     def _items(self, step: Step) -> list[Any]:
         if isinstance(step.for_each, tuple):
-            return list(step.for_each)
+            # A literal list: its strings are templates like any other (lint checks them so).
+            ctx = self.r.state.context()
+            return [templating.render_value(v, ctx, where=self.r.where(step, "for_each", i))
+                    for i, v in enumerate(step.for_each)]
         value = templating.evaluate(str(step.for_each), self.r.state.context(),
                                     where=self.r.where(step, "for_each"))
         if isinstance(value, str):

@@ -292,11 +292,13 @@ def test_sandbox_escapes_are_refused(ws: Workspace) -> None:
 
 
 def test_an_escape_smuggled_in_at_run_time_is_refused(ws: Workspace) -> None:
-    """A template reached through data (here `item` of for_each) is text, never evaluated;
-    a real escape attempt in the runbook is stopped by the sandbox when rendered."""
+    """A template reached through data (a command's output, then `item` of for_each) is
+    text, never evaluated; a real escape attempt in the runbook is stopped by the sandbox
+    when rendered."""
     ws.write("live.yaml", runbook_text("""\
         remediation:
-          - {id: each, run: "echo {{ item }}", for_each: ["{{ ''.__class__ }}"]}
+          - {id: probe, run: "echo e3sgJycuX19jbGFzc19fIH19 | base64 -d"}
+          - {id: each, run: "echo {{ item }}", for_each: "steps.probe.stdout.splitlines()"}
           - id: escape
             run: "echo {{ (steps.each | attr('__cl' ~ 'ass__')) }}"
         """))
