@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from dataclasses import field as dataclass_field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ STAGE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Field:
     """One string of the runbook that may hold templates (or is an expression)."""
 
@@ -116,18 +117,15 @@ class Field:
     stage: str = "before"
     step: Step | None = None
     notify: bool = False  # a message that leaves the run (secrets must not be in it)
+    braced: bool = dataclass_field(init=False)  # an expression written with `{{ }}` (RB107)
+    analysis: templating.Analysis = dataclass_field(init=False)
 
-    @cached_property
-    def analysis(self) -> templating.Analysis:
-        if self.braced:
-            # `when: "{{ x }}"` is RB107's; the names inside are still real references.
-            return templating.analyze(self.text)
-        return templating.analyze(self.text, expression=self.expression)
-
-    @property
-    def braced(self) -> bool:
-        """An expression written with `{{ }}` (RB107)."""
-        return self.expression and templating.has_template(self.text)
+    def __post_init__(self) -> None:
+        # Every field is analysed by some rule: do it once, here (analysis is cached by text).
+        self.braced = self.expression and templating.has_template(self.text)
+        # `when: "{{ x }}"` is RB107's; the names inside are still real references.
+        expression = self.expression and not self.braced
+        self.analysis = templating.analyze(self.text, expression=expression)
 
     def spot(self, needle: str, prefix: str = "") -> tuple[int, int] | None:
         """Where `needle` is used in this field, for the diagnostic's position."""

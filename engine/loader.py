@@ -12,6 +12,7 @@ one, so a clean file never pays for them.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,29 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .diagnostics import Diagnostic, Severity
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# First characters of plain scalars PyYAML's YAML 1.1 resolver may turn into something
+# other than a string (bools, numbers, null, timestamps, `<<`, `=`).
+_SPECIAL_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """libyaml calls back into Python for every node; make those calls as cheap as can be.
+
+    We use no path resolvers, so descending and ascending need do nothing (C builtins of
+    the right arity), and most scalars are strings that need no regular expression.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.descend_resolver = operator.is_  # (parent, index) -> ignored
+        self.ascend_resolver = tuple  # () -> ignored
+
+    def resolve(self, kind: Any, value: Any, implicit: Any, _str: str = "tag:yaml.org,2002:str",
+                _special: frozenset[str | None] = _SPECIAL_FIRST, _scalar: Any = ScalarNode) -> Any:
+        if kind is _scalar and (not implicit[0] or (value and value[0] not in _special)):
+            return _str
+        return super().resolve(kind, value, implicit)
 
 Path_ = tuple[str | int, ...]
 

@@ -270,8 +270,15 @@ class Runbook:
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
 
-    def steps(self, *, rollbacks: bool = False) -> Iterator[Step]:
+    def steps(self, *, rollbacks: bool = False) -> tuple[Step, ...]:
         """Every step in run order; with rollbacks=True, each step's rollback steps too."""
+        key = "steps+rollbacks" if rollbacks else "steps"
+        found = self.derived.get(key)
+        if found is None:  # computed once: lint rules and the runner ask many times
+            found = self.derived[key] = tuple(self._walk(rollbacks))
+        return found
+
+    def _walk(self, rollbacks: bool) -> Iterator[Step]:
         for phase in self.phases:
             for step in phase.steps:
                 yield step

@@ -25,7 +25,7 @@ _MARKERS = ("{{", "{%", "{#")
 
 
 def has_template(text: str) -> bool:
-    return any(m in text for m in _MARKERS)
+    return "{{" in text or "{%" in text or "{#" in text
 
 
 class Raw(str):
@@ -325,6 +325,18 @@ def analyze(text: str, *, expression: bool = False) -> Analysis:
 
 @lru_cache(maxsize=8192)
 def _analyze(text: str, expression: bool) -> Analysis:
+    from ._template_scan import scan
+
+    quick = scan(text, expression=expression)
+    if quick is not None:
+        return Analysis(names=frozenset(quick.names), refs=tuple(quick.refs),
+                        filters=frozenset(quick.filters), tests=frozenset(quick.tests),
+                        private=frozenset(quick.private))
+    return _analyze_with_jinja(text, expression)
+
+
+def _analyze_with_jinja(text: str, expression: bool) -> Analysis:
+    """The authority: Jinja's own parser (for everything the quick scan leaves to it)."""
     from jinja2 import TemplateSyntaxError, nodes
 
     env = environment(False)
@@ -413,13 +425,32 @@ def _collect_refs(node: Any, out: list[tuple[str, ...]], nodes: Any) -> None:
         _collect_refs(child, out, nodes)
 
 
+# Names the environment knows, listed here so lint need not import jinja2 to learn them.
+# A test compares these with the real environment, so a Jinja upgrade cannot make them drift.
+JINJA_FILTERS = frozenset({
+    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e",
+    "escape", "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent",
+    "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min", "pprint",
+    "random", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr",
+    "slice", "sort", "string", "striptags", "sum", "title", "tojson", "trim", "truncate", "unique",
+    "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+})
+JINJA_TESTS = frozenset({
+    "!=", "<", "<=", "==", ">", ">=", "boolean", "callable", "defined", "divisibleby", "eq",
+    "equalto", "escaped", "even", "false", "filter", "float", "ge", "greaterthan", "gt", "in",
+    "integer", "iterable", "le", "lessthan", "lower", "lt", "mapping", "ne", "none", "number",
+    "odd", "sameas", "sequence", "string", "test", "true", "undefined", "upper",
+})
+JINJA_GLOBALS = frozenset({"cycler", "dict", "joiner", "lipsum", "namespace", "range"})
+
+
 def known_filters() -> frozenset[str]:
-    return frozenset(environment(False).filters)
+    return JINJA_FILTERS | frozenset(FILTERS)
 
 
 def known_tests() -> frozenset[str]:
-    return frozenset(environment(False).tests)
+    return JINJA_TESTS | frozenset(TESTS)
 
 
 def known_globals() -> frozenset[str]:
-    return frozenset(environment(False).globals)
+    return JINJA_GLOBALS

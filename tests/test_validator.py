@@ -371,6 +371,19 @@ def _twin(value: Any) -> Any:
     return value
 
 
+def _canonical(value: Any) -> Any:
+    """JSON equality as a hashable key: 1 == 1.0, true != 1, recursively."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", float(value))
+    if isinstance(value, list):
+        return ("array", tuple(_canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _canonical(v)) for k, v in value.items()))
+    return (type(value).__name__, value)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_json, max_size=4), _json)
 def test_const_enum_and_unique_items_use_json_equality(options: list[Any], value: Any) -> None:
@@ -378,14 +391,20 @@ def test_const_enum_and_unique_items_use_json_equality(options: list[Any], value
     cases = [
         ({"const": value}, _twin(value)),
         ({"enum": [*options, value]}, _twin(value)),
-        ({"uniqueItems": True}, [*options, value, _twin(value)]),
-        ({"uniqueItems": True}, options),
     ]
     for schema, candidate in cases:
         found: list[Issue] = []
         compile_schema(schema)(candidate, (), found)
         reference = jsonschema.Draft202012Validator(schema).is_valid(candidate)
         assert (not found) == reference, (schema, candidate)
+    # uniqueItems is judged by the definition itself: jsonschema 4.26 gets mixed
+    # booleans and numbers in nested lists wrong ([[0,0,null],[false,false,null],[0,0,null]]
+    # is "unique" to it).
+    for candidate in ([*options, value, _twin(value)], options):
+        found = []
+        compile_schema({"uniqueItems": True})(candidate, (), found)
+        unique = len({_canonical(v) for v in candidate}) == len(candidate)
+        assert (not found) == unique, candidate
 
 
 def test_on_as_a_step_key_is_explained_and_points_to_target() -> None:
