@@ -29,7 +29,7 @@ _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SPECIAL_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
 
 
-class _Loader(_Base):  # type: ignore[misc]
+class _Loader(_Base):
     """libyaml calls back into Python for every node; make those calls as cheap as can be.
 
     We use no path resolvers, so descending and ascending need do nothing (C builtins of
