@@ -404,7 +404,7 @@ class StepDriver:
         r = self.r
         ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
         text = templating.render(spec.text, ctx, where=r.where(step, "manual"))
-        fields = tuple(replace(f, prompt=templating.render(f.prompt, ctx, where=r.where(step, "ask", f.name)))
+        fields = tuple(f._replace(prompt=templating.render(f.prompt, ctx, where=r.where(step, "ask", f.name)))
                        for f in spec.ask)
         question = Question(sid, step.label, text, fields, step.role or r.runbook.defaults.role,
                             r.services.hints.get(step.id))

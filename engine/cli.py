@@ -18,7 +18,7 @@ from . import __version__
 from .errors import EngineError
 
 EXIT_INTERNAL = 70
-FORMATS = ("text", "json", "github", "sarif", "junit")
+FORMATS = ("text", "json", "github", "sarif", "junit")  # as _validate_main.FORMATS
 
 
 class _Group(click.Group):
@@ -58,14 +58,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _write(path: str, text: str) -> None:
-    """Write a report file; an unwritable path is a usage error (exit 2), not a crash."""
-    from .errors import UsageError
+    from ._validate_main import write_report
 
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    write_report(path, text)
 
 
 def _use_color(flag: bool | None, stream: Any) -> bool:
@@ -92,24 +87,10 @@ def validate(paths: tuple[str, ...], fmt: str, output: str | None, strict: bool,
     Every problem in every file is reported at once, sorted by position. Exit 0 when
     clean, 1 when errors were found (warnings too with --strict), 2 on usage or I/O errors.
     """
-    from .diagnostics import render
-    from .validation import Options, validate_paths
+    from ._validate_main import run_validate
 
-    groups = None
-    if inventory:
-        from .inventory import inventory_groups
-
-        groups = inventory_groups(inventory)
-    report = validate_paths(paths or (".",), Options(strict=strict, jobs=jobs, inventory_groups=groups))
-    text = render(report, fmt, color=_use_color(color, sys.stdout) and not output)
-    if output:
-        _write(output, text)
-        click.echo(render(report, "text").splitlines()[-1], err=True)
-    else:
-        click.echo(text, nl=False)
-    if any(d.rule == "RB000" for d in report.diagnostics):
-        sys.exit(2)
-    sys.exit(1 if report.errors or (strict and report.warnings) else 0)
+    sys.exit(run_validate(paths, fmt=fmt, output=output, strict=strict, jobs=jobs, inventory=inventory,
+                          color=color))
 
 
 @cli.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .duration import parse_duration
 from .loader import Document, SourceMap
@@ -38,8 +38,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-@dataclass(frozen=True, slots=True)
-class Input:
+class Input(NamedTuple):
     name: str
     type: str = "string"
     description: str = ""
@@ -57,8 +56,7 @@ class Input:
         return self.default is MISSING
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     name: str
     hosts: tuple[str, ...] = ()
     group: str | None = None
@@ -73,8 +71,7 @@ class Target:
     max_failures: int | str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Retries:
+class Retries(NamedTuple):
     attempts: int = 1
     delay: float = 1.0
     backoff: float = 1.0
@@ -86,32 +83,28 @@ class Retries:
         return min(delay, self.max_delay) if self.max_delay is not None else delay
 
 
-@dataclass(frozen=True, slots=True)
-class Confirm:
+class Confirm(NamedTuple):
     message: str | None = None
     role: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RunSpec:
+class RunSpec(NamedTuple):
     command: str
     stdin: str | None = None
     exit_codes: tuple[int, ...] = (0,)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpSpec:
+class HttpSpec(NamedTuple):
     url: str
     method: str = "GET"
-    headers: Mapping[str, str] = field(default_factory=empty_map)
+    headers: Mapping[str, str] = EMPTY
     body: Any = None
     status: tuple[int, ...] | None = None
     verify: bool = True
     follow_redirects: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class AskField:
+class AskField(NamedTuple):
     name: str
     type: str = "text"
     prompt: str = ""
@@ -122,40 +115,34 @@ class AskField:
     sets: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ManualSpec:
+class ManualSpec(NamedTuple):
     text: str
     ask: tuple[AskField, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class WaitSpec:
+class WaitSpec(NamedTuple):
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class NotifySpec:
+class NotifySpec(NamedTuple):
     channel: str
     message: str
     title: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SetSpec:
+class SetSpec(NamedTuple):
     values: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class IncludeSpec:
+class IncludeSpec(NamedTuple):
     runbook: str
-    inputs: Mapping[str, Any] = field(default_factory=empty_map)
+    inputs: Mapping[str, Any] = EMPTY
 
 
 Spec = RunSpec | HttpSpec | ManualSpec | WaitSpec | NotifySpec | SetSpec | IncludeSpec
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     id: str
     kind: str
     spec: Spec
@@ -167,7 +154,7 @@ class Step:
     target: str | None = None
     when: str | None = None
     expect: str | None = None
-    outputs: Mapping[str, str] = field(default_factory=empty_map)
+    outputs: Mapping[str, str] = EMPTY
     timeout: float | None = None
     retries: Retries | None = None
     until: str | None = None
@@ -175,7 +162,7 @@ class Step:
     confirm: Confirm | None = None
     rollback: tuple[Step, ...] = ()
     continue_on_error: bool = False
-    env: Mapping[str, str] = field(default_factory=empty_map)
+    env: Mapping[str, str] = EMPTY
     destructive: bool = False
     idempotent: bool = False
     parallel: int | None = None
@@ -188,23 +175,20 @@ class Step:
         return self.title or self.id
 
 
-@dataclass(frozen=True, slots=True)
-class Phase:
+class Phase(NamedTuple):
     name: str
     steps: tuple[Step, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Defaults:
+class Defaults(NamedTuple):
     timeout: float | None = None
     retries: Retries | None = None
     target: str | None = None
     role: str | None = None
-    env: Mapping[str, str] = field(default_factory=empty_map)
+    env: Mapping[str, str] = EMPTY
 
 
-@dataclass(frozen=True, slots=True)
-class Severity:
+class Severity(NamedTuple):
     matrix: Mapping[str, Mapping[str, str]]
     impact: str | None = None
     urgency: str | None = None
@@ -217,8 +201,7 @@ DEFAULT_MATRIX: Mapping[str, Mapping[str, str]] = MappingProxyType({
 })
 
 
-@dataclass(frozen=True, slots=True)
-class EscalationRule:
+class EscalationRule(NamedTuple):
     notify: str
     after: float | None = None
     unacknowledged: bool = False
@@ -229,15 +212,13 @@ class EscalationRule:
     index: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Updates:
+class Updates(NamedTuple):
     channel: str
     every: float | None = None
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(NamedTuple):
     url: str
     title: str = ""
 

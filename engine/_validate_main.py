@@ -1,0 +1,51 @@
+"""The body of `runbook validate`, shared by the click command and the fast entry point
+(`engine.entry`), so both behave the same."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+FORMATS = ("text", "json", "github", "sarif", "junit")
+
+
+def use_color(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def write_report(path: str, text: str) -> None:
+    """Write a report file; an unwritable path is a usage error (exit 2), not a crash."""
+    from .errors import UsageError
+
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def run_validate(paths: tuple[str, ...] | list[str], *, fmt: str = "text", output: str | None = None,
+                 strict: bool = False, jobs: int | None = None, inventory: str | None = None,
+                 color: bool | None = None) -> int:
+    """Validate, print the report, and return the exit status (0 clean, 1 problems, 2 I/O)."""
+    from .diagnostics import render
+    from .validation import Options, validate_paths
+
+    groups = None
+    if inventory:
+        from .inventory import inventory_groups
+
+        groups = inventory_groups(inventory)
+    report = validate_paths(paths or (".",), Options(strict=strict, jobs=jobs, inventory_groups=groups))
+    text = render(report, fmt, color=use_color(color) and not output)
+    if output:
+        write_report(output, text)
+        sys.stderr.write(render(report, "text").splitlines()[-1] + "\n")
+    else:
+        sys.stdout.write(text)
+    sys.stdout.flush()
+    if any(d.rule == "RB000" for d in report.diagnostics):
+        return 2
+    return 1 if report.errors or (strict and report.warnings) else 0

@@ -1,0 +1,86 @@
+"""The `runbook` console script.
+
+`runbook validate FILE...` is what a pre-commit hook runs on every commit, so when its
+arguments are plain (paths and known options with valid values) it starts without
+importing click, which costs about a third of the start-up. Anything else - help, an
+unknown or malformed option, every other command - goes to the click CLI, which owns
+the messages for bad usage. Both paths call `_validate_main.run_validate`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+_VALUED = {"-f": "fmt", "--format": "fmt", "-o": "output", "--output": "output", "--jobs": "jobs",
+           "--inventory": "inventory"}
+_FLAGS = {"--strict": ("strict", True), "--color": ("color", True), "--no-color": ("color", False)}
+
+
+def plain_validate(args: list[str]) -> dict[str, Any] | None:
+    """Options of `validate` when every argument is plain; None to let click decide."""
+    from ._validate_main import FORMATS
+
+    found: dict[str, Any] = {"paths": [], "inventory": os.environ.get("RUNBOOK_INVENTORY") or None}
+    i, only_paths = 0, False
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if only_paths or not arg.startswith("-") or arg == "-":
+            found["paths"].append(arg)
+        elif arg == "--":
+            only_paths = True
+        elif arg in _FLAGS:
+            key, value = _FLAGS[arg]
+            found[key] = value
+        else:
+            name, eq, value = arg.partition("=")
+            if name not in _VALUED or (not eq and i >= len(args)) or (name == "-f" and eq):
+                return None
+            if not eq:
+                value, i = args[i], i + 1
+            found[_VALUED[name]] = value
+    if found.get("fmt", "text") not in FORMATS:
+        return None
+    jobs = found.get("jobs")
+    if jobs is not None:
+        if not jobs.isdigit() or int(jobs) < 1:
+            return None
+        found["jobs"] = int(jobs)
+    found["paths"] = tuple(found["paths"])
+    return found
+
+
+def _fast_validate(options: dict[str, Any]) -> int:
+    from ._validate_main import run_validate
+    from .errors import EngineError
+
+    debug = "RUNBOOK_DEBUG" in os.environ
+    try:
+        return run_validate(**options)
+    except EngineError as exc:
+        sys.stderr.write(f"runbook: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("runbook: error: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug: same words as the click path
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"runbook: error: internal error: {type(exc).__name__}: {exc} "
+                         "(run with --debug for a traceback)\n")
+        return 70
+
+
+def main() -> None:
+    """Console-script entry point."""
+    args = sys.argv[1:]
+    options = plain_validate(args[1:]) if args[:1] == ["validate"] else None
+    if options is not None:
+        sys.exit(_fast_validate(options))
+    from .cli import main as click_main
+
+    click_main()
