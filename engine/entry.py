@@ -32,8 +32,8 @@ def plain_validate(args: list[str]) -> dict[str, Any] | None:
         elif arg == "--":
             only_paths = True
         elif arg in _FLAGS:
-            key, value = _FLAGS[arg]
-            found[key] = value
+            key, flag = _FLAGS[arg]
+            found[key] = flag
         else:
             name, eq, value = arg.partition("=")
             if name not in _VALUED or (not eq and i >= len(args)) or (name == "-f" and eq):

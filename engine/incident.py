@@ -70,7 +70,7 @@ class IncidentSupervisor:
             self._fire(rule, f"open for {format_duration(rule.after or 0)}")
             return
         # `after` with `when`: from now on the condition decides (now, or after a later step).
-        self.due.add(rule.index)
+        self.due.add(rule.number)
         self.check_conditions()
 
     def on_phase(self, phase: str) -> None:
@@ -109,9 +109,9 @@ class IncidentSupervisor:
 
     def check_conditions(self, step: str | None = None) -> None:
         for rule in self.runbook.escalation:
-            if rule.when is None or rule.index in self.fired or rule.unacknowledged:
+            if rule.when is None or rule.number in self.fired or rule.unacknowledged:
                 continue
-            if rule.after is not None and rule.index not in self.due:
+            if rule.after is not None and rule.number not in self.due:
                 continue  # not open long enough yet
             if self._holds(rule):
                 opened = f" and open for {format_duration(rule.after)}" if rule.after is not None else ""
@@ -123,7 +123,7 @@ class IncidentSupervisor:
             return True
         try:
             return bool(templating.evaluate(rule.when, self._context({"reason": ""}),
-                                            where=self.runbook.where(("escalation", rule.index, "when"))))
+                                            where=self.runbook.where(("escalation", rule.number, "when"))))
         except TemplateError:
             return False  # names not known yet (a step that has not run): not true yet
 
@@ -134,13 +134,13 @@ class IncidentSupervisor:
             self._fire(rule, f"{step} unanswered for {format_duration(rule.after or 0)}", step)
 
     def _fire(self, rule: EscalationRule, reason: str, step: str | None = None) -> None:
-        if rule.index in self.fired or self.closed:
+        if rule.number in self.fired or self.closed:
             return
-        self.fired.add(rule.index)
+        self.fired.add(rule.number)
         r = self.runner
-        r.bus.emit(EscalationFired(rule.index, reason, rule.notify, rule.handoff, step))
+        r.bus.emit(EscalationFired(rule.number, reason, rule.notify, rule.handoff, step))
         message = self._render(rule.message or DEFAULT_ESCALATION, {"reason": reason},
-                               ("escalation", rule.index, "message"))
+                               ("escalation", rule.number, "message"))
         r.notify(rule.notify, message, step=step, purpose="escalation")
         if rule.handoff:
             r.hand_off(f"handed off to {rule.notify}: {reason}")

@@ -221,10 +221,10 @@ def runbook_fields(rb: Runbook) -> Iterator[Field]:
         yield Field(("updates", "message"), rb.updates.message, stage="update", notify=True)
     for rule_ in rb.escalation:
         if rule_.when:
-            yield Field(("escalation", rule_.index, "when"), rule_.when, expression=True,
+            yield Field(("escalation", rule_.number, "when"), rule_.when, expression=True,
                         stage="update")
         if rule_.message:
-            yield Field(("escalation", rule_.index, "message"), rule_.message, stage="update",
+            yield Field(("escalation", rule_.number, "message"), rule_.message, stage="update",
                         notify=True)
 
 

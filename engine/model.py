@@ -209,7 +209,7 @@ class EscalationRule(NamedTuple):
     on_failure: bool = False
     message: str | None = None
     handoff: bool = False
-    index: int = 0
+    number: int = 0  # position in `escalation:` (not `index`: that is a tuple method)
 
 
 class Updates(NamedTuple):
@@ -236,7 +236,7 @@ class Runbook:
     links: tuple[Link, ...] = ()
     inputs: Mapping[str, Input] = field(default_factory=empty_map)
     targets: Mapping[str, Target] = field(default_factory=empty_map)
-    defaults: Defaults = Defaults()
+    defaults: Defaults = field(default_factory=Defaults)
     timeout: float | None = None
     vars: Mapping[str, Any] = field(default_factory=empty_map)
     roles: tuple[str, ...] = ()
@@ -427,7 +427,7 @@ def _escalation(i: int, data: Mapping[str, Any]) -> EscalationRule:
         notify=data["notify"], after=_dur(data.get("after")),
         unacknowledged=data.get("unacknowledged", False), when=data.get("when"),
         on_failure=data.get("on_failure", False), message=data.get("message"),
-        handoff=data.get("handoff", False), index=i,
+        handoff=data.get("handoff", False), number=i,
     )
 
 
