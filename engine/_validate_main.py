@@ -28,7 +28,7 @@ def write_report(path: str, text: str) -> None:
 
 def run_validate(paths: tuple[str, ...] | list[str], *, fmt: str = "text", output: str | None = None,
                  strict: bool = False, jobs: int | None = None, inventory: str | None = None,
-                 color: bool | None = None) -> int:
+                 color: bool | None = None, cache: bool | None = None) -> int:
     """Validate, print the report, and return the exit status (0 clean, 1 problems, 2 I/O)."""
     from .diagnostics import render
     from .validation import Options, validate_paths
@@ -38,7 +38,8 @@ def run_validate(paths: tuple[str, ...] | list[str], *, fmt: str = "text", outpu
         from .inventory import inventory_groups
 
         groups = inventory_groups(inventory)
-    report = validate_paths(paths or (".",), Options(strict=strict, jobs=jobs, inventory_groups=groups))
+    options = Options(strict=strict, jobs=jobs, inventory_groups=groups, cache=cache)
+    report = validate_paths(paths or (".",), options)
     text = render(report, fmt, color=use_color(color) and not output)
     if output:
         write_report(output, text)

@@ -15,7 +15,8 @@ from typing import Any
 
 _VALUED = {"-f": "fmt", "--format": "fmt", "-o": "output", "--output": "output", "--jobs": "jobs",
            "--inventory": "inventory"}
-_FLAGS = {"--strict": ("strict", True), "--color": ("color", True), "--no-color": ("color", False)}
+_FLAGS = {"--strict": ("strict", True), "--color": ("color", True), "--no-color": ("color", False),
+          "--no-cache": ("cache", False)}
 
 
 def plain_validate(args: list[str]) -> dict[str, Any] | None:

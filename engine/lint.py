@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import templating
+from . import cache, templating
 from .diagnostics import Diagnostic, Severity
 from .loader import Document
 from .model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, Runbook, RunSpec, SetSpec, Step
@@ -556,6 +556,8 @@ def _unknown_filters(c: RunbookCheck) -> Iterator[Finding]:
 def _missing_include(c: RunbookCheck) -> Iterator[Finding]:
     base = Path(c.runbook.file).parent
     for step in c.runbook.steps(rollbacks=True):
+        if isinstance(step.spec, IncludeSpec):
+            cache.note(base / step.spec.runbook)
         if isinstance(step.spec, IncludeSpec) and not (base / step.spec.runbook).is_file():
             path: DataPath = (*step.path, "include")
             if c.doc.source.node((*path, "runbook")) is not None:

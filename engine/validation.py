@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import schema
+from . import cache, schema
 from ._validator import Issue
 from .diagnostics import Diagnostic, Report
 from .errors import EngineError, UsageError
@@ -38,6 +38,7 @@ class Options:
     inventory_groups: frozenset[str] | None = None
     jobs: int | None = None
     limits: Limits = DEFAULT_LIMITS
+    cache: bool | None = None  # None: on unless RUNBOOK_NO_CACHE is set
 
 
 class ValidationFailed(EngineError):
@@ -93,6 +94,7 @@ class Checked:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     model: Any = None
     text: str | None = None
+    deps: list[str] = field(default_factory=list)  # other files the check read (for the cache)
 
 
 def check_document(doc: Document, options: Options = Options()) -> Checked:
@@ -124,6 +126,7 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
     from .simulation.scenario import build_scenario
 
     scenario = build_scenario(doc)
+    cache.note(scenario.runbook_path)
     target = _scenario_runbook(scenario.runbook_path, options)
     return scenario, lint_scenario(doc, scenario, target.model, runbook_errors=target.errors,
                                    runbook_exists=target.exists, runbook_kind=target.wrong_kind)
@@ -262,11 +265,13 @@ def _suppressed(doc: Document, diags: list[Diagnostic]) -> list[Diagnostic]:
 
 
 def check_file(path: str, options: Options = Options()) -> Checked:
-    try:
-        doc = load_file(path, options.limits)
-    except LoadError as exc:
-        return Checked(path, [exc.diagnostic])
-    checked = check_document(doc, options)
+    with cache.Recorder() as deps:
+        try:
+            doc = load_file(path, options.limits)
+        except LoadError as exc:
+            return Checked(path, [exc.diagnostic])
+        checked = check_document(doc, options)
+    checked.deps = deps
     if checked.diagnostics:
         checked.text = doc.source.text
     return checked
@@ -280,11 +285,50 @@ def validate_paths(paths: Iterable[str | os.PathLike[str]], options: Options = O
     files = discover(paths)
     _RUNBOOKS.clear()  # files may have changed since an earlier call in this process
     report = Report(files=files)
-    for checked in _check_all(files, options):
+    store = _open_cache(options, len(files))
+    todo, contents = _cached(files, store, report) if store is not None else (files, {})
+    for checked in _check_all(todo, options):
         report.diagnostics.extend(checked.diagnostics)
         if checked.text is not None:
             report.sources[checked.file] = checked.text
+        if store is not None and checked.file in contents:
+            store.store(checked.file, contents[checked.file], checked.diagnostics, checked.deps)
+    if store is not None:
+        store.save()
     return report
+
+
+# Below this many files the cache costs more (hashing, loading it) than it saves.
+_CACHE_MIN_FILES = 16
+
+
+def _open_cache(options: Options, count: int) -> cache.ValidationCache | None:
+    if count < _CACHE_MIN_FILES or not cache.enabled(options.cache):
+        return None
+    extra = [f"groups {sorted(options.inventory_groups or ())}", f"limits {options.limits}"]
+    return cache.ValidationCache(cache.default_directory(), cache.salt(extra))
+
+
+def _cached(files: list[str], store: cache.ValidationCache, report: Report) -> tuple[list[str], dict[str, bytes]]:
+    """Take unchanged files' results from the cache; return the files to check."""
+    todo: list[str] = []
+    contents: dict[str, bytes] = {}
+    for file in files:
+        try:
+            with open(file, "rb") as handle:
+                content = handle.read()
+        except OSError:
+            todo.append(file)  # the check reports it
+            continue
+        found = store.lookup(file, content)
+        if found is None:
+            todo.append(file)
+            contents[file] = content
+            continue
+        report.diagnostics.extend(found)
+        if found:
+            report.sources[file] = content.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    return todo, contents
 
 
 def _jobs(options: Options, count: int) -> int:
