@@ -23,7 +23,7 @@ _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<name>[a-zA-Z_][a-zA-Z0-9_]*)
   | (?P<float>\d+\.\d+)
-  | (?P<int>\d+)
+  | (?P<int>[1-9][0-9]*|0)   # as Jinja: no leading zeros (`01` is two tokens there)
   | (?P<str>'[^'\\]*(?:\\.[^'\\]*)*'|"[^"\\]*(?:\\.[^"\\]*)*")
   | (?P<op>//|\*\*|==|!=|>=|<=|\}\}|[-+*/%~|.,()\[\]<>{}:])
 """, re.VERBOSE | re.DOTALL)
@@ -193,7 +193,7 @@ class _Parser:
             if self.at(","):
                 raise _GiveUp  # tuples: rare; Jinja decides
             self.take(")")
-            return ("op", node)
+            return node  # parentheses make no node in Jinja's tree either
         if v == "[":
             return self.list_()
         raise _GiveUp

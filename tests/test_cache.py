@@ -39,9 +39,9 @@ def _checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = validation.check_file
 
-    def spy(path: str, options: Options = Options()) -> object:
+    def spy(path: str, options: Options | None = None) -> object:
         seen.append(Path(path).name)
-        return real(path, options)
+        return real(path, options or Options())
 
     monkeypatch.setattr(validation, "check_file", spy)
     return seen

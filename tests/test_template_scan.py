@@ -85,7 +85,9 @@ def test_scan_leaves_anything_unusual_or_invalid_to_jinja(text: str, expression:
 
 
 _ATOMS = st.sampled_from(["x", "inputs.host", "steps.a.stdout", "1", "2.5", "'s'", "true", "none",
-                          "steps['a']", "a[b]", "a.0", "(x)", "[1, x]", "vars._p"])
+                          "steps['a']", "a[b]", "a.0", "(x)", "[1, x]", "vars._p",
+                          # found by longer runs: leading zeros, attributes of parenthesised names
+                          "0", "01", ".5", "(x).y", "[x][0]", "x['_z']", "{", "=", "\n"])
 _OPS = st.sampled_from([" and ", " or ", " == ", " != ", " < ", " >= ", " in ", " not in ", " + ",
                         " - ", " * ", " / ", " // ", " % ", " ** ", " ~ ", " | int", " | default(y)",
                         " is defined", " is not none", " is search('a')", " if ", " else ", " not ",
