@@ -15,8 +15,7 @@ from . import templating
 from .duration import format_duration
 from .errors import EngineError, JournalError, TemplateError
 from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepStarted
-from .executors.base import HttpRequest, Invocation, Result
-from .executors.http import encode_body, parse_json
+from .executors.base import HttpRequest, Invocation, Result, encode_body, parse_json
 from .executors.prompts import ApprovalRequest, Question, Unanswered
 from .masking import MaskedStream
 from .model import (

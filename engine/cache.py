@@ -12,7 +12,6 @@ or writing it means working without it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -43,6 +42,8 @@ class Recorder:
 
 
 def fingerprint(data: bytes) -> str:
+    import hashlib  # only when the cache is in use (it pulls in OpenSSL)
+
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 

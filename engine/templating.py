@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -210,10 +211,23 @@ def environment(shell: bool = False) -> Any:
 # -- rendering -------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _quick() -> Any:
+    from ._quick_jinja import evaluator
+
+    return evaluator(FILTERS, TESTS, JINJA_GLOBALS)
+
+
 @lru_cache(maxsize=4096)
 def _compiled(text: str, shell: bool) -> Callable[[Mapping[str, Any]], str]:
+    """A renderer: the quick path (no Jinja at all) when the template is simple enough,
+    else a closure over Jinja's parse tree, else Jinja itself."""
     from ._jinja_fast import compile_template
+    from ._quick_jinja import compile_template as quick_template
 
+    quick = quick_template(text, _quick(), _finalize_shell if shell else _finalize_text)
+    if quick is not None:
+        return quick
     with _lock:
         env = environment(shell)
         fast = compile_template(env, text)
@@ -223,7 +237,11 @@ def _compiled(text: str, shell: bool) -> Callable[[Mapping[str, Any]], str]:
 @lru_cache(maxsize=4096)
 def _compiled_expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
     from ._jinja_fast import compile_expression
+    from ._quick_jinja import compile_expression as quick_expression
 
+    quick = quick_expression(text, _quick())
+    if quick is not None:
+        return quick
     with _lock:
         env = environment(False)
         fast = compile_expression(env, text)
@@ -255,9 +273,8 @@ def evaluate(expression: str, context: Mapping[str, Any], *, where: object = "")
 
 
 def _is_undefined(value: Any) -> bool:
-    from jinja2 import Undefined
-
-    return isinstance(value, Undefined)
+    jinja2 = sys.modules.get("jinja2")  # not imported: nothing can be one of its Undefineds
+    return jinja2 is not None and isinstance(value, jinja2.Undefined)
 
 
 def render_value(value: Any, context: Mapping[str, Any], *, where: object = "") -> Any:
@@ -325,7 +342,7 @@ def analyze(text: str, *, expression: bool = False) -> Analysis:
 
 @lru_cache(maxsize=8192)
 def _analyze(text: str, expression: bool) -> Analysis:
-    from ._template_scan import scan
+    from ._quick_jinja import scan
 
     quick = scan(text, expression=expression)
     if quick is not None:

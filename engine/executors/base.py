@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -145,3 +146,28 @@ class Tail:
                 skip += 1
             data = data[skip:]
         return bytes(data).decode("utf-8", errors="replace")
+
+
+def parse_json(text: str | None) -> Any:
+    """The JSON value of a body or stdout that looks like JSON, else None."""
+    if not text:
+        return None
+    head = text.lstrip()[:1]
+    if head not in ("{", "[", '"') and not head.isdigit() and head not in ("-", "t", "f", "n"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def encode_body(body: Any, headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
+    """A mapping or list becomes JSON (with its content type); a string is sent as is."""
+    out = dict(headers)
+    if body is None:
+        return None, out
+    if isinstance(body, (dict, list)):
+        if not any(k.lower() == "content-type" for k in out):
+            out["Content-Type"] = "application/json"
+        return json.dumps(body).encode(), out
+    return str(body).encode(), out

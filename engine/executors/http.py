@@ -3,48 +3,35 @@ default, redirects optional, bounded body, every failure a Result with a reason.
 
 from __future__ import annotations
 
-import json
-import socket
-import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from .base import Cancel, Invocation, OutputSink, Result
+from .base import Cancel, Invocation, OutputSink, Result, encode_body, parse_json
+
+# urllib, ssl and http.client cost ~40 ms to import: only a run with an HTTP step pays.
+__all__ = ["HttpExecutor", "encode_body", "parse_json"]
 
 BODY_LIMIT = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+def _opener(verify: bool, follow: bool) -> Any:
+    import ssl
+    import urllib.request
 
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
 
-def _opener(verify: bool, follow: bool) -> urllib.request.OpenerDirector:
     context = ssl.create_default_context() if verify else ssl._create_unverified_context()
     handlers: list[Any] = [urllib.request.HTTPSHandler(context=context)]
     if not follow:
-        handlers.append(_NoRedirect())
+        handlers.append(NoRedirect())
     return urllib.request.build_opener(*handlers)
-
-
-def parse_json(text: str | None) -> Any:
-    """The JSON value of a body or stdout that looks like JSON, else None."""
-    if not text:
-        return None
-    head = text.lstrip()[:1]
-    if head not in ("{", "[", '"') and not head.isdigit() and head not in ("-", "t", "f", "n"):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 class HttpExecutor:
@@ -73,6 +60,9 @@ class HttpExecutor:
         return result
 
     def _request(self, inv: Invocation, label: str, started: float, t0: float, timeout: float) -> Result:
+        import urllib.error
+        import urllib.request
+
         request = inv.http
         assert request is not None
         req = urllib.request.Request(request.url, data=request.body, method=request.method,
@@ -144,6 +134,9 @@ def http_client_errors() -> type[Exception]:
 
 
 def _reason(reason: Any) -> str:
+    import socket
+    import ssl
+
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
     if isinstance(reason, ssl.SSLCertVerificationError):
@@ -159,13 +152,3 @@ def _failure(label: str, started: float, duration: float, error: str, *, timed_o
     return Result(label, None, "", error, None, started, duration, False, error, timed_out=timed_out)
 
 
-def encode_body(body: Any, headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
-    """A mapping or list becomes JSON (with its content type); a string is sent as is."""
-    out = dict(headers)
-    if body is None:
-        return None, out
-    if isinstance(body, (dict, list)):
-        if not any(k.lower() == "content-type" for k in out):
-            out["Content-Type"] = "application/json"
-        return json.dumps(body).encode(), out
-    return str(body).encode(), out

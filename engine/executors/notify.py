@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +129,8 @@ def _append(spec: Channel, text: str, meta: Mapping[str, Any] | None) -> None:
 
 
 def _post(spec: Channel, text: str, meta: Mapping[str, Any] | None) -> None:
+    import urllib.request  # only webhooks need it (~40 ms to import)
+
     assert spec.url is not None
     payload = {"text": text, "username": "runbook", **(meta or {})}
     request = urllib.request.Request(
@@ -143,6 +143,8 @@ def _post(spec: Channel, text: str, meta: Mapping[str, Any] | None) -> None:
 
 
 def _describe(spec: Channel, exc: Exception) -> str:
+    import urllib.error
+
     where = _redact_url(spec.url) if spec.url else spec.path
     if isinstance(exc, urllib.error.HTTPError):
         return f"channel '{spec.name}' ({where}): HTTP status {exc.code}"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import templating
-from engine._template_scan import scan
+from engine._quick_jinja import scan
 from engine.lint import runbook_fields, step_fields
 from engine.loader import load_file
 from engine.model import build_runbook
@@ -106,3 +106,93 @@ def test_static_filter_test_and_global_names_match_the_real_environment() -> Non
     assert templating.known_filters() == frozenset(env.filters)
     assert templating.known_tests() == frozenset(env.tests)
     assert templating.known_globals() == frozenset(env.globals)
+
+
+# -- evaluation agrees with Jinja ----------------------------------------------------------------
+
+from collections import deque  # noqa: E402
+from typing import Any  # noqa: E402
+
+from engine import _quick_jinja as quick  # noqa: E402
+
+CONTEXT: dict[str, Any] = {
+    "inputs": {"host": "db-1", "threshold": 90, "evil": "x; rm -rf /", "hosts": ["a", "b"], "flag": False},
+    "steps": {"usage": {"stdout": " 96\n", "outputs": {"pct": 96}, "status": "ok", "items": [1, 2],
+                        "json": {"a": [1, {"b": 2}]}}},
+    "vars": {"count": 3, "name": None, "ratio": 0.5},
+    "stdout": "42\n", "exit_code": 0, "outputs": {"pct": 96}, "item": "web-1",
+    "text": "abc", "things": [3, 1, 2], "mapping": {"k": 1},
+}
+
+EVAL_EXPRESSIONS = [
+    "outputs.pct >= inputs.threshold", "stdout | int < inputs.threshold", "inputs.flag or vars.count > 2",
+    "not inputs.flag and steps.usage.status == 'ok'", "1 < vars.count < 5", "3 < vars.count < 5",
+    "inputs.host in ['db-1', 'db-2']", "inputs.host not in inputs.hosts", "stdout is search('4')",
+    "stdout is not match('x')", "-vars.count", "+vars.ratio", "vars.count ** 2 // 4 % 3",
+    "vars.count / 2 - 1", "'a' ~ inputs.host ~ 1", "steps.usage.json.a[1].b", "steps['usage'].items[0]",
+    "steps.usage.items", "inputs.hosts.0", "vars.name", "vars.name is none if false else 2",
+    "inputs.host if inputs.flag else 'none'", "stdout | regex_search('[0-9]+') | int",
+    "stdout | trim is defined", "things | sort", "text.upper", "mapping.keys",
+]
+FAILING_EXPRESSIONS = [
+    "nosuch", "inputs.nosuch", "steps.missing.stdout", "inputs.hosts[5]", "mapping['x']",
+    "inputs.host | int", "vars.count + inputs.host", "''.__class__", "things.append", "mapping.update",
+    "vars.count / 0", "inputs.host if inputs.flag", "inputs['_secret']",
+]
+
+
+def _jinja_eval(text: str) -> Any:
+    env = templating.environment(False)
+    return env.compile_expression(text, undefined_to_none=False)(**CONTEXT)
+
+
+def _outcome(fn: Any) -> tuple[str, Any]:
+    try:
+        value = fn()
+        str(value)  # Jinja defers some errors until a value is used
+        return "ok", value
+    except Exception as exc:
+        return "error", type(exc).__name__
+
+
+@pytest.mark.parametrize("text", EVAL_EXPRESSIONS + FAILING_EXPRESSIONS)
+def test_quick_evaluation_agrees_with_jinja(text: str) -> None:
+    compiled = quick.compile_expression(text, templating._quick())
+    slow = _outcome(lambda: _jinja_eval(text))
+    if compiled is None:
+        return  # left to Jinja
+    fast = _outcome(lambda: compiled(CONTEXT))
+    if slow[0] == "ok" and callable(slow[1]):
+        assert fast[0] == "ok" and repr(fast[1]).split(" at ")[0] == repr(slow[1]).split(" at ")[0]
+        return
+    assert fast == slow, text
+
+
+@pytest.mark.parametrize("text", [e for e in EVAL_EXPRESSIONS
+                                  if "defined" not in e and "sort" not in e and "is none" not in e])
+def test_simple_expressions_take_the_quick_path(text: str) -> None:
+    assert quick.compile_expression(text, templating._quick()) is not None
+
+
+@pytest.mark.parametrize("shell", [False, True])
+@pytest.mark.parametrize("text", [
+    "df {{ inputs.host }} | tail", "echo {{ inputs.evil }}", "echo {{ inputs.evil | raw }}",
+    "{{ vars.name }} {{ inputs.flag }} {{ inputs.hosts }} {{ steps.usage.json }}", "{{ stdout | int + 1 }}",
+    "a{{ 'x' if inputs.flag else '' }}b", "{{ inputs.evil | quote }}",
+])
+def test_quick_rendering_agrees_with_jinja(text: str, shell: bool) -> None:
+    env = templating.environment(shell)
+    finalize = templating._finalize_shell if shell else templating._finalize_text
+    compiled = quick.compile_template(text, templating._quick(), finalize)
+    assert compiled is not None
+    assert compiled(CONTEXT) == env.from_string(text).render(CONTEXT)
+
+
+@pytest.mark.parametrize("obj", [{"a": 1}, [1], {1}, deque([1]), "s", 1, str, (x for x in ()), None])
+@pytest.mark.parametrize("attribute", ["append", "pop", "update", "clear", "upper", "keys", "mro",
+                                       "gi_frame", "_x", "__class__", "add", "rotate"])
+def test_the_sandbox_rules_match_jinjas(obj: Any, attribute: str) -> None:
+    env = templating.environment(False)
+    value = getattr(obj, attribute, None)
+    jinja_refuses = not env.is_safe_attribute(obj, attribute, value)
+    assert quick.unsafe(obj, attribute) == jinja_refuses
