@@ -61,7 +61,11 @@ $(BENCH_VENV)/bin/check-jsonschema:
 $(BENCH_VENV)/bin/ansible: $(BENCH_VENV)/bin/check-jsonschema
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check ansible-core paramiko
 
-bench: $(STAMP) bytecode system-deps $(BENCH_VENV)/bin/check-jsonschema $(BENCH_VENV)/bin/ansible
+# The live-run benchmark compares with Chaos Toolkit.
+$(BENCH_VENV)/bin/chaos: $(BENCH_VENV)/bin/check-jsonschema
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check chaostoolkit
+
+bench: $(STAMP) bytecode system-deps $(BENCH_VENV)/bin/check-jsonschema $(BENCH_VENV)/bin/ansible $(BENCH_VENV)/bin/chaos
 	$(BIN)/python bench/run.py $(BENCH)
 
 clean:

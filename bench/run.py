@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, str] = {
     "validate": "bench.validate",
     "fanout": "bench.fanout",
     "stats": "bench.stats",
+    "live": "bench.live",
+    "simulate": "bench.simulate",
 }
 
 

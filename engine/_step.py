@@ -73,6 +73,8 @@ class _Sink:
         self._streams: dict[tuple[str, str | None], tuple[Any, MaskedStream]] = {}
 
     def output(self, stream: str, data: bytes, host: str | None) -> None:
+        if not self.runner.bus.wants_output:
+            return  # nobody shows or stores live output (unattended tests, trials)
         decoder, masked = self._streams.get((stream, host)) or self._open(stream, host)
         self._emit(stream, masked.feed(decoder.decode(data)), host)
 
@@ -304,6 +306,8 @@ class StepDriver:
 
     def _check(self, step: Step, attempt: Attempt, extra: dict[str, Any]) -> Attempt:
         """outputs, then expect, on a successful action."""
+        if not step.outputs and step.expect is None:
+            return attempt  # nothing to compute: spare building the context
         ctx = self._current(step, attempt, extra)
         try:
             attempt.outputs = self._outputs(step, ctx) if not attempt.outputs else attempt.outputs
@@ -364,14 +368,16 @@ class StepDriver:
     def _command(self, step: Step, sid: str, spec: RunSpec, number: int, extra: dict[str, Any],
                  timeout: float | None) -> Attempt:
         r = self.r
-        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
-        command = extra.get("_command") or templating.render(spec.command, ctx, shell=True,
-                                                             where=r.where(step, "run"))
-        stdin = templating.render(spec.stdin, ctx, where=r.where(step, "stdin")) if spec.stdin else None
-        env = {k: templating.render(v, ctx, where=r.where(step, "env", k))
-               for k, v in {**r.runbook.defaults.env, **step.env}.items()}
-        if stdin:
-            r.masker_hint(stdin, ctx)
+        command = extra.get("_command")
+        stdin, env = None, {}
+        variables = {**r.runbook.defaults.env, **step.env} if (r.runbook.defaults.env or step.env) else {}
+        if command is None or spec.stdin or variables:  # most steps: nothing more to render
+            ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+            if command is None:
+                command = templating.render(spec.command, ctx, shell=True, where=r.where(step, "run"))
+            if spec.stdin:
+                stdin = templating.render(spec.stdin, ctx, where=r.where(step, "stdin"))
+            env = {k: templating.render(v, ctx, where=r.where(step, "env", k)) for k, v in variables.items()}
         base = Invocation(sid, "run", command, None, extra.get("_target"), stdin, env, timeout,
                           spec.exit_codes, attempt=number, per_host=extra.get("_per_host"))
         target = extra.get("_target")

@@ -58,9 +58,11 @@ class JournalWriter:
 
     wants_output = True
 
-    def __init__(self, run_dir: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], *, fsync: bool | None = None) -> None:
         self.run_dir = Path(run_dir)
-        self.fsync = fsync
+        # RUNBOOK_JOURNAL_FSYNC=0 skips the syncs (benchmarks, throwaway runs on tmpfs):
+        # the journal is still written as events happen, but a power loss may cut it.
+        self.fsync = fsync if fsync is not None else os.environ.get("RUNBOOK_JOURNAL_FSYNC", "1") != "0"
         self._dirty = False
         self._logs: dict[tuple[str, str, str | None], int] = {}
         self.log_errors: list[str] = []

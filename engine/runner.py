@@ -388,10 +388,6 @@ class Runner:
                 return list(logs(sid))
         return []
 
-    def masker_hint(self, text: str, ctx: dict[str, Any]) -> None:
-        """Nothing to learn at run time: secrets are known from the inputs up front."""
-        return None
-
     def hosts_of(self, target: str, step: Step) -> list[str]:
         spec = self.runbook.targets.get(target)
         if spec is None:

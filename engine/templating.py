@@ -298,6 +298,7 @@ def render_value(value: Any, context: Mapping[str, Any], *, where: object = "") 
 _SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}$", re.DOTALL)
 
 
+@lru_cache(maxsize=4096)
 def _single_expression(text: str) -> str | None:
     match = _SINGLE.match(text.strip())
     return match.group("expr").strip() if match else None

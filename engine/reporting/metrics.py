@@ -96,6 +96,11 @@ def _elapsed(record: Mapping[str, Any]) -> float:
 def _num(value: Any) -> float:
     """A number from a record; 0 for anything else (a hand-edited or damaged journal
     must still give a report, not a crash)."""
+    kind = type(value)
+    if kind is float:  # the usual case, first: finite floats pass (inf - inf and nan are not 0)
+        return value if value - value == 0 else 0.0
+    if kind is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return 0.0
     try:
@@ -113,14 +118,20 @@ class _Collector:
         self.first_human: float | None = None
         self.first_step: float | None = None
         self.depth = 0  # open phases: an included runbook's phases nest inside a step of ours
+        self._handlers: dict[str, Any] = {}  # event name -> method (looked up once per name)
 
     def add(self, r: Mapping[str, Any]) -> None:
-        self.t.last_elapsed = max(self.t.last_elapsed, _elapsed(r))
-        handler = getattr(self, "_" + str(r.get("event", "")).replace(".", "_"), None)
+        elapsed = _elapsed(r)
+        if elapsed > self.t.last_elapsed:
+            self.t.last_elapsed = elapsed
+        event = r.get("event")
+        handler = self._handlers.get(event) if isinstance(event, str) else None
+        if handler is None and isinstance(event, str) and event not in self._handlers:
+            handler = self._handlers[event] = getattr(self, "_" + event.replace(".", "_"), None)
         if handler is not None:
             handler(r)
-        if r.get("event") in HUMAN_EVENTS and self.first_human is None:
-            self.first_human = _elapsed(r)
+        if event in HUMAN_EVENTS and self.first_human is None:
+            self.first_human = elapsed
 
     def _run_started(self, r: Mapping[str, Any]) -> None:
         self.t.run_id, self.t.runbook = str(r.get("run_id", "")), str(r.get("runbook", ""))
