@@ -63,7 +63,8 @@ def _files(work: Path) -> None:
                   for i in range(n)]
         experiment = {"version": "1.0.0", "title": f"{n} actions", "description": "bench", "method": method}
         (work / f"ctk{n}.json").write_text(json.dumps(experiment))
-        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"command": "true"}] * n}]
+        play = [{"hosts": "localhost", "gather_facts": False,
+                 "tasks": [{"command": "true"} for _ in range(n)]}]
         (work / f"play{n}.yml").write_text(yaml.safe_dump(play))
     big = {"kind": "runbook", "version": 1, "id": "big", "title": "1 GiB of output",
            "defaults": {"timeout": "5m"}, "remediation": [{"id": "flood", "run": "head -c 1073741824 /dev/zero"}]}
@@ -82,6 +83,7 @@ def _commands(ctx: Context, work: Path) -> dict[str, list[str]]:
                           str(work / "ctk-journal.json"), str(work / f"ctk{n}.json")]
         out[f"ansible{n}"] = ["env", "ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_NOCOLOR=1",
                               str(ctx.baseline("ansible-playbook")), "-i", "localhost,", "-c", "local",
+                              "-e", f"ansible_python_interpreter={ctx.baseline('python')}",
                               str(work / f"play{n}.yml")]
     return out
 
