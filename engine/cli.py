@@ -154,7 +154,8 @@ def _run_options(f: Any) -> Any:
         click.option("--runs-dir", type=click.Path(file_okay=False),
                      help="Where run directories go (default .runbook/runs, or $RUNBOOK_HOME/runs)."),
         click.option("--channels", type=click.Path(dir_okay=False),
-                     help="Notification channels config (default $RUNBOOK_CHANNELS or .runbook/channels.yaml)."),
+                     help="Notification channels config (default $RUNBOOK_CHANNELS, else channels.yaml in "
+                          "$RUNBOOK_HOME or ./.runbook)."),
         click.option("--no-rollback-on-abort", is_flag=True,
                      help="When the run is aborted (Ctrl-C, SIGTERM), do not run rollbacks."),
         click.option("-q", "--quiet", is_flag=True, help="Do not stream command output to the console."),
