@@ -5,7 +5,7 @@ channels.yaml in the runbook home: $RUNBOOK_HOME, or ./.runbook):
 
     kind: channels
     channels:
-      oncall: {type: webhook, url: "https://hooks.example.com/T000/B000/XXX"}
+      oncall: {type: webhook, url: "https://hooks.example.com/services/T000/B000/token"}
       status: {type: file, path: /var/log/incident-status.log}
       console: {type: stdout}
 
