@@ -4,13 +4,16 @@ Generates 1,000 realistic runbooks (bench/generate.py, fixed seed) into a tempor
 directory, checks they all validate cleanly, then measures wall-clock time (median
 after a warm-up) of:
 
-  a. `runbook validate DIR`: the 1,000 files, one invocation (default --jobs: the CPUs)
+  a. `runbook validate --no-cache DIR`: the 1,000 files, every one checked, one invocation
+     (default --jobs: the CPUs); and `runbook validate DIR` again with nothing changed,
+     when the results come from the validation cache
   b. `check-jsonschema --schemafile schemas/runbook.schema.json FILE...`: the same files
      against the same schema, one invocation; the baseline (from .venv-bench only)
   c. `runbook validate FILE`: one typical file (the median size), start-up included
 
 and, for context, `runbook validate --jobs 1 DIR` and check-jsonschema on the one file.
-Targets from the issue: a under 0.5 s; b at least 3x slower than a; c under 100 ms.
+Targets from the issue: a under 0.5 s (reported for both the checked and the cached
+run); b at least 3x slower than a; c under 100 ms.
 
 The 1,000-file commands take turns (as do the single-file ones), so a machine that gets
 busier during the run slows both tools alike; CPU time is reported beside wall time,
@@ -109,9 +112,13 @@ def _measure(ctx: Context, corpus: Corpus) -> dict[str, Timing]:
 
     one = corpus.typical
     many = {
-        "dir": Timing("runbook validate DIR", _ours(ctx, corpus.directory), runs(RUNS_DIR)),
-        "dir_jobs1": Timing("runbook validate --jobs 1 DIR", _ours(ctx, "--jobs", "1", corpus.directory),
-                            runs(RUNS_DIR)),
+        # Cold: every file checked (--no-cache). Warm: nothing changed since the warm-up
+        # run, so results come from the cache (what a re-run in CI or pre-commit sees).
+        "dir": Timing("runbook validate --no-cache DIR", _ours(ctx, "--no-cache", corpus.directory),
+                      runs(RUNS_DIR)),
+        "dir_warm": Timing("runbook validate DIR (cached)", _ours(ctx, corpus.directory), runs(RUNS_DIR)),
+        "dir_jobs1": Timing("runbook validate --no-cache --jobs 1 DIR",
+                            _ours(ctx, "--no-cache", "--jobs", "1", corpus.directory), runs(RUNS_DIR)),
         "baseline": Timing("check-jsonschema FILES", _theirs(ctx, corpus.files), runs(RUNS_BASELINE)),
     }
     single = {
@@ -126,14 +133,16 @@ def _measure(ctx: Context, corpus: Corpus) -> dict[str, Timing]:
 def _ratios(t: dict[str, Timing]) -> dict[str, float]:
     """How many times faster than the baseline on the same input."""
     return {"dir": t["baseline"].median / t["dir"].median,
+            "dir_warm": t["baseline"].median / t["dir_warm"].median,
             "dir_jobs1": t["baseline"].median / t["dir_jobs1"].median,
             "file": t["baseline_file"].median / t["file"].median}
 
 
 def _targets(t: dict[str, Timing]) -> list[Target]:
     return [
-        Target(f"{COUNT:,} files, wall clock", t["dir"].median, 0.5),
-        Target("faster than check-jsonschema", _ratios(t)["dir"], 3.0, below=False, unit="x"),
+        Target(f"{COUNT:,} files, wall clock, every file checked", t["dir"].median, 0.5),
+        Target(f"{COUNT:,} files, wall clock, unchanged since the last run", t["dir_warm"].median, 0.5),
+        Target("faster than check-jsonschema (every file checked)", _ratios(t)["dir"], 3.0, below=False, unit="x"),
         Target("single file, wall clock", t["file"].median, 0.1),
     ]
 
@@ -161,8 +170,9 @@ def _version(ctx: Context) -> str:
 # -- report -------------------------------------------------------------------------------------
 
 _ROWS = (  # key, what, baseline key
-    ("dir", f"`runbook validate DIR` ({COUNT:,} files)", "baseline"),
-    ("dir_jobs1", f"`runbook validate --jobs 1 DIR` ({COUNT:,} files)", "baseline"),
+    ("dir", f"`runbook validate --no-cache DIR` ({COUNT:,} files, every file checked)", "baseline"),
+    ("dir_warm", f"`runbook validate DIR` ({COUNT:,} files, unchanged: from the cache)", "baseline"),
+    ("dir_jobs1", f"`runbook validate --no-cache --jobs 1 DIR` ({COUNT:,} files)", "baseline"),
     ("baseline", f"`check-jsonschema` ({COUNT:,} files, baseline)", None),
     ("file", "`runbook validate FILE` (1 file)", "baseline_file"),
     ("baseline_file", "`check-jsonschema` (1 file, baseline)", None),
