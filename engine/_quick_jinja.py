@@ -28,7 +28,6 @@ import re
 import types
 from collections import abc, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 Node = tuple[Any, ...]
@@ -52,13 +51,17 @@ class _GiveUp(Exception):
     """Outside the subset, or not valid: let Jinja decide."""
 
 
-@dataclass
 class Scan:
-    names: set[str] = field(default_factory=set)
-    refs: list[tuple[str, ...]] = field(default_factory=list)
-    filters: set[str] = field(default_factory=set)
-    tests: set[str] = field(default_factory=set)
-    private: list[str] = field(default_factory=list)
+    """What a template reads: names, dotted references, filters, tests, private attributes."""
+
+    __slots__ = ("filters", "names", "private", "refs", "tests")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.refs: list[tuple[str, ...]] = []
+        self.filters: set[str] = set()
+        self.tests: set[str] = set()
+        self.private: list[str] = []
 
 
 # -- tokens and parsing ----------------------------------------------------------------------

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 
 class Severity(str, Enum):
@@ -18,8 +18,7 @@ class Severity(str, Enum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
+class Diagnostic(NamedTuple):
     """A problem at file:line:column (1-based), identified by a stable rule id."""
 
     file: str
@@ -28,7 +27,18 @@ class Diagnostic:
     severity: Severity
     rule: str
     message: str
-    path: tuple[str | int, ...] = field(default=(), compare=False)
+    path: tuple[str | int, ...] = ()
+
+    # Two reports of the same problem at the same place are equal, whatever data path
+    # led there (the path is for tools; the place is what people see).
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Diagnostic) and self[:6] == other[:6]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self[:6])
 
     @property
     def is_error(self) -> bool:
@@ -63,13 +73,14 @@ def dotted(path: Sequence[str | int]) -> str:
     return out or "(top level)"
 
 
-@dataclass
 class Report:
     """Every diagnostic of one validation, plus the files that were checked."""
 
-    files: list[str] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    sources: dict[str, str] = field(default_factory=dict, repr=False)
+    def __init__(self, files: list[str] | None = None, diagnostics: list[Diagnostic] | None = None,
+                 sources: dict[str, str] | None = None) -> None:
+        self.files: list[str] = files if files is not None else []
+        self.diagnostics: list[Diagnostic] = diagnostics if diagnostics is not None else []
+        self.sources: dict[str, str] = sources if sources is not None else {}
 
     def sorted(self) -> list[Diagnostic]:
         return sorted(self.diagnostics, key=Diagnostic.sort_key)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from dataclasses import field as dataclass_field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import cache, templating
 from .diagnostics import Diagnostic, Severity
@@ -22,18 +20,16 @@ from .model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, Runbook, RunSp
 DataPath = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     id: str
     name: str
     severity: Severity
     rationale: str
     kind: str  # "runbook" or "scenario"
-    check: Callable[[Any], Iterator[Finding]] = field(repr=False, compare=False)
+    check: Callable[[Any], Iterator[Finding]]
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     path: DataPath
     message: str
     key: bool = False  # position at the key of path[-1]
@@ -107,22 +103,18 @@ STAGE_NAMES = {
 }
 
 
-@dataclass(slots=True)
 class Field:
     """One string of the runbook that may hold templates (or is an expression)."""
 
-    path: DataPath
-    text: str
-    expression: bool = False
-    stage: str = "before"
-    step: Step | None = None
-    notify: bool = False  # a message that leaves the run (secrets must not be in it)
-    braced: bool = dataclass_field(init=False)  # an expression written with `{{ }}` (RB107)
-    analysis: templating.Analysis = dataclass_field(init=False)
+    __slots__ = ("analysis", "braced", "expression", "notify", "path", "stage", "step", "text")
 
-    def __post_init__(self) -> None:
+    def __init__(self, path: DataPath, text: str, expression: bool = False, stage: str = "before",
+                 step: Step | None = None, notify: bool = False) -> None:
+        self.path, self.text, self.expression, self.stage = path, text, expression, stage
+        self.step = step
+        self.notify = notify  # a message that leaves the run (secrets must not be in it)
         # Every field is analysed by some rule: do it once, here (analysis is cached by text).
-        self.braced = self.expression and templating.has_template(self.text)
+        self.braced = self.expression and templating.has_template(self.text)  # `{{ }}` in an expression
         # `when: "{{ x }}"` is RB107's; the names inside are still real references.
         expression = self.expression and not self.braced
         self.analysis = templating.analyze(self.text, expression=expression)
@@ -228,13 +220,11 @@ def runbook_fields(rb: Runbook) -> Iterator[Field]:
                         notify=True)
 
 
-@dataclass
 class RunbookCheck:
     """What the runbook rules look at, computed once per file."""
 
-    doc: Document
-    runbook: Runbook
-    inventory_groups: frozenset[str] | None = None
+    def __init__(self, doc: Document, runbook: Runbook, inventory_groups: frozenset[str] | None = None) -> None:
+        self.doc, self.runbook, self.inventory_groups = doc, runbook, inventory_groups
 
     @cached_property
     def fields(self) -> list[Field]:
@@ -244,7 +234,7 @@ class RunbookCheck:
     def _placed(self, f: Field) -> Field:
         """The field with the path of its string in the file (`confirm: {message: ...}`)."""
         if f.path[-1] == "confirm" and self.doc.source.node((*f.path, "message")) is not None:
-            return replace(f, path=(*f.path, "message"))
+            return Field((*f.path, "message"), f.text, f.expression, f.stage, f.step, f.notify)
         return f
 
     @cached_property

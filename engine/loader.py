@@ -15,8 +15,7 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -72,8 +71,7 @@ RULE_SHAPE = "RB003"
 RULE_DUPLICATE_KEY = "RB004"
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """Guards against hostile or accidental huge input."""
 
     max_bytes: int = 1024 * 1024
@@ -86,8 +84,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     line: int
     column: int
 
@@ -235,15 +232,15 @@ class _Problem(Exception):
         self.message, self.node, self.rule = message, node, rule
 
 
-@dataclass
 class _Builder:
     """Builds plain data from nodes; counts what aliases re-expand and how deep it goes."""
 
-    limits: Limits
-    duplicates: list[tuple[str, Node]] = field(default_factory=list)
-    sizes: dict[int, int] = field(default_factory=dict)  # id(collection) -> nodes within
-    built: int = 0
-    via_alias: int = 0
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.duplicates: list[tuple[str, Node]] = []
+        self.sizes: dict[int, int] = {}  # id(collection) -> nodes within
+        self.built = 0
+        self.via_alias = 0
 
     def build(self, node: Node, depth: int = 0) -> Any:
         if isinstance(node, ScalarNode):
@@ -313,13 +310,12 @@ class _Builder:
                 result.setdefault(key, value)
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(NamedTuple):
     """A loaded YAML file: its data, where each part came from, and soft problems."""
 
     file: str
     data: Any
-    source: SourceMap = field(repr=False)
+    source: SourceMap
     problems: tuple[Diagnostic, ...] = ()
 
     @property

@@ -1,4 +1,4 @@
-"""The runbook as frozen dataclasses, built from schema-valid data.
+"""The runbook as immutable records (NamedTuples), built from schema-valid data.
 
 Nothing past this module reads raw dicts: the runner, lint and reports see these types.
 Every step keeps its JSON path so a problem found later can still be positioned.
@@ -7,7 +7,6 @@ Every step keeps its JSON path so a problem found later can still be positioned.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -223,30 +222,32 @@ class Link(NamedTuple):
     title: str = ""
 
 
-@dataclass(frozen=True)
 class Runbook:
-    id: str
-    title: str
-    file: str
-    summary: str = ""
-    description: str = ""
-    owner: str = ""
-    tags: tuple[str, ...] = ()
-    alerts: tuple[str, ...] = ()
-    links: tuple[Link, ...] = ()
-    inputs: Mapping[str, Input] = field(default_factory=empty_map)
-    targets: Mapping[str, Target] = field(default_factory=empty_map)
-    defaults: Defaults = field(default_factory=Defaults)
-    timeout: float | None = None
-    vars: Mapping[str, Any] = field(default_factory=empty_map)
-    roles: tuple[str, ...] = ()
-    severity: Severity | None = None
-    escalation: tuple[EscalationRule, ...] = ()
-    updates: Updates | None = None
-    phases: tuple[Phase, ...] = ()
-    source: SourceMap | None = field(default=None, compare=False, repr=False)
-    # Facts derived once per runbook by whoever needs them (e.g. "does any template read json?").
-    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """A whole runbook. Its fields are set once, when it is built; `derived` caches facts
+    computed from them later (the step list, "does any template read json?")."""
+
+    __slots__ = ("alerts", "defaults", "derived", "description", "escalation", "file", "id", "inputs",
+                 "links", "owner", "phases", "roles", "severity", "source", "summary", "tags", "targets",
+                 "timeout", "title", "updates", "vars")
+
+    def __init__(self, *, id: str, title: str, file: str, summary: str = "", description: str = "",
+                 owner: str = "", tags: tuple[str, ...] = (), alerts: tuple[str, ...] = (),
+                 links: tuple[Link, ...] = (), inputs: Mapping[str, Input] = EMPTY,
+                 targets: Mapping[str, Target] = EMPTY, defaults: Defaults | None = None,
+                 timeout: float | None = None, vars: Mapping[str, Any] = EMPTY, roles: tuple[str, ...] = (),
+                 severity: Severity | None = None, escalation: tuple[EscalationRule, ...] = (),
+                 updates: Updates | None = None, phases: tuple[Phase, ...] = (),
+                 source: SourceMap | None = None) -> None:
+        self.id, self.title, self.file, self.summary = id, title, file, summary
+        self.description, self.owner, self.tags, self.alerts = description, owner, tags, alerts
+        self.links, self.inputs, self.targets = links, inputs, targets
+        self.defaults = defaults if defaults is not None else Defaults()
+        self.timeout, self.vars, self.roles, self.severity = timeout, vars, roles, severity
+        self.escalation, self.updates, self.phases, self.source = escalation, updates, phases, source
+        self.derived: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Runbook(id={self.id!r}, file={self.file!r}, {len(self.steps())} steps)"
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)

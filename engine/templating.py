@@ -16,9 +16,8 @@ import shlex
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import TemplateError
 
@@ -318,8 +317,7 @@ def _explain(exc: Exception) -> str:
 # -- static analysis (lint) ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Analysis:
+class Analysis(NamedTuple):
     """What a template or expression references; `error` if it does not parse."""
 
     names: frozenset[str] = frozenset()

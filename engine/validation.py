@@ -12,9 +12,8 @@ import copy
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import cache, schema
 from ._validator import Issue
@@ -32,13 +31,15 @@ _SUPPRESS = re.compile(r"#\s*runbook:\s*ignore(?:\[(?P<rules>[A-Za-z0-9_,\s-]*)\
 _PARALLEL_MIN_FILES = 48
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     strict: bool = False
     inventory_groups: frozenset[str] | None = None
     jobs: int | None = None
     limits: Limits = DEFAULT_LIMITS
     cache: bool | None = None  # None: on unless RUNBOOK_NO_CACHE is set
+
+
+DEFAULT_OPTIONS = Options()
 
 
 class ValidationFailed(EngineError):
@@ -86,18 +87,18 @@ def _walk(root: str) -> list[str]:
 # -- one document -------------------------------------------------------------------------
 
 
-@dataclass
 class Checked:
     """The outcome for one file: its diagnostics and, if valid, its model."""
 
-    file: str
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    model: Any = None
-    text: str | None = None
-    deps: list[str] = field(default_factory=list)  # other files the check read (for the cache)
+    def __init__(self, file: str, diagnostics: list[Diagnostic] | None = None, model: Any = None,
+                 text: str | None = None) -> None:
+        self.file = file
+        self.diagnostics: list[Diagnostic] = diagnostics if diagnostics is not None else []
+        self.model, self.text = model, text
+        self.deps: list[str] = []  # other files the check read (for the cache)
 
 
-def check_document(doc: Document, options: Options = Options()) -> Checked:
+def check_document(doc: Document, options: Options = DEFAULT_OPTIONS) -> Checked:
     """Schema and lint problems of a loaded document; the model if it has no errors."""
     diags = list(doc.problems)
     schema_diags = schema.validate(doc)
@@ -132,8 +133,7 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
                                    runbook_exists=target.exists, runbook_kind=target.wrong_kind)
 
 
-@dataclass(frozen=True)
-class _RunbookRef:
+class _RunbookRef(NamedTuple):
     model: Runbook | None
     errors: int
     exists: bool
@@ -264,7 +264,7 @@ def _suppressed(doc: Document, diags: list[Diagnostic]) -> list[Diagnostic]:
     return keep
 
 
-def check_file(path: str, options: Options = Options()) -> Checked:
+def check_file(path: str, options: Options = DEFAULT_OPTIONS) -> Checked:
     with cache.Recorder() as deps:
         try:
             doc = load_file(path, options.limits)
@@ -280,7 +280,7 @@ def check_file(path: str, options: Options = Options()) -> Checked:
 # -- many files ---------------------------------------------------------------------------
 
 
-def validate_paths(paths: Iterable[str | os.PathLike[str]], options: Options = Options()) -> Report:
+def validate_paths(paths: Iterable[str | os.PathLike[str]], options: Options = DEFAULT_OPTIONS) -> Report:
     """Validate every runbook and scenario under `paths`; UsageError for missing paths."""
     files = discover(paths)
     _RUNBOOKS.clear()  # files may have changed since an earlier call in this process
@@ -381,13 +381,13 @@ def _warm_up() -> None:
     templating.analyze("{{ x }}")
 
 
-def load_runbook(path: str | os.PathLike[str], options: Options = Options()) -> Runbook:
+def load_runbook(path: str | os.PathLike[str], options: Options = DEFAULT_OPTIONS) -> Runbook:
     """Load, validate and build a runbook; ValidationFailed listing every error otherwise."""
     runbook: Runbook = _load_kind(path, "runbook", options)
     return runbook
 
 
-def load_scenario(path: str | os.PathLike[str], options: Options = Options()) -> Any:
+def load_scenario(path: str | os.PathLike[str], options: Options = DEFAULT_OPTIONS) -> Any:
     """Load, validate and build a scenario (engine.simulation.scenario.Scenario)."""
     return _load_kind(path, "scenario", options)
 
