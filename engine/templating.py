@@ -212,7 +212,7 @@ def environment(shell: bool = False) -> Any:
 
 @lru_cache(maxsize=1)
 def _quick() -> Any:
-    from ._quick_jinja import evaluator
+    from ._quick_eval import evaluator
 
     return evaluator(FILTERS, TESTS, JINJA_GLOBALS)
 
@@ -222,7 +222,7 @@ def _compiled(text: str, shell: bool) -> Callable[[Mapping[str, Any]], str]:
     """A renderer: the quick path (no Jinja at all) when the template is simple enough,
     else a closure over Jinja's parse tree, else Jinja itself."""
     from ._jinja_fast import compile_template
-    from ._quick_jinja import compile_template as quick_template
+    from ._quick_eval import compile_template as quick_template
 
     quick = quick_template(text, _quick(), _finalize_shell if shell else _finalize_text)
     if quick is not None:
@@ -236,7 +236,7 @@ def _compiled(text: str, shell: bool) -> Callable[[Mapping[str, Any]], str]:
 @lru_cache(maxsize=4096)
 def _compiled_expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
     from ._jinja_fast import compile_expression
-    from ._quick_jinja import compile_expression as quick_expression
+    from ._quick_eval import compile_expression as quick_expression
 
     quick = quick_expression(text, _quick())
     if quick is not None:

@@ -113,7 +113,7 @@ def test_static_filter_test_and_global_names_match_the_real_environment() -> Non
 from collections import deque  # noqa: E402
 from typing import Any  # noqa: E402
 
-from engine import _quick_jinja as quick  # noqa: E402
+from engine import _quick_eval as quick  # noqa: E402
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"host": "db-1", "threshold": 90, "evil": "x; rm -rf /", "hosts": ["a", "b"], "flag": False},
