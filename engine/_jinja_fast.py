@@ -24,11 +24,6 @@ class _Decline(Exception):
     """The template uses something outside the fast subset."""
 
 
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gteq": operator.ge,
-    "lt": operator.lt, "lteq": operator.le,
-    "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
-}
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": operator.truediv,
     "FloorDiv": operator.floordiv, "Mod": operator.mod, "Pow": operator.pow,
@@ -104,22 +99,9 @@ class _Compiler:
         return lambda c: func(inner(c), *[a(c) for a in args], **{k: v(c) for k, v in kwargs.items()})
 
     def _Compare(self, node: Any) -> Fn:
-        first = self.expr(node.expr)
-        ops = [(_COMPARE[op.op], self.expr(op.expr)) for op in node.ops]
-        if len(ops) == 1:
-            (op, right), = ops
-            return lambda c: op(first(c), right(c))
+        from ._quick_eval import comparison
 
-        def chained(c: Mapping[str, Any]) -> Any:
-            left = first(c)
-            for op, right_fn in ops:
-                right = right_fn(c)
-                if not op(left, right):
-                    return False
-                left = right
-            return True
-
-        return chained
+        return comparison(self.expr(node.expr), [(op.op, self.expr(op.expr)) for op in node.ops])
 
     def _And(self, node: Any) -> Fn:
         left, right = self.expr(node.left), self.expr(node.right)

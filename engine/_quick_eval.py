@@ -113,6 +113,26 @@ _CMP: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def comparison(first: Fn, ops: list[tuple[str, Fn]]) -> Fn:
+    """`a < b <= c` as Jinja compiles it: Python's chained comparison. `ops` pairs an
+    operator name as in Jinja's tree (eq, ne, gt, gteq, lt, lteq, in, notin) with a side."""
+    pairs = [(_CMP[op], fn) for op, fn in ops]
+    if len(pairs) == 1:
+        (op, right), = pairs
+        return lambda c: op(first(c), right(c))
+
+    def chained(c: Mapping[str, Any]) -> Any:
+        left = first(c)
+        for op_, right_fn in pairs:
+            right_value = right_fn(c)
+            if not op_(left, right_value):
+                return False
+            left = right_value
+        return True
+
+    return chained
+
+
 class _Evaluator:
     """Turns a tree into closures; declines filters and tests that are not ours."""
 
@@ -171,22 +191,7 @@ class _Evaluator:
         return lambda c: func(inner(c), *[a(c) for a in args])
 
     def _cmp(self, node: Node) -> Fn:
-        first = self.build(node[1])
-        ops = [(_CMP[op], self.build(right)) for op, right in node[2]]
-        if len(ops) == 1:
-            (op, right), = ops
-            return lambda c: op(first(c), right(c))
-
-        def chained(c: Mapping[str, Any]) -> Any:
-            left = first(c)
-            for op_, right_fn in ops:
-                right_value = right_fn(c)
-                if not op_(left, right_value):
-                    return False
-                left = right_value
-            return True
-
-        return chained
+        return comparison(self.build(node[1]), [(op, self.build(right)) for op, right in node[2]])
 
     def _bin(self, node: Node) -> Fn:
         op, left, right = _BINARY[node[1]], self.build(node[2]), self.build(node[3])

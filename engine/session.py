@@ -179,30 +179,42 @@ def _signals(runner: Runner, enabled: bool) -> Iterator[None]:
 def run_live(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, *,
              secrets: tuple[str, ...] = ()) -> tuple[RunResult, Path]:
     """Run a runbook for real. Returns the result and the run directory."""
-    stream = options.stream or sys.stdout
-    console = Console(stream, color=options.color, show_output=options.show_output)
+    run_id = new_run_id(runbook.id)
+    runs = options.runs_dir or home() / RUNS
+    lock_dir = (options.runs_dir.parent if options.runs_dir else home()) / LOCKS
+    result = _journaled_run(runbook, inputs, options, secrets, run_id=run_id, run_dir=runs / run_id,
+                            lock_dir=lock_dir)
+    return result, runs / run_id
+
+
+def _journaled_run(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, secrets: tuple[str, ...],
+                   *, run_id: str, run_dir: Path, lock_dir: Path, recovered: Recovered | None = None) -> RunResult:
+    """Lock, journal, console, executors and signals around one run (new or resumed)."""
+    console = Console(options.stream or sys.stdout, color=options.color, show_output=options.show_output)
     services = _services(options, console)
     masker = Masker(secrets)
     clock = RealClock()
-    run_id = new_run_id(runbook.id, clock.now())
-    runs = options.runs_dir or home() / RUNS
-    lock = RunLock((options.runs_dir.parent if options.runs_dir else home()) / LOCKS, runbook.id,
-                   _hosts_for_lock(runbook, services, inputs))
+    lock = RunLock(lock_dir, runbook.id, _hosts_for_lock(runbook, services, inputs))
     lock.acquire(run_id, clock.now())
     _note_takeover(console, lock)
     try:
-        with JournalWriter(runs / run_id) as journal:
-            bus = EventBus(clock, [journal, console], masker)
+        if recovered is not None:
+            _cut_torn_line(run_dir / "journal.jsonl")
+        with JournalWriter(run_dir) as journal:
+            bus = EventBus(clock, [journal, console], masker,
+                           start_seq=recovered.last_seq if recovered else 0,
+                           elapsed_offset=recovered.last_elapsed if recovered else 0.0)
             runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id,
                             masker=masker, participants=options.participants,
-                            rollback_on_abort=options.rollback_on_abort)
+                            rollback_on_abort=options.rollback_on_abort,
+                            resume=recovered.resume if recovered else None)
             with _signals(runner, options.install_signals):
                 result = runner.run()
             _report_end(console, journal)
     finally:
         lock.release()
         _close(services)
-    return result, runs / run_id
+    return result
 
 
 def _report_end(console: Console, journal: JournalWriter) -> None:
@@ -320,25 +332,5 @@ def _check_decided(runbook: Runbook, recovered: Recovered, options: LiveOptions)
 def resume_run(run_dir: Path, runbook: Runbook, recovered: Recovered, inputs: Mapping[str, Any],
                options: LiveOptions, *, secrets: tuple[str, ...] = ()) -> RunResult:
     _check_decided(runbook, recovered, options)
-    stream = options.stream or sys.stdout
-    console = Console(stream, color=options.color, show_output=options.show_output)
-    services = _services(options, console)
-    masker = Masker(secrets)
-    clock = RealClock()
-    lock = RunLock(run_dir.parent.parent / LOCKS, runbook.id, _hosts_for_lock(runbook, services, inputs))
-    lock.acquire(recovered.run_id, clock.now())
-    try:
-        _cut_torn_line(run_dir / "journal.jsonl")
-        with JournalWriter(run_dir) as journal:
-            bus = EventBus(clock, [journal, console], masker, start_seq=recovered.last_seq,
-                           elapsed_offset=recovered.last_elapsed)
-            runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock,
-                            run_id=recovered.run_id, masker=masker, participants=options.participants,
-                            rollback_on_abort=options.rollback_on_abort, resume=recovered.resume)
-            with _signals(runner, options.install_signals):
-                result = runner.run()
-            _report_end(console, journal)
-    finally:
-        lock.release()
-        _close(services)
-    return result
+    return _journaled_run(runbook, inputs, options, secrets, run_id=recovered.run_id, run_dir=run_dir,
+                          lock_dir=run_dir.parent.parent / LOCKS, recovered=recovered)
