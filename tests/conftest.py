@@ -1,4 +1,5 @@
-"""Shared fixtures: a YAML writer and a file holding the minimal valid runbook (see support.py)."""
+"""Shared fixtures: a YAML writer, a file holding the minimal valid runbook (see support.py),
+and the report tests' journals (made once per session by reportkit.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from reportkit import journals
 from support import MINIMAL_RUNBOOK, WriteYaml
 
 
@@ -26,3 +28,27 @@ def write_yaml(tmp_path: Path) -> WriteYaml:
 def minimal_runbook(write_yaml: WriteYaml) -> Path:
     """A file holding MINIMAL_RUNBOOK."""
     return write_yaml(MINIMAL_RUNBOOK, "minimal.yaml")
+
+
+# The report tests' journals. tests/integration/conftest.py has a `live` fixture of its own
+# (live runs over SSH), which takes precedence there.
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return journals(tmp_path_factory, "live")
+
+
+@pytest.fixture(scope="session")
+def crashed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return journals(tmp_path_factory, "crashed")
+
+
+@pytest.fixture(scope="session")
+def drills(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return journals(tmp_path_factory, "drills")
+
+
+@pytest.fixture(scope="session")
+def fanout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return journals(tmp_path_factory, "fanout")

@@ -12,34 +12,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reportkit import HOSTILE
 from support import ROOT
-from test_report_journals import HOSTILE, journals
 
 from engine.journal import read_journal
 from engine.reporting.markdown import render_markdown, text_bar
 from engine.reporting.metrics import timings
 from engine.reporting.report import build_report, render_json
 from engine.reporting.timeline import Bar, Segment, build_timeline
-
-
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "live")
-
-
-@pytest.fixture(scope="session")
-def crashed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "crashed")
-
-
-@pytest.fixture(scope="session")
-def drills(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "drills")
-
-
-@pytest.fixture(scope="session")
-def fanout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "fanout")
 
 
 def runbook(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-from test_report_journals import HOSTILE, journals
+from reportkit import HOSTILE
 
 from engine.reporting.html import PRINT_SCRIPT, render_html, render_stats_html
 from engine.reporting.report import build_report
@@ -20,26 +19,6 @@ from engine.reporting.stats import collect
 
 VOID = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "source", "wbr"}
 SVG_VOID = {"rect", "line", "circle"}  # written self-closing
-
-
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "live")
-
-
-@pytest.fixture(scope="session")
-def crashed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "crashed")
-
-
-@pytest.fixture(scope="session")
-def drills(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "drills")
-
-
-@pytest.fixture(scope="session")
-def fanout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "fanout")
 
 
 class Page(HTMLParser):

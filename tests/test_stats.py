@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from support import ROOT
-from test_report_journals import journals
 
 from engine.journal import read_journal
 from engine.reporting.metrics import timings
@@ -31,21 +30,6 @@ from engine.reporting.synthetic import generate_journals
 
 MANY = 2000
 BUDGET = 5.0  # seconds for `collect` over MANY journals ("a few seconds"); measured ~1 s here
-
-
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "live")
-
-
-@pytest.fixture(scope="session")
-def crashed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "crashed")
-
-
-@pytest.fixture(scope="session")
-def drills(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return journals(tmp_path_factory, "drills")
 
 
 @pytest.fixture(scope="module")

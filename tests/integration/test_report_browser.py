@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_report_journals import HOSTILE, journals
+from reportkit import HOSTILE, journals
 
 from engine.reporting.html import render_html, render_stats_html
 from engine.reporting.report import build_report
