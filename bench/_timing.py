@@ -199,6 +199,48 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join([line(headers), line(["---"] * len(headers)), *(line(r) for r in rows)])
 
 
+TIMING_HEADERS = ["runs", "median wall", "min - max", "median CPU"]
+TARGET_HEADERS = ["target", "goal", "measured", "verdict"]
+
+
+def timing_cells(t: Timing) -> list[str]:
+    """The columns of TIMING_HEADERS for one measured command."""
+    return [str(len(t.samples)), fmt_seconds(t.median), f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}",
+            fmt_seconds(t.cpu_median)]
+
+
+def machine_line(title: str, info: dict[str, Any], *extra: str) -> str:
+    """The heading of a benchmark's tables: when, on what, how busy the machine was."""
+    parts = [f"{info['date']}", f"{info['nproc']} CPUs ({info['cpu']})", f"Python {info['python']}",
+             f"commit {info['commit']}", *extra,
+             f"load average {info['load_average'][0]} before, {info['load_average_after'][0]} after"]
+    return f"{title} benchmark: " + ", ".join(parts)
+
+
+def print_tables(headers: Sequence[str], rows: Sequence[Sequence[str]], targets: Sequence[Target], *,
+                 heading: str = "", lead: str = "", note: str = "") -> None:
+    """The figures and the targets as text tables, then again in Markdown for BENCHMARKS.md
+    (verdicts in bold). `lead` precedes both figure tables (e.g. what the corpus was);
+    `note` follows the text one only."""
+    verdicts = [t.row() for t in targets]
+    if heading:
+        print(f"\n{heading}")
+    print()
+    if lead:
+        print(lead + "\n")
+    print(text_table(headers, [[str(c).replace("`", "") for c in r] for r in rows]))
+    if note:
+        print(f"\n  {note}")
+    print()
+    print(text_table(TARGET_HEADERS, verdicts))
+    print("\nMarkdown for BENCHMARKS.md:\n")
+    if lead:
+        print(lead + "\n")
+    print(markdown_table(headers, rows))
+    print()
+    print(markdown_table(TARGET_HEADERS, [[*r[:3], f"**{r[3]}**"] for r in verdicts]))
+
+
 def machine(ctx: Context) -> dict[str, Any]:
     """Where the figures come from: CPUs, Python, OS, commit, date."""
     return {

@@ -33,16 +33,18 @@ from typing import Any
 
 from bench._timing import (
     ROOT,
+    TIMING_HEADERS,
     Context,
     Target,
     Timing,
     fmt_seconds,
     load_average,
     machine,
-    markdown_table,
+    machine_line,
+    print_tables,
     run_once,
-    text_table,
     time_interleaved,
+    timing_cells,
     write_json,
 )
 
@@ -295,30 +297,12 @@ _ROWS = (  # key, what, compared with
 
 
 def _figure_rows(t: dict[str, Timing]) -> list[list[str]]:
-    rows = []
-    for key, what, other in _ROWS:
-        x = t[key]
-        ratio = f"{x.median / t[other].median:.2f}x" if other else ""
-        rows.append([what, str(len(x.samples)), fmt_seconds(x.median),
-                     f"{fmt_seconds(min(x.walls))} - {fmt_seconds(max(x.walls))}", fmt_seconds(x.cpu_median),
-                     ratio])
-    return rows
+    return [[what, *timing_cells(t[key]), f"{t[key].median / t[other].median:.2f}x" if other else ""]
+            for key, what, other in _ROWS]
 
 
 def _report(results: dict[str, Any], t: dict[str, Timing], targets: list[Target]) -> None:
-    info = results["machine"]
-    figures = _figure_rows(t)
-    verdicts = [x.row() for x in targets]
-    headers = ["measurement", "runs", "median wall", "min - max", "median CPU", "time vs runbook run"]
-    target_headers = ["target", "goal", "measured", "verdict"]
-    print(f"\nFan-out benchmark: {info['date']}, {info['nproc']} CPUs ({info['cpu']}), "
-          f"Python {info['python']}, commit {info['commit']}, {results['ansible_version']}, "
-          f"load average {info['load_average'][0]} before, {info['load_average_after'][0]} after\n")
-    print(text_table(headers, [[c.replace("`", "") for c in r] for r in figures]))
-    print(f"\n  per step on an open connection: {fmt_seconds(results['per_step_s'])}; "
-          f"logins for {STEPS} steps: {results['logins_for_many_steps']}\n")
-    print(text_table(target_headers, verdicts))
-    print("\nMarkdown for BENCHMARKS.md:\n")
-    print(markdown_table(headers, figures))
-    print()
-    print(markdown_table(target_headers, [[*r[:3], f"**{r[3]}**"] for r in verdicts]))
+    print_tables(["measurement", *TIMING_HEADERS, "time vs runbook run"], _figure_rows(t), targets,
+                 heading=machine_line("Fan-out", results["machine"], results["ansible_version"]),
+                 note=f"per step on an open connection: {fmt_seconds(results['per_step_s'])}; "
+                      f"logins for {STEPS} steps: {results['logins_for_many_steps']}")

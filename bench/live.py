@@ -38,8 +38,7 @@ from bench._timing import (
     fmt_seconds,
     load_average,
     machine,
-    markdown_table,
-    text_table,
+    print_tables,
     time_interleaved,
     write_json,
 )
@@ -185,13 +184,4 @@ def _report(t: dict[str, Timing], f: dict[str, float], rss: float, targets: list
         ["Ansible (1 run each)", fmt_seconds(t[f"ansible{STEPS}"].median), fmt_seconds(t["ansible1"].median),
          _ms(f["ansible_per_task"]), "-", "-", "-"],
     ]
-    goal_rows = [t.row() for t in targets]
-    print()
-    print(text_table(headers, rows))
-    print(f"\n  peak RSS of runbook run while a step prints 1 GiB: {rss:.0f} MB")
-    print()
-    print(text_table(["target", "goal", "measured", "verdict"], goal_rows))
-    print("\nMarkdown for BENCHMARKS.md:\n")
-    print(markdown_table(headers, rows))
-    print()
-    print(markdown_table(["target", "goal", "measured", "verdict"], goal_rows))
+    print_tables(headers, rows, targets, note=f"peak RSS of runbook run while a step prints 1 GiB: {rss:.0f} MB")

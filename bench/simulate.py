@@ -27,8 +27,7 @@ from bench._timing import (
     fmt_seconds,
     load_average,
     machine,
-    markdown_table,
-    text_table,
+    print_tables,
     time_interleaved,
     write_json,
 )
@@ -113,12 +112,8 @@ def run(ctx: Context) -> bool:
              f"{steps} steps"],
             [f"runbook test --trials {TRIALS} ({SMALL} steps)", fmt_seconds(trials.median),
              f"{trials.median / (TRIALS * SMALL) * 1e6:.1f} us/step", f"{TRIALS * SMALL:,} steps"]]
-    goal_rows = [t.row() for t in targets]
     info["load_average_after"] = load_average()
     write_json(ctx.out_dir / "simulate.json", {"benchmark": "simulate", "machine": info, "steps_per_second": rate,
-                                               "trials": trials.summary(), "targets": goal_rows})
-    headers = ["measurement", "result", "per step", "work"]
-    print("\n" + text_table(headers, rows) + "\n\n" + text_table(["target", "goal", "measured", "verdict"], goal_rows))
-    print("\nMarkdown for BENCHMARKS.md:\n\n" + markdown_table(headers, rows) + "\n\n"
-          + markdown_table(["target", "goal", "measured", "verdict"], goal_rows))
+                                               "trials": trials.summary(), "targets": [t.row() for t in targets]})
+    print_tables(["measurement", "result", "per step", "work"], rows, targets)
     return all(t.met for t in targets)

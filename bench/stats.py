@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from bench._timing import (
+    TIMING_HEADERS,
     Context,
     Target,
     Timing,
     check_command,
-    fmt_seconds,
     load_average,
     machine,
-    markdown_table,
-    text_table,
+    machine_line,
+    print_tables,
     time_interleaved,
+    timing_cells,
     write_json,
 )
 
@@ -81,23 +82,10 @@ def run(ctx: Context) -> bool:
 
 
 def _report(results: dict[str, Any], timings: dict[str, Timing], targets: list[Target]) -> None:
-    info, corpus = results["machine"], results["corpus"]
-    headers = ["measurement", "runs", "median wall", "min - max", "median CPU", "per journal"]
-    rows = [[t.label, str(len(t.samples)), fmt_seconds(t.median),
-             f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}", fmt_seconds(t.cpu_median),
-             f"{t.median / COUNT * 1e6:.0f} us"] for t in timings.values()]
-    verdicts = [x.row() for x in targets]
-    print(f"\nStats benchmark: {info['date']}, {info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, "
-          f"commit {info['commit']}, load average {info['load_average'][0]} before, "
-          f"{info['load_average_after'][0]} after\n")
-    line = (f"Corpus: {corpus['journals']:,} journals, {corpus['bytes'] / 1e6:.0f} MB, {corpus['lines']:,} lines "
-            f"(median journal {corpus['median_bytes'] / 1e3:.0f} kB), seed {corpus['seed']}.")
-    print(line + "\n")
-    print(text_table(headers, rows))
-    print()
-    print(text_table(["target", "goal", "measured", "verdict"], verdicts))
-    print("\nMarkdown for BENCHMARKS.md:\n")
-    print(line + "\n")
-    print(markdown_table(headers, rows))
-    print()
-    print(markdown_table(["target", "goal", "measured", "verdict"], [[*r[:3], f"**{r[3]}**"] for r in verdicts]))
+    corpus = results["corpus"]
+    rows = [[t.label, *timing_cells(t), f"{t.median / COUNT * 1e6:.0f} us"] for t in timings.values()]
+    print_tables(["measurement", *TIMING_HEADERS, "per journal"], rows, targets,
+                 heading=machine_line("Stats", results["machine"]),
+                 lead=(f"Corpus: {corpus['journals']:,} journals, {corpus['bytes'] / 1e6:.0f} MB, "
+                       f"{corpus['lines']:,} lines (median journal {corpus['median_bytes'] / 1e3:.0f} kB), "
+                       f"seed {corpus['seed']}."))

@@ -29,16 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from bench._timing import (
+    TIMING_HEADERS,
     Context,
     Target,
     Timing,
     check_command,
-    fmt_seconds,
     load_average,
     machine,
-    markdown_table,
-    text_table,
+    machine_line,
+    print_tables,
     time_interleaved,
+    timing_cells,
     write_json,
 )
 from bench.generate import corpus_stats, generate_runbooks
@@ -180,34 +181,15 @@ _ROWS = (  # key, what, baseline key
 
 
 def _figure_rows(timings: dict[str, Timing]) -> list[list[str]]:
-    rows = []
-    for key, what, base in _ROWS:
-        t = timings[key]
-        ratio = f"{timings[base].median / t.median:.1f}x faster" if base else "1.0x"
-        rows.append([what, str(len(t.samples)), fmt_seconds(t.median),
-                     f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}", fmt_seconds(t.cpu_median),
-                     ratio])
-    return rows
+    return [[what, *timing_cells(timings[key]),
+             f"{timings[base].median / timings[key].median:.1f}x faster" if base else "1.0x"]
+            for key, what, base in _ROWS]
 
 
 def _report(results: dict[str, Any], timings: dict[str, Timing], targets: list[Target]) -> None:
-    info = results["machine"]
-    figures = _figure_rows(timings)
-    verdicts = [x.row() for x in targets]
-    headers = ["measurement", "runs", "median wall", "min - max", "median CPU", "vs check-jsonschema"]
-    target_headers = ["target", "goal", "measured", "verdict"]
-    print(f"\nValidation benchmark: {info['date']}, {info['nproc']} CPUs ({info['cpu']}), "
-          f"Python {info['python']}, commit {info['commit']}, {results['baseline_version']}, "
-          f"load average {info['load_average'][0]} before, {info['load_average_after'][0]} after\n")
-    print(_corpus_line(results["corpus"]) + "\n")
-    print(text_table(headers, [[c.replace("`", "") for c in r] for r in figures]))
-    print()
-    print(text_table(target_headers, verdicts))
-    print("\nMarkdown for BENCHMARKS.md:\n")
-    print(_corpus_line(results["corpus"]) + "\n")
-    print(markdown_table(headers, figures))
-    print()
-    print(markdown_table(target_headers, [[*r[:3], f"**{r[3]}**"] for r in verdicts]))
+    print_tables(["measurement", *TIMING_HEADERS, "vs check-jsonschema"], _figure_rows(timings), targets,
+                 heading=machine_line("Validation", results["machine"], results["baseline_version"]),
+                 lead=_corpus_line(results["corpus"]))
 
 
 def _corpus_line(c: dict[str, Any]) -> str:
