@@ -6,8 +6,10 @@ conftest, and `import conftest` would find whichever was imported first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from engine.diagnostics import Diagnostic
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -32,6 +34,25 @@ recovery:
 """
 
 WriteYaml = Callable[..., Path]
+
+# In lint fixtures `‸` marks where a rule must fire: the character after it is at the reported column.
+MARK = "‸"
+
+
+def unmark(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """The text without `‸` marks, and the (line, column) each mark points at."""
+    lines, marks = [], []
+    for number, line in enumerate(text.split("\n"), start=1):
+        while MARK in line:
+            marks.append((number, line.index(MARK) + 1))
+            line = line.replace(MARK, "", 1)
+        lines.append(line)
+    return "\n".join(lines), marks
+
+
+def positions(diags: Iterable[Diagnostic], rule_id: str) -> list[tuple[int, int]]:
+    """Where the diagnostics of one rule are, as sorted (line, column) pairs."""
+    return sorted((d.line, d.column) for d in diags if d.rule == rule_id)
 
 
 def shipped_documents() -> list[Path]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support import MARK, positions, unmark
 
 import engine._scenario_rules  # noqa: F401  (registers the scenario rules in RULES)
 from engine.diagnostics import Diagnostic, Severity
@@ -20,7 +21,6 @@ from engine.lint import RULES, describe_rules
 from engine.validation import Options, check_file
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
-MARK = "‸"
 DEFAULT = Options()
 HEADER = "kind: runbook\nversion: 1\nid: demo\ntitle: Demo\n"
 
@@ -33,17 +33,6 @@ SEVERITY = {
     "RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
     "RB206": ERROR, "RB207": ERROR, "RB208": ERROR,
 }
-
-
-def unmark(text: str) -> tuple[str, list[tuple[int, int]]]:
-    """The text without `‸` marks, and the (line, column) each mark points at."""
-    lines, marks = [], []
-    for number, line in enumerate(text.split("\n"), start=1):
-        while MARK in line:
-            marks.append((number, line.index(MARK) + 1))
-            line = line.replace(MARK, "", 1)
-        lines.append(line)
-    return "\n".join(lines), marks
 
 
 def runbook(body: str) -> str:
@@ -65,10 +54,6 @@ def lint(tmp_path: Path, text: str, *, files: Mapping[str, str] | None = None,
 
 def of(diags: list[Diagnostic], rule_id: str) -> list[Diagnostic]:
     return [d for d in diags if d.rule == rule_id]
-
-
-def positions(diags: list[Diagnostic], rule_id: str) -> list[tuple[int, int]]:
-    return sorted((d.line, d.column) for d in of(diags, rule_id))
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import MARK, positions, unmark
 
 from engine.diagnostics import Diagnostic, Severity
 from engine.lint import RULES
 from engine.validation import check_file
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
-MARK = "‸"
 HEADER = "kind: scenario\nversion: 1\nid: drill\ntitle: Drill\nrunbook: runbook.yaml\n"
 
 RUNBOOK = """
@@ -68,17 +68,6 @@ SEVERITY = {"RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB2
             "RB206": ERROR, "RB207": ERROR, "RB208": ERROR}
 
 
-def unmark(text: str) -> tuple[str, list[tuple[int, int]]]:
-    """The text without `‸` marks, and the (line, column) each mark points at."""
-    lines, marks = [], []
-    for number, line in enumerate(text.split("\n"), start=1):
-        while MARK in line:
-            marks.append((number, line.index(MARK) + 1))
-            line = line.replace(MARK, "", 1)
-        lines.append(line)
-    return "\n".join(lines), marks
-
-
 def scenario(body: str) -> str:
     """A scenario: the standard header (naming runbook.yaml), then `body`."""
     body = textwrap.dedent(body).lstrip("\n")
@@ -92,10 +81,6 @@ def lint(tmp_path: Path, text: str, runbook: str | None = RUNBOOK) -> list[Diagn
     path = tmp_path / "scenario.yaml"
     path.write_text(text)
     return check_file(str(path)).diagnostics
-
-
-def positions(diags: list[Diagnostic], rule_id: str) -> list[tuple[int, int]]:
-    return sorted((d.line, d.column) for d in diags if d.rule == rule_id)
 
 
 @dataclass(frozen=True)
