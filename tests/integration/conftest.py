@@ -1,4 +1,6 @@
-"""Fixtures of the integration tests: a real OpenSSH server on loopback (see sshd.py).
+"""Fixtures of the integration tests: a real OpenSSH server on loopback (see sshd.py), a
+workspace to run `runbook` in, and a marker that finds (and kills) leftover processes
+(see livekit.py).
 
 A missing /usr/sbin/sshd fails these tests (never a skip): `make test` installs
 openssh-server when run as root.
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit import Workspace, kill_leftovers, sleep_marker
 from sshd import Cluster, addresses
 
 SHARED_HOSTS = 6
@@ -102,3 +105,15 @@ def live(tmp_path: Path, ssh_env: Path) -> Callable[..., LiveRun]:
                        read_journal(run_dir).records)
 
     return run
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    value = sleep_marker()
+    yield value
+    kill_leftovers(value)

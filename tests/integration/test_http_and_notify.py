@@ -22,11 +22,6 @@ from livekit import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path)
-
-
 def echo(request: Request) -> tuple[int, str]:
     return 200, json.dumps({"method": request.method, "body": json.loads(request.body or b"null"),
                             "type": request.headers.get("Content-Type")})

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ from livekit import (
     kill_leftovers,
     live_processes_with,
     runbook_text,
-    sleep_marker,
     started_steps,
     stop,
     wait_for,
@@ -32,18 +30,6 @@ from livekit import (
 from engine.journal import iso
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path)
-
-
-@pytest.fixture
-def marker() -> Iterator[str]:
-    value = sleep_marker()
-    yield value
-    kill_leftovers(value)
 
 
 def long_step_runbook(marker: str, *, id: str = "interrupt") -> str:

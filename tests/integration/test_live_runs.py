@@ -6,7 +6,6 @@ reach the disk or the console."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,26 +18,12 @@ from livekit import (
     events,
     finished_step,
     iter_files,
-    kill_leftovers,
     live_processes_with,
     runbook_text,
-    sleep_marker,
     started_steps,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path)
-
-
-@pytest.fixture
-def marker() -> Iterator[str]:
-    value = sleep_marker()
-    yield value
-    kill_leftovers(value)
 
 
 def with_fault(fault: str) -> str:

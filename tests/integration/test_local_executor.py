@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from livekit import kill_leftovers, live_processes_with, sleep_marker
+from livekit import live_processes_with
 
 from engine.executors.base import Cancel, Invocation, Result, Tail
 from engine.executors.local import LocalExecutor
@@ -26,13 +25,6 @@ class Chunks:
 
     def text(self, stream: str) -> str:
         return b"".join(d for s, d in self.seen if s == stream).decode()
-
-
-@pytest.fixture
-def marker() -> Iterator[str]:
-    value = sleep_marker()
-    yield value
-    kill_leftovers(value)
 
 
 def run(command: str, **fields: Any) -> tuple[Result, Chunks]:
