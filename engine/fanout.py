@@ -70,14 +70,6 @@ class Policy:
         """Failed hosts the step tolerates (0 without max_failures)."""
         return _count(self.max_failures, total, at_least_one=False) or 0
 
-    def describe(self, total: int) -> str:
-        parts = [f"{min(self.parallel, total)} at a time"]
-        if self.serial is not None:
-            parts.append(f"batches of {_count(self.serial, total, at_least_one=True)}")
-        if self.max_failures is not None:
-            parts.append(f"tolerates {self.tolerated(total)} failed")
-        return ", ".join(parts)
-
 
 @dataclass(frozen=True)
 class HostResult:
@@ -177,6 +169,7 @@ class _Rollout:
     on_host: OnHost | None
     total: int = 0
     results: dict[str, HostResult] = field(default_factory=dict)
+    failed: int = 0  # hosts in `results` that failed: counted as they finish, read after every message
     running: int = 0
     inbox: queue.SimpleQueue[tuple[Any, ...]] = field(default_factory=queue.SimpleQueue)
 
@@ -187,7 +180,7 @@ class _Rollout:
         for batch in self.policy.batches(hosts):
             if stopped or self.cancel.is_set():
                 break
-            stopped = self._batch(batch, tolerated) or self._failures() > tolerated
+            stopped = self._batch(batch, tolerated) or self.failed > tolerated
         why = "interrupted" if self.cancel.is_set() else "not started: too many hosts failed before it"
         ordered = {h: self.results.get(h) or HostResult(h, "not_run", error=why) for h in hosts}
         return FanOutResult(ordered, tolerated, stopped, self.cancel.is_set())
@@ -202,11 +195,8 @@ class _Rollout:
             if not self.running:
                 break
             self._handle(self.inbox.get())
-            stop = stop or (early and self._failures() > tolerated)
+            stop = stop or (early and self.failed > tolerated)
         return stop
-
-    def _failures(self) -> int:
-        return sum(1 for r in self.results.values() if not r.ok)
 
     def _start(self, host: str) -> None:
         self.running += 1
@@ -238,8 +228,10 @@ class _Rollout:
         self.running -= 1
         hr = HostResult(host, host_status(result), result, result.error)
         self.results[host] = hr
+        if not hr.ok:
+            self.failed += 1
         if self.on_host is not None:
-            self.on_host(hr, Progress(len(self.results), self._failures(), self.running, self.total))
+            self.on_host(hr, Progress(len(self.results), self.failed, self.running, self.total))
 
 
 def host_status(result: Result) -> str:
