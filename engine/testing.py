@@ -75,8 +75,7 @@ class ScriptedExecutor:
             reply = {"exit_code": reply}
         code = int(reply.get("exit_code", 0))
         status = reply.get("status")
-        ok = (200 <= status < 300 if inv.http and inv.http.status is None else status in (inv.http.status or ())) \
-            if status is not None and inv.http is not None else code in inv.exit_codes
+        ok = inv.http.accepts(status) if status is not None and inv.http is not None else code in inv.exit_codes
         body = reply.get("body")
         return Result(inv.command, inv.host, str(reply.get("stdout", body or "")), str(reply.get("stderr", "")),
                       None if status is not None else code, 0.0, float(reply.get("duration", 0.0)), ok,

@@ -23,6 +23,10 @@ class HttpRequest:
     follow_redirects: bool = True
     status: tuple[int, ...] | None = None  # codes that count as success; None: any 2xx
 
+    def accepts(self, status: int) -> bool:
+        """Whether a response with this status code counts as success."""
+        return status in self.status if self.status else 200 <= status < 300
+
 
 @dataclass(frozen=True, slots=True)
 class Invocation:

@@ -10,10 +10,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from .base import Cancel, Invocation, OutputSink, Result, encode_body, parse_json
+from .base import Cancel, HttpRequest, Invocation, OutputSink, Result
 
 # urllib, ssl and http.client cost ~40 ms to import: only a run with an HTTP step pays.
-__all__ = ["HttpExecutor", "encode_body", "parse_json"]
 
 BODY_LIMIT = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
@@ -69,9 +68,9 @@ class HttpExecutor:
                                      headers=dict(request.headers))
         try:
             with _opener(request.verify, request.follow_redirects).open(req, timeout=timeout) as resp:
-                return self._result(label, resp, started, t0, inv)
+                return self._result(label, resp, started, t0, request)
         except urllib.error.HTTPError as err:
-            return self._result(label, err, started, t0, inv)
+            return self._result(label, err, started, t0, request)
         except urllib.error.URLError as err:
             return _failure(label, started, time.monotonic() - t0, _reason(err.reason))
         except TimeoutError:
@@ -80,15 +79,14 @@ class HttpExecutor:
         except (OSError, ValueError, http_client_errors()) as err:
             return _failure(label, started, time.monotonic() - t0, f"request failed: {err}")
 
-    def _result(self, label: str, resp: Any, started: float, t0: float, inv: Invocation) -> Result:
+    def _result(self, label: str, resp: Any, started: float, t0: float, request: HttpRequest) -> Result:
         raw = resp.read(BODY_LIMIT + 1)
         truncated = len(raw) > BODY_LIMIT
         charset = resp.headers.get_content_charset() or "utf-8"
         body = raw[:BODY_LIMIT].decode(charset, errors="replace")
         status = int(resp.status if hasattr(resp, "status") else resp.code)
         headers = {k.lower(): v for k, v in resp.headers.items()}
-        expected = inv.http.status if inv.http is not None else None
-        ok = status in expected if expected else 200 <= status < 300
+        ok = request.accepts(status)
         error = None if ok else f"HTTP status {status}"
         return Result(label, None, body, "", None, started, time.monotonic() - t0, ok, error,
                       truncated=truncated, status=status, headers=headers, body=body)

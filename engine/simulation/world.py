@@ -206,8 +206,7 @@ class SimulatedExecutor:
         if isinstance(reply.body, str):
             body = self.world.render(reply.body, inv)
         assert inv.http is not None
-        expected = inv.http.status
-        ok = reply.status in expected if expected else 200 <= reply.status < 300
+        ok = inv.http.accepts(reply.status)
         return Result(inv.command, None, body, "", None, started, duration, ok,
                       None if ok else f"HTTP status {reply.status}", status=reply.status,
                       headers=dict(reply.headers), body=body)
