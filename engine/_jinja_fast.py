@@ -17,6 +17,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._quick_eval import joined
+
 Fn = Callable[[Mapping[str, Any]], Any]
 
 
@@ -157,20 +159,24 @@ class _Compiler:
         return lambda c: {k(c): v(c) for k, v in pairs}
 
 
-def compile_expression(env: Any, source: str) -> Fn | None:
-    """A closure evaluating a bare expression, or None (use Jinja)."""
+def parse_expression(env: Any, text: str) -> Any:
+    """Jinja's tree of a bare expression; TemplateSyntaxError if anything follows it."""
     from jinja2.parser import Parser
 
+    parser = Parser(env, text, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        token = parser.stream.current
+        parser.fail(f"unexpected {token.value!r} after the expression", token.lineno)
+    return expr
+
+
+def compile_expression(env: Any, source: str) -> Fn | None:
+    """A closure evaluating a bare expression, or None (use Jinja)."""
     try:
-        parser = Parser(env, source, state="variable")
-        tree = parser.parse_expression()
-        if not parser.stream.eos:
-            return None
-        return _Compiler(env).expr(tree)
-    except _Decline:
+        return _Compiler(env).expr(parse_expression(env, source))
+    except Exception:  # outside the subset, or a syntax error Jinja reports its own way
         return None
-    except Exception:
-        return None  # syntax errors: Jinja reports them its own way
 
 
 def compile_template(env: Any, source: str) -> Fn | None:
@@ -179,10 +185,10 @@ def compile_template(env: Any, source: str) -> Fn | None:
         tree = env.parse(source)
     except Exception:
         return None
-    nodes = _Compiler(env).nodes
+    compiler = _Compiler(env)
+    nodes = compiler.nodes
     parts: list[str | Fn] = []
     try:
-        compiler = _Compiler(env)
         for stmt in tree.body:
             if not isinstance(stmt, nodes.Output):
                 return None
@@ -190,9 +196,4 @@ def compile_template(env: Any, source: str) -> Fn | None:
                 parts.append(child.data if isinstance(child, nodes.TemplateData) else compiler.expr(child))
     except _Decline:
         return None
-    finalize = env.finalize or (lambda v: v)
-
-    def render(c: Mapping[str, Any]) -> str:
-        return "".join(p if isinstance(p, str) else str(finalize(p(c))) for p in parts)
-
-    return render
+    return joined(parts, env.finalize or (lambda v: v))

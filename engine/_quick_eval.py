@@ -244,6 +244,11 @@ def compile_template(text: str, evaluator: _Evaluator,
         parts = [p if isinstance(p, str) else evaluator.build(p) for p in parsed]
     except (_GiveUp, RecursionError, KeyError):
         return None
+    return joined(parts, finalize)
+
+
+def joined(parts: list[Any], finalize: Callable[[Any], Any]) -> Callable[[Mapping[str, Any]], str]:
+    """A renderer of compiled template parts: text as it is, expressions finalized, joined."""
 
     def render(c: Mapping[str, Any]) -> str:
         return "".join(p if isinstance(p, str) else str(finalize(p(c))) for p in parts)

@@ -184,11 +184,8 @@ class _Parser:
         return self._binary(("**",), self.unary)
 
     def unary(self) -> Node:
-        if self.at("-") or self.at("+"):
-            sign = self.take()
-            # Jinja: the sign binds tighter than filters (`-x | abs` is `(-x) | abs`)
-            return self.filters(("neg" if sign == "-" else "pos", self.unary_plain()))
-        return self.filters(self.postfix(self.primary()))
+        # Jinja: the sign binds tighter than filters (`-x | abs` is `(-x) | abs`)
+        return self.filters(self.unary_plain())
 
     def unary_plain(self) -> Node:
         if self.at("-") or self.at("+"):

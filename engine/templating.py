@@ -355,9 +355,11 @@ def _analyze_with_jinja(text: str, expression: bool) -> Analysis:
     """The authority: Jinja's own parser (for everything the quick scan leaves to it)."""
     from jinja2 import TemplateSyntaxError, nodes
 
+    from ._jinja_fast import parse_expression
+
     env = environment(False)
     try:
-        tree = _parse_expression(env, text) if expression else env.parse(text)
+        tree = parse_expression(env, text) if expression else env.parse(text)
     except TemplateSyntaxError as exc:
         return Analysis(error=exc.message or str(exc), error_line=exc.lineno or 1)
     except RecursionError:
@@ -401,17 +403,6 @@ def _free_names(tree: Any, nodes: Any) -> frozenset[str]:
     for name in tree.find_all(nodes.Name):
         (loaded if name.ctx == "load" else stored).add(name.name)
     return frozenset(loaded - stored)
-
-
-def _parse_expression(env: Any, text: str) -> Any:
-    from jinja2.parser import Parser
-
-    parser = Parser(env, text, state="variable")
-    expr = parser.parse_expression()
-    if not parser.stream.eos:
-        token = parser.stream.current
-        parser.fail(f"unexpected {token.value!r} after the expression", token.lineno)
-    return expr
 
 
 def _chain(node: Any, nodes: Any) -> tuple[str, ...] | None:
