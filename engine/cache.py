@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .diagnostics import Diagnostic, Severity
+from .home import home
 
 FORMAT = 1
 _recording: list[list[str]] = []
@@ -130,4 +131,4 @@ def enabled(flag: bool | None = None) -> bool:
 
 
 def default_directory() -> Path:
-    return Path(os.environ.get("RUNBOOK_HOME", ".runbook")) / "cache"
+    return home() / "cache"

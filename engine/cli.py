@@ -311,7 +311,8 @@ def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
     from pathlib import Path
 
     from .history import list_runs
-    from .session import RUNS, home
+    from .home import home
+    from .session import RUNS
 
     found = list_runs(Path(runs_dir) if runs_dir else home() / RUNS, limit)
     if fmt == "json":
@@ -396,7 +397,8 @@ def drill(scenario_file: str, participants: tuple[str, ...], roles: tuple[str, .
     """
     from pathlib import Path
 
-    from .session import RUNS, home
+    from .home import home
+    from .session import RUNS
     from .simulation.trainer import DrillOptions, run_drill
     from .validation import load_runbook, load_scenario
 

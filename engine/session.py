@@ -6,7 +6,6 @@ everything a run needs is put together here, and taken apart again however it en
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +22,7 @@ from .executors.http import HttpExecutor
 from .executors.local import LocalExecutor
 from .executors.notify import Notifier, load_channels
 from .executors.prompts import Participant, Prompter, ScriptedPrompter, TerminalPrompter
+from .home import home
 from .journal import JournalWriter, new_run_id, read_journal
 from .lock import RunLock
 from .masking import Masker
@@ -34,11 +34,6 @@ RUNS = "runs"
 LOCKS = "locks"
 
 OUTCOME_EXIT = {"resolved": 0, "failed": 1, "not_confirmed": 5, "escalated": 6, "aborted": 130}
-
-
-def home() -> Path:
-    """Where runs and locks live: $RUNBOOK_HOME or ./.runbook."""
-    return Path(os.environ.get("RUNBOOK_HOME", ".runbook"))
 
 
 @dataclass

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..home import home
+
 if TYPE_CHECKING:
     from ..inventory import Host
 
@@ -94,7 +96,7 @@ class SshOptions:
         config_path = Path(config) if config else ssh_dir / "config"
         user_known = ssh_dir / "known_hosts"
         explicit = env.get("RUNBOOK_KNOWN_HOSTS")
-        project = Path(explicit) if explicit else Path(env.get("RUNBOOK_HOME", ".runbook")) / "known_hosts"
+        project = Path(explicit) if explicit else home(env) / "known_hosts"
         return cls(config_path if config != "none" and config_path.is_file() else None,
                    (user_known, project), project if explicit else user_known, accept_new)
 

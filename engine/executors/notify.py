@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
+from ..home import home
 from ..model import empty_map
 
 CONFIG_NAME = "channels.yaml"
@@ -31,7 +32,7 @@ CONFIG_NAME = "channels.yaml"
 
 def default_config() -> Path:
     """channels.yaml beside the runs and locks: in $RUNBOOK_HOME, or ./.runbook."""
-    return Path(os.environ.get("RUNBOOK_HOME", ".runbook"), CONFIG_NAME)
+    return home() / CONFIG_NAME
 TYPES = ("stdout", "file", "webhook")
 
 
