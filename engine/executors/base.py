@@ -11,6 +11,9 @@ from typing import Any, Protocol
 from ..model import empty_map
 
 CAPTURE_LIMIT = 1024 * 1024  # bytes of each stream kept in memory (the tail)
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a command's process group, local or remote
+DRAIN_AFTER_EXIT = 0.2  # how long to keep reading output a background child holds open after the exit
+READ_CHUNK = 65536  # bytes per read of a command's output (and per write of its stdin)
 
 
 @dataclass(frozen=True, slots=True)

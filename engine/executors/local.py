@@ -19,13 +19,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Cancel, Invocation, OutputSink, Result, Tail
+from .base import DRAIN_AFTER_EXIT, KILL_GRACE, READ_CHUNK, Cancel, Invocation, OutputSink, Result, Tail
 
 SHELL = "/bin/sh"
-KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
-DRAIN_AFTER_EXIT = 0.2  # how long to keep reading pipes a background child holds open
 NO_PIDFD_POLL = 0.05  # without a pidfd (old kernels), how often to check whether the shell exited
-_READ = 65536
 
 
 def _base_env() -> dict[str, str]:
@@ -180,7 +177,7 @@ class _Process:
     def _feed(self, poller: select.poll, pending: bytes) -> bytes:
         assert self.stdin_fd is not None
         try:
-            written = os.write(self.stdin_fd, pending[:_READ]) if pending else 0
+            written = os.write(self.stdin_fd, pending[:READ_CHUNK]) if pending else 0
         except OSError as exc:
             if exc.errno == errno.EAGAIN:
                 return pending
@@ -193,7 +190,7 @@ class _Process:
         return pending
 
     def _read(self, fd: int, poller: select.poll, outcome: _Outcome, sink: OutputSink) -> None:
-        data = os.read(fd, _READ)
+        data = os.read(fd, READ_CHUNK)
         name = self.fds[fd]
         if not data:
             poller.unregister(fd)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._ssh_config import ConnectFailed, Endpoint, SshConfig, SshOptions, transport_errors
 from ._ssh_pool import Connection, SshPool
-from .base import Cancel, Invocation, OutputSink, Result, Tail
+from .base import DRAIN_AFTER_EXIT, KILL_GRACE, READ_CHUNK, Cancel, Invocation, OutputSink, Result, Tail
 
 if TYPE_CHECKING:
     from ..inventory import Host
@@ -34,9 +34,6 @@ __all__ = ["ConnectFailed", "SshExecutor", "SshOptions"]
 
 PID_MARK = b"RUNBOOK-PID "
 POSIX_SHELL = "/bin/sh"
-KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL, as for local commands
-DRAIN_AFTER_EXIT = 0.2  # keep reading this long after the exit status if stdout stays open
-_READ = 65536
 _HEAD_LIMIT = 65536  # give up looking for the pid line after this much output
 _TICK = 0.1  # longest blind wait: exit status, timeouts and a dead transport are noticed within it
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -206,9 +203,9 @@ class _Session:
     def _drain(self) -> None:
         chan = self.chan
         while chan.recv_ready():
-            self._out(chan.recv(_READ))
+            self._out(chan.recv(READ_CHUNK))
         while chan.recv_stderr_ready():
-            data = chan.recv_stderr(_READ)
+            data = chan.recv_stderr(READ_CHUNK)
             self.stderr.add(data)
             self.sink.output("stderr", data, self.inv.host)
 
@@ -242,8 +239,7 @@ class _Session:
         if not self.marked and self.head:
             self.marked = True
             data, self.head = bytes(self.head), bytearray()
-            self.stdout.add(data)
-            self.sink.output("stdout", data, self.inv.host)
+            self._out(data)
 
     def _stop(self) -> None:
         """Signal the remote process group over a second channel, then close ours."""
