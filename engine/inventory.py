@@ -331,7 +331,7 @@ class Resolver:
 
     def _with_inventory(self, host: Host, target: Target | None) -> Host:
         """Inventory settings of the host, then the target's for what is still unset."""
-        inventory = self.inventory if self.path else None
+        inventory = self.inventory
         known = inventory.host(host.name) if inventory is not None else host
         if target is None:
             return known

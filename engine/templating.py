@@ -21,8 +21,6 @@ from typing import Any, NamedTuple
 
 from .errors import TemplateError
 
-_MARKERS = ("{{", "{%", "{#")
-
 
 def has_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text

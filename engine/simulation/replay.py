@@ -13,6 +13,7 @@ from typing import Any
 from ..duration import format_duration
 from ..errors import UsageError
 from ..journal import read_journal
+from ..templating import has_template
 
 SECRET_PLACEHOLDER = "replayed-secret"
 UNANSWERED = 599  # the status a replayed HTTP request gets when the original got no answer
@@ -44,7 +45,7 @@ def _attempt(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _escape(text: str) -> str:
     # Replies are templates (they may use `state`); recorded text is literal.
-    if "{{" in text or "{%" in text or "{#" in text:
+    if has_template(text):
         return "{% raw %}" + text + "{% endraw %}"
     return text
 
