@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._format import clock, dur, md, md_block, md_code, pct
+from .metrics import MILESTONES
 from .report import Report
 from .timeline import Bar, Timeline
 
@@ -273,9 +274,8 @@ def _history_section(d: Any) -> list[str]:
         return out
     head = ["", *[("**this run**" if h.current else md(h.started[:16] or h.run_id)) for h in d.history]]
     rows = [["Outcome", *[md(h.outcome) for h in d.history]]]
-    for attr, label in (("acknowledged", "Acknowledged"), ("triaged", "Triaged"), ("mitigated", "Mitigated"),
-                        ("recovered", "Recovered")):
-        rows.append([label, *[dur(getattr(h, attr)) for h in d.history]])
+    for m in MILESTONES:
+        rows.append([m.label, *[dur(getattr(h, m.attr)) for h in d.history]])
     rows.append(["Retries", *[str(h.retries) for h in d.history]])
     rows.append(["Hints", *[str(h.hints) for h in d.history]])
     if any(h.checks is not None for h in d.history):

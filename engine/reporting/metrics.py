@@ -10,9 +10,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 HUMAN_EVENTS = ("prompt.answered", "approval", "hint.shown")
+
+
+class Milestone(NamedTuple):
+    """One of the four key times: its Timings attribute, how people read it, and the
+    scenario objective that bounds it."""
+
+    attr: str  # "acknowledged"
+    label: str  # "Acknowledged"
+    verb: str  # "acknowledge", as in "time to acknowledge"
+    objective: str  # "time_to_acknowledge"
+
+
+MILESTONES = (Milestone("acknowledged", "Acknowledged", "acknowledge", "time_to_acknowledge"),
+              Milestone("triaged", "Triaged", "triage", "time_to_triage"),
+              Milestone("mitigated", "Mitigated", "mitigate", "time_to_mitigate"),
+              Milestone("recovered", "Recovered", "recover", "time_to_recover"))
 
 
 @dataclass

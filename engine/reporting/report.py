@@ -19,13 +19,9 @@ from typing import Any
 from ..errors import JournalError
 from ..journal import read_journal
 from ._records import clean
-from .metrics import Timings, timings
+from .metrics import MILESTONES, Timings, timings
 from .timeline import Bar, Timeline, build_timeline
 
-KEY_TIMES = (("acknowledged", "Acknowledged", "time_to_acknowledge"),
-             ("triaged", "Triaged", "time_to_triage"),
-             ("mitigated", "Mitigated", "time_to_mitigate"),
-             ("recovered", "Recovered", "time_to_recover"))
 SLOWEST = 5
 
 
@@ -120,10 +116,10 @@ def wall_time(started_at: str, offset: float | None) -> str | None:
 
 def _key_times(t: Timings, started_at: str, objectives: Any = None) -> list[KeyTime]:
     out = []
-    for attr, label, objective in KEY_TIMES:
-        at = getattr(t, attr)
-        limit = getattr(objectives, objective, None) if objectives is not None else None
-        out.append(KeyTime(attr, label, at, limit, wall_time(started_at, at)))
+    for m in MILESTONES:
+        at = getattr(t, m.attr)
+        limit = getattr(objectives, m.objective, None) if objectives is not None else None
+        out.append(KeyTime(m.attr, m.label, at, limit, wall_time(started_at, at)))
     return out
 
 

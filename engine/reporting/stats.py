@@ -22,10 +22,9 @@ from typing import Any
 
 from ..journal import JOURNAL, first_record
 from ._records import clean
-from .metrics import timings
+from .metrics import MILESTONES, timings
 
-METRICS = (("acknowledged", "acknowledge"), ("triaged", "triage"), ("mitigated", "mitigate"),
-           ("recovered", "recover"))
+METRICS = tuple((m.attr, m.verb) for m in MILESTONES)
 # The records the key times are computed from; everything else is skipped unparsed.
 NEEDED = frozenset((b"run.started", b"run.finished", b"incident.acknowledged", b"prompt.answered", b"approval",
                     b"hint.shown", b"phase.started", b"phase.finished"))

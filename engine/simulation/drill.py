@@ -19,16 +19,13 @@ from ..inputs import resolve
 from ..journal import MemoryJournal
 from ..masking import Masker
 from ..model import Runbook
-from ..reporting.metrics import Timings, timings
+from ..reporting.metrics import MILESTONES, Timings, timings
 from ..runner import Runner, RunResult, Services
 from ..state import StepRecord
 from .guard import no_real_effects
 from .people import ACKNOWLEDGE, ScenarioPrompter
 from .scenario import Scenario
 from .world import SimulatedExecutor, SimulatedNotifier, SimulatedRemote, World
-
-TIMING_OBJECTIVES = (("time_to_acknowledge", "acknowledged"), ("time_to_triage", "triaged"),
-                     ("time_to_mitigate", "mitigated"), ("time_to_recover", "recovered"))
 
 
 @dataclass
@@ -76,10 +73,10 @@ def score(scenario: Scenario, t: Timings, unscripted: Sequence[str] = ()) -> Sco
     checks: list[Check] = []
     if obj.outcome is not None:
         checks.append(Check("outcome", obj.outcome, str(t.outcome), t.outcome == obj.outcome))
-    for name, attr in TIMING_OBJECTIVES:
-        limit = getattr(obj, name)
+    for m in MILESTONES:
+        limit = getattr(obj, m.objective)
         if limit is not None:
-            checks.append(_time_check(name, limit, getattr(t, attr)))
+            checks.append(_time_check(m.objective, limit, getattr(t, m.attr)))
     for step in obj.must_run:
         timing = t.steps.get(step)
         status = timing.status if timing else "did not run"

@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 
 from ..duration import format_duration
 from ..model import Runbook
+from ..reporting.metrics import MILESTONES
 from .drill import DrillSetup, run_scenario
 from .scenario import Scenario
-
-TIMINGS = ("acknowledged", "triaged", "mitigated", "recovered")
-LABELS = {"acknowledged": "acknowledge", "triaged": "triage", "mitigated": "mitigate", "recovered": "recover"}
 
 
 @dataclass
@@ -52,10 +50,10 @@ def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | No
         t = run.timings
         stats.outcomes[str(t.outcome)] = stats.outcomes.get(str(t.outcome), 0) + 1
         stats.passed += run.scorecard.passed
-        for name in TIMINGS:
-            value = getattr(t, name)
+        for m in MILESTONES:
+            value = getattr(t, m.attr)
             if value is not None:
-                stats.samples.setdefault(name, []).append(value)
+                stats.samples.setdefault(m.attr, []).append(value)
         if t.recovered is not None:
             recovered_runs += 1
             for timing in t.steps.values():
@@ -71,10 +69,10 @@ def render_trials(stats: TrialStats) -> str:
     lines = [f"{stats.scenario}: {stats.trials} trial(s), {stats.passed} met every objective; outcomes: "
              + ", ".join(f"{k} {v}" for k, v in sorted(stats.outcomes.items()))]
     lines.append(f"  {'time to':<14}{'p50':>10}{'p90':>10}{'p99':>10}")
-    for name in TIMINGS:
-        cells = [stats.percentile(name, p) for p in (50, 90, 99)]
+    for m in MILESTONES:
+        cells = [stats.percentile(m.attr, p) for p in (50, 90, 99)]
         shown = "".join(f"{format_duration(c) if c is not None else '-':>10}" for c in cells)
-        lines.append(f"  {LABELS[name]:<14}{shown}")
+        lines.append(f"  {m.verb:<14}{shown}")
     lines.append("  most time on the way to recovery (what to automate next):")
     for step, mean, human in stats.contributors():
         who = f", {human:.0%} waiting on people" if human else ""
