@@ -17,9 +17,9 @@ from typing import Any
 
 from ..errors import EngineError
 from ..journal import JOURNAL, read_journal
-from ..simulation.drill import Scorecard, score
+from ..simulation.drill import Scorecard, score, wrong_turns
 from ._records import clean
-from .metrics import Timings, timings
+from .metrics import timings
 
 HISTORY_LIMIT = 8
 _KIND = re.compile(r"^kind:\s*['\"]?scenario['\"]?\s*(#.*)?$", re.MULTILINE)
@@ -122,11 +122,6 @@ def _scenario(scenario_id: str, runbook_file: str, given: str | None) -> tuple[A
     return scenario, str(path), note
 
 
-def _fallback_wrong_turns(t: Timings) -> list[str]:
-    turns = [f"{a.get('step')}: approval refused ({a.get('message')})" for a in t.approvals if not a.get("approved")]
-    return turns + [f"{s.step} failed" for s in t.steps.values() if s.status == "failed" and not s.rollback_of]
-
-
 def debrief(report: Any, *, scenario_file: str | None = None, history_dir: str | None = None) -> Debrief:
     """The debrief of a drill report (`report.scenario` is set)."""
     scenario_id = str(report.scenario)
@@ -136,7 +131,7 @@ def debrief(report: Any, *, scenario_file: str | None = None, history_dir: str |
         out.card = score(scenario, report.timings)
         out.wrong_turns = list(out.card.wrong_turns)
     else:
-        out.wrong_turns = _fallback_wrong_turns(report.timings)
+        out.wrong_turns = wrong_turns(report.timings)
     if history_dir is not None:
         out.history, out.history_note = _history(Path(history_dir), scenario_id, scenario, report)
     return out

@@ -8,7 +8,7 @@ remediation and recovery phases, when they completed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -29,6 +29,17 @@ MILESTONES = (Milestone("acknowledged", "Acknowledged", "acknowledge", "time_to_
               Milestone("triaged", "Triaged", "triage", "time_to_triage"),
               Milestone("mitigated", "Mitigated", "mitigate", "time_to_mitigate"),
               Milestone("recovered", "Recovered", "recover", "time_to_recover"))
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100), interpolated between the closest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..journal import JOURNAL, first_record
 from ._records import clean
-from .metrics import MILESTONES, timings
+from .metrics import MILESTONES, percentile, timings
 
 METRICS = tuple((m.attr, m.verb) for m in MILESTONES)
 # The records the key times are computed from; everything else is skipped unparsed.
@@ -126,17 +126,6 @@ def journal_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
 
 
 # -- aggregation --------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100), interpolated between the closest ranks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass

@@ -87,7 +87,8 @@ def score(scenario: Scenario, t: Timings, unscripted: Sequence[str] = ()) -> Sco
     if obj.max_retries is not None:
         checks.append(Check("max_retries", f"<= {obj.max_retries}", str(t.retries), t.retries <= obj.max_retries))
     checks.extend(_command_checks(scenario, t))
-    return Scorecard(scenario.id, scenario.title, t.outcome, checks, t, _wrong_turns(scenario, t), list(unscripted))
+    return Scorecard(scenario.id, scenario.title, t.outcome, checks, t, wrong_turns(t, obj.must_not_run),
+                     list(unscripted))
 
 
 def _command_checks(scenario: Scenario, t: Timings) -> list[Check]:
@@ -108,8 +109,9 @@ def _command_checks(scenario: Scenario, t: Timings) -> list[Check]:
     return checks
 
 
-def _wrong_turns(scenario: Scenario, t: Timings) -> list[str]:
-    turns = [f"ran {s}, which must not run" for s in scenario.objectives.must_not_run if t.ran(s)]
+def wrong_turns(t: Timings, must_not_run: Sequence[str] = ()) -> list[str]:
+    """Steps run that must not run, refused approvals, and failed steps (not rollbacks)."""
+    turns = [f"ran {s}, which must not run" for s in must_not_run if t.ran(s)]
     turns += [f"{a.get('step')}: approval refused ({a.get('message')})" for a in t.approvals if not a.get("approved")]
     turns += [f"{s.step} failed" for s in t.steps.values() if s.status == "failed" and not s.rollback_of]
     return turns

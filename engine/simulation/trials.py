@@ -4,12 +4,11 @@ to recovery ("what to automate next")."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ..duration import format_duration
 from ..model import Runbook
-from ..reporting.metrics import MILESTONES
+from ..reporting.metrics import MILESTONES, percentile
 from .drill import DrillSetup, run_scenario
 from .scenario import Scenario
 
@@ -25,12 +24,7 @@ class TrialStats:
     passed: int = 0
 
     def percentile(self, timing: str, p: float) -> float | None:
-        values = sorted(self.samples.get(timing, []))
-        if not values:
-            return None
-        k = (len(values) - 1) * p / 100
-        lo, hi = math.floor(k), math.ceil(k)
-        return values[lo] + (values[hi] - values[lo]) * (k - lo)
+        return percentile(self.samples.get(timing, []), p)
 
     def contributors(self, top: int = 5) -> list[tuple[str, float, float]]:
         """(step, mean seconds, share of people's time) by mean time in recovered runs."""
