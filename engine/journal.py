@@ -18,7 +18,7 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -213,6 +213,15 @@ def _write_fully(fd: int, data: bytes) -> None:
 def log_name(step: str, stream: str, host: str | None) -> str:
     safe_host = "" if host is None else "@" + "".join(c if c.isalnum() or c in ".-_" else "_" for c in host)
     return f"{step}{safe_host}.{stream}.log"
+
+
+def logged_output(record: Mapping[str, Any], run_dir: Path, stream: str) -> str | None:
+    """The whole output of a step.finished record whose journal copy is a truncated tail,
+    from the step's log file; None when the journal has it all (or the log is gone)."""
+    if not record.get("truncated"):
+        return None
+    log = run_dir / "logs" / log_name(str(record["step"]), stream, None)
+    return log.read_text(encoding="utf-8", errors="replace") if log.is_file() else None
 
 
 # -- reading ------------------------------------------------------------------------------------

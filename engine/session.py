@@ -23,7 +23,7 @@ from .executors.local import LocalExecutor
 from .executors.notify import Notifier, load_channels
 from .executors.prompts import Participant, Prompter, ScriptedPrompter, TerminalPrompter
 from .home import home
-from .journal import JournalWriter, new_run_id, read_journal
+from .journal import JournalWriter, logged_output, new_run_id, read_journal
 from .lock import RunLock
 from .masking import Masker
 from .model import Runbook
@@ -294,12 +294,10 @@ def _record_from(record: dict[str, Any], run_dir: Path) -> StepRecord:
                      duration=float(record.get("duration", 0.0)), attempts=int(record.get("attempts", 1)),
                      status_code=record.get("status_code"), hosts=dict(record.get("hosts") or {}),
                      items=list(record.get("items") or []), error=record.get("error"))
-    if record.get("truncated"):
-        # The journal keeps a tail; the full output is in the step's log file.
-        for stream in ("stdout", "stderr"):
-            log = run_dir / "logs" / f"{record['step']}.{stream}.log"
-            if log.is_file():
-                setattr(rec, stream, log.read_text(encoding="utf-8", errors="replace"))
+    for stream in ("stdout", "stderr"):  # the journal keeps a tail; the log file has it all
+        logged = logged_output(record, run_dir, stream)
+        if logged is not None:
+            setattr(rec, stream, logged)
     return rec
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..duration import format_duration
 from ..errors import UsageError
-from ..journal import read_journal
+from ..journal import logged_output, read_journal
 from ..templating import has_template
 
 SECRET_PLACEHOLDER = "replayed-secret"
@@ -25,11 +25,8 @@ def _dur(seconds: float) -> str:
 
 
 def _tail_or_log(record: Mapping[str, Any], run_dir: Path, stream: str) -> str:
-    if record.get("truncated"):
-        log = run_dir / "logs" / f"{record['step']}.{stream}.log"
-        if log.is_file():
-            return log.read_text(encoding="utf-8", errors="replace")
-    return str(record.get(stream) or "")
+    logged = logged_output(record, run_dir, stream)
+    return logged if logged is not None else str(record.get(stream) or "")
 
 
 def _attempt(record: Mapping[str, Any]) -> dict[str, Any]:
