@@ -49,7 +49,7 @@ def _subrun_charts(report: Any) -> dict[str, dict[str, chart.Chart]]:
     out: dict[str, dict[str, chart.Chart]] = {}
     for bar in report.timeline.bars:
         charts = {}
-        if len(bar.hosts) > 1 or any(h.status not in ("ok", "skipped") for h in bar.hosts):
+        if bar.shows_hosts:
             charts["hosts"] = chart.subrun_chart(bar, bar.hosts, "hosts")
         if bar.items:
             charts["items"] = chart.subrun_chart(bar, bar.items, "items")

@@ -45,14 +45,14 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 def _step_note(bar: Bar) -> str:
     notes = []
-    if bar.attempts > max(len(bar.items), 1):
+    if bar.retried:
         notes.append(f"{bar.attempts} attempts")
     if bar.people:
         notes.append(f"waited {dur(bar.people)} for people")
     if bar.delays:
         notes.append(f"{dur(bar.delays)} retry/poll delays")
-    if len(bar.hosts) > 1 or any(h.status not in ("ok", "skipped") for h in bar.hosts):
-        failed = sum(1 for h in bar.hosts if h.status not in ("ok", "skipped"))
+    if bar.shows_hosts:
+        failed = len(bar.failed_hosts)
         notes.append(f"{len(bar.hosts)} host(s)" + (f", {failed} failed" if failed else ""))
     if bar.items:
         notes.append(f"{len(bar.items)} item(s)")
@@ -95,7 +95,7 @@ def timeline_section(report: Report) -> list[str]:
 def _subruns(bar: Bar) -> list[str]:
     out: list[str] = []
     for kind, subs in (("Hosts", bar.hosts), ("Items", bar.items)):
-        if not subs or (kind == "Hosts" and len(subs) == 1 and subs[0].status in ("ok", "skipped")):
+        if not subs or (kind == "Hosts" and not bar.shows_hosts):
             continue
         estimated = any(s.estimated for s in subs)
         out += [f"**{kind} of {md(bar.step)}**" + (" (times estimated from the step's durations)" if estimated

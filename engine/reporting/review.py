@@ -99,7 +99,7 @@ def _step_action(bar: Any) -> Action | None:
     what = {"run": "command", "http": "request"}.get(bar.kind, bar.kind)
     detail = bar.command or bar.title or bar.step
     where = ", ".join(h.name for h in bar.hosts) or (bar.target or "")
-    status = bar.status + (f" after {bar.attempts} attempts" if bar.attempts > max(len(bar.items), 1) else "")
+    status = bar.status + (f" after {bar.attempts} attempts" if bar.retried else "")
     status += f" ({len(bar.items)} items)" if bar.items else ""
     return Action(bar.start, bar.step, what, detail, status, where=where)
 
@@ -133,7 +133,7 @@ def _bar_problems(bar: Any) -> list[Problem]:
     if bar.status == "skipped" and bar.reason and "interrupted" in bar.reason:
         out.append(Problem(bar.start, "skipped", f"{bar.step}: {bar.reason}", bar.step))
     out += [Problem(h.end, "failed", f"{bar.step} on {h.name}: {h.status}" + (f" ({h.error})" if h.error else ""),
-                    bar.step) for h in bar.hosts if h.status not in ("ok", "skipped")]
+                    bar.step) for h in bar.failed_hosts]
     return out
 
 

@@ -95,6 +95,20 @@ class Bar:
     def label(self) -> str:
         return self.step if not self.rollback_of else f"{self.step} (undoes {self.rollback_of})"
 
+    @property
+    def failed_hosts(self) -> list[SubRun]:
+        return [h for h in self.hosts if h.status not in ("ok", "skipped")]
+
+    @property
+    def shows_hosts(self) -> bool:
+        """Whether reports list the hosts: a fan-out, or a single host that did not succeed."""
+        return len(self.hosts) > 1 or bool(self.failed_hosts)
+
+    @property
+    def retried(self) -> bool:
+        """More attempts than its items (or than once): retries or polls happened."""
+        return self.attempts > max(len(self.items), 1)
+
 
 @dataclass
 class PhaseSpan:
