@@ -6,12 +6,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean system-deps bytecode
+.PHONY: demo test lint bench install clean system-deps bytecode lock
 
-$(STAMP): pyproject.toml
+# Development and test installs come from the lock file: exact versions with their hashes,
+# the build backend included, so a fresh machine gets what the suite was written against
+# and a registry publishing something new changes nothing until `make lock` is run.
+LOCK := requirements/dev.lock
+PIP  := $(BIN)/python -m pip --quiet --disable-pip-version-check
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --require-hashes --no-deps -r $(LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Refresh the lock on purpose: newest releases within pyproject.toml's ranges (pip-tools,
+# itself pinned, in a virtualenv of its own). Commit the result after `make test` passes.
+LOCK_VENV := .venv-lock
+
+lock:
+	[ -x $(LOCK_VENV)/bin/pip-compile ] || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools==7.7.0; }
+	$(LOCK_VENV)/bin/pip-compile --quiet --upgrade --generate-hashes --all-build-deps --allow-unsafe \
+		--extra dev --strip-extras --no-emit-find-links --no-emit-index-url -o $(LOCK) pyproject.toml
 
 install: $(STAMP) bytecode
 
@@ -69,4 +86,4 @@ bench: $(STAMP) bytecode system-deps $(BENCH_VENV)/bin/check-jsonschema $(BENCH_
 	$(BIN)/python bench/run.py $(BENCH)
 
 clean:
-	rm -rf $(VENV) .venv-bench build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench $(LOCK_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
