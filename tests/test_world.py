@@ -636,6 +636,49 @@ def test_a_group_target_stands_for_its_hosts_in_a_drill(tmp_path: Path) -> None:
     assert finished(run, "restart")["stdout"] == "webservers"
 
 
+def test_a_drill_splits_a_templated_host_list_exactly_as_a_live_run_and_a_dry_run_do(tmp_path: Path) -> None:
+    """One resolver for both: `hosts: ["{{ inputs.lbs }}"]` with "fe-01, fe-02 fe-03" is three
+    hosts everywhere (a `user@host:port` entry is its host), never one host with that name."""
+    from simkit import load_pair
+
+    from engine.inventory import Resolver
+    from engine.simulation.drill import DrillSetup, run_scenario
+
+    runbook = rb("""
+        inputs: {lbs: {type: string}}
+        targets: {lb: {hosts: ["{{ inputs.lbs }}", "ops@fe-04:2222"]}}
+        detection:
+          - {id: drain, target: lb, run: drain}
+        """)
+    scenario = """
+        inputs: {lbs: "fe-01, fe-02 fe-03"}
+        responses:
+          - {step: drain, stdout: "{{ host }}"}
+        """
+    model, book = load_pair(tmp_path, runbook, scenario)
+    run = run_scenario(model, book, DrillSetup())
+    planned = Resolver(None).plan_hosts(book, {"lbs": "fe-01, fe-02 fe-03"})("lb")
+    drilled = list(finished(run, "drain")["hosts"])
+    assert drilled == ["fe-01", "fe-02", "fe-03", "fe-04"]
+    assert [h.split(" ")[0] for h in planned] == drilled
+
+
+def test_a_mapping_body_is_templated_from_state_like_a_string_body(tmp_path: Path) -> None:
+    """Every string inside a mapping or list body is a template; one `{{ }}` keeps its type."""
+    run = drill(tmp_path, rb("""
+        detection:
+          - id: api
+            http: {url: "https://api.example.com/q"}
+            outputs: {n: "{{ json.n }}", tags: "{{ json.tags | join(',') }}", note: "{{ json.note }}"}
+        """), """
+        state: {n: 41, region: eu}
+        responses:
+          - step: api
+            body: {n: "{{ state.n + 1 }}", tags: ["{{ state.region }}-1", plain], note: "at {{ state.region }}"}
+        """)
+    assert finished(run, "api")["outputs"] == {"n": 42, "tags": "eu-1,plain", "note": "at eu"}
+
+
 def test_notifications_in_a_drill_are_journaled_but_go_nowhere(tmp_path: Path) -> None:
     run = drill(tmp_path, rb("""
         detection:

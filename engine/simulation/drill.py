@@ -16,6 +16,7 @@ from ..clock import Clock, Timers, VirtualClock
 from ..duration import format_duration
 from ..events import Acknowledged, EventBus
 from ..inputs import resolve
+from ..inventory import Resolver
 from ..journal import MemoryJournal
 from ..masking import Masker
 from ..model import Runbook
@@ -156,14 +157,18 @@ def scenario_inputs(scenario: Scenario, runbook: Runbook) -> dict[str, Any]:
     return resolve(runbook, from_file=scenario.inputs, alert=alert, environ={}).values
 
 
-def hosts_resolver(world: World) -> Callable[[str, Any, dict[str, Any]], list[str]]:
-    from .. import templating
+class DrillHosts(Resolver):
+    """The hosts of a target in a drill, resolved by the live resolver (each templated
+    entry split on commas and spaces, `user@host:port` reduced to the host), so a drill
+    fans out to exactly the hosts a live run or a dry-run would. A drill reads no
+    inventory: a `group:` target stands for one host named after the group."""
 
-    def resolve_hosts(name: str, target: Any, ctx: dict[str, Any]) -> list[str]:
-        hosts = [templating.render(h, ctx) for h in target.hosts]
-        return hosts or [str(target.group)]  # no inventory in a drill: the group stands for its hosts
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.path = None  # never $RUNBOOK_INVENTORY: a drill must not depend on the machine
 
-    return resolve_hosts
+    def _group(self, target: str, group: str) -> list[str]:
+        return [group]
 
 
 @dataclass
@@ -223,7 +228,7 @@ def _services(world: World, prompter: Any, scenario: Scenario) -> Services:
 
     executor = SimulatedExecutor(world)
     return Services(local=executor, http=executor, prompter=prompter, notifier=SimulatedNotifier(),  # type: ignore[arg-type]
-                    remote=SimulatedRemote(world), resolve_hosts=hosts_resolver(world),
+                    remote=SimulatedRemote(world), resolve_hosts=DrillHosts(),
                     load_runbook=load_runbook, hints=dict(scenario.hints))
 
 

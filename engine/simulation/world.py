@@ -92,6 +92,13 @@ class World:
     def render(self, text: str, inv: Invocation) -> str:
         return templating.render(text, self.context(inv), where=self.scenario.file)
 
+    def render_body(self, body: Any, inv: Invocation) -> str:
+        """An HTTP reply's body as the response text: a string is a template; in a mapping
+        or list every string is one (as in `set:`), and the result is sent as JSON."""
+        if isinstance(body, str):
+            return self.render(body, inv)
+        return json.dumps(templating.render_value(body, self.context(inv), where=self.scenario.file), default=str)
+
     def apply(self, changes: Mapping[str, Any], inv: Invocation | None = None) -> dict[str, Any]:
         """Apply `set:` (templates see the state before the change)."""
         ctx = self.context(inv)
@@ -139,12 +146,6 @@ def _assign(state: dict[str, Any], dotted: str, value: Any) -> None:
             nxt = node[part] = {}
         node = nxt
     node[parts[-1]] = value
-
-
-def _body_text(body: Any) -> str:
-    if body is None:
-        return ""
-    return body if isinstance(body, str) else json.dumps(body)
 
 
 class SimulatedExecutor:
@@ -202,9 +203,7 @@ class SimulatedExecutor:
                       None if ok else f"exit code {reply.exit_code}")
 
     def _http(self, inv: Invocation, reply: Reply, stdout: str, started: float, duration: float) -> Result:
-        body = _body_text(reply.body) if reply.body is not None else stdout
-        if isinstance(reply.body, str):
-            body = self.world.render(reply.body, inv)
+        body = self.world.render_body(reply.body, inv) if reply.body is not None else stdout
         assert inv.http is not None
         ok = inv.http.accepts(reply.status)
         return Result(inv.command, None, body, "", None, started, duration, ok,
