@@ -170,44 +170,45 @@ def _run_options(f: Any) -> Any:
     return f
 
 
-def _answers(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    from .errors import UsageError
-
-    out: dict[str, dict[str, str]] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        step, dot, field = key.partition(".")
-        if not sep or not dot or not step or not field:
-            raise UsageError(f"--answer expects STEP.FIELD=VALUE, got {pair!r}")
-        out.setdefault(step, {})[field] = value
-    return out
-
-
 def _people(pairs: tuple[str, ...], roles: tuple[str, ...]) -> tuple[Any, ...]:
-    from .errors import UsageError
-    from .executors.prompts import Participant
+    from .answers import parse_participants
+    from .errors import InputError
 
-    people = []
-    for pair in pairs:
-        name, _, role = pair.partition(":")
-        if not name:
-            raise UsageError(f"--as expects NAME or NAME:ROLE, got {pair!r}")
-        if role and roles and role not in roles:
-            raise UsageError(f"--as {pair}: the runbook declares no role {role!r} "
-                             f"(roles: {', '.join(roles)})")
-        people.append(Participant(name, role or None))
-    return tuple(people)
+    people, problems = parse_participants(pairs, roles)
+    if problems:
+        raise InputError.cannot_start(problems)
+    return people
 
 
-def _live_options(ctx_options: dict[str, Any], runbook: Any) -> Any:
+def _checked(runbook: Any, options: dict[str, Any], resolve: Any) -> tuple[Any, Any, Any]:
+    """Inputs, scripted answers and participants, all checked before anything runs: every
+    problem of the three is reported at once (exit 2)."""
+    from .answers import check_answers, parse_answers, parse_participants
+    from .errors import InputError
+    from .validation import load_runbook
+
+    problems: list[str] = []
+    resolved = None
+    try:
+        resolved = resolve()
+    except InputError as exc:
+        problems += exc.problems
+    answers, bad = parse_answers(options["answers"])
+    problems += bad + check_answers(runbook, answers, load_runbook)
+    people, bad = parse_participants(options["people"], runbook.roles)
+    if problems or bad:
+        raise InputError.cannot_start(problems + bad)
+    return resolved, answers, people
+
+
+def _live_options(ctx_options: dict[str, Any], answers: Any, people: Any) -> Any:
     from pathlib import Path
 
     from .session import LiveOptions
 
     interactive = sys.stdin.isatty() and not ctx_options["non_interactive"]
     return LiveOptions(
-        answers=_answers(ctx_options["answers"]), yes=ctx_options["yes"], interactive=interactive,
-        participants=_people(ctx_options["people"], runbook.roles),
+        answers=answers, yes=ctx_options["yes"], interactive=interactive, participants=people,
         runs_dir=Path(ctx_options["runs_dir"]) if ctx_options["runs_dir"] else None,
         channels=ctx_options["channels"], rollback_on_abort=not ctx_options["no_rollback_on_abort"],
         color=_use_color(ctx_options["color"], sys.stdout), show_output=not ctx_options["quiet"],
@@ -241,9 +242,13 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
 
     runbook = _load_runbook(runbook_file)
     alert = _alert(alert_file, alert_index, interactive=sys.stdin.isatty() and not options["non_interactive"])
-    given = inputs_mod.parse_assignments(options["inputs"])
-    from_file = inputs_mod.load_inputs_file(inputs_file) if inputs_file else None
-    resolved = inputs_mod.resolve(runbook, given=given, from_file=from_file, alert=alert)
+
+    def resolve() -> Any:
+        given = inputs_mod.parse_assignments(options["inputs"])
+        from_file = inputs_mod.load_inputs_file(inputs_file) if inputs_file else None
+        return inputs_mod.resolve(runbook, given=given, from_file=from_file, alert=alert)
+
+    resolved, answers, people = _checked(runbook, options, resolve)
     if dry_run:
         from .plan import build_plan, render_plan
 
@@ -256,7 +261,7 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
         return
     from .session import OUTCOME_EXIT, run_live
 
-    live = _live_options(options, runbook)
+    live = _live_options(options, answers, people)
     result, _ = run_live(runbook, resolved.values, live, secrets=tuple(resolved.secrets))
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
 
@@ -295,8 +300,8 @@ def resume(run_dir: str, rerun: bool | None, **options: Any) -> None:
     recovered = recover(directory, rerun=rerun)
     runbook = _load_runbook(recovered.runbook_file)
     given = {**recovered.inputs, **inputs_mod.parse_assignments(options["inputs"])}
-    resolved = inputs_mod.resolve(runbook, from_file=given)
-    live = _live_options(options, runbook)
+    resolved, answers, people = _checked(runbook, options, lambda: inputs_mod.resolve(runbook, from_file=given))
+    live = _live_options(options, answers, people)
     result = resume_run(directory, runbook, recovered, resolved.values, live, secrets=tuple(resolved.secrets))
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
 

@@ -53,9 +53,20 @@ class RunbookError(EngineError):
 
 
 class InputError(EngineError):
-    """A runbook input is missing, mistyped or out of range; raised before anything runs."""
+    """A runbook input (or a scripted answer, or a participant) is missing, mistyped or
+    out of range; raised before anything runs, with every problem found."""
 
     exit_code = 2
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
+
+    @classmethod
+    def cannot_start(cls, problems: list[str]) -> InputError:
+        """All the problems that keep a run from starting, in one error."""
+        unique = list(dict.fromkeys(problems))
+        return cls("the run cannot start:\n  " + "\n  ".join(unique), unique)
 
 
 class TemplateError(EngineError):

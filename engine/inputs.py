@@ -148,7 +148,7 @@ def resolve(
             continue
         out.values[name], out.sources[name] = value, source
     if problems:
-        raise InputError("the run cannot start:\n  " + "\n  ".join(dict.fromkeys(problems)))
+        raise InputError.cannot_start(problems)
     out.secrets = [str(out.values[n]) for n, s in runbook.inputs.items() if s.secret and n in out.values]
     return out
 

@@ -177,6 +177,32 @@ def test_bad_inputs_exit_2_listing_every_problem(ws: Workspace) -> None:
     assert ws.run_dirs() == []
 
 
+def test_bad_answers_and_roles_are_reported_with_the_inputs_before_anything_runs(ws: Workspace) -> None:
+    """An unknown step, a value outside the choices and an undeclared role used to be
+    ignored, or caught only when the run reached the step, after detection had run."""
+    ws.write("live.yaml", runbook_text("""\
+        roles: [incident_commander, responder]
+        inputs:
+          pct: {type: integer, maximum: 99}
+        detection:
+          - {id: probe, run: "touch detected.txt"}
+        triage:
+          - {id: assess, manual: What is wrong?, ask: {cause: {choices: [logs, data]}}}
+        """))
+    done = ws.run("run", "live.yaml", "-i", "pct=120", "--answer", "asess.cause=logs",
+                  "--answer", "assess.cause=crashd", "--as", "sam:comander")
+    assert done.code == 2, done.text
+    assert_clean_failure_output(done)
+    assert done.err.splitlines()[1:] == [
+        "  input 'pct' (from -i) must be at most 99, got 120",
+        "  --answer asess.cause=logs: runbook 'live-test' has no step 'asess' (did you mean 'assess'?)",
+        "  --answer assess.cause=crashd: answer one of: logs, data",
+        "  --as sam:comander: the runbook declares no role 'comander' (did you mean 'incident_commander'?) "
+        "(roles: incident_commander, responder)"]
+    assert not (ws.root / "detected.txt").exists()
+    assert ws.run_dirs() == []
+
+
 def test_a_manual_step_without_a_terminal_fails_naming_the_flag(ws: Workspace) -> None:
     ws.write("live.yaml", runbook_text("""\
         triage:
