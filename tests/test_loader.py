@@ -352,7 +352,7 @@ def test_deep_nesting_is_rejected_without_crashing_the_interpreter(opener: str) 
     rule, line, column, message = done.stdout.strip().split("|")
     assert rule in ("RB001", "RB002"), done.stdout
     assert (int(line), int(column)) >= (1, 1)
-    assert "nesting" in message and "depth" in message or "deeper than 64 levels" in message, message
+    assert ("nesting" in message and "depth" in message) or "deeper than 64 levels" in message, message
 
 
 def test_nesting_past_the_depth_limit_is_rejected_with_its_position() -> None:
