@@ -27,7 +27,24 @@ def has_template(text: str) -> bool:
 
 
 class Raw(str):
-    """A value the shell environment substitutes without quoting (`| raw`)."""
+    """A value the shell environment substitutes without quoting (`| raw`).
+
+    It only means something inside the template that says `raw`: a value leaving a
+    template (a `set:` var, an output, a `for_each` item) is plain text again, so each
+    later use is quoted unless it says `raw` itself, before and after a resume alike."""
+
+
+def plain(value: Any) -> Any:
+    """`value` with every Raw inside it turned back into plain text (see Raw)."""
+    if isinstance(value, str):
+        return str.__str__(value) if isinstance(value, Raw) else value
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
 
 
 class Placeholder(str):
@@ -264,7 +281,7 @@ def evaluate(expression: str, context: Mapping[str, Any], *, where: object = "")
         value = _compiled_expression(expression)(context)
         if _is_undefined(value):
             str(value)  # StrictUndefined raises here, with Jinja's own explanation
-        return value
+        return value if isinstance(value, (bool, int, float, type(None))) else plain(value)
     except Exception as exc:
         raise TemplateError(_explain(exc), where=where) from None
 

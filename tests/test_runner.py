@@ -770,3 +770,20 @@ def test_a_secret_cut_by_an_output_tail_leaves_no_fragment() -> None:
     assert events.named("step.attempt") and events.named("step.finished")
     for event, _ in events.events:
         assert "X9Q7" not in repr(event.record())
+
+
+def test_raw_applies_to_the_use_that_says_it_not_to_the_value_kept() -> None:
+    """`| raw` in a `set:`, an output or a for_each item does not make later uses unquoted:
+    each use is quoted unless it says `raw` itself, as after a resume (the journal keeps text)."""
+    text = runbook("""\
+        inputs: {x: {type: string}}
+        triage:
+          - {id: remember, set: {y: "{{ inputs.x | raw }}"}}
+          - {id: probe, run: probe, outputs: {o: "{{ inputs.x | raw }}"}}
+          - {id: each, for_each: "[inputs.x | raw]", run: "each {{ item }}"}
+          - {id: use, run: "echo {{ vars.y }} {{ steps.probe.outputs.o }} {{ vars.y | raw }}"}
+        """)
+    executor = ScriptedExecutor({"*": "ok"})
+    result, _ = run_text(text, inputs={"x": "a; b"}, executor=executor)
+    assert result.outcome == "resolved"
+    assert [c.command for c in executor.calls[-2:]] == ["each 'a; b'", "echo 'a; b' 'a; b' a; b"]
