@@ -279,8 +279,62 @@ def make_fanout(base: Path) -> dict[str, Path]:
     return out
 
 
+LONG_COMMAND = ("curl -sS --fail -H 'Accept: application/json' https://api.internal.example.org/v1/namespaces/"
+                "production/deployments/frontend-web-application/status?watch=false&timeoutSeconds=30 | jq -r "
+                "'.items[] | select(.status.phase != \"Running\") | .metadata.name' | xargs -r kubectl delete pod")
+UNBROKEN = "/opt/tools/" + "x" * 260  # no space, no hyphen: nothing a browser would break at
+
+
+def crowded_records() -> list[dict[str, Any]]:
+    """A 47-minute run that crowds every part of the page: long commands and outputs with
+    nowhere to break, long step ids, hosts with long names, and 24 markers, most of them in
+    bunches (12 at t=5m: more than a column holds) and two at the very end."""
+    recs: list[dict[str, Any]] = []
+
+    def emit(elapsed: float, event: str, **fields: Any) -> None:
+        recs.append({"seq": len(recs) + 1, "t": f"2026-03-01T10:{int(elapsed // 60):02d}:{int(elapsed % 60):02d}.000Z",
+                     "elapsed": elapsed, "event": event, **fields})
+
+    emit(0.0, "run.started", run_id="crowded-1", runbook="crowded", title="A crowded page", file="/x/crowded.yaml",
+         mode="live", inputs={}, participants=[], scenario=None, incident={})
+    steps = [("detection", "check_every_frontend_deployment_status_in_production", LONG_COMMAND, 0.0, 300.0),
+             ("triage", "collect", UNBROKEN, 300.0, 900.0),
+             ("remediation", "restart_the_frontend_pods_one_by_one_with_a_long_name", "echo " + UNBROKEN, 900.0,
+              2400.0),
+             ("recovery", "verify", LONG_COMMAND, 2400.0, 2820.0)]
+    for phase, step, command, start, end in steps:
+        emit(start, "phase.started", phase=phase)
+        emit(start, "step.started", step=step, phase=phase, kind="run", command=command, title="A title " * 12)
+        if phase == "remediation":
+            for i, host in enumerate(("frontend-web-application-0001.production.eu-west-1.internal.example.org",
+                                      "web-2")):
+                emit(end - 10 + i, "host.finished", step=step, host=host, status="ok" if i else "failed",
+                     exit_code=i ^ 1, duration=end - start - 20, error=None if i else "exit code 1 " + UNBROKEN)
+        emit(end, "step.finished", step=step, phase=phase, kind="run", status="ok", duration=end - start,
+             attempts=1, exit_code=0, stdout=UNBROKEN, stderr="error: " + UNBROKEN, error=None)
+        emit(end, "phase.finished", phase=phase, status="ok", duration=end - start)
+    for at, count in ((60.0, 1), (62.0, 2), (300.0, 12), (301.0, 3), (1500.0, 4), (2820.0, 2)):
+        for i in range(count):
+            emit(at, "notify.sent", channel="status-" + "long" * 8, purpose="update", ok=True,
+                 message=f"update {i} at {at:g}s: " + UNBROKEN)
+    recs.sort(key=lambda r: (r["elapsed"], r["seq"]))
+    for seq, rec in enumerate(recs, 1):
+        rec["seq"] = seq
+    emit(2820.0, "run.finished", outcome="resolved", duration=2820.0, reason=None, phases={})
+    return recs
+
+
+def make_crowded(base: Path) -> dict[str, Path]:
+    run_dir = base / "crowded"
+    run_dir.mkdir()
+    (run_dir / "journal.jsonl").write_text("\n".join(json.dumps(r) for r in crowded_records()) + "\n",
+                                           encoding="utf-8")
+    return {"crowded": run_dir}
+
+
 _MAKERS: dict[str, Callable[[Path], dict[str, Path]]] = {
     "live": make_live, "crashed": make_crashed, "drills": make_drills, "fanout": make_fanout,
+    "crowded": make_crowded,
 }
 _CACHE: dict[str, dict[str, Path]] = {}
 

@@ -139,6 +139,19 @@ def test_resumed_run_shows_the_cut_off_step_as_interrupted(crashed: dict[str, Pa
     assert [m.kind for m in report.timeline.markers] == ["resume"]
 
 
+def test_markers_are_numbered_in_time_order_whatever_the_journal_order() -> None:
+    """A record may carry an earlier time than the one before it (a resumed run's clock):
+    markers are still numbered by time, the same in the chart, the tables and Markdown."""
+    recs = [{"seq": 1, "elapsed": 0.0, "event": "run.started", "run_id": "r"},
+            {"seq": 2, "elapsed": 9.0, "event": "hint.shown", "step": "late", "hint": "h"},
+            {"seq": 3, "elapsed": 4.0, "event": "inject.fired", "kind": "info", "message": "early"},
+            {"seq": 4, "elapsed": 9.0, "event": "escalation.fired", "channel": "ops", "reason": "r"},
+            {"seq": 5, "elapsed": 6.0, "event": "notify.sent", "channel": "ops", "message": "m"}]
+    tl = build_timeline(recs)
+    assert [(m.at, m.kind) for m in tl.markers] == [(4.0, "inject"), (6.0, "notify"), (9.0, "hint"),
+                                                    (9.0, "escalation")]
+
+
 def test_an_empty_journal_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "journal.jsonl").write_text("")
     done = runbook("report", tmp_path)

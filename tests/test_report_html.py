@@ -13,9 +13,11 @@ from pathlib import Path
 
 from reportkit import HOSTILE
 
+from engine.reporting import chart
 from engine.reporting.html import PRINT_SCRIPT, render_html, render_stats_html
 from engine.reporting.report import build_report
 from engine.reporting.stats import collect
+from engine.reporting.timeline import Bar, Marker, SubRun, Timeline
 
 VOID = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "source", "wbr"}
 SVG_VOID = {"rect", "line", "circle"}  # written self-closing
@@ -176,3 +178,24 @@ def test_templates_ship_inside_the_package() -> None:
     assert config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["engine"]
     templates = root / "engine" / "reporting" / "templates"
     assert {p.name for p in templates.iterdir()} >= {"report.html.j2", "stats.html.j2", "_style.css.j2"}
+
+
+def test_host_chart_ticks_count_from_the_step_start() -> None:
+    """A step from 2m5.3s to 2m6.9s: its host chart's ticks are offsets from the step's start
+    (+0, +200ms, ...), each distinct, not absolute times that all round to "2m6s"."""
+    bar = Bar("restart", "remediation", "run", 125.3, 126.9, "ok")
+    subs = [SubRun("web-1", "ok", 125.3, 126.0), SubRun("web-2", "ok", 125.4, 126.9)]
+    ticks = [t.text for t in chart.subrun_chart(bar, subs, "hosts").texts if t.cls == "tick"]
+    assert ticks[0] == "+0" and len(set(ticks)) == len(ticks) >= 4, ticks
+    assert all(t.startswith("+") for t in ticks)
+
+
+def test_a_bunch_of_markers_stacks_in_order_and_the_overflow_is_counted() -> None:
+    """Fourteen markers at one moment: one column, numbered top to bottom, the last lane
+    standing for the five that do not fit; the chart grows to hold the lanes."""
+    tl = Timeline(markers=[Marker(5.0, "notify", f"m{i}") for i in range(14)], end=60.0)
+    drawn = chart.timeline_chart(tl)
+    dots = [d for d in drawn.dots if "mark" in d.cls]
+    assert [d.label for d in dots] == [str(n) for n in range(1, 10)] + ["+5"]
+    assert len({d.x for d in dots}) == 1 and [d.y for d in dots] == sorted({d.y for d in dots})
+    assert drawn.height > chart.timeline_chart(Timeline(end=60.0)).height

@@ -18,7 +18,13 @@ from .timeline import Bar, SubRun, Timeline
 WIDTH = 960
 LABEL = 230
 RIGHT = 24
-TOP = 58  # axis labels and the marker lanes
+TOP = 58  # axis labels and three marker lanes
+MARK_Y = 22  # the centre of the first marker lane
+LANE = 13  # one marker lane: a circle of MARK_R and a pixel either side
+MARK_R = 6.5
+MARK_GAP = 15  # markers closer than this share a column, stacked
+MAX_LANES = 10  # beyond this a column ends with one circle standing for the rest
+KEY_ROW = 12  # one row of key-time labels under the axis
 PHASE_ROW = 20
 STEP_ROW = 18
 BAR = 12
@@ -82,11 +88,13 @@ class Chart:
 
 
 class Scale:
-    """Seconds on the run's axis -> x pixels."""
+    """Seconds on the run's axis -> x pixels. Ticks fall on round offsets from `origin`
+    (the run's start, or a step's own start on a per-host chart) and are labelled so."""
 
-    def __init__(self, start: float, end: float, x0: float = LABEL, width: float = WIDTH - LABEL - RIGHT) -> None:
+    def __init__(self, start: float, end: float, x0: float = LABEL, width: float = WIDTH - LABEL - RIGHT,
+                 origin: float = 0.0) -> None:
         self.start, self.span = start, max(end - start, 1e-9)
-        self.x0, self.width = x0, width
+        self.x0, self.width, self.origin = x0, width, origin
 
     def x(self, t: float) -> float:
         return round(self.x0 + (min(max(t, self.start), self.start + self.span) - self.start) / self.span
@@ -94,21 +102,33 @@ class Scale:
 
     def ticks(self, count: int = 8) -> list[float]:
         step = next((s for s in _STEPS if self.span / s <= count), _STEPS[-1])
-        first = -(-self.start // step) * step
-        return [first + i * step for i in range(int((self.start + self.span - first) / step) + 1)]
+        first = self.origin + -(-(self.start - self.origin) // step) * step
+        return [first + i * step for i in range(int((self.start + self.span - first) / step + 1e-9) + 1)]
+
+    def label(self, t: float) -> str:
+        """A tick's text: time from the origin, `+` marking an origin other than the run's start."""
+        return ("+" if self.origin else "") + tick_label(t - self.origin)
 
 
 def tick_label(t: float) -> str:
-    if t == 0:
+    if abs(t) < 1e-9:
         return "0"
     return f"{round(t * 1000)}ms" if t < 1 else format_duration(t)
 
 
 def _axis(chart: Chart, scale: Scale, top: float, bottom: float) -> None:
+    """Grid lines and tick labels; a label that would cross the chart's edge is anchored to it."""
     for t in scale.ticks():
         x = scale.x(t)
         chart.lines.append(Line(x, top - 4, x, bottom, "grid"))
-        chart.texts.append(Text(x, 12, tick_label(t), "tick", "middle"))
+        text = scale.label(t)
+        chart.texts.append(Text(x, 12, text, "tick", _span(x, text, 10, chart.width)[0]))
+
+
+def _text_width(text: str, size: float) -> float:
+    """A generous estimate of a text's width in pixels (no font metrics here): wide enough
+    for DejaVu Sans, the widest of the fonts the charts ask for."""
+    return len(text) * size * 0.62
 
 
 # -- the run's timeline ---------------------------------------------------------------------------
@@ -166,35 +186,96 @@ def _row_label(bar: Bar) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-def _marks(chart: Chart, scale: Scale, tl: Timeline, bottom: float) -> None:
-    """Numbered circles in two lanes, so markers close in time do not hide each other."""
-    last = [-99.0, -99.0, -99.0]
-    for n, m in enumerate(tl.markers, 1):
-        x = scale.x(m.at)
-        lane = next((i for i, seen in enumerate(last) if x - seen >= 15), n % len(last))
-        last[lane] = x
-        y = 22 + 13 * lane
-        chart.lines.append(Line(x, y, x, bottom, f"mark mark-{m.kind}", f"{n}. {m.label}"))
-        chart.dots.append(Dot(x, y, 6.5, f"mark mark-{m.kind}", str(n), f"{n}. {clock(m.at)} {m.label}: {m.detail}"))
+def _columns(xs: Sequence[float]) -> list[list[int]]:
+    """Marker indexes (in time order) grouped into columns: a marker closer than MARK_GAP to
+    the first of the current column joins it, so columns are at least MARK_GAP apart."""
+    columns: list[list[int]] = []
+    for i, x in enumerate(xs):
+        if columns and x - xs[columns[-1][0]] < MARK_GAP:
+            columns[-1].append(i)
+        else:
+            columns.append([i])
+    return columns
 
 
-def _key_lines(chart: Chart, scale: Scale, keys: Sequence[tuple[str, float]], top: float, bottom: float) -> None:
-    for i, (label, at) in enumerate(keys):
-        x = scale.x(at)
-        anchor = "end" if x > WIDTH - 90 else ("start" if x < LABEL + 50 else "middle")
-        chart.lines.append(Line(x, top, x, bottom + 4 + 12 * (i % 2), "key", f"{label} at {clock(at)}"))
-        chart.texts.append(Text(x, bottom + 14 + 12 * (i % 2), f"{label} {dur(at)}", "key", anchor))
+def marker_lanes(tl: Timeline, scale: Scale) -> int:
+    """How many lanes the markers need: the tallest column, at least three, at most MAX_LANES."""
+    columns = _columns([scale.x(m.at) for m in tl.markers])
+    return min(max([3, *(len(c) for c in columns)]), MAX_LANES)
+
+
+def _marks(chart: Chart, scale: Scale, tl: Timeline, lanes: int, bottom: float) -> None:
+    """Numbered circles, in time order: markers close in time are stacked in one column,
+    first on top, so none hides another; a column taller than the lanes ends with one
+    circle standing for the rest (the events table lists them all)."""
+    xs = [scale.x(m.at) for m in tl.markers]
+    for column in _columns(xs):
+        x = xs[column[0]]
+        shown, rest = (column, []) if len(column) <= lanes else (column[: lanes - 1], column[lanes - 1:])
+        for lane, i in enumerate(shown):
+            m, n = tl.markers[i], i + 1
+            y = MARK_Y + LANE * lane
+            cls = f"mark mark-{m.kind}"
+            chart.lines.append(Line(xs[i], y, xs[i], bottom, cls, f"{n}. {m.label}"))
+            chart.dots.append(Dot(x, y, MARK_R, cls, str(n), f"{n}. {clock(m.at)} {m.label}: {m.detail}"))
+        if rest:
+            _more(chart, tl, xs, rest, x, MARK_Y + LANE * (lanes - 1), bottom)
+
+
+def _more(chart: Chart, tl: Timeline, xs: Sequence[float], rest: Sequence[int], x: float, y: float,
+          bottom: float) -> None:
+    """The last circle of an overfull column: `+N` (or `…` past nine), titled with each marker."""
+    lines = [f"{i + 1}. {clock(tl.markers[i].at)} {tl.markers[i].label}" for i in rest]
+    for i in rest:
+        chart.lines.append(Line(xs[i], y, xs[i], bottom, "mark", lines[rest.index(i)]))
+    label = f"+{len(rest)}" if len(rest) <= 9 else "…"
+    chart.dots.append(Dot(x, y, MARK_R, "mark mark-more", label, f"{len(rest)} more: " + "; ".join(lines)))
+
+
+def _span(x: float, text: str, size: float, limit: float) -> tuple[str, float, float]:
+    """Where a label centred on x goes: its anchor, left and right edge, kept inside [0, limit]."""
+    width = _text_width(text, size)
+    if x + width / 2 > limit - 2:
+        return "end", x - width, x
+    if x - width / 2 < 2:
+        return "start", x, x + width
+    return "middle", x - width / 2, x + width / 2
+
+
+def _key_rows(scale: Scale, keys: Sequence[tuple[str, float]]) -> list[tuple[str, float, str, int]]:
+    """Each key time's label, x, anchor and row under the axis: the first row where it
+    overlaps no label already placed (two rows at least, as many as the labels need)."""
+    placed: list[tuple[float, float, int]] = []
+    out = []
+    for label, at in keys:
+        text, x = f"{label} {dur(at)}", scale.x(at)
+        anchor, left, right = _span(x, text, 10, WIDTH)
+        row = next(r for r in range(len(keys) + 1)
+                   if all(right + 4 < a or left - 4 > b for a, b, rr in placed if rr == r))
+        placed.append((left, right, row))
+        out.append((text, x, anchor, row))
+    return out
+
+
+def _key_lines(chart: Chart, rows: Sequence[tuple[str, float, str, int]], keys: Sequence[tuple[str, float]],
+               top: float, bottom: float) -> None:
+    for (text, x, anchor, row), (label, at) in zip(rows, keys, strict=True):
+        chart.lines.append(Line(x, top, x, bottom + 4 + KEY_ROW * row, "key", f"{label} at {clock(at)}"))
+        chart.texts.append(Text(x, bottom + 14 + KEY_ROW * row, text, "key", anchor))
 
 
 def timeline_chart(tl: Timeline, keys: Sequence[tuple[str, float]] = (), name: str = "run") -> Chart:
     """The Gantt-like chart of a run: phase bands, one row per step, markers, key times."""
     scale = Scale(0.0, tl.end)
     rows = _row_order(tl)
-    height = TOP + sum(PHASE_ROW if kind == "phase" else STEP_ROW for kind, _ in rows) + 40
-    chart = Chart("timeline", WIDTH, height, f"Timeline of {name}", _timeline_desc(tl, keys))
-    bottom = height - 38
-    _axis(chart, scale, TOP, bottom)
-    y = float(TOP)
+    lanes = marker_lanes(tl, scale)
+    top = TOP + LANE * (lanes - 3)
+    key_rows = _key_rows(scale, keys)
+    under = 14 + KEY_ROW * max([2, *(row + 1 for *_, row in key_rows)])  # the key-time labels
+    bottom = top + sum(PHASE_ROW if kind == "phase" else STEP_ROW for kind, _ in rows) + 2
+    chart = Chart("timeline", WIDTH, bottom + under, f"Timeline of {name}", _timeline_desc(tl, keys))
+    _axis(chart, scale, top, bottom)
+    y = float(top)
     for _, item in rows:
         if isinstance(item, Bar):
             chart.texts.append(Text(8 + 12 * item.depth, y + 13, _row_label(item), "label st-" + item.status,
@@ -204,12 +285,12 @@ def timeline_chart(tl: Timeline, keys: Sequence[tuple[str, float]] = (), name: s
         else:
             _phase_shapes(chart, scale, item, y, tl.end, bottom)
             y += PHASE_ROW
-    _marks(chart, scale, tl, bottom)
-    _key_lines(chart, scale, keys, TOP, bottom)
+    _marks(chart, scale, tl, lanes, bottom)
+    _key_lines(chart, key_rows, keys, top, bottom)
     if tl.stop is not None:
         x = scale.x(tl.stop.at)
-        chart.lines.append(Line(x, TOP - 6, x, bottom, "stop", "the journal stops here"))
-        chart.texts.append(Text(x - 4, TOP - 8, "journal stops", "stop", "end"))
+        chart.lines.append(Line(x, top - 6, x, bottom, "stop", "the journal stops here"))
+        chart.texts.append(Text(x - 4, top - 8, "journal stops", "stop", "end"))
     return chart
 
 
@@ -248,7 +329,7 @@ def subrun_chart(bar: Bar, subs: Sequence[SubRun], kind: str) -> Chart:
     if total > MAX_SUBROWS:
         subs = sorted(subs, key=lambda s: s.status in ("ok", "done", "skipped"))[:MAX_SUBROWS]
     end = bar.end if bar.end is not None else max((s.end for s in subs), default=bar.start)
-    scale = Scale(bar.start, max(end, bar.start + 1e-3))
+    scale = Scale(bar.start, max(end, bar.start + 1e-3), origin=bar.start)
     height = TOP + STEP_ROW * len(subs) + 8
     shown = f"{len(subs)} of {total}" if total > len(subs) else str(total)
     desc = f"{shown} {kind}: " + ", ".join(f"{s.name} {s.status} in {dur(s.end - s.start)}" for s in subs[:50])

@@ -326,6 +326,9 @@ class _Builder:
                                 list(self.open), torn, list(bad_lines), str(self.last.get("t") or ""))
         for bar in self.tl.bars:
             bar.segments.sort(key=lambda s: s.start)
+        # Numbered in time order everywhere (chart, tables, Markdown); the journal's order
+        # differs when a record carries an earlier time than the one before it (resumes).
+        self.tl.markers.sort(key=lambda m: m.at)
         return self.tl
 
 

@@ -8,13 +8,17 @@ when run as root.
 
 from __future__ import annotations
 
+import html as html_mod
 import json
+import math
 import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import pytest
 from reportkit import HOSTILE, journals
@@ -63,6 +67,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
     live = journals(tmp_path_factory, "live")
     crashed = journals(tmp_path_factory, "crashed")
     fanout = journals(tmp_path_factory, "fanout")
+    crowded = journals(tmp_path_factory, "crowded")
     out = tmp_path_factory.mktemp("pages")
     reports = {
         "drill": build_report(drills["disk-full-log-storm"], history_dir=str(drills["disk-full-log-storm"].parent)),
@@ -70,6 +75,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
         "hostile": build_report(live["hostile"]),
         "crashed": build_report(crashed["torn"]),
         "fanout": build_report(fanout["with-host-events"]),
+        "crowded": build_report(crowded["crowded"]),
     }
     made = {}
     for name, report in reports.items():
@@ -78,6 +84,95 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
     made["stats"] = out / "stats.html"
     made["stats"].write_text(render_stats_html(collect([out.parent])), encoding="utf-8")
     yield made
+
+
+# Run in the page after layout: opens every <details>, then writes what it measured into
+# <pre id="measured"> for --dump-dom to return. Boxes are in each SVG's own units.
+MEASURE = """
+document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+var out = {viewport: innerWidth, scrollWidth: document.documentElement.scrollWidth, wide: [], charts: []};
+document.querySelectorAll('main *').forEach(function (e) {
+  var r = e.getBoundingClientRect();
+  if (r.width && r.right > innerWidth + 0.5 && !e.closest('.chart-wrap')) {
+    out.wide.push(e.tagName + ': ' + (e.textContent || '').slice(0, 60));
+  }
+});
+document.querySelectorAll('svg.chart').forEach(function (s) {
+  var vb = s.viewBox.baseVal, texts = [], marks = [];
+  s.querySelectorAll('text').forEach(function (t) {
+    var b = t.getBBox();
+    texts.push({text: t.firstChild ? t.firstChild.nodeValue : '', mark: !!t.closest('g.mark'),
+                x: b.x, y: b.y, w: b.width, h: b.height});
+  });
+  s.querySelectorAll('g.mark').forEach(function (g) {
+    var c = g.querySelector('circle');
+    marks.push({label: g.querySelector('text').textContent, x: c.cx.baseVal.value, y: c.cy.baseVal.value,
+                r: c.r.baseVal.value});
+  });
+  out.charts.push({id: s.getAttribute('aria-labelledby').split(' ')[0], width: vb.width, height: vb.height,
+                   texts: texts, marks: marks});
+});
+var pre = document.createElement('pre');
+pre.id = 'measured';
+pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+"""
+
+
+def measure(page: Path, directory: Path, width: int = 1280) -> dict[str, Any]:
+    """Lay a report out in Chromium `width` pixels wide with every <details> open, and
+    return what MEASURE found. The copy measured drops the report's Content-Security-Policy,
+    which (rightly) lets no script but the report's own run."""
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text(encoding="utf-8"))
+    probe = directory / f"{page.stem}-measured.html"
+    probe.write_text(text.replace("</body>", f"<script>{MEASURE}</script></body>"), encoding="utf-8")
+    found = re.search(r'<pre id="measured">(.*?)</pre>', chromium(f"--window-size={width},900", "--dump-dom",
+                                                                  probe.as_uri()).stdout, flags=re.S)
+    assert found is not None, "the measuring script did not run"
+    return dict(json.loads(html_mod.unescape(found.group(1))))
+
+
+def _outside(chart: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in chart["texts"] if t["w"] and (t["x"] < 0 or t["y"] < 0 or t["x"] + t["w"] > chart["width"]
+                                                     or t["y"] + t["h"] > chart["height"])]
+
+
+def _overlapping(chart: dict[str, Any]) -> list[tuple[str, str]]:
+    boxes = [t for t in chart["texts"] if t["w"] and not t["mark"]]
+    return [(a["text"], b["text"]) for a, b in combinations(boxes, 2)
+            if a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"]
+            and b["y"] < a["y"] + a["h"]]
+
+
+@pytest.mark.parametrize("name", ["crowded", "drill", "review", "fanout", "crashed", "stats"])
+def test_page_fits_1280px_and_every_chart_label_is_inside_its_chart(pages: dict[str, Path], tmp_path: Path,
+                                                                     name: str) -> None:
+    """Long commands, ids and outputs wrap instead of widening the page; no label of any
+    chart (the last axis label included) is cut off by its SVG's edge or lies on another."""
+    found = measure(pages[name], tmp_path)
+    assert found["scrollWidth"] <= found["viewport"], found["wide"][:5]
+    assert found["charts"], "no chart measured"
+    for chart in found["charts"]:
+        assert not _outside(chart), (chart["id"], _outside(chart))
+        assert not _overlapping(chart), (chart["id"], _overlapping(chart))
+
+
+def test_timeline_markers_are_in_time_order_and_never_overlap(pages: dict[str, Path], tmp_path: Path) -> None:
+    """24 markers, 15 of them within one second: numbered in time order, stacked first on top
+    in columns read left to right, no circle over another; the column too tall for the chart
+    ends with a `+N` circle that accounts for the rest."""
+    [timeline] = [c for c in measure(pages["crowded"], tmp_path)["charts"] if c["id"] == "timeline-title"]
+    marks = timeline["marks"]
+    for a, b in combinations(marks, 2):
+        assert math.dist((a["x"], a["y"]), (b["x"], b["y"])) >= a["r"] + b["r"], (a, b)
+    read = [m["label"] for m in sorted(marks, key=lambda m: (m["x"], m["y"]))]
+    numbered = [int(label) for label in read if label.isdigit()]
+    assert numbered == sorted(numbered) and len(set(numbered)) == len(numbered), read
+    more = [int(label[1:]) for label in read if label.startswith("+")]
+    assert more and len(numbered) + sum(more) == 24, read
+    text = text_of(dom(pages["crowded"]))
+    times = re.findall(r"(\d+) (\d\d:\d\d\.\d) update to status", text)
+    assert [int(n) for n, _ in times] == list(range(1, 25)) and [t for _, t in times] == sorted(t for _, t in times)
 
 
 def test_chromium_is_installed() -> None:
