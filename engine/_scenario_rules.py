@@ -248,3 +248,25 @@ def _alert_has(alert: dict[str, object], dotted: str) -> bool:
         if value is None:
             return False
     return True
+
+
+_WORLD_NAMES = frozenset(("state", "inputs"))
+
+
+@rule("RB209", "bad-mitigated-when", ERROR,
+      "`mitigated_when` is checked on the simulated world whenever its state changes: it must "
+      "be an expression over `state` and `inputs`, or the drill could never count as mitigated.",
+      kind="scenario")
+def _mitigated_when(c: ScenarioCheck) -> Iterator[Finding]:
+    from . import templating
+
+    text = c.scenario.mitigated_when
+    if text is None:
+        return
+    found = templating.analyze(text, expression=True)
+    if found.error is not None:
+        yield Finding(("mitigated_when",), f"`{text}` is not a valid expression: {found.error}")
+        return
+    for name in sorted(found.names - _WORLD_NAMES):
+        yield Finding(("mitigated_when",), f"`{text}` uses '{name}'; the world's condition sees only "
+                                           f"`state` and `inputs`{_did_you_mean(name, _WORLD_NAMES)}")

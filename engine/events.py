@@ -210,6 +210,26 @@ class InjectFired(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class MitigationWatched(Event):
+    """A drill's world decides when the fault counts as mitigated: `condition` (the
+    scenario's `mitigated_when`) over its state, not the end of the remediation phase."""
+
+    name: ClassVar[str] = "mitigation.watched"
+    condition: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mitigated(Event):
+    """The world's `mitigated_when` became true: after a reply of `step`, or the injected
+    event with the index `injected` (as `inject.fired` records it), or already at the start."""
+
+    name: ClassVar[str] = "incident.mitigated"
+    condition: str
+    step: str | None = None
+    injected: int | None = None  # never `event`: that key names the record's event
+
+
+@dataclass(frozen=True, slots=True)
 class HintShown(Event):
     name: ClassVar[str] = "hint.shown"
     step: str

@@ -143,7 +143,7 @@ def test_scorecard_checks_each_objective_with_its_margin(run) -> None:  # type: 
         "outcome": ("resolved", True, ""),
         "time_to_acknowledge": ("2m", True, "0ms to spare"),
         "time_to_triage": ("2m", False, "missed by 1s"),
-        "time_to_mitigate": ("5m5s", True, "55s to spare"),
+        "time_to_mitigate": ("5m5s", True, "55s to spare; remediation done; compress acted"),
         "time_to_recover": ("5m45s", False, "missed by 45s"),
         "must_run compress": ("ok", True, ""),
         "must_not_run reboot": ("not run", True, ""),
@@ -210,6 +210,78 @@ def test_an_unscripted_step_fails_the_scorecard_even_with_every_objective_met(tm
                 + "objectives: {must_run: [probe]}\n")
     assert all(c.met for c in run.scorecard.checks)
     assert run.scorecard.unscripted == ["look"] and not run.scorecard.passed
+
+
+# -- mitigation means the fault was acted on -----------------------------------------------------
+
+# A wrong turn: the trainee calls it `data`, the only remediation step that would act is
+# skipped, a hand-over message goes out instead: the remediation phase ends "ok" having
+# done nothing to the fault.
+WRONG_TURN_RUNBOOK = """\
+defaults: {timeout: 30m}
+triage:
+  - {id: assess, manual: What broke?, ask: {cause: {choices: [crash, config]}}}
+remediation:
+  - {id: restart, when: "steps.assess.answers.cause == 'crash'", run: systemctl restart app}
+  - {id: hand_over, when: "steps.assess.answers.cause != 'crash'", notify: {channel: owners, message: yours}}
+"""
+WRONG_TURN_SCENARIO = """\
+state: {healthy: false}
+responses:
+  - {step: restart, duration: 20s, set: {healthy: true}}
+participants:
+  assess: {answers: {cause: CAUSE}, after: 1m}
+objectives: {time_to_mitigate: 10m}
+"""
+
+
+def test_a_wrong_turn_that_remediated_nothing_is_not_mitigated(tmp_path: Path) -> None:
+    """The remediation phase ended without any step acting: "not mitigated" is a miss."""
+    run = drill(tmp_path, WRONG_TURN_RUNBOOK, WRONG_TURN_SCENARIO.replace("CAUSE", "config"))
+    assert finished(run, "restart")["status"] == "skipped" and run.result.outcome == "resolved"
+    assert run.timings.mitigated is None
+    check = next(c for c in run.scorecard.checks if c.objective == "time_to_mitigate")
+    assert (check.actual, check.met) == ("never", False)
+    assert check.note == "not mitigated: no remediation step acted and succeeded"
+
+
+def test_without_mitigated_when_the_remediation_phase_end_counts_once_a_step_acted(tmp_path: Path) -> None:
+    run = drill(tmp_path, WRONG_TURN_RUNBOOK, WRONG_TURN_SCENARIO.replace("CAUSE", "crash"))
+    assert run.timings.mitigated == 80  # answered at 1m, restart took 20s
+    check = next(c for c in run.scorecard.checks if c.objective == "time_to_mitigate")
+    assert check.met and check.note == "8m40s to spare; remediation done; restart acted"
+
+
+def test_mitigated_when_is_the_first_moment_the_world_condition_holds(tmp_path: Path) -> None:
+    """The world decides: mitigated when the restart's reply made the service healthy,
+    journaled as incident.mitigated with the step that did it."""
+    body = WRONG_TURN_RUNBOOK + "  - {id: after, run: sleep}\n"
+    scenario = WRONG_TURN_SCENARIO.replace("CAUSE", "crash").replace(
+        "responses:\n", "responses:\n  - {step: after, duration: 5m}\n") + "mitigated_when: state.healthy\n"
+    run = drill(tmp_path, body, scenario)
+    assert records(run, "mitigation.watched")[0]["condition"] == "state.healthy"
+    mitigated = records(run, "incident.mitigated")
+    assert [(r["elapsed"], r["step"]) for r in mitigated] == [(80, "restart")]
+    assert run.timings.mitigated == 80  # not the phase end at 6m20s
+    check = next(c for c in run.scorecard.checks if c.objective == "time_to_mitigate")
+    assert check.note == "8m40s to spare; `state.healthy` became true after restart"
+
+
+def test_mitigated_when_that_never_holds_is_a_miss_even_when_steps_ran(tmp_path: Path) -> None:
+    run = drill(tmp_path, WRONG_TURN_RUNBOOK,
+                WRONG_TURN_SCENARIO.replace("CAUSE", "crash").replace("set: {healthy: true}", "set: {healthy: false}")
+                + "mitigated_when: state.healthy\n")
+    assert finished(run, "restart")["status"] == "ok" and run.timings.mitigated is None
+    check = next(c for c in run.scorecard.checks if c.objective == "time_to_mitigate")
+    assert not check.met and check.note == "not mitigated: `state.healthy` never held in the simulated world"
+
+
+def test_an_injected_event_can_mitigate_and_is_named(tmp_path: Path) -> None:
+    event = "events:\n  - {at: 30s, message: a peer fixed it, set: {healthy: true}}\n"
+    run = drill(tmp_path, WRONG_TURN_RUNBOOK, WRONG_TURN_SCENARIO.replace("CAUSE", "config")
+                + "mitigated_when: state.healthy\n" + event)
+    assert run.timings.mitigated == 30
+    assert run.timings.mitigated_by == "`state.healthy` became true at injected event 1"
 
 
 def test_the_scorecard_can_be_recomputed_from_the_journal_file_alone(tmp_path: Path) -> None:

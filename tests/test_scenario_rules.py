@@ -65,7 +65,7 @@ participants:
 """
 
 SEVERITY = {"RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
-            "RB206": ERROR, "RB207": ERROR, "RB208": ERROR}
+            "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR}
 
 
 def scenario(body: str) -> str:
@@ -227,6 +227,16 @@ CASES = [
     Case("RB208", "alert labels without the label the input reads", complete(
         **{"inputs: {host: db-1}": "alert: {labels: {host: db-1}}"}).replace(
         "runbook: runbook.yaml", "‸runbook: runbook.yaml")),
+    # -- RB209 bad-mitigated-when ------------------------------------------------------------
+    Case("RB209", "a condition over the world's state and the inputs", extended("""
+        mitigated_when: state.pct < 90 and inputs.host == 'db-1'
+        """)),
+    Case("RB209", "a condition that does not parse", extended("""
+        mitigated_when: ‸state.pct <
+        """), message="not a valid expression"),
+    Case("RB209", "a condition on a name the world does not have", extended("""
+        mitigated_when: ‸steps.restart.status == 'ok'
+        """), message="sees only `state` and `inputs`"),
 ]
 
 

@@ -1,8 +1,12 @@
 """Timings of a run, computed from its journal records alone.
 
 t=0 is the alert (the start of the run). Acknowledged: someone took the page (or the
-first human action). Triaged, mitigated, recovered: the end of the triage,
-remediation and recovery phases, when they completed.
+first human action). Triaged and recovered: the end of the triage and recovery phases,
+when they completed. Mitigated means the fault was acted on: in a drill whose scenario
+declares `mitigated_when`, the moment that condition on the simulated world first held
+(`incident.mitigated`); otherwise the end of the remediation phase, provided a step in
+it acted (a command, a request, a manual action, not a skipped step, a message or a
+`set:`) and succeeded. A remediation phase where nothing acted mitigated nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 HUMAN_EVENTS = ("prompt.answered", "approval", "hint.shown")
+ACTING_KINDS = frozenset(("run", "http", "manual"))  # step kinds that act on the fault
 
 
 class Milestone(NamedTuple):
@@ -83,6 +88,8 @@ class Timings:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     last_elapsed: float = 0.0
     complete: bool = False
+    mitigated_when: str | None = None  # the drill's world decides mitigation with this condition
+    mitigated_by: str = ""  # why the run counts as mitigated, in words
 
     @property
     def human_time(self) -> float:
@@ -145,6 +152,9 @@ class _Collector:
         self.first_human: float | None = None
         self.first_step: float | None = None
         self.depth = 0  # open phases: an included runbook's phases nest inside a step of ours
+        self.remediating = False  # inside our own remediation phase (included steps too)
+        self.acted: str | None = None  # the first remediation step that acted and succeeded
+        self.world_mitigated = False
         self._handlers: dict[str, Any] = {}  # event name -> method (looked up once per name)
 
     def add(self, r: Mapping[str, Any]) -> None:
@@ -185,6 +195,9 @@ class _Collector:
         timing = self.t.steps.setdefault(step, StepTiming(step, str(r.get("phase", ""))))
         timing.status, timing.duration = str(r.get("status")), _num(r.get("duration"))
         timing.attempts, timing.finished = int(_num(r.get("attempts"))), _elapsed(r)
+        if (self.remediating and self.acted is None and timing.status == "ok"
+                and r.get("kind") in ACTING_KINDS and not r.get("rollback_of")):
+            self.acted = step
 
     def _step_attempt(self, r: Mapping[str, Any]) -> None:
         if r.get("polling"):
@@ -209,15 +222,42 @@ class _Collector:
         self.t.hints.append(dict(r))
 
     def _phase_started(self, r: Mapping[str, Any]) -> None:
+        if not self.depth and r.get("phase") == "remediation":
+            self.remediating = True
         self.depth += 1
 
     def _phase_finished(self, r: Mapping[str, Any]) -> None:
         self.depth = max(self.depth - 1, 0)
-        if r.get("status") != "ok" or self.depth:
+        if self.depth:
             return
-        attr = {"triage": "triaged", "remediation": "mitigated", "recovery": "recovered"}.get(str(r.get("phase")))
-        if attr is not None:
-            setattr(self.t, attr, _elapsed(r))
+        phase = r.get("phase")
+        if phase == "remediation":
+            self.remediating = False
+        if r.get("status") != "ok":
+            return
+        if phase == "triage":
+            self.t.triaged = _elapsed(r)
+        elif phase == "recovery":
+            self.t.recovered = _elapsed(r)
+        elif phase == "remediation" and self.acted is not None and self.t.mitigated_when is None:
+            self.t.mitigated = _elapsed(r)
+            self.t.mitigated_by = f"remediation done; {self.acted} acted"
+
+    def _mitigation_watched(self, r: Mapping[str, Any]) -> None:
+        self.t.mitigated_when = str(r.get("condition") or "")
+
+    def _incident_mitigated(self, r: Mapping[str, Any]) -> None:
+        if self.world_mitigated:
+            return  # the first moment counts
+        self.world_mitigated = True
+        self.t.mitigated = _elapsed(r)
+        if r.get("step"):
+            cause = f" after {r['step']}"
+        elif r.get("injected") is not None:
+            cause = f" at injected event {_num(r.get('injected')) + 1:g}"  # numbered from 1, as the trainer's
+        else:
+            cause = " from the start"
+        self.t.mitigated_by = f"`{r.get('condition')}` became true{cause}"
 
     def _priority_changed(self, r: Mapping[str, Any]) -> None:
         self.t.priority = r.get("priority")

@@ -4,7 +4,8 @@ getting faster.
 
 Thousands of journals are read quickly by streaming them line by line and decoding
 only the few records the key times need: the event name is read from the raw line,
-so step results with their output tails are never parsed.
+so step results with their output tails are never parsed (of a remediation step's
+result only the head is read: did it act and succeed?).
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from .metrics import MILESTONES, percentile, timings
 METRICS = tuple((m.attr, m.verb) for m in MILESTONES)
 # The records the key times are computed from; everything else is skipped unparsed.
 NEEDED = frozenset((b"run.started", b"run.finished", b"incident.acknowledged", b"prompt.answered", b"approval",
-                    b"hint.shown", b"phase.started", b"phase.finished"))
+                    b"hint.shown", b"phase.started", b"phase.finished", b"mitigation.watched",
+                    b"incident.mitigated"))
 FIRST_ONLY = b"step.started"  # only the first one counts (acknowledged, when nobody answered anything)
+REMEDIATION_ONLY = b"step.finished"  # only inside remediation (did a step act?), and only its head
+_HEAD_END = b', "duration": '  # step.finished: step, phase, kind and status come first, output last
 _EVENT = re.compile(rb'"event"\s*:\s*"([^"]*)"')
 MAX_PERIODS = 12
 STEADY = 0.10  # a change of the median under 10% is no trend
@@ -64,18 +68,42 @@ def _event(line: bytes) -> bytes | None:
 def lean_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """The records of a journal that key times need, decoded lazily; torn or bad lines skipped."""
     first_step = True
+    phases: list[Any] = []  # the open phases, outermost first (an include nests its own)
     with open(path, "rb") as handle:
         for line in handle:
             name = _event(line)
-            if name is None or (name not in NEEDED and not (first_step and name == FIRST_ONLY)):
+            if name is None or (name not in NEEDED and not (first_step and name == FIRST_ONLY)
+                                and not (name == REMEDIATION_ONLY and phases[:1] == ["remediation"])):
                 continue
             first_step = first_step and name != FIRST_ONLY
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
+            record = _head(line) if name == REMEDIATION_ONLY else _decode(line)
+            if record is not None:
+                _track(phases, name, record)
                 yield clean(record)
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _head(line: bytes) -> dict[str, Any] | None:
+    """A step.finished record without its results: the fields before `duration` (the
+    journal writes them in a fixed order), so the output tail is never parsed."""
+    end = line.find(_HEAD_END)
+    return _decode(line[:end] + b"}") if end > 0 else _decode(line)
+
+
+def _track(phases: list[Any], name: bytes, record: dict[str, Any]) -> None:
+    if name == b"phase.started":
+        phases.append(record.get("phase"))
+    elif name == b"phase.finished" and phases:
+        phases.pop()
+    elif name == b"run.started":
+        phases.clear()  # a resumed run starts its phases afresh
 
 
 def _epoch(stamp: Any) -> float | None:

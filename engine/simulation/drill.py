@@ -59,13 +59,23 @@ class Scorecard:
         return [c for c in self.checks if not c.met]
 
 
-def _time_check(name: str, limit: float, actual: float | None) -> Check:
+def _time_check(name: str, limit: float, actual: float | None, why: str = "") -> Check:
     if actual is None:
-        return Check(name, f"<= {format_duration(limit)}", "never", False, "not reached")
+        return Check(name, f"<= {format_duration(limit)}", "never", False, why or "not reached")
     met = actual <= limit + 1e-9
     gap = abs(actual - limit)
     note = f"{format_duration(gap)} to spare" if met else f"missed by {format_duration(gap)}"
-    return Check(name, f"<= {format_duration(limit)}", format_duration(actual), met, note)
+    return Check(name, f"<= {format_duration(limit)}", format_duration(actual), met,
+                 f"{note}; {why}" if why else note)
+
+
+def _mitigation(t: Timings) -> str:
+    """Why the run counts as mitigated, or why not (time_to_mitigate is honest about it)."""
+    if t.mitigated is not None:
+        return t.mitigated_by
+    if t.mitigated_when:
+        return f"not mitigated: `{t.mitigated_when}` never held in the simulated world"
+    return "not mitigated: no remediation step acted and succeeded"
 
 
 def score(scenario: Scenario, t: Timings, unscripted: Sequence[str] = ()) -> Scorecard:
@@ -77,7 +87,8 @@ def score(scenario: Scenario, t: Timings, unscripted: Sequence[str] = ()) -> Sco
     for m in MILESTONES:
         limit = getattr(obj, m.objective)
         if limit is not None:
-            checks.append(_time_check(m.objective, limit, getattr(t, m.attr)))
+            why = _mitigation(t) if m.attr == "mitigated" else ""
+            checks.append(_time_check(m.objective, limit, getattr(t, m.attr), why))
     for step in obj.must_run:
         timing = t.steps.get(step)
         status = timing.status if timing else "did not run"
@@ -152,6 +163,16 @@ class _Acknowledge:
         return None
 
 
+class _WatchMitigation:
+    """Runner hook: once the run has started, the world watches `mitigated_when`."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def on_start(self) -> None:
+        self.world.watch_mitigation()
+
+
 def scenario_inputs(scenario: Scenario, runbook: Runbook) -> dict[str, Any]:
     alert = dict(scenario.alert) if scenario.alert is not None else None
     return resolve(runbook, from_file=scenario.inputs, alert=alert, environ={}).values
@@ -203,6 +224,8 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     run_id = setup.run_id or f"{scenario.id}-seed{seed}"
     runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id, mode=setup.mode,
                     masker=bus.masker, participants=setup.participants, scenario=scenario.id)
+    if scenario.mitigated_when is not None:
+        runner.hooks.append(_WatchMitigation(world))
     ack = setup.acknowledge or getattr(prompter, "acknowledge", None)
     if ack is not None:
         runner.hooks.append(_Acknowledge(runner, ack, bus.emit))

@@ -143,6 +143,7 @@ class Scenario:
     participants: Mapping[str, Participant] = field(default_factory=empty_map)
     hints: Mapping[str, str] = field(default_factory=empty_map)
     objectives: Objectives = Objectives()
+    mitigated_when: str | None = None  # an expression over the world's state: true once mitigated
     source: SourceMap | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -233,5 +234,6 @@ def build_scenario(doc: Document) -> Scenario:
         ),
         hints=frozen_map(data.get("hints")),
         objectives=_objectives(data.get("objectives") or {}),
+        mitigated_when=data.get("mitigated_when"),
         source=doc.source,
     )

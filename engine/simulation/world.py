@@ -22,7 +22,7 @@ from .. import templating
 from .._step import Attempt
 from ..duration import format_duration
 from ..errors import TemplateError
-from ..events import InjectFired, StepOutput
+from ..events import InjectFired, Mitigated, MitigationWatched, StepOutput
 from ..executors.base import Cancel, Invocation, OutputSink, Result
 from ..executors.notify import Delivery
 from .scenario import Event, Reply, Response, Scenario
@@ -41,6 +41,7 @@ class World:
     unscripted: list[str] = field(default_factory=list)
     emit: Callable[[Any], Any] | None = None
     inputs: Mapping[str, Any] = field(default_factory=dict)
+    mitigated: bool = False  # the scenario's `mitigated_when` has been true (once is enough)
 
     def __post_init__(self) -> None:
         if not self.state:
@@ -107,6 +108,32 @@ class World:
             _assign(self.state, key, value)
         return rendered
 
+    # -- mitigation ----------------------------------------------------------------------------
+
+    def watch_mitigation(self) -> None:
+        """At the start of the run: say that the world decides mitigation, and check the
+        initial state (only state changes can change the answer, so they check again)."""
+        condition = self.scenario.mitigated_when
+        if condition is None or self.emit is None:
+            return
+        self.emit(MitigationWatched(condition))
+        self.check_mitigated(None, None)
+
+    def check_mitigated(self, step: str | None, injected: int | None) -> None:
+        """After a state change (by a reply of `step` or the injected event with index
+        `injected`): journal the moment `mitigated_when` first holds."""
+        condition = self.scenario.mitigated_when
+        if condition is None or self.mitigated:
+            return
+        try:
+            holds = bool(self.evaluate(condition, {}))
+        except TemplateError:
+            holds = False  # e.g. a state key that a later reply sets: not mitigated yet
+        if holds:
+            self.mitigated = True
+            if self.emit is not None:
+                self.emit(Mitigated(condition, step, injected))
+
     def duration(self, reply: Reply) -> float:
         return reply.duration.sample(self.rng) if reply.duration is not None else 0.0
 
@@ -135,6 +162,8 @@ class World:
             message = f"{message or 'event'} (event {event.index}: its set failed, nothing changed: {exc})"
         if self.emit is not None:
             self.emit(InjectFired(event.index, event.at, message, event.kind, applied, manual))
+        if applied:
+            self.check_mitigated(None, event.index)
 
 
 def _assign(state: dict[str, Any], dotted: str, value: Any) -> None:
@@ -174,6 +203,7 @@ class SimulatedExecutor:
             return result  # the command never finished: its reply and state change never happen
         if reply.set:
             world.apply(reply.set, inv)
+            world.check_mitigated(inv.step, None)
         if reply.message and world.emit is not None:
             world.emit(StepOutput(inv.step, "info", f"[world] {reply.message}", inv.host))
         return result
