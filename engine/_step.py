@@ -16,7 +16,7 @@ from .duration import format_duration
 from .errors import EngineError, JournalError, TemplateError
 from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepStarted
 from .executors.base import HttpRequest, Invocation, Result, encode_body, parse_json
-from .executors.prompts import ApprovalRequest, Question, Unanswered
+from .executors.prompts import ApprovalReply, ApprovalRequest, Question, Unanswered
 from .masking import MaskedStream
 from .model import (
     HttpSpec,
@@ -57,6 +57,7 @@ class Attempt:
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     cancelled: bool = False
+    refused: bool = False  # an approval was refused (here, or inside an included runbook)
     expect_false: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -184,19 +185,19 @@ class StepDriver:
             rec.status, rec.error = "failed", str(exc)
             return rec
         try:
-            approved = step.confirm is None or self._approved(step, sid, extra)
+            reply = None if step.confirm is None else self._approval(step, sid, extra)
         except StepStop as stop:  # no one to ask, or Ctrl-C: the step still gets its step.finished
             rec.status, rec.error = stop.outcome, stop.reason
             return rec
-        if not approved:
-            rec.status, rec.error = "refused", "approval refused"
+        if reply is not None and not reply.approved:
+            rec.status, rec.error = "refused", refusal(reply)
             return rec
         retries = step.retries or r.runbook.defaults.retries or Retries()
         attempt = Attempt(False, "not run")
         for number in range(1, retries.attempts + 1):
             rec.attempts = number
             attempt = self._attempt(step, sid, number, {**extra, **started})
-            if attempt.ok or attempt.cancelled or (attempt.expect_false and r.in_detection(step)):
+            if attempt.ok or attempt.cancelled or attempt.refused or (attempt.expect_false and r.in_detection(step)):
                 break
             if number < retries.attempts:
                 delay = retries.delay_before(number + 1)
@@ -240,7 +241,7 @@ class StepDriver:
 
         return render_for
 
-    def _approved(self, step: Step, sid: str, extra: dict[str, Any]) -> bool:
+    def _approval(self, step: Step, sid: str, extra: dict[str, Any]) -> ApprovalReply:
         r = self.r
         confirm = step.confirm
         assert confirm is not None
@@ -261,7 +262,7 @@ class StepDriver:
             raise StepStop("aborted", "interrupted while waiting for approval", sid) from None
         r.bus.emit(Approval(sid, reply.approved, reply.by, reply.role, confirm.role, reply.waited,
                             message if reply.approved else (reply.reason or message)))
-        return reply.approved
+        return reply
 
     # -- attempts and polling ----------------------------------------------------------------
 
@@ -468,6 +469,8 @@ class StepDriver:
             rec.status = "ok"
         elif attempt.cancelled:
             rec.status = "aborted"
+        elif attempt.refused:
+            rec.status = "refused"
         elif attempt.expect_false and self.r.in_detection(step):
             rec.status = "not_confirmed"
         else:
@@ -493,6 +496,13 @@ class StepDriver:
             dict(r.state.vars) if _sets_vars(step) else {},
             r.logs_of(sid), rollback_of,
         ))
+
+
+def refusal(reply: ApprovalReply) -> str:
+    """Why a step did not run: who refused its approval, and the reason they gave."""
+    who = f" by {reply.by}" + (f" ({reply.role})" if reply.role else "") if reply.by else ""
+    why = f": {reply.reason}" if reply.reason and reply.reason != "refused" else ""
+    return f"approval refused{who}{why}"
 
 
 def _sets_vars(step: Step) -> bool:

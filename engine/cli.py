@@ -234,8 +234,8 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
         dry_run: bool, **options: Any) -> None:
     """Run a runbook: live, or with --dry-run as a rendered plan.
 
-    Exit status: 0 resolved, 1 failed, 5 not confirmed, 6 escalated, 130 aborted,
-    2 invalid runbook or inputs, 3 journal error, 4 another run holds the lock.
+    Exit status: 0 resolved, 1 failed, 5 not confirmed, 6 escalated, 7 refused, 130 aborted,
+    2 invalid runbook, inputs or answers, 3 journal error, 4 another run holds the lock.
     """
     from . import inputs as inputs_mod
     from .masking import Masker

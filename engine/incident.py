@@ -80,10 +80,11 @@ class IncidentSupervisor:
     def on_step_finished(self, step: Any, rec: StepRecord) -> None:
         if rec.status != "skipped":
             self.last = [*self.last, f"{step.id} {rec.status}"][-3:]
-        if rec.status == "failed":
+        if rec.status in ("failed", "refused"):  # a refusal, too, means the runbook cannot go on
+            reason = f"step {step.id} failed: {rec.error}" if rec.status == "failed" else f"step {step.id}: {rec.error}"
             for rule in self.runbook.escalation:
                 if rule.on_failure:
-                    self._fire(rule, f"step {step.id} failed: {rec.error}", step.id)
+                    self._fire(rule, reason, step.id)
         self.check_conditions(step.id)
 
     def on_prompt(self, step: str) -> None:

@@ -15,7 +15,7 @@ from .loader import Document, SourceMap
 
 PHASES = ("detection", "triage", "remediation", "recovery")
 STEP_KINDS = ("run", "http", "manual", "wait", "notify", "set", "include")
-OUTCOMES = ("resolved", "not_confirmed", "failed", "aborted", "escalated")
+OUTCOMES = ("resolved", "not_confirmed", "failed", "refused", "aborted", "escalated")
 
 Path = tuple[str | int, ...]
 EMPTY: Mapping[str, Any] = MappingProxyType({})

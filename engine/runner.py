@@ -39,6 +39,7 @@ from .model import IncludeSpec, Phase, Runbook, Step
 from .state import Incident, RunState, StepRecord, priority_of
 
 STOPPING = ("failed", "aborted", "refused", "not_confirmed")
+ROLLED_BACK = ("failed", "aborted", "refused")  # outcomes after which completed steps are undone
 
 
 def _mentions(runbook: Runbook, word: str) -> bool:
@@ -217,10 +218,17 @@ class Runner:
         if rec.status == "ok":
             self.completed.append(step)
         if rec.status in STOPPING and not (step.continue_on_error and rec.status == "failed"):
-            outcome = {"refused": "aborted", "not_confirmed": "not_confirmed"}.get(rec.status, rec.status)
-            reason = self.stop_reason if rec.status == "aborted" else (rec.error or rec.status)
-            raise StepStop(outcome, reason, self.qualified(step.id))
+            raise self._stop_after(step, rec)
         return rec
+
+    def _stop_after(self, step: Step, rec: StepRecord) -> StepStop:
+        """How a step that did not succeed ends the run: its status is the outcome.
+
+        A refused approval is a decision, not an interruption: the run ends `refused`
+        (exit 7), rollbacks run as after a failure, and `on_failure` escalation sees it."""
+        if rec.status == "aborted":
+            return StepStop("aborted", self.stop_reason, self.qualified(step.id))
+        return StepStop(rec.status, rec.error or rec.status, self.qualified(step.id))
 
     def _check_handoff(self, step: Step) -> None:
         if self.handoff is not None and not self.prefix:
@@ -281,7 +289,7 @@ class Runner:
     def _finish(self, stop: StepStop | None, t0: float, phases: dict[str, float]) -> RunResult:
         outcome = stop.outcome if stop else "resolved"
         reason = stop.reason if stop else ""
-        if outcome in ("failed", "aborted"):
+        if outcome in ROLLED_BACK:
             self._rollback(outcome, reason)
         self._hook("on_finish", outcome)
         if self._timers is not None:
@@ -457,4 +465,4 @@ class Runner:
         outputs = {"outcome": result.outcome, "reason": result.reason}
         return Attempt(ok, None if ok else f"included runbook {child_book.id} ended {result.outcome}: "
                                              f"{result.reason}", outputs=outputs,
-                       cancelled=result.outcome == "aborted")
+                       cancelled=result.outcome == "aborted", refused=result.outcome == "refused")

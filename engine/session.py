@@ -33,7 +33,7 @@ from .state import StepRecord
 RUNS = "runs"
 LOCKS = "locks"
 
-OUTCOME_EXIT = {"resolved": 0, "failed": 1, "not_confirmed": 5, "escalated": 6, "aborted": 130}
+OUTCOME_EXIT = {"resolved": 0, "failed": 1, "not_confirmed": 5, "escalated": 6, "refused": 7, "aborted": 130}
 
 
 @dataclass

@@ -190,13 +190,21 @@ def test_running_a_step_that_must_not_run_is_a_wrong_turn(tmp_path: Path) -> Non
     assert "ran look, which must not run" in run.scorecard.wrong_turns
 
 
-def test_a_refused_approval_aborts_and_is_a_wrong_turn(tmp_path: Path) -> None:
+def test_a_refused_approval_ends_the_drill_refused_and_is_a_wrong_turn(tmp_path: Path) -> None:
     run = drill(tmp_path, RUNBOOK, SCENARIO.replace("approve: true", "approve: false")
                 + "objectives: {outcome: resolved}\n")
-    assert run.result.outcome == "aborted"
+    assert run.result.outcome == "refused"
+    assert [(c.objective, c.expected, c.actual, c.met) for c in run.scorecard.checks] == [
+        ("outcome", "resolved", "refused", False)]
     assert finished(run, "compress")["status"] == "refused"
     assert "compress: approval refused (refused)" in run.scorecard.wrong_turns
     assert run.timings.triaged == 120 and run.timings.mitigated is None
+
+
+def test_a_scenario_can_expect_a_refusal(tmp_path: Path) -> None:
+    run = drill(tmp_path, RUNBOOK, SCENARIO.replace("approve: true", "approve: false")
+                + "objectives: {outcome: refused}\n")
+    assert [(c.objective, c.actual, c.met) for c in run.scorecard.checks] == [("outcome", "refused", True)]
 
 
 def test_a_failed_step_is_a_wrong_turn(tmp_path: Path) -> None:

@@ -360,6 +360,29 @@ def test_a_step_failure_fires_an_on_failure_rule_and_the_run_goes_on(tmp_path: P
     assert run.result.outcome == "resolved"
 
 
+def test_a_refused_approval_fires_an_on_failure_rule_naming_who_refused(tmp_path: Path) -> None:
+    """A refusal used to end the run `aborted`, like Ctrl-C, so nobody was told."""
+    run = drill(tmp_path, """\
+        escalation:
+          - {on_failure: true, notify: owners}
+        defaults: {timeout: 1m}
+        remediation:
+          - {id: fix, run: fix, confirm: Fix it?}
+          - {id: next, run: next}
+        """, """\
+        responses:
+          - {step: fix}
+          - {step: next}
+        participants:
+          fix: {approve: false, by: dana, after: 20s}
+        """)
+    assert run.result.outcome == "refused"
+    fired = records(run, "escalation.fired")
+    assert [(f["elapsed"], f["reason"], f["channel"]) for f in fired] == [
+        (20.0, "step fix: approval refused by dana", "owners")]
+    assert path_of(run.records) == [("fix", "refused")]
+
+
 def test_a_handoff_rule_ends_the_run_as_escalated_after_the_current_step(tmp_path: Path) -> None:
     run = drill(tmp_path, ESCALATING.replace("notify: oncall-secondary}", "notify: oncall-secondary, handoff: true}"),
                 PEOPLE)
@@ -514,7 +537,7 @@ def test_a_scripted_participant_in_the_wrong_role_cannot_approve(tmp_path: Path)
     assert (approval["approved"], approval["by"], approval["role"], approval["required_role"]) == (
         False, "sam", "responder", "incident_commander")
     assert approval["message"] == "approval requires the role incident_commander; sam answered as responder"
-    assert finished(run, "fix")["status"] == "refused" and run.result.outcome == "aborted"
+    assert finished(run, "fix")["status"] == "refused" and run.result.outcome == "refused"
     checks = {c.objective: (c.actual, c.met) for c in run.scorecard.checks}
     assert checks["approved_by_role fix"] == ("no approval", False)
 
@@ -525,7 +548,7 @@ def test_a_live_approval_needs_a_participant_in_the_required_role() -> None:
     refused, rec = run_text(book, executor=ScriptedExecutor({"fix": ""}), yes=True,
                             participants=[Participant("sam", "responder")])
     approval = rec.named("approval")[0]
-    assert refused.outcome == "aborted"
+    assert refused.outcome == "refused"
     assert (approval.approved, approval.required_role) == (False, "incident_commander")  # type: ignore[attr-defined]
     assert approval.message == "approval requires the role incident_commander: pass --as NAME:incident_commander"  # type: ignore[attr-defined]
     approved, rec = run_text(book, executor=ScriptedExecutor({"fix": ""}), yes=True,

@@ -394,18 +394,36 @@ def test_an_approved_confirm_runs_the_step_and_journals_the_approval() -> None:
     assert executor.calls[-1].command == "systemctl restart app"
 
 
-def test_a_refused_confirm_aborts_the_run_runs_nothing_and_rolls_back() -> None:
+def test_a_refused_confirm_ends_the_run_refused_naming_who_and_why_and_rolls_back() -> None:
+    """A refusal is a decision, not an interruption: its own outcome, not `aborted`."""
     executor = ScriptedExecutor({"*": "ok"})
 
     class Refuser(ScriptedPrompter):
         def approve(self, request: ApprovalRequest) -> ApprovalReply:
-            return ApprovalReply(False, "bob", None, 0.0, "too risky")
+            return ApprovalReply(False, "bob", "incident_commander", 0.0, "too risky")
 
     result, events = _run_with_prompter(runbook(CONFIRM), executor, Refuser())
-    assert result.outcome == "aborted" and result.failed_step == "restart"
+    assert result.outcome == "refused" and result.failed_step == "restart"
+    assert result.reason == "approval refused by bob (incident_commander): too risky"
     assert "systemctl restart app" not in [c.command for c in executor.calls]
     assert finished(events)["restart"].status == "refused"
     assert "undo_prepare" in order(events)
+    [end] = events.named("run.finished")
+    assert (end.outcome, end.failed_step) == ("refused", "restart")  # type: ignore[attr-defined]
+
+
+def test_a_refusal_inside_an_included_runbook_ends_the_run_refused(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(runbook(CONFIRM).replace("id: unit", "id: child"))
+    text = runbook("remediation:\n  - {id: inner, include: child.yaml}\n")
+
+    class Refuser(ScriptedPrompter):
+        def approve(self, request: ApprovalRequest) -> ApprovalReply:
+            return ApprovalReply(False, "bob")
+
+    result, events = _run_with_prompter(text, ScriptedExecutor({"*": "ok"}), Refuser(), file=str(tmp_path / "p.yaml"))
+    assert result.outcome == "refused" and result.failed_step == "inner"
+    assert finished(events)["inner/restart"].status == "refused"
+    assert finished(events)["inner"].status == "refused"
 
 
 def test_a_confirm_with_no_one_to_answer_fails_naming_the_flag() -> None:
@@ -419,7 +437,7 @@ def test_a_role_restricted_approval_is_refused_for_the_wrong_role() -> None:
                                    "confirm: {message: Restart?, role: incident_commander}"))
     executor = ScriptedExecutor({"*": "ok"})
     result, events = run_text(text, executor=executor, participants=[Participant("bob", "responder")])
-    assert result.outcome == "aborted"
+    assert result.outcome == "refused"
     [approval] = events.named("approval")
     assert isinstance(approval, Approval)
     assert not approval.approved and approval.required_role == "incident_commander"
@@ -437,7 +455,8 @@ def test_a_role_restricted_approval_is_granted_to_that_role_and_names_who() -> N
     assert (approval.by, approval.role) == ("alice", "incident_commander")  # type: ignore[attr-defined]
 
 
-def _run_with_prompter(text: str, executor: ScriptedExecutor, prompter: Any) -> tuple[RunResult, Recorder]:
+def _run_with_prompter(text: str, executor: ScriptedExecutor, prompter: Any,
+                       file: str = "runbook.yaml") -> tuple[RunResult, Recorder]:
     """run_text with a custom prompter (run_text builds a ScriptedPrompter itself)."""
     from engine.clock import VirtualClock
     from engine.events import EventBus
@@ -445,13 +464,14 @@ def _run_with_prompter(text: str, executor: ScriptedExecutor, prompter: Any) -> 
     from engine.loader import load_text
     from engine.model import build_runbook
     from engine.runner import Runner
+    from engine.validation import load_runbook
 
-    book = build_runbook(load_text(text, "runbook.yaml"))
+    book = build_runbook(load_text(text, file))
     clock = VirtualClock()
     executor.clock = clock
     recorder = Recorder()
     services = Services(local=executor, http=executor, prompter=prompter,
-                        notifier=Notifier(console=lambda _: None))
+                        notifier=Notifier(console=lambda _: None), load_runbook=load_runbook)
     runner = Runner(book, resolve(book, environ={}).values, services=services,
                     bus=EventBus(clock, [recorder]), clock=clock, run_id="test")
     return runner.run(), recorder

@@ -129,7 +129,7 @@ def _bar_problems(bar: Any) -> list[Problem]:
         out.append(Problem(bar.end or bar.start, bar.status, f"{bar.step} {bar.status}: {bar.error or bar.reason or ''}"
                            .rstrip(": "), bar.step, bar.stderr or bar.stdout))
     if bar.status == "refused":
-        out.append(Problem(bar.end or bar.start, "refused", f"{bar.step} was refused approval", bar.step))
+        out.append(Problem(bar.end or bar.start, "refused", f"{bar.step}: {bar.error or 'approval refused'}", bar.step))
     if bar.status == "skipped" and bar.reason and "interrupted" in bar.reason:
         out.append(Problem(bar.start, "skipped", f"{bar.step}: {bar.reason}", bar.step))
     out += [Problem(h.end, "failed", f"{bar.step} on {h.name}: {h.status}" + (f" ({h.error})" if h.error else ""),
@@ -187,7 +187,7 @@ def _outcome_questions(report: Any) -> list[str]:
     outcome = report.outcome if report.complete else None
     if outcome == "not_confirmed":
         return ["Detection did not confirm the alert: was it a false positive, or does the check miss this failure?"]
-    if outcome in ("failed", "aborted", "escalated"):
+    if outcome in ("failed", "refused", "aborted", "escalated"):
         return [f"The run ended {outcome}: what finally resolved the incident, and what should the runbook do "
                 "next time?"]
     if outcome == "resolved":

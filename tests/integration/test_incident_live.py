@@ -226,7 +226,7 @@ remediation:
 
 def test_a_live_approval_by_the_wrong_role_is_refused(tmp_path: Path) -> None:
     done, records = run(tmp_path, GATED, "--yes", "--as", "sam:responder")
-    assert done.returncode == 130  # aborted
+    assert done.returncode == 7  # refused
     assert not (tmp_path / "restarted").exists()
     approval = next(r for r in records if r["event"] == "approval")
     assert (approval["approved"], approval["required_role"]) == (False, "incident_commander")

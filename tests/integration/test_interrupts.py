@@ -141,6 +141,37 @@ def test_ctrl_c_at_an_approval_prompt_aborts_the_run(ws: Workspace) -> None:
     assert finished_step(complete_journal(ws.only_run()), "restart")["status"] == "aborted"
 
 
+def test_refusing_an_approval_ends_the_run_refused_with_exit_7_escalates_and_rolls_back(ws: Workspace) -> None:
+    """A refusal is a decision, not Ctrl-C: outcome `refused` (exit 7, not 130), rollbacks
+    run without asking, and `on_failure` escalation tells someone."""
+    ws.write("channels.yaml", f"kind: channels\nchannels:\n  owners: {{type: file, path: {ws.root / 'owners.log'}}}\n")
+    ws.write("live.yaml", runbook_text("""\
+        escalation:
+          - {on_failure: true, notify: owners}
+        remediation:
+          - id: prepare
+            run: echo prepared
+            rollback:
+              - {id: undo_prepare, run: "echo undone > undone.txt"}
+          - {id: restart, run: touch restarted.txt, confirm: "Restart the service?"}
+        """))
+    term = terminal(ws, "run", "live.yaml", "--as", "dana", "--channels", "channels.yaml")
+    try:
+        term.expect("Restart the service? [y/N]")
+        term.type(b"n\r")
+        assert term.wait() == 7, term.text
+    finally:
+        term.kill()
+    assert "Traceback" not in term.text and "[Y/n]" not in term.text  # rollbacks are not asked about
+    assert "outcome: refused at step restart" in term.text and "approval refused by dana" in term.text
+    assert not (ws.root / "restarted.txt").exists()
+    assert (ws.root / "undone.txt").exists()
+    assert "step restart: approval refused by dana" in (ws.root / "owners.log").read_text()
+    records = complete_journal(ws.only_run())
+    assert (records[-1]["outcome"], records[-1]["failed_step"]) == ("refused", "restart")
+    assert events(records, "approval")[0]["by"] == "dana"
+
+
 def test_approvals_and_questions_are_answered_on_the_terminal(ws: Workspace) -> None:
     ws.write("live.yaml", runbook_text("""\
         triage:

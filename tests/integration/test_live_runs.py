@@ -236,7 +236,7 @@ def test_a_role_restricted_approval_is_refused_for_the_wrong_role(ws: Workspace)
             confirm: {message: Restart it?, role: incident_commander}
         """))
     wrong = ws.run("run", "live.yaml", "--yes", "--as", "bob:responder")
-    assert wrong.code == 130 and "approval requires the role incident_commander" in wrong.out
+    assert wrong.code == 7 and "approval requires the role incident_commander" in wrong.out
     assert not (ws.root / "restarted.txt").exists()
     [refused_dir] = ws.run_dirs()
     right = ws.run("run", "live.yaml", "--yes", "--as", "alice:incident_commander")
