@@ -119,8 +119,8 @@ def render(report: Report, fmt: str, **options: object) -> str:
     return FORMATS[fmt](report)
 
 
-def _caret_line(source_line: str, column: int) -> str:
-    # Keep tabs so the caret lines up under the same column in a terminal.
+def caret_line(source_line: str, column: int) -> str:
+    """Spaces (and the line's own tabs, so it lines up in a terminal) then `^` under `column`."""
     prefix = "".join(c if c == "\t" else " " for c in source_line[: max(column - 1, 0)])
     return prefix + "^"
 
@@ -164,7 +164,7 @@ def format_text(report: Report, *, color: bool = False) -> str:
         line = _source_line(lines, report, diag)
         if line is not None:
             out.append(f"  {line}")
-            out.append("  " + paint(_caret_line(line, diag.column), diag.severity.value))
+            out.append("  " + paint(caret_line(line, diag.column), diag.severity.value))
     out.append(_summary(report))
     return "\n".join(out) + "\n"
 

@@ -90,11 +90,13 @@ class Position(NamedTuple):
 
 
 class LoadError(Exception):
-    """The file could not be loaded at all; `diagnostic` says where and why."""
+    """The file could not be loaded at all; `diagnostic` says where and why, and `text` is
+    the file's text when it could be read (to show the line with a caret)."""
 
-    def __init__(self, diagnostic: Diagnostic) -> None:
+    def __init__(self, diagnostic: Diagnostic, text: str | None = None) -> None:
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+        self.text = text
 
 
 class SourceMap:
@@ -363,16 +365,22 @@ def decode(raw: bytes, file: str) -> str:
         # Columns count characters, as everywhere else; the bytes before the first bad
         # one are valid UTF-8.
         pos = _position_after(raw[: exc.start].decode("utf-8"))
-        raise _error(
-            file, pos.line, pos.column, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})", RULE_SYNTAX
-        ) from None
+        error = _error(file, pos.line, pos.column, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})",
+                       RULE_SYNTAX)
+        error.text = raw.decode("utf-8", errors="replace")
+        raise error from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
 def load_file(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Document:
     """Load one YAML file. Raises LoadError (with a positioned Diagnostic) if it cannot."""
     name = os.fspath(path)
-    return load_text(read_text(name, limits), name, limits)
+    text = read_text(name, limits)
+    try:
+        return load_text(text, name, limits)
+    except LoadError as exc:
+        exc.text = text
+        raise
 
 
 def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS) -> Document:
@@ -387,8 +395,7 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
     try:
         data = builder.build(root)
     except _Problem as problem:
-        mark = problem.node.start_mark
-        raise _error(file, mark.line + 1, mark.column + 1, problem.message, problem.rule) from None
+        raise _problem_error(problem, text, file) from None
     except RecursionError:
         raise _error(file, 1, 1, "nesting too deep", RULE_LIMIT) from None
     if not isinstance(data, dict):
@@ -406,6 +413,20 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
         for name, knode in builder.duplicates
     )
     return Document(file, data, SourceMap(root, text), problems)
+
+
+def _problem_error(problem: _Problem, text: str, file: str) -> LoadError:
+    mark = problem.node.start_mark
+    if isinstance(problem.node, MappingNode) and problem.rule == RULE_SHAPE:
+        # `run: {{ x }}` composes as a mapping whose key is a mapping: a template, unquoted.
+        from ._yaml_hints import template_value
+
+        lines = text.splitlines()
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        hint = template_value(line, mark.column) if mark.column > 0 else None
+        if hint is not None:
+            return _error(file, mark.line + 1, mark.column, f"YAML syntax error: {hint}", RULE_SYNTAX)
+    return _error(file, mark.line + 1, mark.column + 1, problem.message, problem.rule)
 
 
 def _type_name(value: Any) -> str:
@@ -426,7 +447,7 @@ def _compose(text: str, file: str) -> Node | None:
 
 def _yaml_problem(exc: yaml.YAMLError, text: str, file: str) -> LoadError:
     if isinstance(exc, yaml.MarkedYAMLError):
-        return _yaml_error(exc, file)
+        return _yaml_error(exc, text, file)
     if isinstance(exc, yaml.reader.ReaderError):
         return _reader_error(exc, text, file)
     return _error(file, 1, 1, f"YAML error: {exc}", RULE_SYNTAX)
@@ -445,15 +466,11 @@ def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> LoadErr
                   f"YAML syntax error: character #x{char:04x} is not allowed: {exc.reason}", RULE_SYNTAX)
 
 
-def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> LoadError:
-    mark = exc.problem_mark or exc.context_mark
-    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    problem = exc.problem or "invalid YAML"
-    if "expected a single document" in (exc.context or "") or "single document" in problem:
-        problem = "more than one YAML document (`---`) in the file: expected exactly one"
-    elif exc.context:
-        problem = f"{problem} ({exc.context})"
-    return _error(file, line, column, f"YAML syntax error: {problem}", RULE_SYNTAX)
+def _yaml_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> LoadError:
+    from ._yaml_hints import explain
+
+    found = explain(exc, text)
+    return _error(file, found.line, found.column, found.message, RULE_SYNTAX)
 
 
 def _check_depth(text: str, file: str, limits: Limits) -> None:

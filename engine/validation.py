@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from . import cache, schema
 from ._validator import Issue
-from .diagnostics import Diagnostic, Report
+from .diagnostics import Diagnostic, Report, caret_line, printable
 from .errors import EngineError, UsageError
 from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file
 from .model import PHASES, Runbook, build_runbook
@@ -47,16 +47,24 @@ class ValidationFailed(EngineError):
 
     exit_code = 2
 
-    def __init__(self, file: str, diagnostics: Sequence[Diagnostic]) -> None:
+    def __init__(self, file: str, diagnostics: Sequence[Diagnostic], text: str | None = None) -> None:
         diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)  # by position, as everywhere
         errors = [d for d in diagnostics if d.is_error]
-        first = "\n".join(
-            f"  {d.file}:{d.line}:{d.column}: {d.message} [{d.rule}]" for d in errors[:20]
-        )
+        lines = text.splitlines() if text is not None else []
+        first = "\n".join(_shown(d, lines if d.file == file else []) for d in errors[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
         super().__init__(f"{file} is not valid ({len(errors)} error(s)):\n{first}{more}")
         self.file = file
         self.diagnostics = list(diagnostics)
+
+
+def _shown(diag: Diagnostic, lines: list[str]) -> str:
+    """One error of a file that cannot be used, with its source line and a caret when known."""
+    head = f"  {diag.file}:{diag.line}:{diag.column}: {printable(diag.message)} [{diag.rule}]"
+    if not 0 < diag.line <= len(lines) or len(lines[diag.line - 1]) > 200:
+        return head
+    line = lines[diag.line - 1]
+    return f"{head}\n    {line}\n    {caret_line(line, diag.column)}"
 
 
 def discover(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -269,7 +277,7 @@ def check_file(path: str, options: Options = DEFAULT_OPTIONS) -> Checked:
         try:
             doc = load_file(path, options.limits)
         except LoadError as exc:
-            return Checked(path, [exc.diagnostic])
+            return Checked(path, [exc.diagnostic], text=exc.text)
         checked = check_document(doc, options)
     checked.deps = deps
     if checked.diagnostics:
@@ -399,7 +407,7 @@ def _load_kind(path: str | os.PathLike[str], kind: str, options: Options) -> Any
     checked = check_file(name, options)
     errors = [d for d in checked.diagnostics if d.is_error]
     if errors or checked.model is None:
-        raise ValidationFailed(name, checked.diagnostics)
+        raise ValidationFailed(name, checked.diagnostics, checked.text)
     found = "runbook" if isinstance(checked.model, Runbook) else "scenario"
     if found != kind:
         raise UsageError(f"{name} is a {found}, not a {kind}")

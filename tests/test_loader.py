@@ -485,8 +485,8 @@ def test_numbers_python_cannot_convert_are_reported_not_raised(number: str) -> N
     ("text", "line", "column"),
     [
         ("kind: runbook\ntitle: a\n  nested: b\n", 3, 9),
-        ("kind: runbook\nlist: [1, 2\ntitle: x\n", 3, 6),
-        ("kind: runbook\ntitle: 'unterminated\n", 3, 1),
+        ("kind: runbook\nlist: [1, 2\ntitle: x\n", 2, 7),  # the bracket never closed
+        ("kind: runbook\ntitle: 'unterminated\n", 2, 8),  # the quote never closed
         ("kind: runbook\n\tindented: tab\n", 2, 1),
         ("kind: runbook\nref: *nowhere\n", 2, 6),
     ],
