@@ -58,3 +58,79 @@ def test_fast_path_reports_usage_errors_like_click(tmp_path: Path) -> None:
     # (--debug adds a traceback on the click side; the message itself is the same)
     assert fast.stderr.splitlines()[-1] == slow.stderr.splitlines()[-1]
     assert "no such file or directory" in fast.stderr
+
+
+# -- a reader that goes away (`runbook runs | head -1`) ----------------------------------------------
+
+PIPE_RUNBOOK = """\
+kind: runbook
+version: 1
+id: pipe
+title: Output nobody reads
+defaults: {timeout: 30s}
+detection:
+  - id: probe
+    run: seq 1 3000
+    expect: exit_code == 0
+recovery:
+  - id: verify
+    run: "true"
+"""
+
+
+def _into_closed_pipe(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run `runbook ARGS` with its standard output a pipe whose reader is already gone:
+    every write finds it closed, whatever the size of the output (what `| head -1` does
+    to a command whose output outgrows the pipe's buffer)."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "engine", *args], stdout=write, stderr=subprocess.PIPE,
+                              text=True, cwd=cwd, timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.fixture(scope="module")
+def pipe_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runbook and a runs directory holding one finished run of it."""
+    work = tmp_path_factory.mktemp("pipe")
+    (work / "pipe.yaml").write_text(PIPE_RUNBOOK, encoding="utf-8")
+    done = _run("run", str(work / "pipe.yaml"), "--non-interactive", "--yes", "-q", "--runs-dir", str(work / "runs"))
+    assert done.returncode == 0, done.stderr
+    return work
+
+
+@pytest.mark.parametrize("args", [
+    ["rules"], ["rules", "-f", "json"], ["runs", "--runs-dir", "{work}/runs"], ["validate", "runbooks/"],
+    ["--debug", "validate", "runbooks/"], ["schema", "runbook"], ["graph", "runbooks/disk-full.yaml"],
+    ["run", "--dry-run", "runbooks/disk-full.yaml", "-i", "host=db-1"], ["report", "{run}"],
+    ["report", "{run}", "-f", "html"], ["stats", "{work}/runs"], ["test", "scenarios/disk-full-log-storm.yaml"],
+], ids=" ".join)
+def test_a_closed_pipe_ends_the_output_quietly_with_141(pipe_work: Path, args: list[str]) -> None:
+    """Like a Unix tool whose reader went away: no message, no traceback, exit 141
+    (128 + SIGPIPE), never `internal error: BrokenPipeError` (exit 70)."""
+    [run] = (pipe_work / "runs").iterdir()
+    done = _into_closed_pipe(*(a.format(work=pipe_work, run=run) for a in args))
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_live_run_whose_reader_went_away_finishes_and_closes_its_journal(pipe_work: Path) -> None:
+    """The console goes quiet; the run does not stop half-way: every step runs, the
+    journal ends with run.finished, and the exit status says the output was cut off."""
+    runs = pipe_work / "live-runs"
+    done = _into_closed_pipe("run", str(pipe_work / "pipe.yaml"), "--non-interactive", "--yes", "--runs-dir", str(runs))
+    assert (done.returncode, done.stderr) == (141, "")
+    [journal] = runs.glob("*/journal.jsonl")
+    last = journal.read_text(encoding="utf-8").splitlines()[-1]
+    assert '"event": "run.finished"' in last and '"outcome": "resolved"' in last
+
+
+def test_a_failing_command_keeps_its_own_exit_status_when_its_reader_went_away(tmp_path: Path) -> None:
+    """141 says only "the output was cut off"; a command that failed on its own says so."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: runbook\nversion: 1\nid: Bad\n", encoding="utf-8")
+    done = _into_closed_pipe("validate", str(bad))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
