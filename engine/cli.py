@@ -339,13 +339,17 @@ def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
 @click.option("--seed", type=int, help="Seed for random durations (default: the scenario's, else 0).")
 @click.option("--trials", type=click.IntRange(min=1),
               help="Run N seeded trials per scenario and report p50/p90/p99 of each timing.")
-@click.option("--runs-dir", type=click.Path(file_okay=False), help="Also write each scenario's journal here.")
+@click.option("--runs-dir", type=click.Path(file_okay=False),
+              help="Also write each scenario's journal here (with --trials: DIR/<scenario>/trial-<n>/).")
+@click.option("--min-pass-rate", type=click.FloatRange(0, 100), default=100.0, show_default=True,
+              help="With --trials: the percentage of trials that must meet every objective.")
 @click.option("--color/--no-color", default=None)
 def test_cmd(paths: tuple[str, ...], junit: str | None, seed: int | None, trials: int | None,
-             runs_dir: str | None, color: bool | None) -> None:
+             runs_dir: str | None, min_pass_rate: float, color: bool | None) -> None:
     """Run scenarios unattended on a virtual clock; objectives are assertions.
 
-    Exit 0 when every scenario passes, 1 when any fails, 2 on usage errors.
+    Exit 0 when every scenario passes (with --trials: reaches the minimum pass rate),
+    1 when any fails, 2 on usage errors.
     """
     from pathlib import Path
 
@@ -355,11 +359,16 @@ def test_cmd(paths: tuple[str, ...], junit: str | None, seed: int | None, trials
     files = scenario_files(paths or ("scenarios",))
     if not files:
         raise _usage("no scenario files found in " + ", ".join(paths or ("scenarios",)))
+    where = Path(runs_dir) if runs_dir else None
+    color_on = _use_color(color, sys.stdout)
     if trials:
-        _trials(files, trials, seed)
-        return
-    suite = run_suite(files, seed=seed, runs_dir=Path(runs_dir) if runs_dir else None)
-    click.echo(render_suite(suite, color=_use_color(color, sys.stdout)), nl=False)
+        from .simulation.trials import render_trial_suite, run_trial_suite
+
+        suite: Any = run_trial_suite(files, trials, seed=seed, runs_dir=where, min_pass_rate=min_pass_rate)
+        click.echo(render_trial_suite(suite, color=color_on), nl=False)
+    else:
+        suite = run_suite(files, seed=seed, runs_dir=where)
+        click.echo(render_suite(suite, color=color_on), nl=False)
     if junit:
         _write(junit, junit_xml(suite))
     sys.exit(1 if suite.failed else 0)
@@ -369,16 +378,6 @@ def _usage(message: str) -> Exception:
     from .errors import UsageError
 
     return UsageError(message)
-
-
-def _trials(files: list[str], trials: int, seed: int | None) -> None:
-    from .simulation.trials import render_trials, run_trials
-    from .validation import load_runbook, load_scenario
-
-    for path in files:
-        scenario = load_scenario(path)
-        runbook = load_runbook(scenario.runbook_path)
-        click.echo(render_trials(run_trials(scenario, runbook, trials, seed)))
 
 
 @cli.command()

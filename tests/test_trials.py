@@ -121,7 +121,12 @@ def test_without_a_seed_trials_start_from_the_scenario_seed(tmp_path: Path) -> N
     _, sc = write_pair(tmp_path / "cli", RUNBOOK, "seed: 21\n" + RANDOM)
     by_file = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "3"])
     by_flag = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "3", "--seed", "21"])
-    assert by_file.output == by_flag.output
+    assert untimed(by_file.output) == untimed(by_flag.output)
+
+
+def untimed(output: str) -> str:
+    """The output without the wall-clock seconds of the total line."""
+    return re.sub(r" in \d+\.\d+s\)$", ")", output.rstrip("\n"))
 
 
 def test_render_trials_shows_outcomes_percentiles_and_what_to_automate(tmp_path: Path) -> None:
@@ -132,9 +137,16 @@ def test_render_trials_shows_outcomes_percentiles_and_what_to_automate(tmp_path:
     assert lines[1].split() == ["time", "to", "p50", "p90", "p99"]
     assert lines[2].split() == ["acknowledge", "1m10s", "1m10s", "1m10s"]
     assert lines[5].split() == ["recover", "1m45s", "1m45s", "1m45s"]
-    assert lines[6] == "  most time on the way to recovery (what to automate next):"
-    assert lines[7].split() == ["assess", "1m", "mean,", "100%", "waiting", "on", "people"]
-    assert lines[8].split() == ["fix", "30s", "mean"]
+    assert lines[6] == ("  (durations are fixed in this scenario: every trial takes the same time; "
+                        "use {min, max} or {median, p90} durations to see a spread)")
+    assert lines[7] == "  most time on the way to recovery (what to automate next):"
+    assert lines[8].split() == ["assess", "1m", "mean,", "100%", "waiting", "on", "people"]
+    assert lines[9].split() == ["fix", "30s", "mean"]
+
+
+def test_random_durations_get_no_fixed_note(tmp_path: Path) -> None:
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    assert "durations are fixed" not in render_trials(run_trials(scenario, runbook, 3))
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -142,8 +154,8 @@ def test_render_trials_shows_outcomes_percentiles_and_what_to_automate(tmp_path:
 
 def test_runbook_test_trials_reports_percentiles_and_top_contributors(tmp_path: Path) -> None:
     _, sc = write_pair(tmp_path, RUNBOOK, RANDOM)
-    result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "25", "--seed", "3"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "25", "--seed", "3",
+                                      "--min-pass-rate", "0"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.startswith("sc: 25 trial(s), ")
@@ -152,5 +164,59 @@ def test_runbook_test_trials_reports_percentiles_and_top_contributors(tmp_path: 
         assert re.search(rf"^  {label}\s+\S+\s+\S+\s+\S+$", out, re.M), label
     assert "most time on the way to recovery (what to automate next):" in out
     assert re.search(r"^    (fix|assess)\s+\S+ mean", out, re.M)
-    again = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "25", "--seed", "3"])
-    assert again.output == out
+    again = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "25", "--seed", "3", "--min-pass-rate", "0"])
+    assert untimed(again.output) == untimed(out)
+
+
+def test_trials_below_the_minimum_pass_rate_fail_the_command_and_its_junit_case(tmp_path: Path) -> None:
+    """A CI job goes red: exit 1, and the JUnit case fails naming the pass rate and the misses."""
+    from xml.etree import ElementTree as ET
+
+    _, sc = write_pair(tmp_path, RUNBOOK, RANDOM)
+    report = tmp_path / "trials.xml"
+    result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "20", "--seed", "3",
+                                      "--junit", os.fspath(report)])
+    assert result.exit_code == 1, result.output
+    case = ET.parse(report).getroot().find("testsuite/testcase")
+    assert case is not None and case.get("name") == "sc"
+    failure = case.find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert re.match(r"pass rate \d+\.\d% \(\d+ of 20 trial\(s\) met every objective; minimum 100%\); "
+                    r"missed: time_to_recover in \d+ trial\(s\)$", message), message
+    assert "time to" in (failure.text or "")  # the percentiles table
+    assert re.search(r"^FAIL  sc  pass rate ", result.output, re.M)
+
+
+def test_trials_at_or_above_the_minimum_pass_rate_pass(tmp_path: Path) -> None:
+    from xml.etree import ElementTree as ET
+
+    _, sc = write_pair(tmp_path, RUNBOOK, FIXED)
+    report = tmp_path / "trials.xml"
+    result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "4", "--junit", os.fspath(report)])
+    assert result.exit_code == 0, result.output
+    root = ET.parse(report).getroot()
+    assert root.get("tests") == "1" and root.get("failures") == "0"
+    assert "PASS  sc  pass rate 100.0% (4 of 4 trial(s) met every objective; minimum 100%)" in result.output
+
+
+def test_trials_write_each_journal_under_the_runs_dir(tmp_path: Path) -> None:
+    from engine.reporting.stats import collect
+
+    _, sc = write_pair(tmp_path, RUNBOOK, RANDOM)
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "3", "--runs-dir", os.fspath(runs),
+                                      "--min-pass-rate", "0"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (runs / "sc").iterdir()) == ["trial-1", "trial-2", "trial-3"]
+    assert all((runs / "sc" / f"trial-{i}" / "journal.jsonl").is_file() for i in (1, 2, 3))
+    assert collect([os.fspath(runs)]).journals == 3
+
+
+def test_a_scenario_that_cannot_load_fails_its_trials_case_and_the_others_still_run(tmp_path: Path) -> None:
+    _, good = write_pair(tmp_path, RUNBOOK, FIXED)
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("kind: scenario\nversion: 1\nid: broken\ntitle: x\nrunbook: missing.yaml\n")
+    result = CliRunner().invoke(cli, ["test", os.fspath(good), os.fspath(bad), "--trials", "2"])
+    assert result.exit_code == 1
+    assert "PASS  sc  pass rate 100.0%" in result.output and re.search(r"^FAIL  broken  ", result.output, re.M)

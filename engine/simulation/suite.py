@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..diagnostics import Diagnostic
 from ..duration import format_duration
@@ -32,6 +32,14 @@ class CaseResult:
     @property
     def card(self) -> Scorecard | None:
         return self.drill.scorecard if self.drill else None
+
+    def details(self) -> str | None:
+        """The scorecard, for the JUnit report."""
+        if self.card is None:
+            return None
+        from .drill import render_scorecard
+
+        return render_scorecard(self.card)
 
     def summary(self) -> str:
         if self.error:
@@ -86,14 +94,14 @@ def run_case(path: str, setup: DrillSetup | None = None, observers: tuple[Any, .
         case.drill = run_scenario(scenario, runbook, setup or DrillSetup(observers=observers))
         case.passed = case.drill.scorecard.passed
     except ValidationFailed as exc:
-        case.error = _first_errors(exc.diagnostics)
+        case.error = first_errors(exc.diagnostics)
     except EngineError as exc:
         case.error = str(exc)
     case.seconds = time.perf_counter() - t0
     return case
 
 
-def _first_errors(diags: list[Diagnostic]) -> str:
+def first_errors(diags: list[Diagnostic]) -> str:
     errors = [d for d in diags if d.is_error][:3]
     return "; ".join(f"{os.path.relpath(d.file)}:{d.line}:{d.column}: {d.message} [{d.rule}]" for d in errors)
 
@@ -101,14 +109,14 @@ def _first_errors(diags: list[Diagnostic]) -> str:
 def run_suite(files: list[str], *, seed: int | None = None, runs_dir: Path | None = None) -> SuiteResult:
     t0 = time.perf_counter()
     suite = SuiteResult()
-    names = _run_dir_names(files)
+    names = run_dir_names(files)
     for path in files:
         observers: tuple[Any, ...] = ()
         writer = None
         if runs_dir is not None:
             from ..journal import JournalWriter
 
-            writer = JournalWriter(_fresh(runs_dir / names[path]), fsync=False)
+            writer = JournalWriter(fresh(runs_dir / names[path]), fsync=False)
             observers = (writer,)
         try:
             suite.cases.append(run_case(path, DrillSetup(seed=seed, observers=observers)))
@@ -119,7 +127,7 @@ def run_suite(files: list[str], *, seed: int | None = None, runs_dir: Path | Non
     return suite
 
 
-def _run_dir_names(files: list[str]) -> dict[str, str]:
+def run_dir_names(files: list[str]) -> dict[str, str]:
     """One journal directory per scenario file: its stem, numbered when two files share it."""
     names: dict[str, str] = {}
     taken: set[str] = set()
@@ -134,7 +142,7 @@ def _run_dir_names(files: list[str]) -> dict[str, str]:
     return names
 
 
-def _fresh(run_dir: Path) -> Path:
+def fresh(run_dir: Path) -> Path:
     """A test run replaces the journal of the previous one (the writer appends)."""
     import shutil
 
@@ -143,22 +151,48 @@ def _fresh(run_dir: Path) -> Path:
     return run_dir
 
 
-def render_suite(suite: SuiteResult, *, color: bool = False) -> str:
-    def paint(text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if color else text
+def paint(text: str, code: str, color: bool) -> str:
+    """Text in an ANSI colour when `color` is on."""
+    return f"\033[{code}m{text}\033[0m" if color else text
 
+
+def render_suite(suite: SuiteResult, *, color: bool = False) -> str:
     lines = []
     width = max((len(c.scenario) for c in suite.cases), default=10)
     for case in suite.cases:
-        mark = paint("PASS", "32") if case.passed else paint("FAIL", "31")
+        mark = paint("PASS", "32", color) if case.passed else paint("FAIL", "31", color)
         lines.append(f"{mark}  {case.scenario:<{width}}  {case.summary()}")
     total = f"{suite.passed} passed, {suite.failed} failed"
-    lines.append(paint(total, "1;32" if not suite.failed else "1;31") +
+    lines.append(paint(total, "1;32" if not suite.failed else "1;31", color) +
                  f" ({len(suite.cases)} scenario(s) in {suite.seconds:.2f}s)")
     return "\n".join(lines) + "\n"
 
 
-def junit(suite: SuiteResult) -> str:
+class JUnitCase(Protocol):
+    file: str
+    scenario: str
+    seconds: float
+
+    @property
+    def passed(self) -> bool: ...
+
+    def summary(self) -> str: ...
+
+    def details(self) -> str | None: ...
+
+
+class JUnitSuite(Protocol):
+    seconds: float
+
+    @property
+    def cases(self) -> Sequence[JUnitCase]: ...
+
+    @property
+    def failed(self) -> int: ...
+
+
+def junit(suite: JUnitSuite) -> str:
+    """JUnit XML: one test case per scenario (a run, or N trials), failing with its summary."""
     from xml.etree import ElementTree as ET
 
     root = ET.Element("testsuites", tests=str(len(suite.cases)), failures=str(suite.failed))
@@ -167,15 +201,11 @@ def junit(suite: SuiteResult) -> str:
     for case in suite.cases:
         tc = ET.SubElement(node, "testcase", classname="runbook.scenario", name=case.scenario,
                            file=case.file, time=f"{case.seconds:.3f}")
+        details = case.details()
         if not case.passed:
-            failure = ET.SubElement(tc, "failure", message=case.summary()[:500], type="objective")
-            if case.card is not None:
-                from .drill import render_scorecard
-
-                failure.text = render_scorecard(case.card)
-        elif case.card is not None:
-            from .drill import render_scorecard
-
-            ET.SubElement(tc, "system-out").text = render_scorecard(case.card)
+            failure = ET.SubElement(tc, "failure", message=case.summary()[:1000], type="objective")
+            failure.text = details
+        elif details is not None:
+            ET.SubElement(tc, "system-out").text = details
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

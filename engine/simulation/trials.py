@@ -1,16 +1,29 @@
 """Monte Carlo estimates: N seeded trials of a scenario whose durations are
 distributions, the percentiles of each timing, and the steps that cost the most time
-to recovery ("what to automate next")."""
+to recovery ("what to automate next").
+
+In CI (`runbook test --trials N`) each scenario is one test case: it passes when the
+share of trials that met every objective reaches the minimum pass rate (100% unless
+`--min-pass-rate` says otherwise); the failure names the pass rate and what was missed.
+"""
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from ..duration import format_duration
+from ..errors import EngineError
 from ..model import Runbook
 from ..reporting.metrics import MILESTONES, percentile
-from .drill import DrillSetup, run_scenario
+from .drill import DrillSetup, Scorecard, run_scenario
 from .scenario import Scenario
+
+FIXED_NOTE = ("durations are fixed in this scenario: every trial takes the same time; "
+              "use {min, max} or {median, p90} durations to see a spread")
 
 
 @dataclass
@@ -22,6 +35,13 @@ class TrialStats:
     step_time: dict[str, float] = field(default_factory=dict)  # mean seconds in recovered runs
     human_share: dict[str, float] = field(default_factory=dict)
     passed: int = 0
+    misses: Counter[str] = field(default_factory=Counter)  # objective -> trials that missed it
+    fixed: bool = False  # no random durations: every trial is the same run
+
+    @property
+    def pass_rate(self) -> float:
+        """The share of trials that met every objective, in percent."""
+        return 100.0 * self.passed / self.trials if self.trials else 0.0
 
     def percentile(self, timing: str, p: float) -> float | None:
         return percentile(self.samples.get(timing, []), p)
@@ -31,19 +51,28 @@ class TrialStats:
         ranked = sorted(self.step_time.items(), key=lambda kv: kv[1], reverse=True)[:top]
         return [(step, mean, self.human_share.get(step, 0.0)) for step, mean in ranked]
 
+    def count(self, card: Scorecard) -> None:
+        """One trial's verdict: passed, or which objectives it missed."""
+        self.passed += card.passed
+        self.misses.update(c.objective for c in card.missed)
+        self.misses.update(f"unscripted step {s}" for s in card.unscripted)
 
-def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | None = None) -> TrialStats:
-    """Trial i runs with seed + i; without a seed, from the scenario's (as `runbook test` does), else 0."""
-    stats = TrialStats(scenario.id, trials)
+
+def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | None = None,
+               runs_dir: Path | None = None) -> TrialStats:
+    """Trial i runs with seed + i; without a seed, from the scenario's (as `runbook test` does), else 0.
+    With `runs_dir`, trial i's journal goes to runs_dir/trial-<i+1>/."""
+    stats = TrialStats(scenario.id, trials, fixed=not scenario.has_randomness())
     totals: dict[str, float] = {}
     waits: dict[str, float] = {}
     recovered_runs = 0
     base = seed if seed is not None else (scenario.seed if scenario.seed is not None else 0)
     for i in range(trials):
-        run = run_scenario(scenario, runbook, DrillSetup(seed=base + i, run_id=f"{scenario.id}-trial{i}"))
+        setup = DrillSetup(seed=base + i, run_id=f"{scenario.id}-trial{i}")
+        run = _trial(scenario, runbook, setup, runs_dir / f"trial-{i + 1:0{len(str(trials))}d}" if runs_dir else None)
         t = run.timings
         stats.outcomes[str(t.outcome)] = stats.outcomes.get(str(t.outcome), 0) + 1
-        stats.passed += run.scorecard.passed
+        stats.count(run.scorecard)
         for m in MILESTONES:
             value = getattr(t, m.attr)
             if value is not None:
@@ -59,6 +88,17 @@ def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | No
     return stats
 
 
+def _trial(scenario: Scenario, runbook: Runbook, setup: DrillSetup, run_dir: Path | None) -> Any:
+    if run_dir is None:
+        return run_scenario(scenario, runbook, setup)
+    from ..journal import JournalWriter
+    from .suite import fresh
+
+    with JournalWriter(fresh(run_dir), fsync=False) as writer:
+        setup.observers = (writer,)
+        return run_scenario(scenario, runbook, setup)
+
+
 def render_trials(stats: TrialStats) -> str:
     lines = [f"{stats.scenario}: {stats.trials} trial(s), {stats.passed} met every objective; outcomes: "
              + ", ".join(f"{k} {v}" for k, v in sorted(stats.outcomes.items()))]
@@ -67,8 +107,98 @@ def render_trials(stats: TrialStats) -> str:
         cells = [stats.percentile(m.attr, p) for p in (50, 90, 99)]
         shown = "".join(f"{format_duration(c) if c is not None else '-':>10}" for c in cells)
         lines.append(f"  {m.verb:<14}{shown}")
+    if stats.fixed:
+        lines.append(f"  ({FIXED_NOTE})")
     lines.append("  most time on the way to recovery (what to automate next):")
     for step, mean, human in stats.contributors():
         who = f", {human:.0%} waiting on people" if human else ""
         lines.append(f"    {step:<24} {format_duration(mean):>8} mean{who}")
     return "\n".join(lines) + "\n"
+
+
+# -- trials as a CI test suite --------------------------------------------------------------------
+
+
+@dataclass
+class TrialCase:
+    """One scenario's trials as a test case: passed when the pass rate reaches the minimum."""
+
+    file: str
+    scenario: str
+    min_pass_rate: float = 100.0  # percent
+    stats: TrialStats | None = None
+    error: str | None = None  # could not run at all (invalid file, missing runbook)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.stats is not None and self.stats.pass_rate >= self.min_pass_rate - 1e-9
+
+    def summary(self) -> str:
+        if self.error is not None or self.stats is None:
+            return self.error or "did not run"
+        s = self.stats
+        text = (f"pass rate {s.pass_rate:.1f}% ({s.passed} of {s.trials} trial(s) met every objective; "
+                f"minimum {self.min_pass_rate:g}%)")
+        if s.misses:
+            text += "; missed: " + ", ".join(f"{name} in {n} trial(s)" for name, n in s.misses.most_common())
+        return text
+
+    def details(self) -> str | None:
+        return render_trials(self.stats) if self.stats is not None else None
+
+
+@dataclass
+class TrialSuite:
+    cases: list[TrialCase] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for c in self.cases if c.passed)
+
+    @property
+    def failed(self) -> int:
+        return len(self.cases) - self.passed
+
+
+def run_trial_suite(files: list[str], trials: int, *, seed: int | None = None, runs_dir: Path | None = None,
+                    min_pass_rate: float = 100.0) -> TrialSuite:
+    """N trials of every scenario; with `runs_dir`, runs_dir/<scenario file stem>/trial-<i>/."""
+    from ..validation import ValidationFailed, load_runbook, load_scenario
+    from .suite import first_errors, run_dir_names
+
+    t0 = time.perf_counter()
+    suite = TrialSuite()
+    names = run_dir_names(files)
+    for path in files:
+        started = time.perf_counter()
+        case = TrialCase(path, Path(path).stem, min_pass_rate)
+        try:
+            scenario = load_scenario(path)
+            case.scenario = scenario.id
+            runbook = load_runbook(scenario.runbook_path)
+            case.stats = run_trials(scenario, runbook, trials, seed, runs_dir / names[path] if runs_dir else None)
+        except ValidationFailed as exc:
+            case.error = first_errors(exc.diagnostics)
+        except EngineError as exc:
+            case.error = str(exc)
+        case.seconds = time.perf_counter() - started
+        suite.cases.append(case)
+    suite.seconds = time.perf_counter() - t0
+    return suite
+
+
+def render_trial_suite(suite: TrialSuite, *, color: bool = False) -> str:
+    from .suite import paint
+
+    out = []
+    for case in suite.cases:
+        if case.stats is not None:
+            out.append(render_trials(case.stats))
+        mark = paint("PASS", "32", color) if case.passed else paint("FAIL", "31", color)
+        out.append(f"{mark}  {case.scenario}  {case.summary()}\n\n")
+    total = f"{suite.passed} passed, {suite.failed} failed"
+    out.append(paint(total, "1;32" if not suite.failed else "1;31", color)
+               + f" ({len(suite.cases)} scenario(s) in {suite.seconds:.2f}s)\n")
+    return "".join(out)
