@@ -60,7 +60,9 @@ def test_a_file_named_like_a_scenario_that_does_not_parse_is_still_run_so_its_er
     broken.write_text("kind: scenario\nid: [unclosed\n", encoding="utf-8")
     assert scenario_files([str(tmp_path)]) == [str(broken)]
     case = run_case(str(broken))
-    assert not case.passed and case.error is not None and "broken-scenario.yaml:3:1" in case.error
+    # Positioned where the fix goes (the unclosed bracket), as `runbook validate` says it.
+    assert not case.passed and case.error is not None and "broken-scenario.yaml:2:5" in case.error
+    assert "[RB001]" in case.error
 
 
 def test_run_case_reports_an_invalid_scenario_with_its_position(tmp_path: Path) -> None:
