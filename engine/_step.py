@@ -17,6 +17,7 @@ from .errors import EngineError, JournalError, TemplateError
 from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepStarted
 from .executors.base import HttpRequest, Invocation, Result, encode_body, parse_json
 from .executors.prompts import ApprovalReply, ApprovalRequest, Question, Unanswered
+from .journal import jsonable
 from .masking import MaskedStream
 from .model import (
     HttpSpec,
@@ -226,7 +227,7 @@ class StepDriver:
             command = f"{step.spec.method} {url}"
         hosts = r.hosts_of(target, step) if target else []
         r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, command, target, hosts,
-                               step.role or r.runbook.defaults.role, rollback_of, extra.get("item")))
+                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(extra.get("item"))))
         self.announced = True
         return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host}
 
@@ -379,6 +380,9 @@ class StepDriver:
             if spec.stdin:
                 stdin = templating.render(spec.stdin, ctx, where=r.where(step, "stdin"))
             env = {k: templating.render(v, ctx, where=r.where(step, "env", k)) for k, v in variables.items()}
+        nul = _nul_in(command, env)
+        if nul:
+            return Attempt(False, f"{nul} contains a NUL byte, which no command line or environment can carry")
         base = Invocation(sid, "run", command, None, extra.get("_target"), stdin, env, timeout,
                           spec.exit_codes, attempt=number, per_host=extra.get("_per_host"))
         target = extra.get("_target")
@@ -491,9 +495,9 @@ class StepDriver:
             {h: {k: v for k, v in d.items() if k not in ("stdout", "stderr")} | {
                 "stdout": _tail(r, d.get("stdout", "")), "stderr": _tail(r, d.get("stderr", ""))}
              for h, d in rec.hosts.items()},
-            [{k: v for k, v in i.items() if k in ("index", "item", "status", "exit_code", "error")}
-             for i in rec.items],
-            dict(r.state.vars) if _sets_vars(step) else {},
+            [{k: _jsonable(v) if k == "item" else v for k, v in i.items()
+              if k in ("index", "item", "status", "exit_code", "error")} for i in rec.items],
+            _jsonable(r.state.vars) if _sets_vars(step) else {},
             r.logs_of(sid), rollback_of,
         ))
 
@@ -503,6 +507,15 @@ def refusal(reply: ApprovalReply) -> str:
     who = f" by {reply.by}" + (f" ({reply.role})" if reply.role else "") if reply.by else ""
     why = f": {reply.reason}" if reply.reason and reply.reason != "refused" else ""
     return f"approval refused{who}{why}"
+
+
+def _nul_in(command: str, env: Mapping[str, str]) -> str | None:
+    """What holds a NUL byte (from a step's output, a JSON escape), if anything: the
+    operating system cuts a command line at the first one."""
+    if "\0" in command:
+        return "the command"
+    bad = next((k for k, v in env.items() if "\0" in v or "\0" in k), None)
+    return f"env {bad}" if bad is not None else None
 
 
 def _sets_vars(step: Step) -> bool:
@@ -537,17 +550,9 @@ def _lazy_json(res: Result | None) -> Any:
     return parse_json(res.body if res.body is not None else res.stdout)
 
 
-_PLAIN = (str, int, float, bool, type(None))
-
-
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict) and all(isinstance(v, _PLAIN) for v in value.values()):
-        return value  # the common case: nothing to convert
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
+    """What a template computed, as the journal and the console can hold it (see jsonable)."""
+    if not value:
+        return value  # the common case: no outputs, answers or vars
+    return jsonable(value)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -47,10 +48,48 @@ def _json_default(value: Any) -> Any:
 
 
 def encode(event: Event, stamp: Stamp) -> bytes:
+    """One journal line. Never fails: a value JSON cannot hold as it is (nested too deeply,
+    NaN, a lone surrogate, a key that is not text) is written as `jsonable` makes it."""
     record = {"seq": stamp.seq, "t": iso(stamp.t), "elapsed": round(stamp.elapsed, 3),
               "event": event.name}
     record.update(event.record())
-    return (json.dumps(record, ensure_ascii=False, default=_json_default) + "\n").encode()
+    try:
+        return (json.dumps(record, ensure_ascii=False, allow_nan=False, default=_json_default) + "\n").encode()
+    except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return (json.dumps(jsonable(record), ensure_ascii=False) + "\n").encode()
+
+
+MAX_DEPTH = 32  # levels of nesting a journaled value keeps; deeper ones are cut
+TOO_DEEP = "…(nested too deeply)"
+
+
+def jsonable(value: Any, depth: int = MAX_DEPTH) -> Any:
+    """`value` as JSON can hold it and any reader can decode it: mappings with text keys,
+    lists, text without lone surrogates, finite numbers, at most MAX_DEPTH levels deep.
+    What does not fit is shown as text (`nan`, `<integer of 20000 bits>`, TOO_DEEP)."""
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if value.bit_length() < 10_000 else f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth <= 0:
+        return TOO_DEEP
+    if isinstance(value, Mapping):
+        return {_text(str(k)): jsonable(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v, depth - 1) for v in value]
+    return _text(str(value))
+
+
+def _text(text: str) -> str:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates (from `\\udc00` in parsed JSON): U+FFFD instead
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 class JournalWriter:
@@ -70,13 +109,15 @@ class JournalWriter:
         self.disk_full: str | None = None  # what could not be written when the disk filled
         self._stop_reported = False
         self._finished = False
+        self._fd = -1
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.run_dir / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._size = os.fstat(self._fd).st_size
             self._reserve()
         except OSError as exc:
-            raise JournalError(f"cannot open the journal in {self.run_dir}: {exc.strerror or exc}") from exc
+            self._abandon()
+            raise JournalError(f"cannot open the journal {self.path}: {exc.strerror or exc}") from None
 
     @property
     def path(self) -> Path:
@@ -143,6 +184,25 @@ class JournalWriter:
             return
         with open(reserve, "wb") as handle:
             handle.write(b"\0" * RESERVE_BYTES)
+            handle.flush()  # a full disk fails here, inside the `with`, not at an implicit close
+
+    def _abandon(self) -> None:
+        """The journal could not be opened (a full disk at start): leave no empty journal,
+        partial reserve or run directory behind, only the error naming the path."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        for name in (RESERVE, JOURNAL):
+            path = self.run_dir / name
+            try:
+                if name == RESERVE or path.stat().st_size == 0:
+                    path.unlink()
+            except OSError:
+                pass
+        try:
+            self.run_dir.rmdir()  # only if it is empty: a resumed run's directory stays
+        except OSError:
+            pass
 
     def _append(self, line: bytes) -> None:
         try:

@@ -57,8 +57,12 @@ class RunLock:
         self.took_over = previous or None  # a file but no flock: its run died
         info = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
                 "started_at": started_at or time.time(), "hosts": self.hosts}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as exc:  # a full disk: say which file, as for the journal
+            os.close(fd)
+            raise LockError(f"cannot write the run lock {self.path}: {exc.strerror or exc}") from None
         self._fd = fd
 
     def release(self) -> None:

@@ -136,6 +136,8 @@ def _from_json(value: Any) -> Any:
         return json.loads(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"from_json: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("from_json: the JSON is nested too deeply") from None
 
 
 def _to_json(value: Any, indent: int | None = None) -> str:

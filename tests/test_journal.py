@@ -316,3 +316,39 @@ def test_a_log_that_cannot_be_written_is_reported_once_and_the_journal_goes_on(
     assert not writer.disk_full
     writer.barrier()
     assert read_journal(writer.run_dir).records[-1]["event"] == "step.finished"
+
+
+# -- values JSON cannot hold as they are --------------------------------------------------------------
+
+
+def _deep(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("value", [
+    _deep(5000),                      # deeper than the interpreter's stack
+    float("nan"), float("inf"),       # not JSON (Python would write NaN, which readers refuse)
+    "lone \udc00 surrogate",          # from `"\udc00"` in parsed JSON: not encodable as UTF-8
+    {("a", 1): "tuple key"},          # keys that are not text
+    10 ** 20000,                      # more digits than int -> str allows
+    {1, 2},
+], ids=["deep", "nan", "inf", "surrogate", "tuple-key", "huge-int", "set"])
+def test_encode_never_fails_and_always_writes_a_decodable_line(value: object) -> None:
+    line = encode(StepFinished("s", "triage", "run", "ok", outputs={"v": value}), stamp(3))
+    record = json.loads(line.decode("utf-8"))  # strict UTF-8, standard JSON
+    assert record["seq"] == 3 and record["step"] == "s" and "v" in record["outputs"]
+
+
+def test_jsonable_cuts_deep_values_and_replaces_what_json_cannot_hold() -> None:
+    from engine.journal import MAX_DEPTH, TOO_DEEP, jsonable
+
+    cut = jsonable(_deep(MAX_DEPTH + 10))
+    depth = 0
+    while isinstance(cut, list):
+        cut, depth = cut[0], depth + 1
+    assert cut == TOO_DEEP and depth == MAX_DEPTH
+    assert jsonable({"x": "a\udc00b", "n": float("nan"), 2: (1,)}) == {"x": "a\ufffdb", "n": "nan", "2": [1]}
+    assert jsonable(10 ** 20000).startswith("<integer of ")

@@ -164,7 +164,7 @@ def parse_json(text: str | None) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the interpreter's stack: not usable data
         return None
 
 

@@ -56,6 +56,8 @@ class HttpExecutor:
             return _failure(label, started, waited, f"timed out after {timeout:g}s", timed_out=True)
         if result.body:
             sink.output("stdout", result.body.encode(), None)
+        if result.stderr and result.status is not None:  # a note on the answer, not a failure
+            sink.output("stderr", result.stderr.encode(), None)
         return result
 
     def _request(self, inv: Invocation, label: str, started: float, t0: float, timeout: float) -> Result:
@@ -82,14 +84,23 @@ class HttpExecutor:
     def _result(self, label: str, resp: Any, started: float, t0: float, request: HttpRequest) -> Result:
         raw = resp.read(BODY_LIMIT + 1)
         truncated = len(raw) > BODY_LIMIT
-        charset = resp.headers.get_content_charset() or "utf-8"
-        body = raw[:BODY_LIMIT].decode(charset, errors="replace")
+        body, note = decode(raw[:BODY_LIMIT], resp.headers.get_content_charset())
         status = int(resp.status if hasattr(resp, "status") else resp.code)
         headers = {k.lower(): v for k, v in resp.headers.items()}
         ok = request.accepts(status)
         error = None if ok else f"HTTP status {status}"
-        return Result(label, None, body, "", None, started, time.monotonic() - t0, ok, error,
+        return Result(label, None, body, note, None, started, time.monotonic() - t0, ok, error,
                       truncated=truncated, status=status, headers=headers, body=body)
+
+
+def decode(raw: bytes, charset: str | None) -> tuple[str, str]:
+    """The body as text, and a note when its declared charset could not be used: an
+    unknown or non-text codec (`charset=x-made-up`, `base64`) decodes as UTF-8 instead."""
+    try:
+        return raw.decode(charset or "utf-8", errors="replace"), ""
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        note = f"note: the response's charset {charset!r} is not a text encoding Python knows; decoded as UTF-8\n"
+        return raw.decode("utf-8", errors="replace"), note
 
 
 class _Call:

@@ -42,6 +42,8 @@ class LocalExecutor:
             proc = _Process.spawn(invocation, {**self._env, **invocation.env})
         except OSError as exc:
             return _failed(invocation, started, f"cannot start {SHELL}: {exc.strerror or exc}")
+        except ValueError as exc:  # a NUL byte in the command or the environment
+            return _failed(invocation, started, f"cannot start the command: {exc}")
         with proc:
             outcome = proc.communicate(invocation, sink, cancel)
         duration = time.monotonic() - t0

@@ -215,19 +215,22 @@ class Request:
     body: bytes
 
 
-Route = Callable[[Request], tuple[int, str | bytes]]
+# A route answers (status, body) or (status, body, headers); headers win over the defaults.
+Route = Callable[[Request], "tuple[int, str | bytes] | tuple[int, str | bytes, dict[str, str]]"]
 
 
 class Server:
-    """A real HTTP server on 127.0.0.1 (a free port) answering from `routes` by path
-    prefix; it records every request. Use with `with`."""
+    """A real HTTP server on a loopback address (127.0.0.1 unless told, a free port)
+    answering from `routes` by path prefix; it records every request. With `tls`, it
+    speaks HTTPS with a self-signed certificate (steps need `verify: false`). Use with `with`."""
 
-    def __init__(self, routes: dict[str, Route]) -> None:
+    def __init__(self, routes: dict[str, Route], *, address: str = "127.0.0.1", tls: bool = False) -> None:
         import http.server
         import threading
 
         self.routes = routes
         self.requests: list[Request] = []
+        self.address, self.scheme = address, "https" if tls else "http"
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -236,11 +239,13 @@ class Server:
                 request = Request(self.command, self.path, dict(self.headers), self.rfile.read(length))
                 server.requests.append(request)
                 route = next((r for prefix, r in server.routes.items() if self.path.startswith(prefix)), None)
-                status, body = route(request) if route else (404, "no such route")
+                status, body, *more = route(request) if route else (404, "no such route")
                 data = body.encode() if isinstance(body, str) else body
+                headers = {"Content-Type": "application/json" if data[:1] in (b"{", b"[") else "text/plain",
+                           "Content-Length": str(len(data)), **(more[0] if more else {})}
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json" if data[:1] in (b"{", b"[") else "text/plain")
-                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -249,13 +254,15 @@ class Server:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((address, 0), Handler)
         self.httpd.block_on_close = False  # a deliberately slow handler must not hold the test
+        if tls:
+            self.httpd.socket = _tls_context(address).wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://{self.address}:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> Server:
         self.thread.start()
@@ -265,6 +272,37 @@ class Server:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(10)
+
+
+def _tls_context(address: str) -> Any:
+    """A server-side TLS context with a fresh self-signed certificate for `address`."""
+    import datetime
+    import ipaddress
+    import ssl
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def closed_port() -> int:
