@@ -541,7 +541,7 @@ def _attempt_event(r: Runner, sid: str, number: int, attempt: Attempt, next_in: 
     res = attempt.result
     return StepAttempt(sid, number, False, _code(attempt), attempt.error, res.duration if res else 0.0,
                        next_in, polling, _tail(r, res.stdout, ATTEMPT_TAIL) if res else "",
-                       _tail(r, res.stderr, ATTEMPT_TAIL) if res else "")
+                       _tail(r, res.stderr, ATTEMPT_TAIL) if res else "", res.status if res else None)
 
 
 def _lazy_json(res: Result | None) -> Any:

@@ -105,8 +105,9 @@ class StepAttempt(Event):
     duration: float = 0.0
     next_in: float = 0.0
     polling: bool = False
-    stdout: str = ""  # a bounded tail, so a past run can be replayed attempt by attempt
+    stdout: str = ""  # a bounded tail (an HTTP body's), so a past run can be replayed attempt by attempt
     stderr: str = ""
+    status_code: int | None = None  # the HTTP status this attempt got (None: no answer, or not HTTP)
 
 
 @dataclass(frozen=True, slots=True)

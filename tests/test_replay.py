@@ -321,3 +321,31 @@ def test_a_for_each_step_replays_item_by_item(tmp_path: Path, failing: str | Non
     assert original[0][2] == [("a", "ok"), ("b", "ok"), ("skip", "skipped"),
                               ("c", "failed" if failing else "ok")]
     assert items(replay(run_dir, tmp_path / "replay.yaml").records) == original
+
+
+HTTP_POLL = """\
+kind: runbook
+version: 1
+id: http-poll
+title: HTTP poll
+defaults: {timeout: 1m}
+recovery:
+  - id: health
+    http: {url: "https://app.example.com/healthz", status: [200, 502]}
+    until: status == 200
+    every: 10s
+    timeout: 5m
+"""
+
+
+def test_each_poll_of_an_http_step_replays_with_its_own_status(tmp_path: Path) -> None:
+    """502, 502, 200 stays 502, 502, 200 (not 200 three times, which resolves at once)."""
+    bad = {"status": 502, "body": "<html>502 Bad Gateway</html>", "duration": 0.5}
+    run_dir = record_live_run(tmp_path, {"health": [bad, bad, {"status": 200, "body": "ok", "duration": 0.5}]},
+                              HTTP_POLL, inputs={})
+    polls = [(r["attempt"], r["status_code"]) for r in read_journal(run_dir).records if r["event"] == "step.attempt"]
+    assert polls == [(1, 502), (2, 502)]
+    replayed = replay(run_dir, tmp_path / "replay.yaml")
+    assert [(r["attempt"], r["status_code"]) for r in replayed.records if r["event"] == "step.attempt"] == polls
+    (done,) = [r for r in replayed.records if r["event"] == "step.finished"]
+    assert (done["status"], done["status_code"], done["duration"]) == ("ok", 200, pytest.approx(21.5))

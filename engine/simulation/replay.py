@@ -54,8 +54,10 @@ def _final(record: Mapping[str, Any], run_dir: Path, spent: float) -> dict[str, 
 
 
 def _as_http(reply: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
-    """An HTTP step's reply: its status and body. A request that got no answer at all
-    (refused, timed out) replays as status 599, so it fails again instead of passing."""
+    """An HTTP step's reply: its status and body. Each attempt and poll journals its own
+    status (`status_code`); a journal from before that is read from the error text. A
+    request that got no answer at all (refused, timed out) replays as status 599, so it
+    fails again instead of passing."""
     reply.pop("exit_code", None)
     reply.pop("stderr", None)
     status = record.get("status_code")

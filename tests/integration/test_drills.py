@@ -471,3 +471,79 @@ def test_a_real_local_run_replays_as_a_scenario_that_follows_the_same_path(tmp_p
     assert original == [("usage", "ok", 1), ("listing", "ok", 1), ("assess", "ok", 1), ("flaky", "ok", 2),
                         ("clean", "ok", 1), ("not_taken", "skipped", 0), ("verify", "ok", 1)]
     assert path(replay_dir / "journal.jsonl") == original
+
+
+POLLING = """\
+kind: runbook
+version: 1
+id: probe-poll
+title: Poll a health endpoint until it recovers
+defaults: {timeout: 30s}
+inputs:
+  url: {type: string}
+detection:
+  - {id: first, run: echo starting}
+remediation:
+  - {id: restart, run: "sleep 0.3; echo restarted"}
+recovery:
+  - id: health
+    http: {url: "{{ inputs.url }}", status: [200, 502]}
+    until: status == 200
+    every: 1s
+    timeout: 20s
+  - {id: after, run: echo done}
+"""
+
+
+def _journal(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_live_http_poll_replays_attempt_by_attempt_with_the_live_durations(tmp_path: Path) -> None:
+    """A real server answers 502, 502, 200: the replay polls three times too (each attempt
+    journals its own status and body), every step takes the live time (5% or 100 ms) and
+    so does the run (5%)."""
+    from livekit import Server
+
+    answers = iter([502, 502])
+
+    def health(_: Any) -> tuple[int, str]:
+        status = next(answers, 200)
+        return status, "ok\n" if status == 200 else "<html>502 Bad Gateway</html>\n"
+
+    (tmp_path / "rb.yaml").write_text(POLLING, encoding="utf-8")
+    with Server({"/healthz": health}) as server:
+        live = subprocess.run([RUNBOOK_BIN, "run", "rb.yaml", "-i", f"url={server.url}/healthz", "--non-interactive",
+                               "--runs-dir", "runs", "--no-color"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+    assert live.returncode == 0, live.stdout + live.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    made = subprocess.run([RUNBOOK_BIN, "scenario", "from-run", str(run_dir), "-o", "replay.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    replayed = subprocess.run([RUNBOOK_BIN, "test", "replay.yaml", "--runs-dir", "replays"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    original = _journal(run_dir / "journal.jsonl")
+    (replay_dir,) = (tmp_path / "replays").iterdir()
+    again = _journal(replay_dir / "journal.jsonl")
+
+    def attempts(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(r["step"], r["attempt"], r["status_code"], r["stdout"]) for r in records if r["event"] == "step.attempt"]
+
+    def steps(records: list[dict[str, Any]]) -> dict[str, tuple[str, int | None, float]]:
+        return {r["step"]: (r["status"], r["status_code"], r["duration"]) for r in records
+                if r["event"] == "step.finished"}
+
+    bad = "<html>502 Bad Gateway</html>\n"
+    assert attempts(original) == [("health", 1, 502, bad), ("health", 2, 502, bad)]
+    assert attempts(again) == attempts(original)
+    live_steps, replay_steps = steps(original), steps(again)
+    assert list(replay_steps) == list(live_steps) == ["first", "restart", "health", "after"]
+    for step, (status, code, seconds) in live_steps.items():
+        assert replay_steps[step][:2] == (status, code), step
+        assert abs(replay_steps[step][2] - seconds) <= max(0.05 * seconds, 0.1), (step, seconds, replay_steps[step])
+    assert live_steps["health"][2] > 2.0  # two polls 1 s apart really happened
+    (live_total,) = [r["duration"] for r in original if r["event"] == "run.finished"]
+    (replay_total,) = [r["duration"] for r in again if r["event"] == "run.finished"]
+    assert abs(replay_total - live_total) <= 0.05 * live_total, (live_total, replay_total)
