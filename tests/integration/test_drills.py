@@ -529,7 +529,8 @@ def test_a_live_http_poll_replays_attempt_by_attempt_with_the_live_durations(tmp
     again = _journal(replay_dir / "journal.jsonl")
 
     def attempts(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        return [(r["step"], r["attempt"], r["status_code"], r["stdout"]) for r in records if r["event"] == "step.attempt"]
+        return [(r["step"], r["attempt"], r["status_code"], r["stdout"]) for r in records
+                if r["event"] == "step.attempt"]
 
     def steps(records: list[dict[str, Any]]) -> dict[str, tuple[str, int | None, float]]:
         return {r["step"]: (r["status"], r["status_code"], r["duration"]) for r in records
