@@ -402,7 +402,9 @@ class StepDriver:
                    for k, v in spec.headers.items()}
         body = templating.render_value(spec.body, ctx, where=r.where(step, "http", "body"))
         data, headers = encode_body(body, headers)
-        request = HttpRequest(url, spec.method, headers, data, spec.verify, spec.follow_redirects, spec.status)
+        private = frozenset(k.lower() for k, v in headers.items() if r.masker.text(v) != v)
+        request = HttpRequest(url, spec.method, headers, data, spec.verify, spec.follow_redirects, spec.status,
+                              private)
         invocation = Invocation(sid, "http", f"{spec.method} {url}", timeout=timeout, http=request,
                                 attempt=number)
         r.bus.barrier()

@@ -100,7 +100,7 @@ class HttpSpec(NamedTuple):
     body: Any = None
     status: tuple[int, ...] | None = None
     verify: bool = True
-    follow_redirects: bool = True
+    follow_redirects: bool | str = "same-origin"
 
 
 class AskField(NamedTuple):
@@ -338,7 +338,7 @@ def _http(data: Mapping[str, Any]) -> HttpSpec:
         body=data.get("body"),
         status=(status,) if isinstance(status, int) else (tuple(status) if status else None),
         verify=data.get("verify", True),
-        follow_redirects=data.get("follow_redirects", True),
+        follow_redirects=data.get("follow_redirects", "same-origin"),
     )
 
 

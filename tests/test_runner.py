@@ -807,3 +807,19 @@ def test_raw_applies_to_the_use_that_says_it_not_to_the_value_kept() -> None:
     result, _ = run_text(text, inputs={"x": "a; b"}, executor=executor)
     assert result.outcome == "resolved"
     assert [c.command for c in executor.calls[-2:]] == ["each 'a; b'", "echo 'a; b' 'a; b' a; b"]
+
+
+@pytest.mark.parametrize(("follow", "old", "new", "decision"), [
+    ("same-origin", "http://a:8080/x", "http://a:8080/y", "follow"),
+    ("same-origin", "http://a/x", "https://a/y", "follow"),           # an upgrade on the same host
+    ("same-origin", "http://a:8080/x", "http://a:8081/y", "stop"),    # another port is another origin
+    ("same-origin", "http://a/x", "http://b/y", "stop"),
+    (True, "http://a/x", "http://b/y", "strip"),
+    (True, "https://a/x", "http://a/y", "refuse"),                     # never to plain http
+    ("same-origin", "https://a/x", "http://b/y", "refuse"),
+    (False, "http://a/x", "http://a/y", "stop"),
+])
+def test_redirect_decisions(follow: Any, old: str, new: str, decision: str) -> None:
+    from engine.executors.http import redirect_decision
+
+    assert redirect_decision(follow, old, new) == decision

@@ -23,8 +23,11 @@ class HttpRequest:
     headers: Mapping[str, str] = field(default_factory=empty_map)
     body: bytes | None = None
     verify: bool = True
-    follow_redirects: bool = True
+    follow_redirects: bool | str = "same-origin"  # True, False or "same-origin" (see executors.http)
     status: tuple[int, ...] | None = None  # codes that count as success; None: any 2xx
+    # Lower-case names of headers whose value holds a secret: dropped like Authorization
+    # when a redirect leaves the origin.
+    private_headers: frozenset[str] = frozenset()
 
     def accepts(self, status: int) -> bool:
         """Whether a response with this status code counts as success."""

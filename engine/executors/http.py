@@ -1,5 +1,7 @@
 """HTTP requests with the standard library (no extra dependency): TLS verified by
-default, redirects optional, bounded body, every failure a Result with a reason."""
+default, bounded body, every failure a Result with a reason. Redirects are followed as
+the step says (`redirect_decision`): credentials never leave their origin, and nothing
+goes from https to http."""
 
 from __future__ import annotations
 
@@ -18,19 +20,80 @@ BODY_LIMIT = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 
 
-def _opener(verify: bool, follow: bool) -> Any:
+CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the port filled in from the scheme."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+def redirect_decision(follow: bool | str, old_url: str, new_url: str) -> str:
+    """What to do with a redirect from `old_url` to `new_url`: "follow" (credentials kept),
+    "strip" (follow without credentials: another origin), "stop" (answer with the 3xx) or
+    "refuse" (https to http: the request would travel unencrypted).
+
+    `follow` is the step's follow_redirects: "same-origin" (the default) follows only to the
+    same scheme, host and port (and http to https on the same host, as requests does);
+    True also to other origins, without credentials; False never."""
+    old, new = origin(old_url), origin(new_url)
+    if follow is False:
+        return "stop"
+    if old[0] == "https" and new[0] != "https":
+        return "refuse"
+    if old == new or (old[0], new[0], old[1], old[2], new[2]) == ("http", "https", new[1], 80, 443):
+        return "follow"
+    return "strip" if follow is True else "stop"
+
+
+class _Trail:
+    """What the redirects of one request did, for the step's error message."""
+
+    def __init__(self) -> None:
+        self.stopped: str | None = None  # why a redirect was answered with its 3xx
+
+
+def _opener(request: HttpRequest, trail: _Trail) -> Any:
     import ssl
     import urllib.request
 
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-            return None
+    context = ssl.create_default_context() if request.verify else ssl._create_unverified_context()
+    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
+                                       _redirect_handler(request, trail))
 
-    context = ssl.create_default_context() if verify else ssl._create_unverified_context()
-    handlers: list[Any] = [urllib.request.HTTPSHandler(context=context)]
-    if not follow:
-        handlers.append(NoRedirect())
-    return urllib.request.build_opener(*handlers)
+
+def _redirect_handler(request: HttpRequest, trail: _Trail) -> Any:
+    import urllib.error
+    import urllib.request
+
+    private = CREDENTIALS | request.private_headers
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+            decision = redirect_decision(request.follow_redirects, req.full_url, newurl)
+            if decision == "refuse":
+                raise urllib.error.URLError(f"refused to follow the redirect from {req.full_url} to {newurl}: "
+                                            "from https to http the request would travel unencrypted")
+            if decision == "stop":
+                trail.stopped = _not_followed(request.follow_redirects, newurl)
+                return None
+            new = super().redirect_request(req, fp, code, msg, headers, newurl)
+            if new is not None and decision == "strip":
+                for table in (new.headers, new.unredirected_hdrs):
+                    for name in [k for k in table if k.lower() in private]:
+                        del table[name]
+            return new
+
+    return Redirects()
+
+
+def _not_followed(follow: bool | str, url: str) -> str:
+    if follow is False:
+        return f"a redirect to {url}, not followed (follow_redirects: false)"
+    return (f"a redirect to {url}, another origin, not followed: `follow_redirects: true` follows it "
+            "(without Authorization, cookies or headers holding a secret)")
 
 
 class HttpExecutor:
@@ -68,11 +131,14 @@ class HttpExecutor:
         assert request is not None
         req = urllib.request.Request(request.url, data=request.body, method=request.method,
                                      headers=dict(request.headers))
+        trail = _Trail()
         try:
-            with _opener(request.verify, request.follow_redirects).open(req, timeout=timeout) as resp:
+            with _opener(request, trail).open(req, timeout=timeout) as resp:
                 return self._result(label, resp, started, t0, request)
         except urllib.error.HTTPError as err:
-            return self._result(label, err, started, t0, request)
+            result = self._result(label, err, started, t0, request)
+            return replace(result, error=f"{result.error}: {trail.stopped}") if trail.stopped and result.error \
+                else result
         except urllib.error.URLError as err:
             return _failure(label, started, time.monotonic() - t0, _reason(err.reason))
         except TimeoutError:
