@@ -503,15 +503,23 @@ def stats(paths: tuple[str, ...], fmt: str, output: str | None) -> None:
 
 @cli.command()
 @click.argument("runbook_file", metavar="RUNBOOK", type=click.Path(dir_okay=False, exists=True))
-@click.option("-f", "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option("-f", "--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid",
+              show_default=True, help="Mermaid or Graphviz text, or an SVG picture (no Graphviz needed).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the diagram here (default: stdout).")
 @click.option("--no-includes", is_flag=True, help="Show included runbooks as one node, not expanded.")
 def graph(runbook_file: str, fmt: str, output: str | None, no_includes: bool) -> None:
-    """Draw a runbook's flow (phases, steps, conditions, rollbacks, includes) as Mermaid or Graphviz."""
+    """Draw a runbook's flow (phases, steps, conditions, rollbacks, includes) as Mermaid,
+    Graphviz DOT, or a self-contained SVG picture to open in a browser."""
     from .reporting.graph import build_graph, render_dot, render_mermaid
 
     flow = build_graph(_load_runbook(runbook_file), expand_includes=not no_includes)
-    _emit(render_dot(flow) if fmt == "dot" else render_mermaid(flow), output)
+    if fmt == "svg":
+        from .reporting.graph_svg import render_svg
+
+        text = render_svg(flow)
+    else:
+        text = render_dot(flow) if fmt == "dot" else render_mermaid(flow)
+    _emit(text, output)
 
 
 def main() -> None:

@@ -9,7 +9,9 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from itertools import combinations
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from support import ROOT, WriteYaml
@@ -263,3 +265,80 @@ def test_graph_command_writes_mermaid_and_dot(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "engine", "graph", str(scenario)], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "runbook: error:" in bad.stderr
+
+
+# -- the SVG picture --------------------------------------------------------------------------------
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svg(flow: Flow) -> ElementTree.Element:
+    from engine.reporting.graph_svg import render_svg
+
+    text = render_svg(flow)
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"')
+    return ElementTree.fromstring(text)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_runbook_as_svg_is_a_self_contained_picture(path: Path) -> None:
+    """Well-formed, nothing fetched or run (no script, no link but to its own arrowhead), a
+    title, and one titled node per node of the flow."""
+    flow = build_graph(load_runbook(path))
+    root = _svg(flow)
+    assert root.tag == f"{SVG}svg" and root.find(f"{SVG}title") is not None
+    tags = {el.tag.removeprefix(SVG) for el in root.iter()}
+    assert tags <= {"svg", "title", "style", "defs", "marker", "path", "rect", "polygon", "text", "tspan", "g"}, tags
+    links = {v for el in root.iter() for k, v in el.attrib.items() if "href" in k or "url(" in v}
+    assert links == {"url(#arrow)"}
+    nodes = [g for g in root.iter(f"{SVG}g") if "node" in g.get("class", "")]
+    assert sorted(g.findtext(f"{SVG}title") or "" for g in nodes) == sorted(n.label for n in flow.nodes.values())
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_svg_layout_keeps_boxes_apart_and_lanes_separate(path: Path) -> None:
+    """Geometry as laid out (the browser test measures it as drawn): no two boxes touch,
+    every box is inside its frames, two bypass edges share a lane only on disjoint rows."""
+    from engine.reporting.graph_svg import layout
+
+    placed = layout(build_graph(load_runbook(path)))
+    boxes = list(placed.boxes.values())
+    for a, b in combinations(boxes, 2):
+        apart = a.right + 4 <= b.left or b.right + 4 <= a.left or a.y + a.h + 4 <= b.y or b.y + b.h + 4 <= a.y
+        assert apart, (a.node.id, b.node.id)
+    for row in placed.rows:
+        for ident in [*([row.main] if row.main else []), *row.side]:
+            box = placed.boxes[ident]
+            for index in row.path:
+                assert placed.frames[index].top < box.y and box.y + box.h < placed.frames[index].bottom
+    by_lane: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for i, lane in placed.lanes.items():
+        e = placed.flow.edges[i]
+        by_lane[lane].append(tuple(sorted((placed.row_of[e.src], placed.row_of[e.dst]))))  # type: ignore[arg-type]
+    for spans in by_lane.values():
+        for (a1, b1), (a2, b2) in combinations(spans, 2):
+            assert b1 < a2 or b2 < a1
+
+
+def test_svg_labels_are_escaped_text(write_yaml: WriteYaml) -> None:
+    root = _svg(build_graph(load_runbook(write_yaml(HOSTILE, "hostile.yaml"))))
+    assert not [el for el in root.iter() if el.tag.removeprefix(SVG) == "script"]
+    text = " ".join("".join(el.itertext()) for el in root.iter(f"{SVG}title"))
+    assert '<script>alert(1)</script>' in text and 'Step "quotes" |pipes| <script> #hash `tick` a\\b' in text
+
+
+def test_labels_wrap_to_their_box_and_are_cut_past_four_lines() -> None:
+    from engine.reporting.graph_svg import text_width, wrap
+
+    lines, cut = wrap("short words that wrap at spaces " * 2, 120)
+    assert not cut and all(text_width(line, 11) <= 120 for line in lines) and len(lines) > 1
+    lines, cut = wrap("x" * 300, 120)
+    assert cut and len(lines) == 4 and lines[-1].endswith("…") and all(text_width(line, 11) <= 120 for line in lines)
+
+
+def test_graph_command_writes_an_svg_picture(tmp_path: Path) -> None:
+    out = tmp_path / "flow.svg"
+    done = subprocess.run([sys.executable, "-m", "engine", "graph", str(ROOT / "runbooks" / "disk-full.yaml"),
+                           "-f", "svg", "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == f"wrote {out}\n"
+    assert ElementTree.parse(out).getroot().tag == f"{SVG}svg"

@@ -1,4 +1,5 @@
-"""A runbook's flow as a diagram (Mermaid or Graphviz DOT), for documentation and review.
+"""A runbook's flow as a diagram (Mermaid or Graphviz DOT; graph_svg draws it as a picture),
+for documentation and review.
 
 Phases are clusters; steps run top to bottom; a step with `when` gets a decision node
 whose "no" branch skips it; a detection step's `expect` can end the run as not
@@ -140,7 +141,7 @@ def _label(book: Runbook, step: Step) -> str:
     """The step id, its title, and what kind of step it is (with the notable options)."""
     lines = [step.id]
     if step.title:
-        lines.append(one_line(step.title, 60))
+        lines.append(one_line(step.title, 500))  # whole: the SVG's tooltip shows it; boxes wrap or cut it
     lines.append(_kind_text(book, step))
     return "\n".join(lines)
 

@@ -8,19 +8,16 @@ when run as root.
 
 from __future__ import annotations
 
-import html as html_mod
 import json
 import math
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import chromium, run_script
 from reportkit import HOSTILE, journals
 
 from engine.reporting.html import render_html, render_stats_html
@@ -28,25 +25,6 @@ from engine.reporting.report import build_report
 from engine.reporting.stats import collect
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Known to work as root in a container; without the background-networking flags it
-# tries to reach the (closed) network at start-up.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars"]
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM.is_file(), "chromium is missing: run `make test` as root, or apt-get install chromium"
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    try:
-        done = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=120)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
 
 
 def dom(page: Path) -> str:
@@ -124,12 +102,7 @@ def measure(page: Path, directory: Path, width: int = 1280) -> dict[str, Any]:
     return what MEASURE found. The copy measured drops the report's Content-Security-Policy,
     which (rightly) lets no script but the report's own run."""
     text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text(encoding="utf-8"))
-    probe = directory / f"{page.stem}-measured.html"
-    probe.write_text(text.replace("</body>", f"<script>{MEASURE}</script></body>"), encoding="utf-8")
-    found = re.search(r'<pre id="measured">(.*?)</pre>', chromium(f"--window-size={width},900", "--dump-dom",
-                                                                  probe.as_uri()).stdout, flags=re.S)
-    assert found is not None, "the measuring script did not run"
-    return dict(json.loads(html_mod.unescape(found.group(1))))
+    return dict(run_script(text, MEASURE, directory, page.stem, width))
 
 
 def _outside(chart: dict[str, Any]) -> list[dict[str, Any]]:
