@@ -217,6 +217,8 @@ STRUCTURAL_RULES: dict[str, tuple[str, str]] = {
     "RB002": ("limits", "Size, nesting and alias limits keep hostile files from hurting the tool."),
     "RB003": ("document-shape", "A file is one mapping with `kind: runbook` or `kind: scenario`."),
     "RB004": ("duplicate-key", "YAML silently keeps the last of duplicate keys; that hides mistakes."),
+    "RB005": ("not-a-file", "A FIFO, socket or device named like a YAML file is skipped, never opened: "
+                            "reading one could block forever (a warning)."),
     "RB010": ("unknown-key", "A misspelt key (e.g. `timout`) would otherwise be ignored."),
     "RB011": ("missing-key", "Required keys must be present."),
     "RB012": ("wrong-type", "Values must have the type the format defines."),
@@ -226,12 +228,15 @@ STRUCTURAL_RULES: dict[str, tuple[str, str]] = {
 }
 
 
+STRUCTURAL_WARNINGS = frozenset({"RB005"})
+
+
 def rule_catalog() -> dict[str, dict[str, str]]:
     """Every rule id -> {name, rationale, severity}: structural rules and lint rules."""
     from . import lint
 
     catalog = {
-        rid: {"name": name, "rationale": why, "severity": "error"}
+        rid: {"name": name, "rationale": why, "severity": "warning" if rid in STRUCTURAL_WARNINGS else "error"}
         for rid, (name, why) in STRUCTURAL_RULES.items()
     }
     for entry in lint.describe_rules():

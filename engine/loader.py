@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import operator
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -79,6 +80,12 @@ class Limits(NamedTuple):
     # Nodes re-built through aliases. Sharing a block of defaults a few dozen times is
     # normal; a "billion laughs" document hits this after a few thousand nodes.
     max_alias_nodes: int = 10_000
+    # What the data may hold (characters of every string, one per node), as a multiple of
+    # the document's size, but at least `min_expansion`. Without aliases data is never
+    # larger than its text; a large string repeated through aliases is the only way past
+    # this, and everything downstream (plans, journals, reports) would copy each repeat.
+    max_expansion: int = 10
+    min_expansion: int = 256 * 1024
 
 
 DEFAULT_LIMITS = Limits()
@@ -237,16 +244,21 @@ class _Problem(Exception):
 class _Builder:
     """Builds plain data from nodes; counts what aliases re-expand and how deep it goes."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, size: int = 0) -> None:
         self.limits = limits
         self.duplicates: list[tuple[str, Node]] = []
         self.sizes: dict[int, int] = {}  # id(collection) -> nodes within
         self.built = 0
         self.via_alias = 0
+        # Characters still allowed in strings: counting down is one subtraction per scalar.
+        self.budget = self.allowed = max(limits.min_expansion, limits.max_expansion * size)
 
     def build(self, node: Node, depth: int = 0) -> Any:
         if isinstance(node, ScalarNode):
             self.built += 1
+            self.budget -= len(node.value)
+            if self.budget < self.built:
+                self._too_large(node)
             return _scalar(node)
         if depth >= self.limits.max_depth:
             raise _Problem(
@@ -264,6 +276,15 @@ class _Builder:
         self.built += 1
         self.sizes[key] = self.built - before
         return value
+
+    def _too_large(self, node: Node) -> None:
+        raise _Problem(
+            f"aliases expand this document to more than {self.allowed} characters "
+            f"({self.limits.max_expansion} times its size): this value is repeated through "
+            "aliases too often",
+            node,
+            RULE_LIMIT,
+        )
 
     def _count_alias(self, size: int, node: Node) -> None:
         self.via_alias += size
@@ -344,18 +365,41 @@ def _error(file: str, line: int, column: int, message: str, rule: str) -> LoadEr
 
 
 def read_text(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> str:
-    """Read a file as UTF-8 within the size limit; LoadError otherwise."""
+    """Read a file as UTF-8 within the size limit; LoadError otherwise.
+
+    Only a regular file is read: a FIFO would block the reader forever, a device never
+    ends. It is opened without blocking and checked before a byte is read.
+    """
     name = os.fspath(path)
     try:
-        with open(name, "rb") as handle:
-            raw = handle.read(limits.max_bytes + 1)
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise _error(name, 1, 1, f"cannot read file: {exc.strerror or exc}", RULE_IO) from exc
+    kind = special_kind(os.fstat(fd).st_mode)
+    if kind is not None:
+        os.close(fd)
+        raise _error(name, 1, 1, f"not a regular file ({kind}): not read", RULE_IO)
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            raw = handle.read(limits.max_bytes + 1)
+        except OSError as exc:
+            raise _error(name, 1, 1, f"cannot read file: {exc.strerror or exc}", RULE_IO) from exc
     if len(raw) > limits.max_bytes:
         raise _error(
             name, 1, 1, f"file is larger than the {limits.max_bytes} byte limit", RULE_LIMIT
         )
     return decode(raw, name)
+
+
+_SPECIAL = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is ('a FIFO'), from its st_mode; None if regular."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _SPECIAL if test(mode)), "not a regular file")
 
 
 def decode(raw: bytes, file: str) -> str:
@@ -391,7 +435,7 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
     root = _compose(text, file)
     if root is None:
         raise _error(file, 1, 1, "file is empty: expected a mapping with a `kind:` key", RULE_SHAPE)
-    builder = _Builder(limits)
+    builder = _Builder(limits, len(text))
     try:
         data = builder.build(root)
     except _Problem as problem:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import copy
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import cache, schema
 from ._validator import Issue
-from .diagnostics import Diagnostic, Report, caret_line, printable
+from .diagnostics import Diagnostic, Report, Severity, caret_line, printable
 from .errors import EngineError, UsageError
-from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file
+from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file, special_kind
 from .model import PHASES, Runbook, build_runbook
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -67,29 +68,64 @@ def _shown(diag: Diagnostic, lines: list[str]) -> str:
     return f"{head}\n    {line}\n    {caret_line(line, diag.column)}"
 
 
-def discover(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """YAML files named, or found recursively under named directories, in sorted order."""
-    found: list[str] = []
+class Found(NamedTuple):
+    """Files to check, and what was skipped: (path, what it is) for FIFOs, sockets, devices."""
+
+    files: list[str]
+    skipped: list[tuple[str, str]]
+
+
+def find(paths: Iterable[str | os.PathLike[str]]) -> Found:
+    """YAML files named, or found recursively under named directories, in sorted order.
+
+    Only regular files are checked: a FIFO named `x.yaml` would block the reader forever.
+    """
+    found = Found([], [])
     for raw in paths:
         path = os.fspath(raw)
         if os.path.isdir(path):
-            found.extend(_walk(path))
+            _walk(path, found)
         elif os.path.isfile(path):
-            found.append(path)
+            found.files.append(path)
+        elif (kind := _special(path)) is not None:
+            found.skipped.append((path, kind))
         else:
             raise UsageError(f"no such file or directory: {path}")
-    return list(dict.fromkeys(found))
+    return Found(list(dict.fromkeys(found.files)), found.skipped)
 
 
-def _walk(root: str) -> list[str]:
-    out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        out.extend(
-            os.path.join(dirpath, name) for name in sorted(filenames)
-            if name.endswith(YAML_SUFFIXES)
-        )
-    return out
+def discover(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The regular YAML files named or found under `paths` (see `find`)."""
+    return find(paths).files
+
+
+def _walk(root: str, found: Found) -> None:
+    with os.scandir(root) as scan:
+        entries = sorted(scan, key=lambda e: e.name)
+    subdirs = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name not in _SKIP_DIRS:
+                subdirs.append(entry.path)
+        elif not entry.name.endswith(YAML_SUFFIXES):
+            continue
+        elif entry.is_file():  # free for plain entries: scandir knows their type
+            found.files.append(entry.path)
+        elif (kind := _special(entry.path)) is not None:
+            found.skipped.append((entry.path, kind))
+        else:
+            found.files.append(entry.path)  # a broken link: the check says it cannot be read
+    for sub in subdirs:
+        _walk(sub, found)
+
+
+def _special(path: str) -> str | None:
+    """'a FIFO', 'a socket', ... for an existing path that is neither a file nor a directory."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISDIR(mode) else special_kind(mode)
 
 
 # -- one document -------------------------------------------------------------------------
@@ -290,9 +326,9 @@ def check_file(path: str, options: Options = DEFAULT_OPTIONS) -> Checked:
 
 def validate_paths(paths: Iterable[str | os.PathLike[str]], options: Options = DEFAULT_OPTIONS) -> Report:
     """Validate every runbook and scenario under `paths`; UsageError for missing paths."""
-    files = discover(paths)
+    files, skipped = find(paths)
     _RUNBOOKS.clear()  # files may have changed since an earlier call in this process
-    report = Report(files=files)
+    report = Report(files=files, diagnostics=[_skipped(path, kind) for path, kind in skipped])
     store = _open_cache(options, len(files))
     todo, contents = _cached(files, store, report) if store is not None else (files, {})
     for checked in _check_all(todo, options):
@@ -304,6 +340,14 @@ def validate_paths(paths: Iterable[str | os.PathLike[str]], options: Options = D
     if store is not None:
         store.save()
     return report
+
+
+RULE_SKIPPED = "RB005"
+
+
+def _skipped(path: str, kind: str) -> Diagnostic:
+    return Diagnostic(path, 1, 1, Severity.WARNING, RULE_SKIPPED,
+                      f"not a regular file ({kind}): skipped, never opened")
 
 
 # Below this many files the cache costs more (hashing, loading it) than it saves.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -526,3 +529,42 @@ def test_inside_scalar_counts_lines_as_yaml_does() -> None:
     text = "kind: runbook\rrun: >\r  first\r  then {{ x }}\r"
     pos = load_text(text).source.inside_scalar(("run",), 1, 12)
     assert pos == Position(4, 8)
+
+
+def test_a_large_string_repeated_through_aliases_is_rejected_by_size() -> None:
+    """E11: the alias limit counted collection nodes only, so a 100 kB string repeated
+    3,000 times (a 112 kB file, 300 MB of data once anything copies it) loaded."""
+    refs = ", ".join(["*big"] * 3000)
+    diag = load_error(f"kind: runbook\nbig: &big {'x' * 100_000}\nlist: [{refs}]\n").diagnostic
+    assert diag.rule == "RB002"
+    assert "aliases expand this document" in diag.message
+    assert (diag.line, diag.column) == (2, 6)  # the anchor whose value the aliases repeat
+
+
+def test_aliases_may_repeat_values_within_ten_times_the_document() -> None:
+    refs = ", ".join(["*v"] * 8)
+    doc = load_text(f"v: &v {'y' * 200_000}\nlist: [{refs}]\n")
+    assert len(doc.data["list"]) == 8
+
+
+def test_a_large_document_without_aliases_is_within_the_size_budget() -> None:
+    lines = "".join(f"k{i}: {'z' * 90}\n" for i in range(10_000))  # about 1 MB, no aliases
+    assert len(load_text(lines, limits=Limits(max_expansion=1, min_expansion=0)).data) == 10_000
+
+
+@pytest.mark.parametrize(("make", "kind"), [(os.mkfifo, "a FIFO"), (os.mkdir, "a directory")])
+def test_only_a_regular_file_is_read(tmp_path: Path, make: Callable[[Path], None], kind: str) -> None:
+    """E13: opening a FIFO blocks until a writer comes; it is refused before a byte is read."""
+    path = tmp_path / "x.yaml"
+    make(path)
+    # Should the reader block after all, a writer comes after a while: the test then fails
+    # on the assertion instead of hanging the suite.
+    rescue = threading.Timer(10, lambda: os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK)))
+    rescue.start()
+    try:
+        with pytest.raises(LoadError) as caught:
+            load_file(path)
+    finally:
+        rescue.cancel()
+    assert caught.value.diagnostic.rule == "RB000"
+    assert f"not a regular file ({kind})" in caught.value.diagnostic.message

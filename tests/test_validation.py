@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from engine.errors import UsageError
 from engine.validation import Options, ValidationFailed, check_file, discover, load_runbook, validate_paths
 
 HEADER = "kind: runbook\nversion: 1\nid: demo\ntitle: Demo\ndefaults: {timeout: 1m}\n"
+
+RUNBOOK_BIN = str(Path(sys.executable).with_name("runbook"))
 
 
 def rules_at(diags: list[Diagnostic]) -> list[tuple[int, int, str]]:
@@ -212,3 +216,25 @@ def test_deeply_nested_template_is_a_diagnostic_not_a_crash(write_yaml: WriteYam
     path = write_yaml(runbook(f'detection:\n  - {{id: a, run: "echo {{{{ {nested} }}}}"}}\n'))
     rules = [d.rule for d in check_file(str(path)).diagnostics]
     assert "RB105" in rules or "RB106" in rules
+
+
+def test_validate_skips_a_fifo_in_a_directory_with_a_warning(tmp_path: Path) -> None:
+    """E13: `validate DIR` hung forever on a FIFO named x.yaml."""
+    (tmp_path / "ok.yaml").write_text(MINIMAL_RUNBOOK, encoding="utf-8")
+    os.mkfifo(tmp_path / "x.yaml")
+    done = subprocess.run([RUNBOOK_BIN, "validate", "--no-cache", str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{tmp_path / 'x.yaml'}:1:1: warning: not a regular file (a FIFO): skipped" in done.stdout
+    assert "1 file checked: 0 error(s), 1 warning(s)" in done.stdout
+
+
+def test_a_fifo_named_explicitly_is_skipped_with_a_warning_not_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "x.yaml"
+    os.mkfifo(fifo)
+    report = validate_paths([fifo])
+    assert report.files == []
+    assert [(d.rule, d.severity.value) for d in report.diagnostics] == [("RB005", "warning")]
+    done = subprocess.run([RUNBOOK_BIN, "run", str(fifo)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "not a regular file (a FIFO)" in done.stderr
