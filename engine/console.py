@@ -251,7 +251,12 @@ class Console:
         self.line(self.paint(f"{self.sym('↺', '<-')} {text}", "yellow"))
 
     def _inject(self, e: InjectFired, s: Stamp) -> None:
-        self.line(self.paint(f"{self._clock_mark(s)} {self.sym('⚡', '!!')} {e.kind}: {e.message or e.set}", "magenta"))
+        # The team sees the message as it would reach them; its kind (a red herring?) and
+        # the state it changes are the trainer's notes.
+        if e.message:
+            self.line(self.paint(f"{self._clock_mark(s)} {self.sym('⚡', '!!')} {e.message}", "magenta"))
+        elif e.manual:
+            self.line(f"   event {e.index + 1} fired: it changes the simulated world and tells the team nothing")
 
     def _hint(self, e: HintShown, s: Stamp) -> None:
         self.line(self.paint(f"        hint for {e.step}: {e.hint}", "cyan"))

@@ -222,3 +222,16 @@ def test_the_scenario_model_is_frozen(tmp_path: Path) -> None:
     s = _scenario(tmp_path, "")
     with pytest.raises(AttributeError):
         s.id = "other"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("extra", "page"), [
+    ("page: 'PagerDuty: checkout down'\n", "PagerDuty: checkout down"),
+    ("alert: {labels: {alertname: ProbeFailed}, annotations: {summary: checkout failing}}\n",
+     "ProbeFailed: checkout failing"),
+    ("alert: {labels: {alertname: ProbeFailed}}\n", "ProbeFailed"),
+    ("", "Drill runbook"),
+], ids=["page", "alert name and summary", "alert name", "runbook title"])
+def test_the_page_reads_as_the_alert_never_as_the_scenario_title(tmp_path: Path, extra: str, page: str) -> None:
+    scenario, runbook = load_pair(tmp_path, "detection:\n  - {id: a, run: a}\n",
+                                  extra + "responses: [{step: a}]\n", validate=False)
+    assert scenario.page_text(runbook.title) == page

@@ -81,7 +81,8 @@ def test_the_team_answers_at_the_terminal_and_the_drill_is_scored(tmp_path: Path
     drill, records, out, prompts = play(tmp_path, ["", "logs", "y"])
     assert drill.result.outcome == "resolved" and drill.scorecard.passed
     assert prompts[0].endswith("press Enter to acknowledge ")
-    assert "GAME DAY: Drill scenario" in out and "Scorecard: Drill scenario (sc)" in out and "PASSED" in out
+    assert "GAME DAY  a drill of the runbook 'Drill runbook'" in out
+    assert "Scorecard: Drill scenario (sc)" in out and "PASSED" in out
     assert records[0]["mode"] == "drill"
     assert [(a["by"], a["role"]) for a in named(records, "incident.acknowledged")] == [("alice", "responder")]
     assert named(records, "prompt.answered")[0]["answers"] == {"cause": "logs"}
@@ -97,10 +98,10 @@ def test_asking_for_the_hint_shows_it_and_records_it(tmp_path: Path) -> None:
 
 
 def test_inject_fires_a_scenario_event_now_and_the_world_changes(tmp_path: Path) -> None:
-    drill, records, out, _ = play(tmp_path, ["", ":inject 0", "logs", "y"])
+    drill, records, out, _ = play(tmp_path, ["", ":inject 1", "logs", "y"])
     fired = named(records, "inject.fired")
     assert [(f["index"], f["manual"], f["set"]) for f in fired] == [(0, True, {"pct": 99})]
-    assert "page: Second page: /var at 99%" in out
+    assert "Second page: /var at 99%" in out and "page: Second page" not in out  # no kind shown
     assert drill.world.state["pct"] == 60  # then the compress reply set it to 60
 
 
@@ -113,13 +114,98 @@ def test_inject_text_tells_the_team_something_new(tmp_path: Path) -> None:
 
 def test_inject_without_an_argument_lists_the_events(tmp_path: Path) -> None:
     _, _, out, _ = play(tmp_path, ["", ":inject", "logs", "y"])
-    assert "events: 0: Second page: /var at 99%" in out
+    assert "events: 1 at 1h: Second page: /var at 99%" in out
 
 
 def test_inject_of_an_event_number_that_does_not_exist_says_so(tmp_path: Path) -> None:
     _, records, out, _ = play(tmp_path, ["", ":inject 7", "logs", "y"])
-    assert "no event 7 (events: 0: Second page: /var at 99%)" in out
+    assert "no event 7: the scenario's events are numbered 1 to 1" in out
     assert named(records, "inject.fired") == []
+
+
+def test_inject_numbers_events_from_1_as_the_lists_do_and_0_is_no_event(tmp_path: Path) -> None:
+    _, records, out, _ = play(tmp_path, ["", ":inject 0", "logs", "y"])
+    assert named(records, "inject.fired") == []
+    assert "no event 0: the scenario's events are numbered 1 to 1" in out
+
+
+def test_help_lists_the_events_by_number_and_time(tmp_path: Path) -> None:
+    _, _, out, _ = play(tmp_path, ["", ":help", "logs", "y"])
+    assert "events: 1 at 1h (`:inject` shows what each says, `:inject N` fires one now)" in out
+
+
+TEAM = (Participant("alice", "responder"), Participant("bob", "incident_commander"))
+TWO_QUESTIONS = RUNBOOK.replace("remediation:\n", "  - {id: scope, manual: How wide?, ask: {hosts: {type: number}}}\n"
+                                                   "remediation:\n")
+
+
+def play_team(tmp_path: Path, lines: list[str], runbook: str = RUNBOOK) -> tuple[Any, list[dict[str, Any]],
+                                                                                    str, list[str]]:
+    scenario, book = load_pair(tmp_path, runbook, SCENARIO)
+    out, prompts = io.StringIO(), []
+    drill, run_dir = run_drill(scenario, book, DrillOptions(
+        participants=TEAM, speed=1000, runs_dir=tmp_path / "runs", stream=out, read=typist(lines, prompts)))
+    records = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text(encoding="utf-8").splitlines()]
+    return drill, records, out.getvalue(), prompts
+
+
+def test_who_is_answering_is_remembered_from_one_prompt_to_the_next(tmp_path: Path) -> None:
+    """Two questions and an approval: alice took the page, so she answers them all, unasked."""
+    _, records, out, prompts = play_team(tmp_path, ["", "logs", "3", "y"], TWO_QUESTIONS)
+    assert not any("Who is answering?" in p for p in prompts)
+    answered = [(r["step"], r["by"]) for r in named(records, "prompt.answered")]
+    assert answered == [("assess", "alice"), ("scope", "alice")]
+    assert named(records, "approval")[0]["by"] == "alice"
+    assert "answering: alice (responder) (`as NAME` to switch)" in out
+
+
+def test_as_name_switches_who_answers_at_any_prompt(tmp_path: Path) -> None:
+    _, records, out, prompts = play_team(tmp_path, ["", "logs", "as bob", "3", "y"], TWO_QUESTIONS)
+    assert [(r["step"], r["by"], r["role"]) for r in named(records, "prompt.answered")] == [
+        ("assess", "alice", "responder"), ("scope", "bob", "incident_commander")]
+    assert named(records, "approval")[0]["by"] == "bob"
+    assert "answering: bob (incident_commander)" in out
+    assert not any("Who is answering?" in p for p in prompts)
+
+
+def test_the_one_who_takes_the_page_is_recorded_and_asked_only_for_a_step_of_another_role(tmp_path: Path) -> None:
+    """bob (incident commander) takes the page; the responder's question asks who answers,
+    suggesting the responder; then alice goes on answering."""
+    _, records, _, prompts = play_team(tmp_path, ["bob", "", "logs", "y"])
+    assert "(or type your name)" in prompts[0]
+    assert [(a["by"], a["role"]) for a in named(records, "incident.acknowledged")] == [("bob", "incident_commander")]
+    assert [p for p in prompts if "Who is answering?" in p] == ["   Who is answering? [alice/bob] (alice): "]
+    assert named(records, "prompt.answered")[0]["by"] == "alice"
+    assert named(records, "approval")[0]["by"] == "alice"
+
+
+def test_hint_at_who_is_answering_shows_the_hint(tmp_path: Path) -> None:
+    _, records, out, _ = play_team(tmp_path, ["bob", "hint", "alice", "logs", "y"])
+    assert "hint for assess: Which directory grew in the last hour?" in out
+    assert [h["step"] for h in named(records, "hint.shown")] == ["assess"]
+
+
+def test_the_trainees_never_see_the_trainer_notes(tmp_path: Path) -> None:
+    """No scenario title or description, no response description, no event kind: the page
+    reads as the alert does."""
+    notes = ("title: Drill scenario\ndescription: The answer is the debug log level.\n"
+             "alert: {labels: {alertname: DiskUsageHigh}, annotations: {summary: /var on db-1 is 96% full}}\n")
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO.replace(
+        "{step: compress, duration: 30s,", "{step: compress, description: gzip is the trap, duration: 30s,")
+        .replace("kind: page}", "kind: red_herring}"))
+    (tmp_path / "sc.yaml").write_text((tmp_path / "sc.yaml").read_text().replace("title: Drill scenario\n", notes))
+    from engine.validation import load_scenario
+
+    scenario = load_scenario(tmp_path / "sc.yaml")
+    out, prompts = io.StringIO(), []
+    _, run_dir = run_drill(scenario, runbook, DrillOptions(
+        speed=1000, runs_dir=tmp_path / "runs", stream=out, read=typist(["", ":inject 1", "logs", "y"], prompts)))
+    shown = out.getvalue().split("Scorecard:")[0] + "".join(prompts)  # the scorecard ends the drill
+    assert prompts[0].startswith("PAGE DiskUsageHigh: /var on db-1 is 96% full: press Enter")
+    for secret in ("Drill scenario", "debug log level", "gzip is the trap", "red_herring", "sc-", "drill-sc"):
+        assert secret not in shown, secret
+    assert "Second page: /var at 99%" in shown
+    assert "drill-rb-" in run_dir.name
 
 
 def test_pause_and_resume_are_journaled(tmp_path: Path) -> None:

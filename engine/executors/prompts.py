@@ -196,27 +196,34 @@ class TerminalPrompter:
 
     def ask(self, question: Question) -> Answer:
         t0 = time.monotonic()
-        who = self._choose(question.role)
-        self._answering = who  # a hint asked now is recorded as theirs
+        self._choose(question.role, question)  # a hint asked from now on is recorded as theirs
         values: dict[str, Any] = {}
         for f in question.fields:
             values[f.name] = self._field(question, f)
         if not question.fields:
             self._line(question, "   Press Enter when done: ")
+        who = self._answering  # `as NAME` may have switched while answering
         return Answer(values, who.name if who else None, who.role if who else question.role,
                       time.monotonic() - t0)
 
     def approve(self, request: ApprovalRequest) -> ApprovalReply:
         t0 = time.monotonic()
         who = self._choose(request.role)
-        if request.role is not None and who is not None and who.role != request.role:
+        answer = False
+        if self._may_approve(who, request):
+            role = f" [{request.role}]" if request.role else ""
+            answer = self._yes_no(f"   {request.message}{role} [y/N]: ", default=False)
+            who = self._answering  # `as NAME` may have switched at the question
+        if not self._may_approve(who, request):
             self._write(f"   {who} cannot approve: this needs the role {request.role}")
-            return ApprovalReply(False, who.name, who.role, time.monotonic() - t0,
-                                 f"{who} does not hold the role {request.role}")
-        role = f" [{request.role}]" if request.role else ""
-        answer = self._yes_no(f"   {request.message}{role} [y/N]: ", default=False)
+            return ApprovalReply(False, who.name if who else None, who.role if who else None,
+                                 time.monotonic() - t0, f"{who} does not hold the role {request.role}")
         return ApprovalReply(answer, who.name if who else None, who.role if who else request.role,
                              time.monotonic() - t0, "" if answer else "refused")
+
+    @staticmethod
+    def _may_approve(who: Participant | None, request: ApprovalRequest) -> bool:
+        return request.role is None or who is None or who.role == request.role
 
     def confirm_rollback(self, steps: int) -> bool:
         try:
@@ -237,13 +244,26 @@ class TerminalPrompter:
             except ValueError as exc:
                 self._write(f"   {exc}")
 
-    def _line(self, question: Question, prompt: str) -> str:
+    def _line(self, question: Question | None, prompt: str) -> str:
+        """One answer; `hint` (shows the step's hint) and `as NAME` (someone else answers
+        from now on) are handled here and the prompt asked again."""
         while True:
             raw = self._read(prompt).strip()
-            if raw.lower() == "hint":
+            if raw.lower() == "hint" and question is not None:
                 self._hint(question)
                 continue
+            if raw.lower().startswith("as ") and len(self.participants) > 1:
+                self._switch(raw[3:].strip())
+                continue
             return raw
+
+    def _switch(self, name: str) -> None:
+        found = next((p for p in self.participants if p.name == name), None)
+        if found is None:
+            self._write(f"   {name!r} is not in the team: {', '.join(p.name for p in self.participants)}")
+            return
+        self._answering = found
+        self._write(f"   answering: {found}")
 
     def _hint(self, question: Question) -> None:
         if question.hint:
@@ -258,7 +278,7 @@ class TerminalPrompter:
 
     def _yes_no(self, prompt: str, *, default: bool) -> bool:
         while True:
-            raw = self._read(prompt).strip().lower()
+            raw = self._line(None, prompt).lower()
             if not raw:
                 return default
             if raw in ("y", "yes"):
@@ -266,14 +286,31 @@ class TerminalPrompter:
             if raw in ("n", "no"):
                 return False
 
-    def _choose(self, role: str | None) -> Participant | None:
+    def _choose(self, role: str | None, question: Question | None = None) -> Participant | None:
+        """Who answers: the one who answered last, while they may (no role asked, or theirs);
+        else asked once, suggesting who holds the role. `as NAME` at any prompt switches."""
         if len(self.participants) <= 1:
-            return self.participants[0] if self.participants else None
+            self._answering = self.participants[0] if self.participants else None
+            return self._answering
+        current = self._answering
+        if current is not None and (role is None or current.role == role):
+            self._write(f"   answering: {current} (`as NAME` to switch)")
+            return current
         names = [p.name for p in self.participants]
-        suggested = next((p.name for p in self.participants if p.role == role), names[0])
+        fallback = current.name if current is not None else names[0]
+        suggested = next((p.name for p in self.participants if p.role == role), fallback)
         while True:
             raw = self._read(f"   Who is answering? [{'/'.join(names)}] ({suggested}): ").strip()
+            if raw.lower() == "hint" and question is not None:
+                self._hint(question)
+                continue
             name = raw or suggested
-            for p in self.participants:
-                if p.name == name:
-                    return p
+            found = next((p for p in self.participants if p.name == name), None)
+            if found is not None:
+                self._answering = found
+                return found
+            self._write(f"   {name!r} is not in the team: {', '.join(names)}")
+
+    def answering(self, name: str) -> None:
+        """Someone of the team takes over (e.g. the one who acknowledged the page)."""
+        self._answering = next((p for p in self.participants if p.name == name), self._answering)

@@ -135,6 +135,7 @@ class Scenario:
     inputs: Mapping[str, Any] = field(default_factory=empty_map)
     alert: Mapping[str, Any] | None = None
     briefing: str = ""
+    page: str = ""
     seed: int | None = None
     state: Mapping[str, Any] = field(default_factory=empty_map)
     roles: Mapping[str, str] = field(default_factory=empty_map)
@@ -162,6 +163,20 @@ class Scenario:
         """Responses that could answer `step`, in file order (the first match wins)."""
         index = self._responses_by_step
         return index.get(step, index[None])
+
+    def page_text(self, runbook_title: str) -> str:
+        """The page as the trainees get it: `page:`, else the alert's name and summary as
+        the alert would read, else the runbook's title. Never the scenario's title or
+        description: those are for the trainer and give the answer away."""
+        if self.page:
+            return self.page
+        alert = self.alert or {}
+        name = (alert.get("labels") or {}).get("alertname")
+        notes = alert.get("annotations") or {}
+        summary = notes.get("summary") or notes.get("description")
+        if name and summary:
+            return f"{name}: {summary}"
+        return str(name or summary or runbook_title)
 
     def has_randomness(self) -> bool:
         durations = [r.reply.duration for r in self.responses]
@@ -225,7 +240,7 @@ def build_scenario(doc: Document) -> Scenario:
         id=data["id"], title=data["title"], file=doc.file, runbook=data["runbook"],
         description=data.get("description", ""), inputs=frozen_map(data.get("inputs")),
         alert=frozen_map(data["alert"]) if "alert" in data else None,
-        briefing=data.get("briefing", ""), seed=data.get("seed"),
+        briefing=data.get("briefing", ""), page=data.get("page", ""), seed=data.get("seed"),
         state=frozen_map(data.get("state")), roles=frozen_map(data.get("roles")),
         responses=tuple(_response(i, r) for i, r in enumerate(data.get("responses", ()))),
         events=tuple(events),

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from ..clock import DrillClock
 from ..console import Console
+from ..duration import format_duration
 from ..events import ClockControl, HintShown, InjectFired
 from ..executors.prompts import Participant, TerminalPrompter
 from ..journal import JournalWriter, new_run_id
@@ -29,8 +30,8 @@ from .drill import DrillRun, DrillSetup, render_scorecard, run_scenario
 from .scenario import Scenario
 from .world import World
 
-HELP = ("trainer commands: :pause  :resume  :inject N (a scenario event)  :inject TEXT  :end  :help; "
-        "participants: `hint` at any prompt")
+HELP = ("trainer commands: :pause  :resume  :inject N (scenario event N, from 1)  :inject (list them)  "
+        ":inject TEXT  :end  :help; participants: `hint` at any prompt, `as NAME` to answer as someone else")
 
 
 @dataclass
@@ -88,15 +89,24 @@ class Trainer:
         if self.world is None:
             return
         events = self.scenario.events
-        listing = "; ".join(f"{i}: {e.message or dict(e.set)}" for i, e in enumerate(events))
-        if what.isdigit() and int(what) < len(events):
-            self.world.fire(events[int(what)], manual=True)
-        elif what.isdigit():  # a typo in an event number must not go out as a message
-            self.write(f"   no event {what} (events: {listing or 'none'})")
+        number = int(what) if what.isdigit() else None
+        if number is not None and 1 <= number <= len(events):
+            self.world.fire(events[number - 1], manual=True)
+        elif number is not None:  # a typo in an event number must not go out as a message
+            self.write(f"   no event {what}: the scenario's events are numbered 1 to {len(events)}" if events
+                       else f"   no event {what}: the scenario has no events")
         elif what:
             self._emit(InjectFired(-1, self.clock.monotonic(), what, "info", {}, True))
         else:
-            self.write(f"   events: {listing or 'none'}")
+            self.write("   events: " + ("; ".join(_event_line(i, e) for i, e in enumerate(events, 1)) or "none"))
+
+    def events_summary(self) -> str:
+        """The scenario's events by number and time (their messages only on `:inject`)."""
+        events = self.scenario.events
+        if not events:
+            return "the scenario has no events"
+        return "events: " + ", ".join(f"{i} at {format_duration(e.at)}" for i, e in enumerate(events, 1)) + \
+            " (`:inject` shows what each says, `:inject N` fires one now)"
 
     def _end(self, _: str) -> None:
         self._emit(ClockControl("end", "trainer"))
@@ -106,6 +116,12 @@ class Trainer:
 
     def _help(self, _: str) -> None:
         self.write(f"   {HELP}")
+        self.write(f"   {self.events_summary()}")
+
+
+def _event_line(number: int, event: Any) -> str:
+    said = event.message or "(no message: changes the world silently)"
+    return f"{number} at {format_duration(event.at)}: {said}"
 
 
 def _reader(trainer: Trainer, read: Callable[[str], str]) -> Callable[[str], str]:
@@ -156,14 +172,21 @@ def run_drill(scenario: Scenario, runbook: Runbook, options: DrillOptions) -> tu
     read = _reader(trainer, options.read or _default_read)
     prompter = TerminalPrompter(options.participants, on_hint=trainer.hint, read=read, write=console.line)
 
+    page = scenario.page_text(runbook.title)
+
     def acknowledge() -> tuple[str | None, str | None, float]:
         t0 = time.monotonic()
-        read(f"{console.paint('PAGE', 'bold', 'red')} {scenario.title}: press Enter to acknowledge ")
-        who = options.participants[0] if options.participants else None
+        mine = " (or type your name)" if len(options.participants) > 1 else ""
+        typed = read(f"{console.paint('PAGE', 'bold', 'red')} {page}: press Enter to acknowledge{mine} ").strip()
+        who = next((p for p in options.participants if p.name == typed),
+                   options.participants[0] if options.participants else None)
+        if who is not None:
+            prompter.answering(who.name)  # who took the page answers first
         return (who.name if who else None, who.role if who else None, time.monotonic() - t0)
 
-    run_id = new_run_id(f"drill-{scenario.id}", clock.now())
-    _briefing(console, scenario, options)
+    # Named after the runbook: the scenario's id is the trainer's and may give the fault away.
+    run_id = new_run_id(f"drill-{runbook.id}", clock.now())
+    _briefing(console, scenario, runbook, options)
     with JournalWriter(options.runs_dir / run_id) as journal:
         scripted = options.scripted
         setup = DrillSetup(clock=clock, prompter=None if scripted else prompter,
@@ -178,10 +201,11 @@ def run_drill(scenario: Scenario, runbook: Runbook, options: DrillOptions) -> tu
     return drill, options.runs_dir / run_id
 
 
-def _briefing(console: Console, scenario: Scenario, options: DrillOptions) -> None:
-    console.line(console.paint(f"GAME DAY: {scenario.title}", "bold"))
-    if scenario.description:
-        console.line(console.paint(f"   {scenario.description.strip()}", "dim"))
+def _briefing(console: Console, scenario: Scenario, runbook: Runbook, options: DrillOptions) -> None:
+    """What the trainees see first. The scenario's title and description are the trainer's
+    notes (they say what is broken), so they never appear here."""
+    console.line(console.paint("GAME DAY", "bold")
+                 + f"  a drill of the runbook {runbook.title!r}: nothing real is touched")
     if options.participants:
         console.line("   team: " + ", ".join(str(p) for p in options.participants))
     if options.speed != 1:

@@ -155,7 +155,8 @@ def drill_terminal(tmp_path: Path, *extra: str, usage_time: str = "10s", speed: 
 def test_an_interactive_drill_is_played_at_the_terminal_with_a_hint(tmp_path: Path) -> None:
     term = drill_terminal(tmp_path)
     briefing = term.expect(r"press Enter to acknowledge ")
-    assert "GAME DAY: Log storm on db-1" in briefing and "BRIEFING  03:12. DiskUsageHigh" in briefing
+    assert "GAME DAY  a drill of the runbook" in briefing and "BRIEFING  03:12. DiskUsageHigh" in briefing
+    assert "Log storm on db-1" not in briefing  # the scenario's title is the trainer's
     term.type("")
     term.expect(r"Cause \[logs/data\]: ")
     term.type("hint")
@@ -245,8 +246,8 @@ def test_trainer_controls_help_inject_pause_resume_and_end(tmp_path: Path) -> No
     term.type(":help")
     assert ":pause  :resume  :inject N" in term.expect(prompt)
     term.type(":inject")
-    assert "events: 0: Second page: /var at 99%" in term.expect(prompt)
-    term.type(":inject 0")
+    assert "events: 1 at 20m: Second page: /var at 99%" in term.expect(prompt)
+    term.type(":inject 1")
     assert "Second page: /var at 99%" in term.expect(prompt)
     term.type(":inject The CEO is asking in #incident")
     assert "The CEO is asking in #incident" in term.expect(prompt)
