@@ -225,11 +225,21 @@ class StepDriver:
         elif isinstance(step.spec, HttpSpec):
             url = templating.render(step.spec.url, r.state.context(**extra), where=r.where(step, "http", "url"))
             command = f"{step.spec.method} {url}"
+        # A manual step's text is rendered here, once, so that what the person reads (the
+        # console shows step.started) is what the journal and every report say they read.
+        instructions = self._instructions(step, extra) if isinstance(step.spec, ManualSpec) else None
         hosts = r.hosts_of(target, step) if target else []
         r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, command, target, hosts,
-                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(extra.get("item"))))
+                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(extra.get("item")),
+                               instructions))
         self.announced = True
-        return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host}
+        return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host,
+                "_instructions": instructions}
+
+    def _instructions(self, step: Step, extra: dict[str, Any]) -> str:
+        assert isinstance(step.spec, ManualSpec)
+        ctx = self.r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        return templating.render(step.spec.text, ctx, where=self.r.where(step, "manual")).strip()
 
     def _per_host(self, step: Step, command: str, extra: dict[str, Any]) -> Callable[[str], str]:
         """A command that names `{{ host }}` is rendered once per host of the fan-out."""
@@ -415,7 +425,9 @@ class StepDriver:
     def _manual(self, step: Step, sid: str, spec: ManualSpec, extra: dict[str, Any]) -> Attempt:
         r = self.r
         ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
-        text = templating.render(spec.text, ctx, where=r.where(step, "manual"))
+        text = extra.get("_instructions")
+        if text is None:
+            text = self._instructions(step, extra)
         fields = tuple(f._replace(prompt=templating.render(f.prompt, ctx, where=r.where(step, "ask", f.name)))
                        for f in spec.ask)
         question = Question(sid, step.label, text, fields, step.role or r.runbook.defaults.role,

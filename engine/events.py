@@ -80,6 +80,7 @@ class StepStarted(Event):
     role: str | None = None
     rollback_of: str | None = None
     item: Any = None
+    instructions: str | None = None  # a manual step's rendered text: what the person was asked to do
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,9 +57,9 @@ class LiveOptions:
     extra_services: Callable[[Services], None] | None = None
 
 
-def _prompter(options: LiveOptions) -> Prompter:
+def _prompter(options: LiveOptions, console: Console) -> Prompter:
     if options.interactive:
-        return TerminalPrompter(options.participants)
+        return TerminalPrompter(options.participants, read=console.ask, write=console.line)
     return ScriptedPrompter(options.answers, options.yes, options.participants)
 
 
@@ -67,7 +67,7 @@ def _services(options: LiveOptions, console: Console) -> Services:
     from .validation import load_runbook
 
     services = Services(
-        local=LocalExecutor(), http=HttpExecutor(), prompter=_prompter(options),
+        local=LocalExecutor(), http=HttpExecutor(), prompter=_prompter(options, console),
         notifier=Notifier(load_channels(options.channels), console=console.line),
         load_runbook=load_runbook,
     )

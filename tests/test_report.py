@@ -211,6 +211,25 @@ def test_review_records_commands_answers_and_approvals(live: dict[str, Path]) ->
     assert approvals[0].where == "requires incident_commander"
 
 
+def test_a_manual_steps_instructions_are_in_the_review_the_debrief_and_the_html(
+        live: dict[str, Path], drills: dict[str, Path]) -> None:
+    """What a person was asked to do, as they read it (templates rendered), in every report."""
+    from engine.reporting.html import render_html
+
+    report = build_report(live["ok"])
+    [manual] = [a for a in report.review.actions if a.step == "assess" and a.what == "manual"]
+    assert manual.detail == "What is filling the disk?"
+    review = render_markdown(report)
+    assert "**Instructions of assess**\n\n> What is filling the disk?" in review
+    assert "| assess | manual |   | What is filling the disk? |" in review  # prose, not code, in "What was done"
+    drill = build_report(drills["disk-full-log-storm"])
+    text = "/var on db-1 is at 96% (inodes"
+    assert text in (drill.timeline.bar("assess") or Bar("", "", "", 0.0)).instructions
+    assert f"> {text}" in render_markdown(drill).replace("\\", "")
+    html = render_html(drill)
+    assert '<pre aria-label="instructions of assess">' + text in html
+
+
 def test_review_lists_retries_failures_rollbacks_and_undelivered_messages(live: dict[str, Path]) -> None:
     review = build_report(live["fail"]).review
     kinds = [p.kind for p in review.problems]

@@ -88,8 +88,17 @@ def timeline_section(report: Report) -> list[str]:
            "█ machine, ░ waiting on people, ╌ retry or poll delay.", ""]
     out += _table(["Time", "Phase", "Step / event", "Duration", "Status", "Chart", "Notes"], _timeline_rows(tl))
     for bar in tl.bars:
+        out += _instructions(bar)
         out += _subruns(bar)
     return out
+
+
+def _instructions(bar: Bar) -> list[str]:
+    """A manual step's text as the person read it, quoted line by line."""
+    if not bar.instructions:
+        return []
+    quoted = [f"> {md(line, 500)}" if line.strip() else ">" for line in bar.instructions.splitlines()]
+    return [f"**Instructions of {md(bar.step)}**", "", *quoted, ""]
 
 
 def _subruns(bar: Bar) -> list[str]:
@@ -183,7 +192,8 @@ def _done_section(r: Any) -> list[str]:
     if steps:
         out += ["### Steps, commands and requests", ""]
         out += _table(["Time", "Step", "Kind", "Where", "Command / what", "Result"],
-                      [[clock(a.at), md(a.step), a.what, md(a.where), md_code(a.detail, 200), md(a.status)]
+                      [[clock(a.at), md(a.step), a.what, md(a.where),
+                        md(a.detail, 200) if a.what == "manual" else md_code(a.detail, 200), md(a.status)]
                        for a in steps])
     if people:
         out += ["### Answers and approvals", ""]

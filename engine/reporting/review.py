@@ -97,7 +97,7 @@ def _step_action(bar: Any) -> Action | None:
     if bar.status == "skipped" or bar.kind in ("notify",):
         return None
     what = {"run": "command", "http": "request"}.get(bar.kind, bar.kind)
-    detail = bar.command or bar.title or bar.step
+    detail = bar.command or bar.instructions or bar.title or bar.step
     where = ", ".join(h.name for h in bar.hosts) or (bar.target or "")
     status = bar.status + (f" after {bar.attempts} attempts" if bar.retried else "")
     status += f" ({len(bar.items)} items)" if bar.items else ""

@@ -63,6 +63,7 @@ class Bar:
     attempts: int = 0
     role: str | None = None
     command: str | None = None
+    instructions: str | None = None  # a manual step's text, as the person read it
     target: str | None = None
     rollback_of: str | None = None
     exit_code: int | None = None
@@ -347,7 +348,8 @@ def _close_item(bar: Bar, at: float) -> None:
 def _new_bar(r: Record, *, depth: int, at: float | None = None) -> Bar:
     return Bar(str(r.get("step")), str(r.get("phase") or ""), str(r.get("kind") or ""),
                _at(r) if at is None else at, title=str(r.get("title") or ""), depth=depth, seq=_seq(r),
-               role=r.get("role"), command=r.get("command"), target=r.get("target"),
+               role=r.get("role"), command=r.get("command"), instructions=r.get("instructions") or None,
+               target=r.get("target"),
                rollback_of=r.get("rollback_of"))
 
 

@@ -155,13 +155,16 @@ def _interrupts(trainer: Trainer) -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
-def _default_read(prompt: str) -> str:
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
-    line = sys.stdin.readline()
-    if not line:
-        raise KeyboardInterrupt  # end of input: the session is over
-    return line.rstrip("\n")
+def _console_read(console: Console) -> Callable[[str], str]:
+    """Read at the console, which redraws the prompt around injected events and updates."""
+
+    def read(prompt: str) -> str:
+        try:
+            return console.ask(prompt)
+        except EOFError:
+            raise KeyboardInterrupt from None  # end of input: the session is over
+
+    return read
 
 
 def run_drill(scenario: Scenario, runbook: Runbook, options: DrillOptions) -> tuple[DrillRun, Path]:
@@ -169,7 +172,7 @@ def run_drill(scenario: Scenario, runbook: Runbook, options: DrillOptions) -> tu
     console = Console(stream, color=options.color)
     clock = DrillClock(options.speed)
     trainer = Trainer(clock, scenario, console.line)
-    read = _reader(trainer, options.read or _default_read)
+    read = _reader(trainer, options.read or _console_read(console))
     prompter = TerminalPrompter(options.participants, on_hint=trainer.hint, read=read, write=console.line)
 
     page = scenario.page_text(runbook.title)
