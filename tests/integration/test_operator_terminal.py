@@ -32,8 +32,9 @@ def wait_for_text(term: Terminal, pattern: str, since: int, timeout: float = 30.
         text = term.output[since:].decode("utf-8", errors="replace")
         if re.search(pattern, text):
             return text
-        if time.monotonic() > deadline or not term._read(0.2) and term.code is not None:
+        if time.monotonic() > deadline:
             raise AssertionError(f"{pattern!r} never appeared; the terminal shows:\n{term.text}")
+        term._read(0.2)
 
 
 def rendered(raw: str) -> str:
