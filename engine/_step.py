@@ -153,8 +153,9 @@ class StepDriver:
                 rec.status, rec.error = sub.status, f"item {index} ({item!r}): {sub.error}"
                 break
         if items and all(i["status"] == "skipped" for i in rec.items):
-            rec.status = "skipped"
-        r.bus.emit(StepOutput(sid, "info", f"{len(rec.items)} of {len(items)} item(s) done", None))
+            rec.status = "skipped"  # the finished line says so; a count would only contradict it
+        else:
+            r.bus.emit(StepOutput(sid, "info", _items_done(rec.items, len(items)), None))
         return rec
 
     def _items(self, step: Step) -> list[Any]:
@@ -530,6 +531,19 @@ def _nul_in(command: str, env: Mapping[str, str]) -> str | None:
         return "the command"
     bad = next((k for k, v in env.items() if "\0" in v or "\0" in k), None)
     return f"env {bad}" if bad is not None else None
+
+
+def _items_done(items: list[dict[str, Any]], total: int) -> str:
+    """`3 of 3 item(s) done`, with the skipped and the failed counted apart."""
+    done = sum(1 for i in items if i["status"] == "ok")
+    parts = [f"{done} of {total} item(s) done"]
+    skipped = sum(1 for i in items if i["status"] == "skipped")
+    if skipped:
+        parts.append(f"{skipped} skipped (when was false)")
+    failed = len(items) - done - skipped
+    if failed:
+        parts.append(f"{failed} {items[-1]['status']}")
+    return ", ".join(parts)
 
 
 def _sets_vars(step: Step) -> bool:

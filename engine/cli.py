@@ -315,7 +315,7 @@ def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
     import json
     from pathlib import Path
 
-    from .history import list_runs
+    from .history import list_runs, runs_table
     from .home import home
     from .session import RUNS
 
@@ -326,8 +326,8 @@ def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
     if not found:
         click.echo("no runs yet")
         return
-    for r in found:
-        click.echo(f"{r.run_id:<40} {r.mode:<8} {r.outcome:<14} {r.duration_text:>8}  {r.started}")
+    for line in runs_table(found):
+        click.echo(line)
 
 
 # -- drills and scenario tests ----------------------------------------------------------------------
