@@ -460,12 +460,16 @@ def _emit(text: str, output: str | None) -> None:
               help="The drill's scenario file (default: found by id near the run's runbook).")
 @click.option("--history", "history_dir", type=click.Path(file_okay=False, exists=True),
               help="Compare with earlier runs of the same scenario under this directory.")
-def report(source: str, fmt: str, output: str | None, scenario_file: str | None, history_dir: str | None) -> None:
+@click.option("--trainer", is_flag=True,
+              help="A drill's debrief for the trainer: with the scenario's description, each injected event's "
+                   "kind and why each fault is there (the default debrief, for trainees, leaves them out).")
+def report(source: str, fmt: str, output: str | None, scenario_file: str | None, history_dir: str | None,
+           trainer: bool) -> None:
     """Report on a run from its journal: timeline, key times, and a drill debrief
     or a post-incident review draft (Markdown, one self-contained HTML file, or JSON)."""
     from .reporting.report import build_report
 
-    built = build_report(source, scenario_file=scenario_file, history_dir=history_dir)
+    built = build_report(source, scenario_file=scenario_file, history_dir=history_dir, trainer=trainer)
     if fmt == "html":
         from .reporting.html import render_html
 

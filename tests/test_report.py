@@ -470,3 +470,81 @@ def test_any_records_give_a_report_in_every_format(records: list[dict[str, objec
         assert render_markdown(report).startswith("# ")
         assert json.loads(render_json(report))["format"] == "runbook-report/1"
         assert "<script>" not in render_html(report).split("<script>", 1)[0]
+
+
+# -- a drill's debrief: the trainees' and the trainer's --------------------------------------------
+
+TRAINER_NOTES = ("red_herring", "A debug log level left on", "gzip needs room for its output", "Trainer notes")
+
+
+def _all_formats(report: object) -> str:
+    from engine.reporting.html import render_html
+
+    return render_markdown(report) + render_html(report) + render_json(report)  # type: ignore[arg-type]
+
+
+def test_the_trainees_debrief_holds_no_trainer_notes(drills: dict[str, Path]) -> None:
+    """No scenario description, no event kind (the red herring stays unnamed), no fault notes,
+    in any format; injected events keep their message."""
+    report = build_report(drills["disk-full-log-storm"])
+    text = _all_formats(report)
+    for secret in TRAINER_NOTES:
+        assert secret not in text, secret
+    injected = [m for m in report.timeline.markers if m.kind == "inject"]
+    assert [m.label for m in injected] == ["injected", "injected"]
+    assert "#db-team: 'pg replica on db-1 is fine" in injected[1].detail
+
+
+def test_the_trainers_debrief_adds_the_notes(drills: dict[str, Path]) -> None:
+    report = build_report(drills["disk-full-log-storm"], trainer=True)
+    text = render_markdown(report)
+    assert "## Trainer notes" in text and "A debug log level left on" in text
+    assert "| 01:30.0 | red\\_herring | \\#db-team:" in text
+    assert "- step compress\\_logs: gzip needs room for its output; the first pass dies half way." in text
+    labels = [m.label for m in report.timeline.markers if m.kind == "inject"]
+    assert labels == ["injected (page)", "injected (red_herring)"]
+    data = json.loads(render_json(report))["drill"]["trainer_notes"]
+    assert [e["kind"] for e in data["events"]] == ["page", "red_herring"]
+    from engine.reporting.html import render_html
+
+    assert 'id="trainer-notes"' in render_html(report)
+
+
+def test_a_silent_world_change_is_left_out_of_the_trainees_debrief(tmp_path: Path) -> None:
+    from reportkit import _rec
+
+    records = [_rec(1, 0, "run.started", run_id="r", runbook="rb", scenario="sc", mode="test", file=""),
+               _rec(2, 5, "inject.fired", index=0, at=5, message=None, kind="info", set={"pct": 99}),
+               _rec(3, 6, "inject.fired", index=1, at=6, message="Second page", kind="page", set={}),
+               _rec(4, 9, "run.finished", outcome="resolved", duration=9)]
+    (tmp_path / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    trainee = build_report(tmp_path)
+    assert [(m.label, m.detail) for m in trainee.timeline.markers] == [("injected", "Second page")]
+    trainer = build_report(tmp_path, trainer=True)
+    assert [m.label for m in trainer.timeline.markers] == ["injected (info)", "injected (page)"]
+
+
+def test_the_debrief_shows_answers_and_approvals_and_every_role_that_acted(drills: dict[str, Path]) -> None:
+    """As the live review does: who answered what, who approved in which role; the incident
+    commander, who only approved, is in the per-role table."""
+    report = build_report(drills["deploy-error-spike-ic-unreachable"])
+    text = render_markdown(report)
+    assert "## Answers and approvals" in text
+    assert "| sam (responder) | cause=new\\_release, impact=medium, urgency=high | answered |" in text
+    assert "| dana (incident\\_commander) | Roll back search-api" in text and "| approved | requires" in text
+    assert "| incident\\_commander | 0 | 0ms | 1 | 12m |" in text
+    data = json.loads(render_json(report))["drill"]["decisions"]
+    assert [(d["what"], d["who"], d["status"]) for d in data] == [
+        ("answer", "sam (responder)", "answered"), ("approval", "dana (incident_commander)", "approved")]
+
+
+def test_runbook_report_trainer_flag(drills: dict[str, Path]) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    run = str(drills["disk-full-log-storm"])
+    trainee = CliRunner().invoke(cli, ["report", run])
+    trainer = CliRunner().invoke(cli, ["report", run, "--trainer"])
+    assert trainee.exit_code == trainer.exit_code == 0
+    assert "Trainer notes" not in trainee.output and "## Trainer notes" in trainer.output

@@ -143,17 +143,26 @@ def _base(path: Path, records: list[dict[str, Any]], contents: Any) -> Report:
 
 
 def build_report(source: str | os.PathLike[str], *, scenario_file: str | None = None,
-                 history_dir: str | None = None) -> Report:
-    """The report of the run in `source` (a run directory or a journal file)."""
+                 history_dir: str | None = None, trainer: bool = False) -> Report:
+    """The report of the run in `source` (a run directory or a journal file). A drill's is
+    the trainees' debrief, built from their view of the journal; `trainer` makes it the
+    trainer's, with the trainer notes."""
     contents = read_journal(source)
     if not contents.records:
         raise JournalError(f"{contents.path} holds no journal records")
-    contents.records = [clean(r) for r in contents.records]
+    whole = [clean(r) for r in contents.records]
+    drill = bool(next((r for r in whole if r.get("event") == "run.started"), {}).get("scenario"))
+    if drill and not trainer:
+        from .debrief import trainee_view
+
+        whole = trainee_view(whole)
+    contents.records = whole
     report = _base(contents.path, contents.records, contents)
     if report.is_drill:
         from .debrief import debrief
 
-        report.drill = debrief(report, scenario_file=scenario_file, history_dir=history_dir)
+        report.drill = debrief(report, scenario_file=scenario_file, history_dir=history_dir,
+                               trainer_records=whole if trainer else None)
         objectives = report.drill.scenario.objectives if report.drill.scenario is not None else None
         report.key_times = _key_times(report.timings, report.started_at, objectives)
     else:

@@ -104,14 +104,21 @@ def _step_action(bar: Any) -> Action | None:
     return Action(bar.start, bar.step, what, detail, status, where=where)
 
 
-def _actions(report: Any) -> list[Action]:
-    out = [a for a in (_step_action(b) for b in report.timeline.bars) if a is not None]
-    t = report.timings
-    out += [Action(float(a.get("elapsed") or 0.0), str(a.get("step")), "answer", _answers(a.get("answers")),
-                   "answered", _who(a)) for a in t.answers]
+def decisions(t: Any) -> list[Action]:
+    """Answers and approvals (who decided what, in which role), in time order: the review
+    of a live run and the debrief of a drill show the same."""
+    out = [Action(float(a.get("elapsed") or 0.0), str(a.get("step")), "answer", _answers(a.get("answers")),
+                  "answered", _who(a)) for a in t.answers]
     out += [Action(float(a.get("elapsed") or 0.0), str(a.get("step")), "approval", str(a.get("message") or ""),
                    "approved" if a.get("approved") else "refused", _who(a),
                    f"requires {a.get('required_role')}" if a.get("required_role") else "") for a in t.approvals]
+    return sorted(out, key=lambda a: a.at)
+
+
+def _actions(report: Any) -> list[Action]:
+    out = [a for a in (_step_action(b) for b in report.timeline.bars) if a is not None]
+    t = report.timings
+    out += decisions(t)
     out += [Action(float(n.get("elapsed") or 0.0), str(n.get("step") or "-"), str(n.get("purpose") or "notify"),
                    str(n.get("message") or ""), "sent" if n.get("ok", True) else f"failed: {n.get('error')}",
                    where=str(n.get("channel") or "")) for n in t.notifications]

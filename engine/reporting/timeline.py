@@ -287,7 +287,9 @@ class _Builder:
         self.tl.markers.append(Marker(_at(r), kind, label, str(detail or ""), ok))
 
     def _inject_fired(self, r: Record) -> None:
-        self._mark(r, "inject", f"injected ({r.get('kind') or 'info'})", r.get("message") or r.get("set"))
+        # The kind (a red herring?) is a trainer's note: a trainee's view of the journal has none.
+        kind = f" ({r['kind']})" if r.get("kind") else ""
+        self._mark(r, "inject", f"injected{kind}", r.get("message") or r.get("set"))
 
     def _notify_sent(self, r: Record) -> None:
         purpose = str(r.get("purpose") or "notify")

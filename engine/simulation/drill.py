@@ -282,7 +282,8 @@ def render_scorecard(card: Scorecard) -> str:
     lines.append(f"  time waiting on people: {format_duration(t.human_time)}; "
                  f"on machines: {format_duration(t.machine_time)}")
     for role, entry in t.per_role().items():
-        lines.append(f"    {role}: {int(entry['steps'])} step(s), {format_duration(entry['time'])}")
+        given = f", {int(entry['responses'])} answer(s)/approval(s)" if entry["responses"] else ""
+        lines.append(f"    {role}: {int(entry['steps'])} step(s), {format_duration(entry['time'])}{given}")
     for who, entry in t.per_participant().items():
         lines.append(f"    {who}: {int(entry['responses'])} response(s), waited {format_duration(entry['waited'])}")
     slow = sorted(t.steps.values(), key=lambda s: s.duration, reverse=True)[:5]
