@@ -97,8 +97,12 @@ class Trainer:
                        else f"   no event {what}: the scenario has no events")
         elif what:
             self._emit(InjectFired(-1, self.clock.monotonic(), what, "info", {}, True))
+        elif events:
+            self.write("   events (`:inject N` fires one now):")
+            for i, event in enumerate(events, 1):
+                self.write(f"     {_event_line(i, event)}")
         else:
-            self.write("   events: " + ("; ".join(_event_line(i, e) for i, e in enumerate(events, 1)) or "none"))
+            self.write("   the scenario has no events")
 
     def events_summary(self) -> str:
         """The scenario's events by number and time (their messages only on `:inject`)."""
