@@ -284,25 +284,42 @@ def _alert(path: str | None, index: int | None, *, interactive: bool) -> Any:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--rerun-failed", is_flag=True,
+              help="Run again the step that stopped the run (it failed, was aborted or refused).")
+@click.option("--skip", "skip", multiple=True, metavar="STEP",
+              help="Do not run STEP (e.g. it was done by hand); journaled as skipped (repeatable).")
+@click.option("--from", "from_step", metavar="STEP",
+              help="Continue at STEP: it and every step after it run, even those that ran before.")
+@click.option("--reason", help="Why the run is resumed (recorded; asked on a terminal when missing).")
 @click.option("--rerun-interrupted", "rerun", flag_value=True, default=None,
-              help="Run again a step that was interrupted mid-way.")
+              help="Run again a step the engine was running when it died.")
 @click.option("--skip-interrupted", "rerun", flag_value=False,
-              help="Skip a step that was interrupted mid-way.")
+              help="Skip a step the engine was running when it died.")
 @_run_options
-def resume(run_dir: str, rerun: bool | None, **options: Any) -> None:
-    """Continue an interrupted run from its journal (completed steps are not re-run)."""
+def resume(run_dir: str, rerun_failed: bool, skip: tuple[str, ...], from_step: str | None, reason: str | None,
+           rerun: bool | None, **options: Any) -> None:
+    """Continue a run that crashed, failed, was aborted or refused, from its journal.
+
+    Completed steps are never run again. The step that stopped the run runs again only
+    when you say so (asked on a terminal; --rerun-failed or --skip STEP otherwise). If the
+    earlier attempt rolled back completed steps, say where to continue with --from STEP.
+    """
     from pathlib import Path
 
     from . import inputs as inputs_mod
-    from .session import OUTCOME_EXIT, recover, resume_run
+    from .continuation import Choices
+    from .recovery import recover
+    from .session import OUTCOME_EXIT, resume_run
 
     directory = Path(run_dir)
-    recovered = recover(directory, rerun=rerun)
+    recovered = recover(directory)
     runbook = _load_runbook(recovered.runbook_file)
     given = {**recovered.inputs, **inputs_mod.parse_assignments(options["inputs"])}
     resolved, answers, people = _checked(runbook, options, lambda: inputs_mod.resolve(runbook, from_file=given))
     live = _live_options(options, answers, people)
-    result = resume_run(directory, runbook, recovered, resolved.values, live, secrets=tuple(resolved.secrets))
+    choices = Choices(from_step, skip, rerun_failed, rerun, reason, people[0].name if people else None)
+    result = resume_run(directory, runbook, recovered, resolved.values, live, choices,
+                        secrets=tuple(resolved.secrets))
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
 
 

@@ -28,6 +28,7 @@ from .events import (
     RollbackFinished,
     RollbackStarted,
     RunFinished,
+    RunResumed,
     RunStarted,
     Stamp,
     StepAttempt,
@@ -75,7 +76,7 @@ class Console:
             RollbackStarted: self._rollback_started, RollbackFinished: self._rollback_finished,
             RunFinished: self._run_finished, InjectFired: self._inject, HintShown: self._hint,
             PriorityChanged: self._priority, EscalationFired: self._escalation,
-            ClockControl: self._clock, HostFinished: self._host_finished,
+            ClockControl: self._clock, HostFinished: self._host_finished, RunResumed: self._run_resumed,
         }
         self._progress_at: dict[str, float] = {}
 
@@ -122,6 +123,16 @@ class Console:
             self.line(self.paint(f"   participants: {people}", "dim"))
         if e.incident.get("priority"):
             self.line(f"   priority: {self.paint(e.incident['priority'], 'bold')}")
+
+    def _run_resumed(self, e: RunResumed, s: Stamp) -> None:
+        at = f" at step {e.stop_step}" if e.stop_step else ""
+        self.line(self.paint(f"   resumed by {e.by}" + (f": {e.reason}" if e.reason else "") +
+                             f" (the earlier attempt {e.previous}{at}; {format_duration(e.downtime)} ago)", "dim"))
+        plan = [f"from {e.from_step}"] if e.from_step else []
+        plan += [f"running again: {', '.join(e.rerun)}"] if e.rerun else []
+        plan += [f"skipping: {', '.join(e.skip)}"] if e.skip else []
+        if plan:
+            self.line(self.paint(f"   {'; '.join(plan)}", "dim"))
 
     def _phase_started(self, e: PhaseStarted, s: Stamp) -> None:
         rule = self.sym("─", "-")

@@ -45,6 +45,23 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RunResumed(Event):
+    """`runbook resume` continues this run: who, why, and what was decided about the
+    steps the earlier attempt left (it follows the run.started of the new attempt)."""
+
+    name: ClassVar[str] = "run.resumed"
+    by: str
+    reason: str = ""
+    previous: str = ""  # how the earlier attempt ended: failed, aborted, refused, escalated or crashed
+    stop_step: str | None = None  # the step that stopped it
+    rerun: list[str] = field(default_factory=list)  # steps that stopped it (or were cut off), run again
+    skip: list[str] = field(default_factory=list)  # steps skipped instead of run
+    from_step: str | None = None
+    undone: list[str] = field(default_factory=list)  # steps whose rollbacks the earlier attempt ran
+    downtime: float = 0.0  # seconds between the earlier attempt's last record and this resume
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledged(Event):
     """Someone took the page: the drill's "time to acknowledge" ends here."""
 

@@ -139,6 +139,60 @@ def test_resumed_run_shows_the_cut_off_step_as_interrupted(crashed: dict[str, Pa
     assert [m.kind for m in report.timeline.markers] == ["resume"]
 
 
+def _attempts(*, second_finishes: bool) -> list[dict[str, object]]:
+    """A run that failed at `fix`, then was resumed (and, or not, resolved)."""
+    def rec(seq: int, at: float, event: str, **fields: object) -> dict[str, object]:
+        return {"seq": seq, "t": f"2026-03-01T10:{int(at) // 60:02d}:{int(at) % 60:02d}.000Z", "elapsed": at,
+                "event": event, **fields}
+
+    start = {"run_id": "r-1", "runbook": "b", "title": "B", "file": "/b.yaml", "mode": "live", "inputs": {},
+             "participants": [], "scenario": None, "incident": {}}
+    first = [rec(1, 0.0, "run.started", resumed_from=None, **start), rec(2, 0.0, "phase.started", phase="remediation"),
+             rec(3, 0.0, "step.started", step="fix", phase="remediation", kind="run"),
+             rec(4, 5.0, "step.finished", step="fix", phase="remediation", kind="run", status="failed",
+                 error="exit code 1"),
+             rec(5, 5.0, "phase.finished", phase="remediation", status="failed", duration=5.0),
+             rec(6, 5.0, "run.finished", outcome="failed", duration=5.0, reason="exit code 1", failed_step="fix")]
+    second = [rec(7, 65.0, "run.started", resumed_from="r-1", **start),
+              rec(8, 65.0, "run.resumed", by="alice", reason="disk swapped", previous="failed", stop_step="fix",
+                  rerun=["fix"], skip=[], from_step=None, undone=[], downtime=60.0),
+              rec(9, 65.0, "phase.started", phase="remediation"),
+              rec(10, 65.0, "step.started", step="fix", phase="remediation", kind="run")]
+    if second_finishes:
+        second += [rec(11, 70.0, "step.finished", step="fix", phase="remediation", kind="run", status="ok"),
+                   rec(12, 70.0, "phase.finished", phase="remediation", status="ok", duration=70.0),
+                   rec(13, 70.0, "run.finished", outcome="resolved", duration=70.0, reason="", failed_step=None)]
+    return first + second
+
+
+def _journal(tmp_path: Path, records: list[dict[str, object]]) -> Path:
+    (tmp_path / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return tmp_path
+
+
+def test_a_run_resumed_after_it_failed_is_reported_by_its_last_attempt(tmp_path: Path) -> None:
+    report = build_report(_journal(tmp_path, _attempts(second_finishes=True)))
+    assert (report.complete, report.outcome, report.duration) == (True, "resolved", 70.0)
+    assert report.timings.mitigated == 70.0  # the remediation that ended well, on the run's clock
+    [marker] = [m for m in report.timeline.markers if m.kind == "resume"]
+    assert marker.detail == "by alice: disk swapped (the earlier attempt failed at step fix, 1m before); " \
+                            "run again: fix"
+    assert any(p.kind == "resumed" for p in report.review.problems)  # type: ignore[union-attr]
+
+
+def test_a_resumed_attempt_that_stopped_is_unfinished_not_the_earlier_failure(tmp_path: Path) -> None:
+    """The earlier attempt's run.finished ends that attempt, not the run."""
+    run = _journal(tmp_path, _attempts(second_finishes=False))
+    report = build_report(run)
+    assert not report.complete and report.timeline.stop is not None
+    assert report.status_text == "incomplete"
+    assert read_journal(run).finished is None
+    assert timings(read_journal(run).records).complete is False
+    from engine.reporting.stats import read_point
+
+    assert read_point(run / "journal.jsonl").outcome == "unfinished"  # type: ignore[union-attr]
+
+
 def test_markers_are_numbered_in_time_order_whatever_the_journal_order() -> None:
     """A record may carry an earlier time than the one before it (a resumed run's clock):
     markers are still numbered by time, the same in the chart, the tables and Markdown."""

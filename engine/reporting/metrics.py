@@ -185,6 +185,7 @@ class _Collector:
         incident = r.get("incident")
         self.t.priority = incident.get("priority") if isinstance(incident, Mapping) else None
         self.depth = 0  # a resumed run starts its phases afresh
+        self.t.outcome, self.t.complete = None, False  # and only its last attempt's run.finished ends it
 
     def _incident_acknowledged(self, r: Mapping[str, Any]) -> None:
         if self.t.acknowledged is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
-from ..journal import read_journal
+from ..journal import read_journal, run_finished
 from ._records import clean
 from .metrics import MILESTONES, Timings, timings
 from .timeline import Bar, Timeline, build_timeline
@@ -125,7 +125,7 @@ def _key_times(t: Timings, started_at: str, objectives: Any = None) -> list[KeyT
 
 def _base(path: Path, records: list[dict[str, Any]], contents: Any) -> Report:
     first: dict[str, Any] = next((r for r in records if r.get("event") == "run.started"), {})
-    last: dict[str, Any] = next((r for r in reversed(records) if r.get("event") == "run.finished"), {})
+    last: dict[str, Any] = run_finished(records) or {}
     t = timings(records)
     timeline = build_timeline(records, complete=bool(last), torn=contents.torn, bad_lines=contents.bad_lines)
     started_at = str(first.get("t") or "")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..duration import format_duration
+from .timeline import resumed_text
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Problem:
 
     at: float
     kind: str  # failed | retried | refused | rollback | rolled back | undelivered | escalated | skipped | stopped
+    #            | resumed
     text: str
     step: str | None = None
     output: str = ""
@@ -154,6 +156,8 @@ def _problems(report: Any, records: Sequence[Mapping[str, Any]]) -> list[Problem
             out.append(Problem(at, "rolled back", f"rollback {'skipped' if r.get('skipped') else r.get('status')}"))
         elif r.get("event") == "notify.sent" and not r.get("ok", True):
             out.append(Problem(at, "undelivered", f"message to {r.get('channel')} not delivered: {r.get('error')}"))
+        elif r.get("event") == "run.resumed":
+            out.append(Problem(at, "resumed", f"resumed {resumed_text(r)}"))
         elif r.get("event") == "escalation.fired":
             out.append(Problem(at, "escalated", f"escalated to {r.get('channel')}: {r.get('reason')}", r.get("step")))
     if report.timeline.stop is not None:
@@ -187,6 +191,8 @@ def _question(p: Problem) -> str:
         "escalated": f"The run escalated ({p.text}): did the escalation reach someone in time?",
         "rollback": f"Did the {p.text} put things back as they were, and did anyone check?",
         "stopped": "The run stopped without finishing: what happened after that, and was the rest done by hand?",
+        "resumed": f"The run was {p.text}: what was done by hand between the attempts, and should the runbook "
+                   "do it next time?",
     }.get(p.kind, "")
 
 
