@@ -228,10 +228,12 @@ def _load_runbook(path: str) -> Any:
 @click.option("--alert", "alert_file", type=click.Path(dir_okay=False),
               help="An Alertmanager webhook payload (or one alert) that fills inputs declaring `alert:`.")
 @click.option("--alert-index", type=click.IntRange(min=0), help="Which alert of the payload to use.")
+@click.option("--allow-resolved", is_flag=True,
+              help="Run even though the --alert is resolved (refused otherwise: exit 2).")
 @click.option("--dry-run", is_flag=True, help="Print the rendered plan; execute nothing.")
 @_run_options
 def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, alert_index: int | None,
-        dry_run: bool, **options: Any) -> None:
+        allow_resolved: bool, dry_run: bool, **options: Any) -> None:
     """Run a runbook: live, or with --dry-run as a rendered plan.
 
     Exit status: 0 resolved, 1 failed, 5 not confirmed, 6 escalated, 7 refused, 130 aborted,
@@ -242,6 +244,7 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
 
     runbook = _load_runbook(runbook_file)
     alert = _alert(alert_file, alert_index, interactive=sys.stdin.isatty() and not options["non_interactive"])
+    _resolved_alert(alert, allow_resolved, dry_run)
 
     def resolve() -> Any:
         given = inputs_mod.parse_assignments(options["inputs"])
@@ -262,8 +265,26 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
     from .session import OUTCOME_EXIT, run_live
 
     live = _live_options(options, answers, people)
+    if alert is not None:
+        from .alerts import record
+
+        live.alert = record(alert, allowed_resolved=allow_resolved)
     result, _ = run_live(runbook, resolved.values, live, secrets=tuple(resolved.secrets))
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
+
+
+def _resolved_alert(alert: Any, allowed: bool, dry_run: bool) -> None:
+    """A resolved alert starts nothing unless allowed; a dry-run (which starts nothing) says so."""
+    if alert is None:
+        return
+    from .alerts import ResolvedAlert, refuse_resolved
+
+    try:
+        refuse_resolved(alert, allowed=allowed)
+    except ResolvedAlert as exc:
+        if not dry_run:
+            raise
+        click.echo(f"runbook: note: {exc} (a live run would be refused)", err=True)
 
 
 def _alert(path: str | None, index: int | None, *, interactive: bool) -> Any:

@@ -42,6 +42,7 @@ class RunStarted(Event):
     resumed_from: str | None = None
     scenario: str | None = None
     incident: dict[str, Any] = field(default_factory=dict)
+    alert: dict[str, Any] | None = None  # the alert that started the run (alerts.record)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,8 +121,10 @@ class Runner:
                  bus: EventBus, clock: Clock, run_id: str, mode: str = "live",
                  masker: Masker | None = None, participants: Sequence[Any] = (),
                  rollback_on_abort: bool = True, resume: Resume | None = None,
-                 prefix: str = "", scenario: str | None = None, cancel: Cancel | None = None) -> None:
+                 prefix: str = "", scenario: str | None = None, cancel: Cancel | None = None,
+                 alert: Mapping[str, Any] | None = None) -> None:
         self.runbook, self.services, self.bus, self.clock = runbook, services, bus, clock
+        self.alert = dict(alert) if alert is not None else None
         self.mode, self.masker, self.prefix, self.scenario = mode, masker or Masker(), prefix, scenario
         self.participants = list(participants)
         self.rollback_on_abort = rollback_on_abort
@@ -306,7 +308,7 @@ class Runner:
                      for p in self.participants],
             pid, host, __version__,
             self.state.run_id if self.resume is not None else None, self.scenario,
-            self.state.incident.view(),
+            self.state.incident.view(), self.alert,
         ))
         if self.resume is not None and self.resume.note is not None:
             downtime = max(self.resume.started_ago - self.resume.last_elapsed, 0.0)

@@ -56,6 +56,7 @@ class LiveOptions:
     inventory: str | None = None
     accept_new_host_keys: bool = False
     extra_services: Callable[[Services], None] | None = None
+    alert: Mapping[str, Any] | None = None  # what the journal keeps of the alert (alerts.record)
 
 
 def _prompter(options: LiveOptions, console: Console) -> Prompter:
@@ -214,7 +215,7 @@ def _run_journaled(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOpt
                        elapsed_offset=resume.started_ago if resume is not None else 0.0)
         runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id,
                         masker=masker, participants=options.participants,
-                        rollback_on_abort=options.rollback_on_abort, resume=resume)
+                        rollback_on_abort=options.rollback_on_abort, resume=resume, alert=options.alert)
         with _signals(runner, options.install_signals):
             result = runner.run()
     _report_end(console, journal, result, runbook)

@@ -68,6 +68,7 @@ class Report:
     bad_lines: list[int] = field(default_factory=list)
     drill: Any = None  # debrief.Debrief for a drill
     review: Any = None  # review.Review for a live run
+    alert: dict[str, Any] | None = None  # the alert that started the run (alerts.record), if any
 
     @property
     def is_drill(self) -> bool:
@@ -139,6 +140,7 @@ def _base(path: Path, records: list[dict[str, Any]], contents: Any) -> Report:
         outcome=last.get("outcome"), reason=str(last.get("reason") or ""), failed_step=last.get("failed_step"),
         duration=float(last["duration"]) if last.get("duration") is not None else None,
         complete=bool(last), torn=contents.torn, bad_lines=list(contents.bad_lines),
+        alert=first.get("alert") if isinstance(first.get("alert"), dict) else None,
     )
 
 

@@ -77,22 +77,71 @@ def _summary(report: Any) -> str:
     text += f"{len(bars)} step(s) ran: {len(failed)} failed, {len(retried)} needed retries."
     if report.timings.priority:
         text += f" Priority {report.timings.priority}."
-    return text
+    return text + _alert_summary(report)
+
+
+def _alert_summary(report: Any) -> str:
+    alert = report.alert
+    if not alert:
+        return ""
+    labels = ", ".join(f"{k}={v}" for k, v in sorted((alert.get("labels") or {}).items()) if k != "alertname")
+    text = f" The alert {alert.get('name')} {{{labels}}} started it"
+    if alert.get("startsAt"):
+        text += f" (firing since {alert['startsAt']})"
+    if alert.get("allowed_resolved"):
+        text += "; it was already resolved, and the operator ran it anyway (--allow-resolved)"
+    return text + "."
+
+
+def _alert_lead(report: Any) -> float | None:
+    """Seconds from the alert's startsAt to the start of the run, when both are known."""
+    begun = (report.alert or {}).get("startsAt")
+    if not begun or not report.started_at:
+        return None
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(report.started_at.replace("Z", "+00:00"))
+        fired = datetime.fromisoformat(str(begun).replace("Z", "+00:00"))
+        return (start - fired).total_seconds()
+    except (TypeError, ValueError):
+        return None  # a time the alert source wrote in a form we do not read
 
 
 def _impact(report: Any) -> list[tuple[str, str]]:
-    rows = [("Run started (t=0)", report.started_at or "unknown")]
+    rows = _alert_rows(report) + [("Run started (t=0)", report.started_at or "unknown")]
     for key in report.key_times:
         value = f"{key.wall} (+{format_duration(key.at)})" if key.at is not None and key.wall else (
             f"+{format_duration(key.at)}" if key.at is not None else "not reached")
         rows.append((key.label, value))
     end = next((k for k in reversed(report.key_times) if k.name in ("recovered", "mitigated") and k.at is not None),
                None)
-    window = (f"from before {report.started_at} to {end.wall or '+' + format_duration(end.at or 0.0)} "
-              f"({end.label.lower()}); impact began before the run, how long before the journal cannot say"
-              if end else "still open when the journal ends: neither mitigated nor recovered")
-    rows.append(("Impact window (as recorded)", window))
+    rows.append(("Impact window (as recorded)", _window(report, end)))
     return rows
+
+
+def _alert_rows(report: Any) -> list[tuple[str, str]]:
+    alert = report.alert or {}
+    rows = []
+    if alert.get("startsAt"):
+        lead = _alert_lead(report)
+        before = f" ({format_duration(lead)} before the run)" if lead is not None and lead >= 0 else ""
+        rows.append((f"Alert {alert.get('name')} fired (startsAt)", f"{alert['startsAt']}{before}"))
+    if alert.get("endsAt"):
+        rows.append((f"Alert {alert.get('name')} ended (endsAt)", str(alert["endsAt"])))
+    return rows
+
+
+def _window(report: Any, end: Any) -> str:
+    begun = (report.alert or {}).get("startsAt")
+    if end is None:
+        since = f"from {begun} (the alert's startsAt); " if begun else ""
+        return f"{since}still open when the journal ends: neither mitigated nor recovered"
+    until = f"{end.wall or '+' + format_duration(end.at or 0.0)} ({end.label.lower()})"
+    if begun:
+        return f"from {begun} (the alert's startsAt) to {until}"
+    return (f"from before {report.started_at} to {until}; impact began before the run, how long before "
+            "the journal cannot say")
 
 
 def _step_action(bar: Any) -> Action | None:
@@ -166,8 +215,7 @@ def _problems(report: Any, records: Sequence[Mapping[str, Any]]) -> list[Problem
 
 
 def _questions(report: Any, problems: list[Problem]) -> list[str]:
-    q = [f"When did the impact begin, and how was it noticed? The journal starts with the run at "
-         f"{report.started_at or 'an unknown time'}."]
+    q = [_impact_question(report)]
     q += [_question(p) for p in problems]
     q += _outcome_questions(report)
     if report.people_time > max(report.machine_time, 60.0):
@@ -179,6 +227,15 @@ def _questions(report: Any, problems: list[Problem]) -> list[str]:
                  "run earlier?")
     q.append("Which follow-up actions (with an owner and a date) come out of this review?")
     return list(dict.fromkeys(x for x in q if x))  # in order, once each
+
+
+def _impact_question(report: Any) -> str:
+    lead = _alert_lead(report)
+    if lead is not None and lead >= 0:
+        return (f"The alert fired {format_duration(lead)} before the run started: did the impact begin "
+                "then or earlier, and what took the time before the response?")
+    return ("When did the impact begin, and how was it noticed? The journal starts with the run at "
+            f"{report.started_at or 'an unknown time'}.")
 
 
 def _question(p: Problem) -> str:
