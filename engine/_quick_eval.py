@@ -13,6 +13,7 @@ from collections import abc, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._limits import BINARY, MAX_SIZE, grown
 from ._quick_jinja import Fn, Node, _GiveUp, _parse_expression, _parse_template
 
 
@@ -102,11 +103,7 @@ def _getitem(obj: Any, key: Any) -> Any:
     raise UndefinedError(f"{_type_name(obj)!r} has no {what} {key!r}")
 
 
-_BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-    "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
-    "~": lambda a, b: f"{a}{b}",
-}
+_BINARY = BINARY  # the same bounded operators as Jinja's path (see _limits)
 _CMP: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gteq": operator.ge,
     "lt": operator.lt, "lteq": operator.le, "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
@@ -251,7 +248,10 @@ def joined(parts: list[Any], finalize: Callable[[Any], Any]) -> Callable[[Mappin
     """A renderer of compiled template parts: text as it is, expressions finalized, joined."""
 
     def render(c: Mapping[str, Any]) -> str:
-        return "".join(p if isinstance(p, str) else str(finalize(p(c))) for p in parts)
+        out = [p if isinstance(p, str) else str(finalize(p(c))) for p in parts]
+        if len(out) > 1 and sum(map(len, out)) > MAX_SIZE:
+            grown(sum(map(len, out)), "the rendered text")
+        return "".join(out)
 
     return render
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from . import _limits
 from .errors import TemplateError
 
 
@@ -111,6 +112,7 @@ def _to_bool(value: Any) -> bool:
     return bool(value)
 
 
+@_limits.guarded
 def _regex_search(value: Any, pattern: str, *groups: Any, ignorecase: bool = False) -> Any:
     match = re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0)
     if match is None:
@@ -121,10 +123,12 @@ def _regex_search(value: Any, pattern: str, *groups: Any, ignorecase: bool = Fal
     return picked[0] if len(picked) == 1 else picked
 
 
+@_limits.guarded
 def _regex_replace(value: Any, pattern: str, replacement: str = "", ignorecase: bool = False) -> str:
     return re.sub(pattern, replacement, str(value), flags=re.IGNORECASE if ignorecase else 0)
 
 
+@_limits.guarded
 def _regex_findall(value: Any, pattern: str, ignorecase: bool = False) -> list[Any]:
     return re.findall(pattern, str(value), re.IGNORECASE if ignorecase else 0)
 
@@ -141,6 +145,7 @@ def _from_json(value: Any) -> Any:
 
 
 def _to_json(value: Any, indent: int | None = None) -> str:
+    _limits.json_indent(indent)
     return json.dumps(value, indent=indent, sort_keys=True, default=str)
 
 
@@ -149,10 +154,12 @@ def _quote(value: Any) -> Raw:
     return Raw(shlex.quote(str(value)))
 
 
+@_limits.guarded
 def _test_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
     return re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
 
 
+@_limits.guarded
 def _test_match(value: Any, pattern: str, ignorecase: bool = False) -> bool:
     return re.match(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
 
@@ -202,6 +209,21 @@ def environment(shell: bool = False) -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class RunbookEnvironment(ImmutableSandboxedEnvironment):
+        # Operators whose result can be huge go through _limits (size estimated first).
+        intercepted_binops = _limits.INTERCEPTED
+        code_generator_class = _bounded_code_generator()
+        concat_values = staticmethod(_limits.concat)  # `~`, see _bounded_code_generator
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            return _limits.BINARY[operator](left, right)
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            _limits.check_call(__obj, args)
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def wrap_str_format(self, value: Any) -> Any:
+            return _bounded_str_format(self, value)
+
         def getattr(self, obj: Any, attribute: str) -> Any:
             # Jinja prefers an attribute to an item, so `steps.x.items` would be the
             # dict's items() method, not the step's per-item results: in a mapping,
@@ -220,8 +242,55 @@ def environment(shell: bool = False) -> Any:
         finalize=_finalize_shell if shell else _finalize_text,
     )
     env.filters.update(FILTERS)
+    env.filters.update(_limits.bounded_filters(env.filters))
     env.tests.update(TESTS)
+    env.globals["lipsum"] = _limits.lipsum
     return env
+
+
+def _bounded_code_generator() -> Any:
+    """Jinja's code generator, with `a ~ b` built by `environment.concat_values`: the one
+    operator the sandbox cannot intercept, and a loop of it doubles a text each time."""
+    from jinja2.compiler import CodeGenerator, optimizeconst
+
+    class BoundedCodeGenerator(CodeGenerator):
+        @optimizeconst
+        def visit_Concat(self, node: Any, frame: Any) -> None:
+            self.write("environment.concat_values(")
+            for arg in node.nodes:
+                self.visit(arg, frame)
+                self.write(", ")
+            self.write(")")
+
+    return BoundedCodeGenerator
+
+
+def _bounded_str_format(env: Any, value: Any) -> Any:
+    """The sandbox's `str.format`/`format_map`, with every field's width bounded."""
+    import types
+
+    from jinja2.sandbox import SandboxedFormatter
+
+    if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or \
+            value.__name__ not in ("format", "format_map") or not isinstance(value.__self__, str):
+        return None
+    text, is_map = value.__self__, value.__name__ == "format_map"
+
+    class Formatter(SandboxedFormatter):
+        def format_field(self, field: Any, spec: str) -> Any:
+            _limits.format_spec(spec)
+            return super().format_field(field, spec)
+
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        if is_map:
+            if kwargs or len(args) != 1:
+                raise TypeError("format_map() takes exactly one argument")
+            kwargs = args[0]
+            args = ()
+        result: str = Formatter(env).vformat(text, args, kwargs)
+        return result
+
+    return wrapper
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -247,7 +316,11 @@ def _compiled(text: str, shell: bool) -> Callable[[Mapping[str, Any]], str]:
     with _lock:
         env = environment(shell)
         fast = compile_template(env, text)
-        return fast if fast is not None else env.from_string(text).render
+        if fast is not None:
+            return fast
+        template = env.from_string(text)
+    # Jinja's own path can loop: it runs under the deadline, its output within MAX_SIZE.
+    return _limits.guarded(lambda ctx: _limits.joined(template.generate(ctx)))
 
 
 @lru_cache(maxsize=4096)
@@ -264,7 +337,7 @@ def _compiled_expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
         if fast is not None:
             return fast
         slow = env.compile_expression(text, undefined_to_none=False)
-        return lambda ctx: slow(**ctx)
+    return _limits.guarded(lambda ctx: slow(**ctx))
 
 
 def render(text: str, context: Mapping[str, Any], *, shell: bool = False, where: object = "") -> str:
@@ -275,6 +348,13 @@ def render(text: str, context: Mapping[str, Any], *, shell: bool = False, where:
         return str(_compiled(text, shell)(context))
     except Exception as exc:  # jinja2 raises many types; all mean "this template failed"
         raise TemplateError(_explain(exc), where=where) from None
+
+
+def stop_render() -> None:
+    """From a Ctrl-C or SIGTERM handler: end the render in progress, if one is running
+    under the deadline (a loop, a regex); it fails as interrupted. Others end quickly."""
+    if _limits.rendering():
+        raise _limits.Interrupted
 
 
 def evaluate(expression: str, context: Mapping[str, Any], *, where: object = "") -> Any:
@@ -328,6 +408,12 @@ def _explain(exc: Exception) -> str:
         return f"refused by the sandbox: {exc}"
     if name in ("TemplateSyntaxError", "TemplateAssertionError"):
         return f"template syntax error: {exc}"
+    if name == "LimitError":
+        return f"too costly to evaluate: {exc}"
+    if name == "Interrupted":
+        return "interrupted while the template was evaluated"
+    if name in ("OverflowError", "MemoryError") or (name == "ValueError" and "digits" in str(exc)):
+        return f"too costly to evaluate: {exc}"
     return f"{name}: {exc}" if str(exc) else name
 
 

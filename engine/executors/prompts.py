@@ -171,7 +171,10 @@ def _terminal_read(prompt: str) -> str:
     import click
 
     click.echo(prompt, nl=False)
-    return input()
+    try:
+        return input()
+    except EOFError:
+        raise Unanswered("standard input was closed while a question was open") from None
 
 
 class TerminalPrompter:
@@ -188,14 +191,8 @@ class TerminalPrompter:
         self.participants = participants
         self.on_hint = on_hint
         self._answering: Participant | None = None
-        self._reader = read or _terminal_read  # a Console's `ask` keeps the prompt whole (see Terminal)
+        self._read = read or _terminal_read
         self._write = write or (lambda text: click.echo(text))
-
-    def _read(self, prompt: str) -> str:
-        try:
-            return self._reader(prompt)
-        except EOFError:
-            raise Unanswered("standard input was closed while a question was open") from None
 
     def ask(self, question: Question) -> Answer:
         t0 = time.monotonic()
