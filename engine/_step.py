@@ -155,8 +155,9 @@ class StepDriver:
                 rec.status, rec.error = sub.status, f"item {index} ({item!r}): {sub.error}"
                 break
         if items and all(i["status"] == "skipped" for i in rec.items):
-            rec.status = "skipped"
-        r.bus.emit(StepOutput(sid, "info", f"{len(rec.items)} of {len(items)} item(s) done", None))
+            rec.status = "skipped"  # the finished line says so; a count would only contradict it
+        else:
+            r.bus.emit(StepOutput(sid, "info", _items_done(rec.items, len(items)), None))
         return rec
 
     def _items(self, step: Step) -> list[Any]:
@@ -227,11 +228,21 @@ class StepDriver:
         elif isinstance(step.spec, HttpSpec):
             url = templating.render(step.spec.url, r.state.context(**extra), where=r.where(step, "http", "url"))
             command = f"{step.spec.method} {url}"
+        # A manual step's text is rendered here, once, so that what the person reads (the
+        # console shows step.started) is what the journal and every report say they read.
+        instructions = self._instructions(step, extra) if isinstance(step.spec, ManualSpec) else None
         hosts = r.hosts_of(target, step) if target else []
         r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, command, target, hosts,
-                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(extra.get("item"))))
+                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(extra.get("item")),
+                               instructions))
         self.announced = True
-        return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host}
+        return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host,
+                "_instructions": instructions}
+
+    def _instructions(self, step: Step, extra: dict[str, Any]) -> str:
+        assert isinstance(step.spec, ManualSpec)
+        ctx = self.r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        return templating.render(step.spec.text, ctx, where=self.r.where(step, "manual")).strip()
 
     def _per_host(self, step: Step, command: str, extra: dict[str, Any]) -> Callable[[str], str]:
         """A command that names `{{ host }}` is rendered once per host of the fan-out."""
@@ -420,7 +431,9 @@ class StepDriver:
     def _manual(self, step: Step, sid: str, spec: ManualSpec, extra: dict[str, Any]) -> Attempt:
         r = self.r
         ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
-        text = templating.render(spec.text, ctx, where=r.where(step, "manual"))
+        text = extra.get("_instructions")
+        if text is None:
+            text = self._instructions(step, extra)
         fields = tuple(f._replace(prompt=templating.render(f.prompt, ctx, where=r.where(step, "ask", f.name)))
                        for f in spec.ask)
         question = Question(sid, step.label, text, fields, step.role or r.runbook.defaults.role,
@@ -545,6 +558,19 @@ def _nul_in(command: str, env: Mapping[str, str]) -> str | None:
         return "the command"
     bad = next((k for k, v in env.items() if "\0" in v or "\0" in k), None)
     return f"env {bad}" if bad is not None else None
+
+
+def _items_done(items: list[dict[str, Any]], total: int) -> str:
+    """`3 of 3 item(s) done`, with the skipped and the failed counted apart."""
+    done = sum(1 for i in items if i["status"] == "ok")
+    parts = [f"{done} of {total} item(s) done"]
+    skipped = sum(1 for i in items if i["status"] == "skipped")
+    if skipped:
+        parts.append(f"{skipped} skipped (when was false)")
+    failed = len(items) - done - skipped
+    if failed:
+        parts.append(f"{failed} {items[-1]['status']}")
+    return ", ".join(parts)
 
 
 def _sets_vars(step: Step) -> bool:

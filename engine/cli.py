@@ -228,10 +228,12 @@ def _load_runbook(path: str) -> Any:
 @click.option("--alert", "alert_file", type=click.Path(dir_okay=False),
               help="An Alertmanager webhook payload (or one alert) that fills inputs declaring `alert:`.")
 @click.option("--alert-index", type=click.IntRange(min=0), help="Which alert of the payload to use.")
+@click.option("--allow-resolved", is_flag=True,
+              help="Run even though the --alert is resolved (refused otherwise: exit 2).")
 @click.option("--dry-run", is_flag=True, help="Print the rendered plan; execute nothing.")
 @_run_options
 def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, alert_index: int | None,
-        dry_run: bool, **options: Any) -> None:
+        allow_resolved: bool, dry_run: bool, **options: Any) -> None:
     """Run a runbook: live, or with --dry-run as a rendered plan.
 
     Exit status: 0 resolved, 1 failed, 5 not confirmed, 6 escalated, 7 refused, 130 aborted,
@@ -242,6 +244,7 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
 
     runbook = _load_runbook(runbook_file)
     alert = _alert(alert_file, alert_index, interactive=sys.stdin.isatty() and not options["non_interactive"])
+    _resolved_alert(alert, allow_resolved, dry_run)
 
     def resolve() -> Any:
         given = inputs_mod.parse_assignments(options["inputs"])
@@ -262,8 +265,26 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
     from .session import OUTCOME_EXIT, run_live
 
     live = _live_options(options, answers, people)
+    if alert is not None:
+        from .alerts import record
+
+        live.alert = record(alert, allowed_resolved=allow_resolved)
     result, _ = run_live(runbook, resolved.values, live, secrets=tuple(resolved.secrets))
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
+
+
+def _resolved_alert(alert: Any, allowed: bool, dry_run: bool) -> None:
+    """A resolved alert starts nothing unless allowed; a dry-run (which starts nothing) says so."""
+    if alert is None:
+        return
+    from .alerts import ResolvedAlert, refuse_resolved
+
+    try:
+        refuse_resolved(alert, allowed=allowed)
+    except ResolvedAlert as exc:
+        if not dry_run:
+            raise
+        click.echo(f"runbook: note: {exc} (a live run would be refused)", err=True)
 
 
 def _alert(path: str | None, index: int | None, *, interactive: bool) -> Any:
@@ -284,25 +305,42 @@ def _alert(path: str | None, index: int | None, *, interactive: bool) -> Any:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--rerun-failed", is_flag=True,
+              help="Run again the step that stopped the run (it failed, was aborted or refused).")
+@click.option("--skip", "skip", multiple=True, metavar="STEP",
+              help="Do not run STEP (e.g. it was done by hand); journaled as skipped (repeatable).")
+@click.option("--from", "from_step", metavar="STEP",
+              help="Continue at STEP: it and every step after it run, even those that ran before.")
+@click.option("--reason", help="Why the run is resumed (recorded; asked on a terminal when missing).")
 @click.option("--rerun-interrupted", "rerun", flag_value=True, default=None,
-              help="Run again a step that was interrupted mid-way.")
+              help="Run again a step the engine was running when it died.")
 @click.option("--skip-interrupted", "rerun", flag_value=False,
-              help="Skip a step that was interrupted mid-way.")
+              help="Skip a step the engine was running when it died.")
 @_run_options
-def resume(run_dir: str, rerun: bool | None, **options: Any) -> None:
-    """Continue an interrupted run from its journal (completed steps are not re-run)."""
+def resume(run_dir: str, rerun_failed: bool, skip: tuple[str, ...], from_step: str | None, reason: str | None,
+           rerun: bool | None, **options: Any) -> None:
+    """Continue a run that crashed, failed, was aborted or refused, from its journal.
+
+    Completed steps are never run again. The step that stopped the run runs again only
+    when you say so (asked on a terminal; --rerun-failed or --skip STEP otherwise). If the
+    earlier attempt rolled back completed steps, say where to continue with --from STEP.
+    """
     from pathlib import Path
 
     from . import inputs as inputs_mod
-    from .session import OUTCOME_EXIT, recover, resume_run
+    from .continuation import Choices
+    from .recovery import recover
+    from .session import OUTCOME_EXIT, resume_run
 
     directory = Path(run_dir)
-    recovered = recover(directory, rerun=rerun)
+    recovered = recover(directory)
     runbook = _load_runbook(recovered.runbook_file)
     given = {**recovered.inputs, **inputs_mod.parse_assignments(options["inputs"])}
     resolved, answers, people = _checked(runbook, options, lambda: inputs_mod.resolve(runbook, from_file=given))
     live = _live_options(options, answers, people)
-    result = resume_run(directory, runbook, recovered, resolved.values, live, secrets=tuple(resolved.secrets))
+    choices = Choices(from_step, skip, rerun_failed, rerun, reason, people[0].name if people else None)
+    result = resume_run(directory, runbook, recovered, resolved.values, live, choices,
+                        secrets=tuple(resolved.secrets))
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
 
 
@@ -315,7 +353,7 @@ def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
     import json
     from pathlib import Path
 
-    from .history import list_runs
+    from .history import list_runs, runs_table
     from .home import home
     from .session import RUNS
 
@@ -326,8 +364,8 @@ def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
     if not found:
         click.echo("no runs yet")
         return
-    for r in found:
-        click.echo(f"{r.run_id:<40} {r.mode:<8} {r.outcome:<14} {r.duration_text:>8}  {r.started}")
+    for line in runs_table(found):
+        click.echo(line)
 
 
 # -- drills and scenario tests ----------------------------------------------------------------------
@@ -460,12 +498,16 @@ def _emit(text: str, output: str | None) -> None:
               help="The drill's scenario file (default: found by id near the run's runbook).")
 @click.option("--history", "history_dir", type=click.Path(file_okay=False, exists=True),
               help="Compare with earlier runs of the same scenario under this directory.")
-def report(source: str, fmt: str, output: str | None, scenario_file: str | None, history_dir: str | None) -> None:
+@click.option("--trainer", is_flag=True,
+              help="A drill's debrief for the trainer: with the scenario's description, each injected event's "
+                   "kind and why each fault is there (the default debrief, for trainees, leaves them out).")
+def report(source: str, fmt: str, output: str | None, scenario_file: str | None, history_dir: str | None,
+           trainer: bool) -> None:
     """Report on a run from its journal: timeline, key times, and a drill debrief
     or a post-incident review draft (Markdown, one self-contained HTML file, or JSON)."""
     from .reporting.report import build_report
 
-    built = build_report(source, scenario_file=scenario_file, history_dir=history_dir)
+    built = build_report(source, scenario_file=scenario_file, history_dir=history_dir, trainer=trainer)
     if fmt == "html":
         from .reporting.html import render_html
 

@@ -28,6 +28,7 @@ from .events import (
     RollbackFinished,
     RollbackStarted,
     RunFinished,
+    RunResumed,
     RunStarted,
     Stamp,
     StepAttempt,
@@ -35,6 +36,7 @@ from .events import (
     StepOutput,
     StepStarted,
 )
+from .terminal import Terminal
 
 _STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34",
            "cyan": "36", "magenta": "35"}
@@ -46,6 +48,7 @@ _STATUS = {"ok": ("✓", "ok", "green"), "failed": ("✗", "FAILED", "red"),
            "aborted": ("✗", "aborted", "red"), "not_confirmed": ("!", "not confirmed", "yellow")}
 
 
+POLL_COMPARE_LIMIT = 65536  # characters of a poll's output kept to compare with the next poll
 PROGRESS_EVERY = 1.0  # seconds between fan-out progress lines (failures always show)
 TABLE_OK_ROWS = 10  # ok hosts listed in a step's host table; the journal has them all
 
@@ -56,8 +59,10 @@ class Console:
     wants_output = True
 
     def __init__(self, stream: TextIO | None = None, *, color: bool = False, unicode: bool | None = None,
-                 show_output: bool = True) -> None:
+                 show_output: bool = True, terminal: Terminal | None = None) -> None:
         self.stream = stream or sys.stdout
+        self.terminal = terminal or Terminal(self.stream)
+        self._polls = _Polls()
         self.color = color
         encoding = (getattr(self.stream, "encoding", "") or "").lower()
         self.unicode = unicode if unicode is not None else "utf" in encoding
@@ -71,7 +76,7 @@ class Console:
             RollbackStarted: self._rollback_started, RollbackFinished: self._rollback_finished,
             RunFinished: self._run_finished, InjectFired: self._inject, HintShown: self._hint,
             PriorityChanged: self._priority, EscalationFired: self._escalation,
-            ClockControl: self._clock, HostFinished: self._host_finished,
+            ClockControl: self._clock, HostFinished: self._host_finished, RunResumed: self._run_resumed,
         }
         self._progress_at: dict[str, float] = {}
 
@@ -92,8 +97,12 @@ class Console:
         return fancy if self.unicode else plain
 
     def line(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        """Print one line (from any thread: an open prompt is kept whole, see Terminal)."""
+        self.terminal.write(text + "\n")
+
+    def ask(self, prompt: str) -> str:
+        """Read an answer at a prompt this console owns (Terminal.ask)."""
+        return self.terminal.ask(prompt)
 
     def _clock_mark(self, stamp: Stamp) -> str:
         minutes, seconds = divmod(int(stamp.elapsed), 60)
@@ -115,6 +124,16 @@ class Console:
         if e.incident.get("priority"):
             self.line(f"   priority: {self.paint(e.incident['priority'], 'bold')}")
 
+    def _run_resumed(self, e: RunResumed, s: Stamp) -> None:
+        at = f" at step {e.stop_step}" if e.stop_step else ""
+        self.line(self.paint(f"   resumed by {e.by}" + (f": {e.reason}" if e.reason else "") +
+                             f" (the earlier attempt {e.previous}{at}; {format_duration(e.downtime)} ago)", "dim"))
+        plan = [f"from {e.from_step}"] if e.from_step else []
+        plan += [f"running again: {', '.join(e.rerun)}"] if e.rerun else []
+        plan += [f"skipping: {', '.join(e.skip)}"] if e.skip else []
+        if plan:
+            self.line(self.paint(f"   {'; '.join(plan)}", "dim"))
+
     def _phase_started(self, e: PhaseStarted, s: Stamp) -> None:
         rule = self.sym("─", "-")
         self.line()
@@ -134,6 +153,10 @@ class Console:
                   f"{title}{self.paint(where, 'cyan')}{item}")
         if e.command:
             self.line(self.paint(f"        $ {e.command}", "dim"))
+        if e.instructions:
+            # What the person must do, before anything asks them: shown in full, not dimmed.
+            for text in e.instructions.splitlines():
+                self.line(f"        {text}".rstrip())
 
     def _output(self, e: StepOutput, s: Stamp) -> None:
         if not self.show_output:
@@ -141,8 +164,13 @@ class Console:
         if e.stream == "info":
             self.line(self.paint(f"        {e.text}", "dim"))
             return
-        key = (e.step, e.stream, e.host)
-        text = self._partial.pop(key, "") + e.text
+        # A later poll's output is held, and shown when the poll ends if it changed.
+        for stream, host, text in self._polls.take(e.step, e.stream, e.host, e.text):
+            self._show(e.step, stream, host, text)
+
+    def _show(self, step: str, stream: str, host: str | None, chunk: str) -> None:
+        key = (step, stream, host)
+        text = self._partial.pop(key, "") + chunk
         whole, newline, rest = text.rpartition("\n")
         if len(rest) > PARTIAL_LIMIT:
             # A line that never ends (binary output, a progress bar) must not grow
@@ -151,21 +179,36 @@ class Console:
         if rest:
             self._partial[key] = rest
         if newline:
-            self._write_lines(whole, e.stream, e.host)
+            self._write_lines(whole, stream, host)
 
     def _write_lines(self, text: str, stream: str, host: str | None) -> None:
         # One write per chunk, the prefix added with str.replace: a step printing
         # millions of lines must not cost a Python call per line.
         start, end = ("\033[31m", "\033[0m") if stream == "stderr" and self.color else ("", "")
         prefix = f"        {self.sym('│', '|')} {host + ': ' if host else ''}{start}"
-        self.stream.write(prefix + text.replace("\n", f"{end}\n{prefix}") + end + "\n")
-        self.stream.flush()
+        self.terminal.write(prefix + text.replace("\n", f"{end}\n{prefix}") + end + "\n")
 
     def _flush_partial(self, step: str) -> None:
         for key in [k for k in self._partial if k[0] == step]:
             self._write_lines(self._partial.pop(key), key[1], key[2])
 
+    def _end_attempt(self, step: str) -> None:
+        """An attempt or poll is over: its last line is shown even without a newline (the
+        next poll's output must not run on from it), and a poll's held output is shown
+        only if it differs from the poll before."""
+        held = self._polls.end(step)
+        if held is _UNCHANGED:
+            self.line(self.paint("        (output unchanged since the last poll)", "dim"))
+        elif held:
+            for stream, host, text in held:
+                self._show(step, stream, host, text)
+        self._flush_partial(step)
+
     def _attempt(self, e: StepAttempt, s: Stamp) -> None:
+        if self.show_output:
+            self._end_attempt(e.step)
+            if e.polling:
+                self._polls.polling(e.step)
         wait = format_duration(e.next_in)
         if e.polling:
             self.line(self.paint(f"        {self.sym('…', '..')} not yet (poll {e.attempt}); next check in {wait}",
@@ -176,7 +219,9 @@ class Console:
                                  f"retrying in {wait}", "yellow"))
 
     def _step_finished(self, e: StepFinished, s: Stamp) -> None:
-        self._flush_partial(e.step)
+        if self.show_output:
+            self._end_attempt(e.step)
+        self._polls.forget(e.step)
         mark, word, style = _STATUS.get(e.status, ("?", e.status, "yellow"))
         mark = mark if self.unicode else {"✓": "ok", "✗": "XX", "–": "--"}.get(mark, mark)
         detail = ""
@@ -288,3 +333,53 @@ def _short(value: Any, limit: int = 60) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = text.replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."  # ASCII: any terminal shows it
+
+
+_Chunk = tuple[str, str | None, str]  # stream, host, text
+_UNCHANGED: list[_Chunk] = []  # a distinct object: "the same output as the poll before"
+
+
+class _Polls:
+    """The output of polled steps (`until`): from the second poll on, a poll's output is
+    held until the poll ends, then shown only if it differs from the poll before (a
+    health check answering the same page every 10 seconds is shown once)."""
+
+    def __init__(self) -> None:
+        self._polling: set[str] = set()
+        self._held: dict[str, list[_Chunk]] = {}
+        self._seen: dict[str, dict[tuple[str, str | None], str] | None] = {}  # this attempt's output
+        self._last: dict[str, dict[tuple[str, str | None], str] | None] = {}  # the previous poll's
+
+    def take(self, step: str, stream: str, host: str | None, text: str) -> list[_Chunk]:
+        """Note a chunk of output; what to show now ([] while a later poll's is held)."""
+        chunk = (stream, host, text)
+        seen = self._seen.setdefault(step, {})
+        if seen is not None:
+            key = (stream, host)
+            seen[key] = seen.get(key, "") + text
+            if sum(map(len, seen.values())) > POLL_COMPARE_LIMIT:
+                self._seen[step] = seen = None  # too much to compare: show it as it comes
+        if step not in self._polling:
+            return [chunk]
+        if seen is None:
+            return [*self._held.pop(step, []), chunk]  # what was held goes out first, in order
+        self._held.setdefault(step, []).append(chunk)
+        return []
+
+    def polling(self, step: str) -> None:
+        self._polling.add(step)
+
+    def end(self, step: str) -> list[_Chunk]:
+        """The held output of the attempt that ended ([] if none, _UNCHANGED if the same)."""
+        seen = self._seen.pop(step, {})
+        held = self._held.pop(step, [])
+        last = self._last.get(step)
+        self._last[step] = seen
+        if step in self._polling and seen is not None and last is not None and seen == last:
+            return _UNCHANGED if any(seen.values()) else []
+        return held
+
+    def forget(self, step: str) -> None:
+        for table in (self._held, self._seen, self._last):
+            table.pop(step, None)
+        self._polling.discard(step)

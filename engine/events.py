@@ -42,6 +42,24 @@ class RunStarted(Event):
     resumed_from: str | None = None
     scenario: str | None = None
     incident: dict[str, Any] = field(default_factory=dict)
+    alert: dict[str, Any] | None = None  # the alert that started the run (alerts.record)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResumed(Event):
+    """`runbook resume` continues this run: who, why, and what was decided about the
+    steps the earlier attempt left (it follows the run.started of the new attempt)."""
+
+    name: ClassVar[str] = "run.resumed"
+    by: str
+    reason: str = ""
+    previous: str = ""  # how the earlier attempt ended: failed, aborted, refused, escalated or crashed
+    stop_step: str | None = None  # the step that stopped it
+    rerun: list[str] = field(default_factory=list)  # steps that stopped it (or were cut off), run again
+    skip: list[str] = field(default_factory=list)  # steps skipped instead of run
+    from_step: str | None = None
+    undone: list[str] = field(default_factory=list)  # steps whose rollbacks the earlier attempt ran
+    downtime: float = 0.0  # seconds between the earlier attempt's last record and this resume
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,7 @@ class StepStarted(Event):
     role: str | None = None
     rollback_of: str | None = None
     item: Any = None
+    instructions: str | None = None  # a manual step's rendered text: what the person was asked to do
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,3 +42,14 @@ def list_runs(runs_dir: Path, limit: int = 50) -> list[RunSummary]:
             path=str(directory),
         ))
     return out
+
+
+COLUMNS = ("RUN", "MODE", "OUTCOME", "DURATION", "STARTED")
+
+
+def runs_table(runs: list[RunSummary]) -> list[str]:
+    """`runbook runs` as text: a header, then one aligned line per run."""
+    rows = [COLUMNS] + [(r.run_id, r.mode, r.outcome, r.duration_text, r.started) for r in runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    return [f"{run:<{widths[0]}}  {mode:<{widths[1]}}  {outcome:<{widths[2]}}  {took:>{widths[3]}}  {started}"
+            for run, mode, outcome, took, started in rows]

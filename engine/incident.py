@@ -38,7 +38,7 @@ class IncidentSupervisor:
         self.runner = runner
         self.runbook: Runbook = runner.runbook
         self.schedule = schedule
-        self.fired: set[int] = set()
+        self.fired: set[int] = set(runner.resume.escalations) if runner.resume is not None else set()  # once a run
         self.last: list[str] = []
         self.prompt_started: dict[str, float] = {}
         self.due: set[int] = set()  # rules with both `after` and `when` whose time has come
@@ -54,12 +54,13 @@ class IncidentSupervisor:
         now = self.runner.clock.monotonic()
         updates = self.runbook.updates
         if updates is not None:
-            self._update("declared")
+            self._update("resumed" if self.runner.resume is not None else "declared")
             if updates.every:
                 self.schedule(now + updates.every, self._periodic)
+        opened = self.runner.opened  # a resumed run has been open since its first attempt
         for rule in self.runbook.escalation:
             if rule.after is not None and not rule.unacknowledged:
-                self.schedule(now + rule.after, self._opened_too_long(rule))
+                self.schedule(opened + rule.after, self._opened_too_long(rule))
         self.check_conditions()  # a priority known from the start (severity: impact, urgency)
 
     def _opened_too_long(self, rule: EscalationRule) -> Callable[[], None]:

@@ -6,7 +6,6 @@ anything runs.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -88,15 +87,13 @@ def _structure(kind: str, value: Any) -> Any:
         text = value.strip()
         if kind == "list" and not text.startswith("["):
             return [part.strip() for part in text.split(",") if part.strip()]
-        try:
-            value = json.loads(text)
-        except ValueError:
-            import yaml
+        from .datafile import parse_value
+        from .loader import LoadError
 
-            try:
-                value = yaml.safe_load(text)
-            except yaml.YAMLError:
-                raise ValueError(f"expected a {kind} (JSON or YAML)") from None
+        try:
+            value = parse_value(text)  # within the loader's limits, as files are
+        except LoadError as exc:
+            raise ValueError(f"expected a {kind} (JSON or YAML): {exc.diagnostic.message}") from None
     if not isinstance(value, want):
         raise ValueError(f"expected a {kind}, got {type(value).__name__}")
     return value
@@ -196,17 +193,7 @@ def _unknown(name: str, runbook: Runbook) -> str:
 
 
 def load_inputs_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    import yaml
+    """Input values from a JSON or YAML mapping, read under the runbook loader's limits."""
+    from .datafile import load_mapping
 
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except OSError as exc:
-        raise InputError(f"cannot read inputs file {os.fspath(path)}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"inputs file {os.fspath(path)} is not valid YAML/JSON: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(f"inputs file {os.fspath(path)} must hold a mapping of input names to values")
-    return data
+    return load_mapping(path, "inputs file", empty_ok=True)

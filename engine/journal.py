@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -302,11 +302,24 @@ class JournalContents:
 
     @property
     def finished(self) -> dict[str, Any] | None:
-        return next((r for r in reversed(self.records) if r.get("event") == "run.finished"), None)
+        return run_finished(self.records)
 
     @property
     def complete(self) -> bool:
         return self.finished is not None
+
+
+def run_finished(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The run.finished of the last attempt; None when it stopped without one (a crash,
+    or still running). A run resumed after it failed has an earlier run.finished before
+    its last run.started: that one ended an attempt, not the run."""
+    for record in reversed(records):
+        event = record.get("event")
+        if event == "run.finished":
+            return dict(record)
+        if event == "run.started":
+            return None
+    return None
 
 
 def journal_path(path: str | os.PathLike[str]) -> Path:

@@ -429,19 +429,7 @@ def load_file(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> 
 
 def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS) -> Document:
     """Load YAML text as one mapping document."""
-    if len(text) > limits.max_bytes:
-        raise _error(file, 1, 1, f"text is larger than the {limits.max_bytes} byte limit", RULE_LIMIT)
-    _check_depth(text, file, limits)
-    root = _compose(text, file)
-    if root is None:
-        raise _error(file, 1, 1, "file is empty: expected a mapping with a `kind:` key", RULE_SHAPE)
-    builder = _Builder(limits, len(text))
-    try:
-        data = builder.build(root)
-    except _Problem as problem:
-        raise _problem_error(problem, text, file) from None
-    except RecursionError:
-        raise _error(file, 1, 1, "nesting too deep", RULE_LIMIT) from None
+    root, data, builder = _load(text, file, limits)
     if not isinstance(data, dict):
         found = "a list" if isinstance(data, list) else f"a single value ({_type_name(data)})"
         raise _error(file, 1, 1, f"expected a mapping at the top level, found {found}", RULE_SHAPE)
@@ -457,6 +445,36 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
         for name, knode in builder.duplicates
     )
     return Document(file, data, SourceMap(root, text), problems)
+
+
+class EmptyDocument(LoadError):
+    """The text holds no document at all (nothing, or only comments)."""
+
+
+def load_value(text: str, file: str = "<value>", limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Any one YAML value (JSON is YAML too) within the limits, for data that is not a
+    document of ours: a list or map given on the command line. Empty text is None."""
+    try:
+        return _load(text, file, limits)[1]
+    except EmptyDocument:
+        return None
+
+
+def _load(text: str, file: str, limits: Limits) -> tuple[Node, Any, _Builder]:
+    if len(text) > limits.max_bytes:
+        raise _error(file, 1, 1, f"text is larger than the {limits.max_bytes} byte limit", RULE_LIMIT)
+    _check_depth(text, file, limits)
+    root = _compose(text, file)
+    if root is None:
+        raise EmptyDocument(Diagnostic(file, 1, 1, Severity.ERROR, RULE_SHAPE,
+                                       "file is empty: expected a mapping with a `kind:` key"))
+    builder = _Builder(limits, len(text))
+    try:
+        return root, builder.build(root), builder
+    except _Problem as problem:
+        raise _problem_error(problem, text, file) from None
+    except RecursionError:
+        raise _error(file, 1, 1, "nesting too deep", RULE_LIMIT) from None
 
 
 def _problem_error(problem: _Problem, text: str, file: str) -> LoadError:

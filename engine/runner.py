@@ -7,6 +7,7 @@ the console are observers of it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from .events import (
     RollbackFinished,
     RollbackStarted,
     RunFinished,
+    RunResumed,
     RunStarted,
     StepFinished,
 )
@@ -36,6 +38,7 @@ from .executors.notify import Notifier
 from .executors.prompts import Prompter
 from .masking import Masker
 from .model import IncludeSpec, Phase, Runbook, Step
+from .recovery import PhaseMark
 from .state import Incident, RunState, StepRecord, priority_of
 
 STOPPING = ("failed", "aborted", "refused", "not_confirmed")
@@ -82,13 +85,24 @@ class Services:
 
 @dataclass
 class Resume:
-    """What a journal says about an earlier, unfinished attempt of this run."""
+    """How this run continues an earlier attempt recorded in its journal (recovery.py
+    reads it, continuation.py makes the operator's decisions into this)."""
 
-    finished: dict[str, StepRecord]
-    interrupted: set[str]
-    rerun_interrupted: bool | None  # None: ask (or fail when not interactive)
+    finished: dict[str, StepRecord]  # restored as they were, never run again
+    skip: dict[str, str] = field(default_factory=dict)  # step -> why it is skipped now
+    undone: set[str] = field(default_factory=set)  # completed steps whose rollbacks already ran
     vars: dict[str, Any] = field(default_factory=dict)
     incident: dict[str, Any] = field(default_factory=dict)
+    phases: dict[str, PhaseMark] = field(default_factory=dict)  # when each phase first started (and took)
+    escalations: set[int] = field(default_factory=set)  # rules that fired already: not again
+    started_ago: float = 0.0  # seconds since the run started, downtime included (set when it resumes)
+    last_elapsed: float = 0.0  # the earlier attempt's last record
+    note: RunResumed | None = None  # who resumed, why, and what was decided (journaled)
+
+    def phase_done(self, phase: Phase) -> bool:
+        """A phase that ended well before, none of whose steps run now: not entered again."""
+        mark = self.phases.get(phase.name)
+        return mark is not None and mark.duration is not None and all(s.id in self.finished for s in phase.steps)
 
 
 @dataclass
@@ -107,8 +121,10 @@ class Runner:
                  bus: EventBus, clock: Clock, run_id: str, mode: str = "live",
                  masker: Masker | None = None, participants: Sequence[Any] = (),
                  rollback_on_abort: bool = True, resume: Resume | None = None,
-                 prefix: str = "", scenario: str | None = None, cancel: Cancel | None = None) -> None:
+                 prefix: str = "", scenario: str | None = None, cancel: Cancel | None = None,
+                 alert: Mapping[str, Any] | None = None) -> None:
         self.runbook, self.services, self.bus, self.clock = runbook, services, bus, clock
+        self.alert = dict(alert) if alert is not None else None
         self.mode, self.masker, self.prefix, self.scenario = mode, masker or Masker(), prefix, scenario
         self.participants = list(participants)
         self.rollback_on_abort = rollback_on_abort
@@ -116,7 +132,8 @@ class Runner:
         self.cancel = cancel or Cancel()
         self.hard_stop = False
         self.stop_reason = "interrupted"  # what the journal says ended an aborted run (Ctrl-C, SIGTERM)
-        self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now())
+        ago = resume.started_ago if resume is not None and not prefix else 0.0
+        self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now() - ago)
         if resume is not None:
             self.state.vars.update(resume.vars)
             if resume.incident:  # impact, urgency and priority set before the crash
@@ -126,6 +143,7 @@ class Runner:
         self.driver = StepDriver(self)
         self.uses_json = _mentions(runbook, "json")  # parse outputs as JSON only if anyone reads it
         self.completed: list[Step] = []
+        self._created = clock.monotonic()
         self._deadline = clock.monotonic() + runbook.timeout if runbook.timeout else None
         self.hooks: list[Any] = []  # on_start, on_phase, on_step_finished, on_prompt(_done), on_finish
         self.prompting = False  # a signal may only break into a prompt, never into a write
@@ -156,6 +174,13 @@ class Runner:
             self._timers = Timers(self.clock)
         self._timers.call_at(t, action)
 
+    @property
+    def opened(self) -> float:
+        """When the run opened, on the monotonic clock: earlier attempts and the downtime
+        before a resume count (escalation `after` rules and the run's duration use it)."""
+        ago = self.resume.started_ago if self.resume is not None and not self.prefix else 0.0
+        return self._created - ago
+
     def hand_off(self, reason: str) -> None:
         """End the run as `escalated` once the current step is done."""
         if self.handoff is None:
@@ -164,7 +189,7 @@ class Runner:
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        t0 = self.clock.monotonic()
+        t0 = self.opened
         self._started()
         self._hook("on_start")
         stop: StepStop | None = None
@@ -183,17 +208,32 @@ class Runner:
 
     def _phases(self, times: dict[str, float]) -> StepStop | None:
         for phase in self.runbook.phases:
-            t0 = self.clock.monotonic()
-            stop = self._phase(phase)
-            times[phase.name] = self.clock.monotonic() - t0
+            if self.resume is not None and self.resume.phase_done(phase):
+                self._restore_phase(phase, times)
+                continue
+            start = self._phase_start(phase)
+            stop = self._phase(phase, start)
+            times[phase.name] = self.bus.elapsed() - start
             if stop is not None:
                 return stop
         return None
 
-    def _phase(self, phase: Phase) -> StepStop | None:
+    def _phase_start(self, phase: Phase) -> float:
+        """When the phase began on the run's time axis: now, or (on resume) when the
+        earlier attempt first entered it, so its duration spans the downtime too."""
+        mark = self.resume.phases.get(phase.name) if self.resume is not None and not self.prefix else None
+        return mark.start if mark is not None else self.bus.elapsed()
+
+    def _restore_phase(self, phase: Phase, times: dict[str, float]) -> None:
+        """A phase finished before the resume: its steps are restored, no event repeats it."""
+        for step in phase.steps:
+            self._restored(step)
+        assert self.resume is not None
+        times[phase.name] = self.resume.phases[phase.name].duration or 0.0
+
+    def _phase(self, phase: Phase, start: float) -> StepStop | None:
         self.state.phase = phase.name
         self.bus.emit(PhaseStarted(phase.name))
-        t0 = self.clock.monotonic()
         self._hook("on_phase", phase.name)
         status, stop = "ok", None
         try:
@@ -201,7 +241,7 @@ class Runner:
                 self.step(step)
         except StepStop as exc:
             status, stop = exc.outcome, exc
-        self.bus.emit(PhaseFinished(phase.name, status, self.clock.monotonic() - t0))
+        self.bus.emit(PhaseFinished(phase.name, status, self.bus.elapsed() - start))
         return stop
 
     def step(self, step: Step, *, rollback_of: str | None = None) -> StepRecord:
@@ -235,38 +275,23 @@ class Runner:
             raise StepStop("escalated", self.handoff, self.qualified(step.id))
 
     def _restored(self, step: Step) -> StepRecord | None:
-        if self.resume is None:
+        """On resume: a completed step's recorded result, or a skip the operator chose;
+        None when the step runs now."""
+        if self.resume is None or self.prefix:
             return None
-        sid = self.qualified(step.id)
+        sid = step.id
         rec = self.resume.finished.get(sid)
         if rec is not None:
-            if rec.status == "ok":
-                self.completed.append(step)
+            if rec.status == "ok" and sid not in self.resume.undone:
+                self.completed.append(step)  # its rollback runs if this attempt fails too
             return rec
-        if sid in self.resume.interrupted and not self._rerun(step, sid):
-            rec = StepRecord(step.id, status="skipped", error="interrupted; skipped on resume")
-            self.state.record(rec)
-            self.bus.emit(StepFinished(sid, step.phase, step.kind, "skipped",
-                                       reason="interrupted by a crash; skipped on resume"))
-            return rec
-        return None
-
-    def _rerun(self, step: Step, sid: str) -> bool:
-        assert self.resume is not None
-        if step.idempotent:
-            return True
-        if self.resume.rerun_interrupted is not None:
-            return self.resume.rerun_interrupted
-        prompter = self.services.prompter
-        if not prompter.interactive:
-            raise EngineError(
-                f"step {sid} was running when the engine stopped and is not idempotent: "
-                "pass --rerun-interrupted to run it again or --skip-interrupted to skip it")
-        from .executors.prompts import ApprovalRequest
-
-        with self.asking():
-            reply = prompter.approve(ApprovalRequest(sid, f"Step {sid} was interrupted. Run it again?"))
-        return reply.approved
+        why = self.resume.skip.get(sid)
+        if why is None:
+            return None
+        rec = StepRecord(step.id, status="skipped", error=None)
+        self.state.record(rec)
+        self.bus.emit(StepFinished(sid, step.phase, step.kind, "skipped", reason=why))
+        return rec
 
     # -- start, finish, rollback -----------------------------------------------------------------
 
@@ -283,8 +308,11 @@ class Runner:
                      for p in self.participants],
             pid, host, __version__,
             self.state.run_id if self.resume is not None else None, self.scenario,
-            self.state.incident.view(),
+            self.state.incident.view(), self.alert,
         ))
+        if self.resume is not None and self.resume.note is not None:
+            downtime = max(self.resume.started_ago - self.resume.last_elapsed, 0.0)
+            self.bus.emit(dataclasses.replace(self.resume.note, downtime=round(downtime, 3)))
 
     def _finish(self, stop: StepStop | None, t0: float, phases: dict[str, float]) -> RunResult:
         outcome = stop.outcome if stop else "resolved"
@@ -294,7 +322,7 @@ class Runner:
         self._hook("on_finish", outcome)
         if self._timers is not None:
             self._timers.stop()
-        duration = self.clock.monotonic() - t0
+        duration = self.clock.monotonic() - t0  # since the run started: t0 counts earlier attempts too
         if not self.prefix:
             self.bus.emit(RunFinished(outcome, duration, reason, stop.step if stop else None,
                                       reason if outcome == "failed" else None, phases))

@@ -17,19 +17,20 @@ from typing import Any, TextIO
 from . import templating
 from .clock import RealClock
 from .console import Console
-from .errors import EngineError, UsageError
+from .continuation import Choices, advice, plan
+from .errors import EngineError
 from .events import EventBus
 from .executors.http import HttpExecutor
 from .executors.local import LocalExecutor
 from .executors.notify import Notifier, load_channels
 from .executors.prompts import Participant, Prompter, ScriptedPrompter, TerminalPrompter
 from .home import home
-from .journal import JournalWriter, logged_output, new_run_id, read_journal
+from .journal import JournalWriter, new_run_id
 from .lock import RunLock
 from .masking import Masker
 from .model import Runbook
+from .recovery import RESUMABLE, Recovered, recover
 from .runner import Resume, Runner, RunResult, Services
-from .state import StepRecord
 
 RUNS = "runs"
 LOCKS = "locks"
@@ -56,11 +57,12 @@ class LiveOptions:
     inventory: str | None = None
     accept_new_host_keys: bool = False
     extra_services: Callable[[Services], None] | None = None
+    alert: Mapping[str, Any] | None = None  # what the journal keeps of the alert (alerts.record)
 
 
-def _prompter(options: LiveOptions) -> Prompter:
+def _prompter(options: LiveOptions, console: Console) -> Prompter:
     if options.interactive:
-        return TerminalPrompter(options.participants)
+        return TerminalPrompter(options.participants, read=console.ask, write=console.line)
     return ScriptedPrompter(options.answers, options.yes, options.participants)
 
 
@@ -68,7 +70,7 @@ def _services(options: LiveOptions, console: Console) -> Services:
     from .validation import load_runbook
 
     services = Services(
-        local=LocalExecutor(), http=HttpExecutor(), prompter=_prompter(options),
+        local=LocalExecutor(), http=HttpExecutor(), prompter=_prompter(options, console),
         notifier=Notifier(load_channels(options.channels), console=console.line),
         load_runbook=load_runbook,
     )
@@ -186,39 +188,50 @@ def run_live(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, 
 
 
 def _journaled_run(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, secrets: tuple[str, ...],
-                   *, run_id: str, run_dir: Path, lock_dir: Path, recovered: Recovered | None = None) -> RunResult:
+                   *, run_id: str, run_dir: Path, lock_dir: Path, continuing: Continuing | None = None) -> RunResult:
     """Lock, journal, console, executors and signals around one run (new or resumed)."""
     console = Console(options.stream or sys.stdout, color=options.color, show_output=options.show_output)
     services = _services(options, console)
-    masker = Masker(secrets)
     clock = RealClock()
     lock = RunLock(lock_dir, runbook.id, _hosts_for_lock(runbook, services, inputs))
     lock.acquire(run_id, clock.now())
     _note_takeover(console, lock)
     try:
-        if recovered is not None:
-            _cut_torn_line(run_dir / "journal.jsonl")
-        with JournalWriter(run_dir) as journal:
-            bus = EventBus(clock, [journal, console], masker,
-                           start_seq=recovered.last_seq if recovered else 0,
-                           elapsed_offset=recovered.last_elapsed if recovered else 0.0)
-            runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id,
-                            masker=masker, participants=options.participants,
-                            rollback_on_abort=options.rollback_on_abort,
-                            resume=recovered.resume if recovered else None)
-            with _signals(runner, options.install_signals):
-                result = runner.run()
-            _report_end(console, journal)
+        # Decided before the journal is touched: a resume the operator declines writes nothing.
+        resume = continuing.decide(runbook, services.prompter) if continuing is not None else None
+        return _run_journaled(runbook, inputs, options, Masker(secrets), services, console, clock,
+                              run_id=run_id, run_dir=run_dir, resume=resume, continuing=continuing)
     finally:
         lock.release()
         _close(services)
+
+
+def _run_journaled(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, masker: Masker,
+                   services: Services, console: Console, clock: RealClock, *, run_id: str, run_dir: Path,
+                   resume: Resume | None, continuing: Continuing | None) -> RunResult:
+    last_seq = 0
+    if continuing is not None and resume is not None:
+        _cut_torn_line(run_dir / "journal.jsonl")
+        last_seq, resume.started_ago = continuing.recovered.last_seq, continuing.since_start(clock.now())
+    with JournalWriter(run_dir) as journal:
+        bus = EventBus(clock, [journal, console], masker, start_seq=last_seq,
+                       elapsed_offset=resume.started_ago if resume is not None else 0.0)
+        runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id,
+                        masker=masker, participants=options.participants,
+                        rollback_on_abort=options.rollback_on_abort, resume=resume, alert=options.alert)
+        with _signals(runner, options.install_signals):
+            result = runner.run()
+    _report_end(console, journal, result, runbook)
     return result
 
 
-def _report_end(console: Console, journal: JournalWriter) -> None:
+def _report_end(console: Console, journal: JournalWriter, result: RunResult, runbook: Runbook) -> None:
     console.line(f"   journal: {journal.path}")
     for problem in dict.fromkeys(journal.log_errors):  # output that is missing from logs/
         console.line(f"   warning: step output not saved: {problem}")
+    if result.outcome in RESUMABLE:
+        for number, command in enumerate(advice(journal.run_dir, runbook, recover)):
+            console.line(f"   {'to continue' if number == 0 else '         or'}: {command}")
 
 
 def _note_takeover(console: Console, lock: RunLock) -> None:
@@ -239,69 +252,19 @@ def _close(services: Services) -> None:
 
 
 @dataclass
-class Recovered:
-    """What an unfinished run's journal tells: enough to continue it."""
+class Continuing:
+    """A resume in the making: what the journal says, and what the operator chose."""
 
-    run_id: str
-    runbook_file: str
-    mode: str
-    inputs: dict[str, Any]
-    secret_inputs: list[str]
-    resume: Resume
-    last_seq: int
-    last_elapsed: float
-    participants: list[dict[str, str]]
+    recovered: Recovered
+    choices: Choices
 
+    def decide(self, runbook: Runbook, prompter: Prompter) -> Resume:
+        return plan(runbook, self.recovered, self.choices, prompter)
 
-def recover(run_dir: Path, runbook: Runbook | None = None, *, rerun: bool | None = None) -> Recovered:
-    contents = read_journal(run_dir)
-    started = contents.started
-    if started is None:
-        raise UsageError(f"{contents.path} has no run.started record: not a journal of a run")
-    finished = contents.finished
-    if finished is not None:
-        raise UsageError(f"run {started['run_id']} already finished ({finished.get('outcome')}); "
-                         "nothing to resume")
-    steps: dict[str, StepRecord] = {}
-    begun: set[str] = set()
-    vars_: dict[str, Any] = {}
-    incident: dict[str, Any] = dict(started.get("incident") or {})
-    for record in contents.records:
-        kind = record.get("event")
-        step = str(record.get("step"))
-        if kind == "priority.changed":
-            incident = {k: record.get(k) for k in ("impact", "urgency", "priority")}
-        elif kind == "step.started" and not record.get("rollback_of"):
-            begun.add(step)
-        elif kind == "step.finished" and not record.get("rollback_of"):
-            steps[step] = _record_from(record, run_dir)
-            if record.get("vars"):
-                vars_ = dict(record["vars"])
-    interrupted = begun - set(steps)
-    inputs = dict(started.get("inputs") or {})
-    secret = [k for k, v in inputs.items() if v == "***"]
-    last = contents.records[-1]
-    return Recovered(
-        started["run_id"], started["file"], started.get("mode", "live"),
-        {k: v for k, v in inputs.items() if k not in secret}, secret,
-        Resume(steps, interrupted, rerun, vars_, incident), int(last.get("seq", 0)),
-        float(last.get("elapsed", 0.0)), list(started.get("participants") or []),
-    )
-
-
-def _record_from(record: dict[str, Any], run_dir: Path) -> StepRecord:
-    step_id = str(record["step"]).rsplit("/", 1)[-1]
-    rec = StepRecord(step_id, status=record.get("status", "ok"), exit_code=record.get("exit_code"),
-                     stdout=record.get("stdout", ""), stderr=record.get("stderr", ""),
-                     outputs=dict(record.get("outputs") or {}), answers=dict(record.get("answers") or {}),
-                     duration=float(record.get("duration", 0.0)), attempts=int(record.get("attempts", 1)),
-                     status_code=record.get("status_code"), hosts=dict(record.get("hosts") or {}),
-                     items=list(record.get("items") or []), error=record.get("error"))
-    for stream in ("stdout", "stderr"):  # the journal keeps a tail; the log file has it all
-        logged = logged_output(record, run_dir, stream)
-        if logged is not None:
-            setattr(rec, stream, logged)
-    return rec
+    def since_start(self, now: float) -> float:
+        """Seconds since the run first started: the new attempt's clock goes on from
+        there, so every report agrees with the journal's wall-clock stamps."""
+        return max(now - self.recovered.started_at, self.recovered.last_elapsed)
 
 
 def _cut_torn_line(journal: Path) -> None:
@@ -312,21 +275,8 @@ def _cut_torn_line(journal: Path) -> None:
             handle.truncate(data.rfind(b"\n") + 1)
 
 
-def _check_decided(runbook: Runbook, recovered: Recovered, options: LiveOptions) -> None:
-    """With no one to ask, a step cut short by the crash needs a flag, and the run must not
-    start without one: a run that starts and fails is finished, and cannot be resumed again."""
-    if recovered.resume.rerun_interrupted is not None or options.interactive:
-        return
-    for sid in sorted(recovered.resume.interrupted):
-        step = runbook.step(sid) if "/" not in sid else None
-        if step is None or not step.idempotent:
-            raise UsageError(
-                f"step {sid} was running when the engine stopped and is not idempotent: "
-                "pass --rerun-interrupted to run it again or --skip-interrupted to skip it")
-
-
 def resume_run(run_dir: Path, runbook: Runbook, recovered: Recovered, inputs: Mapping[str, Any],
-               options: LiveOptions, *, secrets: tuple[str, ...] = ()) -> RunResult:
-    _check_decided(runbook, recovered, options)
+               options: LiveOptions, choices: Choices, *, secrets: tuple[str, ...] = ()) -> RunResult:
+    """Continue a run that crashed, failed, was aborted or refused, in its own journal."""
     return _journaled_run(runbook, inputs, options, secrets, run_id=recovered.run_id, run_dir=run_dir,
-                          lock_dir=run_dir.parent.parent / LOCKS, recovered=recovered)
+                          lock_dir=run_dir.parent.parent / LOCKS, continuing=Continuing(recovered, choices))

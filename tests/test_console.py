@@ -172,6 +172,76 @@ remediation:
     assert "■ outcome: resolved in 0ms" in printed
 
 
+# -- manual steps and polled output -----------------------------------------------------------------
+
+
+MANUAL = """\
+kind: runbook
+version: 1
+id: manual-text
+title: Manual text
+inputs:
+  host: {type: string, default: db-1}
+  token: {type: string, secret: true, default: s3cr3t-value}
+defaults: {timeout: 30s}
+triage:
+  - id: check_logs
+    title: Look at the app log
+    manual: |
+      Open the app log on {{ inputs.host }}:
+        journalctl -u app --since '10 min ago'
+      Log in with {{ inputs.token }}.
+"""
+
+
+def test_a_manual_steps_instructions_are_rendered_journaled_and_shown_before_the_answer() -> None:
+    stream = io.StringIO()
+    _, recorder = run_text(MANUAL, observers=[Console(stream, unicode=True)])
+    [started] = [e for e in recorder.named("step.started") if isinstance(e, StepStarted)]
+    assert started.instructions == ("Open the app log on db-1:\n  journalctl -u app --since '10 min ago'\n"
+                                    "Log in with ***.")
+    text = stream.getvalue()
+    assert "s3cr3t-value" not in text
+    lines = text.splitlines()
+    at = lines.index("[00:00] ▶ check_logs  Look at the app log")
+    assert lines[at + 1:at + 4] == ["        Open the app log on db-1:",
+                                    "          journalctl -u app --since '10 min ago'",
+                                    "        Log in with ***."]
+    assert text.index("Log in with") < text.index("answered")
+
+
+def polls(*bodies: str, final: str = "ok") -> list[Event]:
+    """An HTTP step polled with `until`: one body per poll (no trailing newline), then the last."""
+    out: list[Event] = [StepStarted("probe", "recovery", "http", command="GET http://127.0.0.1/health")]
+    for number, body in enumerate(bodies, 1):
+        out += [StepOutput("probe", "stdout", body), StepAttempt("probe", number, False, None, None, 0.1, 10.0, True)]
+    return [*out, StepOutput("probe", "stdout", final), StepFinished("probe", "recovery", "http", "ok", 30.0)]
+
+
+def test_bodies_without_a_newline_do_not_run_together_across_polls() -> None:
+    lines = show(*polls("502 Bad Gateway", "503 Service Unavailable")).splitlines()
+    assert "        │ 502 Bad Gateway" in lines and "        │ 503 Service Unavailable" in lines
+    assert "        │ ok" in lines
+    assert not any("Gateway503" in line or "Unavailableok" in line for line in lines)
+
+
+def test_a_poll_that_answers_the_same_says_so_instead_of_printing_it_again() -> None:
+    text = show(*polls("<html>502 Bad Gateway</html>", "<html>502 Bad Gateway</html>",
+                       "<html>502 Bad Gateway</html>"))
+    assert text.count("502 Bad Gateway") == 1
+    assert text.count("(output unchanged since the last poll)") == 2
+    lines = text.splitlines()
+    assert lines.index("        │ <html>502 Bad Gateway</html>") < lines.index(
+        "        … not yet (poll 1); next check in 10s")
+    assert "        │ ok" in lines
+
+
+def test_a_poll_whose_output_changes_is_shown_again_in_full() -> None:
+    text = show(*polls("starting\n", "starting\n", "warming up\n"))
+    assert text.count("starting") == 1 and text.count("warming up") == 1
+    assert text.count("unchanged") == 1
+
+
 # -- colour choice (the CLI's) ---------------------------------------------------------------------------
 
 

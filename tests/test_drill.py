@@ -119,8 +119,11 @@ def test_time_on_people_and_on_machines_add_up_to_the_steps_durations(run) -> No
 def test_time_per_role_and_per_participant(run) -> None:  # type: ignore[no-untyped-def]
     t = run.timings
     roles = t.per_role()
-    assert roles["responder"] == {"steps": 1, "time": 60.0, "waited": 60.0}
+    assert roles["responder"] == {"steps": 1, "time": 60.0, "responses": 1, "waited": 60.0}
+    # dana approved compress as incident commander: the role owns no step, and is there.
+    assert roles["incident_commander"] == {"steps": 0, "time": 0.0, "responses": 1, "waited": 120.0}
     assert roles["(automation)"]["steps"] == 5 and roles["(automation)"]["time"] == 20 + 40 + 185 + 40
+    assert roles["(automation)"]["responses"] == 0
     assert t.per_participant() == {"sam": {"responses": 1, "waited": 60.0},
                                    "dana": {"responses": 1, "waited": 120.0}}
 
@@ -442,5 +445,6 @@ def test_timings_of_damaged_records_are_computed_without_a_crash() -> None:
     t = timings(records)
     assert t.steps["a"].duration == 0 and t.steps["a"].attempts == 0 and t.steps["a"].waited == 0
     assert t.priority is None and t.duration == 0 and t.outcome == "resolved"
-    assert t.per_role() == {"{'odd': 1}": {"steps": 1, "time": 0.0, "waited": 0.0}}
+    assert t.per_role() == {"{'odd': 1}": {"steps": 1, "time": 0.0, "responses": 0, "waited": 0.0},
+                            "(no role)": {"steps": 0, "time": 0.0, "responses": 1, "waited": 0.0}}
     assert t.per_participant() == {"['x']": {"responses": 1, "waited": 0.0}}

@@ -139,6 +139,60 @@ def test_resumed_run_shows_the_cut_off_step_as_interrupted(crashed: dict[str, Pa
     assert [m.kind for m in report.timeline.markers] == ["resume"]
 
 
+def _attempts(*, second_finishes: bool) -> list[dict[str, object]]:
+    """A run that failed at `fix`, then was resumed (and, or not, resolved)."""
+    def rec(seq: int, at: float, event: str, **fields: object) -> dict[str, object]:
+        return {"seq": seq, "t": f"2026-03-01T10:{int(at) // 60:02d}:{int(at) % 60:02d}.000Z", "elapsed": at,
+                "event": event, **fields}
+
+    start = {"run_id": "r-1", "runbook": "b", "title": "B", "file": "/b.yaml", "mode": "live", "inputs": {},
+             "participants": [], "scenario": None, "incident": {}}
+    first = [rec(1, 0.0, "run.started", resumed_from=None, **start), rec(2, 0.0, "phase.started", phase="remediation"),
+             rec(3, 0.0, "step.started", step="fix", phase="remediation", kind="run"),
+             rec(4, 5.0, "step.finished", step="fix", phase="remediation", kind="run", status="failed",
+                 error="exit code 1"),
+             rec(5, 5.0, "phase.finished", phase="remediation", status="failed", duration=5.0),
+             rec(6, 5.0, "run.finished", outcome="failed", duration=5.0, reason="exit code 1", failed_step="fix")]
+    second = [rec(7, 65.0, "run.started", resumed_from="r-1", **start),
+              rec(8, 65.0, "run.resumed", by="alice", reason="disk swapped", previous="failed", stop_step="fix",
+                  rerun=["fix"], skip=[], from_step=None, undone=[], downtime=60.0),
+              rec(9, 65.0, "phase.started", phase="remediation"),
+              rec(10, 65.0, "step.started", step="fix", phase="remediation", kind="run")]
+    if second_finishes:
+        second += [rec(11, 70.0, "step.finished", step="fix", phase="remediation", kind="run", status="ok"),
+                   rec(12, 70.0, "phase.finished", phase="remediation", status="ok", duration=70.0),
+                   rec(13, 70.0, "run.finished", outcome="resolved", duration=70.0, reason="", failed_step=None)]
+    return first + second
+
+
+def _journal(tmp_path: Path, records: list[dict[str, object]]) -> Path:
+    (tmp_path / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return tmp_path
+
+
+def test_a_run_resumed_after_it_failed_is_reported_by_its_last_attempt(tmp_path: Path) -> None:
+    report = build_report(_journal(tmp_path, _attempts(second_finishes=True)))
+    assert (report.complete, report.outcome, report.duration) == (True, "resolved", 70.0)
+    assert report.timings.mitigated == 70.0  # the remediation that ended well, on the run's clock
+    [marker] = [m for m in report.timeline.markers if m.kind == "resume"]
+    assert marker.detail == "by alice: disk swapped (the earlier attempt failed at step fix, 1m before); " \
+                            "run again: fix"
+    assert any(p.kind == "resumed" for p in report.review.problems)  # type: ignore[union-attr]
+
+
+def test_a_resumed_attempt_that_stopped_is_unfinished_not_the_earlier_failure(tmp_path: Path) -> None:
+    """The earlier attempt's run.finished ends that attempt, not the run."""
+    run = _journal(tmp_path, _attempts(second_finishes=False))
+    report = build_report(run)
+    assert not report.complete and report.timeline.stop is not None
+    assert report.status_text == "incomplete"
+    assert read_journal(run).finished is None
+    assert timings(read_journal(run).records).complete is False
+    from engine.reporting.stats import read_point
+
+    assert read_point(run / "journal.jsonl").outcome == "unfinished"  # type: ignore[union-attr]
+
+
 def test_markers_are_numbered_in_time_order_whatever_the_journal_order() -> None:
     """A record may carry an earlier time than the one before it (a resumed run's clock):
     markers are still numbered by time, the same in the chart, the tables and Markdown."""
@@ -209,6 +263,25 @@ def test_review_records_commands_answers_and_approvals(live: dict[str, Path]) ->
     approvals = [a for a in review.actions if a.what == "approval"]
     assert len(approvals) == 3 and {a.status for a in approvals} == {"approved"}
     assert approvals[0].where == "requires incident_commander"
+
+
+def test_a_manual_steps_instructions_are_in_the_review_the_debrief_and_the_html(
+        live: dict[str, Path], drills: dict[str, Path]) -> None:
+    """What a person was asked to do, as they read it (templates rendered), in every report."""
+    from engine.reporting.html import render_html
+
+    report = build_report(live["ok"])
+    [manual] = [a for a in report.review.actions if a.step == "assess" and a.what == "manual"]
+    assert manual.detail == "What is filling the disk?"
+    review = render_markdown(report)
+    assert "**Instructions of assess**\n\n> What is filling the disk?" in review
+    assert "| assess | manual |   | What is filling the disk? |" in review  # prose, not code, in "What was done"
+    drill = build_report(drills["disk-full-log-storm"])
+    text = "/var on db-1 is at 96% (inodes"
+    assert text in (drill.timeline.bar("assess") or Bar("", "", "", 0.0)).instructions
+    assert f"> {text}" in render_markdown(drill).replace("\\", "")
+    html = render_html(drill)
+    assert '<pre aria-label="instructions of assess">' + text in html
 
 
 def test_review_lists_retries_failures_rollbacks_and_undelivered_messages(live: dict[str, Path]) -> None:
@@ -451,3 +524,81 @@ def test_any_records_give_a_report_in_every_format(records: list[dict[str, objec
         assert render_markdown(report).startswith("# ")
         assert json.loads(render_json(report))["format"] == "runbook-report/1"
         assert "<script>" not in render_html(report).split("<script>", 1)[0]
+
+
+# -- a drill's debrief: the trainees' and the trainer's --------------------------------------------
+
+TRAINER_NOTES = ("red_herring", "A debug log level left on", "gzip needs room for its output", "Trainer notes")
+
+
+def _all_formats(report: object) -> str:
+    from engine.reporting.html import render_html
+
+    return render_markdown(report) + render_html(report) + render_json(report)  # type: ignore[arg-type]
+
+
+def test_the_trainees_debrief_holds_no_trainer_notes(drills: dict[str, Path]) -> None:
+    """No scenario description, no event kind (the red herring stays unnamed), no fault notes,
+    in any format; injected events keep their message."""
+    report = build_report(drills["disk-full-log-storm"])
+    text = _all_formats(report)
+    for secret in TRAINER_NOTES:
+        assert secret not in text, secret
+    injected = [m for m in report.timeline.markers if m.kind == "inject"]
+    assert [m.label for m in injected] == ["injected", "injected"]
+    assert "#db-team: 'pg replica on db-1 is fine" in injected[1].detail
+
+
+def test_the_trainers_debrief_adds_the_notes(drills: dict[str, Path]) -> None:
+    report = build_report(drills["disk-full-log-storm"], trainer=True)
+    text = render_markdown(report)
+    assert "## Trainer notes" in text and "A debug log level left on" in text
+    assert "| 01:30.0 | red\\_herring | \\#db-team:" in text
+    assert "- step compress\\_logs: gzip needs room for its output; the first pass dies half way." in text
+    labels = [m.label for m in report.timeline.markers if m.kind == "inject"]
+    assert labels == ["injected (page)", "injected (red_herring)"]
+    data = json.loads(render_json(report))["drill"]["trainer_notes"]
+    assert [e["kind"] for e in data["events"]] == ["page", "red_herring"]
+    from engine.reporting.html import render_html
+
+    assert 'id="trainer-notes"' in render_html(report)
+
+
+def test_a_silent_world_change_is_left_out_of_the_trainees_debrief(tmp_path: Path) -> None:
+    from reportkit import _rec
+
+    records = [_rec(1, 0, "run.started", run_id="r", runbook="rb", scenario="sc", mode="test", file=""),
+               _rec(2, 5, "inject.fired", index=0, at=5, message=None, kind="info", set={"pct": 99}),
+               _rec(3, 6, "inject.fired", index=1, at=6, message="Second page", kind="page", set={}),
+               _rec(4, 9, "run.finished", outcome="resolved", duration=9)]
+    (tmp_path / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    trainee = build_report(tmp_path)
+    assert [(m.label, m.detail) for m in trainee.timeline.markers] == [("injected", "Second page")]
+    trainer = build_report(tmp_path, trainer=True)
+    assert [m.label for m in trainer.timeline.markers] == ["injected (info)", "injected (page)"]
+
+
+def test_the_debrief_shows_answers_and_approvals_and_every_role_that_acted(drills: dict[str, Path]) -> None:
+    """As the live review does: who answered what, who approved in which role; the incident
+    commander, who only approved, is in the per-role table."""
+    report = build_report(drills["deploy-error-spike-ic-unreachable"])
+    text = render_markdown(report)
+    assert "## Answers and approvals" in text
+    assert "| sam (responder) | cause=new\\_release, impact=medium, urgency=high | answered |" in text
+    assert "| dana (incident\\_commander) | Roll back search-api" in text and "| approved | requires" in text
+    assert "| incident\\_commander | 0 | 0ms | 1 | 12m |" in text
+    data = json.loads(render_json(report))["drill"]["decisions"]
+    assert [(d["what"], d["who"], d["status"]) for d in data] == [
+        ("answer", "sam (responder)", "answered"), ("approval", "dana (incident_commander)", "approved")]
+
+
+def test_runbook_report_trainer_flag(drills: dict[str, Path]) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    run = str(drills["disk-full-log-storm"])
+    trainee = CliRunner().invoke(cli, ["report", run])
+    trainer = CliRunner().invoke(cli, ["report", run, "--trainer"])
+    assert trainee.exit_code == trainer.exit_code == 0
+    assert "Trainer notes" not in trainee.output and "## Trainer notes" in trainer.output

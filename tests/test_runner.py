@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from engine.events import Approval, PriorityChanged, RunFinished, StepAttempt, StepFinished, StepStarted
+from engine.events import (
+    Approval,
+    PriorityChanged,
+    RunFinished,
+    StepAttempt,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
 from engine.executors.base import Invocation, Result
 from engine.executors.notify import Channel, Notifier
 from engine.executors.prompts import ApprovalReply, ApprovalRequest, Participant, ScriptedPrompter
@@ -524,6 +532,31 @@ def test_for_each_runs_once_per_item_with_item_and_per_item_results() -> None:
     assert step.status == "failed" and "item 1 ('b')" in (step.error or "")
     assert [(i["index"], i["item"], i["status"]) for i in step.items] == [(0, "a", "ok"), (1, "b", "failed")]
     assert result.outcome == "failed"
+
+
+def item_lines(events: Recorder, step: str) -> list[str]:
+    return [e.text for e in events.named("step.output") if isinstance(e, StepOutput) and e.step == step
+            and e.stream == "info"]
+
+
+def test_a_for_each_step_whose_items_are_all_skipped_says_skipped_and_no_count() -> None:
+    """No "3 of 3 item(s) done" before "skipped": nothing was done."""
+    text = runbook("""\
+        remediation:
+          - {id: each, run: "echo {{ item }}", for_each: [x, y, z], when: "item == 'none'"}
+        """)
+    _, events = run_text(text)
+    assert finished(events)["each"].status == "skipped"
+    assert item_lines(events, "each") == []
+
+
+def test_a_for_each_count_tells_done_skipped_and_failed_items_apart() -> None:
+    text = runbook("""\
+        remediation:
+          - {id: each, run: "echo {{ item }}", for_each: [x, y, z], when: "item != 'x'"}
+        """)
+    _, events = run_text(text, executor=ScriptedExecutor({"echo z": 1, "*": "ok"}))
+    assert item_lines(events, "each") == ["1 of 3 item(s) done, 1 skipped (when was false), 1 failed"]
 
 
 def test_for_each_over_a_literal_list_exposes_items_to_later_steps() -> None:

@@ -114,7 +114,7 @@ def test_inject_text_tells_the_team_something_new(tmp_path: Path) -> None:
 
 def test_inject_without_an_argument_lists_the_events(tmp_path: Path) -> None:
     _, _, out, _ = play(tmp_path, ["", ":inject", "logs", "y"])
-    assert "events: 1 at 1h: Second page: /var at 99%" in out
+    assert "   events (`:inject N` fires one now):\n     1 at 1h: Second page: /var at 99%\n" in out
 
 
 def test_inject_of_an_event_number_that_does_not_exist_says_so(tmp_path: Path) -> None:

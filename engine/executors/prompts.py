@@ -171,10 +171,7 @@ def _terminal_read(prompt: str) -> str:
     import click
 
     click.echo(prompt, nl=False)
-    try:
-        return input()
-    except EOFError:
-        raise Unanswered("standard input was closed while a question was open") from None
+    return input()
 
 
 class TerminalPrompter:
@@ -191,8 +188,14 @@ class TerminalPrompter:
         self.participants = participants
         self.on_hint = on_hint
         self._answering: Participant | None = None
-        self._read = read or _terminal_read
+        self._reader = read or _terminal_read  # a Console's `ask` keeps the prompt whole (see Terminal)
         self._write = write or (lambda text: click.echo(text))
+
+    def _read(self, prompt: str) -> str:
+        try:
+            return self._reader(prompt)
+        except EOFError:
+            raise Unanswered("standard input was closed while a question was open") from None
 
     def ask(self, question: Question) -> Answer:
         t0 = time.monotonic()

@@ -10,17 +10,17 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-FLOATS = frozenset(("elapsed", "duration", "waited", "next_in", "at"))
-INTS = frozenset(("seq", "attempts", "attempt", "exit_code", "status_code", "index", "rule", "done", "failed",
-                  "running", "total"))
+FLOATS = frozenset(("elapsed", "duration", "waited", "next_in", "at", "downtime"))
+INTS = frozenset(("seq", "attempts", "attempt", "exit_code", "status_code", "index", "injected", "rule", "done",
+                  "failed", "running", "total"))
 BOOLS = frozenset(("ok", "approved", "polling", "truncated", "skipped", "manual", "handoff"))
 DICTS = frozenset(("answers", "outputs", "incident", "inputs", "set", "vars", "phases"))
-LISTS = frozenset(("items", "steps", "participants", "logs"))
+LISTS = frozenset(("items", "steps", "participants", "logs", "rerun", "skip", "undone"))
 STRINGS = frozenset(("event", "t", "step", "phase", "kind", "status", "title", "command", "target", "role",
                      "rollback_of", "by", "error", "reason", "stdout", "stderr", "message", "channel", "purpose",
                      "outcome", "run_id", "runbook", "file", "mode", "scenario", "hostname", "version",
                      "resumed_from", "host", "hint", "action", "priority", "previous", "impact", "urgency",
-                     "required_role", "failed_step"))
+                     "required_role", "failed_step", "instructions", "condition", "stop_step", "from_step"))
 
 
 def _float(value: Any) -> float | None:

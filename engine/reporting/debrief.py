@@ -1,5 +1,12 @@
 """A drill's debrief: the scorecard against the scenario's objectives, hints, wrong
-turns, who did what, and earlier runs of the same scenario side by side.
+turns, who did what (answers and approvals too), and earlier runs of the same scenario
+side by side.
+
+Two audiences: the trainees' debrief (the default) holds nothing the trainees would not
+have seen in an incident: an injected event shows its message, never its kind (a red
+herring?) or the state it changed, and a silent one is left out. The trainer's debrief
+(`runbook report --trainer`) adds the trainer notes: the scenario's description, every
+injected event with its kind and state change, and why each fault is there.
 
 The scenario file is found by the id the journal recorded, near the runbook the run
 used (its folder, a sibling `scenarios/` folder) or in ./scenarios; `--scenario FILE`
@@ -44,6 +51,26 @@ class HistoryRun:
 
 
 @dataclass
+class Injected:
+    """An injected event as the trainer knows it."""
+
+    at: float
+    kind: str
+    message: str
+    changed: dict[str, Any]
+    by_trainer: bool
+
+
+@dataclass
+class TrainerNotes:
+    """What the trainees must not see: how the drill works."""
+
+    description: str = ""
+    events: list[Injected] = field(default_factory=list)
+    faults: list[tuple[str, str]] = field(default_factory=list)  # (which response, why it is there)
+
+
+@dataclass
 class Debrief:
     scenario_id: str
     scenario: Any = None  # simulation.scenario.Scenario, when found
@@ -53,6 +80,8 @@ class Debrief:
     wrong_turns: list[str] = field(default_factory=list)
     history: list[HistoryRun] = field(default_factory=list)
     history_note: str = ""
+    decisions: list[Any] = field(default_factory=list)  # review.Action: answers and approvals
+    notes: TrainerNotes | None = None  # only in the trainer's debrief
 
     @property
     def title(self) -> str:
@@ -67,7 +96,44 @@ class Debrief:
             "note": self.note, "passed": card.passed if card else None,
             "checks": _plain(card.checks) if card else [], "unscripted": card.unscripted if card else [],
             "wrong_turns": self.wrong_turns, "history": _plain(self.history), "history_note": self.history_note,
+            "decisions": _plain(self.decisions), **({"trainer_notes": _plain(self.notes)} if self.notes else {}),
         }
+
+
+TRAINER_ONLY = ("kind", "set")  # fields of inject.fired that only the trainer's view keeps
+
+
+def trainee_view(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A drill's records as the trainees may read them: injected events keep their message
+    only; one without a message (a silent change of the simulated world) is left out."""
+    out = []
+    for r in records:
+        if r.get("event") == "inject.fired":
+            if not r.get("message"):
+                continue
+            r = {k: v for k, v in r.items() if k not in TRAINER_ONLY}
+        out.append(r)
+    return out
+
+
+def trainer_notes(scenario: Any, records: list[dict[str, Any]]) -> TrainerNotes:
+    """The trainer's notes: from the scenario file when found, and the journal's injections."""
+    events = [Injected(float(r.get("elapsed") or 0.0), str(r.get("kind") or "info"), str(r.get("message") or ""),
+                       dict(r.get("set") or {}), bool(r.get("manual"))) for r in records
+              if r.get("event") == "inject.fired"]
+    if scenario is None:
+        return TrainerNotes(events=events)
+    faults = [(_which(resp), resp.description.strip()) for resp in scenario.responses if resp.description]
+    return TrainerNotes(scenario.description.strip(), events, faults)
+
+
+def _which(response: Any) -> str:
+    if response.step is not None:
+        return f"step {response.step}"
+    match = response.match
+    parts = [f"{k} {getattr(match, k)}" for k in ("command", "command_regex", "host", "url", "method")
+             if match is not None and getattr(match, k) is not None]
+    return "match " + ", ".join(parts)
 
 
 def _candidates(runbook_file: str) -> Iterator[Path]:
@@ -122,11 +188,17 @@ def _scenario(scenario_id: str, runbook_file: str, given: str | None) -> tuple[A
     return scenario, str(path), note
 
 
-def debrief(report: Any, *, scenario_file: str | None = None, history_dir: str | None = None) -> Debrief:
-    """The debrief of a drill report (`report.scenario` is set)."""
+def debrief(report: Any, *, scenario_file: str | None = None, history_dir: str | None = None,
+            trainer_records: list[dict[str, Any]] | None = None) -> Debrief:
+    """The debrief of a drill report (`report.scenario` is set); with `trainer_records` (the
+    whole journal), the trainer's, with the trainer notes."""
+    from .review import decisions
+
     scenario_id = str(report.scenario)
     scenario, path, note = _scenario(scenario_id, report.file, scenario_file)
-    out = Debrief(scenario_id, scenario, path, note)
+    out = Debrief(scenario_id, scenario, path, note, decisions=decisions(report.timings))
+    if trainer_records is not None:
+        out.notes = trainer_notes(scenario, trainer_records)
     if scenario is not None:
         out.card = score(scenario, report.timings)
         out.wrong_turns = list(out.card.wrong_turns)

@@ -88,8 +88,17 @@ def timeline_section(report: Report) -> list[str]:
            "█ machine, ░ waiting on people, ╌ retry or poll delay.", ""]
     out += _table(["Time", "Phase", "Step / event", "Duration", "Status", "Chart", "Notes"], _timeline_rows(tl))
     for bar in tl.bars:
+        out += _instructions(bar)
         out += _subruns(bar)
     return out
+
+
+def _instructions(bar: Bar) -> list[str]:
+    """A manual step's text as the person read it, quoted line by line."""
+    if not bar.instructions:
+        return []
+    quoted = [f"> {md(line, 500)}" if line.strip() else ">" for line in bar.instructions.splitlines()]
+    return [f"**Instructions of {md(bar.step)}**", "", *quoted, ""]
 
 
 def _subruns(bar: Bar) -> list[str]:
@@ -183,7 +192,8 @@ def _done_section(r: Any) -> list[str]:
     if steps:
         out += ["### Steps, commands and requests", ""]
         out += _table(["Time", "Step", "Kind", "Where", "Command / what", "Result"],
-                      [[clock(a.at), md(a.step), a.what, md(a.where), md_code(a.detail, 200), md(a.status)]
+                      [[clock(a.at), md(a.step), a.what, md(a.where),
+                        md(a.detail, 200) if a.what == "manual" else md_code(a.detail, 200), md(a.status)]
                        for a in steps])
     if people:
         out += ["### Answers and approvals", ""]
@@ -222,9 +232,35 @@ def _drill_markdown(report: Report) -> list[str]:
     out += ["## Wrong turns", ""]
     out += [f"- {md(w, 300)}" for w in d.wrong_turns] or ["None."]
     out += [""]
+    out += _decisions_section(d)
     out += _people_section(report)
     if d.history or d.history_note:
         out += _history_section(d)
+    if d.notes is not None:
+        out += _notes_section(d.notes)
+    return out
+
+
+def _decisions_section(d: Any) -> list[str]:
+    out = ["## Answers and approvals", ""]
+    if not d.decisions:
+        return out + ["No answers or approvals were recorded.", ""]
+    return out + _table(["Time", "Step", "Who", "What", "Result", "Note"],
+                        [[clock(a.at), md(a.step), md(a.who), md(a.detail, 200), md(a.status), md(a.where)]
+                         for a in d.decisions])
+
+
+def _notes_section(notes: Any) -> list[str]:
+    """The trainer's notes (`runbook report --trainer` only): how the drill works."""
+    out = ["## Trainer notes", "", md(notes.description, 2000) or "The scenario has no description.", ""]
+    if notes.events:
+        out += ["### Injected events", ""]
+        out += _table(["Time", "Kind", "Message", "State change", "Fired"],
+                      [[clock(e.at), md(e.kind), md(e.message, 300), md_code(str(e.changed) if e.changed else "", 200),
+                        "by the trainer" if e.by_trainer else "on schedule"] for e in notes.events])
+    if notes.faults:
+        out += ["### Why each fault is there", ""]
+        out += [f"- {md(which)}: {md(why, 500)}" for which, why in notes.faults] + [""]
     return out
 
 
@@ -262,8 +298,8 @@ def _people_section(report: Report) -> list[str]:
                   [[md(who), str(int(e["responses"])), dur(e["waited"])] for who, e in people.items()]) \
         if people else ["No answers or approvals were recorded.", ""]
     out += ["## Per role", ""]
-    out += _table(["Role", "Steps", "Time", "Waiting on people"],
-                  [[md(role), str(int(e["steps"])), dur(e["time"]), dur(e["waited"])]
+    out += _table(["Role", "Steps owned", "Their time", "Answers and approvals", "Waited for them"],
+                  [[md(role), str(int(e["steps"])), dur(e["time"]), str(int(e["responses"])), dur(e["waited"])]
                    for role, e in t.per_role().items()])
     return out
 

@@ -104,13 +104,22 @@ class Timings:
         return timing is not None and timing.status not in ("skipped", "pending")
 
     def per_role(self) -> dict[str, dict[str, float]]:
+        """Per role: the steps it owns and their time, and the answers and approvals given
+        in it with the time they were waited for (so an incident commander who only
+        approves is there, and the wait for an approval counts for the role that gave it)."""
         out: dict[str, dict[str, float]] = {}
+
+        def entry(role: Any, default: str) -> dict[str, float]:
+            return out.setdefault(str(role or default), {"steps": 0, "time": 0.0, "responses": 0, "waited": 0.0})
+
         for s in self.steps.values():
-            role = str(s.role or "(automation)")
-            entry = out.setdefault(role, {"steps": 0, "time": 0.0, "waited": 0.0})
-            entry["steps"] += 1
-            entry["time"] += s.duration
-            entry["waited"] += s.waited
+            owned = entry(s.role, "(automation)")
+            owned["steps"] += 1
+            owned["time"] += s.duration
+        for item in [*self.answers, *self.approvals]:
+            given = entry(item.get("role"), "(no role)")
+            given["responses"] += 1
+            given["waited"] += _num(item.get("waited"))
         return out
 
     def per_participant(self) -> dict[str, dict[str, float]]:
@@ -176,6 +185,7 @@ class _Collector:
         incident = r.get("incident")
         self.t.priority = incident.get("priority") if isinstance(incident, Mapping) else None
         self.depth = 0  # a resumed run starts its phases afresh
+        self.t.outcome, self.t.complete = None, False  # and only its last attempt's run.finished ends it
 
     def _incident_acknowledged(self, r: Mapping[str, Any]) -> None:
         if self.t.acknowledged is None:

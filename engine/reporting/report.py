@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
-from ..journal import read_journal
+from ..journal import read_journal, run_finished
 from ._records import clean
 from .metrics import MILESTONES, Timings, timings
 from .timeline import Bar, Timeline, build_timeline
@@ -68,6 +68,7 @@ class Report:
     bad_lines: list[int] = field(default_factory=list)
     drill: Any = None  # debrief.Debrief for a drill
     review: Any = None  # review.Review for a live run
+    alert: dict[str, Any] | None = None  # the alert that started the run (alerts.record), if any
 
     @property
     def is_drill(self) -> bool:
@@ -125,7 +126,7 @@ def _key_times(t: Timings, started_at: str, objectives: Any = None) -> list[KeyT
 
 def _base(path: Path, records: list[dict[str, Any]], contents: Any) -> Report:
     first: dict[str, Any] = next((r for r in records if r.get("event") == "run.started"), {})
-    last: dict[str, Any] = next((r for r in reversed(records) if r.get("event") == "run.finished"), {})
+    last: dict[str, Any] = run_finished(records) or {}
     t = timings(records)
     timeline = build_timeline(records, complete=bool(last), torn=contents.torn, bad_lines=contents.bad_lines)
     started_at = str(first.get("t") or "")
@@ -139,21 +140,31 @@ def _base(path: Path, records: list[dict[str, Any]], contents: Any) -> Report:
         outcome=last.get("outcome"), reason=str(last.get("reason") or ""), failed_step=last.get("failed_step"),
         duration=float(last["duration"]) if last.get("duration") is not None else None,
         complete=bool(last), torn=contents.torn, bad_lines=list(contents.bad_lines),
+        alert=first.get("alert") if isinstance(first.get("alert"), dict) else None,
     )
 
 
 def build_report(source: str | os.PathLike[str], *, scenario_file: str | None = None,
-                 history_dir: str | None = None) -> Report:
-    """The report of the run in `source` (a run directory or a journal file)."""
+                 history_dir: str | None = None, trainer: bool = False) -> Report:
+    """The report of the run in `source` (a run directory or a journal file). A drill's is
+    the trainees' debrief, built from their view of the journal; `trainer` makes it the
+    trainer's, with the trainer notes."""
     contents = read_journal(source)
     if not contents.records:
         raise JournalError(f"{contents.path} holds no journal records")
-    contents.records = [clean(r) for r in contents.records]
+    whole = [clean(r) for r in contents.records]
+    drill = bool(next((r for r in whole if r.get("event") == "run.started"), {}).get("scenario"))
+    if drill and not trainer:
+        from .debrief import trainee_view
+
+        whole = trainee_view(whole)
+    contents.records = whole
     report = _base(contents.path, contents.records, contents)
     if report.is_drill:
         from .debrief import debrief
 
-        report.drill = debrief(report, scenario_file=scenario_file, history_dir=history_dir)
+        report.drill = debrief(report, scenario_file=scenario_file, history_dir=history_dir,
+                               trainer_records=whole if trainer else None)
         objectives = report.drill.scenario.objectives if report.drill.scenario is not None else None
         report.key_times = _key_times(report.timings, report.started_at, objectives)
     else:

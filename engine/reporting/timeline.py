@@ -63,6 +63,7 @@ class Bar:
     attempts: int = 0
     role: str | None = None
     command: str | None = None
+    instructions: str | None = None  # a manual step's text, as the person read it
     target: str | None = None
     rollback_of: str | None = None
     exit_code: int | None = None
@@ -215,6 +216,12 @@ class _Builder:
         self.phase_stack.clear()
         self.open.clear()
 
+    def _run_resumed(self, r: Record) -> None:
+        """Who resumed the run and why, on the marker its run.started put on the axis."""
+        marker = next((m for m in reversed(self.tl.markers) if m.kind == "resume"), None)
+        if marker is not None:
+            marker.detail = resumed_text(r)
+
     def _phase_started(self, r: Record) -> None:
         span = PhaseSpan(str(r.get("phase")), _at(r), depth=len(self.phase_stack), seq=_seq(r))
         self.phase_stack.append(span)
@@ -286,7 +293,9 @@ class _Builder:
         self.tl.markers.append(Marker(_at(r), kind, label, str(detail or ""), ok))
 
     def _inject_fired(self, r: Record) -> None:
-        self._mark(r, "inject", f"injected ({r.get('kind') or 'info'})", r.get("message") or r.get("set"))
+        # The kind (a red herring?) is a trainer's note: a trainee's view of the journal has none.
+        kind = f" ({r['kind']})" if r.get("kind") else ""
+        self._mark(r, "inject", f"injected{kind}", r.get("message") or r.get("set"))
 
     def _notify_sent(self, r: Record) -> None:
         purpose = str(r.get("purpose") or "notify")
@@ -332,6 +341,19 @@ class _Builder:
         return self.tl
 
 
+def resumed_text(r: Record) -> str:
+    """A run.resumed record in words: who, why, how the earlier attempt ended, what now."""
+    at = f" at step {r.get('stop_step')}" if r.get("stop_step") else ""
+    text = f"by {r.get('by') or 'someone'}" + (f": {r.get('reason')}" if r.get("reason") else "")
+    text += f" (the earlier attempt {r.get('previous') or 'stopped'}{at}"
+    text += f", {format_duration(float(r.get('downtime') or 0.0))} before)"
+    for label, key in (("from", "from_step"), ("run again", "rerun"), ("skipped", "skip"), ("undone", "undone")):
+        value = r.get(key)
+        if value:
+            text += f"; {label}: {', '.join(value) if isinstance(value, list) else value}"
+    return text
+
+
 def _item_name(item: Any) -> str:
     if isinstance(item, Mapping) and "key" in item:
         return str(item["key"])
@@ -347,7 +369,8 @@ def _close_item(bar: Bar, at: float) -> None:
 def _new_bar(r: Record, *, depth: int, at: float | None = None) -> Bar:
     return Bar(str(r.get("step")), str(r.get("phase") or ""), str(r.get("kind") or ""),
                _at(r) if at is None else at, title=str(r.get("title") or ""), depth=depth, seq=_seq(r),
-               role=r.get("role"), command=r.get("command"), target=r.get("target"),
+               role=r.get("role"), command=r.get("command"), instructions=r.get("instructions") or None,
+               target=r.get("target"),
                rollback_of=r.get("rollback_of"))
 
 
@@ -386,5 +409,6 @@ def build_timeline(records: Iterable[Record], *, complete: bool | None = None, t
     finished = False
     for record in records:
         builder.add(record)
-        finished = finished or record.get("event") == "run.finished"
+        if record.get("event") in ("run.started", "run.finished"):  # a resumed run: its last attempt decides
+            finished = record.get("event") == "run.finished"
     return builder.result(complete=finished if complete is None else complete, torn=torn, bad_lines=bad_lines)

@@ -281,8 +281,12 @@ def render_scorecard(card: Scorecard) -> str:
         lines.extend(f"    - {w}" for w in card.wrong_turns)
     lines.append(f"  time waiting on people: {format_duration(t.human_time)}; "
                  f"on machines: {format_duration(t.machine_time)}")
+    lines.append("  per role (steps owned; answers and approvals given):")
     for role, entry in t.per_role().items():
-        lines.append(f"    {role}: {int(entry['steps'])} step(s), {format_duration(entry['time'])}")
+        given = f", {int(entry['responses'])} answer(s)/approval(s)" if entry["responses"] else ""
+        lines.append(f"    {role}: {int(entry['steps'])} step(s), {format_duration(entry['time'])}{given}")
+    if t.per_participant():
+        lines.append("  per participant:")
     for who, entry in t.per_participant().items():
         lines.append(f"    {who}: {int(entry['responses'])} response(s), waited {format_duration(entry['waited'])}")
     slow = sorted(t.steps.values(), key=lambda s: s.duration, reverse=True)[:5]

@@ -97,8 +97,12 @@ class Trainer:
                        else f"   no event {what}: the scenario has no events")
         elif what:
             self._emit(InjectFired(-1, self.clock.monotonic(), what, "info", {}, True))
+        elif events:
+            self.write("   events (`:inject N` fires one now):")
+            for i, event in enumerate(events, 1):
+                self.write(f"     {_event_line(i, event)}")
         else:
-            self.write("   events: " + ("; ".join(_event_line(i, e) for i, e in enumerate(events, 1)) or "none"))
+            self.write("   the scenario has no events")
 
     def events_summary(self) -> str:
         """The scenario's events by number and time (their messages only on `:inject`)."""
@@ -155,13 +159,16 @@ def _interrupts(trainer: Trainer) -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
-def _default_read(prompt: str) -> str:
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
-    line = sys.stdin.readline()
-    if not line:
-        raise KeyboardInterrupt  # end of input: the session is over
-    return line.rstrip("\n")
+def _console_read(console: Console) -> Callable[[str], str]:
+    """Read at the console, which redraws the prompt around injected events and updates."""
+
+    def read(prompt: str) -> str:
+        try:
+            return console.ask(prompt)
+        except EOFError:
+            raise KeyboardInterrupt from None  # end of input: the session is over
+
+    return read
 
 
 def run_drill(scenario: Scenario, runbook: Runbook, options: DrillOptions) -> tuple[DrillRun, Path]:
@@ -169,7 +176,7 @@ def run_drill(scenario: Scenario, runbook: Runbook, options: DrillOptions) -> tu
     console = Console(stream, color=options.color)
     clock = DrillClock(options.speed)
     trainer = Trainer(clock, scenario, console.line)
-    read = _reader(trainer, options.read or _default_read)
+    read = _reader(trainer, options.read or _console_read(console))
     prompter = TerminalPrompter(options.participants, on_hint=trainer.hint, read=read, write=console.line)
 
     page = scenario.page_text(runbook.title)

@@ -118,9 +118,14 @@ def complete_journal(run_dir: Path) -> list[dict[str, Any]]:
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "sequence numbers have gaps"
     names = [r["event"] for r in records]
     assert names[0] == "run.started" and names[-1] == "run.finished", names
-    assert names.count("run.finished") == 1, "one run.finished, at the end"
-    # A resumed run appends a run.started of its own (resumed_from set) to the same journal.
+    # A resumed run appends a run.started of its own (resumed_from set) to the same journal,
+    # followed by who resumed it and why; an attempt that failed ended with a run.finished.
     assert all(r["resumed_from"] for r in events(records, "run.started")[1:])
+    for at, name in enumerate(names):
+        if name == "run.finished":
+            assert at == len(names) - 1 or names[at + 1] == "run.started", "run.finished ends an attempt"
+        if name == "run.started" and at:
+            assert names[at + 1] == "run.resumed", "a resumed attempt says who resumed it and why"
     open_steps: list[str] = []
     for record in records:
         if record["event"] == "run.started":

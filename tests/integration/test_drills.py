@@ -246,7 +246,7 @@ def test_trainer_controls_help_inject_pause_resume_and_end(tmp_path: Path) -> No
     term.type(":help")
     assert ":pause  :resume  :inject N" in term.expect(prompt)
     term.type(":inject")
-    assert "events: 1 at 20m: Second page: /var at 99%" in term.expect(prompt)
+    assert "1 at 20m: Second page: /var at 99%" in term.expect(prompt)
     term.type(":inject 1")
     assert "Second page: /var at 99%" in term.expect(prompt)
     term.type(":inject The CEO is asking in #incident")

@@ -256,6 +256,18 @@ def test_runs_lists_each_run_with_its_outcome(ws: Workspace) -> None:
     assert rows["ok-book"]["outcome"] == "resolved" and rows["bad-book"]["outcome"] == "failed"
 
 
+def test_runs_text_listing_starts_with_a_header_and_keeps_its_columns_aligned(ws: Workspace) -> None:
+    ws.write("ok.yaml", runbook_text("detection:\n  - {id: a, run: 'true'}\n", id="ok-book"))
+    ws.write("long.yaml", runbook_text("detection:\n  - {id: a, run: 'false'}\n",
+                                       id="a-runbook-with-a-rather-long-identifier"))
+    assert ws.run("run", "ok.yaml").code == 0
+    assert ws.run("run", "long.yaml").code == 1
+    lines = ws.run("runs").out.splitlines()
+    assert lines[0].split() == ["RUN", "MODE", "OUTCOME", "DURATION", "STARTED"]
+    assert len(lines) == 3
+    assert len({line.index("live") for line in lines[1:]} | {lines[0].index("MODE")}) == 1
+
+
 # -- hostile inputs and templates ----------------------------------------------------------------------------
 
 

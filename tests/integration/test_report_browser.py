@@ -157,7 +157,7 @@ def test_drill_dom_has_the_timeline_and_the_key_times(pages: dict[str, Path]) ->
     html = dom(pages["drill"])
     text = text_of(html)
     assert "Drill debrief: Log storm fills /var on db-1" in text
-    for key, at in (("Acknowledged", "2m10s"), ("Triaged", "2m10s"), ("Mitigated", "3m41s"), ("Recovered", "3m43s")):
+    for key, at in (("Acknowledged", "2m10s"), ("Triaged", "2m10s"), ("Mitigated", "2m56s"), ("Recovered", "3m43s")):
         assert re.search(rf"{key} {at} objective \S+: met", text), key
     assert "Timeline" in text and 'id="timeline-title">Timeline of run disk-full-log-storm-seed1312</title>' in html
     assert re.search(r"<svg[^>]*role=\"img\"[^>]*aria-labelledby=\"timeline-title timeline-desc\"", html)

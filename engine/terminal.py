@@ -1,0 +1,140 @@
+"""The operator's terminal: one writer for every line, and the prompt that is open on it.
+
+Messages from timer threads (stakeholder updates, escalations, a drill's injected
+events) arrive while the main thread waits at a prompt. On a real terminal the prompt
+line is cleared, the message printed, and the prompt drawn again with what was typed
+so far (GNU readline's buffer, when readline edits the line). On a terminal without
+escape codes (TERM=dumb) the message ends the prompt's line and the question is asked
+again; on a pipe or in a file the message is just a line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import sys
+import threading
+from typing import Any, TextIO
+
+_CLEAR_LINE = "\r\033[K"
+READ_SLICE = 0.2  # seconds a read waits before it looks at signals again
+_SGR = re.compile(r"(\033\[[0-9;]*m)")
+
+
+class Terminal:
+    """Writes lines and reads answers; the one owner of the line a prompt is on."""
+
+    def __init__(self, stream: TextIO | None = None, *, redraw: bool | None = None,
+                 stdin: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.stdin = stdin or sys.stdin
+        self.echoes = _isatty(self.stdin)  # a terminal shows what is typed, the final Enter too
+        if redraw is None:
+            redraw = self.echoes and _isatty(self.stream) and os.environ.get("TERM") != "dumb"
+        self.redraw = redraw  # clear and draw the prompt again (escape codes): a real terminal only
+        self._lock = threading.RLock()
+        self._prompt: str | None = None  # the question waiting for an answer
+        self._ended = True  # whether the last thing written ended its line
+        self._readline: Any = None
+        self._pending = b""  # typed ahead: read from the file descriptor, not used yet
+
+    def write(self, text: str) -> None:
+        """Write whole lines (`text` ends with a newline), around any open prompt."""
+        with self._lock:
+            prompt = self._prompt
+            if prompt is None:
+                self._put(text)
+            elif self.redraw:
+                # Clear the prompt's line, print, and draw the prompt again as it was.
+                self._put(_CLEAR_LINE + text + _plain(prompt) + self._typed())
+            else:
+                # No escape codes: end the prompt's line, and where a person types, ask again.
+                self._put(("" if self._ended else "\n") + text + (_plain(prompt) if self.echoes else ""))
+            self.stream.flush()
+
+    def ask(self, prompt: str) -> str:
+        """One line typed at `prompt` (without its newline). EOFError when input ends;
+        KeyboardInterrupt (Ctrl-C) passes through, after the prompt's line is ended."""
+        with self._lock:
+            self._prompt = prompt
+            self._ended = False  # the prompt is about to be written, without a newline
+        finished = False
+        try:
+            answer = self._read(prompt)
+            finished = True
+            return answer
+        finally:
+            with self._lock:
+                self._prompt = None
+                # On a terminal the person's Enter ended the line (not a Ctrl-C); a pipe
+                # echoes nothing: either way, what follows starts on a line of its own.
+                if (not finished) if self.echoes else not self._ended:
+                    self._put("\n")
+                    self.stream.flush()
+                self._ended = True
+
+    def _read(self, prompt: str) -> str:
+        if self.redraw and self.stream is sys.stdout and self.stdin is sys.stdin:
+            self._readline = self._readline or _load_readline()  # line editing, what was typed so far
+            if self._readline:
+                # readline counts the prompt's width: escape codes must be marked as invisible.
+                return input(_SGR.sub("\001\\1\002", prompt))
+        with self._lock:
+            self._put(prompt)
+            self.stream.flush()
+        return self._line()
+
+    def _line(self) -> str:
+        """One line of input, waited for in short slices: a Ctrl-C that lands just before a
+        blocking read would otherwise go unnoticed until Enter (the read never sees it)."""
+        try:
+            fd = self.stdin.fileno()
+        except (AttributeError, ValueError, OSError):  # not a file (a test's StringIO)
+            line = self.stdin.readline()
+            if not line:
+                raise EOFError from None
+            return line.rstrip("\r\n")
+        while b"\n" not in self._pending:
+            if not select.select([fd], [], [], READ_SLICE)[0]:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                if not self._pending:
+                    raise EOFError
+                break
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode("utf-8", errors="replace").rstrip("\r")
+
+    def _typed(self) -> str:
+        if self._readline is None:
+            return ""
+        try:
+            return str(self._readline.get_line_buffer())
+        except Exception:  # a readline without the call (libedit): the question alone
+            return ""
+
+    def _put(self, text: str) -> None:
+        if text:
+            self.stream.write(text)
+            self._ended = text.endswith("\n")
+
+
+def _plain(prompt: str) -> str:
+    return prompt.replace("\001", "").replace("\002", "")
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _load_readline() -> Any:
+    try:
+        import readline
+    except ImportError:  # a Python built without it: plain input(), prompts redrawn without the typing
+        return None
+    return readline

@@ -1,0 +1,90 @@
+"""engine.terminal: messages from other threads never land inside an open prompt."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from engine.terminal import Terminal
+
+
+@pytest.fixture
+def keyboard() -> Iterator[tuple[io.TextIOWrapper, int]]:
+    """A pipe standing in for the keyboard: (what the terminal reads, where the test types)."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "r", encoding="utf-8")
+    try:
+        yield reader, write_fd
+    finally:
+        reader.close()
+        os.close(write_fd)
+
+
+def answer_after_message(term: Terminal, out: io.StringIO, keys: int, message: str, typed: str) -> str:
+    """Ask a question; while it is open, another thread prints `message`, then the answer is typed."""
+
+    def other_thread() -> None:
+        deadline = time.monotonic() + 10
+        while "Press Enter:" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        term.write(message)
+        os.write(keys, typed.encode())
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    try:
+        return term.ask("   Press Enter: ")
+    finally:
+        worker.join()
+
+
+def test_a_message_at_an_open_prompt_on_a_pipe_ends_the_prompt_line_and_is_a_line_of_its_own(
+        keyboard: tuple[io.TextIOWrapper, int]) -> None:
+    out = io.StringIO()
+    term = Terminal(out, stdin=keyboard[0])
+    assert not term.redraw
+    answer = answer_after_message(term, out, keyboard[1], "-> update [status] still open\n", "done\n")
+    term.write("answered\n")
+    assert answer == "done"
+    assert out.getvalue() == "   Press Enter: \n-> update [status] still open\nanswered\n"
+
+
+def test_a_prompt_nobody_interrupted_ends_its_line_before_the_next_output(
+        keyboard: tuple[io.TextIOWrapper, int]) -> None:
+    out = io.StringIO()
+    term = Terminal(out, stdin=keyboard[0])
+    os.write(keyboard[1], b"\n")
+    assert term.ask("   Press Enter: ") == ""
+    term.write("answered\n")
+    assert out.getvalue() == "   Press Enter: \nanswered\n"
+
+
+def test_on_a_terminal_the_prompt_line_is_cleared_and_the_question_drawn_again(
+        keyboard: tuple[io.TextIOWrapper, int]) -> None:
+    out = io.StringIO()
+    term = Terminal(out, stdin=keyboard[0], redraw=True)
+    answer_after_message(term, out, keyboard[1], "-> update\n", "x\n")
+    assert "   Press Enter: \r\033[K-> update\n   Press Enter: " in out.getvalue()
+
+
+def test_escape_codes_in_a_redrawn_prompt_are_shown_not_marked_for_readline(
+        keyboard: tuple[io.TextIOWrapper, int]) -> None:
+    out = io.StringIO()
+    term = Terminal(out, stdin=keyboard[0], redraw=True)
+    term._prompt = "\001\033[1m\002PAGE\001\033[0m\002 "  # as readline would be given it
+    term.write("-> update\n")
+    assert out.getvalue() == "\r\033[K-> update\n\033[1mPAGE\033[0m "
+
+
+def test_end_of_input_at_a_prompt_is_eof_and_the_line_is_ended() -> None:
+    out = io.StringIO()
+    term = Terminal(out, stdin=io.StringIO(""))
+    with pytest.raises(EOFError):
+        term.ask("   Press Enter: ")
+    term.write("next\n")
+    assert out.getvalue() == "   Press Enter: \nnext\n"
