@@ -21,12 +21,27 @@ from .errors import TemplateError
 from .events import EscalationFired
 from .model import EscalationRule, Runbook
 from .state import StepRecord
+from .wording import describe
 
-DEFAULT_UPDATE = ("{{ runbook.title }}: {{ incident.priority or 'priority not set' }}, "
-                  "{{ update.status }}{% if update.phase %}, phase {{ update.phase }}{% endif %}, "
-                  "open {{ update.elapsed }}{% if update.last %}; last: {{ update.last }}{% endif %}")
+DEFAULT_UPDATE = (
+    "{{ runbook.title }}: "
+    "{% if update.final %}{{ update.ended }} after {{ update.elapsed }}"
+    "{% if incident.priority %} ({{ incident.priority }}){% endif %}"
+    "{% if update.last %}; last: {{ update.last }}{% endif %}. No more updates from this run."
+    "{% else %}{{ incident.priority or 'priority not set' }}, {{ update.status }}"
+    "{% if update.phase and update.status != 'now in ' ~ update.phase %}, phase {{ update.phase }}{% endif %}"
+    ", open {{ update.elapsed }}"
+    "{% if update.last %}; last: {{ update.last }}{% endif %}."
+    "{% if update.next %} Next update within {{ update.next }}.{% endif %}{% endif %}"
+)
 DEFAULT_ESCALATION = ("Escalation for {{ runbook.title }} ({{ incident.priority or 'priority not set' }}): "
                       "{{ escalation.reason }}")
+
+# How an update says a run ended, for people who do not read outcome codes (`update.ended`).
+ENDED = {"resolved": "resolved", "escalated": "handed over (escalated)",
+         "not_confirmed": "closed: the alert was not confirmed",
+         "failed": "not resolved: the runbook stopped at a failed step",
+         "aborted": "stopped by the responders (aborted)", "refused": "stopped: an approval was refused"}
 
 Scheduler = Callable[[float, Callable[[], None]], None]
 
@@ -68,7 +83,7 @@ class IncidentSupervisor:
 
     def _open_for(self, rule: EscalationRule) -> None:
         if rule.when is None:
-            self._fire(rule, f"open for {format_duration(rule.after or 0)}")
+            self._fire(rule, f"the run has been open for {format_duration(rule.after or 0)}")
             return
         # `after` with `when`: from now on the condition decides (now, or after a later step).
         self.due.add(rule.number)
@@ -116,8 +131,9 @@ class IncidentSupervisor:
             if rule.after is not None and rule.number not in self.due:
                 continue  # not open long enough yet
             if self._holds(rule):
-                opened = f" and open for {format_duration(rule.after)}" if rule.after is not None else ""
-                self._fire(rule, f"`{rule.when}` is true{opened}", step)
+                opened = f", and the run has been open for {format_duration(rule.after)}" if rule.after is not None \
+                    else ""
+                self._fire(rule, f"{describe(rule.when)}{opened}", step)
 
     def _holds(self, rule: EscalationRule) -> bool:
         """The rule's `when` (true without one)."""
@@ -133,7 +149,7 @@ class IncidentSupervisor:
         if self.closed or self.prompt_started.get(step) != since:
             return  # answered in time
         if self._holds(rule):
-            self._fire(rule, f"{step} unanswered for {format_duration(rule.after or 0)}", step)
+            self._fire(rule, f"step {step} has waited {format_duration(rule.after or 0)} without an answer", step)
 
     def _fire(self, rule: EscalationRule, reason: str, step: str | None = None) -> None:
         if rule.number in self.fired or self.closed:
@@ -161,7 +177,9 @@ class IncidentSupervisor:
         assert updates is not None
         r = self.runner
         info = {"status": status, "phase": None if final else r.state.phase,
-                "elapsed": format_duration(r.bus.elapsed()), "last": ", ".join(self.last), "final": final}
+                "elapsed": format_duration(r.bus.elapsed()), "last": ", ".join(self.last), "final": final,
+                "outcome": status if final else None, "ended": ENDED.get(status, status) if final else None,
+                "next": format_duration(updates.every) if updates.every and not final else None}
         text = self._render(updates.message or DEFAULT_UPDATE, info, ("updates", "message"), key="update")
         r.notify(updates.channel, text, purpose="update")
 

@@ -77,6 +77,9 @@ class RunState:
     phase: str | None = None
 
     def __post_init__(self) -> None:
+        if self.phase is None and self.runbook.phases:
+            # A run opens in its first phase: `run.phase` in the update sent as it opens says so.
+            self.phase = self.runbook.phases[0].name
         self.vars = {**self.runbook.vars, **self.vars}
         self._views: dict[str, dict[str, Any]] = {rid: r.view() for rid, r in self.steps.items()}
         sev = self.runbook.severity

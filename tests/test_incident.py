@@ -6,6 +6,7 @@ scenario. Drills run on the virtual clock, so every time here is exact."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -200,10 +201,10 @@ def test_an_unanswered_approval_escalates_on_the_virtual_clock(tmp_path: Path) -
     run = drill(tmp_path, ESCALATING, PEOPLE)
     fired = records(run, "escalation.fired", channel="oncall-secondary")
     assert [(f["elapsed"], f["reason"], f["step"], f["rule"]) for f in fired] == [
-        (540.0, "fix unanswered for 5m", "fix", 0)]
+        (540.0, "step fix has waited 5m without an answer", "fix", 0)]
     sent = records(run, "notify.sent", channel="oncall-secondary")
     assert [(s["elapsed"], s["purpose"], s["ok"]) for s in sent] == [(540.0, "escalation", True)]
-    assert sent[0]["message"] == "Escalation for Drill runbook (P1): fix unanswered for 5m"
+    assert sent[0]["message"] == "Escalation for Drill runbook (P1): step fix has waited 5m without an answer"
     assert run.result.outcome == "resolved" and run.timings.recovered == 810
 
 
@@ -211,7 +212,8 @@ def test_a_page_nobody_takes_escalates_like_an_unanswered_prompt(tmp_path: Path)
     run = drill(tmp_path, ESCALATING, PEOPLE + "  acknowledge: {after: 12m, by: sam}\n")
     fired = records(run, "escalation.fired", channel="oncall-secondary")
     assert [(f["elapsed"], f["reason"], f["step"]) for f in fired] == [
-        (300.0, "acknowledge unanswered for 5m", "acknowledge")]  # the rule fires once: not again at fix
+        # the rule fires once: not again at fix
+        (300.0, "step acknowledge has waited 5m without an answer", "acknowledge")]
     assert records(run, "incident.acknowledged")[0]["elapsed"] == 720
 
 
@@ -231,7 +233,7 @@ def test_a_condition_rule_fires_once_when_it_becomes_true(tmp_path: Path) -> Non
     run = drill(tmp_path, ESCALATING, PEOPLE)
     fired = records(run, "escalation.fired", channel="managers")
     assert [(f["elapsed"], f["reason"], f["step"]) for f in fired] == [
-        (180.0, "`incident.priority == 'P1'` is true", "assess")]
+        (180.0, "the priority is P1", "assess")]
     assert len(records(run, "priority.changed")) == 2
 
 
@@ -256,8 +258,8 @@ def test_a_rule_after_a_time_fires_once_when_the_run_is_open_that_long(tmp_path:
           - {step: slower, duration: 8m}
         """)
     fired = records(run, "escalation.fired")
-    assert [(f["elapsed"], f["reason"]) for f in fired] == [(600.0, "open for 10m")]
-    assert records(run, "notify.sent")[0]["message"] == "Drill runbook open for open for 10m"
+    assert [(f["elapsed"], f["reason"]) for f in fired] == [(600.0, "the run has been open for 10m")]
+    assert records(run, "notify.sent")[0]["message"] == "Drill runbook open for the run has been open for 10m"
 
 
 def test_a_rule_after_a_time_does_not_fire_when_the_run_ends_sooner(tmp_path: Path) -> None:
@@ -387,7 +389,7 @@ def test_a_handoff_rule_ends_the_run_as_escalated_after_the_current_step(tmp_pat
     run = drill(tmp_path, ESCALATING.replace("notify: oncall-secondary}", "notify: oncall-secondary, handoff: true}"),
                 PEOPLE)
     assert run.result.outcome == "escalated"
-    assert run.result.reason == "handed off to oncall-secondary: fix unanswered for 5m"
+    assert run.result.reason == "handed off to oncall-secondary: step fix has waited 5m without an answer"
     assert path_of(run.records)[-1] == ("fix", "ok")  # the approved step finishes; nothing after it runs
     assert "verify" not in run.result.steps
     fired = records(run, "escalation.fired", channel="oncall-secondary")[0]
@@ -440,7 +442,7 @@ def test_updates_go_out_at_declaration_each_phase_change_every_interval_and_at_t
           - {step: verify, duration: 1m}
         """)
     assert updates_of(run) == [
-        (0.0, "declared|None|None|0ms|"),
+        (0.0, "declared|detection|None|0ms|"),  # run.phase and update.phase are set at the start
         (240.0, "now in triage|triage|None|4m|probe ok"),
         (240.0, "now in remediation|remediation|P2|4m|probe ok, classify ok"),
         (600.0, "still open|remediation|P2|10m|probe ok, classify ok"),
@@ -469,9 +471,41 @@ def test_the_default_update_message_names_the_runbook_priority_phase_and_time_op
         '{{ update.last }}"\n', ""), "responses:\n  - {step: probe, duration: 2m}\n  - {step: fix}\n"
                                      "  - {step: verify}\n")
     messages = [m for _, m in updates_of(run)]
-    assert messages[0] == "Drill runbook: priority not set, declared, open 0ms"
-    assert messages[1] == "Drill runbook: priority not set, now in triage, phase triage, open 2m; last: probe ok"
-    assert messages[-1] == "Drill runbook: P2, resolved, open 2m; last: classify ok, fix ok, verify ok"
+    assert messages[0] == ("Drill runbook: priority not set, declared, phase detection, open 0ms. "
+                           "Next update within 10m.")
+    assert messages[1] == ("Drill runbook: priority not set, now in triage, open 2m; last: probe ok. "
+                           "Next update within 10m.")
+    assert messages[-1] == ("Drill runbook: resolved after 2m (P2); last: classify ok, fix ok, verify ok. "
+                            "No more updates from this run.")
+
+
+def test_every_shipped_runbook_names_the_phase_from_the_first_update_and_says_how_the_run_ended(
+        tmp_path: Path) -> None:
+    """B8: `phase None` at the opening update, and a final update promising a next one."""
+    from support import ROOT
+
+    from engine.simulation.suite import run_suite, scenario_files
+
+    run_suite(scenario_files([str(ROOT / "scenarios")]), runs_dir=tmp_path)
+    journals = sorted(tmp_path.glob("*/journal.jsonl"))
+    assert len(journals) == 6
+    for journal in journals:
+        rows = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+        updates = [r["message"] for r in rows if r["event"] == "notify.sent" and r["purpose"] == "update"]
+        *open_, last = updates
+        assert open_ and all("None" not in m and "detection" in open_[0] for m in open_), (journal, updates)
+        assert all("Next update within 30m." in m for m in open_), updates
+        assert "Next update" not in last and "resolved after" in last and "last update" in last, last
+
+
+def test_a_final_update_says_the_run_ended_and_how_without_promising_another(tmp_path: Path) -> None:
+    run = drill(tmp_path, UPDATING.replace("{{ update.status }}|{{ update.phase }}|",
+                                           "{{ update.final }}|{{ update.outcome }}|{{ update.ended }}|"
+                                           "{{ update.next }}|{{ run.phase }}|"),
+                "responses:\n  - {step: probe}\n  - {step: fix, exit_code: 1}\n")
+    messages = [m for _, m in updates_of(run)]
+    assert messages[0].startswith("false|None|None|10m|detection|")
+    assert messages[-1].startswith("true|failed|not resolved: the runbook stopped at a failed step|None|remediation|")
 
 
 def test_an_update_with_a_broken_template_still_goes_out_with_a_plain_text(tmp_path: Path) -> None:

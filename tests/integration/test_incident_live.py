@@ -188,7 +188,7 @@ def test_priority_from_answers_escalates_once_and_a_failure_notifies_the_owners(
                         str(channels(tmp_path, managers=f"{webhook.url}/managers", owners=f"{webhook.url}/owners")))
     assert done.returncode == 0, done.stdout + done.stderr
     assert webhook.texts("/managers") == [
-        "Escalation for Live incident (P1): `incident.priority == 'P1'` is true"]
+        "Escalation for Live incident (P1): the priority is P1"]
     assert webhook.texts("/owners") == ["Live incident: step probe failed: exit code 4"]
     changed = [r for r in records if r["event"] == "priority.changed"]
     assert [(c["priority"], c["by"], c["role"], c["step"]) for c in changed] == [
@@ -206,10 +206,10 @@ detection:
 """
     done, records = run(tmp_path, book, "--channels", str(channels(tmp_path, oncall=f"{webhook.url}/oncall")))
     assert done.returncode == 6, done.stdout + done.stderr
-    assert webhook.texts("/oncall") == ["Escalation for Live incident (priority not set): open for 1s"]
+    assert webhook.texts("/oncall") == ["Escalation for Live incident (priority not set): the run has been open for 1s"]
     assert not (tmp_path / "never-ran").exists()
     assert records[-1]["outcome"] == "escalated"
-    assert records[-1]["reason"] == "handed off to oncall: open for 1s"
+    assert records[-1]["reason"] == "handed off to oncall: the run has been open for 1s"
     assert "outcome: escalated" in done.stdout
 
 
