@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from . import templating
 from .duration import format_duration
 from .errors import EngineError, JournalError, TemplateError
-from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepStarted
-from .executors.base import HttpRequest, Invocation, Result, encode_body, parse_json
+from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepProcess, StepStarted
+from .executors.base import HttpRequest, Invocation, Result, encode_body, marks, parse_json
 from .executors.prompts import ApprovalReply, ApprovalRequest, Question, Unanswered
 from .journal import jsonable
 from .masking import MaskedStream
@@ -73,6 +73,12 @@ class _Sink:
     def __init__(self, runner: Runner, step_id: str) -> None:
         self.runner, self.step_id = runner, step_id
         self._streams: dict[tuple[str, str | None], tuple[Any, MaskedStream]] = {}
+
+    def process_started(self, pgid: int, host: str | None) -> None:
+        # Not fsynced on its own: a SIGKILL of the engine does not lose a written line, and
+        # after a power loss `resume` finds the command by its marks on the hosts the
+        # (fsynced) step.started names.
+        self.runner.bus.emit(StepProcess(self.step_id, pgid, host))
 
     def output(self, stream: str, data: bytes, host: str | None) -> None:
         if not self.runner.bus.wants_output:
@@ -396,6 +402,7 @@ class StepDriver:
         nul = _nul_in(command, env)
         if nul:
             return Attempt(False, f"{nul} contains a NUL byte, which no command line or environment can carry")
+        env = {**env, **marks(r.state.run_id, sid)}
         base = Invocation(sid, "run", command, None, extra.get("_target"), stdin, env, timeout,
                           spec.exit_codes, attempt=number, per_host=extra.get("_per_host"))
         target = extra.get("_target")

@@ -316,9 +316,13 @@ def _alert(path: str | None, index: int | None, *, interactive: bool) -> Any:
               help="Run again a step the engine was running when it died.")
 @click.option("--skip-interrupted", "rerun", flag_value=False,
               help="Skip a step the engine was running when it died.")
+@click.option("--wait-running", "running", flag_value="wait", default=None,
+              help="A command the dead engine started still runs: wait for it to end first.")
+@click.option("--stop-running", "running", flag_value="stop",
+              help="A command the dead engine started still runs: stop its whole process group first.")
 @_run_options
 def resume(run_dir: str, rerun_failed: bool, skip: tuple[str, ...], from_step: str | None, reason: str | None,
-           rerun: bool | None, **options: Any) -> None:
+           rerun: bool | None, running: str | None, **options: Any) -> None:
     """Continue a run that crashed, failed, was aborted or refused, from its journal.
 
     Completed steps are never run again. The step that stopped the run runs again only
@@ -338,7 +342,7 @@ def resume(run_dir: str, rerun_failed: bool, skip: tuple[str, ...], from_step: s
     given = {**recovered.inputs, **inputs_mod.parse_assignments(options["inputs"])}
     resolved, answers, people = _checked(runbook, options, lambda: inputs_mod.resolve(runbook, from_file=given))
     live = _live_options(options, answers, people)
-    choices = Choices(from_step, skip, rerun_failed, rerun, reason, people[0].name if people else None)
+    choices = Choices(from_step, skip, rerun_failed, rerun, reason, people[0].name if people else None, running)
     result = resume_run(directory, runbook, recovered, resolved.values, live, choices,
                         secrets=tuple(resolved.secrets))
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))

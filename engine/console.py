@@ -131,6 +131,8 @@ class Console:
         plan = [f"from {e.from_step}"] if e.from_step else []
         plan += [f"running again: {', '.join(e.rerun)}"] if e.rerun else []
         plan += [f"skipping: {', '.join(e.skip)}"] if e.skip else []
+        plan += [f"{'stopped' if lo.get('action') == 'stop' else 'waited for'} {lo.get('step')} "
+                 f"(process group {lo.get('pgid')} on {lo.get('host') or 'this machine'})" for lo in e.leftovers]
         if plan:
             self.line(self.paint(f"   {'; '.join(plan)}", "dim"))
 

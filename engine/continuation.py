@@ -18,7 +18,8 @@ from pathlib import Path
 from .errors import UsageError
 from .events import RunResumed
 from .executors.prompts import ApprovalRequest, Prompter, Question
-from .model import Runbook
+from .leftovers import Leftover, Settler
+from .model import AskField, Runbook
 from .recovery import Recovered, os_user, reason_question, step_ids, unknown_steps
 from .runner import Resume
 from .state import StepRecord
@@ -34,6 +35,7 @@ class Choices:
     rerun_interrupted: bool | None = None  # None: ask (or refuse without a terminal)
     reason: str | None = None
     by: str | None = None  # the first --as participant; else the OS user
+    running: str | None = None  # a command of the earlier attempt still runs: "wait" or "stop"
 
 
 @dataclass
@@ -45,11 +47,14 @@ class _Draft:
     rerun: list[str] = field(default_factory=list)
     from_step: str | None = None
     problems: list[str] = field(default_factory=list)
+    leftovers: list[tuple[Leftover, str]] = field(default_factory=list)  # still running, and what to do
 
 
-def plan(runbook: Runbook, recovered: Recovered, choices: Choices, prompter: Prompter) -> Resume:
+def plan(runbook: Runbook, recovered: Recovered, choices: Choices, prompter: Prompter,
+         settler: Settler | None = None, say: Callable[[str], None] = lambda _: None) -> Resume:
     """The Resume for the runner; UsageError (nothing run, nothing written) when a decision
-    is missing and nobody can be asked, or the operator declines to go on."""
+    is missing and nobody can be asked, or the operator declines to go on. Commands the
+    earlier attempt left running (found by `settler`) are waited for or stopped first."""
     problems = unknown_steps(runbook, [choices.from_step], "--from") + unknown_steps(runbook, choices.skip, "--skip")
     if problems:
         raise UsageError("cannot resume:\n  " + "\n  ".join(problems))
@@ -61,12 +66,53 @@ def plan(runbook: Runbook, recovered: Recovered, choices: Choices, prompter: Pro
     if from_step is not None:
         _start_at(draft, step_ids(runbook), from_step)
     _skips(draft, choices)
+    if settler is not None and recovered.started:
+        _still_running(settler.find(recovered.started), draft, choices, prompter, say)
     if from_step is None:
         _stopped_steps(runbook, recovered, draft, choices, prompter)
         _interrupted_steps(runbook, recovered, draft, choices, prompter)
     if draft.problems:
         raise UsageError(f"cannot resume run {recovered.run_id} yet:\n  " + "\n  ".join(draft.problems))
+    for leftover, action in draft.leftovers:
+        _settle(settler, leftover, action, say)
     return _resume(recovered, draft, choices)
+
+
+def _still_running(found: list[Leftover], draft: _Draft, choices: Choices, prompter: Prompter,
+                   say: Callable[[str], None]) -> None:
+    """A command the dead engine started still runs: wait for it or stop it, never start
+    a second copy beside it."""
+    for leftover in found:
+        what = f"step {leftover.step} is still running ({leftover.where()}, started by the earlier attempt)"
+        action = choices.running
+        if action is None and not prompter.interactive:
+            draft.problems.append(f"{what}: pass --wait-running to wait for it to end, or --stop-running to "
+                                  "stop its whole process group")
+            continue
+        if action is None:
+            say(f"   {what}")
+            action = _choose(prompter, leftover)
+        draft.leftovers.append((leftover, action))
+
+
+def _choose(prompter: Prompter, leftover: Leftover) -> str:
+    question = Question("resume", "resume", "", (AskField("action", "text", f"Wait for {leftover.step} to end, "
+                                                          "stop it, or quit?", ("wait", "stop", "quit")),))
+    action = str(prompter.ask(question).values.get("action"))
+    if action not in ("wait", "stop"):
+        raise UsageError(f"nothing resumed: step {leftover.step} still runs ({leftover.where()})")
+    return action
+
+
+def _settle(settler: Settler | None, leftover: Leftover, action: str, say: Callable[[str], None]) -> None:
+    assert settler is not None
+    if action == "stop":
+        say(f"   stopping step {leftover.step}: {leftover.where()} (SIGTERM, then SIGKILL)")
+        settler.stop(leftover)
+    else:
+        say(f"   waiting for step {leftover.step} to end ({leftover.where()}); Ctrl-C stops waiting")
+        settler.wait(leftover)
+    say(f"   step {leftover.step}: {leftover.where()} has ended")
 
 
 def _done(runbook: Runbook, sid: str, rec: StepRecord) -> bool:
@@ -157,8 +203,10 @@ def _yes(prompter: Prompter, message: str) -> bool:
 
 
 def _resume(recovered: Recovered, draft: _Draft, choices: Choices) -> Resume:
+    leftovers = [{"step": lo.step, "pgid": lo.pgid, "host": lo.host, "action": action}
+                 for lo, action in draft.leftovers]
     note = RunResumed(choices.by or os_user(), choices.reason or "", recovered.previous, recovered.stop_step,
-                      draft.rerun, list(draft.skip), draft.from_step, list(recovered.undone))
+                      draft.rerun, list(draft.skip), draft.from_step, list(recovered.undone), leftovers=leftovers)
     return Resume(draft.finished, draft.skip, set(recovered.undone), dict(recovered.vars), dict(recovered.incident),
                   dict(recovered.phases), set(recovered.escalations), note=note,
                   last_elapsed=recovered.last_elapsed)

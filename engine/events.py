@@ -60,6 +60,7 @@ class RunResumed(Event):
     from_step: str | None = None
     undone: list[str] = field(default_factory=list)  # steps whose rollbacks the earlier attempt ran
     downtime: float = 0.0  # seconds between the earlier attempt's last record and this resume
+    leftovers: list[dict[str, Any]] = field(default_factory=list)  # commands still running: step, pgid, host, action
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,17 @@ class StepOutput(Event):
     step: str
     stream: str
     text: str
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepProcess(Event):
+    """A command of a step started: its process group, here (host None) or on a remote
+    host. Written at once, so `resume` can find the command after the engine was killed."""
+
+    name: ClassVar[str] = "step.process"
+    step: str
+    pgid: int
     host: str | None = None
 
 

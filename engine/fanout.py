@@ -156,6 +156,9 @@ class _QueueSink:
     def output(self, stream: str, data: bytes, host: str | None) -> None:
         self.inbox.put(("out", stream, data, host))
 
+    def process_started(self, pgid: int, host: str | None) -> None:
+        self.inbox.put(("pid", pgid, host))
+
 
 @dataclass
 class _Rollout:
@@ -223,6 +226,9 @@ class _Rollout:
         if message[0] == "out":
             _, stream, data, host = message
             self.sink.output(stream, data, host)
+            return
+        if message[0] == "pid":
+            self.sink.process_started(message[1], message[2])
             return
         _, host, result = message
         self.running -= 1

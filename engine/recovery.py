@@ -24,6 +24,7 @@ from typing import Any
 
 from .errors import UsageError
 from .journal import logged_output, read_journal
+from .leftovers import Started
 from .model import AskField, Runbook
 from .state import StepRecord
 
@@ -63,6 +64,7 @@ class Recovered:
     incident: dict[str, Any] = field(default_factory=dict)
     phases: dict[str, PhaseMark] = field(default_factory=dict)
     escalations: set[int] = field(default_factory=set)
+    started: list[Started] = field(default_factory=list)  # where the interrupted steps ran
 
     @property
     def previous(self) -> str:
@@ -101,6 +103,8 @@ class _Reader:
         self.phases: dict[str, PhaseMark] = {}
         self.depth = 0
         self.escalations: set[int] = set()
+        self.where: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # step -> (target, hosts)
+        self.groups: dict[str, list[tuple[int, str | None]]] = {}  # step -> (pgid, host) seen started
 
     def add(self, r: Mapping[str, Any]) -> None:
         handler = getattr(self, "_" + str(r.get("event", "")).replace(".", "_"), None)
@@ -109,6 +113,7 @@ class _Reader:
 
     def _run_started(self, r: Mapping[str, Any]) -> None:
         self.outcome, self.stop, self.open, self.depth = None, {}, [], 0
+        self.where, self.groups = {}, {}
         if self.incident is None:
             self.incident = dict(r.get("incident") or {})
 
@@ -127,8 +132,15 @@ class _Reader:
             mark.duration = round(max(_elapsed(r) - mark.start, 0.0), 3)
 
     def _step_started(self, r: Mapping[str, Any]) -> None:
-        if not r.get("rollback_of") and r.get("step") not in self.open:
-            self.open.append(str(r.get("step")))
+        step = str(r.get("step"))
+        if not r.get("rollback_of") and step not in self.open:
+            self.open.append(step)
+        hosts = r.get("hosts")
+        self.where[step] = (r.get("target") or None, tuple(str(h) for h in hosts) if isinstance(hosts, list) else ())
+
+    def _step_process(self, r: Mapping[str, Any]) -> None:
+        if isinstance(r.get("pgid"), int):
+            self.groups.setdefault(str(r.get("step")), []).append((r["pgid"], r.get("host") or None))
 
     def _step_finished(self, r: Mapping[str, Any]) -> None:
         step = str(r.get("step"))
@@ -162,8 +174,13 @@ class _Reader:
             int(last.get("seq", 0)), _elapsed(last), self.outcome,
             self.stop.get("failed_step"), str(self.stop.get("reason") or ""), self.steps,
             [] if self.outcome else list(self.open), list(self.undone), self.vars, self.incident or {},
-            self.phases, self.escalations,
+            self.phases, self.escalations, [] if self.outcome else self._started(),
         )
+
+    def _started(self) -> list[Started]:
+        """Where each step the engine was running when it died had started its commands."""
+        return [Started(step, *self.where.get(step, (None, ())), tuple(self.groups.get(step, [])))
+                for step in self.open]
 
 
 def _elapsed(record: Mapping[str, Any]) -> float:

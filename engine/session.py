@@ -26,6 +26,7 @@ from .executors.notify import Notifier, load_channels
 from .executors.prompts import Participant, Prompter, ScriptedPrompter, TerminalPrompter
 from .home import home
 from .journal import JournalWriter, new_run_id
+from .leftovers import Settler
 from .lock import RunLock
 from .masking import Masker
 from .model import Runbook
@@ -121,6 +122,20 @@ class _Remote:
     def run(self, *args: Any) -> Any:
         return self.fanout.run(*args)
 
+    def shell(self, target: str | None, host: str, command: str) -> str:
+        """Run a short command of the engine's own on a host (resume looks for leftovers)."""
+        from .executors.base import Cancel, Invocation, NullSink
+
+        cancel = Cancel()
+        try:
+            result = self.fanout.executor.run(Invocation("resume", "run", command, host, target, timeout=60.0),
+                                              NullSink(), cancel)
+        finally:
+            cancel.close()
+        if not result.ok:
+            raise EngineError(f"cannot look for commands still running on {host}: {result.error}")
+        return str(result.stdout)
+
     def close(self) -> None:
         if self._fanout is not None:
             self._fanout.close()
@@ -198,7 +213,7 @@ def _journaled_run(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOpt
     _note_takeover(console, lock)
     try:
         # Decided before the journal is touched: a resume the operator declines writes nothing.
-        resume = continuing.decide(runbook, services.prompter) if continuing is not None else None
+        resume = continuing.decide(runbook, services, console.line) if continuing is not None else None
         return _run_journaled(runbook, inputs, options, Masker(secrets), services, console, clock,
                               run_id=run_id, run_dir=run_dir, resume=resume, continuing=continuing)
     finally:
@@ -258,8 +273,9 @@ class Continuing:
     recovered: Recovered
     choices: Choices
 
-    def decide(self, runbook: Runbook, prompter: Prompter) -> Resume:
-        return plan(runbook, self.recovered, self.choices, prompter)
+    def decide(self, runbook: Runbook, services: Services, say: Callable[[str], None]) -> Resume:
+        settler = Settler(self.recovered.run_id, getattr(services.remote, "shell", None))
+        return plan(runbook, self.recovered, self.choices, services.prompter, settler, say)
 
     def since_start(self, now: float) -> float:
         """Seconds since the run first started: the new attempt's clock goes on from

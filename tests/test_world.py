@@ -789,6 +789,9 @@ class _NullSink:
     def output(self, stream: str, data: bytes, host: str | None) -> None:
         return None
 
+    def process_started(self, pgid: int, host: str | None) -> None:
+        return None
+
 
 def test_a_hostile_input_stays_one_shell_argument_in_the_command_the_world_sees(tmp_path: Path) -> None:
     run = drill(tmp_path, rb("""

@@ -75,13 +75,29 @@ class Result:
     extra: Mapping[str, Any] = field(default_factory=empty_map)
 
 
+# Every command the engine starts (and whatever it starts) carries these in its
+# environment, so a process an engine left behind when it died can be found again.
+RUN_MARK, STEP_MARK = "RUNBOOK_RUN", "RUNBOOK_STEP"
+
+
+def marks(run_id: str, step: str) -> dict[str, str]:
+    """The environment that marks a step's processes as this run's."""
+    return {RUN_MARK: run_id, STEP_MARK: step}
+
+
 class OutputSink(Protocol):
     def output(self, stream: str, data: bytes, host: str | None) -> None:
         """Receive a chunk of live output (stdout or stderr)."""
 
+    def process_started(self, pgid: int, host: str | None) -> None:
+        """A command started: its process group (on `host`, None for this machine)."""
+
 
 class NullSink:
     def output(self, stream: str, data: bytes, host: str | None) -> None:
+        return None
+
+    def process_started(self, pgid: int, host: str | None) -> None:
         return None
 
 

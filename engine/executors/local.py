@@ -16,7 +16,7 @@ import re
 import select
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .base import DRAIN_AFTER_EXIT, KILL_GRACE, READ_CHUNK, Cancel, Invocation, OutputSink, Result, Tail
@@ -44,6 +44,7 @@ class LocalExecutor:
             return _failed(invocation, started, f"cannot start {SHELL}: {exc.strerror or exc}")
         except ValueError as exc:  # a NUL byte in the command or the environment
             return _failed(invocation, started, f"cannot start the command: {exc}")
+        sink.process_started(proc.pid, None)  # its own session: the group id is its pid
         with proc:
             outcome = proc.communicate(invocation, sink, cancel)
         duration = time.monotonic() - t0
@@ -216,16 +217,7 @@ class _Process:
         return True
 
     def _kill_group(self) -> None:
-        """SIGTERM the whole group, then SIGKILL whatever is left after a grace period."""
-        if not _signal_group(self.pid, signal.SIGTERM):
-            return
-        end = time.monotonic() + KILL_GRACE
-        while time.monotonic() < end:
-            self._reap(block=False)
-            if not _group_alive(self.pid):
-                return
-            time.sleep(0.02)
-        _signal_group(self.pid, signal.SIGKILL)
+        stop_group(self.pid, lambda: self._reap(block=False))
         self._reap(block=True)
 
 
@@ -277,6 +269,21 @@ def _remaining(deadline: float | None, exited_at: float | None) -> float | None:
     return min(limits) if limits else None
 
 
+def stop_group(pgid: int, reap: Callable[[], object] | None = None) -> None:
+    """SIGTERM a whole process group, then SIGKILL whatever is left after a grace period
+    (`reap` collects our own child meanwhile, so it does not linger as a zombie)."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    end = time.monotonic() + KILL_GRACE
+    while time.monotonic() < end:
+        if reap is not None:
+            reap()
+        if not group_alive(pgid):
+            return
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+
+
 def _signal_group(pgid: int, sig: int) -> bool:
     try:
         os.killpg(pgid, sig)
@@ -285,7 +292,7 @@ def _signal_group(pgid: int, sig: int) -> bool:
         return False
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """Whether a process of the group still runs. Zombies count for killpg(0) until
     someone reaps them (an orphan's new parent may never do so), so look in /proc."""
     if not _signal_group(pgid, 0):

@@ -225,6 +225,8 @@ class _Session:
         if end >= 0:
             pid, _, shell = bytes(head[at + len(PID_MARK):end]).decode(errors="replace").partition(" ")
             self.pgid = int(pid) if pid.isdigit() else None
+            if self.pgid is not None:
+                self.sink.process_started(self.pgid, self.inv.host)
             if shell and self.conn.login_shell is None:
                 self.conn.login_shell = shell
             data = bytes(head[:at] + head[end + 1:])

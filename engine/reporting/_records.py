@@ -15,7 +15,7 @@ INTS = frozenset(("seq", "attempts", "attempt", "exit_code", "status_code", "ind
                   "failed", "running", "total"))
 BOOLS = frozenset(("ok", "approved", "polling", "truncated", "skipped", "manual", "handoff"))
 DICTS = frozenset(("answers", "outputs", "incident", "inputs", "set", "vars", "phases"))
-LISTS = frozenset(("items", "steps", "participants", "logs", "rerun", "skip", "undone"))
+LISTS = frozenset(("items", "steps", "participants", "logs", "rerun", "skip", "undone", "leftovers"))
 STRINGS = frozenset(("event", "t", "step", "phase", "kind", "status", "title", "command", "target", "role",
                      "rollback_of", "by", "error", "reason", "stdout", "stderr", "message", "channel", "purpose",
                      "outcome", "run_id", "runbook", "file", "mode", "scenario", "hostname", "version",
@@ -59,7 +59,7 @@ def _list(key: str, value: Any) -> list[Any] | None:
     """items and participants hold mappings; steps and logs hold names."""
     if not isinstance(value, list):
         return None
-    if key in ("items", "participants"):
+    if key in ("items", "participants", "leftovers"):
         return [v for v in value if isinstance(v, Mapping)]
     return [v if isinstance(v, str) else str(v) for v in value]
 

@@ -351,6 +351,9 @@ def resumed_text(r: Record) -> str:
         value = r.get(key)
         if value:
             text += f"; {label}: {', '.join(value) if isinstance(value, list) else value}"
+    for lo in r.get("leftovers") or []:  # commands the dead engine left running
+        text += (f"; {'stopped' if lo.get('action') == 'stop' else 'waited for'} {lo.get('step')} still running "
+                 f"(process group {lo.get('pgid')} on {lo.get('host') or 'the engine host'})")
     return text
 
 

@@ -287,7 +287,8 @@ def counts(ws: Workspace) -> dict[str, int]:
 def test_a_killed_run_leaves_an_unfinished_journal_that_runs_lists(ws: Workspace, marker: str) -> None:
     run_dir = crash_mid_step(ws, marker)
     records = journal_records(run_dir)  # every line whole
-    assert records[-1]["event"] == "step.started" and records[-1]["step"] == "second"
+    assert [r["event"] for r in records[-2:]] == ["step.started", "step.process"]  # the command's group, too
+    assert records[-1]["step"] == "second" and records[-1]["host"] is None
     assert "unfinished" in ws.run("runs").out
 
 
@@ -320,7 +321,7 @@ def test_resume_without_a_terminal_asks_for_a_decision_about_the_interrupted_ste
     assert "step second was running when the engine stopped" in done.text
     assert "--rerun-interrupted" in done.text and "--skip-interrupted" in done.text
     assert counts(ws) == {"first": 1, "second": 1, "third": 0}
-    assert journal_records(run_dir)[-1]["event"] == "step.started"  # untouched: still resumable
+    assert journal_records(run_dir)[-1]["event"] == "step.process"  # untouched: still resumable
     assert ws.run("resume", run_dir, "--skip-interrupted").code == 0  # following the advice works
 
 

@@ -19,9 +19,13 @@ pytestmark = pytest.mark.integration
 class Chunks:
     def __init__(self) -> None:
         self.seen: list[tuple[str, bytes]] = []
+        self.groups: list[int] = []
 
     def output(self, stream: str, data: bytes, host: str | None) -> None:
         self.seen.append((stream, data))
+
+    def process_started(self, pgid: int, host: str | None) -> None:
+        self.groups.append(pgid)
 
     def text(self, stream: str) -> str:
         return b"".join(d for s, d in self.seen if s == stream).decode()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import getpass
 import json
+import shutil
 import signal
+import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -260,3 +263,104 @@ def test_times_after_a_resume_are_wall_time_since_the_run_started(ws: Workspace,
     assert datetime.fromtimestamp(wall(records[0]) + recovered_at, tz=timezone.utc).strftime("%H:%M:%S") in line
     assert started_steps(records).count("probe") == 1
     assert resumed(complete_journal(run_dir))["downtime"] >= 2.5
+
+
+# -- commands the killed engine left running ------------------------------------------------------------------
+
+
+def killed_mid_step(ws: Workspace, run: str, *, idempotent: bool = False, env: dict[str, str] | None = None,
+                    head: str = "", target: str = "", started: Callable[[], bool] | None = None) -> Path:
+    """SIGKILL a real `runbook run` while step `work` runs `run` (which touches
+    work.started first, unless `started` says how to tell); the command keeps running."""
+    where = f"    target: {target}\n" if target else ""
+    ws.write("live.yaml", runbook_text(
+        f"remediation:\n  - id: work\n    run: {json.dumps(run)}\n    idempotent: {str(idempotent).lower()}\n"
+        f"{where}  - {{id: after, run: 'echo ran >> {ws.root}/after.count'}}\n", id="orphans", head=head))
+    proc = ws.start("run", "live.yaml", env=env)
+    begun = started or (lambda: (ws.root / "work.started").exists())
+    try:
+        wait_for(lambda: begun() or proc.poll() is not None, what="the work step")
+        assert proc.poll() is None, collected(proc).text
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        stop(proc)
+    return ws.only_run()
+
+
+def test_a_command_left_running_by_a_killed_engine_is_found_and_never_started_twice(
+        ws: Workspace, marker: str) -> None:
+    from livekit import live_processes_with
+
+    run_dir = killed_mid_step(ws, f"echo ran >> {ws.root}/work.count; touch {ws.root}/work.started; "
+                                  f"sleep {marker}", idempotent=True)
+    [group] = events(journal_records(run_dir), "step.process")
+    assert (group["step"], group["host"]) == ("work", None) and live_processes_with(marker)
+    done = ws.run("resume", run_dir)  # idempotent, so it would run again: not while the first copy runs
+    assert done.code == 2, done.text
+    assert (f"step work is still running (process group {group['pgid']} on this machine, started by the "
+            "earlier attempt): pass --wait-running to wait for it to end, or --stop-running") in done.err
+    assert (ws.root / "work.count").read_text() == "ran\n"
+    ws.write("live.yaml", (ws.root / "live.yaml").read_text().replace(f"sleep {marker}", "true"))
+    done = ws.run("resume", run_dir, "--stop-running")
+    assert done.code == 0, done.text
+    assert live_processes_with(marker) == []  # the whole group was stopped before the step ran again
+    assert f"stopping step work: process group {group['pgid']} on this machine" in done.out
+    note = resumed(complete_journal(run_dir))
+    assert note["leftovers"] == [{"step": "work", "pgid": group["pgid"], "host": None, "action": "stop"}]
+    assert (ws.root / "work.count").read_text() == "ran\nran\n"
+
+
+def test_resume_can_wait_for_a_command_left_running_to_end(ws: Workspace) -> None:
+    run_dir = killed_mid_step(ws, f"touch {ws.root}/work.started; echo start >> {ws.root}/order.txt; sleep 3; "
+                                  f"echo end >> {ws.root}/order.txt")
+    done = ws.run("resume", run_dir, "--wait-running", "--rerun-interrupted")
+    assert done.code == 0, done.text
+    assert "waiting for step work to end" in done.out
+    # The first copy ended before the second started: never two at once.
+    assert (ws.root / "order.txt").read_text().split() == ["start", "end", "start", "end"]
+    assert resumed(complete_journal(run_dir))["leftovers"][0]["action"] == "wait"
+
+
+def test_a_command_is_found_by_its_marks_even_if_its_group_never_reached_the_journal(
+        ws: Workspace, marker: str) -> None:
+    """The window between the spawn and the journal line: the environment marks close it."""
+    from livekit import live_processes_with
+
+    run_dir = killed_mid_step(ws, f"touch {ws.root}/work.started; sleep {marker}")
+    journal = run_dir / "journal.jsonl"
+    journal.write_text("".join(line + "\n" for line in journal.read_text().splitlines()
+                               if '"step.process"' not in line))
+    done = ws.run("resume", run_dir, "--skip-interrupted")
+    assert done.code == 2 and "step work is still running (process group" in done.err, done.text
+    done = ws.run("resume", run_dir, "--skip-interrupted", "--stop-running")
+    assert done.code == 0, done.text
+    assert live_processes_with(marker) == []
+
+
+def test_an_ssh_command_left_running_is_found_and_stopped_over_ssh(ws: Workspace, marker: str, cluster: Any,
+                                                                  ssh_env: Path) -> None:
+    from sshd import remote_alive, target_yaml
+
+    host = cluster.hosts[0]
+    env = {"HOME": str(ssh_env), "RUNBOOK_KNOWN_HOSTS": str(cluster.directory / "known_hosts")}
+    gate = Path(tempfile.mkdtemp(prefix="resume-ssh-"))  # the remote account cannot read the workspace
+    gate.chmod(0o777)
+    try:
+        run_dir = killed_mid_step(ws, f"if [ ! -e {gate}/resumed ]; then sleep {marker}; fi", env=env,
+                                  head=f"targets: {{box: {target_yaml(cluster, [host])}}}\n", target="box",
+                                  started=lambda: remote_alive(marker))
+        [group] = events(journal_records(run_dir), "step.process")
+        assert group["host"] == host and remote_alive(marker)
+        done = ws.run("resume", run_dir, "--rerun-interrupted", env=env)
+        assert done.code == 2, done.text
+        assert f"step work is still running (process group {group['pgid']} on {host}" in done.err
+        (gate / "resumed").touch()
+        done = ws.run("resume", run_dir, "--rerun-interrupted", "--stop-running", env=env)
+    finally:
+        shutil.rmtree(gate, ignore_errors=True)
+    assert done.code == 0, done.text
+    assert not remote_alive(marker)
+    assert resumed(complete_journal(run_dir))["leftovers"] == [
+        {"step": "work", "pgid": group["pgid"], "host": host, "action": "stop"}]
