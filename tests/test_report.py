@@ -105,7 +105,8 @@ def test_killed_run_report_says_where_it_stopped(crashed: dict[str, Path]) -> No
     report = build_report(crashed["killed"])
     stop = report.timeline.stop
     assert stop is not None and not report.complete and report.status_text == "incomplete"
-    assert stop.steps == ["slow"] and stop.phase == "remediation" and stop.last_event == "step.started"
+    # the last record is the group of the step's command, written as it started
+    assert stop.steps == ["slow"] and stop.phase == "remediation" and stop.last_event == "step.process"
     assert "during step slow" in stop.describe() and "did not finish" in stop.describe()
     slow = report.timeline.bar("slow")
     assert slow is not None and slow.end is None and slow.status == "running"
@@ -129,7 +130,7 @@ def test_review_of_a_killed_run_asks_what_happened_after(crashed: dict[str, Path
 def test_resumed_run_shows_the_cut_off_step_as_interrupted(crashed: dict[str, Path], tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(crashed["killed"], run)
-    done = runbook("resume", run, "--skip-interrupted", "--non-interactive", "--yes", "-q",
+    done = runbook("resume", run, "--skip-interrupted", "--stop-running", "--non-interactive", "--yes", "-q",
                    "--runs-dir", tmp_path / "runs")
     assert done.returncode == 0, done.stderr
     report = build_report(run)
