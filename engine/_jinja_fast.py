@@ -178,8 +178,8 @@ def compile_expression(env: Any, source: str) -> Fn | None:
         return None
 
 
-def compile_template(env: Any, source: str) -> Fn | None:
-    """A closure rendering a template made only of text and simple `{{ }}`, or None."""
+def compile_parts(env: Any, source: str) -> list[str | Fn] | None:
+    """A template made only of text and simple `{{ }}`, as text and closures; or None."""
     try:
         tree = env.parse(source)
     except Exception:
@@ -195,4 +195,10 @@ def compile_template(env: Any, source: str) -> Fn | None:
                 parts.append(child.data if isinstance(child, nodes.TemplateData) else compiler.expr(child))
     except _Decline:
         return None
-    return joined(parts, env.finalize or (lambda v: v))
+    return parts
+
+
+def compile_template(env: Any, source: str) -> Fn | None:
+    """A closure rendering a template made only of text and simple `{{ }}`, or None."""
+    parts = compile_parts(env, source)
+    return None if parts is None else joined(parts, env.finalize or (lambda v: v))

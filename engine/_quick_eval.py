@@ -232,16 +232,21 @@ def compile_expression(text: str, evaluator: _Evaluator) -> Fn | None:
         return None
 
 
-def compile_template(text: str, evaluator: _Evaluator,
-                     finalize: Callable[[Any], Any]) -> Callable[[Mapping[str, Any]], str] | None:
+def compile_parts(text: str, evaluator: _Evaluator) -> list[str | Fn] | None:
+    """The template as text and compiled expressions, in order; None if Jinja must decide."""
     try:
         parsed = _parse_template(text)
         if parsed is None:
             return None
-        parts = [p if isinstance(p, str) else evaluator.build(p) for p in parsed]
+        return [p if isinstance(p, str) else evaluator.build(p) for p in parsed]
     except (_GiveUp, RecursionError, KeyError):
         return None
-    return joined(parts, finalize)
+
+
+def compile_template(text: str, evaluator: _Evaluator,
+                     finalize: Callable[[Any], Any]) -> Callable[[Mapping[str, Any]], str] | None:
+    parts = compile_parts(text, evaluator)
+    return None if parts is None else joined(parts, finalize)
 
 
 def joined(parts: list[Any], finalize: Callable[[Any], Any]) -> Callable[[Mapping[str, Any]], str]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from . import _limits
+from . import _limits, _shell
 from .errors import TemplateError
 
 
@@ -179,12 +179,25 @@ FILTERS: dict[str, Callable[..., Any]] = {
 TESTS: dict[str, Callable[..., bool]] = {"search": _test_search, "match": _test_match}
 
 
-def _finalize_shell(value: Any) -> Any:
-    if isinstance(value, (Raw, Placeholder)):
+_shell_values = threading.local()  # the values of a shell render on Jinja's own path
+
+
+def _mark(value: Any) -> Any:
+    """The shell environment's finalize: a value becomes a slot in the command's
+    skeleton (see _shell); raw text stays, and is read as shell text around the slots."""
+    if isinstance(value, Raw):
         return value
+    _shell_values.current.append(value)
+    return _shell.MARK
+
+
+def _shell_text(value: Any) -> tuple[str, bool]:
+    """A value as text for the command, and whether it goes in as it is (not escaped)."""
+    if isinstance(value, Placeholder):
+        return str.__str__(value), True
     if value is None:
-        return "''"
-    return shlex.quote(value if isinstance(value, str) else _plain(value))
+        return "", False
+    return (value if isinstance(value, str) else _plain(value)), False
 
 
 def _plain(value: Any) -> str:
@@ -239,7 +252,7 @@ def environment(shell: bool = False) -> Any:
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
-        finalize=_finalize_shell if shell else _finalize_text,
+        finalize=_mark if shell else _finalize_text,
     )
     env.filters.update(FILTERS)
     env.filters.update(_limits.bounded_filters(env.filters))
@@ -307,20 +320,84 @@ def _quick() -> Any:
 def _compiled(text: str, shell: bool) -> Callable[[Mapping[str, Any]], str]:
     """A renderer: the quick path (no Jinja at all) when the template is simple enough,
     else a closure over Jinja's parse tree, else Jinja itself."""
-    from ._jinja_fast import compile_template
-    from ._quick_eval import compile_template as quick_template
+    return renderer(text, shell)
 
-    quick = quick_template(text, _quick(), _finalize_shell if shell else _finalize_text)
-    if quick is not None:
-        return quick
+
+def renderer(text: str, shell: bool, tier: str | None = None) -> Callable[[Mapping[str, Any]], str]:
+    """The renderer of the first tier that takes `text` (or of `tier`: quick, fast,
+    jinja; tests compare them). Every tier's output goes through the same finish:
+    text as Jinja finalizes it, or a shell command with each value escaped for its place."""
+    from ._jinja_fast import compile_parts
+    from ._quick_eval import compile_parts as quick_parts
+    from ._quick_eval import joined
+
+    parts = quick_parts(text, _quick()) if tier in (None, "quick") else None
+    if parts is None and tier in (None, "fast"):
+        with _lock:
+            parts = compile_parts(environment(False), text)
+    if parts is not None:
+        return _shell_renderer(parts, text) if shell else joined(parts, _finalize_text)
+    if tier not in (None, "jinja"):
+        raise ValueError(f"the {tier} tier does not take {text!r}")
     with _lock:
-        env = environment(shell)
-        fast = compile_template(env, text)
-        if fast is not None:
-            return fast
-        template = env.from_string(text)
+        template = environment(shell).from_string(text)
     # Jinja's own path can loop: it runs under the deadline, its output within MAX_SIZE.
-    return _limits.guarded(lambda ctx: _limits.joined(template.generate(ctx)))
+    if not shell:
+        return _limits.guarded(lambda ctx: _limits.joined(template.generate(ctx)))
+    return _limits.guarded(lambda ctx: _jinja_shell(template, ctx, text))
+
+
+def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]], str]:
+    """A shell command from compiled parts: the skeleton (text and raw values) with a
+    slot for every other value, filled in by _shell.fill."""
+    mark = _shell.MARK
+
+    def render(c: Mapping[str, Any]) -> str:
+        skeleton: list[str] = []
+        values: list[tuple[str, bool]] = []
+        for part in parts:
+            if isinstance(part, str):
+                skeleton.append(part)
+                continue
+            value = part(c)
+            if isinstance(value, Raw):
+                skeleton.append(value)
+            else:
+                skeleton.append(mark)
+                values.append(_shell_text(value))
+        return _fill("".join(skeleton), values, text)
+
+    return render
+
+
+def _jinja_shell(template: Any, ctx: Mapping[str, Any], text: str) -> str:
+    collected: list[Any] = []
+    _shell_values.current = collected
+    try:
+        skeleton = _limits.joined(template.generate(ctx))
+    finally:
+        _shell_values.current = None
+    return _fill(skeleton, [_shell_text(v) for v in collected], text)
+
+
+def _fill(skeleton: str, values: list[tuple[str, bool]], text: str) -> str:
+    if not values and _shell.MARK not in skeleton:
+        return skeleton
+    try:
+        return _shell.fill(skeleton, values)
+    except _shell.Unsafe as exc:
+        if exc.index is None:
+            raise
+        names = _expression_names(text)
+        name = names[exc.index] if exc.index < len(names) else f"value {exc.index + 1} of the command"
+        raise _shell.Unsafe(f"{name} {exc}") from None
+
+
+@lru_cache(maxsize=1024)
+def _expression_names(text: str) -> list[str]:
+    """`{{ … }}` of each value, in order, for messages (when the template has no loops)."""
+    found = [f"{{{{ {m.strip()} }}}}" for m in re.findall(r"\{\{-?(.*?)-?\}\}", text, re.DOTALL)]
+    return found if "{%" not in text else []
 
 
 @lru_cache(maxsize=4096)
@@ -408,6 +485,8 @@ def _explain(exc: Exception) -> str:
         return f"refused by the sandbox: {exc}"
     if name in ("TemplateSyntaxError", "TemplateAssertionError"):
         return f"template syntax error: {exc}"
+    if name == "Unsafe":
+        return f"unsafe in the shell command: {exc}"
     if name == "LimitError":
         return f"too costly to evaluate: {exc}"
     if name == "Interrupted":

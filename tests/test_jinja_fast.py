@@ -69,8 +69,7 @@ FAILING = [
 
 
 def _jinja_render(text: str, shell: bool) -> str:
-    env = templating.environment(shell)
-    return str(env.from_string(text).render(CONTEXT))
+    return templating.renderer(text, shell, tier="jinja")(CONTEXT)
 
 
 @pytest.mark.parametrize("shell", [False, True])
@@ -81,10 +80,8 @@ def test_rendering_agrees_with_jinja_whichever_path_is_taken(text: str, shell: b
 
 @pytest.mark.parametrize("text", [t for t in TEMPLATES if "replace(" not in t])
 def test_simple_templates_take_the_fast_path(text: str) -> None:
-    env = templating.environment(True)
-    fast = compile_template(env, text)
-    assert fast is not None
-    assert fast(CONTEXT) == _jinja_render(text, True)
+    assert compile_template(templating.environment(False), text) is not None
+    assert templating.renderer(text, True, tier="fast")(CONTEXT) == _jinja_render(text, True)
 
 
 def test_filters_that_need_the_context_are_left_to_jinja() -> None:
@@ -102,13 +99,12 @@ def test_fast_expression_evaluates_exactly_like_jinja(text: str) -> None:
 
 @pytest.mark.parametrize("text", FAILING)
 def test_fast_template_fails_where_jinja_fails(text: str) -> None:
-    env = templating.environment(True)
-    fast = compile_template(env, text)
+    fast = compile_template(templating.environment(False), text)
     with pytest.raises(Exception) as slow_error:
         _jinja_render(text, True)
     if fast is not None:
         with pytest.raises(Exception) as fast_error:
-            fast(CONTEXT)
+            templating.renderer(text, True, tier="fast")(CONTEXT)
         assert type(fast_error.value) is type(slow_error.value)
 
 

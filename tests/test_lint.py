@@ -30,6 +30,7 @@ SEVERITY = {
     "RB106": ERROR, "RB107": ERROR, "RB108": ERROR, "RB109": WARNING, "RB110": ERROR,
     "RB111": WARNING, "RB112": WARNING, "RB113": ERROR, "RB114": WARNING, "RB115": ERROR,
     "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR, "RB120": ERROR,
+    "RB140": WARNING,
     "RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
     "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR,
 }
@@ -578,6 +579,27 @@ CASES = [
           - {id: a, manual: "{{ ''.‸__class__.‸__mro__ }}", expect: "inputs.x.‸__len__() > 0"}
           - {id: b, manual: "{{ inputs['‸_secret'] }}"}
         """), message="private attribute"),
+    # -- RB140 template-in-shell-quotes ----------------------------------------------------------
+    Case("RB140", "values left unquoted, numbers and raw text in quotes, env vars in quotes", runbook("""
+        inputs: {x: {type: string}}
+        detection:
+          - id: a
+            run: |
+              echo {{ inputs.x }} "{{ inputs.x | int }}" '{{ inputs.x | raw }}'
+              sh -c 'echo "$X"'
+            env: {X: "{{ inputs.x }}"}
+        """)),
+    Case("RB140", "inside quotes, a heredoc, a comment and a nested shell", runbook("""
+        inputs: {x: {type: string}}
+        detection:
+          - id: a
+            run: |
+              echo "v=‸{{ inputs.x }}" 'w=‸{{ inputs.x }}'
+              cat <<EOF
+              ‸{{ inputs.x }}
+              EOF
+              sh -c "echo ‸{{ inputs.x }}"  # ‸{{ inputs.x }}
+        """), message="{{ inputs.x }}"),
 ]
 
 

@@ -181,11 +181,9 @@ def test_simple_expressions_take_the_quick_path(text: str) -> None:
     "a{{ 'x' if inputs.flag else '' }}b", "{{ inputs.evil | quote }}",
 ])
 def test_quick_rendering_agrees_with_jinja(text: str, shell: bool) -> None:
-    env = templating.environment(shell)
-    finalize = templating._finalize_shell if shell else templating._finalize_text
-    compiled = quick.compile_template(text, templating._quick(), finalize)
-    assert compiled is not None
-    assert compiled(CONTEXT) == env.from_string(text).render(CONTEXT)
+    assert quick.compile_parts(text, templating._quick()) is not None
+    assert templating.renderer(text, shell, tier="quick")(CONTEXT) == \
+        templating.renderer(text, shell, tier="jinja")(CONTEXT)
 
 
 @pytest.mark.parametrize("obj", [{"a": 1}, [1], {1}, deque([1]), "s", 1, str, (x for x in ()), None])
