@@ -49,11 +49,22 @@ def fingerprint(data: bytes) -> str:
 
 
 def file_fingerprint(path: str) -> str | None:
+    """The fingerprint of a regular file's bytes; None for anything else (never blocks on a FIFO)."""
+    import stat
+
     try:
-        with open(path, "rb") as handle:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
             return fingerprint(handle.read())
     except OSError:
         return None
+    finally:
+        os.close(fd)
 
 
 def salt(extra: Iterable[str] = ()) -> str:

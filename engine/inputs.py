@@ -7,7 +7,6 @@ anything runs.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,16 +99,7 @@ def _structure(kind: str, value: Any) -> Any:
 
 
 def check_constraints(spec: Input, value: Any) -> str | None:
-    if spec.choices is not None and value not in spec.choices:
-        return f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}"
-    if spec.pattern is not None and isinstance(value, str) and not re.fullmatch(spec.pattern, value):
-        return f"must match {spec.pattern}, got {value!r}"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if spec.minimum is not None and value < spec.minimum:
-            return f"must be at least {spec.minimum}, got {value}"
-        if spec.maximum is not None and value > spec.maximum:
-            return f"must be at most {spec.maximum}, got {value}"
-    return None
+    return spec.violation(value)
 
 
 def resolve(

@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from functools import cached_property
-from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import cache, templating
+from . import templating
 from .diagnostics import Diagnostic, Severity
 from .loader import Document
 from .model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, Runbook, RunSpec, SetSpec, Step
@@ -263,6 +262,8 @@ class RunbookCheck:
 def lint_runbook(doc: Document, runbook: Runbook, *,
                  inventory_groups: frozenset[str] | None = None) -> list[Diagnostic]:
     """Run every runbook rule; findings positioned in `doc`."""
+    from . import _include_rules, _value_rules  # noqa: F401  (register their rules)
+
     check = RunbookCheck(doc, runbook, inventory_groups)
     return _run_rules("runbook", check, doc)
 
@@ -541,20 +542,6 @@ def _unknown_filters(c: RunbookCheck) -> Iterator[Finding]:
                           at=f.spot(name, prefix=r"\bis\s+(?:not\s+)?"))
 
 
-@rule("RB119", "missing-include", ERROR,
-      "An included runbook that does not exist fails the run when the step is reached.")
-def _missing_include(c: RunbookCheck) -> Iterator[Finding]:
-    base = Path(c.runbook.file).parent
-    for step in c.runbook.steps(rollbacks=True):
-        if isinstance(step.spec, IncludeSpec):
-            cache.note(base / step.spec.runbook)
-        if isinstance(step.spec, IncludeSpec) and not (base / step.spec.runbook).is_file():
-            path: DataPath = (*step.path, "include")
-            if c.doc.source.node((*path, "runbook")) is not None:
-                path = (*path, "runbook")  # `include: {runbook: ...}`: point at the path
-            yield Finding(path, f"included runbook '{step.spec.runbook}' does not exist")
-
-
 @rule("RB120", "private-attribute", ERROR,
       "Templates cannot reach Python internals (`__class__`, `_private`): the sandbox refuses them at run time.")
 def _private_attributes(c: RunbookCheck) -> Iterator[Finding]:
@@ -629,7 +616,7 @@ def _did_you_mean(word: str, options: Any) -> str:
 
 def describe_rules() -> list[dict[str, str]]:
     """Rule table for docs and `runbook rules`."""
-    from . import _scenario_rules  # noqa: F401  (registers the scenario rules)
+    from . import _include_rules, _scenario_rules, _value_rules  # noqa: F401  (register their rules)
 
     return [
         {"id": r.id, "name": r.name, "severity": r.severity.value, "applies_to": r.kind,

@@ -6,11 +6,12 @@ Every step keeps its JSON path so a problem found later can still be positioned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from .duration import parse_duration
+from .duration import MAX_SECONDS, parse_duration
 from .loader import Document, SourceMap
 
 PHASES = ("detection", "triage", "remediation", "recovery")
@@ -53,6 +54,43 @@ class Input(NamedTuple):
     @property
     def required(self) -> bool:
         return self.default is MISSING
+
+    def violation(self, value: Any) -> str | None:
+        """Why `value` (already of the input's type) breaks choices, pattern, minimum or
+        maximum; None when it does not."""
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+        if self.pattern is not None and isinstance(value, str):
+            try:
+                matched = re.fullmatch(self.pattern, value)
+            except re.error as exc:
+                return f"cannot be checked: its pattern is not a valid regular expression ({exc})"
+            if not matched:
+                return f"must match {self.pattern}, got {value!r}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                return f"must be at least {self.minimum}, got {value}"
+            if self.maximum is not None and value > self.maximum:
+                return f"must be at most {self.maximum}, got {value}"
+        return None
+
+    def wrong_type(self, value: Any) -> str | None:
+        """Why a value as written in YAML (a default) is not of the input's type; None if it is."""
+        if value is None or _TYPES[self.type](value):
+            return None
+        return f"is not {_TYPE_WORDS[self.type]}: {value!r}"
+
+
+_TYPES: Mapping[str, Any] = MappingProxyType({
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list),
+    "map": lambda v: isinstance(v, dict),
+})
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number",
+               "boolean": "true or false", "list": "a list", "map": "a mapping"}
 
 
 class Target(NamedTuple):
@@ -282,6 +320,54 @@ def _rollback_steps(step: Step) -> Iterator[Step]:
     for undo in step.rollback:
         yield undo
         yield from _rollback_steps(undo)
+
+
+def _step_durations(step: Step) -> Iterator[tuple[Path, float | None]]:
+    p = step.path
+    yield (*p, "timeout"), step.timeout
+    yield (*p, "every"), step.every
+    if isinstance(step.spec, WaitSpec):
+        yield (*p, "wait"), step.spec.seconds
+    if step.retries is not None:
+        yield (*p, "retries", "delay"), step.retries.delay
+        yield (*p, "retries", "max_delay"), step.retries.max_delay
+
+
+def durations(rb: Runbook) -> Iterator[tuple[Path, float | None]]:
+    """Every duration of a runbook with the data path it was written at."""
+    yield from _runbook_durations(rb)
+    for step in rb.steps(rollbacks=True):
+        yield from _step_durations(step)
+
+
+def _runbook_durations(rb: Runbook) -> Iterator[tuple[Path, float | None]]:
+    yield ("timeout",), rb.timeout
+    yield ("defaults", "timeout"), rb.defaults.timeout
+    if rb.defaults.retries is not None:
+        yield ("defaults", "retries", "delay"), rb.defaults.retries.delay
+        yield ("defaults", "retries", "max_delay"), rb.defaults.retries.max_delay
+    for name, target in rb.targets.items():
+        yield ("targets", name, "connect_timeout"), target.connect_timeout
+    for escalation in rb.escalation:
+        yield ("escalation", escalation.number, "after"), escalation.after
+    if rb.updates is not None:
+        yield ("updates", "every"), rb.updates.every
+
+
+def too_long(rb: Runbook) -> list[Path]:
+    """Where the runbook gives a duration longer than duration.MAX_SECONDS (lint reports them;
+    the runner refuses to start a runbook built without that check)."""
+    if not any(_step_too_long(step) for step in rb.steps(rollbacks=True)) and \
+            all((s or 0.0) <= MAX_SECONDS for _, s in _runbook_durations(rb)):
+        return []  # the usual case, without building every path
+    return [path for path, seconds in durations(rb) if seconds is not None and seconds > MAX_SECONDS]
+
+
+def _step_too_long(step: Step, limit: float = MAX_SECONDS) -> bool:
+    retries = step.retries
+    return ((step.timeout or 0.0) > limit or (step.every or 0.0) > limit
+            or (retries is not None and max(retries.delay, retries.max_delay or 0.0) > limit)
+            or (isinstance(step.spec, WaitSpec) and step.spec.seconds > limit))
 
 
 # -- building from validated data -------------------------------------------------------

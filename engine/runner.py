@@ -19,7 +19,8 @@ from typing import Any
 from . import __version__, templating
 from ._step import Attempt, StepDriver, StepStop
 from .clock import Clock
-from .errors import EngineError, JournalError, TemplateError
+from .duration import MAX_TEXT
+from .errors import EngineError, JournalError, RunbookError, TemplateError
 from .events import (
     EventBus,
     NotifySent,
@@ -37,7 +38,7 @@ from .executors.base import Cancel, Executor, Invocation
 from .executors.notify import Notifier
 from .executors.prompts import Prompter
 from .masking import Masker
-from .model import IncludeSpec, Phase, Runbook, Step
+from .model import IncludeSpec, Phase, Runbook, Step, too_long
 from .recovery import PhaseMark
 from .state import Incident, RunState, StepRecord, priority_of
 
@@ -131,6 +132,10 @@ class Runner:
         self.resume = resume
         self.cancel = cancel or Cancel()
         self.hard_stop = False
+        # Set on the runner of an included runbook: where includes may lead (the started
+        # runbook's tree) and the files already running, so a cycle stops instead of recursing.
+        self.include_roots: tuple[Path, ...] = ()
+        self.include_chain: tuple[Path, ...] = ()
         self.stop_reason = "interrupted"  # what the journal says ended an aborted run (Ctrl-C, SIGTERM)
         ago = resume.started_ago if resume is not None and not prefix else 0.0
         self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now() - ago)
@@ -207,6 +212,9 @@ class Runner:
         return result
 
     def _phases(self, times: dict[str, float]) -> StepStop | None:
+        long = too_long(self.runbook)
+        if long:  # built without validation (RB135): no clock takes a 400-digit timeout
+            raise RunbookError(f"{self.runbook.where(long[0])}: duration is longer than the {MAX_TEXT} maximum")
         for phase in self.runbook.phases:
             if self.resume is not None and self.resume.phase_done(phase):
                 self._restore_phase(phase, times)
@@ -474,7 +482,16 @@ class Runner:
         loader = self.services.load_runbook
         if loader is None:
             return Attempt(False, "include is not available in this mode")
-        path = (Path(self.runbook.file).parent / spec.runbook).resolve()
+        from . import includes
+
+        roots = self.include_roots or includes.roots(self.runbook.file)
+        chain = self.include_chain or (Path(os.path.realpath(self.runbook.file)),)
+        path = includes.target(self.runbook.file, spec.runbook)
+        if not includes.inside(path, roots):
+            return Attempt(False, includes.outside_message(spec.runbook, roots))
+        if path in chain or len(chain) > includes.MAX_DEPTH:
+            return Attempt(False, f"include '{spec.runbook}' would run a runbook that is already running "
+                                  "(an include cycle)")
         ctx = self.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
         inputs = {k: templating.render_value(v, ctx, where=self.where(step, "include", "inputs", k))
                   for k, v in spec.inputs.items()}
@@ -488,6 +505,7 @@ class Runner:
         child = Runner(child_book, resolved.values, services=self.services, bus=self.bus, clock=self.clock,
                        run_id=self.state.run_id, mode=self.mode, masker=self.masker,
                        rollback_on_abort=self.rollback_on_abort, prefix=f"{sid}/", cancel=self.cancel)
+        child.include_roots, child.include_chain = roots, (*chain, path)
         result = child.run()
         ok = result.outcome in ("resolved", "not_confirmed")
         outputs = {"outcome": result.outcome, "reason": result.reason}

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import cache, schema
+from . import cache, includes, schema
 from ._validator import Issue
 from .diagnostics import Diagnostic, Report, Severity, caret_line, printable
 from .errors import EngineError, UsageError
@@ -177,34 +177,9 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
                                    runbook_exists=target.exists, runbook_kind=target.wrong_kind)
 
 
-class _RunbookRef(NamedTuple):
-    model: Runbook | None
-    errors: int
-    exists: bool
-    wrong_kind: str | None = None
-
-
-_RUNBOOKS: dict[Path, _RunbookRef] = {}
-
-
-def _scenario_runbook(path: Path, options: Options) -> _RunbookRef:
-    """The runbook a scenario names, loaded once per process however many name it."""
-    if path not in _RUNBOOKS:
-        if not path.is_file():
-            _RUNBOOKS[path] = _RunbookRef(None, 0, False)
-        else:
-            try:
-                doc = load_file(path, options.limits)
-            except LoadError:
-                _RUNBOOKS[path] = _RunbookRef(None, 1, True)
-            else:
-                errors = [d for d in [*doc.problems, *schema.validate(doc)] if d.is_error]
-                ok = not errors and doc.kind == "runbook"
-                _RUNBOOKS[path] = _RunbookRef(
-                    build_runbook(doc) if ok else None, len(errors) or (0 if ok else 1), True,
-                    doc.kind if doc.kind != "runbook" else None,
-                )
-    return _RUNBOOKS[path]
+def _scenario_runbook(path: Path, options: Options) -> includes.Referenced:
+    """The runbook a scenario names, read once per process however many name it."""
+    return includes.referenced(path, options.limits)
 
 
 # A top-level value the model cannot do without is replaced rather than cut, so a bad
@@ -327,7 +302,7 @@ def check_file(path: str, options: Options = DEFAULT_OPTIONS) -> Checked:
 def validate_paths(paths: Iterable[str | os.PathLike[str]], options: Options = DEFAULT_OPTIONS) -> Report:
     """Validate every runbook and scenario under `paths`; UsageError for missing paths."""
     files, skipped = find(paths)
-    _RUNBOOKS.clear()  # files may have changed since an earlier call in this process
+    includes.forget()  # files may have changed since an earlier call in this process
     report = Report(files=files, diagnostics=[_skipped(path, kind) for path, kind in skipped])
     store = _open_cache(options, len(files))
     todo, contents = _cached(files, store, report) if store is not None else (files, {})
@@ -357,7 +332,8 @@ _CACHE_MIN_FILES = 16
 def _open_cache(options: Options, count: int) -> cache.ValidationCache | None:
     if count < _CACHE_MIN_FILES or not cache.enabled(options.cache):
         return None
-    extra = [f"groups {sorted(options.inventory_groups or ())}", f"limits {options.limits}"]
+    extra = [f"groups {sorted(options.inventory_groups or ())}", f"limits {options.limits}",
+             f"includes {os.environ.get(includes.ENV, '')}"]
     return cache.ValidationCache(cache.default_directory(), cache.salt(extra))
 
 

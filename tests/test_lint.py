@@ -31,6 +31,8 @@ SEVERITY = {
     "RB111": WARNING, "RB112": WARNING, "RB113": ERROR, "RB114": WARNING, "RB115": ERROR,
     "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR, "RB120": ERROR,
     "RB140": WARNING,
+    "RB130": ERROR, "RB131": ERROR, "RB132": ERROR, "RB133": ERROR, "RB134": ERROR, "RB135": ERROR,
+    "RB136": ERROR, "RB137": ERROR, "RB138": ERROR,
     "RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
     "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR,
 }
@@ -600,6 +602,133 @@ CASES = [
               EOF
               sh -c "echo ‸{{ inputs.x }}"  # ‸{{ inputs.x }}
         """), message="{{ inputs.x }}"),
+    # -- RB130 include-outside-tree -------------------------------------------------------------
+    Case("RB130", "includes in the runbook's directory and below", runbook("""
+        remediation:
+          - {id: a, include: sub/other.yaml}
+          - {id: b, include: ./sub/../sub/other.yaml}
+        """), files={"sub/other.yaml": HEADER}),
+    Case("RB130", "an absolute path and a path up out of the tree", runbook("""
+        remediation:
+          - {id: a, include: ‸/etc/passwd}
+          - {id: b, include: {runbook: ‸../elsewhere.yaml}}
+        """), message="leads outside the runbook's tree"),
+    # -- RB131 include-cycle --------------------------------------------------------------------
+    Case("RB131", "a diamond of includes is no cycle", runbook("""
+        remediation:
+          - {id: a, include: b.yaml}
+          - {id: b, include: c.yaml}
+        """), files={"b.yaml": HEADER + "detection:\n  - {id: x, include: d.yaml}\n",
+                     "c.yaml": HEADER + "detection:\n  - {id: x, include: d.yaml}\n", "d.yaml": HEADER}),
+    Case("RB131", "a self-include and a cycle through another runbook", runbook("""
+        remediation:
+          - {id: a, include: ‸runbook.yaml}
+          - {id: b, include: ‸b.yaml}
+        """), files={"b.yaml": HEADER + "detection:\n  - {id: x, include: ./runbook.yaml}\n"},
+         message="include '"),
+    # -- RB132 include-invalid ------------------------------------------------------------------
+    Case("RB132", "an include of a valid runbook", runbook("""
+        remediation:
+          - {id: a, include: ok.yaml}
+        """), files={"ok.yaml": HEADER}),
+    Case("RB132", "an include of a scenario, of an invalid runbook and of broken YAML", runbook("""
+        remediation:
+          - {id: a, include: ‸scenario.yaml}
+          - {id: b, include: ‸bad.yaml}
+          - {id: c, include: ‸broken.yaml}
+        """), files={"scenario.yaml": "kind: scenario\nversion: 1\nid: s\ntitle: S\nrunbook: runbook.yaml\n",
+                     "bad.yaml": HEADER + "detection: 3\n", "broken.yaml": "kind: runbook\ntitle: [\n"},
+         message="included file"),
+    # -- RB133 include-inputs -------------------------------------------------------------------
+    Case("RB133", "required inputs given; optional and environment inputs left out", runbook("""
+        remediation:
+          - {id: a, include: {runbook: sub.yaml, inputs: {host: "{{ run.id }}"}}}
+        """), files={"sub.yaml": HEADER + "inputs:\n  host: {type: string}\n  mount: {type: string, default: /}\n"
+                                          "  token: {type: string, env: TOKEN}\n"}),
+    Case("RB133", "an unknown input and a required input not given", runbook("""
+        remediation:
+          - {id: a, include: {runbook: ‸sub.yaml, inputs: {‸hots: db-1}}}
+        """), files={"sub.yaml": HEADER + "inputs:\n  host: {type: string}\n"}, message="included runbook 'demo'"),
+    # -- RB134 nul-byte -------------------------------------------------------------------------
+    Case("RB134", "a NUL escape in text nobody executes", runbook("""
+        detection:
+          - {id: a, manual: "press \\0 then Enter"}
+        """)),
+    Case("RB134", "a NUL byte in a command, an environment value and a URL", runbook("""
+        detection:
+          - {id: a, run: "echo a‸\\0b", env: {X: "1‸\\0"}, timeout: 5s}
+          - {id: b, http: {url: "http://127.0.0.1/‸\\0"}}
+        """), message="NUL byte"),
+    # -- RB135 duration-too-long ----------------------------------------------------------------
+    Case("RB135", "durations up to 30 days", runbook("""
+        timeout: 30d
+        detection:
+          - {id: a, run: "true", timeout: 720h, retries: {attempts: 2, delay: 1d}}
+        """)),
+    Case("RB135", "a 400-digit timeout, a long wait and a long escalation delay", runbook(f"""
+        escalation:
+          - {{after: ‸31d, notify: oncall}}
+        detection:
+          - {{id: a, run: "true", timeout: ‸{"9" * 400}s}}
+          - {{id: b, wait: ‸1000h}}
+        """), message="longer than the 30d maximum"),
+    # -- RB136 input-pattern --------------------------------------------------------------------
+    Case("RB136", "a valid pattern", runbook("""
+        inputs: {mount: {type: string, pattern: "/[A-Za-z0-9._/-]*", default: /var}}
+        """)),
+    Case("RB136", "patterns that are not regular expressions, at the faulty character", runbook("""
+        inputs:
+          a: {type: string, pattern: "x‸[a-"}
+          b: {type: string, pattern: "ab(?P<‸n"}
+        """), message="is not a valid regular expression"),
+    # -- RB137 input-default --------------------------------------------------------------------
+    Case("RB137", "defaults within their constraints, a null default, an unchecked pattern", runbook("""
+        inputs:
+          n: {type: integer, default: 50, minimum: 1, maximum: 100}
+          c: {type: string, default: b, choices: [a, b]}
+          p: {type: string, default: "42", pattern: "[0-9]+"}
+          o: {type: string, default: null, choices: [a]}
+          bad: {type: string, default: x, pattern: "[x-"}
+          l: {type: list, default: [a, b]}
+        """)),
+    Case("RB137", "defaults out of range, not a choice, not matching, of the wrong type", runbook("""
+        inputs:
+          n: {type: integer, default: ‸500, maximum: 100}
+          m: {type: number, default: ‸-1, minimum: 0}
+          c: {type: string, default: ‸zz, choices: [a, b]}
+          p: {type: string, default: ‸"abc", pattern: "[0-9]+"}
+          t: {type: integer, default: ‸ten}
+          b: {type: boolean, default: ‸"yes"}
+        """), message="the default of input"),
+    # -- RB138 answer-not-a-choice --------------------------------------------------------------
+    Case("RB138", "answers compared with their choices; other fields and refs", runbook("""
+        defaults: {timeout: 1m}
+        triage:
+          - id: assess
+            manual: What is it?
+            ask:
+              cause: {choices: [oom, crashed]}
+              note: {type: text}
+        remediation:
+          - {id: a, when: "steps.assess.answers.cause == 'oom'", run: "true"}
+          - {id: b, when: "steps.assess.answers.cause in ['oom', 'crashed']", run: "true"}
+          - {id: c, when: "steps.assess.answers.note == 'anything'", run: "true"}
+          - {id: d, when: "'crashed' != steps.assess.answers.cause", run: "true"}
+        """)),
+    Case("RB138", "==, !=, in and not in with values the question never offers", runbook("""
+        defaults: {timeout: 1m}
+        triage:
+          - id: assess
+            manual: What is it?
+            ask:
+              cause: {choices: [oom, crashed, config]}
+              n: {type: choice, choices: [1, 2]}
+        remediation:
+          - {id: a, when: "steps.assess.answers.cause == ‸'crashd'", run: "true"}
+          - {id: b, when: "steps.assess.answers['cause'] not in ['oom', ‸'disk']", run: "true"}
+          - {id: c, run: "echo {{ 'x' if steps.assess.answers.cause != ‸'OOM' else 'y' }}"}
+          - {id: d, when: "steps.assess.answers.n == ‸3 or ‸'crash' == steps.assess.answers.cause", run: "true"}
+        """), message="which is not one of its choices"),
 ]
 
 

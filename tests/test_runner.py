@@ -669,15 +669,20 @@ def test_a_failing_include_fails_the_parent_step(tmp_path: Path) -> None:
 
 
 def _run_with_loader(text: str, folder: Path, executor: ScriptedExecutor) -> tuple[RunResult, Recorder]:
+    """Run `text` as parent.yaml in `folder`, built without lint: validate refuses a bad include
+    (RB119, RB131-RB133), so these runs are the ones where the included file changed after
+    the parent was checked. Included runbooks are loaded (and validated) as in a live run."""
     from engine.clock import VirtualClock
     from engine.events import EventBus
     from engine.inputs import resolve
+    from engine.loader import load_file
+    from engine.model import build_runbook
     from engine.runner import Runner
     from engine.validation import load_runbook
 
     path = folder / "parent.yaml"
     path.write_text(text, encoding="utf-8")
-    book = load_runbook(path)
+    book = build_runbook(load_file(path))
     clock = VirtualClock()
     executor.clock = clock
     recorder = Recorder()
@@ -856,3 +861,29 @@ def test_redirect_decisions(follow: Any, old: str, new: str, decision: str) -> N
     from engine.executors.http import redirect_decision
 
     assert redirect_decision(follow, old, new) == decision
+
+
+def test_a_duration_too_long_for_any_clock_ends_the_run_cleanly_naming_its_place(tmp_path: Path) -> None:
+    """E8: a 400-digit timeout is a validate error (RB135); a runbook built without that check
+    fails at the start with the place, instead of an OverflowError in the executor."""
+    from engine.clock import VirtualClock
+    from engine.events import EventBus
+    from engine.loader import load_text
+    from engine.model import build_runbook
+    from engine.runner import Runner
+
+    text = runbook(f"""\
+        detection:
+          - {{id: a, run: "true", timeout: {'9' * 400}s}}
+        """)
+    book = build_runbook(load_text(text, "huge.yaml"))
+    executor = ScriptedExecutor({"*": "ok"})
+    clock = VirtualClock()
+    executor.clock = clock
+    recorder = Recorder()
+    services = Services(local=executor, http=executor, prompter=ScriptedPrompter(yes=True),
+                        notifier=Notifier(console=lambda _: None))
+    result = Runner(book, {}, services=services, bus=EventBus(clock, [recorder]), clock=clock, run_id="t").run()
+    assert result.outcome == "failed"
+    assert result.reason == "huge.yaml:7:35: duration is longer than the 30d maximum"
+    assert recorder.named("run.finished") and not executor.calls
