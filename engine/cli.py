@@ -96,9 +96,9 @@ def validate(paths: tuple[str, ...], fmt: str, output: str | None, strict: bool,
 
 
 @cli.command()
-@click.argument("kind", type=click.Choice(["runbook", "scenario"]))
+@click.argument("kind", type=click.Choice(["runbook", "scenario", "inventory"]))
 def schema(kind: str) -> None:
-    """Print the JSON Schema of a runbook or scenario file."""
+    """Print the JSON Schema of a runbook, scenario or inventory file."""
     from .schema import schema_path
 
     with open(schema_path(kind), encoding="utf-8") as handle:

@@ -215,7 +215,7 @@ STRUCTURAL_RULES: dict[str, tuple[str, str]] = {
     "RB000": ("io", "The file must be readable; an I/O error exits with status 2."),
     "RB001": ("yaml-syntax", "The file must be readable UTF-8 YAML."),
     "RB002": ("limits", "Size, nesting and alias limits keep hostile files from hurting the tool."),
-    "RB003": ("document-shape", "A file is one mapping with `kind: runbook` or `kind: scenario`."),
+    "RB003": ("document-shape", "A file is one mapping with `kind: runbook`, `kind: scenario` or `kind: inventory`."),
     "RB004": ("duplicate-key", "YAML silently keeps the last of duplicate keys; that hides mistakes."),
     "RB005": ("not-a-file", "A FIFO, socket or device named like a YAML file is skipped, never opened: "
                             "reading one could block forever (a warning)."),

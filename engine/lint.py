@@ -24,7 +24,7 @@ class Rule(NamedTuple):
     name: str
     severity: Severity
     rationale: str
-    kind: str  # "runbook" or "scenario"
+    kind: str  # "runbook", "scenario" or "inventory"
     check: Callable[[Any], Iterator[Finding]]
 
 
@@ -616,7 +616,7 @@ def _did_you_mean(word: str, options: Any) -> str:
 
 def describe_rules() -> list[dict[str, str]]:
     """Rule table for docs and `runbook rules`."""
-    from . import _include_rules, _scenario_rules, _value_rules  # noqa: F401  (register their rules)
+    from . import _include_rules, _inventory_rules, _scenario_rules, _value_rules  # noqa: F401  (register rules)
 
     return [
         {"id": r.id, "name": r.name, "severity": r.severity.value, "applies_to": r.kind,

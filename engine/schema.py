@@ -16,7 +16,7 @@ from .diagnostics import Diagnostic, Severity
 from .errors import UsageError
 from .loader import Document
 
-KINDS = ("runbook", "scenario")
+KINDS = ("runbook", "scenario", "inventory")
 
 # Stable rule ids for schema problems, by JSON Schema keyword.
 RULES = {
@@ -74,9 +74,9 @@ def validate(doc: Document) -> list[Diagnostic]:
 def _kind_problem(doc: Document) -> Diagnostic:
     raw = doc.data.get("kind")
     if raw is None:
-        return doc.diagnostic((), "missing `kind:`: expected `kind: runbook` or `kind: scenario`",
-                              RULE_KIND)
-    return doc.diagnostic(("kind",), f"unknown kind {raw!r}: expected runbook or scenario",
+        return doc.diagnostic((), "missing `kind:`: expected `kind: runbook`, `kind: scenario` or "
+                                  "`kind: inventory`", RULE_KIND)
+    return doc.diagnostic(("kind",), f"unknown kind {raw!r}: expected runbook, scenario or inventory",
                           RULE_KIND)
 
 

@@ -167,6 +167,10 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
     if kind == "runbook":
         runbook = build_runbook(doc)
         return runbook, lint.lint_runbook(doc, runbook, inventory_groups=options.inventory_groups)
+    if kind == "inventory":
+        from ._inventory_rules import lint_inventory
+
+        return lint_inventory(doc)
     from ._scenario_rules import lint_scenario
     from .simulation.scenario import build_scenario
 
@@ -187,6 +191,7 @@ def _scenario_runbook(path: Path, options: Options) -> includes.Referenced:
 _TOP_PLACEHOLDERS: dict[str, dict[str, Any]] = {
     "runbook": {"kind": "runbook", "version": 1, "id": "invalid-id", "title": "(invalid)"},
     "scenario": {"kind": "scenario", "version": 1, "id": "invalid-id", "title": "(invalid)"},
+    "inventory": {"kind": "inventory", "version": 1},
 }
 _STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _DROP = object()  # a list item cut this round: removed after the round, so indices stay valid
@@ -409,6 +414,14 @@ def _warm_up() -> None:
     templating.analyze("{{ x }}")
 
 
+def _kind_of(model: Any) -> str:
+    if isinstance(model, Runbook):
+        return "runbook"
+    from .inventory import Inventory
+
+    return "inventory" if isinstance(model, Inventory) else "scenario"
+
+
 def load_runbook(path: str | os.PathLike[str], options: Options = DEFAULT_OPTIONS) -> Runbook:
     """Load, validate and build a runbook; ValidationFailed listing every error otherwise."""
     runbook: Runbook = _load_kind(path, "runbook", options)
@@ -428,7 +441,7 @@ def _load_kind(path: str | os.PathLike[str], kind: str, options: Options) -> Any
     errors = [d for d in checked.diagnostics if d.is_error]
     if errors or checked.model is None:
         raise ValidationFailed(name, checked.diagnostics, checked.text)
-    found = "runbook" if isinstance(checked.model, Runbook) else "scenario"
+    found = _kind_of(checked.model)
     if found != kind:
         raise UsageError(f"{name} is a {found}, not a {kind}")
     return checked.model

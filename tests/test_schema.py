@@ -18,7 +18,7 @@ from engine.diagnostics import Diagnostic
 from engine.errors import UsageError
 from engine.loader import load_text
 
-KINDS = ("runbook", "scenario")
+KINDS = ("runbook", "scenario", "inventory")
 
 
 def load(kind: str) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def test_every_property_has_a_description(kind: str) -> None:
     """Editors show descriptions on hover: a property may inherit one through its $ref."""
     document = load(kind)
     found = list(_properties(document))
-    assert len(found) > 40
+    assert len(found) > (10 if kind == "inventory" else 40)
     missing = [where for where, sub in found if not _resolve(document, sub).get("description", "").strip()]
     assert missing == []
 
