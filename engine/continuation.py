@@ -106,6 +106,9 @@ def _choose(prompter: Prompter, leftover: Leftover) -> str:
 
 def _settle(settler: Settler | None, leftover: Leftover, action: str, say: Callable[[str], None]) -> None:
     assert settler is not None
+    if not settler.alive(leftover):  # it ended while the operator was deciding
+        say(f"   step {leftover.step}: {leftover.where()} has ended meanwhile")
+        return
     if action == "stop":
         say(f"   stopping step {leftover.step}: {leftover.where()} (SIGTERM, then SIGKILL)")
         settler.stop(leftover)
