@@ -468,7 +468,8 @@ class StepDriver:
         ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
         message = templating.render(spec.message, ctx, where=r.where(step, "notify", "message"))
         title = templating.render(spec.title, ctx, where=r.where(step, "notify", "title")) if spec.title else None
-        return r.notify(spec.channel, message, title=title, step=sid)
+        return r.notify(spec.channel, message, title=title, step=sid, budget=r.timeout_for(step),
+                        required=spec.required)
 
     def _set(self, step: Step, sid: str, spec: SetSpec, extra: dict[str, Any]) -> Attempt:
         r = self.r

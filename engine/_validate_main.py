@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .lint import KnownChannels
 
 FORMATS = ("text", "json", "github", "sarif", "junit")
 
@@ -26,9 +30,21 @@ def write_report(path: str, text: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def known_channels(path: str | None) -> KnownChannels | None:
+    """The channels config to check channel names against: the one given, else
+    $RUNBOOK_CHANNELS, else channels.yaml in the runbook home if there is one."""
+    from .executors.notify import config_path, load_channels
+    from .lint import KnownChannels
+
+    if config_path(path) is None:
+        return None
+    config = load_channels(path)
+    return KnownChannels(str(config.file), frozenset(config.channels))
+
+
 def run_validate(paths: tuple[str, ...] | list[str], *, fmt: str = "text", output: str | None = None,
                  strict: bool = False, jobs: int | None = None, inventory: str | None = None,
-                 color: bool | None = None, cache: bool | None = None) -> int:
+                 color: bool | None = None, cache: bool | None = None, channels: str | None = None) -> int:
     """Validate, print the report, and return the exit status (0 clean, 1 problems, 2 I/O)."""
     from .diagnostics import render
     from .validation import Options, validate_paths
@@ -38,7 +54,8 @@ def run_validate(paths: tuple[str, ...] | list[str], *, fmt: str = "text", outpu
         from .inventory import inventory_groups
 
         groups = inventory_groups(inventory)
-    options = Options(strict=strict, jobs=jobs, inventory_groups=groups, cache=cache)
+    options = Options(strict=strict, jobs=jobs, inventory_groups=groups, cache=cache,
+                      channels=known_channels(channels))
     report = validate_paths(paths or (".",), options)
     text = render(report, fmt, color=use_color(color) and not output)
     if output:

@@ -79,11 +79,15 @@ def _use_color(flag: bool | None, stream: Any) -> bool:
 @click.option("--jobs", type=click.IntRange(min=1), help="Processes to use (default: CPUs).")
 @click.option("--inventory", type=click.Path(dir_okay=False), envvar="RUNBOOK_INVENTORY",
               help="Check `group:` targets against this inventory (or $RUNBOOK_INVENTORY).")
+@click.option("--channels", type=click.Path(dir_okay=False),
+              help="Check channel names against this channels config (default: $RUNBOOK_CHANNELS, "
+                   "else channels.yaml in the runbook home, if there is one).")
 @click.option("--color/--no-color", default=None, help="Colour the text format.")
 @click.option("--no-cache", "no_cache", is_flag=True,
               help="Check every file again (results of unchanged files are otherwise reused).")
 def validate(paths: tuple[str, ...], fmt: str, output: str | None, strict: bool,
-             jobs: int | None, inventory: str | None, color: bool | None, no_cache: bool) -> None:
+             jobs: int | None, inventory: str | None, channels: str | None, color: bool | None,
+             no_cache: bool) -> None:
     """Check runbook and scenario files (and directories, recursively).
 
     Every problem in every file is reported at once, sorted by position. Exit 0 when
@@ -92,7 +96,7 @@ def validate(paths: tuple[str, ...], fmt: str, output: str | None, strict: bool,
     from ._validate_main import run_validate
 
     sys.exit(run_validate(paths, fmt=fmt, output=output, strict=strict, jobs=jobs, inventory=inventory,
-                          color=color, cache=False if no_cache else None))
+                          color=color, cache=False if no_cache else None, channels=channels))
 
 
 @cli.command()

@@ -36,6 +36,7 @@ from .events import (
     StepOutput,
     StepStarted,
 )
+from .executors.notify import NO_CONFIG
 from .terminal import Terminal
 
 _STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34",
@@ -63,6 +64,7 @@ class Console:
         self.stream = stream or sys.stdout
         self.terminal = terminal or Terminal(self.stream)
         self._polls = _Polls()
+        self._told_console_only = False
         self.color = color
         encoding = (getattr(self.stream, "encoding", "") or "").lower()
         self.unicode = unicode if unicode is not None else "utf" in encoding
@@ -282,12 +284,23 @@ class Console:
 
     def _notified(self, e: NotifySent, s: Stamp) -> None:
         arrow = self.sym("→", "->")
-        status = "" if e.ok else self.paint(f"  (not delivered: {e.error})", "red")
         label = {"update": "update", "escalation": "escalation"}.get(e.purpose, "notify")
         first, *rest = e.message.split("\n")
-        self.line(f"        {arrow} {label} [{e.channel}] {first}{status}")
+        self.line(f"        {arrow} {label} [{e.channel}] {first}{self._delivery(e)}")
         for more in rest:
             self.line(f"          {more}")
+        if e.note == NO_CONFIG and not self._told_console_only:
+            self._told_console_only = True  # once per run: nobody else is told, and how to change that
+            self.line(self.paint("          (messages are shown here only: no channels config. Name the channels "
+                                 "in channels.yaml in the runbook home, $RUNBOOK_CHANNELS or --channels FILE)",
+                                 "yellow"))
+
+    def _delivery(self, e: NotifySent) -> str:
+        if not e.ok:
+            return self.paint(f"  (not delivered: {e.error})", "red")
+        if e.note:
+            return self.paint(f"  ({e.note})", "dim")
+        return self.paint(f"  (delivered on attempt {e.attempts})", "dim") if e.attempts > 1 else ""
 
     def _rollback_started(self, e: RollbackStarted, s: Stamp) -> None:
         self.line()

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 # when their reader goes away; Python ignores SIGPIPE, so it is said here instead.
 EXIT_CLOSED_PIPE = 141
 _VALUED = {"-f": "fmt", "--format": "fmt", "-o": "output", "--output": "output", "--jobs": "jobs",
-           "--inventory": "inventory"}
+           "--inventory": "inventory", "--channels": "channels"}
 _FLAGS = {"--strict": ("strict", True), "--color": ("color", True), "--no-color": ("color", False),
           "--no-cache": ("cache", False)}
 

@@ -228,6 +228,8 @@ class NotifySent(Event):
     error: str | None = None
     step: str | None = None
     purpose: str = "notify"  # notify | update | escalation
+    attempts: int = 1  # webhook attempts made (0: not tried, the channel is unknown)
+    note: str | None = None  # e.g. no channels config: shown on the console only
 
 
 @dataclass(frozen=True, slots=True)

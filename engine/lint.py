@@ -219,11 +219,20 @@ def runbook_fields(rb: Runbook) -> Iterator[Field]:
                         notify=True)
 
 
+class KnownChannels(NamedTuple):
+    """The channels config a check knows: its file and the channel names in it."""
+
+    file: str
+    names: frozenset[str]
+
+
 class RunbookCheck:
     """What the runbook rules look at, computed once per file."""
 
-    def __init__(self, doc: Document, runbook: Runbook, inventory_groups: frozenset[str] | None = None) -> None:
+    def __init__(self, doc: Document, runbook: Runbook, inventory_groups: frozenset[str] | None = None,
+                 channels: KnownChannels | None = None) -> None:
         self.doc, self.runbook, self.inventory_groups = doc, runbook, inventory_groups
+        self.channels = channels
 
     @cached_property
     def fields(self) -> list[Field]:
@@ -259,12 +268,12 @@ class RunbookCheck:
         return [f for f in self.fields if f.analysis.error is None]
 
 
-def lint_runbook(doc: Document, runbook: Runbook, *,
-                 inventory_groups: frozenset[str] | None = None) -> list[Diagnostic]:
+def lint_runbook(doc: Document, runbook: Runbook, *, inventory_groups: frozenset[str] | None = None,
+                 channels: KnownChannels | None = None) -> list[Diagnostic]:
     """Run every runbook rule; findings positioned in `doc`."""
     from . import _include_rules, _value_rules  # noqa: F401  (register their rules)
 
-    check = RunbookCheck(doc, runbook, inventory_groups)
+    check = RunbookCheck(doc, runbook, inventory_groups, channels)
     return _run_rules("runbook", check, doc)
 
 
@@ -605,6 +614,30 @@ def _quoting_advice(expression: str, slot: Any) -> str:
     if slot.kind == _shell.COMMENT:
         return f"{shown} is inside a comment: a value with a line break fails the step; take it out"
     return f"{shown} {_shell.nested_advice(slot.detail)}"
+
+
+def channel_uses(runbook: Runbook) -> Iterator[tuple[DataPath, str]]:
+    """Every channel a runbook names, with where: notify steps (rollbacks too),
+    escalation rules and updates."""
+    for step in runbook.steps(rollbacks=True):
+        if isinstance(step.spec, NotifySpec):
+            yield (*step.path, "notify", "channel"), step.spec.channel
+    for rule_ in runbook.escalation:
+        yield ("escalation", rule_.number, "notify"), rule_.notify
+    if runbook.updates is not None:
+        yield ("updates", "channel"), runbook.updates.channel
+
+
+@rule("RB121", "unknown-channel", ERROR,
+      "A message to a channel the channels config does not name reaches nobody; with a config, it fails "
+      "the run before it starts.")
+def _unknown_channels(c: RunbookCheck) -> Iterator[Finding]:
+    if c.channels is None:
+        return  # no channels config known to this check (validate --channels FILE gives one)
+    for path, name in channel_uses(c.runbook):
+        if name not in c.channels.names:
+            yield Finding(path, f"channel '{name}' is not in {c.channels.file}"
+                                f"{_did_you_mean(name, c.channels.names)}")
 
 
 def _did_you_mean(word: str, options: Any) -> str:

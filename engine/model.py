@@ -165,6 +165,7 @@ class NotifySpec(NamedTuple):
     channel: str
     message: str
     title: str | None = None
+    required: bool = False  # a failed delivery fails the step (otherwise it is reported only)
 
 
 class SetSpec(NamedTuple):
@@ -447,7 +448,7 @@ def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
         return "wait", WaitSpec(parse_duration(data["wait"]))
     if "notify" in data:
         n = data["notify"]
-        return "notify", NotifySpec(n["channel"], n["message"], n.get("title"))
+        return "notify", NotifySpec(n["channel"], n["message"], n.get("title"), bool(n.get("required", False)))
     if "set" in data:
         return "set", SetSpec(frozen_map(data["set"]))
     return "include", _include(data["include"])

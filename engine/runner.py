@@ -154,6 +154,7 @@ class Runner:
         self.prompting = False  # a signal may only break into a prompt, never into a write
         self.handoff: str | None = None  # set by an escalation rule with handoff: true
         self._timers: Any = None
+        self._outbox: Any = None  # delivers updates and escalations off this thread (see outbox)
         if not prefix:
             from .incident import IncidentSupervisor
 
@@ -330,6 +331,8 @@ class Runner:
         self._hook("on_finish", outcome)
         if self._timers is not None:
             self._timers.stop()
+        if self._outbox is not None:
+            self._outbox.drain()  # every update and escalation is journaled before run.finished
         duration = self.clock.monotonic() - t0  # since the run started: t0 counts earlier attempts too
         if not self.prefix:
             self.bus.emit(RunFinished(outcome, duration, reason, stop.step if stop else None,
@@ -453,13 +456,31 @@ class Runner:
         return attempt
 
     def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
-               purpose: str = "notify") -> Attempt:
+               purpose: str = "notify", budget: float | None = None, required: bool = False) -> Attempt:
+        """Send a message; a failed delivery is journaled and fails only a `required` one
+        (or a channel the config does not know: that is a mistake, not an outage). Updates
+        and escalations to a channel that may be slow (a webhook) go through the outbox."""
+        slow = getattr(self.services.notifier, "slow", None)
+        if purpose != "notify" and slow is not None and slow(channel):
+            if self._outbox is None:
+                from .outbox import Outbox
+
+                self._outbox = Outbox()
+            self._outbox.put(lambda: self._deliver(channel, message, title, step, purpose, budget, required))
+            return Attempt(True)
+        return self._deliver(channel, message, title, step, purpose, budget, required)
+
+    def _deliver(self, channel: str, message: str, title: str | None, step: str | None, purpose: str,
+                 budget: float | None, required: bool) -> Attempt:
         self.bus.barrier()
         meta = {"runbook": self.runbook.id, "run_id": self.state.run_id, "channel_name": channel}
         delivery = self.services.notifier.send(channel, self.masker.text(message),
-                                               title=self.masker.text(title) if title else None, meta=meta)
-        self.bus.emit(NotifySent(channel, message, delivery.ok, delivery.error, step, purpose))
-        return Attempt(delivery.ok, delivery.error)
+                                               title=self.masker.text(title) if title else None, meta=meta,
+                                               budget=budget, cancel=self.cancel, required=required)
+        self.bus.emit(NotifySent(channel, message, delivery.ok, delivery.error, step, purpose,
+                                 delivery.attempts, delivery.note))
+        ok = delivery.ok or not (required or delivery.unknown)
+        return Attempt(ok, None if ok else delivery.error)
 
     def apply_set(self, step: Step, changes: Mapping[str, Any], *, by: str | None, role: str | None) -> None:
         """Assign vars and incident fields; a priority change is journaled with who and why."""

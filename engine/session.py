@@ -18,7 +18,7 @@ from . import templating
 from .clock import RealClock
 from .console import Console
 from .continuation import Choices, advice, plan
-from .errors import EngineError
+from .errors import EngineError, UsageError
 from .events import EventBus
 from .executors.http import HttpExecutor
 from .executors.local import LocalExecutor
@@ -79,6 +79,25 @@ def _services(options: LiveOptions, console: Console) -> Services:
     if options.extra_services is not None:
         options.extra_services(services)
     return services
+
+
+def _check_channels(runbook: Runbook, notifier: Any) -> None:
+    """With a channels config, every channel the runbook names must be in it: refused
+    before anything runs (exit 2), all at once, like the inputs; an update or escalation
+    to a misspelt channel would otherwise reach nobody. Included runbooks are checked
+    when they run (their notify steps fail)."""
+    config = getattr(notifier, "config", None)
+    if config is None or config.file is None:
+        return
+    from .executors.notify import did_you_mean
+    from .lint import channel_uses
+
+    problems = [f"  {runbook.where(path)}: channel '{name}' is not in {config.file}"
+                f"{did_you_mean(name, config.channels)}"
+                for path, name in channel_uses(runbook) if name not in config]
+    if problems:
+        raise UsageError(f"{runbook.file} names {len(problems)} channel(s) the channels config does not:\n"
+                         + "\n".join(problems))
 
 
 def _remote(services: Services, options: LiveOptions) -> None:
@@ -207,6 +226,7 @@ def _journaled_run(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOpt
     """Lock, journal, console, executors and signals around one run (new or resumed)."""
     console = Console(options.stream or sys.stdout, color=options.color, show_output=options.show_output)
     services = _services(options, console)
+    _check_channels(runbook, services.notifier)
     clock = RealClock()
     lock = RunLock(lock_dir, runbook.id, _hosts_for_lock(runbook, services, inputs))
     lock.acquire(run_id, clock.now())

@@ -35,6 +35,7 @@ _PARALLEL_MIN_FILES = 48
 class Options(NamedTuple):
     strict: bool = False
     inventory_groups: frozenset[str] | None = None
+    channels: Any = None  # lint.KnownChannels: the channels config runbooks are checked against
     jobs: int | None = None
     limits: Limits = DEFAULT_LIMITS
     cache: bool | None = None  # None: on unless RUNBOOK_NO_CACHE is set
@@ -166,7 +167,8 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
 
     if kind == "runbook":
         runbook = build_runbook(doc)
-        return runbook, lint.lint_runbook(doc, runbook, inventory_groups=options.inventory_groups)
+        return runbook, lint.lint_runbook(doc, runbook, inventory_groups=options.inventory_groups,
+                                          channels=options.channels)
     if kind == "inventory":
         from ._inventory_rules import lint_inventory
 
@@ -337,8 +339,9 @@ _CACHE_MIN_FILES = 16
 def _open_cache(options: Options, count: int) -> cache.ValidationCache | None:
     if count < _CACHE_MIN_FILES or not cache.enabled(options.cache):
         return None
+    channels = (options.channels.file, sorted(options.channels.names)) if options.channels else None
     extra = [f"groups {sorted(options.inventory_groups or ())}", f"limits {options.limits}",
-             f"includes {os.environ.get(includes.ENV, '')}"]
+             f"includes {os.environ.get(includes.ENV, '')}", f"channels {channels}"]
     return cache.ValidationCache(cache.default_directory(), cache.salt(extra))
 
 

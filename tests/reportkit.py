@@ -103,7 +103,7 @@ remediation:
       - id: undo_change
         run: echo undone
   - id: tell_ops
-    notify: {channel: ops, message: "changing things"}
+    notify: {channel: ops, message: "changing things", required: true}
     continue_on_error: true
   - id: broken
     run: "echo 'boom: disk quota exceeded' >&2; exit 3"
@@ -114,11 +114,11 @@ recovery:
     expect: exit_code == 0
 """
 
-# A closed port: the webhook is refused at once, so the message is "not delivered".
+# A closed port: the webhook is refused at once (one attempt), so the message is "not delivered".
 CHANNELS = """\
 kind: channels
 channels:
-  ops: {type: webhook, url: "http://127.0.0.1:9/hook"}
+  ops: {type: webhook, url: "http://127.0.0.1:9/hook", retries: 1}
 """
 
 LIVE_HOSTILE = f"""\

@@ -56,6 +56,31 @@ def test_warnings_exit_0_but_1_with_strict(write_yaml: WriteYaml) -> None:
     assert (relaxed.exit_code, strict.exit_code) == (0, 1)
 
 
+CHANNELS = "kind: channels\nchannels:\n  oncall: {type: webhook, url: 'https://hooks.example.com/x'}\n"
+PAGES_ONCAL = MINIMAL_RUNBOOK + "escalation:\n  - {on_failure: true, notify: oncal}\n"
+
+
+def test_validate_checks_channel_names_against_the_channels_file_it_is_given(tmp_path: Path) -> None:
+    book, config = tmp_path / "rb.yaml", tmp_path / "ch.yaml"
+    book.write_text(PAGES_ONCAL, encoding="utf-8")
+    config.write_text(CHANNELS, encoding="utf-8")
+    assert run("validate", book).exit_code == 0  # no channels config: nothing to check against
+    result = run("validate", "--channels", config, book)
+    assert result.exit_code == 1
+    assert f"{book}:17:32: error: channel 'oncal' is not in {config} (did you mean 'oncall'?) [RB121]" in result.stdout
+
+
+def test_validate_finds_the_channels_file_in_the_runbook_home(tmp_path: Path) -> None:
+    (tmp_path / "rb.yaml").write_text(PAGES_ONCAL, encoding="utf-8")
+    (tmp_path / ".runbook").mkdir()
+    (tmp_path / ".runbook" / "channels.yaml").write_text(CHANNELS, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    done = subprocess.run([RUNBOOK_BIN, "validate", "rb.yaml"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert "channel 'oncal' is not in .runbook/channels.yaml (did you mean 'oncall'?) [RB121]" in done.stdout
+
+
 def test_missing_path_exits_2_with_a_message(tmp_path: Path) -> None:
     result = run("validate", tmp_path / "missing.yaml")
     assert result.exit_code == 2

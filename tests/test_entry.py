@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
     (["--format=sarif", "-o", "out.sarif", "."], {"paths": (".",), "fmt": "sarif", "output": "out.sarif"}),
     (["--jobs", "2", "--no-color", "x"], {"paths": ("x",), "jobs": 2, "color": False}),
     (["--", "-odd-name.yaml"], {"paths": ("-odd-name.yaml",)}),
+    (["--channels", "ch.yaml", "rb.yaml"], {"paths": ("rb.yaml",), "channels": "ch.yaml"}),
 ])
 def test_plain_arguments_are_parsed_without_click(args: list[str], expected: dict[str, object]) -> None:
     found = plain_validate(args)

@@ -519,7 +519,7 @@ def test_an_update_with_a_broken_template_still_goes_out_with_a_plain_text(tmp_p
 def test_a_failed_update_delivery_never_stops_the_run_and_is_journaled() -> None:
     class Down(Notifier):
         def send(self, channel: str, message: str, *, title: str | None = None,
-                 meta: Mapping[str, Any] | None = None) -> Delivery:
+                 meta: Mapping[str, Any] | None = None, **_: Any) -> Delivery:
             return Delivery(False, f"channel '{channel}': HTTP status 500")
 
     result, rec = run_text(HEAD + "updates: {channel: status}\n"
@@ -540,7 +540,7 @@ def test_hostile_values_in_an_update_are_delivered_as_plain_text_with_secrets_ma
 
     class Keep(Notifier):
         def send(self, channel: str, message: str, *, title: str | None = None,
-                 meta: Mapping[str, Any] | None = None) -> Delivery:
+                 meta: Mapping[str, Any] | None = None, **_: Any) -> Delivery:
             delivered.append(message)
             return Delivery(True)
 

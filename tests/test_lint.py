@@ -21,7 +21,7 @@ import engine._inventory_rules
 import engine._scenario_rules
 import engine._value_rules  # noqa: F401
 from engine.diagnostics import Diagnostic, Severity
-from engine.lint import RULES, describe_rules
+from engine.lint import RULES, KnownChannels, describe_rules
 from engine.validation import Options, check_file
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
@@ -34,7 +34,7 @@ SEVERITY = {
     "RB106": ERROR, "RB107": ERROR, "RB108": ERROR, "RB109": WARNING, "RB110": ERROR,
     "RB111": WARNING, "RB112": WARNING, "RB113": ERROR, "RB114": WARNING, "RB115": ERROR,
     "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR, "RB120": ERROR,
-    "RB140": WARNING,
+    "RB121": ERROR, "RB140": WARNING,
     "RB130": ERROR, "RB131": ERROR, "RB132": ERROR, "RB133": ERROR, "RB134": ERROR, "RB135": ERROR,
     "RB136": ERROR, "RB137": ERROR, "RB138": ERROR,
     "RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
@@ -734,6 +734,31 @@ CASES = [
           - {id: c, run: "echo {{ 'x' if steps.assess.answers.cause != ‸'OOM' else 'y' }}"}
           - {id: d, when: "steps.assess.answers.n == ‸3 or ‸'crash' == steps.assess.answers.cause", run: "true"}
         """), message="which is not one of its choices"),
+    # -- RB121 unknown-channel -------------------------------------------------------------------
+    Case("RB121", "channels unchecked without a channels config", runbook("""
+        updates: {channel: anything}
+        remediation:
+          - {id: tell, notify: {channel: whatever, message: hi}}
+        """)),
+    Case("RB121", "every channel named in the channels config", runbook("""
+        escalation:
+          - {on_failure: true, notify: oncall}
+        updates: {channel: status}
+        remediation:
+          - id: tell
+            notify: {channel: oncall, message: hi}
+            rollback: [{id: undo, notify: {channel: status, message: x}}]
+        """), options=Options(channels=KnownChannels("channels.yaml", frozenset({"oncall", "status"})))),
+    Case("RB121", "a misspelt channel in a step, a rollback, an escalation and the updates", runbook("""
+        escalation:
+          - {on_failure: true, notify: ‸oncal}
+        updates: {channel: ‸stauts}
+        remediation:
+          - id: tell
+            notify: {channel: ‸pager, message: hi}
+            rollback: [{id: undo, notify: {channel: ‸oncll, message: x}}]
+        """), message="is not in channels.yaml",
+         options=Options(channels=KnownChannels("channels.yaml", frozenset({"oncall", "status"})))),
 ]
 
 

@@ -296,6 +296,8 @@ def test_review_lists_retries_failures_rollbacks_and_undelivered_messages(live: 
     assert any("Why did broken fail" in q for q in review.questions)
     assert any("rollback of change" in q for q in review.questions)
     assert any("not delivered" in q for q in review.questions)
+    [message] = [a for a in review.actions if a.what == "notify"]
+    assert message.status == "not delivered: channel 'ops' (http://127.0.0.1:9/...): Connection refused"
     assert review.questions[-1].startswith("Which follow-up actions")
 
 

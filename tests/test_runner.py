@@ -720,16 +720,32 @@ def test_notify_renders_the_message_and_journals_it(tmp_path: Path) -> None:
     assert "Unit runbook in remediation" in log.read_text()
 
 
-def test_a_failed_delivery_fails_the_notify_step() -> None:
-    text = runbook("""\
+@pytest.mark.parametrize("required", [False, True])
+def test_a_failed_delivery_is_reported_and_fails_the_step_only_when_required(required: bool) -> None:
+    text = runbook(f"""\
         remediation:
-          - {id: tell, notify: {channel: status, message: hi}}
+          - {{id: tell, notify: {{channel: status, message: hi, required: {str(required).lower()}}}}}
+          - {{id: after, run: next}}
         """)
     notifier = Notifier({"status": Channel("status", "file", path="/nonexistent/dir/x.log")},
                         console=lambda _: None)
+    result, events = run_text(text, notifier=notifier, executor=ScriptedExecutor({"*": "ok"}))
+    [sent] = events.named("notify.sent")
+    assert not sent.ok and "channel 'status'" in (sent.error or "")  # type: ignore[attr-defined]
+    assert result.outcome == ("failed" if required else "resolved")
+    assert finished(events)["tell"].status == ("failed" if required else "ok")
+
+
+def test_a_channel_the_config_does_not_name_fails_the_step_even_when_not_required() -> None:
+    text = runbook("""\
+        remediation:
+          - {id: tell, notify: {channel: stauts, message: hi}}
+        """)
+    notifier = Notifier({"status": Channel("status", "stdout")}, console=lambda _: None)
     result, events = run_text(text, notifier=notifier)
     assert result.outcome == "failed"
-    assert "channel 'status'" in (finished(events)["tell"].error or "")
+    assert "channel 'stauts' is not in" in (finished(events)["tell"].error or "")
+    assert "did you mean 'status'?" in (finished(events)["tell"].error or "")
 
 
 def test_an_http_step_sends_a_json_body_and_reads_the_json_answer() -> None:

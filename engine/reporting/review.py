@@ -62,6 +62,16 @@ def _answers(answers: Any) -> str:
     return str(answers)
 
 
+def delivery(n: Mapping[str, Any]) -> str:
+    """How a message went: sent (on which attempt), shown on the console only, or not delivered."""
+    if not n.get("ok", True):
+        return f"not delivered: {n.get('error')}"
+    if n.get("note"):
+        return str(n["note"])
+    attempts = int(n.get("attempts") or 1)
+    return f"sent on attempt {attempts}" if attempts > 1 else "sent"
+
+
 def _summary(report: Any) -> str:
     bars = [b for b in report.steps if b.status != "skipped"]
     failed = [b for b in bars if b.status == "failed"]
@@ -171,8 +181,8 @@ def _actions(report: Any) -> list[Action]:
     t = report.timings
     out += decisions(t)
     out += [Action(float(n.get("elapsed") or 0.0), str(n.get("step") or "-"), str(n.get("purpose") or "notify"),
-                   str(n.get("message") or ""), "sent" if n.get("ok", True) else f"failed: {n.get('error')}",
-                   where=str(n.get("channel") or "")) for n in t.notifications]
+                   str(n.get("message") or ""), delivery(n), where=str(n.get("channel") or ""))
+            for n in t.notifications]
     return sorted(out, key=lambda a: a.at)
 
 

@@ -291,6 +291,6 @@ class SimulatedNotifier:
         self.sent: list[tuple[str, str]] = []
 
     def send(self, channel: str, message: str, *, title: str | None = None,
-             meta: Mapping[str, Any] | None = None) -> Delivery:
+             meta: Mapping[str, Any] | None = None, **_: Any) -> Delivery:
         self.sent.append((channel, message))
         return Delivery(True, note="simulated")

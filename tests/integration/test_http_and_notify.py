@@ -163,8 +163,21 @@ def hook(status: int) -> Server:
     return Server({"/hooks/": lambda r: (status, "ok")})
 
 
-def channels(ws: Workspace, url: str) -> Path:
-    return ws.write("channels.yaml", f"kind: channels\nchannels:\n  oncall: {{type: webhook, url: \"{url}\"}}\n")
+def flaky(*statuses: int) -> Server:
+    """A webhook answering these statuses in turn (the last one from then on)."""
+    answers = iter(statuses)
+    last = {"status": statuses[-1]}
+
+    def answer(request: Request) -> tuple[int, str]:
+        last["status"] = next(answers, last["status"])
+        return last["status"], "ok"
+
+    return Server({"/hooks/": answer})
+
+
+def channels(ws: Workspace, url: str, extra: str = "") -> Path:
+    return ws.write("channels.yaml", f"kind: channels\n{extra}channels:\n  oncall: {{type: webhook, url: \"{url}\"}}\n"
+                                     "  status: {type: stdout}\n")
 
 
 NOTIFY = """\
@@ -172,6 +185,7 @@ inputs: {host: {type: string, default: db-1}}
 remediation:
   - id: tell
     notify: {channel: oncall, title: "Disk full", message: "{{ inputs.host }}: compressing logs"}
+  - {id: after, run: "true"}
 """
 
 
@@ -184,38 +198,126 @@ def test_a_webhook_notification_reaches_a_real_server(ws: Workspace) -> None:
     assert done.code == 0, done.text
     assert request.method == "POST" and request.path == "/hooks/T000/B000/XXXX"
     payload = json.loads(request.body)
-    assert payload["text"] == "Disk full\ndb-1: compressing logs"
-    assert payload["runbook"] == "live-test" and payload["run_id"] == ws.only_run().name
+    run_id = ws.only_run().name
+    assert payload["text"] == f"Disk full\ndb-1: compressing logs\nrun {run_id}"  # no run_url: the run's id
+    assert payload["runbook"] == "live-test" and payload["run_id"] == run_id
     assert "→ notify [oncall] db-1: compressing logs" in done.out
     [sent] = events(complete_journal(ws.only_run()), "notify.sent")
-    assert sent["ok"] and sent["channel"] == "oncall"
+    assert sent["ok"] and sent["channel"] == "oncall" and sent["attempts"] == 1
 
 
-def test_a_failed_webhook_fails_the_step_without_showing_the_url_secret(ws: Workspace) -> None:
+def test_slack_payloads_escape_mrkdwn_and_link_back_to_the_run(ws: Workspace) -> None:
+    book = NOTIFY.replace('"{{ inputs.host }}: compressing logs"', '"{{ inputs.host }} <!channel> & <https://x|y>"')
+    with hook(200) as server:
+        channels(ws, f"{server.url}/hooks/x", extra="run_url: \"https://runbooks.example.com/runs/{run_id}\"\n")
+        ws.write("live.yaml", runbook_text(book))
+        done = ws.run("run", "live.yaml", "--channels", "channels.yaml")
+        [request] = server.requests
+    assert done.code == 0, done.text
+    run_id = ws.only_run().name
+    payload = json.loads(request.body)
+    assert payload["text"] == (f"Disk full\ndb-1 &lt;!channel&gt; &amp; &lt;https://x|y&gt;\n"
+                               f"<https://runbooks.example.com/runs/{run_id}|run {run_id}>")
+    assert payload["run_url"] == f"https://runbooks.example.com/runs/{run_id}"
+    [sent] = events(complete_journal(ws.only_run()), "notify.sent")
+    assert sent["message"] == "db-1 <!channel> & <https://x|y>"  # the journal keeps what was said
+
+
+@pytest.mark.parametrize("failure", ["http 500", "connection refused"])
+def test_a_webhook_outage_is_retried_reported_and_the_run_goes_on(ws: Workspace, failure: str) -> None:
     with hook(500) as server:
-        channels(ws, f"{server.url}/hooks/T000/B000/SECRETPATH")
+        url = f"{server.url}/hooks/T000/B000/SECRETPATH" if failure == "http 500" else \
+            f"http://127.0.0.1:{closed_port()}/hooks/T000/B000/SECRETPATH"
+        channels(ws, url)
         ws.write("live.yaml", runbook_text(NOTIFY))
         done = ws.run("run", "live.yaml", "--channels", "channels.yaml")
+        tried = len(server.requests)
+    assert done.code == 0, done.text
+    assert tried == (4 if failure == "http 500" else 0)  # 1 s, 2 s, 4 s apart: inside the 30 s step timeout
+    records = complete_journal(ws.only_run())
+    [sent] = events(records, "notify.sent")
+    expected = "HTTP status 500" if failure == "http 500" else "Connection refused"
+    assert not sent["ok"] and sent["attempts"] == 4 and expected in sent["error"]
+    assert "after 4 attempts" in sent["error"] and "SECRETPATH" not in done.text + json.dumps(records)
+    assert finished_step(records, "tell")["status"] == "ok" and finished_step(records, "after")["status"] == "ok"
+    assert "(not delivered: channel 'oncall' (http://127.0.0.1:" in done.out
+
+
+def test_a_webhook_that_recovers_delivers_on_a_later_attempt(ws: Workspace) -> None:
+    with flaky(500, 503, 200) as server:
+        channels(ws, f"{server.url}/hooks/x")
+        ws.write("live.yaml", runbook_text(NOTIFY))
+        done = ws.run("run", "live.yaml", "--channels", "channels.yaml")
+        assert len(server.requests) == 3
+    assert done.code == 0, done.text
+    [sent] = events(complete_journal(ws.only_run()), "notify.sent")
+    assert sent["ok"] and sent["attempts"] == 3 and sent["error"] is None
+    assert "(delivered on attempt 3)" in done.out
+
+
+def test_retries_stop_within_the_steps_timeout(ws: Workspace) -> None:
+    book = NOTIFY.replace("    notify: {channel: oncall", "    timeout: 2s\n    notify: {channel: oncall")
+    with hook(503) as server:
+        channels(ws, f"{server.url}/hooks/x")
+        ws.write("live.yaml", runbook_text(book))
+        started = time.monotonic()
+        done = ws.run("run", "live.yaml", "--channels", "channels.yaml")
+        took = time.monotonic() - started
+        tried = len(server.requests)
+    assert done.code == 0, done.text
+    assert tried == 2  # at 0 s and 1 s; the next would come at 3 s, past the 2 s budget
+    assert took < 7  # 4 attempts would wait 7 s
+    [sent] = events(complete_journal(ws.only_run()), "notify.sent")
+    assert sent["attempts"] == 2 and not sent["ok"]
+
+
+def test_a_required_message_that_cannot_be_delivered_fails_its_step(ws: Workspace) -> None:
+    book = NOTIFY.replace('message: "{{ inputs.host }}: compressing logs"}',
+                          'message: "{{ inputs.host }}: compressing logs", required: true}')
+    with hook(404) as server:  # a deleted webhook: final at once, no retries
+        channels(ws, f"{server.url}/hooks/T000/B000/SECRETPATH")
+        ws.write("live.yaml", runbook_text(book))
+        done = ws.run("run", "live.yaml", "--channels", "channels.yaml")
+        assert len(server.requests) == 1
     assert done.code == 1
     assert_clean_failure_output(done)
-    assert "HTTP status 500" in done.out and "SECRETPATH" not in done.text
-    step = finished_step(complete_journal(ws.only_run()), "tell")
-    assert step["status"] == "failed" and "SECRETPATH" not in step["error"]
+    records = complete_journal(ws.only_run())
+    step = finished_step(records, "tell")
+    assert step["status"] == "failed" and "HTTP status 404" in step["error"] and "SECRETPATH" not in step["error"]
+    assert events(records, "step.started")[-1]["step"] == "tell"  # `after` never ran
 
 
-def test_an_unreachable_webhook_fails_the_step_clearly(ws: Workspace) -> None:
-    channels(ws, f"http://127.0.0.1:{closed_port()}/hooks/x")
-    ws.write("live.yaml", runbook_text(NOTIFY))
+def test_a_channel_the_config_does_not_name_is_refused_before_anything_runs(ws: Workspace) -> None:
+    book = NOTIFY.replace("channel: oncall", "channel: oncal") + "updates: {channel: stauts}\n"
+    channels(ws, "http://127.0.0.1:9/hooks/x")
+    ws.write("live.yaml", runbook_text(book))
+    done = ws.run("run", "live.yaml", "--channels", "channels.yaml")
+    assert done.code == 2
+    assert "channel 'oncal' is not in channels.yaml (did you mean 'oncall'?)" in done.err
+    assert "channel 'stauts' is not in channels.yaml (did you mean 'status'?)" in done.err
+    assert "live.yaml:9:23: channel 'oncal'" in done.err  # where the step names it
+    assert ws.run_dirs() == []
+
+
+def test_an_included_runbooks_unknown_channel_fails_its_step(ws: Workspace) -> None:
+    ws.write("child.yaml", runbook_text("remediation:\n  - {id: tell, notify: {channel: pager, message: hi}}\n",
+                                        id="child"))
+    ws.write("live.yaml", runbook_text("remediation:\n  - {id: sub, include: {runbook: child.yaml}}\n"))
+    channels(ws, "http://127.0.0.1:9/hooks/x")
     done = ws.run("run", "live.yaml", "--channels", "channels.yaml")
     assert done.code == 1
-    assert_clean_failure_output(done)
-    assert "channel 'oncall'" in done.out and "Connection refused" in done.out
+    step = finished_step(complete_journal(ws.only_run()), "sub/tell")
+    assert step["status"] == "failed" and "channel 'pager' is not in channels.yaml" in step["error"]
 
 
-def test_a_channel_that_is_not_configured_is_shown_on_the_console(ws: Workspace) -> None:
-    ws.write("live.yaml", runbook_text(NOTIFY))
+def test_without_any_channels_config_messages_go_to_the_console_and_it_says_so_once(ws: Workspace) -> None:
+    ws.write("live.yaml", runbook_text(NOTIFY + "updates: {channel: status}\n"))
     done = ws.run("run", "live.yaml")
-    assert done.code == 0 and "→ notify [oncall] db-1: compressing logs" in done.out
+    assert done.code == 0, done.text
+    assert "→ notify [oncall] db-1: compressing logs" in done.out and "(console only: no channels config)" in done.out
+    assert done.out.count("messages are shown here only: no channels config") == 1
+    sent = events(complete_journal(ws.only_run()), "notify.sent")
+    assert all(s["ok"] and s["note"] == "console only: no channels config" for s in sent)
 
 
 def test_a_bad_channels_file_is_a_usage_error(ws: Workspace) -> None:

@@ -38,7 +38,14 @@ class Webhook:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def texts(self, path: str) -> list[str]:
-        return [r["body"]["text"] for r in self.received if r["path"] == path]
+        """Messages as people read them in Slack: `&lt;` shown as `<`, the run's link line left out."""
+        return [_shown(r["body"]["text"]) for r in self.received if r["path"] == path]
+
+
+def _shown(text: str) -> str:
+    message, _, link = text.rpartition("\n")
+    assert link.startswith("run 20") or link.startswith("<http"), text  # every message names its run
+    return message.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 @pytest.fixture
@@ -127,7 +134,7 @@ def test_updates_reach_a_real_webhook_at_declaration_on_cadence_on_phase_changes
     assert texts[0] == "Live incident: P2, declared"
     assert texts[1] == "Live incident: P2, now in remediation"
     assert texts[-2:] == ["Live incident: P2, now in recovery", "Live incident: P2, resolved"]
-    periodic = [r for r in webhook.received if r["body"]["text"].endswith("still open")]
+    periodic = [r for r in webhook.received if _shown(r["body"]["text"]).endswith("still open")]
     assert 2 <= len(periodic) <= 4  # a run of about 3 s with an update every second
     gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(periodic)]
     assert all(0.5 < g < 2.0 for g in gaps), gaps
