@@ -272,7 +272,7 @@ class StepDriver:
             message = text
         try:
             with r.asking(sid):
-                reply = r.services.prompter.approve(ApprovalRequest(sid, message, confirm.role))
+                reply = r.services.prompter.approve(ApprovalRequest(sid, message, confirm.role, ask_why=True))
         except Unanswered as exc:
             reply_event = Approval(sid, False, required_role=confirm.role, message=str(exc))
             r.bus.emit(reply_event)

@@ -49,6 +49,7 @@ class ApprovalRequest:
     step: str
     message: str
     role: str | None = None  # only a participant in this role may approve
+    ask_why: bool = False  # a refusal asks for its reason (a step's approval; not the engine's own questions)
 
 
 @dataclass(frozen=True)
@@ -221,8 +222,15 @@ class TerminalPrompter:
             self._write(f"   {who} cannot approve: this needs the role {request.role}")
             return ApprovalReply(False, who.name if who else None, who.role if who else None,
                                  time.monotonic() - t0, f"{who} does not hold the role {request.role}")
+        why = "" if answer else self._why(request)
         return ApprovalReply(answer, who.name if who else None, who.role if who else request.role,
-                             time.monotonic() - t0, "" if answer else "refused")
+                             time.monotonic() - t0, why)
+
+    def _why(self, request: ApprovalRequest) -> str:
+        """A refusal is a decision: its reason goes to the journal, the escalation and the review."""
+        if not request.ask_why:
+            return "refused"
+        return self._read("   Why not? (recorded; Enter to skip): ").strip() or "refused"
 
     @staticmethod
     def _may_approve(who: Participant | None, request: ApprovalRequest) -> bool:

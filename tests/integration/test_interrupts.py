@@ -159,14 +159,16 @@ def test_refusing_an_approval_ends_the_run_refused_with_exit_7_escalates_and_rol
     try:
         term.expect("Restart the service? [y/N]")
         term.type(b"n\r")
+        term.expect("Why not? (recorded; Enter to skip):")
+        term.type(b"peak hours\r")
         assert term.wait() == 7, term.text
     finally:
         term.kill()
     assert "Traceback" not in term.text and "[Y/n]" not in term.text  # rollbacks are not asked about
-    assert "outcome: refused at step restart" in term.text and "approval refused by dana" in term.text
+    assert "outcome: refused at step restart" in term.text and "approval refused by dana: peak hours" in term.text
     assert not (ws.root / "restarted.txt").exists()
     assert (ws.root / "undone.txt").exists()
-    assert "step restart: approval refused by dana" in (ws.root / "owners.log").read_text()
+    assert "step restart: approval refused by dana: peak hours" in (ws.root / "owners.log").read_text()
     records = complete_journal(ws.only_run())
     assert (records[-1]["outcome"], records[-1]["failed_step"]) == ("refused", "restart")
     assert events(records, "approval")[0]["by"] == "dana"

@@ -166,6 +166,8 @@ def test_a_refused_step_asks_for_approval_again_when_resumed(ws: Workspace) -> N
     try:
         terminal.expect("Restart it? [y/N]")
         terminal.type(b"n\r")
+        terminal.expect("Why not?")
+        terminal.type(b"\r")  # no reason given: the refusal still names who
         assert terminal.wait() == 7, terminal.text
     finally:
         terminal.kill()
