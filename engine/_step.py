@@ -213,7 +213,7 @@ class StepDriver:
                 delay = retries.delay_before(number + 1)
                 r.bus.emit(_attempt_event(r, sid, number, attempt, delay, polling=False))
                 if not r.sleep(delay):
-                    attempt = Attempt(False, "interrupted", cancelled=True)
+                    attempt = Attempt(False, r.interruption(), cancelled=True)
                     break
         self._fill(rec, step, attempt)
         return rec
@@ -313,7 +313,7 @@ class StepDriver:
                                f"{poll} poll(s) in {format_duration(timeout or 0)}")
             r.bus.emit(_attempt_event(r, sid, poll, attempt, every, polling=True))  # attempt = poll number
             if not r.sleep(every):
-                return Attempt(False, "interrupted", cancelled=True)
+                return Attempt(False, r.interruption(), cancelled=True)
 
     def _until(self, step: Step, attempt: Attempt, extra: dict[str, Any]) -> bool | None:
         ctx = self._current(step, attempt, extra)
@@ -375,7 +375,7 @@ class StepDriver:
             if isinstance(spec, ManualSpec):
                 return self._manual(step, sid, spec, extra)
             if isinstance(spec, WaitSpec):
-                return Attempt(True) if r.sleep(spec.seconds) else Attempt(False, "interrupted", cancelled=True)
+                return Attempt(True) if r.sleep(spec.seconds) else Attempt(False, r.interruption(), cancelled=True)
             if isinstance(spec, NotifySpec):
                 return self._notify(step, sid, spec, extra)
             if isinstance(spec, SetSpec):
@@ -468,8 +468,12 @@ class StepDriver:
         ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
         message = templating.render(spec.message, ctx, where=r.where(step, "notify", "message"))
         title = templating.render(spec.title, ctx, where=r.where(step, "notify", "title")) if spec.title else None
-        return r.notify(spec.channel, message, title=title, step=sid, budget=r.timeout_for(step),
-                        required=spec.required)
+        # A hand-off that reached nobody did not happen: it must be delivered, like `required`.
+        attempt = r.notify(spec.channel, message, title=title, step=sid, budget=r.timeout_for(step),
+                           required=spec.required or spec.handoff)
+        if spec.handoff and attempt.ok:
+            r.hand_off(f"handed off to {spec.channel} by step {sid}")
+        return attempt
 
     def _set(self, step: Step, sid: str, spec: SetSpec, extra: dict[str, Any]) -> Attempt:
         r = self.r

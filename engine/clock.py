@@ -66,6 +66,7 @@ class VirtualClock:
         self._t = 0.0
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
+        self._woken = False
 
     def now(self) -> float:
         return self._start + self._t
@@ -77,11 +78,18 @@ class VirtualClock:
         self.advance_to(self._t + max(seconds, 0.0))
 
     def advance_to(self, t: float) -> None:
+        self._woken = False
         while self._timers and self._timers[0].at <= t:
             timer = heapq.heappop(self._timers)
             self._t = max(self._t, timer.at)
             timer.action()
+            if self._woken:
+                return  # a timer cut the wait short (a hand-off): time stops where it fired
         self._t = max(self._t, t)
+
+    def wake(self) -> None:
+        """End the sleep in progress at the current time (called from a timer's action)."""
+        self._woken = True
 
     def call_at(self, t: float, action: Callable[[], None]) -> None:
         """Run `action` when monotonic time reaches `t` (during a later sleep)."""

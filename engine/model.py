@@ -166,6 +166,7 @@ class NotifySpec(NamedTuple):
     message: str
     title: str | None = None
     required: bool = False  # a failed delivery fails the step (otherwise it is reported only)
+    handoff: bool = False  # once delivered, the run ends `escalated` (the incident is handed over)
 
 
 class SetSpec(NamedTuple):
@@ -448,7 +449,8 @@ def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
         return "wait", WaitSpec(parse_duration(data["wait"]))
     if "notify" in data:
         n = data["notify"]
-        return "notify", NotifySpec(n["channel"], n["message"], n.get("title"), bool(n.get("required", False)))
+        return "notify", NotifySpec(n["channel"], n["message"], n.get("title"), bool(n.get("required", False)),
+                                    bool(n.get("handoff", False)))
     if "set" in data:
         return "set", SetSpec(frozen_map(data["set"]))
     return "include", _include(data["include"])

@@ -148,6 +148,8 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
         add(f"wait {format_duration(spec.seconds)}")
     elif isinstance(spec, NotifySpec):
         add(f"notify [{spec.channel}]: {_render(spec.message, ctx)}")
+        if spec.handoff:
+            add("hands the incident over: once delivered, the run ends escalated")
     elif isinstance(spec, SetSpec):
         add("set " + ", ".join(f"{k} = {_render(str(v), ctx)}" for k, v in spec.values.items()))
     elif isinstance(spec, IncludeSpec):

@@ -123,7 +123,7 @@ class Runner:
                  masker: Masker | None = None, participants: Sequence[Any] = (),
                  rollback_on_abort: bool = True, resume: Resume | None = None,
                  prefix: str = "", scenario: str | None = None, cancel: Cancel | None = None,
-                 alert: Mapping[str, Any] | None = None) -> None:
+                 alert: Mapping[str, Any] | None = None, parent: Runner | None = None) -> None:
         self.runbook, self.services, self.bus, self.clock = runbook, services, bus, clock
         self.alert = dict(alert) if alert is not None else None
         self.mode, self.masker, self.prefix, self.scenario = mode, masker or Masker(), prefix, scenario
@@ -152,7 +152,8 @@ class Runner:
         self._deadline = clock.monotonic() + runbook.timeout if runbook.timeout else None
         self.hooks: list[Any] = []  # on_start, on_phase, on_step_finished, on_prompt(_done), on_finish
         self.prompting = False  # a signal may only break into a prompt, never into a write
-        self.handoff: str | None = None  # set by an escalation rule with handoff: true
+        self.handoff: str | None = None  # set by hand_off: an escalation rule or a notify step with handoff
+        self.parent = parent  # the runner whose step includes this runbook
         self._timers: Any = None
         self._outbox: Any = None  # delivers updates and escalations off this thread (see outbox)
         if not prefix:
@@ -188,9 +189,22 @@ class Runner:
         return self._created - ago
 
     def hand_off(self, reason: str) -> None:
-        """End the run as `escalated` once the current step is done."""
+        """End the run as `escalated`: no step starts after this, and a step waiting (a poll,
+        a retry delay, a `wait`) stops waiting now; a command that is running is let finish.
+        An included runbook hands off the run that includes it."""
+        if self.parent is not None:
+            self.parent.hand_off(reason)
+            return
         if self.handoff is None:
             self.handoff = reason
+            wake = getattr(self.clock, "wake", None)
+            if wake is not None:
+                wake()  # out of a real-time sleep; the sleep then says it was cut short
+
+    @property
+    def handed_off(self) -> str | None:
+        """Why the run was handed off (for this runner and every included one), if it was."""
+        return self.parent.handed_off if self.parent is not None else self.handoff
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -280,8 +294,8 @@ class Runner:
         return StepStop(rec.status, rec.error or rec.status, self.qualified(step.id))
 
     def _check_handoff(self, step: Step) -> None:
-        if self.handoff is not None and not self.prefix:
-            raise StepStop("escalated", self.handoff, self.qualified(step.id))
+        if self.handed_off is not None:
+            raise StepStop("escalated", self.handed_off, self.qualified(step.id))
 
     def _restored(self, step: Step) -> StepRecord | None:
         """On resume: a completed step's recorded result, or a skip the operator chose;
@@ -404,12 +418,16 @@ class Runner:
             self._hook("on_prompt_done", step)
 
     def sleep(self, seconds: float) -> bool:
-        """Wait on the run's clock; False if interrupted."""
-        if self.cancel.is_set():
+        """Wait on the run's clock; False if interrupted or handed off (see interruption)."""
+        if self.cancel.is_set() or self.handed_off is not None:
             return False
         self.bus.barrier()
         self.clock.sleep(seconds)
-        return not self.cancel.is_set()
+        return not self.cancel.is_set() and self.handed_off is None
+
+    def interruption(self) -> str:
+        """Why a wait was cut short: a hand-off, or an interruption (Ctrl-C, SIGTERM)."""
+        return f"stopped waiting: {self.handed_off}" if self.handed_off is not None else "interrupted"
 
     def qualified(self, step_id: str) -> str:
         return f"{self.prefix}{step_id}"
@@ -525,11 +543,12 @@ class Runner:
             return Attempt(False, f"cannot include {spec.runbook}: {exc}")
         child = Runner(child_book, resolved.values, services=self.services, bus=self.bus, clock=self.clock,
                        run_id=self.state.run_id, mode=self.mode, masker=self.masker,
-                       rollback_on_abort=self.rollback_on_abort, prefix=f"{sid}/", cancel=self.cancel)
+                       rollback_on_abort=self.rollback_on_abort, prefix=f"{sid}/", cancel=self.cancel,
+                       parent=self)
         child.include_roots, child.include_chain = roots, (*chain, path)
         result = child.run()
         ok = result.outcome in ("resolved", "not_confirmed")
         outputs = {"outcome": result.outcome, "reason": result.reason}
         return Attempt(ok, None if ok else f"included runbook {child_book.id} ended {result.outcome}: "
                                              f"{result.reason}", outputs=outputs,
-                       cancelled=result.outcome == "aborted", refused=result.outcome == "refused")
+                       cancelled=result.outcome in ("aborted", "escalated"), refused=result.outcome == "refused")

@@ -624,3 +624,64 @@ def test_the_scorecard_checks_first_update_escalation_priority_and_approver_role
         "priority": ("P2", False),
         "approved_by_role fix": ("incident_commander", False),
     }
+
+
+# -- hand-off stops the run promptly (F3) ---------------------------------------------------------
+
+
+def test_the_shipped_service_down_runbook_stops_once_it_has_handed_the_incident_to_the_owners(
+        tmp_path: Path) -> None:
+    """A config error is handed to the owners (page_owner): nothing is restarted or polled after."""
+    from support import ROOT
+
+    from engine.simulation.drill import DrillSetup, run_scenario
+    from engine.validation import load_runbook, load_scenario
+
+    text = (ROOT / "scenarios" / "service-down-oom-start-limit.yaml").read_text(encoding="utf-8")
+    text = text.replace("runbook: ../runbooks/service-down.yaml", f"runbook: {ROOT / 'runbooks' / 'service-down.yaml'}")
+    text = text.replace("answers: {cause: oom_killed,", "answers: {cause: config_error,")
+    (tmp_path / "sc.yaml").write_text(text, encoding="utf-8")
+    scenario = load_scenario(tmp_path / "sc.yaml")
+    run = run_scenario(scenario, load_runbook(scenario.runbook_path), DrillSetup())
+    assert run.result.outcome == "escalated"
+    assert run.result.reason == "handed off to oncall by step page_owner"
+    assert path_of(run.records)[-2:] == [("decide_restart", "ok"), ("page_owner", "ok")]
+    started = {r["step"] for r in records(run, "step.started")}
+    assert not started & {"reset_failed", "restart_service", "settle", "verify_active", "verify_health", "all_clear"}
+    assert records(run, "run.finished")[0]["duration"] < 300  # the triage took 2m; no polling after the hand-off
+
+
+def test_a_hand_off_while_a_step_polls_stops_the_poll_at_once(tmp_path: Path) -> None:
+    run = drill(tmp_path, """\
+        escalation:
+          - {after: 1m, notify: owners, handoff: true}
+        defaults: {timeout: 1h}
+        recovery:
+          - {id: verify, run: check, until: "stdout == 'ok'", every: 10s, timeout: 10m}
+          - {id: never, run: never}
+        """, "responses:\n  - {step: verify, stdout: 'not yet'}\n  - {step: never}\n")
+    assert run.result.outcome == "escalated"
+    step = finished(run, "verify")
+    assert step["status"] == "aborted" and step["error"] == (
+        "stopped waiting: handed off to owners: the run has been open for 1m")
+    assert step["elapsed"] == 60.0 and records(run, "run.finished")[0]["elapsed"] == 60.0
+    assert "never" not in {r["step"] for r in records(run, "step.started")}
+
+
+def test_an_included_runbook_that_hands_off_ends_the_whole_run_escalated(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(
+        "kind: runbook\nversion: 1\nid: child\ntitle: Child\ndefaults: {timeout: 1m}\n"
+        "remediation:\n  - {id: page, notify: {channel: owners, message: yours, handoff: true}}\n"
+        "  - {id: after_page, run: more}\n", encoding="utf-8")
+    run = drill(tmp_path, """\
+        escalation:
+          - {on_failure: true, notify: oncall}
+        defaults: {timeout: 1m}
+        remediation:
+          - {id: sub, include: child.yaml}
+          - {id: later, run: later}
+        """, "responses:\n  - {match: {command: '*'}}\n")
+    assert run.result.outcome == "escalated" and run.result.reason == "handed off to owners by step sub/page"
+    started = [r["step"] for r in records(run, "step.started")]
+    assert "sub/after_page" not in started and "later" not in started
+    assert records(run, "escalation.fired") == []  # a hand-off is not a failure

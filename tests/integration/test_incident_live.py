@@ -220,6 +220,24 @@ detection:
     assert "outcome: escalated" in done.stdout
 
 
+def test_a_live_handoff_stops_a_long_wait_at_once_instead_of_letting_it_run_out(
+        tmp_path: Path, webhook: Webhook) -> None:
+    book = HEAD + """\
+escalation:
+  - {after: 1s, notify: oncall, handoff: true}
+recovery:
+  - {id: settle, wait: 60s}
+  - {id: verify, run: "sleep 0.1", until: "false", every: 20s, timeout: 2m}
+"""
+    started = time.monotonic()
+    done, records = run(tmp_path, book, "--channels", str(channels(tmp_path, oncall=f"{webhook.url}/oncall")))
+    assert done.returncode == 6, done.stdout + done.stderr
+    assert time.monotonic() - started < 30  # not the 60 s wait, nor the two minutes of polling
+    settle = next(r for r in records if r["event"] == "step.finished" and r["step"] == "settle")
+    assert settle["status"] == "aborted" and settle["error"].startswith("stopped waiting: handed off to oncall")
+    assert "verify" not in {r.get("step") for r in records if r["event"] == "step.started"}
+
+
 # -- approvals restricted to a role ------------------------------------------------------------
 
 GATED = HEAD + """\
