@@ -59,23 +59,41 @@ class _Builder:
                          frozen_map({h: frozen_map(v) for h, v in self.hosts.items()}), keys)
 
 
-def expand_range(pattern: str, file: str = "<inventory>") -> list[str]:
-    """Ansible host ranges: `web[01:03]` -> web01, web02, web03; `db-[a:c]`; `[1:9:2]`."""
+# Hosts one pattern may stand for: far past a fleet written as one range, short of a
+# pattern such as `web[1:10000000]` that would take gigabytes to list.
+MAX_RANGE_HOSTS = 10_000
+
+
+def expand_range(pattern: str, file: str = "<inventory>", budget: int = MAX_RANGE_HOSTS,
+                 whole: str = "") -> list[str]:
+    """Ansible host ranges: `web[01:03]` -> web01, web02, web03; `db-[a:c]`; `[1:9:2]`.
+    A pattern standing for more than MAX_RANGE_HOSTS hosts is an error, found before
+    any is listed."""
     match = _RANGE.search(pattern)
     if match is None:
         return [pattern]
-    start, end, step = match.group(1), match.group(2), int(match.group(3) or 1)
+    numbers, width = _range(match.group(1), match.group(2), match.group(3) or "1", pattern, file)
+    if len(numbers) > budget:
+        raise InventoryError(f"{file}: host range {(whole or pattern)!r} stands for more than {MAX_RANGE_HOSTS} "
+                             "hosts: split it, or list the hosts")
+    values = [chr(n) if width < 0 else str(n).zfill(width) for n in numbers]
     head, tail = pattern[:match.start()], pattern[match.end():]
-    if start.isdigit() and end.isdigit():
-        width = len(start) if start.startswith("0") else 0
-        values = [str(n).zfill(width) for n in range(int(start), int(end) + 1, step)]
-    elif len(start) == 1 and len(end) == 1 and start.isalpha() and end.isalpha():
-        values = [chr(c) for c in range(ord(start), ord(end) + 1, step)]
+    return [name for v in values
+            for name in expand_range(head + v + tail, file, budget // len(values), whole or pattern)]
+
+
+def _range(start: str, end: str, step_text: str, pattern: str, file: str) -> tuple[range, int]:
+    """One `[start:end:step]` as numbers and a zero-padding width (-1: letters, as code points)."""
+    step = int(step_text) if len(step_text) < 10 else 0
+    if start.isdigit() and end.isdigit() and len(start) < 19 and len(end) < 19 and step >= 1:
+        numbers, width = range(int(start), int(end) + 1, step), len(start) if start.startswith("0") else 0
+    elif len(start) == 1 and len(end) == 1 and start.isalpha() and end.isalpha() and step >= 1:
+        numbers, width = range(ord(start), ord(end) + 1, step), -1
     else:
         raise InventoryError(f"{file}: bad host range in {pattern!r}")
-    if not values or step < 1:
+    if not numbers:
         raise InventoryError(f"{file}: empty host range in {pattern!r}")
-    return [name for v in values for name in expand_range(head + v + tail, file)]
+    return numbers, width
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:

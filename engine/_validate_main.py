@@ -24,7 +24,9 @@ def write_report(path: str, text: str) -> None:
     from .errors import UsageError
 
     try:
-        with open(path, "w", encoding="utf-8") as handle:
+        # A lone surrogate (from `\udc00` in a journal or a payload) is written escaped,
+        # never a crash after the work is done.
+        with open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -86,9 +86,14 @@ def _fast_validate(options: dict[str, Any]) -> int:
 class PipeGuard:
     """A text stream (stdout, stderr) that a closed pipe silences instead of failing:
     the first write or flush that finds the reader gone points the descriptor at
-    /dev/null, so later writes (and the interpreter's last flush) go nowhere, quietly."""
+    /dev/null, so later writes (and the interpreter's last flush) go nowhere, quietly.
+    Text it cannot encode (a lone surrogate from `\\udc00` in a payload or a journal) is
+    written escaped, never an error after the work is done."""
 
     def __init__(self, stream: TextIO) -> None:
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
         self.stream = stream
         self.reader_gone = False
 

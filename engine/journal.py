@@ -18,12 +18,13 @@ import errno
 import json
 import math
 import os
+import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import JournalError
 from .events import Event, RunFinished, Stamp, StepFinished, StepOutput
@@ -328,17 +329,52 @@ def journal_path(path: str | os.PathLike[str]) -> Path:
     return p / JOURNAL if p.is_dir() else p
 
 
+MAX_LINE = 16 * 1024 * 1024  # far past any line the engine writes (outputs are tails): a longer one is damage
+_TOO_LONG = b"\0\n"  # what a line past MAX_LINE reads as: unreadable, and not torn
+
+
+def decode(raw: bytes) -> dict[str, Any] | None:
+    """One journal line as a record; None for anything else (not JSON, nested past the
+    decoder's depth, a number past Python's digit limit, not an object)."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def journal_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """The lines of an open journal, none held whole past MAX_LINE bytes: a longer line
+    is read to its end in pieces and stands as one unreadable line."""
+    while raw := handle.readline(MAX_LINE + 1):
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = handle.readline(1 << 20)
+            raw = _TOO_LONG
+        yield raw
+
+
+def open_journal(path: Path) -> BinaryIO:
+    """The journal file opened for reading; JournalError when it is a FIFO, a device or a
+    directory (reading one would wait for a writer, or never end)."""
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            from .loader import special_kind
+
+            kind = "a directory" if stat.S_ISDIR(mode) else special_kind(mode)
+            raise JournalError(f"{path} is not a journal: it is {kind}")
+        return open(path, "rb")
+    except OSError as exc:
+        raise JournalError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, bool]]:
     """(line number, record or None if unreadable, whether it is a torn last line)."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            whole = raw.endswith(b"\n")
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                yield number, None, not whole
-                continue
-            yield number, record if isinstance(record, dict) else None, False
+    with open_journal(path) as handle:
+        for number, raw in enumerate(journal_lines(handle), 1):
+            record = decode(raw)
+            yield number, record, record is None and not raw.endswith(b"\n")
 
 
 def read_journal(path: str | os.PathLike[str]) -> JournalContents:
@@ -361,29 +397,25 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
 def last_record(path: Path, window: int = 65536) -> dict[str, Any] | None:
     """The last whole record of a journal, reading only its end (for `runbook runs`)."""
     try:
-        with open(path, "rb") as handle:
+        with open_journal(path) as handle:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(size - window, 0))
             lines = handle.read().splitlines()
-    except OSError:
+    except (OSError, JournalError):
         return None
     for raw in reversed(lines):
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
+        record = decode(raw)
+        if record is not None:
             return record
     return None
 
 
 def first_record(path: Path) -> dict[str, Any] | None:
     try:
-        with open(path, "rb") as handle:
-            record = json.loads(handle.readline())
-    except (OSError, ValueError):
+        with open_journal(path) as handle:
+            return decode(next(journal_lines(handle), b""))
+    except (OSError, JournalError):
         return None
-    return record if isinstance(record, dict) else None
 
 
 def new_run_id(runbook_id: str, now: float | None = None) -> str:

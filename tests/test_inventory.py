@@ -161,6 +161,17 @@ def test_host_ranges() -> None:
         expand("x[ab:c]")
 
 
+@pytest.mark.parametrize("pattern", ["web[1:10000000]", "w[1:200]-[1:200]", "x[" + "9" * 5000 + ":1]",
+                                     "x[1:9:0]", "x[1:99999999999999999999]"])
+def test_a_host_range_too_large_or_malformed_is_refused_before_it_is_listed(pattern: str) -> None:
+    """Ten million hosts from one line (or a bound past Python's digit limit, or a zero
+    step) is an inventory error naming the pattern, not gigabytes of names or a crash."""
+    with pytest.raises(InventoryError, match=r"stands for more than 10000 hosts|bad host range") as err:
+        expand(pattern)
+    assert repr(pattern[:30]) in str(err.value) or pattern[:30] in str(err.value)
+    assert len(expand("w[1:100]-[1:100]")) == 10_000  # as many as allowed
+
+
 def test_host_entries_with_user_and_port() -> None:
     assert parse_host_entry("db-1") == ("db-1", None, None)
     assert parse_host_entry("ops@db-1:2222") == ("db-1", "ops", 2222)

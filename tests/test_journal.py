@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import journal as journal_module
 from engine.errors import JournalError
 from engine.events import (
     PhaseStarted,
@@ -108,6 +109,41 @@ def test_a_garbled_line_in_the_middle_is_listed(tmp_path: Path) -> None:
     path.write_bytes(b'{"seq": 1, "event": "run.started"}\nnot json\n{"seq": 3, "event": "run.finished"}\n')
     contents = read_journal(path)
     assert contents.bad_lines == [2] and not contents.torn and contents.complete
+
+
+def test_lines_too_deep_or_with_too_many_digits_are_unreadable_lines(tmp_path: Path) -> None:
+    """A line nested 100,000 deep or holding a 5,000-digit number (past Python's limit) is
+    one unreadable line, as garbage is, never a RecursionError or ValueError to the user."""
+    path = tmp_path / JOURNAL
+    path.write_bytes(b'{"seq": 1, "event": "run.started"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n"
+                     + b'{"seq": ' + b"7" * 5000 + b"}\n" + b'{"seq": 4, "event": "run.finished"}\n')
+    contents = read_journal(path)
+    assert contents.bad_lines == [2, 3] and [r["seq"] for r in contents.records] == [1, 4]
+    assert first_record(path) is not None and last_record(path) == {"seq": 4, "event": "run.finished"}
+
+
+def test_a_line_past_the_limit_is_one_unreadable_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line longer than MAX_LINE (16 MiB; 64 bytes here) is read in pieces to its end and
+    counts as one unreadable line: a journal with no newline for gigabytes is never held whole."""
+    monkeypatch.setattr(journal_module, "MAX_LINE", 64)
+    path = tmp_path / JOURNAL
+    path.write_bytes(b'{"seq": 1, "event": "run.started"}\n{"seq": 2, "x": "' + b"y" * 5000 + b'"}\n'
+                     b'{"seq": 3, "event": "run.finished"}\n')
+    contents = read_journal(path)
+    assert contents.bad_lines == [2] and [r["seq"] for r in contents.records] == [1, 3] and not contents.torn
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_a_journal_that_is_a_device_or_a_fifo_is_refused(tmp_path: Path, special: str) -> None:
+    """Reading /dev/zero would never end and a FIFO would wait for a writer: each is a
+    journal error naming what it is, at once."""
+    path = Path(special)
+    if special == "fifo":
+        path = tmp_path / JOURNAL
+        os.mkfifo(path)
+    with pytest.raises(JournalError, match=r"is not a journal: it is (a character device|a FIFO)"):
+        read_journal(path)
+    assert first_record(path) is None and last_record(path) is None
 
 
 def test_first_and_last_record_read_only_the_ends(writer: JournalWriter) -> None:

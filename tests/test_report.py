@@ -207,6 +207,33 @@ def test_markers_are_numbered_in_time_order_whatever_the_journal_order() -> None
                                                     (9.0, "escalation")]
 
 
+def test_implausible_times_are_damage_and_every_format_still_renders(tmp_path: Path) -> None:
+    """An elapsed time of 1e300 s (or NaN, or text) is dropped as damage: the report renders
+    in every format, its chart with a handful of ticks (1e300 s once asked for 1e295)."""
+    from engine.reporting.html import render_html
+
+    recs = [{"seq": 1, "elapsed": 0.0, "event": "run.started", "run_id": "odd", "title": "Odd"},
+            {"seq": 2, "elapsed": 1e300, "event": "step.started", "step": "s", "phase": "detection", "kind": "run"},
+            {"seq": 3, "elapsed": "soon", "event": "step.finished", "step": "s", "phase": "detection", "status": "ok"},
+            {"seq": 4, "elapsed": 7.0, "event": "hint.shown", "step": "s", "hint": "h", "duration": 1e299},
+            {"seq": 5, "elapsed": 8.0, "event": "run.finished", "outcome": "resolved"}]
+    (tmp_path / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    report = build_report(tmp_path)
+    assert report.timeline.end == 8.0
+    assert "<svg" in render_html(report) and render_markdown(report) and json.loads(render_json(report))
+
+
+def test_text_that_cannot_be_encoded_is_written_escaped(tmp_path: Path) -> None:
+    """Lone surrogates (`\\udc00` in a journal line) reach stdout and `-o` files escaped, exit 0."""
+    (tmp_path / "journal.jsonl").write_text('{"seq": 1, "elapsed": 0, "event": "run.started", '
+                                            '"title": "odd \\udc00 title"}\n')
+    for fmt in ("md", "json", "html"):
+        shown = runbook("report", tmp_path, "-f", fmt)
+        assert shown.returncode == 0 and "dc00" in shown.stdout, shown.stderr  # \\udc00, or \\xdc00 in Markdown
+        done = runbook("report", tmp_path, "-f", fmt, "-o", tmp_path / f"out.{fmt}")
+        assert done.returncode == 0 and "dc00" in (tmp_path / f"out.{fmt}").read_text(), done.stderr
+
+
 def test_an_empty_journal_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "journal.jsonl").write_text("")
     done = runbook("report", tmp_path)

@@ -23,12 +23,17 @@ STRINGS = frozenset(("event", "t", "step", "phase", "kind", "status", "title", "
                      "required_role", "failed_step", "instructions", "note", "condition", "stop_step", "from_step"))
 
 
+# Times and durations past this (about 31 years) are damage, as NaN is: no run lasts that
+# long, and a report drawing one would draw nothing else.
+MAX_SECONDS = 1e9
+
+
 def _float(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return number if math.isfinite(number) else None
+    return number if math.isfinite(number) and abs(number) <= MAX_SECONDS else None
 
 
 def _int(value: Any) -> int | None:

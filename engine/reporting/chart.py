@@ -7,6 +7,7 @@ value from a journal like any other text.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -101,13 +102,19 @@ class Scale:
                      * self.width, 2)
 
     def ticks(self, count: int = 8) -> list[float]:
-        step = next((s for s in _STEPS if self.span / s <= count), _STEPS[-1])
+        step = next((s for s in _STEPS if self.span / s <= count), None) or _round_step(self.span / count)
         first = self.origin + -(-(self.start - self.origin) // step) * step
         return [first + i * step for i in range(int((self.start + self.span - first) / step + 1e-9) + 1)]
 
     def label(self, t: float) -> str:
         """A tick's text: time from the origin, `+` marking an origin other than the run's start."""
         return ("+" if self.origin else "") + tick_label(t - self.origin)
+
+
+def _round_step(least: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten at least `least` (past a day's steps)."""
+    power = 10.0 ** math.floor(math.log10(least))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= least)
 
 
 def tick_label(t: float) -> str:

@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..journal import JOURNAL, first_record
+from ..errors import JournalError
+from ..journal import JOURNAL, decode, first_record, journal_lines, open_journal
 from ._records import clean
 from .metrics import MILESTONES, percentile, timings
 
@@ -69,32 +70,26 @@ def lean_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """The records of a journal that key times need, decoded lazily; torn or bad lines skipped."""
     first_step = True
     phases: list[Any] = []  # the open phases, outermost first (an include nests its own)
-    with open(path, "rb") as handle:
-        for line in handle:
+    with open_journal(Path(path)) as handle:
+        for line in journal_lines(handle):
             name = _event(line)
             if name is None or (name not in NEEDED and not (first_step and name == FIRST_ONLY)
                                 and not (name == REMEDIATION_ONLY and phases[:1] == ["remediation"])):
                 continue
             first_step = first_step and name != FIRST_ONLY
-            record = _head(line) if name == REMEDIATION_ONLY else _decode(line)
+            record = _head(line) if name == REMEDIATION_ONLY else decode(line)
             if record is not None:
                 _track(phases, name, record)
                 yield clean(record)
 
 
-def _decode(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def _head(line: bytes) -> dict[str, Any] | None:
     """A step.finished record without its results: the fields before `duration` (the
     journal writes them in a fixed order), so the output tail is never parsed."""
     end = line.find(_HEAD_END)
-    return _decode(line[:end] + b"}") if end > 0 else _decode(line)
+    return decode(line[:end] + b"}") if end > 0 else decode(line)
 
 
 def _track(phases: list[Any], name: bytes, record: dict[str, Any]) -> None:
@@ -272,7 +267,7 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> Stats:
         count += 1
         try:
             point = read_point(path)
-        except OSError:
+        except (OSError, JournalError):  # unreadable, or a FIFO or device named journal.jsonl
             point = None
         if point is None:
             skipped.append(str(path))
