@@ -312,6 +312,14 @@ def test_a_manual_steps_instructions_are_in_the_review_the_debrief_and_the_html(
     assert '<pre aria-label="instructions of assess">' + text in html
 
 
+def test_indented_lines_of_instructions_keep_their_indentation_in_markdown() -> None:
+    from engine.reporting.markdown import _instructions
+
+    bar = Bar("check", "triage", "manual", 0.0, instructions="Run this:\n  journalctl -u app\n\nThen <b>look</b>.")
+    assert _instructions(bar) == ["**Instructions of check**", "", "> Run this:", "> &nbsp;&nbsp;journalctl -u app",
+                                  ">", "> Then &lt;b&gt;look&lt;/b&gt;.", ""]
+
+
 def test_review_lists_retries_failures_rollbacks_and_undelivered_messages(live: dict[str, Path]) -> None:
     review = build_report(live["fail"]).review
     kinds = [p.kind for p in review.problems]

@@ -97,7 +97,9 @@ def _instructions(bar: Bar) -> list[str]:
     """A manual step's text as the person read it, quoted line by line."""
     if not bar.instructions:
         return []
-    quoted = [f"> {md(line, 500)}" if line.strip() else ">" for line in bar.instructions.splitlines()]
+    # Indented lines (a command to type) keep their indentation: Markdown would drop the spaces.
+    quoted = [f"> {'&nbsp;' * (len(line) - len(line.lstrip()))}{md(line, 500)}" if line.strip() else ">"
+              for line in bar.instructions.splitlines()]
     return [f"**Instructions of {md(bar.step)}**", "", *quoted, ""]
 
 
