@@ -294,6 +294,20 @@ def _on_alarm(signum: int, frame: Any) -> None:
     signal.setitimer(signal.ITIMER_REAL, deadline - time.monotonic())
 
 
+_stops: list[Callable[[], bool]] = []  # see stopped_when
+
+
+@contextmanager
+def stopped_when(check: Callable[[], bool]) -> Iterator[None]:
+    """While in this context, a render under the deadline fails as interrupted when
+    `check()` is true as it starts: a signal that came just before it is not lost."""
+    _stops.append(check)
+    try:
+        yield
+    finally:
+        _stops.remove(check)
+
+
 @contextmanager
 def deadline() -> Iterator[None]:
     """Run the body under the render deadline (main thread; elsewhere only the size
@@ -304,9 +318,11 @@ def deadline() -> Iterator[None]:
     if signal.getsignal(signal.SIGALRM) is not _on_alarm:
         signal.signal(signal.SIGALRM, _on_alarm)
     limit = time_limit()
-    _active["deadline"] = time.monotonic() + limit
-    signal.setitimer(signal.ITIMER_REAL, limit)
+    _active["deadline"] = time.monotonic() + limit  # from here a signal handler stops the render ...
     try:
+        if any(check() for check in _stops):  # ... and one that came before is seen here
+            raise Interrupted
+        signal.setitimer(signal.ITIMER_REAL, limit)
         yield
     finally:
         _active.clear()

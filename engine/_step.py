@@ -9,9 +9,11 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import templating
+from ._shown import Shown, visible
 from .duration import format_duration
 from .errors import EngineError, JournalError, TemplateError
 from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepProcess, StepStarted
@@ -57,6 +59,7 @@ class Attempt:
     answers: dict[str, Any] = field(default_factory=dict)
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    shown_outputs: dict[str, Any] | None = None  # the outputs as shown, when secrets went into them
     cancelled: bool = False
     refused: bool = False  # an approval was refused (here, or inside an included runbook)
     expect_false: bool = False
@@ -68,11 +71,15 @@ class _Sink:
 
     Output arrives in reads of any size: it is decoded incrementally and masked as a
     stream, so a UTF-8 character or a secret split between two reads is neither
-    garbled nor leaked. Use it with `with`: leaving it emits what was held back."""
+    garbled nor leaked. The masked streams belong to the step, not to one command: the
+    items of a `for_each` write one log, and a secret printed a piece per item is still
+    masked there. Use it with `with`: leaving it emits what was held back (at the end of
+    the step, for the items of a for_each)."""
 
     def __init__(self, runner: Runner, step_id: str) -> None:
         self.runner, self.step_id = runner, step_id
-        self._streams: dict[tuple[str, str | None], tuple[Any, MaskedStream]] = {}
+        self._decoders: dict[tuple[str, str | None], Any] = {}
+        self._masked = runner.driver.masked
 
     def process_started(self, pgid: int, host: str | None) -> None:
         # Not fsynced on its own: a SIGKILL of the engine does not lose a written line, and
@@ -83,13 +90,14 @@ class _Sink:
     def output(self, stream: str, data: bytes, host: str | None) -> None:
         if not self.runner.bus.wants_output:
             return  # nobody shows or stores live output (unattended tests, trials)
-        decoder, masked = self._streams.get((stream, host)) or self._open(stream, host)
-        self._emit(stream, masked.feed(decoder.decode(data)), host)
+        decoder = self._decoders.get((stream, host)) or self._open(stream, host)
+        self._emit(stream, self._masked[(stream, host)].feed(decoder.decode(data)), host)
 
-    def _open(self, stream: str, host: str | None) -> tuple[Any, MaskedStream]:
-        pair = (codecs.getincrementaldecoder("utf-8")(errors="replace"), MaskedStream(self.runner.masker))
-        self._streams[(stream, host)] = pair
-        return pair
+    def _open(self, stream: str, host: str | None) -> Any:
+        decoder = self._decoders[(stream, host)] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if (stream, host) not in self._masked:
+            self._masked[(stream, host)] = MaskedStream(self.runner.masker)
+        return decoder
 
     def _emit(self, stream: str, text: str, host: str | None) -> None:
         if text:
@@ -99,9 +107,11 @@ class _Sink:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for (stream, host), (decoder, masked) in self._streams.items():
-            self._emit(stream, masked.feed(decoder.decode(b"", final=True)) + masked.flush(), host)
-        self._streams.clear()
+        keep = self.runner.driver.in_items
+        for (stream, host), decoder in self._decoders.items():
+            masked = self._masked[(stream, host)] if keep else self._masked.pop((stream, host))
+            self._emit(stream, masked.feed(decoder.decode(b"", final=True)) + ("" if keep else masked.flush()), host)
+        self._decoders.clear()
 
 
 class StepDriver:
@@ -109,6 +119,9 @@ class StepDriver:
 
     def __init__(self, runner: Runner) -> None:
         self.r = runner
+        self.shown = Shown(runner.state, runner.masker)  # what is shown, apart from what runs
+        self.masked: dict[tuple[str, str | None], MaskedStream] = {}  # the output streams of the step
+        self.in_items = False  # running the items of a for_each: their output is one stream
         self.announced = False  # step.started emitted for the step being executed
 
     # -- entry -------------------------------------------------------------------------------
@@ -138,7 +151,7 @@ class StepDriver:
         r = self.r
         if step.when is not None:
             try:
-                go = templating.evaluate(step.when, r.state.context(**extra), where=r.where(step, "when"))
+                go = templating.evaluate(step.when, r.state.context(**visible(extra)), where=r.where(step, "when"))
             except TemplateError as exc:
                 return StepRecord(step.id, status="failed", error=str(exc))
             if not go:
@@ -149,31 +162,51 @@ class StepDriver:
     def _for_each(self, step: Step, sid: str, rollback_of: str | None) -> StepRecord:
         r = self.r
         try:
-            items = self._items(step)
+            items = self._items(step, r.state.context())
+            shown_items = self.shown.items(items, lambda: self._items(step, r.state.shown_context()))
         except TemplateError as exc:
             return StepRecord(step.id, status="failed", error=str(exc))
         rec = StepRecord(step.id, status="ok")
-        for index, item in enumerate(items):
-            sub = self._guarded(step, sid, rollback_of, {"item": item})
-            rec.items.append({"item": item, "index": index, **sub.view()})
-            rec.attempts += sub.attempts
-            if sub.status in ("failed", "aborted", "refused", "not_confirmed"):
-                rec.status, rec.error = sub.status, f"item {index} ({item!r}): {sub.error}"
-                break
+        shown: list[dict[str, Any]] = []
+        self.in_items = True
+        try:
+            self._items_of(step, sid, rollback_of, rec, items, shown_items, shown)
+        finally:
+            self.in_items = False
+            self._flush(sid)
+        if self.shown.active:
+            rec.shown["items"] = shown
         if items and all(i["status"] == "skipped" for i in rec.items):
             rec.status = "skipped"  # the finished line says so; a count would only contradict it
         else:
             r.bus.emit(StepOutput(sid, "info", _items_done(rec.items, len(items)), None))
         return rec
 
-    def _items(self, step: Step) -> list[Any]:
+    def _items_of(self, step: Step, sid: str, rollback_of: str | None, rec: StepRecord, items: list[Any],
+                  shown_items: list[Any], shown: list[dict[str, Any]]) -> None:
+        for index, (item, shown_item) in enumerate(zip(items, shown_items, strict=True)):
+            sub = self._guarded(step, sid, rollback_of, {"item": item, "_shown": {"item": shown_item}})
+            rec.items.append({"item": item, "index": index, **sub.view()})
+            shown.append({**rec.items[-1], "item": shown_item, **sub.shown})
+            rec.attempts += sub.attempts
+            if sub.status in ("failed", "aborted", "refused", "not_confirmed"):
+                rec.status, rec.error = sub.status, f"item {index} ({shown_item!r}): {sub.error}"
+                break
+
+    def _flush(self, sid: str) -> None:
+        """What the step's output streams held back, now that no more output comes."""
+        for (stream, host), masked in self.masked.items():
+            text = masked.flush()
+            if text:
+                self.r.bus.emit(StepOutput(sid, stream, text, host))
+        self.masked.clear()
+
+    def _items(self, step: Step, ctx: dict[str, Any]) -> list[Any]:
         if isinstance(step.for_each, tuple):
             # A literal list: its strings are templates like any other (lint checks them so).
-            ctx = self.r.state.context()
             return [templating.render_value(v, ctx, where=self.r.where(step, "for_each", i))
                     for i, v in enumerate(step.for_each)]
-        value = templating.evaluate(str(step.for_each), self.r.state.context(),
-                                    where=self.r.where(step, "for_each"))
+        value = templating.evaluate(str(step.for_each), ctx, where=self.r.where(step, "for_each"))
         if isinstance(value, str):
             return [line for line in value.splitlines() if line.strip()]
         if isinstance(value, Mapping):
@@ -221,7 +254,7 @@ class StepDriver:
     def _start(self, step: Step, sid: str, rollback_of: str | None, extra: dict[str, Any]) -> dict[str, Any]:
         """Emit step.started with the rendered command (secrets masked by the bus)."""
         r = self.r
-        command = None
+        command = shown = None
         target = step.target or (r.runbook.defaults.target if step.kind == "run" else None)
         per_host = None
         if isinstance(step.spec, RunSpec):
@@ -229,17 +262,20 @@ class StepDriver:
             if target and "host" in templating.analyze(spec_command).names:
                 per_host = self._per_host(step, spec_command, extra)
                 extra = {**extra, "host": templating.Placeholder("host")}
-            command = templating.render(spec_command, r.state.context(**extra), shell=True,
-                                        where=r.where(step, "run"))
+            where = r.where(step, "run")
+            command = templating.render(spec_command, r.state.context(**visible(extra)), shell=True, where=where)
+            shown = self.shown.render(spec_command, extra, command, shell=True, where=where)
         elif isinstance(step.spec, HttpSpec):
-            url = templating.render(step.spec.url, r.state.context(**extra), where=r.where(step, "http", "url"))
-            command = f"{step.spec.method} {url}"
+            where = r.where(step, "http", "url")
+            url = templating.render(step.spec.url, r.state.context(**visible(extra)), where=where)
+            shown = f"{step.spec.method} {self.shown.render(step.spec.url, extra, url, where=where)}"
         # A manual step's text is rendered here, once, so that what the person reads (the
         # console shows step.started) is what the journal and every report say they read.
         instructions = self._instructions(step, extra) if isinstance(step.spec, ManualSpec) else None
         hosts = r.hosts_of(target, step) if target else []
-        r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, command, target, hosts,
-                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(extra.get("item")),
+        item = (extra.get("_shown") or {}).get("item", extra.get("item"))
+        r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, shown, target, hosts,
+                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(item),
                                instructions))
         self.announced = True
         return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host,
@@ -247,16 +283,17 @@ class StepDriver:
 
     def _instructions(self, step: Step, extra: dict[str, Any]) -> str:
         assert isinstance(step.spec, ManualSpec)
-        ctx = self.r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
-        return templating.render(step.spec.text, ctx, where=self.r.where(step, "manual")).strip()
+        where = self.r.where(step, "manual")
+        ctx = self.shown.context(extra) if self.shown.active else self.r.state.context(**visible(extra))
+        return templating.render(step.spec.text, ctx, where=where).strip()
 
     def _per_host(self, step: Step, command: str, extra: dict[str, Any]) -> Callable[[str], str]:
         """A command that names `{{ host }}` is rendered once per host of the fan-out."""
         r = self.r
-        visible = {k: v for k, v in extra.items() if not k.startswith("_")}
+        names = visible(extra)
 
         def render_for(host: str) -> str:
-            return templating.render(command, r.state.context(**visible, host=host), shell=True,
+            return templating.render(command, r.state.context(**names, host=host), shell=True,
                                      where=r.where(step, "run"))
 
         return render_for
@@ -267,9 +304,10 @@ class StepDriver:
         assert confirm is not None
         text = confirm.message or f"Run step '{step.label}'?"
         try:
-            message = templating.render(text, r.state.context(**extra), where=r.where(step, "confirm"))
+            ctx = self.shown.context(extra) if self.shown.active else r.state.context(**visible(extra))
+            message = templating.render(text, ctx, where=r.where(step, "confirm"))
         except TemplateError:
-            message = text
+            message = r.masker.text(text)
         try:
             with r.asking(sid):
                 reply = r.services.prompter.approve(ApprovalRequest(sid, message, confirm.role, ask_why=True))
@@ -318,7 +356,7 @@ class StepDriver:
     def _until(self, step: Step, attempt: Attempt, extra: dict[str, Any]) -> bool | None:
         ctx = self._current(step, attempt, extra)
         try:
-            attempt.outputs = self._outputs(step, ctx)
+            attempt.outputs = self._outputs(step, ctx, attempt, extra)
             ctx["outputs"] = attempt.outputs
             return bool(templating.evaluate(step.until or "true", ctx, where=self.r.where(step, "until")))
         except TemplateError as exc:
@@ -331,7 +369,7 @@ class StepDriver:
             return attempt  # nothing to compute: spare building the context
         ctx = self._current(step, attempt, extra)
         try:
-            attempt.outputs = self._outputs(step, ctx) if not attempt.outputs else attempt.outputs
+            attempt.outputs = self._outputs(step, ctx, attempt, extra) if not attempt.outputs else attempt.outputs
             ctx["outputs"] = attempt.outputs
             if step.expect is not None and not templating.evaluate(
                     step.expect, ctx, where=self.r.where(step, "expect")):
@@ -340,12 +378,18 @@ class StepDriver:
             return replace(attempt, ok=False, error=str(exc))
         return attempt
 
-    def _outputs(self, step: Step, ctx: dict[str, Any]) -> dict[str, Any]:
+    def _outputs(self, step: Step, ctx: dict[str, Any], attempt: Attempt, extra: dict[str, Any]) -> dict[str, Any]:
         r = self.r
-        return {name: templating.render_value(text, ctx, where=r.where(step, "outputs", name))
-                for name, text in step.outputs.items()}
+        outputs = {name: templating.render_value(text, ctx, where=r.where(step, "outputs", name))
+                   for name, text in step.outputs.items()}
+        if self.shown.active:
+            seen = self._current(step, replace(attempt, outputs={}), extra, shown=True)
+            attempt.shown_outputs = {name: self.shown.value(outputs[name], partial(templating.render_value, text, seen))
+                                     for name, text in step.outputs.items()}
+        return outputs
 
-    def _current(self, step: Step, attempt: Attempt, extra: dict[str, Any]) -> dict[str, Any]:
+    def _current(self, step: Step, attempt: Attempt, extra: dict[str, Any], *, shown: bool = False,
+                 ) -> dict[str, Any]:
         res = attempt.result
         only = next(iter(attempt.hosts.values())) if res is None and len(attempt.hosts) == 1 else {}
         current = {
@@ -358,8 +402,9 @@ class StepDriver:
             "outputs": attempt.outputs, "answers": attempt.answers,
             "hosts": attempt.hosts, "duration": res.duration if res else 0.0,
         }
-        visible = {k: v for k, v in extra.items() if not k.startswith("_")}
-        return self.r.state.context(**visible, **current)
+        if shown:
+            return self.shown.context(extra, **self.shown.current(current, attempt.shown_outputs))
+        return self.r.state.context(**visible(extra), **current)
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -393,7 +438,7 @@ class StepDriver:
         stdin, env = None, {}
         variables = {**r.runbook.defaults.env, **step.env} if (r.runbook.defaults.env or step.env) else {}
         if command is None or spec.stdin or variables:  # most steps: nothing more to render
-            ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+            ctx = r.state.context(**visible(extra))
             if command is None:
                 command = templating.render(spec.command, ctx, shell=True, where=r.where(step, "run"))
             if spec.stdin:
@@ -419,13 +464,15 @@ class StepDriver:
     def _http(self, step: Step, sid: str, spec: HttpSpec, number: int, extra: dict[str, Any],
               timeout: float | None) -> Attempt:
         r = self.r
-        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        ctx = r.state.context(**visible(extra))
         url = templating.render(spec.url, ctx, where=r.where(step, "http", "url"))
         headers = {k: templating.render(v, ctx, where=r.where(step, "http", "headers", k))
                    for k, v in spec.headers.items()}
         body = templating.render_value(spec.body, ctx, where=r.where(step, "http", "body"))
         data, headers = encode_body(body, headers)
-        private = frozenset(k.lower() for k, v in headers.items() if r.masker.text(v) != v)
+        # A header is private when a secret went into it: it does not follow a redirect elsewhere.
+        private = frozenset(k.lower() for k, v in headers.items() if r.masker.text(v) != v or (
+            k in spec.headers and self.shown.render(spec.headers[k], extra, v) != v))
         request = HttpRequest(url, spec.method, headers, data, spec.verify, spec.follow_redirects, spec.status,
                               private)
         invocation = Invocation(sid, "http", f"{spec.method} {url}", timeout=timeout, http=request,
@@ -437,7 +484,7 @@ class StepDriver:
 
     def _manual(self, step: Step, sid: str, spec: ManualSpec, extra: dict[str, Any]) -> Attempt:
         r = self.r
-        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        ctx = self.shown.context(extra) if self.shown.active else r.state.context(**visible(extra))
         text = extra.get("_instructions")
         if text is None:
             text = self._instructions(step, extra)
@@ -465,7 +512,8 @@ class StepDriver:
 
     def _notify(self, step: Step, sid: str, spec: NotifySpec, extra: dict[str, Any]) -> Attempt:
         r = self.r
-        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        # A message leaves the run: it is rendered as shown, secrets as ***.
+        ctx = self.shown.context(extra) if self.shown.active else r.state.context(**visible(extra))
         message = templating.render(spec.message, ctx, where=r.where(step, "notify", "message"))
         title = templating.render(spec.title, ctx, where=r.where(step, "notify", "title")) if spec.title else None
         # A hand-off that reached nobody did not happen: it must be delivered, like `required`.
@@ -477,12 +525,26 @@ class StepDriver:
 
     def _set(self, step: Step, sid: str, spec: SetSpec, extra: dict[str, Any]) -> Attempt:
         r = self.r
-        ctx = r.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        ctx = r.state.context(**visible(extra))
         values = {k: templating.render_value(v, ctx, where=r.where(step, "set", k))
                   for k, v in spec.values.items()}
+        shown = self._shown_values(step, spec, values, extra)
         changes = {(k if k.startswith("incident.") else f"vars.{k}"): v for k, v in values.items()}
         r.apply_set(step, changes, by=None, role=None)
-        return Attempt(True, outputs=values)
+        return Attempt(True, outputs=values, shown_outputs=shown)
+
+    def _shown_values(self, step: Step, spec: SetSpec, values: dict[str, Any], extra: dict[str, Any],
+                      ) -> dict[str, Any] | None:
+        """How the values of a `set:` are shown; a var a secret went into is *** from now on."""
+        if not self.shown.active:
+            return None
+        ctx = self.shown.context(extra)
+        shown = {k: self.shown.value(values[k], partial(templating.render_value, v, ctx))
+                 for k, v in spec.values.items()}
+        for k, v in shown.items():
+            if not k.startswith("incident."):
+                self.r.state.shown_vars[k] = v
+        return shown
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -490,6 +552,8 @@ class StepDriver:
         res = attempt.result
         rec.outputs, rec.answers, rec.hosts = attempt.outputs, attempt.answers, attempt.hosts
         rec.error = attempt.error
+        if attempt.shown_outputs is not None:
+            rec.shown["outputs"] = attempt.shown_outputs
         if res is not None:
             rec.exit_code, rec.stdout, rec.stderr = res.exit_code, res.stdout, res.stderr
             rec.status_code, rec.headers, rec.body = res.status, dict(res.headers or {}), res.body
@@ -523,13 +587,13 @@ class StepDriver:
             sid, step.phase, step.kind, rec.status, rec.duration, rec.attempts, rec.exit_code,
             rec.error, "when was false" if rec.status == "skipped" else None,
             _tail(r, rec.stdout), _tail(r, rec.stderr), rec.truncated or len(rec.stdout) > TAIL,
-            _jsonable(rec.outputs), _jsonable(rec.answers), rec.status_code,
+            _jsonable(rec.shown.get("outputs", rec.outputs)), _jsonable(rec.answers), rec.status_code,
             {h: {k: v for k, v in d.items() if k not in ("stdout", "stderr")} | {
                 "stdout": _tail(r, d.get("stdout", "")), "stderr": _tail(r, d.get("stderr", ""))}
              for h, d in rec.hosts.items()},
             [{k: _jsonable(v) if k == "item" else v for k, v in i.items()
-              if k in ("index", "item", "status", "exit_code", "error")} for i in rec.items],
-            _jsonable(r.state.vars) if _sets_vars(step) else {},
+              if k in ("index", "item", "status", "exit_code", "error")} for i in rec.shown.get("items", rec.items)],
+            _jsonable({**r.state.vars, **r.state.shown_vars}) if _sets_vars(step) else {},
             r.logs_of(sid), rollback_of,
         ))
 

@@ -1,27 +1,75 @@
-"""Secret masking: every secret value becomes `***` before anything is written or shown."""
+"""Secret masking: every secret value becomes `***` before anything is written or shown.
+
+This is the second line of defence. The first is by construction: what the engine shows
+and journals (commands, URLs, outputs, vars, `for_each` items, messages) is rendered from
+a context in which secret inputs are `***` already, and whatever is computed from them
+stays `***` (see RunState.shown_context). What no template produced (a command's output,
+a server's answer, an error message) is masked here: the secret as it is, and as each
+encoding the engine itself writes it in - shell-quoted, escaped for double quotes and
+heredocs, JSON, URL- and form-encoded, Python's repr, and inside base64 (HTTP basic auth).
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
+MIN_LENGTH = 3  # shorter values would mask ordinary text everywhere (they are masked by construction)
+_B64_MIN = 6  # a base64 fragment shorter than this would match by chance
+_DOUBLE_QUOTED: dict[int, str] = {ord("\\"): "\\\\", ord("$"): "\\$", ord("`"): "\\`", ord('"'): '\\"'}
+_HEREDOC: dict[int, str] = {ord("\\"): "\\\\", ord("$"): "\\$", ord("`"): "\\`"}
+
+
+def encodings(secret: str) -> list[str]:
+    """The ways the engine may write `secret` inside a longer text, itself included."""
+    forms = [
+        secret,
+        secret.replace("'", "'\"'\"'"),  # inside shlex.quote's single quotes
+        secret.replace("'", "'\\''"),  # inside the author's single quotes (engine._shell)
+        secret.translate(_DOUBLE_QUOTED),  # inside double quotes (engine._shell)
+        secret.translate(_HEREDOC),  # in a heredoc
+        json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+        quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret),
+        repr(secret)[1:-1], repr(secret.encode())[2:-1],
+    ]
+    forms += _base64_fragments(secret.encode())
+    return list(dict.fromkeys(f for f in forms if len(f) >= MIN_LENGTH))
+
+
+def _base64_fragments(raw: bytes) -> list[str]:
+    """What base64 always writes for `raw`, wherever it starts in the encoded data: one
+    fragment for each of the three alignments, without the characters its neighbours
+    share (so `Basic base64(user:secret)` is caught whatever the user name)."""
+    fragments = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        whole = (offset + len(raw)) // 3 * 4  # characters made of whole 3-byte groups
+        fragment = encoded[4 if offset else 0:whole]
+        if len(fragment) >= _B64_MIN:
+            fragments.append(fragment)
+    return fragments
 
 
 class Masker:
-    """Replaces known secret values in strings and nested data."""
+    """Replaces known secret values, in every encoding the engine writes, in strings and
+    nested data."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: list[str] = []
+        self._forms: list[str] = []
         for value in secrets:
             self.add(value)
 
     def add(self, value: Any) -> None:
         text = str(value) if value is not None else ""
-        # One- and two-character "secrets" would mask ordinary text everywhere.
-        if len(text) >= 3 and text not in self._secrets:
-            self._secrets.append(text)
-            self._secrets.sort(key=len, reverse=True)  # longest first: no partial leaks
+        if len(text) < MIN_LENGTH or text in self._secrets:
+            return
+        self._secrets.append(text)
+        self._forms = sorted({f for s in self._secrets for f in encodings(s)}, key=len, reverse=True)
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -30,10 +78,15 @@ class Masker:
     def secrets(self) -> tuple[str, ...]:
         return tuple(self._secrets)
 
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """Every text masked: each secret in each encoding, longest first (no partial leaks)."""
+        return tuple(self._forms)
+
     def text(self, value: str) -> str:
-        for secret in self._secrets:
-            if secret in value:
-                value = value.replace(secret, MASK)
+        for form in self._forms:
+            if form in value:
+                value = value.replace(form, MASK)
         return value
 
     def data(self, value: Any) -> Any:
@@ -51,8 +104,8 @@ class Masker:
     def bytes(self, value: bytes) -> bytes:
         if not self._secrets:
             return value
-        for secret in self._secrets:
-            raw = secret.encode()
+        for form in self._forms:
+            raw = form.encode()
             if raw in value:
                 value = value.replace(raw, MASK.encode())
         return value
@@ -79,11 +132,11 @@ class MaskedStream:
         return held
 
     def _possible_start(self, text: str) -> int:
-        """Length of the longest end of `text` that is a proper prefix of a secret."""
+        """Length of the longest end of `text` that is a proper prefix of a masked form."""
         longest = 0
-        for secret in self.masker.secrets:
-            for size in range(min(len(secret) - 1, len(text)), longest, -1):
-                if text.endswith(secret[:size]):
+        for form in self.masker.forms:
+            for size in range(min(len(form) - 1, len(text)), longest, -1):
+                if text.endswith(form[:size]):
                     longest = size
                     break
         return longest

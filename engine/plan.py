@@ -16,7 +16,7 @@ from .duration import format_duration
 from .errors import TemplateError
 from .masking import Masker
 from .model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, Runbook, RunSpec, SetSpec, Step, WaitSpec
-from .templating import Placeholder
+from .templating import Masked, Placeholder
 
 
 @dataclass
@@ -43,8 +43,10 @@ class _Steps(dict[str, Any]):
 
 
 def _context(runbook: Runbook, inputs: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    # The plan is shown: secret inputs are *** before anything is rendered from them.
+    shown = {k: Masked() if k in runbook.inputs and runbook.inputs[k].secret else v for k, v in inputs.items()}
     ctx = {
-        "inputs": dict(inputs), "vars": {**runbook.vars}, "steps": _Steps(),
+        "inputs": shown, "vars": {**runbook.vars}, "steps": _Steps(),
         "run": {"id": "<run.id>", "mode": "dry-run", "phase": Placeholder("run.phase"),
                 "started_at": Placeholder("run.started_at")},
         "runbook": {"id": runbook.id, "title": runbook.title},

@@ -138,7 +138,9 @@ class Runner:
         self.include_chain: tuple[Path, ...] = ()
         self.stop_reason = "interrupted"  # what the journal says ended an aborted run (Ctrl-C, SIGTERM)
         ago = resume.started_ago if resume is not None and not prefix else 0.0
-        self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now() - ago)
+        secret = frozenset(k for k, spec in runbook.inputs.items() if spec.secret and inputs.get(k) not in (None, ""))
+        self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now() - ago, secret_inputs=secret,
+                              masker=self.masker)
         if resume is not None:
             self.state.vars.update(resume.vars)
             if resume.incident:  # impact, urgency and priority set before the crash

@@ -204,7 +204,8 @@ def _signals(runner: Runner, enabled: bool) -> Iterator[None]:
     old_int = signal.signal(signal.SIGINT, on_int)
     old_term = signal.signal(signal.SIGTERM, on_term)
     try:
-        yield
+        with templating.stopped_when(runner.cancel.is_set):  # a signal just before a render stops it too
+            yield
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)

@@ -30,10 +30,20 @@ class StepRecord:
     items: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     truncated: bool = False
+    # How this step is shown when secrets were used: fields of view() as computed from
+    # secrets shown as *** (outputs, for_each items). Empty: shown as it is (masked as text).
+    shown: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def shown_view(self, masker: Any) -> dict[str, Any]:
+        """view() as templates that build what is shown see it: text masked, and what
+        was computed from secrets as it was computed from ***."""
+        view = masker.data(self.view()) if masker else self.view()
+        view.update(self.shown)
+        return view
 
     def view(self) -> dict[str, Any]:
         return {
@@ -75,6 +85,11 @@ class RunState:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     incident: Incident = field(default_factory=Incident)
     phase: str | None = None
+    # Secret inputs given to this run, and the masker of its secrets: with any, what the
+    # engine shows is rendered from shown_context(), where they are ***.
+    secret_inputs: frozenset[str] = frozenset()
+    masker: Any = None
+    shown_vars: dict[str, Any] = field(default_factory=dict)  # vars computed from secrets, as shown
 
     def __post_init__(self) -> None:
         if self.phase is None and self.runbook.phases:
@@ -82,13 +97,34 @@ class RunState:
             self.phase = self.runbook.phases[0].name
         self.vars = {**self.runbook.vars, **self.vars}
         self._views: dict[str, dict[str, Any]] = {rid: r.view() for rid, r in self.steps.items()}
+        self._shown_views: dict[str, dict[str, Any]] = {}
         sev = self.runbook.severity
         if sev is not None and self.incident.impact is None and self.incident.urgency is None:
             self.incident = Incident(sev.impact, sev.urgency, priority_of(self.runbook, sev.impact, sev.urgency))
 
+    @property
+    def secret(self) -> bool:
+        """Whether anything shown must be rendered apart from what is executed."""
+        return bool(self.secret_inputs)
+
     def record(self, rec: StepRecord) -> None:
         self.steps[rec.id] = rec
         self._views[rec.id] = rec.view()
+        if self.secret_inputs:
+            self._shown_views[rec.id] = rec.shown_view(self.masker)
+
+    def shown_context(self, **current: Any) -> dict[str, Any]:
+        """The context of what is shown and journaled: secret inputs are `***` (Masked),
+        and so is whatever was computed from them (vars, outputs, items); step output is
+        masked. `current` must hold the shown forms of the running step's names."""
+        ctx = self.context(**current)
+        if self.secret_inputs:
+            from .templating import Masked
+
+            ctx["inputs"] = {k: Masked() if k in self.secret_inputs else v for k, v in self.inputs.items()}
+            ctx["vars"] = {**self.vars, **self.shown_vars}
+            ctx["steps"] = self._shown_views
+        return ctx
 
     def context(self, **current: Any) -> dict[str, Any]:
         """The template context; `current` adds the running step's own names."""

@@ -48,6 +48,16 @@ def plain(value: Any) -> Any:
     return value
 
 
+class Masked(str):
+    """A secret as it is shown: `***`. What the engine shows and journals is rendered
+    with secrets as Masked values (RunState.shown_context), so whatever a template makes
+    of one (quoted, escaped, JSON, sliced, an item) cannot hold the secret. In a command
+    it goes in as it is, unquoted."""
+
+    def __new__(cls) -> Masked:
+        return super().__new__(cls, "***")
+
+
 class Placeholder(str):
     """A value not known before the run (dry-run): renders as `<steps.x.stdout>`, and
     attribute or item access gives a longer placeholder instead of an error."""
@@ -193,7 +203,7 @@ def _mark(value: Any) -> Any:
 
 def _shell_text(value: Any) -> tuple[str, bool]:
     """A value as text for the command, and whether it goes in as it is (not escaped)."""
-    if isinstance(value, Placeholder):
+    if isinstance(value, (Placeholder, Masked)):
         return str.__str__(value), True
     if value is None:
         return "", False
@@ -425,6 +435,12 @@ def render(text: str, context: Mapping[str, Any], *, shell: bool = False, where:
         return str(_compiled(text, shell)(context))
     except Exception as exc:  # jinja2 raises many types; all mean "this template failed"
         raise TemplateError(_explain(exc), where=where) from None
+
+
+def stopped_when(check: Callable[[], bool]) -> Any:
+    """While in this context, a render under the deadline does not start (it fails as
+    interrupted) once `check()` is true: a Ctrl-C that came just before it counts."""
+    return _limits.stopped_when(check)
 
 
 def stop_render() -> None:

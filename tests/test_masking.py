@@ -77,3 +77,56 @@ def test_only_a_possible_start_of_a_secret_is_held_back() -> None:
 def test_a_stream_without_secrets_holds_nothing_back() -> None:
     stream = MaskedStream(Masker())
     assert stream.feed("anything") == "anything" and stream.flush() == ""
+
+
+# -- every encoding the engine writes ---------------------------------------------------------------
+
+SECRET = "it's \"s3cret\" $x\\y ü&=/+"
+
+
+def leaked(text: str, secret: str = SECRET) -> list[str]:
+    """The forms of `secret` found in `text` (what an attacker reading the text would try)."""
+    import base64
+    import json as json_
+    import shlex
+    from urllib.parse import quote, quote_plus
+
+    forms = {"raw": secret, "shell": shlex.quote(secret), "json": json_.dumps(secret)[1:-1],
+             "json-ascii": json_.dumps(secret, ensure_ascii=True)[1:-1], "url": quote(secret, safe=""),
+             "form": quote_plus(secret), "repr": repr(secret)[1:-1],
+             "basic-auth": base64.b64encode(f"ops:{secret}".encode()).decode()[8:-4]}
+    return [name for name, form in forms.items() if form and form in text]
+
+
+def test_a_secret_is_masked_in_every_encoding_the_engine_writes() -> None:
+    import base64
+    import json as json_
+    import shlex
+    from urllib.parse import quote, quote_plus, urlencode
+
+    masker = Masker([SECRET])
+    for written in [shlex.quote(SECRET), shlex.quote(f"x-{SECRET}-y"), json_.dumps({"token": SECRET}),
+                    json_.dumps([SECRET], ensure_ascii=False), f"https://h/?t={quote(SECRET, safe='')}",
+                    urlencode({"t": SECRET, "u": "x"}), quote_plus(SECRET), repr(SECRET),
+                    f"ValueError: cannot convert {SECRET!r} to an integer",
+                    "Basic " + base64.b64encode(f"ops:{SECRET}".encode()).decode(),
+                    "Basic " + base64.b64encode(f"o:{SECRET}".encode()).decode(),
+                    "Basic " + base64.b64encode(f"root:{SECRET}".encode()).decode(),
+                    templating_render('echo "{{ t }}"'), templating_render("echo 'a {{ t }}'"),
+                    templating_render("cat <<EOF\n{{ t }}\nEOF")]:
+        assert leaked(masker.text(written)) == [], written
+
+
+def templating_render(template: str) -> str:
+    from engine import templating
+
+    return templating.render(template, {"t": SECRET}, shell=True)
+
+
+def test_a_stream_holds_back_the_start_of_an_encoded_secret() -> None:
+    import shlex
+
+    quoted = shlex.quote(SECRET)
+    stream = MaskedStream(Masker([SECRET]))
+    shown = stream.feed("cmd " + quoted[:6]) + stream.feed(quoted[6:] + " done") + stream.flush()
+    assert shown == "cmd '***' done"
