@@ -108,4 +108,4 @@ def _include_inputs(c: RunbookCheck) -> Iterator[Finding]:
         missing = [n for n, i in child.inputs.items() if i.required and not i.env and n not in spec.inputs]
         if missing:
             yield Finding(_place(c, step), f"included runbook '{child.id}' needs input(s) "
-                                           f"{', '.join(missing)}: give them under include.inputs")
+                                           f"{', '.join(repr(m) for m in missing)}: give them under include.inputs")

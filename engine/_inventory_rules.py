@@ -168,4 +168,6 @@ def _bad_ranges(c: InventoryCheck) -> Iterator[Finding]:
             try:
                 expand_range(entry.name)
             except InventoryError as exc:
-                yield Finding(entry.path, exc.message.split(": ", 1)[-1], key=entry.key)
+                yield Finding(entry.path, f"{exc.message.split(': ', 1)[-1]}: a range runs from the first to "
+                                          "the last, both numbers ([01:20]) or both single letters ([a:f])",
+                              key=entry.key)

@@ -80,7 +80,7 @@ _KEY = re.compile(r"^(?P<indent>\s*(?:-\s+)*)(?P<key>[^\s'\"#{}\[\]][^#]*?):(?:\
 
 def quoted(key: str, value: str) -> str:
     """How to write `key: value` so YAML reads the value as one string."""
-    shown = value if len(value) <= 60 else value[:57] + "..."
+    shown = value if len(value) <= 60 else value[:57].rsplit(" ", 1)[0] + " ..."
     if '"' not in value and "\\" not in value:
         return f'{key}: "{shown}"' if key else f'"{shown}"'
     if "'" not in value:

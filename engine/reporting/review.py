@@ -97,10 +97,23 @@ def _alert_summary(report: Any) -> str:
     labels = ", ".join(f"{k}={v}" for k, v in sorted((alert.get("labels") or {}).items()) if k != "alertname")
     text = f" The alert {alert.get('name')} {{{labels}}} started it"
     if alert.get("startsAt"):
-        text += f" (firing since {alert['startsAt']})"
+        text += f" (firing since {_stamp(str(alert['startsAt']))})"
     if alert.get("allowed_resolved"):
         text += "; it was already resolved, and the operator ran it anyway (--allow-resolved)"
     return text + "."
+
+
+def _stamp(text: str) -> str:
+    """An alert's ISO time as the report writes times (`2026-03-01 03:00:00 UTC`), else as given."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if when.tzinfo is None:
+        return text
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + " UTC"
 
 
 def _alert_lead(report: Any) -> float | None:
@@ -136,20 +149,20 @@ def _alert_rows(report: Any) -> list[tuple[str, str]]:
     if alert.get("startsAt"):
         lead = _alert_lead(report)
         before = f" ({format_duration(lead)} before the run)" if lead is not None and lead >= 0 else ""
-        rows.append((f"Alert {alert.get('name')} fired (startsAt)", f"{alert['startsAt']}{before}"))
+        rows.append((f"Alert {alert.get('name')} fired (startsAt)", f"{_stamp(str(alert['startsAt']))}{before}"))
     if alert.get("endsAt"):
-        rows.append((f"Alert {alert.get('name')} ended (endsAt)", str(alert["endsAt"])))
+        rows.append((f"Alert {alert.get('name')} ended (endsAt)", _stamp(str(alert["endsAt"]))))
     return rows
 
 
 def _window(report: Any, end: Any) -> str:
     begun = (report.alert or {}).get("startsAt")
     if end is None:
-        since = f"from {begun} (the alert's startsAt); " if begun else ""
+        since = f"from {_stamp(str(begun))} (the alert's startsAt); " if begun else ""
         return f"{since}still open when the journal ends: neither mitigated nor recovered"
     until = f"{end.wall or '+' + format_duration(end.at or 0.0)} ({end.label.lower()})"
     if begun:
-        return f"from {begun} (the alert's startsAt) to {until}"
+        return f"from {_stamp(str(begun))} (the alert's startsAt) to {until}"
     return (f"from before {report.started_at} to {until}; impact began before the run, how long before "
             "the journal cannot say")
 
