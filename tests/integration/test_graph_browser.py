@@ -55,7 +55,7 @@ remediation:
     when: steps.ask.answers.cause == 'x'
     include: {runbook: child.yaml}
   - id: after
-    when: "steps.ask.answers.cause == 'y' and inputs.go == 'y' or steps.ask.answers.cause != 'zzz' and inputs.go != 'n'"
+    when: "steps.ask.answers.cause == 'y' and inputs.go == 'y' or steps.ask.answers.cause != 'x' and inputs.go != 'n'"
     run: "true"
   - id: again
     when: inputs.go == 'y'
