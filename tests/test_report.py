@@ -234,6 +234,17 @@ def test_text_that_cannot_be_encoded_is_written_escaped(tmp_path: Path) -> None:
         assert done.returncode == 0 and "dc00" in (tmp_path / f"out.{fmt}").read_text(), done.stderr
 
 
+def test_many_unreadable_lines_are_counted_not_all_listed(tmp_path: Path) -> None:
+    """A journal with 5,000 garbage lines says which the first are and how many more."""
+    (tmp_path / "journal.jsonl").write_text('{"seq": 1, "elapsed": 0, "event": "run.started"}\n' + "junk\n" * 5000)
+    report = build_report(tmp_path)
+    text = render_markdown(report)
+    assert "Unreadable journal lines: 2, 3, 4," in text and "21 and 4980 more." in text and "5001" not in text
+    from engine.reporting.html import render_html
+
+    assert "21 and 4980 more." in render_html(report)
+
+
 def test_an_empty_journal_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "journal.jsonl").write_text("")
     done = runbook("report", tmp_path)

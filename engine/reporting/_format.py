@@ -61,3 +61,10 @@ def md_block(value: Any, limit: int = 2000) -> str:
 
 def pct(part: float, whole: float) -> str:
     return f"{round(100 * part / whole)}%" if whole > 0 else "-"
+
+
+def line_numbers(numbers: list[int], shown: int = 20) -> str:
+    """Line numbers for a sentence: all of a few, the first `shown` of many and how many more
+    (a damaged journal can have 100,000 unreadable lines)."""
+    text = ", ".join(str(n) for n in numbers[:shown])
+    return text if len(numbers) <= shown else f"{text} and {len(numbers) - shown} more"

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import __version__
 from . import chart
-from ._format import clock, dur, one_line, pct
+from ._format import clock, dur, line_numbers, one_line, pct
 
 TEMPLATES = Path(__file__).parent / "templates"
 SPARK_POINTS = 200
@@ -40,7 +40,7 @@ def _env() -> Any:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(clock=clock, dur=dur, one_line=one_line)
+    env.filters.update(clock=clock, dur=dur, one_line=one_line, line_numbers=line_numbers)
     env.globals.update(pct=pct, csp=_csp(), print_script=PRINT_SCRIPT, version=__version__)
     return env
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._format import clock, dur, md, md_block, md_code, pct
+from ._format import clock, dur, line_numbers, md, md_block, md_code, pct
 from .metrics import MILESTONES
 from .report import Report
 from .timeline import Bar, Timeline
@@ -122,7 +122,7 @@ def stop_note(report: Report) -> list[str]:
         return []
     out = [f"> **Incomplete run.** {md(report.timeline.stop.describe(), 400)}", ""]
     if report.bad_lines:
-        out += [f"> Unreadable journal lines: {', '.join(str(n) for n in report.bad_lines)}.", ""]
+        out += [f"> Unreadable journal lines: {line_numbers(report.bad_lines)}.", ""]
     return out
 
 
