@@ -107,3 +107,37 @@ def mutated(draw: st.DrawFn, base: Data) -> Data:
             continue
         mutation(data, path, helper)
     return data
+
+
+# -- hostile values for the hostile-input suite (tests/hostile) ------------------------------------
+
+# Characters that mean something to a shell, to JSON, to URLs, to HTML or to a terminal,
+# and some that are only hard to encode.
+HOSTILE_ALPHABET = st.sampled_from(list("$`'\"\\;|&<>(){}[]*?!#~%=+,:/ \n\t\r") + ["\x1b", "\x7f", "é", "✓", "🔑",
+                                                                                     "\u202e", "\u00a0"])
+
+hostile_text = st.text(alphabet=HOSTILE_ALPHABET | st.characters(codec="utf-8", exclude_characters="\0"),
+                       min_size=1, max_size=24)
+"""A short string likely to break quoting of any kind (no NUL: no channel carries it)."""
+
+secrets = st.tuples(st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N")), min_size=3, max_size=8),
+                    st.text(alphabet=HOSTILE_ALPHABET.filter(lambda c: c not in "\n\r"), min_size=1, max_size=8),
+                    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0\n\r"), min_size=3,
+                            max_size=8)).map("".join).filter(lambda s: len(set(s)) >= 5)
+"""A secret as a person might choose it, with characters that quoting and escaping change:
+long and varied enough that finding it anywhere is a leak."""
+
+EVENTS = ["run.started", "phase.started", "phase.finished", "step.started", "step.attempt", "step.finished",
+          "host.finished", "prompt.answered", "approval", "rollback.started", "rollback.finished", "notify.sent",
+          "incident.acknowledged", "priority.changed", "escalation.fired", "hint.shown", "inject.fired",
+          "clock.control", "run.finished", "nonsense"]
+FIELDS = ["seq", "t", "elapsed", "step", "phase", "kind", "status", "duration", "attempts", "attempt", "hosts",
+          "items", "stdout", "stderr", "error", "reason", "command", "outcome", "waited", "by", "channel", "ok",
+          "next_in", "polling", "host", "exit_code", "run_id", "title", "file", "mode", "inputs", "answers",
+          "resumed_from", "rollback_of", "message", "priority"]
+
+journal_record = st.fixed_dictionaries(
+    {"event": st.sampled_from(EVENTS)},
+    optional={name: values | hostile_text for name in FIELDS},
+)
+"""A journal record as the engine might write it, or not: known events, any field, any value."""

@@ -1,0 +1,44 @@
+"""Hostile cases that fail because a fix owned by another area has not landed yet: each
+is an xfail(strict=True) naming its owner, so it fails loudly once the fix lands (remove
+the line then). The same list, with what happened, is /work/brief/hostile-findings.md.
+
+Keys are test ids relative to tests/hostile/; a key ending in "[" covers every parameter
+but those listed on their own (an empty owner: not awaiting anything)."""
+
+from __future__ import annotations
+
+AWAITING: dict[str, str] = {
+    # drills: `runbook test --runs-dir DIR` leaves DIR/<name>/journal.jsonl empty when the
+    # scenario cannot be loaded (a journal begun for a run that never starts).
+    "test_files.py::test_hostile_scenario_file[": "drills",
+    "test_files.py::test_hostile_scenario_file[bom-crlf]": "",  # a runbook: no scenario to run, no journal
+    "test_hypothesis.py::test_mutated_scenario": "drills",
+    # drills: `scenario from-run` on a journal without run.started's `file`, or with a
+    # list where a mapping belongs: KeyError / AttributeError (exit 70).
+    "test_hypothesis.py::test_any_journal": "drills",
+    "test_journals.py::test_hostile_journal[wrong-types]": "drills (from-run), operator (resume)",
+    "test_journals.py::test_hostile_journal[surrogates]": "drills (from-run), operator (resume)",
+    # language: an inventory read by `run --inventory` is not loaded under the loader's
+    # limits (a 5,000-digit int: ValueError, exit 70), as alert and inputs files now are.
+    "test_files.py::test_hostile_inventory_file[huge-int]": "language",
+    # language: `validate DIR` and `test DIR` stop at a symlink loop (OSError ELOOP, exit 70).
+    "test_filesystem.py::test_directory_with_things_that_are_not_files": "language",
+    # language: a pattern whose repetition count is too large passes RB136 and crashes the
+    # run (OverflowError from re.compile, exit 70).
+    "test_templates.py::test_invalid_and_huge_patterns": "language",
+    # security (regex bound, E6) and language (inputs.py checks `pattern` with it): a
+    # backtracking pattern over a command's output or an input value runs without bound.
+    "test_templates.py::test_backtracking_regex_over_output[": "security",
+    "test_templates.py::test_backtracking_input_pattern[": "language (inputs.py) with security's regex bound",
+    # security (E1/E2): secrets show shell-quoted, URL-encoded, JSON-escaped and
+    # reassembled by for_each in the console, journal, logs and reports.
+    "test_secrets.py::test_secret_never_shows[": "security",
+}
+
+
+def owner(nodeid: str) -> str | None:
+    """Who a failing case awaits, for a test id (tests/hostile/... or relative)."""
+    relative = nodeid.split("tests/hostile/", 1)[-1]
+    if relative in AWAITING:
+        return AWAITING[relative] or None
+    return next((who for key, who in AWAITING.items() if key.endswith("[") and relative.startswith(key)), None)
