@@ -202,7 +202,10 @@ def make_crashed(base: Path) -> dict[str, Path]:
                                          "--runs-dir", runs), cwd=base, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for(lambda: any('"step": "slow"' in p.read_text() for p in runs.glob("*/journal.jsonl")))
+        # Killed once the step's command runs: its process group is journaled (step.process)
+        # as it starts, so that record is the last one, whatever the machine's load.
+        _wait_for(lambda: any('"event": "step.process", "step": "slow"' in p.read_text()
+                              for p in runs.glob("*/journal.jsonl")))
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
