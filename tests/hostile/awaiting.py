@@ -30,9 +30,12 @@ AWAITING: dict[str, str] = {
     # backtracking pattern over a command's output or an input value runs without bound.
     "test_templates.py::test_backtracking_regex_over_output[": "security",
     "test_templates.py::test_backtracking_input_pattern[": "language (inputs.py) with security's regex bound",
-    # security (E1/E2): secrets show shell-quoted, URL-encoded, JSON-escaped and
-    # reassembled by for_each in the console, journal, logs and reports.
-    "test_secrets.py::test_secret_never_shows[": "security",
+    # security (E1/E2): a one-character secret is not masked anywhere (longer ones are,
+    # in every encoding, since 2608d25).
+    "test_secrets.py::test_secret_never_shows[one-char]": "security",
+    # security: since masking by construction (2608d25), a 500-deep JSON response body
+    # crashes the run (RecursionError in __instancecheck__, exit 70).
+    "test_http.py::test_misbehaving_server[deep-json]": "security",
 }
 
 
