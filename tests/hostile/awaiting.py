@@ -18,6 +18,13 @@ AWAITING: dict[str, str] = {
     "test_hypothesis.py::test_any_journal": "drills",
     "test_journals.py::test_hostile_journal[wrong-types]": "drills (from-run), operator (resume)",
     "test_journals.py::test_hostile_journal[surrogates]": "drills (from-run), operator (resume)",
+    # drills: `scenario from-run` of a step whose output was large (a 100 MB line, 50 MB
+    # through a template) reads and dumps the whole log: over 10 s and 200 MB.
+    "test_runtime.py::test_hostile_value_or_output_at_run_time[one-huge-line]": "drills",
+    "test_runtime.py::test_hostile_value_or_output_at_run_time[huge-output-in-template]": "drills",
+    # language (schema): `retries: {attempts: 1000000, delay: 0s}` is valid and runs for
+    # hours; the step's timeout bounds each attempt, nothing bounds their number.
+    "test_runtime.py::test_hostile_value_or_output_at_run_time[retry-storm]": "language",
     # language: an inventory read by `run --inventory` is not loaded under the loader's
     # limits (a 5,000-digit int: ValueError, exit 70), as alert and inputs files now are.
     "test_files.py::test_hostile_inventory_file[huge-int]": "language",

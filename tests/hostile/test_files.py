@@ -109,3 +109,28 @@ def test_inventory_host_range_of_ten_million_hosts(hostile: Runner) -> None:
         ("validate", ["validate", str(runbook), "--inventory", str(inventory)]),
         ("dry-run", ["run", "--dry-run", str(runbook), "--inventory", str(inventory)]),
         ("dry-run", ["run", "--dry-run", str(runbook), "--inventory", str(yaml_inventory)]))))
+
+
+LIST_RUNBOOK = """\
+kind: runbook
+version: 1
+id: lists
+title: Lists
+inputs:
+  names: {type: list, default: [a]}
+  labels: {type: map, default: {a: b}}
+defaults: {timeout: 30s}
+detection:
+  - id: probe
+    run: echo {{ inputs.names | length }} {{ inputs.labels | length }}
+"""
+
+
+@pytest.mark.parametrize("name", ["alias-bomb", "alias-size", "deep-flow", "huge-int", "python-tag"])
+def test_hostile_list_and_map_values_given_with_i(hostile: Runner, name: str) -> None:
+    """`-i NAME=VALUE` for list and map inputs parses the value: the same limits apply."""
+    runbook = hostile.write("lists.yaml", LIST_RUNBOOK)
+    value = DOCS[name].decode("utf-8", "replace")
+    kind = f"assignment:{name}"
+    hostile.check(Case(kind, "dry-run", ["run", "--dry-run", str(runbook), "-i", f"names={value}"]),
+                  Case(kind, "run", hostile.run_args(runbook, "-i", f"labels={value}"), canary=hostile.work / "PWNED"))
