@@ -19,6 +19,7 @@ saying which bound and how to stay within it, like any other template error.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import re
@@ -116,8 +117,14 @@ INTERCEPTED = frozenset({"+", "*", "%", "**"})  # what Jinja must route through 
 
 # -- widths in format strings ----------------------------------------------------------------------
 
-_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
-_SPEC = re.compile(r"^(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?[a-zA-Z%]?$", re.DOTALL)
+@functools.cache
+def _printf() -> re.Pattern[str]:
+    return re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
+
+
+@functools.cache
+def _spec() -> re.Pattern[str]:
+    return re.compile(r"^(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?[a-zA-Z%]?$", re.DOTALL)
 
 
 def printf_widths(text: str, args: Any) -> None:
@@ -125,7 +132,7 @@ def printf_widths(text: str, args: Any) -> None:
     if "%" not in text:
         return
     given = [a for a in (args if isinstance(args, tuple) else (args,)) if _is_int(a)]
-    for match in _PRINTF.finditer(text):
+    for match in _printf().finditer(text):
         for part in match.groups():
             if part == "*":
                 for width in given:
@@ -136,7 +143,7 @@ def printf_widths(text: str, args: Any) -> None:
 
 def format_spec(spec: str) -> None:
     """`'{:>9999999999}'.format(x)`: the width and precision of a format spec."""
-    match = _SPEC.match(spec)
+    match = _spec().match(spec)
     if match is None:
         return  # not a standard spec: format() itself will refuse it
     for part in match.groups():

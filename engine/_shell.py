@@ -351,6 +351,16 @@ class _Scanner:
             self.i += 1
 
 
+_READERS = "|".join(sorted(SHELLS | REINTERPRETERS | {"sudo"}))
+_CONTEXTS = re.compile(r"['\"`\\#]|<<|\$[({']|(?:^|[\s/;&|(])(?:" + _READERS + r")(?=[\s;&|)]|$)")
+
+
+def may_quote(text: str) -> bool:
+    """Whether anything in `text` could put a value anywhere but plainly unquoted: quotes,
+    escapes, comments, heredocs, expansions, or a command that reads text again."""
+    return _CONTEXTS.search(text) is not None
+
+
 @lru_cache(maxsize=2048)
 def scan(text: str) -> tuple[Slot, ...]:
     """The context of every MARK in `text`, in order."""

@@ -6,6 +6,7 @@ the document's source map. `# runbook: ignore[RB101]` on a line silences a rule 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from functools import cached_property
@@ -571,7 +572,8 @@ def _templates_in_shell_quotes(c: RunbookCheck) -> Iterator[Finding]:
         if f.path[-1] != "run" or f.step is None or not isinstance(f.step.spec, RunSpec):
             continue
         for start, expression, slot in _shell_slots(f.text):
-            if slot.kind != _shell.PLAIN and not _RAW_OR_QUOTED.search(expression):
+            if slot.kind != _shell.PLAIN and not _RAW_OR_QUOTED.search(expression) and \
+                    not _a_number(c.runbook, expression):
                 yield Finding(f.path, _quoting_advice(expression, slot), at=_line_col(f.text, start))
 
 
@@ -580,13 +582,24 @@ _TEMPLATE_PARTS = re.compile(r"\{\{-?(?P<expr>.*?)-?\}\}|\{%.*?%\}|\{#.*?#\}", r
 _RAW_OR_QUOTED = re.compile(r"\|\s*(raw|quote|int|float)\s*(\(.*\))?\s*$", re.DOTALL)
 
 
-def _shell_slots(text: str) -> list[tuple[int, str, Any]]:
+_INPUT = re.compile(r"^inputs\.(\w+)$")
+
+
+def _a_number(runbook: Runbook, expression: str) -> bool:
+    """`inputs.port` of an integer, number or boolean input: its value cannot hold shell syntax."""
+    match = _INPUT.match(expression)
+    spec = runbook.inputs.get(match.group(1)) if match else None
+    return spec is not None and spec.type in ("integer", "number", "boolean")
+
+
+@functools.lru_cache(maxsize=4096)
+def _shell_slots(text: str) -> tuple[tuple[int, str, Any], ...]:
     """(offset, expression, shell context) of every `{{ }}` of a `run` command, read as the
     shell reads it (`{% %}` and comments taken out)."""
     from . import _shell
 
-    if _shell.MARK in text:
-        return []  # a NUL byte in the command: another rule's business, and it would confuse the slots
+    if _shell.MARK in text or not _shell.may_quote(text):
+        return ()  # a NUL byte is another rule's business; nothing to quote, nothing to say
     skeleton, found = [], []
     last = 0
     for match in _TEMPLATE_PARTS.finditer(text):
@@ -597,7 +610,7 @@ def _shell_slots(text: str) -> list[tuple[int, str, Any]]:
         last = match.end()
     skeleton.append(text[last:])
     slots = _shell.scan("".join(skeleton))
-    return [(start, expr, slot) for (start, expr), slot in zip(found, slots, strict=True)]
+    return tuple((start, expr, slot) for (start, expr), slot in zip(found, slots, strict=True))
 
 
 def _quoting_advice(expression: str, slot: Any) -> str:

@@ -11,11 +11,9 @@ heredocs, JSON, URL- and form-encoded, Python's repr, and inside base64 (HTTP ba
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 MASK = "***"
 MIN_LENGTH = 3  # shorter values would mask ordinary text everywhere (they are masked by construction)
@@ -26,6 +24,8 @@ _HEREDOC: dict[int, str] = {ord("\\"): "\\\\", ord("$"): "\\$", ord("`"): "\\`"}
 
 def encodings(secret: str) -> list[str]:
     """The ways the engine may write `secret` inside a longer text, itself included."""
+    from urllib.parse import quote, quote_plus  # only a run with secrets pays for the import
+
     forms = [
         secret,
         secret.replace("'", "'\"'\"'"),  # inside shlex.quote's single quotes
@@ -44,6 +44,8 @@ def _base64_fragments(raw: bytes) -> list[str]:
     """What base64 always writes for `raw`, wherever it starts in the encoded data: one
     fragment for each of the three alignments, without the characters its neighbours
     share (so `Basic base64(user:secret)` is caught whatever the user name)."""
+    import base64
+
     fragments = []
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + raw).decode()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from . import _limits, _shell
+from . import _limits
 from .errors import TemplateError
 
 
@@ -189,6 +189,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
 TESTS: dict[str, Callable[..., bool]] = {"search": _test_search, "match": _test_match}
 
 
+MARK = "\0"  # a value's slot in a command's skeleton: _shell.MARK (a command can never hold a NUL)
 _shell_values = threading.local()  # the values of a shell render on Jinja's own path
 
 
@@ -198,7 +199,7 @@ def _mark(value: Any) -> Any:
     if isinstance(value, Raw):
         return value
     _shell_values.current.append(value)
-    return _shell.MARK
+    return MARK
 
 
 def _shell_text(value: Any) -> tuple[str, bool]:
@@ -360,7 +361,7 @@ def renderer(text: str, shell: bool, tier: str | None = None) -> Callable[[Mappi
 def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]], str]:
     """A shell command from compiled parts: the skeleton (text and raw values) with a
     slot for every other value, filled in by _shell.fill."""
-    mark = _shell.MARK
+    mark = MARK
 
     def render(c: Mapping[str, Any]) -> str:
         skeleton: list[str] = []
@@ -391,8 +392,10 @@ def _jinja_shell(template: Any, ctx: Mapping[str, Any], text: str) -> str:
 
 
 def _fill(skeleton: str, values: list[tuple[str, bool]], text: str) -> str:
-    if not values and _shell.MARK not in skeleton:
+    if not values and MARK not in skeleton:
         return skeleton
+    from . import _shell  # the shell scanner: only runs that render commands need it
+
     try:
         return _shell.fill(skeleton, values)
     except _shell.Unsafe as exc:

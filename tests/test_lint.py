@@ -588,11 +588,11 @@ CASES = [
         """), message="private attribute"),
     # -- RB140 template-in-shell-quotes ----------------------------------------------------------
     Case("RB140", "values left unquoted, numbers and raw text in quotes, env vars in quotes", runbook("""
-        inputs: {x: {type: string}}
+        inputs: {x: {type: string}, port: {type: integer}}
         detection:
           - id: a
             run: |
-              echo {{ inputs.x }} "{{ inputs.x | int }}" '{{ inputs.x | raw }}'
+              echo {{ inputs.x }} "{{ inputs.x | int }}" '{{ inputs.x | raw }}' 'sport = :{{ inputs.port }}'
               sh -c 'echo "$X"'
             env: {X: "{{ inputs.x }}"}
         """)),
