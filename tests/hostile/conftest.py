@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from awaiting import owner
-from harness import Runner, Tally, Zygote
+from hostile_awaiting import owner
+from hostile_harness import Runner, Tally, Zygote
 
 HERE = Path(__file__).resolve().parent
 _TALLY = Tally(Path(os.environ["HOSTILE_TALLY"]) if os.environ.get("HOSTILE_TALLY") else None)
@@ -33,7 +33,7 @@ def hostile(zygote: Zygote, tmp_path: Path, request: pytest.FixtureRequest) -> R
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Cases awaiting another area's fix are strict xfails naming it (awaiting.py)."""
+    """Cases awaiting another area's fix are strict xfails naming it (hostile_awaiting.py)."""
     for item in items:
         who = owner(item.nodeid) if Path(item.path).parent == HERE else None
         if who is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import Tally  # noqa: E402
+from hostile_harness import Tally  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -3,7 +3,7 @@
 time limit, address-space limit and process group, killed whole when it hangs) for the
 price of a fork, not of a Python start-up and the engine's imports.
 
-Run as a script by harness.py: one JSON request a line on stdin, one JSON reply a line on
+Run as a script by hostile_harness.py: one JSON request a line on stdin, one JSON reply a line on
 stdout as each case ends (several cases may run at once; replies carry the request's id).
 It starts no thread, so forking it is safe.
 """

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from corpus import EXPRESSIONS, REGEXES, TEMPLATES
-from harness import Case, Runner
+from hostile_corpus import EXPRESSIONS, REGEXES, TEMPLATES
+from hostile_harness import Case, Runner
 
 # A render is bounded (E6): a case still running after this is a hang.
 BOUND = 4.0

@@ -9,8 +9,8 @@ import json
 from typing import Any
 
 import pytest
-from corpus import documents
-from harness import Case, Runner
+from hostile_corpus import documents
+from hostile_harness import Case, Runner
 
 START = {"seq": 1, "t": "2026-03-01T10:00:00.000Z", "elapsed": 0.0, "event": "run.started", "run_id": "hostile",
          "runbook": "hostile", "title": "Hostile", "file": "/nonexistent/hostile.yaml", "mode": "live"}

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from harness import Case, Runner
+from hostile_harness import Case, Runner
 
 PARENT = """\
 kind: runbook

@@ -4,12 +4,12 @@ engine refused the hostile part, not that the case was broken from the start."""
 from __future__ import annotations
 
 import pytest
-import test_files
-import test_http
-import test_injection
-import test_secrets
-from corpus import BASES
-from harness import Case, Runner
+import test_hostile_files as test_files
+import test_hostile_http as test_http
+import test_hostile_injection as test_injection
+import test_hostile_secrets as test_secrets
+from hostile_corpus import BASES
+from hostile_harness import Case, Runner
 
 RUNBOOKS = {
     "base": BASES["runbook"],

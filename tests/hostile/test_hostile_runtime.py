@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from harness import Case, Runner
+from hostile_harness import Case, Runner
 
 BODIES = {
     "timeout-400-digits": {"timeout": "9" * 400 + "s", "run": "true"},

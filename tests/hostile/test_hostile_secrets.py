@@ -11,9 +11,9 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from corpus import SECRETS
-from harness import Case, Runner
-from servers import Server, echo
+from hostile_corpus import SECRETS
+from hostile_harness import Case, Runner
+from hostile_servers import Server, echo
 
 RUNBOOK = """\
 kind: runbook

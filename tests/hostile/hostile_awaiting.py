@@ -10,39 +10,39 @@ from __future__ import annotations
 AWAITING: dict[str, str] = {
     # drills: `runbook test --runs-dir DIR` leaves DIR/<name>/journal.jsonl empty when the
     # scenario cannot be loaded (a journal begun for a run that never starts).
-    "test_files.py::test_hostile_scenario_file[": "drills",
-    "test_files.py::test_hostile_scenario_file[bom-crlf]": "",  # a runbook: no scenario to run, no journal
-    "test_hypothesis.py::test_mutated_scenario": "drills",
+    "test_hostile_files.py::test_hostile_scenario_file[": "drills",
+    "test_hostile_files.py::test_hostile_scenario_file[bom-crlf]": "",  # a runbook: no scenario to run, no journal
+    "test_hostile_hypothesis.py::test_mutated_scenario": "drills",
     # drills: `scenario from-run` on a journal without run.started's `file`, or with a
     # list where a mapping belongs: KeyError / AttributeError (exit 70).
-    "test_hypothesis.py::test_any_journal": "drills",
-    "test_journals.py::test_hostile_journal[wrong-types]": "drills (from-run), operator (resume)",
-    "test_journals.py::test_hostile_journal[surrogates]": "drills (from-run), operator (resume)",
+    "test_hostile_hypothesis.py::test_any_journal": "drills",
+    "test_hostile_journals.py::test_hostile_journal[wrong-types]": "drills (from-run), operator (resume)",
+    "test_hostile_journals.py::test_hostile_journal[surrogates]": "drills (from-run), operator (resume)",
     # drills: `scenario from-run` of a step whose output was large (a 100 MB line, 50 MB
     # through a template) reads and dumps the whole log: over 10 s and 200 MB.
-    "test_runtime.py::test_hostile_value_or_output_at_run_time[one-huge-line]": "drills",
-    "test_runtime.py::test_hostile_value_or_output_at_run_time[huge-output-in-template]": "drills",
+    "test_hostile_runtime.py::test_hostile_value_or_output_at_run_time[one-huge-line]": "drills",
+    "test_hostile_runtime.py::test_hostile_value_or_output_at_run_time[huge-output-in-template]": "drills",
     # language (schema): `retries: {attempts: 1000000, delay: 0s}` is valid and runs for
     # hours; the step's timeout bounds each attempt, nothing bounds their number.
-    "test_runtime.py::test_hostile_value_or_output_at_run_time[retry-storm]": "language",
+    "test_hostile_runtime.py::test_hostile_value_or_output_at_run_time[retry-storm]": "language",
     # language: an inventory read by `run --inventory` is not loaded under the loader's
     # limits (a 5,000-digit int: ValueError, exit 70), as alert and inputs files now are.
-    "test_files.py::test_hostile_inventory_file[huge-int]": "language",
+    "test_hostile_files.py::test_hostile_inventory_file[huge-int]": "language",
     # language: `validate DIR` and `test DIR` stop at a symlink loop (OSError ELOOP, exit 70).
-    "test_filesystem.py::test_directory_with_things_that_are_not_files": "language",
+    "test_hostile_filesystem.py::test_directory_with_things_that_are_not_files": "language",
     # language: a pattern whose repetition count is too large passes RB136 and crashes the
     # run (OverflowError from re.compile, exit 70).
-    "test_templates.py::test_invalid_and_huge_patterns": "language",
+    "test_hostile_templates.py::test_invalid_and_huge_patterns": "language",
     # security (regex bound, E6) and language (inputs.py checks `pattern` with it): a
     # backtracking pattern over a command's output or an input value runs without bound.
-    "test_templates.py::test_backtracking_regex_over_output[": "security",
-    "test_templates.py::test_backtracking_input_pattern[": "language (inputs.py) with security's regex bound",
+    "test_hostile_templates.py::test_backtracking_regex_over_output[": "security",
+    "test_hostile_templates.py::test_backtracking_input_pattern[": "language (inputs.py) with security's regex bound",
     # security (E1/E2): a one-character secret is not masked anywhere (longer ones are,
     # in every encoding, since 2608d25).
-    "test_secrets.py::test_secret_never_shows[one-char]": "security",
+    "test_hostile_secrets.py::test_secret_never_shows[one-char]": "security",
     # security: since masking by construction (2608d25), a 500-deep JSON response body
     # crashes the run (RecursionError in __instancecheck__, exit 70).
-    "test_http.py::test_misbehaving_server[deep-json]": "security",
+    "test_hostile_http.py::test_misbehaving_server[deep-json]": "security",
 }
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from corpus import CONTEXTS
-from harness import Case, Runner
+from hostile_corpus import CONTEXTS
+from hostile_harness import Case, Runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import hostile_text, journal_record, mutated, secrets, values

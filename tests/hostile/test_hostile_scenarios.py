@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import Case, Runner
+from hostile_harness import Case, Runner
 from support import ROOT
 
 BASE: dict[str, Any] = yaml.safe_load((ROOT / "scenarios" / "disk-full-log-storm.yaml").read_text(encoding="utf-8"))

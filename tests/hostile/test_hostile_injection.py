@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from corpus import CONTEXTS, INJECTIONS
-from harness import Case, Runner, describe
+from hostile_corpus import CONTEXTS, INJECTIONS
+from hostile_harness import Case, Runner, describe
 
 NAMES = list(INJECTIONS)
 

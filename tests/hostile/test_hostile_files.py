@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from corpus import BASES, alert_payloads, documents, in_kind
-from harness import Case, Runner
+from hostile_corpus import BASES, alert_payloads, documents, in_kind
+from hostile_harness import Case, Runner
 
 DOCS = documents()
 ALERTS = alert_payloads()

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import hostile_servers as servers
 import pytest
-import servers
-from harness import Case, Runner
+from hostile_harness import Case, Runner
 
 SECRET = "s3cr3t-t0ken-for-hostile-servers"
 BEHAVIOURS = {
