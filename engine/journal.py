@@ -157,9 +157,14 @@ class JournalWriter:
         self._dirty = False
 
     def close(self) -> None:
+        """Close the journal and its logs. A journal nothing was written to (the run never
+        started: a scenario or runbook that could not be loaded) is not left behind empty."""
         for fd in self._logs.values():
             os.close(fd)
         self._logs.clear()
+        if self._fd >= 0 and self._size == 0:
+            self._abandon()
+            return
         if self._fd >= 0:
             try:
                 self._sync()

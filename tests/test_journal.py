@@ -216,6 +216,12 @@ def test_closing_syncs_what_is_left_and_removes_the_reserve(tmp_path: Path, fsyn
     assert not (tmp_path / "run" / RESERVE).exists()
 
 
+def test_a_journal_closed_before_any_event_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A run that never started (its file could not be loaded) leaves no empty journal."""
+    JournalWriter(tmp_path / "run").close()
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_journal_that_cannot_be_created_is_a_journal_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(JournalError, match="cannot open the journal"):

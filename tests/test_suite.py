@@ -188,6 +188,14 @@ def test_running_again_into_the_same_runs_dir_replaces_each_journal(suite_dir: P
     assert text.count('"event": "run.started"') == 1
 
 
+def test_a_scenario_that_cannot_be_loaded_leaves_no_empty_journal_in_the_runs_dir(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("kind: scenario\nversion: 1\nid: broken\nrunbook: missing.yaml\n", encoding="utf-8")
+    result = invoke("test", bad, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 1
+    assert not (tmp_path / "runs" / "broken").exists()
+
+
 def test_scenario_files_with_the_same_name_get_journals_of_their_own(suite_dir: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     files = sorted(scenario_files([str(suite_dir)]))  # fail/sc.yaml and pass/sc.yaml

@@ -8,11 +8,6 @@ but those listed on their own (an empty owner: not awaiting anything)."""
 from __future__ import annotations
 
 AWAITING: dict[str, str] = {
-    # drills: `runbook test --runs-dir DIR` leaves DIR/<name>/journal.jsonl empty when the
-    # scenario cannot be loaded (a journal begun for a run that never starts).
-    "test_hostile_files.py::test_hostile_scenario_file[": "drills",
-    "test_hostile_files.py::test_hostile_scenario_file[bom-crlf]": "",  # a runbook: no scenario to run, no journal
-    "test_hostile_hypothesis.py::test_mutated_scenario": "drills",
     # drills: `scenario from-run` on a journal without run.started's `file`, or with a
     # list where a mapping belongs: KeyError / AttributeError (exit 70).
     "test_hostile_hypothesis.py::test_any_journal": "drills",
