@@ -281,13 +281,21 @@ def log_name(step: str, stream: str, host: str | None) -> str:
     return f"{step}{safe_host}.{stream}.log"
 
 
-def logged_output(record: Mapping[str, Any], run_dir: Path, stream: str) -> str | None:
+def logged_output(record: Mapping[str, Any], run_dir: Path, stream: str, *, limit: int | None = None) -> str | None:
     """The whole output of a step.finished record whose journal copy is a truncated tail,
-    from the step's log file; None when the journal has it all (or the log is gone)."""
+    from the step's log file (at most its last `limit` bytes); None when the journal has it
+    all (or the log is gone)."""
     if not record.get("truncated"):
         return None
-    log = run_dir / "logs" / log_name(str(record["step"]), stream, None)
-    return log.read_text(encoding="utf-8", errors="replace") if log.is_file() else None
+    log = run_dir / "logs" / log_name(str(record.get("step")), stream, None)
+    if not log.is_file():
+        return None
+    with open(log, "rb") as handle:
+        if limit is not None and handle.seek(0, os.SEEK_END) > limit:
+            handle.seek(-limit, os.SEEK_END)
+        else:
+            handle.seek(0)
+        return handle.read().decode("utf-8", errors="replace")
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -22,15 +22,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import JournalError, UsageError
 from .journal import logged_output, read_journal
 from .leftovers import Started
 from .model import AskField, Runbook
+from .records import clean
 from .state import StepRecord
 
 # Outcomes a run can be resumed from (a crash, with no run.finished at all, too).
 RESUMABLE = ("failed", "aborted", "refused", "escalated")
 DONE = ("ok", "skipped")  # a step.finished status that needs no second run
+STATUSES = (*DONE, "failed", "aborted", "refused", "not_confirmed")  # what step.finished can say
 
 
 @dataclass
@@ -73,19 +75,25 @@ class Recovered:
 
 
 def recover(run_dir: Path) -> Recovered:
-    """Read a run's journal; UsageError when there is nothing to continue."""
+    """Read a run's journal; UsageError when there is nothing to continue, JournalError
+    when the journal cannot say what is needed. Records are read through `records.clean`,
+    so a damaged field is missing, never a crash."""
     contents = read_journal(run_dir)
-    started = contents.started
-    if started is None:
+    if contents.started is None:
         raise UsageError(f"{contents.path} has no run.started record: not a journal of a run")
+    started = clean(contents.started)
     if started.get("mode", "live") != "live":
         raise UsageError(f"run {started.get('run_id')} is a {started.get('mode')} run: resume continues live runs")
+    if not started.get("file"):
+        raise JournalError(f"cannot resume: {contents.path}: run.started does not name the runbook file")
+    started.setdefault("run_id", run_dir.name)  # run directories are named by their run id
+    records = [clean(r) for r in contents.records]
     reader = _Reader(run_dir)
-    for record in contents.records:
+    for record in records:
         reader.add(record)
     if reader.outcome is not None and reader.outcome not in RESUMABLE:
         raise UsageError(f"run {started['run_id']} already finished ({reader.outcome}); nothing to resume")
-    return reader.result(started, contents.records[-1])
+    return reader.result(started, records[-1])
 
 
 class _Reader:
@@ -107,7 +115,10 @@ class _Reader:
         self.groups: dict[str, list[tuple[int, str | None]]] = {}  # step -> (pgid, host) seen started
 
     def add(self, r: Mapping[str, Any]) -> None:
-        handler = getattr(self, "_" + str(r.get("event", "")).replace(".", "_"), None)
+        event = str(r.get("event", ""))
+        if event.startswith("step.") and not r.get("step"):
+            return  # damaged: a step event that names no step tells nothing about any step
+        handler = getattr(self, "_" + event.replace(".", "_"), None)
         if handler is not None:
             handler(r)
 
@@ -199,12 +210,16 @@ def _epoch(record: Mapping[str, Any]) -> float:
 
 def _record_from(record: Mapping[str, Any], run_dir: Path) -> StepRecord:
     step_id = str(record["step"]).rsplit("/", 1)[-1]
-    rec = StepRecord(step_id, status=record.get("status", "ok"), exit_code=record.get("exit_code"),
-                     stdout=record.get("stdout", ""), stderr=record.get("stderr", ""),
+    # A record without a readable status is not known to have succeeded: it counts as
+    # failed, so it is run again only after the operator says so.
+    status = record.get("status")
+    rec = StepRecord(step_id, status=status if status in STATUSES else "failed", exit_code=record.get("exit_code"),
+                     stdout=record.get("stdout") or "", stderr=record.get("stderr") or "",
                      outputs=dict(record.get("outputs") or {}), answers=dict(record.get("answers") or {}),
-                     duration=float(record.get("duration", 0.0)), attempts=int(record.get("attempts", 1)),
+                     duration=record.get("duration") or 0.0, attempts=record.get("attempts") or 1,
                      status_code=record.get("status_code"), hosts=dict(record.get("hosts") or {}),
-                     items=list(record.get("items") or []), error=record.get("error"))
+                     items=list(record.get("items") or []),
+                     error=record.get("error") or (None if status in STATUSES else "the journal does not say"))
     for stream in ("stdout", "stderr"):  # the journal keeps a tail; the log file has it all
         logged = logged_output(record, run_dir, stream)
         if logged is not None:

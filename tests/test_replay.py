@@ -349,3 +349,41 @@ def test_each_poll_of_an_http_step_replays_with_its_own_status(tmp_path: Path) -
     assert [(r["attempt"], r["status_code"]) for r in replayed.records if r["event"] == "step.attempt"] == polls
     (done,) = [r for r in replayed.records if r["event"] == "step.finished"]
     assert (done["status"], done["status_code"], done["duration"]) == ("ok", 200, pytest.approx(21.5))
+
+
+def _journal(run_dir: Path, *records: dict[str, Any]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return run_dir
+
+
+def test_a_journal_that_does_not_name_the_runbook_file_is_refused_by_name(tmp_path: Path) -> None:
+    run_dir = _journal(tmp_path / "run", {"seq": 1, "event": "run.started", "run_id": "r1", "mode": "live"})
+    with pytest.raises(UsageError, match=r"run\.started does not name the runbook file"):
+        scenario_from_run(run_dir)
+
+
+def test_fields_of_the_wrong_type_are_read_as_missing_not_a_crash(tmp_path: Path) -> None:
+    """A damaged journal (hosts as a list, text durations, no step id) still gives a scenario."""
+    run_dir = _journal(
+        tmp_path / "run",
+        {"seq": 1, "event": "run.started", "file": str(tmp_path / "rb.yaml"), "mode": "live", "inputs": []},
+        {"seq": 2, "event": "step.finished", "step": "a", "kind": "run", "status": "ok", "hosts": ["web-1"],
+         "duration": "long", "exit_code": "zero"},
+        {"seq": 3, "event": "step.finished", "kind": "run", "status": "ok"},
+        {"seq": 4, "event": "run.finished", "outcome": ["resolved"], "duration": "1e999"})
+    data = scenario_from_run(run_dir)
+    assert data["responses"] == [{"step": "a", "exit_code": 0, "duration": "0s"}]
+    assert data["id"] == "replay-rb-run" and data["inputs"] == {}
+
+
+def test_a_huge_output_replays_its_last_mebibyte(tmp_path: Path) -> None:
+    run_dir = _journal(
+        tmp_path / "run",
+        {"seq": 1, "event": "run.started", "run_id": "r1", "file": str(tmp_path / "rb.yaml"), "mode": "live"},
+        {"seq": 2, "event": "step.finished", "step": "dump", "kind": "run", "status": "ok", "exit_code": 0,
+         "duration": 1.0, "stdout": "tail\n", "truncated": True})
+    (run_dir / "logs").mkdir()
+    (run_dir / "logs" / "dump.stdout.log").write_bytes(b"x" * (3 << 20) + b"THE END\n")
+    [response] = scenario_from_run(run_dir)["responses"]
+    assert len(response["stdout"]) == 1 << 20 and response["stdout"].endswith("THE END\n")

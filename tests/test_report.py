@@ -541,7 +541,7 @@ def _records() -> st.SearchStrategy[list[dict[str, object]]]:
 
 def test_engine_journals_pass_the_record_cleaning_unchanged(drills: dict[str, Path], live: dict[str, Path],
                                                            fanout: dict[str, Path]) -> None:
-    from engine.reporting._records import clean
+    from engine.records import clean
 
     for run_dir in [*drills.values(), *live.values(), *fanout.values()]:
         for record in read_journal(run_dir).records:
@@ -549,7 +549,7 @@ def test_engine_journals_pass_the_record_cleaning_unchanged(drills: dict[str, Pa
 
 
 def test_odd_values_are_dropped_or_shown_as_text() -> None:
-    from engine.reporting._records import clean
+    from engine.records import clean
 
     odd = {"event": "step.finished", "step": 7, "duration": "", "attempts": "2", "ok": "yes", "answers": [],
            "hosts": {"h": "x", 1: {"duration": "1.5"}}, "items": ["a", {"index": "0"}], "elapsed": float("nan"),

@@ -24,8 +24,8 @@ from typing import Any
 
 from ..errors import EngineError
 from ..journal import JOURNAL, read_journal
+from ..records import clean
 from ..simulation.drill import Scorecard, score, wrong_turns
-from ._records import clean
 from .metrics import timings
 
 HISTORY_LIMIT = 8

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import JournalError
 from ..journal import read_journal, run_finished
-from ._records import clean
+from ..records import clean
 from .metrics import MILESTONES, Timings, timings
 from .timeline import Bar, Timeline, build_timeline
 

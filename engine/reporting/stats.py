@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import JournalError
 from ..journal import JOURNAL, decode, first_record, journal_lines, open_journal
-from ._records import clean
+from ..records import clean
 from .metrics import MILESTONES, percentile, timings
 
 METRICS = tuple((m.attr, m.verb) for m in MILESTONES)

@@ -12,12 +12,16 @@ from typing import Any
 
 from ..duration import format_duration
 from ..errors import UsageError
-from ..journal import logged_output, read_journal
+from ..journal import JournalContents, logged_output, read_journal
+from ..records import clean
 from ..templating import has_template
 
 SECRET_PLACEHOLDER = "replayed-secret"
 UNANSWERED = 599  # the status a replayed HTTP request gets when the original got no answer
 _HTTP_STATUS = re.compile(r"HTTP status (\d{3})")
+# A replayed output is the last MiB of what the live step printed: a drill needs what a
+# step's checks read, and a 100 MB log copied into a scenario file helps nobody.
+OUTPUT_LIMIT = 1 << 20
 
 
 def _dur(seconds: float) -> str:
@@ -25,7 +29,7 @@ def _dur(seconds: float) -> str:
 
 
 def _tail_or_log(record: Mapping[str, Any], run_dir: Path, stream: str) -> str:
-    logged = logged_output(record, run_dir, stream)
+    logged = logged_output(record, run_dir, stream, limit=OUTPUT_LIMIT)
     return logged if logged is not None else str(record.get(stream) or "")
 
 
@@ -76,6 +80,8 @@ def _responses(records: list[dict[str, Any]], run_dir: Path) -> list[dict[str, A
     attempts: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         kind = r.get("event")
+        if not r.get("step"):
+            continue
         if kind == "step.attempt":
             attempts.setdefault(str(r["step"]), []).append(r)
         elif kind == "step.finished" and r.get("kind") in ("run", "http") and r.get("status") != "skipped":
@@ -138,32 +144,43 @@ def scenario_from_run(run_dir: str | os.PathLike[str], output: str | None = None
     """The scenario data (ready to dump as YAML) that replays a recorded live run."""
     directory = Path(run_dir)
     contents = read_journal(directory)
-    started = contents.started
-    if started is None:
-        raise UsageError(f"{contents.path} is not the journal of a run (no run.started)")
-    if started.get("mode") not in ("live", None):
-        raise UsageError(f"run {started.get('run_id')} is a {started.get('mode')} run; replay needs a live run")
-    records = contents.records
-    finished = contents.finished or {}
+    started = _replayable(contents)
+    records = [clean(r) for r in contents.records]
+    finished = clean(contents.finished or {})
     base = Path(output).resolve().parent if output else Path.cwd()
-    runbook = os.path.relpath(str(started["file"]), base)
+    run_id = str(started.get("run_id") or directory.name)
+    name = str(started.get("runbook") or Path(started["file"]).stem)
     inputs = {k: (SECRET_PLACEHOLDER if v == "***" else v) for k, v in (started.get("inputs") or {}).items()}
-    steps_ok = [str(r["step"]) for r in records if r.get("event") == "step.finished"
+    steps_ok = [str(r["step"]) for r in records if r.get("event") == "step.finished" and r.get("step")
                 and r.get("status") == "ok" and not r.get("rollback_of") and "/" not in str(r["step"])]
     duration = format_duration(float(finished.get("duration") or 0))
     return {
         "kind": "scenario", "version": 1,
-        "id": f"replay-{str(started['runbook'])[:40]}-{str(started['run_id'])[:15].lower()}".rstrip("-"),
-        "title": f"Replay of {started.get('title', started['runbook'])} ({started['run_id']})",
-        "description": f"Recorded from run {started['run_id']} ({finished.get('outcome', 'unfinished')} in "
-                       f"{duration}). Secret inputs were replaced with '{SECRET_PLACEHOLDER}'.",
-        "runbook": runbook,
+        "id": f"replay-{name[:40]}-{run_id[:15].lower()}".rstrip("-"),
+        "title": f"Replay of {started.get('title') or name} ({run_id})",
+        "description": f"Recorded from run {run_id} ({finished.get('outcome') or 'unfinished'} in {duration}). "
+                       f"Secret inputs were replaced with '{SECRET_PLACEHOLDER}'; an output longer than "
+                       f"{OUTPUT_LIMIT >> 20} MiB replays its last MiB.",
+        "runbook": os.path.relpath(str(started["file"]), base),
         "inputs": inputs,
-        "briefing": f"A replay of the incident handled in run {started['run_id']} at {started.get('t')}.",
+        "briefing": f"A replay of the incident handled in run {run_id} at {started.get('t')}.",
         "responses": _responses(records, directory),
         "participants": _participants(records),
-        "objectives": {"outcome": finished.get("outcome", "resolved"), "must_run": steps_ok},
+        "objectives": {"outcome": finished.get("outcome") or "resolved", "must_run": steps_ok},
     }
+
+
+def _replayable(contents: JournalContents) -> dict[str, Any]:
+    """The run.started record of a journal a scenario can be made from, or why not."""
+    if contents.started is None:
+        raise UsageError(f"{contents.path} is not the journal of a run (no run.started)")
+    started = clean(contents.started)
+    if started.get("mode") not in ("live", None):
+        raise UsageError(f"run {started.get('run_id')} is a {started.get('mode')} run; replay needs a live run")
+    if not started.get("file"):
+        raise UsageError(f"{contents.path}: run.started does not name the runbook file the run used; "
+                         "a scenario cannot be made from it")
+    return started
 
 
 def dump(data: Mapping[str, Any]) -> str:

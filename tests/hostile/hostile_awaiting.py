@@ -8,15 +8,6 @@ but those listed on their own (an empty owner: not awaiting anything)."""
 from __future__ import annotations
 
 AWAITING: dict[str, str] = {
-    # drills: `scenario from-run` on a journal without run.started's `file`, or with a
-    # list where a mapping belongs: KeyError / AttributeError (exit 70).
-    "test_hostile_hypothesis.py::test_any_journal": "drills",
-    "test_hostile_journals.py::test_hostile_journal[wrong-types]": "drills (from-run), operator (resume)",
-    "test_hostile_journals.py::test_hostile_journal[surrogates]": "drills (from-run), operator (resume)",
-    # drills: `scenario from-run` of a step whose output was large (a 100 MB line, 50 MB
-    # through a template) reads and dumps the whole log: over 10 s and 200 MB.
-    "test_hostile_runtime.py::test_hostile_value_or_output_at_run_time[one-huge-line]": "drills",
-    "test_hostile_runtime.py::test_hostile_value_or_output_at_run_time[huge-output-in-template]": "drills",
     # language (schema): `retries: {attempts: 1000000, delay: 0s}` is valid and runs for
     # hours; the step's timeout bounds each attempt, nothing bounds their number.
     "test_hostile_runtime.py::test_hostile_value_or_output_at_run_time[retry-storm]": "language",

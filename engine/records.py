@@ -1,7 +1,7 @@
-"""Journal records made safe to read: every field a report uses gets the type the engine
-writes, or is dropped. A journal written by the engine passes unchanged; one edited by
-hand, cut by a crash or written by another tool still gives a report instead of a
-traceback.
+"""Journal records made safe to read (reports, stats, debriefs, replay): every field a
+reader uses gets the type the engine writes, or is dropped. A journal written by the
+engine passes unchanged; one edited by hand, cut by a crash or written by another tool
+still gives a report instead of a traceback.
 """
 
 from __future__ import annotations
