@@ -9,7 +9,7 @@ the run (and Ctrl-C) for minutes or take gigabytes. Three bounds, shared by ever
     integer over MAX_INT_BITS bits, is refused before it is computed (its size is
     estimated from its operands);
   * time: a render that can loop (Jinja's own path) or match a regex runs under a
-    deadline of TIME_LIMIT seconds, enforced with SIGALRM in the main thread. Python's
+    deadline of TIME_LIMIT seconds (1), enforced with SIGALRM in the main thread. Python's
     `re` checks for signals while it backtracks, so a regex is interrupted too;
   * signals: while a render runs, Ctrl-C and SIGTERM interrupt it (`interruptible`).
 
@@ -35,12 +35,15 @@ MAX_INT_BITS = 100_000  # about 30,000 decimal digits
 MAX_INDENT = 100  # JSON indentation
 
 
+TIME_LIMIT = 1.0  # seconds: a render takes microseconds; a second is a loop or a regex gone wrong
+
+
 def time_limit() -> float:
-    """Seconds one render may take (RUNBOOK_TEMPLATE_TIMEOUT, default 5)."""
+    """Seconds one render may take (RUNBOOK_TEMPLATE_TIMEOUT, default TIME_LIMIT)."""
     try:
-        return max(float(os.environ.get("RUNBOOK_TEMPLATE_TIMEOUT", "5")), 0.01)
+        return max(float(os.environ.get("RUNBOOK_TEMPLATE_TIMEOUT", TIME_LIMIT)), 0.01)
     except ValueError:
-        return 5.0
+        return TIME_LIMIT
 
 
 class LimitError(Exception):

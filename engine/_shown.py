@@ -18,7 +18,7 @@ from typing import Any
 
 from . import templating
 from .errors import TemplateError
-from .masking import MASK, MIN_LENGTH, Masker
+from .masking import MASK, Masker
 from .state import RunState
 
 _URL_MASK = "%2A%2A%2A"  # *** url-encoded
@@ -100,8 +100,7 @@ class Shown:
         """Text computed from a secret is masked as text too, wherever it appears (in a
         command's output, say), when it is long enough not to mask ordinary words."""
         if isinstance(real, str):
-            if len(real) >= MIN_LENGTH:
-                self.masker.add(real)
+            self.masker.add(real, derived=True)
         elif depth and isinstance(real, (list, tuple)):
             for item in real:
                 self._remember(item, depth - 1)

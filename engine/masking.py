@@ -16,7 +16,11 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "***"
-MIN_LENGTH = 3  # shorter values would mask ordinary text everywhere (they are masked by construction)
+# Text computed from a secret is masked as text when at least this long: shorter pieces (an
+# item of `inputs.token | list`) would mask ordinary text everywhere, and are masked by
+# construction. A secret itself is masked at any length: leaking it is worse than garbling.
+MIN_LENGTH = 3
+MAX_DEPTH = 64  # levels of nested data masked; deeper levels are cut (`data`)
 _B64_MIN = 6  # a base64 fragment shorter than this would match by chance
 _DOUBLE_QUOTED: dict[int, str] = {ord("\\"): "\\\\", ord("$"): "\\$", ord("`"): "\\`", ord('"'): '\\"'}
 _HEREDOC: dict[int, str] = {ord("\\"): "\\\\", ord("$"): "\\$", ord("`"): "\\`"}
@@ -24,7 +28,8 @@ _HEREDOC: dict[int, str] = {ord("\\"): "\\\\", ord("$"): "\\$", ord("`"): "\\`"}
 
 def encodings(secret: str) -> list[str]:
     """The ways the engine may write `secret` inside a longer text, itself included."""
-    from urllib.parse import quote, quote_plus  # only a run with secrets pays for the import
+    import html
+    from urllib.parse import quote, quote_plus  # only a run with secrets pays for the imports
 
     forms = [
         secret,
@@ -35,9 +40,10 @@ def encodings(secret: str) -> list[str]:
         json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
         quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret),
         repr(secret)[1:-1], repr(secret.encode())[2:-1],
+        html.escape(secret), html.escape(secret, quote=False),
     ]
     forms += _base64_fragments(secret.encode())
-    return list(dict.fromkeys(f for f in forms if len(f) >= MIN_LENGTH))
+    return list(dict.fromkeys(f for f in forms if f))
 
 
 def _base64_fragments(raw: bytes) -> list[str]:
@@ -66,9 +72,11 @@ class Masker:
         for value in secrets:
             self.add(value)
 
-    def add(self, value: Any) -> None:
+    def add(self, value: Any, *, derived: bool = False) -> None:
+        """Mask `value` from now on: a secret at any length, text `derived` from one when
+        it is at least MIN_LENGTH long."""
         text = str(value) if value is not None else ""
-        if len(text) < MIN_LENGTH or text in self._secrets:
+        if not text or (derived and len(text) < MIN_LENGTH) or text in self._secrets:
             return
         self._secrets.append(text)
         self._forms = sorted({f for s in self._secrets for f in encodings(s)}, key=len, reverse=True)
@@ -91,16 +99,19 @@ class Masker:
                 value = value.replace(form, MASK)
         return value
 
-    def data(self, value: Any) -> Any:
-        """Mask every string inside dicts, lists and tuples."""
+    def data(self, value: Any, depth: int = MAX_DEPTH) -> Any:
+        """Mask every string inside dicts, lists and tuples (down to MAX_DEPTH levels;
+        what is deeper is cut, as it is not shown whole anywhere)."""
         if not self._secrets:
             return value
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, (dict, list, tuple)) and depth <= 0:
+            return "…"
         if isinstance(value, dict):
-            return {k: self.data(v) for k, v in value.items()}
+            return {k: self.data(v, depth - 1) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
-            return [self.data(v) for v in value]
+            return [self.data(v, depth - 1) for v in value]
         return value
 
     def bytes(self, value: bytes) -> bytes:

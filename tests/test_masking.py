@@ -24,11 +24,15 @@ def test_nested_data_is_masked_keys_and_other_types_kept() -> None:
     assert masker.data(data) == {"cmd": "curl -u ***", "list": ["***", 1, None], "tuple": ["x ***"], "n": 3}
 
 
-def test_very_short_values_are_not_treated_as_secrets() -> None:
-    """Masking "1" or "ab" would garble every line of output."""
-    masker = Masker(["1", "ab", ""])
-    assert not masker
-    assert masker.text("ab 1") == "ab 1"
+def test_a_secret_is_masked_at_any_length_and_text_derived_from_one_when_long_enough() -> None:
+    """A one-character secret is still a secret; a one-character piece of one (an item of
+    `inputs.token | list`) would mask ordinary text everywhere: it is masked by construction."""
+    masker = Masker(["¤", ""])
+    assert masker.text("price ¤5") == "price ***5"
+    masker.add("a", derived=True)
+    masker.add("abc", derived=True)
+    assert masker.text("a b abc") == "a b ***"
+    assert not Masker([""])
 
 
 def test_non_string_secrets_are_masked_by_their_text() -> None:
