@@ -11,7 +11,7 @@ from typing import Any
 
 from .duration import MAX_TEXT
 from .lint import ERROR, Field, Finding, RunbookCheck, rule, spot
-from .model import MISSING, AskField, ManualSpec, Runbook, too_long
+from .model import MISSING, AskField, ManualSpec, Runbook, compile_pattern, too_long
 
 # Where a string goes to execve, a socket or an SSH channel: none of them carries a NUL.
 _COMMAND_PARTS = (("run",), ("env",), ("http", "url"), ("http", "headers"))
@@ -51,12 +51,22 @@ def _input_patterns(c: RunbookCheck) -> Iterator[Finding]:
     for name, spec in c.runbook.inputs.items():
         if spec.pattern is None:
             continue
-        try:
-            re.compile(spec.pattern)
-        except re.error as exc:
-            at = (exc.lineno or 1, exc.colno or 1) if exc.pos is not None else None
+        problem = _pattern_problem(spec.pattern)
+        if problem is not None:
+            message, at = problem
             yield Finding(("inputs", name, "pattern"),
-                          f"pattern of input '{name}' is not a valid regular expression: {exc.msg}", at=at)
+                          f"pattern of input '{name}' is not a valid regular expression: {message}", at=at)
+
+
+def _pattern_problem(pattern: str) -> tuple[str, tuple[int, int] | None] | None:
+    """What is wrong with a pattern, and where in it when `re` says (line, column)."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return exc.msg, (exc.lineno or 1, exc.colno or 1) if exc.pos is not None else None
+    except (OverflowError, RecursionError):
+        return str(compile_pattern(pattern)), None  # the other ways `re` refuses a pattern
+    return None
 
 
 @rule("RB137", "input-default", ERROR,
@@ -75,10 +85,7 @@ def _input_defaults(c: RunbookCheck) -> Iterator[Finding]:
 
 def _checkable(pattern: str | None) -> bool:
     """A default is checked against its pattern only if the pattern compiles (RB136 says why not)."""
-    try:
-        return pattern is None or re.compile(pattern) is not None
-    except re.error:
-        return False
+    return pattern is None or not isinstance(compile_pattern(pattern), str)
 
 
 def _choices(rb: Runbook) -> dict[tuple[str, str], AskField]:

@@ -26,7 +26,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from .duration import parse_duration
@@ -192,33 +191,40 @@ def _jump_from_args(args: str) -> str | None:
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
-    """Read an inventory file in any of the three formats."""
+    """Read an inventory file in any of the three formats, under the runbook loader's
+    limits (a regular file, its size, nesting, aliases, numbers): an inventory is a file
+    like any other a run is handed."""
+    from .loader import LoadError, read_text
+
     file = os.fspath(path)
     try:
-        text = Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise InventoryError(f"cannot read inventory {file}: {reason}") from None
+        text = read_text(file)
+    except LoadError as exc:
+        raise InventoryError(f"cannot read inventory {file}: {exc.diagnostic.message}") from None
     return parse_inventory(text, file)
 
 
 def parse_inventory(text: str, file: str = "<inventory>") -> Inventory:
     """An inventory from text: INI when the first line opens a [section], else YAML."""
     from ._inventory_formats import AnsibleYaml, Ini, Own
+    from .loader import LoadError, load_value
 
     first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", ";"))),
                  "")
     data: Any = None
     if not first.startswith("["):
-        import yaml
-
         try:
-            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError as exc:
+            data = load_value(text, file)
+        except LoadError as exc:
+            if exc.diagnostic.rule != "RB001":  # past a limit: refused, whatever the format
+                d = exc.diagnostic
+                raise InventoryError(f"{file}:{d.line}:{d.column}: {d.message}") from None
             try:
                 return Ini(file).build(text)  # INI without a section header reads as broken YAML
             except InventoryError:
-                raise InventoryError(f"{file}: neither a YAML nor an INI inventory: {exc}") from None
+                d = exc.diagnostic
+                raise InventoryError(f"{file}:{d.line}:{d.column}: neither a YAML nor an INI inventory: "
+                                     f"{d.message}") from None
     if isinstance(data, Mapping):
         if data.get("kind") == "inventory":
             return Own(file).build(data)

@@ -38,6 +38,20 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+def compile_pattern(pattern: str) -> re.Pattern[str] | str:
+    """An input's `pattern` compiled, or why it cannot be: `re` refuses some patterns with
+    OverflowError (`a{99999999999}`) or RecursionError (groups nested thousands deep), not
+    only re.error."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        return exc.msg
+    except OverflowError as exc:
+        return str(exc)
+    except RecursionError:
+        return "nested too deeply"
+
+
 class Input(NamedTuple):
     name: str
     type: str = "string"
@@ -61,11 +75,10 @@ class Input(NamedTuple):
         if self.choices is not None and value not in self.choices:
             return f"must be one of {', '.join(map(str, self.choices))}, got {value!r}"
         if self.pattern is not None and isinstance(value, str):
-            try:
-                matched = re.fullmatch(self.pattern, value)
-            except re.error as exc:
-                return f"cannot be checked: its pattern is not a valid regular expression ({exc})"
-            if not matched:
+            compiled = compile_pattern(self.pattern)
+            if isinstance(compiled, str):
+                return f"cannot be checked: its pattern is not a valid regular expression ({compiled})"
+            if not compiled.fullmatch(value):
                 return f"must match {self.pattern}, got {value!r}"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if self.minimum is not None and value < self.minimum:

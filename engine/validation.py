@@ -110,7 +110,7 @@ def _walk(root: str, found: Found) -> None:
                 subdirs.append(entry.path)
         elif not entry.name.endswith(YAML_SUFFIXES):
             continue
-        elif entry.is_file():  # free for plain entries: scandir knows their type
+        elif _is_file(entry):  # free for plain entries: scandir knows their type
             found.files.append(entry.path)
         elif (kind := _special(entry.path)) is not None:
             found.skipped.append((entry.path, kind))
@@ -118,6 +118,15 @@ def _walk(root: str, found: Found) -> None:
             found.files.append(entry.path)  # a broken link: the check says it cannot be read
     for sub in subdirs:
         _walk(sub, found)
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """Whether an entry is a regular file (following links); a link that loops is not,
+    and is then checked like a broken link: the file check says it cannot be read."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _special(path: str) -> str | None:

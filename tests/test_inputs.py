@@ -224,3 +224,9 @@ def test_a_hostile_structured_value_on_the_command_line_is_a_conversion_error(te
     for kind in ("list", "map"):
         with pytest.raises(ValueError, match=r"expected a (list|map) \(JSON or YAML\): .*(nesting|alias)"):
             convert(Input("x", type=kind), text)
+
+
+@pytest.mark.parametrize("pattern", ["a{99999999999}", "(" * 2000 + "x" + ")" * 2000, "[x-"])
+def test_a_pattern_re_cannot_compile_is_a_problem_of_the_value_not_a_crash(pattern: str) -> None:
+    problem = Input("unit", pattern=pattern).violation("x")
+    assert problem is not None and problem.startswith("cannot be checked: its pattern is not a valid regular")

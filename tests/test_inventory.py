@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -182,6 +183,30 @@ def test_host_entries_with_user_and_port() -> None:
 def test_unreadable_inventory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="cannot read inventory"):
         load_inventory(tmp_path / "missing.ini")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("all:\n  vars: {n: " + "9" * 5000 + "}\n", "not a valid int"),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(f"{k}: &{k} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+     for p, k in zip("abcdefgh", "bcdefghi", strict=True)), "alias"),
+    ("all: " + "[" * 200 + "]" * 200 + "\n", "deeper than"),
+])
+def test_a_hostile_inventory_is_refused_under_the_loaders_limits(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InventoryError, match=expected):
+        load_inventory(path)
+
+
+def test_an_inventory_past_the_size_limit_or_not_a_file_is_not_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.ini"
+    big.write_text("[web]\n" + "web-1\n" * 300_000, encoding="utf-8")
+    with pytest.raises(InventoryError, match="larger than"):
+        load_inventory(big)
+    fifo = tmp_path / "fifo.ini"
+    os.mkfifo(fifo)
+    with pytest.raises(InventoryError, match="not a regular file"):
+        load_inventory(fifo)
 
 
 # -- resolving targets ---------------------------------------------------------------------

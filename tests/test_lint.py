@@ -686,6 +686,11 @@ CASES = [
           a: {type: string, pattern: "x‸[a-"}
           b: {type: string, pattern: "ab(?P<‸n"}
         """), message="is not a valid regular expression"),
+    Case("RB136", "patterns `re` refuses with OverflowError or RecursionError, at the pattern", runbook("""
+        inputs:
+          a: {type: string, pattern: ‸"a{99999999999}", default: a}
+          b: {type: string, pattern: ‸"%s"}
+        """ % ("(" * 2000 + "x" + ")" * 2000)), message="is not a valid regular expression"),
     # -- RB137 input-default --------------------------------------------------------------------
     Case("RB137", "defaults within their constraints, a null default, an unchecked pattern", runbook("""
         inputs:

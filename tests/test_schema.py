@@ -130,6 +130,8 @@ def test_wrong_type_is_rb012_at_the_value() -> None:
         ("detection:\n  - {id: Bad, run: df}\n", 6, 10),  # pattern
         ("detection:\n  - {id: a, http: {url: u, method: FETCH}}\n", 6, 36),  # enum
         ("targets:\n  box: {hosts: [h], port: 70000}\n", 6, 27),  # maximum
+        ("detection:\n  - {id: a, run: x, retries: {attempts: 1000000}}\n", 6, 41),  # a retry storm
+        ("detection:\n  - {id: a, run: x, retries: 101}\n", 6, 30),
         ("title2: x\n", 5, 1),  # not RB013: an unknown key
     ],
 )

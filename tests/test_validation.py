@@ -238,3 +238,13 @@ def test_a_fifo_named_explicitly_is_skipped_with_a_warning_not_opened(tmp_path: 
     done = subprocess.run([RUNBOOK_BIN, "run", str(fifo)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "not a regular file (a FIFO)" in done.stderr
+
+
+def test_a_symlink_loop_in_a_directory_is_an_unreadable_file_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "ok.yaml").write_text(MINIMAL_RUNBOOK, encoding="utf-8")
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    report = validate_paths([tmp_path], Options(cache=False))
+    assert sorted((Path(d.file).name, d.rule) for d in report.diagnostics if d.is_error) == [
+        ("a.yaml", "RB000"), ("b.yaml", "RB000")]
+    assert all("symbolic links" in d.message for d in report.diagnostics if d.rule == "RB000")

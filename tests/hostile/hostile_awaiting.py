@@ -8,17 +8,6 @@ but those listed on their own (an empty owner: not awaiting anything)."""
 from __future__ import annotations
 
 AWAITING: dict[str, str] = {
-    # language (schema): `retries: {attempts: 1000000, delay: 0s}` is valid and runs for
-    # hours; the step's timeout bounds each attempt, nothing bounds their number.
-    "test_hostile_runtime.py::test_hostile_value_or_output_at_run_time[retry-storm]": "language",
-    # language: an inventory read by `run --inventory` is not loaded under the loader's
-    # limits (a 5,000-digit int: ValueError, exit 70), as alert and inputs files now are.
-    "test_hostile_files.py::test_hostile_inventory_file[huge-int]": "language",
-    # language: `validate DIR` and `test DIR` stop at a symlink loop (OSError ELOOP, exit 70).
-    "test_hostile_filesystem.py::test_directory_with_things_that_are_not_files": "language",
-    # language: a pattern whose repetition count is too large passes RB136 and crashes the
-    # run (OverflowError from re.compile, exit 70).
-    "test_hostile_templates.py::test_invalid_and_huge_patterns": "language",
     # language (inputs.py): an input's `pattern` made to backtrack runs without bound; the
     # bound exists (regexes in templates stop after 1 s): check the pattern under
     # `with engine._limits.deadline():` and turn LimitError into an input error.
