@@ -52,6 +52,20 @@ def compile_pattern(pattern: str) -> re.Pattern[str] | str:
         return "nested too deeply"
 
 
+def _bounded_fullmatch(pattern: re.Pattern[str], value: str) -> bool | str:
+    """Whether `value` matches `pattern` whole, under the template render deadline: a
+    pattern that backtracks (`(a+)+$`) would otherwise hold the run before it starts.
+    Text when the deadline passed."""
+    from ._limits import LimitError, deadline
+
+    try:
+        with deadline():
+            return pattern.fullmatch(value) is not None
+    except LimitError:
+        return (f"cannot be checked: its pattern {pattern.pattern!r} backtracks for too long on this value; "
+                "write a pattern without nested repetition")
+
+
 class Input(NamedTuple):
     name: str
     type: str = "string"
@@ -78,7 +92,10 @@ class Input(NamedTuple):
             compiled = compile_pattern(self.pattern)
             if isinstance(compiled, str):
                 return f"cannot be checked: its pattern is not a valid regular expression ({compiled})"
-            if not compiled.fullmatch(value):
+            matched = _bounded_fullmatch(compiled, value)
+            if isinstance(matched, str):
+                return matched
+            if not matched:
                 return f"must match {self.pattern}, got {value!r}"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if self.minimum is not None and value < self.minimum:

@@ -230,3 +230,8 @@ def test_a_hostile_structured_value_on_the_command_line_is_a_conversion_error(te
 def test_a_pattern_re_cannot_compile_is_a_problem_of_the_value_not_a_crash(pattern: str) -> None:
     problem = Input("unit", pattern=pattern).violation("x")
     assert problem is not None and problem.startswith("cannot be checked: its pattern is not a valid regular")
+
+
+def test_a_pattern_that_backtracks_on_a_value_is_refused_in_bounded_time() -> None:
+    problem = Input("a", pattern="(a+)+$").violation("a" * 40 + "b")
+    assert problem is not None and "backtracks for too long" in problem

@@ -8,10 +8,6 @@ but those listed on their own (an empty owner: not awaiting anything)."""
 from __future__ import annotations
 
 AWAITING: dict[str, str] = {
-    # language (inputs.py): an input's `pattern` made to backtrack runs without bound; the
-    # bound exists (regexes in templates stop after 1 s): check the pattern under
-    # `with engine._limits.deadline():` and turn LimitError into an input error.
-    "test_hostile_templates.py::test_backtracking_input_pattern[": "language (inputs.py) with security's regex bound",
 }
 
 
