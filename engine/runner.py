@@ -344,6 +344,9 @@ class Runner:
         reason = stop.reason if stop else ""
         if outcome in ROLLED_BACK:
             self._rollback(outcome, reason)
+        # The stop that ended the run has been taken: what follows (the final update, the
+        # deliveries still queued) is rendered and sent. Another Ctrl-C stops that too.
+        self.cancel.clear()
         self._hook("on_finish", outcome)
         if self._timers is not None:
             self._timers.stop()

@@ -124,6 +124,26 @@ def test_ctrl_c_twice_aborts_with_rollbacks_skipped_and_closes_the_journal(ws: W
     assert events(records, "rollback.finished")[0]["skipped"] is True
 
 
+def test_after_ctrl_c_the_final_update_is_still_rendered_and_sent(ws: Workspace, marker: str) -> None:
+    """The first Ctrl-C stops the step; it must not also stop the run's last message."""
+    ws.write("live.yaml", runbook_text(f"""\
+        updates: {{channel: status, every: 1h}}
+        remediation:
+          - id: slow
+            run: "touch slow.started; sleep {marker}"
+        """))
+    term = terminal(ws, "run", "live.yaml")
+    try:
+        wait_for(lambda: (ws.root / "slow.started").exists(), what="the slow step")
+        term.type(b"\x03")
+        assert term.wait() == 130, term.text
+    finally:
+        term.kill()
+    assert "template failed" not in term.text and "interrupted while" not in term.text
+    [final] = [r for r in events(complete_journal(ws.only_run()), "notify.sent") if r.get("purpose") == "update"][-1:]
+    assert final["ok"] and "aborted" in final["message"], final
+
+
 def test_ctrl_c_at_an_approval_prompt_aborts_the_run(ws: Workspace) -> None:
     ws.write("live.yaml", runbook_text("""\
         remediation:
