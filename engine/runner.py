@@ -212,6 +212,9 @@ class Runner:
 
     def run(self) -> RunResult:
         t0 = self.opened
+        if self.resume is not None:  # a resumed run opens in the first phase it enters again
+            self.state.phase = next((p.name for p in self.runbook.phases if not self.resume.phase_done(p)),
+                                    self.state.phase)
         self._started()
         self._hook("on_start")
         stop: StepStop | None = None

@@ -88,6 +88,22 @@ def test_a_failed_run_says_how_to_continue_and_reruns_the_failed_step_when_told(
     assert "resumed by" in done.out and "running again: second" in done.out
 
 
+def test_the_update_sent_as_a_run_resumes_names_the_phase_it_resumes_in(ws: Workspace) -> None:
+    ws.write("live.yaml", runbook_text("""\
+        updates: {channel: status, every: 1h}
+        detection:
+          - {id: probe, run: "true"}
+        remediation:
+          - {id: fix, run: "test -e fixed.txt"}
+        """, id="phased"))
+    assert ws.run("run", "live.yaml").code == 1
+    (ws.root / "fixed.txt").touch()
+    assert ws.run("resume", ws.only_run(), "--rerun-failed").code == 0
+    updates = [r["message"] for r in events(complete_journal(ws.only_run()), "notify.sent")]
+    [opening] = [m for m in updates if "resumed" in m]
+    assert "phase remediation" in opening, updates
+
+
 def test_the_failed_step_can_be_skipped_by_someone_who_did_it_by_hand(ws: Workspace) -> None:
     run_dir, _ = failed_run(ws)
     done = ws.run("resume", run_dir, "--skip", "second", "--as", "alice", "--reason", "ran it by hand")
