@@ -3,6 +3,10 @@
 The lock is a file held with flock(). The kernel drops a flock when its process dies,
 so a lock left by a crashed run is detected as stale and taken over, while the file
 still says which run held it.
+
+Locks live in one directory for the whole machine (`lock_dir`), never beside a run's
+journal: two runs of one runbook with different `--runs-dir`, homes or working
+directories still exclude each other.
 """
 
 from __future__ import annotations
@@ -32,6 +36,33 @@ class LockError(EngineError):
     exit_code = 3
 
 
+def lock_dir(environ: dict[str, str] | None = None) -> Path:
+    """Where run locks live on this machine: $RUNBOOK_LOCK_DIR, else /run/lock/runbook (the
+    system's place for lock files, shared by every user), else runbook-locks in the
+    temporary directory."""
+    env = os.environ if environ is None else environ
+    if env.get("RUNBOOK_LOCK_DIR"):
+        return Path(env["RUNBOOK_LOCK_DIR"])
+    system = Path("/run/lock")
+    if system.is_dir() and os.access(system, os.W_OK | os.X_OK):
+        return system / "runbook"
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "runbook-locks"
+
+
+def _shared_dir(directory: Path) -> None:
+    """Create the lock directory so every user's runs can lock in it (sticky, as /tmp)."""
+    if directory.is_dir():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    if directory.parent in (Path("/run/lock"), Path("/tmp")) or directory.name == "runbook-locks":
+        try:
+            os.chmod(directory, 0o1777)
+        except OSError:
+            pass  # another user made it first: theirs is shared already
+
+
 class RunLock:
     def __init__(self, directory: str | os.PathLike[str], runbook_id: str, hosts: Iterable[str]) -> None:
         names = sorted(set(hosts)) or ["localhost"]
@@ -43,10 +74,11 @@ class RunLock:
 
     def acquire(self, run_id: str, started_at: float | None = None) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _shared_dir(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise LockError(f"cannot take the run lock {self.path}: {exc.strerror or exc}") from None
+            raise LockError(f"cannot take the run lock {self.path}: {exc.strerror or exc} "
+                            "(set RUNBOOK_LOCK_DIR to a directory every operator can write)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

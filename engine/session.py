@@ -28,13 +28,13 @@ from .home import home
 from .journal import JournalWriter, new_run_id
 from .leftovers import Settler
 from .lock import RunLock
+from .lock import lock_dir as machine_lock_dir
 from .masking import Masker
 from .model import Runbook
 from .recovery import RESUMABLE, Recovered, recover
 from .runner import Resume, Runner, RunResult, Services
 
 RUNS = "runs"
-LOCKS = "locks"
 
 OUTCOME_EXIT = {"resolved": 0, "failed": 1, "not_confirmed": 5, "escalated": 6, "refused": 7, "aborted": 130}
 
@@ -216,9 +216,8 @@ def run_live(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, 
     """Run a runbook for real. Returns the result and the run directory."""
     run_id = new_run_id(runbook.id)
     runs = options.runs_dir or home() / RUNS
-    lock_dir = (options.runs_dir.parent if options.runs_dir else home()) / LOCKS
     result = _journaled_run(runbook, inputs, options, secrets, run_id=run_id, run_dir=runs / run_id,
-                            lock_dir=lock_dir)
+                            lock_dir=machine_lock_dir())
     return result, runs / run_id
 
 
@@ -316,4 +315,4 @@ def resume_run(run_dir: Path, runbook: Runbook, recovered: Recovered, inputs: Ma
                options: LiveOptions, choices: Choices, *, secrets: tuple[str, ...] = ()) -> RunResult:
     """Continue a run that crashed, failed, was aborted or refused, in its own journal."""
     return _journaled_run(runbook, inputs, options, secrets, run_id=recovered.run_id, run_dir=run_dir,
-                          lock_dir=run_dir.parent.parent / LOCKS, continuing=Continuing(recovered, choices))
+                          lock_dir=machine_lock_dir(), continuing=Continuing(recovered, choices))

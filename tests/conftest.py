@@ -3,6 +3,7 @@ and the report tests' journals (made once per session by reportkit.py)."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -52,3 +53,9 @@ def drills(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def fanout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return journals(tmp_path_factory, "fanout")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs in these tests lock in a directory of their own, not the machine's /run/lock."""
+    os.environ.setdefault("RUNBOOK_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))

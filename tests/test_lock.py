@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from engine.lock import LockError, LockHeld, RunLock
+from engine.lock import LockError, LockHeld, RunLock, lock_dir
 
 
 def test_a_second_lock_on_the_same_runbook_and_hosts_fails_naming_the_holder(tmp_path: Path) -> None:
@@ -101,3 +102,10 @@ def test_a_lock_that_cannot_be_created_is_an_engine_error(tmp_path: Path) -> Non
     with pytest.raises(LockError, match=r"cannot take the run lock .*Not a directory") as info:
         RunLock(tmp_path / "file" / "locks", "rb", []).acquire("run-A")
     assert info.value.exit_code == 3
+
+
+def test_locks_live_in_one_directory_for_the_machine(tmp_path: Path) -> None:
+    """Not beside a run's journal: $RUNBOOK_LOCK_DIR, else /run/lock/runbook (or the temp dir)."""
+    assert lock_dir({"RUNBOOK_LOCK_DIR": str(tmp_path)}) == tmp_path
+    default = lock_dir({"RUNBOOK_HOME": str(tmp_path / "home")})
+    assert default in (Path("/run/lock/runbook"), Path(tempfile.gettempdir()) / "runbook-locks")

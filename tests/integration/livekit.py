@@ -28,7 +28,8 @@ def runbook_text(body: str, *, id: str = "live-test", head: str = "") -> str:
 def environment(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a test run: its own RUNBOOK_HOME, no colour, no channel config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOK_", "NO_COLOR"))}
-    env.update({"RUNBOOK_HOME": str(home / ".runbook"), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
+    env.update({"RUNBOOK_HOME": str(home / ".runbook"), "RUNBOOK_LOCK_DIR": str(home / ".runbook" / "locks"),
+                "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
 

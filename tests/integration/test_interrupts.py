@@ -387,6 +387,21 @@ def test_a_second_live_run_fails_naming_the_first(ws: Workspace, marker: str) ->
     assert len(ws.run_dirs()) == 1  # the refused run left nothing
 
 
+def test_the_lock_holds_whatever_runs_directory_each_run_journals_to(ws: Workspace, marker: str) -> None:
+    """E12: the lock is the machine's (RUNBOOK_LOCK_DIR), never beside the journal."""
+    ws.write("live.yaml", long_step_runbook(marker))
+    first = ws.start("run", "live.yaml", "--runs-dir", "first/runs")
+    try:
+        wait_for(lambda: (ws.root / "slow.started").exists(), what="the first run's step")
+        second = ws.run("run", "live.yaml", "--runs-dir", "second/runs", env={"RUNBOOK_HOME": str(ws.root / "other")})
+        first.send_signal(signal.SIGTERM)
+        collected(first)
+    finally:
+        stop(first)
+    assert second.code == 4 and "another run of this runbook on localhost is in progress" in second.err, second.text
+    assert not (ws.root / "second" / "runs").exists()
+
+
 def test_a_stale_lock_of_a_killed_run_is_taken_over(ws: Workspace, marker: str) -> None:
     ws.write("live.yaml", long_step_runbook(marker))
     first = ws.start("run", "live.yaml")

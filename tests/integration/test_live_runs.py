@@ -383,5 +383,5 @@ def test_a_runs_directory_that_cannot_be_written_exits_3_before_anything_runs(ws
     done = ws.run("run", "live.yaml", "--runs-dir", "runs-here/runs")
     assert done.code == 3, done.text
     assert_clean_failure_output(done)
-    assert "cannot take the run lock runs-here/locks/" in done.err and "Not a directory" in done.err
+    assert "cannot open the journal runs-here/runs/" in done.err and "Not a directory" in done.err
     assert not (ws.root / "ran.txt").exists()
