@@ -81,7 +81,7 @@ def _short_path(file: str) -> str:
 
 def stage_split(files: list[Path]) -> None:
     start = time.perf_counter()
-    from engine import validation
+    from engine.language import validation
 
     validation._warm_up()  # the engine does this before forking workers: schemas, Jinja env
     setup = time.perf_counter() - start
@@ -96,8 +96,9 @@ def stage_split(files: list[Path]) -> None:
 
 
 def _stages(files: list[Path], *, forget: bool = False) -> dict[str, float]:
-    from engine import lint, model, schema, templating
-    from engine.loader import load_file
+    from engine.language import lint, model, schema
+    from engine.language.loader import load_file
+    from engine.templates import templating
 
     clear = getattr(getattr(templating, "_analyze", None), "cache_clear", lambda: None)
     totals: dict[str, float] = defaultdict(float)

@@ -79,8 +79,8 @@ def _steps_per_second(path: Path, repeats: int) -> tuple[float, int]:
     """In this process, one core: CPU seconds per simulated step (best of three rounds)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    from engine.language.validation import load_runbook, load_scenario
     from engine.simulation.drill import DrillSetup, run_scenario
-    from engine.validation import load_runbook, load_scenario
 
     scenario = load_scenario(path)
     runbook = load_runbook(scenario.runbook_path)

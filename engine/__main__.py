@@ -1,6 +1,6 @@
 """`python -m engine` is the `runbook` command."""
 
-from .entry import main
+from engine.cli.entry import main
 
 if __name__ == "__main__":
     main()

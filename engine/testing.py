@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .clock import VirtualClock
-from .duration import format_duration
-from .events import Event, EventBus, Stamp
-from .executors.base import Cancel, Invocation, OutputSink, Result
-from .executors.notify import Notifier
-from .executors.prompts import Participant, ScriptedPrompter
-from .masking import Masker
-from .runner import Runner, RunResult, Services
+from engine.executors.base import Cancel, Invocation, OutputSink, Result
+from engine.executors.notify import Notifier
+from engine.executors.prompts import Participant, ScriptedPrompter
+from engine.language.duration import format_duration
+from engine.run.clock import VirtualClock
+from engine.run.events import Event, EventBus, Stamp
+from engine.run.masking import Masker
+from engine.run.runner import Runner, RunResult, Services
 
 Reply = str | int | Mapping[str, Any] | Result | Callable[[Invocation], Result]
 
@@ -190,10 +190,10 @@ def run_text(text: str, *, inputs: Mapping[str, Any] | None = None, executor: An
 
     `remote` runs steps that have a target, e.g. `FanOut(FakeRemote({...}))`;
     `resolve_hosts` maps targets to hosts (e.g. `inventory.Resolver(path)`)."""
-    from .inputs import resolve
-    from .loader import load_text
-    from .model import build_runbook
-    from .validation import ValidationFailed, check_document
+    from engine.language.loader import load_text
+    from engine.language.model import build_runbook
+    from engine.language.validation import ValidationFailed, check_document
+    from engine.run.inputs import resolve
 
     doc = load_text(text, file)
     checked = check_document(doc)

@@ -9,11 +9,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from engine.loader import load_file
-from engine.model import Runbook
+from engine.language.loader import load_file
+from engine.language.model import Runbook
+from engine.language.scenario import Scenario, build_scenario
+from engine.language.validation import load_runbook, load_scenario
 from engine.simulation.drill import DrillRun, DrillSetup, run_scenario
-from engine.simulation.scenario import Scenario, build_scenario
-from engine.validation import load_runbook, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
 RUNBOOK_HEAD = "kind: runbook\nversion: 1\nid: rb\ntitle: Drill runbook\n"

@@ -1,4 +1,4 @@
-"""engine.alerts: Alertmanager webhook payloads and single alerts as a source of inputs."""
+"""engine.run.alerts: Alertmanager webhook payloads and single alerts as a source of inputs."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from engine.alerts import AmbiguousAlert, alerts_in, choose, lookup, read_payload, record
-from engine.cli import cli
+from engine.cli.commands import cli
 from engine.errors import InputError
-from engine.inputs import resolve
-from engine.loader import load_text
-from engine.model import build_runbook
+from engine.language.loader import load_text
+from engine.language.model import build_runbook
+from engine.run.alerts import AmbiguousAlert, alerts_in, choose, lookup, read_payload, record
+from engine.run.inputs import resolve
 
 WEBHOOK: dict[str, Any] = {
     "version": "4",

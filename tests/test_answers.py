@@ -1,13 +1,13 @@
-"""engine.answers: `--answer` and `--as` checked against the runbook before anything runs."""
+"""engine.run.answers: `--answer` and `--as` checked against the runbook before anything runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from engine.answers import check_answers, parse_answers, parse_participants
 from engine.executors.prompts import Participant
-from engine.loader import load_text
-from engine.model import Runbook, build_runbook
+from engine.language.loader import load_text
+from engine.language.model import Runbook, build_runbook
+from engine.run.answers import check_answers, parse_answers, parse_participants
 
 TEXT = """\
 kind: runbook

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import cache
-from engine.validation import Options, validate_paths
+from engine.language import cache
+from engine.language.validation import Options, validate_paths
 
 RUNBOOK = """kind: runbook
 version: 1
@@ -34,7 +34,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Spy on which files are really checked (not taken from the cache)."""
-    import engine.validation as validation
+    import engine.language.validation as validation
 
     seen: list[str] = []
     real = validation.check_file

@@ -1,4 +1,4 @@
-"""engine.cli: `runbook validate`, `schema`, `new`, `rules`, `--version`, exit codes 0/1/2."""
+"""engine.cli.commands: `runbook validate`, `schema`, `new`, `rules`, `--version`, exit codes 0/1/2."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from support import FIXTURES, MINIMAL_RUNBOOK, ROOT, WriteYaml
 
 from engine import __version__
-from engine.cli import cli
+from engine.cli.commands import cli
 
 RUNBOOK_BIN = Path(sys.executable).parent / "runbook"
 # MINIMAL_RUNBOOK without its default timeout: the `check` step gets a no-timeout warning.

@@ -1,4 +1,4 @@
-"""engine.clock: the virtual clock (jumps, timers), background Timers on a real clock,
+"""engine.run.clock: the virtual clock (jumps, timers), background Timers on a real clock,
 and the drill clock (scaled waits that count in full, pause and resume)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.clock import DrillClock, RealClock, Timers, VirtualClock
+from engine.run.clock import DrillClock, RealClock, Timers, VirtualClock
 
 # -- VirtualClock ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""engine.console: what an operator sees. Plain text unless colour is asked for; the CLI
+"""engine.run.console: what an operator sees. Plain text unless colour is asked for; the CLI
 asks for colour only on a terminal without NO_COLOR."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from engine.cli import _use_color
-from engine.console import PARTIAL_LIMIT, Console
-from engine.events import (
+from engine.cli.commands import _use_color
+from engine.run.console import PARTIAL_LIMIT, Console
+from engine.run.events import (
     Approval,
     Event,
     NotifySent,

@@ -1,4 +1,4 @@
-"""engine.continuation: the operator's choices and the journal turned into a Resume; nothing
+"""engine.run.continuation: the operator's choices and the journal turned into a Resume; nothing
 is run again, or skipped, without their word."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from engine.continuation import Choices, plan
 from engine.errors import UsageError
 from engine.executors.prompts import Answer, ApprovalReply, ApprovalRequest, Question, ScriptedPrompter
-from engine.loader import load_text
-from engine.model import Runbook, build_runbook
-from engine.recovery import Recovered
-from engine.state import StepRecord
+from engine.language.loader import load_text
+from engine.language.model import Runbook, build_runbook
+from engine.run.continuation import Choices, plan
+from engine.run.recovery import Recovered
+from engine.run.state import StepRecord
 
 TEXT = """\
 kind: runbook

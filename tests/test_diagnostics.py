@@ -1,4 +1,4 @@
-"""engine.diagnostics: the Diagnostic record and the text, json, github, sarif and junit formats."""
+"""engine.language.diagnostics: the Diagnostic record and the text, json, github, sarif and junit formats."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from support import FIXTURES
 
 from engine import __version__
-from engine.diagnostics import (
+from engine.language.diagnostics import (
     FORMATS,
     Diagnostic,
     Report,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from simkit import drill, finished, load_pair, path_of, records
 
-from engine.journal import JournalWriter, read_journal
-from engine.reporting.metrics import timings
+from engine.run.journal import JournalWriter, read_journal
+from engine.run.metrics import timings
 from engine.simulation.drill import DrillSetup, render_scorecard, run_scenario, score
 
 # A runbook with every phase, a question, a role-gated approval, a retry and a poll.

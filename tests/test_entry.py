@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.entry import plain_validate
+from engine.cli.entry import plain_validate
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from engine.console import Console
-from engine.events import HostFinished, Stamp, StepOutput
 from engine.executors.base import Cancel, Invocation, NullSink
-from engine.fanout import FanOut, FanOutResult, Policy
-from engine.model import Target
+from engine.fleet.fanout import FanOut, FanOutResult, Policy
+from engine.language.model import Target
+from engine.run.console import Console
+from engine.run.events import HostFinished, Stamp, StepOutput
 from engine.testing import FakeRemote, ScriptedExecutor, run_text
 
 HOSTS = [f"web-{i}" for i in range(1, 11)]

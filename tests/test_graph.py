@@ -16,10 +16,10 @@ from xml.etree import ElementTree
 import pytest
 from support import ROOT, WriteYaml
 
-from engine.loader import load_file
-from engine.model import Runbook, build_runbook
+from engine.language.loader import load_file
+from engine.language.model import Runbook, build_runbook
+from engine.language.validation import load_runbook
 from engine.reporting.graph import Flow, build_graph, render_dot, render_mermaid
-from engine.validation import load_runbook
 
 SHIPPED = sorted((ROOT / "runbooks").glob("*.yaml"))
 ID = r"n_[A-Za-z0-9_]+"

@@ -1,4 +1,4 @@
-"""engine.incident and engine.state's priority: the impact x urgency matrix, priority
+"""engine.run.incident and engine.run.state's priority: the impact x urgency matrix, priority
 changes journaled with who and why, escalation rules (time, unanswered prompts,
 conditions, failures, hand-off), stakeholder updates, and the incident objectives of a
 scenario. Drills run on the virtual clock, so every time here is exact."""
@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from simkit import drill, finished, path_of, records
 
-from engine.console import Console
 from engine.executors.notify import Delivery, Notifier
 from engine.executors.prompts import Participant
-from engine.model import DEFAULT_MATRIX
-from engine.state import priority_of
+from engine.language.model import DEFAULT_MATRIX
+from engine.run.console import Console
+from engine.run.state import priority_of
 from engine.testing import ScriptedExecutor, run_text
 
 HEAD = "kind: runbook\nversion: 1\nid: ic\ntitle: Incident runbook\ndefaults: {timeout: 30m}\n"
@@ -39,7 +39,7 @@ class _Book:
     """Just enough of a runbook for priority_of."""
 
     def __init__(self, matrix: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        from engine.model import Severity
+        from engine.language.model import Severity
 
         self.severity = Severity(matrix) if matrix is not None else None
 
@@ -634,8 +634,8 @@ def test_the_shipped_service_down_runbook_stops_once_it_has_handed_the_incident_
     """A config error is handed to the owners (page_owner): nothing is restarted or polled after."""
     from support import ROOT
 
+    from engine.language.validation import load_runbook, load_scenario
     from engine.simulation.drill import DrillSetup, run_scenario
-    from engine.validation import load_runbook, load_scenario
 
     text = (ROOT / "scenarios" / "service-down-oom-start-limit.yaml").read_text(encoding="utf-8")
     text = text.replace("runbook: ../runbooks/service-down.yaml", f"runbook: {ROOT / 'runbooks' / 'service-down.yaml'}")

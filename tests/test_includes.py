@@ -1,4 +1,4 @@
-"""engine.includes: an include stays in the runbook's tree (or $RUNBOOK_INCLUDE_PATH), and a
+"""engine.language.includes: an include stays in the runbook's tree (or $RUNBOOK_INCLUDE_PATH), and a
 cycle is a validate error, or a clean step failure when it reaches a run anyway (E8, E9)."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
-from engine.clock import VirtualClock
-from engine.events import EventBus, RunFinished, StepFinished
+from engine.cli.commands import cli
 from engine.executors.notify import Notifier
 from engine.executors.prompts import ScriptedPrompter
-from engine.includes import ENV
-from engine.loader import load_file
-from engine.model import build_runbook
-from engine.runner import Runner, RunResult, Services
+from engine.language.includes import ENV
+from engine.language.loader import load_file
+from engine.language.model import build_runbook
+from engine.language.validation import check_file, load_runbook
+from engine.run.clock import VirtualClock
+from engine.run.events import EventBus, RunFinished, StepFinished
+from engine.run.runner import Runner, RunResult, Services
 from engine.testing import Recorder, ScriptedExecutor
-from engine.validation import check_file, load_runbook
 
 RUNBOOK_BIN = str(Path(sys.executable).with_name("runbook"))
 HEADER = "kind: runbook\nversion: 1\nid: {id}\ntitle: T\ndefaults: {{timeout: 30s}}\n"

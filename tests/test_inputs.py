@@ -1,4 +1,4 @@
-"""engine.inputs: values from -i, an inputs file, an alert, the environment and defaults;
+"""engine.run.inputs: values from -i, an inputs file, an alert, the environment and defaults;
 conversion to the declared type; constraints; every problem reported at once."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InputError
-from engine.inputs import convert, load_inputs_file, parse_assignments, resolve
-from engine.loader import load_text
-from engine.model import Input, Runbook, build_runbook
+from engine.language.loader import load_text
+from engine.language.model import Input, Runbook, build_runbook
+from engine.run.inputs import convert, load_inputs_file, parse_assignments, resolve
 
 
 def book(inputs: str) -> Runbook:

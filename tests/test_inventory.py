@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
-from engine.inventory import (
+from engine.cli.commands import cli
+from engine.language.inventory import (
     Host,
     InventoryError,
     Resolver,
@@ -20,7 +20,7 @@ from engine.inventory import (
     parse_host_entry,
     parse_inventory,
 )
-from engine.model import Target
+from engine.language.model import Target
 
 OWN = """\
 kind: inventory

@@ -1,5 +1,5 @@
 """`runbook validate` of inventories (B13): the schema (schemas/inventory.schema.json) and the
-inventory rules (engine._inventory_rules), positioned; one passing and one failing fixture per rule."""
+inventory rules (engine.language._inventory_rules), positioned; one passing and one failing fixture per rule."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from support import ROOT, positions, unmark
 
-import engine._inventory_rules  # noqa: F401  (registers the inventory rules)
-from engine.cli import cli
-from engine.diagnostics import Diagnostic, rule_catalog
-from engine.inventory import load_inventory
-from engine.lint import RULES
-from engine.schema import issues
-from engine.validation import check_file, validate_paths
+import engine.language._inventory_rules  # noqa: F401  (registers the inventory rules)
+from engine.cli.commands import cli
+from engine.language.diagnostics import Diagnostic, rule_catalog
+from engine.language.inventory import load_inventory
+from engine.language.lint import RULES
+from engine.language.schema import issues
+from engine.language.validation import check_file, validate_paths
 
 HEAD = "kind: inventory\nversion: 1\n"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from engine import templating
-from engine._jinja_fast import compile_expression, compile_template
+from engine.templates import templating
+from engine.templates._jinja_fast import compile_expression, compile_template
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"host": "db-1", "mount": "/var", "threshold": 90, "evil": "x; rm -rf /", "hosts": [1, 2, 3]},

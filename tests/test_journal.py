@@ -1,4 +1,4 @@
-"""engine.journal: one JSON event per line, output in log files beside it, fsync before
+"""engine.run.journal: one JSON event per line, output in log files beside it, fsync before
 every external effect (and only then), reading back torn journals, and a full disk."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import journal as journal_module
 from engine.errors import JournalError
-from engine.events import (
+from engine.run import journal as journal_module
+from engine.run.events import (
     PhaseStarted,
     RunFinished,
     RunStarted,
@@ -23,7 +23,7 @@ from engine.events import (
     StepStarted,
     from_record,
 )
-from engine.journal import (
+from engine.run.journal import (
     JOURNAL,
     RESERVE,
     JournalWriter,
@@ -385,7 +385,7 @@ def test_encode_never_fails_and_always_writes_a_decodable_line(value: object) ->
 
 
 def test_jsonable_cuts_deep_values_and_replaces_what_json_cannot_hold() -> None:
-    from engine.journal import MAX_DEPTH, TOO_DEEP, jsonable
+    from engine.run.journal import MAX_DEPTH, TOO_DEEP, jsonable
 
     cut = jsonable(_deep(MAX_DEPTH + 10))
     depth = 0

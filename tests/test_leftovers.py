@@ -1,4 +1,4 @@
-"""engine.leftovers: a step's processes are found by the marks in their environment, here
+"""engine.run.leftovers: a step's processes are found by the marks in their environment, here
 (/proc) and with the shell scan sent to remote hosts, and stopped as a whole group."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from engine.executors.base import marks
-from engine.leftovers import Leftover, Settler, Started, local_leftovers, parse_scan, scan_command
+from engine.run.leftovers import Leftover, Settler, Started, local_leftovers, parse_scan, scan_command
 
 
 @pytest.fixture

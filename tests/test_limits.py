@@ -1,4 +1,4 @@
-"""engine._limits: every render is bounded in size and time, on every template tier (the
+"""engine.templates._limits: every render is bounded in size and time, on every template tier (the
 quick path, the fast closures over Jinja's tree, Jinja itself), and is refused with a
 template error before it takes the memory or the minutes it asks for."""
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from engine import _limits, templating
-from engine._jinja_fast import compile_expression as fast_expression
-from engine._quick_eval import compile_expression as quick_expression
 from engine.errors import TemplateError
+from engine.templates import _limits, templating
+from engine.templates._jinja_fast import compile_expression as fast_expression
+from engine.templates._quick_eval import compile_expression as quick_expression
 
 CONTEXT: dict[str, Any] = {"x": "a" * 40, "n": 10 ** 9, "s": "ab", "items": ["a"] * 100_000}
 

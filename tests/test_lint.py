@@ -1,4 +1,4 @@
-"""Runbook lint rules (engine.lint): one passing and one failing fixture per rule, positions exact.
+"""Runbook lint rules (engine.language.lint): one passing and one failing fixture per rule, positions exact.
 
 A fixture is inline YAML. Each `‸` in it marks where a diagnostic of the rule under test
 must be reported (line and column of the character after the mark); the mark is removed
@@ -16,13 +16,13 @@ import pytest
 from support import MARK, positions, unmark
 
 # Imported for their rules (registered in RULES), so the tables below do not depend on which test ran first.
-import engine._include_rules
-import engine._inventory_rules
-import engine._scenario_rules
-import engine._value_rules  # noqa: F401
-from engine.diagnostics import Diagnostic, Severity
-from engine.lint import RULES, KnownChannels, describe_rules
-from engine.validation import Options, check_file
+import engine.language._include_rules
+import engine.language._inventory_rules
+import engine.language._scenario_rules
+import engine.language._value_rules  # noqa: F401
+from engine.language.diagnostics import Diagnostic, Severity
+from engine.language.lint import RULES, KnownChannels, describe_rules
+from engine.language.validation import Options, check_file
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 DEFAULT = Options()

@@ -1,4 +1,4 @@
-"""engine.loader: YAML -> plain data, a source map with 1-based positions, and hard limits."""
+"""engine.language.loader: YAML -> plain data, a source map with 1-based positions, and hard limits."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import FIXTURES, MINIMAL_RUNBOOK, shipped_documents
 
-from engine.loader import DEFAULT_LIMITS, Document, Limits, LoadError, Position, load_file, load_text
+from engine.language.loader import DEFAULT_LIMITS, Document, Limits, LoadError, Position, load_file, load_text
 
 
 def load_error(text: str, limits: Limits = DEFAULT_LIMITS) -> LoadError:
@@ -334,7 +334,7 @@ def test_recursive_alias_is_rejected(text: str) -> None:
 
 DEEP_SCRIPT = """
 import sys
-from engine.loader import LoadError, load_text
+from engine.language.loader import LoadError, load_text
 try:
     load_text(sys.argv[1] * 100_000)
 except LoadError as exc:

@@ -1,4 +1,4 @@
-"""engine.lock: one live run per runbook and set of hosts; a dead holder's lock is taken over."""
+"""engine.run.lock: one live run per runbook and set of hosts; a dead holder's lock is taken over."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.lock import LockError, LockHeld, RunLock, lock_dir
+from engine.run.lock import LockError, LockHeld, RunLock, lock_dir
 
 
 def test_a_second_lock_on_the_same_runbook_and_hosts_fails_naming_the_holder(tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_the_lock_of_a_killed_holder_is_taken_over(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""\
         import sys, time
         sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
-        from engine.lock import RunLock
+        from engine.run.lock import RunLock
         RunLock({str(tmp_path)!r}, "rb", ["db-1"]).acquire("run-dead")
         print("locked", flush=True)
         time.sleep(60)

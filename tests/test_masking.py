@@ -1,9 +1,9 @@
-"""engine.masking: secret values become *** in text, bytes and nested data."""
+"""engine.run.masking: secret values become *** in text, bytes and nested data."""
 
 from __future__ import annotations
 
-from engine.events import EventBus, StepFinished
-from engine.masking import MASK, MaskedStream, Masker
+from engine.run.events import EventBus, StepFinished
+from engine.run.masking import MASK, MaskedStream, Masker
 from engine.testing import Recorder
 
 
@@ -122,7 +122,7 @@ def test_a_secret_is_masked_in_every_encoding_the_engine_writes() -> None:
 
 
 def templating_render(template: str) -> str:
-    from engine import templating
+    from engine.templates import templating
 
     return templating.render(template, {"t": SECRET}, shell=True)
 

@@ -1,4 +1,4 @@
-"""engine.plan: the dry-run. Inputs rendered, what only a run can know shown as
+"""engine.run.plan: the dry-run. Inputs rendered, what only a run can know shown as
 placeholders, approvals and rollbacks listed, and nothing executed."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import textwrap
 
 import pytest
 
-from engine.inputs import resolve
-from engine.loader import load_text
-from engine.masking import Masker
-from engine.model import Runbook, build_runbook
-from engine.plan import build_plan, render_plan
+from engine.language.loader import load_text
+from engine.language.model import Runbook, build_runbook
+from engine.run.inputs import resolve
+from engine.run.masking import Masker
+from engine.run.plan import build_plan, render_plan
 
 TEXT = """\
 kind: runbook

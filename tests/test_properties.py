@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from strategies import mutated as mutated_data
 from support import FIXTURES, MINIMAL_RUNBOOK
 
-from engine.cli import cli
-from engine.loader import load_file, load_text
-from engine.validation import check_document
+from engine.cli.commands import cli
+from engine.language.loader import load_file, load_text
+from engine.language.validation import check_document
 
 FORMATS = ["text", "json", "github", "sarif", "junit"]
 SEEDS = [

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import templating
-from engine._quick_jinja import scan
-from engine.lint import runbook_fields, step_fields
-from engine.loader import load_file
-from engine.model import build_runbook
+from engine.language.lint import runbook_fields, step_fields
+from engine.language.loader import load_file
+from engine.language.model import build_runbook
+from engine.templates import templating
+from engine.templates._quick_jinja import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +113,7 @@ def test_static_filter_test_and_global_names_match_the_real_environment() -> Non
 from collections import deque  # noqa: E402
 from typing import Any  # noqa: E402
 
-from engine import _quick_eval as quick  # noqa: E402
+from engine.templates import _quick_eval as quick  # noqa: E402
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"host": "db-1", "threshold": 90, "evil": "x; rm -rf /", "hosts": ["a", "b"], "flag": False},

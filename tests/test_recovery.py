@@ -1,4 +1,4 @@
-"""engine.recovery: what a damaged journal still tells resume, and what it refuses to guess."""
+"""engine.run.recovery: what a damaged journal still tells resume, and what it refuses to guess."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.errors import JournalError
-from engine.recovery import recover
+from engine.run.recovery import recover
 
 START = {"seq": 1, "event": "run.started", "t": "2026-12-04T10:00:00.000Z", "elapsed": 0.0,
          "run_id": "r-1", "file": "rb.yaml", "mode": "live", "inputs": {"host": "db-1"}}

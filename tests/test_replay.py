@@ -15,15 +15,15 @@ import yaml
 from click.testing import CliRunner
 from simkit import path_of
 
-from engine.cli import cli
+from engine.cli.commands import cli
 from engine.errors import UsageError
 from engine.executors.base import Invocation, Result
 from engine.executors.prompts import Participant
-from engine.journal import JournalWriter, read_journal
+from engine.language.validation import load_runbook, load_scenario
+from engine.run.journal import JournalWriter, read_journal
 from engine.simulation.drill import run_scenario
 from engine.simulation.replay import SECRET_PLACEHOLDER, dump, scenario_from_run
 from engine.testing import ScriptedExecutor, run_text
-from engine.validation import load_runbook, load_scenario
 
 RUNBOOK = """\
 kind: runbook

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from reportkit import HOSTILE
 from support import ROOT
 
-from engine.journal import read_journal
 from engine.reporting.markdown import render_markdown, text_bar
-from engine.reporting.metrics import timings
 from engine.reporting.report import build_report, render_json
 from engine.reporting.timeline import Bar, Segment, build_timeline
+from engine.run.journal import read_journal
+from engine.run.metrics import timings
 
 
 def runbook(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -541,7 +541,7 @@ def _records() -> st.SearchStrategy[list[dict[str, object]]]:
 
 def test_engine_journals_pass_the_record_cleaning_unchanged(drills: dict[str, Path], live: dict[str, Path],
                                                            fanout: dict[str, Path]) -> None:
-    from engine.records import clean
+    from engine.run.records import clean
 
     for run_dir in [*drills.values(), *live.values(), *fanout.values()]:
         for record in read_journal(run_dir).records:
@@ -549,7 +549,7 @@ def test_engine_journals_pass_the_record_cleaning_unchanged(drills: dict[str, Pa
 
 
 def test_odd_values_are_dropped_or_shown_as_text() -> None:
-    from engine.records import clean
+    from engine.run.records import clean
 
     odd = {"event": "step.finished", "step": 7, "duration": "", "attempts": "2", "ok": "yes", "answers": [],
            "hosts": {"h": "x", 1: {"duration": "1.5"}}, "items": ["a", {"index": "0"}], "elapsed": float("nan"),
@@ -644,7 +644,7 @@ def test_the_debrief_shows_answers_and_approvals_and_every_role_that_acted(drill
 def test_runbook_report_trainer_flag(drills: dict[str, Path]) -> None:
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from engine.cli.commands import cli
 
     run = str(drills["disk-full-log-storm"])
     trainee = CliRunner().invoke(cli, ["report", run])

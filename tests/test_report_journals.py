@@ -6,7 +6,7 @@ from pathlib import Path
 
 from support import ROOT
 
-from engine.journal import read_journal
+from engine.run.journal import read_journal
 
 
 def events(run_dir: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""engine.runner (with engine._step): the execution loop on a virtual clock, with the
+"""engine.run.runner (with engine.run._step): the execution loop on a virtual clock, with the
 scripted executor of engine.testing. No process is started here; tests/integration
 runs the same loop with real commands."""
 
@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.events import (
+from engine.executors.base import Invocation, Result
+from engine.executors.notify import Channel, Notifier
+from engine.executors.prompts import ApprovalReply, ApprovalRequest, Participant, ScriptedPrompter
+from engine.run.events import (
     Approval,
     PriorityChanged,
     RunFinished,
@@ -19,10 +22,7 @@ from engine.events import (
     StepOutput,
     StepStarted,
 )
-from engine.executors.base import Invocation, Result
-from engine.executors.notify import Channel, Notifier
-from engine.executors.prompts import ApprovalReply, ApprovalRequest, Participant, ScriptedPrompter
-from engine.runner import RunResult, Services
+from engine.run.runner import RunResult, Services
 from engine.testing import Recorder, ScriptedExecutor, run_text
 
 
@@ -466,13 +466,13 @@ def test_a_role_restricted_approval_is_granted_to_that_role_and_names_who() -> N
 def _run_with_prompter(text: str, executor: ScriptedExecutor, prompter: Any,
                        file: str = "runbook.yaml") -> tuple[RunResult, Recorder]:
     """run_text with a custom prompter (run_text builds a ScriptedPrompter itself)."""
-    from engine.clock import VirtualClock
-    from engine.events import EventBus
-    from engine.inputs import resolve
-    from engine.loader import load_text
-    from engine.model import build_runbook
-    from engine.runner import Runner
-    from engine.validation import load_runbook
+    from engine.language.loader import load_text
+    from engine.language.model import build_runbook
+    from engine.language.validation import load_runbook
+    from engine.run.clock import VirtualClock
+    from engine.run.events import EventBus
+    from engine.run.inputs import resolve
+    from engine.run.runner import Runner
 
     book = build_runbook(load_text(text, file))
     clock = VirtualClock()
@@ -672,13 +672,13 @@ def _run_with_loader(text: str, folder: Path, executor: ScriptedExecutor) -> tup
     """Run `text` as parent.yaml in `folder`, built without lint: validate refuses a bad include
     (RB119, RB131-RB133), so these runs are the ones where the included file changed after
     the parent was checked. Included runbooks are loaded (and validated) as in a live run."""
-    from engine.clock import VirtualClock
-    from engine.events import EventBus
-    from engine.inputs import resolve
-    from engine.loader import load_file
-    from engine.model import build_runbook
-    from engine.runner import Runner
-    from engine.validation import load_runbook
+    from engine.language.loader import load_file
+    from engine.language.model import build_runbook
+    from engine.language.validation import load_runbook
+    from engine.run.clock import VirtualClock
+    from engine.run.events import EventBus
+    from engine.run.inputs import resolve
+    from engine.run.runner import Runner
 
     path = folder / "parent.yaml"
     path.write_text(text, encoding="utf-8")
@@ -882,11 +882,11 @@ def test_redirect_decisions(follow: Any, old: str, new: str, decision: str) -> N
 def test_a_duration_too_long_for_any_clock_ends_the_run_cleanly_naming_its_place(tmp_path: Path) -> None:
     """E8: a 400-digit timeout is a validate error (RB135); a runbook built without that check
     fails at the start with the place, instead of an OverflowError in the executor."""
-    from engine.clock import VirtualClock
-    from engine.events import EventBus
-    from engine.loader import load_text
-    from engine.model import build_runbook
-    from engine.runner import Runner
+    from engine.language.loader import load_text
+    from engine.language.model import build_runbook
+    from engine.run.clock import VirtualClock
+    from engine.run.events import EventBus
+    from engine.run.runner import Runner
 
     text = runbook(f"""\
         detection:

@@ -1,4 +1,4 @@
-"""engine.simulation.scenario: durations and their distributions, per-attempt replies, and
+"""engine.language.scenario: durations and their distributions, per-attempt replies, and
 the scenario file built into frozen dataclasses."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from simkit import load_pair
 
-from engine.simulation.scenario import Dist, Reply, Response, dist
+from engine.language.scenario import Dist, Reply, Response, dist
 
 # -- durations and distributions -------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Scenario lint rules (engine._scenario_rules): does a drill fit the runbook it exercises?
+"""Scenario lint rules (engine.language._scenario_rules): does a drill fit the runbook it exercises?
 
 Fixtures are inline YAML, as in test_lint.py: each `‸` marks where a diagnostic of the
 rule under test must be reported; a fixture without marks must not trigger the rule.
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from support import MARK, positions, unmark
 
-from engine.diagnostics import Diagnostic, Severity
-from engine.lint import RULES
-from engine.validation import check_file
+from engine.language.diagnostics import Diagnostic, Severity
+from engine.language.lint import RULES
+from engine.language.validation import check_file
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 HEADER = "kind: scenario\nversion: 1\nid: drill\ntitle: Drill\nrunbook: runbook.yaml\n"

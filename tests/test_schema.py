@@ -1,4 +1,4 @@
-"""engine.schema and schemas/*.json: valid 2020-12 schemas, documented, positioned rule ids."""
+"""engine.language.schema and schemas/*.json: valid 2020-12 schemas, documented, positioned rule ids."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import jsonschema
 import pytest
 from support import ROOT
 
-from engine import schema
-from engine.diagnostics import Diagnostic
 from engine.errors import UsageError
-from engine.loader import load_text
+from engine.language import schema
+from engine.language.diagnostics import Diagnostic
+from engine.language.loader import load_text
 
 KINDS = ("runbook", "scenario", "inventory")
 

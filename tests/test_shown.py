@@ -1,4 +1,4 @@
-"""engine._shown: what the engine shows and journals is rendered with secrets as ***, so
+"""engine.run._shown: what the engine shows and journals is rendered with secrets as ***, so
 no encoding, slice, item or computation of a secret reaches a person or a file, while the
 commands and requests that run get the real values."""
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from test_masking import leaked
 
-from engine.events import StepFinished, StepStarted
+from engine.run.events import StepFinished, StepStarted
 from engine.testing import Recorder, ScriptedExecutor, run_text
 
 SECRET = "it's \"s3cret\" $x\\y"

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 from support import ROOT
 
-from engine.journal import read_journal
-from engine.reporting.metrics import timings
 from engine.reporting.stats import (
     RunPoint,
     collect,
@@ -27,6 +25,8 @@ from engine.reporting.stats import (
     trend,
 )
 from engine.reporting.synthetic import generate_journals
+from engine.run.journal import read_journal
+from engine.run.metrics import timings
 
 MANY = 2000
 BUDGET = 5.0  # seconds for `collect` over MANY journals ("a few seconds"); measured ~1 s here

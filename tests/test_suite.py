@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from simkit import ROOT, write_pair
 
-from engine.cli import cli
+from engine.cli.commands import cli
 from engine.simulation.suite import junit, render_suite, run_case, run_suite, scenario_files
 
 RUNBOOK = """\

@@ -1,4 +1,4 @@
-"""engine.templating: shell quoting, the Ansible-style filters and tests, strict and
+"""engine.templates.templating: shell quoting, the Ansible-style filters and tests, strict and
 sandboxed rendering, typed values."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine import templating
 from engine.errors import TemplateError
+from engine.templates import templating
 
 
 def render(text: str, shell: bool = False, **ctx: Any) -> str:

@@ -1,4 +1,4 @@
-"""engine.terminal: messages from other threads never land inside an open prompt."""
+"""engine.run.terminal: messages from other threads never land inside an open prompt."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.terminal import Terminal
+from engine.run.terminal import Terminal
 
 
 @pytest.fixture

@@ -194,7 +194,7 @@ def test_the_trainees_never_see_the_trainer_notes(tmp_path: Path) -> None:
         "{step: compress, duration: 30s,", "{step: compress, description: gzip is the trap, duration: 30s,")
         .replace("kind: page}", "kind: red_herring}"))
     (tmp_path / "sc.yaml").write_text((tmp_path / "sc.yaml").read_text().replace("title: Drill scenario\n", notes))
-    from engine.validation import load_scenario
+    from engine.language.validation import load_scenario
 
     scenario = load_scenario(tmp_path / "sc.yaml")
     out, prompts = io.StringIO(), []

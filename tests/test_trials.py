@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from simkit import load_pair, write_pair
 
-from engine.cli import cli
+from engine.cli.commands import cli
 from engine.simulation.trials import TrialStats, render_trials, run_trials
 
 RUNBOOK = """\

@@ -1,4 +1,4 @@
-"""engine.validation: discovery, every problem at once (schema and lint), suppression, processes."""
+"""engine.language.validation: discovery, every problem at once (schema and lint), suppression, processes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from support import FIXTURES, MINIMAL_RUNBOOK, WriteYaml
 
-from engine.diagnostics import Diagnostic
 from engine.errors import UsageError
-from engine.validation import Options, ValidationFailed, check_file, discover, load_runbook, validate_paths
+from engine.language.diagnostics import Diagnostic
+from engine.language.validation import Options, ValidationFailed, check_file, discover, load_runbook, validate_paths
 
 HEADER = "kind: runbook\nversion: 1\nid: demo\ntitle: Demo\ndefaults: {timeout: 1m}\n"
 

@@ -1,4 +1,4 @@
-"""engine._validator: the compiled schema agrees with jsonschema (the reference) on validity.
+"""engine.language._validator: the compiled schema agrees with jsonschema (the reference) on validity.
 
 The compiler exists for speed; these tests hold it to the reference implementation,
 `jsonschema.Draft202012Validator`, on shipped files, hand-written invalid documents
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from strategies import mutated, values
 from support import ROOT, fixture_documents, shipped_documents
 
-from engine._validator import Issue, SchemaCompileError, compile_schema
-from engine.loader import load_file
+from engine.language._validator import Issue, SchemaCompileError, compile_schema
+from engine.language.loader import load_file
 
 Data = dict[str, Any]
 

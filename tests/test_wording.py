@@ -1,4 +1,4 @@
-"""engine.wording: escalation reasons read as words, not as template code (F2)."""
+"""engine.run.wording: escalation reasons read as words, not as template code (F2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from simkit import drill, records
 
-from engine.wording import describe
+from engine.run.wording import describe
 
 
 @pytest.mark.parametrize(("expression", "words"), [

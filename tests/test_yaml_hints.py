@@ -1,4 +1,4 @@
-"""YAML syntax errors point where the fix goes and say how to write it (engine/_yaml_hints.py)."""
+"""YAML syntax errors point where the fix goes and say how to write it (engine/language/_yaml_hints.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from support import unmark
 
-from engine.diagnostics import render
-from engine.loader import LoadError, load_text
-from engine.validation import validate_paths
+from engine.language.diagnostics import render
+from engine.language.loader import LoadError, load_text
+from engine.language.validation import validate_paths
 
 HEAD = "kind: runbook\nversion: 1\nid: x\ntitle: X\ndetection:\n"
 

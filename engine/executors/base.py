@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..model import empty_map
+from engine.language.model import empty_map
 
 CAPTURE_LIMIT = 1024 * 1024  # bytes of each stream kept in memory (the tail)
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a command's process group, local or remote

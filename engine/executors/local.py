@@ -330,6 +330,6 @@ def _exit_code(status: int | None) -> int | None:
 
 
 def _fmt(seconds: float | None) -> str:
-    from ..duration import format_duration
+    from engine.language.duration import format_duration
 
     return format_duration(seconds or 0)

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import UsageError
-from ..home import home
-from ..model import empty_map
+from engine.errors import UsageError
+from engine.home import home
+from engine.language.model import empty_map
+
 from ._webhook import Cancellable, deliver, redact, slack_text
 
 CONFIG_NAME = "channels.yaml"
@@ -98,7 +99,7 @@ def load_channels(path: str | os.PathLike[str] | None = None) -> Channels:
     chosen = config_path(path)
     if chosen is None:
         return Channels()
-    from ..datafile import load_mapping
+    from engine.language.datafile import load_mapping
 
     data = load_mapping(chosen, "channels config", empty_ok=True)
     raw = data.get("channels")
@@ -206,7 +207,7 @@ class Notifier:
 
 
 def _append(spec: Channel, text: str, meta: Mapping[str, Any]) -> Delivery:
-    from ..journal import iso
+    from engine.run.journal import iso
 
     assert spec.path is not None
     fields = {k: v for k, v in meta.items() if v is not None}

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import EngineError
-from ..model import MISSING, AskField
+from engine.errors import EngineError
+from engine.language.model import MISSING, AskField
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..duration import format_duration
+from engine.language.duration import format_duration
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#+!|~])")
 

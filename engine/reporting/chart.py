@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from ..duration import format_duration
+from engine.language.duration import format_duration
+
 from ._format import clock, dur
 from .timeline import Bar, SubRun, Timeline
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngineError
-from ..journal import JOURNAL, read_journal
-from ..records import clean
-from ..simulation.drill import Scorecard, score, wrong_turns
-from .metrics import timings
+from engine.errors import EngineError
+from engine.run.journal import JOURNAL, read_journal
+from engine.run.metrics import timings
+from engine.run.records import clean
+from engine.simulation.drill import Scorecard, score, wrong_turns
 
 HISTORY_LIMIT = 8
 _KIND = re.compile(r"^kind:\s*['\"]?scenario['\"]?\s*(#.*)?$", re.MULTILINE)
@@ -166,7 +166,7 @@ def find_scenario(scenario_id: str, runbook_file: str) -> Path | None:
 
 
 def _load(path: Path) -> Any:
-    from ..validation import load_scenario
+    from engine.language.validation import load_scenario
 
     return load_scenario(path)
 

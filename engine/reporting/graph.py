@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..duration import format_duration
-from ..model import ManualSpec, NotifySpec, Runbook, Step, WaitSpec
+from engine.language.duration import format_duration
+from engine.language.model import ManualSpec, NotifySpec, Runbook, Step, WaitSpec
+
 from ._format import one_line
 
 MAX_INCLUDE_DEPTH = 3
@@ -172,7 +173,7 @@ def _kind_text(book: Runbook, step: Step) -> str:
 def build_graph(book: Runbook, *, expand_includes: bool = True, loader: Any = None) -> Flow:
     """The flow of a runbook, from the alert to `resolved`."""
     if loader is None:
-        from ..validation import load_runbook as loader
+        from engine.language.validation import load_runbook as loader
     builder = _Builder(expand_includes, loader)
     flow = builder.flow
     flow.title = f"{book.title} ({book.id})"

@@ -12,7 +12,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from engine import __version__
+
 from . import chart
 from ._format import clock, dur, line_numbers, one_line, pct
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.run.metrics import MILESTONES
+
 from ._format import clock, dur, line_numbers, md, md_block, md_code, pct
-from .metrics import MILESTONES
 from .report import Report
 from .timeline import Bar, Timeline
 

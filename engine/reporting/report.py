@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError
-from ..journal import read_journal, run_finished
-from ..records import clean
-from .metrics import MILESTONES, Timings, timings
+from engine.errors import JournalError
+from engine.run.journal import read_journal, run_finished
+from engine.run.metrics import MILESTONES, Timings, timings
+from engine.run.records import clean
+
 from .timeline import Bar, Timeline, build_timeline
 
 SLOWEST = 5

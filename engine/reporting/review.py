@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..duration import format_duration
+from engine.language.duration import format_duration
+
 from .timeline import resumed_text
 
 

@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError
-from ..journal import JOURNAL, decode, first_record, journal_lines, open_journal
-from ..records import clean
-from .metrics import MILESTONES, percentile, timings
+from engine.errors import JournalError
+from engine.run.journal import JOURNAL, decode, first_record, journal_lines, open_journal
+from engine.run.metrics import MILESTONES, percentile, timings
+from engine.run.records import clean
 
 METRICS = tuple((m.attr, m.verb) for m in MILESTONES)
 # The records the key times are computed from; everything else is skipped unparsed.

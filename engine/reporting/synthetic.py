@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ..journal import JOURNAL
+from engine.run.journal import JOURNAL
 
 RUNBOOKS = (("disk-full", "disk-full-log-storm"), ("service-down", "service-down-oom-start-limit"),
             ("queue-backlog", None), ("tls-cert-expiry", "tls-cert-expiry-timer-disabled"),

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..duration import format_duration
+from engine.language.duration import format_duration
 
 Record = Mapping[str, Any]
 

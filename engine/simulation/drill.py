@@ -12,20 +12,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..clock import Clock, Timers, VirtualClock
-from ..duration import format_duration
-from ..events import Acknowledged, EventBus
-from ..inputs import resolve
-from ..inventory import Resolver
-from ..journal import MemoryJournal
-from ..masking import Masker
-from ..model import Runbook
-from ..reporting.metrics import MILESTONES, Timings, timings
-from ..runner import Runner, RunResult, Services
-from ..state import StepRecord
+from engine.language.duration import format_duration
+from engine.language.inventory import Resolver
+from engine.language.model import Runbook
+from engine.language.scenario import Scenario
+from engine.run.clock import Clock, Timers, VirtualClock
+from engine.run.events import Acknowledged, EventBus
+from engine.run.inputs import resolve
+from engine.run.journal import MemoryJournal
+from engine.run.masking import Masker
+from engine.run.metrics import MILESTONES, Timings, timings
+from engine.run.runner import Runner, RunResult, Services
+from engine.run.state import StepRecord
+
 from .guard import no_real_effects
 from .people import ACKNOWLEDGE, ScenarioPrompter
-from .scenario import Scenario
 from .world import SimulatedExecutor, SimulatedNotifier, SimulatedRemote, World
 
 
@@ -247,7 +248,7 @@ def _secrets(runbook: Runbook, inputs: dict[str, Any]) -> list[str]:
 
 
 def _services(world: World, prompter: Any, scenario: Scenario) -> Services:
-    from ..validation import load_runbook
+    from engine.language.validation import load_runbook
 
     executor = SimulatedExecutor(world)
     return Services(local=executor, http=executor, prompter=prompter, notifier=SimulatedNotifier(),  # type: ignore[arg-type]

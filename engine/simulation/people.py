@@ -6,10 +6,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from ..events import HintShown
-from ..executors.prompts import Answer, ApprovalReply, ApprovalRequest, Question, Unanswered, coerce
-from ..model import MISSING
-from .scenario import Participant, Scenario
+from engine.executors.prompts import Answer, ApprovalReply, ApprovalRequest, Question, Unanswered, coerce
+from engine.language.model import MISSING
+from engine.language.scenario import Participant, Scenario
+from engine.run.events import HintShown
 
 ACKNOWLEDGE = "acknowledge"  # reserved participants key: who takes the page, and when
 

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..duration import format_duration
-from ..errors import UsageError
-from ..journal import JournalContents, logged_output, read_journal
-from ..records import clean
-from ..templating import has_template
+from engine.errors import UsageError
+from engine.language.duration import format_duration
+from engine.run.journal import JournalContents, logged_output, read_journal
+from engine.run.records import clean
+from engine.templates.templating import has_template
 
 SECRET_PLACEHOLDER = "replayed-secret"
 UNANSWERED = 599  # the status a replayed HTTP request gets when the original got no answer

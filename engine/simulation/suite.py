@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..diagnostics import Diagnostic
-from ..duration import format_duration
-from ..errors import EngineError
-from ..validation import ValidationFailed, discover, load_runbook, load_scenario
+from engine.errors import EngineError
+from engine.language.diagnostics import Diagnostic
+from engine.language.duration import format_duration
+from engine.language.validation import ValidationFailed, discover, load_runbook, load_scenario
+
 from .drill import DrillRun, DrillSetup, Scorecard, run_scenario
 
 
@@ -71,7 +72,7 @@ class SuiteResult:
 
 def scenario_files(paths: Iterable[str]) -> list[str]:
     """Scenario files among the given files and directories (runbooks are skipped)."""
-    from ..loader import LoadError, load_file
+    from engine.language.loader import LoadError, load_file
 
     out = []
     for path in discover(paths):
@@ -114,7 +115,7 @@ def run_suite(files: list[str], *, seed: int | None = None, runs_dir: Path | Non
         observers: tuple[Any, ...] = ()
         writer = None
         if runs_dir is not None:
-            from ..journal import JournalWriter
+            from engine.run.journal import JournalWriter
 
             writer = JournalWriter(fresh(runs_dir / names[path]), fsync=False)
             observers = (writer,)

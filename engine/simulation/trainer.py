@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..clock import DrillClock
-from ..console import Console
-from ..duration import format_duration
-from ..events import ClockControl, HintShown, InjectFired
-from ..executors.prompts import Participant, TerminalPrompter
-from ..journal import JournalWriter, new_run_id
-from ..model import Runbook
-from ..runner import Runner
+from engine.executors.prompts import Participant, TerminalPrompter
+from engine.language.duration import format_duration
+from engine.language.model import Runbook
+from engine.language.scenario import Scenario
+from engine.run.clock import DrillClock
+from engine.run.console import Console
+from engine.run.events import ClockControl, HintShown, InjectFired
+from engine.run.journal import JournalWriter, new_run_id
+from engine.run.runner import Runner
+
 from .drill import DrillRun, DrillSetup, render_scorecard, run_scenario
-from .scenario import Scenario
 from .world import World
 
 HELP = ("trainer commands: :pause  :resume  :inject N (scenario event N, from 1)  :inject (list them)  "

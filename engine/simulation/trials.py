@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..duration import format_duration
-from ..errors import EngineError
-from ..model import Runbook
-from ..reporting.metrics import MILESTONES, percentile
+from engine.errors import EngineError
+from engine.language.duration import format_duration
+from engine.language.model import Runbook
+from engine.language.scenario import Scenario
+from engine.run.metrics import MILESTONES, percentile
+
 from .drill import DrillSetup, Scorecard, run_scenario
-from .scenario import Scenario
 
 FIXED_NOTE = ("durations are fixed in this scenario: every trial takes the same time; "
               "use {min, max} or {median, p90} durations to see a spread")
@@ -91,7 +92,8 @@ def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | No
 def _trial(scenario: Scenario, runbook: Runbook, setup: DrillSetup, run_dir: Path | None) -> Any:
     if run_dir is None:
         return run_scenario(scenario, runbook, setup)
-    from ..journal import JournalWriter
+    from engine.run.journal import JournalWriter
+
     from .suite import fresh
 
     with JournalWriter(fresh(run_dir), fsync=False) as writer:
@@ -165,7 +167,8 @@ class TrialSuite:
 def run_trial_suite(files: list[str], trials: int, *, seed: int | None = None, runs_dir: Path | None = None,
                     min_pass_rate: float = 100.0) -> TrialSuite:
     """N trials of every scenario; with `runs_dir`, runs_dir/<scenario file stem>/trial-<i>/."""
-    from ..validation import ValidationFailed, load_runbook, load_scenario
+    from engine.language.validation import ValidationFailed, load_runbook, load_scenario
+
     from .suite import first_errors, run_dir_names
 
     t0 = time.perf_counter()

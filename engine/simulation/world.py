@@ -18,14 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import templating
-from .._step import Attempt
-from ..duration import format_duration
-from ..errors import TemplateError
-from ..events import InjectFired, Mitigated, MitigationWatched, StepOutput
-from ..executors.base import Cancel, Invocation, OutputSink, Result
-from ..executors.notify import Delivery
-from .scenario import Event, Reply, Response, Scenario
+from engine.errors import TemplateError
+from engine.executors.base import Cancel, Invocation, OutputSink, Result
+from engine.executors.notify import Delivery
+from engine.language.duration import format_duration
+from engine.language.scenario import Event, Reply, Response, Scenario
+from engine.run._step import Attempt
+from engine.run.events import InjectFired, Mitigated, MitigationWatched, StepOutput
+from engine.templates import templating
 
 
 @dataclass

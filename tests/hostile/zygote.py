@@ -29,15 +29,6 @@ def _preload() -> None:
     import jinja2  # noqa: F401
     import jsonschema  # noqa: F401
 
-    import engine.cli
-    import engine.entry
-    import engine.inputs
-    import engine.reporting.html
-    import engine.reporting.report
-    import engine.session
-    import engine.simulation.suite
-    import engine.templating
-    import engine.validation  # noqa: F401
 
 
 def _child(request: dict[str, Any]) -> None:
@@ -53,7 +44,7 @@ def _child(request: dict[str, Any]) -> None:
         os.environ.update(request["env"])
         _streams(request)
         sys.argv = ["runbook", *request["argv"]]
-        from engine.entry import main
+        from engine.cli.entry import main
 
         try:
             main()

@@ -84,10 +84,10 @@ class LiveRun:
 @pytest.fixture
 def live(tmp_path: Path, ssh_env: Path) -> Callable[..., LiveRun]:
     """Run a runbook (YAML text) for real, in this process: journal, console, SSH."""
-    from engine.inputs import resolve
-    from engine.journal import read_journal
-    from engine.session import LiveOptions, run_live
-    from engine.validation import load_runbook
+    from engine.language.validation import load_runbook
+    from engine.run.inputs import resolve
+    from engine.run.journal import read_journal
+    from engine.run.session import LiveOptions, run_live
 
     counter = iter(range(1000))
 

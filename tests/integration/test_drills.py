@@ -319,7 +319,7 @@ def hook(event, args):
     if event.startswith(WATCH):
         log.write(event + "\\n"); log.flush()
 sys.addaudithook(hook)
-from engine.cli import main
+from engine.cli.commands import main
 sys.argv = ["runbook", *sys.argv[2:]]
 main()
 """

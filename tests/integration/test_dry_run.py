@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from livekit import ROOT, Server, Workspace, assert_clean_failure_output, runbook_text
 
-from engine.validation import load_runbook
+from engine.language.validation import load_runbook
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import pytest
 from browser import chromium, run_script
 from support import ROOT
 
+from engine.language.validation import load_runbook
 from engine.reporting.graph import build_graph
 from engine.reporting.graph_svg import TIP
-from engine.validation import load_runbook
 
 pytestmark = pytest.mark.integration
 

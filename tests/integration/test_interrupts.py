@@ -27,7 +27,7 @@ from livekit import (
     wait_for,
 )
 
-from engine.journal import iso
+from engine.run.journal import iso
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 from sshd import Cluster, remote_alive, target_yaml
 
 from engine.executors.base import Cancel, Invocation, NullSink
-from engine.executors.ssh import SshExecutor, SshOptions
-from engine.inventory import Host
+from engine.fleet.ssh import SshExecutor, SshOptions
+from engine.language.inventory import Host
 
 pytestmark = pytest.mark.integration
 
@@ -179,8 +179,8 @@ def test_paramiko_is_not_imported_for_a_local_run(tmp_path: object) -> None:
 
     code = (
         "import sys, io, tempfile, pathlib\n"
-        "from engine.validation import load_runbook\n"
-        "from engine.session import LiveOptions, run_live\n"
+        "from engine.language.validation import load_runbook\n"
+        "from engine.run.session import LiveOptions, run_live\n"
         "d = pathlib.Path(tempfile.mkdtemp())\n"
         "p = d / 'r.yaml'\n"
         "p.write_text('kind: runbook\\nversion: 1\\nid: l\\ntitle: L\\ndetection:\\n  - {id: a, run: \"true\"}\\n')\n"
@@ -194,7 +194,7 @@ def test_paramiko_is_not_imported_for_a_local_run(tmp_path: object) -> None:
 
 def test_commands_run_under_bin_sh_and_inline_when_that_is_the_login_shell(cluster: Cluster) -> None:
     """The first command learns the login shell; as it is /bin/sh, later ones skip the extra exec."""
-    from engine.executors.ssh import remote_command
+    from engine.fleet.ssh import remote_command
 
     inv = Invocation("s", "run", "echo $0", env={"A": "b c"})
     assert remote_command(inv).endswith("export A='b c'; exec /bin/sh -c 'echo $0'")

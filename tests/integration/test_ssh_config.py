@@ -13,8 +13,8 @@ import pytest
 from sshd import Cluster
 
 from engine.executors.base import Cancel, Invocation, NullSink
-from engine.executors.ssh import SshExecutor, SshOptions
-from engine.inventory import Host
+from engine.fleet.ssh import SshExecutor, SshOptions
+from engine.language.inventory import Host
 
 pytestmark = pytest.mark.integration
 
@@ -222,7 +222,7 @@ def test_a_group_target_from_runbook_inventory_via_the_environment(cluster: Clus
 
 
 def _endpoint(config: Path, host: Host) -> object:
-    from engine.executors._ssh_config import SshConfig
+    from engine.fleet._ssh_config import SshConfig
 
     return SshConfig(SshOptions(config_file=config)).endpoint(host)
 
@@ -274,8 +274,8 @@ def test_invoke_is_imported_only_for_match_exec(tmp_path: Path, config: str, imp
     import sys
 
     path = ssh_config(tmp_path / "config", config)
-    code = ("import sys\nfrom pathlib import Path\nfrom engine.executors._ssh_config import SshConfig, SshOptions\n"
-            "from engine.inventory import Host\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom engine.fleet._ssh_config import SshConfig, SshOptions\n"
+            "from engine.language.inventory import Host\n"
             f"ep = SshConfig(SshOptions(config_file=Path({str(path)!r}))).endpoint(Host('h'))\n"
             "print(ep.user, 'invoke' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

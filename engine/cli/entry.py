@@ -1,0 +1,154 @@
+"""The `runbook` console script.
+
+`runbook validate FILE...` is what a pre-commit hook runs on every commit, so when its
+arguments are plain (paths and known options with valid values) it starts without
+importing click, which costs about a third of the start-up. Anything else - help, an
+unknown or malformed option, every other command - goes to the click CLI, which owns
+the messages for bad usage. Both paths call `_validate_main.run_validate`.
+
+Both paths write through `PipeGuard`s: a reader that goes away (`runbook runs | head -1`)
+ends the output, quietly, not the command (a live run never stops half-way because of
+it), and the command then exits 141, as a tool killed by SIGPIPE would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+# What a shell reports for a process killed by SIGPIPE (128 + 13), as coreutils give
+# when their reader goes away; Python ignores SIGPIPE, so it is said here instead.
+EXIT_CLOSED_PIPE = 141
+_VALUED = {"-f": "fmt", "--format": "fmt", "-o": "output", "--output": "output", "--jobs": "jobs",
+           "--inventory": "inventory", "--channels": "channels"}
+_FLAGS = {"--strict": ("strict", True), "--color": ("color", True), "--no-color": ("color", False),
+          "--no-cache": ("cache", False)}
+
+
+def plain_validate(args: list[str]) -> dict[str, Any] | None:
+    """Options of `validate` when every argument is plain; None to let click decide."""
+    from ._validate_main import FORMATS
+
+    found: dict[str, Any] = {"paths": [], "inventory": os.environ.get("RUNBOOK_INVENTORY") or None}
+    i, only_paths = 0, False
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if only_paths or not arg.startswith("-") or arg == "-":
+            found["paths"].append(arg)
+        elif arg == "--":
+            only_paths = True
+        elif arg in _FLAGS:
+            key, flag = _FLAGS[arg]
+            found[key] = flag
+        else:
+            name, eq, value = arg.partition("=")
+            if name not in _VALUED or (not eq and i >= len(args)) or (name == "-f" and eq):
+                return None
+            if not eq:
+                value, i = args[i], i + 1
+            found[_VALUED[name]] = value
+    if found.get("fmt", "text") not in FORMATS:
+        return None
+    jobs = found.get("jobs")
+    if jobs is not None:
+        if not jobs.isdigit() or int(jobs) < 1:
+            return None
+        found["jobs"] = int(jobs)
+    found["paths"] = tuple(found["paths"])
+    return found
+
+
+def _fast_validate(options: dict[str, Any]) -> int:
+    from engine.errors import EngineError
+
+    from ._validate_main import run_validate
+
+    debug = "RUNBOOK_DEBUG" in os.environ
+    try:
+        return run_validate(**options)
+    except EngineError as exc:
+        sys.stderr.write(f"runbook: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("runbook: error: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug: same words as the click path
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"runbook: error: internal error: {type(exc).__name__}: {exc} "
+                         "(run with --debug for a traceback)\n")
+        return 70
+
+
+class PipeGuard:
+    """A text stream (stdout, stderr) that a closed pipe silences instead of failing:
+    the first write or flush that finds the reader gone points the descriptor at
+    /dev/null, so later writes (and the interpreter's last flush) go nowhere, quietly.
+    Text it cannot encode (a lone surrogate from `\\udc00` in a payload or a journal) is
+    written escaped, never an error after the work is done."""
+
+    def __init__(self, stream: TextIO) -> None:
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def _silence(self) -> None:
+        self.reader_gone = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer...
+        return getattr(self.stream, name)
+
+
+def _command(args: list[str]) -> int:
+    """Run the command; its exit status."""
+    options = plain_validate(args[1:]) if args[:1] == ["validate"] else None
+    if options is not None:
+        return _fast_validate(options)
+    from .commands import main as click_main
+
+    try:
+        click_main()
+    except SystemExit as done:
+        code = done.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        sys.stderr.write(f"{code}\n")
+        return 1
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    out = PipeGuard(sys.stdout) if sys.stdout is not None else None  # None: started with >&-
+    if out is not None:
+        sys.stdout = out
+    if sys.stderr is not None:
+        sys.stderr = PipeGuard(sys.stderr)
+    code = _command(sys.argv[1:])
+    sys.exit(EXIT_CLOSED_PIPE if out is not None and out.reader_gone and code == 0 else code)

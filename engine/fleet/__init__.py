@@ -1,0 +1,6 @@
+"""Fleet: many hosts. SSH connections (pool, ssh_config, host keys) and fan-out of one
+step over the hosts of a target (`parallel`, `serial`, `max_failures`).
+
+Layer: above executors. It may import `engine.executors`, `engine.language` and
+`engine.templates`; never the run loop.
+"""

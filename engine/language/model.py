@@ -1,0 +1,586 @@
+"""The runbook as immutable records (NamedTuples), built from schema-valid data.
+
+Nothing past this module reads raw dicts: the runner, lint and reports see these types.
+Every step keeps its JSON path so a problem found later can still be positioned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from .duration import MAX_SECONDS, parse_duration
+from .loader import Document, SourceMap
+
+PHASES = ("detection", "triage", "remediation", "recovery")
+STEP_KINDS = ("run", "http", "manual", "wait", "notify", "set", "include")
+OUTCOMES = ("resolved", "not_confirmed", "failed", "refused", "aborted", "escalated")
+
+Path = tuple[str | int, ...]
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def empty_map() -> Mapping[str, Any]:
+    return EMPTY
+
+
+def frozen_map(data: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(data)) if data else EMPTY
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str] | str:
+    """An input's `pattern` compiled, or why it cannot be: `re` refuses some patterns with
+    OverflowError (`a{99999999999}`) or RecursionError (groups nested thousands deep), not
+    only re.error."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        return exc.msg
+    except OverflowError as exc:
+        return str(exc)
+    except RecursionError:
+        return "nested too deeply"
+
+
+def _bounded_fullmatch(pattern: re.Pattern[str], value: str) -> bool | str:
+    """Whether `value` matches `pattern` whole, under the template render deadline: a
+    pattern that backtracks (`(a+)+$`) would otherwise hold the run before it starts.
+    Text when the deadline passed."""
+    from engine.templates._limits import LimitError, deadline
+
+    try:
+        with deadline():
+            return pattern.fullmatch(value) is not None
+    except LimitError:
+        return (f"cannot be checked: its pattern {pattern.pattern!r} backtracks for too long on this value; "
+                "write a pattern without nested repetition")
+
+
+class Input(NamedTuple):
+    name: str
+    type: str = "string"
+    description: str = ""
+    default: Any = MISSING
+    secret: bool = False
+    env: str | None = None
+    alert: str | None = None
+    choices: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+    def violation(self, value: Any) -> str | None:
+        """Why `value` (already of the input's type) breaks choices, pattern, minimum or
+        maximum; None when it does not."""
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+        if self.pattern is not None and isinstance(value, str):
+            compiled = compile_pattern(self.pattern)
+            if isinstance(compiled, str):
+                return f"cannot be checked: its pattern is not a valid regular expression ({compiled})"
+            matched = _bounded_fullmatch(compiled, value)
+            if isinstance(matched, str):
+                return matched
+            if not matched:
+                return f"must match {self.pattern}, got {value!r}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                return f"must be at least {self.minimum}, got {value}"
+            if self.maximum is not None and value > self.maximum:
+                return f"must be at most {self.maximum}, got {value}"
+        return None
+
+    def wrong_type(self, value: Any) -> str | None:
+        """Why a value as written in YAML (a default) is not of the input's type; None if it is."""
+        if value is None or _TYPES[self.type](value):
+            return None
+        return f"is not {_TYPE_WORDS[self.type]}: {value!r}"
+
+
+_TYPES: Mapping[str, Any] = MappingProxyType({
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list),
+    "map": lambda v: isinstance(v, dict),
+})
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number",
+               "boolean": "true or false", "list": "a list", "map": "a mapping"}
+
+
+class Target(NamedTuple):
+    name: str
+    hosts: tuple[str, ...] = ()
+    group: str | None = None
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    password_env: str | None = None
+    proxy_jump: str | None = None
+    connect_timeout: float | None = None
+    parallel: int | None = None
+    serial: int | str | None = None
+    max_failures: int | str | None = None
+
+
+class Retries(NamedTuple):
+    attempts: int = 1
+    delay: float = 1.0
+    backoff: float = 1.0
+    max_delay: float | None = None
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (2 is the first retry)."""
+        delay = self.delay * self.backoff ** max(attempt - 2, 0)
+        return min(delay, self.max_delay) if self.max_delay is not None else delay
+
+
+class Confirm(NamedTuple):
+    message: str | None = None
+    role: str | None = None
+
+
+class RunSpec(NamedTuple):
+    command: str
+    stdin: str | None = None
+    exit_codes: tuple[int, ...] = (0,)
+
+
+class HttpSpec(NamedTuple):
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, str] = EMPTY
+    body: Any = None
+    status: tuple[int, ...] | None = None
+    verify: bool = True
+    follow_redirects: bool | str = "same-origin"
+
+
+class AskField(NamedTuple):
+    name: str
+    type: str = "text"
+    prompt: str = ""
+    choices: tuple[Any, ...] | None = None
+    default: Any = MISSING
+    minimum: float | None = None
+    maximum: float | None = None
+    sets: str | None = None
+
+
+class ManualSpec(NamedTuple):
+    text: str
+    ask: tuple[AskField, ...] = ()
+
+
+class WaitSpec(NamedTuple):
+    seconds: float
+
+
+class NotifySpec(NamedTuple):
+    channel: str
+    message: str
+    title: str | None = None
+    required: bool = False  # a failed delivery fails the step (otherwise it is reported only)
+    handoff: bool = False  # once delivered, the run ends `escalated` (the incident is handed over)
+
+
+class SetSpec(NamedTuple):
+    values: Mapping[str, Any]
+
+
+class IncludeSpec(NamedTuple):
+    runbook: str
+    inputs: Mapping[str, Any] = EMPTY
+
+
+Spec = RunSpec | HttpSpec | ManualSpec | WaitSpec | NotifySpec | SetSpec | IncludeSpec
+
+
+class Step(NamedTuple):
+    id: str
+    kind: str
+    spec: Spec
+    phase: str
+    path: Path
+    title: str = ""
+    description: str = ""
+    role: str | None = None
+    target: str | None = None
+    when: str | None = None
+    expect: str | None = None
+    outputs: Mapping[str, str] = EMPTY
+    timeout: float | None = None
+    retries: Retries | None = None
+    until: str | None = None
+    every: float | None = None
+    confirm: Confirm | None = None
+    rollback: tuple[Step, ...] = ()
+    continue_on_error: bool = False
+    env: Mapping[str, str] = EMPTY
+    destructive: bool = False
+    idempotent: bool = False
+    parallel: int | None = None
+    serial: int | str | None = None
+    max_failures: int | str | None = None
+    for_each: str | tuple[Any, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.title or self.id
+
+
+class Phase(NamedTuple):
+    name: str
+    steps: tuple[Step, ...]
+
+
+class Defaults(NamedTuple):
+    timeout: float | None = None
+    retries: Retries | None = None
+    target: str | None = None
+    role: str | None = None
+    env: Mapping[str, str] = EMPTY
+
+
+class Severity(NamedTuple):
+    matrix: Mapping[str, Mapping[str, str]]
+    impact: str | None = None
+    urgency: str | None = None
+
+
+DEFAULT_MATRIX: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "high": MappingProxyType({"high": "P1", "medium": "P2", "low": "P3"}),
+    "medium": MappingProxyType({"high": "P2", "medium": "P3", "low": "P4"}),
+    "low": MappingProxyType({"high": "P3", "medium": "P4", "low": "P5"}),
+})
+
+
+class EscalationRule(NamedTuple):
+    notify: str
+    after: float | None = None
+    unacknowledged: bool = False
+    when: str | None = None
+    on_failure: bool = False
+    message: str | None = None
+    handoff: bool = False
+    number: int = 0  # position in `escalation:` (not `index`: that is a tuple method)
+
+
+class Updates(NamedTuple):
+    channel: str
+    every: float | None = None
+    message: str | None = None
+
+
+class Link(NamedTuple):
+    url: str
+    title: str = ""
+
+
+class Runbook:
+    """A whole runbook. Its fields are set once, when it is built; `derived` caches facts
+    computed from them later (the step list, "does any template read json?")."""
+
+    __slots__ = ("alerts", "defaults", "derived", "description", "escalation", "file", "id", "inputs",
+                 "links", "owner", "phases", "roles", "severity", "source", "summary", "tags", "targets",
+                 "timeout", "title", "updates", "vars")
+
+    def __init__(self, *, id: str, title: str, file: str, summary: str = "", description: str = "",
+                 owner: str = "", tags: tuple[str, ...] = (), alerts: tuple[str, ...] = (),
+                 links: tuple[Link, ...] = (), inputs: Mapping[str, Input] = EMPTY,
+                 targets: Mapping[str, Target] = EMPTY, defaults: Defaults | None = None,
+                 timeout: float | None = None, vars: Mapping[str, Any] = EMPTY, roles: tuple[str, ...] = (),
+                 severity: Severity | None = None, escalation: tuple[EscalationRule, ...] = (),
+                 updates: Updates | None = None, phases: tuple[Phase, ...] = (),
+                 source: SourceMap | None = None) -> None:
+        self.id, self.title, self.file, self.summary = id, title, file, summary
+        self.description, self.owner, self.tags, self.alerts = description, owner, tags, alerts
+        self.links, self.inputs, self.targets = links, inputs, targets
+        self.defaults = defaults if defaults is not None else Defaults()
+        self.timeout, self.vars, self.roles, self.severity = timeout, vars, roles, severity
+        self.escalation, self.updates, self.phases, self.source = escalation, updates, phases, source
+        self.derived: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Runbook(id={self.id!r}, file={self.file!r}, {len(self.steps())} steps)"
+
+    def phase(self, name: str) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    def steps(self, *, rollbacks: bool = False) -> tuple[Step, ...]:
+        """Every step in run order; with rollbacks=True, each step's rollback steps too."""
+        key = "steps+rollbacks" if rollbacks else "steps"
+        found = self.derived.get(key)
+        if found is None:  # computed once: lint rules and the runner ask many times
+            found = self.derived[key] = tuple(self._walk(rollbacks))
+        return found
+
+    def _walk(self, rollbacks: bool) -> Iterator[Step]:
+        for phase in self.phases:
+            for step in phase.steps:
+                yield step
+                if rollbacks:
+                    yield from _rollback_steps(step)
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps(rollbacks=True) if s.id == step_id), None)
+
+    def where(self, path: Path, *, key: bool = False) -> str:
+        """`file:line:col` of a data path, for messages at run time."""
+        if self.source is None:
+            return self.file
+        pos = self.source.position(path, key=key)
+        return f"{self.file}:{pos.line}:{pos.column}"
+
+
+def _rollback_steps(step: Step) -> Iterator[Step]:
+    for undo in step.rollback:
+        yield undo
+        yield from _rollback_steps(undo)
+
+
+def _step_durations(step: Step) -> Iterator[tuple[Path, float | None]]:
+    p = step.path
+    yield (*p, "timeout"), step.timeout
+    yield (*p, "every"), step.every
+    if isinstance(step.spec, WaitSpec):
+        yield (*p, "wait"), step.spec.seconds
+    if step.retries is not None:
+        yield (*p, "retries", "delay"), step.retries.delay
+        yield (*p, "retries", "max_delay"), step.retries.max_delay
+
+
+def durations(rb: Runbook) -> Iterator[tuple[Path, float | None]]:
+    """Every duration of a runbook with the data path it was written at."""
+    yield from _runbook_durations(rb)
+    for step in rb.steps(rollbacks=True):
+        yield from _step_durations(step)
+
+
+def _runbook_durations(rb: Runbook) -> Iterator[tuple[Path, float | None]]:
+    yield ("timeout",), rb.timeout
+    yield ("defaults", "timeout"), rb.defaults.timeout
+    if rb.defaults.retries is not None:
+        yield ("defaults", "retries", "delay"), rb.defaults.retries.delay
+        yield ("defaults", "retries", "max_delay"), rb.defaults.retries.max_delay
+    for name, target in rb.targets.items():
+        yield ("targets", name, "connect_timeout"), target.connect_timeout
+    for escalation in rb.escalation:
+        yield ("escalation", escalation.number, "after"), escalation.after
+    if rb.updates is not None:
+        yield ("updates", "every"), rb.updates.every
+
+
+def too_long(rb: Runbook) -> list[Path]:
+    """Where the runbook gives a duration longer than duration.MAX_SECONDS (lint reports them;
+    the runner refuses to start a runbook built without that check)."""
+    if not any(_step_too_long(step) for step in rb.steps(rollbacks=True)) and \
+            all((s or 0.0) <= MAX_SECONDS for _, s in _runbook_durations(rb)):
+        return []  # the usual case, without building every path
+    return [path for path, seconds in durations(rb) if seconds is not None and seconds > MAX_SECONDS]
+
+
+def _step_too_long(step: Step, limit: float = MAX_SECONDS) -> bool:
+    retries = step.retries
+    return ((step.timeout or 0.0) > limit or (step.every or 0.0) > limit
+            or (retries is not None and max(retries.delay, retries.max_delay or 0.0) > limit)
+            or (isinstance(step.spec, WaitSpec) and step.spec.seconds > limit))
+
+
+# -- building from validated data -------------------------------------------------------
+
+
+def _dur(value: Any) -> float | None:
+    return parse_duration(value) if value is not None else None
+
+
+def _retries(value: Any) -> Retries | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return Retries(attempts=max(value, 1))
+    return Retries(
+        attempts=value["attempts"],
+        delay=_dur(value.get("delay", "1s")) or 0.0,
+        backoff=float(value.get("backoff", 1)),
+        max_delay=_dur(value.get("max_delay")),
+    )
+
+
+def _confirm(value: Any) -> Confirm | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Confirm()
+    if isinstance(value, str):
+        return Confirm(message=value)
+    return Confirm(message=value.get("message"), role=value.get("role"))
+
+
+def _ask_field(name: str, data: Mapping[str, Any]) -> AskField:
+    kind = data.get("type") or ("choice" if "choices" in data else "text")
+    choices = data.get("choices")
+    return AskField(
+        name=name,
+        type=kind,
+        prompt=data.get("prompt", ""),
+        choices=tuple(choices) if choices is not None else None,
+        default=data.get("default", MISSING),
+        minimum=data.get("minimum"),
+        maximum=data.get("maximum"),
+        sets=data.get("sets"),
+    )
+
+
+def _http(data: Mapping[str, Any]) -> HttpSpec:
+    status = data.get("status")
+    return HttpSpec(
+        url=data["url"],
+        method=data.get("method", "GET"),
+        headers=frozen_map(data.get("headers")),
+        body=data.get("body"),
+        status=(status,) if isinstance(status, int) else (tuple(status) if status else None),
+        verify=data.get("verify", True),
+        follow_redirects=data.get("follow_redirects", "same-origin"),
+    )
+
+
+def _include(value: Any) -> IncludeSpec:
+    if isinstance(value, str):
+        return IncludeSpec(runbook=value)
+    return IncludeSpec(runbook=value["runbook"], inputs=frozen_map(value.get("inputs")))
+
+
+def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
+    if "run" in data:
+        codes = tuple(data.get("exit_codes", (0,)))
+        return "run", RunSpec(data["run"], data.get("stdin"), codes)
+    if "http" in data:
+        return "http", _http(data["http"])
+    if "manual" in data:
+        fields = tuple(_ask_field(k, v or {}) for k, v in (data.get("ask") or {}).items())
+        return "manual", ManualSpec(data["manual"], fields)
+    if "wait" in data:
+        return "wait", WaitSpec(parse_duration(data["wait"]))
+    if "notify" in data:
+        n = data["notify"]
+        return "notify", NotifySpec(n["channel"], n["message"], n.get("title"), bool(n.get("required", False)),
+                                    bool(n.get("handoff", False)))
+    if "set" in data:
+        return "set", SetSpec(frozen_map(data["set"]))
+    return "include", _include(data["include"])
+
+
+def build_step(data: Mapping[str, Any], phase: str, path: Path) -> Step:
+    kind, spec = _spec(data)
+    for_each = data.get("for_each")
+    return Step(
+        id=data["id"], kind=kind, spec=spec, phase=phase, path=path,
+        title=data.get("title", ""), description=data.get("description", ""),
+        role=data.get("role"), target=data.get("target"),
+        when=data.get("when"), expect=data.get("expect"),
+        outputs=frozen_map(data.get("outputs")),
+        timeout=_dur(data.get("timeout")), retries=_retries(data.get("retries")),
+        until=data.get("until"), every=_dur(data.get("every")),
+        confirm=_confirm(data.get("confirm")),
+        rollback=tuple(
+            build_step(r, phase, (*path, "rollback", i))
+            for i, r in enumerate(data.get("rollback") or ())
+        ),
+        continue_on_error=data.get("continue_on_error", False),
+        env=frozen_map({k: str(v) for k, v in (data.get("env") or {}).items()}),
+        destructive=data.get("destructive", False), idempotent=data.get("idempotent", False),
+        parallel=data.get("parallel"), serial=data.get("serial"),
+        max_failures=data.get("max_failures"),
+        for_each=tuple(for_each) if isinstance(for_each, list) else for_each,
+    )
+
+
+def _input(name: str, data: Mapping[str, Any]) -> Input:
+    choices = data.get("choices")
+    return Input(
+        name=name, type=data.get("type", "string"), description=data.get("description", ""),
+        default=data.get("default", MISSING), secret=data.get("secret", False),
+        env=data.get("env"), alert=data.get("alert"),
+        choices=tuple(choices) if choices is not None else None,
+        pattern=data.get("pattern"), minimum=data.get("minimum"), maximum=data.get("maximum"),
+    )
+
+
+def _target(name: str, data: Mapping[str, Any]) -> Target:
+    return Target(
+        name=name, hosts=tuple(data.get("hosts", ())), group=data.get("group"),
+        user=data.get("user"), port=data.get("port"), identity_file=data.get("identity_file"),
+        password_env=data.get("password_env"), proxy_jump=data.get("proxy_jump"),
+        connect_timeout=_dur(data.get("connect_timeout")), parallel=data.get("parallel"),
+        serial=data.get("serial"), max_failures=data.get("max_failures"),
+    )
+
+
+def _severity(data: Mapping[str, Any] | None) -> Severity | None:
+    if data is None:
+        return None
+    matrix = data.get("matrix", "default")
+    table = DEFAULT_MATRIX if matrix == "default" else MappingProxyType(
+        {k: frozen_map(v) for k, v in matrix.items()}
+    )
+    return Severity(table, data.get("impact"), data.get("urgency"))
+
+
+def _escalation(i: int, data: Mapping[str, Any]) -> EscalationRule:
+    return EscalationRule(
+        notify=data["notify"], after=_dur(data.get("after")),
+        unacknowledged=data.get("unacknowledged", False), when=data.get("when"),
+        on_failure=data.get("on_failure", False), message=data.get("message"),
+        handoff=data.get("handoff", False), number=i,
+    )
+
+
+def _defaults(data: Mapping[str, Any]) -> Defaults:
+    return Defaults(
+        timeout=_dur(data.get("timeout")), retries=_retries(data.get("retries")),
+        target=data.get("target"), role=data.get("role"),
+        env=frozen_map({k: str(v) for k, v in (data.get("env") or {}).items()}),
+    )
+
+
+def build_runbook(doc: Document) -> Runbook:
+    """Build the model from a document that passed schema validation."""
+    data = doc.data
+    updates = data.get("updates")
+    return Runbook(
+        id=data["id"], title=data["title"], file=doc.file,
+        summary=data.get("summary", ""), description=data.get("description", ""),
+        owner=data.get("owner", ""), tags=tuple(data.get("tags", ())),
+        alerts=tuple(data.get("alerts", ())),
+        links=tuple(Link(x["url"], x.get("title", "")) for x in data.get("links", ())),
+        inputs=frozen_map({k: _input(k, v) for k, v in (data.get("inputs") or {}).items()}),
+        targets=frozen_map({k: _target(k, v) for k, v in (data.get("targets") or {}).items()}),
+        defaults=_defaults(data.get("defaults") or {}),
+        timeout=_dur(data.get("timeout")), vars=frozen_map(data.get("vars")),
+        roles=tuple(data.get("roles", ())), severity=_severity(data.get("severity")),
+        escalation=tuple(_escalation(i, e) for i, e in enumerate(data.get("escalation", ()))),
+        updates=Updates(updates["channel"], _dur(updates.get("every")), updates.get("message"))
+        if updates else None,
+        phases=tuple(
+            Phase(name, tuple(build_step(s, name, (name, i)) for i, s in enumerate(data[name])))
+            for name in PHASES
+            if data.get(name) is not None
+        ),
+        source=doc.source,
+    )

@@ -1,0 +1,254 @@
+"""The scenario file as frozen dataclasses: the world, its faults, the scripted people."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .duration import parse_duration
+from .loader import Document, SourceMap
+from .model import empty_map, frozen_map
+
+# z-score of the 90th percentile of a standard normal: a lognormal's p90 is
+# median * exp(sigma * Z90).
+_Z90 = 1.2815515655446004
+
+
+@dataclass(frozen=True, slots=True)
+class Dist:
+    """A simulated duration: fixed, uniform {min, max} or lognormal {median, p90}."""
+
+    kind: str
+    a: float
+    b: float = 0.0
+
+    def sample(self, rng: random.Random | None) -> float:
+        if self.kind == "fixed" or rng is None:
+            return self.a if self.kind != "uniform" else (self.a + self.b) / 2
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        sigma = math.log(self.b / self.a) / _Z90 if self.b > self.a > 0 else 0.0
+        return self.a * math.exp(rng.gauss(0.0, sigma)) if self.a > 0 else 0.0
+
+    @property
+    def is_random(self) -> bool:
+        return self.kind != "fixed"
+
+
+def dist(value: Any) -> Dist | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Dist("fixed", parse_duration(value))
+    if "min" in value:
+        return Dist("uniform", parse_duration(value["min"]), parse_duration(value["max"]))
+    return Dist("lognormal", parse_duration(value["median"]), parse_duration(value["p90"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+    status: int = 200
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=empty_map)
+    duration: Dist | None = None
+    set: Mapping[str, Any] = field(default_factory=empty_map)
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    command: str | None = None
+    command_regex: str | None = None
+    host: str | None = None
+    url: str | None = None
+    method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    index: int
+    step: str | None
+    match: Match | None
+    when: str | None
+    reply: Reply
+    attempts: tuple[Reply, ...] = ()
+    description: str = ""
+
+    def reply_for(self, attempt: int) -> Reply:
+        """The reply for attempt number `attempt` (1-based); the last one repeats."""
+        if not self.attempts:
+            return self.reply
+        return self.attempts[min(attempt, len(self.attempts)) - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: float
+    set: Mapping[str, Any] = field(default_factory=empty_map)
+    message: str | None = None
+    kind: str = "info"
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    step: str
+    answers: Mapping[str, Any] = field(default_factory=empty_map)
+    approve: bool | None = None
+    after: Dist | None = None
+    by: str | None = None
+    role: str | None = None
+    hint: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Objectives:
+    outcome: str | None = None
+    time_to_acknowledge: float | None = None
+    time_to_triage: float | None = None
+    time_to_mitigate: float | None = None
+    time_to_recover: float | None = None
+    must_run: tuple[str, ...] = ()
+    must_not_run: tuple[str, ...] = ()
+    max_retries: int | None = None
+    first_update_within: float | None = None
+    escalated: bool | None = None
+    priority: str | None = None
+    approved_by_role: Mapping[str, str] = field(default_factory=empty_map)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    file: str
+    runbook: str
+    description: str = ""
+    inputs: Mapping[str, Any] = field(default_factory=empty_map)
+    alert: Mapping[str, Any] | None = None
+    briefing: str = ""
+    page: str = ""
+    seed: int | None = None
+    state: Mapping[str, Any] = field(default_factory=empty_map)
+    roles: Mapping[str, str] = field(default_factory=empty_map)
+    responses: tuple[Response, ...] = ()
+    events: tuple[Event, ...] = ()
+    participants: Mapping[str, Participant] = field(default_factory=empty_map)
+    hints: Mapping[str, str] = field(default_factory=empty_map)
+    objectives: Objectives = Objectives()
+    mitigated_when: str | None = None  # an expression over the world's state: true once mitigated
+    source: SourceMap | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def runbook_path(self) -> Path:
+        """The runbook file, resolved against the scenario file's directory."""
+        return (Path(self.file).parent / self.runbook).resolve()
+
+    @cached_property
+    def _responses_by_step(self) -> dict[str | None, list[Response]]:
+        index: dict[str | None, list[Response]] = {None: [r for r in self.responses if r.step is None]}
+        for step in {r.step for r in self.responses if r.step is not None}:
+            index[step] = [r for r in self.responses if r.step is None or r.step == step]
+        return index
+
+    def responses_for(self, step: str) -> list[Response]:
+        """Responses that could answer `step`, in file order (the first match wins)."""
+        index = self._responses_by_step
+        return index.get(step, index[None])
+
+    def page_text(self, runbook_title: str) -> str:
+        """The page as the trainees get it: `page:`, else the alert's name and summary as
+        the alert would read, else the runbook's title. Never the scenario's title or
+        description: those are for the trainer and give the answer away."""
+        if self.page:
+            return self.page
+        alert = self.alert or {}
+        name = (alert.get("labels") or {}).get("alertname")
+        notes = alert.get("annotations") or {}
+        summary = notes.get("summary") or notes.get("description")
+        if name and summary:
+            return f"{name}: {summary}"
+        return str(name or summary or runbook_title)
+
+    def has_randomness(self) -> bool:
+        durations = [r.reply.duration for r in self.responses]
+        durations += [a.duration for r in self.responses for a in r.attempts]
+        durations += [p.after for p in self.participants.values()]
+        return any(d is not None and d.is_random for d in durations)
+
+
+def _reply(data: Mapping[str, Any]) -> Reply:
+    return Reply(
+        stdout=data.get("stdout", ""), stderr=data.get("stderr", ""),
+        exit_code=data.get("exit_code", 0), status=data.get("status", 200),
+        body=data.get("body"), headers=frozen_map(data.get("headers")),
+        duration=dist(data.get("duration")), set=frozen_map(data.get("set")),
+        message=data.get("message"),
+    )
+
+
+def _response(index: int, data: Mapping[str, Any]) -> Response:
+    match = data.get("match")
+    return Response(
+        index=index, step=data.get("step"),
+        match=Match(**match) if match else None, when=data.get("when"),
+        reply=_reply(data), attempts=tuple(_reply(a) for a in data.get("attempts", ())),
+        description=data.get("description", ""),
+    )
+
+
+def _participant(step: str, data: Mapping[str, Any]) -> Participant:
+    return Participant(
+        step=step, answers=frozen_map(data.get("answers")), approve=data.get("approve"),
+        after=dist(data.get("after")), by=data.get("by"), role=data.get("role"),
+        hint=data.get("hint", False),
+    )
+
+
+def _objectives(data: Mapping[str, Any]) -> Objectives:
+    def d(key: str) -> float | None:
+        return parse_duration(data[key]) if key in data else None
+
+    return Objectives(
+        outcome=data.get("outcome"),
+        time_to_acknowledge=d("time_to_acknowledge"), time_to_triage=d("time_to_triage"),
+        time_to_mitigate=d("time_to_mitigate"), time_to_recover=d("time_to_recover"),
+        must_run=tuple(data.get("must_run", ())), must_not_run=tuple(data.get("must_not_run", ())),
+        max_retries=data.get("max_retries"), first_update_within=d("first_update_within"),
+        escalated=data.get("escalated"), priority=data.get("priority"),
+        approved_by_role=frozen_map(data.get("approved_by_role")),
+    )
+
+
+def build_scenario(doc: Document) -> Scenario:
+    """Build the model from a document that passed schema validation."""
+    data = doc.data
+    events = sorted(
+        (Event(parse_duration(e["at"]), frozen_map(e.get("set")), e.get("message"),
+               e.get("kind", "info"), i) for i, e in enumerate(data.get("events", ()))),
+        key=lambda e: (e.at, e.index),
+    )
+    return Scenario(
+        id=data["id"], title=data["title"], file=doc.file, runbook=data["runbook"],
+        description=data.get("description", ""), inputs=frozen_map(data.get("inputs")),
+        alert=frozen_map(data["alert"]) if "alert" in data else None,
+        briefing=data.get("briefing", ""), page=data.get("page", ""), seed=data.get("seed"),
+        state=frozen_map(data.get("state")), roles=frozen_map(data.get("roles")),
+        responses=tuple(_response(i, r) for i, r in enumerate(data.get("responses", ()))),
+        events=tuple(events),
+        participants=frozen_map(
+            {k: _participant(k, v) for k, v in (data.get("participants") or {}).items()}
+        ),
+        hints=frozen_map(data.get("hints")),
+        objectives=_objectives(data.get("objectives") or {}),
+        mitigated_when=data.get("mitigated_when"),
+        source=doc.source,
+    )

@@ -1,0 +1,215 @@
+"""Dry-run: the rendered plan of a run. Nothing is executed, nothing is connected to.
+
+Every template is rendered with what is known before the run (inputs, vars); what a
+step will produce shows as a placeholder such as `<steps.usage.outputs.pct>`. Both
+branches of every `when` are listed, with the condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import TemplateError
+from engine.language.duration import format_duration
+from engine.language.model import (
+    HttpSpec,
+    IncludeSpec,
+    ManualSpec,
+    NotifySpec,
+    Runbook,
+    RunSpec,
+    SetSpec,
+    Step,
+    WaitSpec,
+)
+from engine.templates import templating
+from engine.templates.templating import Masked, Placeholder
+
+from .masking import Masker
+
+
+@dataclass
+class PlannedStep:
+    number: str
+    step: Step
+    lines: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    runbook: Runbook
+    inputs: Mapping[str, Any]
+    targets: dict[str, str]
+    phases: list[tuple[str, list[PlannedStep]]]
+
+
+class _Steps(dict[str, Any]):
+    """`steps` in a dry-run: every step id resolves to a placeholder."""
+
+    def __missing__(self, key: str) -> Placeholder:
+        return Placeholder(f"steps.{key}")
+
+
+def _context(runbook: Runbook, inputs: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    # The plan is shown: secret inputs are *** before anything is rendered from them.
+    shown = {k: Masked() if k in runbook.inputs and runbook.inputs[k].secret else v for k, v in inputs.items()}
+    ctx = {
+        "inputs": shown, "vars": {**runbook.vars}, "steps": _Steps(),
+        "run": {"id": "<run.id>", "mode": "dry-run", "phase": Placeholder("run.phase"),
+                "started_at": Placeholder("run.started_at")},
+        "runbook": {"id": runbook.id, "title": runbook.title},
+        "incident": {"impact": Placeholder("incident.impact"), "urgency": Placeholder("incident.urgency"),
+                     "priority": Placeholder("incident.priority")},
+        "item": Placeholder("item"), "host": Placeholder("host"),
+    }
+    for name in ("stdout", "stderr", "exit_code", "status", "json", "body", "headers", "outputs",
+                 "answers", "hosts", "duration"):
+        ctx[name] = Placeholder(name)
+    if extra:
+        ctx.update(extra)
+    return ctx
+
+
+class _VarsFromSets(dict[str, Any]):
+    def __missing__(self, key: str) -> Placeholder:
+        return Placeholder(f"vars.{key}")
+
+
+def build_plan(runbook: Runbook, inputs: Mapping[str, Any],
+               hosts_of: Callable[[str], list[str]] | None = None) -> Plan:
+    ctx = _context(runbook, inputs)
+    ctx["vars"] = _VarsFromSets(runbook.vars)
+    targets = {}
+    for name, target in runbook.targets.items():
+        if hosts_of is not None:
+            resolved = hosts_of(name)
+        else:
+            resolved = [_render(h, ctx) for h in target.hosts] or [f"<group {target.group}>"]
+        user = f" as {target.user}" if target.user and hosts_of is None else ""  # hosts_of shows users
+        targets[name] = ", ".join(resolved) + user
+    phases = []
+    counter = 0
+    for phase in runbook.phases:
+        planned = []
+        for step in phase.steps:
+            counter += 1
+            planned.append(_plan_step(runbook, step, str(counter), ctx, targets))
+        phases.append((phase.name, planned))
+    return Plan(runbook, inputs, targets, phases)
+
+
+def _render(text: str, ctx: Mapping[str, Any], *, shell: bool = False) -> str:
+    try:
+        return templating.render(text, ctx, shell=shell)
+    except TemplateError as exc:
+        if "undefined name" in exc.reason:
+            return f"{text}  (cannot render: {exc.reason})"
+        # Arithmetic or filters on values only known at run time: show the template.
+        return f"{text}  (computed at run time)"
+
+
+def _plan_step(runbook: Runbook, step: Step, number: str, ctx: dict[str, Any],
+               targets: Mapping[str, str]) -> PlannedStep:
+    planned = PlannedStep(number, step)
+    add = planned.lines.append
+    if step.when:
+        add(f"when: {step.when}")
+    if step.for_each is not None:
+        add(f"for each: {step.for_each if isinstance(step.for_each, str) else list(step.for_each)}")
+    if step.confirm is not None:
+        who = f" (role {step.confirm.role})" if step.confirm.role else ""
+        add(f"asks for approval{who}: {_render(step.confirm.message or 'Run this step?', ctx)}")
+    _spec_lines(runbook, step, ctx, targets, add)
+    _behaviour_lines(runbook, step, add)
+    for name, text in step.outputs.items():
+        add(f"output {name} = {text}")
+    if step.expect:
+        note = " (false ends the run: not_confirmed)" if step.phase == "detection" else ""
+        add(f"expect: {step.expect}{note}")
+    for i, undo in enumerate(step.rollback, 1):
+        sub = _plan_step(runbook, undo, f"{number}.undo{i}", ctx, targets)
+        add(f"rollback {undo.id}: " + "; ".join(sub.lines))
+    return planned
+
+
+def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapping[str, str],
+                add: Callable[[str], None]) -> None:
+    spec = step.spec
+    if isinstance(spec, RunSpec):
+        target = step.target or runbook.defaults.target
+        add(f"on {target}: {targets.get(target, '?')}" if target else "on this machine")
+        fan = _fan_out(step, runbook.targets.get(target)) if target else ""
+        if fan:
+            add(f"fan-out: {fan}")
+        add(f"$ {_render(spec.command, ctx, shell=True)}")
+        if spec.stdin:
+            add(f"stdin: {_render(spec.stdin, ctx)}")
+        if spec.exit_codes != (0,):
+            add(f"success exit codes: {', '.join(map(str, spec.exit_codes))}")
+    elif isinstance(spec, HttpSpec):
+        add(f"{spec.method} {_render(spec.url, ctx)}" + ("" if spec.verify else "  (TLS not verified)"))
+    elif isinstance(spec, ManualSpec):
+        add(f"manual{f' ({step.role})' if step.role else ''}: {_render(spec.text, ctx)}")
+        for f in spec.ask:
+            choices = f" [{'/'.join(map(str, f.choices))}]" if f.choices else ""
+            sets = f" -> {f.sets}" if f.sets else ""
+            add(f"asks {f.name}{choices}{sets}")
+    elif isinstance(spec, WaitSpec):
+        add(f"wait {format_duration(spec.seconds)}")
+    elif isinstance(spec, NotifySpec):
+        add(f"notify [{spec.channel}]: {_render(spec.message, ctx)}")
+        if spec.handoff:
+            add("hands the incident over: once delivered, the run ends escalated")
+    elif isinstance(spec, SetSpec):
+        add("set " + ", ".join(f"{k} = {_render(str(v), ctx)}" for k, v in spec.values.items()))
+    elif isinstance(spec, IncludeSpec):
+        add(f"include {spec.runbook}" + (f" with {dict(spec.inputs)}" if spec.inputs else ""))
+
+
+def _fan_out(step: Step, target: Any) -> str:
+    """parallel / serial / max_failures as the step will use them (the step's, else the target's)."""
+    parts = []
+    for name in ("parallel", "serial", "max_failures"):
+        value = getattr(step, name)
+        value = value if value is not None else getattr(target, name, None)
+        if value is not None:
+            parts.append(f"{name} {value}")
+    return ", ".join(parts)
+
+
+def _behaviour_lines(runbook: Runbook, step: Step, add: Callable[[str], None]) -> None:
+    timeout = step.timeout or runbook.defaults.timeout or runbook.timeout
+    if step.until:
+        add(f"until: {step.until} (every {format_duration(step.every or 5)}, "
+            f"up to {format_duration(timeout or 0)})")
+    elif timeout and step.kind in ("run", "http"):
+        add(f"timeout {format_duration(timeout)}")
+    retries = step.retries or runbook.defaults.retries
+    if retries and retries.attempts > 1:
+        backoff = f" x{retries.backoff:g}" if retries.backoff != 1 else ""
+        add(f"retries: {retries.attempts} attempts, {format_duration(retries.delay)} apart{backoff}")
+    flags = [name for name in ("destructive", "idempotent", "continue_on_error") if getattr(step, name)]
+    if flags:
+        add("flags: " + ", ".join(flags))
+
+
+def render_plan(plan: Plan, masker: Masker | None = None) -> str:
+    masker = masker or Masker()
+    rb = plan.runbook
+    out = [f"Plan: {rb.title} (runbook {rb.id}) - dry-run, nothing is executed"]
+    shown = " ".join(f"{k}={'***' if rb.inputs[k].secret else v}" for k, v in plan.inputs.items())
+    out.append(f"inputs: {shown}" if shown else "inputs: (none)")
+    for name, hosts in plan.targets.items():
+        out.append(f"target {name}: {hosts}")
+    for phase, steps in plan.phases:
+        out.append("")
+        out.append(phase)
+        for planned in steps:
+            title = f" - {planned.step.title}" if planned.step.title else ""
+            out.append(f"  {planned.number}. {planned.step.id}{title}")
+            # A multi-line manual text or command stays inside its step's block.
+            out.extend("       " + line.rstrip("\n").replace("\n", "\n         ") for line in planned.lines)
+    return masker.text("\n".join(out)) + "\n"

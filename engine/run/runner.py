@@ -1,0 +1,564 @@
+"""The execution loop: phases in order, steps in order, the outcome, rollbacks.
+
+The same loop serves live runs, drills and unattended tests; only the services
+(executors, prompter, notifier, clock) differ. Events go to a bus; the journal and
+the console are observers of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine.errors import EngineError, JournalError, RunbookError, TemplateError
+from engine.executors.base import Cancel, Executor, Invocation
+from engine.executors.notify import Notifier
+from engine.executors.prompts import Prompter
+from engine.language.duration import MAX_TEXT
+from engine.language.model import IncludeSpec, Phase, Runbook, Step, too_long
+from engine.templates import templating
+
+from ._step import Attempt, StepDriver, StepStop
+from .clock import Clock
+from .events import (
+    EventBus,
+    NotifySent,
+    PhaseFinished,
+    PhaseStarted,
+    PriorityChanged,
+    RollbackFinished,
+    RollbackStarted,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    StepFinished,
+)
+from .masking import Masker
+from .recovery import PhaseMark
+from .state import Incident, RunState, StepRecord, priority_of
+
+STOPPING = ("failed", "aborted", "refused", "not_confirmed")
+ROLLED_BACK = ("failed", "aborted", "refused")  # outcomes after which completed steps are undone
+
+
+def _mentions(runbook: Runbook, word: str) -> bool:
+    key = f"mentions:{word}"
+    if key not in runbook.derived:
+        from engine.language.lint import step_fields
+
+        runbook.derived[key] = any(word in f.text for s in runbook.steps(rollbacks=True) for f in step_fields(s))
+    return bool(runbook.derived[key])
+
+
+class Where:
+    """A lazy `file:line:col`: walking the YAML node tree costs more than rendering."""
+
+    __slots__ = ("path", "runbook")
+
+    def __init__(self, runbook: Runbook, path: tuple[str | int, ...]) -> None:
+        self.runbook, self.path = runbook, path
+
+    def __str__(self) -> str:
+        return self.runbook.where(self.path)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@dataclass
+class Services:
+    """What the runner drives. A drill swaps every executor for a simulated one."""
+
+    local: Executor
+    http: Executor
+    prompter: Prompter
+    notifier: Notifier
+    remote: Any = None  # fan-out over SSH: `run(step, invocation, hosts, sink, cancel)`
+    resolve_hosts: Callable[[str, Any, dict[str, Any]], list[str]] | None = None
+    load_runbook: Callable[[Path], Runbook] | None = None
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Resume:
+    """How this run continues an earlier attempt recorded in its journal (recovery.py
+    reads it, continuation.py makes the operator's decisions into this)."""
+
+    finished: dict[str, StepRecord]  # restored as they were, never run again
+    skip: dict[str, str] = field(default_factory=dict)  # step -> why it is skipped now
+    undone: set[str] = field(default_factory=set)  # completed steps whose rollbacks already ran
+    vars: dict[str, Any] = field(default_factory=dict)
+    incident: dict[str, Any] = field(default_factory=dict)
+    phases: dict[str, PhaseMark] = field(default_factory=dict)  # when each phase first started (and took)
+    escalations: set[int] = field(default_factory=set)  # rules that fired already: not again
+    started_ago: float = 0.0  # seconds since the run started, downtime included (set when it resumes)
+    last_elapsed: float = 0.0  # the earlier attempt's last record
+    note: RunResumed | None = None  # who resumed, why, and what was decided (journaled)
+
+    def phase_done(self, phase: Phase) -> bool:
+        """A phase that ended well before, none of whose steps run now: not entered again."""
+        mark = self.phases.get(phase.name)
+        return mark is not None and mark.duration is not None and all(s.id in self.finished for s in phase.steps)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    outcome: str
+    reason: str = ""
+    failed_step: str | None = None
+    duration: float = 0.0
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, runbook: Runbook, inputs: Mapping[str, Any], *, services: Services,
+                 bus: EventBus, clock: Clock, run_id: str, mode: str = "live",
+                 masker: Masker | None = None, participants: Sequence[Any] = (),
+                 rollback_on_abort: bool = True, resume: Resume | None = None,
+                 prefix: str = "", scenario: str | None = None, cancel: Cancel | None = None,
+                 alert: Mapping[str, Any] | None = None, parent: Runner | None = None) -> None:
+        self.runbook, self.services, self.bus, self.clock = runbook, services, bus, clock
+        self.alert = dict(alert) if alert is not None else None
+        self.mode, self.masker, self.prefix, self.scenario = mode, masker or Masker(), prefix, scenario
+        self.participants = list(participants)
+        self.rollback_on_abort = rollback_on_abort
+        self.resume = resume
+        self.cancel = cancel or Cancel()
+        self.hard_stop = False
+        # Set on the runner of an included runbook: where includes may lead (the started
+        # runbook's tree) and the files already running, so a cycle stops instead of recursing.
+        self.include_roots: tuple[Path, ...] = ()
+        self.include_chain: tuple[Path, ...] = ()
+        self.stop_reason = "interrupted"  # what the journal says ended an aborted run (Ctrl-C, SIGTERM)
+        ago = resume.started_ago if resume is not None and not prefix else 0.0
+        secret = frozenset(k for k, spec in runbook.inputs.items() if spec.secret and inputs.get(k) not in (None, ""))
+        self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now() - ago, secret_inputs=secret,
+                              masker=self.masker)
+        if resume is not None:
+            self.state.vars.update(resume.vars)
+            if resume.incident:  # impact, urgency and priority set before the crash
+                self.state.incident = Incident(**resume.incident)
+            for rec in resume.finished.values():
+                self.state.record(rec)
+        self.driver = StepDriver(self)
+        self.uses_json = _mentions(runbook, "json")  # parse outputs as JSON only if anyone reads it
+        self.completed: list[Step] = []
+        self._created = clock.monotonic()
+        self._deadline = clock.monotonic() + runbook.timeout if runbook.timeout else None
+        self.hooks: list[Any] = []  # on_start, on_phase, on_step_finished, on_prompt(_done), on_finish
+        self.prompting = False  # a signal may only break into a prompt, never into a write
+        self.handoff: str | None = None  # set by hand_off: an escalation rule or a notify step with handoff
+        self.parent = parent  # the runner whose step includes this runbook
+        self._timers: Any = None
+        self._outbox: Any = None  # delivers updates and escalations off this thread (see outbox)
+        if not prefix:
+            from .incident import IncidentSupervisor
+
+            supervisor = IncidentSupervisor(self, self.schedule)
+            if supervisor.active:
+                self.hooks.append(supervisor)
+
+    def _hook(self, name: str, *args: Any) -> None:
+        for hook in self.hooks:
+            method = getattr(hook, name, None)
+            if method is not None:
+                method(*args)
+
+    def schedule(self, t: float, action: Callable[[], None]) -> None:
+        """Call `action` when the run's clock reaches `t` (monotonic seconds)."""
+        call_at = getattr(self.clock, "call_at", None)
+        if call_at is not None:
+            call_at(t, action)
+            return
+        if self._timers is None:
+            from .clock import Timers
+
+            self._timers = Timers(self.clock)
+        self._timers.call_at(t, action)
+
+    @property
+    def opened(self) -> float:
+        """When the run opened, on the monotonic clock: earlier attempts and the downtime
+        before a resume count (escalation `after` rules and the run's duration use it)."""
+        ago = self.resume.started_ago if self.resume is not None and not self.prefix else 0.0
+        return self._created - ago
+
+    def hand_off(self, reason: str) -> None:
+        """End the run as `escalated`: no step starts after this, and a step waiting (a poll,
+        a retry delay, a `wait`) stops waiting now; a command that is running is let finish.
+        An included runbook hands off the run that includes it."""
+        if self.parent is not None:
+            self.parent.hand_off(reason)
+            return
+        if self.handoff is None:
+            self.handoff = reason
+            wake = getattr(self.clock, "wake", None)
+            if wake is not None:
+                wake()  # out of a real-time sleep; the sleep then says it was cut short
+
+    @property
+    def handed_off(self) -> str | None:
+        """Why the run was handed off (for this runner and every included one), if it was."""
+        return self.parent.handed_off if self.parent is not None else self.handoff
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        t0 = self.opened
+        if self.resume is not None:  # a resumed run opens in the first phase it enters again
+            self.state.phase = next((p.name for p in self.runbook.phases if not self.resume.phase_done(p)),
+                                    self.state.phase)
+        self._started()
+        self._hook("on_start")
+        stop: StepStop | None = None
+        phase_times: dict[str, float] = {}
+        try:
+            stop = self._phases(phase_times)
+        except JournalError as exc:
+            stop = StepStop("failed", f"journal: {exc}")
+        except EngineError as exc:
+            stop = StepStop("failed", str(exc))  # a known failure with its own message
+        except BaseException as exc:
+            self._finish(StepStop("failed", f"internal error: {exc}"), t0, phase_times)
+            raise
+        result = self._finish(stop, t0, phase_times)
+        return result
+
+    def _phases(self, times: dict[str, float]) -> StepStop | None:
+        long = too_long(self.runbook)
+        if long:  # built without validation (RB135): no clock takes a 400-digit timeout
+            raise RunbookError(f"{self.runbook.where(long[0])}: duration is longer than the {MAX_TEXT} maximum")
+        for phase in self.runbook.phases:
+            if self.resume is not None and self.resume.phase_done(phase):
+                self._restore_phase(phase, times)
+                continue
+            start = self._phase_start(phase)
+            stop = self._phase(phase, start)
+            times[phase.name] = self.bus.elapsed() - start
+            if stop is not None:
+                return stop
+        return None
+
+    def _phase_start(self, phase: Phase) -> float:
+        """When the phase began on the run's time axis: now, or (on resume) when the
+        earlier attempt first entered it, so its duration spans the downtime too."""
+        mark = self.resume.phases.get(phase.name) if self.resume is not None and not self.prefix else None
+        return mark.start if mark is not None else self.bus.elapsed()
+
+    def _restore_phase(self, phase: Phase, times: dict[str, float]) -> None:
+        """A phase finished before the resume: its steps are restored, no event repeats it."""
+        for step in phase.steps:
+            self._restored(step)
+        assert self.resume is not None
+        times[phase.name] = self.resume.phases[phase.name].duration or 0.0
+
+    def _phase(self, phase: Phase, start: float) -> StepStop | None:
+        self.state.phase = phase.name
+        self.bus.emit(PhaseStarted(phase.name))
+        self._hook("on_phase", phase.name)
+        status, stop = "ok", None
+        try:
+            for step in phase.steps:
+                self.step(step)
+        except StepStop as exc:
+            status, stop = exc.outcome, exc
+        self.bus.emit(PhaseFinished(phase.name, status, self.bus.elapsed() - start))
+        return stop
+
+    def step(self, step: Step, *, rollback_of: str | None = None) -> StepRecord:
+        """Run one step (or restore it on resume); StepStop when the run must end."""
+        restored = self._restored(step)
+        if restored is not None:
+            return restored
+        self._check_handoff(step)
+        if self.cancel.is_set():
+            raise StepStop("aborted", self.stop_reason, self.qualified(step.id))
+        rec = self.driver.execute(step, rollback_of=rollback_of)
+        self._hook("on_step_finished", step, rec)
+        self._check_handoff(step)
+        if rec.status == "ok":
+            self.completed.append(step)
+        if rec.status in STOPPING and not (step.continue_on_error and rec.status == "failed"):
+            raise self._stop_after(step, rec)
+        return rec
+
+    def _stop_after(self, step: Step, rec: StepRecord) -> StepStop:
+        """How a step that did not succeed ends the run: its status is the outcome.
+
+        A refused approval is a decision, not an interruption: the run ends `refused`
+        (exit 7), rollbacks run as after a failure, and `on_failure` escalation sees it."""
+        if rec.status == "aborted":
+            return StepStop("aborted", self.stop_reason, self.qualified(step.id))
+        return StepStop(rec.status, rec.error or rec.status, self.qualified(step.id))
+
+    def _check_handoff(self, step: Step) -> None:
+        if self.handed_off is not None:
+            raise StepStop("escalated", self.handed_off, self.qualified(step.id))
+
+    def _restored(self, step: Step) -> StepRecord | None:
+        """On resume: a completed step's recorded result, or a skip the operator chose;
+        None when the step runs now."""
+        if self.resume is None or self.prefix:
+            return None
+        sid = step.id
+        rec = self.resume.finished.get(sid)
+        if rec is not None:
+            if rec.status == "ok" and sid not in self.resume.undone:
+                self.completed.append(step)  # its rollback runs if this attempt fails too
+            return rec
+        why = self.resume.skip.get(sid)
+        if why is None:
+            return None
+        rec = StepRecord(step.id, status="skipped", error=None)
+        self.state.record(rec)
+        self.bus.emit(StepFinished(sid, step.phase, step.kind, "skipped", reason=why))
+        return rec
+
+    # -- start, finish, rollback -----------------------------------------------------------------
+
+    def _started(self) -> None:
+        if self.prefix:
+            return
+        inputs = {k: ("***" if spec.secret else self.state.inputs.get(k))
+                  for k, spec in self.runbook.inputs.items()}
+        # A run on the virtual clock (`runbook test`) journals the same bytes every time.
+        pid, host = (0, "") if getattr(self.clock, "virtual", False) else (os.getpid(), socket.gethostname())
+        self.bus.emit(RunStarted(
+            self.state.run_id, self.runbook.id, self.runbook.title, os.path.abspath(self.runbook.file), self.mode,
+            inputs, [{"name": str(getattr(p, "name", p)), "role": str(getattr(p, "role", "") or "")}
+                     for p in self.participants],
+            pid, host, __version__,
+            self.state.run_id if self.resume is not None else None, self.scenario,
+            self.state.incident.view(), self.alert,
+        ))
+        if self.resume is not None and self.resume.note is not None:
+            downtime = max(self.resume.started_ago - self.resume.last_elapsed, 0.0)
+            self.bus.emit(dataclasses.replace(self.resume.note, downtime=round(downtime, 3)))
+
+    def _finish(self, stop: StepStop | None, t0: float, phases: dict[str, float]) -> RunResult:
+        outcome = stop.outcome if stop else "resolved"
+        reason = stop.reason if stop else ""
+        if outcome in ROLLED_BACK:
+            self._rollback(outcome, reason)
+        # The stop that ended the run has been taken: what follows (the final update, the
+        # deliveries still queued) is rendered and sent. Another Ctrl-C stops that too.
+        self.cancel.clear()
+        self._hook("on_finish", outcome)
+        if self._timers is not None:
+            self._timers.stop()
+        if self._outbox is not None:
+            self._outbox.drain()  # every update and escalation is journaled before run.finished
+        duration = self.clock.monotonic() - t0  # since the run started: t0 counts earlier attempts too
+        if not self.prefix:
+            self.bus.emit(RunFinished(outcome, duration, reason, stop.step if stop else None,
+                                      reason if outcome == "failed" else None, phases))
+            self.bus.barrier()
+        return RunResult(self.state.run_id, outcome, reason, stop.step if stop else None, duration,
+                         dict(self.state.steps), phases)
+
+    def _rollback(self, outcome: str, reason: str) -> None:
+        todo = [s for s in reversed(self.completed) if s.rollback]
+        if not todo:
+            return
+        names = [self.qualified(s.id) for s in todo]
+        if outcome == "aborted" and not self._want_rollback(len(todo)):
+            self.bus.emit(RollbackStarted(f"{outcome}: {reason}", names))
+            self.bus.emit(RollbackFinished("skipped", skipped=True))
+            return
+        self.cancel.clear()
+        self.bus.emit(RollbackStarted(f"{outcome}: {reason}", names))
+        status = "ok"
+        for step in todo:
+            for undo in step.rollback:
+                if self.hard_stop:
+                    status = "interrupted"
+                    break
+                try:
+                    rec = self.driver.execute(undo, rollback_of=self.qualified(step.id))
+                except StepStop as exc:
+                    rec = StepRecord(undo.id, status=exc.outcome, error=exc.reason)
+                if rec.status != "ok":
+                    status = "failed"
+        self.bus.emit(RollbackFinished(status))
+
+    def _want_rollback(self, count: int) -> bool:
+        if self.hard_stop or not self.rollback_on_abort:
+            return False
+        if not self.services.prompter.interactive:
+            return True
+        try:
+            with self.asking():
+                return self.services.prompter.confirm_rollback(count)
+        except KeyboardInterrupt:
+            self.hard_stop = True
+            return False
+
+    # -- services for the step driver ------------------------------------------------------------
+
+    def interrupt(self, *, hard: bool = False, reason: str = "interrupted") -> None:
+        """Stop the current step (signal-safe); hard=True also skips rollbacks."""
+        self.stop_reason = reason
+        if hard:
+            self.hard_stop = True
+        self.cancel.set()
+        wake = getattr(self.clock, "wake", None)
+        if wake is not None:
+            wake()
+
+    @contextmanager
+    def asking(self, step: str = "") -> Iterator[None]:
+        """Around a prompt: Ctrl-C may interrupt the blocking read (see session), and
+        escalation rules watch how long it stays unanswered."""
+        self.bus.barrier()
+        self.prompting = True
+        self._hook("on_prompt", step)
+        try:
+            yield
+        finally:
+            self.prompting = False
+            self._hook("on_prompt_done", step)
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait on the run's clock; False if interrupted or handed off (see interruption)."""
+        if self.cancel.is_set() or self.handed_off is not None:
+            return False
+        self.bus.barrier()
+        self.clock.sleep(seconds)
+        return not self.cancel.is_set() and self.handed_off is None
+
+    def interruption(self) -> str:
+        """Why a wait was cut short: a hand-off, or an interruption (Ctrl-C, SIGTERM)."""
+        return f"stopped waiting: {self.handed_off}" if self.handed_off is not None else "interrupted"
+
+    def qualified(self, step_id: str) -> str:
+        return f"{self.prefix}{step_id}"
+
+    def where(self, step: Step, *path: str | int) -> Where:
+        """Where a field of a step is in the file; resolved only if an error needs it."""
+        return Where(self.runbook, (*step.path, *path))
+
+    def in_detection(self, step: Step) -> bool:
+        return step.phase == "detection" and not self.prefix
+
+    def timeout_for(self, step: Step) -> float | None:
+        timeout = step.timeout or self.runbook.defaults.timeout or self.runbook.timeout
+        if self._deadline is not None:
+            left = max(self._deadline - self.clock.monotonic(), 0.001)
+            timeout = min(timeout, left) if timeout else left
+        return timeout
+
+    def logs_of(self, sid: str) -> list[str]:
+        for observer in self.bus.observers:
+            logs = getattr(observer, "logs_of", None)
+            if logs is not None:
+                return list(logs(sid))
+        return []
+
+    def hosts_of(self, target: str, step: Step) -> list[str]:
+        spec = self.runbook.targets.get(target)
+        if spec is None:
+            raise TemplateError(f"target '{target}' is not defined", where=self.where(step, "target"))
+        if self.services.resolve_hosts is not None:
+            return self.services.resolve_hosts(target, spec, self.state.context())
+        return [templating.render(h, self.state.context(), where=Where(self.runbook, ("targets", target, "hosts", i)))
+                for i, h in enumerate(spec.hosts)]
+
+    def fan_out(self, step: Step, sid: str, base: Invocation, hosts: list[str]) -> Attempt:
+        if self.services.remote is None:
+            return Attempt(False, f"step {sid} runs on target '{base.target}' but remote execution "
+                                  "is not available in this mode")
+        from ._step import _Sink
+
+        self.bus.barrier()
+        with _Sink(self, sid) as sink:
+            attempt: Attempt = self.services.remote.run(self, step, sid, base, hosts, sink)
+        return attempt
+
+    def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
+               purpose: str = "notify", budget: float | None = None, required: bool = False) -> Attempt:
+        """Send a message; a failed delivery is journaled and fails only a `required` one
+        (or a channel the config does not know: that is a mistake, not an outage). Updates
+        and escalations to a channel that may be slow (a webhook) go through the outbox."""
+        slow = getattr(self.services.notifier, "slow", None)
+        if purpose != "notify" and slow is not None and slow(channel):
+            if self._outbox is None:
+                from .outbox import Outbox
+
+                self._outbox = Outbox()
+            self._outbox.put(lambda: self._deliver(channel, message, title, step, purpose, budget, required))
+            return Attempt(True)
+        return self._deliver(channel, message, title, step, purpose, budget, required)
+
+    def _deliver(self, channel: str, message: str, title: str | None, step: str | None, purpose: str,
+                 budget: float | None, required: bool) -> Attempt:
+        self.bus.barrier()
+        meta = {"runbook": self.runbook.id, "run_id": self.state.run_id, "channel_name": channel}
+        delivery = self.services.notifier.send(channel, self.masker.text(message),
+                                               title=self.masker.text(title) if title else None, meta=meta,
+                                               budget=budget, cancel=self.cancel, required=required)
+        self.bus.emit(NotifySent(channel, message, delivery.ok, delivery.error, step, purpose,
+                                 delivery.attempts, delivery.note))
+        ok = delivery.ok or not (required or delivery.unknown)
+        return Attempt(ok, None if ok else delivery.error)
+
+    def apply_set(self, step: Step, changes: Mapping[str, Any], *, by: str | None, role: str | None) -> None:
+        """Assign vars and incident fields; a priority change is journaled with who and why."""
+        incident = self.state.incident
+        before = incident.priority
+        for key, value in changes.items():
+            if key.startswith("vars."):
+                self.state.vars[key[5:]] = value
+            elif key == "incident.impact":
+                incident.impact = str(value)
+            elif key == "incident.urgency":
+                incident.urgency = str(value)
+        if any(k.startswith("incident.") for k in changes):
+            incident.priority = priority_of(self.runbook, incident.impact, incident.urgency)
+            self.bus.emit(PriorityChanged(incident.impact, incident.urgency, incident.priority, before,
+                                          by, role, self.qualified(step.id), f"set by step {step.id}"))
+
+    def include(self, step: Step, spec: IncludeSpec, sid: str, extra: dict[str, Any]) -> Attempt:
+        """Run another runbook as this step, with the same services, bus and clock."""
+        loader = self.services.load_runbook
+        if loader is None:
+            return Attempt(False, "include is not available in this mode")
+        from engine.language import includes
+
+        roots = self.include_roots or includes.roots(self.runbook.file)
+        chain = self.include_chain or (Path(os.path.realpath(self.runbook.file)),)
+        path = includes.target(self.runbook.file, spec.runbook)
+        if not includes.inside(path, roots):
+            return Attempt(False, includes.outside_message(spec.runbook, roots))
+        if path in chain or len(chain) > includes.MAX_DEPTH:
+            return Attempt(False, f"include '{spec.runbook}' would run a runbook that is already running "
+                                  "(an include cycle)")
+        ctx = self.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
+        inputs = {k: templating.render_value(v, ctx, where=self.where(step, "include", "inputs", k))
+                  for k, v in spec.inputs.items()}
+        from .inputs import resolve
+
+        try:
+            child_book = loader(path)
+            resolved = resolve(child_book, from_file=inputs)
+        except EngineError as exc:  # an invalid runbook or inputs: this step fails, the run goes on ending
+            return Attempt(False, f"cannot include {spec.runbook}: {exc}")
+        child = Runner(child_book, resolved.values, services=self.services, bus=self.bus, clock=self.clock,
+                       run_id=self.state.run_id, mode=self.mode, masker=self.masker,
+                       rollback_on_abort=self.rollback_on_abort, prefix=f"{sid}/", cancel=self.cancel,
+                       parent=self)
+        child.include_roots, child.include_chain = roots, (*chain, path)
+        result = child.run()
+        ok = result.outcome in ("resolved", "not_confirmed")
+        outputs = {"outcome": result.outcome, "reason": result.reason}
+        return Attempt(ok, None if ok else f"included runbook {child_book.id} ended {result.outcome}: "
+                                             f"{result.reason}", outputs=outputs,
+                       cancelled=result.outcome in ("aborted", "escalated"), refused=result.outcome == "refused")

@@ -1,0 +1,142 @@
+"""What a run knows so far: inputs, vars, step results, incident. It is the template
+context, and it is what `resume` rebuilds from the journal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.language.model import DEFAULT_MATRIX, Runbook
+
+
+@dataclass
+class StepRecord:
+    """The result of one step, as `steps.<id>` shows it to later templates."""
+
+    id: str
+    status: str = "pending"
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    answers: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+    attempts: int = 0
+    status_code: int | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    json: Any = None
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    truncated: bool = False
+    # How this step is shown when secrets were used: fields of view() as computed from
+    # secrets shown as *** (outputs, for_each items). Empty: shown as it is (masked as text).
+    shown: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def shown_view(self, masker: Any) -> dict[str, Any]:
+        """view() as templates that build what is shown see it: text masked, and what
+        was computed from secrets as it was computed from ***."""
+        view = masker.data(self.view()) if masker else self.view()
+        view.update(self.shown)
+        return view
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "exit_code": self.exit_code, "stdout": self.stdout,
+            "stderr": self.stderr, "outputs": self.outputs, "answers": self.answers,
+            "duration": self.duration, "attempts": self.attempts, "status_code": self.status_code,
+            "headers": self.headers or {}, "body": self.body, "json": self.json,
+            "hosts": self.hosts, "items": self.items, "error": self.error,
+        }
+
+
+@dataclass
+class Incident:
+    impact: str | None = None
+    urgency: str | None = None
+    priority: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {"impact": self.impact, "urgency": self.urgency, "priority": self.priority}
+
+
+def priority_of(runbook: Runbook, impact: str | None, urgency: str | None) -> str | None:
+    """Impact x urgency -> P1..P5 from the runbook's matrix (ITIL-style default)."""
+    if impact is None or urgency is None:
+        return None
+    matrix = runbook.severity.matrix if runbook.severity else DEFAULT_MATRIX
+    row = matrix.get(impact)
+    return row.get(urgency) if row is not None else None
+
+
+@dataclass
+class RunState:
+    runbook: Runbook
+    run_id: str
+    mode: str
+    inputs: dict[str, Any]
+    started_at: float
+    vars: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    incident: Incident = field(default_factory=Incident)
+    phase: str | None = None
+    # Secret inputs given to this run, and the masker of its secrets: with any, what the
+    # engine shows is rendered from shown_context(), where they are ***.
+    secret_inputs: frozenset[str] = frozenset()
+    masker: Any = None
+    shown_vars: dict[str, Any] = field(default_factory=dict)  # vars computed from secrets, as shown
+
+    def __post_init__(self) -> None:
+        if self.phase is None and self.runbook.phases:
+            # A run opens in its first phase: `run.phase` in the update sent as it opens says so.
+            self.phase = self.runbook.phases[0].name
+        self.vars = {**self.runbook.vars, **self.vars}
+        self._views: dict[str, dict[str, Any]] = {rid: r.view() for rid, r in self.steps.items()}
+        self._shown_views: dict[str, dict[str, Any]] = {}
+        sev = self.runbook.severity
+        if sev is not None and self.incident.impact is None and self.incident.urgency is None:
+            self.incident = Incident(sev.impact, sev.urgency, priority_of(self.runbook, sev.impact, sev.urgency))
+
+    @property
+    def secret(self) -> bool:
+        """Whether anything shown must be rendered apart from what is executed."""
+        return bool(self.secret_inputs)
+
+    def record(self, rec: StepRecord) -> None:
+        self.steps[rec.id] = rec
+        self._views[rec.id] = rec.view()
+        if self.secret_inputs:
+            self._shown_views[rec.id] = rec.shown_view(self.masker)
+
+    def shown_context(self, **current: Any) -> dict[str, Any]:
+        """The context of what is shown and journaled: secret inputs are `***` (Masked),
+        and so is whatever was computed from them (vars, outputs, items); step output is
+        masked. `current` must hold the shown forms of the running step's names."""
+        ctx = self.context(**current)
+        if self.secret_inputs:
+            from engine.templates.templating import Masked
+
+            ctx["inputs"] = {k: Masked() if k in self.secret_inputs else v for k, v in self.inputs.items()}
+            ctx["vars"] = {**self.vars, **self.shown_vars}
+            ctx["steps"] = self._shown_views
+        return ctx
+
+    def context(self, **current: Any) -> dict[str, Any]:
+        """The template context; `current` adds the running step's own names."""
+        ctx = {
+            "inputs": self.inputs,
+            "vars": self.vars,
+            "steps": self._views,
+            "run": {"id": self.run_id, "mode": self.mode, "phase": self.phase,
+                    "started_at": self.started_at},
+            "runbook": {"id": self.runbook.id, "title": self.runbook.title},
+            "incident": self.incident.view(),
+        }
+        if current:
+            ctx.update(current)
+        return ctx
