@@ -140,14 +140,15 @@ def test_no_module_imports_itself_back_through_others() -> None:
 
 
 def test_packages_import_only_their_own_layer_and_those_below() -> None:
-    upward = [where(e) for e in EDGES if package_of(e.source) != package_of(e.target) and rank(e.target) > rank(e.source)]
+    upward = [where(e) for e in EDGES
+              if package_of(e.source) != package_of(e.target) and rank(e.target) > rank(e.source)]
     assert upward == []
 
 
 def test_private_modules_and_names_stay_inside_their_package() -> None:
     def private(e: Edge) -> bool:
         leaf = e.target.rpartition(".")[2]
-        return leaf.startswith("_") and not leaf.startswith("__") or any(
+        return (leaf.startswith("_") and not leaf.startswith("__")) or any(
             n.startswith("_") and not n.startswith("__") for n in e.names)
 
     leaks = [where(e) for e in EDGES if package_of(e.source) != package_of(e.target) and private(e)]
