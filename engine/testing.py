@@ -189,7 +189,7 @@ def run_text(text: str, *, inputs: Mapping[str, Any] | None = None, executor: An
     """Validate and run a runbook given as YAML text, on a virtual clock, with fakes.
 
     `remote` runs steps that have a target, e.g. `FanOut(FakeRemote({...}))`;
-    `resolve_hosts` maps targets to hosts (e.g. `inventory.Resolver(path)`)."""
+    `resolve_hosts` maps targets to hosts (e.g. `engine.fleet.hosts.Resolver(path)`)."""
     from engine.language.loader import load_text
     from engine.language.model import build_runbook
     from engine.language.validation import ValidationFailed, check_document

@@ -10,14 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli.commands import cli
+from engine.fleet.hosts import Resolver, TargetError, parse_host_entry
 from engine.language.inventory import (
     Host,
     InventoryError,
-    Resolver,
-    TargetError,
     expand,
     load_inventory,
-    parse_host_entry,
     parse_inventory,
 )
 from engine.language.model import Target

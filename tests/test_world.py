@@ -641,7 +641,7 @@ def test_a_drill_splits_a_templated_host_list_exactly_as_a_live_run_and_a_dry_ru
     hosts everywhere (a `user@host:port` entry is its host), never one host with that name."""
     from simkit import load_pair
 
-    from engine.language.inventory import Resolver
+    from engine.fleet.hosts import Resolver
     from engine.simulation.drill import DrillSetup, run_scenario
 
     runbook = rb("""

@@ -261,7 +261,7 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
 
         hosts_of = None
         if runbook.targets:
-            from engine.language.inventory import Resolver
+            from engine.fleet.hosts import Resolver
 
             hosts_of = Resolver(options["inventory"]).plan_hosts(runbook, resolved.values)
         click.echo(render_plan(build_plan(runbook, resolved.values, hosts_of), Masker(resolved.secrets)), nl=False)

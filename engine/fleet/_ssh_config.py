@@ -181,7 +181,9 @@ class SshConfig:
 
     def _jump(self, spec: str, trail: tuple[str, ...]) -> Endpoint:
         """`ProxyJump a,b`: reach b through a; the target is then reached through b."""
-        from engine.language.inventory import Host, parse_host_entry
+        from engine.language.inventory import Host
+
+        from .hosts import parse_host_entry
 
         if len(trail) > MAX_JUMPS:
             raise ConnectFailed("unreachable", f"ProxyJump chain longer than {MAX_JUMPS} hops: {spec}")
@@ -192,7 +194,7 @@ class SshConfig:
 
 
 def _loops(spec: str, trail: tuple[str, ...]) -> bool:
-    from engine.language.inventory import parse_host_entry
+    from .hosts import parse_host_entry
 
     return any(parse_host_entry(hop.strip())[0] in trail for hop in spec.split(","))
 

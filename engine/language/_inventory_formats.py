@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from .inventory import ANSIBLE_KEYS, OWN_KEYS, Group, Inventory, InventoryError
+from ._inventory_model import ANSIBLE_KEYS, OWN_KEYS, Group, Inventory, InventoryError
 from .model import frozen_map
 
 _RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")

@@ -120,7 +120,7 @@ class _Remote:
     @property
     def resolver(self) -> Any:
         if self._resolver is None:
-            from engine.language.inventory import Resolver
+            from engine.fleet.hosts import Resolver
 
             self._resolver = Resolver(self.options.inventory)
         return self._resolver

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.fleet.hosts import Resolver
 from engine.language.duration import format_duration
-from engine.language.inventory import Resolver
 from engine.language.model import Runbook
 from engine.language.scenario import Scenario
 from engine.run.clock import Clock, Timers, VirtualClock
