@@ -306,7 +306,7 @@ def test_shipped_runbook_as_svg_is_a_self_contained_picture(path: Path) -> None:
 def test_svg_layout_keeps_boxes_apart_and_lanes_separate(path: Path) -> None:
     """Geometry as laid out (the browser test measures it as drawn): no two boxes touch,
     every box is inside its frames, two bypass edges share a lane only on disjoint rows."""
-    from engine.reporting.graph_svg import layout
+    from engine.reporting.graph_layout import layout
 
     placed = layout(build_graph(load_runbook(path)))
     boxes = list(placed.boxes.values())
@@ -335,7 +335,7 @@ def test_svg_labels_are_escaped_text(write_yaml: WriteYaml) -> None:
 
 
 def test_labels_wrap_to_their_box_and_are_cut_past_four_lines() -> None:
-    from engine.reporting.graph_svg import text_width, wrap
+    from engine.reporting.graph_layout import text_width, wrap
 
     lines, cut = wrap("short words that wrap at spaces " * 2, 120)
     assert not cut and all(text_width(line, 11) <= 120 for line in lines) and len(lines) > 1

@@ -1,7 +1,26 @@
-"""Reporting: everything built from journals alone. Timelines, post-incident reviews,
-drill debriefs, statistics across runs, HTML/Markdown/JSON renderers, and `runbook
-graph` pictures of a runbook's flow.
+"""Reporting: everything built from journals alone. `report` assembles one run's report
+from its parts (`timeline`, a drill's `debrief`, a live run's `review`); `markdown`,
+`html` and `chart` render it (JSON is `report.render_json`); `stats` reads many journals
+(found by `journals`) for statistics across runs; `graph`, `graph_layout` and
+`graph_svg` draw a runbook's flow; `synthetic` writes realistic journals for benchmarks.
+The parts never import the assembler: what they share (`_format`) sits below them all.
 
 Layer: above simulation (a debrief scores a drill). It may import `engine.simulation`
 and everything below; never the CLI.
 """
+
+__all__ = [
+    "chart",
+    "debrief",
+    "graph",
+    "graph_layout",
+    "graph_svg",
+    "html",
+    "journals",
+    "markdown",
+    "report",
+    "review",
+    "stats",
+    "synthetic",
+    "timeline",
+]

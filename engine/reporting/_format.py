@@ -1,7 +1,9 @@
-"""Small formatting helpers shared by the report renderers (text, Markdown, HTML)."""
+"""Small formatting helpers shared by the reports and their renderers (text, Markdown,
+HTML, and the plain data of the JSON formats)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -68,3 +70,17 @@ def line_numbers(numbers: list[int], shown: int = 20) -> str:
     (a damaged journal can have 100,000 unreadable lines)."""
     text = ", ".join(str(n) for n in numbers[:shown])
     return text if len(numbers) <= shown else f"{text} and {len(numbers) - shown} more"
+
+
+def plain(value: Any) -> Any:
+    """A report's dataclasses, mappings and sequences as JSON-ready data; any other
+    value as its text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

@@ -23,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.run.journal import JOURNAL, read_journal
+from engine.run.journal import read_journal
 from engine.run.metrics import timings
 from engine.run.records import clean
 from engine.simulation.drill import Scorecard, score, wrong_turns
+
+from ._format import plain
+from .journals import journals_under, scenario_of
+from .review import decisions
 
 HISTORY_LIMIT = 8
 _KIND = re.compile(r"^kind:\s*['\"]?scenario['\"]?\s*(#.*)?$", re.MULTILINE)
@@ -88,15 +92,13 @@ class Debrief:
         return self.scenario.title if self.scenario is not None else self.scenario_id
 
     def to_dict(self) -> dict[str, Any]:
-        from .report import _plain
-
         card = self.card
         return {
             "scenario": self.scenario_id, "title": self.title, "scenario_file": self.scenario_file,
             "note": self.note, "passed": card.passed if card else None,
-            "checks": _plain(card.checks) if card else [], "unscripted": card.unscripted if card else [],
-            "wrong_turns": self.wrong_turns, "history": _plain(self.history), "history_note": self.history_note,
-            "decisions": _plain(self.decisions), **({"trainer_notes": _plain(self.notes)} if self.notes else {}),
+            "checks": plain(card.checks) if card else [], "unscripted": card.unscripted if card else [],
+            "wrong_turns": self.wrong_turns, "history": plain(self.history), "history_note": self.history_note,
+            "decisions": plain(self.decisions), **({"trainer_notes": plain(self.notes)} if self.notes else {}),
         }
 
 
@@ -192,8 +194,6 @@ def debrief(report: Any, *, scenario_file: str | None = None, history_dir: str |
             trainer_records: list[dict[str, Any]] | None = None) -> Debrief:
     """The debrief of a drill report (`report.scenario` is set); with `trainer_records` (the
     whole journal), the trainer's, with the trainer notes."""
-    from .review import decisions
-
     scenario_id = str(report.scenario)
     scenario, path, note = _scenario(scenario_id, report.file, scenario_file)
     out = Debrief(scenario_id, scenario, path, note, decisions=decisions(report.timings))
@@ -212,12 +212,6 @@ def debrief(report: Any, *, scenario_file: str | None = None, history_dir: str |
 # -- earlier runs ---------------------------------------------------------------------------------
 
 
-def _journals(root: Path) -> Iterator[Path]:
-    if (root / JOURNAL).is_file():
-        yield root / JOURNAL
-    yield from sorted(p for p in root.rglob(JOURNAL) if p.parent != root)
-
-
 def _row(path: Path, scenario: Any, current: Path) -> HistoryRun:
     contents = read_journal(path)
     first = contents.started or {}
@@ -233,10 +227,8 @@ def _row(path: Path, scenario: Any, current: Path) -> HistoryRun:
 
 def _history(root: Path, scenario_id: str, scenario: Any, report: Any) -> tuple[list[HistoryRun], str]:
     """The latest runs of the same scenario under `root`, oldest first, this run included."""
-    from .stats import scenario_of
-
     current = Path(report.source)
-    matches = [p for p in _journals(root) if scenario_of(p) == scenario_id]
+    matches = [p for p in journals_under(root) if scenario_of(p) == scenario_id]
     if not any(p.resolve() == current.resolve() for p in matches):
         matches.append(current)
     rows = [_row(p, scenario, current) for p in matches]

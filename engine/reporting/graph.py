@@ -1,5 +1,5 @@
-"""A runbook's flow as a diagram (Mermaid or Graphviz DOT; graph_svg draws it as a picture),
-for documentation and review.
+"""A runbook's flow as a diagram (Mermaid or Graphviz DOT; graph_layout places it and
+graph_svg draws it as a picture), for documentation and review.
 
 Phases are clusters; steps run top to bottom; a step with `when` gets a decision node
 whose "no" branch skips it; a detection step's `expect` can end the run as not

@@ -8,7 +8,6 @@ format a `Report`; they compute nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from engine.run.journal import read_journal, run_finished
 from engine.run.metrics import MILESTONES, Timings, timings
 from engine.run.records import clean
 
+from ._format import plain
+from .review import review
 from .timeline import Bar, Timeline, build_timeline
 
 SLOWEST = 5
@@ -156,6 +157,8 @@ def build_report(source: str | os.PathLike[str], *, scenario_file: str | None = 
     whole = [clean(r) for r in contents.records]
     drill = bool(next((r for r in whole if r.get("event") == "run.started"), {}).get("scenario"))
     if drill and not trainer:
+        # The debrief is imported for drills only: it brings the drill scorer, and with
+        # it the execution loop, which a live run's report never needs.
         from .debrief import trainee_view
 
         whole = trainee_view(whole)
@@ -169,40 +172,26 @@ def build_report(source: str | os.PathLike[str], *, scenario_file: str | None = 
         objectives = report.drill.scenario.objectives if report.drill.scenario is not None else None
         report.key_times = _key_times(report.timings, report.started_at, objectives)
     else:
-        from .review import review
-
         report.review = review(report, contents.records)
     return report
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
 def to_dict(report: Report) -> dict[str, Any]:
     """The report as plain data (the JSON format): the facts, and what was derived."""
-    data = _plain(report)
+    data = plain(report)
     data.pop("drill", None)
     data.pop("review", None)
     data["format"] = "runbook-report/1"
     data["status"] = report.status_text
-    data["key_times"] = [{**_plain(k), "met": k.met} for k in report.key_times]
+    data["key_times"] = [{**plain(k), "met": k.met} for k in report.key_times]
     data["time"] = {"people": report.people_time, "machine": report.machine_time, "delays": report.delay_time}
     data["slowest"] = [{"step": b.step, "duration": b.duration, "status": b.status} for b in report.slowest]
-    data["stop"] = {**_plain(report.timeline.stop), "text": report.timeline.stop.describe()} \
+    data["stop"] = {**plain(report.timeline.stop), "text": report.timeline.stop.describe()} \
         if report.timeline.stop else None
     if report.drill is not None:
         data["drill"] = report.drill.to_dict()
     if report.review is not None:
-        data["review"] = _plain(report.review)
+        data["review"] = plain(report.review)
     return data
 
 

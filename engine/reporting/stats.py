@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import JournalError
-from engine.run.journal import JOURNAL, decode, first_record, journal_lines, open_journal
+from engine.run.journal import decode, journal_lines, open_journal
 from engine.run.metrics import MILESTONES, percentile, timings
 from engine.run.records import clean
+
+from ._format import dur, plain
+from .journals import journal_files
 
 METRICS = tuple((m.attr, m.verb) for m in MILESTONES)
 # The records the key times are computed from; everything else is skipped unparsed.
@@ -126,26 +129,6 @@ def read_point(path: str | os.PathLike[str]) -> RunPoint | None:
     return RunPoint(str(path), t.run_id, t.runbook, t.scenario, t.mode, _epoch(started.get("t")),
                     str(t.outcome) if t.complete else "unfinished", t.duration,
                     t.acknowledged, t.triaged, t.mitigated, t.recovered)
-
-
-def scenario_of(path: str | os.PathLike[str]) -> str | None:
-    """The scenario a journal's run played (first line only); None for a live run."""
-    record = first_record(Path(path)) or {}
-    value = record.get("scenario")
-    return str(value) if value else None
-
-
-def journal_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Every journal under the given files and directories (recursively), each once."""
-    seen: set[str] = set()
-    for given in paths:
-        root = Path(given)
-        found = [root] if root.is_file() else [Path(d, JOURNAL) for d, _, files in os.walk(root) if JOURNAL in files]
-        for path in sorted(found):
-            key = os.path.realpath(path)
-            if key not in seen:
-                seen.add(key)
-                yield path
 
 
 # -- aggregation --------------------------------------------------------------------------------
@@ -282,8 +265,6 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> Stats:
 
 
 def _pair(group: Group, metric: str) -> str:
-    from ._format import dur
-
     p50, p90 = group.p(metric, 50), group.p(metric, 90)
     return "-" if p50 is None else f"{dur(p50)}/{dur(p90)}"
 
@@ -309,16 +290,14 @@ def render_text(stats: Stats) -> str:
 
 
 def to_dict(stats: Stats) -> dict[str, Any]:
-    from .report import _plain
-
     groups = []
     for g in stats.groups:
         groups.append({
             "runbook": g.runbook, "scenario": g.scenario, "runs": len(g.runs), "outcomes": g.outcomes,
             "modes": g.modes,
             "times": {m: {"n": len(g.values(m)), "p50": g.p(m, 50), "p90": g.p(m, 90)} for m, _ in METRICS},
-            "trends": {m: _plain(g.trend(m)) for m, _ in METRICS},
-            "headline": _plain(g.headline),
+            "trends": {m: plain(g.trend(m)) for m, _ in METRICS},
+            "headline": plain(g.headline),
         })
     return {"format": "runbook-stats/1", "journals": stats.journals, "skipped": stats.skipped,
             "seconds": round(stats.seconds, 3), "groups": groups}

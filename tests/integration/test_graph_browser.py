@@ -18,7 +18,7 @@ from support import ROOT
 
 from engine.language.validation import load_runbook
 from engine.reporting.graph import build_graph
-from engine.reporting.graph_svg import TIP
+from engine.reporting.graph_layout import TIP
 
 pytestmark = pytest.mark.integration
 
