@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from simkit import drill, finished, load_pair, path_of, records
 
-from engine.run.journal import JournalWriter, read_journal
+from engine.run.journal import read_journal
+from engine.run.journal_writer import JournalWriter
 from engine.run.metrics import timings
 from engine.simulation.drill import DrillSetup, render_scorecard, run_scenario, score
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import JournalError
+from engine.executors.timestamps import iso
 from engine.run import journal as journal_module
 from engine.run.events import (
     PhaseStarted,
@@ -23,17 +24,8 @@ from engine.run.events import (
     StepStarted,
     from_record,
 )
-from engine.run.journal import (
-    JOURNAL,
-    RESERVE,
-    JournalWriter,
-    encode,
-    first_record,
-    iso,
-    last_record,
-    new_run_id,
-    read_journal,
-)
+from engine.run.journal import JOURNAL, first_record, last_record, read_journal
+from engine.run.journal_writer import RESERVE, JournalWriter, encode, new_run_id
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -385,7 +377,7 @@ def test_encode_never_fails_and_always_writes_a_decodable_line(value: object) ->
 
 
 def test_jsonable_cuts_deep_values_and_replaces_what_json_cannot_hold() -> None:
-    from engine.run.journal import MAX_DEPTH, TOO_DEEP, jsonable
+    from engine.run.journal_writer import MAX_DEPTH, TOO_DEEP, jsonable
 
     cut = jsonable(_deep(MAX_DEPTH + 10))
     depth = 0

@@ -20,7 +20,8 @@ from engine.errors import UsageError
 from engine.executors.base import Invocation, Result
 from engine.executors.prompts import Participant
 from engine.language.validation import load_runbook, load_scenario
-from engine.run.journal import JournalWriter, read_journal
+from engine.run.journal import read_journal
+from engine.run.journal_writer import JournalWriter
 from engine.simulation.drill import run_scenario
 from engine.simulation.replay import SECRET_PLACEHOLDER, dump, scenario_from_run
 from engine.testing import ScriptedExecutor, run_text

@@ -35,6 +35,7 @@ from engine.home import home
 from engine.language.model import empty_map
 
 from ._webhook import Cancellable, deliver, redact, slack_text
+from .timestamps import iso
 
 CONFIG_NAME = "channels.yaml"
 TYPES = ("stdout", "file", "webhook")
@@ -207,8 +208,6 @@ class Notifier:
 
 
 def _append(spec: Channel, text: str, meta: Mapping[str, Any]) -> Delivery:
-    from engine.run.journal import iso
-
     assert spec.path is not None
     fields = {k: v for k, v in meta.items() if v is not None}
     line = json.dumps({"t": iso(time.time()), "channel": spec.name, "text": text, **fields})

@@ -31,7 +31,7 @@ from engine.templates import templating
 
 from ._shown import Shown, visible
 from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepProcess, StepStarted
-from .journal import jsonable
+from .journal_writer import jsonable
 from .masking import MaskedStream
 from .state import StepRecord
 

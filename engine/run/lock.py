@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.executors.timestamps import iso
 
 
 class LockHeld(EngineError):
@@ -124,8 +125,6 @@ def _read(fd: int) -> dict[str, Any]:
 
 
 def _held_message(holder: dict[str, Any], hosts: list[str]) -> str:
-    from .journal import iso
-
     started = holder.get("started_at")
     when = iso(started) if isinstance(started, (int, float)) else "unknown time"
     return (

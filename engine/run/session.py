@@ -27,7 +27,7 @@ from .clock import RealClock
 from .console import Console
 from .continuation import Choices, advice, plan
 from .events import EventBus
-from .journal import JournalWriter, new_run_id
+from .journal_writer import JournalWriter, new_run_id
 from .leftovers import Settler
 from .lock import RunLock
 from .lock import lock_dir as machine_lock_dir

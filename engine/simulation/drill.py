@@ -19,7 +19,7 @@ from engine.language.scenario import Scenario
 from engine.run.clock import Clock, Timers, VirtualClock
 from engine.run.events import Acknowledged, EventBus
 from engine.run.inputs import resolve
-from engine.run.journal import MemoryJournal
+from engine.run.journal_writer import MemoryJournal
 from engine.run.masking import Masker
 from engine.run.metrics import MILESTONES, Timings, timings
 from engine.run.runner import Runner, RunResult, Services

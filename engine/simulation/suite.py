@@ -115,7 +115,7 @@ def run_suite(files: list[str], *, seed: int | None = None, runs_dir: Path | Non
         observers: tuple[Any, ...] = ()
         writer = None
         if runs_dir is not None:
-            from engine.run.journal import JournalWriter
+            from engine.run.journal_writer import JournalWriter
 
             writer = JournalWriter(fresh(runs_dir / names[path]), fsync=False)
             observers = (writer,)

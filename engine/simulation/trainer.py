@@ -25,7 +25,7 @@ from engine.language.scenario import Scenario
 from engine.run.clock import DrillClock
 from engine.run.console import Console
 from engine.run.events import ClockControl, HintShown, InjectFired
-from engine.run.journal import JournalWriter, new_run_id
+from engine.run.journal_writer import JournalWriter, new_run_id
 from engine.run.runner import Runner
 
 from .drill import DrillRun, DrillSetup, render_scorecard, run_scenario

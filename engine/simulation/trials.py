@@ -92,7 +92,7 @@ def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | No
 def _trial(scenario: Scenario, runbook: Runbook, setup: DrillSetup, run_dir: Path | None) -> Any:
     if run_dir is None:
         return run_scenario(scenario, runbook, setup)
-    from engine.run.journal import JournalWriter
+    from engine.run.journal_writer import JournalWriter
 
     from .suite import fresh
 

@@ -27,7 +27,7 @@ from livekit import (
     wait_for,
 )
 
-from engine.run.journal import iso
+from engine.executors.timestamps import iso
 
 pytestmark = pytest.mark.integration
 
