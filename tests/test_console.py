@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli.commands import _use_color
+from engine.cli.base import use_color as _use_color
 from engine.run.console import PARTIAL_LIMIT, Console
 from engine.run.events import (
     Approval,

@@ -1,6 +1,12 @@
-"""CLI: the `runbook` command. Parses arguments, calls the library, prints, and maps
-`EngineError` to exit codes in one place (`entry`); a fast path runs `runbook validate`
-without importing click.
+"""CLI: the `runbook` command. `entry` is the console script (`python -m engine` too): it
+runs a plain `runbook validate` on a fast path without click (`_validate_main`, shared
+with the click command) and hands everything else to `commands`, the click group. Each
+command group is a module: `authoring` (validate, schema, new, rules), `live` (run,
+resume, runs), `drills` (test, drill, scenario from-run), `reports` (report, stats,
+graph). `base` maps EngineError to exit codes in one place and says where output goes.
+Commands parse arguments, call the library and print; the library never prints or exits.
 
 Layer: the top. It may import every package.
 """
+
+__all__ = ["authoring", "base", "commands", "drills", "entry", "live", "reports"]

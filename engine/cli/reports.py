@@ -1,0 +1,85 @@
+"""Commands that read journals and runbooks to show them: `report`, `stats` and `graph`."""
+
+from __future__ import annotations
+
+import click
+
+from .base import emit
+
+
+@click.command()
+@click.argument("source", metavar="RUN_DIR|JOURNAL", type=click.Path(exists=True))
+@click.option("-f", "--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here (default: stdout).")
+@click.option("--scenario", "scenario_file", type=click.Path(dir_okay=False, exists=True),
+              help="The drill's scenario file (default: found by id near the run's runbook).")
+@click.option("--history", "history_dir", type=click.Path(file_okay=False, exists=True),
+              help="Compare with earlier runs of the same scenario under this directory.")
+@click.option("--trainer", is_flag=True,
+              help="A drill's debrief for the trainer: with the scenario's description, each injected event's "
+                   "kind and why each fault is there (the default debrief, for trainees, leaves them out).")
+def report(source: str, fmt: str, output: str | None, scenario_file: str | None, history_dir: str | None,
+           trainer: bool) -> None:
+    """Report on a run from its journal: timeline, key times, and a drill debrief
+    or a post-incident review draft (Markdown, one self-contained HTML file, or JSON)."""
+    from engine.reporting.report import build_report
+
+    built = build_report(source, scenario_file=scenario_file, history_dir=history_dir, trainer=trainer)
+    if fmt == "html":
+        from engine.reporting.html import render_html
+
+        text = render_html(built)
+    elif fmt == "json":
+        from engine.reporting.report import render_json
+
+        text = render_json(built)
+    else:
+        from engine.reporting.markdown import render_markdown
+
+        text = render_markdown(built)
+    emit(text, output)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the statistics here (default: stdout).")
+def stats(paths: tuple[str, ...], fmt: str, output: str | None) -> None:
+    """Statistics over many journals (run directories, searched recursively): per runbook
+    and scenario, runs, outcomes, p50/p90 of the key times, and the trend."""
+    from engine.reporting import stats as stats_mod
+
+    collected = stats_mod.collect(paths)
+    if fmt == "html":
+        from engine.reporting.html import render_stats_html
+
+        text = render_stats_html(collected)
+    else:
+        text = stats_mod.render_json(collected) if fmt == "json" else stats_mod.render_text(collected)
+    emit(text, output)
+
+
+@click.command()
+@click.argument("runbook_file", metavar="RUNBOOK", type=click.Path(dir_okay=False, exists=True))
+@click.option("-f", "--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid",
+              show_default=True, help="Mermaid or Graphviz text, or an SVG picture (no Graphviz needed).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the diagram here (default: stdout).")
+@click.option("--no-includes", is_flag=True, help="Show included runbooks as one node, not expanded.")
+def graph(runbook_file: str, fmt: str, output: str | None, no_includes: bool) -> None:
+    """Draw a runbook's flow (phases, steps, conditions, rollbacks, includes) as Mermaid,
+    Graphviz DOT, or a self-contained SVG picture to open in a browser."""
+    from engine.language.validation import load_runbook
+    from engine.reporting.graph import build_graph, render_dot, render_mermaid
+
+    flow = build_graph(load_runbook(runbook_file), expand_includes=not no_includes)
+    if fmt == "svg":
+        from engine.reporting.graph_svg import render_svg
+
+        text = render_svg(flow)
+    else:
+        text = render_dot(flow) if fmt == "dot" else render_mermaid(flow)
+    emit(text, output)
+
+
+COMMANDS = (report, stats, graph)
