@@ -1,4 +1,4 @@
-"""engine.language.diagnostics: the Diagnostic record and the text, json, github, sarif and junit formats."""
+"""engine.language.diagnostics and formats: the Diagnostic record and the text, json, github, sarif, junit formats."""
 
 from __future__ import annotations
 
@@ -11,21 +11,9 @@ import pytest
 from support import FIXTURES
 
 from engine import __version__
-from engine.language.diagnostics import (
-    FORMATS,
-    Diagnostic,
-    Report,
-    Severity,
-    dotted,
-    format_github,
-    format_json,
-    format_junit,
-    format_sarif,
-    format_text,
-    json_pointer,
-    render,
-    rule_catalog,
-)
+from engine.language.diagnostics import Diagnostic, Report, Severity, dotted, json_pointer
+from engine.language.formats import FORMATS, format_github, format_json, format_junit, format_sarif, format_text, render
+from engine.language.lint import rule_catalog
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 

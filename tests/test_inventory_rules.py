@@ -15,9 +15,9 @@ from support import ROOT, positions, unmark
 
 import engine.language._inventory_rules  # noqa: F401  (registers the inventory rules)
 from engine.cli.commands import cli
-from engine.language.diagnostics import Diagnostic, rule_catalog
+from engine.language.diagnostics import Diagnostic
 from engine.language.inventory import load_inventory
-from engine.language.lint import RULES
+from engine.language.lint import RULES, rule_catalog
 from engine.language.schema import issues
 from engine.language.validation import check_file, validate_paths
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.language.lint import runbook_fields, step_fields
+from engine.language.fields import runbook_fields, step_fields
 from engine.language.loader import load_file
 from engine.language.model import build_runbook
 from engine.templates import templating

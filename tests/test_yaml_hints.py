@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from support import unmark
 
-from engine.language.diagnostics import render
+from engine.language.formats import render
 from engine.language.loader import LoadError, load_text
 from engine.language.validation import validate_paths
 

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.language.lint import KnownChannels
+    from engine.language.channels import KnownChannels
 
 FORMATS = ("text", "json", "github", "sarif", "junit")
 
@@ -36,7 +36,7 @@ def known_channels(path: str | None) -> KnownChannels | None:
     """The channels config to check channel names against: the one given, else
     $RUNBOOK_CHANNELS, else channels.yaml in the runbook home if there is one."""
     from engine.executors.notify import config_path, load_channels
-    from engine.language.lint import KnownChannels
+    from engine.language.channels import KnownChannels
 
     if config_path(path) is None:
         return None
@@ -48,7 +48,7 @@ def run_validate(paths: tuple[str, ...] | list[str], *, fmt: str = "text", outpu
                  strict: bool = False, jobs: int | None = None, inventory: str | None = None,
                  color: bool | None = None, cache: bool | None = None, channels: str | None = None) -> int:
     """Validate, print the report, and return the exit status (0 clean, 1 problems, 2 I/O)."""
-    from engine.language.diagnostics import render
+    from engine.language.formats import render
     from engine.language.validation import Options, validate_paths
 
     groups = None

@@ -71,7 +71,7 @@ def rules(fmt: str) -> None:
     """List every validation rule with its id and rationale."""
     import json
 
-    from engine.language.diagnostics import rule_catalog
+    from engine.language.lint import rule_catalog
 
     catalog = rule_catalog()
     if fmt == "json":

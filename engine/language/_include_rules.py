@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import includes
-from .lint import ERROR, DataPath, Finding, RunbookCheck, _did_you_mean, rule
 from .model import IncludeSpec, Step
+from .rules import ERROR, DataPath, Finding, did_you_mean, rule
+from .runbook_check import RunbookCheck
 
 
 def _place(c: RunbookCheck, step: Step) -> DataPath:
@@ -104,7 +105,7 @@ def _include_inputs(c: RunbookCheck) -> Iterator[Finding]:
             if name not in child.inputs:
                 yield Finding((*step.path, "include", "inputs", name),
                               f"included runbook '{child.id}' has no input '{name}'"
-                              f"{_did_you_mean(name, child.inputs)}", key=True)
+                              f"{did_you_mean(name, child.inputs)}", key=True)
         missing = [n for n, i in child.inputs.items() if i.required and not i.env and n not in spec.inputs]
         if missing:
             yield Finding(_place(c, step), f"included runbook '{child.id}' needs input(s) "

@@ -13,8 +13,8 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from .diagnostics import Diagnostic
-from .lint import ERROR, DataPath, Finding, _did_you_mean, _run_rules, rule
 from .loader import Document
+from .rules import ERROR, DataPath, Finding, did_you_mean, rule, run_rules
 
 _IMPLICIT_GROUPS = ("all", "ungrouped")
 # RFC 1123 host names (and the underscores real inventories use), or an IP address.
@@ -77,7 +77,7 @@ def lint_inventory(doc: Document) -> tuple[Any, list[Diagnostic]]:
     from ._inventory_formats import Own
     from .inventory import InventoryError
 
-    diags = _run_rules("inventory", InventoryCheck(doc), doc)
+    diags = run_rules("inventory", InventoryCheck(doc), doc)
     try:
         return Own(doc.file).build(doc.data), diags
     except InventoryError:
@@ -93,7 +93,7 @@ def _unknown_children(c: InventoryCheck) -> Iterator[Finding]:
         for child in entries:
             if child.name not in known:
                 yield Finding(child.path, f"group '{parent}' names child group '{child.name}', which is not "
-                                          f"defined under groups{_did_you_mean(child.name, c.groups)}",
+                                          f"defined under groups{did_you_mean(child.name, c.groups)}",
                               key=child.key)
 
 

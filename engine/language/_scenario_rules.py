@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .diagnostics import Diagnostic
-from .lint import ERROR, WARNING, Finding, _did_you_mean, _run_rules, rule
 from .loader import Document
 from .model import MISSING, AskField, HttpSpec, ManualSpec, Runbook, RunSpec, Step
-from .scenario import Participant, Response, Scenario
+from .rules import ERROR, WARNING, Finding, did_you_mean, rule, run_rules
+from .scenario import ACKNOWLEDGE, Participant, Response, Scenario
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 
@@ -38,7 +38,7 @@ def lint_scenario(doc: Document, scenario: Scenario, runbook: Runbook | None, *,
                   runbook_errors: int = 0, runbook_exists: bool = True,
                   runbook_kind: str | None = None) -> list[Diagnostic]:
     check = ScenarioCheck(doc, scenario, runbook, runbook_errors, runbook_exists, runbook_kind)
-    return _run_rules("scenario", check, doc)
+    return run_rules("scenario", check, doc)
 
 
 @rule("RB201", "scenario-runbook-missing", ERROR,
@@ -58,7 +58,7 @@ def _unknown_steps(c: ScenarioCheck, ids: Iterator[tuple[tuple[str | int, ...], 
                    what: str) -> Iterator[Finding]:
     for path, step_id in ids:
         if c.unknown(step_id):
-            hint = _did_you_mean(step_id, c.step_ids)
+            hint = did_you_mean(step_id, c.step_ids)
             yield Finding(path, f"{what} names step '{step_id}', which the runbook lacks{hint}",
                           key=isinstance(path[-1], str) and path[-1] == step_id)
 
@@ -74,8 +74,6 @@ def _response_steps(c: ScenarioCheck) -> Iterator[Finding]:
 @rule("RB203", "unknown-participant-step", ERROR,
       "Scripted answers for a missing step are never given.", kind="scenario")
 def _participant_steps(c: ScenarioCheck) -> Iterator[Finding]:
-    from engine.simulation.people import ACKNOWLEDGE  # reserved: who takes the page, and when
-
     ids = ((("participants", k), k) for k in c.scenario.participants if k != ACKNOWLEDGE)
     yield from _unknown_steps(c, ids, "participants")
 
@@ -192,7 +190,7 @@ def _answer_problems(step: Step, who: Participant) -> Iterator[Finding]:
         ask = fields.get(name)
         if ask is None:
             yield Finding((*base, name), f"step '{step.id}' asks no question '{name}'"
-                                         f"{_did_you_mean(name, fields)}", key=True)
+                                         f"{did_you_mean(name, fields)}", key=True)
         elif (problem := _misfit(ask, value)) is not None:
             yield Finding((*base, name), problem)
     # An unattended drill has nobody to type the answer to a question without default.
@@ -230,7 +228,7 @@ def _inputs(c: ScenarioCheck) -> Iterator[Finding]:
     for name in c.scenario.inputs:
         if name not in declared:
             yield Finding(("inputs", name), f"the runbook has no input '{name}'"
-                                            f"{_did_you_mean(name, declared)}", key=True)
+                                            f"{did_you_mean(name, declared)}", key=True)
     labels = dict(c.scenario.alert or {})
     for name, spec in declared.items():
         from_alert = spec.alert is not None and _alert_has(labels, spec.alert)
@@ -269,4 +267,4 @@ def _mitigated_when(c: ScenarioCheck) -> Iterator[Finding]:
         return
     for name in sorted(found.names - _WORLD_NAMES):
         yield Finding(("mitigated_when",), f"`{text}` uses '{name}'; the world's condition sees only "
-                                           f"`state` and `inputs`{_did_you_mean(name, _WORLD_NAMES)}")
+                                           f"`state` and `inputs`{did_you_mean(name, _WORLD_NAMES)}")

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from .duration import MAX_TEXT
-from .lint import ERROR, Field, Finding, RunbookCheck, rule, spot
+from .fields import Field, spot
 from .model import MISSING, AskField, ManualSpec, Runbook, compile_pattern, too_long
+from .rules import ERROR, Finding, rule
+from .runbook_check import RunbookCheck
 
 # Where a string goes to execve, a socket or an SSH channel: none of them carries a NUL.
 _COMMAND_PARTS = (("run",), ("env",), ("http", "url"), ("http", "headers"))

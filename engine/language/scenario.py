@@ -14,6 +14,10 @@ from .duration import parse_duration
 from .loader import Document, SourceMap
 from .model import empty_map, frozen_map
 
+# The reserved `participants` key of the one who takes the page, and when (a drill's
+# acknowledgement), beside the keys that name steps.
+ACKNOWLEDGE = "acknowledge"
+
 # z-score of the 90th percentile of a standard normal: a lognormal's p90 is
 # median * exp(sigma * Z90).
 _Z90 = 1.2815515655446004

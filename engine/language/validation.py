@@ -36,7 +36,7 @@ _PARALLEL_MIN_FILES = 48
 class Options(NamedTuple):
     strict: bool = False
     inventory_groups: frozenset[str] | None = None
-    channels: Any = None  # lint.KnownChannels: the channels config runbooks are checked against
+    channels: Any = None  # channels.KnownChannels: the channels config runbooks are checked against
     jobs: int | None = None
     limits: Limits = DEFAULT_LIMITS
     cache: bool | None = None  # None: on unless RUNBOOK_NO_CACHE is set

@@ -51,7 +51,7 @@ ROLLED_BACK = ("failed", "aborted", "refused")  # outcomes after which completed
 def _mentions(runbook: Runbook, word: str) -> bool:
     key = f"mentions:{word}"
     if key not in runbook.derived:
-        from engine.language.lint import step_fields
+        from engine.language.fields import step_fields
 
         runbook.derived[key] = any(word in f.text for s in runbook.steps(rollbacks=True) for f in step_fields(s))
     return bool(runbook.derived[key])

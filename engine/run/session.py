@@ -91,7 +91,7 @@ def _check_channels(runbook: Runbook, notifier: Any) -> None:
     if config is None or config.file is None:
         return
     from engine.executors.notify import did_you_mean
-    from engine.language.lint import channel_uses
+    from engine.language.channels import channel_uses
 
     problems = [f"  {runbook.where(path)}: channel '{name}' is not in {config.file}"
                 f"{did_you_mean(name, config.channels)}"

@@ -8,10 +8,8 @@ from typing import Any
 
 from engine.executors.prompts import Answer, ApprovalReply, ApprovalRequest, Question, Unanswered, coerce
 from engine.language.model import MISSING
-from engine.language.scenario import Participant, Scenario
+from engine.language.scenario import ACKNOWLEDGE, Participant, Scenario
 from engine.run.events import HintShown
-
-ACKNOWLEDGE = "acknowledge"  # reserved participants key: who takes the page, and when
 
 
 class ScenarioPrompter:

@@ -1,0 +1,181 @@
+"""Fields: every string of a runbook that may hold a template or is an expression, with
+the stage it is evaluated in (before the step runs, after it, outside steps) and where it
+is in the file. Lint rules read them; the run loop asks which names a runbook mentions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from engine.templates import templating
+
+from .model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, Runbook, RunSpec, SetSpec, Step
+from .model import Path as DataPath
+
+_REGIONS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
+def spot(text: str, needle: str, *, expression: bool = False, prefix: str = "",
+         ) -> tuple[int, int] | None:
+    """(line, column), 1-based, of `needle` used as a name in a template or expression.
+
+    The needle must stand alone (`steps.check` is not found inside `steps.checks`, nor
+    `item` inside `inputs.item`) and, in a template, inside `{{ }}` or `{% %}`: the word
+    `item` in the text around them is not the name `item`. `prefix` is a regex that must
+    come just before it (`\\|\\s*` for a filter).
+    """
+    pattern = re.compile(rf"{prefix}(?<![\w.])(?P<needle>{re.escape(needle)})(?!\w)")
+    regions = [(0, len(text))] if expression else [m.span() for m in _REGIONS.finditer(text)]
+    for start, end in [*regions, (0, len(text))]:
+        match = pattern.search(text, start, end)
+        if match is not None:
+            return line_col(text, match.start("needle"))
+    index = text.find(needle)
+    return line_col(text, index) if index >= 0 else None
+
+
+def line_col(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def spot_line(text: str, line: int) -> tuple[int, int]:
+    """The first `{{` or `{%` on a template line (Jinja reports lines, not columns)."""
+    lines = text.split("\n")
+    content = lines[line - 1] if 0 < line <= len(lines) else ""
+    cols = [c for c in (content.find("{{"), content.find("{%")) if c >= 0]
+    return line, (min(cols) + 1 if cols else 1)
+
+
+
+BASE_NAMES = frozenset({"inputs", "vars", "steps", "run", "runbook", "incident"})
+BEFORE_NAMES = BASE_NAMES | {"host", "attempt"}
+RESULT_NAMES = frozenset(
+    {"stdout", "stderr", "exit_code", "status", "json", "body", "headers", "outputs", "answers",
+     "hosts", "duration", "items"}
+)
+STAGE_NAMES = {
+    "before": BEFORE_NAMES,
+    "after": BEFORE_NAMES | RESULT_NAMES,
+    "runbook": frozenset({"inputs", "vars", "run", "runbook", "incident"}),
+    "update": BASE_NAMES | {"update", "escalation"},
+}
+
+
+class Field:
+    """One string of the runbook that may hold templates (or is an expression)."""
+
+    __slots__ = ("analysis", "braced", "expression", "notify", "path", "stage", "step", "text")
+
+    def __init__(self, path: DataPath, text: str, expression: bool = False, stage: str = "before",
+                 step: Step | None = None, notify: bool = False) -> None:
+        self.path, self.text, self.expression, self.stage = path, text, expression, stage
+        self.step = step
+        self.notify = notify  # a message that leaves the run (secrets must not be in it)
+        # Every field is analysed by some rule: do it once, here (analysis is cached by text).
+        self.braced = self.expression and templating.has_template(self.text)  # `{{ }}` in an expression
+        # `when: "{{ x }}"` is RB107's; the names inside are still real references.
+        expression = self.expression and not self.braced
+        self.analysis = templating.analyze(self.text, expression=expression)
+
+    def spot(self, needle: str, prefix: str = "") -> tuple[int, int] | None:
+        """Where `needle` is used in this field, for the diagnostic's position."""
+        return spot(self.text, needle, expression=self.expression and not self.braced,
+                    prefix=prefix)
+
+    def allowed_names(self) -> frozenset[str]:
+        names = STAGE_NAMES[self.stage]
+        if self.step is not None and self.step.for_each is not None and "for_each" not in self.path:
+            names = names | {"item"}
+        return names | templating.known_globals()
+
+
+def _strings(value: Any, path: DataPath) -> Iterator[tuple[DataPath, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict) or hasattr(value, "items"):
+        for k, v in value.items():
+            yield from _strings(v, (*path, k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i))
+
+
+def step_fields(step: Step) -> Iterator[Field]:
+    """Every template and expression of a step, with the stage it is evaluated in."""
+    p, spec = step.path, step.spec
+
+    def f(sub: DataPath, text: str, **kw: Any) -> Field:
+        return Field((*p, *sub), text, step=step, **kw)
+
+    for name in ("title", "description"):
+        if getattr(step, name):
+            yield f((name,), getattr(step, name))
+    if step.when:
+        yield f(("when",), step.when, expression=True)
+    if isinstance(step.for_each, str):
+        yield f(("for_each",), step.for_each, expression=True)
+    elif step.for_each is not None:  # a literal list: its strings are templates
+        for sub, text in _strings(step.for_each, ("for_each",)):
+            yield f(sub, text)
+    yield from _spec_fields(step, spec, f)
+    for k, v in step.env.items():
+        yield f(("env", k), v)
+    if step.confirm is not None and step.confirm.message:
+        # `confirm: text` or `confirm: {message: text}`; RunbookCheck.fields tells them apart
+        yield f(("confirm",), step.confirm.message)
+    for k, v in step.outputs.items():
+        yield f(("outputs", k), v, stage="after")
+    for name in ("expect", "until"):
+        if getattr(step, name):
+            yield f((name,), getattr(step, name), expression=True, stage="after")
+    for undo in step.rollback:
+        yield from step_fields(undo)
+
+
+def _spec_fields(step: Step, spec: Any, f: Callable[..., Field]) -> Iterator[Field]:
+    if isinstance(spec, RunSpec):
+        yield f(("run",), spec.command)
+        if spec.stdin:
+            yield f(("stdin",), spec.stdin)
+    elif isinstance(spec, HttpSpec):
+        yield f(("http", "url"), spec.url)
+        for sub, text in _strings(dict(spec.headers), ("http", "headers")):
+            yield f(sub, text)
+        for sub, text in _strings(spec.body, ("http", "body")):
+            yield f(sub, text)
+    elif isinstance(spec, ManualSpec):
+        yield f(("manual",), spec.text)
+        for ask in spec.ask:
+            if ask.prompt:
+                yield f(("ask", ask.name, "prompt"), ask.prompt)
+    elif isinstance(spec, NotifySpec):
+        yield f(("notify", "message"), spec.message, notify=True)
+        if spec.title:
+            yield f(("notify", "title"), spec.title, notify=True)
+    elif isinstance(spec, SetSpec):
+        for sub, text in _strings(dict(spec.values), ("set",)):
+            yield f(sub, text)
+    elif isinstance(spec, IncludeSpec):
+        for sub, text in _strings(dict(spec.inputs), ("include", "inputs")):
+            yield f(sub, text)
+
+
+def runbook_fields(rb: Runbook) -> Iterator[Field]:
+    """Templates outside steps: target hosts, links, updates, escalation."""
+    for name, target in rb.targets.items():
+        for i, host in enumerate(target.hosts):
+            yield Field(("targets", name, "hosts", i), host, stage="runbook")
+    for i, link in enumerate(rb.links):
+        yield Field(("links", i, "url"), link.url, stage="runbook")
+    if rb.updates is not None and rb.updates.message:
+        yield Field(("updates", "message"), rb.updates.message, stage="update", notify=True)
+    for rule_ in rb.escalation:
+        if rule_.when:
+            yield Field(("escalation", rule_.number, "when"), rule_.when, expression=True,
+                        stage="update")
+        if rule_.message:
+            yield Field(("escalation", rule_.number, "message"), rule_.message, stage="update",
+                        notify=True)
