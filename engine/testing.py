@@ -20,7 +20,8 @@ from engine.language.duration import format_duration
 from engine.run.clock import VirtualClock
 from engine.run.events import Event, EventBus, Stamp
 from engine.run.masking import Masker
-from engine.run.runner import Runner, RunResult, Services
+from engine.run.runner import Runner, RunResult
+from engine.run.services import Services
 
 Reply = str | int | Mapping[str, Any] | Result | Callable[[Invocation], Result]
 

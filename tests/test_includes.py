@@ -20,7 +20,8 @@ from engine.language.model import build_runbook
 from engine.language.validation import check_file, load_runbook
 from engine.run.clock import VirtualClock
 from engine.run.events import EventBus, RunFinished, StepFinished
-from engine.run.runner import Runner, RunResult, Services
+from engine.run.runner import Runner, RunResult
+from engine.run.services import Services
 from engine.testing import Recorder, ScriptedExecutor
 
 RUNBOOK_BIN = str(Path(sys.executable).with_name("runbook"))

@@ -22,7 +22,8 @@ from engine.run.events import (
     StepOutput,
     StepStarted,
 )
-from engine.run.runner import RunResult, Services
+from engine.run.runner import RunResult
+from engine.run.services import Services
 from engine.testing import Recorder, ScriptedExecutor, run_text
 
 

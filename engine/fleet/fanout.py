@@ -1,4 +1,4 @@
-"""Fan-out: a step's command on every host of its target (`Services.remote`).
+"""Fan-out: one invocation (a step's command) on every host of a target, under a policy.
 
 Hosts run `parallel` at a time (default 10). `serial` splits them into rolling
 batches (`2` hosts, or `25%` of them): a batch starts when the previous one is done.
@@ -8,8 +8,9 @@ finish, and the step fails. Without `max_failures` every host runs and any failu
 fails the step; with `serial`, a batch with a failure stops the rollout.
 
 Each host runs in a worker thread; the workers hand their output and results to the
-calling thread through a queue, so events are emitted (masked, journaled, shown) from
-one thread only, in order.
+calling thread through a queue, so the caller's sink and `on_host` hear of them from
+one thread only, in order. What the hosts came to is a FanOutResult; the run layer
+makes it the step's attempt and its events (fleet knows nothing of the run loop).
 """
 
 from __future__ import annotations
@@ -18,18 +19,13 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.errors import TemplateError
 from engine.executors.base import Cancel, Executor, Invocation, OutputSink, Result
 from engine.language.model import Step, Target
-from engine.run._step import Attempt
-from engine.run.events import HostFinished
-
-if TYPE_CHECKING:
-    from engine.run.runner import Runner
 
 DEFAULT_PARALLEL = 10
 LISTED = 5  # failed hosts named in the step's error
@@ -118,6 +114,14 @@ class FanOutResult:
     def ok(self) -> bool:
         return not self.cancelled and not self.not_run and len(self.failed) <= self.tolerated
 
+    def views(self) -> dict[str, dict[str, Any]]:
+        """host -> what `steps.<id>.hosts.<host>` shows (HostResult.view), in the target's order."""
+        return {h: r.view() for h, r in self.hosts.items()}
+
+    def only(self) -> Result | None:
+        """The Result of the one host of a one-host target (the step's own stdout and exit code)."""
+        return next(iter(self.hosts.values())).result if len(self.hosts) == 1 else None
+
     def error(self) -> str | None:
         if self.ok:
             return None
@@ -141,6 +145,8 @@ OnHost = Callable[[HostResult, "Progress"], None]
 
 @dataclass(frozen=True)
 class Progress:
+    """Where a fan-out stands as a host ends: hosts done, failed, still running, in all."""
+
     done: int
     failed: int
     running: int
@@ -252,7 +258,7 @@ def host_status(result: Result) -> str:
 
 
 class FanOut:
-    """`Services.remote`: runs a step on its hosts through `executor` (SSH, or a fake)."""
+    """Runs an invocation on many hosts through `executor` (SSH, or a fake), under a Policy."""
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
@@ -262,27 +268,8 @@ class FanOut:
         """Run `base` on every host; `on_host` hears of each host as it finishes."""
         return _Rollout(self.executor, base, policy, sink, cancel, on_host).run(list(dict.fromkeys(hosts)))
 
-    def run(self, runner: Runner, step: Step, sid: str, base: Invocation, hosts: list[str],
-            sink: OutputSink) -> Attempt:
-        """The runner's entry point: one attempt of a step on its target's hosts."""
-        target = runner.runbook.targets.get(base.target or "")
-
-        def finished(hr: HostResult, p: Progress) -> None:
-            res = hr.result
-            runner.bus.emit(HostFinished(sid, hr.host, hr.status, res.exit_code if res else None,
-                                         round(res.duration, 3) if res else 0.0, hr.error,
-                                         p.done, p.failed, p.running, p.total))
-
-        outcome = self.execute(base, hosts, Policy.of(step, target), sink, runner.cancel, finished)
-        return to_attempt(outcome)
-
     def close(self) -> None:
         close = getattr(self.executor, "close", None)
         if close is not None:
             close()
 
-
-def to_attempt(outcome: FanOutResult) -> Attempt:
-    views: Mapping[str, dict[str, Any]] = {h: r.view() for h, r in outcome.hosts.items()}
-    only = next(iter(outcome.hosts.values())).result if len(outcome.hosts) == 1 else None
-    return Attempt(outcome.ok, outcome.error(), only, hosts=dict(views), cancelled=outcome.cancelled)

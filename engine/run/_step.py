@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from engine.language.model import (
 from engine.templates import templating
 
 from ._shown import Shown, visible
+from .attempt import Attempt, StepStop
 from .events import Approval, PromptAnswered, StepAttempt, StepFinished, StepOutput, StepProcess, StepStarted
 from .journal_writer import jsonable
 from .masking import MaskedStream
@@ -40,31 +41,6 @@ if TYPE_CHECKING:
 
 DEFAULT_EVERY = 5.0
 TAIL = 4096
-
-
-class StepStop(Exception):
-    """The run must stop after this step: outcome and why."""
-
-    def __init__(self, outcome: str, reason: str, step: str | None = None) -> None:
-        super().__init__(reason)
-        self.outcome, self.reason, self.step = outcome, reason, step
-
-
-@dataclass
-class Attempt:
-    """The outcome of one action (one attempt or one poll)."""
-
-    ok: bool
-    error: str | None = None
-    result: Result | None = None
-    answers: dict[str, Any] = field(default_factory=dict)
-    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    shown_outputs: dict[str, Any] | None = None  # the outputs as shown, when secrets went into them
-    cancelled: bool = False
-    refused: bool = False  # an approval was refused (here, or inside an included runbook)
-    expect_false: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Sink:

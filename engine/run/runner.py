@@ -14,21 +14,21 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import __version__
 from engine.errors import EngineError, JournalError, RunbookError, TemplateError
-from engine.executors.base import Cancel, Executor, Invocation
-from engine.executors.notify import Notifier
-from engine.executors.prompts import Prompter
+from engine.executors.base import Cancel, Invocation
 from engine.language.duration import MAX_TEXT
 from engine.language.model import IncludeSpec, Phase, Runbook, Step, too_long
 from engine.templates import templating
 
-from ._step import Attempt, StepDriver, StepStop
+from ._step import StepDriver
+from .attempt import Attempt, StepStop
 from .clock import Clock
 from .events import (
     EventBus,
+    HostFinished,
     NotifySent,
     PhaseFinished,
     PhaseStarted,
@@ -42,7 +42,11 @@ from .events import (
 )
 from .masking import Masker
 from .recovery import PhaseMark
+from .services import Services
 from .state import Incident, RunState, StepRecord, priority_of
+
+if TYPE_CHECKING:
+    from engine.fleet.fanout import HostResult, Progress
 
 STOPPING = ("failed", "aborted", "refused", "not_confirmed")
 ROLLED_BACK = ("failed", "aborted", "refused")  # outcomes after which completed steps are undone
@@ -70,20 +74,6 @@ class Where:
 
     def __bool__(self) -> bool:
         return True
-
-
-@dataclass
-class Services:
-    """What the runner drives. A drill swaps every executor for a simulated one."""
-
-    local: Executor
-    http: Executor
-    prompter: Prompter
-    notifier: Notifier
-    remote: Any = None  # fan-out over SSH: `run(step, invocation, hosts, sink, cancel)`
-    resolve_hosts: Callable[[str, Any, dict[str, Any]], list[str]] | None = None
-    load_runbook: Callable[[Path], Runbook] | None = None
-    hints: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -473,15 +463,28 @@ class Runner:
                 for i, h in enumerate(spec.hosts)]
 
     def fan_out(self, step: Step, sid: str, base: Invocation, hosts: list[str]) -> Attempt:
-        if self.services.remote is None:
+        remote = self.services.remote
+        if remote is None:
             return Attempt(False, f"step {sid} runs on target '{base.target}' but remote execution "
                                   "is not available in this mode")
+        from engine.fleet.fanout import Policy
+
         from ._step import _Sink
+
+        policy = Policy.of(step, self.runbook.targets.get(base.target or ""))
+        bus = self.bus
+
+        def finished(hr: HostResult, p: Progress) -> None:
+            res = hr.result
+            bus.emit(HostFinished(sid, hr.host, hr.status, res.exit_code if res else None,
+                                  round(res.duration, 3) if res else 0.0, hr.error,
+                                  p.done, p.failed, p.running, p.total))
 
         self.bus.barrier()
         with _Sink(self, sid) as sink:
-            attempt: Attempt = self.services.remote.run(self, step, sid, base, hosts, sink)
-        return attempt
+            outcome = remote.execute(base, hosts, policy, sink, self.cancel, finished)
+            return Attempt(outcome.ok, outcome.error(), outcome.only(), hosts=outcome.views(),
+                           cancelled=outcome.cancelled)
 
     def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
                purpose: str = "notify", budget: float | None = None, required: bool = False) -> Attempt:

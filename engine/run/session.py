@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from engine.errors import EngineError, UsageError
+from engine.executors.base import Cancel, Invocation, OutputSink
 from engine.executors.http import HttpExecutor
 from engine.executors.local import LocalExecutor
 from engine.executors.notify import Notifier, load_channels
@@ -33,7 +34,11 @@ from .lock import RunLock
 from .lock import lock_dir as machine_lock_dir
 from .masking import Masker
 from .recovery import RESUMABLE, Recovered, recover
-from .runner import Resume, Runner, RunResult, Services
+from .runner import Resume, Runner, RunResult
+from .services import Services
+
+if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code
+    from engine.fleet.fanout import FanOutResult, OnHost, Policy
 
 RUNS = "runs"
 
@@ -139,12 +144,14 @@ class _Remote:
         hosts: list[str] = self.resolver(name, target, ctx)
         return hosts
 
-    def run(self, *args: Any) -> Any:
-        return self.fanout.run(*args)
+    def execute(self, base: Invocation, hosts: Sequence[str], policy: Policy, sink: OutputSink, cancel: Cancel,
+                on_host: OnHost | None = None) -> FanOutResult:
+        result: FanOutResult = self.fanout.execute(base, hosts, policy, sink, cancel, on_host)
+        return result
 
     def shell(self, target: str | None, host: str, command: str) -> str:
         """Run a short command of the engine's own on a host (resume looks for leftovers)."""
-        from engine.executors.base import Cancel, Invocation, NullSink
+        from engine.executors.base import NullSink
 
         cancel = Cancel()
         try:

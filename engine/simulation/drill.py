@@ -22,7 +22,8 @@ from engine.run.inputs import resolve
 from engine.run.journal_writer import MemoryJournal
 from engine.run.masking import Masker
 from engine.run.metrics import MILESTONES, Timings, timings
-from engine.run.runner import Runner, RunResult, Services
+from engine.run.runner import Runner, RunResult
+from engine.run.services import Services
 from engine.run.state import StepRecord
 
 from .guard import no_real_effects

@@ -14,18 +14,20 @@ import fnmatch
 import json
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import TemplateError
 from engine.executors.base import Cancel, Invocation, OutputSink, Result
 from engine.executors.notify import Delivery
 from engine.language.duration import format_duration
 from engine.language.scenario import Event, Reply, Response, Scenario
-from engine.run._step import Attempt
 from engine.run.events import InjectFired, Mitigated, MitigationWatched, StepOutput
 from engine.templates import templating
+
+if TYPE_CHECKING:
+    from engine.fleet.fanout import OnHost, Policy
 
 
 @dataclass
@@ -241,14 +243,45 @@ class SimulatedExecutor:
                       headers=dict(reply.headers), body=body)
 
 
+@dataclass
+class SimulatedHosts:
+    """What a step came to on the simulated hosts: each host's view, as a step's hosts show."""
+
+    hosts: dict[str, dict[str, Any]]
+    cancelled: bool = False
+
+    @property
+    def failed(self) -> list[str]:
+        return [h for h, r in self.hosts.items() if r["status"] != "ok"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.cancelled and bool(self.hosts) and not self.failed
+
+    def error(self) -> str | None:
+        if self.cancelled:
+            return "interrupted"
+        if not self.hosts:
+            return "no hosts"
+        failed = self.failed
+        return f"{len(failed)} of {len(self.hosts)} host(s) failed: {', '.join(failed)}" if failed else None
+
+    def views(self) -> dict[str, dict[str, Any]]:
+        return self.hosts
+
+    def only(self) -> Result | None:
+        return None  # even one host answers through `hosts`, as a drill always has
+
+
 class SimulatedRemote:
-    """Fan-out in the simulated world: every host answers; the step takes as long as the
-    slowest host (hosts run in parallel)."""
+    """Fan-out in the simulated world: every host answers (the policy changes nothing);
+    the step takes as long as the slowest host (hosts run in parallel)."""
 
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def run(self, runner: Any, step: Any, sid: str, base: Invocation, hosts: list[str], sink: OutputSink) -> Attempt:
+    def execute(self, base: Invocation, hosts: Sequence[str], policy: Policy, sink: OutputSink, cancel: Cancel,
+                on_host: OnHost | None = None) -> SimulatedHosts:
         world = self.world
         start = world.clock.monotonic()
         results: dict[str, dict[str, Any]] = {}
@@ -258,17 +291,13 @@ class SimulatedRemote:
             command = base.per_host(host) if base.per_host is not None else base.command
             inv = Invocation(base.step, base.kind, command, host, base.target, base.stdin, base.env,
                              base.timeout, base.exit_codes, attempt=base.attempt)
-            result = executor.run(inv, sink, runner.cancel)
+            result = executor.run(inv, sink, cancel)
             longest = max(longest, result.duration)
             results[host] = {"status": "ok" if result.ok else "failed", "exit_code": result.exit_code,
                              "stdout": result.stdout, "stderr": result.stderr, "duration": result.duration,
                              "error": result.error}
         world.pass_time(max(longest - (world.clock.monotonic() - start), 0.0))
-        if runner.cancel.is_set():
-            return Attempt(False, "interrupted", hosts=results, cancelled=True)
-        failed = [h for h, r in results.items() if r["status"] != "ok"]
-        error = f"{len(failed)} of {len(hosts)} host(s) failed: {', '.join(failed)}" if failed else None
-        return Attempt(not failed and bool(hosts), error if hosts else "no hosts", hosts=results)
+        return SimulatedHosts(results, cancelled=cancel.is_set())
 
 
 class _NoWait:
