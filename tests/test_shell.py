@@ -1,4 +1,4 @@
-"""engine.templates._shell and shell rendering: every value substituted into `run` reaches the command
+"""engine.templates.shell and shell rendering: every value substituted into `run` reaches the command
 as exactly itself, whatever its context (unquoted, inside the author's quotes, a heredoc,
 a comment), or the step is refused where one level of quoting cannot protect it (a nested
 shell). Checked by /bin/sh itself: a corpus of real attacks never creates its marker file,
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from engine.errors import TemplateError
 from engine.templates import templating
-from engine.templates._shell import MARK, Slot, scan
+from engine.templates.shell import MARK, Slot, scan
 
 # -- the scanner -------------------------------------------------------------------------------------
 

@@ -116,7 +116,7 @@ def _answer_choices(c: RunbookCheck) -> Iterator[Finding]:
     asked = _choices(c.runbook)
     if not asked:
         return
-    from ._comparisons import comparisons
+    from engine.templates.comparisons import comparisons
 
     for f in c.parsed:
         # Only a field that reads an answer to a question with choices, and compares, is parsed again.

@@ -56,14 +56,13 @@ def _bounded_fullmatch(pattern: re.Pattern[str], value: str) -> bool | str:
     """Whether `value` matches `pattern` whole, under the template render deadline: a
     pattern that backtracks (`(a+)+$`) would otherwise hold the run before it starts.
     Text when the deadline passed."""
-    from engine.templates._limits import LimitError, deadline
+    from engine.templates import templating
 
-    try:
-        with deadline():
-            return pattern.fullmatch(value) is not None
-    except LimitError:
+    matched = templating.fullmatch_within_deadline(pattern, value)
+    if matched is None:
         return (f"cannot be checked: its pattern {pattern.pattern!r} backtracks for too long on this value; "
                 "write a pattern without nested repetition")
+    return matched
 
 
 class Input(NamedTuple):

@@ -2,9 +2,16 @@
 
 Owns rendering `{{ }}` templates and bare expressions (`when`, `expect`, `until`), the
 filters and tests runbooks use, shell quoting by context, and the bounds on every render
-(size, time, signals). `templating` is the public module; the tiers beside it
-(`_quick_jinja`, `_quick_eval`, `_jinja_fast`), the bounds (`_limits`) and the shell
-scanner (`_shell`) are private.
+(size, time, signals). Public: `templating` (render, evaluate, analyze: the module the
+rest of the engine uses), `values` (Raw, Masked, Placeholder), `filters` (ours and the
+names of Jinja's own), `shell` (where a value lands in a command and how it is escaped
+there) and `comparisons` (what a template compares with literals, for lint). Private
+beside them: the quick tiers (`_quick_jinja`, `_quick_eval`, `_jinja_fast`), the Jinja
+environment (`_environment`), the bounds (`_limits`) and the shell scanner
+(`_shell_scanner`). Importing any of them never imports Jinja: the first template the
+quick path (`_quick_jinja`, `_quick_eval`) does not answer does.
 
 Layer: the lowest. It imports nothing from the engine but `engine.errors`.
 """
+
+__all__ = ["comparisons", "filters", "shell", "templating", "values"]

@@ -10,11 +10,8 @@ and `runbook validate` of a file without templates never pays for the import.
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -22,185 +19,23 @@ from typing import Any, NamedTuple
 from engine.errors import TemplateError
 
 from . import _limits
+from ._environment import MARK, environment, finalize_text, lock, shell_values, text_of
+from .filters import FILTERS, JINJA_GLOBALS, TESTS, known_filters, known_globals, known_tests
+from .values import Masked, Placeholder, Raw, plain
+
+__all__ = [
+    "PLAIN", "Analysis", "Masked", "Placeholder", "Raw", "TemplateError", "analyze", "environment", "evaluate",
+    "fullmatch_within_deadline", "has_template", "known_filters", "known_globals", "known_tests", "plain", "render",
+    "render_value", "renderer", "stop_render", "stopped_when",
+]
 
 
 def has_template(text: str) -> bool:
+    """Whether `text` holds any template syntax (`{{`, `{%`, `{#`): plain text renders as itself."""
     return "{{" in text or "{%" in text or "{#" in text
 
 
-class Raw(str):
-    """A value the shell environment substitutes without quoting (`| raw`).
-
-    It only means something inside the template that says `raw`: a value leaving a
-    template (a `set:` var, an output, a `for_each` item) is plain text again, so each
-    later use is quoted unless it says `raw` itself, before and after a resume alike."""
-
-
-def plain(value: Any) -> Any:
-    """`value` with every Raw inside it turned back into plain text (see Raw)."""
-    if isinstance(value, str):
-        return str.__str__(value) if isinstance(value, Raw) else value
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(plain(v) for v in value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
-
-
-class Masked(str):
-    """A secret as it is shown: `***`. What the engine shows and journals is rendered
-    with secrets as Masked values (RunState.shown_context), so whatever a template makes
-    of one (quoted, escaped, JSON, sliced, an item) cannot hold the secret. In a command
-    it goes in as it is, unquoted."""
-
-    def __new__(cls) -> Masked:
-        return super().__new__(cls, "***")
-
-
-class Placeholder(str):
-    """A value not known before the run (dry-run): renders as `<steps.x.stdout>`, and
-    attribute or item access gives a longer placeholder instead of an error."""
-
-    def __new__(cls, path: str) -> Placeholder:
-        return super().__new__(cls, f"<{path}>")
-
-    @property
-    def path(self) -> str:
-        return str.__str__(self)[1:-1]
-
-    def __getattr__(self, name: str) -> Placeholder:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return Placeholder(f"{self.path}.{name}")
-
-    def __getitem__(self, key: Any) -> Placeholder:
-        return Placeholder(f"{self.path}[{key!r}]")
-
-    def _no_value(self, other: Any) -> Any:
-        # As a str, `n * 2` would repeat the text and `n % x` would format it: the
-        # plan must say "computed at run time", never show a made-up value.
-        raise TypeError(f"{self} has no value before the run")
-
-    __mul__ = __rmul__ = __mod__ = __rmod__ = _no_value
-
-
-# -- filters and tests (Ansible users' habits) ---------------------------------------------
-
-_NO_DEFAULT: Any = object()
-
-
-def _to_int(value: Any, default: Any = _NO_DEFAULT, base: int = 10) -> int:
-    # Jinja's own `int` turns garbage into 0 silently; a runbook acting on a wrong
-    # number is worse than one that stops, so fail unless a default is given.
-    if isinstance(value, Placeholder):
-        return value  # type: ignore[return-value]
-    try:
-        if isinstance(value, str):
-            return int(value.strip(), base)
-        return int(value)
-    except (TypeError, ValueError):
-        if default is not _NO_DEFAULT:
-            return int(default)
-        raise ValueError(f"cannot convert {value!r} to an integer") from None
-
-
-def _to_float(value: Any, default: Any = _NO_DEFAULT) -> float:
-    if isinstance(value, Placeholder):
-        return value  # type: ignore[return-value]
-    try:
-        return float(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        if default is not _NO_DEFAULT:
-            return float(default)
-        raise ValueError(f"cannot convert {value!r} to a number") from None
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on", "y")
-    return bool(value)
-
-
-@_limits.guarded
-def _regex_search(value: Any, pattern: str, *groups: Any, ignorecase: bool = False) -> Any:
-    match = re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0)
-    if match is None:
-        return None
-    if not groups:
-        return match.group(0)
-    picked = [match.group(int(g[1:]) if str(g).startswith("\\") else g) for g in groups]
-    return picked[0] if len(picked) == 1 else picked
-
-
-@_limits.guarded
-def _regex_replace(value: Any, pattern: str, replacement: str = "", ignorecase: bool = False) -> str:
-    return re.sub(pattern, replacement, str(value), flags=re.IGNORECASE if ignorecase else 0)
-
-
-@_limits.guarded
-def _regex_findall(value: Any, pattern: str, ignorecase: bool = False) -> list[Any]:
-    return re.findall(pattern, str(value), re.IGNORECASE if ignorecase else 0)
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, Placeholder):
-        return value
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"from_json: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise ValueError("from_json: the JSON is nested too deeply") from None
-
-
-def _to_json(value: Any, indent: int | None = None) -> str:
-    _limits.json_indent(indent)
-    return json.dumps(value, indent=indent, sort_keys=True, default=str)
-
-
-def _quote(value: Any) -> Raw:
-    # Already quoted: the shell environment must not quote it a second time.
-    return Raw(shlex.quote(str(value)))
-
-
-@_limits.guarded
-def _test_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
-    return re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
-
-
-@_limits.guarded
-def _test_match(value: Any, pattern: str, ignorecase: bool = False) -> bool:
-    return re.match(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
-
-
-FILTERS: dict[str, Callable[..., Any]] = {
-    "int": _to_int,
-    "float": _to_float,
-    "bool": _to_bool,
-    "regex_search": _regex_search,
-    "regex_replace": _regex_replace,
-    "regex_findall": _regex_findall,
-    "from_json": _from_json,
-    "to_json": _to_json,
-    "quote": _quote,
-    "raw": Raw,
-}
-TESTS: dict[str, Callable[..., bool]] = {"search": _test_search, "match": _test_match}
-
-
-MARK = "\0"  # a value's slot in a command's skeleton: _shell.MARK (a command can never hold a NUL)
-_shell_values = threading.local()  # the values of a shell render on Jinja's own path
-
-
-def _mark(value: Any) -> Any:
-    """The shell environment's finalize: a value becomes a slot in the command's
-    skeleton (see _shell); raw text stays, and is read as shell text around the slots."""
-    if isinstance(value, Raw):
-        return value
-    _shell_values.current.append(value)
-    return MARK
+# -- rendering -------------------------------------------------------------------------------
 
 
 def _shell_text(value: Any) -> tuple[str, bool]:
@@ -209,116 +44,8 @@ def _shell_text(value: Any) -> tuple[str, bool]:
         return str.__str__(value), True
     if value is None:
         return "", False
-    return (value if isinstance(value, str) else _plain(value)), False
+    return (value if isinstance(value, str) else text_of(value)), False
 
-
-def _plain(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
-
-
-def _finalize_text(value: Any) -> Any:
-    return _plain(value) if isinstance(value, (bool, dict, list)) else value
-
-
-_lock = threading.Lock()
-
-
-@lru_cache(maxsize=2)
-def environment(shell: bool = False) -> Any:
-    """The sandboxed environment (shell=True quotes substituted values)."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class RunbookEnvironment(ImmutableSandboxedEnvironment):
-        # Operators whose result can be huge go through _limits (size estimated first).
-        intercepted_binops = _limits.INTERCEPTED
-        code_generator_class = _bounded_code_generator()
-        concat_values = staticmethod(_limits.concat)  # `~`, see _bounded_code_generator
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            return _limits.BINARY[operator](left, right)
-
-        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-            _limits.check_call(__obj, args)
-            return super().call(__context, __obj, *args, **kwargs)
-
-        def wrap_str_format(self, value: Any) -> Any:
-            return _bounded_str_format(self, value)
-
-        def getattr(self, obj: Any, attribute: str) -> Any:
-            # Jinja prefers an attribute to an item, so `steps.x.items` would be the
-            # dict's items() method, not the step's per-item results: in a mapping,
-            # a key wins over a method of the same name.
-            if isinstance(obj, Mapping):
-                try:
-                    return obj[attribute]
-                except (KeyError, TypeError):
-                    pass
-            return super().getattr(obj, attribute)
-
-    env = RunbookEnvironment(
-        undefined=StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        finalize=_mark if shell else _finalize_text,
-    )
-    env.filters.update(FILTERS)
-    env.filters.update(_limits.bounded_filters(env.filters))
-    env.tests.update(TESTS)
-    env.globals["lipsum"] = _limits.lipsum
-    return env
-
-
-def _bounded_code_generator() -> Any:
-    """Jinja's code generator, with `a ~ b` built by `environment.concat_values`: the one
-    operator the sandbox cannot intercept, and a loop of it doubles a text each time."""
-    from jinja2.compiler import CodeGenerator, optimizeconst
-
-    class BoundedCodeGenerator(CodeGenerator):
-        @optimizeconst
-        def visit_Concat(self, node: Any, frame: Any) -> None:
-            self.write("environment.concat_values(")
-            for arg in node.nodes:
-                self.visit(arg, frame)
-                self.write(", ")
-            self.write(")")
-
-    return BoundedCodeGenerator
-
-
-def _bounded_str_format(env: Any, value: Any) -> Any:
-    """The sandbox's `str.format`/`format_map`, with every field's width bounded."""
-    import types
-
-    from jinja2.sandbox import SandboxedFormatter
-
-    if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or \
-            value.__name__ not in ("format", "format_map") or not isinstance(value.__self__, str):
-        return None
-    text, is_map = value.__self__, value.__name__ == "format_map"
-
-    class Formatter(SandboxedFormatter):
-        def format_field(self, field: Any, spec: str) -> Any:
-            _limits.format_spec(spec)
-            return super().format_field(field, spec)
-
-    def wrapper(*args: Any, **kwargs: Any) -> str:
-        if is_map:
-            if kwargs or len(args) != 1:
-                raise TypeError("format_map() takes exactly one argument")
-            kwargs = args[0]
-            args = ()
-        result: str = Formatter(env).vformat(text, args, kwargs)
-        return result
-
-    return wrapper
-
-
-# -- rendering -------------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=1)
@@ -345,13 +72,13 @@ def renderer(text: str, shell: bool, tier: str | None = None) -> Callable[[Mappi
 
     parts = quick_parts(text, _quick()) if tier in (None, "quick") else None
     if parts is None and tier in (None, "fast"):
-        with _lock:
+        with lock:
             parts = compile_parts(environment(False), text)
     if parts is not None:
-        return _shell_renderer(parts, text) if shell else joined(parts, _finalize_text)
+        return _shell_renderer(parts, text) if shell else joined(parts, finalize_text)
     if tier not in (None, "jinja"):
         raise ValueError(f"the {tier} tier does not take {text!r}")
-    with _lock:
+    with lock:
         template = environment(shell).from_string(text)
     # Jinja's own path can loop: it runs under the deadline, its output within MAX_SIZE.
     if not shell:
@@ -361,7 +88,7 @@ def renderer(text: str, shell: bool, tier: str | None = None) -> Callable[[Mappi
 
 def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]], str]:
     """A shell command from compiled parts: the skeleton (text and raw values) with a
-    slot for every other value, filled in by _shell.fill."""
+    slot for every other value, filled in by shell.fill."""
     mark = MARK
 
     def render(c: Mapping[str, Any]) -> str:
@@ -384,27 +111,27 @@ def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]]
 
 def _jinja_shell(template: Any, ctx: Mapping[str, Any], text: str) -> str:
     collected: list[Any] = []
-    _shell_values.current = collected
+    shell_values.current = collected
     try:
         skeleton = _limits.joined(template.generate(ctx))
     finally:
-        _shell_values.current = None
+        shell_values.current = None
     return _fill(skeleton, [_shell_text(v) for v in collected], text)
 
 
 def _fill(skeleton: str, values: list[tuple[str, bool]], text: str) -> str:
     if not values and MARK not in skeleton:
         return skeleton
-    from . import _shell  # the shell scanner: only runs that render commands need it
+    from . import shell  # the shell scanner: only runs that render commands need it
 
     try:
-        return _shell.fill(skeleton, values)
-    except _shell.Unsafe as exc:
+        return shell.fill(skeleton, values)
+    except shell.Unsafe as exc:
         if exc.index is None:
             raise
         names = _expression_names(text)
         name = names[exc.index] if exc.index < len(names) else f"value {exc.index + 1} of the command"
-        raise _shell.Unsafe(f"{name} {exc}") from None
+        raise shell.Unsafe(f"{name} {exc}") from None
 
 
 @lru_cache(maxsize=1024)
@@ -422,7 +149,7 @@ def _compiled_expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
     quick = quick_expression(text, _quick())
     if quick is not None:
         return quick
-    with _lock:
+    with lock:
         env = environment(False)
         fast = compile_expression(env, text)
         if fast is not None:
@@ -452,6 +179,16 @@ def stop_render() -> None:
     under the deadline (a loop, a regex); it fails as interrupted. Others end quickly."""
     if _limits.rendering():
         raise _limits.Interrupted
+
+
+def fullmatch_within_deadline(pattern: re.Pattern[str], value: str) -> bool | None:
+    """Whether `value` matches `pattern` whole, under the render deadline as the regex
+    filters are; None when the deadline passed first (a pattern that backtracks)."""
+    try:
+        with _limits.deadline():
+            return pattern.fullmatch(value) is not None
+    except _limits.LimitError:
+        return None
 
 
 def evaluate(expression: str, context: Mapping[str, Any], *, where: object = "") -> Any:
@@ -514,6 +251,7 @@ def _explain(exc: Exception) -> str:
     if name in ("OverflowError", "MemoryError") or (name == "ValueError" and "digits" in str(exc)):
         return f"too costly to evaluate: {exc}"
     return f"{name}: {exc}" if str(exc) else name
+
 
 
 # -- static analysis (lint) ------------------------------------------------------------------
@@ -632,34 +370,3 @@ def _collect_refs(node: Any, out: list[tuple[str, ...]], nodes: Any) -> None:
         return
     for child in node.iter_child_nodes():
         _collect_refs(child, out, nodes)
-
-
-# Names the environment knows, listed here so lint need not import jinja2 to learn them.
-# A test compares these with the real environment, so a Jinja upgrade cannot make them drift.
-JINJA_FILTERS = frozenset({
-    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e",
-    "escape", "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent",
-    "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min", "pprint",
-    "random", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr",
-    "slice", "sort", "string", "striptags", "sum", "title", "tojson", "trim", "truncate", "unique",
-    "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
-})
-JINJA_TESTS = frozenset({
-    "!=", "<", "<=", "==", ">", ">=", "boolean", "callable", "defined", "divisibleby", "eq",
-    "equalto", "escaped", "even", "false", "filter", "float", "ge", "greaterthan", "gt", "in",
-    "integer", "iterable", "le", "lessthan", "lower", "lt", "mapping", "ne", "none", "number",
-    "odd", "sameas", "sequence", "string", "test", "true", "undefined", "upper",
-})
-JINJA_GLOBALS = frozenset({"cycler", "dict", "joiner", "lipsum", "namespace", "range"})
-
-
-def known_filters() -> frozenset[str]:
-    return JINJA_FILTERS | frozenset(FILTERS)
-
-
-def known_tests() -> frozenset[str]:
-    return JINJA_TESTS | frozenset(TESTS)
-
-
-def known_globals() -> frozenset[str]:
-    return JINJA_GLOBALS

@@ -1,4 +1,5 @@
-"""Comparisons a template makes between a reference and literal values, for lint.
+"""Comparisons a template makes between a reference and literal values (lint checks them
+against the choices a question offers).
 
 `steps.assess.answers.cause == 'crashd'`, `'logs' != steps.assess.answers.cause`,
 `steps.assess.answers.cause in ['logs', 'data']`, `... not in (...)`: which reference is
@@ -13,8 +14,12 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+__all__ = ["Comparison", "comparisons"]
+
 
 class Comparison(NamedTuple):
+    """One reference compared with literal values."""
+
     ref: tuple[str, ...]  # ("steps", "assess", "answers", "cause")
     op: str  # eq | ne | in | notin
     values: tuple[Any, ...]  # the literal(s) compared with
@@ -27,7 +32,7 @@ _SWAPPED = {"eq": "eq", "ne": "ne"}  # `'x' == ref` reads as `ref == 'x'`
 @lru_cache(maxsize=4096)
 def comparisons(text: str, *, expression: bool) -> tuple[Comparison, ...]:
     """Every reference compared with literals in `text` (a template, or a bare expression)."""
-    from engine.templates import _quick_jinja as quick
+    from . import _quick_jinja as quick
 
     try:
         trees = [quick._parse_expression(text)] if expression else quick._parse_template(text)
@@ -42,7 +47,7 @@ def comparisons(text: str, *, expression: bool) -> tuple[Comparison, ...]:
 
 
 def _quick(node: Any) -> Iterator[Comparison]:
-    from engine.templates._quick_jinja import _chain
+    from ._quick_jinja import _chain
 
     if node[0] == "cmp":
         left = node[1]
@@ -100,8 +105,8 @@ def _pair(left_ref: tuple[str, ...] | None, left_lit: tuple[Any, ...] | None, op
 def _with_jinja(text: str, expression: bool) -> Iterator[Comparison]:
     from jinja2 import TemplateSyntaxError, nodes
 
-    from engine.templates._jinja_fast import parse_expression
-    from engine.templates.templating import environment
+    from ._environment import environment
+    from ._jinja_fast import parse_expression
 
     env = environment(False)
     try:
