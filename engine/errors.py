@@ -1,7 +1,8 @@
 """The engine's exceptions: one root, each carrying the data a user needs to act.
 
-`cli.py` maps `EngineError.exit_code` to the process exit status in one place;
-library code raises, never exits or prints.
+The CLI maps `EngineError.exit_code` to the process exit status (`engine.cli.base`,
+and `engine.cli.entry` on the fast validate path); library code raises, never exits
+or prints.
 """
 
 from __future__ import annotations
