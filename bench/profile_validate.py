@@ -96,7 +96,7 @@ def stage_split(files: list[Path]) -> None:
 
 
 def _stages(files: list[Path], *, forget: bool = False) -> dict[str, float]:
-    from engine.language import lint, model, schema
+    from engine.language import builder, lint, schema
     from engine.language.loader import load_file
     from engine.templates import templating
 
@@ -107,7 +107,7 @@ def _stages(files: list[Path], *, forget: bool = False) -> dict[str, float]:
             clear()
         doc = _timed(totals, "YAML load (loader.load_file)", load_file, path)
         _timed(totals, "schema (schema.validate)", schema.validate, doc)
-        runbook = _timed(totals, "model (model.build_runbook)", model.build_runbook, doc)
+        runbook = _timed(totals, "model (builder.build_runbook)", builder.build_runbook, doc)
         _timed(totals, "lint (lint.lint_runbook)", lint.lint_runbook, doc, runbook)
     return totals
 

@@ -191,8 +191,8 @@ def run_text(text: str, *, inputs: Mapping[str, Any] | None = None, executor: An
 
     `remote` runs steps that have a target, e.g. `FanOut(FakeRemote({...}))`;
     `resolve_hosts` maps targets to hosts (e.g. `engine.fleet.hosts.Resolver(path)`)."""
+    from engine.language.builder import build_runbook
     from engine.language.loader import load_text
-    from engine.language.model import build_runbook
     from engine.language.validation import ValidationFailed, check_document
     from engine.run.inputs import resolve
 

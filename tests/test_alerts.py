@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 
 from engine.cli.commands import cli
 from engine.errors import InputError
+from engine.language.builder import build_runbook
 from engine.language.loader import load_text
-from engine.language.model import build_runbook
 from engine.run.alerts import AmbiguousAlert, alerts_in, choose, lookup, read_payload, record
 from engine.run.inputs import resolve
 

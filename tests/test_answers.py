@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.executors.prompts import Participant
+from engine.language.builder import build_runbook
 from engine.language.loader import load_text
-from engine.language.model import Runbook, build_runbook
+from engine.language.model import Runbook
 from engine.run.answers import check_answers, parse_answers, parse_participants
 
 TEXT = """\

@@ -9,8 +9,9 @@ import pytest
 
 from engine.errors import UsageError
 from engine.executors.prompts import Answer, ApprovalReply, ApprovalRequest, Question, ScriptedPrompter
+from engine.language.builder import build_runbook
 from engine.language.loader import load_text
-from engine.language.model import Runbook, build_runbook
+from engine.language.model import Runbook
 from engine.run.continuation import Choices, plan
 from engine.run.recovery import Recovered
 from engine.run.state import StepRecord

@@ -16,8 +16,9 @@ from xml.etree import ElementTree
 import pytest
 from support import ROOT, WriteYaml
 
+from engine.language.builder import build_runbook
 from engine.language.loader import load_file
-from engine.language.model import Runbook, build_runbook
+from engine.language.model import Runbook
 from engine.language.validation import load_runbook
 from engine.reporting.graph import Flow, build_graph, render_dot, render_mermaid
 

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from engine.cli.commands import cli
 from engine.executors.notify import Notifier
 from engine.executors.prompts import ScriptedPrompter
+from engine.language.builder import build_runbook
 from engine.language.includes import ENV
 from engine.language.loader import load_file
-from engine.language.model import build_runbook
 from engine.language.validation import check_file, load_runbook
 from engine.run.clock import VirtualClock
 from engine.run.events import EventBus, RunFinished, StepFinished

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InputError
+from engine.language.builder import build_runbook
 from engine.language.loader import load_text
-from engine.language.model import Input, Runbook, build_runbook
+from engine.language.model import Input, Runbook
 from engine.run.inputs import convert, load_inputs_file, parse_assignments, resolve
 
 

@@ -7,8 +7,9 @@ import textwrap
 
 import pytest
 
+from engine.language.builder import build_runbook
 from engine.language.loader import load_text
-from engine.language.model import Runbook, build_runbook
+from engine.language.model import Runbook
 from engine.run.inputs import resolve
 from engine.run.masking import Masker
 from engine.run.plan import build_plan, render_plan

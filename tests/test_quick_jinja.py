@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.language.builder import build_runbook
 from engine.language.fields import runbook_fields, step_fields
 from engine.language.loader import load_file
-from engine.language.model import build_runbook
 from engine.templates import templating
 from engine.templates._quick_jinja import scan
 

@@ -467,8 +467,8 @@ def test_a_role_restricted_approval_is_granted_to_that_role_and_names_who() -> N
 def _run_with_prompter(text: str, executor: ScriptedExecutor, prompter: Any,
                        file: str = "runbook.yaml") -> tuple[RunResult, Recorder]:
     """run_text with a custom prompter (run_text builds a ScriptedPrompter itself)."""
+    from engine.language.builder import build_runbook
     from engine.language.loader import load_text
-    from engine.language.model import build_runbook
     from engine.language.validation import load_runbook
     from engine.run.clock import VirtualClock
     from engine.run.events import EventBus
@@ -673,8 +673,8 @@ def _run_with_loader(text: str, folder: Path, executor: ScriptedExecutor) -> tup
     """Run `text` as parent.yaml in `folder`, built without lint: validate refuses a bad include
     (RB119, RB131-RB133), so these runs are the ones where the included file changed after
     the parent was checked. Included runbooks are loaded (and validated) as in a live run."""
+    from engine.language.builder import build_runbook
     from engine.language.loader import load_file
-    from engine.language.model import build_runbook
     from engine.language.validation import load_runbook
     from engine.run.clock import VirtualClock
     from engine.run.events import EventBus
@@ -883,8 +883,8 @@ def test_redirect_decisions(follow: Any, old: str, new: str, decision: str) -> N
 def test_a_duration_too_long_for_any_clock_ends_the_run_cleanly_naming_its_place(tmp_path: Path) -> None:
     """E8: a 400-digit timeout is a validate error (RB135); a runbook built without that check
     fails at the start with the place, instead of an OverflowError in the executor."""
+    from engine.language.builder import build_runbook
     from engine.language.loader import load_text
-    from engine.language.model import build_runbook
     from engine.run.clock import VirtualClock
     from engine.run.events import EventBus
     from engine.run.runner import Runner

@@ -1,10 +1,19 @@
 """Language: the files people write (runbooks, scenarios, inventories) and `runbook validate`.
 
-Owns reading YAML with positions and hard limits (loader), the JSON Schemas and their
-compiled validator, the typed model built from valid data, every lint rule (runbook,
-scenario, inventory, includes, values), diagnostics and their output formats, the
-validation cache, durations, and the data files a run is handed (alerts, inputs).
+Owns reading YAML with positions and hard limits (loader, source_map), the JSON Schemas
+and their compiled validator (schema), the typed model and building it from valid data
+(model, builder, scenario, inventory), the strings that hold templates (fields), every
+lint rule (rules is the registry, lint pulls the families together), diagnostics and
+their output formats, validation of files and trees (validation, includes, cache),
+durations, channels, scaffolds, and the data files a run is handed (datafile). Which
+hosts a target means is decided in engine/fleet/hosts.py, not here.
 
 Layer: above templates. It may import `engine.templates`, `engine.errors` and
 `engine.home`; nothing that runs anything.
 """
+
+__all__ = [
+    "builder", "cache", "channels", "datafile", "diagnostics", "duration", "fields", "formats", "includes",
+    "inventory", "lint", "loader", "model", "rules", "runbook_check", "scaffold", "scenario", "schema", "source_map",
+    "validation",
+]

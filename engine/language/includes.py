@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import cache, schema
+from .builder import build_runbook
 from .loader import DEFAULT_LIMITS, Limits, LoadError, load_file
-from .model import IncludeSpec, Runbook, Step, build_runbook
+from .model import IncludeSpec, Runbook, Step
 
 ENV = "RUNBOOK_INCLUDE_PATH"
 MAX_DEPTH = 32  # includes within includes; a longer chain is a mistake, not a design

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from .duration import parse_duration
-from .loader import Document, SourceMap
+from .loader import Document
 from .model import empty_map, frozen_map
+from .source_map import SourceMap
 
 # The reserved `participants` key of the one who takes the page, and when (a drill's
 # acknowledgement), beside the keys that name steps.

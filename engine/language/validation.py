@@ -1,14 +1,13 @@
 """Validation of files and directories: load -> schema -> model -> lint, all problems at once.
 
 A file with schema errors is still linted: the invalid parts are cut from a copy of
-its data until the rest validates, so one run reports the typo *and* the reference to
-a step that does not exist. Many files are split across processes (fork), since the
+its data until the rest validates (_pruning.py), so one run reports the typo *and* the
+reference to a step that does not exist. Many files are split across processes (fork), since the
 work is CPU-bound Python.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import stat
@@ -19,10 +18,11 @@ from typing import Any, NamedTuple
 from engine.errors import EngineError, UsageError
 
 from . import cache, includes, schema
-from ._validator import Issue
+from ._pruning import pruned
+from .builder import build_runbook
 from .diagnostics import Diagnostic, Report, Severity, caret_line, printable
 from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file, special_kind
-from .model import PHASES, Runbook, build_runbook
+from .model import Runbook
 
 YAML_SUFFIXES = (".yaml", ".yml")
 _SKIP_DIRS = {".git", ".hg", ".svn", ".runbook", ".venv", "venv", "node_modules", "__pycache__",
@@ -161,7 +161,7 @@ def check_document(doc: Document, options: Options = DEFAULT_OPTIONS) -> Checked
     kind = doc.kind
     if kind not in schema.KINDS:
         return Checked(doc.file, diags)
-    lint_doc = doc if not schema_diags else _pruned(doc, kind)
+    lint_doc = doc if not schema_diags else pruned(doc, kind)
     model = None
     if lint_doc is not None:
         model, lint_diags = _lint(lint_doc, kind, options)
@@ -196,90 +196,6 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
 def _scenario_runbook(path: Path, options: Options) -> includes.Referenced:
     """The runbook a scenario names, read once per process however many name it."""
     return includes.referenced(path, options.limits)
-
-
-# A top-level value the model cannot do without is replaced rather than cut, so a bad
-# `id:` or a missing `title:` does not hide every lint finding in the rest of the file.
-_TOP_PLACEHOLDERS: dict[str, dict[str, Any]] = {
-    "runbook": {"kind": "runbook", "version": 1, "id": "invalid-id", "title": "(invalid)"},
-    "scenario": {"kind": "scenario", "version": 1, "id": "invalid-id", "title": "(invalid)"},
-    "inventory": {"kind": "inventory", "version": 1},
-}
-_STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_DROP = object()  # a list item cut this round: removed after the round, so indices stay valid
-
-
-def _pruned(doc: Document, kind: str, rounds: int = 4) -> Document | None:
-    """A copy of the document without the parts the schema rejects, or None."""
-    data = copy.deepcopy(doc.data)
-    for _ in range(rounds):
-        issues = schema.issues(kind, data)
-        if not issues:
-            return Document(doc.file, data, doc.source)
-        for issue in sorted(issues, key=lambda i: len(i.path), reverse=True):
-            if not _repair(data, issue, kind):
-                return None  # the top level itself is broken: nothing sensible to lint
-        _sweep(data)
-    return None if schema.issues(kind, data) else Document(doc.file, data, doc.source)
-
-
-def _repair(data: dict[str, Any], issue: Issue, kind: str) -> bool:
-    """Cut (or, at the top, replace) what an issue is about; False if that cannot help."""
-    placeholders = _TOP_PLACEHOLDERS[kind]
-    if not issue.path:
-        if issue.keyword != "required":
-            return False
-        for key, value in placeholders.items():
-            data.setdefault(key, value)
-        return all(key in data for key in schema.load_schema(kind).get("required", ()))
-    if len(issue.path) == 1 and issue.path[0] in placeholders:
-        data[str(issue.path[0])] = placeholders[str(issue.path[0])]
-        return True
-    _cut(data, issue.path)
-    return True
-
-
-def _cut(data: Any, path: tuple[str | int, ...]) -> None:
-    parent = data
-    for part in path[:-1]:
-        try:
-            parent = parent[part]
-        except (KeyError, IndexError, TypeError):
-            return
-    last = path[-1]
-    if isinstance(parent, dict):
-        parent.pop(last, None)
-    elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
-        if _is_step(path):
-            parent[last] = _placeholder_step(parent[last], path)  # keep indices: positions stay right
-        else:
-            parent[last] = _DROP
-
-
-def _is_step(path: tuple[str | int, ...]) -> bool:
-    """Whether `path` is an item of a phase or of a step's rollback list."""
-    if not path or path[0] not in PHASES:
-        return False
-    return len(path) == 2 or (len(path) >= 4 and path[-2] == "rollback")
-
-
-def _placeholder_step(original: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
-    # Keep a usable id: later steps referring to it must not get a false RB102. Without
-    # one, name the place, so two placeholders never look like duplicate ids (RB101).
-    step_id = original.get("id") if isinstance(original, dict) else None
-    if not (isinstance(step_id, str) and _STEP_ID.match(step_id)):
-        step_id = ("invalid_step_" + "_".join(str(p) for p in path))[:64]
-    return {"id": step_id, "wait": "0s"}
-
-
-def _sweep(value: Any) -> None:
-    if isinstance(value, dict):
-        for item in value.values():
-            _sweep(item)
-    elif isinstance(value, list):
-        value[:] = [item for item in value if item is not _DROP]
-        for item in value:
-            _sweep(item)
 
 
 def _suppressed(doc: Document, diags: list[Diagnostic]) -> list[Diagnostic]:

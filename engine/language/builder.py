@@ -1,0 +1,221 @@
+"""Building the model (engine/language/model.py) from data that passed schema validation:
+durations parsed, defaults filled in, every step with the JSON path it was written at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from .duration import parse_duration
+from .loader import Document
+from .model import (
+    DEFAULT_MATRIX,
+    MISSING,
+    PHASES,
+    AskField,
+    Confirm,
+    Defaults,
+    EscalationRule,
+    HttpSpec,
+    IncludeSpec,
+    Input,
+    Link,
+    ManualSpec,
+    NotifySpec,
+    Path,
+    Phase,
+    Retries,
+    Runbook,
+    RunSpec,
+    SetSpec,
+    Severity,
+    Spec,
+    Step,
+    Target,
+    Updates,
+    WaitSpec,
+    frozen_map,
+)
+
+
+def _dur(value: Any) -> float | None:
+    return parse_duration(value) if value is not None else None
+
+
+def _retries(value: Any) -> Retries | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return Retries(attempts=max(value, 1))
+    return Retries(
+        attempts=value["attempts"],
+        delay=_dur(value.get("delay", "1s")) or 0.0,
+        backoff=float(value.get("backoff", 1)),
+        max_delay=_dur(value.get("max_delay")),
+    )
+
+
+def _confirm(value: Any) -> Confirm | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Confirm()
+    if isinstance(value, str):
+        return Confirm(message=value)
+    return Confirm(message=value.get("message"), role=value.get("role"))
+
+
+def _ask_field(name: str, data: Mapping[str, Any]) -> AskField:
+    kind = data.get("type") or ("choice" if "choices" in data else "text")
+    choices = data.get("choices")
+    return AskField(
+        name=name,
+        type=kind,
+        prompt=data.get("prompt", ""),
+        choices=tuple(choices) if choices is not None else None,
+        default=data.get("default", MISSING),
+        minimum=data.get("minimum"),
+        maximum=data.get("maximum"),
+        sets=data.get("sets"),
+    )
+
+
+def _http(data: Mapping[str, Any]) -> HttpSpec:
+    status = data.get("status")
+    return HttpSpec(
+        url=data["url"],
+        method=data.get("method", "GET"),
+        headers=frozen_map(data.get("headers")),
+        body=data.get("body"),
+        status=(status,) if isinstance(status, int) else (tuple(status) if status else None),
+        verify=data.get("verify", True),
+        follow_redirects=data.get("follow_redirects", "same-origin"),
+    )
+
+
+def _include(value: Any) -> IncludeSpec:
+    if isinstance(value, str):
+        return IncludeSpec(runbook=value)
+    return IncludeSpec(runbook=value["runbook"], inputs=frozen_map(value.get("inputs")))
+
+
+def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
+    if "run" in data:
+        codes = tuple(data.get("exit_codes", (0,)))
+        return "run", RunSpec(data["run"], data.get("stdin"), codes)
+    if "http" in data:
+        return "http", _http(data["http"])
+    if "manual" in data:
+        fields = tuple(_ask_field(k, v or {}) for k, v in (data.get("ask") or {}).items())
+        return "manual", ManualSpec(data["manual"], fields)
+    if "wait" in data:
+        return "wait", WaitSpec(parse_duration(data["wait"]))
+    if "notify" in data:
+        n = data["notify"]
+        return "notify", NotifySpec(n["channel"], n["message"], n.get("title"), bool(n.get("required", False)),
+                                    bool(n.get("handoff", False)))
+    if "set" in data:
+        return "set", SetSpec(frozen_map(data["set"]))
+    return "include", _include(data["include"])
+
+
+def build_step(data: Mapping[str, Any], phase: str, path: Path) -> Step:
+    kind, spec = _spec(data)
+    for_each = data.get("for_each")
+    return Step(
+        id=data["id"], kind=kind, spec=spec, phase=phase, path=path,
+        title=data.get("title", ""), description=data.get("description", ""),
+        role=data.get("role"), target=data.get("target"),
+        when=data.get("when"), expect=data.get("expect"),
+        outputs=frozen_map(data.get("outputs")),
+        timeout=_dur(data.get("timeout")), retries=_retries(data.get("retries")),
+        until=data.get("until"), every=_dur(data.get("every")),
+        confirm=_confirm(data.get("confirm")),
+        rollback=tuple(
+            build_step(r, phase, (*path, "rollback", i))
+            for i, r in enumerate(data.get("rollback") or ())
+        ),
+        continue_on_error=data.get("continue_on_error", False),
+        env=frozen_map({k: str(v) for k, v in (data.get("env") or {}).items()}),
+        destructive=data.get("destructive", False), idempotent=data.get("idempotent", False),
+        parallel=data.get("parallel"), serial=data.get("serial"),
+        max_failures=data.get("max_failures"),
+        for_each=tuple(for_each) if isinstance(for_each, list) else for_each,
+    )
+
+
+def _input(name: str, data: Mapping[str, Any]) -> Input:
+    choices = data.get("choices")
+    return Input(
+        name=name, type=data.get("type", "string"), description=data.get("description", ""),
+        default=data.get("default", MISSING), secret=data.get("secret", False),
+        env=data.get("env"), alert=data.get("alert"),
+        choices=tuple(choices) if choices is not None else None,
+        pattern=data.get("pattern"), minimum=data.get("minimum"), maximum=data.get("maximum"),
+    )
+
+
+def _target(name: str, data: Mapping[str, Any]) -> Target:
+    return Target(
+        name=name, hosts=tuple(data.get("hosts", ())), group=data.get("group"),
+        user=data.get("user"), port=data.get("port"), identity_file=data.get("identity_file"),
+        password_env=data.get("password_env"), proxy_jump=data.get("proxy_jump"),
+        connect_timeout=_dur(data.get("connect_timeout")), parallel=data.get("parallel"),
+        serial=data.get("serial"), max_failures=data.get("max_failures"),
+    )
+
+
+def _severity(data: Mapping[str, Any] | None) -> Severity | None:
+    if data is None:
+        return None
+    matrix = data.get("matrix", "default")
+    table = DEFAULT_MATRIX if matrix == "default" else MappingProxyType(
+        {k: frozen_map(v) for k, v in matrix.items()}
+    )
+    return Severity(table, data.get("impact"), data.get("urgency"))
+
+
+def _escalation(i: int, data: Mapping[str, Any]) -> EscalationRule:
+    return EscalationRule(
+        notify=data["notify"], after=_dur(data.get("after")),
+        unacknowledged=data.get("unacknowledged", False), when=data.get("when"),
+        on_failure=data.get("on_failure", False), message=data.get("message"),
+        handoff=data.get("handoff", False), number=i,
+    )
+
+
+def _defaults(data: Mapping[str, Any]) -> Defaults:
+    return Defaults(
+        timeout=_dur(data.get("timeout")), retries=_retries(data.get("retries")),
+        target=data.get("target"), role=data.get("role"),
+        env=frozen_map({k: str(v) for k, v in (data.get("env") or {}).items()}),
+    )
+
+
+def build_runbook(doc: Document) -> Runbook:
+    """Build the model from a document that passed schema validation."""
+    data = doc.data
+    updates = data.get("updates")
+    return Runbook(
+        id=data["id"], title=data["title"], file=doc.file,
+        summary=data.get("summary", ""), description=data.get("description", ""),
+        owner=data.get("owner", ""), tags=tuple(data.get("tags", ())),
+        alerts=tuple(data.get("alerts", ())),
+        links=tuple(Link(x["url"], x.get("title", "")) for x in data.get("links", ())),
+        inputs=frozen_map({k: _input(k, v) for k, v in (data.get("inputs") or {}).items()}),
+        targets=frozen_map({k: _target(k, v) for k, v in (data.get("targets") or {}).items()}),
+        defaults=_defaults(data.get("defaults") or {}),
+        timeout=_dur(data.get("timeout")), vars=frozen_map(data.get("vars")),
+        roles=tuple(data.get("roles", ())), severity=_severity(data.get("severity")),
+        escalation=tuple(_escalation(i, e) for i, e in enumerate(data.get("escalation", ()))),
+        updates=Updates(updates["channel"], _dur(updates.get("every")), updates.get("message"))
+        if updates else None,
+        phases=tuple(
+            Phase(name, tuple(build_step(s, name, (name, i)) for i, s in enumerate(data[name])))
+            for name in PHASES
+            if data.get(name) is not None
+        ),
+        source=doc.source,
+    )
