@@ -14,16 +14,38 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.errors import UsageError
 from engine.executors.prompts import ApprovalRequest, Prompter, Question
-from engine.language.model import AskField, Runbook
+from engine.language.model import AskField, Phase, Runbook
 
 from .events import RunResumed
 from .leftovers import Leftover, Settler
-from .recovery import Recovered, os_user, reason_question, step_ids, unknown_steps
-from .runner import Resume
+from .recovery import PhaseMark, Recovered, os_user, reason_question, step_ids, unknown_steps
 from .state import StepRecord
+
+
+@dataclass
+class Resume:
+    """How the runner continues an earlier attempt recorded in its journal (recovery.py
+    reads the journal, `plan` makes the operator's decisions into this)."""
+
+    finished: dict[str, StepRecord]  # restored as they were, never run again
+    skip: dict[str, str] = field(default_factory=dict)  # step -> why it is skipped now
+    undone: set[str] = field(default_factory=set)  # completed steps whose rollbacks already ran
+    vars: dict[str, Any] = field(default_factory=dict)
+    incident: dict[str, Any] = field(default_factory=dict)
+    phases: dict[str, PhaseMark] = field(default_factory=dict)  # when each phase first started (and took)
+    escalations: set[int] = field(default_factory=set)  # rules that fired already: not again
+    started_ago: float = 0.0  # seconds since the run started, downtime included (set when it resumes)
+    last_elapsed: float = 0.0  # the earlier attempt's last record
+    note: RunResumed | None = None  # who resumed, why, and what was decided (journaled)
+
+    def phase_done(self, phase: Phase) -> bool:
+        """A phase that ended well before, none of whose steps run now: not entered again."""
+        mark = self.phases.get(phase.name)
+        return mark is not None and mark.duration is not None and all(s.id in self.finished for s in phase.steps)
 
 
 @dataclass

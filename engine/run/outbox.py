@@ -17,11 +17,11 @@ class Outbox:
     """Runs delivery jobs one after another, off the caller's thread."""
 
     def __init__(self) -> None:
-        self._jobs: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._jobs: queue.Queue[Callable[[], object]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.errors: list[Exception] = []  # what failing jobs raised (a job reports its own failures)
 
-    def put(self, job: Callable[[], None]) -> None:
+    def put(self, job: Callable[[], object]) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="runbook-outbox", daemon=True)
             self._thread.start()

@@ -17,36 +17,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import __version__
-from engine.errors import EngineError, JournalError, RunbookError, TemplateError
-from engine.executors.base import Cancel, Invocation
+from engine.errors import EngineError, JournalError, RunbookError
+from engine.executors.base import Cancel
 from engine.language.duration import MAX_TEXT
 from engine.language.model import IncludeSpec, Phase, Runbook, Step, too_long
-from engine.templates import templating
 
+from ._rollback import roll_back
+from ._shown import visible
 from ._step import StepDriver
 from .attempt import Attempt, StepStop
 from .clock import Clock
 from .events import (
     EventBus,
-    HostFinished,
-    NotifySent,
     PhaseFinished,
     PhaseStarted,
-    PriorityChanged,
-    RollbackFinished,
-    RollbackStarted,
     RunFinished,
-    RunResumed,
     RunStarted,
     StepFinished,
 )
 from .masking import Masker
-from .recovery import PhaseMark
+from .messenger import Messenger
 from .services import Services
-from .state import Incident, RunState, StepRecord, priority_of
+from .state import Incident, RunState, StepRecord
 
-if TYPE_CHECKING:
-    from engine.fleet.fanout import HostResult, Progress
+if TYPE_CHECKING:  # made by continuation.py, only read here
+    from .continuation import Resume
 
 STOPPING = ("failed", "aborted", "refused", "not_confirmed")
 ROLLED_BACK = ("failed", "aborted", "refused")  # outcomes after which completed steps are undone
@@ -61,45 +56,10 @@ def _mentions(runbook: Runbook, word: str) -> bool:
     return bool(runbook.derived[key])
 
 
-class Where:
-    """A lazy `file:line:col`: walking the YAML node tree costs more than rendering."""
-
-    __slots__ = ("path", "runbook")
-
-    def __init__(self, runbook: Runbook, path: tuple[str | int, ...]) -> None:
-        self.runbook, self.path = runbook, path
-
-    def __str__(self) -> str:
-        return self.runbook.where(self.path)
-
-    def __bool__(self) -> bool:
-        return True
-
-
-@dataclass
-class Resume:
-    """How this run continues an earlier attempt recorded in its journal (recovery.py
-    reads it, continuation.py makes the operator's decisions into this)."""
-
-    finished: dict[str, StepRecord]  # restored as they were, never run again
-    skip: dict[str, str] = field(default_factory=dict)  # step -> why it is skipped now
-    undone: set[str] = field(default_factory=set)  # completed steps whose rollbacks already ran
-    vars: dict[str, Any] = field(default_factory=dict)
-    incident: dict[str, Any] = field(default_factory=dict)
-    phases: dict[str, PhaseMark] = field(default_factory=dict)  # when each phase first started (and took)
-    escalations: set[int] = field(default_factory=set)  # rules that fired already: not again
-    started_ago: float = 0.0  # seconds since the run started, downtime included (set when it resumes)
-    last_elapsed: float = 0.0  # the earlier attempt's last record
-    note: RunResumed | None = None  # who resumed, why, and what was decided (journaled)
-
-    def phase_done(self, phase: Phase) -> bool:
-        """A phase that ended well before, none of whose steps run now: not entered again."""
-        mark = self.phases.get(phase.name)
-        return mark is not None and mark.duration is not None and all(s.id in self.finished for s in phase.steps)
-
-
 @dataclass
 class RunResult:
+    """How a run ended, and the record of each of its steps."""
+
     run_id: str
     outcome: str
     reason: str = ""
@@ -110,6 +70,8 @@ class RunResult:
 
 
 class Runner:
+    """One run of a runbook (or of an included one, inside the run that includes it)."""
+
     def __init__(self, runbook: Runbook, inputs: Mapping[str, Any], *, services: Services,
                  bus: EventBus, clock: Clock, run_id: str, mode: str = "live",
                  masker: Masker | None = None, participants: Sequence[Any] = (),
@@ -149,7 +111,7 @@ class Runner:
         self.handoff: str | None = None  # set by hand_off: an escalation rule or a notify step with handoff
         self.parent = parent  # the runner whose step includes this runbook
         self._timers: Any = None
-        self._outbox: Any = None  # delivers updates and escalations off this thread (see outbox)
+        self.messenger = Messenger(runbook.id, run_id, services, bus, self.masker, self.cancel)
         if not prefix:
             from .incident import IncidentSupervisor
 
@@ -313,7 +275,7 @@ class Runner:
         self.bus.emit(StepFinished(sid, step.phase, step.kind, "skipped", reason=why))
         return rec
 
-    # -- start, finish, rollback -----------------------------------------------------------------
+    # -- start and finish -----------------------------------------------------------------------
 
     def _started(self) -> None:
         if self.prefix:
@@ -338,15 +300,14 @@ class Runner:
         outcome = stop.outcome if stop else "resolved"
         reason = stop.reason if stop else ""
         if outcome in ROLLED_BACK:
-            self._rollback(outcome, reason)
+            roll_back(self, outcome, reason)
         # The stop that ended the run has been taken: what follows (the final update, the
         # deliveries still queued) is rendered and sent. Another Ctrl-C stops that too.
         self.cancel.clear()
         self._hook("on_finish", outcome)
         if self._timers is not None:
             self._timers.stop()
-        if self._outbox is not None:
-            self._outbox.drain()  # every update and escalation is journaled before run.finished
+        self.messenger.drain()  # every update and escalation is journaled before run.finished
         duration = self.clock.monotonic() - t0  # since the run started: t0 counts earlier attempts too
         if not self.prefix:
             self.bus.emit(RunFinished(outcome, duration, reason, stop.step if stop else None,
@@ -354,43 +315,6 @@ class Runner:
             self.bus.barrier()
         return RunResult(self.state.run_id, outcome, reason, stop.step if stop else None, duration,
                          dict(self.state.steps), phases)
-
-    def _rollback(self, outcome: str, reason: str) -> None:
-        todo = [s for s in reversed(self.completed) if s.rollback]
-        if not todo:
-            return
-        names = [self.qualified(s.id) for s in todo]
-        if outcome == "aborted" and not self._want_rollback(len(todo)):
-            self.bus.emit(RollbackStarted(f"{outcome}: {reason}", names))
-            self.bus.emit(RollbackFinished("skipped", skipped=True))
-            return
-        self.cancel.clear()
-        self.bus.emit(RollbackStarted(f"{outcome}: {reason}", names))
-        status = "ok"
-        for step in todo:
-            for undo in step.rollback:
-                if self.hard_stop:
-                    status = "interrupted"
-                    break
-                try:
-                    rec = self.driver.execute(undo, rollback_of=self.qualified(step.id))
-                except StepStop as exc:
-                    rec = StepRecord(undo.id, status=exc.outcome, error=exc.reason)
-                if rec.status != "ok":
-                    status = "failed"
-        self.bus.emit(RollbackFinished(status))
-
-    def _want_rollback(self, count: int) -> bool:
-        if self.hard_stop or not self.rollback_on_abort:
-            return False
-        if not self.services.prompter.interactive:
-            return True
-        try:
-            with self.asking():
-                return self.services.prompter.confirm_rollback(count)
-        except KeyboardInterrupt:
-            self.hard_stop = True
-            return False
 
     # -- services for the step driver ------------------------------------------------------------
 
@@ -432,13 +356,6 @@ class Runner:
     def qualified(self, step_id: str) -> str:
         return f"{self.prefix}{step_id}"
 
-    def where(self, step: Step, *path: str | int) -> Where:
-        """Where a field of a step is in the file; resolved only if an error needs it."""
-        return Where(self.runbook, (*step.path, *path))
-
-    def in_detection(self, step: Step) -> bool:
-        return step.phase == "detection" and not self.prefix
-
     def timeout_for(self, step: Step) -> float | None:
         timeout = step.timeout or self.runbook.defaults.timeout or self.runbook.timeout
         if self._deadline is not None:
@@ -446,122 +363,27 @@ class Runner:
             timeout = min(timeout, left) if timeout else left
         return timeout
 
-    def logs_of(self, sid: str) -> list[str]:
-        for observer in self.bus.observers:
-            logs = getattr(observer, "logs_of", None)
-            if logs is not None:
-                return list(logs(sid))
-        return []
-
-    def hosts_of(self, target: str, step: Step) -> list[str]:
-        spec = self.runbook.targets.get(target)
-        if spec is None:
-            raise TemplateError(f"target '{target}' is not defined", where=self.where(step, "target"))
-        if self.services.resolve_hosts is not None:
-            return self.services.resolve_hosts(target, spec, self.state.context())
-        return [templating.render(h, self.state.context(), where=Where(self.runbook, ("targets", target, "hosts", i)))
-                for i, h in enumerate(spec.hosts)]
-
-    def fan_out(self, step: Step, sid: str, base: Invocation, hosts: list[str]) -> Attempt:
-        remote = self.services.remote
-        if remote is None:
-            return Attempt(False, f"step {sid} runs on target '{base.target}' but remote execution "
-                                  "is not available in this mode")
-        from engine.fleet.fanout import Policy
-
-        from ._step import _Sink
-
-        policy = Policy.of(step, self.runbook.targets.get(base.target or ""))
-        bus = self.bus
-
-        def finished(hr: HostResult, p: Progress) -> None:
-            res = hr.result
-            bus.emit(HostFinished(sid, hr.host, hr.status, res.exit_code if res else None,
-                                  round(res.duration, 3) if res else 0.0, hr.error,
-                                  p.done, p.failed, p.running, p.total))
-
-        self.bus.barrier()
-        with _Sink(self, sid) as sink:
-            outcome = remote.execute(base, hosts, policy, sink, self.cancel, finished)
-            return Attempt(outcome.ok, outcome.error(), outcome.only(), hosts=outcome.views(),
-                           cancelled=outcome.cancelled)
-
     def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
                purpose: str = "notify", budget: float | None = None, required: bool = False) -> Attempt:
-        """Send a message; a failed delivery is journaled and fails only a `required` one
-        (or a channel the config does not know: that is a mistake, not an outage). Updates
-        and escalations to a channel that may be slow (a webhook) go through the outbox."""
-        slow = getattr(self.services.notifier, "slow", None)
-        if purpose != "notify" and slow is not None and slow(channel):
-            if self._outbox is None:
-                from .outbox import Outbox
-
-                self._outbox = Outbox()
-            self._outbox.put(lambda: self._deliver(channel, message, title, step, purpose, budget, required))
-            return Attempt(True)
-        return self._deliver(channel, message, title, step, purpose, budget, required)
-
-    def _deliver(self, channel: str, message: str, title: str | None, step: str | None, purpose: str,
-                 budget: float | None, required: bool) -> Attempt:
-        self.bus.barrier()
-        meta = {"runbook": self.runbook.id, "run_id": self.state.run_id, "channel_name": channel}
-        delivery = self.services.notifier.send(channel, self.masker.text(message),
-                                               title=self.masker.text(title) if title else None, meta=meta,
-                                               budget=budget, cancel=self.cancel, required=required)
-        self.bus.emit(NotifySent(channel, message, delivery.ok, delivery.error, step, purpose,
-                                 delivery.attempts, delivery.note))
-        ok = delivery.ok or not (required or delivery.unknown)
-        return Attempt(ok, None if ok else delivery.error)
-
-    def apply_set(self, step: Step, changes: Mapping[str, Any], *, by: str | None, role: str | None) -> None:
-        """Assign vars and incident fields; a priority change is journaled with who and why."""
-        incident = self.state.incident
-        before = incident.priority
-        for key, value in changes.items():
-            if key.startswith("vars."):
-                self.state.vars[key[5:]] = value
-            elif key == "incident.impact":
-                incident.impact = str(value)
-            elif key == "incident.urgency":
-                incident.urgency = str(value)
-        if any(k.startswith("incident.") for k in changes):
-            incident.priority = priority_of(self.runbook, incident.impact, incident.urgency)
-            self.bus.emit(PriorityChanged(incident.impact, incident.urgency, incident.priority, before,
-                                          by, role, self.qualified(step.id), f"set by step {step.id}"))
+        """Send a message (see Messenger.send): journaled; fails only a `required` one."""
+        return self.messenger.send(channel, message, title=title, step=step, purpose=purpose, budget=budget,
+                                   required=required)
 
     def include(self, step: Step, spec: IncludeSpec, sid: str, extra: dict[str, Any]) -> Attempt:
         """Run another runbook as this step, with the same services, bus and clock."""
         loader = self.services.load_runbook
         if loader is None:
             return Attempt(False, "include is not available in this mode")
-        from engine.language import includes
+        from ._include import outcome, prepare  # a run that includes nothing reads no include code
 
-        roots = self.include_roots or includes.roots(self.runbook.file)
-        chain = self.include_chain or (Path(os.path.realpath(self.runbook.file)),)
-        path = includes.target(self.runbook.file, spec.runbook)
-        if not includes.inside(path, roots):
-            return Attempt(False, includes.outside_message(spec.runbook, roots))
-        if path in chain or len(chain) > includes.MAX_DEPTH:
-            return Attempt(False, f"include '{spec.runbook}' would run a runbook that is already running "
-                                  "(an include cycle)")
-        ctx = self.state.context(**{k: v for k, v in extra.items() if not k.startswith("_")})
-        inputs = {k: templating.render_value(v, ctx, where=self.where(step, "include", "inputs", k))
-                  for k, v in spec.inputs.items()}
-        from .inputs import resolve
-
-        try:
-            child_book = loader(path)
-            resolved = resolve(child_book, from_file=inputs)
-        except EngineError as exc:  # an invalid runbook or inputs: this step fails, the run goes on ending
-            return Attempt(False, f"cannot include {spec.runbook}: {exc}")
-        child = Runner(child_book, resolved.values, services=self.services, bus=self.bus, clock=self.clock,
+        ready = prepare(self.runbook, step, spec, self.state.context(**visible(extra)), loader,
+                        self.include_roots, self.include_chain)
+        if isinstance(ready, Attempt):
+            return ready
+        child = Runner(ready.runbook, ready.inputs, services=self.services, bus=self.bus, clock=self.clock,
                        run_id=self.state.run_id, mode=self.mode, masker=self.masker,
                        rollback_on_abort=self.rollback_on_abort, prefix=f"{sid}/", cancel=self.cancel,
                        parent=self)
-        child.include_roots, child.include_chain = roots, (*chain, path)
+        child.include_roots, child.include_chain = ready.roots, ready.chain
         result = child.run()
-        ok = result.outcome in ("resolved", "not_confirmed")
-        outputs = {"outcome": result.outcome, "reason": result.reason}
-        return Attempt(ok, None if ok else f"included runbook {child_book.id} ended {result.outcome}: "
-                                             f"{result.reason}", outputs=outputs,
-                       cancelled=result.outcome in ("aborted", "escalated"), refused=result.outcome == "refused")
+        return outcome(ready.runbook, result.outcome, result.reason)

@@ -26,7 +26,7 @@ from engine.templates import templating
 
 from .clock import RealClock
 from .console import Console
-from .continuation import Choices, advice, plan
+from .continuation import Choices, Resume, advice, plan
 from .events import EventBus
 from .journal_writer import JournalWriter, new_run_id
 from .leftovers import Settler
@@ -34,7 +34,7 @@ from .lock import RunLock
 from .lock import lock_dir as machine_lock_dir
 from .masking import Masker
 from .recovery import RESUMABLE, Recovered, recover
-from .runner import Resume, Runner, RunResult
+from .runner import Runner, RunResult
 from .services import Services
 
 if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code

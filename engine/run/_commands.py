@@ -1,0 +1,103 @@
+"""Steps that run something through an executor: a command (on this machine, or on the
+hosts of a target: see _hosts.py) and an HTTP request. What they show as they start
+(the `$` line, the request line) is rendered here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from engine.executors.base import HttpRequest, Invocation, encode_body, marks
+from engine.language.model import HttpSpec, RunSpec, Step
+from engine.templates import templating
+
+from ._driver import Driver
+from ._hosts import fan_out, per_host, rendered_for
+from .attempt import Attempt
+
+
+def started_command(d: Driver, step: Step, spec: RunSpec, target: str | None, extra: dict[str, Any],
+                    ) -> tuple[str, str, Callable[[str], str] | None]:
+    """The command as it runs and as it is shown, and its renderer per host when it names
+    `{{ host }}` (then the `$` line shows `{{ host }}` itself)."""
+    spec_command = spec.command
+    render_for = None
+    if target and "host" in templating.analyze(spec_command).names:
+        render_for = per_host(d, step, spec_command, extra)
+        extra = {**extra, "host": templating.Placeholder("host")}
+    where = d.where(step, "run")
+    command = templating.render(spec_command, d.context(extra), shell=True, where=where)
+    return command, d.shown.render(spec_command, extra, command, shell=True, where=where), render_for
+
+
+def started_request(d: Driver, step: Step, spec: HttpSpec, extra: dict[str, Any]) -> str:
+    """The request line as it is shown: `GET https://...`."""
+    where = d.where(step, "http", "url")
+    url = templating.render(spec.url, d.context(extra), where=where)
+    return f"{spec.method} {d.shown.render(spec.url, extra, url, where=where)}"
+
+
+def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: dict[str, Any],
+            timeout: float | None) -> Attempt:
+    """A `run:` step's command, here or on every host of its target."""
+    r = d.r
+    rendered = extra.get("_command")
+    stdin, env = None, {}
+    variables = {**r.runbook.defaults.env, **step.env} if (r.runbook.defaults.env or step.env) else {}
+    if rendered is None or spec.stdin or variables:  # most steps: nothing more to render
+        ctx = d.context(extra)
+        if rendered is None:
+            rendered = templating.render(spec.command, ctx, shell=True, where=d.where(step, "run"))
+        if spec.stdin:
+            stdin = templating.render(spec.stdin, ctx, where=d.where(step, "stdin"))
+        env = {k: templating.render(v, ctx, where=d.where(step, "env", k)) for k, v in variables.items()}
+    nul = _nul_in(rendered, env)
+    if nul:
+        return Attempt(False, f"{nul} contains a NUL byte, which no command line or environment can carry")
+    env = {**env, **marks(r.state.run_id, sid)}
+    base = Invocation(sid, "run", rendered, None, extra.get("_target"), stdin, env, timeout,
+                      spec.exit_codes, attempt=number, per_host=extra.get("_per_host"))
+    target = extra.get("_target")
+    if target:
+        hosts = extra.get("_hosts") or []
+        if base.per_host is not None:
+            base = replace(base, per_host=rendered_for(base.per_host, hosts))
+        return fan_out(d, step, sid, base, hosts)
+    r.bus.barrier()
+    with d.sink(sid) as sink:
+        result = r.services.local.run(base, sink, r.cancel)
+    return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
+
+
+def http(d: Driver, step: Step, sid: str, spec: HttpSpec, number: int, extra: dict[str, Any],
+         timeout: float | None) -> Attempt:
+    """An `http:` step's request."""
+    r = d.r
+    ctx = d.context(extra)
+    url = templating.render(spec.url, ctx, where=d.where(step, "http", "url"))
+    headers = {k: templating.render(v, ctx, where=d.where(step, "http", "headers", k))
+               for k, v in spec.headers.items()}
+    body = templating.render_value(spec.body, ctx, where=d.where(step, "http", "body"))
+    data, headers = encode_body(body, headers)
+    # A header is private when a secret went into it: it does not follow a redirect elsewhere.
+    private = frozenset(k.lower() for k, v in headers.items() if r.masker.text(v) != v or (
+        k in spec.headers and d.shown.render(spec.headers[k], extra, v) != v))
+    request = HttpRequest(url, spec.method, headers, data, spec.verify, spec.follow_redirects, spec.status,
+                          private)
+    invocation = Invocation(sid, "http", f"{spec.method} {url}", timeout=timeout, http=request,
+                            attempt=number)
+    r.bus.barrier()
+    with d.sink(sid) as sink:
+        result = r.services.http.run(invocation, sink, r.cancel)
+    return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
+
+
+def _nul_in(command: str, env: Mapping[str, str]) -> str | None:
+    """What holds a NUL byte (from a step's output, a JSON escape), if anything: the
+    operating system cuts a command line at the first one."""
+    if "\0" in command:
+        return "the command"
+    bad = next((k for k, v in env.items() if "\0" in v or "\0" in k), None)
+    return f"env {bad}" if bad is not None else None

@@ -1,0 +1,101 @@
+"""What the step driver and its kinds share. The run they work for is seen through
+`RunView`, what a step may use of it: the Runner is one, and neither the driver nor a
+kind imports it (the runner imports them). `Driver` is the driver's own state across
+the steps of a run: what is shown apart from what runs, and the step's output streams.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from engine.executors.base import Cancel
+from engine.language.model import IncludeSpec, Runbook, Step
+
+from ._output import StepSink, StepStreams
+from ._shown import Shown, visible
+from .attempt import Attempt
+from .clock import Clock
+from .events import EventBus
+from .masking import Masker
+from .services import Services
+from .state import RunState
+
+
+class RunView(Protocol):
+    """What a step may use of the run it belongs to."""
+
+    runbook: Runbook
+    state: RunState
+    bus: EventBus
+    clock: Clock
+    masker: Masker
+    services: Services
+    cancel: Cancel
+    prefix: str  # `sub/` before the ids of an included runbook's steps
+    uses_json: bool  # someone reads `json`: outputs are parsed as JSON
+
+    def timeout_for(self, step: Step) -> float | None:
+        """How long the step may take, within what is left of the run's own timeout."""
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait on the run's clock; False if interrupted or handed off (see interruption)."""
+
+    def interruption(self) -> str:
+        """Why a wait was cut short."""
+
+    def interrupt(self, *, hard: bool = False, reason: str = "interrupted") -> None:
+        """Stop the current step (Ctrl-C at a prompt)."""
+
+    def asking(self, step: str = "") -> AbstractContextManager[None]:
+        """Around a prompt: a signal may break into it, escalation rules watch it."""
+
+    def hand_off(self, reason: str) -> None:
+        """End the run as `escalated` once this step is done."""
+
+    def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
+               purpose: str = "notify", budget: float | None = None, required: bool = False) -> Attempt:
+        """Send a message, journaled; fails only a `required` one (or an unknown channel)."""
+
+    def include(self, step: Step, spec: IncludeSpec, sid: str, extra: dict[str, Any]) -> Attempt:
+        """Run another runbook as this step."""
+
+
+class Where:
+    """A lazy `file:line:col`: walking the YAML node tree costs more than rendering."""
+
+    __slots__ = ("path", "runbook")
+
+    def __init__(self, runbook: Runbook, path: tuple[str | int, ...]) -> None:
+        self.runbook, self.path = runbook, path
+
+    def __str__(self) -> str:
+        return self.runbook.where(self.path)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class Driver:
+    """The step driver's state across the steps of one run, and what its kinds ask of it."""
+
+    def __init__(self, run: RunView) -> None:
+        self.r = run
+        self.shown = Shown(run.state, run.masker)  # what is shown, apart from what runs
+        self.streams = StepStreams()  # the output streams of the step
+
+    def where(self, step: Step, *path: str | int) -> Where:
+        """Where a field of a step is in the file; resolved only if an error needs it."""
+        return Where(self.r.runbook, (*step.path, *path))
+
+    def context(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """The template context of a step: the run's, with its `item` or `host`."""
+        return self.r.state.context(**visible(extra))
+
+    def seen(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """The context of what people read (instructions, approvals, messages): secrets as ***."""
+        return self.shown.context(extra) if self.shown.active else self.r.state.context(**visible(extra))
+
+    def sink(self, sid: str) -> StepSink:
+        """Where a command or request of step `sid` sends its output (a context manager)."""
+        return StepSink(self.r.bus, self.r.masker, self.streams, sid)

@@ -1,0 +1,87 @@
+"""A step with `for_each`: its items (a list, a mapping's entries, a text's lines), each
+run in turn as the step itself, and one record for them all. The items write one
+output stream, so a secret printed a piece per item is still masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.errors import TemplateError
+from engine.language.model import Step
+from engine.templates import templating
+
+from ._driver import Driver
+from .events import StepOutput
+from .state import StepRecord
+
+# Runs the step once (`when`, then the step) with the names an item adds to the context.
+Guarded = Callable[[Step, str, "str | None", dict[str, Any]], StepRecord]
+
+
+def for_each(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: Guarded) -> StepRecord:
+    """Every item of the step in turn; the first that does not succeed ends the step."""
+    r = d.r
+    try:
+        items = _items(d, step, r.state.context())
+        shown_items = d.shown.items(items, lambda: _items(d, step, r.state.shown_context()))
+    except TemplateError as exc:
+        return StepRecord(step.id, status="failed", error=str(exc))
+    rec = StepRecord(step.id, status="ok")
+    shown: list[dict[str, Any]] = []
+    d.streams.in_items = True
+    try:
+        _each(step, sid, rollback_of, guarded, rec, items, shown_items, shown)
+    finally:
+        d.streams.in_items = False
+        d.streams.flush(r.bus, sid)
+    if d.shown.active:
+        rec.shown["items"] = shown
+    if items and all(i["status"] == "skipped" for i in rec.items):
+        rec.status = "skipped"  # the finished line says so; a count would only contradict it
+    else:
+        r.bus.emit(StepOutput(sid, "info", _items_done(rec.items, len(items)), None))
+    return rec
+
+
+def _each(step: Step, sid: str, rollback_of: str | None, guarded: Guarded, rec: StepRecord, items: list[Any],
+          shown_items: list[Any], shown: list[dict[str, Any]]) -> None:
+    for index, (item, shown_item) in enumerate(zip(items, shown_items, strict=True)):
+        sub = guarded(step, sid, rollback_of, {"item": item, "_shown": {"item": shown_item}})
+        rec.items.append({"item": item, "index": index, **sub.view()})
+        shown.append({**rec.items[-1], "item": shown_item, **sub.shown})
+        rec.attempts += sub.attempts
+        if sub.status in ("failed", "aborted", "refused", "not_confirmed"):
+            rec.status, rec.error = sub.status, f"item {index} ({shown_item!r}): {sub.error}"
+            break
+
+
+def _items(d: Driver, step: Step, ctx: dict[str, Any]) -> list[Any]:
+    if isinstance(step.for_each, tuple):
+        # A literal list: its strings are templates like any other (lint checks them so).
+        return [templating.render_value(v, ctx, where=d.where(step, "for_each", i))
+                for i, v in enumerate(step.for_each)]
+    value = templating.evaluate(str(step.for_each), ctx, where=d.where(step, "for_each"))
+    if isinstance(value, str):
+        return [line for line in value.splitlines() if line.strip()]
+    if isinstance(value, Mapping):
+        return [{"key": k, "value": v} for k, v in value.items()]
+    try:
+        return list(value)
+    except TypeError:
+        raise TemplateError(f"for_each must give a list, got {type(value).__name__}",
+                            where=d.where(step, "for_each")) from None
+
+
+def _items_done(items: list[dict[str, Any]], total: int) -> str:
+    """`3 of 3 item(s) done`, with the skipped and the failed counted apart."""
+    done = sum(1 for i in items if i["status"] == "ok")
+    parts = [f"{done} of {total} item(s) done"]
+    skipped = sum(1 for i in items if i["status"] == "skipped")
+    if skipped:
+        parts.append(f"{skipped} skipped (when was false)")
+    failed = len(items) - done - skipped
+    if failed:
+        parts.append(f"{failed} {items[-1]['status']}")
+    return ", ".join(parts)
