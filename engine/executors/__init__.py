@@ -1,7 +1,11 @@
 """Executors: run one rendered invocation and return a Result; the runner does not know
-which one it drives. Local commands, HTTP requests, notification channels, and the
-prompters that ask people (terminal, scripted).
+which one it drives. `base` is the protocol and the data that crosses it (Invocation,
+Result, OutputSink, Cancel); `local` runs commands on this machine, `http` makes
+requests, `notify` delivers to channels (stdout, a file, a webhook), `prompts` asks
+people (terminal, scripted); `timestamps` is the time format of every record written.
 
 Layer: above language. It may import `engine.language`, `engine.templates` and the
 top-level `errors`/`home`; never the run loop.
 """
+
+__all__ = ["base", "http", "local", "notify", "prompts", "timestamps"]

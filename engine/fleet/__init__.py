@@ -1,7 +1,12 @@
-"""Fleet: many hosts. Which hosts a step's target means (hosts: inventory groups and
-templated host lists), SSH connections (pool, ssh_config, host keys) and fan-out of one
-step over the hosts of a target (`parallel`, `serial`, `max_failures`).
+"""Fleet: many hosts. `hosts` decides which hosts a step's target means (inventory groups
+and templated host lists); `ssh` runs a command on one host over SSH (connections pooled
+for the whole run, settings completed from ~/.ssh/config, host keys checked); `fanout`
+runs one invocation on every host of a target under its policy (`parallel`, `serial`,
+`max_failures`) and reports each host through callbacks. Fleet knows nothing of the run
+loop: the run layer makes a fan-out's outcome the step's attempt and its events.
 
 Layer: above executors. It may import `engine.executors`, `engine.language` and
 `engine.templates`; never the run loop.
 """
+
+__all__ = ["fanout", "hosts", "ssh"]

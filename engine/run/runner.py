@@ -1,4 +1,6 @@
-"""The execution loop: phases in order, steps in order, the outcome, rollbacks.
+"""The execution loop: phases in order, steps in order, the outcome, then rollbacks
+(_rollback.py). Each step is run by the step driver (_step.py), which sees this loop
+only as a RunView; an included runbook runs on a runner of its own (_include.py).
 
 The same loop serves live runs, drills and unattended tests; only the services
 (executors, prompter, notifier, clock) differ. Events go to a bus; the journal and
