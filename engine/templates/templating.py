@@ -6,6 +6,9 @@ says `| raw`. Both are sandboxed and strict: an undefined name is an error, neve
 
 jinja2 is imported on first use: a plain string (no `{{`, `{%`, `{#`) never needs it,
 and `runbook validate` of a file without templates never pays for the import.
+
+The module the rest of the engine uses: it re-exports the values (values.py), the names
+lint checks filters and tests against (filters.py) and the environment (_environment.py).
 """
 
 from __future__ import annotations
