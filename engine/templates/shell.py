@@ -212,3 +212,22 @@ def _check_heredocs(command: str, placed: list[tuple[int, int, Slot, int]]) -> N
         if not any(b.start <= start and end <= b.end and b.delimiter == slot.detail for b in found):
             raise Unsafe(f"holds a line {slot.detail}, which would end the heredoc early and run the rest "
                          "of it as commands: pass it through `env:` instead", index)
+        if _garbled_by_dash(command, start, end, slot):
+            raise Unsafe(f"has a line starting like the delimiter {slot.detail} followed by a non-ASCII "
+                         "character, which /bin/sh (dash) drops from a heredoc: pass it through `env:` instead",
+                         index)
+
+
+def _garbled_by_dash(command: str, start: int, end: int, slot: Slot) -> bool:
+    """dash reads a heredoc line that begins with part of the delimiter byte by byte and
+    loses the byte after that part when it is not ASCII (`Eé` under <<EOF prints `E\\xa9`):
+    such a value would not reach the command as itself."""
+    first = command.rfind("\n", 0, start) + 1
+    last = command.find("\n", end)
+    for line in command[first:last if last >= 0 else len(command)].split("\n"):
+        body = line.lstrip("\t") if slot.strip_tabs else line
+        for size in range(1, len(slot.detail) + 1):
+            prefix = slot.detail[:size]
+            if body.startswith(prefix) and len(body) > size and ord(body[size]) >= 128:
+                return True
+    return False
