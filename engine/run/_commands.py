@@ -15,6 +15,7 @@ from engine.templates import templating
 
 from ._driver import Driver
 from ._hosts import fan_out, per_host, rendered_for
+from ._shown import visible
 from .attempt import Attempt
 
 
@@ -28,7 +29,7 @@ def started_command(d: Driver, step: Step, spec: RunSpec, target: str | None, ex
         render_for = per_host(d, step, spec_command, extra)
         extra = {**extra, "host": templating.Placeholder("host")}
     where = d.where(step, "run")
-    command = templating.render(spec_command, d.context(extra), shell=True, where=where)
+    command = templating.render(spec_command, d.r.state.context(**visible(extra)), shell=True, where=where)
     return command, d.shown.render(spec_command, extra, command, shell=True, where=where), render_for
 
 

@@ -140,7 +140,16 @@ class StepDriver(Driver):
             only = next(iter(attempt.hosts.values()))
             rec.exit_code, rec.stdout = only.get("exit_code"), only.get("stdout", "")
             rec.stderr = only.get("stderr", "")
-        rec.status = _status(attempt, _detects(self.r, step))
+        if attempt.ok:
+            rec.status = "ok"
+        elif attempt.cancelled:
+            rec.status = "aborted"
+        elif attempt.refused:
+            rec.status = "refused"
+        elif attempt.expect_false and _detects(self.r, step):
+            rec.status = "not_confirmed"
+        else:
+            rec.status = "failed"
 
     def _finished(self, step: Step, sid: str, rec: StepRecord, rollback_of: str | None) -> None:
         r = self.r
@@ -163,19 +172,6 @@ class StepDriver(Driver):
             _jsonable({**r.state.vars, **r.state.shown_vars}) if _sets_vars(step) else {},
             _logs_of(r, sid), rollback_of,
         ))
-
-
-def _status(attempt: Attempt, detecting: bool) -> str:
-    """The step's status from its last attempt."""
-    if attempt.ok:
-        return "ok"
-    if attempt.cancelled:
-        return "aborted"
-    if attempt.refused:
-        return "refused"
-    if attempt.expect_false and detecting:
-        return "not_confirmed"
-    return "failed"
 
 
 def _detects(r: RunView, step: Step) -> bool:
