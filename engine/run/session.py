@@ -1,7 +1,8 @@
 """A live run, assembled: inputs, lock, journal, console, executors, signals.
 
-`cli.py` parses flags into a LiveOptions and calls `run_live` or `resume_run`;
-everything a run needs is put together here, and taken apart again however it ends.
+`runbook run` and `runbook resume` (engine/cli/live.py) parse flags into a LiveOptions
+and call `run_live` or `resume_run`; everything a run needs is put together here, and
+taken apart again however it ends.
 """
 
 from __future__ import annotations
