@@ -23,10 +23,6 @@ BASE = frozenset({"engine", "engine.errors", "engine.home"})  # `engine` itself:
 TOP = frozenset({"engine.testing", "engine.__main__"})
 MAX_LINES = 450  # "about 400": a file longer than this has a seam to split along
 
-# While the layout work of issue 11 lands in parts; removed when it is done.
-# Run `pytest tests/test_architecture.py --runxfail` to see what is left.
-pytestmark = pytest.mark.xfail(strict=False, reason="layout work in progress (issue 11)")
-
 
 class Edge(NamedTuple):
     source: str
