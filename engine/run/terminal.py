@@ -13,8 +13,11 @@ from __future__ import annotations
 import os
 import re
 import select
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 _CLEAR_LINE = "\r\033[K"
@@ -79,7 +82,8 @@ class Terminal:
             self._readline = self._readline or _load_readline()  # line editing, what was typed so far
             if self._readline:
                 # readline counts the prompt's width: escape codes must be marked as invisible.
-                return input(_SGR.sub("\001\\1\002", prompt))
+                with _nudged():
+                    return input(_SGR.sub("\001\\1\002", prompt))
         with self._lock:
             self._put(prompt)
             self.stream.flush()
@@ -130,6 +134,40 @@ def _isatty(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+NUDGE = 0.25  # seconds between nudges while readline waits for a line
+
+
+@contextmanager
+def _nudged() -> Iterator[None]:
+    """While readline waits for a line, wake its wait now and then with a signal that does
+    nothing. readline prints the prompt, then blocks in select(); a Ctrl-C that lands in
+    between interrupts nothing, and its handler would only run at the next key press. Any
+    signal that interrupts the select() runs the handlers still pending, that Ctrl-C's too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    main = threading.main_thread().ident
+    previous = signal.signal(signal.SIGUSR2, _ignore)  # installed without SA_RESTART: select() returns
+    stop = threading.Event()
+
+    def nudge() -> None:
+        while not stop.wait(NUDGE):
+            signal.pthread_kill(main, signal.SIGUSR2)  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=nudge, name="prompt-nudge", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """The nudge's handler: waking the wait is all it is for."""
 
 
 def _load_readline() -> Any:
