@@ -651,3 +651,9 @@ def test_runbook_report_trainer_flag(drills: dict[str, Path]) -> None:
     trainer = CliRunner().invoke(cli, ["report", run, "--trainer"])
     assert trainee.exit_code == trainer.exit_code == 0
     assert "Trainer notes" not in trainee.output and "## Trainer notes" in trainer.output
+
+
+def test_a_priority_change_reads_as_text_in_markdown_not_as_an_escaped_arrow(drills: dict[str, Path]) -> None:
+    """`->` went into Markdown as `-&gt;`: the marker uses an arrow that needs no escaping."""
+    text = "\n".join(render_markdown(build_report(run)) for run in drills.values())
+    assert "-&gt;" not in text and "priority unset → P" in text

@@ -311,7 +311,7 @@ class _Builder:
 
     def _priority_changed(self, r: Record) -> None:
         who = f", by {r.get('by')}" if r.get("by") else ""
-        self._mark(r, "priority", f"priority {r.get('previous') or 'unset'} -> {r.get('priority')}",
+        self._mark(r, "priority", f"priority {r.get('previous') or 'unset'} → {r.get('priority')}",
                    f"impact {r.get('impact')}, urgency {r.get('urgency')}{who}")
 
     def _rollback_started(self, r: Record) -> None:
