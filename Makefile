@@ -21,14 +21,17 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 # Refresh the lock on purpose: newest releases within pyproject.toml's ranges (pip-tools,
-# itself pinned, in a virtualenv of its own). Commit the result after `make test` passes.
+# itself pinned, in a virtualenv of its own), for every extra (dev, test, server). Commit the
+# result after `make test` passes. `make lock UPGRADE=` only adds what pyproject.toml gained,
+# keeping every other pin.
 LOCK_VENV := .venv-lock
+UPGRADE   ?= --upgrade
 
 lock:
 	[ -x $(LOCK_VENV)/bin/pip-compile ] || { $(PYTHON) -m venv $(LOCK_VENV) && \
 		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools==7.7.0; }
-	$(LOCK_VENV)/bin/pip-compile --quiet --upgrade --generate-hashes --all-build-deps --allow-unsafe \
-		--extra dev --strip-extras --no-emit-find-links --no-emit-index-url -o $(LOCK) pyproject.toml
+	$(LOCK_VENV)/bin/pip-compile --quiet $(UPGRADE) --generate-hashes --all-build-deps --allow-unsafe \
+		--all-extras --strip-extras --no-emit-find-links --no-emit-index-url -o $(LOCK) pyproject.toml
 
 install: $(STAMP) bytecode
 
