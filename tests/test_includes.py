@@ -111,3 +111,17 @@ def test_validate_reads_an_included_file_again_once_it_changed(tmp_path: Path) -
     assert {r for _, _, r in rules(main)} == {"RB133"}
     with pytest.raises(Exception, match="RB133"):
         load_runbook(main)
+
+
+def test_an_included_runbook_reads_its_own_secret_and_it_is_masked_everywhere(tmp_path: Path) -> None:
+    (tmp_path / "key.txt").write_text("child-key-31337\n")
+    write(tmp_path / "child.yaml", "inputs:\n  key: {type: string, secret: true, file: key.txt}\n"
+          "detection:\n  - {id: use, run: 'echo got {{ inputs.key }}'}\n", "child")
+    main = write(tmp_path / "main.yaml", "detection:\n  - {id: go, include: child.yaml}\n")
+    runs = tmp_path / "runs"
+    done = subprocess.run([RUNBOOK_BIN, "run", str(main), "--non-interactive", "--yes", "--runs-dir", str(runs)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "got ***" in done.stdout and "31337" not in done.stdout + done.stderr
+    written = [p for p in runs.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if b"31337" in p.read_bytes()]

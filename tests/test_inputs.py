@@ -181,6 +181,77 @@ def test_secret_values_are_listed_for_masking() -> None:
     assert resolve(rb, environ={"TOKEN": "s3cr3t"}).secrets == ["s3cr3t"]
 
 
+# -- secrets from a file or a command ------------------------------------------------------------------------
+
+
+def sourced(tmp_path: Path, inputs: str) -> Runbook:
+    """A runbook file in tmp_path (relative `file:` paths are relative to it)."""
+    text = ("kind: runbook\nversion: 1\nid: inputs-test\ntitle: Inputs\ninputs:\n"
+            + textwrap.indent(textwrap.dedent(inputs), "  ") + "detection:\n  - {id: check, run: 'true'}\n")
+    return build_runbook(load_text(text, str(tmp_path / "book.yaml")))
+
+
+def test_a_secret_comes_from_a_file_relative_to_the_runbook(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "pd").write_text("pd-key-123\n")
+    rb = sourced(tmp_path, "key: {type: string, secret: true, file: secrets/pd}\n")
+    resolved = resolve(rb, environ={})
+    assert resolved.values == {"key": "pd-key-123"} and resolved.secrets == ["pd-key-123"]
+    assert resolved.sources == {"key": f"file {tmp_path / 'secrets' / 'pd'}"}
+
+
+def test_a_secret_comes_from_a_command_and_is_converted_and_checked(tmp_path: Path) -> None:
+    rb = sourced(tmp_path, """\
+        token: {type: string, secret: true, command: "printf 'tok-%s\\n' 42"}
+        port: {type: integer, command: "echo 8443", maximum: 9000}
+    """)
+    resolved = resolve(rb, environ={})
+    assert resolved.values == {"token": "tok-42", "port": 8443} and resolved.secrets == ["tok-42"]
+
+
+def test_a_given_value_or_the_environment_wins_over_the_file_and_no_command_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    rb = sourced(tmp_path, f"""\
+        a: {{type: string, secret: true, env: A_KEY, command: "touch {marker}; echo x"}}
+        b: {{type: string, secret: true, file: /nonexistent/b}}
+    """)
+    resolved = resolve(rb, given={"b": "from-flag"}, environ={"A_KEY": "from-env"})
+    assert resolved.values == {"a": "from-env", "b": "from-flag"} and not marker.exists()
+
+
+def test_a_failing_source_is_an_input_error_naming_the_input_and_the_source(tmp_path: Path) -> None:
+    rb = sourced(tmp_path, """\
+        missing: {type: string, secret: true, file: /run/secrets/nowhere}
+        failing: {type: string, secret: true,
+                  command: "printf 'hunter%s' 2-part; printf 'denied: hunter%s' 2-part >&2; exit 2"}
+        silent: {type: string, secret: true, command: "true"}
+        loose: {type: string, secret: true, pattern: "tok-[0-9]+", command: "printf 'hunter%s' 2-whole"}
+    """)
+    with pytest.raises(InputError) as info:
+        resolve(rb, environ={})
+    message = str(info.value)
+    assert "input 'missing': file /run/secrets/nowhere: cannot read it (No such file or directory)" in message
+    assert "input 'failing': command `printf 'hunter%s' 2-part; " in message
+    assert "exited 2: denied: ***" in message  # what it printed before failing is not repeated
+    assert "input 'silent': command `true` printed nothing" in message
+    assert "input 'loose' (from command `printf 'hunter%s' 2-whole`) must match tok-[0-9]+, got '***'" in message
+    assert "hunter2" not in message
+
+
+def test_a_dry_run_or_drill_reads_no_source_and_stands_in(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    rb = sourced(tmp_path, f"""\
+        key: {{type: string, secret: true, file: /run/secrets/pd}}
+        token: {{type: integer, secret: true, command: "touch {marker}; echo 1"}}
+        env_only: {{type: string, secret: true, env: NOT_SET_HERE}}
+        env_default: {{type: string, env: NOT_SET_EITHER, default: eu-1}}
+    """)
+    resolved = resolve(rb, environ={}, read_sources=False)
+    assert resolved.values == {"key": "<file /run/secrets/pd>", "token": f"<command `touch {marker}; echo 1`>",
+                               "env_only": "<$NOT_SET_HERE>", "env_default": "eu-1"}
+    assert not marker.exists()
+
+
 # -- inputs files ---------------------------------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ SEVERITY = {
     "RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
     "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR,
     "RB301": ERROR, "RB302": ERROR, "RB303": ERROR, "RB304": ERROR,
+    "RB150": ERROR,
 }
 
 
@@ -710,6 +711,16 @@ CASES = [
           t: {type: integer, default: ‸ten}
           b: {type: boolean, default: ‸"yes"}
         """), message="the default of input"),
+    # -- RB150 input-source ---------------------------------------------------------------------
+    Case("RB150", "one source each: env and a file, a command alone", runbook("""
+        inputs:
+          key: {type: string, secret: true, env: PD_KEY, file: /run/secrets/pd}
+          token: {type: string, secret: true, command: "vault kv get -field=token secret/ops"}
+        """)),
+    Case("RB150", "both a file and a command", runbook("""
+        inputs:
+          key: {type: string, secret: true, file: /run/secrets/pd, command: ‸"op read op://ops/pd/key"}
+        """), message="names both a `file` and a `command`"),
     # -- RB138 answer-not-a-choice --------------------------------------------------------------
     Case("RB138", "answers compared with their choices; other fields and refs", runbook("""
         defaults: {timeout: 1m}

@@ -216,6 +216,10 @@ CASES = [
     # -- RB208 scenario-inputs ---------------------------------------------------------------
     Case("RB208", "required inputs given; defaults and env inputs may be left out",
          scenario(COMPLETE)),
+    Case("RB208", "required inputs from a secret file or command may be left out (a drill reads neither)",
+         scenario(COMPLETE), runbook=RUNBOOK.replace(
+             "  mount:", "  pd_key: {type: string, secret: true, file: /run/secrets/pd}\n"
+                         "  vault: {type: string, secret: true, command: vault kv get -field=token ops}\n  mount:")),
     Case("RB208", "a required input given through the alert labels it declares", complete(
         **{"inputs: {host: db-1}": "alert: {labels: {instance: db-1}}"})),
     Case("RB208", "an input the runbook does not declare, with a suggestion, at its key",

@@ -106,7 +106,7 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
     def resolve() -> Any:
         given = inputs_mod.parse_assignments(options["inputs"])
         from_file = inputs_mod.load_inputs_file(inputs_file) if inputs_file else None
-        return inputs_mod.resolve(runbook, given=given, from_file=from_file, alert=alert)
+        return inputs_mod.resolve(runbook, given=given, from_file=from_file, alert=alert, read_sources=not dry_run)
 
     resolved, answers, people = _checked(runbook, options, resolve)
     if dry_run:

@@ -106,7 +106,7 @@ def _include_inputs(c: RunbookCheck) -> Iterator[Finding]:
                 yield Finding((*step.path, "include", "inputs", name),
                               f"included runbook '{child.id}' has no input '{name}'"
                               f"{did_you_mean(name, child.inputs)}", key=True)
-        missing = [n for n, i in child.inputs.items() if i.required and not i.env and n not in spec.inputs]
+        missing = [n for n, i in child.inputs.items() if i.required and not i.sourced and n not in spec.inputs]
         if missing:
             yield Finding(_place(c, step), f"included runbook '{child.id}' needs input(s) "
                                            f"{', '.join(repr(m) for m in missing)}: give them under include.inputs")

@@ -232,7 +232,7 @@ def _inputs(c: ScenarioCheck) -> Iterator[Finding]:
     labels = dict(c.scenario.alert or {})
     for name, spec in declared.items():
         from_alert = spec.alert is not None and _alert_has(labels, spec.alert)
-        if spec.required and spec.env is None and name not in c.scenario.inputs and not from_alert:
+        if spec.required and not spec.sourced and name not in c.scenario.inputs and not from_alert:
             yield Finding(("inputs",) if c.scenario.inputs else ("runbook",),
                           f"required input '{name}' is not given", key=True)
 

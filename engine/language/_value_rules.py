@@ -1,6 +1,6 @@
 """Lint rules on values the schema cannot judge: a NUL byte where a command goes, a
-duration too long for any clock, an input's regular expression and its default, and
-answers compared with a value their question never offers."""
+duration too long for any clock, an input's regular expression, its default and its
+sources, and answers compared with a value their question never offers."""
 
 from __future__ import annotations
 
@@ -83,6 +83,16 @@ def _input_defaults(c: RunbookCheck) -> Iterator[Finding]:
             problem = spec.violation(spec.default)
         if problem:
             yield Finding(("inputs", name, "default"), f"the default of input '{name}' {problem}")
+
+
+@rule("RB150", "input-source", ERROR,
+      "An input's value comes from one file or one command (after `-i`, an inputs file, the alert and "
+      "`env`): with both, which one counts would be a guess.")
+def _input_sources(c: RunbookCheck) -> Iterator[Finding]:
+    for name, spec in c.runbook.inputs.items():
+        if spec.file is not None and spec.command is not None:
+            yield Finding(("inputs", name, "command"),
+                          f"input '{name}' names both a `file` and a `command`: keep one")
 
 
 def _checkable(pattern: str | None) -> bool:

@@ -154,6 +154,7 @@ def _input(name: str, data: Mapping[str, Any]) -> Input:
         env=data.get("env"), alert=data.get("alert"),
         choices=tuple(choices) if choices is not None else None,
         pattern=data.get("pattern"), minimum=data.get("minimum"), maximum=data.get("maximum"),
+        file=data.get("file"), command=data.get("command"),
     )
 
 

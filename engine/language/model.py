@@ -77,10 +77,17 @@ class Input(NamedTuple):
     pattern: str | None = None
     minimum: float | None = None
     maximum: float | None = None
+    file: str | None = None  # a file holding the value (a mounted secret), read when none is given
+    command: str | None = None  # a command printing the value (`vault kv get ...`), run when none is given
 
     @property
     def required(self) -> bool:
         return self.default is MISSING
+
+    @property
+    def sourced(self) -> bool:
+        """Whether the input names where a run finds it unasked (env, a file, a command)."""
+        return self.env is not None or self.file is not None or self.command is not None
 
     def violation(self, value: Any) -> str | None:
         """Why `value` (already of the input's type) breaks choices, pattern, minimum or

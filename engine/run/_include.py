@@ -30,12 +30,14 @@ class Inclusion:
     inputs: dict[str, Any]
     roots: tuple[Path, ...]  # the started runbook's tree (and $RUNBOOK_INCLUDE_PATH)
     chain: tuple[Path, ...]  # the runbooks running, the outermost first and this one last
+    secrets: tuple[str, ...] = ()  # its secret inputs' values (from its env, a file, a command)
 
 
 def prepare(book: Runbook, step: Step, spec: IncludeSpec, ctx: dict[str, Any], load: Callable[[Path], Runbook],
-            roots: tuple[Path, ...], chain: tuple[Path, ...]) -> Inclusion | Attempt:
+            roots: tuple[Path, ...], chain: tuple[Path, ...], *, live: bool = True) -> Inclusion | Attempt:
     """The runbook `step` of `book` includes, ready to run; or the failed attempt saying why
-    not (outside the tree, a cycle, an invalid runbook or inputs)."""
+    not (outside the tree, a cycle, an invalid runbook or inputs). Only a live run reads
+    the included runbook's secret files and runs its secret commands."""
     roots = roots or includes.roots(book.file)
     chain = chain or (Path(os.path.realpath(book.file)),)
     path = includes.target(book.file, spec.runbook)
@@ -48,10 +50,10 @@ def prepare(book: Runbook, step: Step, spec: IncludeSpec, ctx: dict[str, Any], l
               for k, v in spec.inputs.items()}
     try:
         child = load(path)
-        resolved = resolve(child, from_file=inputs)
+        resolved = resolve(child, from_file=inputs, read_sources=live)
     except EngineError as exc:  # an invalid runbook or inputs: this step fails, the run goes on ending
         return Attempt(False, f"cannot include {spec.runbook}: {exc}")
-    return Inclusion(child, resolved.values, roots, (*chain, path))
+    return Inclusion(child, resolved.values, roots, (*chain, path), tuple(resolved.secrets))
 
 
 def outcome(child: Runbook, ended: str, reason: str) -> Attempt:

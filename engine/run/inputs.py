@@ -1,4 +1,5 @@
-"""Runbook inputs: from flags, an inputs file, an alert, the environment or defaults.
+"""Runbook inputs: from flags, an inputs file, an alert, the environment, a file or a
+command (where teams keep secrets: engine.executors.secrets), or defaults.
 
 Every problem (missing, mistyped, out of range, unknown) is reported at once, before
 anything runs.
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InputError
+from engine.executors.secrets import SecretError, SecretSource, read_secret
 from engine.language.model import Input, Runbook
 
 from .alerts import lookup
@@ -110,35 +112,56 @@ def resolve(
     from_file: Mapping[str, Any] | None = None,
     alert: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    read_sources: bool = True,
 ) -> ResolvedInputs:
-    """Values for every input, by priority: -i, inputs file, alert, env:, default."""
+    """Values for every input, by priority: -i, inputs file, alert, env:, file: or
+    command:, default. Without `read_sources` (a dry-run, a drill) no file is read and no
+    command runs: an input that would come from one (or a required one from an unset env:)
+    stands in as `<where it comes from>`, unconverted."""
     environ = os.environ if environ is None else environ
     given, from_file = dict(given or {}), dict(from_file or {})
     problems = [_unknown(name, runbook) for name in [*given, *from_file] if name not in runbook.inputs]
     out = ResolvedInputs()
+    base = os.path.dirname(os.path.abspath(runbook.file)) if runbook.file else None
     for name, spec in runbook.inputs.items():
-        found = _find(spec, given, from_file, alert, environ)
+        try:
+            found = _find(spec, given, from_file, alert, environ) or _from_source(spec, base, environ, read_sources)
+        except SecretError as exc:
+            problems.append(f"input '{name}': {exc}")
+            continue
         if found is None:
             if spec.required:
                 problems.append(_missing(spec))
             else:
                 out.values[name], out.sources[name] = spec.default, "default"
             continue
-        raw, source = found
-        try:
-            value = convert(spec, raw)
-        except ValueError as exc:
-            problems.append(_hide(spec, raw, f"input '{name}' (from {source}): {exc}"))
-            continue
-        reason = check_constraints(spec, value)
-        if reason:
-            problems.append(_hide(spec, raw, f"input '{name}' (from {source}) {reason}"))
-            continue
-        out.values[name], out.sources[name] = value, source
+        problem = _accept(spec, *found, out)
+        if problem:
+            problems.append(problem)
     if problems:
         raise InputError.cannot_start(problems)
     out.secrets = [str(out.values[n]) for n, s in runbook.inputs.items() if s.secret and n in out.values]
     return out
+
+
+class _StandIn(str):
+    """The value of an input whose source a dry-run or drill does not read."""
+
+
+def _accept(spec: Input, raw: Any, source: str, out: ResolvedInputs) -> str | None:
+    """Convert and check one value: None when it is stored in `out`, else the problem."""
+    if isinstance(raw, _StandIn):
+        out.values[spec.name], out.sources[spec.name] = str(raw), source
+        return None
+    try:
+        value = convert(spec, raw)
+    except ValueError as exc:
+        return _hide(spec, raw, f"input '{spec.name}' (from {source}): {exc}")
+    reason = check_constraints(spec, value)
+    if reason:
+        return _hide(spec, raw, f"input '{spec.name}' (from {source}) {reason}")
+    out.values[spec.name], out.sources[spec.name] = value, source
+    return None
 
 
 def _hide(spec: Input, raw: Any, problem: str) -> str:
@@ -163,6 +186,21 @@ def _find(spec: Input, given: dict[str, Any], from_file: dict[str, Any],
     if spec.env and spec.env in environ:
         return environ[spec.env], f"${spec.env}"
     return None
+
+
+def _from_source(spec: Input, base: str | None, environ: Mapping[str, str],
+                 read: bool) -> tuple[Any, str] | None:
+    """The value from the input's file or command; SecretError when that source fails."""
+    source = SecretSource("file", spec.file, base) if spec.file is not None else (
+        SecretSource("command", spec.command) if spec.command is not None else None)
+    # an unset env: stands in only where the input would be missing: with a default, a live
+    # run takes the default, and so does the plan
+    if not read and (source is not None or (spec.env and spec.required)):
+        where = source.describe() if source is not None else f"${spec.env}"
+        return _StandIn(f"<{where}>"), f"{where} (not read)"
+    if source is None:
+        return None
+    return read_secret(source, environ), source.describe()
 
 
 def _missing(spec: Input) -> str:

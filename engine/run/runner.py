@@ -379,9 +379,11 @@ class Runner:
         from ._include import outcome, prepare  # a run that includes nothing reads no include code
 
         ready = prepare(self.runbook, step, spec, self.state.context(**visible(extra)), loader,
-                        self.include_roots, self.include_chain)
+                        self.include_roots, self.include_chain, live=self.mode == "live")
         if isinstance(ready, Attempt):
             return ready
+        for secret in ready.secrets:  # what the child read itself is masked like the run's own
+            self.masker.add(secret)
         child = Runner(ready.runbook, ready.inputs, services=self.services, bus=self.bus, clock=self.clock,
                        run_id=self.state.run_id, mode=self.mode, masker=self.masker,
                        rollback_on_abort=self.rollback_on_abort, prefix=f"{sid}/", cancel=self.cancel,

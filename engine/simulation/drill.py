@@ -177,7 +177,7 @@ class _WatchMitigation:
 
 def scenario_inputs(scenario: Scenario, runbook: Runbook) -> dict[str, Any]:
     alert = dict(scenario.alert) if scenario.alert is not None else None
-    return resolve(runbook, from_file=scenario.inputs, alert=alert, environ={}).values
+    return resolve(runbook, from_file=scenario.inputs, alert=alert, environ={}, read_sources=False).values
 
 
 class DrillHosts(Resolver):
