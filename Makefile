@@ -54,10 +54,13 @@ demo: $(STAMP) bytecode
 	@echo "== 4. every scenario unattended on the virtual clock, as CI runs them"
 	$(BIN)/runbook test scenarios/
 
-# Debian packages the tests need: openssh-server, a real sshd for tests/integration/test_ssh*.
-# Installed when missing and we are root; otherwise those tests fail (they never skip).
+# Debian packages the tests need: openssh-server, a real sshd for tests/integration/test_ssh*;
+# postgresql, a real PostgreSQL for the service's store and workers (tests/integration/postgres.py
+# makes a throwaway cluster; the package's own cluster is not used). Installed when missing and
+# we are root; otherwise those tests fail (they never skip).
 system-deps:
 	@[ -x /usr/sbin/sshd ] || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 test: $(STAMP) bytecode system-deps
 	@[ -x /usr/bin/chromium ] || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }

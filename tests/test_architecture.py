@@ -17,7 +17,7 @@ import pytest
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 
 # Layers, lowest first: a package may import its own modules and those of lower layers.
-LAYERS = ("templates", "language", "executors", "fleet", "run", "simulation", "reporting", "cli")
+LAYERS = ("templates", "language", "executors", "fleet", "run", "simulation", "reporting", "service", "cli")
 # Top-level modules: the base every layer may use, and the entry points above them all.
 BASE = frozenset({"engine", "engine.errors", "engine.home"})  # `engine` itself: __version__
 TOP = frozenset({"engine.testing", "engine.__main__"})

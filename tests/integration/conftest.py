@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from livekit import Workspace, kill_leftovers, sleep_marker
+from postgres import PgCluster
 from sshd import Cluster, addresses
 
 SHARED_HOSTS = 6
@@ -117,3 +118,25 @@ def marker() -> Iterator[str]:
     value = sleep_marker()
     yield value
     kill_leftovers(value)
+
+
+# -- the service's databases (see postgres.py) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgCluster]:
+    """One real PostgreSQL cluster for the session; each test gets a database of its own."""
+    c = PgCluster.create().start()
+    try:
+        yield c
+    finally:
+        c.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store's URL: the same test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/service.db"
+    cluster: PgCluster = request.getfixturevalue("postgres")
+    return cluster.new_database(f"t{abs(hash(request.node.nodeid)):x}")

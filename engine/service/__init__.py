@@ -1,0 +1,12 @@
+"""Service: `runbook serve` and `runbook worker`, the engine as a team shares it. The
+`store` keeps runs, their journals (the same records as journal.jsonl), leases and the
+questions waiting for people, in SQLite under $RUNBOOK_HOME or in PostgreSQL.
+
+Its third-party dependencies (the `server` extra: SQLAlchemy, psycopg, Starlette,
+uvicorn, prometheus-client) are imported only here, and only by the commands that serve.
+
+Layer: above reporting. It may import `engine.reporting`, `engine.simulation`,
+`engine.run` and everything below; only the CLI imports it.
+"""
+
+__all__ = ["store"]

@@ -1,0 +1,12 @@
+"""The store: runs, their journals, leases, questions, workers and the audit trail, in
+SQLite or PostgreSQL. `api.Store` is the one door (everything else talks to it, never
+SQL); `records` what crosses it; `tables` and `migrations` the schema and how it gets
+there; `database` which database and how to talk to it; `failures` what can go wrong.
+"""
+
+from .api import Store
+from .failures import LeaseLost, StoreError, StoreUnavailable
+from .records import Claim, LogChunk, NewQuestion, NewRun, QuestionRow, RunRow
+
+__all__ = ["Claim", "LeaseLost", "LogChunk", "NewQuestion", "NewRun", "QuestionRow", "RunRow", "Store", "StoreError",
+           "StoreUnavailable"]

@@ -1,0 +1,59 @@
+"""Queued runs: putting them in, reading them back, cancelling one not yet started."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select, update
+
+from engine.run.journal_writer import new_run_id
+
+from . import tables
+from .database import now
+from .records import NewRun, RunRow, dumps
+
+RUNS = tables.runs
+
+
+def enqueue(conn: Connection, new: NewRun) -> str:
+    run_id = new.run_id or new_run_id(new.runbook)
+    conn.execute(insert(RUNS).values(
+        id=run_id, runbook=new.runbook, file=new.file, inputs=dumps(dict(new.inputs)),
+        secrets=dumps(sorted(new.secrets)), answers=dumps({k: dict(v) for k, v in new.answers.items()}),
+        alert=dumps(dict(new.alert)) if new.alert is not None else None, pool=dumps(dict(new.pool)),
+        origin=new.origin, status="queued", claims=0, last_seq=0, created_at=now(conn),
+    ))
+    return run_id
+
+
+def get(conn: Connection, run_id: str) -> RunRow | None:
+    row = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).first()
+    return RunRow.from_row(row) if row is not None else None
+
+
+def listing(conn: Connection, status: str | None, limit: int) -> list[RunRow]:
+    query = select(RUNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(RUNS.c.status == status)
+    return [RunRow.from_row(r) for r in conn.execute(query)]
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    from sqlalchemy import func
+
+    rows = conn.execute(select(RUNS.c.status, func.count()).group_by(RUNS.c.status))
+    return {str(status): int(n) for status, n in rows}
+
+
+def cancel(conn: Connection, run_id: str, reason: str) -> bool:
+    """A queued run (never started, or waiting for a person) ends `cancelled`; one that
+    runs is not touched (its worker stops it)."""
+    result = conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status.in_(("queued", "waiting")))
+                          .values(status="cancelled", reason=reason, finished_at=now(conn), lease_owner=None,
+                                  lease_expires=None))
+    return result.rowcount > 0
+
+
+def blank_secrets(conn: Connection, run: RunRow) -> None:
+    """Once a run has ended nothing needs its secret inputs: the store keeps `***`."""
+    if run.secrets:
+        inputs = {k: "***" if k in run.secrets else v for k, v in run.inputs.items()}
+        conn.execute(update(RUNS).where(RUNS.c.id == run.id).values(inputs=dumps(inputs)))

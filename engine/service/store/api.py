@@ -1,0 +1,211 @@
+"""The Store API: everything the service keeps, behind methods that take and give frozen
+records (records.py). Nothing outside this package writes SQL.
+
+Each method is one transaction, retried while the database is briefly away (a dropped
+connection, a restart, SQLite busy) for up to `patience` seconds; a lasting problem (full,
+read-only) is a StoreError naming it. Writes made on behalf of a run's lease name the
+worker, and raise LeaseLost once another worker has taken the run over.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from . import _journal, _leases, _questions, _runs, tables
+from .database import connect, database_url, is_postgres, now, shown_url, writing
+from .failures import StoreError, retrying, store_error
+from .migrations import migrate
+from .records import Claim, LogChunk, NewQuestion, NewRun, QuestionRow, RunRow, dumps
+
+T = TypeVar("T")
+PATIENCE = 60.0  # seconds a worker keeps trying through a database outage
+
+
+class Store:
+    """A database holding runs, their journals, leases, questions, workers and audit."""
+
+    def __init__(self, engine: Engine, url: str, *, patience: float = PATIENCE) -> None:
+        self.engine, self.url, self.patience = engine, url, patience
+
+    @classmethod
+    def open(cls, database: str | None = None, *, pool_size: int = 8, patience: float = PATIENCE) -> Store:
+        """Connect (`--database`: a postgresql:// or sqlite:/// URL; default SQLite under
+        $RUNBOOK_HOME) and apply pending migrations."""
+        url = database_url(database)
+        store = cls(connect(url, pool_size=pool_size), url, patience=patience)
+        store._retry(lambda: migrate(store.engine), "apply its migrations")
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def kind(self) -> str:
+        """"postgresql" or "sqlite"."""
+        return "postgresql" if is_postgres(self.engine) else "sqlite"
+
+    def __str__(self) -> str:
+        return shown_url(self.url)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _retry(self, action: Callable[[], T], doing: str) -> T:
+        return retrying(action, doing, patience=self.patience)
+
+    def _write(self, action: Callable[[Connection], T], doing: str, *, immediate: bool = False,
+               durable: bool = True) -> T:
+        def once() -> T:
+            with writing(self.engine, immediate=immediate, durable=durable) as conn:
+                return action(conn)
+        return self._retry(once, doing)
+
+    def _read(self, action: Callable[[Connection], T], doing: str) -> T:
+        def once() -> T:
+            with self.engine.connect() as conn:
+                return action(conn)
+        return self._retry(once, doing)
+
+    def ping(self) -> None:
+        """StoreError unless the database answers now (for /readyz: no retries)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "be reached") from None
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def enqueue(self, new: NewRun) -> RunRow:
+        """Queue a run; a worker whose labels fit its pool will claim it."""
+        def action(conn: Connection) -> RunRow:
+            run = _runs.get(conn, _runs.enqueue(conn, new))
+            assert run is not None
+            return run
+        return self._write(action, "queue the run")
+
+    def run(self, run_id: str) -> RunRow | None:
+        return self._read(lambda c: _runs.get(c, run_id), "read the run")
+
+    def runs(self, *, status: str | None = None, limit: int = 100) -> list[RunRow]:
+        """Newest first."""
+        return self._read(lambda c: _runs.listing(c, status, limit), "list runs")
+
+    def counts(self) -> dict[str, int]:
+        """How many runs are in each status."""
+        return self._read(_runs.counts, "count runs")
+
+    def cancel(self, run_id: str, reason: str) -> bool:
+        """Cancel a queued or waiting run; False when it is running or has ended."""
+        return self._write(lambda c: _runs.cancel(c, run_id, reason), "cancel the run")
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def claim(self, worker: str, labels: Mapping[str, str], lease: float) -> Claim | None:
+        """The oldest run this worker may take (queued, or its lease expired), now leased to
+        it for `lease` seconds; None when there is none."""
+        return self._write(lambda c: _leases.claim(c, worker, labels, lease), "claim a run", immediate=True)
+
+    def heartbeat(self, run_id: str, worker: str, lease: float) -> bool:
+        """Extend the lease by `lease` seconds; False when the worker no longer holds it."""
+        return self._write(lambda c: _leases.heartbeat(c, run_id, worker, lease), "extend a lease")
+
+    def finish(self, run_id: str, worker: str, outcome: str, reason: str = "") -> None:
+        self._write(lambda c: _leases.finish(c, run_id, worker, outcome, reason), "record the run's end")
+
+    def release(self, run_id: str, worker: str, why: str) -> None:
+        """Give the run back to the queue now: another worker continues it from its journal."""
+        self._write(lambda c: _leases.release(c, run_id, worker, why), "hand the run back")
+
+    def park(self, run_id: str, worker: str, question: NewQuestion) -> int:
+        """The run waits for a person's answer to `question` (returns its id)."""
+        return self._write(lambda c: _leases.park(c, run_id, worker, question), "store the question")
+
+    # -- journal -------------------------------------------------------------------------------
+
+    def append(self, run_id: str, worker: str, lines: Sequence[tuple[int, str, str]],
+               chunks: Sequence[LogChunk] = (), *, durable: bool = False) -> None:
+        """Add journal records (seq, event name, journal line) and step output. A retry
+        after a commit whose answer was lost finds its records there and stops."""
+        def action(conn: Connection) -> None:
+            _journal.append(conn, run_id, worker, lines, chunks)
+
+        try:
+            self._write(action, "write the journal", durable=durable)
+        except StoreError as exc:
+            if not isinstance(exc.__context__, IntegrityError) or not self._already(run_id, lines):
+                raise
+
+    def _already(self, run_id: str, lines: Sequence[tuple[int, str, str]]) -> bool:
+        found = self._read(lambda c: _journal.stored(c, run_id, [s for s, _, _ in lines]), "read the journal")
+        return bool(lines) and all(found.get(seq) == line for seq, _, line in lines)
+
+    def sync(self, run_id: str, worker: str) -> None:
+        """A durable commit: every record appended before it survives a database crash."""
+        self._write(lambda c: _leases.fence(c, run_id, worker), "sync the journal")
+
+    def records(self, run_id: str, *, after: int = 0) -> list[str]:
+        """The run's journal lines (without newlines), in order."""
+        return self._read(lambda c: _journal.records(c, run_id, after), "read the journal")
+
+    def log_chunks(self, run_id: str) -> list[LogChunk]:
+        return self._read(lambda c: _journal.log_chunks(c, run_id), "read the step logs")
+
+    def export(self, run_id: str, run_dir: str | os.PathLike[str]) -> Path:
+        """Write the run's journal.jsonl and logs/ into `run_dir`, as a CLI run leaves them;
+        StoreError when the store has no such run. Returns the journal's path."""
+        if self.run(run_id) is None:
+            raise StoreError(f"the store {self} has no run {run_id}")
+        return _journal.write_run_dir(self.records(run_id), self.log_chunks(run_id), Path(run_dir))
+
+    # -- questions -----------------------------------------------------------------------------
+
+    def questions(self, *, run_id: str | None = None, status: str | None = "open") -> list[QuestionRow]:
+        return self._read(lambda c: _questions.listing(c, run_id, status), "list questions")
+
+    def answer(self, question_id: int, values: Mapping[str, Any], by: str) -> QuestionRow:
+        """Answer an open question; the run goes back to the queue once none is open."""
+        return self._write(lambda c: _questions.answer(c, question_id, values, by), "record the answer")
+
+    def close_questions(self, ids: Sequence[int]) -> None:
+        self._write(lambda c: _questions.close(c, ids), "close the questions")
+
+    # -- workers and audit ---------------------------------------------------------------------
+
+    def worker_seen(self, worker: str, labels: Mapping[str, str], state: str) -> None:
+        """Register or refresh a worker (state: running, draining, stopped)."""
+        def action(conn: Connection) -> None:
+            w = tables.workers
+            done = conn.execute(update(w).where(w.c.id == worker).values(state=state, seen_at=now(conn)))
+            if done.rowcount == 0:
+                conn.execute(insert(w).values(id=worker, host=socket.gethostname(), pid=os.getpid(),
+                                              labels=dumps(dict(labels)), state=state, started_at=now(conn),
+                                              seen_at=now(conn)))
+        self._write(action, "register the worker")
+
+    def audit(self, who: str, what: str, run_id: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+        self._write(lambda c: _leases.audit(c, who, what, run_id, detail or {}), "write the audit trail")
+
+    def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
+        a = tables.audit
+
+        def action(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(select(a).where(a.c.run_id == run_id).order_by(a.c.id))
+            return [dict(r._mapping) for r in rows]
+        return self._read(action, "read the audit trail")
+
+    def forget(self, run_id: str) -> None:
+        """Delete a run with its journal, logs and questions (tests and clean-ups)."""
+        def action(conn: Connection) -> None:
+            for table in (tables.events, tables.logs, tables.questions, tables.audit):
+                conn.execute(delete(table).where(table.c.run_id == run_id))
+            conn.execute(delete(tables.runs).where(tables.runs.c.id == run_id))
+        self._write(action, "delete the run")

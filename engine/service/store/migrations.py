@@ -1,0 +1,65 @@
+"""Schema migrations: numbered steps applied in order when the store opens.
+
+Our own small runner rather than Alembic: the schema is a handful of tables written with
+SQLAlchemy Core, both databases must migrate themselves at start with no tool or
+script directory beside the engine, and several `runbook serve` and `runbook worker`
+processes may start at once. So: `schema_version` holds one row per applied step; all
+pending steps run in one transaction (DDL is transactional on PostgreSQL and SQLite),
+under a PostgreSQL advisory lock or SQLite's write lock, so one process migrates and the
+others then find nothing to do. A database newer than this engine is refused.
+
+Adding a step: append `(number, description, function)` to STEPS; the function gets the
+connection of the transaction. A step creates the tables it introduces from their
+definitions in tables.py; when a later step alters a table, copy its earlier definition
+into the step that created it first (the store tests migrate an empty database and
+compare it with tables.py, so a drift fails them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
+
+from . import tables
+from .database import is_postgres, now, writing
+from .failures import StoreError
+
+ADVISORY_LOCK = 0x72756E62  # "runb": the key every runbook process migrates under
+
+
+def _v1(conn: Connection) -> None:
+    for table in (tables.runs, tables.events, tables.logs, tables.questions, tables.workers, tables.audit):
+        table.create(conn)
+
+
+Step = tuple[int, str, Callable[[Connection], None]]
+STEPS: list[Step] = [
+    (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
+]
+LATEST = STEPS[-1][0]
+
+
+def current_version(conn: Connection) -> int:
+    if not inspect(conn).has_table("schema_version"):
+        return 0
+    return int(conn.execute(select(func.coalesce(func.max(tables.schema_version.c.version), 0))).scalar_one())
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply the pending steps; the numbers applied (none when up to date)."""
+    with writing(engine, immediate=True) as conn:
+        if is_postgres(conn):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+        tables.schema_version.create(conn, checkfirst=True)
+        version = current_version(conn)
+        if version > LATEST:
+            raise StoreError(f"the database's schema is version {version}, newer than this engine knows "
+                             f"({LATEST}): upgrade runbook-engine on this machine")
+        applied = []
+        for number, description, step in STEPS[version:]:
+            step(conn)
+            conn.execute(insert(tables.schema_version).values(version=number, description=description,
+                                                              applied_at=now(conn)))
+            applied.append(number)
+        return applied

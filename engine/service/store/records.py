@@ -1,0 +1,130 @@
+"""What the Store API takes and gives: frozen records, never rows or SQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def loads(text: str | None, default: Any = None) -> Any:
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to queue: which runbook file, with which inputs, for which workers."""
+
+    runbook: str  # the runbook's id
+    file: str  # its file, as the workers will load it (an absolute path)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # names of inputs that are secret (blanked once the run ends)
+    answers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # step -> field -> value
+    alert: Mapping[str, Any] | None = None  # what the journal keeps of the alert (run.alerts.record)
+    pool: Mapping[str, str] = field(default_factory=dict)  # labels a worker must have
+    origin: str = ""  # who or what queued it, e.g. "cli:alice"
+    run_id: str | None = None  # default: a new id (run.journal_writer.new_run_id)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as the store knows it. Its journal is read with Store.records."""
+
+    id: str
+    runbook: str
+    file: str
+    inputs: dict[str, Any]
+    secrets: tuple[str, ...]
+    answers: dict[str, dict[str, Any]]
+    alert: dict[str, Any] | None
+    pool: dict[str, str]
+    origin: str
+    status: str  # queued, running, waiting (for a person), finished, cancelled
+    outcome: str | None
+    reason: str | None
+    lease_owner: str | None
+    lease_expires: float | None
+    claims: int
+    last_seq: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> RunRow:
+        m = row._mapping
+        return cls(m["id"], m["runbook"], m["file"], loads(m["inputs"], {}), tuple(loads(m["secrets"], [])),
+                   loads(m["answers"], {}), loads(m["alert"]), loads(m["pool"], {}), m["origin"], m["status"],
+                   m["outcome"], m["reason"], m["lease_owner"], m["lease_expires"], m["claims"], m["last_seq"],
+                   m["created_at"], m["started_at"], m["finished_at"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """For JSON: every field but the inputs of secret names (shown as ***)."""
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["inputs"] = {k: "***" if k in self.secrets else v for k, v in self.inputs.items()}
+        data["secrets"] = list(self.secrets)
+        return data
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this worker now holds the lease of. `takeover`: it ran before (its journal has
+    records), so it continues from its journal; `previous_owner` held it last."""
+
+    run: RunRow
+    takeover: bool
+    previous_owner: str | None
+
+
+@dataclass(frozen=True)
+class NewQuestion:
+    """A decision a run waits for (it holds no lease meanwhile)."""
+
+    step: str
+    kind: str  # "interrupted": run an interrupted step again or skip it; "resume": anything else
+    text: str
+    fields: tuple[Mapping[str, Any], ...] = ()  # {name, type, prompt, choices}
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class QuestionRow:
+    id: int
+    run_id: str
+    step: str
+    kind: str
+    text: str
+    fields: list[dict[str, Any]]
+    role: str | None
+    status: str  # open, answered, closed (applied to the run), cancelled
+    asked_at: float
+    answered_by: str | None
+    answer: dict[str, Any] | None
+    answered_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> QuestionRow:
+        m = row._mapping
+        return cls(m["id"], m["run_id"], m["step"], m["kind"], m["text"], loads(m["fields"], []), m["role"],
+                   m["status"], m["asked_at"], m["answered_by"], loads(m["answer"]), m["answered_at"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Output of a step written to its log (name as in logs/: run.journal.log_name)."""
+
+    name: str
+    data: bytes
