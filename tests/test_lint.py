@@ -302,6 +302,13 @@ CASES = [
         detection:
           - {id: a, run: "echo {{ host }} {{ attempt }} {{ run.id }} {{ runbook.title }}"}
         """)),
+    Case("RB106", "attempt before the first try: in when, confirm and instructions", runbook("""
+        defaults: {timeout: 1m}
+        detection:
+          - {id: a, run: "echo {{ attempt }}", when: ‸attempt < 3, confirm: "try {{ ‸attempt }}?",
+             expect: attempt == 1, outputs: {n: "{{ attempt }}"}}
+          - {id: b, manual: "look {{ ‸attempt }}"}
+        """), message="only defined while the step tries its action"),
     Case("RB106", "a typo of a context name, with a suggestion", runbook("""
         inputs: {host: {type: string}}
         detection:

@@ -105,6 +105,9 @@ def _unknown_names(c: RunbookCheck) -> Iterator[Finding]:
         for name in sorted(f.analysis.names - allowed):
             if name == "item" and f.step is not None:
                 msg = "'item' is only defined in a step with for_each"
+            elif name == "attempt" and f.step is not None:
+                msg = ("'attempt' is only defined while the step tries its action (run, http, env, "
+                       "expect, until, outputs), not before its first try")
             elif name in RESULT_NAMES and f.step is not None:
                 msg = (f"'{name}' is a result of the step and is not known yet here; "
                        "use it in outputs, expect or until")

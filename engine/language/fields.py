@@ -58,6 +58,7 @@ RESULT_NAMES = frozenset(
 )
 STAGE_NAMES = {
     "before": BEFORE_NAMES,
+    "start": BEFORE_NAMES - {"attempt"},  # evaluated once, before the first try (when, confirm)
     "after": BEFORE_NAMES | RESULT_NAMES,
     "runbook": frozenset({"inputs", "vars", "run", "runbook", "incident"}),
     "update": BASE_NAMES | {"update", "escalation"},
@@ -114,18 +115,18 @@ def step_fields(step: Step) -> Iterator[Field]:
         if getattr(step, name):
             yield f((name,), getattr(step, name))
     if step.when:
-        yield f(("when",), step.when, expression=True)
+        yield f(("when",), step.when, expression=True, stage="start")
     if isinstance(step.for_each, str):
-        yield f(("for_each",), step.for_each, expression=True)
+        yield f(("for_each",), step.for_each, expression=True, stage="start")
     elif step.for_each is not None:  # a literal list: its strings are templates
         for sub, text in _strings(step.for_each, ("for_each",)):
-            yield f(sub, text)
+            yield f(sub, text, stage="start")
     yield from _spec_fields(step, spec, f)
     for k, v in step.env.items():
         yield f(("env", k), v)
     if step.confirm is not None and step.confirm.message:
         # `confirm: text` or `confirm: {message: text}`; RunbookCheck.fields tells them apart
-        yield f(("confirm",), step.confirm.message)
+        yield f(("confirm",), step.confirm.message, stage="start")
     for k, v in step.outputs.items():
         yield f(("outputs", k), v, stage="after")
     for name in ("expect", "until"):
@@ -146,11 +147,11 @@ def _spec_fields(step: Step, spec: Any, f: Callable[..., Field]) -> Iterator[Fie
             yield f(sub, text)
         for sub, text in _strings(spec.body, ("http", "body")):
             yield f(sub, text)
-    elif isinstance(spec, ManualSpec):
-        yield f(("manual",), spec.text)
+    elif isinstance(spec, ManualSpec):  # shown once, as the step starts
+        yield f(("manual",), spec.text, stage="start")
         for ask in spec.ask:
             if ask.prompt:
-                yield f(("ask", ask.name, "prompt"), ask.prompt)
+                yield f(("ask", ask.name, "prompt"), ask.prompt, stage="start")
     elif isinstance(spec, NotifySpec):
         yield f(("notify", "message"), spec.message, notify=True)
         if spec.title:

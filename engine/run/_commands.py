@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from engine.errors import TemplateError
 from engine.executors.base import HttpRequest, Invocation, encode_body, marks
 from engine.language.model import HttpSpec, RunSpec, Step
 from engine.templates import templating
@@ -33,6 +34,23 @@ def started_command(d: Driver, step: Step, spec: RunSpec, target: str | None, ex
     return command, d.shown.render(spec_command, extra, command, shell=True, where=where), render_for
 
 
+def next_try(d: Driver, step: Step, extra: dict[str, Any]) -> str | None:
+    """The command the next try runs, as shown, when it changes from try to try (it names
+    `attempt`); None otherwise, and when it cannot be rendered (the try itself will say why)."""
+    spec = step.spec
+    if not isinstance(spec, RunSpec) or not _names_attempt(spec.command):
+        return None
+    target = extra.get("_target")
+    try:
+        return started_command(d, step, spec, target, extra)[1]
+    except TemplateError:
+        return None
+
+
+def _names_attempt(command: str) -> bool:
+    return "attempt" in templating.analyze(command).names
+
+
 def started_request(d: Driver, step: Step, spec: HttpSpec, extra: dict[str, Any]) -> str:
     """The request line as it is shown: `GET https://...`."""
     where = d.where(step, "http", "url")
@@ -44,7 +62,9 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
             timeout: float | None) -> Attempt:
     """A `run:` step's command, here or on every host of its target."""
     r = d.r
-    rendered = extra.get("_command")
+    rendered, per_host_command = extra.get("_command"), extra.get("_per_host")
+    if number > 1 and _names_attempt(spec.command):  # a later try runs its own command
+        rendered, _, per_host_command = started_command(d, step, spec, extra.get("_target"), extra)
     stdin, env = None, {}
     variables = {**r.runbook.defaults.env, **step.env} if (r.runbook.defaults.env or step.env) else {}
     if rendered is None or spec.stdin or variables:  # most steps: nothing more to render
@@ -59,7 +79,7 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
         return Attempt(False, f"{nul} contains a NUL byte, which no command line or environment can carry")
     env = {**env, **marks(r.state.run_id, sid)}
     base = Invocation(sid, "run", rendered, None, extra.get("_target"), stdin, env, timeout,
-                      spec.exit_codes, attempt=number, per_host=extra.get("_per_host"))
+                      spec.exit_codes, attempt=number, per_host=per_host_command)
     target = extra.get("_target")
     if target:
         hosts = extra.get("_hosts") or []

@@ -16,6 +16,7 @@ from engine.language.duration import format_duration
 from engine.language.model import Step
 from engine.templates import templating
 
+from ._commands import next_try
 from ._driver import Driver
 from ._kinds import act
 from ._output import masked_tail
@@ -27,35 +28,41 @@ DEFAULT_EVERY = 5.0
 ATTEMPT_TAIL = 1024  # characters of output a step.attempt keeps
 
 
-def one_attempt(d: Driver, step: Step, sid: str, number: int, extra: dict[str, Any]) -> Attempt:
-    """Attempt `number` of the step: the action, polled while `until` is false."""
+def one_attempt(d: Driver, step: Step, sid: str, number: int, extra: dict[str, Any], first: int = 1) -> Attempt:
+    """Attempt `number` of the step: the action, polled while `until` is false. `first` is
+    the try the action starts at (`attempt` in templates: every retry and poll counts);
+    the Attempt's `tries` says how many tries it took."""
     r = d.r
     timeout = r.timeout_for(step)
     if step.until is None:
-        tried = act(d, step, sid, number, extra, timeout)
-        return check(d, step, tried, extra) if tried.ok else tried
+        now = {**extra, "attempt": first}
+        tried = act(d, step, sid, first, now, timeout)
+        return check(d, step, tried, now) if tried.ok else tried
     deadline = r.clock.monotonic() + timeout if timeout else None
     every = step.every or DEFAULT_EVERY
     poll = 0
     while True:
         poll += 1
         left = deadline - r.clock.monotonic() if deadline else None
-        tried = act(d, step, sid, number, extra, left)
+        now = {**extra, "attempt": first + poll - 1}
+        tried = act(d, step, sid, first + poll - 1, now, left)
+        tried.tries = poll
         if tried.cancelled or (tried.error and tried.result is None and not tried.hosts):
             return tried  # template errors and the like: polling cannot fix them
-        done = _until(d, step, tried, extra)
+        done = _until(d, step, tried, now)
         if done is None:
             return replace(tried, ok=False)
         if done:
             tried.ok, tried.error = True, None
-            return check(d, step, tried, extra)
+            return check(d, step, tried, now)
         left = deadline - r.clock.monotonic() if deadline else None
         if left is not None and left < every:
             return replace(tried, ok=False, error=f"until `{step.until}` was still false after "
                            f"{poll} poll(s) in {format_duration(timeout or 0)}")
-        r.bus.emit(attempt_event(d, sid, poll, tried, every, polling=True))  # attempt = poll number
+        next_command = next_try(d, step, {**extra, "attempt": first + poll})
+        r.bus.emit(attempt_event(d, sid, poll, tried, every, polling=True, command=next_command))
         if not r.sleep(every):
-            return Attempt(False, r.interruption(), cancelled=True)
+            return Attempt(False, r.interruption(), cancelled=True, tries=poll)
 
 
 def _until(d: Driver, step: Step, tried: Attempt, extra: dict[str, Any]) -> bool | None:
@@ -115,14 +122,16 @@ def _current(d: Driver, step: Step, tried: Attempt, extra: dict[str, Any], *, sh
 
 
 def attempt_event(d: Driver, sid: str, number: int, tried: Attempt, next_in: float, *,
-                  polling: bool) -> StepAttempt:
-    """step.attempt: an attempt (or a poll) that did not succeed, and when the next one is."""
+                  polling: bool, command: str | None = None) -> StepAttempt:
+    """step.attempt: an attempt (or a poll) that did not succeed, and when the next one is
+    (with the command it will run, when that changes from try to try)."""
     res = tried.result
     masker = d.r.masker
     return StepAttempt(sid, number, False, res.exit_code if res else None, tried.error,
                        res.duration if res else 0.0, next_in, polling,
                        masked_tail(masker, res.stdout, ATTEMPT_TAIL) if res else "",
-                       masked_tail(masker, res.stderr, ATTEMPT_TAIL) if res else "", res.status if res else None)
+                       masked_tail(masker, res.stderr, ATTEMPT_TAIL) if res else "", res.status if res else None,
+                       command)
 
 
 def _lazy_json(res: Result | None) -> Any:

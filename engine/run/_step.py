@@ -15,7 +15,7 @@ from engine.executors.base import parse_json
 from engine.language.model import HttpSpec, ManualSpec, Retries, RunSpec, SetSpec, Step
 from engine.templates import templating
 
-from ._commands import started_command, started_request
+from ._commands import next_try, started_command, started_request
 from ._driver import Driver, RunView
 from ._for_each import for_each
 from ._hosts import hosts_of
@@ -86,14 +86,17 @@ class StepDriver(Driver):
             return rec
         retries = step.retries or r.runbook.defaults.retries or Retries()
         attempt = Attempt(False, "not run")
+        tries = 0  # `attempt` in templates: every retry and every poll is one more
         for number in range(1, retries.attempts + 1):
             rec.attempts = number
-            attempt = one_attempt(self, step, sid, number, {**extra, **started})
+            attempt = one_attempt(self, step, sid, number, {**extra, **started}, tries + 1)
+            tries += attempt.tries
             if attempt.ok or attempt.cancelled or attempt.refused or (attempt.expect_false and _detects(r, step)):
                 break
             if number < retries.attempts:
                 delay = retries.delay_before(number + 1)
-                r.bus.emit(attempt_event(self, sid, number, attempt, delay, polling=False))
+                upcoming = next_try(self, step, {**extra, **started, "attempt": tries + 1})
+                r.bus.emit(attempt_event(self, sid, number, attempt, delay, polling=False, command=upcoming))
                 if not r.sleep(delay):
                     attempt = Attempt(False, r.interruption(), cancelled=True)
                     break
@@ -106,10 +109,10 @@ class StepDriver(Driver):
         command = shown = per_host = None
         spec = step.spec
         target = step.target or (r.runbook.defaults.target if step.kind == "run" else None)
-        if isinstance(spec, RunSpec):
-            command, shown, per_host = started_command(self, step, spec, target, extra)
+        if isinstance(spec, RunSpec):  # what the first try runs (`attempt` is 1)
+            command, shown, per_host = started_command(self, step, spec, target, {**extra, "attempt": 1})
         elif isinstance(spec, HttpSpec):
-            shown = started_request(self, step, spec, extra)
+            shown = started_request(self, step, spec, {**extra, "attempt": 1})
         # A manual step's text is rendered here, once, so that what the person reads (the
         # console shows step.started) is what the journal and every report say they read.
         text = instructions(self, step, spec, extra) if isinstance(spec, ManualSpec) else None

@@ -37,3 +37,4 @@ class Attempt:
     refused: bool = False  # an approval was refused (here, or inside an included runbook)
     expect_false: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    tries: int = 1  # actions run (polls of `until` count one each): `attempt` counts them

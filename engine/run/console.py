@@ -222,6 +222,8 @@ class Console:
             why = e.error or (f"exit code {e.exit_code}" if e.exit_code is not None else "failed")
             self.line(self.paint(f"        {self.sym('↻', '<>')} attempt {e.attempt} failed ({why}); "
                                  f"retrying in {wait}", "yellow"))
+        if e.command:  # the next try runs another command (it names `attempt`)
+            self.line(self.paint(f"        $ {e.command}", "dim"))
 
     def _step_finished(self, e: StepFinished, s: Stamp) -> None:
         if self.show_output:

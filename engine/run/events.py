@@ -139,6 +139,7 @@ class StepAttempt(Event):
     stdout: str = ""  # a bounded tail (an HTTP body's), so a past run can be replayed attempt by attempt
     stderr: str = ""
     status_code: int | None = None  # the HTTP status this attempt got (None: no answer, or not HTTP)
+    command: str | None = None  # the command the next try runs, when it names `attempt` (as shown)
 
 
 @dataclass(frozen=True, slots=True)
