@@ -50,7 +50,7 @@ def spot_line(text: str, line: int) -> tuple[int, int]:
 
 
 
-BASE_NAMES = frozenset({"inputs", "vars", "steps", "run", "runbook", "incident"})
+BASE_NAMES = frozenset({"inputs", "vars", "steps", "run", "runbook", "incident", "now"})
 BEFORE_NAMES = BASE_NAMES | {"host", "attempt"}
 RESULT_NAMES = frozenset(
     {"stdout", "stderr", "exit_code", "status", "json", "body", "headers", "outputs", "answers",
@@ -60,7 +60,7 @@ STAGE_NAMES = {
     "before": BEFORE_NAMES,
     "start": BEFORE_NAMES - {"attempt"},  # evaluated once, before the first try (when, confirm)
     "after": BEFORE_NAMES | RESULT_NAMES,
-    "runbook": frozenset({"inputs", "vars", "run", "runbook", "incident"}),
+    "runbook": frozenset({"inputs", "vars", "run", "runbook", "incident", "now"}),
     "update": BASE_NAMES | {"update", "escalation"},
 }
 

@@ -3,10 +3,12 @@ context, and it is what `resume` rebuilds from the journal."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.language.model import DEFAULT_MATRIX, Runbook
+from engine.templates.dates import RunNow
 
 
 @dataclass
@@ -90,6 +92,7 @@ class RunState:
     secret_inputs: frozenset[str] = frozenset()
     masker: Any = None
     shown_vars: dict[str, Any] = field(default_factory=dict)  # vars computed from secrets, as shown
+    clock: Callable[[], float] | None = None  # the run's clock (`now()`): simulated in drills and tests
 
     def __post_init__(self) -> None:
         if self.phase is None and self.runbook.phases:
@@ -97,6 +100,7 @@ class RunState:
             self.phase = self.runbook.phases[0].name
         self.vars = {**self.runbook.vars, **self.vars}
         self._views: dict[str, dict[str, Any]] = {rid: r.view() for rid, r in self.steps.items()}
+        self._now = RunNow(self.clock)
         self._shown_views: dict[str, dict[str, Any]] = {}
         sev = self.runbook.severity
         if sev is not None and self.incident.impact is None and self.incident.urgency is None:
@@ -136,6 +140,7 @@ class RunState:
                     "started_at": self.started_at},
             "runbook": {"id": self.runbook.id, "title": self.runbook.title},
             "incident": self.incident.view(),
+            "now": self._now,
         }
         if current:
             ctx.update(current)

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import _limits
-from .filters import FILTERS, TESTS
+from .filters import CONTEXT_FILTERS, FILTERS, TESTS
 from .values import Raw
 
 MARK = "\0"  # a value's slot in a command's skeleton: shell.MARK (a command can never hold a NUL)
@@ -50,7 +50,7 @@ lock = threading.Lock()  # held while a template is compiled
 @lru_cache(maxsize=2)
 def environment(shell: bool = False) -> Any:
     """The sandboxed environment (shell=True quotes substituted values)."""
-    from jinja2 import StrictUndefined
+    from jinja2 import StrictUndefined, pass_context
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class RunbookEnvironment(ImmutableSandboxedEnvironment):
@@ -87,6 +87,7 @@ def environment(shell: bool = False) -> Any:
         finalize=mark if shell else finalize_text,
     )
     env.filters.update(FILTERS)
+    env.filters.update({name: pass_context(f) for name, f in CONTEXT_FILTERS.items()})
     env.filters.update(_limits.bounded_filters(env.filters))
     env.tests.update(TESTS)
     env.globals["lipsum"] = _limits.lipsum

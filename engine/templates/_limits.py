@@ -272,6 +272,35 @@ def lipsum(n: int = 5, *args: Any, **kwargs: Any) -> Any:
     return generate_lorem_ipsum(n, *args, **kwargs)
 
 
+def measured(value: Any, what: str) -> None:
+    """Refuse a value whose items and characters, counted as a template would show them
+    (shared parts once per use: a YAML alias tree, a query repeating `@`), exceed MAX_SIZE.
+    Each container is sized once (by identity), so the walk costs one step per distinct part."""
+    sizes: dict[int, int] = {}
+    todo: list[tuple[Any, bool]] = [(value, False)]
+    while todo:
+        item, children_done = todo.pop()
+        if not isinstance(item, (Mapping, list, tuple)) or id(item) in sizes:
+            continue
+        parts = [*item.keys(), *item.values()] if isinstance(item, Mapping) else list(item)
+        if not children_done:
+            todo.append((item, True))
+            todo.extend((p, False) for p in parts)
+            continue
+        size = len(item) + sum(_size_of(p, sizes) for p in parts)
+        sizes[id(item)] = size
+        if size > MAX_SIZE:
+            grown(size, what)
+    if _size_of(value, sizes) > MAX_SIZE:
+        grown(_size_of(value, sizes), what)
+
+
+def _size_of(part: Any, sizes: dict[int, int]) -> int:
+    if isinstance(part, str):
+        return len(part)
+    return sizes.get(id(part), 1)
+
+
 def joined(chunks: Iterator[str]) -> str:
     """Jinja's output, chunk by chunk, refused once it exceeds MAX_SIZE."""
     out: list[str] = []

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _limits
+from .dates import days_until, to_datetime
+from .parsing import bytes_of, from_yaml, human_bytes, json_query, parse_table, seconds
 from .values import Placeholder, Raw
 
 _NO_DEFAULT: Any = object()
@@ -114,7 +116,18 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "to_json": _to_json,
     "quote": _quote,
     "raw": Raw,
+    # Reading what commands print (parsing.py, dates.py): README, "Parsing helpers".
+    "bytes": bytes_of,
+    "human_bytes": human_bytes,
+    "seconds": seconds,
+    "parse_table": parse_table,
+    "from_yaml": from_yaml,
+    "json_query": json_query,
+    "to_datetime": to_datetime,
 }
+# Filters that read the run's context (the run's clock): Jinja passes it; the quick
+# tiers, which call filters with the value alone, leave templates using them to Jinja.
+CONTEXT_FILTERS: dict[str, Callable[..., Any]] = {"days_until": days_until}
 TESTS: dict[str, Callable[..., bool]] = {"search": _test_search, "match": _test_match}
 
 
@@ -139,7 +152,7 @@ JINJA_GLOBALS = frozenset({"cycler", "dict", "joiner", "lipsum", "namespace", "r
 
 def known_filters() -> frozenset[str]:
     """Every filter name a template may use."""
-    return JINJA_FILTERS | frozenset(FILTERS)
+    return JINJA_FILTERS | frozenset(FILTERS) | frozenset(CONTEXT_FILTERS)
 
 
 def known_tests() -> frozenset[str]:
