@@ -37,6 +37,7 @@ SEVERITY = {
     "RB121": ERROR, "RB140": WARNING,
     "RB130": ERROR, "RB131": ERROR, "RB132": ERROR, "RB133": ERROR, "RB134": ERROR, "RB135": ERROR,
     "RB136": ERROR, "RB137": ERROR, "RB138": ERROR,
+    "RB160": ERROR, "RB161": WARNING, "RB162": WARNING, "RB163": ERROR, "RB164": ERROR,
     "RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
     "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR,
     "RB301": ERROR, "RB302": ERROR, "RB303": ERROR, "RB304": ERROR,
@@ -615,6 +616,56 @@ CASES = [
               EOF
               sh -c "echo ‸{{ inputs.x }}"  # ‸{{ inputs.x }}
         """), message="{{ inputs.x }}"),
+    # -- RB160..RB164 Kubernetes targets --------------------------------------------------------
+    Case("RB160", "a selector, or a name", runbook("""
+        targets:
+          web: {pods: {context: prod, namespace: shop, selector: app=web}}
+          one: {nodes: {context: prod, name: node-1, image: busybox}}
+        """)),
+    Case("RB160", "both a selector and a name", runbook("""
+        targets:
+          web: {pods: {context: prod, namespace: shop, selector: app=web, ‸name: web-1}}
+        """), message="gives both a selector and a name"),
+    Case("RB161", "a namespace named; nodes have none", runbook("""
+        targets:
+          web: {pods: {context: prod, namespace: "{{ inputs.ns }}", selector: app=web}}
+          disk: {nodes: {context: prod, selector: pool=a, image: busybox}}
+        """)),
+    Case("RB161", "pods without a namespace", runbook("""
+        targets:
+          web: {‸pods: {context: prod, selector: app=web}}
+        """), message="names no namespace"),
+    Case("RB162", "a context named", runbook("""
+        targets:
+          web: {pods: {context: prod, namespace: shop, name: web-1}}
+        """)),
+    Case("RB162", "pods and nodes without a context", runbook("""
+        targets:
+          web: {‸pods: {namespace: shop, name: web-1}}
+          disk: {‸nodes: {name: n1, image: busybox}}
+        """), message="names no context"),
+    Case("RB163", "an SSH target and a pod target side by side", runbook("""
+        targets:
+          box: {hosts: [db1], user: root}
+          web: {pods: {context: prod, namespace: shop, selector: app=web}}
+        """)),
+    Case("RB163", "SSH settings and nodes on a pod target", runbook("""
+        targets:
+          web:
+            pods: {context: prod, namespace: shop, selector: app=web}
+            ‸nodes: {context: prod, name: n1, image: busybox}
+            ‸user: root
+        """), message="target 'web'"),
+    Case("RB164", "names Kubernetes accepts, and templates checked once rendered", runbook("""
+        targets:
+          web: {pods: {context: prod, namespace: shop-1, name: web-7d9f.abc, container: app}}
+          one: {pods: {context: prod, namespace: "{{ inputs.ns }}", name: "{{ inputs.pod }}"}}
+        """)),
+    Case("RB164", "an upper-case pod name, a namespace with a dot, a selector with a newline", runbook("""
+        targets:
+          web: {pods: {context: prod, namespace: ‸shop.eu, name: ‸Web_1}}
+          two: {pods: {context: prod, namespace: shop, selector: ‸"app=web\\nx"}}
+        """)),
     # -- RB130 include-outside-tree -------------------------------------------------------------
     Case("RB130", "includes in the runbook's directory and below", runbook("""
         remediation:

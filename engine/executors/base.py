@@ -51,6 +51,9 @@ class Invocation:
     attempt: int = 1
     # For a command that names `{{ host }}`: renders it for one host of a fan-out.
     per_host: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
+    # A program to start as it is, without a shell (e.g. kubectl with the command as one
+    # of its arguments); `command` is then what the program runs, as shown and journaled.
+    argv: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

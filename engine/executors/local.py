@@ -1,7 +1,8 @@
 """Run shell commands on this machine.
 
 `/bin/sh -c` in a new session (so the command and everything it starts share one
-process group), spawned with posix_spawn (cheaper than fork+exec from Python).
+process group), spawned with posix_spawn (cheaper than fork+exec from Python); a
+program given as an argv (`Invocation.argv`, e.g. kubectl) is started as it is.
 Output is read with poll(): stdout and stderr stream to the sink as they come, only
 a bounded tail stays in memory. A pidfd tells us the shell exited even when a
 background child still holds the pipes. On timeout or cancel the whole group gets
@@ -41,7 +42,8 @@ class LocalExecutor:
         try:
             proc = _Process.spawn(invocation, {**self._env, **invocation.env})
         except OSError as exc:
-            return _failed(invocation, started, f"cannot start {SHELL}: {exc.strerror or exc}")
+            program = invocation.argv[0] if invocation.argv else SHELL
+            return _failed(invocation, started, f"cannot start {program}: {exc.strerror or exc}")
         except ValueError as exc:  # a NUL byte in the command or the environment
             return _failed(invocation, started, f"cannot start the command: {exc}")
         sink.process_started(proc.pid, None)  # its own session: the group id is its pid
@@ -250,6 +252,8 @@ def direct_argv(command: str, env_override: Mapping[str, str]) -> list[str] | No
 
 
 def _spawn(inv: Invocation, env: dict[str, str], actions: list[Any]) -> int:
+    if inv.argv:  # a program given as an argv: no shell to fall back on
+        return os.posix_spawnp(inv.argv[0], list(inv.argv), env, file_actions=actions, setsid=True)
     argv = direct_argv(inv.command, inv.env)
     if argv is not None:
         try:

@@ -21,6 +21,7 @@ from .model import (
     HttpSpec,
     IncludeSpec,
     Input,
+    Kube,
     Link,
     ManualSpec,
     NotifySpec,
@@ -164,8 +165,16 @@ def _target(name: str, data: Mapping[str, Any]) -> Target:
         user=data.get("user"), port=data.get("port"), identity_file=data.get("identity_file"),
         password_env=data.get("password_env"), proxy_jump=data.get("proxy_jump"),
         connect_timeout=_dur(data.get("connect_timeout")), parallel=data.get("parallel"),
-        serial=data.get("serial"), max_failures=data.get("max_failures"),
+        serial=data.get("serial"), max_failures=data.get("max_failures"), kube=_kube(data),
     )
+
+
+def _kube(data: Mapping[str, Any]) -> Kube | None:
+    kind = "pods" if "pods" in data else "nodes" if "nodes" in data else None
+    if kind is None:
+        return None
+    spec = data[kind]
+    return Kube(kind, **{k: spec.get(k) for k in Kube._fields if k != "kind"})
 
 
 def _severity(data: Mapping[str, Any] | None) -> Severity | None:

@@ -169,6 +169,9 @@ def runbook_fields(rb: Runbook) -> Iterator[Field]:
     for name, target in rb.targets.items():
         for i, host in enumerate(target.hosts):
             yield Field(("targets", name, "hosts", i), host, stage="runbook")
+        if target.kube is not None:
+            for key, text in target.kube.fields():
+                yield Field(("targets", name, target.kube.kind, key), text, stage="runbook")
     for i, link in enumerate(rb.links):
         yield Field(("links", i, "url"), link.url, stage="runbook")
     if rb.updates is not None and rb.updates.message:

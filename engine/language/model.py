@@ -129,6 +129,28 @@ _TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a numbe
                "boolean": "true or false", "list": "a list", "map": "a mapping"}
 
 
+class Kube(NamedTuple):
+    """A Kubernetes target: its pods (`kubectl exec`) or its nodes (`kubectl debug node/…`).
+    Every string may hold a template, rendered when a step on the target starts."""
+
+    kind: str  # "pods" or "nodes"
+    context: str | None = None
+    namespace: str | None = None
+    selector: str | None = None
+    name: str | None = None
+    container: str | None = None  # pods only
+    kubeconfig: str | None = None
+    image: str | None = None  # nodes only: the image of the debugging pod
+    profile: str | None = None  # nodes only: `kubectl debug --profile`
+
+    def fields(self) -> Iterator[tuple[str, str]]:
+        """(property, template) of every templated string set (`kubeconfig` and `profile` are plain)."""
+        for key in ("context", "namespace", "selector", "name", "container", "image"):
+            value = getattr(self, key)
+            if value is not None:
+                yield key, value
+
+
 class Target(NamedTuple):
     name: str
     hosts: tuple[str, ...] = ()
@@ -142,6 +164,7 @@ class Target(NamedTuple):
     parallel: int | None = None
     serial: int | str | None = None
     max_failures: int | str | None = None
+    kube: Kube | None = None  # pods or nodes of a Kubernetes cluster, instead of SSH hosts
 
 
 class Retries(NamedTuple):

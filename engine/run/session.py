@@ -116,12 +116,16 @@ def _remote(services: Services, options: LiveOptions) -> None:
 
 class _Remote:
     """Services.remote until a step needs it: a run without targets imports none of the
-    SSH, inventory or fan-out code, and paramiko is imported by the first connection only."""
+    SSH, inventory, kubectl or fan-out code, and paramiko is imported by the first
+    connection only. Kubernetes targets (`pods:`, `nodes:`) go through kubectl, the
+    others over SSH."""
 
     def __init__(self, options: LiveOptions) -> None:
         self.options = options
         self._resolver: Any = None
         self._fanout: Any = None
+        self._pods: Any = None
+        self._pod_fanout: Any = None
 
     @property
     def resolver(self) -> Any:
@@ -141,13 +145,26 @@ class _Remote:
             self._fanout = FanOut(SshExecutor(self.resolver.host, ssh_options))
         return self._fanout
 
+    @property
+    def pods(self) -> Any:
+        if self._pods is None:
+            from engine.fleet.fanout import FanOut
+            from engine.fleet.pod_exec import PodExecutor
+            from engine.fleet.pods import PodResolver
+
+            self._pods = PodResolver()
+            self._pod_fanout = FanOut(PodExecutor(self._pods.place))
+        return self._pods
+
     def resolve_hosts(self, name: str, target: Any, ctx: dict[str, Any]) -> list[str]:
-        hosts: list[str] = self.resolver(name, target, ctx)
+        hosts: list[str] = (self.pods if target.kube is not None else self.resolver)(name, target, ctx)
         return hosts
 
     def execute(self, base: Invocation, hosts: Sequence[str], policy: Policy, sink: OutputSink, cancel: Cancel,
                 on_host: OnHost | None = None) -> FanOutResult:
-        result: FanOutResult = self.fanout.execute(base, hosts, policy, sink, cancel, on_host)
+        kube = self._pods is not None and self._pods.knows(base.target)
+        fanout = self._pod_fanout if kube else self.fanout
+        result: FanOutResult = fanout.execute(base, hosts, policy, sink, cancel, on_host)
         return result
 
     def shell(self, target: str | None, host: str, command: str) -> str:
@@ -176,7 +193,11 @@ def _hosts_for_lock(runbook: Runbook, services: Services, inputs: Mapping[str, A
     hosts: list[str] = []
     for name, target in runbook.targets.items():
         try:
-            if services.resolve_hosts is not None:
+            if target.kube is not None:  # by what it names: listing pods would ask the cluster
+                from engine.fleet.pods import lock_key
+
+                hosts.append(lock_key(name, target, ctx))
+            elif services.resolve_hosts is not None:
                 hosts += services.resolve_hosts(name, target, ctx)
             else:
                 from engine.templates import templating

@@ -1,0 +1,135 @@
+"""Run a step's command in a pod (`kubectl exec`) or on a node (`kubectl debug node/…
+-- chroot /host`) of a Kubernetes target: the executor the fan-out drives for such targets.
+
+kubectl runs here, as a local program given as an argv (no shell on this machine), with
+the user's kubeconfig. In the container, the command first prints its pid (see
+kubectl.wrapper): that line is taken out of the output, and whether it came tells a
+command that ran (its exit code is kubectl's) from a kubectl that never reached the
+pod (a pod gone mid-fan-out, a refused exec: the host is `unreachable`, in kubectl's
+words). On timeout or Ctrl-C the local kubectl is stopped, and so is the command in the
+container: its process group is signalled through a second `kubectl exec` (a node's
+debugging pod is deleted instead).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from engine.executors.base import Cancel, Invocation, OutputSink, Result
+from engine.executors.local import LocalExecutor
+
+from . import kubectl
+from .kubectl import Done
+from .pods import Place
+
+__all__ = ["PodExecutor"]
+
+_DEBUG_POD = re.compile(r"Creating debugging pod (\S+) with container")
+_PID_LINE = re.compile(rb"^" + re.escape(kubectl.PID_MARK.encode()) + rb"(\d+)\r?$")
+
+
+class _Marked:
+    """The output sink of one command in a container: holds stdout back until its first
+    line (the pid mark) has come, passes everything else on as it comes."""
+
+    def __init__(self, sink: OutputSink, host: str | None) -> None:
+        self.sink, self.host = sink, host
+        self.head = bytearray()
+        self.pid: int | None = None
+        self.started = False  # the first line has come (mark or not)
+
+    def output(self, stream: str, data: bytes, host: str | None) -> None:
+        if stream != "stdout" or self.started:
+            self.sink.output(stream, data, self.host)
+            return
+        self.head += data
+        line, newline, rest = bytes(self.head).partition(b"\n")
+        if not newline:
+            return
+        self.started = True
+        match = _PID_LINE.match(line)
+        if match is None:  # not our mark: output of something else; pass it all on
+            rest = bytes(self.head)
+        else:
+            self.pid = int(match.group(1))
+        self.head.clear()
+        if rest:
+            self.sink.output("stdout", rest, self.host)
+
+    def process_started(self, pgid: int, host: str | None) -> None:
+        self.sink.process_started(pgid, None)  # kubectl, on this machine
+
+    def stdout(self, text: str) -> str:
+        """The command's stdout without the mark line."""
+        first, newline, rest = text.partition("\n")
+        return rest if newline and _PID_LINE.match(first.encode()) else text
+
+
+class PodExecutor:
+    """Executes invocations whose `host` is a pod or a node of a Kubernetes target.
+
+    `places(target)` says where the target's pods are (PodResolver.place); `short` runs
+    kubectl's short commands (kubectl.run_short, or a fake)."""
+
+    def __init__(self, places: Callable[[str | None], Place],
+                 short: Callable[[Sequence[str]], Done] = kubectl.run_short,
+                 local: LocalExecutor | None = None) -> None:
+        self._places, self._short = places, short
+        self._local = local or LocalExecutor()
+
+    def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
+        place = self._places(invocation.target)
+        host = invocation.host or ""
+        command = kubectl.wrapper(invocation.command, invocation.env)
+        stdin = invocation.stdin is not None
+        if place.kind == "nodes":
+            argv = kubectl.debug_argv(place.cluster, place.namespace, host, place.image or "", place.profile,
+                                      command, stdin=stdin)
+        else:
+            argv = kubectl.exec_argv(place.cluster, place.namespace, host, place.container, command, stdin=stdin)
+        marked = _Marked(sink, invocation.host)
+        # The step's environment went into the container (the wrapper); kubectl itself
+        # runs with the engine's, where KUBECONFIG and the user's credentials are.
+        result = self._local.run(replace(invocation, argv=tuple(argv), env={}), marked, cancel)
+        debug_pod = _debug_pod(result.stderr) if place.kind == "nodes" else None
+        if marked.pid is not None and (result.timed_out or result.cancelled) and place.kind == "pods":
+            self._short(kubectl.exec_argv(place.cluster, place.namespace, host, place.container,
+                                          kubectl.kill_argv(marked.pid), stdin=False))
+        code = self._node_code(place, debug_pod) if debug_pod is not None and marked.pid is not None else None
+        if debug_pod is not None:
+            self._short(kubectl.delete_argv(place.cluster, place.namespace, debug_pod))
+        return _finish(invocation, place, result, marked, code)
+
+    def _node_code(self, place: Place, pod: str) -> int | None:
+        """How the command in a node's debugging pod ended: its container's exit code
+        (kubectl debug does not always pass it on); None when the pod does not say."""
+        done = self._short(kubectl.pod_argv(place.cluster, place.namespace, pod))
+        data = done.json() if done.code == 0 else None
+        statuses = (data or {}).get("status", {}).get("containerStatuses") or [] if isinstance(data, dict) else []
+        for status in statuses:
+            terminated = (status.get("state") or {}).get("terminated") if isinstance(status, dict) else None
+            if isinstance(terminated, dict) and isinstance(terminated.get("exitCode"), int):
+                return int(terminated["exitCode"])
+        return None
+
+
+def _debug_pod(stderr: str) -> str | None:
+    match = _DEBUG_POD.search(stderr)
+    return match.group(1) if match else None
+
+
+def _finish(inv: Invocation, place: Place, result: Result, marked: _Marked, code: int | None) -> Result:
+    """The Result of the command in the container, as a local one would read."""
+    stdout = marked.stdout(result.stdout)
+    if marked.pid is None and not (result.timed_out or result.cancelled):
+        why = result.error if result.exit_code is None else kubectl.message(result.stderr)
+        return replace(result, host=inv.host, stdout=stdout, ok=False,
+                       error=f"kubectl could not run the command in {place.noun} {inv.host}: {why}",
+                       extra={"status": "unreachable"})
+    if code is not None and code != result.exit_code and not (result.timed_out or result.cancelled):
+        ok = code in inv.exit_codes
+        return replace(result, host=inv.host, stdout=stdout, exit_code=code, ok=ok,
+                       error=None if ok else f"exit code {code}")
+    return replace(result, host=inv.host, stdout=stdout)

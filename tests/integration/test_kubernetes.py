@@ -1,0 +1,246 @@
+"""`run` steps on a Kubernetes target (`pods:`, `nodes:`), live.
+
+No cluster can run here: these tests put a recording stand-in `kubectl` on PATH
+(kubekit.py), which answers `get pods` from a fixture and runs an exec'd command on this
+machine. They prove the exact command lines the engine gives kubectl, the fan-out over
+the pods it lists and what the journal keeps of each pod; not that a real cluster
+answers as the stand-in does.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubekit import FakeKubectl, node, pod
+from livekit import kill_leftovers, live_processes_with, sleep_marker, wait_for
+
+pytestmark = pytest.mark.integration
+
+WEB = {"app": "web"}
+
+
+def state(**extra: Any) -> dict[str, Any]:
+    pods = [pod("web-a", labels=WEB), pod("web-b", labels=WEB), pod("web-c", labels=WEB),
+            pod("web-old", labels=WEB, terminating=True), pod("web-new", labels=WEB, phase="Pending"),
+            pod("db-0", labels={"app": "db"}), pod("web-x", namespace="other", labels=WEB)]
+    return {"contexts": ["prod", "staging"], "pods": pods, **extra}
+
+
+@pytest.fixture
+def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKubectl:
+    fake = FakeKubectl(tmp_path / "kube", state())
+    for key, value in fake.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / ".runbook"))
+    return fake
+
+
+@pytest.fixture
+def run_text(tmp_path: Path, kube: FakeKubectl) -> Callable[..., Any]:
+    """Run a runbook (YAML text) for real in this process; (result, journal records, console)."""
+    from engine.language.validation import load_runbook
+    from engine.run.inputs import resolve
+    from engine.run.journal import read_journal
+    from engine.run.session import LiveOptions, run_live
+
+    def run(text: str, **inputs: Any) -> tuple[Any, list[dict[str, Any]], str]:
+        path = tmp_path / "runbook.yaml"
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        runbook = load_runbook(path)
+        stream = io.StringIO()
+        opts = LiveOptions(runs_dir=tmp_path / "runs", stream=stream, install_signals=False, yes=True)
+        result, run_dir = run_live(runbook, resolve(runbook, from_file=inputs, environ={}).values, opts)
+        return result, read_journal(run_dir).records, stream.getvalue()
+
+    return run
+
+
+def runbook(target: str, steps: str) -> str:
+    return (f"kind: runbook\nversion: 1\nid: kube-test\ntitle: Kubernetes test\ndefaults: {{timeout: 30s}}\n"
+            f"inputs:\n  ns: {{default: shop}}\ntargets:\n  web:\n{textwrap.indent(textwrap.dedent(target), '    ')}"
+            f"detection:\n{textwrap.indent(textwrap.dedent(steps), '  ')}")
+
+
+PODS = """\
+pods:
+  context: prod
+  namespace: "{{ inputs.ns }}"
+  selector: app=web
+  container: app
+"""
+
+
+def finished(records: list[dict[str, Any]], step: str) -> dict[str, Any]:
+    return next(r for r in records if r["event"] == "step.finished" and r["step"] == step)
+
+
+def test_a_step_runs_in_every_running_pod_that_matches_through_kubectl_exec(run_text: Callable,
+                                                                            kube: FakeKubectl) -> None:
+    """The running pods of the selector in the namespace, no other; `{{ host }}` is the pod;
+    the step's env reaches the container; each pod journaled with its own result."""
+    result, records, console = run_text(runbook(PODS, """\
+        - id: who
+          target: web
+          run: echo "in $FAKE_POD as {{ host }} says $GREETING"; echo warn >&2
+          env: {GREETING: "hi; $(not run)"}
+        """))
+    assert result.outcome == "resolved"
+    hosts = finished(records, "who")["hosts"]
+    assert list(hosts) == ["web-a", "web-b", "web-c"]
+    for name, view in hosts.items():
+        assert view["status"] == "ok" and view["exit_code"] == 0
+        assert view["stdout"] == f"in {name} as {name} says hi; $(not run)\n"
+        assert view["stderr"] == "warn\n"
+    assert sorted(e["host"] for e in records if e["event"] == "host.finished") == ["web-a", "web-b", "web-c"]
+    [listing] = kube.calls_of("get")
+    assert listing == ["--context=prod", "get", "pods", "--request-timeout=20s", "--output=json",
+                       "--namespace=shop", "--selector=app=web"]
+    execs = kube.calls_of("exec")
+    assert sorted(c[c.index("--") - 1] for c in execs) == ["web-a", "web-b", "web-c"]
+    first = execs[0]
+    assert first[:4] == ["--context=prod", "exec", "--namespace=shop", "--container=app"]
+    tail = first[first.index("--") + 1:]
+    assert tail[:2] == ["/bin/sh", "-c"] and tail[3] == "sh"
+    assert tail[4] == 'echo "in $FAKE_POD as ' + first[first.index("--") - 1] + ' says $GREETING"; echo warn >&2'
+    assert "hi; $(not run)" in tail[5:]
+    assert "web-a: in web-a" in console
+
+
+def test_one_pod_by_name_gives_the_step_its_stdout_and_exit_code(run_text: Callable, kube: FakeKubectl) -> None:
+    """With `name:`, the one pod's stdout and exit code are the step's; the pid line is not
+    in the output; a non-zero exit is the command's, not kubectl's."""
+    target = "pods: {context: prod, namespace: shop, name: web-b}\n"
+    result, records, _ = run_text(runbook(target, """\
+        - id: pct
+          target: web
+          run: echo 97
+          outputs: {pct: "{{ stdout | int }}"}
+        - id: code
+          target: web
+          run: cat; exit 4
+          stdin: fed
+          continue_on_error: true
+        """))
+    assert finished(records, "pct")["outputs"] == {"pct": 97}
+    assert finished(records, "pct")["stdout"] == "97\n"
+    code = finished(records, "code")
+    assert code["exit_code"] == 4 and code["stdout"] == "fed" and "exit code 4" in code["error"]
+    assert kube.calls_of("get")[0][-1] == "--field-selector=metadata.name=web-b"
+    assert "--stdin" in kube.calls_of("exec")[-1]
+    assert result.outcome == "resolved"
+
+
+def test_serial_rollout_stops_at_the_first_failed_pod(run_text: Callable, kube: FakeKubectl) -> None:
+    """`serial: 1`: one pod at a time; a failure stops the rollout, the rest never start."""
+    _, records, _ = run_text(runbook(PODS + "serial: 1\n", """\
+        - id: roll
+          target: web
+          run: test "$FAKE_POD" != web-b
+        """))
+    hosts = finished(records, "roll")["hosts"]
+    assert [hosts[h]["status"] for h in ("web-a", "web-b", "web-c")] == ["ok", "failed", "not_run"]
+    assert len(kube.calls_of("exec")) == 2
+
+
+def test_a_pod_gone_mid_fan_out_is_unreachable_in_kubectl_words(run_text: Callable, kube: FakeKubectl) -> None:
+    """A pod listed, then gone before its exec: that pod is `unreachable` with the API's
+    message; the others run; `max_failures: 1` tolerates it."""
+    kube.state["vanished"] = ["web-b"]
+    kube.save()
+    result, records, _ = run_text(runbook(PODS + "max_failures: 1\n", """\
+        - id: look
+          target: web
+          run: echo here
+        """))
+    hosts = finished(records, "look")["hosts"]
+    assert hosts["web-b"]["status"] == "unreachable"
+    assert hosts["web-b"]["error"] == ('kubectl could not run the command in pod web-b: '
+                                       'Error from server (NotFound): pods "web-b" not found')
+    assert hosts["web-a"]["status"] == hosts["web-c"]["status"] == "ok"
+    assert result.outcome == "resolved"
+
+
+def test_a_missing_kubeconfig_fails_the_step_before_kubectl_is_asked(run_text: Callable, kube: FakeKubectl,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECONFIG")
+    result, records, _ = run_text(runbook(PODS, "- id: look\n  target: web\n  run: echo here\n"))
+    assert result.outcome == "failed"
+    error = finished(records, "look")["error"]
+    assert "no kubeconfig: ~/.kube/config does not exist and KUBECONFIG is not set" in error
+    assert kube.calls() == []
+
+
+def test_a_context_the_kubeconfig_lacks_is_named_with_the_ones_it_has(run_text: Callable,
+                                                                      kube: FakeKubectl) -> None:
+    target = PODS.replace("context: prod", "context: prd")
+    result, records, _ = run_text(runbook(target, "- id: look\n  target: web\n  run: echo here\n"))
+    error = finished(records, "look")["error"]
+    assert "context 'prd' of target 'web' is not in the kubeconfig" in error
+    assert "did you mean 'prod'" in error and "prod, staging" in error
+    assert kube.calls_of("exec") == [] and result.outcome == "failed"
+
+
+def test_no_running_pod_says_which_ones_match_and_why_they_cannot_run(run_text: Callable,
+                                                                      kube: FakeKubectl) -> None:
+    kube.state["pods"] = [pod("web-old", labels=WEB, terminating=True), pod("web-new", labels=WEB, phase="Pending")]
+    kube.save()
+    _, records, _ = run_text(runbook(PODS, "- id: look\n  target: web\n  run: echo here\n"))
+    error = finished(records, "look")["error"]
+    assert "no running pods match pods app=web in namespace shop (context prod, container app)" in error
+    assert "2 match but cannot run a command: web-old (terminating), web-new (pending)" in error
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    value = sleep_marker()
+    yield value
+    kill_leftovers(value)
+
+
+def test_a_timeout_stops_the_command_in_the_container_too(run_text: Callable, kube: FakeKubectl,
+                                                          marker: str) -> None:
+    """Killing kubectl does not stop what it started in a container: the engine signals the
+    command's process group there through a second `kubectl exec`."""
+    target = "pods: {context: prod, namespace: shop, name: web-a}\n"
+    _, records, _ = run_text(runbook(target, f"""\
+        - id: hang
+          target: web
+          run: sleep {marker}
+          timeout: 1s
+        """))
+    step = finished(records, "hang")
+    assert step["status"] == "failed" and "timed out" in step["error"]
+    kills = [c for c in kube.calls_of("exec") if "kill -TERM" in c[-1]]
+    assert len(kills) == 1 and kills[0][:3] == ["--context=prod", "exec", "--namespace=shop"]
+    wait_for(lambda: not live_processes_with(marker), what="the command in the 'container' to stop")
+
+
+def test_a_node_step_runs_through_kubectl_debug_and_reads_the_exit_code_from_the_pod(
+        run_text: Callable, kube: FakeKubectl) -> None:
+    """`nodes:` goes through `kubectl debug node/NAME -- chroot /host`; the stand-in exits 0
+    whatever the command did, so the exit code 3 can only come from the debugging pod's
+    status; that pod is deleted afterwards. NotReady nodes are left out."""
+    kube.state["nodes"] = [node("n1", labels={"pool": "a"}), node("n2", ready=False, labels={"pool": "a"})]
+    kube.save()
+    target = "nodes: {context: prod, selector: pool=a, image: 'busybox:1.36', profile: sysadmin}\n"
+    _, records, _ = run_text(runbook(target, """\
+        - id: disk
+          target: web
+          run: echo "on {{ host }}"; exit 3
+          exit_codes: [3]
+        """))
+    step = finished(records, "disk")
+    assert list(step["hosts"]) == ["n1"]
+    assert step["hosts"]["n1"]["exit_code"] == 3 and step["hosts"]["n1"]["stdout"] == "on n1\n"
+    [debug] = kube.calls_of("debug")
+    assert debug[:6] == ["--context=prod", "debug", "node/n1", "--image=busybox:1.36", "--attach",
+                         "--profile=sysadmin"]
+    assert debug[debug.index("--") + 1:][:4] == ["chroot", "/host", "/bin/sh", "-c"]
+    assert kube.calls_of("delete")[0][:5] == ["--context=prod", "delete", "pod", "node-debugger-n1-x7k2q",
+                                              "--wait=false"]
