@@ -244,3 +244,33 @@ def test_a_node_step_runs_through_kubectl_debug_and_reads_the_exit_code_from_the
     assert debug[debug.index("--") + 1:][:4] == ["chroot", "/host", "/bin/sh", "-c"]
     assert kube.calls_of("delete")[0][:5] == ["--context=prod", "delete", "pod", "node-debugger-n1-x7k2q",
                                               "--wait=false"]
+
+
+def test_a_dry_run_lists_the_pods_it_would_use_and_runs_nothing_in_them(tmp_path: Path, kube: FakeKubectl) -> None:
+    """`runbook run --dry-run` asks the cluster which pods match (read only), never execs."""
+    from livekit import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir()
+    path = ws.write("rb.yaml", runbook(PODS, "- id: look\n  target: web\n  run: echo {{ host }}\n"))
+    done = ws.run("run", path, "--dry-run", env=kube.env())
+    assert done.code == 0, done.text
+    line = "pods app=web in namespace shop (context prod, container app), now: web-a, web-b, web-c"
+    assert f"target web: {line}" in done.out and f"on web: {line}" in done.out
+    assert {next(w for w in c if not w.startswith("--")) for c in kube.calls()} <= {"get", "config"}
+    assert kube.calls_of("get") and not kube.calls_of("exec")
+
+
+def test_a_dry_run_says_so_when_it_cannot_ask_the_cluster(tmp_path: Path, kube: FakeKubectl) -> None:
+    from livekit import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir()
+    path = ws.write("rb.yaml", runbook(PODS, "- id: look\n  target: web\n  run: echo {{ host }}\n"))
+    env = {**kube.env(), "KUBECONFIG": "", "HOME": str(tmp_path / "nohome")}
+    done = ws.run("run", path, "--dry-run", env=env)
+    assert done.code == 0, done.text
+    assert ("target web: pods app=web in namespace shop (context prod, container app): cannot ask the "
+            "cluster now (") in done.out
+    assert "no kubeconfig" in done.out and "a run lists them when each step starts" in done.out
+    assert kube.calls() == []
