@@ -115,8 +115,10 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
         hosts_of = None
         if runbook.targets:
             from engine.fleet.hosts import Resolver
+            from engine.fleet.pods import plan_targets
 
-            hosts_of = Resolver(options["inventory"]).plan_hosts(runbook, resolved.values)
+            hosts_of = plan_targets(runbook, resolved.values,
+                                    Resolver(options["inventory"]).plan_hosts(runbook, resolved.values))
         click.echo(render_plan(build_plan(runbook, resolved.values, hosts_of), Masker(resolved.secrets)), nl=False)
         return
     from engine.run.session import OUTCOME_EXIT, run_live

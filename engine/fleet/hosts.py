@@ -102,13 +102,8 @@ class Resolver:
                "runbook": {"id": runbook.id, "title": runbook.title}}
 
         def hosts_of(name: str) -> list[str]:
-            target = runbook.targets[name]
-            if target.kube is not None:  # asks the cluster (read only) when it can, else says why not
-                from .pods import PodResolver
-
-                return PodResolver().plan(name, target, ctx)
             try:
-                hosts = self.resolve(name, target, ctx)
+                hosts = self.resolve(name, runbook.targets[name], ctx)
             except TargetError as exc:
                 return [f"<error: {exc.reason}>"]
             except TemplateError as exc:

@@ -24,7 +24,7 @@ from . import kubectl
 from .hosts import TargetError
 from .kubectl import Cluster, Done
 
-__all__ = ["Place", "PodResolver", "lock_key", "place_of"]
+__all__ = ["Place", "PodResolver", "lock_key", "place_of", "plan_targets"]
 
 SHOWN_SKIPPED = 5  # pods or nodes named in a "none match" error
 
@@ -191,6 +191,21 @@ class PodResolver:
             return [f"{place.describe()}: cannot ask the cluster now ({exc.reason}); "
                     "a run lists them when each step starts"]
         return [f"{place.describe()}, now: {', '.join(names)}"]
+
+
+def plan_targets(runbook: Any, inputs: Mapping[str, Any],
+                 others: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """For a dry-run: a target's pods (PodResolver.plan) when it is a Kubernetes target,
+    else what `others` (the SSH resolver's plan) says of it."""
+    ctx = {"inputs": dict(inputs), "vars": dict(runbook.vars),
+           "runbook": {"id": runbook.id, "title": runbook.title}}
+    resolver = PodResolver()
+
+    def hosts_of(name: str) -> list[str]:
+        target = runbook.targets[name]
+        return resolver.plan(name, target, ctx) if target.kube is not None else others(name)
+
+    return hosts_of
 
 
 def _sort(kind: str, items: list[Any]) -> tuple[list[str], list[str]]:
