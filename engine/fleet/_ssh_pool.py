@@ -1,5 +1,5 @@
 """SSH connections for the SSH executor: whether a host's key is the one we know, who we
-log in as, and one open connection per host for the whole run.
+log in as, and one open connection per host, reused by every step of the run.
 
 - KnownHosts: the user's known_hosts and the project's; unknown keys are refused unless
   --accept-new-host-keys (then recorded, like OpenSSH's `accept-new`); a changed key
@@ -7,7 +7,10 @@ log in as, and one open connection per host for the whole run.
 - Authentication: identity files, then the ssh-agent, then a password only when the
   target names an environment variable holding one. Nothing ever prompts.
 - SshPool: opens connections lazily (TCP_NODELAY; a jump host through a direct-tcpip
-  channel), with keepalives, and closes them all at the end.
+  channel), with keepalives, and closes them all at the end. Between commands at most
+  MAX_IDLE connections stay open, the least recently used closing first: each open
+  connection is a paramiko thread (waking ten times a second), a socket and two sshd
+  processes on its host, so a 1,000-host fan-out must not keep them all.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     import paramiko
 
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+MAX_IDLE = 64  # connections kept open with no command on them
 _RSA_ALGS = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
 
 
@@ -190,6 +195,8 @@ class Connection:
     transport: Any
     via: Connection | None = None
     login_shell: str | None = None  # $SHELL on the host, learnt from the first command
+    users: int = 0  # commands running on it (SshPool.get ... release)
+    closed: bool = False  # by the pool: its jump connection was released then
 
     @property
     def active(self) -> bool:
@@ -203,53 +210,98 @@ class Connection:
 
 
 class SshPool:
-    """One connection per endpoint, opened on first use, reused by every step of the run."""
+    """One connection per endpoint, opened on first use, reused by the run's later steps
+    while it is among the `max_idle` most recently used of those with no command on them."""
 
-    def __init__(self, options: SshOptions) -> None:
+    def __init__(self, options: SshOptions, max_idle: int | None = None) -> None:
         self.options = options
         self.known = KnownHosts(options)
         self.keys = KeyCache()
-        self._conns: dict[tuple[Any, ...], Connection] = {}
+        self.max_idle = MAX_IDLE if max_idle is None else max_idle
+        self._conns: dict[tuple[Any, ...], Connection] = {}  # every open connection
+        self._idle: OrderedDict[tuple[Any, ...], Connection] = OrderedDict()  # unused ones, oldest first
         self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._lock = threading.Lock()
         self.opened = 0  # connections opened so far (the benchmark checks reuse)
 
     def get(self, ep: Endpoint) -> Connection:
-        """The open connection to `ep`, opening (or reopening a dead) one if needed."""
+        """The open connection to `ep`, opening (or reopening a dead) one if needed; it is
+        in use (never closed as idle) until `release`."""
         with self._lock:
             lock = self._locks.setdefault(ep.key, threading.Lock())
         with lock:
-            conn = self._conns.get(ep.key)
-            if conn is not None and conn.active:
-                return conn
+            with self._lock:
+                conn = self._conns.get(ep.key)
+                if conn is not None and conn.active:
+                    return self._take(conn)
             if conn is not None:
-                conn.close()
+                self.discard(conn)
             conn = self._open(ep)
             with self._lock:
                 self._conns[ep.key] = conn
                 self.opened += 1
-            return conn
+                return self._take(conn)
+
+    def _take(self, conn: Connection) -> Connection:
+        conn.users += 1
+        self._idle.pop(conn.endpoint.key, None)
+        return conn
+
+    def release(self, conn: Connection) -> None:
+        """The command on `conn` is over: keep it for later steps, closing the least
+        recently used idle connection beyond `max_idle`."""
+        with self._lock:
+            conn.users -= 1
+            key = conn.endpoint.key
+            if conn.users > 0 or self._conns.get(key) is not conn:
+                return
+            self._idle[key] = conn
+            evicted = []
+            while len(self._idle) > self.max_idle:
+                old_key, old = self._idle.popitem(last=False)
+                del self._conns[old_key]
+                evicted.append(old)
+        for old in evicted:
+            self._close(old)
 
     def discard(self, conn: Connection) -> None:
         with self._lock:
             if self._conns.get(conn.endpoint.key) is conn:
                 del self._conns[conn.endpoint.key]
-        conn.close()
+                self._idle.pop(conn.endpoint.key, None)
+        self._close(conn)
 
     def close(self) -> None:
         with self._lock:
             conns = list(self._conns.values())
             self._conns.clear()
+            self._idle.clear()
         for conn in sorted(conns, key=lambda c: c.via is None):  # through-jump connections first
-            conn.close()
+            self._close(conn)
+
+    def _close(self, conn: Connection) -> None:
+        """Close `conn` once; the jump connection it went through is no longer in use by it."""
+        with self._lock:
+            first, conn.closed = not conn.closed, True
+        if not first:
+            return
+        conn.close()
+        if conn.via is not None:
+            self.release(conn.via)
 
     def _open(self, ep: Endpoint) -> Connection:
+        """A new connection; the jump connection it goes through stays in use while it is open."""
         via = self.get(ep.jump) if ep.jump is not None else None
-        sock = self._socket(ep, via)
         try:
-            transport = self._handshake(ep, sock)
+            sock = self._socket(ep, via)
+            try:
+                transport = self._handshake(ep, sock)
+            except BaseException:
+                sock.close()
+                raise
         except BaseException:
-            sock.close()
+            if via is not None:
+                self.release(via)
             raise
         return Connection(ep, transport, via)
 

@@ -7,10 +7,11 @@ stdout and stderr stream to the sink as they arrive; a bounded tail stays in mem
 On timeout or cancel a second channel on the same connection sends SIGTERM to the
 remote group, then SIGKILL after a grace period, and the channel is closed.
 
-Connections come from a pool (engine/fleet/_ssh_pool.py; settings from _ssh_config.py): one per host for the
-whole run. A connection found dead before the command starts is reopened once; one
-lost while the command runs fails that host (the command may have partly run, so it is
-never silently started again).
+Connections come from a pool (engine/fleet/_ssh_pool.py; settings from _ssh_config.py):
+one per host, reused by later steps while it is among the pool's most recently used. A
+connection found dead before the command starts is reopened once; one lost while the
+command runs fails that host (the command may have partly run, so it is never silently
+started again).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class SshExecutor:
             session.communicate()
         finally:
             chan.close()
+            self.pool.release(conn)
         if session.lost:
             self.pool.discard(conn)
         return session.result(started, time.monotonic() - t0)

@@ -211,3 +211,39 @@ def test_commands_run_under_bin_sh_and_inline_when_that_is_the_login_shell(clust
         ex.close()
     assert conn.login_shell == "/bin/sh"
     assert (first.stdout, second.stdout) == ("x\n", "y\n")
+
+
+def test_idle_connections_beyond_the_pools_bound_are_closed(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fan-out over more hosts than the pool keeps idle leaves only the most recently used
+    connections open (each is a thread, a socket and sshd processes): bounded whatever the
+    fleet size. A later command on a kept host reuses its connection; on another, reconnects."""
+    from engine.fleet import _ssh_pool
+    from engine.fleet.fanout import FanOut, Policy
+
+    monkeypatch.setattr(_ssh_pool, "MAX_IDLE", 2)
+    ex = SshExecutor(lambda t, n: Host(n, user=cluster.user, port=cluster.port,
+                                       identity_file=str(cluster.client_key)),
+                     SshOptions(known_hosts=(cluster.directory / "known_hosts",)))
+    finished: list[str] = []
+    try:
+        out = FanOut(ex).execute(Invocation("s", "run", "true"), cluster.hosts, Policy(parallel=3), NullSink(),
+                                 Cancel(), on_host=lambda hr, _: finished.append(hr.host))
+        assert out.ok and ex.pool.opened == len(cluster.hosts)
+        kept = sorted(conn.endpoint.address for conn in ex.pool._conns.values())
+        assert kept == sorted(finished[-2:])
+        deadline = time.monotonic() + 10  # a closed transport's thread ends at its next 0.1 s tick
+        while _transport_threads() > 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _transport_threads() == 2
+        ex.run(Invocation("s", "run", "true", host=kept[0]), NullSink(), Cancel())
+        assert ex.pool.opened == len(cluster.hosts)
+        ex.run(Invocation("s", "run", "true", host=finished[0]), NullSink(), Cancel())
+        assert ex.pool.opened == len(cluster.hosts) + 1 and len(ex.pool._conns) == 2
+    finally:
+        ex.close()
+
+
+def _transport_threads() -> int:
+    import threading
+
+    return sum(1 for t in threading.enumerate() if type(t).__name__ == "Transport")
