@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "stats": "bench.stats",
     "live": "bench.live",
     "simulate": "bench.simulate",
+    "fleet": "bench.fleet",
 }
 
 
