@@ -150,6 +150,8 @@ class Scenario:
     hints: Mapping[str, str] = field(default_factory=empty_map)
     objectives: Objectives = Objectives()
     mitigated_when: str | None = None  # an expression over the world's state: true once mitigated
+    # Kubernetes target -> the pods it lists in the drill: names, or a template on `state`.
+    pods: Mapping[str, tuple[str, ...] | str] = field(default_factory=empty_map)
     source: SourceMap | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -255,5 +257,6 @@ def build_scenario(doc: Document) -> Scenario:
         hints=frozen_map(data.get("hints")),
         objectives=_objectives(data.get("objectives") or {}),
         mitigated_when=data.get("mitigated_when"),
+        pods=frozen_map({k: v if isinstance(v, str) else tuple(v) for k, v in (data.get("pods") or {}).items()}),
         source=doc.source,
     )

@@ -8,11 +8,12 @@ from the run's journal records, like every report.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.fleet.hosts import Resolver
+from engine.fleet.hosts import Resolver, TargetError
 from engine.language.duration import format_duration
 from engine.language.model import Runbook
 from engine.language.scenario import Scenario
@@ -25,6 +26,7 @@ from engine.run.metrics import MILESTONES, Timings, timings
 from engine.run.runner import Runner, RunResult
 from engine.run.services import Services
 from engine.run.state import StepRecord
+from engine.templates import templating
 
 from .guard import no_real_effects
 from .people import ACKNOWLEDGE, ScenarioPrompter
@@ -184,14 +186,35 @@ class DrillHosts(Resolver):
     """The hosts of a target in a drill, resolved by the live resolver (each templated
     entry split on commas and spaces, `user@host:port` reduced to the host), so a drill
     fans out to exactly the hosts a live run or a dry-run would. A drill reads no
-    inventory: a `group:` target stands for one host named after the group."""
+    inventory: a `group:` target stands for one host named after the group. A Kubernetes
+    target lists the scenario's `pods:` for it (a template follows the world's state),
+    else its `name:`, else one pod named after the target; no cluster is asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, world: World | None = None) -> None:
         super().__init__(None)
         self.path = None  # never $RUNBOOK_INVENTORY: a drill must not depend on the machine
+        self.world = world
 
     def _group(self, target: str, group: str) -> list[str]:
         return [group]
+
+    def __call__(self, name: str, target: Any, ctx: Mapping[str, Any]) -> list[str]:
+        if target.kube is None:
+            return super().__call__(name, target, ctx)
+        from engine.fleet.pods import place_of
+
+        place = place_of(name, target, ctx)  # its templates rendered and checked, as live
+        listed = self.world.scenario.pods.get(name) if self.world is not None else None
+        if listed is None:
+            return [place.name or name]
+        if isinstance(listed, str):
+            assert self.world is not None
+            rendered = templating.render(listed, self.world.context(), where=self.world.scenario.file)
+            listed = tuple(p for p in re.split(r"[\s,]+", rendered) if p)
+        if not listed:
+            raise TargetError(f"no running {place.kind} match {place.describe()}: the scenario's pods.{name} "
+                              "lists none now", where=f"targets.{name}")
+        return list(dict.fromkeys(listed))
 
 
 @dataclass
@@ -253,7 +276,7 @@ def _services(world: World, prompter: Any, scenario: Scenario) -> Services:
 
     executor = SimulatedExecutor(world)
     return Services(local=executor, http=executor, prompter=prompter, notifier=SimulatedNotifier(),  # type: ignore[arg-type]
-                    remote=SimulatedRemote(world), resolve_hosts=DrillHosts(),
+                    remote=SimulatedRemote(world), resolve_hosts=DrillHosts(world),
                     load_runbook=load_runbook, hints=dict(scenario.hints))
 
 
