@@ -34,7 +34,7 @@ SEVERITY = {
     "RB106": ERROR, "RB107": ERROR, "RB108": ERROR, "RB109": WARNING, "RB110": ERROR,
     "RB111": WARNING, "RB112": WARNING, "RB113": ERROR, "RB114": WARNING, "RB115": ERROR,
     "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR, "RB120": ERROR,
-    "RB121": ERROR, "RB140": WARNING,
+    "RB121": ERROR, "RB140": WARNING, "RB141": WARNING, "RB142": WARNING, "RB143": WARNING,
     "RB130": ERROR, "RB131": ERROR, "RB132": ERROR, "RB133": ERROR, "RB134": ERROR, "RB135": ERROR,
     "RB136": ERROR, "RB137": ERROR, "RB138": ERROR,
     "RB160": ERROR, "RB161": WARNING, "RB162": WARNING, "RB163": ERROR, "RB164": ERROR,
@@ -666,6 +666,48 @@ CASES = [
           web: {pods: {context: prod, namespace: ‸shop.eu, name: ‸Web_1}}
           two: {pods: {context: prod, namespace: shop, selector: ‸"app=web\\nx"}}
         """)),
+    # -- RB141-RB143 quoting traps ----------------------------------------------------------------
+    Case("RB141", "backslashes doubled in template strings", runbook("""
+        inputs: {x: {type: string}}
+        detection:
+          - id: a
+            run: |
+              echo {{ inputs.x | regex_replace('(\\\\d+)', '\\\\1') }} {{ inputs.x | regex_replace('(a)', '\\\\g<1>') }}
+            when: inputs.x | regex_search('\\\\d')
+        """)),
+    Case("RB141", "a backreference that Jinja reads as chr(1), in a command and an expression", runbook("""
+        inputs: {x: {type: string}}
+        detection:
+          - id: a
+            run: |
+              echo {{ inputs.x | regex_replace('(\\\\d+)', ‸'\\1 items') }}
+            outputs: {n: "{{ stdout | regex_replace('(a)(b)', ‸'\\\\2') }}"}
+        """), message="not a backreference"),
+    Case("RB142", "one word either way, {% if %} text, and raw", runbook("""
+        inputs: {f: {type: boolean, default: false}}
+        detection:
+          - id: a
+            run: >-
+              ls {{ 'json' if inputs.f else 'yaml' }} {% if inputs.f %}-a -l{% endif %}
+              {{ '-a -l' if inputs.f else '' | raw }}
+        """)),
+    Case("RB142", "an inline if without else, with an empty branch, with several words", runbook("""
+        inputs: {f: {type: boolean, default: false}}
+        detection:
+          - id: a
+            run: "ls ‸{{ '--force' if inputs.f }} ‸{{ '-a -l' if inputs.f else '-1' }} ‸{{ '' if inputs.f else '-q' }}"
+        """), message="quoted into one argument"),
+    Case("RB143", "a home part written in the command, and a raw value", runbook("""
+        inputs: {rel: {type: string, default: backup}, dir: {type: string, default: ~/backup}}
+        detection:
+          - {id: a, run: "cp x ~/{{ inputs.rel }} \"$HOME\"/{{ inputs.rel }} {{ inputs.dir | raw }}"}
+        """)),
+    Case("RB143", "a literal, an input default and a var holding ~/", runbook("""
+        inputs: {dir: {type: string, default: ~/backup}}
+        vars: {home: ~ops/x}
+        detection:
+          - {id: a, run: "cp x ‸{{ inputs.dir }} ‸{{ '~/y' }} ‸{{ vars.home }}"}
+        """), message="is not your home directory"),
     # -- RB130 include-outside-tree -------------------------------------------------------------
     Case("RB130", "includes in the runbook's directory and below", runbook("""
         remediation:

@@ -1,9 +1,9 @@
 """Lint: every semantic rule over the model, each with a stable id and a one-line rationale.
 
 The rules come in families, one module each: runbooks (`_runbook_rules`), Kubernetes targets
-(`_kube_rules`), values in shell
-commands (`_shell_rules`), `include:` steps (`_include_rules`), values the schema cannot
-judge (`_value_rules`), scenarios (`_scenario_rules`) and inventories (`_inventory_rules`).
+(`_kube_rules`), values in shell commands (`_shell_rules`), quoting traps
+(`_quoting_rules`), `include:` steps (`_include_rules`), values the schema cannot judge
+(`_value_rules`), scenarios (`_scenario_rules`) and inventories (`_inventory_rules`).
 They register with engine/language/rules.py and look at what a check computes once per
 file (engine/language/runbook_check.py); this module pulls them together. The runbook
 families are imported with it; the scenario and inventory ones are run by validation for
@@ -13,7 +13,14 @@ line silences a rule there.
 
 from __future__ import annotations
 
-from . import _include_rules, _kube_rules, _runbook_rules, _shell_rules, _value_rules  # noqa: F401  (register the runbook rules)
+from . import (  # noqa: F401  (register the runbook rules)
+    _include_rules,
+    _kube_rules,
+    _quoting_rules,
+    _runbook_rules,
+    _shell_rules,
+    _value_rules,
+)
 from .channels import KnownChannels
 from .diagnostics import STRUCTURAL_RULES, STRUCTURAL_WARNINGS, Diagnostic
 from .loader import Document
