@@ -66,6 +66,11 @@ class LiveOptions:
     accept_new_host_keys: bool = False
     extra_services: Callable[[Services], None] | None = None
     alert: Mapping[str, Any] | None = None  # what the journal keeps of the alert (alerts.record)
+    # Where the journal goes: journal.jsonl in the run directory, or (a service's worker)
+    # the store; either way the same observer interface (on_event, barrier, close).
+    journal: Callable[[Path], Any] | None = None
+    machine_lock: bool = True  # a worker's runs are coordinated by the store's leases instead
+    on_runner: Callable[[Runner], None] | None = None  # who may stop the run (a worker's lease)
 
 
 def _prompter(options: LiveOptions, console: Console) -> Prompter:
@@ -258,16 +263,18 @@ def _journaled_run(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOpt
     services = _services(options, console)
     _check_channels(runbook, services.notifier)
     clock = RealClock()
-    lock = RunLock(lock_dir, runbook.id, _hosts_for_lock(runbook, services, inputs))
-    lock.acquire(run_id, clock.now())
-    _note_takeover(console, lock)
+    lock = RunLock(lock_dir, runbook.id, _hosts_for_lock(runbook, services, inputs)) if options.machine_lock else None
+    if lock is not None:
+        lock.acquire(run_id, clock.now())
+        _note_takeover(console, lock)
     try:
         # Decided before the journal is touched: a resume the operator declines writes nothing.
         resume = continuing.decide(runbook, services, console.line) if continuing is not None else None
         return _run_journaled(runbook, inputs, options, Masker(secrets), services, console, clock,
                               run_id=run_id, run_dir=run_dir, resume=resume, continuing=continuing)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
         _close(services)
 
 
@@ -278,15 +285,18 @@ def _run_journaled(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOpt
     if continuing is not None and resume is not None:
         _cut_torn_line(run_dir / "journal.jsonl")
         last_seq, resume.started_ago = continuing.recovered.last_seq, continuing.since_start(clock.now())
-    with JournalWriter(run_dir) as journal:
+    with (options.journal or JournalWriter)(run_dir) as journal:
         bus = EventBus(clock, [journal, console], masker, start_seq=last_seq,
                        elapsed_offset=resume.started_ago if resume is not None else 0.0)
         runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id,
                         masker=masker, participants=options.participants,
                         rollback_on_abort=options.rollback_on_abort, resume=resume, alert=options.alert)
+        if options.on_runner is not None:
+            options.on_runner(runner)
         with _signals(runner, options.install_signals):
             result = runner.run()
-    _report_end(console, journal, result, runbook)
+    if isinstance(journal, JournalWriter):
+        _report_end(console, journal, result, runbook)
     return result
 
 
@@ -339,6 +349,17 @@ def _cut_torn_line(journal: Path) -> None:
         data = handle.read()
         if data and not data.endswith(b"\n"):
             handle.truncate(data.rfind(b"\n") + 1)
+
+
+def run_at(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, *, run_id: str, run_dir: Path,
+           secrets: tuple[str, ...] = (), recovered: Recovered | None = None, choices: Choices | None = None,
+           ) -> RunResult:
+    """Run (or, given what its journal says, continue) a run whose id and directory the
+    caller chose: a service's worker, whose journal is in the store (`options.journal`) and
+    whose run directory holds what the store exported of an earlier attempt."""
+    continuing = Continuing(recovered, choices or Choices()) if recovered is not None else None
+    return _journaled_run(runbook, inputs, options, secrets, run_id=run_id, run_dir=run_dir,
+                          lock_dir=machine_lock_dir(), continuing=continuing)
 
 
 def resume_run(run_dir: Path, runbook: Runbook, recovered: Recovered, inputs: Mapping[str, Any],

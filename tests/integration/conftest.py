@@ -140,3 +140,13 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/service.db"
     cluster: PgCluster = request.getfixturevalue("postgres")
     return cluster.new_database(f"t{abs(hash(request.node.nodeid)):x}")
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[Any]:
+    """An open store on `database` (SQLite, then PostgreSQL), closed after."""
+    from engine.service.store import Store
+
+    s = Store.open(database, patience=20)
+    yield s
+    s.close()
