@@ -1,5 +1,5 @@
 """The `runbook` command: the click group, and the commands of each group module
-(`authoring`, `live`, `drills`, `reports`) added to it.
+(`authoring`, `live`, `drills`, `reports`, `service`) added to it.
 
 Every EngineError becomes a one-line message and its exit code in one place
 (`base.EngineGroup`); library code never prints or exits. Heavy modules are imported
@@ -12,7 +12,7 @@ import click
 
 from engine import __version__
 
-from . import authoring, drills, live, reports
+from . import authoring, drills, live, reports, service
 from .base import EngineGroup
 
 
@@ -26,7 +26,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for _command in (*authoring.COMMANDS, *live.COMMANDS, *drills.COMMANDS, *reports.COMMANDS):
+for _command in (*authoring.COMMANDS, *live.COMMANDS, *drills.COMMANDS, *reports.COMMANDS, *service.COMMANDS):
     cli.add_command(_command)
 
 

@@ -48,6 +48,15 @@ class Resume:
         return mark is not None and mark.duration is not None and all(s.id in self.finished for s in phase.steps)
 
 
+class Undecided(UsageError):
+    """A resume needs decisions nobody at hand can make (`problems` says which); nothing
+    was run or written. A service's worker asks a person and waits for the answer."""
+
+    def __init__(self, run_id: str, problems: list[str]) -> None:
+        super().__init__(f"cannot resume run {run_id} yet:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
 @dataclass
 class Choices:
     """What the operator said about how to continue (flags of `runbook resume`)."""
@@ -95,7 +104,7 @@ def plan(runbook: Runbook, recovered: Recovered, choices: Choices, prompter: Pro
         _stopped_steps(runbook, recovered, draft, choices, prompter)
         _interrupted_steps(runbook, recovered, draft, choices, prompter)
     if draft.problems:
-        raise UsageError(f"cannot resume run {recovered.run_id} yet:\n  " + "\n  ".join(draft.problems))
+        raise Undecided(recovered.run_id, draft.problems)
     for leftover, action in draft.leftovers:
         _settle(settler, leftover, action, say)
     return _resume(recovered, draft, choices)

@@ -1,6 +1,9 @@
 """Service: `runbook serve` and `runbook worker`, the engine as a team shares it. The
 `store` keeps runs, their journals (the same records as journal.jsonl), leases and the
-questions waiting for people, in SQLite under $RUNBOOK_HOME or in PostgreSQL.
+questions waiting for people, in SQLite under $RUNBOOK_HOME or in PostgreSQL; `journal`
+is the run package's journal writer with the store as its home; `worker` claims queued
+runs with a lease and `execution` carries one out with the runner, continuing (from its
+stored journal) a run whose worker died.
 
 Its third-party dependencies (the `server` extra: SQLAlchemy, psycopg, Starlette,
 uvicorn, prometheus-client) are imported only here, and only by the commands that serve.
@@ -9,4 +12,4 @@ Layer: above reporting. It may import `engine.reporting`, `engine.simulation`,
 `engine.run` and everything below; only the CLI imports it.
 """
 
-__all__ = ["store"]
+__all__ = ["execution", "journal", "store", "worker"]

@@ -1,0 +1,83 @@
+"""The service's commands: `runbook worker` (claims and carries out queued runs from a
+shared store). The `server` extra's packages are imported inside the commands only, so
+`runbook validate` and `runbook run` never load them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from engine.errors import UsageError
+
+DATABASE_HELP = ("postgresql://USER@HOST:PORT/NAME shared by every serve and worker process, or "
+                 "sqlite:///PATH (default: service.db under $RUNBOOK_HOME). Also $RUNBOOK_DATABASE.")
+
+
+def database_option(f: Any) -> Any:
+    return click.option("--database", envvar="RUNBOOK_DATABASE", metavar="URL", help=DATABASE_HELP)(f)
+
+
+def labels_of(pairs: tuple[str, ...]) -> dict[str, str]:
+    """--label KEY=VALUE pairs; UsageError naming the bad one."""
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--label {pair!r}: expected KEY=VALUE, e.g. --label region=eu")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def need_server_extra() -> None:
+    """UsageError (not a traceback) when the `server` extra is not installed."""
+    try:
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        raise UsageError("this command needs the server extra: pip install 'runbook-engine[server]'") from None
+
+
+def log_to_stderr(level: int = logging.INFO) -> None:
+    """One line per event, key=value, for journald or a log shipper."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"))
+    root = logging.getLogger("runbook")
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+@click.command()
+@database_option
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="A label of this worker (repeatable): it claims runs whose pool these labels fit.")
+@click.option("--slots", type=click.IntRange(1, 256), default=4, show_default=True, help="Runs at once.")
+@click.option("--lease", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Seconds a claim holds without a heartbeat (then another worker takes the run over).")
+@click.option("--drain-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="On SIGTERM: seconds runs in progress may finish before they are handed over to another worker.")
+def worker(database: str | None, labels: tuple[str, ...], slots: int, lease: float, drain_timeout: float) -> None:
+    """Claim queued runs from the store and carry them out, until SIGTERM.
+
+    SIGTERM (or Ctrl-C) drains: no new claims; runs in progress finish, or are handed over
+    after --drain-timeout and continued by another worker from their journal.
+    """
+    need_server_extra()
+    from engine.service.store import Store
+    from engine.service.worker import Worker, WorkerOptions
+
+    log_to_stderr()
+    store = Store.open(database)
+    try:
+        running = Worker(store, WorkerOptions(labels_of(labels), slots, lease, drain_timeout=drain_timeout)).start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: running.drain())
+        running.wait()
+    finally:
+        store.close()
+
+
+COMMANDS = (worker,)

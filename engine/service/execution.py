@@ -1,0 +1,188 @@
+"""One claimed run, carried out by a worker: load its runbook, resolve its inputs, and run
+it with the same runner and session as `runbook run`, its journal going to the store.
+
+A run that ran before (its worker died, or drained and handed it over) is continued from
+its stored journal exactly as `runbook resume` continues a file journal: completed steps
+are restored and never run again, and a step that was running when the worker stopped
+runs again only if it is `idempotent: true`. Any other decision (a non-idempotent step
+that was interrupted, a command the earlier attempt left running) is asked of a person:
+the run waits in the store, holding no lease, until the question is answered (`answer`
+fields: `interrupted` rerun or skip, `running` wait or stop), then the next worker goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.run.continuation import Choices, Undecided
+from engine.run.journal import read_journal, run_finished
+from engine.run.recovery import recover
+from engine.run.runner import Runner, RunResult
+from engine.run.session import LiveOptions, run_at
+
+from .journal import StoreJournal
+from .store import Claim, NewQuestion, QuestionRow, RunRow, Store, StoreError
+
+log = logging.getLogger("runbook.worker")
+
+DECISION_FIELDS: tuple[dict[str, Any], ...] = (
+    {"name": "interrupted", "type": "text", "prompt": "Run the interrupted step again, or skip it?",
+     "choices": ["rerun", "skip"]},
+    {"name": "running", "type": "text", "prompt": "A command it started may still run: wait for it, or stop it?",
+     "choices": ["wait", "stop"]},
+)
+
+
+@dataclass
+class Execution:
+    """A run this worker holds: what stops it, and how it ended."""
+
+    store: Store
+    claim: Claim
+    worker: str
+    scratch: Path  # where an earlier attempt's journal is exported for recovery
+    journal: StoreJournal | None = None
+    runner: Runner | None = None
+    handed_over: bool = False
+    stopped: str | None = None  # why it was stopped
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def run(self) -> RunRow:
+        return self.claim.run
+
+    def stop(self, why: str, *, hand_over: bool = False) -> None:
+        """Write nothing more and stop the runner (no rollbacks): the lease was lost, or
+        the worker drains and hands the run to another."""
+        with self._lock:
+            self.handed_over = self.handed_over or hand_over
+            self.stopped = self.stopped or why
+            if self.journal is not None:
+                self.journal.seal(why)
+
+    def carry_out(self) -> str:
+        """Run it to its end, or until it waits for a person or is handed over; the word
+        for what happened (an outcome, `waiting`, `handed over`, `lost`)."""
+        run_dir = self.scratch / self.run.id
+        try:
+            return self._carry_out(run_dir)
+        except EngineError as exc:
+            if self.journal is not None and self.journal.sealed is not None:
+                return self._sealed(self.journal.sealed)  # the runner stopped at its next barrier
+            return self._failed(str(exc))
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _carry_out(self, run_dir: Path) -> str:
+        from engine.language.validation import load_runbook
+        from engine.run import inputs as inputs_mod
+
+        runbook = load_runbook(self.run.file)
+        resolved = inputs_mod.resolve(runbook, from_file=self.run.inputs)
+        recovered = choices = None
+        if self.claim.takeover:
+            self.store.export(self.run.id, run_dir)
+            ended = run_finished(read_journal(run_dir).records)
+            if ended is not None:  # the worker died between run.finished and recording it here
+                return self._record_end(str(ended.get("outcome") or "failed"), str(ended.get("reason") or ""))
+            answered = self.store.questions(run_id=self.run.id, status="answered")
+            recovered, choices = recover(run_dir), _choices(answered, self.claim.previous_owner)
+        try:
+            result = run_at(runbook, resolved.values, self._options(), run_id=self.run.id, run_dir=run_dir,
+                            secrets=tuple(resolved.secrets), recovered=recovered, choices=choices)
+        except Undecided as exc:
+            return self._ask(exc)
+        return self._end(result)
+
+    def _options(self) -> LiveOptions:
+        def journal(_: Path) -> StoreJournal:
+            with self._lock:
+                self.journal = StoreJournal(self.store, self.run.id, self.worker, on_lost=self._interrupt)
+                if self.stopped is not None:
+                    self.journal.seal(self.stopped)
+            return self.journal
+
+        def on_runner(runner: Runner) -> None:
+            self.runner = runner
+            if self.stopped is not None:  # stopped before the runner existed
+                runner.interrupt(hard=True, reason=self.stopped)
+
+        return LiveOptions(answers=self.run.answers, install_signals=False, stream=_Discard(),
+                           show_output=False, alert=self.run.alert, journal=journal, machine_lock=False,
+                           on_runner=on_runner)
+
+    def _interrupt(self, why: str) -> None:
+        log.warning("run %s: %s", self.run.id, why)
+        if self.runner is not None:
+            self.runner.interrupt(hard=True, reason=why)
+
+    def _ask(self, undecided: Undecided) -> str:
+        text = "; ".join(undecided.problems)
+        step = next(iter(recover_steps(undecided.problems)), "")
+        self.store.park(self.run.id, self.worker, NewQuestion(step, "interrupted", text, DECISION_FIELDS))
+        log.info("run %s waits for a person: %s", self.run.id, text)
+        return "waiting"
+
+    def _end(self, result: RunResult) -> str:
+        if self.journal is not None and self.journal.sealed is not None:
+            return self._sealed(self.journal.sealed)
+        return self._record_end(result.outcome, result.reason or "")
+
+    def _record_end(self, outcome: str, reason: str) -> str:
+        self.store.close_questions([q.id for q in self.store.questions(run_id=self.run.id, status="answered")])
+        self.store.finish(self.run.id, self.worker, outcome, reason)
+        return outcome
+
+    def _sealed(self, why: str) -> str:
+        """It stopped writing: handed over (back in the queue now), or lost to another worker."""
+        if not self.handed_over:
+            return "lost"
+        self._release(why)
+        return "handed over"
+
+    def _release(self, why: str) -> None:
+        try:
+            self.store.release(self.run.id, self.worker, why)
+        except StoreError as exc:  # its lease runs out instead, and another worker takes it over
+            log.warning("run %s: could not hand it back at once: %s", self.run.id, exc)
+
+    def _failed(self, why: str) -> str:
+        """It cannot start (its runbook is gone or invalid, its inputs are wrong)."""
+        log.error("run %s failed: %s", self.run.id, why)
+        try:
+            self.store.finish(self.run.id, self.worker, "failed", why)
+        except StoreError as exc:
+            log.warning("run %s: %s", self.run.id, exc)
+            return "lost"
+        return "failed"
+
+
+def _choices(answered: list[QuestionRow], previous: str | None) -> Choices:
+    """The decisions of the latest answer a person gave (none: only what needs nobody)."""
+    reason = f"taken over from worker {previous}" if previous else "continued by another worker"
+    if not answered:
+        return Choices(reason=reason, running="wait")  # never a second copy beside the first
+    last = answered[-1]
+    values = last.answer or {}
+    rerun = {"rerun": True, "skip": False}.get(str(values.get("interrupted", "")))
+    running = "stop" if values.get("running") == "stop" else "wait"
+    return Choices(rerun_interrupted=rerun, running=running, reason=reason, by=last.answered_by)
+
+
+def recover_steps(problems: list[str]) -> list[str]:
+    """The steps named by a resume's problems ("step ID ...")."""
+    return [p.split()[1] for p in problems if p.startswith("step ") and len(p.split()) > 1]
+
+
+class _Discard(io.StringIO):
+    """Where a worker's run console goes: the journal in the store is the record."""
+
+    def write(self, text: str) -> int:
+        return len(text)

@@ -1,0 +1,164 @@
+"""A worker: claims queued runs from the store with a lease and carries them out.
+
+Each of its `slots` threads claims one run at a time (execution.py runs it), and a
+heartbeat renews the leases it holds every third of the lease. A worker that dies stops
+renewing: once its leases expire, any worker whose labels fit takes its runs over and
+continues them from their stored journals. A worker that loses a lease (it was cut off
+from the database longer than the lease) stops that run at once and writes nothing more.
+
+`drain()` (SIGTERM, or the service shutting down) stops claiming; the runs in progress
+may finish for `drain_timeout` seconds, then are handed over: stopped where they are and
+put back in the queue at once, for another worker to continue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import EngineError
+from engine.home import home
+
+from .execution import Execution
+from .store import Store, StoreError
+
+log = logging.getLogger("runbook.worker")
+
+HANDED_OVER = "handed over: its worker is draining"
+
+
+def worker_name() -> str:
+    """host:pid:random, unique among the workers sharing a store."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker claims: its labels (a run's pool must fit them), how many runs at once,
+    the lease, how often it looks for work, how long a drain waits."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    slots: int = 4
+    lease: float = 30.0
+    poll: float = 0.5
+    drain_timeout: float = 30.0
+    name: str = field(default_factory=worker_name)
+    scratch: Path | None = None  # default: service/work under $RUNBOOK_HOME
+
+
+class Worker:
+    """Claims runs and carries them out on `slots` threads until drained."""
+
+    def __init__(self, store: Store, options: WorkerOptions) -> None:
+        self.store, self.options = store, options
+        self.name = options.name
+        self.scratch = options.scratch or home() / "service" / "work"
+        self.draining = threading.Event()
+        self.active: dict[str, Execution] = {}
+        self.done: list[tuple[str, str]] = []  # (run id, what happened), in order
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._beat = threading.Event()
+
+    def start(self) -> Worker:
+        self.store.worker_seen(self.name, self.options.labels, "running")
+        self._threads = [threading.Thread(target=self._slot, name=f"worker-{i}", daemon=True)
+                         for i in range(self.options.slots)]
+        self._threads.append(threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        log.info("worker %s: %d slot(s), labels %s, store %s", self.name, self.options.slots,
+                 dict(self.options.labels) or "{}", self.store)
+        return self
+
+    def drain(self) -> None:
+        """Stop claiming (safe to call from a signal handler: it only sets an event)."""
+        self.draining.set()
+
+    def stop(self) -> None:
+        """Drain, let running runs finish for drain_timeout seconds, hand over the rest."""
+        self.drain()
+        slots = self._threads[:-1]
+        _join(slots, self.options.drain_timeout)
+        with self._lock:
+            left = list(self.active.values())
+        for execution in left:
+            execution.stop(HANDED_OVER, hand_over=True)
+        _join(slots, None)
+        self._beat.set()
+        _join(self._threads[-1:], None)
+        self._seen("stopped")
+
+    def wait(self) -> None:
+        """Until drain() is called (by a signal handler), then stop()."""
+        while not self.draining.wait(0.5):
+            pass
+        self.stop()
+
+    # -- the threads ---------------------------------------------------------------------------
+
+    def _slot(self) -> None:
+        while not self.draining.is_set():
+            try:
+                claim = self.store.claim(self.name, self.options.labels, self.options.lease)
+            except StoreError as exc:
+                log.warning("worker %s cannot claim: %s", self.name, exc)
+                claim = None
+            if claim is None:
+                self.draining.wait(self.options.poll)
+                continue
+            self._carry_out(Execution(self.store, claim, self.name, self.scratch))
+
+    def _carry_out(self, execution: Execution) -> None:
+        run = execution.run
+        log.info("run %s (%s): claimed%s", run.id, run.runbook,
+                 f", taken over from {execution.claim.previous_owner}" if execution.claim.takeover else "")
+        with self._lock:
+            self.active[run.id] = execution
+        try:
+            what = execution.carry_out()
+        except EngineError as exc:  # the store failed for longer than its patience
+            what = f"lost ({exc})"
+        finally:
+            with self._lock:
+                self.active.pop(run.id, None)
+        with self._lock:
+            self.done.append((run.id, what))
+        log.info("run %s: %s", run.id, what)
+
+    def _heartbeats(self) -> None:
+        while not self._beat.wait(self.options.lease / 3):
+            with self._lock:
+                held = list(self.active.values())
+            for execution in held:
+                self._renew(execution)
+
+    def _renew(self, execution: Execution) -> None:
+        try:
+            held = self.store.heartbeat(execution.run.id, self.name, self.options.lease)
+        except StoreError as exc:
+            held, why = False, f"lease not renewed: {exc}"
+        else:
+            why = "lease lost: another worker has taken the run over"
+        if not held:
+            execution.stop(why)
+
+    def _seen(self, state: str) -> None:
+        try:
+            self.store.worker_seen(self.name, self.options.labels, state)
+        except StoreError as exc:
+            log.warning("worker %s: %s", self.name, exc)
+
+
+def _join(threads: list[threading.Thread], timeout: float | None) -> None:
+    """Join them all, within `timeout` seconds in all (None: however long it takes)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for thread in threads:
+        thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
