@@ -148,3 +148,66 @@ def test_building_a_plan_touches_no_executor(book: Runbook) -> None:
     """The plan is built from the model alone: no services, no clock, no journal."""
     plan = build_plan(book, resolve(book, given={"host": "db-1"}, environ={}).values)
     assert [name for name, _ in plan.phases] == ["detection", "triage", "remediation", "recovery"]
+
+
+# -- dry-run truth: set values propagate, loops over unknown lists go round once ----------------
+
+TRUTH = """\
+kind: runbook
+version: 1
+id: truth
+title: Truth
+inputs:
+  cluster: {type: string, default: prod}
+  token: {type: string, secret: true, default: hunter2-token}
+vars: {url: "", auth: "", ns: default, pick: ""}
+defaults: {timeout: 1m}
+detection:
+  - id: base
+    set:
+      url: "https://{{ inputs.cluster }}.example.com:6443"
+      auth: "Bearer {{ inputs.token }}"
+      ns: "{{ steps.find.stdout }}"
+  - {id: find, run: "kubectl get pods -o name", outputs: {pods: "{{ stdout.split() }}"}}
+  - {id: maybe, when: inputs.cluster == 'dev', set: {pick: dev-only}}
+  - {id: show, run: "curl -H {{ vars.auth }} {{ vars.url }}/healthz -n {{ vars.ns }} {{ vars.pick }}"}
+  - id: each
+    run: "{% for p in steps.find.outputs.pods %}kubectl get pod {{ p }} -o {{ p.name }}; {% endfor %}"
+  - id: leaders
+    run: "echo {{ steps.find.outputs.pods | selectattr('leader', 'eq', 'true') | join(' ') }}"
+  - id: ask
+    manual: "Which namespace?"
+    ask:
+      ns: {sets: vars.ns}
+  - {id: after_ask, run: "echo {{ vars.ns }}"}
+"""
+
+
+def truth_plan() -> str:
+    book = build_runbook(load_text(TRUTH, "truth.yaml"))
+    resolved = resolve(book, given={}, environ={})
+    return render_plan(build_plan(book, resolved.values), Masker(resolved.secrets))
+
+
+def test_a_set_value_from_inputs_reaches_later_commands_in_the_plan() -> None:
+    """Known values are shown; what only the run knows (a step's output, a `when`) stays a
+    placeholder, and a secret stays ***."""
+    text = truth_plan()
+    assert ("$ curl -H 'Bearer ***' https://prod.example.com:6443/healthz -n <vars.ns> <vars.pick>"
+            in text), text
+    assert "$ echo <vars.ns>" in text  # set by a person's answer, after the set step
+    assert "hunter2" not in text
+
+
+def test_a_loop_over_a_list_only_the_run_knows_goes_round_once() -> None:
+    text = truth_plan()
+    assert ("$ kubectl get pod <steps.find.outputs.pods[*]> -o <steps.find.outputs.pods[*].name>; "
+            in text), text
+    assert "' s t e p s" not in text and "'<'" not in text
+
+
+def test_a_comparison_with_an_unknown_value_is_computed_at_run_time_not_made_up() -> None:
+    """selectattr over a placeholder would pick nothing and show `echo ''`: a made-up value."""
+    text = truth_plan()
+    assert "join(' ') }}  (computed at run time)" in text
+    assert "$ echo ''" not in text

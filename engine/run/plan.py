@@ -63,7 +63,8 @@ def _context(runbook: Runbook, inputs: Mapping[str, Any], extra: Mapping[str, An
         "runbook": {"id": runbook.id, "title": runbook.title},
         "incident": {"impact": Placeholder("incident.impact"), "urgency": Placeholder("incident.urgency"),
                      "priority": Placeholder("incident.priority")},
-        "item": Placeholder("item"), "host": Placeholder("host"),
+        "item": Placeholder("item"), "host": Placeholder("host"), "attempt": Placeholder("attempt"),
+        "now": _now,
     }
     for name in ("stdout", "stderr", "exit_code", "status", "json", "body", "headers", "outputs",
                  "answers", "hosts", "duration"):
@@ -71,6 +72,10 @@ def _context(runbook: Runbook, inputs: Mapping[str, Any], extra: Mapping[str, An
     if extra:
         ctx.update(extra)
     return ctx
+
+
+def _now() -> Placeholder:
+    return Placeholder("now()")
 
 
 class _VarsFromSets(dict[str, Any]):
@@ -157,6 +162,8 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
             choices = f" [{'/'.join(map(str, f.choices))}]" if f.choices else ""
             sets = f" -> {f.sets}" if f.sets else ""
             add(f"asks {f.name}{choices}{sets}")
+            if f.sets and f.sets.startswith("vars."):  # a person's answer: known only then
+                ctx["vars"][f.sets[5:]] = Placeholder(f.sets)
     elif isinstance(spec, WaitSpec):
         add(f"wait {format_duration(spec.seconds)}")
     elif isinstance(spec, NotifySpec):
@@ -165,8 +172,48 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
             add("hands the incident over: once delivered, the run ends escalated")
     elif isinstance(spec, SetSpec):
         add("set " + ", ".join(f"{k} = {_render(str(v), ctx)}" for k, v in spec.values.items()))
+        _assign(step, spec, ctx)
     elif isinstance(spec, IncludeSpec):
         add(f"include {spec.runbook}" + (f" with {dict(spec.inputs)}" if spec.inputs else ""))
+
+
+# Names whose values only the run knows: a `set` value that reads one stays a placeholder.
+_RUN_TIME = frozenset({"steps", "item", "host", "attempt", "run", "incident", "now"})
+
+
+def _assign(step: Step, spec: SetSpec, ctx: dict[str, Any]) -> None:
+    """What a `set:` step leaves in `vars` for the steps after it: the value itself when
+    inputs and known vars decide it (`echo {{ vars.url }}` shows the URL), else a
+    placeholder, as when the step may not run (`when`) or runs once per item."""
+    known = step.when is None and step.for_each is None
+    for key, value in spec.values.items():
+        if key.startswith("incident."):
+            continue
+        planned: Any = Placeholder(f"vars.{key}")
+        if known and not any(_run_time(text, ctx) for text in _texts(value)):
+            try:
+                planned = templating.render_value(value, ctx)
+            except TemplateError:
+                pass  # the step line already says it cannot be rendered
+        ctx["vars"][key] = planned
+
+
+def _run_time(text: str, ctx: Mapping[str, Any]) -> bool:
+    analysis = templating.analyze(text)
+    if analysis.names & _RUN_TIME:
+        return True
+    return any(len(ref) > 1 and ref[0] == "vars" and isinstance(ctx["vars"][ref[1]], Placeholder)
+               for ref in analysis.refs)
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _texts(v)]
+    return []
 
 
 def _fan_out(step: Step, target: Any) -> str:

@@ -4,6 +4,7 @@ in unquoted (Raw), a secret as it is shown (Masked), and a value not known befor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -57,10 +58,27 @@ class Placeholder(str):
     def __getitem__(self, key: Any) -> Placeholder:
         return Placeholder(f"{self.path}[{key!r}]")
 
+    def __iter__(self) -> Iterator[Placeholder]:
+        # A loop over a list only the run knows goes round once, with a placeholder item
+        # (`get pod <steps.pods.outputs.names[*]>`), never over the placeholder's characters.
+        yield Placeholder(f"{self.path}[*]")
+
     def _no_value(self, other: Any) -> Any:
         # As a str, `n * 2` would repeat the text and `n % x` would format it: the
         # plan must say "computed at run time", never show a made-up value.
         raise TypeError(f"{self} has no value before the run")
 
     __mul__ = __rmul__ = __mod__ = __rmod__ = _no_value
+
+    def __eq__(self, other: object) -> bool:
+        # `selectattr('leader', 'eq', 'true')` over a placeholder must not pick nothing (and
+        # the plan show `echo ''`): equal only to the same placeholder, else no answer yet.
+        if isinstance(other, Placeholder):
+            return str.__eq__(self, other)
+        return bool(self._no_value(other))
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
 
