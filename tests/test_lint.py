@@ -34,7 +34,7 @@ SEVERITY = {
     "RB106": ERROR, "RB107": ERROR, "RB108": ERROR, "RB109": WARNING, "RB110": ERROR,
     "RB111": WARNING, "RB112": WARNING, "RB113": ERROR, "RB114": WARNING, "RB115": ERROR,
     "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR, "RB120": ERROR,
-    "RB121": ERROR, "RB140": WARNING, "RB141": WARNING, "RB142": WARNING, "RB143": WARNING,
+    "RB121": ERROR, "RB140": WARNING, "RB141": WARNING, "RB142": WARNING, "RB143": WARNING, "RB170": ERROR,
     "RB130": ERROR, "RB131": ERROR, "RB132": ERROR, "RB133": ERROR, "RB134": ERROR, "RB135": ERROR,
     "RB136": ERROR, "RB137": ERROR, "RB138": ERROR,
     "RB160": ERROR, "RB161": WARNING, "RB162": WARNING, "RB163": ERROR, "RB164": ERROR,
@@ -708,6 +708,26 @@ CASES = [
         detection:
           - {id: a, run: "cp x ‸{{ inputs.dir }} ‸{{ '~/y' }} ‸{{ vars.home }}"}
         """), message="is not your home directory"),
+    # -- RB170 unknown-connection ---------------------------------------------------------------
+    Case("RB170", "the only prometheus by default, and one by name", runbook("""
+        connections:
+          prom: {type: prometheus, url: "http://127.0.0.1:9090"}
+        detection:
+          - {id: a, promql: up}
+          - {id: b, promql: {query: up, prometheus: prom}}
+        """)),
+    Case("RB170", "no connection, two to choose from, a name that is not defined", runbook("""
+        detection:
+          - {id: a, promql: ‸up}
+        """), message="no prometheus connection"),
+    Case("RB170", "two to choose from, and a typo", runbook("""
+        connections:
+          prom: {type: prometheus, url: "http://127.0.0.1:9090"}
+          prom_eu: {type: prometheus, url: "http://127.0.0.1:9091"}
+        detection:
+          - {id: a, promql: ‸up}
+          - {id: b, promql: {query: up, prometheus: ‸prom_e}}
+        """), message="prom"),
     # -- RB130 include-outside-tree -------------------------------------------------------------
     Case("RB130", "includes in the runbook's directory and below", runbook("""
         remediation:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.language.model import empty_map
+from engine.language.monitoring import Tls
 
 CAPTURE_LIMIT = 1024 * 1024  # bytes of each stream kept in memory (the tail)
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a command's process group, local or remote
@@ -28,6 +29,7 @@ class HttpRequest:
     # Lower-case names of headers whose value holds a secret: dropped like Authorization
     # when a redirect leaves the origin.
     private_headers: frozenset[str] = frozenset()
+    tls: Tls | None = None  # a CA, a client certificate, the server's name (see executors.http)
 
     def accepts(self, status: int) -> bool:
         """Whether a response with this status code counts as success."""

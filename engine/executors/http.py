@@ -56,12 +56,43 @@ class _Trail:
 
 
 def _opener(request: HttpRequest, trail: _Trail) -> Any:
-    import ssl
     import urllib.request
 
-    context = ssl.create_default_context() if request.verify else ssl._create_unverified_context()
-    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
+    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=tls_context(request)),
                                        _redirect_handler(request, trail))
+
+
+def tls_context(request: HttpRequest) -> Any:
+    """The TLS context of a request: the system's CAs or `tls.ca_file`, a client
+    certificate, and the name the server's certificate must carry (also sent as SNI)."""
+    import ssl
+
+    tls = request.tls
+    if tls is None:
+        return ssl.create_default_context() if request.verify else ssl._create_unverified_context()
+    context = _named_context(tls.server_name) if tls.server_name else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not request.verify or tls.insecure_skip_verify:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    elif tls.ca_file:
+        context.load_verify_locations(cafile=tls.ca_file)
+    else:
+        context.load_default_certs()
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
+def _named_context(name: str) -> Any:
+    """A client context that checks the certificate (and sends SNI) for `name`, whatever
+    host the URL names: Prometheus's `server_name`."""
+    import ssl
+
+    class Named(ssl.SSLContext):
+        def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs["server_hostname"] = name
+            return super().wrap_socket(sock, *args, **kwargs)
+
+    return Named(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _redirect_handler(request: HttpRequest, trail: _Trail) -> Any:

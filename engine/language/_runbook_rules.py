@@ -10,6 +10,7 @@ from engine.templates import templating
 from .channels import channel_uses
 from .fields import RESULT_NAMES, Field, spot_line
 from .model import ManualSpec, Runbook, SetSpec
+from .monitoring import KIND_CONNECTION, connection_of, connection_problem
 from .rules import ERROR, WARNING, Finding, did_you_mean, rule
 from .runbook_check import RunbookCheck
 
@@ -293,3 +294,19 @@ def _unknown_channels(c: RunbookCheck) -> Iterator[Finding]:
             yield Finding(path, f"channel '{name}' is not in {c.channels.file}"
                                 f"{did_you_mean(name, c.channels.names)}")
 
+
+
+@rule("RB170", "unknown-connection", ERROR,
+      "A monitoring step must know which server to ask: a connection that is not defined, "
+      "or several of its type and no name, fails the step mid-incident.")
+def _unknown_connection(c: RunbookCheck) -> Iterator[Finding]:
+    conns = c.runbook.connections
+    for step in c.runbook.steps(rollbacks=True):
+        if step.kind not in KIND_CONNECTION:
+            continue
+        kind, name = connection_of(step.spec)  # type: ignore[arg-type]
+        of_kind = sorted(n for n, conn in conns.items() if conn.type == kind)
+        problem = connection_problem(kind, name, of_kind)
+        if problem is not None:
+            where = (*step.path, step.kind) if name is None else (*step.path, step.kind, kind)
+            yield Finding(where, f"step '{step.id}': {problem}{did_you_mean(name or '', of_kind)}")

@@ -11,8 +11,9 @@ from functools import cached_property
 from .diagnostics import Diagnostic
 from .loader import Document
 from .model import MISSING, AskField, HttpSpec, ManualSpec, Runbook, RunSpec, Step
+from .monitoring import PromqlSpec
 from .rules import ERROR, WARNING, Finding, did_you_mean, rule, run_rules
-from .scenario import ACKNOWLEDGE, Participant, Response, Scenario
+from .scenario import ACKNOWLEDGE, Match, Participant, Response, Scenario
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 
@@ -111,12 +112,23 @@ def _could_match(resp: Response, step: Step) -> bool:
             return _may_render_to(command, match.command)
         if match.command_regex is not None:
             return re.search(match.command_regex, command) is not None or "*" in command
-        return match.url is None and match.method is None
+        return match.url is None and match.method is None and match.query is None and match.query_regex is None
     if isinstance(step.spec, HttpSpec):
         if match.url is not None:
             return _may_render_to(_pattern_text(step.spec.url), match.url)
-        return match.command is None and match.command_regex is None
+        return match.command is None and match.command_regex is None and match.query is None \
+            and match.query_regex is None
+    if isinstance(step.spec, PromqlSpec):
+        return _query_could_match(match, _pattern_text(step.spec.query))
     return False
+
+
+def _query_could_match(match: Match, query: str) -> bool:
+    if match.query is not None:
+        return _may_render_to(query, match.query)
+    if match.query_regex is not None:
+        return re.search(match.query_regex, query) is not None or "*" in query
+    return match.command is None and match.command_regex is None and match.method is None
 
 
 _WILDCARD = re.compile(r"[*?\[]")
@@ -146,7 +158,7 @@ def _agree(a: str, b: str, test: Callable[[str, str], bool]) -> bool:
 
 
 def _needs_response(step: Step) -> bool:
-    return step.kind in ("run", "http")
+    return step.kind in ("run", "http", "promql")
 
 
 @rule("RB205", "unscripted-step", WARNING,

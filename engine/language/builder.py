@@ -39,6 +39,7 @@ from .model import (
     WaitSpec,
     frozen_map,
 )
+from .monitoring import build_connections, build_spec
 
 
 def _dur(value: Any) -> float | None:
@@ -119,7 +120,11 @@ def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
                                     bool(n.get("handoff", False)))
     if "set" in data:
         return "set", SetSpec(frozen_map(data["set"]))
-    return "include", _include(data["include"])
+    if "include" in data:
+        return "include", _include(data["include"])
+    monitoring = build_spec(data)
+    assert monitoring is not None, "a schema-valid step has one kind"
+    return monitoring
 
 
 def build_step(data: Mapping[str, Any], phase: str, path: Path) -> Step:
@@ -228,4 +233,5 @@ def build_runbook(doc: Document) -> Runbook:
             if data.get(name) is not None
         ),
         source=doc.source,
+        connections=build_connections(data.get("connections")),
     )

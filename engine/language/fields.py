@@ -13,6 +13,7 @@ from engine.templates import templating
 
 from .model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, Runbook, RunSpec, SetSpec, Step
 from .model import Path as DataPath
+from .monitoring import KIND_RESULTS, PromqlSpec, connection_strings, template_strings
 
 _REGIONS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 
@@ -90,6 +91,8 @@ class Field:
         names = STAGE_NAMES[self.stage]
         if self.step is not None and self.step.for_each is not None and "for_each" not in self.path:
             names = names | {"item"}
+        if self.stage == "after" and self.step is not None:
+            names = names | KIND_RESULTS.get(self.step.kind, frozenset())  # a promql step's `value`...
         return names | templating.known_globals()
 
 
@@ -162,6 +165,9 @@ def _spec_fields(step: Step, spec: Any, f: Callable[..., Field]) -> Iterator[Fie
     elif isinstance(spec, IncludeSpec):
         for sub, text in _strings(dict(spec.inputs), ("include", "inputs")):
             yield f(sub, text)
+    elif isinstance(spec, PromqlSpec):
+        for sub, text in template_strings(step.kind, spec):
+            yield f(sub, text)
 
 
 def runbook_fields(rb: Runbook) -> Iterator[Field]:
@@ -172,6 +178,9 @@ def runbook_fields(rb: Runbook) -> Iterator[Field]:
         if target.kube is not None:
             for key, text in target.kube.fields():
                 yield Field(("targets", name, target.kube.kind, key), text, stage="runbook")
+    for name, conn in rb.connections.items():
+        for sub, text in connection_strings(conn):
+            yield Field(("connections", name, *sub), text, stage="runbook")
     for i, link in enumerate(rb.links):
         yield Field(("links", i, "url"), link.url, stage="runbook")
     if rb.updates is not None and rb.updates.message:

@@ -12,10 +12,12 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from .duration import MAX_SECONDS
+from .monitoring import Connection, MonitoringSpec
 from .source_map import SourceMap
 
 PHASES = ("detection", "triage", "remediation", "recovery")
-STEP_KINDS = ("run", "http", "manual", "wait", "notify", "set", "include")
+STEP_KINDS = ("run", "http", "manual", "wait", "notify", "set", "include",
+              "promql")  # promql: monitoring.py
 OUTCOMES = ("resolved", "not_confirmed", "failed", "refused", "aborted", "escalated")
 
 Path = tuple[str | int, ...]
@@ -237,7 +239,7 @@ class IncludeSpec(NamedTuple):
     inputs: Mapping[str, Any] = EMPTY
 
 
-Spec = RunSpec | HttpSpec | ManualSpec | WaitSpec | NotifySpec | SetSpec | IncludeSpec
+Spec = RunSpec | HttpSpec | ManualSpec | WaitSpec | NotifySpec | SetSpec | IncludeSpec | MonitoringSpec
 
 
 class Step(NamedTuple):
@@ -325,7 +327,7 @@ class Runbook:
     """A whole runbook. Its fields are set once, when it is built; `derived` caches facts
     computed from them later (the step list, "does any template read json?")."""
 
-    __slots__ = ("alerts", "defaults", "derived", "description", "escalation", "file", "id", "inputs",
+    __slots__ = ("alerts", "connections", "defaults", "derived", "description", "escalation", "file", "id", "inputs",
                  "links", "owner", "phases", "roles", "severity", "source", "summary", "tags", "targets",
                  "timeout", "title", "updates", "vars")
 
@@ -336,13 +338,14 @@ class Runbook:
                  timeout: float | None = None, vars: Mapping[str, Any] = EMPTY, roles: tuple[str, ...] = (),
                  severity: Severity | None = None, escalation: tuple[EscalationRule, ...] = (),
                  updates: Updates | None = None, phases: tuple[Phase, ...] = (),
-                 source: SourceMap | None = None) -> None:
+                 source: SourceMap | None = None, connections: Mapping[str, Connection] = EMPTY) -> None:
         self.id, self.title, self.file, self.summary = id, title, file, summary
         self.description, self.owner, self.tags, self.alerts = description, owner, tags, alerts
         self.links, self.inputs, self.targets = links, inputs, targets
         self.defaults = defaults if defaults is not None else Defaults()
         self.timeout, self.vars, self.roles, self.severity = timeout, vars, roles, severity
         self.escalation, self.updates, self.phases, self.source = escalation, updates, phases, source
+        self.connections = connections  # the servers monitoring steps talk to (monitoring.py)
         self.derived: dict[str, Any] = {}
 
     def __repr__(self) -> str:

@@ -66,6 +66,7 @@ class Reply:
     duration: Dist | None = None
     set: Mapping[str, Any] = field(default_factory=empty_map)
     message: str | None = None
+    series: Any = None  # a promql step's answer: a list of {labels, value}, or a template giving one
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,8 @@ class Match:
     host: str | None = None
     url: str | None = None
     method: str | None = None
+    query: str | None = None
+    query_regex: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +201,7 @@ def _reply(data: Mapping[str, Any]) -> Reply:
         exit_code=data.get("exit_code", 0), status=data.get("status", 200),
         body=data.get("body"), headers=frozen_map(data.get("headers")),
         duration=dist(data.get("duration")), set=frozen_map(data.get("set")),
-        message=data.get("message"),
+        message=data.get("message"), series=data.get("series"),
     )
 
 

@@ -12,12 +12,14 @@ from typing import Any
 
 from engine.errors import EngineError, TemplateError
 from engine.language.model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, RunSpec, SetSpec, Step, WaitSpec
+from engine.language.monitoring import PromqlSpec
 from engine.templates import templating
 
 from ._assignments import set_values
 from ._commands import command, http
 from ._driver import Driver
 from ._manual import manual
+from ._promql import promql
 from .attempt import Attempt
 
 Action = Callable[[Driver, Step, str, Any, int, dict[str, Any], "float | None"], Attempt]
@@ -55,6 +57,7 @@ def include(d: Driver, step: Step, sid: str, spec: IncludeSpec, number: int, ext
 KINDS: dict[type, Action] = {
     RunSpec: command, HttpSpec: http, ManualSpec: manual, WaitSpec: wait,
     NotifySpec: notify, SetSpec: set_values, IncludeSpec: include,
+    PromqlSpec: promql,
 }
 
 

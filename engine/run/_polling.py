@@ -72,7 +72,7 @@ def _until(d: Driver, step: Step, tried: Attempt, extra: dict[str, Any]) -> bool
         ctx["outputs"] = tried.outputs
         return bool(templating.evaluate(step.until or "true", ctx, where=d.where(step, "until")))
     except TemplateError as exc:
-        tried.error = str(exc)
+        tried.error = str(exc) + _no_value(tried)
         return None
 
 
@@ -87,8 +87,20 @@ def check(d: Driver, step: Step, tried: Attempt, extra: dict[str, Any]) -> Attem
         if step.expect is not None and not templating.evaluate(step.expect, ctx, where=d.where(step, "expect")):
             return replace(tried, ok=False, expect_false=True, error=f"expect `{step.expect}` was false")
     except TemplateError as exc:
-        return replace(tried, ok=False, error=str(exc))
+        return replace(tried, ok=False, error=str(exc) + _no_value(tried))
     return tried
+
+
+def _no_value(tried: Attempt) -> str:
+    """Why `value` is none, when it is: a check that failed on it was probably not
+    written for an empty result (or for several series)."""
+    extra = tried.result.extra if tried.result else {}
+    if "series" not in extra or extra.get("value") is not None:
+        return ""
+    count = len(extra["series"])
+    if not count:
+        return " (the query returned no series, so `value` is none: test `empty` first)"
+    return f" (the query returned {count} series, so `value` is none: read `series`)"
 
 
 def _outputs(d: Driver, step: Step, ctx: dict[str, Any], tried: Attempt, extra: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +127,7 @@ def _current(d: Driver, step: Step, tried: Attempt, extra: dict[str, Any], *, sh
         "json": _lazy_json(res) if d.r.uses_json else None,
         "outputs": tried.outputs, "answers": tried.answers,
         "hosts": tried.hosts, "duration": res.duration if res else 0.0,
+        **(res.extra if res else {}),  # what the step's kind adds: a promql step's `value`...
     }
     if shown:
         return d.shown.context(extra, **d.shown.current(current, tried.shown_outputs))

@@ -13,6 +13,7 @@ from typing import Any
 from engine.errors import JournalError, TemplateError
 from engine.executors.base import parse_json
 from engine.language.model import HttpSpec, ManualSpec, Retries, RunSpec, SetSpec, Step
+from engine.language.monitoring import PromqlSpec
 from engine.templates import templating
 
 from ._commands import next_try, started_command, started_request
@@ -22,6 +23,7 @@ from ._hosts import hosts_of
 from ._manual import approval, instructions, refusal
 from ._output import TAIL, masked_tail
 from ._polling import attempt_event, one_attempt
+from ._promql import started_query
 from .attempt import Attempt, StepStop
 from .events import StepFinished, StepStarted
 from .journal_writer import jsonable
@@ -113,6 +115,8 @@ class StepDriver(Driver):
             command, shown, per_host = started_command(self, step, spec, target, {**extra, "attempt": 1})
         elif isinstance(spec, HttpSpec):
             shown = started_request(self, step, spec, {**extra, "attempt": 1})
+        elif isinstance(spec, PromqlSpec):
+            shown = started_query(self, step, spec, {**extra, "attempt": 1})
         # A manual step's text is rendered here, once, so that what the person reads (the
         # console shows step.started) is what the journal and every report say they read.
         text = instructions(self, step, spec, extra) if isinstance(spec, ManualSpec) else None
@@ -135,7 +139,7 @@ class StepDriver(Driver):
         if res is not None:
             rec.exit_code, rec.stdout, rec.stderr = res.exit_code, res.stdout, res.stderr
             rec.status_code, rec.headers, rec.body = res.status, dict(res.headers or {}), res.body
-            rec.truncated = res.truncated
+            rec.truncated, rec.results = res.truncated, dict(res.extra)
             if self.r.uses_json:
                 rec.json = parse_json(res.body if res.body is not None else res.stdout)
         if len(attempt.hosts) == 1 and res is None:

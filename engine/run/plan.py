@@ -24,6 +24,7 @@ from engine.language.model import (
     Step,
     WaitSpec,
 )
+from engine.language.monitoring import PromqlSpec
 from engine.templates import templating
 from engine.templates.templating import Masked, Placeholder
 
@@ -175,6 +176,17 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
         _assign(step, spec, ctx)
     elif isinstance(spec, IncludeSpec):
         add(f"include {spec.runbook}" + (f" with {dict(spec.inputs)}" if spec.inputs else ""))
+    elif isinstance(spec, PromqlSpec):
+        add(_query_line(runbook, spec, ctx))
+
+
+def _query_line(runbook: Runbook, spec: PromqlSpec, ctx: dict[str, Any]) -> str:
+    """`promql on prom (http://...), range 30m: up == 0` as the step would ask it."""
+    conn = runbook.connections.get(spec.prometheus or "") or next(
+        (c for c in runbook.connections.values() if c.type == "prometheus"), None)
+    where = f"{conn.name} ({_render(conn.url, ctx)})" if conn is not None else "(no prometheus connection)"
+    how = f", range {format_duration(spec.range)}" if spec.range else ""
+    return f"promql on {where}{how}: {_render(spec.query, ctx)}"
 
 
 # Names whose values only the run knows: a `set` value that reads one stays a placeholder.
@@ -232,7 +244,7 @@ def _behaviour_lines(runbook: Runbook, step: Step, add: Callable[[str], None]) -
     if step.until:
         add(f"until: {step.until} (every {format_duration(step.every or 5)}, "
             f"up to {format_duration(timeout or 0)})")
-    elif timeout and step.kind in ("run", "http"):
+    elif timeout and step.kind in ("run", "http", "promql"):
         add(f"timeout {format_duration(timeout)}")
     retries = step.retries or runbook.defaults.retries
     if retries and retries.attempts > 1:

@@ -32,6 +32,7 @@ class StepRecord:
     items: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     truncated: bool = False
+    results: dict[str, Any] = field(default_factory=dict)  # what its kind adds: a promql step's `value`...
     # How this step is shown when secrets were used: fields of view() as computed from
     # secrets shown as *** (outputs, for_each items). Empty: shown as it is (masked as text).
     shown: dict[str, Any] = field(default_factory=dict)
@@ -53,7 +54,7 @@ class StepRecord:
             "stderr": self.stderr, "outputs": self.outputs, "answers": self.answers,
             "duration": self.duration, "attempts": self.attempts, "status_code": self.status_code,
             "headers": self.headers or {}, "body": self.body, "json": self.json,
-            "hosts": self.hosts, "items": self.items, "error": self.error,
+            "hosts": self.hosts, "items": self.items, "error": self.error, **self.results,
         }
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import TemplateError
 from engine.executors.base import Cancel, Invocation, OutputSink, Result
 from engine.executors.notify import Delivery
+from engine.executors.prometheus import answer_body
 from engine.language.duration import format_duration
 from engine.language.scenario import Event, Reply, Response, Scenario
 from engine.run.events import InjectFired, Mitigated, MitigationWatched, StepOutput
@@ -75,6 +76,8 @@ class World:
                 (match.host, lambda p: inv.host is not None and fnmatch.fnmatchcase(inv.host, p)),
                 (match.url, lambda p: url is not None and fnmatch.fnmatchcase(url, p)),
                 (match.method, lambda p: method is not None and method.upper() == p.upper()),
+                (match.query, lambda p: inv.kind == "promql" and fnmatch.fnmatchcase(inv.command, p)),
+                (match.query_regex, lambda p: inv.kind == "promql" and re.search(p, inv.command) is not None),
             )
             if not all(test(pattern) for pattern, test in checks if pattern is not None):
                 return False
@@ -86,7 +89,7 @@ class World:
         ctx: dict[str, Any] = {"state": self.state, "inputs": dict(self.inputs)}
         if inv is not None:
             ctx.update(command=inv.command, host=inv.host, step=inv.step, attempt=inv.attempt,
-                       url=inv.http.url if inv.http else None)
+                       url=inv.http.url if inv.http else None, query=inv.command if inv.kind == "promql" else None)
         return ctx
 
     def evaluate(self, expression: str, extra: Mapping[str, Any]) -> Any:
@@ -101,6 +104,14 @@ class World:
         if isinstance(body, str):
             return self.render(body, inv)
         return json.dumps(templating.render_value(body, self.context(inv), where=self.scenario.file), default=str)
+
+    def series_body(self, series: Any, inv: Invocation) -> str:
+        """A promql step's answer, as Prometheus would send it, from the reply's `series`."""
+        value = templating.render_value(series, self.context(inv), where=self.scenario.file)
+        if not isinstance(value, list) or not all(isinstance(s, Mapping) for s in value):
+            raise TemplateError(f"`series` gave {type(value).__name__}, not a list of {{labels, value}}")
+        assert inv.http is not None
+        return answer_body(value, "/api/v1/query_range?" in inv.http.url, self.clock.now())
 
     def apply(self, changes: Mapping[str, Any], inv: Invocation | None = None) -> dict[str, Any]:
         """Apply `set:` (templates see the state before the change)."""
@@ -235,8 +246,11 @@ class SimulatedExecutor:
                       None if ok else f"exit code {reply.exit_code}")
 
     def _http(self, inv: Invocation, reply: Reply, stdout: str, started: float, duration: float) -> Result:
-        body = self.world.render_body(reply.body, inv) if reply.body is not None else stdout
         assert inv.http is not None
+        if reply.series is not None and inv.kind == "promql":
+            body = self.world.series_body(reply.series, inv)
+        else:
+            body = self.world.render_body(reply.body, inv) if reply.body is not None else stdout
         ok = inv.http.accepts(reply.status)
         return Result(inv.command, None, body, "", None, started, duration, ok,
                       None if ok else f"HTTP status {reply.status}", status=reply.status,

@@ -1,0 +1,164 @@
+"""Prometheus (and later Alertmanager) in the runbook: the servers a runbook talks to
+(`connections:`) and the step kinds that use them, as frozen records built from
+schema-valid data.
+
+The model (model.py) lists these specs among its step kinds; this module imports none of
+it, so both can be read alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from .duration import format_duration, parse_duration
+
+CONNECTION_TYPES = ("prometheus",)
+# Which connection type each step kind talks to (its spec names one in the same key).
+KIND_CONNECTION: Mapping[str, str] = MappingProxyType({"promql": "prometheus"})
+# What each kind's own checks (outputs, expect, until) read beside stdout, json, status...;
+# later steps read the same under `steps.<id>`.
+KIND_RESULTS: Mapping[str, frozenset[str]] = MappingProxyType({
+    "promql": frozenset({"series", "value", "empty"}),
+})
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+class Tls(NamedTuple):
+    """TLS settings of a connection (the keys of Prometheus's own `tls_config`)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+
+
+class BasicAuth(NamedTuple):
+    username: str  # a template
+    password: str | None = None  # a template
+    password_file: str | None = None
+    password_env: str | None = None
+
+
+class Connection(NamedTuple):
+    """A Prometheus server. `url`, `bearer_token`, the basic-auth user and password, and
+    header values are templates, rendered when a step uses them."""
+
+    name: str
+    type: str
+    url: str
+    bearer_token: str | None = None
+    bearer_token_file: str | None = None
+    bearer_token_env: str | None = None
+    basic_auth: BasicAuth | None = None
+    tls: Tls | None = None
+    headers: Mapping[str, str] = _NONE
+    timeout: float | None = None
+
+
+class PromqlSpec(NamedTuple):
+    """A PromQL query: instant, or over `range` seconds ending now, every `step` seconds."""
+
+    query: str
+    prometheus: str | None = None
+    range: float | None = None
+    step: float | None = None
+    short: bool = True  # written as `promql: QUERY` (the query's path is then the step key)
+
+    def summary(self) -> str:
+        how = f"range {format_duration(self.range)}" if self.range else "instant"
+        return f"{how} on {self.prometheus or 'prometheus'}: {self.query}"
+
+
+MonitoringSpec = PromqlSpec
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _tls(data: Mapping[str, Any] | None) -> Tls | None:
+    if data is None:
+        return None
+    return Tls(data.get("ca_file"), data.get("cert_file"), data.get("key_file"), data.get("server_name"),
+               bool(data.get("insecure_skip_verify", False)))
+
+
+def _basic_auth(data: Mapping[str, Any] | None) -> BasicAuth | None:
+    if data is None:
+        return None
+    return BasicAuth(str(data["username"]), data.get("password"), data.get("password_file"),
+                     data.get("password_env"))
+
+
+def build_connection(name: str, data: Mapping[str, Any]) -> Connection:
+    """A connection from schema-valid data (`connections.NAME`)."""
+    timeout = data.get("timeout")
+    return Connection(
+        name=name, type=data["type"], url=data["url"], bearer_token=data.get("bearer_token"),
+        bearer_token_file=data.get("bearer_token_file"), bearer_token_env=data.get("bearer_token_env"),
+        basic_auth=_basic_auth(data.get("basic_auth")), tls=_tls(data.get("tls")),
+        headers=MappingProxyType({str(k): _text(v) for k, v in (data.get("headers") or {}).items()}),
+        timeout=parse_duration(timeout) if timeout is not None else None,
+    )
+
+
+def build_connections(data: Mapping[str, Any] | None) -> Mapping[str, Connection]:
+    """Every connection of a `connections:` mapping, by name."""
+    return MappingProxyType({str(k): build_connection(str(k), v) for k, v in (data or {}).items()})
+
+
+def _promql(value: Any) -> PromqlSpec:
+    if isinstance(value, str):
+        return PromqlSpec(value)
+    range_, step = value.get("range"), value.get("step")
+    return PromqlSpec(value["query"], value.get("prometheus"),
+                      parse_duration(range_) if range_ is not None else None,
+                      parse_duration(step) if step is not None else None, short=False)
+
+
+def build_spec(data: Mapping[str, Any]) -> tuple[str, MonitoringSpec] | None:
+    """The monitoring step kind of a step's data, or None when it is another kind."""
+    if "promql" in data:
+        return "promql", _promql(data["promql"])
+    return None
+
+
+def connection_of(spec: MonitoringSpec) -> tuple[str, str | None]:
+    """The connection type a monitoring step talks to, and the name it gives (None: the
+    only connection of that type)."""
+    return "prometheus", spec.prometheus
+
+
+def connection_problem(kind: str, name: str | None, of_kind: list[str]) -> str | None:
+    """Why a step cannot find its connection (`name`, or the only one of `kind` among
+    the names `of_kind`), or None when it can."""
+    if name is not None:
+        return None if name in of_kind else f"no {kind} connection named '{name}' in `connections:`"
+    if not of_kind:
+        return f"no {kind} connection: add one under `connections:`"
+    if len(of_kind) > 1:
+        return f"{len(of_kind)} {kind} connections ({', '.join(of_kind)}): name one with `{kind}:`"
+    return None
+
+
+def template_strings(kind: str, spec: MonitoringSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every string of a monitoring step that may hold templates, with its path under the step."""
+    return [((kind,) if spec.short else (kind, "query"), spec.query)]
+
+
+def connection_strings(conn: Connection) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every string of a connection that may hold templates, with its path under it."""
+    out: list[tuple[tuple[str | int, ...], str]] = [(("url",), conn.url)]
+    if conn.bearer_token:
+        out.append((("bearer_token",), conn.bearer_token))
+    if conn.basic_auth is not None:
+        out.append((("basic_auth", "username"), conn.basic_auth.username))
+        if conn.basic_auth.password:
+            out.append((("basic_auth", "password"), conn.basic_auth.password))
+    out += [(("headers", k), v) for k, v in conn.headers.items()]
+    return out
