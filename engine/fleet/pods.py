@@ -119,8 +119,15 @@ class PodResolver:
         return found
 
     def knows(self, target: str | None) -> bool:
+        """Whether the target's place is known (resolved, or remembered, in this run)."""
         with self._lock:
             return (target or "") in self._places
+
+    def remember(self, place: Place) -> None:
+        """Know where a target's pods are without listing them (a resume reaching the pods
+        an earlier attempt ran on)."""
+        with self._lock:
+            self._places[place.target] = place
 
     def find(self, place: Place) -> list[str]:
         """The running pods (or Ready nodes) the place means; TargetError if none, or if

@@ -131,6 +131,7 @@ class _Remote:
         self._fanout: Any = None
         self._pods: Any = None
         self._pod_fanout: Any = None
+        self._kube: dict[str, Any] = {}  # Kubernetes targets of the run's runbook, as rendered (bind)
 
     @property
     def resolver(self) -> Any:
@@ -172,14 +173,32 @@ class _Remote:
         result: FanOutResult = fanout.execute(base, hosts, policy, sink, cancel, on_host)
         return result
 
+    def bind(self, runbook: Runbook, inputs: Mapping[str, Any]) -> None:
+        """The run's runbook and inputs: a resume reaches the pods of a Kubernetes target
+        through kubectl (where its templates render with the inputs), never over SSH."""
+        from .state import RunState
+
+        ctx = RunState(runbook, "resume", "live", dict(inputs), 0.0).context()
+        self._kube = {name: (target, ctx) for name, target in runbook.targets.items() if target.kube is not None}
+
+    def _executor_for(self, target: str | None) -> Any:
+        if target not in self._kube:
+            return self.fanout.executor
+        from engine.fleet.pods import place_of
+
+        if not self.pods.knows(target):
+            spec, ctx = self._kube[target]
+            self.pods.remember(place_of(target, spec, ctx))
+        return self._pod_fanout.executor
+
     def shell(self, target: str | None, host: str, command: str) -> str:
-        """Run a short command of the engine's own on a host (resume looks for leftovers)."""
+        """Run a short command of the engine's own on a host or a pod (resume looks for leftovers)."""
         from engine.executors.base import NullSink
 
         cancel = Cancel()
         try:
-            result = self.fanout.executor.run(Invocation("resume", "run", command, host, target, timeout=60.0),
-                                              NullSink(), cancel)
+            result = self._executor_for(target).run(Invocation("resume", "run", command, host, target, timeout=60.0),
+                                                    NullSink(), cancel)
         finally:
             cancel.close()
         if not result.ok:
@@ -261,6 +280,9 @@ def _journaled_run(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOpt
     """Lock, journal, console, executors and signals around one run (new or resumed)."""
     console = Console(options.stream or sys.stdout, color=options.color, show_output=options.show_output)
     services = _services(options, console)
+    bind = getattr(services.remote, "bind", None)
+    if bind is not None:
+        bind(runbook, inputs)
     _check_channels(runbook, services.notifier)
     clock = RealClock()
     lock = RunLock(lock_dir, runbook.id, _hosts_for_lock(runbook, services, inputs)) if options.machine_lock else None

@@ -274,3 +274,38 @@ def test_a_dry_run_says_so_when_it_cannot_ask_the_cluster(tmp_path: Path, kube: 
             "cluster now (") in done.out
     assert "no kubeconfig" in done.out and "a run lists them when each step starts" in done.out
     assert kube.calls() == []
+
+
+def test_a_command_a_killed_engine_left_in_a_pod_is_found_and_stopped_through_kubectl(
+        tmp_path: Path, kube: FakeKubectl, marker: str) -> None:
+    """`runbook resume` looks for the earlier attempt's processes in the pod (kubectl exec,
+    never SSH to a host named like the pod) and stops them there with --stop-running."""
+    import signal
+    import time
+
+    from livekit import Workspace, collected, stop
+
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir()
+    text = runbook("pods: {context: prod, namespace: shop, name: web-a}\n",
+                   f"- id: work\n  target: web\n  run: touch {ws.root}/work.started; sleep {marker}\n"
+                   f"- id: after\n  run: echo done\n")
+    ws.write("rb.yaml", text)
+    proc = ws.start("run", "rb.yaml", env=kube.env())
+    try:
+        wait_for(lambda: (ws.root / "work.started").exists() or proc.poll() is not None, what="the work step")
+        assert proc.poll() is None, collected(proc).text
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        stop(proc)
+    run_dir = ws.only_run()
+    done = ws.run("resume", run_dir, "--rerun-interrupted", env=kube.env())
+    assert done.code == 2, done.text
+    assert "step work is still running (process group" in done.err and " on web-a" in done.err
+    ws.write("rb.yaml", text.replace(f"sleep {marker}", "true"))
+    done = ws.run("resume", run_dir, "--rerun-interrupted", "--stop-running", env=kube.env())
+    assert done.code == 0, done.text
+    assert live_processes_with(marker) == []
+    assert any("kill -TERM" in c[-1] for c in kube.calls_of("exec"))
