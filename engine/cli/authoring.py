@@ -42,9 +42,9 @@ def validate(paths: tuple[str, ...], fmt: str, output: str | None, strict: bool,
 
 
 @click.command()
-@click.argument("kind", type=click.Choice(["runbook", "scenario", "inventory"]))
+@click.argument("kind", type=click.Choice(["runbook", "scenario", "inventory", "serve"]))
 def schema(kind: str) -> None:
-    """Print the JSON Schema of a runbook, scenario or inventory file."""
+    """Print the JSON Schema of a runbook, scenario, inventory or serve config file."""
     from engine.language.schema import schema_path
 
     with open(schema_path(kind), encoding="utf-8") as handle:

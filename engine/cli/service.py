@@ -1,6 +1,7 @@
-"""The service's commands: `runbook worker` (claims and carries out queued runs from a
-shared store). The `server` extra's packages are imported inside the commands only, so
-`runbook validate` and `runbook run` never load them.
+"""The service's commands: `runbook serve` (the HTTP service, with workers in-process by
+default) and `runbook worker` (claims and carries out queued runs from a shared store).
+The `server` extra's packages are imported inside the commands only, so `runbook
+validate` and `runbook run` never load them.
 """
 
 from __future__ import annotations
@@ -80,4 +81,28 @@ def worker(database: str | None, labels: tuple[str, ...], slots: int, lease: flo
         store.close()
 
 
-COMMANDS = (worker,)
+@click.command()
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The serve config (YAML; `runbook schema serve` prints its schema).")
+@database_option
+@click.option("--listen", metavar="HOST:PORT", help="Where the HTTP server listens (default 127.0.0.1:8080).")
+@click.option("--workers/--no-workers", default=None,
+              help="Run workers in this process (default, unless the config says `embedded: false`).")
+def serve(config_file: str | None, database: str | None, listen: str | None, workers: bool | None) -> None:
+    """Serve the API, /healthz, /readyz and /metrics, with workers in-process.
+
+    One process and nothing else to install: the store is SQLite under $RUNBOOK_HOME.
+    With --database postgresql://..., any number of `runbook serve` and `runbook worker`
+    processes on any machines share it. SIGTERM drains the embedded workers.
+    """
+    need_server_extra()
+    from engine.service.config import load_config
+    from engine.service.server import ServeOptions
+    from engine.service.server import serve as run_server
+
+    config = load_config(config_file)
+    log_to_stderr()
+    run_server(config, ServeOptions(database, listen, workers))
+
+
+COMMANDS = (serve, worker)

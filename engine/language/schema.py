@@ -18,6 +18,7 @@ from .diagnostics import Diagnostic, Severity
 from .loader import Document
 
 KINDS = ("runbook", "scenario", "inventory")
+CONFIGS = ("serve",)  # config files the engine reads (validated with positions, not by `runbook validate`)
 
 # Stable rule ids for schema problems, by JSON Schema keyword.
 RULES = {
@@ -36,8 +37,8 @@ _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # engine/: schemas/ insid
 
 def schema_path(kind: str) -> Path:
     """Where the schema file for `kind` is: inside the installed package, or the repo."""
-    if kind not in KINDS:
-        raise UsageError(f"unknown schema {kind!r}: expected one of {', '.join(KINDS)}")
+    if kind not in KINDS + CONFIGS:
+        raise UsageError(f"unknown schema {kind!r}: expected one of {', '.join(KINDS + CONFIGS)}")
     for base in (_PACKAGE_DIR / "schemas", _PACKAGE_DIR.parent / "schemas"):
         candidate = base / f"{kind}.schema.json"
         if candidate.is_file():
@@ -69,6 +70,11 @@ def validate(doc: Document) -> list[Diagnostic]:
     kind = doc.kind
     if kind not in KINDS:
         return [_kind_problem(doc)]
+    return [_diagnostic(doc, issue) for issue in issues(kind, doc.data)]
+
+
+def validate_as(doc: Document, kind: str) -> list[Diagnostic]:
+    """Every problem of a document read as `kind` (a config file, say), positioned."""
     return [_diagnostic(doc, issue) for issue in issues(kind, doc.data)]
 
 

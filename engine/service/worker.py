@@ -95,6 +95,7 @@ class Worker:
         self._beat.set()
         _join(self._threads[-1:], None)
         self._seen("stopped")
+        log.info("worker %s: stopped (%d run(s) carried out, %d handed over)", self.name, len(self.done), len(left))
 
     def wait(self) -> None:
         """Until drain() is called (by a signal handler), then stop()."""

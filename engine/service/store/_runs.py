@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from engine.run.journal_writer import new_run_id
 
@@ -37,10 +37,21 @@ def listing(conn: Connection, status: str | None, limit: int) -> list[RunRow]:
 
 
 def counts(conn: Connection) -> dict[str, int]:
-    from sqlalchemy import func
-
     rows = conn.execute(select(RUNS.c.status, func.count()).group_by(RUNS.c.status))
     return {str(status): int(n) for status, n in rows}
+
+
+def outcomes(conn: Connection) -> dict[str, int]:
+    """Finished runs by outcome."""
+    rows = conn.execute(select(RUNS.c.outcome, func.count()).where(RUNS.c.status == "finished")
+                        .group_by(RUNS.c.outcome))
+    return {str(outcome): int(n) for outcome, n in rows}
+
+
+def audited(conn: Connection, what: str) -> int:
+    """How many times the audit trail says `what` happened (e.g. lease.takeover)."""
+    return int(conn.execute(select(func.count()).select_from(tables.audit).where(tables.audit.c.what == what))
+               .scalar_one())
 
 
 def cancel(conn: Connection, run_id: str, reason: str) -> bool:

@@ -103,6 +103,14 @@ class Store:
         """How many runs are in each status."""
         return self._read(_runs.counts, "count runs")
 
+    def outcomes(self) -> dict[str, int]:
+        """How many finished runs ended with each outcome."""
+        return self._read(_runs.outcomes, "count outcomes")
+
+    def takeovers(self) -> int:
+        """How many times a worker took over a run whose lease had expired."""
+        return self._read(lambda c: _runs.audited(c, "lease.takeover"), "count takeovers")
+
     def cancel(self, run_id: str, reason: str) -> bool:
         """Cancel a queued or waiting run; False when it is running or has ended."""
         return self._write(lambda c: _runs.cancel(c, run_id, reason), "cancel the run")

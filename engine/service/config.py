@@ -1,0 +1,188 @@
+"""The serve config file (`runbook serve --config serve.yaml`): where runbooks are, the
+store, the embedded workers, and the service's sources, routes, channels and people.
+
+Loaded like a runbook (the YAML loader's limits and positions), validated by
+schemas/serve.schema.json, then checked for what a schema cannot say (a runbook directory
+that does not exist, two people of one name); every problem at once, each with its file,
+line and column. What comes out is frozen records: nothing past here reads the YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+from engine.language.diagnostics import Diagnostic
+from engine.language.duration import parse_duration
+from engine.language.loader import Document, LoadError, load_file
+from engine.language.schema import validate_as
+from engine.language.validation import ValidationFailed
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The workers `runbook serve` runs in-process (and `runbook worker`'s defaults)."""
+
+    embedded: bool = True
+    slots: int = 4
+    labels: Mapping[str, str] = field(default_factory=dict)
+    lease: float = 30.0
+    drain_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who may post to /hooks/<name>, in which format, proving it how."""
+
+    name: str
+    type: str  # alertmanager, grafana, pagerduty, generic
+    auth: str | None = None  # bearer, basic, hmac
+    secret_env: str | None = None  # the variable holding the token, password or key
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which alerts start which runbook, with what, where."""
+
+    runbook: str
+    name: str = ""
+    source: str | None = None
+    alertname: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    labels_match: Mapping[str, str] = field(default_factory=dict)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    pool: Mapping[str, str] = field(default_factory=dict)
+    once_within: float | None = None
+    unattended: tuple[str, ...] = ()
+    approvals: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    roles: tuple[str, ...] = ()
+    slack: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """A serve config, every path absolute."""
+
+    file: str | None = None
+    database: str | None = None
+    listen: str = DEFAULT_LISTEN
+    runbooks: tuple[Path, ...] = ()
+    channels: Path | None = None
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    people: tuple[Person, ...] = ()
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+def load_config(path: str | os.PathLike[str] | None) -> ServeConfig:
+    """The config in `path` (None: every default); UsageError for a missing file,
+    ValidationFailed listing every problem, positioned, for a bad one."""
+    if path is None:
+        return ServeConfig()
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise UsageError(f"no such serve config: {name}")
+    try:
+        doc = load_file(name)
+    except LoadError as exc:
+        raise ValidationFailed(name, [exc.diagnostic], exc.text) from None
+    problems = [*doc.problems, *validate_as(doc, "serve")]
+    if not problems:
+        problems = _checks(doc)
+    if any(d.is_error for d in problems):
+        raise ValidationFailed(name, problems, _text(name))
+    return _build(doc)
+
+
+def _text(name: str) -> str | None:
+    try:
+        return Path(name).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _checks(doc: Document) -> list[Diagnostic]:
+    """What the schema cannot say: paths that must exist, names that must be unique."""
+    base = Path(doc.file).resolve().parent
+    found = [doc.diagnostic(("runbooks", i), f"no such runbook directory or file: {entry}", "RB013")
+             for i, entry in enumerate(doc.data.get("runbooks", [])) if not (base / entry).exists()]
+    channels = doc.data.get("channels")
+    if channels is not None and not (base / channels).is_file():
+        found.append(doc.diagnostic(("channels",), f"no such channels config: {channels}", "RB013"))
+    for i, route in enumerate(doc.data.get("routes", [])):
+        for label, pattern in route.get("match", {}).get("labels_match", {}).items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                found.append(doc.diagnostic(("routes", i, "match", "labels_match", label),
+                                            f"not a regular expression: {exc}", "RB013"))
+    seen: set[str] = set()
+    for i, person in enumerate(doc.data.get("people", [])):
+        if person["name"] in seen:
+            found.append(doc.diagnostic(("people", i, "name"), f"person {person['name']!r} is listed twice", "RB013"))
+        seen.add(person["name"])
+    return found
+
+
+def _build(doc: Document) -> ServeConfig:
+    data: dict[str, Any] = doc.data
+    base = Path(doc.file).resolve().parent
+    return ServeConfig(
+        file=doc.file, database=data.get("database"), listen=data.get("listen", DEFAULT_LISTEN),
+        runbooks=tuple(base / entry for entry in data.get("runbooks", [])),
+        channels=base / data["channels"] if "channels" in data else None,
+        workers=_workers(data.get("workers", {})),
+        sources={name: _source(name, raw) for name, raw in data.get("sources", {}).items()},
+        routes=tuple(_route(raw) for raw in data.get("routes", [])),
+        people=tuple(Person(p["name"], tuple(p.get("roles", ())), p.get("slack"), p.get("email"))
+                     for p in data.get("people", [])),
+    )
+
+
+def _workers(raw: Mapping[str, Any]) -> WorkerSettings:
+    default = WorkerSettings()
+    return WorkerSettings(
+        embedded=raw.get("embedded", default.embedded), slots=raw.get("slots", default.slots),
+        labels=dict(raw.get("labels", {})),
+        lease=parse_duration(raw["lease"]) if "lease" in raw else default.lease,
+        drain_timeout=parse_duration(raw["drain_timeout"]) if "drain_timeout" in raw else default.drain_timeout,
+    )
+
+
+def _source(name: str, raw: Mapping[str, Any]) -> Source:
+    auth = raw.get("auth") or {}
+    kind = next(iter(auth), None)
+    detail = auth.get(kind, {}) if kind is not None else {}
+    secret = detail.get("password", detail) if kind == "basic" else detail
+    return Source(name, raw["type"], kind, secret.get("env"), detail.get("username"))
+
+
+def _route(raw: Mapping[str, Any]) -> Route:
+    match = raw.get("match", {})
+    return Route(
+        runbook=raw["runbook"], name=raw.get("name", ""), source=match.get("source"),
+        alertname=match.get("alertname"), labels=dict(match.get("labels", {})),
+        labels_match=dict(match.get("labels_match", {})), inputs=dict(raw.get("inputs", {})),
+        pool=dict(raw.get("pool", {})),
+        once_within=parse_duration(raw["once_within"]) if "once_within" in raw else None,
+        unattended=tuple(raw.get("unattended", ())), approvals=dict(raw.get("approvals", {})),
+    )

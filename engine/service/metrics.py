@@ -1,0 +1,60 @@
+"""What /metrics tells Prometheus, read from the store at each scrape (so every serve
+process of a team reports the same runs): runs by status, the queue's depth, finished
+runs by outcome, lease takeovers, and this process's workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from .store import Store, StoreError, tables
+from .worker import Worker
+
+
+class StoreCollector(Collector):
+    """Prometheus collector over the store (and the embedded worker, if any)."""
+
+    def __init__(self, store: Store, worker: Worker | None) -> None:
+        self.store, self.worker = store, worker
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("runbook_store_up", "Whether the store answered this scrape (1) or not (0).")
+        try:
+            counts, outcomes, takeovers = self.store.counts(), self.store.outcomes(), self.store.takeovers()
+        except StoreError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from _runs(counts, outcomes, takeovers)
+        if self.worker is not None:
+            active = GaugeMetricFamily("runbook_worker_active_runs", "Runs this process's workers carry out now.")
+            active.add_metric([], len(self.worker.active))
+            yield active
+
+
+def _runs(counts: dict[str, int], outcomes: dict[str, int], takeovers: int) -> Iterator[Metric]:
+    runs = GaugeMetricFamily("runbook_runs", "Runs in the store by status.", labels=["status"])
+    for status in tables.RUN_STATUSES:
+        runs.add_metric([status], counts.get(status, 0))
+    yield runs
+    queue = GaugeMetricFamily("runbook_queue_depth", "Runs queued and not yet claimed by a worker.")
+    queue.add_metric([], counts.get("queued", 0))
+    yield queue
+    finished = CounterMetricFamily("runbook_runs_finished", "Finished runs by outcome.", labels=["outcome"])
+    for outcome, n in sorted(outcomes.items()):
+        finished.add_metric([outcome], n)
+    yield finished
+    taken = CounterMetricFamily("runbook_lease_takeovers", "Runs taken over from a worker whose lease expired.")
+    taken.add_metric([], takeovers)
+    yield taken
+
+
+def registry(store: Store, worker: Worker | None) -> CollectorRegistry:
+    """A registry of its own (not the process-wide default): one per app."""
+    found = CollectorRegistry(auto_describe=False)
+    found.register(StoreCollector(store, worker))
+    return found

@@ -1,0 +1,96 @@
+"""What `runbook serve` runs: the store, the embedded workers and the app, on uvicorn.
+
+One process by default (SQLite under $RUNBOOK_HOME, workers in-process); with
+PostgreSQL, any number of serve and `runbook worker` processes share the store. The
+listening socket is bound here, before uvicorn starts, so a port in use is a clear error.
+SIGTERM and Ctrl-C are uvicorn's: it stops taking requests, and the app's lifespan drains
+the embedded workers (runs finish, or are handed over after the drain timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from engine.errors import UsageError
+
+from .app import build_app
+from .config import ServeConfig
+from .store import Store
+from .worker import Worker, WorkerOptions
+
+log = logging.getLogger("runbook.serve")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The command line's word over the config file's."""
+
+    database: str | None = None
+    listen: str | None = None
+    workers: bool | None = None  # None: as the config says (default: embedded)
+
+
+def listen_socket(listen: str) -> socket.socket:
+    """A bound, listening TCP socket for HOST:PORT; UsageError when it cannot be had."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]") or "127.0.0.1", int(port)))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve(config: ServeConfig, options: ServeOptions) -> None:
+    """Serve until SIGTERM or Ctrl-C."""
+    listen = options.listen or config.listen
+    sock = listen_socket(listen)
+    store = Store.open(options.database or config.database)
+    try:
+        worker = _worker(store, config, options)
+        app = build_app(store, worker)
+        log.info("listening on http://%s, store %s, %s", listen, store,
+                 f"{worker.options.slots} embedded worker slot(s)" if worker else "no embedded workers")
+        server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                                               timeout_graceful_shutdown=int(config.workers.drain_timeout) + 5))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        store.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM and Ctrl-C end the service with exit status 0
+    once it has shut down (uvicorn raises the signal again, so the process would die of it:
+    a drained, clean stop would look like a crash to whoever started it)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {signum: signal.signal(signum, self.handle_exit) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _worker(store: Store, config: ServeConfig, options: ServeOptions) -> Worker | None:
+    settings = config.workers
+    embedded = settings.embedded if options.workers is None else options.workers
+    if not embedded:
+        return None
+    return Worker(store, WorkerOptions(settings.labels, settings.slots, settings.lease,
+                                       drain_timeout=settings.drain_timeout))

@@ -1,0 +1,84 @@
+"""The serve config file: loaded into frozen records with paths made absolute, and every
+problem reported at once with its file, line and column (never a traceback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli.commands import cli
+from engine.language.validation import ValidationFailed
+from engine.service.config import ServeConfig, load_config
+
+GOOD = """\
+kind: serve
+version: 1
+database: postgresql://runbook@db:5432/runbook
+listen: 0.0.0.0:9000
+runbooks: [runbooks]
+workers: {slots: 2, labels: {region: eu}, lease: 45s, drain_timeout: 1m}
+sources:
+  am: {type: alertmanager, auth: {bearer: {env: AM_TOKEN}}}
+  pd: {type: pagerduty, auth: {hmac: {env: PD_KEY}}}
+routes:
+  - name: disk
+    match: {alertname: DiskUsageHigh, labels_match: {instance: "db-.*"}}
+    runbook: disk-full
+    pool: {region: eu}
+    once_within: 30m
+    unattended: [detection, triage]
+    approvals: {free_space: oncall}
+people:
+  - {name: alice, roles: [oncall], slack: U123}
+"""
+
+
+def test_a_config_becomes_records(tmp_path: Path) -> None:
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "serve.yaml").write_text(GOOD, encoding="utf-8")
+    config = load_config(tmp_path / "serve.yaml")
+    assert config.runbooks == (tmp_path / "runbooks",)
+    assert config.host_port == ("0.0.0.0", 9000)
+    assert (config.workers.slots, config.workers.lease, config.workers.drain_timeout) == (2, 45.0, 60.0)
+    assert config.sources["am"].auth == "bearer" and config.sources["am"].secret_env == "AM_TOKEN"
+    [route] = config.routes
+    assert (route.alertname, route.once_within, route.approvals) == ("DiskUsageHigh", 1800.0, {"free_space": "oncall"})
+    assert config.people[0].roles == ("oncall",)
+    assert load_config(None) == ServeConfig()
+
+
+def test_every_problem_is_reported_with_its_position(tmp_path: Path) -> None:
+    bad = GOOD.replace("listen: 0.0.0.0:9000", "listne: 0.0.0.0:9000").replace("slots: 2", "slots: 0")
+    bad = bad.replace("type: pagerduty", "type: opsgenie")
+    (tmp_path / "serve.yaml").write_text(bad, encoding="utf-8")
+    with pytest.raises(ValidationFailed) as caught:
+        load_config(tmp_path / "serve.yaml")
+    message = str(caught.value)
+    assert "(3 error(s))" in message
+    for where in ("serve.yaml:4:1:", "serve.yaml:6:18:", "serve.yaml:9:14:"):
+        assert where in message, message
+
+
+def test_what_the_schema_cannot_say_is_positioned_too(tmp_path: Path) -> None:
+    bad = GOOD.replace('"db-.*"', '"db-(.*"') + "  - {name: alice}\n"
+    (tmp_path / "serve.yaml").write_text(bad, encoding="utf-8")  # and no runbooks/ directory
+    with pytest.raises(ValidationFailed) as caught:
+        load_config(tmp_path / "serve.yaml")
+    message = str(caught.value)
+    assert "serve.yaml:5:12: no such runbook directory or file: runbooks" in message
+    assert "serve.yaml:12:64: not a regular expression" in message
+    assert "serve.yaml:20:12: person 'alice' is listed twice" in message
+
+
+def test_runbook_serve_refuses_a_bad_config_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "serve.yaml").write_text("kind: serve\nversion: 1\nworkers: {slots: many}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["serve", "-c", str(tmp_path / "serve.yaml")])
+    assert result.exit_code == 2
+    assert "serve.yaml:3:18: expected an integer" in result.output and "Traceback" not in result.output
+
+
+def test_runbook_schema_prints_the_serve_schema() -> None:
+    result = CliRunner().invoke(cli, ["schema", "serve"])
+    assert result.exit_code == 0 and '"const": "serve"' in result.output
