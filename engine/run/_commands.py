@@ -23,15 +23,27 @@ from .attempt import Attempt
 def started_command(d: Driver, step: Step, spec: RunSpec, target: str | None, extra: dict[str, Any],
                     ) -> tuple[str, str, Callable[[str], str] | None]:
     """The command as it runs and as it is shown, and its renderer per host when it names
-    `{{ host }}` (then the `$` line shows `{{ host }}` itself)."""
+    `{{ host }}`: then the `$` line shows `<host>` where each host's name goes, or the
+    command as written when `host` selects a value (`{{ vars.pids[host] }}`); each host's
+    own command is journaled and shown as it finishes."""
     spec_command = spec.command
-    render_for = None
+    where = d.where(step, "run")
     if target and "host" in templating.analyze(spec_command).names:
         render_for = per_host(d, step, spec_command, extra)
-        extra = {**extra, "host": templating.Placeholder("host")}
-    where = d.where(step, "run")
+        return (*_per_host_line(d, spec_command, {**extra, "host": templating.Placeholder("host")}, where),
+                render_for)
     command = templating.render(spec_command, d.r.state.context(**visible(extra)), shell=True, where=where)
-    return command, d.shown.render(spec_command, extra, command, shell=True, where=where), render_for
+    return command, d.shown.render(spec_command, extra, command, shell=True, where=where), None
+
+
+def _per_host_line(d: Driver, text: str, extra: dict[str, Any], where: Any) -> tuple[str, str]:
+    try:
+        command = templating.render(text, d.r.state.context(**visible(extra)), shell=True, where=where)
+    except TemplateError:
+        return text, text  # no value is in it: each host's command is rendered for that host
+    if str(extra["host"]) not in command:
+        return text, text
+    return command, d.shown.render(text, extra, command, shell=True, where=where)
 
 
 def next_try(d: Driver, step: Step, extra: dict[str, Any]) -> str | None:
@@ -83,13 +95,28 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
     target = extra.get("_target")
     if target:
         hosts = extra.get("_hosts") or []
+        shown = None
         if base.per_host is not None:
-            base = replace(base, per_host=rendered_for(base.per_host, hosts))
-        return fan_out(d, step, sid, base, hosts)
+            each = rendered_for(base.per_host, hosts)
+            base, shown = replace(base, per_host=each), _shown_per_host(d, spec.command, each, hosts, extra)
+        return fan_out(d, step, sid, base, hosts, shown)
     r.bus.barrier()
     with d.sink(sid) as sink:
         result = r.services.local.run(base, sink, r.cancel)
     return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
+
+
+def _shown_per_host(d: Driver, text: str, real: Callable[[str], str], hosts: list[str], extra: dict[str, Any],
+                    ) -> dict[str, str]:
+    """Each host's command as shown (secrets as ***), for its host.finished and the console."""
+    shown = {}
+    for host in hosts:
+        try:
+            command = real(host)
+        except TemplateError:
+            continue  # the host fails with the error itself
+        shown[host] = d.shown.render(text, {**extra, "host": host}, command, shell=True)
+    return shown
 
 
 def http(d: Driver, step: Step, sid: str, spec: HttpSpec, number: int, extra: dict[str, Any],

@@ -5,7 +5,7 @@ the step's attempt, with a host.finished event as each host ends.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import TemplateError
@@ -67,8 +67,10 @@ def rendered_for(render: Callable[[str], str], hosts: list[str]) -> Callable[[st
     return lookup
 
 
-def fan_out(d: Driver, step: Step, sid: str, base: Invocation, hosts: list[str]) -> Attempt:
-    """One attempt of a step on its target's hosts, under the step's (or target's) policy."""
+def fan_out(d: Driver, step: Step, sid: str, base: Invocation, hosts: list[str],
+            commands: Mapping[str, str] | None = None) -> Attempt:
+    """One attempt of a step on its target's hosts, under the step's (or target's) policy.
+    `commands`: each host's own command as shown, when it differs from host to host."""
     r = d.r
     remote = r.services.remote
     if remote is None:
@@ -79,16 +81,17 @@ def fan_out(d: Driver, step: Step, sid: str, base: Invocation, hosts: list[str])
     policy = Policy.of(step, r.runbook.targets.get(base.target or ""))
     r.bus.barrier()
     with d.sink(sid) as sink:
-        outcome = remote.execute(base, hosts, policy, sink, r.cancel, _host_finished(r.bus, sid))
+        outcome = remote.execute(base, hosts, policy, sink, r.cancel, _host_finished(r.bus, sid, commands or {}))
         return Attempt(outcome.ok, outcome.error(), outcome.only(), hosts=outcome.views(),
                        cancelled=outcome.cancelled)
 
 
-def _host_finished(bus: EventBus, sid: str) -> Callable[[HostResult, Progress], None]:
+def _host_finished(bus: EventBus, sid: str, commands: Mapping[str, str],
+                   ) -> Callable[[HostResult, Progress], None]:
     def finished(hr: HostResult, p: Progress) -> None:
         res = hr.result
         bus.emit(HostFinished(sid, hr.host, hr.status, res.exit_code if res else None,
                               round(res.duration, 3) if res else 0.0, hr.error,
-                              p.done, p.failed, p.running, p.total))
+                              p.done, p.failed, p.running, p.total, commands.get(hr.host)))
 
     return finished

@@ -248,6 +248,8 @@ class Console:
     # -- fan-out: progress while hosts finish, a table when the step is done -------------------
 
     def _host_finished(self, e: HostFinished, s: Stamp) -> None:
+        if e.command is not None:  # each host ran its own command: say which
+            self.line(self.paint(f"        {e.host} ran: {e.command}", "dim"))
         if e.status not in ("ok", "not_run"):
             why = f": {_short(e.error, 100)}" if e.error else ""
             self.line(self.paint(f"        {self.sym('✗', 'XX')} {e.host} {e.status}{why}", "red"))

@@ -182,6 +182,7 @@ class HostFinished(Event):
     failed: int = 0
     running: int = 0
     total: int = 0
+    command: str | None = None  # this host's own command (as shown), when it names `host`
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,75 @@
+"""Per-host values in a fan-out (issue 12 item 5): a command that looks a value up by
+`host` is rendered for each host, and each host's own command is journaled and shown."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+
+from engine.fleet.fanout import FanOut
+from engine.run.console import Console
+from engine.run.events import HostFinished, StepStarted
+from engine.testing import FakeRemote, run_text
+
+PIDS = textwrap.dedent("""\
+    kind: runbook
+    version: 1
+    id: pids
+    title: Stop the stuck workers
+    defaults: {timeout: 30s}
+    targets:
+      web: {hosts: [web-1, web-2]}
+    vars:
+      pids: {web-1: 101, web-2: 202}
+    remediation:
+      - id: stop
+        target: web
+        run: "sudo kill -TERM {{ vars.pids[host] }}"
+      - id: named
+        target: web
+        run: "ssh-keyscan {{ host }} --port {{ 22 if host == 'web-1' else 2222 }}"
+    """)
+
+
+def test_a_lookup_by_host_runs_each_hosts_own_command() -> None:
+    remote = FakeRemote()
+    result, recorder = run_text(PIDS, remote=FanOut(remote))
+    assert result.outcome == "resolved", result.reason
+    assert sorted((c.host, c.command) for c in remote.calls if c.step == "stop") == [
+        ("web-1", "sudo kill -TERM 101"), ("web-2", "sudo kill -TERM 202")]
+    hosts = {(e.step, e.host): e.command for e in recorder.named("host.finished") if isinstance(e, HostFinished)}
+    assert hosts[("stop", "web-1")] == "sudo kill -TERM 101" and hosts[("stop", "web-2")] == "sudo kill -TERM 202"
+    started = {e.step: e.command for e in recorder.named("step.started") if isinstance(e, StepStarted)}
+    assert started["stop"] == "sudo kill -TERM {{ vars.pids[host] }}"  # as written: no host's value
+    assert started["named"] == "ssh-keyscan {{ host }} --port {{ 22 if host == 'web-1' else 2222 }}"
+    assert hosts[("named", "web-2")] == "ssh-keyscan web-2 --port 2222"
+
+
+def test_the_console_shows_each_hosts_command() -> None:
+    out = io.StringIO()
+    run_text(PIDS, remote=FanOut(FakeRemote()), observers=[Console(out, unicode=False)])
+    text = out.getvalue()
+    assert "$ sudo kill -TERM {{ vars.pids[host] }}" in text
+    assert "web-1 ran: sudo kill -TERM 101" in text and "web-2 ran: sudo kill -TERM 202" in text
+
+
+def test_a_host_without_a_value_fails_alone_naming_the_lookup() -> None:
+    text = PIDS.replace("pids: {web-1: 101, web-2: 202}", "pids: {web-1: 101}")
+    remote = FakeRemote()
+    result, recorder = run_text(text, remote=FanOut(remote))
+    assert result.outcome == "failed" and result.failed_step == "stop"
+    assert [(c.host, c.command) for c in remote.calls if c.step == "stop"] == [("web-1", "sudo kill -TERM 101")]
+    failed = [e for e in recorder.named("host.finished") if isinstance(e, HostFinished) and e.status != "ok"]
+    assert [e.host for e in failed] == ["web-2"] and "web-2" in (failed[0].error or "")
+
+
+def test_a_secret_in_a_hosts_command_is_shown_masked() -> None:
+    text = PIDS.replace("vars:\n", "inputs:\n  token: {type: string, secret: true, default: hunter2-token}\nvars:\n")
+    text = text.replace("sudo kill -TERM {{ vars.pids[host] }}", "curl -H {{ inputs.token }} -d {{ vars.pids[host] }}")
+    remote = FakeRemote()
+    _, recorder = run_text(text, remote=FanOut(remote))
+    assert {c.command for c in remote.calls if c.step == "stop"} == {"curl -H hunter2-token -d 101",
+                                                                      "curl -H hunter2-token -d 202"}
+    shown = {e.command for e in recorder.named("host.finished") if isinstance(e, HostFinished) and e.step == "stop"}
+    assert shown == {"curl -H *** -d 101", "curl -H *** -d 202"}  # as the $ line shows a secret
+    assert "hunter2" not in repr([e.record() for e, _ in recorder.events])
