@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "live": "bench.live",
     "simulate": "bench.simulate",
     "fleet": "bench.fleet",
+    "kube": "bench.kube",
 }
 
 
