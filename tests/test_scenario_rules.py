@@ -51,6 +51,13 @@ recovery:
   - {id: verify, run: "df {{ inputs.mount }}", expect: "stdout | int < 90"}
 """
 
+KUBE_TARGETS = """\
+targets:
+  web: {pods: {context: prod, namespace: shop, selector: app=web}}
+  disks: {nodes: {context: prod, selector: pool=a, image: busybox}}
+  box: {hosts: [b-1]}
+"""
+
 # A scenario that scripts everything RUNBOOK needs: every rule is silent on it.
 COMPLETE = """
 inputs: {host: db-1}
@@ -65,7 +72,7 @@ participants:
 """
 
 SEVERITY = {"RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
-            "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR}
+            "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR, "RB215": ERROR}
 
 
 def scenario(body: str) -> str:
@@ -133,6 +140,13 @@ CASES = [
         title: Drill
         runbook: ‸runbook.yaml
         """), message="is not valid (1 error(s))", runbook=RUNBOOK.replace("timeout:", "timout:")),
+    # -- RB215 scenario-pods-target ----------------------------------------------------------
+    Case("RB215", "pods for a Kubernetes target", extended("""
+        pods: {web: [web-1, web-2], disks: "{{ state.nodes }}"}
+        """), runbook=RUNBOOK + KUBE_TARGETS),
+    Case("RB215", "pods for a misspelt target and for an SSH target", extended("""
+        pods: {‸webb: [web-1], ‸box: [b-1]}
+        """), message="pods: ", runbook=RUNBOOK + KUBE_TARGETS),
     # -- RB202 unknown-response-step ---------------------------------------------------------
     Case("RB202", "responses for steps the runbook has", scenario(COMPLETE)),
     Case("RB202", "a response for a misspelt step, with a suggestion", complete(

@@ -280,3 +280,21 @@ def _mitigated_when(c: ScenarioCheck) -> Iterator[Finding]:
     for name in sorted(found.names - _WORLD_NAMES):
         yield Finding(("mitigated_when",), f"`{text}` uses '{name}'; the world's condition sees only "
                                            f"`state` and `inputs`{did_you_mean(name, _WORLD_NAMES)}")
+
+
+@rule("RB215", "scenario-pods-target", ERROR,
+      "A scenario's `pods:` lists the pods of a Kubernetes target of the runbook; an entry for a "
+      "target the runbook lacks, or one that is not a `pods:`/`nodes:` target, is never used.",
+      kind="scenario")
+def _pods_targets(c: ScenarioCheck) -> Iterator[Finding]:
+    if c.runbook is None:
+        return
+    targets = c.runbook.targets
+    kube = [name for name, target in targets.items() if target.kube is not None]
+    for name in c.scenario.pods:
+        if name not in targets:
+            yield Finding(("pods", name), f"pods: the runbook has no target '{name}'{did_you_mean(name, kube)}",
+                          key=True)
+        elif targets[name].kube is None:
+            yield Finding(("pods", name), f"pods: target '{name}' reaches its hosts over SSH, not through "
+                                          "kubectl; its hosts come from the runbook", key=True)
