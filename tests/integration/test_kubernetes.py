@@ -309,3 +309,17 @@ def test_a_command_a_killed_engine_left_in_a_pod_is_found_and_stopped_through_ku
     assert done.code == 0, done.text
     assert live_processes_with(marker) == []
     assert any("kill -TERM" in c[-1] for c in kube.calls_of("exec"))
+
+
+@pytest.mark.parametrize("value", ["--all-namespaces", "web-a --namespace=kube-system", "Web_A", "web-a\nx"])
+def test_a_templated_pod_name_is_checked_once_rendered_and_never_reaches_kubectl(
+        run_text: Callable, kube: FakeKubectl, value: str) -> None:
+    """A name from an input that Kubernetes would refuse, or kubectl would read as its own
+    flag, fails the step naming the property; kubectl is not called with it."""
+    target = 'pods: {context: prod, namespace: shop, name: "{{ inputs.pod }}"}\n'
+    text = runbook(target, "- id: look\n  target: web\n  run: echo here\n").replace(
+        "inputs:\n", "inputs:\n  pod: {type: string}\n")
+    result, records, _ = run_text(text, pod=value)
+    error = finished(records, "look")["error"]
+    assert "targets.web.pods.name" in error and "is not a pod name" in error
+    assert kube.calls() == [] and result.outcome == "failed"
