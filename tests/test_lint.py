@@ -175,6 +175,26 @@ CASES = [
         remediation:
           - {id: b, manual: fix}
         """)),
+    Case("RB103", "a target whose hosts, group and channel come from steps that ran before", runbook("""
+        defaults: {timeout: 1m}
+        inputs: {tier: {type: string}, team: {type: string}}
+        targets:
+          lbs: {hosts: ["{{ steps.find_lbs.outputs.hosts }}"]}
+          web: {group: "{{ inputs.tier }}-{{ steps.find_lbs.outputs.pool }}"}
+        detection:
+          - {id: find_lbs, run: list-lbs, outputs: {hosts: "{{ stdout.split() }}", pool: "{{ stdout }}"}}
+          - {id: drain, target: lbs, run: drain}
+          - {id: check, target: web, run: check}
+          - {id: tell, notify: {channel: "{{ inputs.team }}-oncall", message: drained}}
+        """)),
+    Case("RB103", "a target whose hosts come from a step that runs after a step using it", runbook("""
+        defaults: {timeout: 1m}
+        targets:
+          lbs: {hosts: ["{{ ‸steps.find_lbs.outputs.hosts }}"]}
+        detection:
+          - {id: drain, target: lbs, run: drain}
+          - {id: find_lbs, run: list-lbs, outputs: {hosts: "{{ stdout.split() }}"}}
+        """), message="uses the target before find_lbs runs"),
     Case("RB103", "a step referring to itself instead of using its own results", runbook("""
         defaults: {timeout: 1m}
         detection:
@@ -330,7 +350,7 @@ CASES = [
           - {id: a, manual: look}
         """)),
     Case("RB106", "step names and results in runbook-level templates", runbook("""
-        targets: {box: {hosts: ["{{ ‸host }}", "{{ ‸steps.a.stdout }}"]}}
+        targets: {box: {hosts: ["{{ ‸host }}", "{{ steps.a.stdout }}"]}}
         updates: {channel: s, message: "{{ ‸stdout }} {{ ‸item }}"}
         escalation:
           - {when: ‸exit_code != 0, notify: ic, message: "{{ ‸host }}"}

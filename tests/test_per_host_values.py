@@ -73,3 +73,83 @@ def test_a_secret_in_a_hosts_command_is_shown_masked() -> None:
     shown = {e.command for e in recorder.named("host.finished") if isinstance(e, HostFinished) and e.step == "stop"}
     assert shown == {"curl -H *** -d 101", "curl -H *** -d 202"}  # as the $ line shows a secret
     assert "hunter2" not in repr([e.record() for e, _ in recorder.events])
+
+
+# -- hosts from earlier steps, templated group and channel -------------------------------------
+
+FOUND = textwrap.dedent("""\
+    kind: runbook
+    version: 1
+    id: lbs
+    title: Drain the load balancers that are down
+    defaults: {timeout: 30s}
+    inputs:
+      tier: {type: string, default: edge}
+      team: {type: string, default: network}
+    targets:
+      lbs: {hosts: ["{{ steps.find_lbs.outputs.hosts }}"]}
+      pool: {group: "{{ inputs.tier }}-lbs"}
+    detection:
+      - id: find_lbs
+        run: list-down-lbs
+        outputs: {hosts: "{{ stdout.split() }}"}
+    remediation:
+      - {id: drain, target: lbs, run: "drain {{ host }}"}
+      - {id: tell, notify: {channel: "{{ inputs.team }}-oncall", message: "drained {{ steps.drain.hosts | length }}"}}
+    """)
+
+
+def test_a_targets_hosts_may_come_from_an_earlier_steps_output() -> None:
+    from engine.testing import ScriptedExecutor
+
+    remote = FakeRemote()
+    result, _ = run_text(FOUND.replace("  - {id: tell", "  - {id: tell, when: \"1 == 2\""),
+                         executor=ScriptedExecutor({"find_lbs": "lb-2 lb-3\n"}), remote=FanOut(remote))
+    assert result.outcome == "resolved", result.reason
+    assert sorted((c.host, c.command) for c in remote.calls) == [("lb-2", "drain lb-2"), ("lb-3", "drain lb-3")]
+
+
+def test_hosts_from_a_step_and_a_templated_group_resolve_through_the_inventory(tmp_path: object) -> None:
+    """The live resolver: a list from a step's output is one host per item, and `group:` is
+    rendered before it is looked up in the inventory."""
+    from pathlib import Path
+
+    from engine.fleet.hosts import Resolver
+    from engine.language.model import Target
+
+    inventory = Path(str(tmp_path)) / "hosts.ini"
+    inventory.write_text("[edge-lbs]\nlb-1\nlb-2\n")
+    resolver = Resolver(inventory)
+    ctx = {"steps": {"find_lbs": {"outputs": {"hosts": ["lb-2", "deploy@lb-3:2222"]}}}, "inputs": {"tier": "edge"}}
+    assert resolver("lbs", Target("lbs", hosts=("{{ steps.find_lbs.outputs.hosts }}",)), ctx) == ["lb-2", "lb-3"]
+    assert resolver.host("lbs", "lb-3").user == "deploy" and resolver.host("lbs", "lb-3").port == 2222
+    assert resolver("pool", Target("pool", group="{{ inputs.tier }}-lbs"), ctx) == ["lb-1", "lb-2"]
+
+
+def test_a_notify_channel_may_be_a_template(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from engine.executors.notify import Channel, Notifier
+    from engine.testing import ScriptedExecutor
+
+    log = Path(str(tmp_path)) / "network.log"
+    notifier = Notifier({"network-oncall": Channel("network-oncall", "file", path=str(log))}, console=lambda _: None)
+    text = FOUND.replace("  - {id: drain, target: lbs, run: \"drain {{ host }}\"}\n", "")
+    text = text.replace("drained {{ steps.drain.hosts | length }}", "drained")
+    result, recorder = run_text(text, executor=ScriptedExecutor({"find_lbs": "lb-2\n"}), notifier=notifier)
+    assert result.outcome == "resolved", result.reason
+    [sent] = recorder.named("notify.sent")
+    assert sent.channel == "network-oncall"  # type: ignore[attr-defined]
+    assert "drained" in log.read_text()
+
+
+def test_the_plan_says_hosts_from_a_step_are_decided_at_run_time() -> None:
+    from engine.language.builder import build_runbook
+    from engine.language.loader import load_text
+    from engine.run.plan import build_plan, render_plan
+
+    book = build_runbook(load_text(FOUND, "lbs.yaml"))
+    text = render_plan(build_plan(book, {"tier": "edge", "team": "network"}))
+    assert "target lbs: decided at run time ({{ steps.find_lbs.outputs.hosts }})" in text
+    assert "target pool: <group edge-lbs>" in text
+    assert "notify [network-oncall]: drained {{ steps.drain.hosts | length }}  (computed at run time)" in text

@@ -18,7 +18,7 @@ from engine.errors import TemplateError
 from engine.language.inventory import ENV, SETTINGS, Host, Inventory, InventoryError, load_inventory
 from engine.language.model import Target
 
-__all__ = ["Resolver", "TargetError", "parse_host_entry"]
+__all__ = ["Resolver", "TargetError", "decided_later", "host_entries", "parse_host_entry", "rendered_group"]
 
 _SPLIT = re.compile(r"[\s,]+")
 
@@ -84,10 +84,10 @@ class Resolver:
         """The hosts of a target with their connection settings; TargetError if there are none."""
         hosts: dict[str, Host] = {}
         if target.group is not None:
-            for member in self._group(name, target.group):
+            for member in self._group(name, rendered_group(name, target, ctx)):
                 hosts.setdefault(member, self._with_inventory(Host(member), target))
         for i, template in enumerate(target.hosts):
-            for entry in _entries(template, ctx, f"targets.{name}.hosts[{i}]"):
+            for entry in host_entries(template, ctx, f"targets.{name}.hosts[{i}]"):
                 host_name, user, port = parse_host_entry(entry)
                 host = self._with_inventory(Host(host_name), target)
                 hosts.setdefault(host_name, replace(host, user=user or host.user, port=port or host.port))
@@ -102,6 +102,9 @@ class Resolver:
                "runbook": {"id": runbook.id, "title": runbook.title}}
 
         def hosts_of(name: str) -> list[str]:
+            later = decided_later(runbook.targets[name])
+            if later:
+                return [later]
             try:
                 hosts = self.resolve(name, runbook.targets[name], ctx)
             except TargetError as exc:
@@ -137,8 +140,36 @@ class Resolver:
                                  if k != "address" and getattr(known, k) is None})
 
 
-def _entries(template: str, ctx: Mapping[str, Any], where: str) -> list[str]:
+def host_entries(template: str, ctx: Mapping[str, Any], where: object) -> list[str]:
+    """A `hosts:` entry rendered: one expression giving a list (`{{ steps.find_lbs.outputs.hosts }}`)
+    gives its items; text is split at commas and blanks (`"a, b c"` is three hosts)."""
     from engine.templates import templating
 
-    rendered = templating.render(template, ctx, where=where)
-    return [word for word in _SPLIT.split(rendered) if word]
+    value = templating.render_value(template, ctx, where=where)
+    if isinstance(value, (list, tuple)):
+        words = [str(v).strip() for v in value if v is not None]
+    else:
+        words = _SPLIT.split(str(value)) if value is not None else []
+    return [word for word in words if word]
+
+
+def decided_later(target: Target) -> str | None:
+    """For a dry-run: `decided at run time (...)` when the target's hosts or group come
+    from earlier steps' results (`{{ steps.find_lbs.outputs.hosts }}`)."""
+    from engine.templates import templating
+
+    later = [t.strip() for t in (*target.hosts, target.group or "") if "steps" in templating.analyze(t).names]
+    return f"decided at run time ({', '.join(later)})" if later else None
+
+
+def rendered_group(name: str, target: Target, ctx: Mapping[str, Any]) -> str:
+    """The target's `group:`, its template rendered (`{{ inputs.tier }}-lbs`)."""
+    from engine.templates import templating
+
+    group = target.group or ""
+    if not templating.has_template(group):
+        return group
+    rendered = templating.render(group, ctx, where=f"targets.{name}.group").strip()
+    if not rendered:
+        raise TargetError(f"target '{name}': group `{group}` rendered empty", where=f"targets.{name}.group")
+    return rendered

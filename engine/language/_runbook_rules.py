@@ -46,6 +46,8 @@ def _undefined_step(c: RunbookCheck) -> Iterator[Finding]:
       "A step's results exist only after it ran; using them earlier is always undefined.")
 def _used_before(c: RunbookCheck) -> Iterator[Finding]:
     for f, ref in _step_refs(c):
+        if f.step is None and f.path[0] == "targets" and ref in c.order:
+            yield from _target_used_before(c, f, ref)
         if f.step is None or _in_rollback(f) or ref not in c.all_ids:
             continue  # runbook-level templates and rollbacks may use any step; RB102 unknowns
         at = f.spot(f"steps.{ref}")
@@ -59,6 +61,18 @@ def _used_before(c: RunbookCheck) -> Iterator[Finding]:
         elif theirs == mine:
             yield Finding(f.path, f"step '{ref}' refers to itself through steps.{ref}: "
                                   "use stdout, outputs, exit_code directly", at=at)
+
+
+def _target_used_before(c: RunbookCheck, f: Field, ref: str) -> Iterator[Finding]:
+    """A target whose hosts come from steps.X, used by a step that runs before X."""
+    name = f.path[1]
+    default = c.runbook.defaults.target
+    for step in c.runbook.steps():
+        uses = step.target == name or (step.target is None and default == name and step.kind == "run")
+        if uses and step.path in c.position and c.position[step.path] <= c.order[ref]:
+            yield Finding(f.path, f"steps.{ref} decides the hosts of target '{name}', but step "
+                                  f"'{step.id}' uses the target before {ref} runs", at=f.spot(f"steps.{ref}"))
+            return
 
 
 def _in_rollback(f: Field) -> bool:
@@ -80,7 +94,7 @@ def _undefined_target(c: RunbookCheck) -> Iterator[Finding]:
     groups = c.inventory_groups
     if groups is not None:
         for name, target in c.runbook.targets.items():
-            if target.group is not None and target.group not in groups:
+            if target.group is not None and target.group not in groups and "{" not in target.group:
                 yield Finding(("targets", name, "group"),
                               f"group '{target.group}' is not in the inventory"
                               f"{did_you_mean(target.group, groups)}")

@@ -22,9 +22,10 @@ class KnownChannels(NamedTuple):
 
 def channel_uses(runbook: Runbook) -> Iterator[tuple[Path, str]]:
     """Every channel a runbook names, with where: notify steps (rollbacks too),
-    escalation rules and updates."""
+    escalation rules and updates. A templated channel (`{{ inputs.team }}-oncall`) is
+    known only at run time, where an unknown one fails its step."""
     for step in runbook.steps(rollbacks=True):
-        if isinstance(step.spec, NotifySpec):
+        if isinstance(step.spec, NotifySpec) and "{" not in step.spec.channel:
             yield (*step.path, "notify", "channel"), step.spec.channel
     for rule_ in runbook.escalation:
         yield ("escalation", rule_.number, "notify"), rule_.notify

@@ -62,6 +62,8 @@ STAGE_NAMES = {
     "start": BEFORE_NAMES - {"attempt"},  # evaluated once, before the first try (when, confirm)
     "after": BEFORE_NAMES | RESULT_NAMES,
     "runbook": frozenset({"inputs", "vars", "run", "runbook", "incident", "now"}),
+    # A target's hosts and group are resolved as a step using it starts: earlier steps are known.
+    "target": frozenset({"inputs", "vars", "run", "runbook", "incident", "now", "steps"}),
     "update": BASE_NAMES | {"update", "escalation"},
 }
 
@@ -156,6 +158,8 @@ def _spec_fields(step: Step, spec: Any, f: Callable[..., Field]) -> Iterator[Fie
             if ask.prompt:
                 yield f(("ask", ask.name, "prompt"), ask.prompt, stage="start")
     elif isinstance(spec, NotifySpec):
+        if templating.has_template(spec.channel):
+            yield f(("notify", "channel"), spec.channel)
         yield f(("notify", "message"), spec.message, notify=True)
         if spec.title:
             yield f(("notify", "title"), spec.title, notify=True)
@@ -174,7 +178,9 @@ def runbook_fields(rb: Runbook) -> Iterator[Field]:
     """Templates outside steps: target hosts, links, updates, escalation."""
     for name, target in rb.targets.items():
         for i, host in enumerate(target.hosts):
-            yield Field(("targets", name, "hosts", i), host, stage="runbook")
+            yield Field(("targets", name, "hosts", i), host, stage="target")
+        if target.group is not None and templating.has_template(target.group):
+            yield Field(("targets", name, "group"), target.group, stage="target")
         if target.kube is not None:
             for key, text in target.kube.fields():
                 yield Field(("targets", name, target.kube.kind, key), text, stage="runbook")

@@ -30,8 +30,12 @@ def hosts_of(d: Driver, target: str, step: Step) -> list[str]:
         raise TemplateError(f"target '{target}' is not defined", where=d.where(step, "target"))
     if r.services.resolve_hosts is not None:
         return r.services.resolve_hosts(target, spec, r.state.context())
-    return [templating.render(h, r.state.context(), where=Where(r.runbook, ("targets", target, "hosts", i)))
-            for i, h in enumerate(spec.hosts)]
+    from engine.fleet.hosts import host_entries
+
+    ctx = r.state.context()
+    hosts = [entry for i, h in enumerate(spec.hosts)
+             for entry in host_entries(h, ctx, Where(r.runbook, ("targets", target, "hosts", i)))]
+    return list(dict.fromkeys(hosts))
 
 
 def per_host(d: Driver, step: Step, command: str, extra: dict[str, Any]) -> Callable[[str], str]:

@@ -38,13 +38,14 @@ def notify(d: Driver, step: Step, sid: str, spec: NotifySpec, number: int, extra
     r = d.r
     # A message leaves the run: it is rendered as shown, secrets as ***.
     ctx = d.seen(extra)
+    channel = templating.render(spec.channel, ctx, where=d.where(step, "notify", "channel")).strip()
     message = templating.render(spec.message, ctx, where=d.where(step, "notify", "message"))
     title = templating.render(spec.title, ctx, where=d.where(step, "notify", "title")) if spec.title else None
     # A hand-off that reached nobody did not happen: it must be delivered, like `required`.
-    attempt = r.notify(spec.channel, message, title=title, step=sid, budget=r.timeout_for(step),
+    attempt = r.notify(channel, message, title=title, step=sid, budget=r.timeout_for(step),
                        required=spec.required or spec.handoff)
     if spec.handoff and attempt.ok:
-        r.hand_off(f"handed off to {spec.channel} by step {sid}")
+        r.hand_off(f"handed off to {channel} by step {sid}")
     return attempt
 
 

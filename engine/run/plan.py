@@ -93,7 +93,11 @@ def build_plan(runbook: Runbook, inputs: Mapping[str, Any],
         if hosts_of is not None:
             resolved = hosts_of(name)
         else:
-            resolved = [_render(h, ctx) for h in target.hosts] or [f"<group {target.group}>"]
+            from engine.fleet.hosts import decided_later
+
+            later = decided_later(target)
+            resolved = [later] if later else [_render(h, ctx) for h in target.hosts] or [
+                f"<group {_render(target.group or '', ctx)}>"]
         user = f" as {target.user}" if target.user and hosts_of is None else ""  # hosts_of shows users
         targets[name] = ", ".join(resolved) + user
     phases = []
@@ -168,7 +172,7 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
     elif isinstance(spec, WaitSpec):
         add(f"wait {format_duration(spec.seconds)}")
     elif isinstance(spec, NotifySpec):
-        add(f"notify [{spec.channel}]: {_render(spec.message, ctx)}")
+        add(f"notify [{_render(spec.channel, ctx)}]: {_render(spec.message, ctx)}")
         if spec.handoff:
             add("hands the incident over: once delivered, the run ends escalated")
     elif isinstance(spec, SetSpec):

@@ -70,6 +70,12 @@ class Placeholder(str):
 
     __mul__ = __rmul__ = __mod__ = __rmod__ = _no_value
 
+    def __len__(self) -> int:  # `| length` of a list only the run knows: not the placeholder's text
+        return int(self._no_value(None))
+
+    def __bool__(self) -> bool:
+        return True
+
     def __eq__(self, other: object) -> bool:
         # `selectattr('leader', 'eq', 'true')` over a placeholder must not pick nothing (and
         # the plan show `echo ''`): equal only to the same placeholder, else no answer yet.
