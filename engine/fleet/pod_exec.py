@@ -107,9 +107,10 @@ class PodExecutor:
         (kubectl debug does not always pass it on); None when the pod does not say."""
         done = self._short(kubectl.pod_argv(place.cluster, place.namespace, pod))
         data = done.json() if done.code == 0 else None
-        statuses = (data or {}).get("status", {}).get("containerStatuses") or [] if isinstance(data, dict) else []
-        for status in statuses:
-            terminated = (status.get("state") or {}).get("terminated") if isinstance(status, dict) else None
+        status = data.get("status") if isinstance(data, dict) else None
+        for container in (status.get("containerStatuses") or []) if isinstance(status, dict) else []:
+            state = container.get("state") if isinstance(container, dict) else None
+            terminated = state.get("terminated") if isinstance(state, dict) else None
             if isinstance(terminated, dict) and isinstance(terminated.get("exitCode"), int):
                 return int(terminated["exitCode"])
         return None
@@ -125,6 +126,8 @@ def _finish(inv: Invocation, place: Place, result: Result, marked: _Marked, code
     stdout = marked.stdout(result.stdout)
     if marked.pid is None and not (result.timed_out or result.cancelled):
         why = result.error if result.exit_code is None else kubectl.message(result.stderr)
+        if result.exit_code in (126, 127) and "/bin/sh" in result.stderr:
+            why = f"the container has no /bin/sh, which `run` steps need ({why})"
         return replace(result, host=inv.host, stdout=stdout, ok=False,
                        error=f"kubectl could not run the command in {place.noun} {inv.host}: {why}",
                        extra={"status": "unreachable"})

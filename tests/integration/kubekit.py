@@ -7,7 +7,8 @@ gives it (calls.jsonl) and answers from a JSON file the test writes (state.json)
   separated) and --field-selector=metadata.name=X: a JSON List of the matching items;
 - `exec [flags] POD -- CMD...`: runs CMD here, in its own session (as a container's process
   outlives a killed kubectl), with FAKE_POD set; a pod in the state's `vanished` list
-  answers as the API server does for a pod that is gone; a non-zero exit prints kubectl's
+  answers as the API server does for a pod that is gone, one in `no_shell` as a distroless
+  container without /bin/sh does; a non-zero exit prints kubectl's
   `command terminated with exit code N` and exits N;
 - `debug node/NAME ... -- chroot /host CMD...`: prints kubectl's `Creating debugging pod`
   line, runs CMD here and exits 0 whatever CMD did (the exit code is then only in the
@@ -89,6 +90,12 @@ elif words[:1] == ["exec"]:
     if pod in state.get("vanished", []):
         sys.stderr.write('Error from server (NotFound): pods "%s" not found\n' % pod)
         sys.exit(1)
+    if pod in state.get("no_shell", []):
+        sys.stderr.write('error: Internal error occurred: error executing command in container: failed to exec '
+                         'in container: failed to start exec: OCI runtime exec failed: exec failed: unable to '
+                         'start container process: exec: "/bin/sh": stat /bin/sh: no such file or directory: '
+                         'unknown\n')
+        sys.exit(126)
     code = run_here(rest, pod)
     if code:
         sys.stderr.write("command terminated with exit code %d\n" % code)

@@ -323,3 +323,14 @@ def test_a_templated_pod_name_is_checked_once_rendered_and_never_reaches_kubectl
     error = finished(records, "look")["error"]
     assert "targets.web.pods.name" in error and "is not a pod name" in error
     assert kube.calls() == [] and result.outcome == "failed"
+
+
+def test_a_container_without_a_shell_is_named_as_the_reason(run_text: Callable, kube: FakeKubectl) -> None:
+    kube.state["no_shell"] = ["web-a"]
+    kube.save()
+    target = "pods: {context: prod, namespace: shop, name: web-a}\n"
+    _, records, _ = run_text(runbook(target, "- id: look\n  target: web\n  run: echo here\n"))
+    view = finished(records, "look")["hosts"]["web-a"]
+    assert view["status"] == "unreachable"
+    assert view["error"].startswith("kubectl could not run the command in pod web-a: the container has no "
+                                    "/bin/sh, which `run` steps need (error: Internal error occurred")
