@@ -11,6 +11,7 @@ from engine.errors import UsageError
 
 from ._validate_main import write_report
 from .base import emit, use_color
+from .stored import RunSource, database_option, exported
 
 
 @click.command("test")
@@ -111,12 +112,18 @@ def scenario() -> None:
 
 
 @scenario.command("from-run")
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("run_dir", type=RunSource(file_okay=False, exists=True))
+@database_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the scenario here (default: stdout).")
-def from_run(run_dir: str, output: str | None) -> None:
-    """Turn a recorded live run into a scenario that replays it (a past incident as a drill)."""
+def from_run(run_dir: str, database: str | None, output: str | None) -> None:
+    """Turn a recorded live run into a scenario that replays it (a past incident as a drill).
+    With --database, RUN_DIR is the id of a run in the service's store."""
     from engine.simulation.replay import dump, scenario_from_run
 
+    if database:
+        with exported(database, [run_dir]) as [exported_dir]:
+            emit(dump(scenario_from_run(exported_dir, output)), output)
+        return
     emit(dump(scenario_from_run(run_dir, output)), output)
 
 

@@ -212,7 +212,8 @@ def resume(run_dir: str, rerun_failed: bool, skip: tuple[str, ...], from_step: s
 @click.option("--runs-dir", type=click.Path(file_okay=False), help="Default .runbook/runs.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
-def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
+@click.option("--database", metavar="URL", help="List the runs of the service's store instead.")
+def runs(runs_dir: str | None, fmt: str, limit: int, database: str | None) -> None:
     """List recent runs with their outcome and duration."""
     import json
     from pathlib import Path
@@ -221,7 +222,12 @@ def runs(runs_dir: str | None, fmt: str, limit: int) -> None:
     from engine.run.history import list_runs, runs_table
     from engine.run.session import RUNS
 
-    found = list_runs(Path(runs_dir) if runs_dir else home() / RUNS, limit)
+    from .stored import stored_runs
+
+    if database:
+        found = stored_runs(database, limit)
+    else:
+        found = list_runs(Path(runs_dir) if runs_dir else home() / RUNS, limit)
     if fmt == "json":
         click.echo(json.dumps([r.__dict__ for r in found], indent=2, default=str))
         return

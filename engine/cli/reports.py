@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from .base import emit
+from .stored import RunSource, database_option, exported, stored_source
 
 
 @click.command()
-@click.argument("source", metavar="RUN_DIR|JOURNAL", type=click.Path(exists=True))
+@click.argument("source", metavar="RUN_DIR|JOURNAL", type=RunSource(exists=True))
+@database_option
 @click.option("-f", "--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here (default: stdout).")
 @click.option("--scenario", "scenario_file", type=click.Path(dir_okay=False, exists=True),
@@ -18,13 +20,21 @@ from .base import emit
 @click.option("--trainer", is_flag=True,
               help="A drill's debrief for the trainer: with the scenario's description, each injected event's "
                    "kind and why each fault is there (the default debrief, for trainees, leaves them out).")
-def report(source: str, fmt: str, output: str | None, scenario_file: str | None, history_dir: str | None,
-           trainer: bool) -> None:
+def report(source: str, database: str | None, fmt: str, output: str | None, scenario_file: str | None,
+           history_dir: str | None, trainer: bool) -> None:
     """Report on a run from its journal: timeline, key times, and a drill debrief
-    or a post-incident review draft (Markdown, one self-contained HTML file, or JSON)."""
+    or a post-incident review draft (Markdown, one self-contained HTML file, or JSON).
+    With --database, SOURCE is the id of a run in the service's store."""
     from engine.reporting.report import build_report
 
-    built = build_report(source, scenario_file=scenario_file, history_dir=history_dir, trainer=trainer)
+    if database:
+        import dataclasses
+
+        with exported(database, [source]) as [run_dir]:
+            built = build_report(run_dir, scenario_file=scenario_file, history_dir=history_dir, trainer=trainer)
+        built = dataclasses.replace(built, source=stored_source(database, source))
+    else:
+        built = build_report(source, scenario_file=scenario_file, history_dir=history_dir, trainer=trainer)
     if fmt == "html":
         from engine.reporting.html import render_html
 
@@ -41,16 +51,24 @@ def report(source: str, fmt: str, output: str | None, scenario_file: str | None,
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=RunSource(exists=True))
+@database_option
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the statistics here (default: stdout).")
-def stats(paths: tuple[str, ...], fmt: str, output: str | None) -> None:
+def stats(paths: tuple[str, ...], database: str | None, fmt: str, output: str | None) -> None:
     """Statistics over many journals (run directories, searched recursively): per runbook
-    and scenario, runs, outcomes, p50/p90 of the key times, and the trend."""
+    and scenario, runs, outcomes, p50/p90 of the key times, and the trend. With
+    --database, over the finished runs of the service's store (or the run ids given)."""
     from engine.reporting import stats as stats_mod
 
-    collected = stats_mod.collect(paths)
+    if database:
+        with exported(database, paths) as run_dirs:
+            collected = stats_mod.collect(run_dirs)
+    elif not paths:
+        raise click.UsageError("Missing argument 'PATHS...' (or --database URL).")
+    else:
+        collected = stats_mod.collect(paths)
     if fmt == "html":
         from engine.reporting.html import render_stats_html
 

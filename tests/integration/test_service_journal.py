@@ -4,6 +4,7 @@ store (SQLite and a real PostgreSQL) come out of the store byte for byte the sam
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from engine.run.journal_writer import JournalWriter
 from engine.run.session import LiveOptions, run_at
 from engine.service.journal import StoreJournal
 from engine.service.store import Store
+from engine.service.store.database import database_url
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +69,30 @@ def test_the_stored_journal_is_byte_for_byte_the_file_journal(store: Store, tmp_
     report = CliRunner().invoke(cli, ["report", str(tmp_path / "exported"), "-f", "json"])
     assert report.exit_code == 0, report.output
     assert '"resolved"' in report.output
+
+
+def test_report_stats_and_from_run_read_runs_from_the_store(store: Store, database: str, tmp_path: Path) -> None:
+    """With --database they take run ids: the same report as from the CLI run's directory."""
+    runbook = takeover_runbook(tmp_path)
+    run_id = queue_run(store, runbook, tmp_path / "work")
+    store.claim("w1", {}, 60)
+    options = LiveOptions(install_signals=False, show_output=False, stream=io.StringIO(), machine_lock=False,
+                          journal=lambda d: _Tee(JournalWriter(d), StoreJournal(store, run_id, "w1")))
+    run_at(load_runbook(runbook), {"dir": str(tmp_path / "work"), "token": "x"}, options, run_id=run_id,
+           run_dir=tmp_path / run_id)
+    store.finish(run_id, "w1", "resolved")
+    runner = CliRunner()
+    from_store = runner.invoke(cli, ["report", "--database", database, run_id, "-f", "json"])
+    from_dir = runner.invoke(cli, ["report", str(tmp_path / run_id), "-f", "json"])
+    assert from_store.exit_code == 0 and from_dir.exit_code == 0, from_store.output
+    shown = json.loads(from_store.output)
+    assert shown.pop("source") == f"run {run_id} in {database_url(database)}"
+    assert shown == {k: v for k, v in json.loads(from_dir.output).items() if k != "source"}
+    stats = runner.invoke(cli, ["stats", "--database", database, "-f", "json"])
+    assert stats.exit_code == 0 and '"resolved": 1' in stats.output, stats.output
+    scenario = runner.invoke(cli, ["scenario", "from-run", "--database", database, run_id])
+    assert scenario.exit_code == 0 and "kind: scenario" in scenario.output, scenario.output
+    listed = runner.invoke(cli, ["runs", "--database", database])
+    assert listed.exit_code == 0 and run_id in listed.output and "resolved" in listed.output, listed.output
+    missing = runner.invoke(cli, ["report", "--database", database, "nope"])
+    assert missing.exit_code == 3 and "has no run nope" in missing.output
