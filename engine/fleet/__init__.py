@@ -1,6 +1,6 @@
 """Fleet: many hosts. `hosts` decides which hosts a step's target means (inventory groups
 and templated host lists); `ssh` runs a command on one host over SSH (connections pooled
-for the whole run, settings completed from ~/.ssh/config, host keys checked); `fanout`
+and reused across steps, settings completed from ~/.ssh/config, host keys checked); `fanout`
 runs one invocation on every host of a target under its policy (`parallel`, `serial`,
 `max_failures`) and reports each host through callbacks. Kubernetes targets: `pods`
 lists the pods or nodes a target means, `kubectl` builds kubectl's command lines, and

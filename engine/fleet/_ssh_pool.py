@@ -1,9 +1,9 @@
 """SSH connections for the SSH executor: whether a host's key is the one we know, who we
 log in as, and one open connection per host, reused by every step of the run.
 
-- KnownHosts: the user's known_hosts and the project's; unknown keys are refused unless
-  --accept-new-host-keys (then recorded, like OpenSSH's `accept-new`); a changed key
-  is always refused.
+- KnownHosts (_known_hosts.py): the user's known_hosts and the project's; unknown keys are
+  refused unless --accept-new-host-keys (then recorded, like OpenSSH's `accept-new`); a
+  changed key is always refused.
 - Authentication: identity files, then the ssh-agent, then a password only when the
   target names an environment variable holding one. Nothing ever prompts.
 - SshPool: opens connections lazily (TCP_NODELAY; a jump host through a direct-tcpip
@@ -20,9 +20,9 @@ import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._known_hosts import KnownHosts, fingerprint
 from ._ssh_config import ConnectFailed, Endpoint, SshOptions, load_paramiko
 
 if TYPE_CHECKING:
@@ -31,77 +31,6 @@ if TYPE_CHECKING:
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 MAX_IDLE = 64  # connections kept open with no command on them
 _RSA_ALGS = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
-
-
-def fingerprint(key: Any) -> str:
-    """`SHA256:...` as ssh-keygen -l prints it."""
-    import base64
-    import hashlib
-
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-class KnownHosts:
-    """Host keys we trust: checks, and records new ones when allowed."""
-
-    def __init__(self, options: SshOptions) -> None:
-        self.options = options
-        self._keys: Any = None
-        self._loaded: set[str] = set()
-        self._lock = threading.Lock()
-
-    def _load(self, extra: tuple[str, ...]) -> Any:
-        with self._lock:
-            if self._keys is None:
-                self._keys = load_paramiko().HostKeys()
-            for path in [*map(str, self.options.known_hosts), *extra]:
-                if path not in self._loaded and os.path.isfile(path):
-                    self._keys.load(path)
-                    self._loaded.add(path)
-            return self._keys
-
-    def known_types(self, ep: Endpoint) -> list[str]:
-        entry = self._load(ep.known_hosts).lookup(ep.known_name)
-        return list(entry.keys()) if entry else []
-
-    def verify(self, ep: Endpoint, key: Any) -> None:
-        entry = self._load(ep.known_hosts).lookup(ep.known_name)
-        kind, seen = key.get_name(), fingerprint(key)
-        if not entry:
-            self._unknown(ep, key)
-            return
-        known = entry.get(kind)
-        if known is not None and known == key:
-            return
-        was = f"{kind} {fingerprint(known)}" if known is not None else \
-            "only " + ", ".join(f"{k} {fingerprint(v)}" for k, v in entry.items())
-        raise ConnectFailed("host_key", (
-            f"HOST KEY CHANGED for {ep.name} ({ep.known_name}): it now presents {kind} {seen}, "
-            f"known_hosts has {was}. This can mean someone is intercepting the connection. "
-            "Not connecting, and --accept-new-host-keys never accepts a changed key; if the host "
-            f"was reinstalled, remove the old key (ssh-keygen -R '{ep.known_name}') and verify the new one."))
-
-    def _unknown(self, ep: Endpoint, key: Any) -> None:
-        kind, seen = key.get_name(), fingerprint(key)
-        target = self.options.write_known_hosts
-        if not self.options.accept_new or target is None:
-            where = f" (records it in {target})" if target else ""
-            raise ConnectFailed("host_key", (
-                f"host key of {ep.name} ({ep.known_name}) is not known: {kind} {seen}. Not connecting. "
-                f"Check the fingerprint out of band, then run with --accept-new-host-keys{where} "
-                f"or add it yourself: ssh-keyscan -p {ep.port} {ep.address} >> ~/.ssh/known_hosts"))
-        self._record(target, ep.known_name, key)
-
-    def _record(self, path: Path, name: str, key: Any) -> None:
-        with self._lock:
-            assert self._keys is not None
-            if self._keys.lookup(name):
-                return
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(f"{name} {key.get_name()} {key.get_base64()}\n")
-            self._keys.add(name, key.get_name(), key)
 
 
 class KeyCache:
