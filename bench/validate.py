@@ -10,10 +10,14 @@ after a warm-up) of:
   b. `check-jsonschema --schemafile schemas/runbook.schema.json FILE...`: the same files
      against the same schema, one invocation; the baseline (from .venv-bench only)
   c. `runbook validate FILE`: one typical file (the median size), start-up included
+  d. the floor: one Python process (the project's) loading the 1,000 files with libyaml
+     (`yaml.load(f, Loader=yaml.CSafeLoader)`), start-up and `import yaml` included:
+     what merely reading them costs, with no position, no schema, no model, no lint
 
 and, for context, `runbook validate --jobs 1 DIR` and check-jsonschema on the one file.
-Targets from the issue: a under 0.5 s (reported for both the checked and the cached
-run); b at least 3x slower than a; c under 100 ms.
+Targets from the issues: a under 0.5 s (reported for both the checked and the cached
+run); b at least 3x slower than a; c under 100 ms; a at most 1.2x d (issue 14: the work
+may spread over both CPUs; the floor uses one).
 
 The 1,000-file commands take turns (as do the single-file ones), so a machine that gets
 busier during the run slows both tools alike; CPU time is reported beside wall time,
@@ -51,6 +55,11 @@ RUNS_DIR = 9  # per 1,000-file measurement of `runbook validate`
 RUNS_BASELINE = 5  # check-jsonschema needs ~30 s per 1,000 files: the minimum the method allows
 RUNS_FILE = 21
 SCHEMA = Path("schemas/runbook.schema.json")
+# The floor: load every file of a directory with libyaml, in one process, nothing else.
+FLOOR = ("import os, sys, yaml\n"
+         "for entry in sorted(os.scandir(sys.argv[1]), key=lambda e: e.name):\n"
+         "    with open(entry.path, 'rb') as handle:\n"
+         "        yaml.load(handle, Loader=yaml.CSafeLoader)\n")
 BASELINE = "check-jsonschema"
 
 
@@ -120,6 +129,8 @@ def _measure(ctx: Context, corpus: Corpus) -> dict[str, Timing]:
         "dir_warm": Timing("runbook validate DIR (cached)", _ours(ctx, corpus.directory), runs(RUNS_DIR)),
         "dir_jobs1": Timing("runbook validate --no-cache --jobs 1 DIR",
                             _ours(ctx, "--no-cache", "--jobs", "1", corpus.directory), runs(RUNS_DIR)),
+        "floor": Timing("libyaml floor", [str(ctx.project("python")), "-c", FLOOR, str(corpus.directory)],
+                        runs(RUNS_DIR)),
         "baseline": Timing("check-jsonschema FILES", _theirs(ctx, corpus.files), runs(RUNS_BASELINE)),
     }
     single = {
@@ -133,7 +144,8 @@ def _measure(ctx: Context, corpus: Corpus) -> dict[str, Timing]:
 
 def _ratios(t: dict[str, Timing]) -> dict[str, float]:
     """How many times faster than the baseline on the same input."""
-    return {"dir": t["baseline"].median / t["dir"].median,
+    return {"dir_vs_floor": t["dir"].median / t["floor"].median,
+            "dir": t["baseline"].median / t["dir"].median,
             "dir_warm": t["baseline"].median / t["dir_warm"].median,
             "dir_jobs1": t["baseline"].median / t["dir_jobs1"].median,
             "file": t["baseline_file"].median / t["file"].median}
@@ -145,6 +157,8 @@ def _targets(t: dict[str, Timing]) -> list[Target]:
         Target(f"{COUNT:,} files, wall clock, unchanged since the last run", t["dir_warm"].median, 0.5),
         Target("faster than check-jsonschema (every file checked)", _ratios(t)["dir"], 3.0, below=False, unit="x"),
         Target("single file, wall clock", t["file"].median, 0.1),
+        Target("every file checked / the libyaml floor", t["dir"].median / t["floor"].median, 1.2 + 1e-9,
+               unit="x"),
     ]
 
 
@@ -174,6 +188,7 @@ _ROWS = (  # key, what, baseline key
     ("dir", f"`runbook validate --no-cache DIR` ({COUNT:,} files, every file checked)", "baseline"),
     ("dir_warm", f"`runbook validate DIR` ({COUNT:,} files, unchanged: from the cache)", "baseline"),
     ("dir_jobs1", f"`runbook validate --no-cache --jobs 1 DIR` ({COUNT:,} files)", "baseline"),
+    ("floor", f"libyaml floor: `yaml.load(CSafeLoader)` of the {COUNT:,} files, one process", "baseline"),
     ("baseline", f"`check-jsonschema` ({COUNT:,} files, baseline)", None),
     ("file", "`runbook validate FILE` (1 file)", "baseline_file"),
     ("baseline_file", "`check-jsonschema` (1 file, baseline)", None),
@@ -186,10 +201,19 @@ def _figure_rows(timings: dict[str, Timing]) -> list[list[str]]:
             for key, what, base in _ROWS]
 
 
+def floor_spread(t: dict[str, Timing]) -> tuple[float, float]:
+    """The lowest and highest of `--no-cache DIR` / floor per turn (the two ran back to back)."""
+    pairs = [a.wall / b.wall for a, b in zip(t["dir"].samples, t["floor"].samples, strict=False)]
+    return min(pairs), max(pairs)
+
+
 def _report(results: dict[str, Any], timings: dict[str, Timing], targets: list[Target]) -> None:
+    low, high = floor_spread(timings)
     print_tables(["measurement", *TIMING_HEADERS, "vs check-jsonschema"], _figure_rows(timings), targets,
                  heading=machine_line("Validation", results["machine"], results["baseline_version"]),
-                 lead=_corpus_line(results["corpus"]))
+                 lead=_corpus_line(results["corpus"]),
+                 note=f"every file checked / libyaml floor: {results['ratios_vs_baseline']['dir_vs_floor']:.2f}x "
+                      f"(medians); per turn {low:.2f}x - {high:.2f}x")
 
 
 def _corpus_line(c: dict[str, Any]) -> str:
