@@ -153,3 +153,32 @@ def test_the_plan_says_hosts_from_a_step_are_decided_at_run_time() -> None:
     assert "target lbs: decided at run time ({{ steps.find_lbs.outputs.hosts }})" in text
     assert "target pool: <group edge-lbs>" in text
     assert "notify [network-oncall]: drained {{ steps.drain.hosts | length }}  (computed at run time)" in text
+
+
+def test_a_drill_journals_each_hosts_own_command_and_fails_a_host_alone(tmp_path: object) -> None:
+    """In the simulated world too: host.finished per host with its command, and a host
+    with no value for it fails alone, as over SSH."""
+    from pathlib import Path
+
+    from simkit import drill, records
+
+    run = drill(Path(str(tmp_path)), """\
+        defaults: {timeout: 30s}
+        targets:
+          web: {hosts: [web-1, web-2, web-3]}
+        vars:
+          pids: {web-1: 101, web-2: 202}
+        detection:
+          - id: stop
+            target: web
+            run: "sudo kill -TERM {{ vars.pids[host] }}"
+            continue_on_error: true
+        """, """\
+        responses:
+          - {step: stop, stdout: stopped}
+        """)
+    hosts = {r["host"]: r for r in records(run, "host.finished", step="stop")}
+    assert {h: r.get("command") for h, r in hosts.items()} == {
+        "web-1": "sudo kill -TERM 101", "web-2": "sudo kill -TERM 202", "web-3": None}
+    assert hosts["web-3"]["status"] == "failed" and "web-3" in hosts["web-3"]["error"]
+    assert [r["done"] for r in records(run, "host.finished", step="stop")] == [1, 2, 3]

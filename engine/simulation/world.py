@@ -302,16 +302,36 @@ class SimulatedRemote:
         longest = 0.0
         executor = SimulatedExecutor(_NoWait(world))  # type: ignore[arg-type]
         for host in hosts:
-            command = base.per_host(host) if base.per_host is not None else base.command
-            inv = Invocation(base.step, base.kind, command, host, base.target, base.stdin, base.env,
-                             base.timeout, base.exit_codes, attempt=base.attempt)
-            result = executor.run(inv, sink, cancel)
+            result = self._one(executor, base, host, sink, cancel)
             longest = max(longest, result.duration)
             results[host] = {"status": "ok" if result.ok else "failed", "exit_code": result.exit_code,
                              "stdout": result.stdout, "stderr": result.stderr, "duration": result.duration,
                              "error": result.error}
+            if on_host is not None:  # host.finished, as a live fan-out reports each host
+                _report(on_host, host, result, results, len(hosts))
         world.pass_time(max(longest - (world.clock.monotonic() - start), 0.0))
         return SimulatedHosts(results, cancelled=cancel.is_set())
+
+    @staticmethod
+    def _one(executor: SimulatedExecutor, base: Invocation, host: str, sink: OutputSink, cancel: Cancel) -> Result:
+        """One host's answer; a command that cannot be rendered for it fails that host alone."""
+        try:
+            command = base.per_host(host) if base.per_host is not None else base.command
+        except TemplateError as exc:
+            return Result(base.command, host, "", "", None, 0.0, 0.0, False, str(exc))
+        inv = Invocation(base.step, base.kind, command, host, base.target, base.stdin, base.env,
+                         base.timeout, base.exit_codes, attempt=base.attempt)
+        return executor.run(inv, sink, cancel)
+
+
+def _report(on_host: OnHost, host: str, result: Result, results: Mapping[str, Mapping[str, Any]], total: int,
+            ) -> None:
+    from engine.fleet.fanout import HostResult, Progress
+
+    failed = sum(1 for r in results.values() if r["status"] != "ok")
+    status = "ok" if result.ok else "failed"
+    on_host(HostResult(host, status, result, None if result.ok else result.error),
+            Progress(len(results), failed, 0, total))
 
 
 class _NoWait:
