@@ -34,7 +34,8 @@ SEVERITY = {
     "RB106": ERROR, "RB107": ERROR, "RB108": ERROR, "RB109": WARNING, "RB110": ERROR,
     "RB111": WARNING, "RB112": WARNING, "RB113": ERROR, "RB114": WARNING, "RB115": ERROR,
     "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR, "RB120": ERROR,
-    "RB121": ERROR, "RB140": WARNING, "RB141": WARNING, "RB142": WARNING, "RB143": WARNING, "RB170": ERROR,
+    "RB121": ERROR, "RB140": WARNING, "RB141": WARNING, "RB142": WARNING, "RB143": WARNING,
+    "RB170": ERROR, "RB171": ERROR,
     "RB130": ERROR, "RB131": ERROR, "RB132": ERROR, "RB133": ERROR, "RB134": ERROR, "RB135": ERROR,
     "RB136": ERROR, "RB137": ERROR, "RB138": ERROR,
     "RB160": ERROR, "RB161": WARNING, "RB162": WARNING, "RB163": ERROR, "RB164": ERROR,
@@ -728,6 +729,25 @@ CASES = [
         detection:
           - {id: a, run: "cp x ‸{{ inputs.dir }} ‸{{ '~/y' }} ‸{{ vars.home }}"}
         """), message="is not your home directory"),
+    # -- RB171 unsilence-not-a-silence ----------------------------------------------------------
+    Case("RB171", "the silence step by id, or a silence id from a template", runbook("""
+        connections: {am: {type: alertmanager, url: "http://127.0.0.1:9093"}}
+        remediation:
+          - id: quiet
+            silence: {matchers: {alertname: TargetDown}, duration: 1h, comment: restarting}
+            rollback: [{id: loud, unsilence: quiet}]
+        recovery:
+          - {id: loud_again, unsilence: "{{ steps.quiet.silence_id }}"}
+        """)),
+    Case("RB171", "a step that is not a silence, and one that does not exist", runbook("""
+        connections: {am: {type: alertmanager, url: "http://127.0.0.1:9093"}}
+        remediation:
+          - {id: check, alert: TargetDown}
+          - id: quiet
+            silence: {matchers: [alertname="TargetDown"], duration: 1h, comment: restarting}
+          - {id: a, unsilence: ‸check}
+          - {id: b, unsilence: {silence: ‸quite}}
+        """), message="expires the silence of"),
     # -- RB170 unknown-connection ---------------------------------------------------------------
     Case("RB170", "the only prometheus by default, and one by name", runbook("""
         connections:

@@ -130,3 +130,42 @@ def test_a_drill_answers_queries_by_glob_and_regex_from_the_state_as_it_changes(
     assert back["status"] == "ok" and back["attempts"] == 1
     polls = [r for r in run.records if r["event"] == "step.attempt" and r["step"] == "back"]
     assert len(polls) == 9  # healthy reaches 3 at 9m: polls at 0..8m fail, the tenth at 9m holds
+
+
+ALERT_RUNBOOK = """\
+connections: {am: {type: alertmanager, url: "http://alertmanager.example:9093"}}
+detection:
+  - id: firing
+    alert: {fingerprint: "{{ run.alert.fingerprint }}"}
+    expect: firing
+remediation:
+  - id: quiet
+    silence: {matchers: ['alertname="TargetDown"', 'job=~"a.*"'], duration: 1h, comment: restarting}
+  - id: silenced
+    alert: {name: TargetDown, labels: {job: api}}
+    expect: alerts[0].state == 'suppressed' and alerts[0].silenced_by == [steps.quiet.silence_id]
+recovery:
+  - id: cleared
+    alert: TargetDown
+    until: cleared
+    every: 1m
+    timeout: 30m
+  - {id: loud, unsilence: quiet}
+"""
+ALERT_SCENARIO = """\
+alert:
+  labels: {alertname: TargetDown, job: api, instance: "10.0.0.5:8080"}
+  fingerprint: 4f1c0ffee
+events:
+  - {at: 7m, set: {alerts: []}, message: the api is back}
+"""
+
+
+def test_in_a_drill_alerts_are_world_state_that_events_resolve_and_silences_change(tmp_path: Path) -> None:
+    """The scenario's alert fires until an event resolves it; the wait follows the world."""
+    run = drill(tmp_path, ALERT_RUNBOOK, ALERT_SCENARIO)
+    assert run.result.outcome == "resolved", [r.get("error") for r in run.records]
+    polls = [r for r in run.records if r["event"] == "step.attempt" and r["step"] == "cleared"]
+    assert len(polls) == 7  # resolved at 7m: polls at 0..6m see it firing
+    assert run.world.state["silences"][0]["active"] is False  # `loud` expired it
+    assert run.world.state["silences"][0]["comment"].startswith("restarting (runbook rb, run ")

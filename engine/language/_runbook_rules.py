@@ -10,7 +10,7 @@ from engine.templates import templating
 from .channels import channel_uses
 from .fields import RESULT_NAMES, Field, spot_line
 from .model import ManualSpec, Runbook, SetSpec
-from .monitoring import KIND_CONNECTION, connection_of, connection_problem
+from .monitoring import KIND_CONNECTION, UnsilenceSpec, connection_of, connection_problem
 from .rules import ERROR, WARNING, Finding, did_you_mean, rule
 from .runbook_check import RunbookCheck
 
@@ -318,9 +318,27 @@ def _unknown_connection(c: RunbookCheck) -> Iterator[Finding]:
     for step in c.runbook.steps(rollbacks=True):
         if step.kind not in KIND_CONNECTION:
             continue
-        kind, name = connection_of(step.spec)  # type: ignore[arg-type]
+        spec = step.spec
+        if isinstance(spec, UnsilenceSpec) and spec.step is not None and spec.alertmanager is None:
+            continue  # the silence step's own connection: RB170 checks it there
+        kind, name = connection_of(spec)  # type: ignore[arg-type]
         of_kind = sorted(n for n, conn in conns.items() if conn.type == kind)
         problem = connection_problem(kind, name, of_kind)
         if problem is not None:
             where = (*step.path, step.kind) if name is None else (*step.path, step.kind, kind)
             yield Finding(where, f"step '{step.id}': {problem}{did_you_mean(name or '', of_kind)}")
+
+
+@rule("RB171", "unsilence-not-a-silence", ERROR,
+      "`unsilence: ID` expires the silence step ID created; any other step created none.")
+def _unsilence_step(c: RunbookCheck) -> Iterator[Finding]:
+    kinds = {step.id: step.kind for step in c.runbook.steps(rollbacks=True)}
+    for step in c.runbook.steps(rollbacks=True):
+        spec = step.spec
+        if not isinstance(spec, UnsilenceSpec) or spec.step is None or kinds.get(spec.step) == "silence":
+            continue
+        where = (*step.path, "unsilence") if spec.short else (*step.path, "unsilence", "silence")
+        what = f"a {kinds[spec.step]} step" if spec.step in kinds else "no step"
+        silences = [i for i, k in kinds.items() if k == "silence"]
+        yield Finding(where, f"step '{step.id}' expires the silence of '{spec.step}', which is {what}"
+                             f"{did_you_mean(spec.step, silences)}")

@@ -13,7 +13,7 @@ from engine.templates import templating
 
 from .model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, Runbook, RunSpec, SetSpec, Step
 from .model import Path as DataPath
-from .monitoring import KIND_RESULTS, PromqlSpec, connection_strings, template_strings
+from .monitoring import KIND_CONNECTION, KIND_RESULTS, connection_strings, template_strings
 
 _REGIONS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 
@@ -169,7 +169,7 @@ def _spec_fields(step: Step, spec: Any, f: Callable[..., Field]) -> Iterator[Fie
     elif isinstance(spec, IncludeSpec):
         for sub, text in _strings(dict(spec.inputs), ("include", "inputs")):
             yield f(sub, text)
-    elif isinstance(spec, PromqlSpec):
+    elif step.kind in KIND_CONNECTION:
         for sub, text in template_strings(step.kind, spec):
             yield f(sub, text)
 

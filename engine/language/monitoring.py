@@ -1,6 +1,6 @@
-"""Prometheus (and later Alertmanager) in the runbook: the servers a runbook talks to
-(`connections:`) and the step kinds that use them, as frozen records built from
-schema-valid data.
+"""Prometheus and Alertmanager in the runbook: the servers a runbook talks to
+(`connections:`) and the step kinds that use them (`promql`; `alert`, `silence`,
+`unsilence`), as frozen records built from schema-valid data.
 
 The model (model.py) lists these specs among its step kinds; this module imports none of
 it, so both can be read alone.
@@ -8,20 +8,28 @@ it, so both can be read alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from .duration import format_duration, parse_duration
 
-CONNECTION_TYPES = ("prometheus",)
+CONNECTION_TYPES = ("prometheus", "alertmanager")
 # Which connection type each step kind talks to (its spec names one in the same key).
-KIND_CONNECTION: Mapping[str, str] = MappingProxyType({"promql": "prometheus"})
+KIND_CONNECTION: Mapping[str, str] = MappingProxyType({
+    "promql": "prometheus", "alert": "alertmanager", "silence": "alertmanager", "unsilence": "alertmanager",
+})
 # What each kind's own checks (outputs, expect, until) read beside stdout, json, status...;
 # later steps read the same under `steps.<id>`.
 KIND_RESULTS: Mapping[str, frozenset[str]] = MappingProxyType({
     "promql": frozenset({"series", "value", "empty"}),
+    "alert": frozenset({"alerts", "firing", "cleared"}),
+    "silence": frozenset({"silence_id", "ends_at"}),
+    "unsilence": frozenset({"silence_id"}),
 })
+STEP_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"\s]*))\s*$', re.DOTALL)
 _NONE: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -72,7 +80,70 @@ class PromqlSpec(NamedTuple):
         return f"{how} on {self.prometheus or 'prometheus'}: {self.query}"
 
 
-MonitoringSpec = PromqlSpec
+class Matcher(NamedTuple):
+    """`name op "value"`: op is =, !=, =~ or !~; the value may hold templates."""
+
+    name: str
+    op: str
+    value: str
+    at: str | int = ""  # where it was written: the label's key, or the list index
+
+    def __str__(self) -> str:
+        quoted = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'{self.name}{self.op}"{quoted}"'
+
+
+class AlertSpec(NamedTuple):
+    """The alerts Alertmanager holds that match a name, labels or a fingerprint."""
+
+    name: str | None = None
+    matchers: tuple[Matcher, ...] = ()
+    fingerprint: str | None = None
+    alertmanager: str | None = None
+    short: bool = False  # written as `alert: NAME`
+
+
+class SilenceSpec(NamedTuple):
+    matchers: tuple[Matcher, ...]
+    duration: float
+    comment: str
+    author: str | None = None
+    alertmanager: str | None = None
+
+
+class UnsilenceSpec(NamedTuple):
+    silence: str  # a silence step's id, or a template giving a silence id
+    alertmanager: str | None = None
+    short: bool = True
+
+    @property
+    def step(self) -> str | None:
+        """The silence step it expires, when it names one."""
+        return self.silence if STEP_ID.match(self.silence) else None
+
+
+MonitoringSpec = PromqlSpec | AlertSpec | SilenceSpec | UnsilenceSpec
+
+
+def parse_matcher(text: str, at: str | int = "") -> Matcher:
+    """`instance=~"10\\.0\\..*"` as a Matcher (a quoted value unescaped as PromQL does);
+    the schema has checked the syntax."""
+    found = _MATCHER.match(text)
+    if found is None:
+        return Matcher("", "=", text, at)
+    name, op, quoted, bare = found.groups()
+    if quoted is None:
+        return Matcher(name, op, bare, at)
+    return Matcher(name, op, re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), quoted), at)
+
+
+def matchers(value: Any) -> tuple[Matcher, ...]:
+    """A mapping (equality on each label) or a list of matcher strings."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        return tuple(Matcher(str(k), "=", _text(v), str(k)) for k, v in value.items())
+    return tuple(parse_matcher(str(v), i) for i, v in enumerate(value))
 
 
 def _text(value: Any) -> str:
@@ -121,17 +192,37 @@ def _promql(value: Any) -> PromqlSpec:
                       parse_duration(step) if step is not None else None, short=False)
 
 
+def _alert(value: Any) -> AlertSpec:
+    if isinstance(value, str):
+        return AlertSpec(name=value, short=True)
+    return AlertSpec(value.get("name"), matchers(value.get("labels")), value.get("fingerprint"),
+                     value.get("alertmanager"))
+
+
 def build_spec(data: Mapping[str, Any]) -> tuple[str, MonitoringSpec] | None:
     """The monitoring step kind of a step's data, or None when it is another kind."""
     if "promql" in data:
         return "promql", _promql(data["promql"])
+    if "alert" in data:
+        return "alert", _alert(data["alert"])
+    if "silence" in data:
+        v = data["silence"]
+        return "silence", SilenceSpec(matchers(v["matchers"]), parse_duration(v["duration"]), v["comment"],
+                                      v.get("author"), v.get("alertmanager"))
+    if "unsilence" in data:
+        v = data["unsilence"]
+        if isinstance(v, str):
+            return "unsilence", UnsilenceSpec(v)
+        return "unsilence", UnsilenceSpec(v["silence"], v.get("alertmanager"), short=False)
     return None
 
 
 def connection_of(spec: MonitoringSpec) -> tuple[str, str | None]:
     """The connection type a monitoring step talks to, and the name it gives (None: the
     only connection of that type)."""
-    return "prometheus", spec.prometheus
+    if isinstance(spec, PromqlSpec):
+        return "prometheus", spec.prometheus
+    return "alertmanager", spec.alertmanager
 
 
 def connection_problem(kind: str, name: str | None, of_kind: list[str]) -> str | None:
@@ -148,7 +239,20 @@ def connection_problem(kind: str, name: str | None, of_kind: list[str]) -> str |
 
 def template_strings(kind: str, spec: MonitoringSpec) -> list[tuple[tuple[str | int, ...], str]]:
     """Every string of a monitoring step that may hold templates, with its path under the step."""
-    return [((kind,) if spec.short else (kind, "query"), spec.query)]
+    if isinstance(spec, PromqlSpec):
+        return [((kind,) if spec.short else (kind, "query"), spec.query)]
+    if isinstance(spec, AlertSpec):
+        if spec.short:
+            return [((kind,), spec.name or "")]
+        out: list[tuple[tuple[str | int, ...], str]] = [((kind, "labels", m.at), m.value) for m in spec.matchers]
+        return out + [((kind, key), text) for key in ("name", "fingerprint") if (text := getattr(spec, key))]
+    if isinstance(spec, SilenceSpec):
+        found: list[tuple[tuple[str | int, ...], str]] = [((kind, "matchers", m.at), m.value) for m in spec.matchers]
+        found.append(((kind, "comment"), spec.comment))
+        return found + ([((kind, "author"), spec.author)] if spec.author else [])
+    if spec.step is None:
+        return [((kind,) if spec.short else (kind, "silence"), spec.silence)]
+    return []
 
 
 def connection_strings(conn: Connection) -> list[tuple[tuple[str | int, ...], str]]:

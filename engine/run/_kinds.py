@@ -12,9 +12,10 @@ from typing import Any
 
 from engine.errors import EngineError, TemplateError
 from engine.language.model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, RunSpec, SetSpec, Step, WaitSpec
-from engine.language.monitoring import PromqlSpec
+from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
+from ._alertmanager import alert, silence, unsilence
 from ._assignments import set_values
 from ._commands import command, http
 from ._driver import Driver
@@ -58,7 +59,7 @@ def include(d: Driver, step: Step, sid: str, spec: IncludeSpec, number: int, ext
 KINDS: dict[type, Action] = {
     RunSpec: command, HttpSpec: http, ManualSpec: manual, WaitSpec: wait,
     NotifySpec: notify, SetSpec: set_values, IncludeSpec: include,
-    PromqlSpec: promql,
+    PromqlSpec: promql, AlertSpec: alert, SilenceSpec: silence, UnsilenceSpec: unsilence,
 }
 
 

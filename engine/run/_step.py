@@ -13,9 +13,10 @@ from typing import Any
 from engine.errors import JournalError, TemplateError
 from engine.executors.base import parse_json
 from engine.language.model import HttpSpec, ManualSpec, Retries, RunSpec, SetSpec, Step
-from engine.language.monitoring import PromqlSpec
+from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
+from ._alertmanager import started as started_alerting
 from ._commands import next_try, started_command, started_request
 from ._driver import Driver, RunView
 from ._for_each import for_each
@@ -117,6 +118,8 @@ class StepDriver(Driver):
             shown = started_request(self, step, spec, {**extra, "attempt": 1})
         elif isinstance(spec, PromqlSpec):
             shown = started_query(self, step, spec, {**extra, "attempt": 1})
+        elif isinstance(spec, (AlertSpec, SilenceSpec, UnsilenceSpec)):
+            shown = started_alerting(self, step, spec, {**extra, "attempt": 1})
         # A manual step's text is rendered here, once, so that what the person reads (the
         # console shows step.started) is what the journal and every report say they read.
         text = instructions(self, step, spec, extra) if isinstance(spec, ManualSpec) else None

@@ -24,7 +24,7 @@ from engine.language.model import (
     Step,
     WaitSpec,
 )
-from engine.language.monitoring import PromqlSpec
+from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 from engine.templates.templating import Masked, Placeholder
 
@@ -60,7 +60,7 @@ def _context(runbook: Runbook, inputs: Mapping[str, Any], extra: Mapping[str, An
     ctx = {
         "inputs": shown, "vars": {**runbook.vars}, "steps": _Steps(),
         "run": {"id": "<run.id>", "mode": "dry-run", "phase": Placeholder("run.phase"),
-                "started_at": Placeholder("run.started_at")},
+                "started_at": Placeholder("run.started_at"), "alert": Placeholder("run.alert")},
         "runbook": {"id": runbook.id, "title": runbook.title},
         "incident": {"impact": Placeholder("incident.impact"), "urgency": Placeholder("incident.urgency"),
                      "priority": Placeholder("incident.priority")},
@@ -182,6 +182,22 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
         add(f"include {spec.runbook}" + (f" with {dict(spec.inputs)}" if spec.inputs else ""))
     elif isinstance(spec, PromqlSpec):
         add(_query_line(runbook, spec, ctx))
+    elif isinstance(spec, (AlertSpec, SilenceSpec, UnsilenceSpec)):
+        add(_alerting_line(step.kind, spec, ctx))
+
+
+def _alerting_line(kind: str, spec: AlertSpec | SilenceSpec | UnsilenceSpec, ctx: dict[str, Any]) -> str:
+    """`alert on am: alertname="TargetDown", job="api"` as the step would ask it."""
+    where = f" on {spec.alertmanager}" if spec.alertmanager else ""
+    if isinstance(spec, UnsilenceSpec):
+        what = f"the silence step {spec.step} created" if spec.step else _render(spec.silence, ctx)
+        return f"unsilence{where}: {what}"
+    shown = [f'{m.name}{m.op}"{_render(m.value, ctx)}"' for m in spec.matchers]
+    if isinstance(spec, AlertSpec):
+        named = [f'alertname="{_render(spec.name, ctx)}"'] if spec.name else []
+        finger = [f"fingerprint {_render(spec.fingerprint, ctx)}"] if spec.fingerprint else []
+        return f"alert{where}: {', '.join(named + shown + finger)}"
+    return f"silence{where} for {format_duration(spec.duration)}: {', '.join(shown)} ({_render(spec.comment, ctx)})"
 
 
 def _query_line(runbook: Runbook, spec: PromqlSpec, ctx: dict[str, Any]) -> str:
@@ -248,7 +264,7 @@ def _behaviour_lines(runbook: Runbook, step: Step, add: Callable[[str], None]) -
     if step.until:
         add(f"until: {step.until} (every {format_duration(step.every or 5)}, "
             f"up to {format_duration(timeout or 0)})")
-    elif timeout and step.kind in ("run", "http", "promql"):
+    elif timeout and step.kind in ("run", "http", "promql", "alert", "silence", "unsilence"):
         add(f"timeout {format_duration(timeout)}")
     retries = step.retries or runbook.defaults.retries
     if retries and retries.attempts > 1:

@@ -96,7 +96,7 @@ class Runner:
         ago = resume.started_ago if resume is not None and not prefix else 0.0
         secret = frozenset(k for k, spec in runbook.inputs.items() if spec.secret and inputs.get(k) not in (None, ""))
         self.state = RunState(runbook, run_id, mode, dict(inputs), clock.now() - ago, secret_inputs=secret,
-                              masker=self.masker, clock=clock.now)
+                              masker=self.masker, clock=clock.now, alert=self.alert)
         if resume is not None:
             self.state.vars.update(resume.vars)
             if resume.incident:  # impact, urgency and priority set before the crash

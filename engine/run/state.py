@@ -94,6 +94,7 @@ class RunState:
     masker: Any = None
     shown_vars: dict[str, Any] = field(default_factory=dict)  # vars computed from secrets, as shown
     clock: Callable[[], float] | None = None  # the run's clock (`now()`): simulated in drills and tests
+    alert: dict[str, Any] | None = None  # the alert that started the run (alerts.record), as `run.alert`
 
     def __post_init__(self) -> None:
         if self.phase is None and self.runbook.phases:
@@ -138,7 +139,7 @@ class RunState:
             "vars": self.vars,
             "steps": self._views,
             "run": {"id": self.run_id, "mode": self.mode, "phase": self.phase,
-                    "started_at": self.started_at},
+                    "started_at": self.started_at, "alert": self.alert or {}},
             "runbook": {"id": self.runbook.id, "title": self.runbook.title},
             "incident": self.incident.view(),
             "now": self._now,

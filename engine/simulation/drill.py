@@ -17,6 +17,7 @@ from engine.fleet.hosts import Resolver, TargetError
 from engine.language.duration import format_duration
 from engine.language.model import Runbook
 from engine.language.scenario import Scenario
+from engine.run.alerts import record
 from engine.run.clock import Clock, Timers, VirtualClock
 from engine.run.events import Acknowledged, EventBus
 from engine.run.inputs import resolve
@@ -248,7 +249,8 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     services = _services(world, prompter, scenario)
     run_id = setup.run_id or f"{scenario.id}-seed{seed}"
     runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id, mode=setup.mode,
-                    masker=bus.masker, participants=setup.participants, scenario=scenario.id)
+                    masker=bus.masker, participants=setup.participants, scenario=scenario.id,
+                    alert=record(scenario.alert) if scenario.alert is not None else None)
     if scenario.mitigated_when is not None:
         runner.hooks.append(_WatchMitigation(world))
     ack = setup.acknowledge or getattr(prompter, "acknowledge", None)

@@ -27,6 +27,8 @@ from engine.language.scenario import Event, Reply, Response, Scenario
 from engine.run.events import InjectFired, Mitigated, MitigationWatched, StepOutput
 from engine.templates import templating
 
+from . import alertmanager
+
 if TYPE_CHECKING:
     from engine.fleet.fanout import OnHost, Policy
 
@@ -200,6 +202,8 @@ class SimulatedExecutor:
         world = self.world
         started = world.clock.now()
         found = world.respond(inv)
+        if found is None and inv.kind in alertmanager.KINDS:
+            return alertmanager.answer(world.state, world.scenario.alert, inv, started)
         if found is None:
             what = inv.command if inv.http is None else f"{inv.http.method} {inv.http.url}"
             where = f" on {inv.host}" if inv.host else ""

@@ -22,6 +22,18 @@ from pathlib import Path
 from sshd import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+# Fires as soon as the api target is down (evaluated every second): a real TargetDown.
+TARGET_DOWN_RULE = """\
+groups:
+  - name: targets
+    interval: 1s
+    rules:
+      - alert: TargetDown
+        expr: up{job="api"} == 0
+        labels: {severity: page}
+        annotations: {summary: "{{ $labels.instance }} of job {{ $labels.job }} is down"}
+"""
 DOWN_TARGET = "127.0.0.1:9"  # nothing listens on the discard port here
 
 
@@ -70,6 +82,7 @@ class Prometheus:
     client_cert: bool = False
     rules: str = ""  # a rules file's YAML (alerting rules), evaluated every second
     alertmanager: str | None = None  # host:port to send alerts to
+    api_target: str = DOWN_TARGET  # what job `api` scrapes
     proc: subprocess.Popen[bytes] | None = None
     certs: Certs | None = None
 
@@ -83,7 +96,7 @@ class Prometheus:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _config(self) -> Path:
-        jobs = [{"job_name": "api", "static_configs": [{"targets": [DOWN_TARGET]}]}]
+        jobs = [{"job_name": "api", "static_configs": [{"targets": [self.api_target]}]}]
         if not self.tls:  # scraping itself over its own TLS and auth is not what is tested
             jobs.append({"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]})
         config: dict[str, object] = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -181,3 +194,107 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Alertmanager:
+    """One Alertmanager process (no clustering) with a receiver that sends nothing."""
+
+    root: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls) -> Alertmanager:
+        require(ALERTMANAGER, "prometheus-alertmanager")
+        return cls(Path(tempfile.mkdtemp(prefix="rb-am-")), free_port())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Alertmanager:
+        config = self.root / "alertmanager.yml"
+        config.write_text(json.dumps({"route": {"receiver": "nobody", "group_wait": "1s"},
+                                      "receivers": [{"name": "nobody"}]}))
+        args = [ALERTMANAGER, f"--config.file={config}", f"--storage.path={self.root / 'data'}",
+                f"--web.listen-address={self.address}", "--cluster.listen-address="]
+        log = (self.root / "alertmanager.log").open("wb")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while self.get("/api/v2/status") is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log_text = (self.root / "alertmanager.log").read_text()[-2000:]
+                raise RuntimeError(f"alertmanager did not start: {log_text}")
+            time.sleep(0.3)
+        return self
+
+    def get(self, path: str) -> object:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+                return json.load(resp)
+        except OSError:
+            return None
+
+    def alerts(self, name: str) -> list[dict[str, object]]:
+        found = self.get(f"/api/v2/alerts?filter=alertname%3D%22{name}%22") or []
+        return [a for a in found if isinstance(a, dict)]  # type: ignore[union-attr]
+
+    def wait_for_alert(self, name: str, limit: float = 90.0) -> dict[str, object]:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            found = self.alerts(name)
+            if found:
+                return found[0]
+            time.sleep(0.3)
+        raise RuntimeError(f"no {name} alert in Alertmanager after {limit}s")
+
+    def silences(self) -> list[dict[str, object]]:
+        return list(self.get("/api/v2/silences") or [])  # type: ignore[call-overload]
+
+    def destroy(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class MetricsServer:
+    """A scrape target that answers once started: `up` goes from 0 to 1 for real."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.server: object = None
+
+    def start(self) -> None:
+        import http.server
+        import threading
+
+        class Metrics(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b"# TYPE api_ready gauge\napi_ready 1\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Metrics)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.server = server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()  # type: ignore[attr-defined]
+            self.server.server_close()  # type: ignore[attr-defined]
