@@ -1,4 +1,5 @@
-"""Delivering a message to a webhook (Slack-compatible JSON), with bounded retries.
+"""Delivering a message with bounded retries: to a webhook (Slack-compatible JSON), and
+the retry loop every network channel shares (paging APIs, Slack's Web API, SMTP).
 
 A chat service that is down for a minute must not lose the message, nor hold the
 run: a failed attempt that may succeed later (no connection, a timeout, HTTP 408,
@@ -13,13 +14,14 @@ from __future__ import annotations
 import json
 import select
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 FIRST_DELAY = 1.0  # seconds before the second attempt; doubled after each failure
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_ANSWER = 64 * 1024  # bytes of an API's answer read: an acknowledgement, an error, a message id
 
 
 class Cancellable(Protocol):
@@ -35,9 +37,13 @@ class Outcome:
     ok: bool
     attempts: int
     error: str | None = None
+    value: Any = None  # what the accepted attempt returned (a response's body)
 
 
-class _Failure(Exception):
+class Failure(Exception):
+    """One attempt that failed: `retry` when a later one may succeed, `after` the seconds
+    the server asked us to wait."""
+
     def __init__(self, text: str, *, retry: bool, after: float | None = None) -> None:
         super().__init__(text)
         self.retry, self.after = retry, after
@@ -60,17 +66,24 @@ def redact(url: str) -> str:
 
 def deliver(url: str, payload: Mapping[str, Any], headers: Mapping[str, str], *, timeout: float,
             attempts: int, budget: float, cancel: Cancellable | None = None) -> Outcome:
-    """POST `payload` as JSON until it is accepted, the attempts run out or the budget does."""
+    """POST `payload` as JSON until it is accepted, the attempts run out or the budget does;
+    the accepted response's body is the outcome's value."""
     body = json.dumps(payload).encode()
+    return retrying(lambda left: post_json(url, body, headers, min(timeout, left)), attempts=attempts,
+                    budget=budget, cancel=cancel)
+
+
+def retrying(attempt: Callable[[float], Any], *, attempts: int, budget: float,
+             cancel: Cancellable | None = None) -> Outcome:
+    """Call `attempt(seconds left)` until it returns, raises a final Failure, or the
+    attempts or the budget run out; waits 1 s, 2 s, 4 s... (or what the server asked)."""
     deadline = time.monotonic() + budget
     delay, number = FIRST_DELAY, 0
     while True:
         number += 1
-        left = deadline - time.monotonic()
         try:
-            _post(url, body, headers, max(min(timeout, left), 0.1))
-            return Outcome(True, number)
-        except _Failure as failure:
+            return Outcome(True, number, value=attempt(max(deadline - time.monotonic(), 0.1)))
+        except Failure as failure:
             wait = failure.after if failure.after is not None else delay
             give_up = not failure.retry or number >= attempts or wait > deadline - time.monotonic()
             if give_up or not _pause(wait, cancel):
@@ -78,26 +91,43 @@ def deliver(url: str, payload: Mapping[str, Any], headers: Mapping[str, str], *,
             delay *= 2
 
 
-def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> None:
+def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> bytes:
+    """One POST; the response's body, or a Failure saying whether to try again."""
     import urllib.error
-    import urllib.request  # only webhooks need it (~40 ms to import)
+    import urllib.request  # only network channels need it (~40 ms to import)
 
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", **headers})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            status = resp.status
+        with urllib.request.urlopen(request, timeout=max(timeout, 0.1)) as resp:
+            status, data = resp.status, resp.read(MAX_ANSWER)
     except urllib.error.HTTPError as exc:
-        raise _Failure(f"HTTP status {exc.code}", retry=exc.code in RETRY_STATUS,
-                       after=_retry_after(exc.headers.get("Retry-After"))) from None
+        raise Failure(f"HTTP status {exc.code}{_said(exc)}", retry=exc.code in RETRY_STATUS,
+                      after=_retry_after(exc.headers.get("Retry-After"))) from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
-        raise _Failure(text, retry=True) from None
+        raise Failure(text, retry=True) from None
     except (OSError, ValueError) as exc:  # a timeout while reading, a bad URL
-        raise _Failure(str(exc) or type(exc).__name__, retry=isinstance(exc, OSError)) from None
+        raise Failure(str(exc) or type(exc).__name__, retry=isinstance(exc, OSError)) from None
     if not 200 <= status < 300:
-        raise _Failure(f"HTTP status {status}", retry=status in RETRY_STATUS)
+        raise Failure(f"HTTP status {status}", retry=status in RETRY_STATUS)
+    return bytes(data)
+
+
+def _said(exc: Any) -> str:
+    """What an API said about a refused request (PagerDuty's `errors`, Opsgenie's `message`),
+    cut short: a 400 is the runbook author's to fix, and the status alone does not say how."""
+    try:
+        answer = json.loads(exc.read(MAX_ANSWER) or b"null")
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    said = answer.get("errors") or answer.get("message") or answer.get("error")
+    if isinstance(said, list):
+        said = "; ".join(map(str, said))
+    return f": {str(said)[:200]}" if said else ""
 
 
 def _retry_after(value: str | None) -> float | None:
