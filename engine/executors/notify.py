@@ -1,4 +1,5 @@
-"""Notification channels: stdout, a file, or a webhook (Slack-compatible JSON).
+"""Notification channels: stdout, a file, a webhook (Slack-compatible JSON), PagerDuty,
+Opsgenie, email over SMTP, and Slack threads with a bot token.
 
 Channels are named in a config file (`--channels FILE`, $RUNBOOK_CHANNELS, or
 channels.yaml in the runbook home: $RUNBOOK_HOME, or ./.runbook):
@@ -7,6 +8,11 @@ channels.yaml in the runbook home: $RUNBOOK_HOME, or ./.runbook):
     run_url: "https://runbooks.example.com/runs/{run_id}"   # optional: messages link to the run
     channels:
       oncall: {type: webhook, url: "https://hooks.example.com/services/T000/B000/token", retries: 4}
+      pager: {type: pagerduty, routing_key: {env: PD_ROUTING_KEY}, severity: critical}
+      opsgenie: {type: opsgenie, api_key: {file: /run/secrets/opsgenie}, priority: P2}
+      mail: {type: email, host: smtp.example.com, from: runbook@example.com, to: [sre@example.com],
+             username: runbook, password: {command: "vault kv get -field=password secret/smtp"}}
+      incidents: {type: slack, token: {env: SLACK_BOT_TOKEN}, channel: C0123456789}
       status: {type: file, path: /var/log/incident-status.log}
       console: {type: stdout}
 
@@ -16,74 +22,39 @@ runbook), never a message quietly shown only on the console. Without any config,
 message is shown on the console only, and the console says so.
 
 A delivery that fails is reported (journaled, shown, in reports) and the run goes on,
-unless the notify step says `required: true`. Webhooks are retried (see _webhook).
+unless the notify step says `required: true`. Network channels are retried (see
+_webhook); a channel's secret is read on its first use and masked in every error.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from engine.errors import UsageError
-from engine.home import home
-from engine.language.model import empty_map
-
-from ._webhook import Cancellable, deliver, redact, slack_text
+from ._channels import (
+    ATTEMPTS,
+    CONFIG_NAME,
+    NETWORK,
+    TYPES,
+    Channel,
+    Channels,
+    config_path,
+    default_config,
+    load_channels,
+)
+from ._webhook import Cancellable, post_json, redact, retrying, slack_text
+from .secrets import SecretError, read_secret
 from .timestamps import iso
 
-CONFIG_NAME = "channels.yaml"
-TYPES = ("stdout", "file", "webhook")
-ATTEMPTS = 4  # webhook attempts per message, unless a channel says `retries: N`
+__all__ = ["ATTEMPTS", "CONFIG_NAME", "MESSAGE_BUDGET", "NO_CONFIG", "TYPES", "Channel", "Channels", "Delivery",
+           "Notifier", "config_path", "default_config", "did_you_mean", "load_channels"]
+
 MESSAGE_BUDGET = 5.0  # seconds an update or escalation may spend retrying (a step has its timeout)
 NO_CONFIG = "console only: no channels config"
-
-
-def default_config() -> Path:
-    """channels.yaml beside the runs and locks: in $RUNBOOK_HOME, or ./.runbook."""
-    return home() / CONFIG_NAME
-
-
-def config_path(path: str | os.PathLike[str] | None = None) -> str | None:
-    """The channels config in force: the one given, $RUNBOOK_CHANNELS, or the runbook
-    home's channels.yaml if it exists; None when there is none."""
-    fallback = default_config()
-    chosen = path or os.environ.get("RUNBOOK_CHANNELS") or (fallback if fallback.is_file() else None)
-    return os.fspath(chosen) if chosen else None
-
-
-@dataclass(frozen=True)
-class Channel:
-    name: str
-    type: str
-    path: str | None = None
-    url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=empty_map)
-    timeout: float = 10.0
-    attempts: int = ATTEMPTS
-
-
-@dataclass(frozen=True)
-class Channels:
-    """A channels config: the file it came from (None: there is none), its channels and
-    the URL template of a run's page (`{run_id}`, `{runbook}`)."""
-
-    file: str | None = None
-    channels: Mapping[str, Channel] = field(default_factory=empty_map)
-    run_url: str | None = None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.channels
-
-    def link(self, meta: Mapping[str, Any]) -> str | None:
-        if self.run_url is None:
-            return None
-        return self.run_url.format(run_id=meta.get("run_id", ""), runbook=meta.get("runbook", ""))
 
 
 @dataclass(frozen=True)
@@ -93,55 +64,6 @@ class Delivery:
     note: str | None = None
     attempts: int = 1
     unknown: bool = False  # the config does not name the channel: a mistake in the runbook
-
-
-def load_channels(path: str | os.PathLike[str] | None = None) -> Channels:
-    """The channels config in force (see config_path); an empty Channels when there is none."""
-    chosen = config_path(path)
-    if chosen is None:
-        return Channels()
-    from engine.language.datafile import load_mapping
-
-    data = load_mapping(chosen, "channels config", empty_ok=True)
-    raw = data.get("channels")
-    if not isinstance(raw, dict):
-        raise UsageError(f"channels config {chosen}: expected `channels:` mapping names to channels")
-    return Channels(chosen, {str(name): _channel(chosen, str(name), spec) for name, spec in raw.items()},
-                    _run_url(chosen, data.get("run_url")))
-
-
-def _run_url(file: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    try:
-        sample = text.format(run_id="r", runbook="b")
-    except (KeyError, IndexError, ValueError):
-        raise UsageError(f"{file}: run_url may use {{run_id}} and {{runbook}} only: {text}") from None
-    if urlsplit(sample).scheme not in ("http", "https"):
-        raise UsageError(f"{file}: run_url must be an http(s) URL: {text}")
-    return text
-
-
-def _channel(file: str, name: str, spec: Any) -> Channel:
-    if not isinstance(spec, dict) or spec.get("type") not in TYPES:
-        raise UsageError(f"{file}: channel '{name}' needs `type:` one of {', '.join(TYPES)}")
-    kind = spec["type"]
-    if kind == "file" and not spec.get("path"):
-        raise UsageError(f"{file}: file channel '{name}' needs `path:`")
-    if kind == "webhook" and urlsplit(str(spec.get("url", ""))).scheme not in ("http", "https"):
-        raise UsageError(f"{file}: webhook channel '{name}' needs an http(s) `url:`")
-    headers = spec.get("headers") or {}
-    timeout, retries = spec.get("timeout", 10), spec.get("retries", ATTEMPTS)
-    if not isinstance(headers, dict) or not _number(timeout, 0.1, 600) or not _number(retries, 1, 20):
-        raise UsageError(f"{file}: channel '{name}': `headers` is a mapping, `timeout` seconds "
-                         "(0.1 to 600), `retries` the number of attempts (1 to 20)")
-    return Channel(name, kind, spec.get("path"), spec.get("url"),
-                   {str(k): str(v) for k, v in headers.items()}, float(timeout), int(retries))
-
-
-def _number(value: Any, low: float, high: float) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
 def did_you_mean(name: str, known: Any) -> str:
@@ -161,20 +83,26 @@ class Notifier:
         self.config = channels
         self.channels = dict(channels.channels)
         self.console = console or (lambda text: print(text, flush=True))
-        # Webhooks whose last message failed every attempt: the next one is tried once, not
-        # waited for again, until one gets through (a chat outage costs seconds once per run).
+        # Channels whose last message failed every attempt: the next one is tried once, not
+        # waited for again, until one gets through (an outage costs seconds once per run).
         self._down: set[str] = set()
+        self._secrets: dict[str, str] = {}  # read once per channel, on its first message
+        self._lock = threading.Lock()  # updates are delivered from the outbox's thread
+        self._opened: set[tuple[str, str]] = set()  # (Opsgenie channel, run id) whose alert this created
+        from ._slack import Threads
+
+        self._threads = Threads()
 
     def slow(self, channel: str) -> bool:
-        """Whether a delivery may take seconds (a webhook, retried): the run need not wait for it."""
+        """Whether a delivery may take seconds (a network channel, retried): the run need not wait for it."""
         spec = self.channels.get(channel) if self.config.file is not None else None
-        return spec is not None and spec.type == "webhook"
+        return spec is not None and spec.type in NETWORK
 
     def send(self, channel: str, message: str, *, title: str | None = None,
              meta: Mapping[str, Any] | None = None, budget: float | None = None,
              cancel: Cancellable | None = None, required: bool = False) -> Delivery:
-        """Deliver (retrying webhooks within `budget` seconds, until `cancel` is set)."""
-        text = f"{title}\n{message}" if title else message
+        """Deliver (retrying network channels within `budget` seconds, until `cancel` is set).
+        `meta` holds the run (`run_id`, `runbook`) and, for a pager, the `action`."""
         if self.config.file is None:
             return Delivery(True, note=NO_CONFIG)  # the console's notify line is all there is
         spec = self.channels.get(channel)
@@ -183,28 +111,116 @@ class Notifier:
                                    f"{did_you_mean(channel, self.channels)}", attempts=0, unknown=True)
         if spec.type == "stdout":
             return Delivery(True)  # the console's notify line is this channel's output
+        text = f"{title}\n{message}" if title else message
         if spec.type == "file":
             return _append(spec, text, {**(meta or {}), "run_url": self.config.link(meta or {})})
-        return self._post(spec, text, meta or {}, budget, cancel, required)
+        return self._deliver(spec, message, title, meta or {}, budget, cancel, required)
 
-    def _post(self, spec: Channel, text: str, meta: Mapping[str, Any], budget: float | None,
-              cancel: Cancellable | None, required: bool) -> Delivery:
-        assert spec.url is not None
-        link = self.config.link(meta)
-        payload = {"text": slack_text(text, meta.get("run_id"), link), "username": "runbook", **meta,
-                   **({"run_url": link} if link else {})}
+    def _deliver(self, spec: Channel, message: str, title: str | None, meta: Mapping[str, Any],
+                 budget: float | None, cancel: Cancellable | None, required: bool) -> Delivery:
+        try:
+            secret = self._secret(spec)
+        except SecretError as exc:
+            return Delivery(False, f"channel '{spec.name}': {exc}", attempts=0)
         down = spec.name in self._down and not required
-        outcome = deliver(spec.url, payload, spec.headers, timeout=spec.timeout,
-                          attempts=1 if down else spec.attempts,
-                          budget=MESSAGE_BUDGET if budget is None else budget, cancel=cancel)
+        outcome = retrying(self._attempt(spec, secret, message, title, meta), attempts=1 if down else spec.attempts,
+                           budget=MESSAGE_BUDGET if budget is None else budget, cancel=cancel)
         if outcome.ok:
             self._down.discard(spec.name)
             return Delivery(True, attempts=outcome.attempts)
         self._down.add(spec.name)
         tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else (
             " (still failing: tried once)" if down else "")
-        return Delivery(False, f"channel '{spec.name}' ({redact(spec.url)}): {outcome.error}{tries}",
-                        attempts=outcome.attempts)
+        error = f"channel '{spec.name}' ({_where(spec)}): {outcome.error}{tries}"
+        return Delivery(False, error.replace(secret, "***") if secret else error, attempts=outcome.attempts)
+
+    def _secret(self, spec: Channel) -> str:
+        """The channel's key, token or password ("" when it has none), read on first use."""
+        if spec.secret is None:
+            return ""
+        with self._lock:
+            if spec.name not in self._secrets:
+                self._secrets[spec.name] = read_secret(spec.secret)
+            return self._secrets[spec.name]
+
+    def _attempt(self, spec: Channel, secret: str, message: str, title: str | None,
+                 meta: Mapping[str, Any]) -> Callable[[float], Any]:
+        """One try at delivering, given the seconds left."""
+        link = self.config.link(meta)
+        if spec.type == "email":
+            return self._mail(spec, secret, message, title, meta, link)
+        if spec.type == "slack":
+            return self._slack(spec, secret, f"{title}\n{message}" if title else message, meta, link)
+        if spec.type in ("pagerduty", "opsgenie"):
+            return self._page(spec, secret, message, title, meta, link)
+        assert spec.url is not None
+        text = f"{title}\n{message}" if title else message
+        payload = {"text": slack_text(text, meta.get("run_id"), link), "username": "runbook", **meta,
+                   **({"run_url": link} if link else {})}
+        return _poster(spec.url, payload, spec.headers, spec.timeout)
+
+    def _page(self, spec: Channel, secret: str, message: str, title: str | None, meta: Mapping[str, Any],
+              link: str | None) -> Callable[[float], Any]:
+        from . import _paging
+
+        action, key = str(meta.get("action") or "trigger"), (spec.name, str(meta.get("run_id", "")))
+        if spec.type == "pagerduty":
+            request = _paging.pagerduty(spec, secret, action, message, title, meta, link)
+            return _poster(request.url, request.payload, request.headers, spec.timeout)
+        if not meta.get("action") and key in self._opened:
+            action = "note"  # the run's alert is open: a plain message is a note on it, not a new page
+        request = _paging.opsgenie(spec, secret, action, message, title, meta, link)
+        post = _poster(request.url, request.payload, request.headers, spec.timeout)
+
+        def attempt(left: float) -> Any:
+            answer = post(left)
+            if action == "trigger":
+                self._opened.add(key)
+            return answer
+
+        return attempt
+
+    def _slack(self, spec: Channel, secret: str, text: str, meta: Mapping[str, Any],
+               link: str | None) -> Callable[[float], Any]:
+        from . import _slack
+
+        run_id = str(meta.get("run_id", ""))
+        parent = self._threads.parent(spec.name, run_id)
+        # The thread's first message links to the run; its replies need not repeat it.
+        body = slack_text(text, run_id, link) if parent is None else slack_text(text, None, None)
+
+        def attempt(left: float) -> Any:
+            ts = _slack.post(spec, secret, body, parent, min(spec.timeout, left))
+            if parent is None and ts:
+                self._threads.opened(spec.name, run_id, ts)
+            return ts
+
+        return attempt
+
+    def _mail(self, spec: Channel, secret: str, message: str, title: str | None, meta: Mapping[str, Any],
+              link: str | None) -> Callable[[float], Any]:
+        from . import _email
+
+        assert spec.email is not None
+        settings, run_id = spec.email, meta.get("run_id")
+        first = (title or message).strip().splitlines()[0] if (title or message).strip() else "runbook"
+        subject = ("Resolved: " if meta.get("action") == "resolve" else "") + first[:200]
+        about = f"Run {run_id}" + (f": {link}" if link else "") if run_id else ""
+        body = "\n\n".join(part for part in (message, about) if part)
+        mail = _email.message(settings, subject, body, str(run_id) if run_id else None)
+        return lambda left: _email.send(settings, secret or None, mail, min(spec.timeout, left))
+
+
+def _poster(url: str, payload: Mapping[str, Any], headers: Mapping[str, str], timeout: float) -> Callable[[float], Any]:
+    body = json.dumps(payload).encode()
+    return lambda left: post_json(url, body, headers, min(timeout, left))
+
+
+def _where(spec: Channel) -> str:
+    """Where a channel delivers, safe to show: no URL path (a webhook's secret is in it)."""
+    if spec.email is not None:
+        return f"{spec.email.host}:{spec.email.port}"
+    return redact(spec.url or "")
 
 
 def _append(spec: Channel, text: str, meta: Mapping[str, Any]) -> Delivery:

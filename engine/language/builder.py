@@ -117,7 +117,7 @@ def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
     if "notify" in data:
         n = data["notify"]
         return "notify", NotifySpec(n["channel"], n["message"], n.get("title"), bool(n.get("required", False)),
-                                    bool(n.get("handoff", False)))
+                                    bool(n.get("handoff", False)), n.get("action"))
     if "set" in data:
         return "set", SetSpec(frozen_map(data["set"]))
     if "include" in data:

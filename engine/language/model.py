@@ -228,6 +228,7 @@ class NotifySpec(NamedTuple):
     title: str | None = None
     required: bool = False  # a failed delivery fails the step (otherwise it is reported only)
     handoff: bool = False  # once delivered, the run ends `escalated` (the incident is handed over)
+    action: str | None = None  # to a pager: trigger, acknowledge or resolve the run's alert
 
 
 class SetSpec(NamedTuple):

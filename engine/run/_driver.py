@@ -54,7 +54,8 @@ class RunView(Protocol):
         """End the run as `escalated` once this step is done."""
 
     def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
-               purpose: str = "notify", budget: float | None = None, required: bool = False) -> Attempt:
+               purpose: str = "notify", budget: float | None = None, required: bool = False,
+               action: str | None = None) -> Attempt:
         """Send a message, journaled; fails only a `required` one (or an unknown channel)."""
 
     def include(self, step: Step, spec: IncludeSpec, sid: str, extra: dict[str, Any]) -> Attempt:

@@ -44,7 +44,7 @@ def notify(d: Driver, step: Step, sid: str, spec: NotifySpec, number: int, extra
     title = templating.render(spec.title, ctx, where=d.where(step, "notify", "title")) if spec.title else None
     # A hand-off that reached nobody did not happen: it must be delivered, like `required`.
     attempt = r.notify(channel, message, title=title, step=sid, budget=r.timeout_for(step),
-                       required=spec.required or spec.handoff)
+                       required=spec.required or spec.handoff, action=spec.action)
     if spec.handoff and attempt.ok:
         r.hand_off(f"handed off to {channel} by step {sid}")
     return attempt

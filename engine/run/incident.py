@@ -160,7 +160,7 @@ class IncidentSupervisor:
         r.bus.emit(EscalationFired(rule.number, reason, rule.notify, rule.handoff, step))
         message = self._render(rule.message or DEFAULT_ESCALATION, {"reason": reason},
                                ("escalation", rule.number, "message"))
-        r.notify(rule.notify, message, step=step, purpose="escalation")
+        r.notify(rule.notify, message, step=step, purpose="escalation", action="trigger")  # a pager pages
         if rule.handoff:
             r.hand_off(f"handed off to {rule.notify}: {reason}")
 
@@ -182,7 +182,9 @@ class IncidentSupervisor:
                 "outcome": status if final else None, "ended": ENDED.get(status, status) if final else None,
                 "next": format_duration(updates.every) if updates.every and not final else None}
         text = self._render(updates.message or DEFAULT_UPDATE, info, ("updates", "message"), key="update")
-        r.notify(updates.channel, text, purpose="update")
+        # A pager's alert for the run closes with the run, if it ended resolved; otherwise
+        # people take it from here and it stays open.
+        r.notify(updates.channel, text, purpose="update", action="resolve" if final and status == "resolved" else None)
 
     def _context(self, escalation: dict[str, Any]) -> dict[str, Any]:
         return self.runner.state.context(escalation=escalation)

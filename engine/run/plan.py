@@ -172,7 +172,8 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
     elif isinstance(spec, WaitSpec):
         add(f"wait {format_duration(spec.seconds)}")
     elif isinstance(spec, NotifySpec):
-        add(f"notify [{_render(spec.channel, ctx)}]: {_render(spec.message, ctx)}")
+        action = f" ({spec.action})" if spec.action else ""
+        add(f"notify [{_render(spec.channel, ctx)}]{action}: {_render(spec.message, ctx)}")
         if spec.handoff:
             add("hands the incident over: once delivered, the run ends escalated")
     elif isinstance(spec, SetSpec):

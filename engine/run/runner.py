@@ -366,10 +366,11 @@ class Runner:
         return timeout
 
     def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
-               purpose: str = "notify", budget: float | None = None, required: bool = False) -> Attempt:
+               purpose: str = "notify", budget: float | None = None, required: bool = False,
+               action: str | None = None) -> Attempt:
         """Send a message (see Messenger.send): journaled; fails only a `required` one."""
         return self.messenger.send(channel, message, title=title, step=step, purpose=purpose, budget=budget,
-                                   required=required)
+                                   required=required, action=action)
 
     def include(self, step: Step, spec: IncludeSpec, sid: str, extra: dict[str, Any]) -> Attempt:
         """Run another runbook as this step, with the same services, bus and clock."""
