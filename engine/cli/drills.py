@@ -66,16 +66,21 @@ def test_cmd(paths: tuple[str, ...], junit: str | None, seed: int | None, trials
 @click.option("--runs-dir", type=click.Path(file_okay=False), help="Where the drill's journal goes.")
 @click.option("--scripted", is_flag=True,
               help="Let the scenario's scripted participants answer (a demo, or rehearsing the script).")
+@click.option("--channels", type=click.Path(dir_okay=False),
+              help="Channels config (default $RUNBOOK_CHANNELS, else channels.yaml in the runbook home): "
+                   "the journal says what each message would have been (a PagerDuty trigger, a mail to whom); "
+                   "nothing is sent.")
 @click.option("--color/--no-color", default=None)
 def drill(scenario_file: str, participants: tuple[str, ...], roles: tuple[str, ...], speed: float,
-          seed: int | None, runs_dir: str | None, scripted: bool, color: bool | None) -> None:
+          seed: int | None, runs_dir: str | None, scripted: bool, channels: str | None, color: bool | None) -> None:
     """Run a game-day drill: the team works the runbook against a simulated failure.
 
-    Nothing real is touched. At any prompt, `hint` shows the step's hint; the trainer
+    Nothing real is touched: no page, mail or message is sent. At any prompt, `hint` shows the step's hint; the trainer
     can type :pause, :resume, :inject N, :inject TEXT, :end. A scorecard ends the drill.
     """
     from pathlib import Path
 
+    from engine.executors.notify import load_channels
     from engine.home import home
     from engine.language.validation import load_runbook, load_scenario
     from engine.run.session import RUNS
@@ -85,7 +90,7 @@ def drill(scenario_file: str, participants: tuple[str, ...], roles: tuple[str, .
     runbook = load_runbook(scenario.runbook_path)
     people = _people(tuple(_pair(p, roles, i) for i, p in enumerate(participants)), runbook.roles)
     options = DrillOptions(people, speed, seed, Path(runs_dir) if runs_dir else home() / RUNS,
-                           use_color(color, sys.stdout), scripted=scripted)
+                           use_color(color, sys.stdout), scripted=scripted, channels=load_channels(channels))
     result, _ = run_drill(scenario, runbook, options)
     sys.exit(0 if result.scorecard.passed else 1)
 

@@ -232,6 +232,7 @@ class DrillSetup:
     participants: Sequence[Any] = ()
     speed: float = 1.0
     ready: Callable[[Runner, World], None] | None = None  # e.g. trainer controls, signal handlers
+    channels: Any = None  # the channels config (notify.Channels): what each delivery would be is journaled
 
 
 def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None = None) -> DrillRun:
@@ -246,7 +247,7 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     bus = EventBus(clock, [memory, *setup.observers], Masker(_secrets(runbook, inputs)))
     world.emit = bus.emit
     prompter = setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng)
-    services = _services(world, prompter, scenario)
+    services = _services(world, prompter, scenario, setup.channels)
     run_id = setup.run_id or f"{scenario.id}-seed{seed}"
     runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id, mode=setup.mode,
                     masker=bus.masker, participants=setup.participants, scenario=scenario.id,
@@ -273,11 +274,12 @@ def _secrets(runbook: Runbook, inputs: dict[str, Any]) -> list[str]:
     return [str(inputs[n]) for n, spec in runbook.inputs.items() if spec.secret and n in inputs]
 
 
-def _services(world: World, prompter: Any, scenario: Scenario) -> Services:
+def _services(world: World, prompter: Any, scenario: Scenario, channels: Any) -> Services:
     from engine.language.validation import load_runbook
 
     executor = SimulatedExecutor(world)
-    return Services(local=executor, http=executor, prompter=prompter, notifier=SimulatedNotifier(),  # type: ignore[arg-type]
+    notifier = SimulatedNotifier(channels)
+    return Services(local=executor, http=executor, prompter=prompter, notifier=notifier,  # type: ignore[arg-type]
                     remote=SimulatedRemote(world), resolve_hosts=DrillHosts(world),
                     load_runbook=load_runbook, hints=dict(scenario.hints))
 

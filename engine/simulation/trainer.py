@@ -45,6 +45,7 @@ class DrillOptions:
     stream: TextIO | None = None
     read: Callable[[str], str] | None = None
     scripted: bool = False  # the scenario's scripted participants play (demos, rehearsing the script)
+    channels: Any = None  # the channels config (notify.Channels): deliveries are recorded as to them, never sent
 
 
 @dataclass
@@ -200,7 +201,8 @@ def run_drill(scenario: Scenario, runbook: Runbook, options: DrillOptions) -> tu
         setup = DrillSetup(clock=clock, prompter=None if scripted else prompter,
                            acknowledge=None if scripted else acknowledge,
                            observers=[journal, console], seed=options.seed,
-                           mode="drill", run_id=run_id, participants=options.participants, ready=trainer.ready)
+                           mode="drill", run_id=run_id, participants=options.participants, ready=trainer.ready,
+                           channels=options.channels)
         with _interrupts(trainer):
             drill = run_scenario(scenario, runbook, setup)
         console.line()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import TemplateError
 from engine.executors.base import Cancel, Invocation, OutputSink, Result
-from engine.executors.notify import Delivery
+from engine.executors.notify import Channels, Delivery
 from engine.executors.prometheus import answer_body
 from engine.language.duration import format_duration
 from engine.language.scenario import Event, Reply, Response, Scenario
@@ -352,12 +352,21 @@ class _NoWait:
 
 
 class SimulatedNotifier:
-    """Notifications in a drill go nowhere real; they are journaled like any other."""
+    """Notifications in a drill go nowhere real; they are journaled like any other. With
+    the channels config, the journal says what would have gone where (a PagerDuty
+    trigger for the run, a mail to whom), so the debrief can check the paging."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: Channels | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.channels = channels.channels if channels is not None else {}
 
     def send(self, channel: str, message: str, *, title: str | None = None,
              meta: Mapping[str, Any] | None = None, **_: Any) -> Delivery:
         self.sent.append((channel, message))
-        return Delivery(True, note="simulated")
+        spec = self.channels.get(channel)
+        if spec is None or spec.type == "stdout":
+            return Delivery(True, note="simulated")
+        what = spec.describe()
+        if spec.type in ("pagerduty", "opsgenie"):
+            what += f": {(meta or {}).get('action') or 'trigger'} for the run ({(meta or {}).get('run_id', '')})"
+        return Delivery(True, note=f"drill: not sent: {what}")

@@ -270,3 +270,30 @@ def test_a_message_slack_refuses_is_a_clear_failure_naming_slacks_error(ws: Work
     [sent] = events(complete_journal(ws.only_run()), "notify.sent")
     assert sent["error"].endswith("Slack refused the message: channel_not_found")
 
+
+def test_a_drill_records_each_page_and_mail_and_sends_none(ws: Workspace) -> None:
+    book = """\
+        updates: {channel: pager}
+        escalation:
+          - {on_failure: true, notify: mail}
+        remediation:
+          - {id: ack, notify: {channel: pager, action: acknowledge, message: "on it"}}
+          - {id: fix, run: "systemctl restart api"}
+        """
+    with pagerduty_api() as server:
+        channels(ws, pager=f"{{type: pagerduty, url: \"{server.url}/v2/enqueue\", routing_key: {{env: PD_KEY}}}}",
+                 mail="{type: email, host: 127.0.0.1, port: 9, from: rb@example.com, to: sre@example.com, "
+                      "username: rb, password: {command: \"exit 1\"}}")
+        ws.write("live.yaml", runbook_text(book))
+        ws.write("drill.yaml", "kind: scenario\nversion: 1\nid: d\ntitle: D\nrunbook: live.yaml\n"
+                               "responses:\n  - {step: fix, exit_code: 1, stderr: failed}\n")
+        done = ws.run("drill", "drill.yaml", "--scripted", "--speed", "100", "--channels", "channels.yaml")
+        tried = len(server.requests)
+    assert done.code == 0 and tried == 0, done.text  # fix fails in the drill; nothing reached PagerDuty
+    run_id = ws.only_run().name
+    notes = [(s["channel"], s["note"]) for s in events(complete_journal(ws.only_run()), "notify.sent")]
+    assert notes == [("pager", f"drill: not sent: PagerDuty event: trigger for the run ({run_id})"),
+                     ("pager", f"drill: not sent: PagerDuty event: acknowledge for the run ({run_id})"),
+                     ("mail", "drill: not sent: email to sre@example.com via 127.0.0.1:9"),
+                     ("pager", f"drill: not sent: PagerDuty event: trigger for the run ({run_id})")]
+    assert "not sent: PagerDuty event: acknowledge" in done.out
