@@ -9,6 +9,7 @@ final: trying again would only repeat it.
 
 from __future__ import annotations
 
+import email.policy
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -20,7 +21,9 @@ from ._webhook import Failure
 
 def message(settings: Email, subject: str, body: str, run_id: str | None) -> EmailMessage:
     """The mail: plain text, with the run id in a header a mail filter can sort by."""
-    mail = EmailMessage()
+    # Headers on one line up to RFC 5322's 998 characters: folded at 78, a long subject
+    # came back from Python's folding with a leading space.
+    mail = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
     mail["From"], mail["To"], mail["Subject"] = settings.sender, ", ".join(settings.to), subject
     mail["Date"], mail["Message-ID"] = formatdate(localtime=False), make_msgid("runbook")
     if run_id:
