@@ -182,3 +182,29 @@ def test_a_drill_journals_each_hosts_own_command_and_fails_a_host_alone(tmp_path
         "web-1": "sudo kill -TERM 101", "web-2": "sudo kill -TERM 202", "web-3": None}
     assert hosts["web-3"]["status"] == "failed" and "web-3" in hosts["web-3"]["error"]
     assert [r["done"] for r in records(run, "host.finished", step="stop")] == [1, 2, 3]
+
+
+def test_the_review_lists_the_command_each_host_ran(tmp_path: object) -> None:
+    """The post-incident review (built from the journal alone) says what ran where."""
+    import json
+    from pathlib import Path
+
+    from reportkit import fanout_records
+
+    from engine.reporting.markdown import render_markdown
+    from engine.reporting.report import build_report
+
+    records = fanout_records(host_events=True)
+    for r in records:
+        if r["event"] == "host.finished":
+            r["command"] = f"sudo kill -TERM {100 + int(r['host'][-1])}"
+        if r["event"] == "step.started":
+            r["command"] = "sudo kill -TERM {{ vars.pids[host] }}"
+    run = Path(str(tmp_path)) / "run"
+    run.mkdir()
+    (run / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    report = build_report(run)
+    ran = sorted((a.where, a.detail, a.status) for a in report.review.actions if a.what == "command")
+    assert ran == [("web-1", "sudo kill -TERM 101", "ok"), ("web-2", "sudo kill -TERM 102", "ok"),
+                   ("web-3", "sudo kill -TERM 103", "failed")]
+    assert "sudo kill -TERM 103" in render_markdown(report)

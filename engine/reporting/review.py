@@ -168,6 +168,15 @@ def _window(report: Any, end: Any) -> str:
             "the journal cannot say")
 
 
+def _step_actions(bar: Any) -> list[Action]:
+    """A step's action; a fan-out whose hosts each ran their own command is one per host."""
+    action = _step_action(bar)
+    own = [h for h in bar.hosts if h.command]
+    if action is None or not own:
+        return [action] if action is not None else []
+    return [Action(h.start, bar.step, action.what, h.command, h.status, where=h.name) for h in own]
+
+
 def _step_action(bar: Any) -> Action | None:
     if bar.status == "skipped" or bar.kind in ("notify",):
         return None
@@ -191,7 +200,7 @@ def decisions(t: Any) -> list[Action]:
 
 
 def _actions(report: Any) -> list[Action]:
-    out = [a for a in (_step_action(b) for b in report.timeline.bars) if a is not None]
+    out = [a for b in report.timeline.bars for a in _step_actions(b)]
     t = report.timings
     out += decisions(t)
     out += [Action(float(n.get("elapsed") or 0.0), str(n.get("step") or "-"), str(n.get("purpose") or "notify"),

@@ -45,6 +45,7 @@ class SubRun:
     exit_code: int | None = None
     error: str | None = None
     estimated: bool = False  # placed from a duration only (no host.finished event)
+    command: str | None = None  # the host's own command, when it differed from host to host
 
 
 @dataclass
@@ -258,7 +259,7 @@ class _Builder:
         bar = self.open.get(str(r.get("step")))
         if bar is None:
             return
-        bar.retries.append({k: r.get(k) for k in ("attempt", "exit_code", "error", "polling", "next_in")}
+        bar.retries.append({k: r.get(k) for k in ("attempt", "exit_code", "error", "polling", "next_in", "command")}
                            | {"at": _at(r), "stderr": _tail(r.get("stderr"))})
         kind = "poll" if r.get("polling") else "retry"
         wait = float(r.get("next_in") or 0.0)
@@ -269,7 +270,7 @@ class _Builder:
         """A host of a fan-out step is done; with retries, its last attempt is the one shown."""
         end, duration = _at(r), float(r.get("duration") or 0.0)
         sub = SubRun(str(r.get("host")), str(r.get("status") or "ok"), max(end - duration, 0.0), end,
-                     r.get("exit_code"), r.get("error"))
+                     r.get("exit_code"), r.get("error"), command=r.get("command"))
         self.host_events.setdefault(str(r.get("step")), {})[sub.name] = sub
 
     # -- people -----------------------------------------------------------------------------
