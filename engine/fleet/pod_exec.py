@@ -28,35 +28,44 @@ __all__ = ["PodExecutor"]
 
 _DEBUG_POD = re.compile(r"Creating debugging pod (\S+) with container")
 _PID_LINE = re.compile(rb"^" + re.escape(kubectl.PID_MARK.encode()) + rb"(\d+)\r?$")
+_NOTICE = re.compile(rb'^Defaulted container "[^"]*" out of: ')  # kubectl's, when a pod has several
 
 
 class _Marked:
-    """The output sink of one command in a container: holds stdout back until its first
-    line (the pid mark) has come, passes everything else on as it comes."""
+    """The output sink of one command in a container. stdout is held back until its first
+    line (the pid mark) has come, and stderr until its first line, which is dropped when
+    it is kubectl's `Defaulted container` notice (not the command's); everything else
+    passes on as it comes."""
 
     def __init__(self, sink: OutputSink, host: str | None) -> None:
         self.sink, self.host = sink, host
-        self.head = bytearray()
+        self.heads = {"stdout": bytearray(), "stderr": bytearray()}
         self.pid: int | None = None
-        self.started = False  # the first line has come (mark or not)
 
     def output(self, stream: str, data: bytes, host: str | None) -> None:
-        if stream != "stdout" or self.started:
+        head = self.heads.get(stream)
+        if head is None:  # that stream's first line has come
             self.sink.output(stream, data, self.host)
             return
-        self.head += data
-        line, newline, rest = bytes(self.head).partition(b"\n")
+        head += data
+        line, newline, rest = bytes(head).partition(b"\n")
         if not newline:
             return
-        self.started = True
-        match = _PID_LINE.match(line)
-        if match is None:  # not our mark: output of something else; pass it all on
-            rest = bytes(self.head)
-        else:
+        del self.heads[stream]
+        match = _PID_LINE.match(line) if stream == "stdout" else None
+        if match is not None:
             self.pid = int(match.group(1))
-        self.head.clear()
+        elif stream == "stdout" or not _NOTICE.match(line):
+            rest = bytes(head)  # the command's own first line: pass it on
         if rest:
-            self.sink.output("stdout", rest, self.host)
+            self.sink.output(stream, rest, self.host)
+
+    def flush(self) -> None:
+        """What is still held back (a first line that never ended) goes on as it is."""
+        for stream, head in list(self.heads.items()):
+            if head:
+                self.sink.output(stream, bytes(head), self.host)
+        self.heads.clear()
 
     def process_started(self, pgid: int, host: str | None) -> None:
         self.sink.process_started(pgid, None)  # kubectl, on this machine
@@ -65,6 +74,12 @@ class _Marked:
         """The command's stdout without the mark line."""
         first, newline, rest = text.partition("\n")
         return rest if newline and _PID_LINE.match(first.encode()) else text
+
+    @staticmethod
+    def stderr(text: str) -> str:
+        """The command's stderr without kubectl's notice."""
+        first, newline, rest = text.partition("\n")
+        return rest if newline and _NOTICE.match(first.encode()) else text
 
 
 class PodExecutor:
@@ -93,6 +108,7 @@ class PodExecutor:
         # The step's environment went into the container (the wrapper); kubectl itself
         # runs with the engine's, where KUBECONFIG and the user's credentials are.
         result = self._local.run(replace(invocation, argv=tuple(argv), env={}), marked, cancel)
+        marked.flush()
         debug_pod = _debug_pod(result.stderr) if place.kind == "nodes" else None
         if marked.pid is not None and (result.timed_out or result.cancelled) and place.kind == "pods":
             self._short(kubectl.exec_argv(place.cluster, place.namespace, host, place.container,
@@ -124,6 +140,7 @@ def _debug_pod(stderr: str) -> str | None:
 def _finish(inv: Invocation, place: Place, result: Result, marked: _Marked, code: int | None) -> Result:
     """The Result of the command in the container, as a local one would read."""
     stdout = marked.stdout(result.stdout)
+    result = replace(result, stderr=marked.stderr(result.stderr))
     if marked.pid is None and not (result.timed_out or result.cancelled):
         why = result.error if result.exit_code is None else kubectl.message(result.stderr)
         if result.exit_code in (126, 127) and "/bin/sh" in result.stderr:

@@ -8,7 +8,8 @@ gives it (calls.jsonl) and answers from a JSON file the test writes (state.json)
 - `exec [flags] POD -- CMD...`: runs CMD here, in its own session (as a container's process
   outlives a killed kubectl), with FAKE_POD set; a pod in the state's `vanished` list
   answers as the API server does for a pod that is gone, one in `no_shell` as a distroless
-  container without /bin/sh does; a non-zero exit prints kubectl's
+  container without /bin/sh does; without --container, a pod of several containers gets
+  kubectl's `Defaulted container` notice on stderr first; a non-zero exit prints kubectl's
   `command terminated with exit code N` and exits N;
 - `debug node/NAME ... -- chroot /host CMD...`: prints kubectl's `Creating debugging pod`
   line, runs CMD here and exits 0 whatever CMD did (the exit code is then only in the
@@ -90,6 +91,11 @@ elif words[:1] == ["exec"]:
     if pod in state.get("vanished", []):
         sys.stderr.write('Error from server (NotFound): pods "%s" not found\n' % pod)
         sys.exit(1)
+    item = next((i for i in state.get("pods", []) if i["metadata"]["name"] == pod), {{}})
+    names = [c["name"] for c in item.get("spec", {{}}).get("containers", [])]
+    if "container" not in flags and len(names) > 1:
+        sys.stderr.write('Defaulted container "%s" out of: %s\n' % (names[0], ", ".join(names)))
+        sys.stderr.flush()
     if pod in state.get("no_shell", []):
         sys.stderr.write('error: Internal error occurred: error executing command in container: failed to exec '
                          'in container: failed to start exec: OCI runtime exec failed: exec failed: unable to '
@@ -117,12 +123,13 @@ else:
 
 
 def pod(name: str, namespace: str = "shop", labels: dict[str, str] | None = None, phase: str = "Running",
-        terminating: bool = False) -> dict[str, Any]:
+        terminating: bool = False, containers: tuple[str, ...] = ("app",)) -> dict[str, Any]:
     """A pod as `kubectl get pods -o json` lists it (the fields the engine reads)."""
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels or {}}
     if terminating:
         meta["deletionTimestamp"] = "2026-12-04T21:00:00Z"
-    return {"kind": "Pod", "metadata": meta, "status": {"phase": phase}}
+    spec = {"containers": [{"name": c} for c in containers]}
+    return {"kind": "Pod", "metadata": meta, "spec": spec, "status": {"phase": phase}}
 
 
 def node(name: str, ready: bool = True, labels: dict[str, str] | None = None) -> dict[str, Any]:

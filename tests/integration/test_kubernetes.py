@@ -334,3 +334,23 @@ def test_a_container_without_a_shell_is_named_as_the_reason(run_text: Callable, 
     assert view["status"] == "unreachable"
     assert view["error"].startswith("kubectl could not run the command in pod web-a: the container has no "
                                     "/bin/sh, which `run` steps need (error: Internal error occurred")
+
+
+def test_kubectls_defaulted_container_notice_is_not_the_commands_stderr(run_text: Callable,
+                                                                         kube: FakeKubectl) -> None:
+    """Without `container:`, kubectl tells which container of a multi-container pod it
+    picked, on stderr: that is kubectl's line, not the command's."""
+    kube.state["pods"] = [pod("web-a", containers=("app", "envoy"))]
+    kube.save()
+    target = "pods: {context: prod, namespace: shop, name: web-a}\n"
+    _, records, console = run_text(runbook(target, """\
+        - id: quiet
+          target: web
+          run: echo out
+        - id: loud
+          target: web
+          run: echo out; echo err >&2
+        """))
+    assert finished(records, "quiet")["stderr"] == ""
+    assert finished(records, "loud")["stderr"] == "err\n" and finished(records, "loud")["stdout"] == "out\n"
+    assert "Defaulted container" not in console
