@@ -43,6 +43,7 @@ SEVERITY = {
     "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR, "RB215": ERROR,
     "RB301": ERROR, "RB302": ERROR, "RB303": ERROR, "RB304": ERROR,
     "RB150": ERROR,
+    "RB180": ERROR, "RB181": ERROR, "RB182": WARNING, "RB183": WARNING,
 }
 
 
@@ -86,6 +87,25 @@ class Case:
     def id(self) -> str:
         return f"{self.rule} {'fires' if self.fails else 'silent'}: {self.behaviour}"
 
+
+SWITCH = """
+    defaults: {timeout: 1m}
+    triage:
+      - id: cause
+        manual: What is it?
+        ask: {cause: {choices: [tls, dns]}, n: {choices: [1, 2]}}
+    remediation:
+      - id: by_cause
+        switch: steps.cause.answers.cause
+        cases:
+          tls: [{id: renew, run: echo renew}]
+        default: [{id: other, run: echo other}]
+      - id: by_n
+        switch: steps.cause.answers.n
+        cases:
+          1: [{id: one, run: echo one}]
+          2: [{id: two, run: echo two}]
+    """
 
 CASES = [
     # -- RB101 duplicate-step-id -------------------------------------------------------------
@@ -935,6 +955,43 @@ CASES = [
             rollback: [{id: undo, notify: {channel: ‸oncll, message: x}}]
         """), message="is not in channels.yaml",
          options=Options(channels=KnownChannels("channels.yaml", frozenset({"oncall", "status"})))),
+    # -- RB180..RB183: switch and end ---------------------------------------------------------
+    Case("RB180", "cases among the choices, numbers compared as numbers", runbook(SWITCH)),
+    Case("RB180", "a case its question never offers, with the nearest choice", runbook(SWITCH.replace(
+        "      tls: [", "      ‸tsl: [")), message="(did you mean 'tls'?)"),
+    Case("RB181", "distinct cases", runbook(SWITCH)),
+    Case("RB181", "a case for a value an earlier case takes", runbook(SWITCH.replace(
+        "      2: [{id: two", '      ‸"1": [{id: two')), message="case 1 before it takes the same value"),
+    Case("RB182", "a default covers the choices without a case", runbook(SWITCH)),
+    Case("RB182", "a choice without a case and no default", runbook(SWITCH.replace(
+        "default: [{id: other, run: echo other}]", "").replace(
+        "switch: steps.cause.answers.cause", "switch: ‸steps.cause.answers.cause")), message="no case for 'dns'"),
+    Case("RB183", "an end with `when` lets the next step run", runbook("""
+        remediation:
+          - {id: stop, when: inputs.x, end: {outcome: escalated, reason: handed over}}
+          - {id: go_on, manual: go on}
+        inputs: {x: {type: boolean, default: false}}
+        """)),
+    Case("RB183", "a step after an unconditional end, in a case", runbook(SWITCH.replace(
+        "      tls: [{id: renew, run: echo renew}]",
+        "      tls: [{id: bye, end: {outcome: resolved, reason: done}}, {id: ‸renew, run: echo renew}]")),
+         message="step 'bye' before it always ends the run"),
+    Case("RB111", "a library runbook has no detection of its own", runbook("""
+        library: true
+        remediation:
+          - {id: fix, manual: fix}
+        """)),
+    Case("RB112", "a library runbook checks no recovery of its own", runbook("""
+        library: true
+        remediation:
+          - {id: fix, manual: fix}
+        """)),
+    Case("RB112", "a recovery check inside a block counts", runbook("""
+        recovery:
+          - id: verify
+            block:
+              - {id: look, manual: look, expect: "answers.ok", ask: {ok: {type: boolean}}}
+        """)),
 ]
 
 

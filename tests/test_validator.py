@@ -148,6 +148,13 @@ INVALID: list[tuple[str, str, str, Data]] = [
      rb_step(id="a", run="x", rollback=[{"id": "b", "run": "y", "rollback": [{"id": "c", "wait": "1s", "x": 1}]}])),
     ("oneOf", "oneOf", "$ref recursion: rollback step kind",
      rb_step(id="a", run="x", rollback=[{"id": "b", "rollback": [{"id": "c"}]}])),
+    ("not", "not", "expect on a block", rb_step(id="a", block=[{"id": "b", "run": "x"}], expect="x")),
+    ("allOf", "not", "retries on a switch", rb_step(id="a", switch="x", cases={"y": [{"id": "b", "run": "x"}]},
+                                                   retries=2)),
+    ("if", "not", "rollback on a switch", rb_step(id="a", switch="x", cases={"y": [{"id": "b", "run": "x"}]},
+                                                 rollback=[{"id": "c", "run": "y"}])),
+    ("then", "not", "for_each on a switch", rb_step(id="a", switch="x", cases={"y": [{"id": "b", "run": "x"}]},
+                                                   for_each="[1]")),
     ("type", "type", "$ref into another definition's property",
      sc(responses=[{"step": "a", "exit_code": 1, "stdout": 5}])),
 ]
@@ -230,10 +237,12 @@ VALID_STEP_VALUES: Data = {
     "retries": 2, "every": "5s", "confirm": True, "rollback": [], "continue_on_error": True,
     "env": {"A": "1"}, "stdin": "x", "exit_codes": [0], "destructive": True, "idempotent": True,
     "parallel": 1, "serial": "25%", "max_failures": 1, "for_each": [1],
+    "block": [{"id": "b", "run": "x"}], "switch": "x", "cases": {"y": [{"id": "c", "wait": "1s"}]},
+    "default": [{"id": "d", "wait": "1s"}], "end": {"outcome": "escalated", "reason": "r"}, "promql": "up == 0",
 }
 
 
-STEP_KINDS = ["run", "http", "manual", "wait", "notify", "set", "include"]
+STEP_KINDS = ["run", "http", "manual", "wait", "notify", "set", "include", "promql", "block", "switch", "end"]
 
 
 @st.composite

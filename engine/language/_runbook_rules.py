@@ -174,6 +174,8 @@ def _until_timeout(c: RunbookCheck) -> Iterator[Finding]:
       "Without detection a runbook acts on an alert it never confirmed.")
 def _no_detection(c: RunbookCheck) -> Iterator[Finding]:
     phase = c.runbook.phase("detection")
+    if c.runbook.library:
+        return  # included by runbooks that detect: it has no alert of its own
     if phase is None or not phase.steps:  # `detection: []` confirms nothing either
         yield Finding(("id",), "runbook has no detection phase to confirm the alert", key=True)
 
@@ -182,9 +184,11 @@ def _no_detection(c: RunbookCheck) -> Iterator[Finding]:
       "Without a recovery check nobody knows whether the remediation worked.")
 def _no_recovery(c: RunbookCheck) -> Iterator[Finding]:
     phase = c.runbook.phase("recovery")
+    if c.runbook.library:
+        return  # the runbook that includes it checks the recovery
     if phase is None:
         yield Finding(("id",), "runbook has no recovery phase to verify the fix", key=True)
-    elif not any(s.expect or s.until for s in phase.steps):
+    elif not any(s.expect or s.until for top in phase.steps for s in (top, *top.inner())):
         yield Finding(("recovery",), "recovery has no step that checks anything "
                       "(add expect or until)", key=True)
 

@@ -88,17 +88,22 @@ def _object(comp: Compiles, schema: dict[str, Any], name: str) -> Check | None:
     extra_check = comp.compile(extra) if isinstance(extra, dict) else None
     required = list(schema.get("required", []))
     names = comp.compile(schema["propertyNames"]) if "propertyNames" in schema else None
+    # Names refused for a reason the schema says (an `end:` step takes only a few keys).
+    names_why = schema["propertyNames"].get("description") if names is not None and \
+        "enum" in schema["propertyNames"] else None
     deps = dict(schema.get("dependentRequired", {}))
     min_p, max_p = schema.get("minProperties"), schema.get("maxProperties")
     known = sorted(props)
     noun = name.replace("_", " ") if name else "mapping"
 
+    per_key = bool(props or patterns or names is not None or extra is not True)
+
     def check(value: Any, path: Path, out: list[Issue]) -> None:
         if not isinstance(value, dict):
             return
-        for key, item in value.items():
+        for key, item in value.items() if per_key else ():
             if names is not None:
-                _check_name(names, key, path, out)
+                _check_name(names, key, path, out, names_why)
             sub = props.get(key)
             if sub is not None:
                 sub(item, path + (key,), out)
@@ -151,10 +156,13 @@ def _key_name(key: Any) -> str:
     return f"'{key}'"
 
 
-def _check_name(names: Check, key: Any, path: Path, out: list[Issue]) -> None:
+def _check_name(names: Check, key: Any, path: Path, out: list[Issue], why: str | None = None) -> None:
     found: list[Issue] = []
     names(key if isinstance(key, str) else str(key), path + (key,), found)
     for issue in found:
+        if why:
+            out.append(Issue(path + (key,), "not", f"{_key_name(key)} is not allowed here: {why}", True))
+            continue
         out.append(Issue(path + (key,), "propertyNames",
                          f"{_key_name(key)} is not a valid name here: {issue.message}", True))
 
@@ -253,12 +261,15 @@ def _all_of(comp: Compiles, schema: dict[str, Any], name: str) -> Check:
 
 def _not(comp: Compiles, schema: dict[str, Any], name: str) -> Check:
     inner = comp.compile(schema["not"])
+    # A key refused with `{"not": {}}` says why in its description (a field that has no
+    # meaning on this kind of step): the message is that, at the key.
+    why = schema.get("description") if schema["not"] in ({}, True) else None
 
     def check(value: Any, path: Path, out: list[Issue]) -> None:
         found: list[Issue] = []
         inner(value, path, found)
         if not found:
-            out.append(Issue(path, "not", "this value is not allowed here"))
+            out.append(Issue(path, "not", why or "this value is not allowed here", why is not None))
 
     return check
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .duration import parse_duration
 from .loader import Document
@@ -15,8 +15,11 @@ from .model import (
     MISSING,
     PHASES,
     AskField,
+    BlockSpec,
+    Case,
     Confirm,
     Defaults,
+    EndSpec,
     EscalationRule,
     HttpSpec,
     IncludeSpec,
@@ -25,6 +28,7 @@ from .model import (
     Link,
     ManualSpec,
     NotifySpec,
+    OnRefuse,
     Path,
     Phase,
     Retries,
@@ -34,6 +38,7 @@ from .model import (
     Severity,
     Spec,
     Step,
+    SwitchSpec,
     Target,
     Updates,
     WaitSpec,
@@ -59,14 +64,42 @@ def _retries(value: Any) -> Retries | None:
     )
 
 
-def _confirm(value: Any) -> Confirm | None:
+class Scope(NamedTuple):
+    """What a step inherits from the block or switch holding it (nothing at the top)."""
+
+    parent: str | None = None
+    target: str | None = None
+    role: str | None = None
+    in_loop: bool = False
+
+
+TOP = Scope()
+
+
+def _end(value: Mapping[str, Any]) -> EndSpec:
+    return EndSpec(value["outcome"], value["reason"])
+
+
+def _confirm(value: Any, phase: str, path: Path, scope: Scope) -> Confirm | None:
     if value is None or value is False:
         return None
     if value is True:
         return Confirm()
     if isinstance(value, str):
         return Confirm(message=value)
-    return Confirm(message=value.get("message"), role=value.get("role"))
+    refuse = value.get("on_refuse")
+    on_refuse: OnRefuse[Step] | None = None
+    if refuse == "skip":
+        on_refuse = OnRefuse(skip=True)
+    elif isinstance(refuse, Mapping):
+        on_refuse = OnRefuse(end=_end(refuse["end"]))
+    elif isinstance(refuse, list):
+        on_refuse = OnRefuse(steps=_steps(refuse, phase, (*path, "confirm", "on_refuse"), scope))
+    return Confirm(message=value.get("message"), role=value.get("role"), on_refuse=on_refuse)
+
+
+def _steps(items: Any, phase: str, path: Path, scope: Scope) -> tuple[Step, ...]:
+    return tuple(build_step(s, phase, (*path, i), scope) for i, s in enumerate(items or ()))
 
 
 def _ask_field(name: str, data: Mapping[str, Any]) -> AskField:
@@ -103,6 +136,21 @@ def _include(value: Any) -> IncludeSpec:
     return IncludeSpec(runbook=value["runbook"], inputs=frozen_map(value.get("inputs")))
 
 
+def _flow(data: Mapping[str, Any], phase: str, path: Path, scope: Scope) -> tuple[str, Spec] | None:
+    """A block, switch or end step's spec; None for the other kinds."""
+    if "block" in data:
+        return "block", BlockSpec(_steps(data["block"], phase, (*path, "block"), scope))
+    if "switch" in data:
+        cases = tuple(Case(key, _steps(steps, phase, (*path, "cases", key), scope))
+                      for key, steps in (data.get("cases") or {}).items())
+        default = data.get("default")
+        return "switch", SwitchSpec(data["switch"], cases,
+                                    _steps(default, phase, (*path, "default"), scope) if default else None)
+    if "end" in data:
+        return "end", _end(data["end"])
+    return None
+
+
 def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
     if "run" in data:
         codes = tuple(data.get("exit_codes", (0,)))
@@ -127,28 +175,29 @@ def _spec(data: Mapping[str, Any]) -> tuple[str, Spec]:
     return monitoring
 
 
-def build_step(data: Mapping[str, Any], phase: str, path: Path) -> Step:
-    kind, spec = _spec(data)
+def build_step(data: Mapping[str, Any], phase: str, path: Path, scope: Scope = TOP) -> Step:
+    """A step (and the steps inside it); `scope` is what it inherits from its block or switch."""
     for_each = data.get("for_each")
+    target, role = data.get("target") or scope.target, data.get("role") or scope.role
+    inner = Scope(data["id"], target, role, scope.in_loop or (for_each is not None and "block" in data))
+    kind, spec = _flow(data, phase, path, inner) or _spec(data)
     return Step(
         id=data["id"], kind=kind, spec=spec, phase=phase, path=path,
         title=data.get("title", ""), description=data.get("description", ""),
-        role=data.get("role"), target=data.get("target"),
+        role=role, target=target,
         when=data.get("when"), expect=data.get("expect"),
         outputs=frozen_map(data.get("outputs")),
         timeout=_dur(data.get("timeout")), retries=_retries(data.get("retries")),
         until=data.get("until"), every=_dur(data.get("every")),
-        confirm=_confirm(data.get("confirm")),
-        rollback=tuple(
-            build_step(r, phase, (*path, "rollback", i))
-            for i, r in enumerate(data.get("rollback") or ())
-        ),
+        confirm=_confirm(data.get("confirm"), phase, path, scope._replace(parent=data["id"])),
+        rollback=_steps(data.get("rollback"), phase, (*path, "rollback"), scope._replace(parent=None)),
         continue_on_error=data.get("continue_on_error", False),
         env=frozen_map({k: str(v) for k, v in (data.get("env") or {}).items()}),
         destructive=data.get("destructive", False), idempotent=data.get("idempotent", False),
         parallel=data.get("parallel"), serial=data.get("serial"),
         max_failures=data.get("max_failures"),
         for_each=tuple(for_each) if isinstance(for_each, list) else for_each,
+        parent=scope.parent, in_loop=scope.in_loop,
     )
 
 
@@ -232,6 +281,6 @@ def build_runbook(doc: Document) -> Runbook:
             for name in PHASES
             if data.get(name) is not None
         ),
-        source=doc.source,
+        source=doc.source, library=bool(data.get("library", False)),
         connections=build_connections(data.get("connections")),
     )

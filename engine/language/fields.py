@@ -11,7 +11,18 @@ from typing import Any
 
 from engine.templates import templating
 
-from .model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, Runbook, RunSpec, SetSpec, Step
+from .model import (
+    EndSpec,
+    HttpSpec,
+    IncludeSpec,
+    ManualSpec,
+    NotifySpec,
+    Runbook,
+    RunSpec,
+    SetSpec,
+    Step,
+    SwitchSpec,
+)
 from .model import Path as DataPath
 from .monitoring import KIND_CONNECTION, KIND_RESULTS, connection_strings, template_strings
 
@@ -57,6 +68,7 @@ RESULT_NAMES = frozenset(
     {"stdout", "stderr", "exit_code", "status", "json", "body", "headers", "outputs", "answers",
      "hosts", "duration", "items"}
 )
+LOOP_NAMES = frozenset({"item", "index"})  # in a step with for_each, and inside a block with one
 STAGE_NAMES = {
     "before": BEFORE_NAMES,
     "start": BEFORE_NAMES - {"attempt"},  # evaluated once, before the first try (when, confirm)
@@ -91,10 +103,12 @@ class Field:
 
     def allowed_names(self) -> frozenset[str]:
         names = STAGE_NAMES[self.stage]
-        if self.step is not None and self.step.for_each is not None and "for_each" not in self.path:
-            names = names | {"item"}
-        if self.stage == "after" and self.step is not None:
-            names = names | KIND_RESULTS.get(self.step.kind, frozenset())  # a promql step's `value`...
+        step = self.step
+        if step is not None and (step.in_loop or (step.for_each is not None and step.kind != "block"
+                                                  and "for_each" not in self.path)):
+            names = names | LOOP_NAMES
+        if self.stage == "after" and step is not None:
+            names = names | KIND_RESULTS.get(step.kind, frozenset())  # a promql step's `value`...
         return names | templating.known_globals()
 
 
@@ -137,8 +151,9 @@ def step_fields(step: Step) -> Iterator[Field]:
     for name in ("expect", "until"):
         if getattr(step, name):
             yield f((name,), getattr(step, name), expression=True, stage="after")
-    for undo in step.rollback:
-        yield from step_fields(undo)
+    for undo in step.rollback:  # a rollback's own steps too: Runbook.steps() lists no rollback
+        for part in (undo, *undo.inner()):
+            yield from step_fields(part)
 
 
 def _spec_fields(step: Step, spec: Any, f: Callable[..., Field]) -> Iterator[Field]:
@@ -172,6 +187,13 @@ def _spec_fields(step: Step, spec: Any, f: Callable[..., Field]) -> Iterator[Fie
     elif step.kind in KIND_CONNECTION:
         for sub, text in template_strings(step.kind, spec):
             yield f(sub, text)
+    elif isinstance(spec, SwitchSpec):
+        yield f(("switch",), spec.on, expression=True)
+    elif isinstance(spec, EndSpec):
+        yield f(("end", "reason"), spec.reason)
+    refuse = step.confirm.on_refuse if step.confirm is not None else None
+    if refuse is not None and refuse.end is not None:
+        yield f(("confirm", "on_refuse", "end", "reason"), refuse.end.reason)
 
 
 def runbook_fields(rb: Runbook) -> Iterator[Field]:

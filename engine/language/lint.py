@@ -3,7 +3,8 @@
 The rules come in families, one module each: runbooks (`_runbook_rules`), Kubernetes targets
 (`_kube_rules`), values in shell commands (`_shell_rules`), quoting traps
 (`_quoting_rules`), `include:` steps (`_include_rules`), values the schema cannot judge
-(`_value_rules`), scenarios (`_scenario_rules`) and inventories (`_inventory_rules`).
+(`_value_rules`), switches and endings (`_flow_rules`), scenarios (`_scenario_rules`) and
+inventories (`_inventory_rules`).
 They register with engine/language/rules.py and look at what a check computes once per
 file (engine/language/runbook_check.py); this module pulls them together. The runbook
 families are imported with it; the scenario and inventory ones are run by validation for
@@ -14,6 +15,7 @@ line silences a rule there.
 from __future__ import annotations
 
 from . import (  # noqa: F401  (register the runbook rules)
+    _flow_rules,
     _include_rules,
     _kube_rules,
     _quoting_rules,

@@ -12,12 +12,15 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from .duration import MAX_SECONDS
+from .flow import END_OUTCOMES, BlockSpec, Case, EndSpec, OnRefuse, SwitchSpec, branches, case_matches, nested  # noqa: F401
 from .monitoring import Connection, MonitoringSpec
 from .source_map import SourceMap
 
 PHASES = ("detection", "triage", "remediation", "recovery")
 STEP_KINDS = ("run", "http", "manual", "wait", "notify", "set", "include",
-              "promql")  # promql: monitoring.py
+              "promql",  # promql: monitoring.py
+              "block", "switch", "end")  # flow.py
+CONTAINERS = ("block", "switch")  # kinds whose action is to run steps of their own
 OUTCOMES = ("resolved", "not_confirmed", "failed", "refused", "aborted", "escalated")
 
 Path = tuple[str | int, ...]
@@ -184,6 +187,7 @@ class Retries(NamedTuple):
 class Confirm(NamedTuple):
     message: str | None = None
     role: str | None = None
+    on_refuse: OnRefuse[Step] | None = None  # None: the run ends `refused`
 
 
 class RunSpec(NamedTuple):
@@ -240,7 +244,8 @@ class IncludeSpec(NamedTuple):
     inputs: Mapping[str, Any] = EMPTY
 
 
-Spec = RunSpec | HttpSpec | ManualSpec | WaitSpec | NotifySpec | SetSpec | IncludeSpec | MonitoringSpec
+Spec = (RunSpec | HttpSpec | ManualSpec | WaitSpec | NotifySpec | SetSpec | IncludeSpec | MonitoringSpec
+        | BlockSpec["Step"] | SwitchSpec["Step"] | EndSpec)
 
 
 class Step(NamedTuple):
@@ -270,10 +275,20 @@ class Step(NamedTuple):
     serial: int | str | None = None
     max_failures: int | str | None = None
     for_each: str | tuple[Any, ...] | None = None
+    parent: str | None = None  # the block, switch or refused step whose steps this is one of
+    in_loop: bool = False  # inside a block with for_each: `item` and `index` are the block's
 
     @property
     def label(self) -> str:
         return self.title or self.id
+
+    def branches(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        """The steps this step may run as part of itself, by branch (see flow.branches)."""
+        return branches(self.spec, self.confirm)
+
+    def inner(self) -> Iterator[Step]:
+        """Every step inside this one, at any depth, in run order (rollbacks not counted)."""
+        return nested(branch for _, steps in self.branches() for branch in steps)
 
 
 class Phase(NamedTuple):
@@ -329,7 +344,7 @@ class Runbook:
     computed from them later (the step list, "does any template read json?")."""
 
     __slots__ = ("alerts", "connections", "defaults", "derived", "description", "escalation", "file", "id", "inputs",
-                 "links", "owner", "phases", "roles", "severity", "source", "summary", "tags", "targets",
+                 "library", "links", "owner", "phases", "roles", "severity", "source", "summary", "tags", "targets",
                  "timeout", "title", "updates", "vars")
 
     def __init__(self, *, id: str, title: str, file: str, summary: str = "", description: str = "",
@@ -339,7 +354,8 @@ class Runbook:
                  timeout: float | None = None, vars: Mapping[str, Any] = EMPTY, roles: tuple[str, ...] = (),
                  severity: Severity | None = None, escalation: tuple[EscalationRule, ...] = (),
                  updates: Updates | None = None, phases: tuple[Phase, ...] = (),
-                 source: SourceMap | None = None, connections: Mapping[str, Connection] = EMPTY) -> None:
+                 source: SourceMap | None = None, connections: Mapping[str, Connection] = EMPTY,
+                 library: bool = False) -> None:
         self.id, self.title, self.file, self.summary = id, title, file, summary
         self.description, self.owner, self.tags, self.alerts = description, owner, tags, alerts
         self.links, self.inputs, self.targets = links, inputs, targets
@@ -347,6 +363,7 @@ class Runbook:
         self.timeout, self.vars, self.roles, self.severity = timeout, vars, roles, severity
         self.escalation, self.updates, self.phases, self.source = escalation, updates, phases, source
         self.connections = connections  # the servers monitoring steps talk to (monitoring.py)
+        self.library = library  # meant only to be included: whole-run rules stay quiet
         self.derived: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -356,7 +373,9 @@ class Runbook:
         return next((p for p in self.phases if p.name == name), None)
 
     def steps(self, *, rollbacks: bool = False) -> tuple[Step, ...]:
-        """Every step in run order; with rollbacks=True, each step's rollback steps too."""
+        """Every step in run order, the steps inside blocks, switch cases and `on_refuse`
+        included (after the step holding them); with rollbacks=True, each step's rollback
+        steps too."""
         key = "steps+rollbacks" if rollbacks else "steps"
         found = self.derived.get(key)
         if found is None:  # computed once: lint rules and the runner ask many times
@@ -365,10 +384,7 @@ class Runbook:
 
     def _walk(self, rollbacks: bool) -> Iterator[Step]:
         for phase in self.phases:
-            for step in phase.steps:
-                yield step
-                if rollbacks:
-                    yield from _rollback_steps(step)
+            yield from nested(phase.steps, rollbacks=rollbacks)
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps(rollbacks=True) if s.id == step_id), None)
@@ -379,12 +395,6 @@ class Runbook:
             return self.file
         pos = self.source.position(path, key=key)
         return f"{self.file}:{pos.line}:{pos.column}"
-
-
-def _rollback_steps(step: Step) -> Iterator[Step]:
-    for undo in step.rollback:
-        yield undo
-        yield from _rollback_steps(undo)
 
 
 def _step_durations(step: Step) -> Iterator[tuple[Path, float | None]]:

@@ -26,6 +26,7 @@ RULES = {
     "required": "RB011",
     "type": "RB012",
     "dependentRequired": "RB015",
+    "not": "RB015",  # a key that has no meaning on this kind of step (`expect` on a block)
     "oneOf": "RB014",
     "anyOf": "RB014",
 }
