@@ -239,10 +239,13 @@ VALID_STEP_VALUES: Data = {
     "parallel": 1, "serial": "25%", "max_failures": 1, "for_each": [1],
     "block": [{"id": "b", "run": "x"}], "switch": "x", "cases": {"y": [{"id": "c", "wait": "1s"}]},
     "default": [{"id": "d", "wait": "1s"}], "end": {"outcome": "escalated", "reason": "r"}, "promql": "up == 0",
+    "alert": "TargetDown", "silence": {"matchers": {"job": "api"}, "duration": "1h", "comment": "c"},
+    "unsilence": "s1",
 }
 
 
-STEP_KINDS = ["run", "http", "manual", "wait", "notify", "set", "include", "promql", "block", "switch", "end"]
+STEP_KINDS = ["run", "http", "manual", "wait", "notify", "set", "include", "promql", "alert", "silence", "unsilence",
+              "block", "switch", "end"]
 
 
 @st.composite

@@ -100,6 +100,9 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
     from engine.run.masking import Masker
 
     runbook = load_runbook(runbook_file)
+    if runbook.library:  # it may run on its own, but the runbooks that include it give its context
+        click.echo(f"runbook: warning: {runbook_file} is a library runbook (`library: true`), meant to be "
+                   "included by others: it has no detection or recovery of its own", err=True)
     alert = _alert(alert_file, alert_index, interactive=sys.stdin.isatty() and not options["non_interactive"])
     _resolved_alert(alert, allow_resolved, dry_run)
 

@@ -14,12 +14,12 @@ from engine.language.model import IncludeSpec, Runbook, Step
 
 from ._output import StepSink, StepStreams
 from ._shown import Shown, visible
-from .attempt import Attempt
+from .attempt import Attempt, StepStop
 from .clock import Clock
 from .events import EventBus
 from .masking import Masker
 from .services import Services
-from .state import RunState
+from .state import RunState, StepRecord
 
 
 class RunView(Protocol):
@@ -61,6 +61,10 @@ class RunView(Protocol):
     def include(self, step: Step, spec: IncludeSpec, sid: str, extra: dict[str, Any]) -> Attempt:
         """Run another runbook as this step."""
 
+    def step(self, step: Step, *, rollback_of: str | None = None) -> StepRecord:
+        """Run a step of this run (a step inside a block or a switch case); StepStop when
+        the run must end after it."""
+
 
 class Where:
     """A lazy `file:line:col`: walking the YAML node tree costs more than rendering."""
@@ -84,6 +88,18 @@ class Driver:
         self.r = run
         self.shown = Shown(run.state, run.masker)  # what is shown, apart from what runs
         self.streams = StepStreams()  # the output streams of the step
+        # Inside a block: the names its item adds (`item`, `index`) for the steps within,
+        # and the block (with the item's index) that journal events name.
+        self.scope: dict[str, Any] = {}
+        self.within: tuple[str, int | None] | None = None
+        # How the run must end once the step that ran is recorded (an `end:` step, or a
+        # stop inside a block): the runner raises it, so the step still gets its record.
+        self.stop: StepStop | None = None
+
+    def take_stop(self) -> StepStop | None:
+        """The stop a step left for the runner (see `stop`), once."""
+        stop, self.stop = self.stop, None
+        return stop
 
     def where(self, step: Step, *path: str | int) -> Where:
         """Where a field of a step is in the file; resolved only if an error needs it."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.errors import TemplateError
+from engine.fleet.fanout import Policy
 from engine.language.model import Step
 from engine.templates import templating
 
@@ -24,15 +25,16 @@ def for_each(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: 
     """Every item of the step in turn; the first that does not succeed ends the step."""
     r = d.r
     try:
-        items = _items(d, step, r.state.context())
-        shown_items = d.shown.items(items, lambda: _items(d, step, r.state.shown_context()))
+        items = items_of(d, step, d.context(dict(d.scope)))
+        shown_items = d.shown.items(items, lambda: items_of(d, step, d.seen(dict(d.scope))))
     except TemplateError as exc:
         return StepRecord(step.id, status="failed", error=str(exc))
     rec = StepRecord(step.id, status="ok")
     shown: list[dict[str, Any]] = []
-    d.streams.in_items = True
+    # A block's items run steps of their own, each with its own output streams.
+    d.streams.in_items = step.kind != "block"
     try:
-        _each(step, sid, rollback_of, guarded, rec, items, shown_items, shown)
+        _each(d, step, sid, rollback_of, guarded, rec, items, shown_items, shown)
     finally:
         d.streams.in_items = False
         d.streams.flush(r.bus, sid)
@@ -41,23 +43,36 @@ def for_each(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: 
     if items and all(i["status"] == "skipped" for i in rec.items):
         rec.status = "skipped"  # the finished line says so; a count would only contradict it
     else:
-        r.bus.emit(StepOutput(sid, "info", _items_done(rec.items, len(items)), None))
+        r.bus.emit(StepOutput(sid, "info", items_done(rec.items, len(items)), None))
     return rec
 
 
-def _each(step: Step, sid: str, rollback_of: str | None, guarded: Guarded, rec: StepRecord, items: list[Any],
-          shown_items: list[Any], shown: list[dict[str, Any]]) -> None:
+def _each(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: Guarded, rec: StepRecord,
+          items: list[Any], shown_items: list[Any], shown: list[dict[str, Any]]) -> None:
+    tolerated = _tolerated(step, len(items))
     for index, (item, shown_item) in enumerate(zip(items, shown_items, strict=True)):
-        sub = guarded(step, sid, rollback_of, {"item": item, "_shown": {"item": shown_item}})
+        sub = guarded(step, sid, rollback_of, {"item": item, "index": index, "_shown": {"item": shown_item}})
         rec.items.append({"item": item, "index": index, **sub.view()})
         shown.append({**rec.items[-1], "item": shown_item, **sub.shown})
-        rec.attempts += sub.attempts
-        if sub.status in ("failed", "aborted", "refused", "not_confirmed"):
+        rec.attempts = rec.attempts + sub.attempts if step.kind != "block" else 1  # a block is not retried
+        if sub.status == "failed" and tolerated > 0:
+            tolerated -= 1  # a block's max_failures: this item's failure does not end the run
+            d.take_stop()
+            continue
+        if sub.status in ("failed", "aborted", "refused", "not_confirmed") or d.stop is not None:
             rec.status, rec.error = sub.status, f"item {index} ({shown_item!r}): {sub.error}"
             break
 
 
-def _items(d: Driver, step: Step, ctx: dict[str, Any]) -> list[Any]:
+def _tolerated(step: Step, total: int) -> int:
+    """Failed items a block goes on after (its max_failures: a count or a percentage of
+    the items, as over hosts); a step's max_failures is about its hosts, not its items."""
+    if step.kind != "block":
+        return 0
+    return Policy(serial=step.serial, max_failures=step.max_failures).tolerated(total)
+
+
+def items_of(d: Driver, step: Step, ctx: dict[str, Any]) -> list[Any]:
     if isinstance(step.for_each, tuple):
         # A literal list: its strings are templates like any other (lint checks them so).
         return [templating.render_value(v, ctx, where=d.where(step, "for_each", i))
@@ -74,14 +89,14 @@ def _items(d: Driver, step: Step, ctx: dict[str, Any]) -> list[Any]:
                             where=d.where(step, "for_each")) from None
 
 
-def _items_done(items: list[dict[str, Any]], total: int) -> str:
+def items_done(items: list[dict[str, Any]], total: int) -> str:
     """`3 of 3 item(s) done`, with the skipped and the failed counted apart."""
     done = sum(1 for i in items if i["status"] == "ok")
     parts = [f"{done} of {total} item(s) done"]
     skipped = sum(1 for i in items if i["status"] == "skipped")
     if skipped:
         parts.append(f"{skipped} skipped (when was false)")
-    failed = len(items) - done - skipped
-    if failed:
-        parts.append(f"{failed} {items[-1]['status']}")
+    for status in dict.fromkeys(i["status"] for i in items):  # failed, refused, ... in the order met
+        if status not in ("ok", "skipped"):
+            parts.append(f"{sum(1 for i in items if i['status'] == status)} {status}")
     return ", ".join(parts)

@@ -11,12 +11,26 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import EngineError, TemplateError
-from engine.language.model import HttpSpec, IncludeSpec, ManualSpec, NotifySpec, RunSpec, SetSpec, Step, WaitSpec
+from engine.language.model import (
+    BlockSpec,
+    EndSpec,
+    HttpSpec,
+    IncludeSpec,
+    ManualSpec,
+    NotifySpec,
+    RunSpec,
+    SetSpec,
+    Step,
+    SwitchSpec,
+    WaitSpec,
+)
 from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
 from ._alertmanager import alert, silence, unsilence
 from ._assignments import set_values
+from ._block import block
+from ._branch import end, switch
 from ._commands import command, http
 from ._driver import Driver
 from ._manual import manual
@@ -60,6 +74,7 @@ KINDS: dict[type, Action] = {
     RunSpec: command, HttpSpec: http, ManualSpec: manual, WaitSpec: wait,
     NotifySpec: notify, SetSpec: set_values, IncludeSpec: include,
     PromqlSpec: promql, AlertSpec: alert, SilenceSpec: silence, UnsilenceSpec: unsilence,
+    BlockSpec: block, SwitchSpec: switch, EndSpec: end,
 }
 
 

@@ -12,11 +12,12 @@ from typing import Any
 
 from engine.errors import JournalError, TemplateError
 from engine.executors.base import parse_json
-from engine.language.model import HttpSpec, ManualSpec, Retries, RunSpec, SetSpec, Step
+from engine.language.model import CONTAINERS, HttpSpec, ManualSpec, Retries, RunSpec, SetSpec, Step
 from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
 from ._alertmanager import started as started_alerting
+from ._branch import refused
 from ._commands import next_try, started_command, started_request
 from ._driver import Driver, RunView
 from ._for_each import for_each
@@ -44,11 +45,13 @@ class StepDriver(Driver):
         sid = f"{r.prefix}{step.id}"
         t0 = r.clock.monotonic()
         self.announced = False
+        scope = dict(self.scope)  # inside a block with for_each: its item's names
         try:
             if step.for_each is not None:
-                rec = for_each(self, step, sid, rollback_of, self._guarded)
+                rec = for_each(self, step, sid, rollback_of,
+                               lambda s, i, back, extra: self._guarded(s, i, back, {**scope, **extra}))
             else:
-                rec = self._guarded(step, sid, rollback_of, {})
+                rec = self._guarded(step, sid, rollback_of, scope)
         except JournalError as exc:
             # The journal cannot record more (a full disk): this step ends here, and says why.
             rec = StepRecord(step.id, status="failed", error=f"journal: {exc}")
@@ -85,9 +88,9 @@ class StepDriver(Driver):
             rec.status, rec.error = stop.outcome, stop.reason
             return rec
         if reply is not None and not reply.approved:
-            rec.status, rec.error = "refused", refusal(reply)
-            return rec
-        retries = step.retries or r.runbook.defaults.retries or Retries()
+            return self._refused(step, sid, rec, refusal(reply), extra)
+        # A block or a switch is not retried: the steps inside it have retries of their own.
+        retries = Retries() if step.kind in CONTAINERS else step.retries or r.runbook.defaults.retries or Retries()
         attempt = Attempt(False, "not run")
         tries = 0  # `attempt` in templates: every retry and every poll is one more
         for number in range(1, retries.attempts + 1):
@@ -104,6 +107,22 @@ class StepDriver(Driver):
                     attempt = Attempt(False, r.interruption(), cancelled=True)
                     break
         self._fill(rec, step, attempt)
+        return rec
+
+    def _refused(self, step: Step, sid: str, rec: StepRecord, why: str, extra: dict[str, Any]) -> StepRecord:
+        """A refused approval: the run ends `refused`, unless the step's `on_refuse:` says
+        to skip it, end the run another way, or run other steps instead."""
+        refuse = step.confirm.on_refuse if step.confirm is not None else None
+        if refuse is None:
+            rec.status, rec.error = "refused", why
+            return rec
+        try:
+            attempt = refused(self, step, sid, refuse, why, extra)
+        except TemplateError as exc:
+            attempt = Attempt(False, str(exc))
+        self._fill(rec, step, attempt)
+        if attempt.ok:  # the step itself did not run; the run goes on, or ends as on_refuse says
+            rec.status, rec.reason = ("refused" if refuse.end is not None else "skipped"), why
         return rec
 
     def _start(self, step: Step, sid: str, rollback_of: str | None, extra: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +145,8 @@ class StepDriver(Driver):
         hosts = hosts_of(self, target, step) if target else []
         item = (extra.get("_shown") or {}).get("item", extra.get("item"))
         r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, shown, target, hosts,
-                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(item), text))
+                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(item), text,
+                               *self._within()))
         self.announced = True
         return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host,
                 "_instructions": text}
@@ -137,6 +157,7 @@ class StepDriver(Driver):
         res = attempt.result
         rec.outputs, rec.answers, rec.hosts = attempt.outputs, attempt.answers, attempt.hosts
         rec.error = attempt.error
+        rec.case, rec.outcome = attempt.extra.get("case"), attempt.extra.get("outcome")
         if attempt.shown_outputs is not None:
             rec.shown["outputs"] = attempt.shown_outputs
         if res is not None:
@@ -167,11 +188,12 @@ class StepDriver(Driver):
             # It failed before it could start (a template in `when` or `run`): the journal
             # still shows it starting, so every step.finished has its step.started.
             r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, None, step.target, [],
-                                   step.role or r.runbook.defaults.role, rollback_of))
+                                   step.role or r.runbook.defaults.role, rollback_of, block=self._within()[0],
+                                   index=self._within()[1]))
         m = r.masker
         r.bus.emit(StepFinished(
             sid, step.phase, step.kind, rec.status, rec.duration, rec.attempts, rec.exit_code,
-            rec.error, "when was false" if rec.status == "skipped" else None,
+            rec.error, rec.reason or ("when was false" if rec.status == "skipped" else None),
             masked_tail(m, rec.stdout), masked_tail(m, rec.stderr), rec.truncated or len(rec.stdout) > TAIL,
             _jsonable(rec.shown.get("outputs", rec.outputs)), _jsonable(rec.answers), rec.status_code,
             {h: {k: v for k, v in d.items() if k not in ("stdout", "stderr")} | {
@@ -180,8 +202,12 @@ class StepDriver(Driver):
             [{k: _jsonable(v) if k == "item" else v for k, v in i.items()
               if k in ("index", "item", "status", "exit_code", "error")} for i in rec.shown.get("items", rec.items)],
             _jsonable({**r.state.vars, **r.state.shown_vars}) if _sets_vars(step) else {},
-            _logs_of(r, sid), rollback_of,
+            _logs_of(r, sid), rollback_of, *self._within(), rec.case, rec.outcome,
         ))
+
+    def _within(self) -> tuple[str | None, int | None]:
+        """The block (and item index) the step runs inside, as events name them."""
+        return self.within if self.within is not None else (None, None)
 
 
 def _detects(r: RunView, step: Step) -> bool:

@@ -100,6 +100,8 @@ class StepStarted(Event):
     rollback_of: str | None = None
     item: Any = None
     instructions: str | None = None  # a manual step's rendered text: what the person was asked to do
+    block: str | None = None  # the block (or switch) this step runs inside
+    index: int | None = None  # the item of the block's for_each it runs for
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,10 @@ class StepFinished(Event):
     vars: dict[str, Any] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
     rollback_of: str | None = None
+    block: str | None = None  # the block (or switch) this step ran inside
+    index: int | None = None  # the item of the block's for_each it ran for
+    case: str | None = None  # a switch: the case taken (`default` when none matched)
+    outcome: str | None = None  # an `end:` step (or a refusal's `on_refuse: {end}`): how it ends the run
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,18 @@ from typing import Any
 from engine.errors import TemplateError
 from engine.language.duration import format_duration
 from engine.language.model import (
+    BlockSpec,
+    EndSpec,
     HttpSpec,
     IncludeSpec,
     ManualSpec,
     NotifySpec,
+    OnRefuse,
     Runbook,
     RunSpec,
     SetSpec,
     Step,
+    SwitchSpec,
     WaitSpec,
 )
 from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
@@ -37,6 +41,8 @@ class PlannedStep:
     step: Step
     lines: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+    # The steps it runs as part of itself: a block's, a switch's cases, a refusal's steps.
+    branches: list[tuple[str, list[PlannedStep]]] = field(default_factory=list)
 
 
 @dataclass
@@ -64,8 +70,8 @@ def _context(runbook: Runbook, inputs: Mapping[str, Any], extra: Mapping[str, An
         "runbook": {"id": runbook.id, "title": runbook.title},
         "incident": {"impact": Placeholder("incident.impact"), "urgency": Placeholder("incident.urgency"),
                      "priority": Placeholder("incident.priority")},
-        "item": Placeholder("item"), "host": Placeholder("host"), "attempt": Placeholder("attempt"),
-        "now": _now,
+        "item": Placeholder("item"), "index": Placeholder("index"), "host": Placeholder("host"),
+        "attempt": Placeholder("attempt"), "now": _now,
     }
     for name in ("stdout", "stderr", "exit_code", "status", "json", "body", "headers", "outputs",
                  "answers", "hosts", "duration"):
@@ -132,6 +138,7 @@ def _plan_step(runbook: Runbook, step: Step, number: str, ctx: dict[str, Any],
     if step.confirm is not None:
         who = f" (role {step.confirm.role})" if step.confirm.role else ""
         add(f"asks for approval{who}: {_render(step.confirm.message or 'Run this step?', ctx)}")
+        add(_on_refuse(step.confirm.on_refuse, ctx))
     _spec_lines(runbook, step, ctx, targets, add)
     _behaviour_lines(runbook, step, add)
     for name, text in step.outputs.items():
@@ -142,6 +149,13 @@ def _plan_step(runbook: Runbook, step: Step, number: str, ctx: dict[str, Any],
     for i, undo in enumerate(step.rollback, 1):
         sub = _plan_step(runbook, undo, f"{number}.undo{i}", ctx, targets)
         add(f"rollback {undo.id}: " + "; ".join(sub.lines))
+    count = 0
+    for label, steps in step.branches():  # numbered on across branches: 3.1, 3.2 (case a), 3.3 (case b)
+        inner = []
+        for sub_step in steps:
+            count += 1
+            inner.append(_plan_step(runbook, sub_step, f"{number}.{count}", ctx, targets))
+        planned.branches.append((label, inner))
     return planned
 
 
@@ -185,6 +199,13 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
         add(_query_line(runbook, spec, ctx))
     elif isinstance(spec, (AlertSpec, SilenceSpec, UnsilenceSpec)):
         add(_alerting_line(step.kind, spec, ctx))
+    elif isinstance(spec, BlockSpec):
+        _block_lines(step, add)
+    elif isinstance(spec, SwitchSpec):
+        add(f"switch on {spec.on}: the first case equal to its value runs"
+            + ("" if spec.default else " (none: nothing runs)"))
+    elif isinstance(spec, EndSpec):
+        add(f"ends the run {spec.outcome}: {_render(spec.reason, ctx)}")
 
 
 def _alerting_line(kind: str, spec: AlertSpec | SilenceSpec | UnsilenceSpec, ctx: dict[str, Any]) -> str:
@@ -249,6 +270,26 @@ def _texts(value: Any) -> list[str]:
     return []
 
 
+def _on_refuse(refuse: OnRefuse[Step] | None, ctx: dict[str, Any]) -> str:
+    if refuse is None:
+        return "if refused: the run ends refused"
+    if refuse.end is not None:
+        return f"if refused: the run ends {refuse.end.outcome}: {_render(refuse.end.reason, ctx)}"
+    return "if refused: the step is skipped" + (", its on_refuse steps run instead" if refuse.steps else "")
+
+
+def _block_lines(step: Step, add: Callable[[str], None]) -> None:
+    """What a block shares with its steps, and how its items run."""
+    shared = [f"{name} {getattr(step, name)}" for name in ("target", "role") if getattr(step, name)]
+    if shared:
+        add("its steps default to " + ", ".join(shared))
+    if step.for_each is not None:
+        tolerated = f", up to {step.max_failures} may fail" if step.max_failures is not None else ""
+        add(f"items one at a time{tolerated}")
+    if step.timeout:
+        add(f"timeout {format_duration(step.timeout)} for the whole block")
+
+
 def _fan_out(step: Step, target: Any) -> str:
     """parallel / serial / max_failures as the step will use them (the step's, else the target's)."""
     parts = []
@@ -287,9 +328,18 @@ def render_plan(plan: Plan, masker: Masker | None = None) -> str:
     for phase, steps in plan.phases:
         out.append("")
         out.append(phase)
-        for planned in steps:
-            title = f" - {planned.step.title}" if planned.step.title else ""
-            out.append(f"  {planned.number}. {planned.step.id}{title}")
-            # A multi-line manual text or command stays inside its step's block.
-            out.extend("       " + line.rstrip("\n").replace("\n", "\n         ") for line in planned.lines)
+        _render_steps(steps, "  ", out)
     return masker.text("\n".join(out)) + "\n"
+
+
+def _render_steps(steps: list[PlannedStep], indent: str, out: list[str]) -> None:
+    for planned in steps:
+        title = f" - {planned.step.title}" if planned.step.title else ""
+        out.append(f"{indent}{planned.number}. {planned.step.id}{title}")
+        # A multi-line manual text or command stays inside its step's block.
+        out.extend(f"{indent}     " + line.rstrip("\n").replace("\n", f"\n{indent}       ")
+                   for line in planned.lines)
+        for label, inner in planned.branches:
+            if label != "block":  # a block's steps are simply under it; a branch says when it runs
+                out.append(f"{indent}     {label}:")
+            _render_steps(inner, indent + "     ", out)

@@ -237,10 +237,13 @@ class Runner:
         if self.cancel.is_set():
             raise StepStop("aborted", self.stop_reason, self.qualified(step.id))
         rec = self.driver.execute(step, rollback_of=rollback_of)
+        stop = self.driver.take_stop()  # an `end:` step, or a stop inside a block, once it is recorded
         self._hook("on_step_finished", step, rec)
         self._check_handoff(step)
         if rec.status == "ok":
             self.completed.append(step)
+        if stop is not None and not (step.continue_on_error and stop.outcome == "failed"):
+            raise stop
         if rec.status in STOPPING and not (step.continue_on_error and rec.status == "failed"):
             raise self._stop_after(step, rec)
         return rec

@@ -33,6 +33,9 @@ class StepRecord:
     error: str | None = None
     truncated: bool = False
     results: dict[str, Any] = field(default_factory=dict)  # what its kind adds: a promql step's `value`...
+    case: str | None = None  # a switch: the case it took (`default` when none matched)
+    outcome: str | None = None  # an `end:` step: the outcome it ended the run with
+    reason: str | None = None  # why it was skipped, when not because `when` was false (a refusal)
     # How this step is shown when secrets were used: fields of view() as computed from
     # secrets shown as *** (outputs, for_each items). Empty: shown as it is (masked as text).
     shown: dict[str, Any] = field(default_factory=dict)

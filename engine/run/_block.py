@@ -1,0 +1,97 @@
+"""A `block:` step: its steps run in order as one step. With `for_each`, the driver runs
+the block once per item (_for_each.py, one item at a time, `max_failures` items may
+fail as hosts may); each time, this runs the steps inside with the item's `item` and
+`index`. Every step inside is an ordinary step of the run: `steps.<id>` is its last
+run and, in a block with `for_each`, `steps.<id>.items` its run for each item.
+
+A stop inside the block (a failure, Ctrl-C, a refusal, an `end:` step) ends the block;
+the block's record says how, and the stop is left to the runner (`Driver.stop`), which
+ends the run with it once the block is recorded (unless `continue_on_error` lets a
+failure pass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from engine.language.duration import format_duration
+from engine.language.model import BlockSpec, Step
+
+from ._driver import Driver
+from .attempt import Attempt, StepStop
+from .state import StepRecord
+
+LOOP_NAMES = ("item", "index", "_shown")  # what an item of the block's for_each gives its steps
+
+
+def block(d: Driver, step: Step, sid: str, spec: BlockSpec[Step], number: int, extra: dict[str, Any],
+          timeout: float | None) -> Attempt:
+    """The block's steps in order (once, or for the item in `extra`)."""
+    looped = step.for_each is not None
+    index = extra.get("index") if looped else None
+    saved = d.scope, d.within
+    if looped:
+        d.scope = {**d.scope, **{k: extra[k] for k in LOOP_NAMES if k in extra}}
+    d.within = (sid, index)
+    before = _records(d, spec) if looped else {}
+    try:
+        return run_steps(d, spec.steps, step.timeout)
+    finally:
+        d.scope, d.within = saved
+        if looped:
+            _collect(d, spec, index or 0, extra.get("item"), before)
+
+
+def run_steps(d: Driver, steps: tuple[Step, ...], timeout: float | None = None) -> Attempt:
+    """Steps of a block or a branch, in order; the first stop ends them (see `stopped`)."""
+    t0 = d.r.clock.monotonic()
+    for inner in steps:
+        if timeout is not None and d.r.clock.monotonic() - t0 >= timeout:
+            return Attempt(False, f"the block's timeout ({format_duration(timeout)}) passed before step "
+                                  f"{inner.id} could start")
+        try:
+            d.r.step(inner)
+        except StepStop as stop:
+            return stopped(d, stop)
+    return Attempt(True)
+
+
+def stopped(d: Driver, stop: StepStop) -> Attempt:
+    """How a stop inside a block ends the block; the runner ends the run with the stop."""
+    d.stop = stop
+    where = f"step {stop.step}: " if stop.step else ""
+    if stop.outcome == "failed":
+        return Attempt(False, f"{where}{stop.reason}")
+    if stop.outcome == "aborted":
+        return Attempt(False, stop.reason, cancelled=True)
+    if stop.outcome == "refused":
+        return Attempt(False, f"{where}{stop.reason}", refused=True)
+    if stop.outcome == "not_confirmed":
+        return Attempt(False, f"{where}{stop.reason}", expect_false=True)
+    return Attempt(True)  # the run ends as a step inside decided (`end:`, a hand-off): the block did its part
+
+
+def nested(steps: tuple[Step, ...]) -> Iterator[Step]:
+    """The steps of a block and every step inside them."""
+    for step in steps:
+        yield step
+        yield from step.inner()
+
+
+def _records(d: Driver, spec: BlockSpec[Step]) -> dict[str, StepRecord | None]:
+    return {s.id: d.r.state.steps.get(s.id) for s in nested(spec.steps)}
+
+
+def _collect(d: Driver, spec: BlockSpec[Step], index: int, item: Any, before: dict[str, StepRecord | None]) -> None:
+    """After an item: each step that ran for it keeps that run in its `items` (after the
+    runs of the items before), so `steps.<id>.items[n]` is its run for item n."""
+    state = d.r.state
+    for inner in nested(spec.steps):
+        rec, earlier = state.steps.get(inner.id), before.get(inner.id)
+        if rec is None or rec is earlier or inner.for_each is not None:
+            continue  # did not run for this item (or its items are its own for_each's)
+        kept = earlier.items if earlier is not None and index > 0 else []
+        view = {k: v for k, v in rec.view().items() if k != "items"}
+        rec.items = [*kept, {"index": index, "item": item, **view}]
+        state.record(rec)
