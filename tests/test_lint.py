@@ -35,6 +35,7 @@ SEVERITY = {
     "RB111": WARNING, "RB112": WARNING, "RB113": ERROR, "RB114": WARNING, "RB115": ERROR,
     "RB116": ERROR, "RB117": ERROR, "RB118": ERROR, "RB119": ERROR, "RB120": ERROR,
     "RB121": ERROR, "RB140": WARNING, "RB141": WARNING, "RB142": WARNING, "RB143": WARNING,
+    "RB144": ERROR,
     "RB170": ERROR, "RB171": ERROR,
     "RB130": ERROR, "RB131": ERROR, "RB132": ERROR, "RB133": ERROR, "RB134": ERROR, "RB135": ERROR,
     "RB136": ERROR, "RB137": ERROR, "RB138": ERROR,
@@ -788,6 +789,22 @@ CASES = [
           - {id: a, promql: ‸up}
           - {id: b, promql: {query: up, prometheus: ‸prom_e}}
         """), message="prom"),
+    Case("RB144", "JMESPath queries that parse, and one built at run time", runbook("""
+        inputs: {q: {type: string}}
+        detection:
+          - id: a
+            run: kubectl get pods -o json
+            outputs:
+              up: "{{ json | json_query(\"items[?status.phase=='Running'].metadata.name\") }}"
+              top: "{{ json | json_query('max_by(items, &status.restarts).metadata.name') }}"
+              any: "{{ json | json_query(inputs.q) }}"
+        """)),
+    Case("RB144", "a query that does not parse", runbook("""
+        detection:
+          - id: a
+            run: kubectl get pods -o json
+            outputs: {up: "{{ json | json_query(‸'items[?status.phase==') }}"}
+        """), message="is not a JMESPath query"),
     # -- RB130 include-outside-tree -------------------------------------------------------------
     Case("RB130", "includes in the runbook's directory and below", runbook("""
         remediation:

@@ -1,16 +1,18 @@
 """Lint rules on values the schema cannot judge: a NUL byte where a command goes, a
 duration too long for any clock, an input's regular expression, its default and its
-sources, and answers compared with a value their question never offers."""
+sources, answers compared with a value their question never offers, and a JSON query
+that does not parse."""
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from .duration import MAX_TEXT
-from .fields import Field, spot
+from .fields import Field, line_col, spot
 from .model import MISSING, AskField, ManualSpec, Runbook, compile_pattern, too_long
 from .rules import ERROR, Finding, rule
 from .runbook_check import RunbookCheck
@@ -164,3 +166,26 @@ def _literal_at(f: Field, value: Any) -> tuple[int, int] | None:
         if found is not None:
             return found
     return None
+
+
+_QUERY = re.compile(r"json_query\(\s*(?P<q>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\s*\)", re.DOTALL)
+
+
+@rule("RB144", "bad-json-query", ERROR,
+      "A JMESPath query that does not parse fails its step at run time, mid-incident; a literal one is "
+      "checked here.")
+def _json_queries(c: RunbookCheck) -> Iterator[Finding]:
+    from engine.templates.parsing import query_error
+
+    for f in c.parsed:
+        if "json_query" not in f.analysis.filters:
+            continue
+        for match in _QUERY.finditer(f.text):
+            try:
+                query = ast.literal_eval(match.group("q"))
+            except (ValueError, SyntaxError):
+                continue  # an escape Python reads differently: the run will say
+            error = query_error(query)
+            if error is not None:
+                yield Finding(f.path, f"json_query {match.group('q')} is not a JMESPath query: {error}",
+                              at=line_col(f.text, match.start("q")))

@@ -18,7 +18,7 @@ from typing import Any
 from . import _limits
 from .values import Placeholder
 
-__all__ = ["bytes_of", "from_yaml", "human_bytes", "json_query", "parse_table", "seconds"]
+__all__ = ["bytes_of", "from_yaml", "human_bytes", "json_query", "parse_table", "query_error", "seconds"]
 
 _SHOWN = 40  # characters of a value an error message quotes
 
@@ -244,6 +244,19 @@ def json_query(value: Any, query: str) -> Any:
     _limits.measured(result, "json_query")
     del jmespath
     return result
+
+
+def query_error(query: str) -> str | None:
+    """Why a JMESPath query does not compile (validate checks literal queries), or None."""
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        _compiled_query(query)
+    except JMESPathError as exc:  # its message, then the query with a caret under the fault
+        return str(exc).splitlines()[0].removeprefix("Bad jmespath expression: ").rstrip(":")
+    except RecursionError:
+        return "the query is nested too deeply"
+    return None
 
 
 @lru_cache(maxsize=256)
