@@ -85,6 +85,9 @@ class Worker:
     def stop(self) -> None:
         """Drain, let running runs finish for drain_timeout seconds, hand over the rest."""
         self.drain()
+        if self.active:
+            log.info("worker %s: draining: %d run(s) in progress may finish within %gs, then are handed over",
+                     self.name, len(self.active), self.options.drain_timeout)
         slots = self._threads[:-1]
         _join(slots, self.options.drain_timeout)
         with self._lock:

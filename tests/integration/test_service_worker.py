@@ -6,6 +6,7 @@ SIGTERM drains (runs in progress finish, or are handed over)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from postgres import wait_for
+from postgres import PgCluster, wait_for
 from servicekit import queue_run, takeover_runbook
 
 from engine.service.store import Store
@@ -143,3 +144,24 @@ def test_a_drain_past_its_timeout_hands_the_run_over(store: Store, tmp_path: Pat
     assert run is not None and run.status == "queued" and run.lease_owner is None
     assert not any('"run.finished"' in line for line in store.records(run_id))
     assert [a["what"] for a in store.audit_trail(run_id)] == ["lease.released"]
+
+
+def test_a_postgresql_restart_mid_run_loses_nothing(postgres: PgCluster, tmp_path: Path) -> None:
+    """The worker's writes wait for the database and go on; its own lease, expired during
+    the outage, is renewed, never claimed a second time by itself."""
+    store = Store.open(postgres.new_database("restart_mid_run"), patience=60)
+    work = tmp_path / "work"
+    run_id = queue_run(store, takeover_runbook(tmp_path, sleep=4), work)
+    worker = Worker(store, _options(tmp_path, lease=1.0)).start()
+    try:
+        wait_for(lambda: _counts(work)["slow"] == 1, 60, "step slow to start")
+        postgres.restart()
+        wait_for(lambda: _status(store, run_id) == "finished", 90, "the run to finish after the restart")
+    finally:
+        worker.stop()
+    run = store.run(run_id)
+    assert run is not None and (run.outcome, run.claims) == ("resolved", 1)
+    assert _counts(work) == {"first": 1, "slow": 1, "last": 1}
+    seqs = [json.loads(line)["seq"] for line in store.records(run_id)]
+    assert seqs == list(range(1, len(seqs) + 1)) and '"run.finished"' in store.records(run_id)[-1]
+    store.close()

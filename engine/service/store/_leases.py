@@ -26,8 +26,10 @@ RUNS = tables.runs
 BATCH = 16  # candidates looked at per claim (runs for pools this worker is not in are passed over)
 
 
-def _claimable(conn: Connection) -> Any:
-    expired = and_(RUNS.c.status == "running", RUNS.c.lease_expires < now(conn))
+def _claimable(conn: Connection, worker: str) -> Any:
+    # Never its own expired lease: a worker cut off from the database for longer than the
+    # lease still runs the run, and renews the lease once the database is back.
+    expired = and_(RUNS.c.status == "running", RUNS.c.lease_expires < now(conn), RUNS.c.lease_owner != worker)
     return or_(RUNS.c.status == "queued", expired)
 
 
@@ -37,7 +39,7 @@ def fits(pool: Mapping[str, str], labels: Mapping[str, str]) -> bool:
 
 
 def claim(conn: Connection, worker: str, labels: Mapping[str, str], lease: float) -> Claim | None:
-    query = select(RUNS).where(_claimable(conn)).order_by(RUNS.c.created_at, RUNS.c.id).limit(BATCH)
+    query = select(RUNS).where(_claimable(conn, worker)).order_by(RUNS.c.created_at, RUNS.c.id).limit(BATCH)
     if is_postgres(conn):
         query = query.with_for_update(skip_locked=True)
     for row in conn.execute(query).fetchall():
