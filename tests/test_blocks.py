@@ -217,3 +217,19 @@ objectives:
 """)
     case = run_case(str(tmp_path / "drill.yaml"))
     assert case.passed, case.summary()
+
+
+def test_reports_fold_the_items_of_a_block_under_it() -> None:
+    """One bar per step inside the block, one line per item, indented under the block."""
+    from engine.reporting.timeline import build_timeline
+
+    executor = ScriptedExecutor({"etcdctl defrag*": ["ok", {"exit_code": 1}], "etcdctl *": "ok"})
+    _, events = run_text(runbook(ETCD), executor=executor)
+    records = [{"seq": stamp.seq, "elapsed": stamp.elapsed, "t": stamp.t, "event": e.name, **e.record()}
+               for e, stamp in events.events if e.journaled]
+    bars = {b.step: b for b in build_timeline(records).bars}
+    assert [b.step for b in build_timeline(records).bars] == ["defrag_members", "defrag", "settle", "health"]
+    assert (bars["defrag_members"].depth, bars["defrag"].depth, bars["health"].depth) == (0, 1, 1)
+    assert [(i.status, i.exit_code) for i in bars["defrag"].items] == [("ok", 0), ("failed", 1)]
+    assert bars["defrag"].status == "failed" and [i.status for i in bars["health"].items] == ["ok"]
+    assert [i.status for i in bars["defrag_members"].items] == ["ok", "failed"]

@@ -190,3 +190,28 @@ def test_running_a_library_runbook_directly_warns(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["run", "--dry-run", str(path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "is a library runbook (`library: true`), meant to be included by others" in result.stderr
+
+
+def test_the_graph_draws_cases_endings_refusals_and_blocks(tmp_path: Path) -> None:
+    from engine.language.builder import build_runbook
+    from engine.language.loader import load_text
+    from engine.reporting.graph import build_graph, render_dot, render_mermaid
+    from engine.reporting.graph_svg import render_svg
+    from tests.test_blocks import ETCD
+
+    flow = build_graph(build_runbook(load_text(runbook(CAUSE), "c.yaml")), loader=lambda _: None)
+    text = render_mermaid(flow)
+    assert 'n_by_cause -->|"case tls"| n_renew' in text
+    assert 'n_by_cause -->|"default"| n_unknown_cause' in text
+    assert 'n_hand_over -->|"ends the run"| n_end_escalated' in text
+    assert 'subgraph n_by_cause__case_dns["by_cause: case dns"]' in text
+    assert "n_renew --> n_reload" in text and "n_reload --> n_after" in text
+    assert "n_hand_over --> n_after" not in text  # an end leads nowhere else
+    refuse = build_graph(build_runbook(load_text(runbook(REFUSE.format(on_refuse="[{id: drain, run: echo d}]")),
+                                                 "r.yaml")), loader=lambda _: None)
+    assert 'n_restart -->|"refused"| n_drain' in render_mermaid(refuse)
+    block = build_graph(build_runbook(load_text(runbook(ETCD), "e.yaml")), loader=lambda _: None)
+    assert '["defrag_members: for each item"]' in render_mermaid(block)
+    assert "n_defrag_members --> n_defrag" in render_mermaid(block)
+    for f in (flow, refuse, block):
+        assert "<svg" in render_svg(f) and "digraph" in render_dot(f)

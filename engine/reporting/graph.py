@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.language.duration import format_duration
-from engine.language.model import ManualSpec, NotifySpec, Runbook, Step, WaitSpec
+from engine.language.model import EndSpec, ManualSpec, NotifySpec, Runbook, Step, SwitchSpec, WaitSpec
 
 from ._format import one_line
 
@@ -99,15 +99,61 @@ class _Builder:
             decision = self.add(cluster, f"{prefix}when_{step.id}", f"when {step.when}", "decision")
             self.link(exits, decision)
             exits, skip = [(decision, "yes")], [(decision, "no")]
-        ident = self.add(cluster, prefix + step.id, _label(book, step), step.kind)
+        # An `end:` step is a step like any other; the outcome it leads to is the end node.
+        ident = self.add(cluster, prefix + step.id, _label(book, step), "ending" if step.kind == "end" else step.kind)
         self.link(exits, ident)
         out: Exits = [(ident, "")]
         if step.kind == "include" and self.expand:
             out = self.include(book, step, ident, cluster, prefix, seen)
+        elif isinstance(step.spec, EndSpec):
+            self.flow.edges.append(Edge(ident, self.stop(step.spec.outcome), "ends the run"))
+            out = []
+        elif step.kind in ("block", "switch"):
+            out = self.branches(book, step, ident, cluster, prefix, seen)
+        out += self.refusal(book, step, ident, cluster, prefix, seen)
         if step.phase == "detection" and step.expect and not prefix:
             self.flow.edges.append(Edge(ident, self.not_confirmed(), "expect false", dashed=True))
         self.rollbacks(book, step, ident, cluster, prefix)
         return out + skip
+
+    def branches(self, book: Runbook, step: Step, ident: str, cluster: Cluster, prefix: str,
+                 seen: tuple[str, ...]) -> Exits:
+        """A block's steps, or a switch's cases (each from the switch, labelled), each in a
+        frame of its own; a switch without `default:` may also run nothing."""
+        out: Exits = []
+        for label, steps in step.branches():
+            if label == "on refuse":
+                continue
+            exits: Exits = [(ident, "" if label == "block" else label)]
+            title = f"{step.id}: {'for each item' if step.for_each is not None else 'block'}" \
+                if label == "block" else f"{step.id}: {label}"
+            exits = self.chain(book, steps, title, cluster, exits, prefix, seen)
+            out += exits
+        if isinstance(step.spec, SwitchSpec) and not step.spec.default:
+            out.append((ident, "no case"))
+        return out
+
+    def refusal(self, book: Runbook, step: Step, ident: str, cluster: Cluster, prefix: str,
+                seen: tuple[str, ...]) -> Exits:
+        """Where a refused approval leads, when `on_refuse:` says."""
+        refuse = step.confirm.on_refuse if step.confirm is not None else None
+        if refuse is None:
+            return []
+        if refuse.end is not None:
+            self.flow.edges.append(Edge(ident, self.stop(refuse.end.outcome), "refused", dashed=True))
+            return []
+        if refuse.steps:
+            return self.chain(book, refuse.steps, f"{step.id}: on refuse", cluster, [(ident, "refused")], prefix,
+                              seen)
+        return [(ident, "refused: skipped")]
+
+    def chain(self, book: Runbook, steps: tuple[Step, ...], title: str, cluster: Cluster, exits: Exits,
+              prefix: str, seen: tuple[str, ...]) -> Exits:
+        sub = Cluster(self.node_id(f"{prefix}{title}"), title)
+        cluster.clusters.append(sub)
+        for inner in steps:
+            exits = self.step(book, inner, sub, exits, prefix, seen)
+        return exits
 
     def rollbacks(self, book: Runbook, step: Step, ident: str, cluster: Cluster, prefix: str) -> None:
         src, label = ident, "on failure, undo"
@@ -130,10 +176,14 @@ class _Builder:
         return self.runbook(child, sub, [(ident, "")], f"{prefix}{step.id}/", (*seen, path))
 
     def not_confirmed(self) -> str:
-        ident = "n_end_not_confirmed"
+        return self.stop("not_confirmed")
+
+    def stop(self, outcome: str) -> str:
+        """The node of a way the run ends before `resolved` (one per outcome)."""
+        ident = f"n_end_{outcome}"
         if ident not in self.flow.nodes:
             self.used.add(ident)
-            self.flow.nodes[ident] = Node(ident, "not confirmed", "stop")
+            self.flow.nodes[ident] = Node(ident, outcome.replace("_", " "), "end" if outcome == "resolved" else "stop")
             self.flow.top.nodes.append(ident)
         return ident
 
@@ -159,6 +209,10 @@ def _kind_text(book: Runbook, step: Step) -> str:
         parts.append(f"to {spec.channel}")
     if isinstance(spec, WaitSpec):
         parts.append(format_duration(spec.seconds))
+    if isinstance(spec, SwitchSpec):
+        parts.append(f"on {spec.on}")
+    if isinstance(spec, EndSpec):
+        parts.append(spec.outcome)
     if step.role:
         parts.append(f"({step.role})")
     polls = f"until, every {format_duration(step.every)}" if step.every else "until"

@@ -162,7 +162,9 @@ def _bypass(out: Layout, e: Edge, lane: int) -> list[str]:
     x = out.main_x - MAIN_W / 2 - LANE_CLEAR - lane * LANE_W + LANE_W / 2
     y0, y1 = src.cy + 5, dst.cy - 5
     parts = [_path([(_left_edge(src, y0), y0), (x, y0), (x, y1), (_left_edge(dst, y1), y1)], e.dashed)]
-    if e.label:
+    if e.label and src.node.kind == "switch":  # its cases all leave from one place: name each where it arrives
+        parts.append(_label(_left_edge(dst, y1) - 3, y1 - 3, e.label, "end"))
+    elif e.label:
         parts.append(_label(src.left - 3, y0 + 11, e.label, "end"))
     return parts
 

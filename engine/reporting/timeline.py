@@ -67,6 +67,7 @@ class Bar:
     instructions: str | None = None  # a manual step's text, as the person read it
     target: str | None = None
     rollback_of: str | None = None
+    block: str | None = None  # the block (or switch) it ran inside: reports fold it under that step
     exit_code: int | None = None
     error: str | None = None
     reason: str | None = None
@@ -197,6 +198,7 @@ class _Builder:
         self.last: Record = {}
         self.before = 0.0  # the time of the record before this one
         self.host_events: dict[str, dict[str, SubRun]] = {}
+        self.bars: dict[str, Bar] = {}  # the last bar of each step: a block's steps go under it
 
     def add(self, r: Record) -> None:
         self.last, self.before = r, self.tl.end
@@ -240,18 +242,31 @@ class _Builder:
             _close_item(bar, _at(r))
             bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
             return
-        bar = _new_bar(r, depth=max(len(self.phase_stack) - 1, 0))
+        bar = self.bars.get(step)  # a step of a block with for_each, for the next item: one bar for all
+        if bar is not None and r.get("index") is not None and bar.block == r.get("block") and bar.items:
+            bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
+            self.open[step] = bar
+            return
+        bar = _new_bar(r, depth=self._depth(r))
         if r.get("item") is not None:
             bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
-        self.open[step] = bar
+        self.open[step] = self.bars[step] = bar
         self.tl.bars.append(bar)
+
+    def _depth(self, r: Record) -> int:
+        """Under its block (or switch), a step is one deeper; else as deep as its phase."""
+        block = self.bars.get(str(r.get("block") or ""))
+        return block.depth + 1 if block is not None else max(len(self.phase_stack) - 1, 0)
 
     def _step_finished(self, r: Record) -> None:
         step = str(r.get("step"))
         bar = self.open.pop(step, None)
         if bar is None:  # skipped (never started) or restored on resume
-            bar = _new_bar(r, depth=max(len(self.phase_stack) - 1, 0), at=_at(r))
+            bar = _new_bar(r, depth=self._depth(r), at=_at(r))
             self.tl.bars.append(bar)
+        if bar.block is not None and r.get("index") is not None and bar.items:
+            _finish_item(bar, r)
+            return
         _finish_bar(bar, r)
         bar.hosts = list(self.host_events.pop(step, {}).values()) or _hosts_from_step(bar, r.get("hosts") or {})
 
@@ -370,12 +385,24 @@ def _close_item(bar: Bar, at: float) -> None:
         bar.items[-1].status = "done"
 
 
+def _finish_item(bar: Bar, r: Record) -> None:
+    """A step inside a block with for_each, done for one item: the item says how; the bar
+    spans every item and fails when an item did."""
+    item = bar.items[-1]
+    item.end, item.status, item.exit_code, item.error = _at(r), str(r.get("status") or "ok"), \
+        r.get("exit_code"), r.get("error")
+    bar.end, bar.attempts = _at(r), bar.attempts + int(r.get("attempts") or 0)
+    if bar.status in ("running", "ok", "skipped") or item.status not in ("ok", "skipped"):
+        bar.status, bar.error = item.status, r.get("error") or bar.error
+    bar.stdout, bar.stderr = _tail(r.get("stdout")), _tail(r.get("stderr"))
+
+
 def _new_bar(r: Record, *, depth: int, at: float | None = None) -> Bar:
     return Bar(str(r.get("step")), str(r.get("phase") or ""), str(r.get("kind") or ""),
                _at(r) if at is None else at, title=str(r.get("title") or ""), depth=depth, seq=_seq(r),
                role=r.get("role"), command=r.get("command"), instructions=r.get("instructions") or None,
                target=r.get("target"),
-               rollback_of=r.get("rollback_of"))
+               rollback_of=r.get("rollback_of"), block=r.get("block"))
 
 
 def _finish_bar(bar: Bar, r: Record) -> None:
