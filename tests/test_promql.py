@@ -169,3 +169,23 @@ def test_in_a_drill_alerts_are_world_state_that_events_resolve_and_silences_chan
     assert len(polls) == 7  # resolved at 7m: polls at 0..6m see it firing
     assert run.world.state["silences"][0]["active"] is False  # `loud` expired it
     assert run.world.state["silences"][0]["comment"].startswith("restarting (runbook rb, run ")
+
+
+def test_a_drill_answers_scrape_targets_from_the_state(tmp_path: Path) -> None:
+    run = drill(tmp_path, CONNECTION + """\
+        triage:
+          - id: t
+            scrape_targets: {labels: {job: api}}
+            outputs:
+              error: "{{ down[0].last_error }}"
+              pool: "{{ targets[0].scrape_pool }}"
+              n: "{{ targets | length }}"
+        """.replace("        ", ""), """\
+        state: {error: "connect: connection refused"}
+        responses:
+          - step: t
+            targets:
+              - {labels: {job: api, instance: "a:1"}, health: down, last_error: "{{ state.error }}"}
+              - {labels: {job: db, instance: "b:1"}, health: up}
+        """.replace("        ", ""))
+    assert finished(run, "t")["outputs"] == {"error": "connect: connection refused", "pool": "api", "n": 1}

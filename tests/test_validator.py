@@ -240,12 +240,12 @@ VALID_STEP_VALUES: Data = {
     "block": [{"id": "b", "run": "x"}], "switch": "x", "cases": {"y": [{"id": "c", "wait": "1s"}]},
     "default": [{"id": "d", "wait": "1s"}], "end": {"outcome": "escalated", "reason": "r"}, "promql": "up == 0",
     "alert": "TargetDown", "silence": {"matchers": {"job": "api"}, "duration": "1h", "comment": "c"},
-    "unsilence": "s1",
+    "unsilence": "s1", "scrape_targets": {"labels": {"job": "api"}},
 }
 
 
 STEP_KINDS = ["run", "http", "manual", "wait", "notify", "set", "include", "promql", "alert", "silence", "unsilence",
-              "block", "switch", "end"]
+              "scrape_targets", "block", "switch", "end"]
 
 
 @st.composite

@@ -137,3 +137,53 @@ def format_series(series: Sequence[Mapping[str, Any]]) -> str:
         inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         lines.append(f"{name}{{{inner}}} {_text(s.get('value'))}")
     return "\n".join(lines) + "\n"
+
+
+def targets_url(base: str) -> str:
+    """The active scrape targets (the targets API)."""
+    return f"{base.rstrip('/')}/api/v1/targets?state=active"
+
+
+def read_targets(result: Result, labels: Mapping[str, str]) -> tuple[dict[str, Any], str | None]:
+    """`targets` (those with `labels`), `down` and `empty`; or why there are none."""
+    data = _json(result.body if result.body is not None else result.stdout)
+    if isinstance(data, Mapping) and data.get("status") == "error":
+        return {}, f"{data.get('errorType')}: {data.get('error')}"
+    if not result.ok:
+        return {}, result.error or "the request failed"
+    active = data.get("data", {}).get("activeTargets") if isinstance(data, Mapping) else None
+    if not isinstance(active, list):
+        return {}, "the answer is not Prometheus's targets API: is the URL a Prometheus?"
+    targets = [_target(t) for t in active if isinstance(t, Mapping)]
+    targets = [t for t in targets if all(t["labels"].get(k) == v for k, v in labels.items())]
+    targets.sort(key=lambda t: (t["scrape_pool"], t["scrape_url"]))
+    return {"targets": targets, "down": [t for t in targets if t["health"] != "up"], "empty": not targets}, None
+
+
+def _target(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {"labels": {str(k): str(v) for k, v in (data.get("labels") or {}).items()},
+            "health": str(data.get("health") or "unknown"), "last_error": str(data.get("lastError") or ""),
+            "last_scrape": data.get("lastScrape"), "scrape_url": str(data.get("scrapeUrl") or ""),
+            "scrape_pool": str(data.get("scrapePool") or "")}
+
+
+def targets_body(targets: Sequence[Mapping[str, Any]]) -> str:
+    """A targets API answer for `targets` of `{labels, health, last_error}`: how a drill
+    answers from its scenario's state."""
+    active = [{"labels": {str(k): str(v) for k, v in (t.get("labels") or {}).items()},
+               "health": str(t.get("health", "up")), "lastError": str(t.get("last_error") or ""),
+               "scrapeUrl": str(t.get("scrape_url") or ""),
+               "scrapePool": str(t.get("scrape_pool") or (t.get("labels") or {}).get("job") or ""),
+               "lastScrape": t.get("last_scrape")} for t in targets]
+    return json.dumps({"status": "success", "data": {"activeTargets": active, "droppedTargets": []}})
+
+
+def format_targets(targets: Sequence[Mapping[str, Any]]) -> str:
+    """One line per target: `down api 127.0.0.1:9 connection refused`."""
+    if not targets:
+        return "(no targets)\n"
+    lines = []
+    for t in targets:
+        error = f"  {t['last_error']}" if t["last_error"] else ""
+        lines.append(f"{t['health']:<7} {t['scrape_pool']} {t['labels'].get('instance', t['scrape_url'])}{error}")
+    return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from functools import cached_property
 from .diagnostics import Diagnostic
 from .loader import Document
 from .model import MISSING, AskField, HttpSpec, ManualSpec, Runbook, RunSpec, Step
-from .monitoring import PromqlSpec
+from .monitoring import PromqlSpec, ScrapeTargetsSpec
 from .rules import ERROR, WARNING, Finding, did_you_mean, rule, run_rules
 from .scenario import ACKNOWLEDGE, Match, Participant, Response, Scenario
 
@@ -120,6 +120,8 @@ def _could_match(resp: Response, step: Step) -> bool:
             and match.query_regex is None
     if isinstance(step.spec, PromqlSpec):
         return _query_could_match(match, _pattern_text(step.spec.query))
+    if isinstance(step.spec, ScrapeTargetsSpec):  # the URL depends on the connection: a url glob may match
+        return match.url is not None and match.query is None and match.command is None
     return False
 
 
@@ -158,7 +160,7 @@ def _agree(a: str, b: str, test: Callable[[str, str], bool]) -> bool:
 
 
 def _needs_response(step: Step) -> bool:
-    return step.kind in ("run", "http", "promql")
+    return step.kind in ("run", "http", "promql", "scrape_targets")
 
 
 @rule("RB205", "unscripted-step", WARNING,

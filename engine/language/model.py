@@ -18,7 +18,7 @@ from .source_map import SourceMap
 
 PHASES = ("detection", "triage", "remediation", "recovery")
 STEP_KINDS = ("run", "http", "manual", "wait", "notify", "set", "include",
-              "promql",  # promql: monitoring.py
+              "promql", "scrape_targets", "alert", "silence", "unsilence",  # monitoring.py
               "block", "switch", "end")  # flow.py
 CONTAINERS = ("block", "switch")  # kinds whose action is to run steps of their own
 OUTCOMES = ("resolved", "not_confirmed", "failed", "refused", "aborted", "escalated")

@@ -18,12 +18,14 @@ from .duration import format_duration, parse_duration
 CONNECTION_TYPES = ("prometheus", "alertmanager")
 # Which connection type each step kind talks to (its spec names one in the same key).
 KIND_CONNECTION: Mapping[str, str] = MappingProxyType({
-    "promql": "prometheus", "alert": "alertmanager", "silence": "alertmanager", "unsilence": "alertmanager",
+    "promql": "prometheus", "scrape_targets": "prometheus",
+    "alert": "alertmanager", "silence": "alertmanager", "unsilence": "alertmanager",
 })
 # What each kind's own checks (outputs, expect, until) read beside stdout, json, status...;
 # later steps read the same under `steps.<id>`.
 KIND_RESULTS: Mapping[str, frozenset[str]] = MappingProxyType({
     "promql": frozenset({"series", "value", "empty"}),
+    "scrape_targets": frozenset({"targets", "down", "empty"}),
     "alert": frozenset({"alerts", "firing", "cleared"}),
     "silence": frozenset({"silence_id", "ends_at"}),
     "unsilence": frozenset({"silence_id"}),
@@ -80,6 +82,13 @@ class PromqlSpec(NamedTuple):
         return f"{how} on {self.prometheus or 'prometheus'}: {self.query}"
 
 
+class ScrapeTargetsSpec(NamedTuple):
+    """Prometheus's scrape targets (the targets API), those with `labels` only."""
+
+    labels: Mapping[str, str] = _NONE
+    prometheus: str | None = None
+
+
 class Matcher(NamedTuple):
     """`name op "value"`: op is =, !=, =~ or !~; the value may hold templates."""
 
@@ -122,7 +131,7 @@ class UnsilenceSpec(NamedTuple):
         return self.silence if STEP_ID.match(self.silence) else None
 
 
-MonitoringSpec = PromqlSpec | AlertSpec | SilenceSpec | UnsilenceSpec
+MonitoringSpec = PromqlSpec | ScrapeTargetsSpec | AlertSpec | SilenceSpec | UnsilenceSpec
 
 
 def parse_matcher(text: str, at: str | int = "") -> Matcher:
@@ -203,6 +212,10 @@ def build_spec(data: Mapping[str, Any]) -> tuple[str, MonitoringSpec] | None:
     """The monitoring step kind of a step's data, or None when it is another kind."""
     if "promql" in data:
         return "promql", _promql(data["promql"])
+    if "scrape_targets" in data:
+        v = data["scrape_targets"] or {}
+        labels = MappingProxyType({str(k): _text(x) for k, x in (v.get("labels") or {}).items()})
+        return "scrape_targets", ScrapeTargetsSpec(labels, v.get("prometheus"))
     if "alert" in data:
         return "alert", _alert(data["alert"])
     if "silence" in data:
@@ -220,7 +233,7 @@ def build_spec(data: Mapping[str, Any]) -> tuple[str, MonitoringSpec] | None:
 def connection_of(spec: MonitoringSpec) -> tuple[str, str | None]:
     """The connection type a monitoring step talks to, and the name it gives (None: the
     only connection of that type)."""
-    if isinstance(spec, PromqlSpec):
+    if isinstance(spec, (PromqlSpec, ScrapeTargetsSpec)):
         return "prometheus", spec.prometheus
     return "alertmanager", spec.alertmanager
 
@@ -241,6 +254,8 @@ def template_strings(kind: str, spec: MonitoringSpec) -> list[tuple[tuple[str | 
     """Every string of a monitoring step that may hold templates, with its path under the step."""
     if isinstance(spec, PromqlSpec):
         return [((kind,) if spec.short else (kind, "query"), spec.query)]
+    if isinstance(spec, ScrapeTargetsSpec):
+        return [((kind, "labels", k), v) for k, v in spec.labels.items()]
     if isinstance(spec, AlertSpec):
         if spec.short:
             return [((kind,), spec.name or "")]

@@ -67,6 +67,7 @@ class Reply:
     set: Mapping[str, Any] = field(default_factory=empty_map)
     message: str | None = None
     series: Any = None  # a promql step's answer: a list of {labels, value}, or a template giving one
+    targets: Any = None  # a scrape_targets step's answer: a list of {labels, health, last_error}, or a template
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +202,7 @@ def _reply(data: Mapping[str, Any]) -> Reply:
         exit_code=data.get("exit_code", 0), status=data.get("status", 200),
         body=data.get("body"), headers=frozen_map(data.get("headers")),
         duration=dist(data.get("duration")), set=frozen_map(data.get("set")),
-        message=data.get("message"), series=data.get("series"),
+        message=data.get("message"), series=data.get("series"), targets=data.get("targets"),
     )
 
 

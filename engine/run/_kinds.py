@@ -24,7 +24,7 @@ from engine.language.model import (
     SwitchSpec,
     WaitSpec,
 )
-from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
+from engine.language.monitoring import AlertSpec, PromqlSpec, ScrapeTargetsSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
 from ._alertmanager import alert, silence, unsilence
@@ -34,7 +34,7 @@ from ._branch import end, switch
 from ._commands import command, http
 from ._driver import Driver
 from ._manual import manual
-from ._promql import promql
+from ._promql import promql, scrape_targets
 from .attempt import Attempt
 
 Action = Callable[[Driver, Step, str, Any, int, dict[str, Any], "float | None"], Attempt]
@@ -73,7 +73,8 @@ def include(d: Driver, step: Step, sid: str, spec: IncludeSpec, number: int, ext
 KINDS: dict[type, Action] = {
     RunSpec: command, HttpSpec: http, ManualSpec: manual, WaitSpec: wait,
     NotifySpec: notify, SetSpec: set_values, IncludeSpec: include,
-    PromqlSpec: promql, AlertSpec: alert, SilenceSpec: silence, UnsilenceSpec: unsilence,
+    PromqlSpec: promql, ScrapeTargetsSpec: scrape_targets,
+    AlertSpec: alert, SilenceSpec: silence, UnsilenceSpec: unsilence,
     BlockSpec: block, SwitchSpec: switch, EndSpec: end,
 }
 

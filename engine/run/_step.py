@@ -13,7 +13,7 @@ from typing import Any
 from engine.errors import JournalError, TemplateError
 from engine.executors.base import parse_json
 from engine.language.model import CONTAINERS, HttpSpec, ManualSpec, Retries, RunSpec, SetSpec, Step
-from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
+from engine.language.monitoring import AlertSpec, PromqlSpec, ScrapeTargetsSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
 from ._alertmanager import started as started_alerting
@@ -25,7 +25,7 @@ from ._hosts import hosts_of
 from ._manual import approval, instructions, refusal
 from ._output import TAIL, masked_tail
 from ._polling import attempt_event, one_attempt
-from ._promql import started_query
+from ._promql import started_query, started_targets
 from .attempt import Attempt, StepStop
 from .events import StepFinished, StepStarted
 from .journal_writer import jsonable
@@ -137,6 +137,8 @@ class StepDriver(Driver):
             shown = started_request(self, step, spec, {**extra, "attempt": 1})
         elif isinstance(spec, PromqlSpec):
             shown = started_query(self, step, spec, {**extra, "attempt": 1})
+        elif isinstance(spec, ScrapeTargetsSpec):
+            shown = started_targets(self, step, spec, {**extra, "attempt": 1})
         elif isinstance(spec, (AlertSpec, SilenceSpec, UnsilenceSpec)):
             shown = started_alerting(self, step, spec, {**extra, "attempt": 1})
         # A manual step's text is rendered here, once, so that what the person reads (the

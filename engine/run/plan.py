@@ -28,7 +28,7 @@ from engine.language.model import (
     SwitchSpec,
     WaitSpec,
 )
-from engine.language.monitoring import AlertSpec, PromqlSpec, SilenceSpec, UnsilenceSpec
+from engine.language.monitoring import AlertSpec, PromqlSpec, ScrapeTargetsSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 from engine.templates.templating import Masked, Placeholder
 
@@ -197,6 +197,8 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
         add(f"include {spec.runbook}" + (f" with {dict(spec.inputs)}" if spec.inputs else ""))
     elif isinstance(spec, PromqlSpec):
         add(_query_line(runbook, spec, ctx))
+    elif isinstance(spec, ScrapeTargetsSpec):
+        add("scrape targets: " + (", ".join(f"{k}={_render(v, ctx)}" for k, v in spec.labels.items()) or "all"))
     elif isinstance(spec, (AlertSpec, SilenceSpec, UnsilenceSpec)):
         add(_alerting_line(step.kind, spec, ctx))
     elif isinstance(spec, BlockSpec):
@@ -306,7 +308,7 @@ def _behaviour_lines(runbook: Runbook, step: Step, add: Callable[[str], None]) -
     if step.until:
         add(f"until: {step.until} (every {format_duration(step.every or 5)}, "
             f"up to {format_duration(timeout or 0)})")
-    elif timeout and step.kind in ("run", "http", "promql", "alert", "silence", "unsilence"):
+    elif timeout and step.kind in ("run", "http", "promql", "scrape_targets", "alert", "silence", "unsilence"):
         add(f"timeout {format_duration(timeout)}")
     retries = step.retries or runbook.defaults.retries
     if retries and retries.attempts > 1:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import TemplateError
 from engine.executors.base import Cancel, Invocation, OutputSink, Result
 from engine.executors.notify import Channels, Delivery
-from engine.executors.prometheus import answer_body
+from engine.executors.prometheus import answer_body, targets_body
 from engine.language.duration import format_duration
 from engine.language.scenario import Event, Reply, Response, Scenario
 from engine.run.events import InjectFired, Mitigated, MitigationWatched, StepOutput
@@ -109,11 +109,16 @@ class World:
 
     def series_body(self, series: Any, inv: Invocation) -> str:
         """A promql step's answer, as Prometheus would send it, from the reply's `series`."""
-        value = templating.render_value(series, self.context(inv), where=self.scenario.file)
-        if not isinstance(value, list) or not all(isinstance(s, Mapping) for s in value):
-            raise TemplateError(f"`series` gave {type(value).__name__}, not a list of {{labels, value}}")
+        value = self.listed(series, inv, "series")
         assert inv.http is not None
         return answer_body(value, "/api/v1/query_range?" in inv.http.url, self.clock.now())
+
+    def listed(self, template: Any, inv: Invocation, key: str) -> list[Mapping[str, Any]]:
+        """A reply's list of mappings (`series`, `targets`) rendered from the state."""
+        value = templating.render_value(template, self.context(inv), where=self.scenario.file)
+        if not isinstance(value, list) or not all(isinstance(s, Mapping) for s in value):
+            raise TemplateError(f"`{key}` gave {type(value).__name__}, not a list of mappings")
+        return value
 
     def apply(self, changes: Mapping[str, Any], inv: Invocation | None = None) -> dict[str, Any]:
         """Apply `set:` (templates see the state before the change)."""
@@ -253,6 +258,8 @@ class SimulatedExecutor:
         assert inv.http is not None
         if reply.series is not None and inv.kind == "promql":
             body = self.world.series_body(reply.series, inv)
+        elif reply.targets is not None and inv.kind == "scrape_targets":
+            body = targets_body(self.world.listed(reply.targets, inv, "targets"))
         else:
             body = self.world.render_body(reply.body, inv) if reply.body is not None else stdout
         ok = inv.http.accepts(reply.status)

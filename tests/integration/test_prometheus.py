@@ -189,3 +189,22 @@ def test_a_bearer_token_from_a_file_and_headers_are_sent(ws: Workspace, tmp_path
     headers = {k.lower(): v for k, v in request.headers.items()}
     assert headers["authorization"] == "Bearer tok-123" and headers["x-scope-orgid"] == "team-a"
     assert request.path.startswith("/prefix/api/v1/query?query=avg%28up%29&time=")
+
+
+def test_scrape_targets_give_each_target_health_and_its_last_scrape_error(ws: Workspace, prom: Prometheus) -> None:
+    prom.wait_for('up{job="api"}')  # scraped once: its last error is known
+    ws.write("live.yaml", runbook_text("""\
+        triage:
+          - id: api
+            scrape_targets: {labels: {job: api}}
+            expect: "down | length == 1 and 'connection refused' in down[0].last_error"
+            outputs: {instance: "{{ down[0].labels.instance }}", health: "{{ targets[0].health }}"}
+          - id: all
+            scrape_targets: {}
+            expect: targets | length == 2 and down | length == 1 and not empty
+        """, head=connection(prom.url)))
+    done = ws.run("run", "live.yaml")
+    assert done.code == 0, done.text
+    assert finished_step(complete_journal(ws.only_run()), "api")["outputs"] == {"instance": DOWN_TARGET,
+                                                                               "health": "down"}
+    assert f"down    api {DOWN_TARGET}  Get" in done.out
