@@ -113,7 +113,8 @@ class PodExecutor:
         if marked.pid is not None and (result.timed_out or result.cancelled) and place.kind == "pods":
             self._short(kubectl.exec_argv(place.cluster, place.namespace, host, place.container,
                                           kubectl.kill_argv(marked.pid), stdin=False))
-        code = self._node_code(place, debug_pod) if debug_pod is not None and marked.pid is not None else None
+        ended = marked.pid is not None and not (result.timed_out or result.cancelled)
+        code = self._node_code(place, debug_pod) if debug_pod is not None and ended else None
         if debug_pod is not None:
             self._short(kubectl.delete_argv(place.cluster, place.namespace, debug_pod))
         return _finish(invocation, place, result, marked, code)

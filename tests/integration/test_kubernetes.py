@@ -354,3 +354,16 @@ def test_kubectls_defaulted_container_notice_is_not_the_commands_stderr(run_text
     assert finished(records, "quiet")["stderr"] == ""
     assert finished(records, "loud")["stderr"] == "err\n" and finished(records, "loud")["stdout"] == "out\n"
     assert "Defaulted container" not in console
+
+
+def test_a_node_step_that_times_out_deletes_its_debugging_pod(run_text: Callable, kube: FakeKubectl,
+                                                               marker: str) -> None:
+    """A node's command is stopped by deleting its debugging pod (no second exec)."""
+    kube.state["nodes"] = [node("n1")]
+    kube.save()
+    target = "nodes: {context: prod, name: n1, image: 'busybox:1.36'}\n"
+    _, records, _ = run_text(runbook(target, f"- id: hang\n  target: web\n  run: sleep {marker}\n  timeout: 1s\n"))
+    assert "timed out" in finished(records, "hang")["error"]
+    [delete] = kube.calls_of("delete")
+    assert delete[:4] == ["--context=prod", "delete", "pod", "node-debugger-n1-x7k2q"]
+    assert kube.calls_of("exec") == [] and [c for c in kube.calls_of("get") if c[2] == "pod"] == []
