@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.errors import TemplateError
 from engine.language.kube_names import problem
 from engine.language.model import Target
 
@@ -84,9 +85,7 @@ def lock_key(name: str, target: Target, ctx: Mapping[str, Any]) -> str:
     assert kube is not None
     try:
         place = place_of(name, target, ctx)
-    except TargetError:
-        return f"<{name}>"
-    except Exception:  # a template known only at run time: lock on the target's name
+    except TemplateError:  # a name known only at run time (or a bad one): lock on the target's name
         return f"<{name}>"
     which = place.selector if place.selector is not None else place.name
     return f"k8s:{place.cluster.context or '-'}/{place.namespace or '-'}/{kube.kind}/{which}"
@@ -184,8 +183,6 @@ class PodResolver:
     def plan(self, name: str, target: Target, ctx: Mapping[str, Any]) -> list[str]:
         """For a dry-run: the pods a step would use now when the cluster can be asked (read
         only), else why it cannot; nothing runs in them."""
-        from engine.errors import TemplateError
-
         try:
             place = place_of(name, target, ctx)
         except TargetError as exc:
