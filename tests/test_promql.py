@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 from simkit import drill, finished
 
 from engine.executors.base import Result
@@ -189,3 +190,32 @@ def test_a_drill_answers_scrape_targets_from_the_state(tmp_path: Path) -> None:
               - {labels: {job: db, instance: "b:1"}, health: up}
         """.replace("        ", ""))
     assert finished(run, "t")["outputs"] == {"error": "connect: connection refused", "pool": "api", "n": 1}
+
+
+def test_the_connections_file_completes_a_runbook_and_a_bad_one_says_where(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.errors import UsageError
+    from engine.language.validation import Options, check_file
+
+    book = tmp_path / "rb.yaml"
+    book.write_text("kind: runbook\nversion: 1\nid: rb\ntitle: T\ndetection:\n  - {id: q, promql: up}\n")
+    assert [d.rule for d in check_file(str(book), Options()).diagnostics if d.is_error] == ["RB170"]
+    shared = tmp_path / "connections.yaml"
+    shared.write_text("connections:\n  prom: {type: prometheus, url: 'http://p:9090'}\n")
+    monkeypatch.setenv("RUNBOOK_CONNECTIONS", str(shared))
+    checked = check_file(str(book), Options())
+    assert not [d for d in checked.diagnostics if d.is_error]
+    assert checked.model.connections["prom"].file == str(shared)
+    shared.write_text("connections:\n  prom: {type: prometheus, url: 'http://p:9090', timeout: soon}\n")
+    with pytest.raises(UsageError, match=r"connections.yaml:2:59: 'soon' is not valid"):
+        check_file(str(book), Options())
+
+
+def test_the_connections_file_schema_shares_the_runbook_schema_definitions() -> None:
+    from engine.language.schema import load_schema
+
+    runbook, shared = load_schema("runbook"), load_schema("connections")
+    for name, definition in shared["$defs"].items():
+        assert definition == runbook["$defs"][name], name
+    assert shared["properties"]["connections"]["additionalProperties"] == \
+        runbook["properties"]["connections"]["additionalProperties"]

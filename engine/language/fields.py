@@ -207,6 +207,8 @@ def runbook_fields(rb: Runbook) -> Iterator[Field]:
             for key, text in target.kube.fields():
                 yield Field(("targets", name, target.kube.kind, key), text, stage="runbook")
     for name, conn in rb.connections.items():
+        if conn.file is not None:
+            continue  # the connections file's: not in this runbook's text
         for sub, text in connection_strings(conn):
             yield Field(("connections", name, *sub), text, stage="runbook")
     for i, link in enumerate(rb.links):

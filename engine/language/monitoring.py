@@ -66,6 +66,7 @@ class Connection(NamedTuple):
     tls: Tls | None = None
     headers: Mapping[str, str] = _NONE
     timeout: float | None = None
+    file: str | None = None  # the connections file that defined it; None: the runbook
 
 
 class PromqlSpec(NamedTuple):
@@ -175,7 +176,7 @@ def _basic_auth(data: Mapping[str, Any] | None) -> BasicAuth | None:
                      data.get("password_env"))
 
 
-def build_connection(name: str, data: Mapping[str, Any]) -> Connection:
+def build_connection(name: str, data: Mapping[str, Any], file: str | None = None) -> Connection:
     """A connection from schema-valid data (`connections.NAME`)."""
     timeout = data.get("timeout")
     return Connection(
@@ -183,7 +184,7 @@ def build_connection(name: str, data: Mapping[str, Any]) -> Connection:
         bearer_token_file=data.get("bearer_token_file"), bearer_token_env=data.get("bearer_token_env"),
         basic_auth=_basic_auth(data.get("basic_auth")), tls=_tls(data.get("tls")),
         headers=MappingProxyType({str(k): _text(v) for k, v in (data.get("headers") or {}).items()}),
-        timeout=parse_duration(timeout) if timeout is not None else None,
+        timeout=parse_duration(timeout) if timeout is not None else None, file=file,
     )
 
 
@@ -242,9 +243,10 @@ def connection_problem(kind: str, name: str | None, of_kind: list[str]) -> str |
     """Why a step cannot find its connection (`name`, or the only one of `kind` among
     the names `of_kind`), or None when it can."""
     if name is not None:
-        return None if name in of_kind else f"no {kind} connection named '{name}' in `connections:`"
+        return None if name in of_kind else \
+            f"no {kind} connection named '{name}' in `connections:` or the connections file"
     if not of_kind:
-        return f"no {kind} connection: add one under `connections:`"
+        return f"no {kind} connection: add one under `connections:` or to the connections file ($RUNBOOK_CONNECTIONS)"
     if len(of_kind) > 1:
         return f"{len(of_kind)} {kind} connections ({', '.join(of_kind)}): name one with `{kind}:`"
     return None

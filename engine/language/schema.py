@@ -18,7 +18,8 @@ from .diagnostics import Diagnostic, Severity
 from .loader import Document
 
 KINDS = ("runbook", "scenario", "inventory")
-CONFIGS = ("serve",)  # config files the engine reads (validated with positions, not by `runbook validate`)
+# Config files the engine reads (validated with positions, not by `runbook validate`).
+CONFIGS = ("serve", "connections")
 
 # Stable rule ids for schema problems, by JSON Schema keyword.
 RULES = {

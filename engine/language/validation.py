@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from engine.errors import EngineError, UsageError
 
-from . import cache, includes, schema
+from . import cache, connections, includes, schema
 from ._pruning import pruned
 from .builder import build_runbook
 from .diagnostics import Diagnostic, Report, Severity, caret_line, printable
@@ -176,7 +176,7 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
     from . import lint
 
     if kind == "runbook":
-        runbook = build_runbook(doc)
+        runbook = connections.add_to(build_runbook(doc))
         return runbook, lint.lint_runbook(doc, runbook, inventory_groups=options.inventory_groups,
                                           channels=options.channels)
     if kind == "inventory":
@@ -267,8 +267,17 @@ def _open_cache(options: Options, count: int) -> cache.ValidationCache | None:
         return None
     channels = (options.channels.file, sorted(options.channels.names)) if options.channels else None
     extra = [f"groups {sorted(options.inventory_groups or ())}", f"limits {options.limits}",
-             f"includes {os.environ.get(includes.ENV, '')}", f"channels {channels}"]
+             f"includes {os.environ.get(includes.ENV, '')}", f"channels {channels}", _connections_key()]
     return cache.ValidationCache(cache.default_directory(), cache.salt(extra))
+
+
+def _connections_key() -> str:
+    """What the cached results depend on of the connections file in force (RB170 reads it)."""
+    path = connections.config_path()
+    try:
+        return f"connections {path} {os.stat(path).st_mtime_ns if path else ''}"
+    except OSError:
+        return f"connections {path} (unreadable)"
 
 
 def _cached(files: list[str], store: cache.ValidationCache, report: Report) -> tuple[list[str], dict[str, bytes]]:

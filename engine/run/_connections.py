@@ -49,7 +49,9 @@ def endpoint(d: Driver, conn: Connection, extra: dict[str, Any]) -> Endpoint:
     ctx = d.context(extra)
 
     def render(text: str, *path: str) -> str:
-        return templating.render(text, ctx, where=Where(d.r.runbook, ("connections", conn.name, *path)))
+        where: object = Where(d.r.runbook, ("connections", conn.name, *path)) if conn.file is None \
+            else f"{conn.file}: connections.{conn.name}.{'.'.join(path)}"
+        return templating.render(text, ctx, where=where)
 
     url = render(conn.url, "url")
     headers = {k: render(v, "headers", k) for k, v in conn.headers.items()}

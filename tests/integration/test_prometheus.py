@@ -208,3 +208,18 @@ def test_scrape_targets_give_each_target_health_and_its_last_scrape_error(ws: Wo
     assert finished_step(complete_journal(ws.only_run()), "api")["outputs"] == {"instance": DOWN_TARGET,
                                                                                "health": "down"}
     assert f"down    api {DOWN_TARGET}  Get" in done.out
+
+
+def test_a_connection_from_the_connections_file_and_a_runbook_own_one_that_wins(ws: Workspace, prom: Prometheus,
+                                                                                  tmp_path: Path) -> None:
+    shared = tmp_path / "connections.yaml"
+    shared.write_text(f"kind: connections\nversion: 1\nconnections:\n"
+                      f"  prom: {{type: prometheus, url: '{prom.url}'}}\n"
+                      f"  other: {{type: prometheus, url: 'http://127.0.0.1:{closed_port()}'}}\n")
+    ws.write("live.yaml", runbook_text("""\
+        detection:
+          - {id: down, promql: {query: 'up{job="api"} == 0', prometheus: prom}, expect: value == 0}
+          - {id: own, promql: {query: up, prometheus: other}, expect: not empty}
+        """, head=connection(prom.url).replace("prom:", "other:")))
+    done = ws.run("run", "live.yaml", env={"RUNBOOK_CONNECTIONS": str(shared)})
+    assert done.code == 0, done.text  # `prom` from the file; `other`, in both, is the runbook's
