@@ -25,9 +25,18 @@ from . import kubectl
 from .hosts import TargetError
 from .kubectl import Cluster, Done
 
-__all__ = ["Place", "PodResolver", "lock_key", "place_of", "plan_targets"]
+__all__ = ["Place", "PodResolver", "Unasked", "lock_key", "place_of", "plan_targets"]
 
 SHOWN_SKIPPED = 5  # pods or nodes named in a "none match" error
+
+
+class Unasked(TargetError):
+    """The cluster could not be asked which pods a target means; `why` says it in a few
+    words (a dry-run shows those)."""
+
+    def __init__(self, message: str, why: str, *, where: str) -> None:
+        super().__init__(message, where=where)
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,9 @@ class PodResolver:
         argv = kubectl.list_argv(place.cluster, place.kind, place.namespace, place.selector, place.name)
         done = self._short(argv)
         if done.code != 0:
-            raise TargetError(f"cannot list the {place.kind} of target '{place.target}' ({place.describe()}): "
-                              f"{kubectl.message(done.stderr)}", where=f"targets.{place.target}")
+            why = kubectl.message(done.stderr)
+            raise Unasked(f"cannot list the {place.kind} of target '{place.target}' ({place.describe()}): {why}",
+                          why, where=f"targets.{place.target}")
         items = (done.json() or {}).get("items")
         if not isinstance(items, list):
             raise TargetError(f"kubectl listed the {place.kind} of target '{place.target}' in a form the "
@@ -149,21 +159,23 @@ class PodResolver:
     def check(self, place: Place) -> None:
         """What fails before any cluster is asked: kubectl, the kubeconfig, the context."""
         if self._which() is None:
-            raise TargetError(f"target '{place.target}' runs through kubectl, which is not on PATH "
-                              "(install kubectl, or add its directory to PATH)", where=f"targets.{place.target}")
+            raise Unasked(f"target '{place.target}' runs through kubectl, which is not on PATH "
+                          "(install kubectl, or add its directory to PATH)", "kubectl is not on PATH",
+                          where=f"targets.{place.target}")
         why = kubectl.kubeconfig_problem(place.cluster.kubeconfig)
         if why is not None:
-            raise TargetError(f"target '{place.target}' cannot reach its cluster: {why}",
-                              where=f"targets.{place.target}")
+            raise Unasked(f"target '{place.target}' cannot reach its cluster: {why}", why,
+                          where=f"targets.{place.target}")
         context = place.cluster.context
         if context is not None:
             known = self._known_contexts(place)
             if context not in known:
                 from engine.language.rules import did_you_mean
 
-                raise TargetError(f"context '{context}' of target '{place.target}' is not in the kubeconfig"
-                                  f"{did_you_mean(context, known)} (its contexts: {', '.join(known) or 'none'})",
-                                  where=f"targets.{place.target}.{place.kind}.context")
+                hint = f"{did_you_mean(context, known)} (its contexts: {', '.join(known) or 'none'})"
+                raise Unasked(f"context '{context}' of target '{place.target}' is not in the kubeconfig{hint}",
+                              f"context '{context}' is not in the kubeconfig{hint}",
+                              where=f"targets.{place.target}.{place.kind}.context")
 
     def _known_contexts(self, place: Place) -> list[str]:
         key = place.cluster.kubeconfig
@@ -173,8 +185,8 @@ class PodResolver:
             return cached
         done = self._short(kubectl.contexts_argv(place.cluster))
         if done.code != 0:
-            raise TargetError(f"cannot read the contexts of the kubeconfig: {kubectl.message(done.stderr)}",
-                              where=f"targets.{place.target}")
+            why = f"cannot read the contexts of the kubeconfig: {kubectl.message(done.stderr)}"
+            raise Unasked(why, why, where=f"targets.{place.target}")
         names = [line.strip() for line in done.stdout.splitlines() if line.strip()]
         with self._lock:
             self._contexts[key] = names
@@ -191,9 +203,11 @@ class PodResolver:
             return [f"{target.kube.kind if target.kube else 'pods'} <known at run time: {exc.reason}>"]
         try:
             names = self.find(place)
-        except TargetError as exc:
-            return [f"{place.describe()}: cannot ask the cluster now ({exc.reason}); "
+        except Unasked as exc:
+            return [f"{place.describe()}: cannot ask the cluster now ({exc.why}); "
                     "a run lists them when each step starts"]
+        except TargetError as exc:  # asked: none it could run in
+            return [f"<error: {exc.reason}>"]
         return [f"{place.describe()}, now: {', '.join(names)}"]
 
 
