@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "simulate": "bench.simulate",
     "fleet": "bench.fleet",
     "kube": "bench.kube",
+    "promql": "bench.promql",
 }
 
 
