@@ -52,6 +52,7 @@ def end(d: Driver, step: Step, sid: str, spec: EndSpec, number: int, extra: dict
 def ending(d: Driver, sid: str, spec: EndSpec, extra: dict[str, Any], where: Any) -> Attempt:
     """The run ends once step `sid` is recorded: the reason is what people read (secrets ***)."""
     reason = templating.render(spec.reason, d.seen(extra), where=where)
+    d.r.bus.emit(StepOutput(sid, "info", f"the run ends {spec.outcome}: {reason}", None))
     d.stop = StepStop(spec.outcome, reason, sid)
     return Attempt(True, extra={"outcome": spec.outcome})
 
