@@ -104,7 +104,8 @@ def test_timeline_svg_is_described_and_its_data_is_in_a_table(drills: dict[str, 
     title = re.search(r'<title id="timeline-title">(.*?)</title>', html)
     desc = re.search(r'<desc id="timeline-desc">(.*?)</desc>', html)
     assert title and title.group(1) == f"Timeline of run {report.run_id}"
-    assert desc and "10 step(s) in 4 phase(s) over 3m43s" in desc.group(1) and "Recovered at 3m43s" in desc.group(1)
+    # 11 rows: the steps, and the switch (by_cause) that chose compress_logs
+    assert desc and "11 step(s) in 4 phase(s) over 3m43s" in desc.group(1) and "Recovered at 3m43s" in desc.group(1)
     steps_table = html.split('<table id="steps">')[1].split("</table>")[0]
     for bar in report.timeline.bars:
         assert f"<code>{bar.step}</code>" in steps_table

@@ -78,8 +78,9 @@ class Report:
 
     @property
     def steps(self) -> list[Bar]:
-        """Step bars whose time is their own (an include's time is its children's)."""
-        return [b for b in self.timeline.bars if b.kind != "include"]
+        """Step bars whose time is their own (an include's, a block's or a switch's time is
+        that of the steps inside)."""
+        return [b for b in self.timeline.bars if b.kind not in ("include", "block", "switch")]
 
     @property
     def people_time(self) -> float:

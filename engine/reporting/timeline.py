@@ -80,6 +80,8 @@ class Bar:
 
     @property
     def duration(self) -> float:
+        if self.block is not None and self.items:  # its items ran between the block's other steps
+            return sum(i.end - i.start for i in self.items)
         return (self.end if self.end is not None else self.start) - self.start
 
     @property
