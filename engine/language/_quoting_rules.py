@@ -34,6 +34,8 @@ def _literals(f: Field) -> Iterator[tuple[int, str]]:
       "not a backreference, and the step fails or does the wrong thing only at run time.")
 def _octal_escapes(c: RunbookCheck) -> Iterator[Finding]:
     for f in c.parsed:
+        if "\\" not in f.text:
+            continue  # most fields: no backslash at all
         for offset, literal in _literals(f):
             escapes = [m for m in re.finditer(r"\\.", literal) if _OCTAL.fullmatch(m.group(0))]
             if escapes:
@@ -44,10 +46,10 @@ def _octal_escapes(c: RunbookCheck) -> Iterator[Finding]:
                     f"\\\\\\{found}), or \\\\g<{found[1]}>"), at=line_col(f.text, offset))
 
 
-def _commands(c: RunbookCheck) -> Iterator[tuple[Field, int, str]]:
-    """(field, offset, expression) of every `{{ }}` of a `run` command."""
+def _commands(c: RunbookCheck, needle: str) -> Iterator[tuple[Field, int, str]]:
+    """(field, offset, expression) of every `{{ }}` of a `run` command holding `needle`."""
     for f in c.parsed:
-        if f.path[-1] == "run" and f.step is not None and isinstance(f.step.spec, RunSpec):
+        if needle in f.text and f.path[-1] == "run" and f.step is not None and isinstance(f.step.spec, RunSpec):
             for match in _EXPRESSION.finditer(f.text):
                 yield f, match.start(), match.group("expr").strip()
 
@@ -60,7 +62,7 @@ _SHELL_SYNTAX = re.compile(r"[\s|&;<>()$`*?]|^$")
       "A value is quoted as one argument: `{{ '--force' if c else '' }}` passes an empty argument when c "
       "is false (and fails without `else`), and `{{ '-a -l' if c }}` passes '-a -l' as one word.")
 def _inline_if(c: RunbookCheck) -> Iterator[Finding]:
-    for f, offset, expression in _commands(c):
+    for f, offset, expression in _commands(c, "if"):
         if _RAW.search(expression):
             continue
         bare = _LITERAL.sub(lambda m: "S" * len(m.group(0)), expression)
@@ -103,7 +105,10 @@ def _tilde_value(runbook: Runbook, expression: str) -> str | None:
       "The shell expands `~` only where it is unquoted: a value is quoted, so `~/backup` reaches the command "
       "as a directory literally named '~'.")
 def _tilde(c: RunbookCheck) -> Iterator[Finding]:
-    for f, offset, expression in _commands(c):
+    rb = c.runbook
+    homes = any(isinstance(v, str) and v.startswith("~") for v in rb.vars.values()) or any(
+        isinstance(i.default, str) and i.default.startswith("~") for i in rb.inputs.values())
+    for f, offset, expression in _commands(c, "{{" if homes else "~"):
         if _RAW.search(expression):
             continue
         value = _tilde_value(c.runbook, expression)
