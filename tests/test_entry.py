@@ -3,6 +3,7 @@ click command, and hand anything unusual to click."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,42 @@ def test_a_failing_command_keeps_its_own_exit_status_when_its_reader_went_away(t
     bad.write_text("kind: runbook\nversion: 1\nid: Bad\n", encoding="utf-8")
     done = _into_closed_pipe("validate", str(bad))
     assert done.returncode == 1 and "Traceback" not in done.stderr
+
+
+def test_each_command_is_where_the_lazy_group_looks_for_it() -> None:
+    import importlib
+
+    from engine.cli.commands import HOME, MODULES
+
+    found = {command.name: module for module in MODULES
+             for command in importlib.import_module(f"engine.cli.{module}").COMMANDS}
+    assert found == HOME
+
+
+_IMPORTED = """\
+import sys
+from engine.cli.entry import _command
+code = _command(sys.argv[1:])
+names = ("engine.cli.authoring", "engine.cli.drills", "engine.cli.reports", "engine.cli.service",
+         "engine.executors.notify", "email.utils")
+print(code, " ".join(n for n in names if n in sys.modules))
+"""
+
+
+def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
+    """`runbook run` loads no other command's module; `runbook validate FILE` neither the
+    notifier (there is no channels config) nor the RFC 2822 date parser."""
+    book = tmp_path / "one.yaml"
+    book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
+                    encoding="utf-8")
+    env = {**os.environ, "RUNBOOK_HOME": str(tmp_path / "home")}
+    env.pop("RUNBOOK_CHANNELS", None)
+
+    def imported(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", _IMPORTED, *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, check=True)
+        return proc.stdout.strip().splitlines()[-1]
+
+    assert imported("run", str(book), "--runs-dir", str(tmp_path / "runs"), "-q", "--non-interactive") == "0 " + \
+        "engine.executors.notify"
+    assert imported("validate", str(book)) == "0"

@@ -35,11 +35,13 @@ def write_report(path: str, text: str) -> None:
 def known_channels(path: str | None) -> KnownChannels | None:
     """The channels config to check channel names against: the one given, else
     $RUNBOOK_CHANNELS, else channels.yaml in the runbook home if there is one."""
-    from engine.executors.notify import config_path, load_channels
-    from engine.language.channels import KnownChannels
+    from engine.executors.channels_file import config_path
 
     if config_path(path) is None:
         return None
+    from engine.executors.notify import load_channels
+    from engine.language.channels import KnownChannels
+
     config = load_channels(path)
     return KnownChannels(str(config.file), frozenset(config.channels))
 

@@ -10,4 +10,4 @@ Layer: above language. It may import `engine.language`, `engine.templates` and t
 top-level `errors`/`home`; never the run loop.
 """
 
-__all__ = ["base", "http", "local", "notify", "prompts", "secrets", "timestamps"]
+__all__ = ["base", "channels_file", "http", "local", "notify", "prompts", "secrets", "timestamps"]

@@ -16,12 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine.errors import UsageError
-from engine.home import home
 from engine.language.model import empty_map
 
+from .channels_file import config_path
 from .secrets import SecretSource
 
-CONFIG_NAME = "channels.yaml"
 TYPES = ("stdout", "file", "webhook", "pagerduty", "opsgenie", "email", "slack")
 NETWORK = frozenset({"webhook", "pagerduty", "opsgenie", "email", "slack"})  # retried, may take seconds
 ATTEMPTS = 4  # attempts per message, unless a channel says `retries: N`
@@ -91,19 +90,6 @@ class Channels:
         if self.run_url is None:
             return None
         return self.run_url.format(run_id=meta.get("run_id", ""), runbook=meta.get("runbook", ""))
-
-
-def default_config() -> os.PathLike[str]:
-    """channels.yaml beside the runs and locks: in $RUNBOOK_HOME, or ./.runbook."""
-    return home() / CONFIG_NAME
-
-
-def config_path(path: str | os.PathLike[str] | None = None) -> str | None:
-    """The channels config in force: the one given, $RUNBOOK_CHANNELS, or the runbook
-    home's channels.yaml if it exists; None when there is none."""
-    fallback = default_config()
-    chosen = path or os.environ.get("RUNBOOK_CHANNELS") or (fallback if os.path.isfile(fallback) else None)
-    return os.fspath(chosen) if chosen else None
 
 
 def load_channels(path: str | os.PathLike[str] | None = None) -> Channels:

@@ -35,18 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._channels import (
-    ATTEMPTS,
-    CONFIG_NAME,
-    NETWORK,
-    TYPES,
-    Channel,
-    Channels,
-    config_path,
-    default_config,
-    load_channels,
-)
+from ._channels import ATTEMPTS, NETWORK, TYPES, Channel, Channels, load_channels
 from ._webhook import Cancellable, post_json, redact, retrying, slack_text
+from .channels_file import CONFIG_NAME, config_path, default_config
 from .secrets import SecretError, read_secret
 from .timestamps import iso
 

@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from .values import Placeholder
@@ -74,6 +73,8 @@ def _parse(text: str) -> datetime | None:
             return _aware(datetime.strptime(collapsed, fmt))
         except ValueError:
             continue
+    from email.utils import parsedate_to_datetime  # ~10 ms of imports, for RFC 2822 dates only
+
     try:
         return _aware(parsedate_to_datetime(collapsed))
     except (TypeError, ValueError, IndexError):
