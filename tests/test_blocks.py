@@ -233,3 +233,34 @@ def test_reports_fold_the_items_of_a_block_under_it() -> None:
     assert [(i.status, i.exit_code) for i in bars["defrag"].items] == [("ok", 0), ("failed", 1)]
     assert bars["defrag"].status == "failed" and [i.status for i in bars["health"].items] == ["ok"]
     assert [i.status for i in bars["defrag_members"].items] == ["ok", "failed"]
+
+
+def test_resume_runs_every_step_of_a_block_item_again(tmp_path: Path) -> None:
+    """A run that failed in item 1 of a block: on resume, each item runs all the block's
+    steps (a step's record is its last item's: restoring it would skip later items)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from engine.cli.commands import cli
+
+    fixed = tmp_path / "fixed"
+    (tmp_path / "loop.yaml").write_text(runbook(f"""\
+    remediation:
+      - id: members
+        for_each: [a, b]
+        block:
+          - {{id: defrag, run: "test {{{{ index }}}} = 0 || test -e {fixed}"}}
+          - {{id: health, run: "echo healthy {{{{ item }}}}"}}
+    """))
+    runs = tmp_path / "runs"
+    first = CliRunner().invoke(cli, ["run", "--yes", "--runs-dir", str(runs), str(tmp_path / "loop.yaml")])
+    assert first.exit_code == 1, first.output
+    fixed.touch()
+    [run] = list(runs.iterdir())
+    again = CliRunner().invoke(cli, ["resume", str(run), "--rerun-failed", "--reason", "fixed", "--yes"])
+    assert again.exit_code == 0, again.output
+    records = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    resumed = records[max(i for i, r in enumerate(records) if r["event"] == "run.started"):]
+    ran = [(r["step"], r.get("index")) for r in resumed if r["event"] == "step.finished" and r["step"] != "members"]
+    assert ran == [("defrag", 0), ("health", 0), ("defrag", 1), ("health", 1)]

@@ -264,8 +264,8 @@ class Runner:
     def _restored(self, step: Step) -> StepRecord | None:
         """On resume: a completed step's recorded result, or a skip the operator chose;
         None when the step runs now."""
-        if self.resume is None or self.prefix:
-            return None
+        if self.resume is None or self.prefix or step.in_loop:
+            return None  # a block's item runs its steps again: their records are the last item's
         sid = step.id
         rec = self.resume.finished.get(sid)
         if rec is not None:
