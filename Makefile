@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean system-deps bytecode lock
+.PHONY: demo test lint bench install clean system-deps bytecode lock serve
 
 # Development and test installs come from the lock file: exact versions with their hashes,
 # the build backend included, so a fresh machine gets what the suite was written against
@@ -53,6 +53,11 @@ demo: $(STAMP) bytecode
 	RUNBOOK_HOME=$(DEMO_HOME) $(BIN)/runbook drill scenarios/disk-full-log-storm.yaml --scripted --speed 60
 	@echo "== 4. every scenario unattended on the virtual clock, as CI runs them"
 	$(BIN)/runbook test scenarios/
+
+# The service, embedded: one process, the store in SQLite under $(DEMO_HOME), workers
+# in-process, http://127.0.0.1:8080 (/healthz, /readyz, /metrics). Ctrl-C stops it.
+serve: $(STAMP) bytecode
+	RUNBOOK_HOME=$(DEMO_HOME) $(BIN)/runbook serve
 
 # Debian packages the tests need: openssh-server, a real sshd for tests/integration/test_ssh*;
 # postgresql, a real PostgreSQL for the service's store and workers (tests/integration/postgres.py

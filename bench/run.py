@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "fleet": "bench.fleet",
     "kube": "bench.kube",
     "promql": "bench.promql",
+    "service": "bench.service",
 }
 
 

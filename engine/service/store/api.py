@@ -199,6 +199,17 @@ class Store:
                                               seen_at=now(conn)))
         self._write(action, "register the worker")
 
+    def workers(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        """The workers that registered, with their labels, state and when last seen."""
+        w = tables.workers
+
+        def action(conn: Connection) -> list[dict[str, Any]]:
+            query = select(w).order_by(w.c.started_at)
+            if state is not None:
+                query = query.where(w.c.state == state)
+            return [dict(r._mapping) for r in conn.execute(query)]
+        return self._read(action, "list workers")
+
     def audit(self, who: str, what: str, run_id: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
         self._write(lambda c: _leases.audit(c, who, what, run_id, detail or {}), "write the audit trail")
 
