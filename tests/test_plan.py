@@ -211,3 +211,34 @@ def test_a_comparison_with_an_unknown_value_is_computed_at_run_time_not_made_up(
     text = truth_plan()
     assert "join(' ') }}  (computed at run time)" in text
     assert "$ echo ''" not in text
+
+
+def test_a_set_that_may_not_run_leaves_a_placeholder_in_the_plan() -> None:
+    """A switch case or a conditional block may not run: the var it sets is unknown after
+    it; a rollback runs only once the run failed (no later step reads what it sets); a
+    block that always runs sets it as a step would."""
+    book = build_runbook(load_text(textwrap.dedent("""\
+        kind: runbook
+        version: 1
+        id: branches
+        title: Branches
+        inputs: {cause: {type: string, default: tls}}
+        vars: {fix: none, undo: none, gated: none, plain: none}
+        defaults: {timeout: 1m}
+        detection:
+          - id: pick
+            switch: inputs.cause
+            cases:
+              tls: [{id: set_fix, set: {fix: renew}}]
+          - id: act
+            run: "do {{ vars.fix }}"
+            rollback: [{id: set_undo, set: {undo: yes-undo}}]
+          - id: gated_block
+            when: inputs.cause == 'dns'
+            block: [{id: set_gated, set: {gated: flushed}}]
+          - id: plain_block
+            block: [{id: set_plain, set: {plain: always}}]
+          - {id: show, run: "echo {{ vars.fix }} {{ vars.undo }} {{ vars.gated }} {{ vars.plain }}"}
+        """), "branches.yaml"))
+    text = render_plan(build_plan(book, {"cause": "tls"}))
+    assert "$ echo <vars.fix> none <vars.gated> always" in text, text

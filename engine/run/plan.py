@@ -128,7 +128,9 @@ def _render(text: str, ctx: Mapping[str, Any], *, shell: bool = False) -> str:
 
 
 def _plan_step(runbook: Runbook, step: Step, number: str, ctx: dict[str, Any],
-               targets: Mapping[str, str]) -> PlannedStep:
+               targets: Mapping[str, str], *, certain: bool = True) -> PlannedStep:
+    """The plan of a step; `certain`: it runs whenever the run gets there (not a rollback,
+    nor inside a conditional block, a switch case or a refusal's steps)."""
     planned = PlannedStep(number, step)
     add = planned.lines.append
     if step.when:
@@ -140,6 +142,9 @@ def _plan_step(runbook: Runbook, step: Step, number: str, ctx: dict[str, Any],
         add(f"asks for approval{who}: {_render(step.confirm.message or 'Run this step?', ctx)}")
         add(_on_refuse(step.confirm.on_refuse, ctx))
     _spec_lines(runbook, step, ctx, targets, add)
+    certain = certain and step.when is None and step.for_each is None
+    if isinstance(step.spec, SetSpec):
+        _assign(step.spec, ctx, certain=certain)
     _behaviour_lines(runbook, step, add)
     for name, text in step.outputs.items():
         add(f"output {name} = {text}")
@@ -147,14 +152,17 @@ def _plan_step(runbook: Runbook, step: Step, number: str, ctx: dict[str, Any],
         note = " (false ends the run: not_confirmed)" if step.phase == "detection" else ""
         add(f"expect: {step.expect}{note}")
     for i, undo in enumerate(step.rollback, 1):
-        sub = _plan_step(runbook, undo, f"{number}.undo{i}", ctx, targets)
+        # A rollback runs after the run failed: what it sets no later step reads.
+        apart = {**ctx, "vars": _VarsFromSets(ctx["vars"])}
+        sub = _plan_step(runbook, undo, f"{number}.undo{i}", apart, targets, certain=False)
         add(f"rollback {undo.id}: " + "; ".join(sub.lines))
     count = 0
     for label, steps in step.branches():  # numbered on across branches: 3.1, 3.2 (case a), 3.3 (case b)
         inner = []
         for sub_step in steps:
             count += 1
-            inner.append(_plan_step(runbook, sub_step, f"{number}.{count}", ctx, targets))
+            inner.append(_plan_step(runbook, sub_step, f"{number}.{count}", ctx, targets,
+                                    certain=certain and label == "block"))
         planned.branches.append((label, inner))
     return planned
 
@@ -192,7 +200,6 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
             add("hands the incident over: once delivered, the run ends escalated")
     elif isinstance(spec, SetSpec):
         add("set " + ", ".join(f"{k} = {_render(str(v), ctx)}" for k, v in spec.values.items()))
-        _assign(step, spec, ctx)
     elif isinstance(spec, IncludeSpec):
         add(f"include {spec.runbook}" + (f" with {dict(spec.inputs)}" if spec.inputs else ""))
     elif isinstance(spec, PromqlSpec):
@@ -237,16 +244,16 @@ def _query_line(runbook: Runbook, spec: PromqlSpec, ctx: dict[str, Any]) -> str:
 _RUN_TIME = frozenset({"steps", "item", "host", "attempt", "run", "incident", "now"})
 
 
-def _assign(step: Step, spec: SetSpec, ctx: dict[str, Any]) -> None:
+def _assign(spec: SetSpec, ctx: dict[str, Any], *, certain: bool) -> None:
     """What a `set:` step leaves in `vars` for the steps after it: the value itself when
     inputs and known vars decide it (`echo {{ vars.url }}` shows the URL), else a
-    placeholder, as when the step may not run (`when`) or runs once per item."""
-    known = step.when is None and step.for_each is None
+    placeholder, as when the step may not run (`when`, a switch case, a rollback) or runs
+    once per item."""
     for key, value in spec.values.items():
         if key.startswith("incident."):
             continue
         planned: Any = Placeholder(f"vars.{key}")
-        if known and not any(_run_time(text, ctx) for text in _texts(value)):
+        if certain and not any(_run_time(text, ctx) for text in _texts(value)):
             try:
                 planned = templating.render_value(value, ctx)
             except TemplateError:
