@@ -264,3 +264,15 @@ def test_resume_runs_every_step_of_a_block_item_again(tmp_path: Path) -> None:
     resumed = records[max(i for i, r in enumerate(records) if r["event"] == "run.started"):]
     ran = [(r["step"], r.get("index")) for r in resumed if r["event"] == "step.finished" and r["step"] != "members"]
     assert ran == [("defrag", 0), ("health", 0), ("defrag", 1), ("health", 1)]
+
+
+def test_the_console_names_the_block_and_item_a_step_runs_for() -> None:
+    import io
+
+    from engine.run.console import Console
+
+    out = io.StringIO()
+    run_text(runbook(ETCD), executor=ScriptedExecutor({"etcdctl *": "ok", "echo *": "x"}),
+             observers=[Console(out, unicode=True)])
+    lines = [line for line in out.getvalue().splitlines() if "▶ health" in line]
+    assert len(lines) == 2 and "(in defrag_members, item 1: {'name': 'b'" in lines[1]

@@ -153,6 +153,8 @@ class Console:
             where = f"  [{e.target}: {', '.join(e.hosts) if e.hosts else '?'}]"
         prefix = "undo " if e.rollback_of else ""
         item = f"  (item {_short(e.item)})" if e.item is not None else ""
+        if e.block:  # a step of a block (or a case): which one, and for which of its items
+            item = f"  (in {e.block}" + (f", item {e.index}: {_short(e.item, 40)})" if e.index is not None else ")")
         title = f"  {e.title}" if e.title else ""
         self.line(f"{self._clock_mark(s)} {self.sym('▶', '>')} {prefix}{self.paint(e.step, 'bold')}"
                   f"{title}{self.paint(where, 'cyan')}{item}")
