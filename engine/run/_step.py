@@ -8,6 +8,7 @@ The Runner owns the run; this owns a step, and sees the run only as a RunView
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from engine.errors import JournalError, TemplateError
@@ -204,12 +205,26 @@ class StepDriver(Driver):
             [{k: _jsonable(v) if k == "item" else v for k, v in i.items()
               if k in ("index", "item", "status", "exit_code", "error")} for i in rec.shown.get("items", rec.items)],
             _jsonable({**r.state.vars, **r.state.shown_vars}) if _sets_vars(step) else {},
-            _logs_of(r, sid), rollback_of, *self._within(), rec.case, rec.outcome,
+            _logs_of(r, sid), rollback_of, *self._within(), rec.case, rec.outcome, results=_results(rec.results),
         ))
 
     def _within(self) -> tuple[str | None, int | None]:
         """The block (and item index) the step runs inside, as events name them."""
         return self.within if self.within is not None else (None, None)
+
+
+RESULTS_LIMIT = 64 * 1024  # characters of JSON a step's kind results may take in its step.finished
+
+
+def _results(results: dict[str, Any]) -> dict[str, Any]:
+    """What the journal keeps of a kind's results: all of them, or when they are large (a
+    query over thousands of series) the values that are not lists."""
+    if not results:
+        return results
+    kept = _jsonable(results)
+    if len(json.dumps(kept, default=str)) <= RESULTS_LIMIT:
+        return kept
+    return {k: v for k, v in kept.items() if not isinstance(v, (list, dict))}
 
 
 def _detects(r: RunView, step: Step) -> bool:

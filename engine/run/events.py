@@ -171,6 +171,9 @@ class StepFinished(Event):
     index: int | None = None  # the item of the block's for_each it ran for
     case: str | None = None  # a switch: the case taken (`default` when none matched)
     outcome: str | None = None  # an `end:` step (or a refusal's `on_refuse: {end}`): how it ends the run
+    # What the step's kind adds (a promql step's value, an alert step's alerts, a silence's
+    # id): read back by `resume`, so a silence made before a crash is still expired after.
+    results: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ FLOATS = frozenset(("elapsed", "duration", "waited", "next_in", "at", "downtime"
 INTS = frozenset(("seq", "attempts", "attempt", "exit_code", "status_code", "index", "injected", "rule", "done",
                   "failed", "running", "total"))
 BOOLS = frozenset(("ok", "approved", "polling", "truncated", "skipped", "manual", "handoff"))
-DICTS = frozenset(("answers", "outputs", "incident", "inputs", "set", "vars", "phases"))
+DICTS = frozenset(("answers", "outputs", "incident", "inputs", "set", "vars", "phases", "results"))
 LISTS = frozenset(("items", "steps", "participants", "logs", "rerun", "skip", "undone", "leftovers"))
 STRINGS = frozenset(("event", "t", "step", "phase", "kind", "status", "title", "command", "target", "role",
                      "rollback_of", "by", "error", "reason", "stdout", "stderr", "message", "channel", "purpose",

@@ -219,7 +219,7 @@ def _record_from(record: Mapping[str, Any], run_dir: Path) -> StepRecord:
                      outputs=dict(record.get("outputs") or {}), answers=dict(record.get("answers") or {}),
                      duration=record.get("duration") or 0.0, attempts=record.get("attempts") or 1,
                      status_code=record.get("status_code"), hosts=dict(record.get("hosts") or {}),
-                     items=list(record.get("items") or []),
+                     items=list(record.get("items") or []), results=dict(record.get("results") or {}),
                      error=record.get("error") or (None if status in STATUSES else "the journal does not say"))
     for stream in ("stdout", "stderr"):  # the journal keeps a tail; the log file has it all
         logged = logged_output(record, run_dir, stream)

@@ -144,3 +144,30 @@ def test_an_unsilence_whose_silence_step_was_skipped_expires_nothing(ws: Workspa
     done = ws.run("run", "live.yaml")
     assert done.code == 0, done.text
     assert "no silence to expire: step quiet created none" in done.out
+
+
+def test_a_silence_made_before_a_failure_is_expired_by_the_resumed_run(ws: Workspace, tmp_path: Path) -> None:
+    """The silence id is journaled with its step: `resume` gives it back to `unsilence`."""
+    am = Alertmanager.create().start()
+    flag = tmp_path / "fixed"
+    try:
+        ws.write("live.yaml", runbook_text(f"""\
+            remediation:
+              - id: quiet
+                silence: {{matchers: {{alertname: TargetDown}}, duration: 1h, comment: resume test}}
+              - {{id: check, run: "test -f {flag}"}}
+            recovery:
+              - {{id: loud, unsilence: quiet}}
+            """, head=connection(am.url)))
+        first = ws.run("run", "live.yaml")
+        assert first.code == 1, first.text
+        [made] = am.silences()
+        assert made["status"] == {"state": "active"}
+        flag.touch()
+        resumed = ws.run("resume", ws.only_run(), "--rerun-failed")
+        assert resumed.code == 0, resumed.text
+        [after] = am.silences()
+    finally:
+        am.destroy()
+    assert after["id"] == made["id"] and after["status"] == {"state": "expired"}
+    assert f"expired silence {made['id']}" in resumed.out
