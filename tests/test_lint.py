@@ -976,6 +976,15 @@ CASES = [
     Case("RB180", "cases among the choices, numbers compared as numbers", runbook(SWITCH)),
     Case("RB180", "a case its question never offers, with the nearest choice", runbook(SWITCH.replace(
         "      tls: [", "      ‸tsl: [")), message="(did you mean 'tls'?)"),
+    Case("RB180", "a switch on an input with choices", runbook("""
+        inputs: {mode: {type: string, choices: [drain, restart], default: drain}}
+        remediation:
+          - id: by_mode
+            switch: inputs.mode
+            cases:
+              drain: [{id: d, manual: drain}]
+              ‸restrat: [{id: r, manual: restart}]
+        """), message="(did you mean 'restart'?)"),
     Case("RB181", "distinct cases", runbook(SWITCH)),
     Case("RB181", "a case for a value an earlier case takes", runbook(SWITCH.replace(
         "      2: [{id: two", '      ‸"1": [{id: two')), message="case 1 before it takes the same value"),

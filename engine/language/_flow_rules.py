@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Iterator
 from itertools import pairwise
 
-from .model import AskField, ManualSpec, Runbook, Step, SwitchSpec, case_matches
+from .model import AskField, Input, ManualSpec, Runbook, Step, SwitchSpec, case_matches
 from .rules import ERROR, WARNING, Finding, rule
 from .runbook_check import RunbookCheck
 
@@ -19,9 +19,13 @@ def _switches(rb: Runbook) -> Iterator[tuple[Step, SwitchSpec[Step]]]:
             yield step, step.spec
 
 
-def _asked(rb: Runbook, spec: SwitchSpec[Step]) -> AskField | None:
-    """The question with choices a switch is on (`switch: steps.X.answers.F`), if it is one."""
+def _asked(rb: Runbook, spec: SwitchSpec[Step]) -> AskField | Input | None:
+    """The question (`switch: steps.X.answers.F`) or input (`switch: inputs.N`) with
+    choices a switch is on, if it is one."""
     parts = spec.on.strip().split(".")
+    if len(parts) == 2 and parts[0] == "inputs":
+        given = rb.inputs.get(parts[1])
+        return given if given is not None and given.choices is not None else None
     if len(parts) != 4 or parts[0] != "steps" or parts[2] != "answers":
         return None
     step = rb.step(parts[1])
@@ -31,8 +35,8 @@ def _asked(rb: Runbook, spec: SwitchSpec[Step]) -> AskField | None:
 
 
 @rule("RB180", "case-not-a-choice", ERROR,
-      "A switch on an answer can only see the values its question offers: a case for another "
-      "value never runs (a typo, or a choice renamed since).")
+      "A switch on an answer (or an input) can only see the values its choices offer: a case for "
+      "another value never runs (a typo, or a choice renamed since).")
 def _case_choices(c: RunbookCheck) -> Iterator[Finding]:
     for step, spec in _switches(c.runbook):
         ask = _asked(c.runbook, spec)
