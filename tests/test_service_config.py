@@ -82,3 +82,11 @@ def test_runbook_serve_refuses_a_bad_config_without_a_traceback(tmp_path: Path) 
 def test_runbook_schema_prints_the_serve_schema() -> None:
     result = CliRunner().invoke(cli, ["schema", "serve"])
     assert result.exit_code == 0 and '"const": "serve"' in result.output
+
+
+def test_runbook_worker_refuses_a_bad_label_and_a_bad_config(tmp_path: Path) -> None:
+    (tmp_path / "serve.yaml").write_text("kind: serve\nversion: 1\nworkers: {lease: soon}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["worker", "-c", str(tmp_path / "serve.yaml")])
+    assert result.exit_code == 2 and "serve.yaml:3:18:" in result.output, result.output
+    result = CliRunner().invoke(cli, ["worker", "--label", "region", "--database", f"sqlite:///{tmp_path}/s.db"])
+    assert result.exit_code == 2 and "--label 'region': expected KEY=VALUE" in result.output

@@ -52,28 +52,37 @@ def log_to_stderr(level: int = logging.INFO) -> None:
 
 
 @click.command()
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A serve config: its `database` and `workers` settings are this worker's defaults.")
 @database_option
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="A label of this worker (repeatable): it claims runs whose pool these labels fit.")
-@click.option("--slots", type=click.IntRange(1, 256), default=4, show_default=True, help="Runs at once.")
-@click.option("--lease", type=click.FloatRange(min=1), default=30.0, show_default=True,
-              help="Seconds a claim holds without a heartbeat (then another worker takes the run over).")
-@click.option("--drain-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              help="On SIGTERM: seconds runs in progress may finish before they are handed over to another worker.")
-def worker(database: str | None, labels: tuple[str, ...], slots: int, lease: float, drain_timeout: float) -> None:
+@click.option("--slots", type=click.IntRange(1, 256), help="Runs at once (default 4).")
+@click.option("--lease", type=click.FloatRange(min=1),
+              help="Seconds a claim holds without a heartbeat, then another worker takes the run over (default 30).")
+@click.option("--drain-timeout", type=click.FloatRange(min=0),
+              help="On SIGTERM: seconds runs in progress may finish before they are handed over (default 30).")
+def worker(config_file: str | None, database: str | None, labels: tuple[str, ...], slots: int | None,
+           lease: float | None, drain_timeout: float | None) -> None:
     """Claim queued runs from the store and carry them out, until SIGTERM.
 
     SIGTERM (or Ctrl-C) drains: no new claims; runs in progress finish, or are handed over
     after --drain-timeout and continued by another worker from their journal.
     """
     need_server_extra()
+    from engine.service.config import load_config
     from engine.service.store import Store
     from engine.service.worker import Worker, WorkerOptions
 
+    config = load_config(config_file)
+    given = config.workers
+    options = WorkerOptions(labels_of(labels) if labels else given.labels, slots or given.slots,
+                            lease or given.lease, drain_timeout=given.drain_timeout if drain_timeout is None
+                            else drain_timeout)
     log_to_stderr()
-    store = Store.open(database)
+    store = Store.open(database or config.database)
     try:
-        running = Worker(store, WorkerOptions(labels_of(labels), slots, lease, drain_timeout=drain_timeout)).start()
+        running = Worker(store, options).start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: running.drain())
         running.wait()
