@@ -208,3 +208,14 @@ def test_the_review_lists_the_command_each_host_ran(tmp_path: object) -> None:
     assert ran == [("web-1", "sudo kill -TERM 101", "ok"), ("web-2", "sudo kill -TERM 102", "ok"),
                    ("web-3", "sudo kill -TERM 103", "failed")]
     assert "sudo kill -TERM 103" in render_markdown(report)
+
+
+def test_the_host_table_lines_up_when_host_names_are_shorter_than_its_heading() -> None:
+    out = io.StringIO()
+    text = PIDS.replace("hosts: [web-1, web-2]", "hosts: [w1, w2]")
+    text = text.replace("{web-1: 101, web-2: 202}", "{w1: 1, w2: 2}")
+    run_text(text, remote=FanOut(FakeRemote()), observers=[Console(out, unicode=False)])
+    lines = out.getvalue().splitlines()
+    heading = next(line for line in lines if line.strip().startswith("host "))
+    row = next(line for line in lines if line.strip().startswith("w1 ") and "ran:" not in line)
+    assert row.index("ok") == heading.index("status")

@@ -267,7 +267,7 @@ class Console:
         bad = [(h, r) for h, r in hosts.items() if r.get("status") != "ok"]
         good = [(h, r) for h, r in hosts.items() if r.get("status") == "ok"]
         shown = bad + good[:max(TABLE_OK_ROWS, 0)]
-        width = max(len(h) for h, _ in shown)
+        width = max(len("host"), *(len(h) for h, _ in shown))  # short names: the heading sets the width
         self.line(self.paint(f"        {'host'.ljust(width)}  {'status':<11} {'exit':>4}  {'time':>6}  error", "dim"))
         for host, r in shown:
             code = "" if r.get("exit_code") is None else str(r.get("exit_code"))
