@@ -124,7 +124,7 @@ class Execution:
             self.runner.interrupt(hard=True, reason=why)
 
     def _ask(self, undecided: Undecided) -> str:
-        text = "; ".join(undecided.problems)
+        text = "; ".join(_without_flags(p) for p in undecided.problems)
         step = next(iter(recover_steps(undecided.problems)), "")
         self.store.park(self.run.id, self.worker, NewQuestion(step, "interrupted", text, DECISION_FIELDS))
         log.info("run %s waits for a person: %s", self.run.id, text)
@@ -174,6 +174,15 @@ def _choices(answered: list[QuestionRow], previous: str | None) -> Choices:
     rerun = {"rerun": True, "skip": False}.get(str(values.get("interrupted", "")))
     running = "stop" if values.get("running") == "stop" else "wait"
     return Choices(rerun_interrupted=rerun, running=running, reason=reason, by=last.answered_by)
+
+
+def _without_flags(problem: str) -> str:
+    """A resume's problem as a person answering in the service reads it: what happened,
+    and which answer field decides it (not the `runbook resume` flags that would)."""
+    what = problem.split(": pass --", 1)[0]
+    if "still running" in what:
+        return f"{what} (answer running: wait or stop)"
+    return f"{what} (answer interrupted: rerun or skip)"
 
 
 def recover_steps(problems: list[str]) -> list[str]:

@@ -103,6 +103,7 @@ def test_an_interrupted_step_that_is_not_idempotent_waits_for_a_person(
         wait_for(lambda: _status(store, run_id) == "waiting", 60, "the run to wait for a person")
         [question] = store.questions(run_id=run_id)
         assert question.step == "slow" and "not idempotent" in question.text
+        assert "(answer interrupted: rerun or skip)" in question.text and "--" not in question.text
         assert _counts(work) == {"first": 1, "slow": 1, "last": 0}
         store.answer(question.id, {"interrupted": "skip"}, "alice")
         wait_for(lambda: _status(store, run_id) == "finished", 60, "the run to finish once answered")
