@@ -4,8 +4,9 @@ questions waiting for people, in SQLite under $RUNBOOK_HOME or in PostgreSQL; `j
 is the run package's journal writer with the store as its home; `worker` claims queued
 runs with a lease and `execution` carries one out with the runner, continuing (from its
 stored journal) a run whose worker died; `config` is the serve config file; `app` the
-ASGI application (routes in one place, /healthz, /readyz, /metrics from `metrics`) and
-`server` what runs it on uvicorn with the embedded workers.
+ASGI application (routes in one place, /healthz, /readyz, /metrics from `metrics`,
+request ids from `request_ids`) and `server` what runs it on uvicorn with the embedded
+workers.
 
 Its third-party dependencies (the `server` extra: SQLAlchemy, psycopg, Starlette,
 uvicorn, prometheus-client) are imported only here, and only by the commands that serve.
@@ -14,4 +15,4 @@ Layer: above reporting. It may import `engine.reporting`, `engine.simulation`,
 `engine.run` and everything below; only the CLI imports it.
 """
 
-__all__ = ["app", "config", "execution", "journal", "metrics", "server", "store", "worker"]
+__all__ = ["app", "config", "execution", "journal", "metrics", "request_ids", "server", "store", "worker"]

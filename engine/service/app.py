@@ -1,4 +1,5 @@
-"""The ASGI application of `runbook serve`: every route declared here, in one place.
+"""The ASGI application of `runbook serve`: every route declared here, in one place,
+behind the request-id middleware (request_ids.py).
 
 /healthz answers while the process can answer at all (a liveness probe); /readyz only
 when the store answers and the process is not draining (a readiness probe: a load
@@ -14,6 +15,7 @@ from contextlib import asynccontextmanager
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,6 +23,7 @@ from starlette.routing import Route
 from engine import __version__
 
 from .metrics import registry
+from .request_ids import RequestIds
 from .store import Store, StoreError
 from .worker import Worker
 
@@ -62,7 +65,7 @@ def build_app(store: Store, worker: Worker | None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIds)])
 
 
 def _slots(worker: Worker | None) -> int:

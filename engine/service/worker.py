@@ -143,6 +143,7 @@ class Worker:
                 held = list(self.active.values())
             for execution in held:
                 self._renew(execution)
+            self._seen("draining" if self.draining.is_set() else "running")  # who is alive, for people
 
     def _renew(self, execution: Execution) -> None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,9 +81,22 @@ def test_the_embedded_default_serves_and_carries_out_runs(tmp_path: Path) -> Non
         assert 'runbook_runs{status="finished"} 1.0' in metrics
         assert 'runbook_runs_finished_total{outcome="resolved"} 1.0' in metrics
         assert "runbook_queue_depth 0.0" in metrics and "runbook_store_up 1.0" in metrics
+        assert _request_id(f"{base}/nope", "trace-42") == "trace-42"  # the caller's id, echoed
+        assert re.fullmatch(r"[0-9a-f]{16}", _request_id(f"{base}/healthz", "bad id\u00e9"))
         log = _terminate(proc)
         store.close()
     assert "listening on http://127.0.0.1:" in log and "stopped (1 run(s) carried out, 0 handed over)" in log
+    assert "request=trace-42 method=GET path=/nope status=404 ms=" in log
+    assert "path=/healthz" not in log  # probes are logged at DEBUG only
+
+
+def _request_id(url: str, given: str) -> str:
+    request = urllib.request.Request(url, headers={"X-Request-Id": given})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.headers["X-Request-Id"])
+    except urllib.error.HTTPError as exc:
+        return str(exc.headers["X-Request-Id"])
 
 
 def test_serve_and_a_worker_share_postgresql_and_readyz_follows_it(postgres: PgCluster, tmp_path: Path) -> None:
