@@ -276,3 +276,19 @@ def test_the_console_names_the_block_and_item_a_step_runs_for() -> None:
              observers=[Console(out, unicode=True)])
     lines = [line for line in out.getvalue().splitlines() if "▶ health" in line]
     assert len(lines) == 2 and "(in defrag_members, item 1: {'name': 'b'" in lines[1]
+
+
+def test_the_timeout_of_a_block_stops_a_command_inside_it_when_it_is_up() -> None:
+    body = """\
+    remediation:
+      - id: slow
+        timeout: 90s
+        block:
+          - {id: w1, wait: 1m}
+          - {id: hangs, run: sleep 600, timeout: 10m}
+    """
+    executor = ScriptedExecutor({"sleep *": {"duration": 600}})
+    result, events = run_text(runbook(body), executor=executor)
+    assert result.outcome == "failed" and result.failed_step == "hangs"
+    assert executor.calls[0].timeout == 30  # what was left of the block's 90s, not the step's 10m
+    assert "timed out after 30s" in (finished(events)["hangs"].error or "")

@@ -44,17 +44,25 @@ def block(d: Driver, step: Step, sid: str, spec: BlockSpec[Step], number: int, e
 
 
 def run_steps(d: Driver, steps: tuple[Step, ...], timeout: float | None = None) -> Attempt:
-    """Steps of a block or a branch, in order; the first stop ends them (see `stopped`)."""
-    t0 = d.r.clock.monotonic()
-    for inner in steps:
-        if timeout is not None and d.r.clock.monotonic() - t0 >= timeout:
-            return Attempt(False, f"the block's timeout ({format_duration(timeout)}) passed before step "
-                                  f"{inner.id} could start")
-        try:
-            d.r.step(inner)
-        except StepStop as stop:
-            return stopped(d, stop)
-    return Attempt(True)
+    """Steps of a block or a branch, in order; the first stop ends them (see `stopped`).
+    A block's `timeout` bounds each step's own (a command is stopped when it is up) and
+    keeps the next step from starting."""
+    saved = d.deadline
+    if timeout is not None:
+        mine = d.r.clock.monotonic() + timeout
+        d.deadline = mine if saved is None else min(saved, mine)
+    try:
+        for inner in steps:
+            if d.deadline is not None and d.r.clock.monotonic() >= d.deadline:
+                whose = f"the block's timeout ({format_duration(timeout)})" if timeout else "the timeout of a block"
+                return Attempt(False, f"{whose} passed before step {inner.id} could start")
+            try:
+                d.r.step(inner)
+            except StepStop as stop:
+                return stopped(d, stop)
+        return Attempt(True)
+    finally:
+        d.deadline = saved
 
 
 def stopped(d: Driver, stop: StepStop) -> Attempt:

@@ -92,6 +92,7 @@ class Driver:
         # and the block (with the item's index) that journal events name.
         self.scope: dict[str, Any] = {}
         self.within: tuple[str, int | None] | None = None
+        self.deadline: float | None = None  # when the `timeout` of the blocks it runs in is up (monotonic)
         # How the run must end once the step that ran is recorded (an `end:` step, or a
         # stop inside a block): the runner raises it, so the step still gets its record.
         self.stop: StepStop | None = None

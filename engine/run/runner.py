@@ -363,9 +363,10 @@ class Runner:
 
     def timeout_for(self, step: Step) -> float | None:
         timeout = step.timeout or self.runbook.defaults.timeout or self.runbook.timeout
-        if self._deadline is not None:
-            left = max(self._deadline - self.clock.monotonic(), 0.001)
-            timeout = min(timeout, left) if timeout else left
+        for deadline in (self._deadline, self.driver.deadline):  # the run's, the block's it runs in
+            if deadline is not None:
+                left = max(deadline - self.clock.monotonic(), 0.001)
+                timeout = min(timeout, left) if timeout else left
         return timeout
 
     def notify(self, channel: str, message: str, *, title: str | None = None, step: str | None = None,
