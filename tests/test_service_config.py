@@ -3,6 +3,7 @@ problem reported at once with its file, line and column (never a traceback)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,12 @@ def test_runbook_worker_refuses_a_bad_label_and_a_bad_config(tmp_path: Path) -> 
     assert result.exit_code == 2 and "serve.yaml:3:18:" in result.output, result.output
     result = CliRunner().invoke(cli, ["worker", "--label", "region", "--database", f"sqlite:///{tmp_path}/s.db"])
     assert result.exit_code == 2 and "--label 'region': expected KEY=VALUE" in result.output
+
+
+def test_without_the_server_extra_the_commands_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # as if not installed: importing it fails
+    for command in (["serve"], ["worker"], ["runs", "--database", "sqlite:///x.db"]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "needs the server extra: pip install 'runbook-engine[server]'" in result.output
+        assert "Traceback" not in result.output

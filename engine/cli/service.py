@@ -15,6 +15,8 @@ import click
 
 from engine.errors import UsageError
 
+from .stored import need_server_extra
+
 DATABASE_HELP = ("postgresql://USER@HOST:PORT/NAME shared by every serve and worker process, or "
                  "sqlite:///PATH (default: service.db under $RUNBOOK_HOME). Also $RUNBOOK_DATABASE.")
 
@@ -32,14 +34,6 @@ def labels_of(pairs: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--label {pair!r}: expected KEY=VALUE, e.g. --label region=eu")
         labels[key.strip()] = value.strip()
     return labels
-
-
-def need_server_extra() -> None:
-    """UsageError (not a traceback) when the `server` extra is not installed."""
-    try:
-        import sqlalchemy  # noqa: F401
-    except ImportError:
-        raise UsageError("this command needs the server extra: pip install 'runbook-engine[server]'") from None
 
 
 def log_to_stderr(level: int = logging.INFO) -> None:

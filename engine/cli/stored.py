@@ -17,6 +17,14 @@ import click
 from engine.errors import UsageError
 
 
+def need_server_extra(what: str = "this command") -> None:
+    """UsageError (not a traceback) when the `server` extra is not installed."""
+    try:
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{what} needs the server extra: pip install 'runbook-engine[server]'") from None
+
+
 class RunSource(click.Path):
     """A run directory or journal; with --database, the id of a run in the store."""
 
@@ -38,10 +46,9 @@ def database_option(f: Any) -> Any:
 def exported(database: str, run_ids: Sequence[str]) -> Iterator[list[str]]:
     """Run directories of these runs (every finished run when none is named), exported
     from the store into a temporary directory that is removed after."""
-    try:
-        from engine.service.store import Store
-    except ImportError:
-        raise UsageError("--database needs the server extra: pip install 'runbook-engine[server]'") from None
+    need_server_extra("--database")
+    from engine.service.store import Store
+
     store = Store.open(database)
     try:
         ids = list(run_ids) or [run.id for run in store.runs(status="finished", limit=1_000_000)]
@@ -64,10 +71,9 @@ def stored_runs(database: str, limit: int) -> list[Any]:
     from engine.executors.timestamps import iso
     from engine.run.history import RunSummary
 
-    try:
-        from engine.service.store import Store
-    except ImportError:
-        raise UsageError("--database needs the server extra: pip install 'runbook-engine[server]'") from None
+    need_server_extra("--database")
+    from engine.service.store import Store
+
     store = Store.open(database)
     try:
         rows = store.runs(limit=limit)
