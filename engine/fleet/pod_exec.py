@@ -28,14 +28,15 @@ __all__ = ["PodExecutor"]
 
 _DEBUG_POD = re.compile(r"Creating debugging pod (\S+) with container")
 _PID_LINE = re.compile(rb"^" + re.escape(kubectl.PID_MARK.encode()) + rb"(\d+)\r?$")
-_NOTICE = re.compile(rb'^Defaulted container "[^"]*" out of: ')  # kubectl's, when a pod has several
+# kubectl's own first line on stderr: which container of several it picked (a pod), which
+# debugging pod it created (a node). Not the command's: left out of its stderr.
+_NOTICE = re.compile(rb'^(Defaulted container "[^"]*" out of: |Creating debugging pod \S+ with container )')
 
 
 class _Marked:
     """The output sink of one command in a container. stdout is held back until its first
     line (the pid mark) has come, and stderr until its first line, which is dropped when
-    it is kubectl's `Defaulted container` notice (not the command's); everything else
-    passes on as it comes."""
+    it is kubectl's notice (not the command's); everything else passes on as it comes."""
 
     def __init__(self, sink: OutputSink, host: str | None) -> None:
         self.sink, self.host = sink, host

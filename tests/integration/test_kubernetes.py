@@ -238,6 +238,7 @@ def test_a_node_step_runs_through_kubectl_debug_and_reads_the_exit_code_from_the
     step = finished(records, "disk")
     assert list(step["hosts"]) == ["n1"]
     assert step["hosts"]["n1"]["exit_code"] == 3 and step["hosts"]["n1"]["stdout"] == "on n1\n"
+    assert step["hosts"]["n1"]["stderr"] == ""  # kubectl's "Creating debugging pod" line is not the command's
     [debug] = kube.calls_of("debug")
     assert debug[:6] == ["--context=prod", "debug", "node/n1", "--image=busybox:1.36", "--attach",
                          "--profile=sysadmin"]
