@@ -76,7 +76,7 @@ class Execution:
         except EngineError as exc:
             if self.journal is not None and self.journal.sealed is not None:
                 return self._sealed(self.journal.sealed)  # the runner stopped at its next barrier
-            return self._failed(str(exc))
+            return self.failed(str(exc))
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -153,8 +153,9 @@ class Execution:
         except StoreError as exc:  # its lease runs out instead, and another worker takes it over
             log.warning("run %s: could not hand it back at once: %s", self.run.id, exc)
 
-    def _failed(self, why: str) -> str:
-        """It cannot start (its runbook is gone or invalid, its inputs are wrong)."""
+    def failed(self, why: str) -> str:
+        """It cannot go on (its runbook is gone or invalid, its inputs are wrong, a bug):
+        it ends `failed` with the reason, unless another worker holds it by now."""
         log.error("run %s failed: %s", self.run.id, why)
         try:
             self.store.finish(self.run.id, self.worker, "failed", why)

@@ -130,6 +130,9 @@ class Worker:
             what = execution.carry_out()
         except EngineError as exc:  # the store failed for longer than its patience
             what = f"lost ({exc})"
+        except Exception as exc:  # a bug: the run ends failed, saying so; this slot goes on
+            log.exception("run %s: internal error", run.id)
+            what = execution.failed(f"internal error: {type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 self.active.pop(run.id, None)

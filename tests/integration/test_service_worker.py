@@ -166,3 +166,29 @@ def test_a_postgresql_restart_mid_run_loses_nothing(postgres: PgCluster, tmp_pat
     seqs = [json.loads(line)["seq"] for line in store.records(run_id)]
     assert seqs == list(range(1, len(seqs) + 1)) and '"run.finished"' in store.records(run_id)[-1]
     store.close()
+
+
+def test_a_bug_while_carrying_out_a_run_fails_that_run_and_the_worker_goes_on(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.service import execution
+
+    runbook = takeover_runbook(tmp_path)
+    broken = queue_run(store, runbook, tmp_path / "w1")
+    real = execution.Execution._carry_out
+
+    def carry_out(self: execution.Execution, run_dir: Path) -> str:
+        if self.run.id == broken:
+            raise RuntimeError("boom")
+        return real(self, run_dir)
+
+    monkeypatch.setattr(execution.Execution, "_carry_out", carry_out)
+    worker = Worker(store, _options(tmp_path, slots=1)).start()
+    try:
+        wait_for(lambda: _status(store, broken) == "finished", 60, "the broken run to end")
+        fine = queue_run(store, runbook, tmp_path / "w2")
+        wait_for(lambda: _status(store, fine) == "finished", 60, "the next run, on the same slot")
+    finally:
+        worker.stop()
+    failed, ok = store.run(broken), store.run(fine)
+    assert failed is not None and (failed.outcome, failed.reason) == ("failed", "internal error: RuntimeError: boom")
+    assert ok is not None and ok.outcome == "resolved"
