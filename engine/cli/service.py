@@ -92,7 +92,7 @@ def worker(config_file: str | None, database: str | None, labels: tuple[str, ...
 @click.option("--workers/--no-workers", default=None,
               help="Run workers in this process (default, unless the config says `embedded: false`).")
 def serve(config_file: str | None, database: str | None, listen: str | None, workers: bool | None) -> None:
-    """Serve the API, /healthz, /readyz and /metrics, with workers in-process.
+    """Serve the service over HTTP (/healthz, /readyz, /metrics), with workers in-process.
 
     One process and nothing else to install: the store is SQLite under $RUNBOOK_HOME.
     With --database postgresql://..., any number of `runbook serve` and `runbook worker`

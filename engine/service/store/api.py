@@ -40,7 +40,7 @@ class Store:
         $RUNBOOK_HOME) and apply pending migrations."""
         url = database_url(database)
         store = cls(connect(url, pool_size=pool_size), url, patience=patience)
-        store._retry(lambda: migrate(store.engine), "apply its migrations")
+        store._retry(lambda: migrate(store.engine), "be opened")
         return store
 
     def close(self) -> None:

@@ -21,9 +21,8 @@ from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from engine.errors import UsageError
 from engine.home import home
-
-from .failures import StoreError
 
 DEFAULT_FILE = "service.db"
 BUSY_MS = 10_000  # how long SQLite waits for another writer before "database is locked"
@@ -39,7 +38,7 @@ def database_url(given: str | None) -> str:
             return "postgresql+psycopg://" + given[len(prefix):]
     if given.startswith(("postgresql+psycopg://", "sqlite:///")):
         return given
-    raise StoreError(f"--database {shown_url(given)}: expected postgresql://USER@HOST:PORT/NAME or "
+    raise UsageError(f"--database {shown_url(given)}: expected postgresql://USER@HOST:PORT/NAME or "
                      "sqlite:///PATH (default: service.db under $RUNBOOK_HOME)")
 
 
@@ -56,7 +55,7 @@ def connect(url: str, *, pool_size: int = 8) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"--database: not a database URL: {shown_url(url)}") from None
+        raise UsageError(f"--database: not a database URL: {shown_url(url)}") from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite(parsed.database or "", pool_size)
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,

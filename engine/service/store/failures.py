@@ -8,6 +8,7 @@ the cause. Nothing is half-written either way: every write is one transaction.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from engine.errors import EngineError
 
 T = TypeVar("T")
+log = logging.getLogger("runbook.store")
 
 # SQLSTATE classes and codes of PostgreSQL that a retry can outlive: connection exceptions
 # (08), the server shutting down or starting (57P01-57P03), serialization and deadlock (40).
@@ -91,5 +93,7 @@ def retrying(action: Callable[[], T], doing: str, *, patience: float, sleep: Cal
             if clock() + delay > deadline:
                 raise StoreUnavailable(f"the store cannot {doing}: {explain(exc)} "
                                        f"(still failing after {patience:g} s)") from None
+            if delay == 0.05:  # the first failure: say why we wait (a long wait must not look like a hang)
+                log.warning("the store cannot %s: %s: trying again for up to %g s", doing, explain(exc), patience)
         sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 2.0)
