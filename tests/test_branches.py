@@ -215,3 +215,23 @@ def test_the_graph_draws_cases_endings_refusals_and_blocks(tmp_path: Path) -> No
     assert "n_defrag_members --> n_defrag" in render_mermaid(block)
     for f in (flow, refuse, block):
         assert "<svg" in render_svg(f) and "digraph" in render_dot(f)
+
+
+def test_the_shipped_disk_full_runbook_hands_data_growth_over_and_ends_escalated(tmp_path: Path) -> None:
+    """The default branch of its switch: the owners are told, the run ends escalated at once
+    (it used to go on to wait 15 minutes for a usage nobody was lowering)."""
+    import yaml
+
+    from engine.simulation.suite import run_case
+    from tests.support import ROOT
+
+    data = yaml.safe_load((ROOT / "scenarios" / "disk-full-log-storm.yaml").read_text())
+    data["id"], data["runbook"] = "disk-full-data-growth", str(ROOT / "runbooks" / "disk-full.yaml")
+    data["participants"]["assess"]["answers"]["cause"] = "data_growth"
+    data["objectives"] = {"outcome": "escalated", "must_run": ["assess", "hand_over", "handed_over"],
+                          "must_not_run": ["compress_logs", "vacuum_journal", "restart_holder", "verify_usage"]}
+    (tmp_path / "growth.yaml").write_text(yaml.safe_dump(data))
+    case = run_case(str(tmp_path / "growth.yaml"))
+    assert case.passed, case.summary()
+    assert case.drill is not None and "Handed over to the owners of /var on db-1 (data_growth)" in \
+        case.drill.timings.reason
