@@ -235,3 +235,22 @@ def test_the_shipped_disk_full_runbook_hands_data_growth_over_and_ends_escalated
     assert case.passed, case.summary()
     assert case.drill is not None and "Handed over to the owners of /var on db-1 (data_growth)" in \
         case.drill.timings.reason
+
+
+@pytest.mark.parametrize(("ending", "fires"), [("end: {outcome: failed, reason: broken beyond repair}", True),
+                                               ("end: {outcome: escalated, reason: handed over}", False)])
+def test_on_failure_escalation_sees_an_end_step_that_fails_the_run(ending: str, fires: bool) -> None:
+    text = runbook(f"escalation:\n  - {{on_failure: true, notify: oncall}}\nremediation:\n  - {{id: stop, {ending}}}\n")
+    result, events = run_text(text)
+    fired = events.named("escalation.fired")
+    assert bool(fired) is fires
+    if fires:
+        assert "step stop ends the run failed: broken beyond repair" in fired[0].reason  # type: ignore[attr-defined]
+    assert finished(events)["stop"].reason == result.reason
+
+
+def test_on_failure_escalation_stays_quiet_when_on_refuse_ends_the_run_another_way() -> None:
+    text = runbook("escalation:\n  - {on_failure: true, notify: oncall}\n"
+                   + REFUSE.format(on_refuse="{end: {outcome: escalated, reason: theirs now}}"))
+    _, events = _run_with_prompter(text, ScriptedExecutor({"echo *": "x"}), Refuser())
+    assert events.named("escalation.fired") == []

@@ -54,7 +54,7 @@ def ending(d: Driver, sid: str, spec: EndSpec, extra: dict[str, Any], where: Any
     reason = templating.render(spec.reason, d.seen(extra), where=where)
     d.r.bus.emit(StepOutput(sid, "info", f"the run ends {spec.outcome}: {reason}", None))
     d.stop = StepStop(spec.outcome, reason, sid)
-    return Attempt(True, extra={"outcome": spec.outcome})
+    return Attempt(True, extra={"outcome": spec.outcome, "reason": reason})
 
 
 def refused(d: Driver, step: Step, sid: str, refuse: OnRefuse[Step], why: str,

@@ -161,6 +161,7 @@ class StepDriver(Driver):
         rec.outputs, rec.answers, rec.hosts = attempt.outputs, attempt.answers, attempt.hosts
         rec.error = attempt.error
         rec.case, rec.outcome = attempt.extra.get("case"), attempt.extra.get("outcome")
+        rec.reason = attempt.extra.get("reason")  # why an `end:` step ends the run
         if attempt.shown_outputs is not None:
             rec.shown["outputs"] = attempt.shown_outputs
         if res is not None:

@@ -97,8 +97,11 @@ class IncidentSupervisor:
     def on_step_finished(self, step: Any, rec: StepRecord) -> None:
         if rec.status != "skipped":
             self.last = [*self.last, f"{step.id} {rec.status}"][-3:]
-        if rec.status in ("failed", "refused"):  # a refusal, too, means the runbook cannot go on
+        # A refusal, too, means the runbook cannot go on, unless its on_refuse ends the run another way.
+        if rec.status == "failed" or rec.outcome == "failed" or (rec.status == "refused" and rec.outcome is None):
             reason = f"step {step.id} failed: {rec.error}" if rec.status == "failed" else f"step {step.id}: {rec.error}"
+            if rec.outcome == "failed":  # an `end:` step (or a refusal's) ends the run failed
+                reason = f"step {step.id} ends the run failed: {rec.reason}"
             for rule in self.runbook.escalation:
                 if rule.on_failure:
                     self._fire(rule, reason, step.id)
