@@ -1,4 +1,4 @@
-"""The store: runs, their journals, leases, questions, workers and the audit trail, in
+"""The store: deliveries and alerts, runs, their journals, leases, questions, workers and the audit trail, in
 SQLite or PostgreSQL. `api.Store` is the one door (everything else talks to it, never
 SQL); `records` what crosses it; `tables` and `migrations` the schema and how it gets
 there; `database` which database and how to talk to it; `failures` what can go wrong.
@@ -6,7 +6,19 @@ there; `database` which database and how to talk to it; `failures` what can go w
 
 from .api import Store
 from .failures import LeaseLost, StoreError, StoreUnavailable
-from .records import Claim, LogChunk, NewQuestion, NewRun, QuestionRow, RunRow
+from .records import (
+    AlertOutcome,
+    AlertRow,
+    Claim,
+    LogChunk,
+    NewAlert,
+    NewDelivery,
+    NewQuestion,
+    NewRun,
+    QuestionRow,
+    Received,
+    RunRow,
+)
 
-__all__ = ["Claim", "LeaseLost", "LogChunk", "NewQuestion", "NewRun", "QuestionRow", "RunRow", "Store", "StoreError",
-           "StoreUnavailable"]
+__all__ = ["AlertOutcome", "AlertRow", "Claim", "LeaseLost", "LogChunk", "NewAlert", "NewDelivery", "NewQuestion",
+           "NewRun", "QuestionRow", "Received", "RunRow", "Store", "StoreError", "StoreUnavailable"]

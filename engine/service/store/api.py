@@ -15,17 +15,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from . import _journal, _leases, _questions, _runs, tables
+from . import _intake, _journal, _leases, _questions, _runs, tables
 from .database import connect, database_url, is_postgres, now, shown_url, writing
 from .failures import StoreError, retrying, store_error
 from .migrations import migrate
-from .records import Claim, LogChunk, NewQuestion, NewRun, QuestionRow, RunRow, dumps
+from .records import AlertRow, Claim, LogChunk, NewDelivery, NewQuestion, NewRun, QuestionRow, Received, RunRow, dumps
 
 T = TypeVar("T")
 PATIENCE = 60.0  # seconds a worker keeps trying through a database outage
+INTAKE_PATIENCE = 5.0  # a sender waits for its answer: better a 5xx it retries than a timeout
 
 
 class Store:
@@ -60,11 +61,11 @@ class Store:
         return retrying(action, doing, patience=self.patience)
 
     def _write(self, action: Callable[[Connection], T], doing: str, *, immediate: bool = False,
-               durable: bool = True) -> T:
+               durable: bool = True, patience: float | None = None) -> T:
         def once() -> T:
             with writing(self.engine, immediate=immediate, durable=durable) as conn:
                 return action(conn)
-        return self._retry(once, doing)
+        return retrying(once, doing, patience=self.patience if patience is None else min(patience, self.patience))
 
     def _read(self, action: Callable[[Connection], T], doing: str) -> T:
         def once() -> T:
@@ -185,6 +186,33 @@ class Store:
 
     def close_questions(self, ids: Sequence[int]) -> None:
         self._write(lambda c: _questions.close(c, ids), "close the questions")
+
+    # -- intake ------------------------------------------------------------------------------
+
+    def receive(self, delivery: NewDelivery) -> Received:
+        """Store a delivery raw and, unless it repeats one already taken, its alerts (runs
+        queued, runs of resolved alerts cancelled or told): one durable transaction, so an
+        answer of 2xx means all of it is kept and a StoreError means none of it is."""
+        return self._write(lambda c: _intake.receive(c, delivery), "take the delivery", immediate=True,
+                           patience=INTAKE_PATIENCE)
+
+    def reject(self, delivery: NewDelivery) -> int:
+        """Keep a delivery that could not be read (status rejected, with its reason)."""
+        return self._write(lambda c: _intake.store_raw(c, delivery, "rejected"), "keep the rejected delivery",
+                           patience=INTAKE_PATIENCE)
+
+    def deliveries(self) -> dict[str, int]:
+        """How many deliveries were accepted, found duplicate, rejected."""
+        d = tables.deliveries
+
+        def action(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(select(d.c.status, func.count()).group_by(d.c.status))
+            return {str(status): int(n) for status, n in rows}
+        return self._read(action, "count deliveries")
+
+    def alerts(self, *, route: str | None = None, unrouted: bool = False, limit: int = 100) -> list[AlertRow]:
+        """Alerts received, latest first; `unrouted`: only those no route matched."""
+        return self._read(lambda c: _intake.listing(c, route, unrouted, limit), "list alerts")
 
     # -- workers and audit ---------------------------------------------------------------------
 

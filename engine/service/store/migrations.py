@@ -33,9 +33,15 @@ def _v1(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v2(conn: Connection) -> None:
+    for table in (tables.deliveries, tables.delivery_keys, tables.alerts):
+        table.create(conn)
+
+
 Step = tuple[int, str, Callable[[Connection], None]]
 STEPS: list[Step] = [
     (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
+    (2, "deliveries posted to /hooks/<source>, their dedup keys, and the alerts in them", _v2),
 ]
 LATEST = STEPS[-1][0]
 

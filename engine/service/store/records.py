@@ -128,3 +128,89 @@ class LogChunk:
 
     name: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """One alert of a delivery, parsed and routed (service/payloads.py, routing.py): what
+    the store records of it, and the run it starts if it is a new firing occurrence."""
+
+    occurrence: str  # hash of source, fingerprint and startsAt: one firing of one alert
+    fingerprint: str
+    name: str
+    status: str  # firing, resolved, or the sender's word (acknowledged, ...)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    label_key: str = ""  # hash of the label set (once_within counts per label set)
+    starts_at: str | None = None
+    ends_at: str | None = None
+    route: str | None = None  # None: no route matches (stored and shown, never dropped)
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    once_within: float | None = None
+    run: NewRun | None = None  # what a firing occurrence starts
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A body posted to /hooks/<source>, stored raw before it is answered."""
+
+    source: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    dedup_key: str | None = None  # None: rejected (nothing to dedup)
+    alerts: tuple[NewAlert, ...] = ()
+    reason: str | None = None  # why it is rejected
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    """What the intake did with one alert: `action` in words, the run it concerns."""
+
+    fingerprint: str
+    name: str
+    status: str
+    action: str  # queued, duplicate, throttled, unrouted, cancelled, recorded
+    detail: str
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    """The answer to a delivery."""
+
+    delivery: int
+    duplicate_of: int | None = None
+    alerts: tuple[AlertOutcome, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"delivery": self.delivery, "duplicate_of": self.duplicate_of,
+                "alerts": [{k: getattr(a, k) for k in a.__dataclass_fields__} for a in self.alerts]}
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert as the store knows it (one firing of it: source, fingerprint, startsAt)."""
+
+    id: int
+    source: str
+    fingerprint: str
+    name: str
+    labels: dict[str, str]
+    status: str
+    starts_at: str | None
+    ends_at: str | None
+    route: str | None
+    policy: dict[str, Any]
+    run_id: str | None
+    action: str
+    received_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> AlertRow:
+        m = row._mapping
+        return cls(m["id"], m["source"], m["fingerprint"], m["name"], loads(m["labels"], {}), m["status"],
+                   m["starts_at"], m["ends_at"], m["route"], loads(m["policy"], {}), m["run_id"], m["action"],
+                   m["received_at"], m["updated_at"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}

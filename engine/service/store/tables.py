@@ -100,3 +100,51 @@ audit = Table(
     Column("run_id", String(200)),
     Column("detail", Text, nullable=False),
 )
+
+# -- intake (schema version 2): what senders posted, and the alerts in it ---------------------
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),  # the name in POST /hooks/<source>
+    Column("received_at", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # accepted, duplicate, rejected
+    Column("reason", Text),  # why it was rejected
+    Column("dedup_key", String(64)),  # the notification's identity (payloads.py)
+    Column("duplicate_of", Integer),  # the delivery that first brought it
+    Column("headers", Text, nullable=False),  # the headers worth keeping (never credentials)
+    Column("body", LargeBinary, nullable=False),  # the body, byte for byte
+)
+Index("deliveries_by_status", deliveries.c.status)
+
+# One row per notification ever accepted: inserting a key that is there already is how a
+# duplicate finds out, atomically, on both databases.
+delivery_keys = Table(
+    "delivery_keys", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("delivery_id", Integer, nullable=False),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurrence", String(64), nullable=False, unique=True),  # source, fingerprint, startsAt
+    Column("source", String(200), nullable=False),
+    Column("fingerprint", String(200), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("label_key", String(64), nullable=False),  # the label set, for once_within
+    Column("status", String(32), nullable=False),  # firing, resolved, or the sender's word
+    Column("starts_at", Text),
+    Column("ends_at", Text),
+    Column("route", String(200)),  # the route that matched; NULL: unrouted
+    Column("policy", Text, nullable=False),  # the route's policy (unattended phases, approvals)
+    Column("run_id", String(200)),  # the run it started
+    Column("action", Text, nullable=False),  # what the intake did with it last, in words
+    Column("first_delivery", Integer, nullable=False),
+    Column("last_delivery", Integer, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("alerts_by_label_set", alerts.c.route, alerts.c.label_key, alerts.c.received_at)
+Index("alerts_by_run", alerts.c.run_id)

@@ -1,0 +1,133 @@
+"""Deliveries and the alerts in them, one transaction per delivery: the raw body is stored
+first; a notification seen before (its dedup key is taken) stops there; otherwise each
+alert is recorded once per occurrence (source, fingerprint, startsAt) and a new firing
+one queues its run, unless its route throttles it; a resolved one cancels its run if no
+worker has started it yet, or is recorded on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import tables
+from ._leases import audit
+from ._runs import enqueue, get
+from .database import is_postgres, now
+from .records import AlertOutcome, AlertRow, NewAlert, NewDelivery, Received, dumps
+
+DELIVERIES, KEYS, ALERTS, RUNS = tables.deliveries, tables.delivery_keys, tables.alerts, tables.runs
+
+
+def _insert_new(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """Insert unless the unique key is taken (then nothing, and False): atomic on both
+    databases, so concurrent duplicates never both pass."""
+    dialect: Any = postgresql if is_postgres(conn) else sqlite
+    key = next(iter(table.primary_key.columns))
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING
+    inserted = conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing().returning(key))
+    return inserted.first() is not None
+
+
+def store_raw(conn: Connection, new: NewDelivery, status: str) -> int:
+    result = conn.execute(insert(DELIVERIES).values(
+        source=new.source, received_at=now(conn), status=status, reason=new.reason, dedup_key=new.dedup_key,
+        headers=dumps(dict(new.headers)), body=new.body))
+    key: Any = result.inserted_primary_key
+    return int(key[0])
+
+
+def receive(conn: Connection, new: NewDelivery) -> Received:
+    delivery = store_raw(conn, new, "accepted")
+    if new.dedup_key is not None and not _insert_new(conn, KEYS, {"key": new.dedup_key, "delivery_id": delivery}):
+        first = int(conn.execute(select(KEYS.c.delivery_id).where(KEYS.c.key == new.dedup_key)).scalar_one())
+        conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == delivery).values(status="duplicate",
+                                                                                  duplicate_of=first))
+        return Received(delivery, first)
+    return Received(delivery, None, tuple(_alert(conn, new.source, delivery, alert) for alert in new.alerts))
+
+
+def _alert(conn: Connection, source: str, delivery: int, alert: NewAlert) -> AlertOutcome:
+    values = {
+        "occurrence": alert.occurrence, "source": source, "fingerprint": alert.fingerprint, "name": alert.name,
+        "labels": dumps(dict(alert.labels)), "label_key": alert.label_key, "status": alert.status,
+        "starts_at": alert.starts_at, "ends_at": alert.ends_at, "route": alert.route,
+        "policy": dumps(dict(alert.policy)), "action": "", "first_delivery": delivery, "last_delivery": delivery,
+        "received_at": now(conn), "updated_at": now(conn),
+    }
+    if _insert_new(conn, ALERTS, values):
+        outcome = _first_seen(conn, alert)
+        changes: dict[str, Any] = {"action": outcome.detail, "run_id": outcome.run_id}
+    else:
+        row = AlertRow.from_row(conn.execute(select(ALERTS).where(ALERTS.c.occurrence == alert.occurrence)).one())
+        outcome = _seen_again(conn, source, row, alert)
+        changes = {"last_delivery": delivery, "updated_at": now(conn)}
+        if outcome.action != "duplicate":
+            changes.update(status=alert.status, ends_at=alert.ends_at or row.ends_at, action=outcome.detail)
+    conn.execute(update(ALERTS).where(ALERTS.c.occurrence == alert.occurrence).values(**changes))
+    return outcome
+
+
+def _outcome(alert: NewAlert, action: str, detail: str, run_id: str | None = None) -> AlertOutcome:
+    return AlertOutcome(alert.fingerprint, alert.name, alert.status, action, detail, run_id)
+
+
+def _first_seen(conn: Connection, alert: NewAlert) -> AlertOutcome:
+    if alert.status != "firing":
+        return _outcome(alert, "recorded", f"{alert.status}, never seen firing here: no run")
+    if alert.route is None or alert.run is None:
+        return _outcome(alert, "unrouted", "no route matches it: stored, no run")
+    earlier = _throttled_by(conn, alert)
+    if earlier is not None:
+        return _outcome(alert, "throttled", f"route {alert.route} started run {earlier} for the same labels "
+                                            f"within once_within ({alert.once_within:g}s): no run", earlier)
+    run_id = enqueue(conn, alert.run)
+    return _outcome(alert, "queued", f"route {alert.route}: run {run_id} queued", run_id)
+
+
+def _throttled_by(conn: Connection, alert: NewAlert) -> str | None:
+    if not alert.once_within:
+        return None
+    query = (select(ALERTS.c.run_id)
+             .where(ALERTS.c.route == alert.route, ALERTS.c.label_key == alert.label_key,
+                    ALERTS.c.run_id.is_not(None), ALERTS.c.occurrence != alert.occurrence,
+                    ALERTS.c.received_at >= now(conn) - alert.once_within)
+             .order_by(ALERTS.c.received_at.desc()).limit(1))
+    found = conn.execute(query).scalar()
+    return str(found) if found is not None else None
+
+
+def _seen_again(conn: Connection, source: str, row: AlertRow, alert: NewAlert) -> AlertOutcome:
+    if alert.status == row.status or row.status == "resolved":
+        return _outcome(alert, "duplicate", f"seen before: {row.action}", row.run_id)
+    if alert.status != "resolved":
+        return _outcome(alert, "recorded", f"now {alert.status} (was {row.status})", row.run_id)
+    if row.run_id is None:
+        return _outcome(alert, "recorded", "resolved; it had started no run")
+    return _resolved(conn, source, alert, row.run_id)
+
+
+def _resolved(conn: Connection, source: str, alert: NewAlert, run_id: str) -> AlertOutcome:
+    """A resolved alert never remediates: its run is cancelled if no worker has started
+    it, else the resolution is recorded on the run (its audit trail) for people to see."""
+    cancelled = conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "queued", RUNS.c.claims == 0)
+                             .values(status="cancelled", reason="its alert resolved before it started",
+                                     finished_at=now(conn))).rowcount
+    if cancelled:
+        audit(conn, f"hook:{source}", "alert.resolved", run_id, {"alert": alert.name, "cancelled": True})
+        return _outcome(alert, "cancelled", f"resolved before run {run_id} started: run cancelled", run_id)
+    run = get(conn, run_id)
+    state = run.status if run is not None else "gone"
+    audit(conn, f"hook:{source}", "alert.resolved", run_id,
+          {"alert": alert.name, "ends_at": alert.ends_at, "run_status": state})
+    return _outcome(alert, "recorded", f"resolved while run {run_id} is {state}: recorded on the run", run_id)
+
+
+def listing(conn: Connection, route: str | None, unrouted: bool, limit: int) -> list[AlertRow]:
+    query = select(ALERTS).order_by(ALERTS.c.updated_at.desc(), ALERTS.c.id.desc()).limit(limit)
+    if unrouted:
+        query = query.where(ALERTS.c.route.is_(None))
+    elif route is not None:
+        query = query.where(ALERTS.c.route == route)
+    return [AlertRow.from_row(r) for r in conn.execute(query)]
