@@ -46,6 +46,9 @@ class Source:
     auth: str | None = None  # bearer, basic, hmac
     secret_env: str | None = None  # the variable holding the token, password or key
     username: str | None = None
+    header: str | None = None  # hmac: the header holding the signature (default: the type's)
+    timestamp_header: str | None = None  # hmac: Grafana's timestamp header, when it sends one
+    mapping: Mapping[str, Any] = field(default_factory=dict)  # generic: where the alert's fields are
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ def _source(name: str, raw: Mapping[str, Any]) -> Source:
     kind = next(iter(auth), None)
     detail = auth.get(kind, {}) if kind is not None else {}
     secret = detail.get("password", detail) if kind == "basic" else detail
-    return Source(name, raw["type"], kind, secret.get("env"), detail.get("username"))
+    return Source(name, raw["type"], kind, secret.get("env"), detail.get("username"), detail.get("header"),
+                  detail.get("timestamp_header"), dict(raw.get("map", {})))
 
 
 def _route(raw: Mapping[str, Any]) -> Route:
