@@ -6,7 +6,9 @@ runs with a lease and `execution` carries one out with the runner, continuing (f
 stored journal) a run whose worker died; `config` is the serve config file; `app` the
 ASGI application (routes in one place, /healthz, /readyz, /metrics from `metrics`,
 request ids from `request_ids`) and `server` what runs it on uvicorn with the embedded
-workers.
+workers. Alerts come in through `intake` (POST /hooks/<source>): `authentication` checks
+the sender, `payloads` reads its format, `routing` picks the runbook, and the store takes
+it all in one transaction.
 
 Its third-party dependencies (the `server` extra: SQLAlchemy, psycopg, Starlette,
 uvicorn, prometheus-client) are imported only here, and only by the commands that serve.
@@ -15,4 +17,5 @@ Layer: above reporting. It may import `engine.reporting`, `engine.simulation`,
 `engine.run` and everything below; only the CLI imports it.
 """
 
-__all__ = ["app", "config", "execution", "journal", "metrics", "request_ids", "server", "store", "worker"]
+__all__ = ["app", "authentication", "config", "execution", "intake", "journal", "metrics", "payloads", "request_ids",
+           "routing", "server", "store", "worker"]

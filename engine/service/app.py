@@ -22,16 +22,18 @@ from starlette.routing import Route
 
 from engine import __version__
 
+from .intake import Intake
 from .metrics import registry
 from .request_ids import RequestIds
 from .store import Store, StoreError
 from .worker import Worker
 
 
-def build_app(store: Store, worker: Worker | None) -> Starlette:
+def build_app(store: Store, worker: Worker | None, intake: Intake | None = None) -> Starlette:
     """The app over `store`, with `worker` (the embedded workers) started and drained by
-    its lifespan; None when `runbook worker` processes do the work."""
-    metrics = registry(store, worker)
+    its lifespan; None when `runbook worker` processes do the work. `intake`: the hooks
+    alerts are posted to (POST /hooks/<source>, GET /alerts)."""
+    metrics = registry(store, worker, intake)
     state = {"draining": False}
 
     def healthz(request: Request) -> Response:
@@ -65,6 +67,9 @@ def build_app(store: Store, worker: Worker | None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
     ]
+    if intake is not None:
+        routes += [Route("/hooks/{source}", intake.hook, methods=["POST"]),
+                   Route("/alerts", intake.alerts, methods=["GET"])]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIds)])
 
 

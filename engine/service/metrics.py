@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .intake import Intake
 from .store import Store, StoreError, tables
 from .worker import Worker
 
@@ -16,8 +17,8 @@ from .worker import Worker
 class StoreCollector(Collector):
     """Prometheus collector over the store (and the embedded worker, if any)."""
 
-    def __init__(self, store: Store, worker: Worker | None) -> None:
-        self.store, self.worker = store, worker
+    def __init__(self, store: Store, worker: Worker | None, intake: Intake | None = None) -> None:
+        self.store, self.worker, self.intake = store, worker, intake
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("runbook_store_up", "Whether the store answered this scrape (1) or not (0).")
@@ -30,6 +31,8 @@ class StoreCollector(Collector):
         up.add_metric([], 1)
         yield up
         yield from _runs(counts, outcomes, takeovers)
+        if self.intake is not None:
+            yield from _deliveries(self.store, self.intake)
         if self.worker is not None:
             active = GaugeMetricFamily("runbook_worker_active_runs", "Runs this process's workers carry out now.")
             active.add_metric([], len(self.worker.active))
@@ -53,8 +56,27 @@ def _runs(counts: dict[str, int], outcomes: dict[str, int], takeovers: int) -> I
     yield taken
 
 
-def registry(store: Store, worker: Worker | None) -> CollectorRegistry:
+def _deliveries(store: Store, intake: Intake) -> Iterator[Metric]:
+    """Deliveries the store took (accepted, duplicate, rejected: every serve process's),
+    and those this process refused before storing (unknown source, unauthenticated, too large)."""
+    try:
+        stored = store.deliveries()
+    except StoreError:
+        return
+    taken = CounterMetricFamily("runbook_deliveries", "Deliveries to /hooks/<source> by what became of them.",
+                                labels=["status"])
+    for status in ("accepted", "duplicate", "rejected"):
+        taken.add_metric([status], stored.get(status, 0))
+    yield taken
+    refused = CounterMetricFamily("runbook_deliveries_refused",
+                                  "Deliveries this process refused without storing them, by reason.", labels=["reason"])
+    for reason in ("unknown", "unauthenticated", "too_large"):
+        refused.add_metric([reason], intake.refused.get(reason, 0))
+    yield refused
+
+
+def registry(store: Store, worker: Worker | None, intake: Intake | None = None) -> CollectorRegistry:
     """A registry of its own (not the process-wide default): one per app."""
     found = CollectorRegistry(auto_describe=False)
-    found.register(StoreCollector(store, worker))
+    found.register(StoreCollector(store, worker, intake))
     return found

@@ -22,6 +22,8 @@ from engine.errors import UsageError
 
 from .app import build_app
 from .config import ServeConfig
+from .intake import Intake
+from .routing import Router
 from .store import Store
 from .worker import Worker, WorkerOptions
 
@@ -57,11 +59,13 @@ def listen_socket(listen: str) -> socket.socket:
 def serve(config: ServeConfig, options: ServeOptions) -> None:
     """Serve until SIGTERM or Ctrl-C."""
     listen = options.listen or config.listen
+    router = Router.of(config)
     sock = listen_socket(listen)
     store = Store.open(options.database or config.database)
     try:
         worker = _worker(store, config, options)
-        app = build_app(store, worker)
+        intake = Intake(store, config.sources, router, on_queued=worker.wake if worker else lambda: None)
+        app = build_app(store, worker, intake)
         log.info("listening on http://%s, store %s, %s", listen, store,
                  f"{worker.options.slots} embedded worker slot(s)" if worker else "no embedded workers")
         server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",

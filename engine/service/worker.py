@@ -66,6 +66,8 @@ class Worker:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._beat = threading.Event()
+        self._work = threading.Condition()
+        self._posted = 0  # how many times wake() was called: a slot that saw fewer looks again
 
     def start(self) -> Worker:
         self.store.worker_seen(self.name, self.options.labels, "running")
@@ -78,6 +80,12 @@ class Worker:
                  dict(self.options.labels) or "{}", self.store)
         return self
 
+    def wake(self) -> None:
+        """Runs were queued (by this process's intake): idle slots claim now, not at their next poll."""
+        with self._work:
+            self._posted += 1
+            self._work.notify_all()
+
     def drain(self) -> None:
         """Stop claiming (safe to call from a signal handler: it only sets an event)."""
         self.draining.set()
@@ -85,6 +93,7 @@ class Worker:
     def stop(self) -> None:
         """Drain, let running runs finish for drain_timeout seconds, hand over the rest."""
         self.drain()
+        self.wake()  # idle slots see the drain now
         if self.active:
             log.info("worker %s: draining: %d run(s) in progress may finish within %gs, then are handed over",
                      self.name, len(self.active), self.options.drain_timeout)
@@ -109,6 +118,7 @@ class Worker:
     # -- the threads ---------------------------------------------------------------------------
 
     def _slot(self) -> None:
+        seen = self._posted
         while not self.draining.is_set():
             try:
                 claim = self.store.claim(self.name, self.options.labels, self.options.lease)
@@ -116,9 +126,16 @@ class Worker:
                 log.warning("worker %s cannot claim: %s", self.name, exc)
                 claim = None
             if claim is None:
-                self.draining.wait(self.options.poll)
+                seen = self._idle(seen)
                 continue
             self._carry_out(Execution(self.store, claim, self.name, self.scratch))
+
+    def _idle(self, seen: int) -> int:
+        """Wait for wake() or the next poll; the wake count seen."""
+        with self._work:
+            if self._posted == seen:
+                self._work.wait(self.options.poll)
+            return self._posted
 
     def _carry_out(self, execution: Execution) -> None:
         run = execution.run

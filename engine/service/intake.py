@@ -1,0 +1,152 @@
+"""POST /hooks/<source>: alerts come in.
+
+In order: the source must exist (404), the body must fit (413), the delivery must prove
+its sender (401; neither is stored: anyone may knock). Then the body is read in the
+source's format (payloads.py); one that cannot be read is stored raw as `rejected` and
+answered 400 with the reason. One that can is routed (routing.py) and handed to the
+store in one transaction (raw body, dedup key, alerts, queued runs): answered 202 with
+what happened to each alert, or 200 when it repeats a delivery already taken. Only when
+the store cannot take it is the answer 5xx (Alertmanager retries those). Nothing runs
+here: workers claim the queued runs (the embedded ones are woken at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .authentication import Guard
+from .config import Source
+from .payloads import PayloadError, digest, parse
+from .routing import Router
+from .store import NewAlert, NewDelivery, Received, Store, StoreError
+
+log = logging.getLogger("runbook.intake")
+
+MAX_BODY = 1 << 20  # 1 MiB: Alertmanager truncates a group long before (max_alerts)
+KEPT_HEADERS = ("content-type", "content-length", "user-agent", "x-webhook-id", "x-webhook-subscription",
+                "x-forwarded-for", "x-request-id")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass
+class Intake:
+    """The hooks of a serve config's sources, routed by its routes into `store`."""
+
+    store: Store
+    sources: Mapping[str, Source]
+    router: Router
+    on_queued: Callable[[], None] = lambda: None  # wake the embedded workers
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    refused: dict[str, int] = field(default_factory=dict)  # not stored: by reason (unknown, unsigned, too large)
+
+    def __post_init__(self) -> None:
+        self.guards = {name: Guard.of(source, self.environ) for name, source in self.sources.items()}
+
+    async def hook(self, request: Request) -> Response:
+        name = request.path_params["source"]
+        source = self.sources.get(name)
+        if source is None:
+            known = ", ".join(sorted(self.sources)) or "none: the serve config lists no sources"
+            return self._refuse("unknown", 404, f"no source named {name!r} (sources: {known})")
+        try:
+            body = await _read(request, MAX_BODY)
+        except _TooLarge:
+            return self._refuse("too_large", 413, f"the body is larger than {MAX_BODY} bytes")
+        why = self.guards[name].check(request.headers, body)
+        if why is not None:
+            log.warning("hook %s: refused a delivery from %s: %s", name, _client(request), why)
+            return self._refuse("unauthenticated", 401, why)
+        kept = {k: request.headers[k] for k in KEPT_HEADERS if k in request.headers}
+        try:
+            delivery = self.delivery(source, body, request.headers, kept)
+        except PayloadError as exc:
+            return await self._reject(NewDelivery(name, body, kept, reason=str(exc)))
+        try:
+            received = await run_in_threadpool(self.store.receive, delivery)
+        except StoreError as exc:
+            log.error("hook %s: the delivery was not stored (answered 503): %s", name, exc)
+            return JSONResponse({"error": f"the delivery was not stored: {exc}"}, status_code=503,
+                                headers={"Retry-After": "5"})
+        return self._answer(name, received)
+
+    def delivery(self, source: Source, body: bytes, headers: Mapping[str, str],
+                 kept: Mapping[str, str]) -> NewDelivery:
+        """The body read and routed (PayloadError when it cannot be read)."""
+        notification = parse(source, body, headers)
+        return NewDelivery(source.name, body, kept, notification.dedup_key,
+                           tuple(self._alert(source.name, a) for a in notification.alerts))
+
+    def _alert(self, source: str, alert: Mapping[str, Any]) -> NewAlert:
+        labels = dict(alert.get("labels") or {})
+        target = self.router.match(source, alert)
+        firing = alert["status"] == "firing"
+        return NewAlert(
+            occurrence=digest(source, alert["fingerprint"], alert.get("startsAt") or ""),
+            fingerprint=alert["fingerprint"], name=str(labels.get("alertname", "alert")), status=alert["status"],
+            labels=labels, label_key=digest(sorted(labels.items())), starts_at=alert.get("startsAt"),
+            ends_at=alert.get("endsAt"), route=target.name if target else None,
+            policy=target.policy if target else {}, once_within=target.route.once_within if target else None,
+            run=target.run(source, alert) if target is not None and firing else None)
+
+    async def _reject(self, delivery: NewDelivery) -> Response:
+        log.warning("hook %s: rejected a delivery: %s", delivery.source, delivery.reason)
+        try:
+            number = await run_in_threadpool(self.store.reject, delivery)
+        except StoreError as exc:
+            log.error("hook %s: the rejected delivery was not stored either: %s", delivery.source, exc)
+            number = None
+        return JSONResponse({"error": delivery.reason, "delivery": number}, status_code=400)
+
+    def _answer(self, source: str, received: Received) -> Response:
+        if received.duplicate_of is not None:
+            return JSONResponse(received.to_dict(), status_code=200)
+        for alert in received.alerts:
+            level = logging.WARNING if alert.action == "unrouted" else logging.INFO
+            log.log(level, "hook %s: alert %s (%s) %s: %s", source, alert.name, alert.fingerprint, alert.status,
+                    alert.detail)
+        if any(a.action == "queued" for a in received.alerts):
+            self.on_queued()
+        return JSONResponse(received.to_dict(), status_code=202)
+
+    def _refuse(self, reason: str, status: int, message: str) -> Response:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        headers = {"WWW-Authenticate": 'Bearer realm="runbook"'} if status == 401 else None
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    async def alerts(self, request: Request) -> Response:
+        """GET /alerts: the latest alerts and what became of them (?unrouted=1, ?route=NAME)."""
+        unrouted = request.query_params.get("unrouted", "") in ("1", "true", "yes")
+        try:
+            rows = await run_in_threadpool(lambda: self.store.alerts(route=request.query_params.get("route"),
+                                                                     unrouted=unrouted))
+        except StoreError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        return JSONResponse({"alerts": [r.to_dict() for r in rows]})
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "an unknown client"
