@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +36,10 @@ class Store:
 
     def __init__(self, engine: Engine, url: str, *, patience: float = PATIENCE) -> None:
         self.engine, self.url, self.patience = engine, url, patience
+        # SQLite has one writer at a time: this process's writers queue here, in turn,
+        # rather than in SQLite's busy handler, which sleeps and lets a writer starve (a
+        # storm of deliveries then saw 503s). PostgreSQL writers need no such queue.
+        self._writers: AbstractContextManager[Any] = nullcontext() if is_postgres(engine) else threading.RLock()
 
     @classmethod
     def open(cls, database: str | None = None, *, pool_size: int = 8, patience: float = PATIENCE) -> Store:
@@ -63,7 +69,7 @@ class Store:
     def _write(self, action: Callable[[Connection], T], doing: str, *, immediate: bool = False,
                durable: bool = True, patience: float | None = None) -> T:
         def once() -> T:
-            with writing(self.engine, immediate=immediate, durable=durable) as conn:
+            with self._writers, writing(self.engine, immediate=immediate, durable=durable) as conn:
                 return action(conn)
         return retrying(once, doing, patience=self.patience if patience is None else min(patience, self.patience))
 
