@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -162,19 +163,32 @@ def get(url: str) -> tuple[int, str]:
 
 @contextmanager
 def serving(config: Path, home: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`runbook serve --config CONFIG` on a free loopback port, ready; its base URL."""
+    """`runbook serve --config CONFIG` on a free loopback port, ready; its base URL. Its
+    log goes to HOME/serve.log (a pipe nobody reads would fill and stall the server:
+    it logs a line per request)."""
     port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}, **SECRETS,
            "RUNBOOK_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--config", str(config), "--listen",
-                             f"127.0.0.1:{port}", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with open(home / "serve.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--config", str(config), "--listen",
+                                 f"127.0.0.1:{port}", *extra], env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: get(f"{base}/readyz")[0] == 200 or proc.poll() is not None, 60, "runbook serve to be ready")
         if proc.poll() is not None:
-            raise AssertionError(f"runbook serve exited: {proc.communicate()[1].decode()}")
+            raise AssertionError(f"runbook serve exited: {(home / 'serve.log').read_text()}")
         yield base, proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def stop(proc: subprocess.Popen[bytes], home: Path) -> str:
+    """SIGTERM; a clean exit (status 0) with no traceback. Its log."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    text = (home / "serve.log").read_text()
+    assert proc.returncode == 0 and "Traceback" not in text, text
+    return text

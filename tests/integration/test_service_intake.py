@@ -29,6 +29,7 @@ from hookkit import (
     pagerduty_signed,
     post,
     serving,
+    stop,
     write_service,
 )
 from postgres import PgCluster, wait_for
@@ -38,8 +39,10 @@ from engine.service.store import Store
 pytestmark = pytest.mark.integration
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    """SIGTERM; a clean exit with no traceback. Its stderr."""
+def _stop(proc: subprocess.Popen[bytes], home: Path | None = None) -> str:
+    """SIGTERM; a clean exit with no traceback. Its log (`runbook serve`'s, given its home)."""
+    if home is not None:
+        return stop(proc, home)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     text = err.decode()
@@ -81,7 +84,7 @@ def test_each_sender_starts_its_runbook_with_inputs_from_the_alert(tmp_path: Pat
         [routed] = [a for a in store.alerts() if a.run_id == run.id]
         assert routed.route == "disk" and routed.policy["unattended"] == ["remediation"]
         store.close()
-        _stop(proc)
+        _stop(proc, tmp_path / "home")
 
 
 def test_every_refusal_is_a_clear_4xx_and_no_traceback(tmp_path: Path) -> None:
@@ -110,7 +113,7 @@ def test_every_refusal_is_a_clear_4xx_and_no_traceback(tmp_path: Path) -> None:
         assert 'runbook_deliveries_total{status="rejected"} 2.0' in metrics
         assert 'runbook_deliveries_refused_total{reason="unauthenticated"} 6.0' in metrics
         assert 'runbook_deliveries_refused_total{reason="too_large"} 1.0' in metrics
-        log = _stop(proc)
+        log = _stop(proc, tmp_path / "home")
     assert "refused a delivery from 127.0.0.1: the bearer token is not this source's" in log
     assert "stolen" not in log
 
@@ -135,7 +138,7 @@ def test_a_duplicate_storm_starts_exactly_one_run(tmp_path: Path, database: str)
         assert (tmp_path / "work" / "cleaned").read_text().split() == ["db-1", "db-7"] or sorted(
             (tmp_path / "work" / "cleaned").read_text().split()) == ["db-1", "db-7"]
         store.close()
-        _stop(proc)
+        _stop(proc, tmp_path / "home")
 
 
 def test_a_resolved_alert_never_remediates(tmp_path: Path, postgres: PgCluster) -> None:
@@ -168,7 +171,7 @@ def test_a_resolved_alert_never_remediates(tmp_path: Path, postgres: PgCluster) 
             _stop(worker)  # type: ignore[arg-type]
         assert len(store.runs()) == 2
         store.close()
-        _stop(proc)
+        _stop(proc, tmp_path / "home")
 
 
 def _worker(database: str) -> list[str]:
@@ -192,7 +195,7 @@ def test_once_within_throttles_per_label_set(tmp_path: Path) -> None:
             _, answer = post(f"{base}/hooks/am", encode(alertmanager(am_alert(instance, starts=starts))), bearer())
             assert answer["alerts"][0]["action"] == action, answer
         assert "started run" in answer["alerts"][0]["detail"] or action == "queued"
-        _stop(proc)
+        _stop(proc, tmp_path / "home")
 
 
 def test_a_route_whose_runbook_is_missing_stops_serve_at_start(tmp_path: Path) -> None:
@@ -222,4 +225,4 @@ def test_a_store_that_cannot_take_a_delivery_answers_503(tmp_path: Path, postgre
         status, answer = post(f"{base}/hooks/am", encode(alertmanager(am_alert("db-1"))), bearer())
         assert status == 202 and answer["alerts"][0]["action"] == "queued"  # the retry is taken whole
         store.close()
-        _stop(proc)
+        _stop(proc, tmp_path / "home")
