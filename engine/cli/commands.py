@@ -25,7 +25,7 @@ MODULES = ("authoring", "live", "drills", "reports", "service")
 HOME = {"validate": "authoring", "schema": "authoring", "new": "authoring", "rules": "authoring",
         "run": "live", "resume": "live", "runs": "live", "test": "drills", "drill": "drills",
         "scenario": "drills", "report": "reports", "stats": "reports", "graph": "reports",
-        "serve": "service", "worker": "service"}
+        "serve": "service", "worker": "service", "export": "service"}
 
 
 class LazyGroup(EngineGroup):

@@ -108,4 +108,29 @@ def serve(config_file: str | None, database: str | None, listen: str | None, wor
     run_server(config, ServeOptions(database, listen, workers))
 
 
-COMMANDS = (serve, worker)
+@click.command("export")
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--database", envvar="RUNBOOK_DATABASE", metavar="URL", required=True,
+              help="The service's store (also $RUNBOOK_DATABASE).")
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False), metavar="DIR",
+              help="The run directory to write (default: ./RUN_ID). It must not exist yet.")
+def export(run_id: str, database: str, output: str | None) -> None:
+    """Write a stored run as a run directory: journal.jsonl and logs/, byte for byte what a
+    CLI run leaves, for any command that reads run directories, or to keep."""
+    from pathlib import Path
+
+    need_server_extra()
+    from engine.service.store import Store
+
+    target = Path(output or run_id)
+    if target.exists():
+        raise UsageError(f"{target} exists already: name a new directory with -o")
+    store = Store.open(database)
+    try:
+        journal = store.export(run_id, target)
+    finally:
+        store.close()
+    click.echo(f"wrote {journal}")
+
+
+COMMANDS = (serve, worker, export)

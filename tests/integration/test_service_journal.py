@@ -94,5 +94,10 @@ def test_report_stats_and_from_run_read_runs_from_the_store(store: Store, databa
     assert scenario.exit_code == 0 and "kind: scenario" in scenario.output, scenario.output
     listed = runner.invoke(cli, ["runs", "--database", database])
     assert listed.exit_code == 0 and run_id in listed.output and "resolved" in listed.output, listed.output
+    exported = runner.invoke(cli, ["export", run_id, "--database", database, "-o", str(tmp_path / "exp")])
+    assert exported.exit_code == 0 and exported.output == f"wrote {tmp_path / 'exp' / 'journal.jsonl'}\n"
+    assert (tmp_path / "exp" / "journal.jsonl").read_bytes() == (tmp_path / run_id / "journal.jsonl").read_bytes()
+    again = runner.invoke(cli, ["export", run_id, "--database", database, "-o", str(tmp_path / "exp")])
+    assert again.exit_code == 2 and "exists already" in again.output
     missing = runner.invoke(cli, ["report", "--database", database, "nope"])
     assert missing.exit_code == 3 and "has no run nope" in missing.output
