@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UsageError
+from engine.errors import EngineError, UsageError
 from engine.language.duration import format_duration
 from engine.run.journal import JournalContents, logged_output, read_journal
 from engine.run.records import clean
@@ -165,9 +165,31 @@ def scenario_from_run(run_dir: str | os.PathLike[str], output: str | None = None
         "inputs": inputs,
         "briefing": f"A replay of the incident handled in run {run_id} at {started.get('t')}.",
         "responses": _responses(records, directory),
+        **_pods(records, str(started["file"])),
         "participants": _participants(records),
         "objectives": {"outcome": finished.get("outcome") or "resolved", "must_run": steps_ok},
     }
+
+
+def _pods(records: list[dict[str, Any]], file: str) -> dict[str, Any]:
+    """`pods:` for the scenario: the pods (nodes) each Kubernetes target of the runbook
+    listed in the live run, in the order first seen, so the replay fans out to the same
+    ones (without it, a selector target stands for one pod named after it)."""
+    from engine.language.validation import load_runbook
+
+    try:
+        targets = load_runbook(file).targets
+    except EngineError:  # the runbook changed or went: the responses still replay
+        return {}
+    kube = {name for name, target in targets.items() if target.kube is not None}
+    seen: dict[str, dict[str, None]] = {}
+    for r in records:
+        target = str(r.get("target"))
+        # A step of an included runbook (`inc/step`) names that runbook's targets.
+        if r.get("event") == "step.started" and target in kube and "/" not in str(r.get("step")):
+            seen.setdefault(target, {}).update(dict.fromkeys(r.get("hosts") or ()))
+    pods = {name: list(hosts) for name, hosts in seen.items() if hosts}
+    return {"pods": pods} if pods else {}
 
 
 def _replayable(contents: JournalContents) -> dict[str, Any]:

@@ -368,3 +368,31 @@ def test_a_node_step_that_times_out_deletes_its_debugging_pod(run_text: Callable
     [delete] = kube.calls_of("delete")
     assert delete[:4] == ["--context=prod", "delete", "pod", "node-debugger-n1-x7k2q"]
     assert kube.calls_of("exec") == [] and [c for c in kube.calls_of("get") if c[2] == "pod"] == []
+
+
+def test_a_live_run_on_pods_replays_as_a_drill_on_the_same_pods(tmp_path: Path, run_text: Callable,
+                                                                 kube: FakeKubectl) -> None:
+    """`scenario from-run` records the pods each target listed (`pods:`), so the replay
+    fans out to them with each pod's own recorded answer."""
+    from engine.language.validation import load_runbook, load_scenario
+    from engine.simulation.drill import run_scenario
+    from engine.simulation.replay import dump, scenario_from_run
+
+    _, records, _ = run_text(runbook(PODS, """\
+        - id: who
+          target: web
+          run: echo "{{ host }}"; test "$FAKE_POD" != web-c
+          continue_on_error: true
+        """))
+    [run_dir] = (tmp_path / "runs").iterdir()
+    out = tmp_path / "replay.yaml"
+    data = scenario_from_run(run_dir, str(out))
+    assert data["pods"] == {"web": ["web-a", "web-b", "web-c"]}
+    out.write_text(dump(data), encoding="utf-8")
+    scenario = load_scenario(out)
+    replayed = run_scenario(scenario, load_runbook(scenario.runbook_path))
+    live_hosts = finished(records, "who")["hosts"]
+    drill_hosts = finished(replayed.records, "who")["hosts"]
+    assert list(drill_hosts) == list(live_hosts) == ["web-a", "web-b", "web-c"]
+    assert {h: (v["stdout"], v["exit_code"]) for h, v in drill_hosts.items()} == {
+        "web-a": ("web-a\n", 0), "web-b": ("web-b\n", 0), "web-c": ("web-c\n", 1)}
