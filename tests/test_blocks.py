@@ -292,3 +292,25 @@ def test_the_timeout_of_a_block_stops_a_command_inside_it_when_it_is_up() -> Non
     assert result.outcome == "failed" and result.failed_step == "hangs"
     assert executor.calls[0].timeout == 30  # what was left of the block's 90s, not the step's 10m
     assert "timed out after 30s" in (finished(events)["hangs"].error or "")
+
+
+def test_a_replayed_run_answers_each_item_of_a_block_with_what_that_item_printed(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli.commands import cli
+    from engine.simulation.replay import scenario_from_run
+
+    (tmp_path / "loop.yaml").write_text(runbook("""\
+    remediation:
+      - id: members
+        for_each: [a, b]
+        block:
+          - {id: show, run: "echo member {{ item }}"}
+    """))
+    runs = tmp_path / "runs"
+    done = CliRunner().invoke(cli, ["run", "--yes", "--runs-dir", str(runs), str(tmp_path / "loop.yaml")])
+    assert done.exit_code == 0, done.output
+    [run] = list(runs.iterdir())
+    data = scenario_from_run(run)
+    assert [(r["match"]["command"], r["stdout"]) for r in data["responses"]] == [
+        ("echo member a", "member a\n"), ("echo member b", "member b\n")]

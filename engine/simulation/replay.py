@@ -4,6 +4,7 @@ drill. Replayed unattended, it follows the same path as the original run."""
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Mapping
@@ -78,15 +79,27 @@ def _as_http(reply: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]
 def _responses(records: list[dict[str, Any]], run_dir: Path) -> list[dict[str, Any]]:
     responses: list[dict[str, Any]] = []
     attempts: dict[str, list[dict[str, Any]]] = {}
+    commands: dict[str, str] = {}
     for r in records:
         kind = r.get("event")
         if not r.get("step"):
             continue
-        if kind == "step.attempt":
+        if kind == "step.started" and r.get("command"):
+            commands[str(r["step"])] = str(r["command"])
+        elif kind == "step.attempt":
             attempts.setdefault(str(r["step"]), []).append(r)
         elif kind == "step.finished" and r.get("kind") in ("run", "http") and r.get("status") != "skipped":
-            responses.extend(_step_responses(r, attempts.pop(str(r["step"]), []), run_dir))
+            found = _step_responses(r, attempts.pop(str(r["step"]), []), run_dir)
+            responses.extend(_per_item(found, r, commands.get(str(r["step"]))))
     return responses
+
+
+def _per_item(found: list[dict[str, Any]], done: Mapping[str, Any], command: str | None) -> list[dict[str, Any]]:
+    """A step inside a block with for_each ran once per item: each item's reply answers the
+    command that item ran, not every item alike."""
+    if done.get("index") is None or command is None or done.get("kind") != "run" or "***" in command:
+        return found  # a command shown with a secret as *** is not the one the replay will run
+    return [{**f, "match": {"command": glob.escape(command)}} if "match" not in f else f for f in found]
 
 
 def _step_responses(done: dict[str, Any], tries: list[dict[str, Any]], run_dir: Path) -> list[dict[str, Any]]:
