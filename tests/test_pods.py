@@ -36,3 +36,18 @@ def test_runs_lock_the_pods_a_target_means_by_context_namespace_and_selector() -
     assert a == b == "k8s:prod/shop/pods/app=web"
     later = pods(context="prod", namespace="shop", name="{{ steps.find.outputs.pod }}")
     assert lock_key("web", later, {"inputs": {}}) == "<web>"
+
+
+@pytest.mark.parametrize("target", ["{pods: {context: prod, namespace: shop, selector: app=web}}",
+                                    "{group: webservers}"])
+def test_a_target_whose_hosts_need_a_resolver_never_runs_on_no_host_without_one(target: str) -> None:
+    """engine.testing without `resolve_hosts`: a pods (or group) target fails its step,
+    where it used to 'succeed' on zero hosts."""
+    from engine.fleet.fanout import FanOut
+    from engine.testing import FakeRemote, ScriptedExecutor, run_text
+
+    text = ("kind: runbook\nversion: 1\nid: t\ntitle: T\n"
+            f"targets:\n  web: {target}\ndetection:\n  - {{id: a, target: web, run: echo hi}}\n")
+    result, _ = run_text(text, executor=ScriptedExecutor({}), remote=FanOut(FakeRemote({})))
+    assert result.outcome == "failed"
+    assert "target 'web' has no hosts to run on here" in str(result.reason)

@@ -35,6 +35,9 @@ def hosts_of(d: Driver, target: str, step: Step) -> list[str]:
     ctx = r.state.context()
     hosts = [entry for i, h in enumerate(spec.hosts)
              for entry in host_entries(h, ctx, Where(r.runbook, ("targets", target, "hosts", i)))]
+    if not hosts:  # a group or pods need a resolver (an inventory, kubectl): never run on none
+        raise TemplateError(f"target '{target}' has no hosts to run on here: its group, pods or nodes are "
+                            "listed by a host resolver, and none was given", where=d.where(step, "target"))
     return list(dict.fromkeys(hosts))
 
 
