@@ -74,9 +74,14 @@ def _pd_errors(request: Request) -> list[str]:
     return errors
 
 
-def opsgenie_api() -> Server:
+def opsgenie_api(statuses: Iterator[int] | None = None) -> Server:
     """Opsgenie's Alert API: create, and act on an alert named by its alias."""
-    def alerts(request: Request) -> tuple[int, str]:
+    def alerts(request: Request) -> tuple[int, str] | tuple[int, str, dict[str, str]]:
+        status = next(statuses, 202) if statuses is not None else 202
+        if status == 429:
+            return 429, json.dumps({"message": "You are making too many requests!", "took": 0.0}), {"Retry-After": "1"}
+        if status >= 500:
+            return status, json.dumps({"message": "Internal Server Error", "took": 0.0})
         if request.headers.get("Authorization") != f"GenieKey {GENIE_KEY}":
             return 401, json.dumps({"message": "Could not authenticate", "took": 0.0, "requestId": "r0"})
         body = json.loads(request.body)
@@ -95,11 +100,16 @@ def opsgenie_api() -> Server:
     return Server({"/v2/alerts": alerts})
 
 
-def slack_api(refuse: str | None = None) -> Server:
+def slack_api(refuse: str | None = None, statuses: Iterator[int] | None = None) -> Server:
     """Slack's chat.postMessage: a reply must name a message the bot posted."""
     posted: list[str] = []
 
-    def post_message(request: Request) -> tuple[int, str]:
+    def post_message(request: Request) -> tuple[int, str] | tuple[int, str, dict[str, str]]:
+        status = next(statuses, 200) if statuses is not None else 200
+        if status == 429:
+            return 429, "", {"Retry-After": "1"}  # Slack's rate limit: an empty body and when to come back
+        if status >= 500:
+            return status, "upstream connect error"
         body = json.loads(request.body)
         error = "invalid_auth" if request.headers.get("Authorization") != f"Bearer {BOT_TOKEN}" else refuse
         if error is None and "thread_ts" in body and body["thread_ts"] not in posted:
@@ -222,6 +232,26 @@ def test_opsgenie_opens_the_runs_alert_adds_notes_and_closes_it(ws: Workspace) -
     assert json.loads(requests[3].body)["note"].startswith("Live test live-test: resolved after")
     assert all(s["ok"] for s in events(complete_journal(ws.only_run()), "notify.sent"))
     assert_no_secret_written(ws, done)
+
+
+@pytest.mark.parametrize("api", ["opsgenie", "slack"])
+@pytest.mark.parametrize("answers, delivered, attempts", [([429, 202], True, 2), ([503, 500, 502, 503], False, 4)])
+def test_opsgenie_and_slack_throttling_and_outages_are_retried(ws: Workspace, api: str, answers: list[int],
+                                                              delivered: bool, attempts: int) -> None:
+    book = "remediation:\n  - {id: tell, notify: {channel: c, message: x, required: true}}\n"
+    statuses = iter(answers if api == "opsgenie" else [200 if a == 202 else a for a in answers])
+    with (opsgenie_api(statuses) if api == "opsgenie" else slack_api(statuses=statuses)) as server:
+        channels(ws, c=f"{{type: opsgenie, url: \"{server.url}\", api_key: {{env: GENIE_KEY}}}}" if api == "opsgenie"
+                 else f"{{type: slack, url: \"{server.url}/api\", token: {{env: BOT_TOKEN}}, channel: C1}}")
+        done = run(ws, book)
+        tried = len(server.requests)
+    assert tried == attempts and done.code == (0 if delivered else 1), done.text
+    assert_clean_failure_output(done)
+    [sent] = events(complete_journal(ws.only_run()), "notify.sent")
+    assert sent["ok"] is delivered and sent["attempts"] == attempts
+    if not delivered:
+        said = ": Internal Server Error" if api == "opsgenie" else ""  # what Opsgenie's answer says comes along
+        assert sent["error"].endswith(f"HTTP status 503{said} after 4 attempts")
 
 
 def test_an_opsgenie_key_that_is_refused_or_cannot_be_read_is_a_clear_failure(ws: Workspace) -> None:
