@@ -314,3 +314,18 @@ def test_a_replayed_run_answers_each_item_of_a_block_with_what_that_item_printed
     data = scenario_from_run(run)
     assert [(r["match"]["command"], r["stdout"]) for r in data["responses"]] == [
         ("echo member a", "member a\n"), ("echo member b", "member b\n")]
+
+
+def test_key_times_count_a_block_once_and_each_item_of_its_steps() -> None:
+    """Machine time and time per role: the block's time is its steps', and a step inside a
+    block with for_each lasts all its items (not only the last one)."""
+    from engine.run.metrics import timings
+
+    executor = ScriptedExecutor({"etcdctl *": {"stdout": "ok", "duration": 5}, "echo *": "x"})
+    _, events = run_text(runbook(ETCD), executor=executor)
+    records = [{"seq": stamp.seq, "elapsed": stamp.elapsed, "t": stamp.t, "event": e.name, **e.record()}
+               for e, stamp in events.events if e.journaled]
+    t = timings(records)
+    assert t.steps["defrag"].duration == 10 and t.steps["settle"].duration == 120
+    assert t.machine_time == 2 * (5 + 60 + 5)  # the block's own 140 s are not counted again
+    assert t.per_role()["responder"]["steps"] == 3

@@ -59,6 +59,12 @@ class StepTiming:
     started: float = 0.0
     finished: float | None = None
     rollback_of: str | None = None
+    kind: str = ""
+
+    @property
+    def own(self) -> bool:
+        """Whether its time is its own: a block's or a switch's is that of its steps."""
+        return self.kind not in ("block", "switch")
 
 
 @dataclass
@@ -97,7 +103,7 @@ class Timings:
 
     @property
     def machine_time(self) -> float:
-        return sum(max(s.duration - s.waited, 0.0) for s in self.steps.values())
+        return sum(max(s.duration - s.waited, 0.0) for s in self.steps.values() if s.own)
 
     def ran(self, step: str) -> bool:
         timing = self.steps.get(step)
@@ -113,6 +119,8 @@ class Timings:
             return out.setdefault(str(role or default), {"steps": 0, "time": 0.0, "responses": 0, "waited": 0.0})
 
         for s in self.steps.values():
+            if not s.own:
+                continue
             owned = entry(s.role, "(automation)")
             owned["steps"] += 1
             owned["time"] += s.duration
@@ -203,8 +211,11 @@ class _Collector:
     def _step_finished(self, r: Mapping[str, Any]) -> None:
         step = str(r.get("step"))
         timing = self.t.steps.setdefault(step, StepTiming(step, str(r.get("phase", ""))))
-        timing.status, timing.duration = str(r.get("status")), _num(r.get("duration"))
-        timing.attempts, timing.finished = int(_num(r.get("attempts"))), _elapsed(r)
+        again = r.get("index") is not None and timing.finished is not None  # the next item of its block
+        timing.status, timing.kind = str(r.get("status")), str(r.get("kind") or "")
+        timing.duration = (timing.duration if again else 0.0) + _num(r.get("duration"))
+        timing.attempts = (timing.attempts if again else 0) + int(_num(r.get("attempts")))
+        timing.finished = _elapsed(r)
         if (self.remediating and self.acted is None and timing.status == "ok"
                 and r.get("kind") in ACTING_KINDS and not r.get("rollback_of")):
             self.acted = step

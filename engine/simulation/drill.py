@@ -318,7 +318,7 @@ def render_scorecard(card: Scorecard) -> str:
         lines.append("  per participant:")
     for who, entry in t.per_participant().items():
         lines.append(f"    {who}: {int(entry['responses'])} response(s), waited {format_duration(entry['waited'])}")
-    slow = sorted(t.steps.values(), key=lambda s: s.duration, reverse=True)[:5]
+    slow = sorted((s for s in t.steps.values() if s.own), key=lambda s: s.duration, reverse=True)[:5]
     lines.append("  slowest steps: " + ", ".join(f"{s.step} {format_duration(s.duration)}" for s in slow))
     lines.append("  PASSED" if card.passed else f"  FAILED: {len(card.missed)} objective(s) missed")
     return "\n".join(lines) + "\n"
