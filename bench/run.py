@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, str] = {
     "kube": "bench.kube",
     "promql": "bench.promql",
     "service": "bench.service",
+    "intake": "bench.intake",
 }
 
 

@@ -71,7 +71,7 @@ routes:
 
 def write_service(tmp: Path, *, pause: float = 0, once_within: str = "1s") -> Path:
     """A serve config (and its runbooks/) in `tmp`; runs write to tmp/work."""
-    (tmp / "runbooks").mkdir(exist_ok=True)
+    (tmp / "runbooks").mkdir(parents=True, exist_ok=True)
     (tmp / "work").mkdir(exist_ok=True)
     (tmp / "runbooks" / "disk-full.yaml").write_text(RUNBOOK, encoding="utf-8")
     config = tmp / "serve.yaml"
