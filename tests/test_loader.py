@@ -212,14 +212,26 @@ def test_diagnostic_from_document_carries_file_position_and_path(positioned: Doc
         "<string>", 8, 5, "RB999", ("steps", 0, "run"))
 
 
-def test_position_with_many_keys_is_fast() -> None:
-    """Looking up thousands of keys in one mapping must not be quadratic."""
+def test_position_with_many_keys_is_not_quadratic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Looking up thousands of keys in one mapping reads each key node once, not once per
+    lookup (counted, not timed: a loaded machine makes a time limit flaky, and speed
+    belongs to the benchmarks)."""
+    from engine.language import source_map
+
     text = "".join(f"k{i}: {i}\n" for i in range(20_000))
     doc = load_text(text)
-    started = time.perf_counter()
+    reads = 0
+    real_scalar = source_map.scalar
+
+    def counting(node: object) -> object:
+        nonlocal reads
+        reads += 1
+        return real_scalar(node)
+
+    monkeypatch.setattr(source_map, "scalar", counting)
     positions = [doc.source.position((f"k{i}",)) for i in range(0, 20_000, 4)]
-    assert time.perf_counter() - started < 2.0
     assert positions[-1] == Position(19_997, 9)
+    assert reads <= 20_000  # each key read once, however many lookups
 
 
 SCALARS = """\
@@ -312,7 +324,9 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 def test_billion_laughs_is_rejected_quickly() -> None:
     started = time.perf_counter()
     diag = load_error(BILLION_LAUGHS).diagnostic
-    assert time.perf_counter() - started < 0.5
+    # Expanding it would build 387 million items (minutes and gigabytes); refusing it is
+    # immediate. The bound only tells those apart, loose enough for a loaded machine.
+    assert time.perf_counter() - started < 10
     assert diag.rule == "RB002"
     assert "alias" in diag.message
 
