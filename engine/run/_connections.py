@@ -56,18 +56,27 @@ def endpoint(d: Driver, conn: Connection, extra: dict[str, Any]) -> Endpoint:
     url = render(conn.url, "url")
     headers = {k: render(v, "headers", k) for k, v in conn.headers.items()}
     token = _secret(conn, "bearer token", conn.bearer_token_file, conn.bearer_token_env)
+    _masked(d, token)
     if conn.bearer_token:
         token = render(conn.bearer_token, "bearer_token")
     if token:
         headers["Authorization"] = f"Bearer {token}"
     if conn.basic_auth is not None:
-        headers["Authorization"] = _basic(conn, conn.basic_auth, render)
+        headers["Authorization"] = _basic(d, conn, conn.basic_auth, render)
     return Endpoint(conn, url, headers, _tls(conn))
 
 
-def _basic(conn: Connection, auth: BasicAuth, render: Any) -> str:
+def _masked(d: Driver, secret: str | None) -> None:
+    """A secret read from a file or a variable is masked from now on, as a secret input is
+    (it goes only into a header, but a server may echo it back in an error)."""
+    if secret:
+        d.r.masker.add(secret)
+
+
+def _basic(d: Driver, conn: Connection, auth: BasicAuth, render: Any) -> str:
     user = render(auth.username, "basic_auth", "username")
     password = _secret(conn, "password", auth.password_file, auth.password_env) or ""
+    _masked(d, password)
     if auth.password:
         password = render(auth.password, "basic_auth", "password")
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

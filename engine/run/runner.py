@@ -82,7 +82,10 @@ class Runner:
                  alert: Mapping[str, Any] | None = None, parent: Runner | None = None) -> None:
         self.runbook, self.services, self.bus, self.clock = runbook, services, bus, clock
         self.alert = dict(alert) if alert is not None else None
-        self.mode, self.masker, self.prefix, self.scenario = mode, masker or Masker(), prefix, scenario
+        self.mode, self.prefix, self.scenario = mode, prefix, scenario
+        # The bus's own masker even while it is empty: a secret found later (a token read from
+        # a file) is masked in every event from then on.
+        self.masker = masker if masker is not None else Masker()
         self.participants = list(participants)
         self.rollback_on_abort = rollback_on_abort
         self.resume = resume

@@ -223,3 +223,21 @@ def test_a_connection_from_the_connections_file_and_a_runbook_own_one_that_wins(
         """, head=connection(prom.url).replace("prom:", "other:")))
     done = ws.run("run", "live.yaml", env={"RUNBOOK_CONNECTIONS": str(shared)})
     assert done.code == 0, done.text  # `prom` from the file; `other`, in both, is the runbook's
+
+
+def echo_token(request: Request) -> tuple[int, str]:
+    token = {k.lower(): v for k, v in request.headers.items()}.get("authorization", "")
+    return 400, json.dumps({"status": "error", "errorType": "bad_data", "error": f"refused {token}"})
+
+
+def test_a_token_read_from_a_variable_is_masked_when_the_server_echoes_it(ws: Workspace) -> None:
+    with Server({"/api/v1/query": echo_token}) as server:
+        ws.write("live.yaml", runbook_text("""\
+            triage:
+              - {id: q, promql: up}
+            """, head=connection(server.url, "    bearer_token_env: PROM_TOKEN_TEST\n")))
+        done = ws.run("run", "live.yaml", env={"PROM_TOKEN_TEST": "tok-very-secret"})
+    assert done.code == 1, done.text
+    assert "refused Bearer ***" in finished_step(complete_journal(ws.only_run()), "q")["error"]
+    assert "tok-very-secret" not in done.text
+    assert all(b"tok-very-secret" not in f.read_bytes() for f in iter_files(ws.only_run()))
