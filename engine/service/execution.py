@@ -167,10 +167,11 @@ class Execution:
 
 def _choices(answered: list[QuestionRow], previous: str | None) -> Choices:
     """The decisions of the latest answer a person gave (none: only what needs nobody)."""
-    reason = f"taken over from worker {previous}" if previous else "continued by another worker"
     if not answered:
+        reason = f"taken over from worker {previous}" if previous else "continued from its journal"
         return Choices(reason=reason, running="wait")  # never a second copy beside the first
     last = answered[-1]
+    reason = f"continued as {last.answered_by} answered: {last.text}"
     values = last.answer or {}
     rerun = {"rerun": True, "skip": False}.get(str(values.get("interrupted", "")))
     running = "stop" if values.get("running") == "stop" else "wait"

@@ -139,8 +139,7 @@ class Worker:
 
     def _carry_out(self, execution: Execution) -> None:
         run = execution.run
-        log.info("run %s (%s): claimed%s", run.id, run.runbook,
-                 f", taken over from {execution.claim.previous_owner}" if execution.claim.takeover else "")
+        log.info("run %s (%s): claimed%s", run.id, run.runbook, _how(execution))
         with self._lock:
             self.active[run.id] = execution
         try:
@@ -180,6 +179,15 @@ class Worker:
             self.store.worker_seen(self.name, self.options.labels, state)
         except StoreError as exc:
             log.warning("worker %s: %s", self.name, exc)
+
+
+def _how(execution: Execution) -> str:
+    claim = execution.claim
+    if not claim.takeover:
+        return ""
+    if claim.previous_owner:
+        return f", taken over from {claim.previous_owner}"
+    return ", continued from its journal"
 
 
 def _join(threads: list[threading.Thread], timeout: float | None) -> None:

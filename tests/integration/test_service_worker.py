@@ -113,6 +113,8 @@ def test_an_interrupted_step_that_is_not_idempotent_waits_for_a_person(
     run = store.run(run_id)
     assert run is not None and run.outcome == "resolved"
     assert store.questions(run_id=run_id, status="closed")[0].answered_by == "alice"
+    [resumed] = [json.loads(line) for line in store.records(run_id) if '"run.resumed"' in line]
+    assert resumed["by"] == "alice" and resumed["reason"].startswith("continued as alice answered: step slow was")
 
 
 def test_sigterm_lets_the_run_in_progress_finish_then_the_worker_exits(

@@ -59,7 +59,8 @@ class Store:
         return "postgresql" if is_postgres(self.engine) else "sqlite"
 
     def __str__(self) -> str:
-        return shown_url(self.url)
+        """The URL as a person gave it: no password, no driver name."""
+        return shown_url(self.url).replace("postgresql+psycopg://", "postgresql://", 1)
 
     # -- plumbing ------------------------------------------------------------------------------
 
