@@ -72,7 +72,16 @@ participants:
 """
 
 SEVERITY = {"RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
-            "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR, "RB215": ERROR}
+            "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR, "RB215": ERROR,
+            "RB216": ERROR}
+
+
+GROUP_TARGETS = """\
+targets:
+  lbs: {group: lbs}
+  edge: {group: edge}
+  picked: {group: "{{ inputs.mount }}"}
+"""
 
 
 def scenario(body: str) -> str:
@@ -147,6 +156,27 @@ CASES = [
     Case("RB215", "pods for a misspelt target and for an SSH target", extended("""
         pods: {‸webb: [web-1], ‸box: [b-1]}
         """), message="pods: ", runbook=RUNBOOK + KUBE_TARGETS),
+    # -- RB216 scenario-inventory ------------------------------------------------------------
+    Case("RB216", "an inline inventory with the runbook's groups (a templated group is not judged)", extended("""
+        inventory:
+          groups:
+            lbs: {hosts: [lb-1, lb-2, lb-3]}
+            edge: {children: [lbs]}
+        """), runbook=RUNBOOK + GROUP_TARGETS),
+    Case("RB216", "a group the inventory lacks, with a suggestion, and an empty group", extended("""
+        inventory:
+          ‸groups:
+            lb: {hosts: [lb-1]}
+            ‸edge: {hosts: []}
+        """), message="inventory", runbook=RUNBOOK + GROUP_TARGETS),
+    Case("RB216", "an inventory file that does not exist, at the path", extended("""
+        inventory: ‸hosts.ini
+        """), message="cannot read inventory", runbook=RUNBOOK + GROUP_TARGETS),
+    Case("RB216", "an inline inventory the inventory format refuses", extended("""
+        inventory:
+          ‸groups:
+            lbs: {hosts: [lb-1], children: [lbs]}
+        """), message="inventory", runbook=RUNBOOK + GROUP_TARGETS),
     # -- RB202 unknown-response-step ---------------------------------------------------------
     Case("RB202", "responses for steps the runbook has", scenario(COMPLETE)),
     Case("RB202", "a response for a misspelt step, with a suggestion", complete(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 from .diagnostics import Diagnostic
+from .inventory import InventoryError
 from .loader import Document
 from .model import MISSING, AskField, HttpSpec, ManualSpec, Runbook, RunSpec, Step
 from .monitoring import PromqlSpec, ScrapeTargetsSpec
@@ -300,3 +301,42 @@ def _pods_targets(c: ScenarioCheck) -> Iterator[Finding]:
         elif targets[name].kube is None:
             yield Finding(("pods", name), f"pods: target '{name}' reaches its hosts over SSH, not through "
                                           "kubectl; its hosts come from the runbook", key=True)
+
+
+@rule("RB216", "scenario-inventory", ERROR,
+      "A scenario's `inventory:` gives the hosts of the runbook's `group:` targets in the drill: one "
+      "that cannot be read, or that lacks a group the runbook names, fails the drill's steps.",
+      kind="scenario")
+def _inventory(c: ScenarioCheck) -> Iterator[Finding]:
+    if c.scenario.inventory is None:
+        return
+    try:
+        inventory = c.scenario.load_inventory()
+    except InventoryError as exc:
+        yield Finding(("inventory",), exc.message)
+        return
+    if c.runbook is None or inventory is None:
+        return
+    known = sorted(g for g in inventory.groups if g not in ("all", "ungrouped"))
+    for name, target in c.runbook.targets.items():
+        group = target.group
+        if group is None or _TEMPLATE.search(group):
+            continue  # a templated group is decided at run time
+        if group not in inventory.groups:
+            at = _inventory_at(c, "groups")
+            yield Finding(at, f"target '{name}' uses group '{group}', which the scenario's inventory "
+                              f"lacks{did_you_mean(group, known)}", key=len(at) > 1)
+        elif not inventory.members(group):
+            at = _inventory_at(c, "groups", group)
+            yield Finding(at, f"group '{group}' (target '{name}') has no hosts in the scenario's inventory",
+                          key=len(at) > 1)
+
+
+def _inventory_at(c: ScenarioCheck, *path: str) -> tuple[str, ...]:
+    """Where to point: into an inline inventory as deep as it goes, else at the file's path."""
+    data, found = c.scenario.inventory, ["inventory"]
+    for key in path:
+        if not isinstance(data, Mapping) or key not in data:
+            break
+        data, found = data[key], [*found, key]
+    return tuple(found)

@@ -28,8 +28,8 @@ from ._inventory_formats import AnsibleYaml, Ini, Own, expand_range
 from ._inventory_model import SETTINGS, Group, Host, Inventory, InventoryError
 from .loader import LoadError, load_value, read_text
 
-__all__ = ["ENV", "SETTINGS", "Group", "Host", "Inventory", "InventoryError", "expand", "inventory_groups",
-           "load_inventory", "parse_inventory"]
+__all__ = ["ENV", "SETTINGS", "Group", "Host", "Inventory", "InventoryError", "expand", "inventory_from_data",
+           "inventory_groups", "load_inventory", "parse_inventory"]
 
 ENV = "RUNBOOK_INVENTORY"  # names the inventory when --inventory does not
 
@@ -69,6 +69,12 @@ def parse_inventory(text: str, file: str = "<inventory>") -> Inventory:
             return Own(file).build(data)
         return AnsibleYaml(file).build(data)
     return Ini(file).build(text)
+
+
+def inventory_from_data(data: Mapping[str, Any], file: str) -> Inventory:
+    """An inventory in this project's format given as data (`groups`, `hosts`, `vars`), as a
+    scenario's inline `inventory:` gives it; `file` names where it was written."""
+    return Own(file).build({"kind": "inventory", **data})
 
 
 def expand(pattern: str, file: str = "<inventory>") -> list[str]:

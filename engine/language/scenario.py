@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .duration import parse_duration
+from .inventory import Inventory, inventory_from_data, load_inventory
 from .loader import Document
 from .model import empty_map, frozen_map
 from .source_map import SourceMap
@@ -156,12 +157,23 @@ class Scenario:
     mitigated_when: str | None = None  # an expression over the world's state: true once mitigated
     # Kubernetes target -> the pods it lists in the drill: names, or a template on `state`.
     pods: Mapping[str, tuple[str, ...] | str] = field(default_factory=empty_map)
+    # The hosts `group:` targets fan out to in the drill: a file (beside the scenario) or inline.
+    inventory: str | Mapping[str, Any] | None = None
     source: SourceMap | None = field(default=None, compare=False, repr=False)
 
     @property
     def runbook_path(self) -> Path:
         """The runbook file, resolved against the scenario file's directory."""
         return (Path(self.file).parent / self.runbook).resolve()
+
+    def load_inventory(self) -> Inventory | None:
+        """The scenario's inventory, read now (InventoryError if it cannot be): a path is
+        resolved against the scenario file's directory, as `runbook:` is."""
+        if self.inventory is None:
+            return None
+        if isinstance(self.inventory, str):
+            return load_inventory(Path(self.file).parent / self.inventory)
+        return inventory_from_data(self.inventory, f"{self.file} (inventory)")
 
     @cached_property
     def _responses_by_step(self) -> dict[str | None, list[Response]]:
@@ -262,5 +274,7 @@ def build_scenario(doc: Document) -> Scenario:
         objectives=_objectives(data.get("objectives") or {}),
         mitigated_when=data.get("mitigated_when"),
         pods=frozen_map({k: v if isinstance(v, str) else tuple(v) for k, v in (data.get("pods") or {}).items()}),
+        inventory=data["inventory"] if isinstance(data.get("inventory"), str) else (
+            frozen_map(data["inventory"]) if "inventory" in data else None),
         source=doc.source,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.fleet.hosts import Resolver, TargetError
 from engine.language.duration import format_duration
+from engine.language.inventory import Inventory, InventoryError
 from engine.language.model import Runbook
 from engine.language.scenario import Scenario
 from engine.run.alerts import record
@@ -186,18 +187,33 @@ def scenario_inputs(scenario: Scenario, runbook: Runbook) -> dict[str, Any]:
 class DrillHosts(Resolver):
     """The hosts of a target in a drill, resolved by the live resolver (each templated
     entry split on commas and spaces, `user@host:port` reduced to the host), so a drill
-    fans out to exactly the hosts a live run or a dry-run would. A drill reads no
-    inventory: a `group:` target stands for one host named after the group. A Kubernetes
-    target lists the scenario's `pods:` for it (a template follows the world's state),
-    else its `name:`, else one pod named after the target; no cluster is asked."""
+    fans out to exactly the hosts a live run or a dry-run would. A `group:` target fans
+    out to the group's hosts in the scenario's `inventory:`, and stands for one host named
+    after the group when the scenario has none. A Kubernetes target lists the scenario's
+    `pods:` for it (a template follows the world's state), else its `name:`, else one pod
+    named after the target; no cluster is asked."""
 
     def __init__(self, world: World | None = None) -> None:
         super().__init__(None)
         self.path = None  # never $RUNBOOK_INVENTORY: a drill must not depend on the machine
         self.world = world
+        self._scripted = world is not None and world.scenario.inventory is not None
+
+    @property
+    def inventory(self) -> Inventory | None:
+        """The scenario's inventory, read on first use (a bad one fails the step, as live)."""
+        if self._inventory is None and self._scripted:
+            assert self.world is not None
+            try:
+                self._inventory = self.world.scenario.load_inventory()
+            except InventoryError as exc:
+                raise TargetError(f"the scenario's inventory: {exc.message}") from None
+        return self._inventory
 
     def _group(self, target: str, group: str) -> list[str]:
-        return [group]
+        if not self._scripted:
+            return [group]
+        return super()._group(target, group)
 
     def __call__(self, name: str, target: Any, ctx: Mapping[str, Any]) -> list[str]:
         if target.kube is None:
