@@ -107,7 +107,9 @@ class Worker:
         self._beat.set()
         _join(self._threads[-1:], None)
         self._seen("stopped")
-        log.info("worker %s: stopped (%d run(s) carried out, %d handed over)", self.name, len(self.done), len(left))
+        handed = sum(1 for _, what in self.done if what == "handed over")
+        log.info("worker %s: stopped (%d run(s) carried out, %d handed over)", self.name, len(self.done) - handed,
+                 handed)
 
     def wait(self) -> None:
         """Until drain() is called (by a signal handler), then stop()."""
