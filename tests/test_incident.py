@@ -488,7 +488,7 @@ def test_every_shipped_runbook_names_the_phase_from_the_first_update_and_says_ho
 
     run_suite(scenario_files([str(ROOT / "scenarios")]), runs_dir=tmp_path)
     journals = sorted(tmp_path.glob("*/journal.jsonl"))
-    assert len(journals) == 6
+    assert len(journals) == len(list((ROOT / "scenarios").glob("*.yaml")))  # every shipped scenario ran
     for journal in journals:
         rows = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
         updates = [r["message"] for r in rows if r["event"] == "notify.sent" and r["purpose"] == "update"]

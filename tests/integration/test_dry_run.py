@@ -18,7 +18,7 @@ SHIPPED = sorted((ROOT / "runbooks").glob("*.yaml"))
 KNOWN = {
     "host": "db-1", "service": "checkout-api", "replica": "db-2", "primary": "db-1", "queue": "orders",
     "worker": "orders-worker", "domain": "www.example.com", "web_host": "web-1", "job": "node",
-    "instance": "10.0.3.7:9100",
+    "instance": "10.0.3.7:9100", "namespace": "shop", "app": "checkout-api",
     "health_url": "http://127.0.0.1:9/health",
 }
 SECRETS = {"prom_token": "prom-secret-123", "rabbit_password": "rabbit-secret-456"}
