@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "live": "bench.live",
     "simulate": "bench.simulate",
     "fleet": "bench.fleet",
+    "startup": "bench.startup",
     "kube": "bench.kube",
     "promql": "bench.promql",
     "service": "bench.service",
