@@ -248,6 +248,13 @@ CASES = [
     Case("RB207", "a question without default left unanswered, at the answers", complete(
         **{"{answers: {cause: logs, size: 12}}": "{‸answers: {cause: logs}}"}),
          message="no answer for 'size'"),
+    Case("RB207", "set on an answered question and on an approval", complete(**{
+        "  assess: {answers: {cause: logs, size: 12}}":
+        "  assess: {answers: {cause: logs, size: 12}, set: {cause: '{{ answers.cause }}'}}",
+        "  restart: {approve: true}": "  restart: {approve: true, set: {restarted: '{{ approved }}'}}"})),
+    Case("RB207", "set on a step that asks nobody anything, at its key", complete(**{
+        "  restart: {approve: true}": "  restart: {approve: true}\n  usage: {‸set: {looked: true}}"}),
+         message="its set never applies"),
     Case("RB207", "a confirm question answered with text", complete(
         **{"size: 12}}": "size: 12, sure: ‸maybe}}"}), message="must be true or false"),
     Case("RB207", "a participant who only takes time, for a step with questions", complete(

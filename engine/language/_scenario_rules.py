@@ -196,6 +196,10 @@ def _answers(c: ScenarioCheck) -> Iterator[Finding]:
         if who.approve is not None and step.confirm is None:
             yield Finding(("participants", step_id, "approve"),
                           f"step '{step_id}' asks for no confirmation", key=True)
+        if who.set and not isinstance(step.spec, ManualSpec) and step.confirm is None:
+            yield Finding(("participants", step_id, "set"), f"step '{step_id}' asks nobody anything (no "
+                                                            "question, no confirmation): its set never applies",
+                          key=True)
 
 
 def _answer_problems(step: Step, who: Participant) -> Iterator[Finding]:

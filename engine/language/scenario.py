@@ -117,6 +117,7 @@ class Participant:
     by: str | None = None
     role: str | None = None
     hint: bool = False
+    set: Mapping[str, Any] = field(default_factory=empty_map)  # world changes once they answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +233,7 @@ def _participant(step: str, data: Mapping[str, Any]) -> Participant:
     return Participant(
         step=step, answers=frozen_map(data.get("answers")), approve=data.get("approve"),
         after=dist(data.get("after")), by=data.get("by"), role=data.get("role"),
-        hint=data.get("hint", False),
+        hint=data.get("hint", False), set=frozen_map(data.get("set")),
     )
 
 

@@ -31,7 +31,7 @@ from engine.run.state import StepRecord
 from engine.templates import templating
 
 from .guard import no_real_effects
-from .people import ACKNOWLEDGE, ScenarioPrompter
+from .people import ACKNOWLEDGE, ScenarioPrompter, WorldReacts
 from .world import SimulatedExecutor, SimulatedNotifier, SimulatedRemote, World
 
 
@@ -262,7 +262,7 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     memory = MemoryJournal()
     bus = EventBus(clock, [memory, *setup.observers], Masker(_secrets(runbook, inputs)))
     world.emit = bus.emit
-    prompter = setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng)
+    prompter = WorldReacts(setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng), world)
     services = _services(world, prompter, scenario, setup.channels)
     run_id = setup.run_id or f"{scenario.id}-seed{seed}"
     runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id, mode=setup.mode,

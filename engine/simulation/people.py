@@ -6,10 +6,13 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from engine.errors import TemplateError
 from engine.executors.prompts import Answer, ApprovalReply, ApprovalRequest, Question, Unanswered, coerce
 from engine.language.model import MISSING
 from engine.language.scenario import ACKNOWLEDGE, Participant, Scenario
 from engine.run.events import HintShown
+
+from .world import World
 
 
 class ScenarioPrompter:
@@ -83,3 +86,38 @@ class ScenarioPrompter:
         waited = self._take_time(entry)
         by, role = self._who(entry, None)
         return by, role, waited
+
+
+class WorldReacts:
+    """A prompter (scripted or people at a terminal) whose answers change the simulated
+    world: once a step's question is answered or its approval given or refused, the `set:`
+    of the step's `participants` entry is applied to the state, its templates seeing the
+    `answers` given and whether the step was `approved`, so the world follows the path the
+    people took. Everything else is the wrapped prompter's."""
+
+    def __init__(self, inner: Any, world: World) -> None:
+        self.inner, self.world = inner, world
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def ask(self, question: Question) -> Answer:
+        answer: Answer = self.inner.ask(question)
+        self._react(question.step, {"answers": dict(answer.values), "approved": None})
+        return answer
+
+    def approve(self, request: ApprovalRequest) -> ApprovalReply:
+        reply: ApprovalReply = self.inner.approve(request)
+        self._react(request.step, {"answers": {}, "approved": reply.approved})
+        return reply
+
+    def _react(self, step: str, given: dict[str, Any]) -> None:
+        leaf = step.rsplit("/", 1)[-1]
+        entry = self.world.scenario.participants.get(leaf)
+        if entry is None or not entry.set:
+            return
+        try:
+            self.world.apply(entry.set, extra=given)
+        except TemplateError as exc:
+            raise Unanswered(f"step {step}: the scenario's participants.{leaf}.set failed: {exc}") from None
+        self.world.check_mitigated(step, None)

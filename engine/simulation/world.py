@@ -120,9 +120,10 @@ class World:
             raise TemplateError(f"`{key}` gave {type(value).__name__}, not a list of mappings")
         return value
 
-    def apply(self, changes: Mapping[str, Any], inv: Invocation | None = None) -> dict[str, Any]:
-        """Apply `set:` (templates see the state before the change)."""
-        ctx = self.context(inv)
+    def apply(self, changes: Mapping[str, Any], inv: Invocation | None = None,
+              extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Apply `set:` (templates see the state before the change, and `extra`)."""
+        ctx = {**self.context(inv), **(extra or {})}
         rendered = {k: templating.render_value(v, ctx, where=self.scenario.file) for k, v in changes.items()}
         for key, value in rendered.items():
             _assign(self.state, key, value)
