@@ -495,7 +495,9 @@ def test_every_shipped_runbook_names_the_phase_from_the_first_update_and_says_ho
         *open_, last = updates
         assert open_ and all("None" not in m and "detection" in open_[0] for m in open_), (journal, updates)
         assert all("Next update within 30m." in m for m in open_), updates
-        assert "Next update" not in last and "resolved after" in last and "last update" in last, last
+        outcome = next(r["outcome"] for r in rows if r["event"] == "run.finished")
+        said = "resolved after" if outcome == "resolved" else f"({outcome}) after"  # handed over (escalated)
+        assert "Next update" not in last and said in last and "last update" in last, (outcome, last)
 
 
 def test_a_final_update_says_the_run_ended_and_how_without_promising_another(tmp_path: Path) -> None:
