@@ -265,3 +265,14 @@ def test_colour_is_used_on_a_terminal_unless_no_color_or_a_flag_says_otherwise(
         monkeypatch.delenv("NO_COLOR", raising=False)
     stream: Any = Tty() if tty else io.StringIO()
     assert _use_color(flag, stream) is expected
+
+
+def test_a_large_fleet_is_named_in_a_step_header_by_its_first_hosts_and_a_count() -> None:
+    """A 1,000-host target's first line is not a 17 kB list; eight hosts or fewer are all named."""
+    fleet = [f"10.0.{n // 250}.{n % 250}" for n in range(1000)]
+    text = show(StepStarted("check", "detection", "run", command="true", target="fleet", hosts=fleet))
+    header = text.splitlines()[0]
+    assert header.endswith("[fleet: 10.0.0.0, 10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4, 10.0.0.5, "
+                           "... and 994 more (1000 hosts)]")
+    eight = show(StepStarted("check", "detection", "run", command="true", target="web", hosts=fleet[:8]))
+    assert f"[web: {', '.join(fleet[:8])}]" in eight

@@ -8,7 +8,7 @@ a terminal, plain otherwise; NO_COLOR is respected by the caller's choice of `co
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from engine.executors.notify import NO_CONFIG
@@ -53,6 +53,7 @@ _STATUS = {"ok": ("✓", "ok", "green"), "failed": ("✗", "FAILED", "red"),
 POLL_COMPARE_LIMIT = 65536  # characters of a poll's output kept to compare with the next poll
 PROGRESS_EVERY = 1.0  # seconds between fan-out progress lines (failures always show)
 TABLE_OK_ROWS = 10  # ok hosts listed in a step's host table; the journal has them all
+HEADER_HOSTS = 8  # hosts named in a step's first line: a 1,000-host target is not one 17 kB line
 
 
 class Console:
@@ -150,7 +151,7 @@ class Console:
     def _step_started(self, e: StepStarted, s: Stamp) -> None:
         where = ""
         if e.target:
-            where = f"  [{e.target}: {', '.join(e.hosts) if e.hosts else '?'}]"
+            where = f"  [{e.target}: {_host_list(e.hosts)}]"
         prefix = "undo " if e.rollback_of else ""
         item = f"  (item {_short(e.item)})" if e.item is not None else ""
         if e.block:  # a step of a block (or a case): which one, and for which of its items
@@ -405,3 +406,12 @@ class _Polls:
         for table in (self._held, self._seen, self._last):
             table.pop(step, None)
         self._polling.discard(step)
+
+
+def _host_list(hosts: Sequence[str]) -> str:
+    """The hosts of a step's first line: all of them, or the first few and how many more."""
+    if not hosts:
+        return "?"
+    if len(hosts) <= HEADER_HOSTS:
+        return ", ".join(hosts)
+    return f"{', '.join(hosts[:HEADER_HOSTS - 2])}, ... and {len(hosts) - HEADER_HOSTS + 2} more ({len(hosts)} hosts)"
