@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Cluster", "Done", "find", "kubeconfig_problem", "message", "run_short", "wrapper"]
+__all__ = ["Cluster", "Done", "find", "kubeconfig_problem", "message", "run_short", "terminated_code", "wrapper"]
 
 KUBECTL = "kubectl"
 REQUEST_TIMEOUT = "20s"  # each API request of a short command (kubectl's own limit)

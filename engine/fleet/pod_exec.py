@@ -26,6 +26,7 @@ from .pods import Place
 
 __all__ = ["PodExecutor"]
 
+_KUBECTL_ERROR = re.compile(r"^(error: |Error from server|Unable to connect|The connection to the server)")
 _DEBUG_POD = re.compile(r"Creating debugging pod (\S+) with container")
 _PID_LINE = re.compile(rb"^" + re.escape(kubectl.PID_MARK.encode()) + rb"(\d+)\r?$")
 # kubectl's own first line on stderr: which container of several it picked (a pod), which
@@ -134,6 +135,17 @@ class PodExecutor:
         return None
 
 
+def _lost(result: Result) -> bool:
+    """kubectl failed after the command started, with an error of its own: when the
+    command itself exits non-zero, kubectl's last line says so (`command terminated with
+    exit code N`) and its exit code is the command's."""
+    if result.exit_code in (0, None) or result.timed_out or result.cancelled:
+        return False
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return kubectl.terminated_code(last) is None and _KUBECTL_ERROR.match(last) is not None
+
+
 def _debug_pod(stderr: str) -> str | None:
     match = _DEBUG_POD.search(stderr)
     return match.group(1) if match else None
@@ -150,6 +162,10 @@ def _finish(inv: Invocation, place: Place, result: Result, marked: _Marked, code
         return replace(result, host=inv.host, stdout=stdout, ok=False,
                        error=f"kubectl could not run the command in {place.noun} {inv.host}: {why}",
                        extra={"status": "unreachable"})
+    if place.kind == "pods" and _lost(result):
+        return replace(result, host=inv.host, stdout=stdout, exit_code=None, ok=False,
+                       error=f"kubectl lost pod {inv.host} while the command ran (it may have run partly): "
+                             f"{kubectl.message(result.stderr)}", extra={"status": "unreachable"})
     if code is not None and code != result.exit_code and not (result.timed_out or result.cancelled):
         ok = code in inv.exit_codes
         return replace(result, host=inv.host, stdout=stdout, exit_code=code, ok=ok,

@@ -9,7 +9,8 @@ gives it (calls.jsonl) and answers from a JSON file the test writes (state.json)
   outlives a killed kubectl), with FAKE_POD set; a pod in the state's `vanished` list
   answers as the API server does for a pod that is gone, one in `no_shell` as a distroless
   container without /bin/sh does; without --container, a pod of several containers gets
-  kubectl's `Defaulted container` notice on stderr first; a non-zero exit prints kubectl's
+  kubectl's `Defaulted container` notice on stderr first; a pod in `lose` runs the command,
+  then fails as kubectl does when the connection drops; a non-zero exit prints kubectl's
   `command terminated with exit code N` and exits N;
 - `debug node/NAME ... -- chroot /host CMD...`: prints kubectl's `Creating debugging pod`
   line, runs CMD here and exits 0 whatever CMD did (the exit code is then only in the
@@ -103,6 +104,9 @@ elif words[:1] == ["exec"]:
                          'unknown\n')
         sys.exit(126)
     code = run_here(rest, pod)
+    if pod in state.get("lose", []):
+        sys.stderr.write("error: lost connection to pod\n")
+        sys.exit(1)
     if code:
         sys.stderr.write("command terminated with exit code %d\n" % code)
     sys.exit(code)

@@ -396,3 +396,18 @@ def test_a_live_run_on_pods_replays_as_a_drill_on_the_same_pods(tmp_path: Path, 
     assert list(drill_hosts) == list(live_hosts) == ["web-a", "web-b", "web-c"]
     assert {h: (v["stdout"], v["exit_code"]) for h, v in drill_hosts.items()} == {
         "web-a": ("web-a\n", 0), "web-b": ("web-b\n", 0), "web-c": ("web-c\n", 1)}
+
+
+def test_a_connection_lost_while_the_command_ran_is_unreachable_not_an_exit_code(
+        run_text: Callable, kube: FakeKubectl) -> None:
+    """kubectl failing on its own after the command started (no `command terminated with
+    exit code N` line) is not the command's exit code: the pod is unreachable, and the
+    command may have run partly."""
+    kube.state["lose"] = ["web-b"]
+    kube.save()
+    _, records, _ = run_text(runbook(PODS, "- id: look\n  target: web\n  run: echo here\n"))
+    hosts = finished(records, "look")["hosts"]
+    assert hosts["web-b"]["status"] == "unreachable" and hosts["web-b"]["exit_code"] is None
+    assert hosts["web-b"]["error"] == ("kubectl lost pod web-b while the command ran (it may have run partly): "
+                                       "error: lost connection to pod")
+    assert hosts["web-a"]["status"] == "ok" and hosts["web-b"]["stdout"] == "here\n"
