@@ -200,3 +200,23 @@ def test_a_bunch_of_markers_stacks_in_order_and_the_overflow_is_counted() -> Non
     assert [d.label for d in dots] == [str(n) for n in range(1, 10)] + ["+5"]
     assert len({d.x for d in dots}) == 1 and [d.y for d in dots] == sorted({d.y for d in dots})
     assert drawn.height > chart.timeline_chart(Timeline(end=60.0)).height
+
+
+def test_two_bars_of_one_step_at_one_instant_keep_their_own_hosts(tmp_path: Path) -> None:
+    """A journal repeating a step at the same elapsed time, once fanned out and once not, drew
+    the first bar's host table under the second (charts were looked up by step and start) and
+    crashed on its empty host list: 'list object has no element 0' (hypothesis found it)."""
+    import json
+
+    hosts = {"web-1": {"status": "failed", "exit_code": 1, "duration": 1.0},
+             "web-2": {"status": "ok", "exit_code": 0, "duration": 1.0}}
+    records = [{"seq": 0, "event": "run.started", "elapsed": 0.0},
+               {"seq": 1, "event": "step.started", "step": "s1", "elapsed": 1.0},
+               {"seq": 2, "event": "step.finished", "step": "s1", "status": "failed", "elapsed": 1.0,
+                "hosts": hosts},
+               {"seq": 3, "event": "step.started", "step": "s1", "elapsed": 1.0},
+               {"seq": 4, "event": "step.finished", "step": "s1", "status": "ok", "elapsed": 1.0}]
+    path = tmp_path / "journal.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    page = render_html(build_report(path))
+    assert page.count("<caption>Hosts of s1") == 1

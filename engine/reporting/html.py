@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,11 @@ def _env() -> Any:
     return env
 
 
-def _subrun_charts(report: Any) -> dict[str, dict[str, chart.Chart]]:
-    out: dict[str, dict[str, chart.Chart]] = {}
+def _subrun_charts(report: Any) -> Callable[[Any], dict[str, chart.Chart]]:
+    """Each bar's host and item charts, looked up by the bar itself: two bars may share a
+    step and a start (a journal that repeats a step at one instant), and one bar's hosts
+    must never be drawn under another."""
+    out: dict[int, dict[str, chart.Chart]] = {}
     for bar in report.timeline.bars:
         charts = {}
         if bar.shows_hosts:
@@ -55,8 +59,8 @@ def _subrun_charts(report: Any) -> dict[str, dict[str, chart.Chart]]:
         if bar.items:
             charts["items"] = chart.subrun_chart(bar, bar.items, "items")
         if charts:
-            out[f"{bar.step}@{bar.start}"] = charts
-    return out
+            out[id(bar)] = charts
+    return lambda bar: out.get(id(bar), {})
 
 
 def render_html(report: Any) -> str:
