@@ -73,7 +73,7 @@ participants:
 
 SEVERITY = {"RB201": ERROR, "RB202": ERROR, "RB203": ERROR, "RB204": ERROR, "RB205": WARNING,
             "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR, "RB215": ERROR,
-            "RB216": ERROR}
+            "RB216": ERROR, "RB217": ERROR}
 
 
 GROUP_TARGETS = """\
@@ -82,6 +82,14 @@ targets:
   edge: {group: edge}
   picked: {group: "{{ inputs.mount }}"}
 """
+
+
+MEMBERS = RUNBOOK.replace("recovery:\n", """recovery:
+  - id: each_member
+    for_each: [a, b]
+    block:
+      - {id: defrag, run: "defrag {{ item }}"}
+""")
 
 
 def scenario(body: str) -> str:
@@ -233,6 +241,25 @@ CASES = [
           must_run: [restart, ‸restrat]
           approved_by_role: {‸reboot: incident_commander}
         """), message="objectives names step"),
+    Case("RB206", "order and items naming steps inside blocks", extended("""
+        objectives:
+          order: [usage, restart, defrag]
+          items: [{step: defrag, last: {item: b}}]
+        """), runbook=MEMBERS),
+    Case("RB206", "order and items naming missing steps", extended("""
+        objectives:
+          order: [usage, ‸defarg]
+          items: [{step: ‸defarg, count: 2}]
+        """), message="did you mean 'defrag'?", runbook=MEMBERS),
+    # -- RB217 item-objective-step -----------------------------------------------------------
+    Case("RB217", "items of a step inside a block with for_each", extended("""
+        objectives:
+          items: [{step: defrag, each: {status: ok}}]
+        """), runbook=MEMBERS),
+    Case("RB217", "items of a step that runs once", extended("""
+        objectives:
+          items: [{step: defrag, count: 2}, {step: ‸restart, count: 1}]
+        """), message="runs once", runbook=MEMBERS),
     # -- RB207 bad-participant-answer --------------------------------------------------------
     Case("RB207", "answers that fit the questions, approval of a confirm step",
          scenario(COMPLETE)),

@@ -96,7 +96,21 @@ def _objective_steps(c: ScenarioCheck) -> Iterator[Finding]:
     # must_not_run may name steps of other runbooks on purpose ("never reboot"):
     # only must_run and approvals must exist.
     ids += [(("objectives", "approved_by_role", s), s) for s in obj.approved_by_role]
+    ids += [(("objectives", "order", i), s) for i, s in enumerate(obj.order)]
+    ids += [(("objectives", "items", o.index, "step"), o.step) for o in obj.items]
     yield from _unknown_steps(c, iter(ids), "objectives")
+
+
+@rule("RB217", "item-objective-step", ERROR,
+      "An objective on a step's items needs a step that runs per item: one with for_each, or inside "
+      "a block with for_each.", kind="scenario")
+def _item_objective_steps(c: ScenarioCheck) -> Iterator[Finding]:
+    for wanted in c.scenario.objectives.items:
+        step = c.runbook.step(wanted.step) if c.runbook is not None else None
+        if step is not None and step.for_each is None and not step.in_loop:
+            yield Finding(("objectives", "items", wanted.index, "step"),
+                          f"step '{wanted.step}' runs once, not per item (no for_each on it or its block): "
+                          "use must_run, order or a response's match instead")
 
 
 def _pattern_text(text: str) -> str:

@@ -134,6 +134,22 @@ class Objectives:
     escalated: bool | None = None
     priority: str | None = None
     approved_by_role: Mapping[str, str] = field(default_factory=empty_map)
+    order: tuple[str, ...] = ()  # these steps first started in this order
+    items: tuple[ItemObjective, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ItemObjective:
+    """What a step's runs over the items of its (block's) for_each must show: how many,
+    and what the first, the last and every run has (dotted paths into each run's
+    {index, item, status, error} -> expected values), e.g. the leader last."""
+
+    step: str
+    index: int  # its position in `objectives.items`
+    count: int | None = None
+    first: Mapping[str, Any] = field(default_factory=empty_map)
+    last: Mapping[str, Any] = field(default_factory=empty_map)
+    each: Mapping[str, Any] = field(default_factory=empty_map)
 
 
 @dataclass(frozen=True)
@@ -249,6 +265,10 @@ def _objectives(data: Mapping[str, Any]) -> Objectives:
         max_retries=data.get("max_retries"), first_update_within=d("first_update_within"),
         escalated=data.get("escalated"), priority=data.get("priority"),
         approved_by_role=frozen_map(data.get("approved_by_role")),
+        order=tuple(data.get("order", ())),
+        items=tuple(ItemObjective(o["step"], i, o.get("count"), frozen_map(o.get("first")),
+                                  frozen_map(o.get("last")), frozen_map(o.get("each")))
+                    for i, o in enumerate(data.get("items", ()))),
     )
 
 

@@ -96,6 +96,9 @@ class Timings:
     complete: bool = False
     mitigated_when: str | None = None  # the drill's world decides mitigation with this condition
     mitigated_by: str = ""  # why the run counts as mitigated, in words
+    # step -> its run for each item of its (or its block's) for_each, in run order:
+    # {index, item, status, error}, for objectives on items ("the leader last").
+    items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def human_time(self) -> float:
@@ -173,6 +176,7 @@ class _Collector:
         self.acted: str | None = None  # the first remediation step that acted and succeeded
         self.world_mitigated = False
         self._handlers: dict[str, Any] = {}  # event name -> method (looked up once per name)
+        self.item_of: dict[str, Any] = {}  # step -> the item its last step.started ran for
 
     def add(self, r: Mapping[str, Any]) -> None:
         elapsed = _elapsed(r)
@@ -205,6 +209,7 @@ class _Collector:
         if timing is None:  # for_each starts a step once per item: keep the first start
             timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")), started=_elapsed(r))
         timing.role, timing.rollback_of = r.get("role"), r.get("rollback_of")
+        self.item_of[step] = r.get("item")
         if self.first_step is None:
             self.first_step = _elapsed(r)
 
@@ -216,6 +221,9 @@ class _Collector:
         timing.duration = (timing.duration if again else 0.0) + _num(r.get("duration"))
         timing.attempts = (timing.attempts if again else 0) + int(_num(r.get("attempts")))
         timing.finished = _elapsed(r)
+        if r.get("index") is not None:
+            self.t.items.setdefault(step, []).append({"index": r.get("index"), "item": self.item_of.get(step),
+                                                      "status": timing.status, "error": r.get("error")})
         if (self.remediating and self.acted is None and timing.status == "ok"
                 and r.get("kind") in ACTING_KINDS and not r.get("rollback_of")):
             self.acted = step

@@ -30,20 +30,10 @@ from engine.run.services import Services
 from engine.run.state import StepRecord
 from engine.templates import templating
 
+from .checks import Check, sequence_checks
 from .guard import no_real_effects
 from .people import ACKNOWLEDGE, ScenarioPrompter, WorldReacts
 from .world import SimulatedExecutor, SimulatedNotifier, SimulatedRemote, World
-
-
-@dataclass
-class Check:
-    """One objective: what was expected, what happened, met or missed (and by how much)."""
-
-    objective: str
-    expected: str
-    actual: str
-    met: bool
-    note: str = ""
 
 
 @dataclass
@@ -105,6 +95,7 @@ def score(scenario: Scenario, t: Timings, unscripted: Sequence[str] = ()) -> Sco
     if obj.max_retries is not None:
         checks.append(Check("max_retries", f"<= {obj.max_retries}", str(t.retries), t.retries <= obj.max_retries))
     checks.extend(_command_checks(scenario, t))
+    checks.extend(sequence_checks(obj, t))
     return Scorecard(scenario.id, scenario.title, t.outcome, checks, t, wrong_turns(t, obj.must_not_run),
                      list(unscripted))
 
