@@ -100,3 +100,20 @@ def test_without_the_server_extra_the_commands_say_what_to_install(monkeypatch: 
         assert result.exit_code == 2, (command, result.output)
         assert "needs the server extra: pip install 'runbook-engine[server]'" in result.output
         assert "Traceback" not in result.output
+
+
+def test_runbook_validate_checks_a_serve_config_beside_the_runbooks(tmp_path: Path) -> None:
+    """A repository keeps serve.yaml beside its runbooks and pre-commit validates every file:
+    `runbook validate` checked it as an 'unknown kind'. Now it gets the schema and the
+    config's own checks, positioned, and the cache notices a runbook directory appearing."""
+    config = tmp_path / "serve.yaml"
+    config.write_text(GOOD + "bogus: 1\n")
+    home = {"RUNBOOK_HOME": str(tmp_path / "home")}
+    result = CliRunner().invoke(cli, ["validate", str(config)], env=home)
+    assert result.exit_code == 1 and f"{config}:{GOOD.count(chr(10)) + 1}:1: error: unknown key 'bogus'" in result.output, result.output
+    config.write_text(GOOD)
+    for expected in (1, 0):  # the second time the directory exists: the cached error must not stay
+        result = CliRunner().invoke(cli, ["validate", str(config)], env=home)
+        assert result.exit_code == expected, result.output
+        assert ("no such runbook directory or file: runbooks" in result.output) is (expected == 1)
+        (tmp_path / "runbooks").mkdir(exist_ok=True)

@@ -50,7 +50,9 @@ def fingerprint(data: bytes) -> str:
 
 
 def file_fingerprint(path: str) -> str | None:
-    """The fingerprint of a regular file's bytes; None for anything else (never blocks on a FIFO)."""
+    """The fingerprint of a regular file's bytes; "directory" for a directory (a serve config
+    names runbook directories: one appearing must change the result); None for anything else
+    (never blocks on a FIFO)."""
     import stat
 
     try:
@@ -58,7 +60,10 @@ def file_fingerprint(path: str) -> str | None:
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return "directory"
+        if not stat.S_ISREG(mode):
             return None
         with os.fdopen(fd, "rb", closefd=False) as handle:
             return fingerprint(handle.read())

@@ -18,7 +18,9 @@ from .diagnostics import Diagnostic, Severity
 from .loader import Document
 
 KINDS = ("runbook", "scenario", "inventory")
-# Config files the engine reads (validated with positions, not by `runbook validate`).
+# Config files the engine reads: validated with positions where they are read, and by
+# `runbook validate` too (a repository keeps them beside its runbooks, and pre-commit
+# checks every file), which runs their schema and their own checks but builds no model.
 CONFIGS = ("serve", "connections")
 
 # Stable rule ids for schema problems, by JSON Schema keyword.
@@ -70,7 +72,7 @@ def issues(kind: str, data: Any) -> list[Issue]:
 def validate(doc: Document) -> list[Diagnostic]:
     """Every schema problem of a document, each positioned and with a rule id."""
     kind = doc.kind
-    if kind not in KINDS:
+    if kind not in KINDS + CONFIGS:
         return [_kind_problem(doc)]
     return [_diagnostic(doc, issue) for issue in issues(kind, doc.data)]
 
@@ -85,8 +87,8 @@ def _kind_problem(doc: Document) -> Diagnostic:
     if raw is None:
         return doc.diagnostic((), "missing `kind:`: expected `kind: runbook`, `kind: scenario` or "
                                   "`kind: inventory`", RULE_KIND)
-    return doc.diagnostic(("kind",), f"unknown kind {raw!r}: expected runbook, scenario or inventory",
-                          RULE_KIND)
+    return doc.diagnostic(("kind",), f"unknown kind {raw!r}: expected runbook, scenario, inventory, "
+                                     "serve or connections", RULE_KIND)
 
 
 def _diagnostic(doc: Document, issue: Issue) -> Diagnostic:

@@ -159,8 +159,12 @@ def check_document(doc: Document, options: Options = DEFAULT_OPTIONS) -> Checked
     schema_diags = schema.validate(doc)
     diags.extend(schema_diags)
     kind = doc.kind
+    if kind == "serve" and not schema_diags:
+        from .serve_rules import check_serve
+
+        diags.extend(check_serve(doc))
     if kind not in schema.KINDS:
-        return Checked(doc.file, diags)
+        return Checked(doc.file, _suppressed(doc, diags))
     lint_doc = doc if not schema_diags else pruned(doc, kind)
     model = None
     if lint_doc is not None:

@@ -10,17 +10,16 @@ line and column. What comes out is frozen records: nothing past here reads the Y
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.language.diagnostics import Diagnostic
 from engine.language.duration import parse_duration
 from engine.language.loader import Document, LoadError, load_file
 from engine.language.schema import validate_as
+from engine.language.serve_rules import check_serve
 from engine.language.validation import ValidationFailed
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -110,7 +109,7 @@ def load_config(path: str | os.PathLike[str] | None) -> ServeConfig:
         raise ValidationFailed(name, [exc.diagnostic], exc.text) from None
     problems = [*doc.problems, *validate_as(doc, "serve")]
     if not problems:
-        problems = _checks(doc)
+        problems = check_serve(doc)
     if any(d.is_error for d in problems):
         raise ValidationFailed(name, problems, _text(name))
     return _build(doc)
@@ -121,29 +120,6 @@ def _text(name: str) -> str | None:
         return Path(name).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-
-
-def _checks(doc: Document) -> list[Diagnostic]:
-    """What the schema cannot say: paths that must exist, names that must be unique."""
-    base = Path(doc.file).resolve().parent
-    found = [doc.diagnostic(("runbooks", i), f"no such runbook directory or file: {entry}", "RB013")
-             for i, entry in enumerate(doc.data.get("runbooks", [])) if not (base / entry).exists()]
-    channels = doc.data.get("channels")
-    if channels is not None and not (base / channels).is_file():
-        found.append(doc.diagnostic(("channels",), f"no such channels config: {channels}", "RB013"))
-    for i, route in enumerate(doc.data.get("routes", [])):
-        for label, pattern in route.get("match", {}).get("labels_match", {}).items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                found.append(doc.diagnostic(("routes", i, "match", "labels_match", label),
-                                            f"not a regular expression: {exc}", "RB013"))
-    seen: set[str] = set()
-    for i, person in enumerate(doc.data.get("people", [])):
-        if person["name"] in seen:
-            found.append(doc.diagnostic(("people", i, "name"), f"person {person['name']!r} is listed twice", "RB013"))
-        seen.add(person["name"])
-    return found
 
 
 def _build(doc: Document) -> ServeConfig:
