@@ -241,3 +241,21 @@ def test_a_token_read_from_a_variable_is_masked_when_the_server_echoes_it(ws: Wo
     assert "refused Bearer ***" in finished_step(complete_journal(ws.only_run()), "q")["error"]
     assert "tok-very-secret" not in done.text
     assert all(b"tok-very-secret" not in f.read_bytes() for f in iter_files(ws.only_run()))
+
+
+def test_a_prometheus_that_never_answers_fails_the_step_at_the_connection_timeout(ws: Workspace) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        ws.write("live.yaml", runbook_text("""\
+            triage:
+              - {id: q, promql: up, timeout: 60s}
+            """, head=connection(url, "    timeout: 1s\n")))
+        done = ws.run("run", "live.yaml")
+    assert done.code == 1, done.text
+    error = finished_step(complete_journal(ws.only_run()), "q")["error"]
+    assert error.startswith(f"Prometheus prom ({url}): timed out after 1s"), error
+    assert_clean_failure_output(done)
