@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from . import includes
 from .diagnostics import Diagnostic
 from .inventory import InventoryError
 from .loader import Document
-from .model import MISSING, AskField, HttpSpec, ManualSpec, Runbook, RunSpec, Step
+from .model import MISSING, AskField, HttpSpec, IncludeSpec, ManualSpec, Runbook, RunSpec, Step
 from .monitoring import PromqlSpec, ScrapeTargetsSpec
 from .rules import ERROR, WARNING, Finding, did_you_mean, rule, run_rules
 from .scenario import ACKNOWLEDGE, Match, Participant, Response, Scenario
@@ -29,11 +30,32 @@ class ScenarioCheck:
     runbook_kind: str | None = None  # set when the file is not a runbook
 
     @cached_property
+    def steps(self) -> dict[str, Step]:
+        """Every step by the id a drill knows it by: the runbook's own, and those of the
+        runbooks it includes as `include_step/inner_step` (includes of includes nested)."""
+        return dict(_steps_of(self.runbook, "", ())) if self.runbook else {}
+
+    @cached_property
     def step_ids(self) -> set[str]:
-        return {s.id for s in self.runbook.steps(rollbacks=True)} if self.runbook else set()
+        return set(self.steps)
+
+    def step(self, step_id: str) -> Step | None:
+        return self.steps.get(step_id)
 
     def unknown(self, step_id: str) -> bool:
         return self.runbook is not None and step_id not in self.step_ids
+
+
+def _steps_of(book: Runbook, prefix: str, chain: tuple[str, ...]) -> Iterator[tuple[str, Step]]:
+    for step in book.steps(rollbacks=True):
+        yield prefix + step.id, step
+        spec = step.spec
+        if not isinstance(spec, IncludeSpec) or _TEMPLATE.search(spec.runbook) or len(chain) >= includes.MAX_DEPTH:
+            continue
+        path = includes.target(book.file, spec.runbook)
+        child = includes.referenced(path).model
+        if child is not None and str(path) not in chain:  # a cycle is the runbook's own error (RB131)
+            yield from _steps_of(child, f"{prefix}{step.id}/", (*chain, str(path)))
 
 
 def lint_scenario(doc: Document, scenario: Scenario, runbook: Runbook | None, *,
@@ -60,7 +82,9 @@ def _unknown_steps(c: ScenarioCheck, ids: Iterator[tuple[tuple[str | int, ...], 
                    what: str) -> Iterator[Finding]:
     for path, step_id in ids:
         if c.unknown(step_id):
-            hint = did_you_mean(step_id, c.step_ids)
+            qualified = sorted(i for i in c.step_ids if i.endswith("/" + step_id))
+            hint = (f" as its own; it is a step of an included runbook: name it "
+                    f"{' or '.join(repr(q) for q in qualified)}") if qualified else did_you_mean(step_id, c.step_ids)
             yield Finding(path, f"{what} names step '{step_id}', which the runbook lacks{hint}",
                           key=isinstance(path[-1], str) and path[-1] == step_id)
 
@@ -106,7 +130,7 @@ def _objective_steps(c: ScenarioCheck) -> Iterator[Finding]:
       "a block with for_each.", kind="scenario")
 def _item_objective_steps(c: ScenarioCheck) -> Iterator[Finding]:
     for wanted in c.scenario.objectives.items:
-        step = c.runbook.step(wanted.step) if c.runbook is not None else None
+        step = c.step(wanted.step)
         if step is not None and step.for_each is None and not step.in_loop:
             yield Finding(("objectives", "items", wanted.index, "step"),
                           f"step '{wanted.step}' runs once, not per item (no for_each on it or its block): "
@@ -203,7 +227,7 @@ def _answers(c: ScenarioCheck) -> Iterator[Finding]:
     if c.runbook is None:
         return
     for step_id, who in c.scenario.participants.items():
-        step = c.runbook.step(step_id)
+        step = c.step(step_id)
         if step is None:
             continue  # RB203
         yield from _answer_problems(step, who)
@@ -218,7 +242,7 @@ def _answers(c: ScenarioCheck) -> Iterator[Finding]:
 
 def _answer_problems(step: Step, who: Participant) -> Iterator[Finding]:
     fields = {a.name: a for a in step.spec.ask} if isinstance(step.spec, ManualSpec) else {}
-    base = ("participants", step.id, "answers")
+    base = ("participants", who.step, "answers")
     for name, value in who.answers.items():
         ask = fields.get(name)
         if ask is None:
@@ -229,7 +253,7 @@ def _answer_problems(step: Step, who: Participant) -> Iterator[Finding]:
     # An unattended drill has nobody to type the answer to a question without default.
     missing = [n for n, a in fields.items() if n not in who.answers and a.default is MISSING]
     if missing:
-        where = base if who.answers else ("participants", step.id)
+        where = base if who.answers else ("participants", who.step)
         yield Finding(where, f"no answer for {', '.join(map(repr, missing))}, which "
                              f"step '{step.id}' asks without a default", key=True)
 

@@ -200,9 +200,22 @@ class Scenario:
         return index
 
     def responses_for(self, step: str) -> list[Response]:
-        """Responses that could answer `step`, in file order (the first match wins)."""
+        """Responses that could answer `step`, in file order (the first match wins). A step
+        of an included runbook (`fix_api/restart`) is answered by responses naming it so,
+        or naming its own id (`restart`: in every runbook that includes it)."""
         index = self._responses_by_step
-        return index.get(step, index[None])
+        leaf = step.rsplit("/", 1)[-1]
+        if leaf == step or leaf not in index:
+            return index.get(step, index[None])
+        if step not in index:
+            return index[leaf]
+        return sorted({r.index: r for r in [*index[step], *index[leaf]]}.values(), key=lambda r: r.index)
+
+    def participant(self, step: str) -> Participant | None:
+        """The scripted person for `step`: its entry by the step's path (`fix_api/ok`), else
+        by its own id (`ok`)."""
+        found = self.participants.get(step)
+        return found if found is not None else self.participants.get(step.rsplit("/", 1)[-1])
 
     def page_text(self, runbook_title: str) -> str:
         """The page as the trainees get it: `page:`, else the alert's name and summary as

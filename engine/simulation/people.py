@@ -25,8 +25,7 @@ class ScenarioPrompter:
         self.scenario, self.clock, self.emit, self.rng = scenario, clock, emit, rng
 
     def _entry(self, step: str) -> Participant:
-        leaf = step.rsplit("/", 1)[-1]
-        entry = self.scenario.participants.get(leaf)
+        entry = self.scenario.participant(step)
         if entry is None:
             raise Unanswered(f"unscripted step {step}: it waits for a person and the scenario's "
                              "participants has no entry for it")
@@ -112,12 +111,11 @@ class WorldReacts:
         return reply
 
     def _react(self, step: str, given: dict[str, Any]) -> None:
-        leaf = step.rsplit("/", 1)[-1]
-        entry = self.world.scenario.participants.get(leaf)
+        entry = self.world.scenario.participant(step)
         if entry is None or not entry.set:
             return
         try:
             self.world.apply(entry.set, extra=given)
         except TemplateError as exc:
-            raise Unanswered(f"step {step}: the scenario's participants.{leaf}.set failed: {exc}") from None
+            raise Unanswered(f"step {step}: the scenario's participants.{entry.step}.set failed: {exc}") from None
         self.world.check_mitigated(step, None)

@@ -57,7 +57,7 @@ class World:
 
     def respond(self, inv: Invocation) -> tuple[Response, Reply] | None:
         """The first response that matches this invocation, and the reply for this attempt."""
-        step = inv.step.rsplit("/", 1)[-1]
+        step = inv.step
         for response in self.scenario.responses_for(step):
             if self._matches(response, step, inv):
                 key = (response.index, step, inv.host)
@@ -66,7 +66,7 @@ class World:
         return None
 
     def _matches(self, response: Response, step: str, inv: Invocation) -> bool:
-        if response.step is not None and response.step != step:
+        if response.step is not None and response.step not in (step, step.rsplit("/", 1)[-1]):
             return False
         match = response.match
         if match is not None:
