@@ -9,6 +9,7 @@ import json
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -331,11 +332,29 @@ def test_a_command_left_running_by_a_killed_engine_is_found_and_never_started_tw
 
 
 def test_resume_can_wait_for_a_command_left_running_to_end(ws: Workspace) -> None:
-    run_dir = killed_mid_step(ws, f"touch {ws.root}/work.started; echo start >> {ws.root}/order.txt; sleep 3; "
-                                  f"echo end >> {ws.root}/order.txt")
-    done = ws.run("resume", run_dir, "--wait-running", "--rerun-interrupted")
+    # The first copy ends only when the gate opens, and the gate opens only once the resume
+    # says it is waiting: no sleep to outlast, however loaded the machine.
+    gate = ws.root / "gate"
+    run_dir = killed_mid_step(ws, f"touch {ws.root}/work.started; echo start >> {ws.root}/order.txt; "
+                                  f"while [ ! -e {gate} ]; do sleep 0.05; done; echo end >> {ws.root}/order.txt")
+    proc = ws.start("resume", run_dir, "--wait-running", "--rerun-interrupted")
+    never_hang = threading.Timer(60, gate.touch)  # should the resume never say it waits
+    never_hang.start()
+    try:
+        seen: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if "waiting for step work to end" in line:
+                break
+        assert seen and "waiting for step work to end" in seen[-1], "".join(seen)
+        assert (ws.root / "order.txt").read_text().split() == ["start"]  # still running, not started again
+        gate.touch()
+        done = collected(proc)
+    finally:
+        never_hang.cancel()
+        stop(proc)
     assert done.code == 0, done.text
-    assert "waiting for step work to end" in done.out
     # The first copy ended before the second started: never two at once.
     assert (ws.root / "order.txt").read_text().split() == ["start", "end", "start", "end"]
     assert resumed(complete_journal(run_dir))["leftovers"][0]["action"] == "wait"
