@@ -91,7 +91,12 @@ def is_postgres(engine: Engine | Connection) -> bool:
 def now(engine: Engine | Connection) -> ColumnElement[float]:
     """The database's clock in epoch seconds: every worker's leases are timed by one clock,
     whatever the clocks of their machines say."""
-    if is_postgres(engine):
+    return clock_of(engine.dialect.name)
+
+
+def clock_of(dialect: str) -> ColumnElement[float]:
+    """now() for the dialect named (for statements made once per database)."""
+    if dialect == "postgresql":
         return literal_column("EXTRACT(EPOCH FROM clock_timestamp())::float8")
     return literal_column("((julianday('now') - 2440587.5) * 86400.0)")
 
