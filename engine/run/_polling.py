@@ -14,6 +14,7 @@ from engine.errors import TemplateError
 from engine.executors.base import Result, parse_json
 from engine.language.duration import format_duration
 from engine.language.model import Step
+from engine.language.monitoring import KIND_RESULTS
 from engine.templates import templating
 
 from ._commands import next_try
@@ -49,7 +50,8 @@ def one_attempt(d: Driver, step: Step, sid: str, number: int, extra: dict[str, A
         tried.tries = poll
         if tried.cancelled or (tried.error and tried.result is None and not tried.hosts):
             return tried  # template errors and the like: polling cannot fix them
-        done = _until(d, step, tried, now)
+        # A query or an Alertmanager that failed this time has no value to judge: not yet.
+        done = False if _unanswered(step, tried) else _until(d, step, tried, now)
         if done is None:
             return replace(tried, ok=False)
         if done:
@@ -57,12 +59,19 @@ def one_attempt(d: Driver, step: Step, sid: str, number: int, extra: dict[str, A
             return check(d, step, tried, now)
         left = deadline - r.clock.monotonic() if deadline else None
         if left is not None and left < every:
+            last = f"; the last poll failed: {tried.error}" if _unanswered(step, tried) else ""
             return replace(tried, ok=False, error=f"until `{step.until}` was still false after "
-                           f"{poll} poll(s) in {format_duration(timeout or 0)}")
+                           f"{poll} poll(s) in {format_duration(timeout or 0)}{last}")
         next_command = next_try(d, step, {**extra, "attempt": first + poll})
         r.bus.emit(attempt_event(d, sid, poll, tried, every, polling=True, command=next_command))
         if not r.sleep(every):
             return Attempt(False, r.interruption(), cancelled=True, tries=poll)
+
+
+def _unanswered(step: Step, tried: Attempt) -> bool:
+    """A monitoring step's request failed (the server down, a 5xx): its `value`, `cleared`...
+    do not exist this time."""
+    return not tried.ok and step.kind in KIND_RESULTS and not (tried.result and tried.result.extra)
 
 
 def _until(d: Driver, step: Step, tried: Attempt, extra: dict[str, Any]) -> bool | None:

@@ -171,3 +171,19 @@ def test_a_silence_made_before_a_failure_is_expired_by_the_resumed_run(ws: Works
         am.destroy()
     assert after["id"] == made["id"] and after["status"] == {"state": "expired"}
     assert f"expired silence {made['id']}" in resumed.out
+
+
+def test_waiting_for_an_alert_to_clear_polls_through_a_down_alertmanager_and_says_so(ws: Workspace) -> None:
+    """A poll that cannot reach Alertmanager has no `cleared` to judge: not yet, not a
+    template error; the step's failure names the last error."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    ws.write("live.yaml", runbook_text("""\
+        recovery:
+          - {id: cleared, alert: TargetDown, until: cleared, every: 1s, timeout: 3s}
+        """, head=connection(url)))
+    done = ws.run("run", "live.yaml")
+    assert done.code == 1, done.text
+    step = finished_step(complete_journal(ws.only_run()), "cleared")
+    assert step["attempts"] >= 2 or "poll" in step["error"]
+    assert step["error"].startswith("until `cleared` was still false after ")
+    assert step["error"].endswith(f"the last poll failed: Alertmanager am ({url}): connection refused")
