@@ -41,6 +41,7 @@ def test_an_alertmanager_group_is_its_alerts_with_the_common_labels() -> None:
     assert first["labels"] == {"alertname": "DiskFull", "instance": "db-1", "severity": "page"}
     assert (first["status"], second["status"]) == ("firing", "resolved")
     assert first["startsAt"] == "2026-12-04T21:00:00Z" and first["annotations"]["summary"] == "db-1: disk 97% full"
+    assert "endsAt" not in first and second["endsAt"] == "2026-12-04T21:30:00Z"  # Go's zero time is no end
 
 
 def test_the_dedup_key_is_the_notification_not_the_bytes() -> None:

@@ -30,6 +30,7 @@ from .config import Source
 ALERT_FIELDS = ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint")
 GRAFANA_ALERT_EXTRAS = ("values", "valueString", "dashboardURL", "panelURL", "silenceURL", "imageURL")
 RESOLVED_WORDS = ("resolved", "ok", "normal", "closed")
+ZERO_TIME = "0001-01-01"  # Go's zero time: Alertmanager's endsAt of an alert still firing
 
 
 class PayloadError(EngineError):
@@ -141,7 +142,7 @@ def _group_alert(raw: Any, i: int, common: dict[str, str], common_annotations: d
         "fingerprint": _text(raw.get("fingerprint"), f"{where}.fingerprint") or digest(sorted(labels.items()))[:16],
     }
     for name in ("startsAt", "endsAt", "generatorURL", *extras):
-        if raw.get(name) not in (None, ""):
+        if raw.get(name) not in (None, "") and not str(raw[name]).startswith(ZERO_TIME):
             alert[name] = raw[name] if name == "values" else _text(raw[name], f"{where}.{name}")
     return alert
 

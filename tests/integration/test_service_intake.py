@@ -168,6 +168,9 @@ def test_a_resolved_alert_never_remediates(tmp_path: Path, postgres: PgCluster) 
             assert answer["alerts"][0]["detail"] == f"resolved while run {running_id} is running: recorded on the run"
             assert [e["what"] for e in store.audit_trail(running_id)] == ["alert.resolved"]
             wait_for(lambda: store.run(running_id).status == "finished", 60, "the run to finish anyway")  # type: ignore[union-attr]
+            _, again = post(f"{base}/hooks/am", encode(alertmanager(am_alert("db-2", status="resolved"),
+                                                                   status="resolved", group_key="other")), bearer())
+            assert again["alerts"][0]["action"] == "duplicate"
             _stop(worker)  # type: ignore[arg-type]
         assert len(store.runs()) == 2
         store.close()

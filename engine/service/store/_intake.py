@@ -135,6 +135,9 @@ def _resolved(conn: Connection, source: str, alert: NewAlert, run_id: str) -> Al
     state = run.status if run is not None else "gone"
     audit(conn, f"hook:{source}", "alert.resolved", run_id,
           {"alert": alert.name, "ends_at": alert.ends_at, "run_status": state})
+    if run is not None and run.status in ("finished", "cancelled"):
+        ended = f"{run.status}, {run.outcome}" if run.outcome else run.status
+        return _outcome(alert, "recorded", f"resolved after run {run_id} ended ({ended})", run_id)
     return _outcome(alert, "recorded", f"resolved while run {run_id} is {state}: recorded on the run", run_id)
 
 
