@@ -140,7 +140,8 @@ def _plan_step(runbook: Runbook, step: Step, number: str, ctx: dict[str, Any],
     if step.confirm is not None:
         who = f" (role {step.confirm.role})" if step.confirm.role else ""
         add(f"asks for approval{who}: {_render(step.confirm.message or 'Run this step?', ctx)}")
-        add(_on_refuse(step.confirm.on_refuse, ctx))
+        if step.confirm.on_refuse is not None:  # without it a refusal ends the run refused, as always
+            add(_on_refuse(step.confirm.on_refuse, ctx))
     _spec_lines(runbook, step, ctx, targets, add)
     certain = certain and step.when is None and step.for_each is None
     if isinstance(step.spec, SetSpec):
@@ -279,9 +280,7 @@ def _texts(value: Any) -> list[str]:
     return []
 
 
-def _on_refuse(refuse: OnRefuse[Step] | None, ctx: dict[str, Any]) -> str:
-    if refuse is None:
-        return "if refused: the run ends refused"
+def _on_refuse(refuse: OnRefuse[Step], ctx: dict[str, Any]) -> str:
     if refuse.end is not None:
         return f"if refused: the run ends {refuse.end.outcome}: {_render(refuse.end.reason, ctx)}"
     return "if refused: the step is skipped" + (", its on_refuse steps run instead" if refuse.steps else "")
