@@ -12,9 +12,10 @@ here: workers claim the queued runs (the embedded ones are woken at once).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +33,16 @@ log = logging.getLogger("runbook.intake")
 
 MAX_BODY = 1 << 20  # 1 MiB: Alertmanager truncates a group long before (max_alerts)
 DRAINED = 8  # a body up to 8x too large is read to its end before the 413 (see _read)
+BODY_TIMEOUT = 10.0  # seconds a sender may pause while sending its body
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", "x-webhook-id", "x-webhook-subscription",
                 "x-forwarded-for", "x-request-id")
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass
 
 
@@ -64,6 +70,9 @@ class Intake:
             body = await _read(request, MAX_BODY)
         except _TooLarge:
             return self._refuse("too_large", 413, f"the body is larger than {MAX_BODY} bytes")
+        except _TooSlow:
+            log.warning("hook %s: %s stopped sending its body", name, _client(request))
+            return self._refuse("too_slow", 408, f"the body stopped coming for {BODY_TIMEOUT:g} s")
         why = self.guards[name].check(request.headers, body)
         if why is not None:
             log.warning("hook %s: refused a delivery from %s: %s", name, _client(request), why)
@@ -137,14 +146,15 @@ class Intake:
 
 
 async def _read(request: Request, limit: int) -> bytes:
-    """The body, or _TooLarge past `limit` bytes. A body a little too large is read to its
-    end all the same (and dropped): a sender still writing it when the answer came and
-    the connection closed would see a broken pipe, not the 413 that says why."""
+    """The body, or _TooLarge past `limit` bytes, or _TooSlow when it stops coming. A body a
+    little too large is read to its end all the same (and dropped): a sender still writing
+    it when the answer came and the connection closed would see a broken pipe, not the
+    413 that says why."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > DRAINED * limit:
         raise _TooLarge
     chunks, size = [], 0
-    async for chunk in request.stream():
+    async for chunk in _paced(request):
         size += len(chunk)
         if size > DRAINED * limit:
             break
@@ -153,6 +163,19 @@ async def _read(request: Request, limit: int) -> bytes:
     if size > limit:
         raise _TooLarge
     return b"".join(chunks)
+
+
+async def _paced(request: Request) -> AsyncIterator[bytes]:
+    """The body's chunks; _TooSlow when none comes for BODY_TIMEOUT seconds (a stalled or
+    trickling sender holds a connection, never the intake: others are served meanwhile)."""
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            yield await asyncio.wait_for(chunks.__anext__(), BODY_TIMEOUT)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise _TooSlow from None
 
 
 def _client(request: Request) -> str:

@@ -58,7 +58,8 @@ def _runs(counts: dict[str, int], outcomes: dict[str, int], takeovers: int) -> I
 
 def _deliveries(store: Store, intake: Intake) -> Iterator[Metric]:
     """Deliveries the store took (accepted, duplicate, rejected: every serve process's),
-    and those this process refused before storing (unknown source, unauthenticated, too large)."""
+    and those this process refused before storing (unknown source, unauthenticated, too
+    large, too slow)."""
     try:
         stored = store.deliveries()
     except StoreError:
@@ -70,7 +71,7 @@ def _deliveries(store: Store, intake: Intake) -> Iterator[Metric]:
     yield taken
     refused = CounterMetricFamily("runbook_deliveries_refused",
                                   "Deliveries this process refused without storing them, by reason.", labels=["reason"])
-    for reason in ("unknown", "unauthenticated", "too_large"):
+    for reason in ("unknown", "unauthenticated", "too_large", "too_slow"):
         refused.add_metric([reason], intake.refused.get(reason, 0))
     yield refused
 

@@ -229,3 +229,29 @@ def test_a_store_that_cannot_take_a_delivery_answers_503(tmp_path: Path, postgre
         assert status == 202 and answer["alerts"][0]["action"] == "queued"  # the retry is taken whole
         store.close()
         _stop(proc, tmp_path / "home")
+
+
+def test_a_stalled_sender_gets_408_and_holds_up_nobody(tmp_path: Path) -> None:
+    """Headers and half a body, then nothing: the others are served meanwhile, and the
+    stalled one is answered 408 once its body has not come for 10 s."""
+    import socket
+
+    config = write_service(tmp_path)
+    with serving(config, tmp_path / "home") as (base, proc):
+        port = int(base.rpartition(":")[2])
+        body = encode(alertmanager(am_alert("db-1")))
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as slow:
+            head = (f"POST /hooks/am HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRETS['AM_TOKEN']}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            slow.sendall(head.encode() + body[:20])
+            status, answer = post(f"{base}/hooks/am", encode(alertmanager(am_alert("db-2"))), bearer())
+            assert status == 202 and answer["alerts"][0]["action"] == "queued"
+            reply = ""
+            while "\r\n\r\n{" not in reply or not reply.endswith("}"):
+                part = slow.recv(4096).decode()
+                if not part:
+                    break
+                reply += part
+        assert reply.startswith("HTTP/1.1 408 ") and "the body stopped coming for 10 s" in reply
+        assert 'runbook_deliveries_refused_total{reason="too_slow"} 1.0' in get(f"{base}/metrics")[1]
+        _stop(proc, tmp_path / "home")
