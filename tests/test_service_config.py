@@ -110,7 +110,8 @@ def test_runbook_validate_checks_a_serve_config_beside_the_runbooks(tmp_path: Pa
     config.write_text(GOOD + "bogus: 1\n")
     home = {"RUNBOOK_HOME": str(tmp_path / "home")}
     result = CliRunner().invoke(cli, ["validate", str(config)], env=home)
-    assert result.exit_code == 1 and f"{config}:{GOOD.count(chr(10)) + 1}:1: error: unknown key 'bogus'" in result.output, result.output
+    bogus = f"{config}:{GOOD.count(chr(10)) + 1}:1: error: unknown key 'bogus'"
+    assert result.exit_code == 1 and bogus in result.output, result.output
     config.write_text(GOOD)
     for expected in (1, 0):  # the second time the directory exists: the cached error must not stay
         result = CliRunner().invoke(cli, ["validate", str(config)], env=home)
