@@ -128,6 +128,20 @@ CASES = [
             rollback:
               - {id: ‸fix, manual: undo}
         """)),
+    Case("RB101", "a block's background helper with its own id", runbook("""
+        remediation:
+          - id: tunnel
+            background: [{id: forward, run: sleep 60}]
+            block:
+              - {id: use, run: echo hi, timeout: 5s}
+        """)),
+    Case("RB101", "a background helper reusing a step's id, and a step reusing a helper's", runbook("""
+        remediation:
+          - id: tunnel
+            background: [{id: ‸tunnel, run: sleep 60}, {id: forward, run: sleep 60}]
+            block:
+              - {id: ‸forward, run: echo hi, timeout: 5s}
+        """)),
     # -- RB102 undefined-step ----------------------------------------------------------------
     Case("RB102", "reference to a step that exists", runbook("""
         detection:

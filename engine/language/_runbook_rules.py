@@ -9,20 +9,27 @@ from engine.templates import templating
 
 from .channels import channel_uses
 from .fields import RESULT_NAMES, Field, spot_line
-from .model import ManualSpec, Runbook, SetSpec
+from .model import BlockSpec, ManualSpec, Runbook, SetSpec
 from .monitoring import KIND_CONNECTION, UnsilenceSpec, connection_of, connection_problem
 from .rules import ERROR, WARNING, Finding, did_you_mean, rule
 from .runbook_check import RunbookCheck
 
 
 @rule("RB101", "duplicate-step-id", ERROR,
-      "`steps.ID` must name exactly one step; a second step with the same id hides the first.")
+      "`steps.ID` must name exactly one step (or a block's background helper); a second one with the same id "
+      "hides the first.")
 def _duplicate_ids(c: RunbookCheck) -> Iterator[Finding]:
     seen: set[str] = set()
     for step in c.runbook.steps(rollbacks=True):
         if step.id in seen:
             yield Finding((*step.path, "id"), f"duplicate step id '{step.id}'")
         seen.add(step.id)
+        helpers = step.spec.background if isinstance(step.spec, BlockSpec) else ()
+        for i, helper in enumerate(helpers):
+            if helper.id in seen:
+                yield Finding((*step.path, "background", i, "id"), f"background helper id '{helper.id}' is "
+                                                                   "already a step's or a helper's")
+            seen.add(helper.id)
 
 
 def _step_refs(c: RunbookCheck) -> Iterator[tuple[Field, str]]:

@@ -12,7 +12,7 @@ from . import includes
 from .diagnostics import Diagnostic
 from .inventory import InventoryError
 from .loader import Document
-from .model import MISSING, AskField, HttpSpec, IncludeSpec, ManualSpec, Runbook, RunSpec, Step
+from .model import MISSING, AskField, BlockSpec, HttpSpec, IncludeSpec, ManualSpec, Runbook, RunSpec, Step
 from .monitoring import PromqlSpec, ScrapeTargetsSpec
 from .rules import ERROR, WARNING, Finding, did_you_mean, rule, run_rules
 from .scenario import ACKNOWLEDGE, Match, Participant, Response, Scenario
@@ -37,7 +37,10 @@ class ScenarioCheck:
 
     @cached_property
     def step_ids(self) -> set[str]:
-        return set(self.steps)
+        """The ids a response may name: steps, and blocks' background helpers."""
+        helpers = {f"{sid[:-len(step.id)]}{h.id}" for sid, step in self.steps.items()
+                   if isinstance(step.spec, BlockSpec) for h in step.spec.background}
+        return set(self.steps) | helpers
 
     def step(self, step_id: str) -> Step | None:
         return self.steps.get(step_id)

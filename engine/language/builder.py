@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from .duration import parse_duration
+from .flow import Background
 from .loader import Document
 from .model import (
     DEFAULT_MATRIX,
@@ -136,10 +137,17 @@ def _include(value: Any) -> IncludeSpec:
     return IncludeSpec(runbook=value["runbook"], inputs=frozen_map(value.get("inputs")))
 
 
+def _background(data: Mapping[str, Any]) -> Background:
+    ready = data.get("ready") or {}
+    timeout = parse_duration(data["timeout"]) if "timeout" in data else 30.0
+    return Background(data["id"], data["run"], ready.get("port"), ready.get("output"), timeout)
+
+
 def _flow(data: Mapping[str, Any], phase: str, path: Path, scope: Scope) -> tuple[str, Spec] | None:
     """A block, switch or end step's spec; None for the other kinds."""
     if "block" in data:
-        return "block", BlockSpec(_steps(data["block"], phase, (*path, "block"), scope))
+        return "block", BlockSpec(_steps(data["block"], phase, (*path, "block"), scope),
+                                  tuple(_background(h) for h in data.get("background") or ()))
     if "switch" in data:
         cases = tuple(Case(key, _steps(steps, phase, (*path, "cases", key), scope))
                       for key, steps in (data.get("cases") or {}).items())

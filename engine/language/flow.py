@@ -16,10 +16,24 @@ S = TypeVar("S")
 END_OUTCOMES = ("resolved", "not_confirmed", "escalated", "failed")  # what an `end:` step may end a run with
 
 
+class Background(NamedTuple):
+    """A helper process that lives while a block runs (a port-forward, a tunnel): started
+    before the block's first step, ready when its `port` accepts connections on 127.0.0.1
+    or its output shows `output` (within `timeout` seconds), stopped when the block ends."""
+
+    id: str
+    run: str
+    port: int | None = None
+    output: str | None = None
+    timeout: float = 30.0
+
+
 class BlockSpec(NamedTuple, Generic[S]):
-    """A `block:` step: its steps run in order as one step (per item with `for_each`)."""
+    """A `block:` step: its steps run in order as one step (per item with `for_each`),
+    with its `background` helpers running around them."""
 
     steps: tuple[S, ...]
+    background: tuple[Background, ...] = ()
 
 
 class Case(NamedTuple, Generic[S]):

@@ -12,7 +12,7 @@ failure pass).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.language.duration import format_duration
@@ -36,6 +36,11 @@ def block(d: Driver, step: Step, sid: str, spec: BlockSpec[Step], number: int, e
     d.within = (sid, index)
     before = _records(d, spec) if looped else {}
     try:
+        if spec.background:
+            from ._background import with_helpers  # a run without helpers reads none of their code
+
+            return with_helpers(d, sid, step, spec.background, extra,
+                                lambda alive: run_steps(d, spec.steps, step.timeout, alive))
         return run_steps(d, spec.steps, step.timeout)
     finally:
         d.scope, d.within = saved
@@ -43,10 +48,12 @@ def block(d: Driver, step: Step, sid: str, spec: BlockSpec[Step], number: int, e
             _collect(d, spec, index or 0, extra.get("item"), before)
 
 
-def run_steps(d: Driver, steps: tuple[Step, ...], timeout: float | None = None) -> Attempt:
+def run_steps(d: Driver, steps: tuple[Step, ...], timeout: float | None = None,
+              alive: Callable[[], str | None] | None = None) -> Attempt:
     """Steps of a block or a branch, in order; the first stop ends them (see `stopped`).
     A block's `timeout` bounds each step's own (a command is stopped when it is up) and
-    keeps the next step from starting."""
+    keeps the next step from starting; `alive` says after each step whether a background
+    helper of the block has died (which fails the block)."""
     saved = d.deadline
     if timeout is not None:
         mine = d.r.clock.monotonic() + timeout
@@ -60,6 +67,9 @@ def run_steps(d: Driver, steps: tuple[Step, ...], timeout: float | None = None) 
                 d.r.step(inner)
             except StepStop as stop:
                 return stopped(d, stop)
+            died = alive() if alive is not None else None
+            if died is not None:
+                return Attempt(False, f"{died} (after step {inner.id})")
         return Attempt(True)
     finally:
         d.deadline = saved

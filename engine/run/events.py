@@ -126,6 +126,33 @@ class StepProcess(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class BackgroundStarted(Event):
+    """A block's background helper started (pid None in a drill: simulated) and is ready,
+    or is not (`error`: it died or was not ready in time; the block then fails)."""
+
+    name: ClassVar[str] = "background.started"
+    step: str  # the block
+    helper: str
+    command: str
+    pid: int | None = None
+    ready: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundStopped(Event):
+    """A block's background helper ended: stopped when the block ended, or died before
+    (`died`: it ended on its own while the block ran; `output` is its output's tail)."""
+
+    name: ClassVar[str] = "background.stopped"
+    step: str
+    helper: str
+    exit_code: int | None = None
+    died: bool = False
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StepAttempt(Event):
     """One attempt (or poll) that did not end the step: a retry or another poll follows."""
 

@@ -211,6 +211,10 @@ def _spec_lines(runbook: Runbook, step: Step, ctx: dict[str, Any], targets: Mapp
         add(_alerting_line(step.kind, spec, ctx))
     elif isinstance(spec, BlockSpec):
         _block_lines(step, add)
+        for helper in spec.background:
+            ready = f"port {helper.port}" if helper.port else (f"output {helper.output!r}" if helper.output else "")
+            add(f"background {helper.id} while the block runs (started here, stopped after"
+                f"{'; ready on ' + ready if ready else ''}): $ {_render(helper.run, ctx, shell=True)}")
     elif isinstance(spec, SwitchSpec):
         add(f"switch on {spec.on}: the first case equal to its value runs"
             + ("" if spec.default else " (none: nothing runs)"))

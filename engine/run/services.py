@@ -61,3 +61,4 @@ class Services:
     resolve_hosts: Callable[[str, Any, dict[str, Any]], list[str]] | None = None
     load_runbook: Callable[[Path], Runbook] | None = None
     hints: Mapping[str, str] = field(default_factory=dict)
+    background: Any = None  # starts a block's background helpers; None: processes on this machine

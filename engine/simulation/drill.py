@@ -32,6 +32,7 @@ from engine.templates import templating
 
 from .checks import Check, sequence_checks
 from .guard import no_real_effects
+from .helpers import SimulatedHelpers
 from .people import ACKNOWLEDGE, ScenarioPrompter, WorldReacts
 from .world import SimulatedExecutor, SimulatedNotifier, SimulatedRemote, World
 
@@ -288,7 +289,7 @@ def _services(world: World, prompter: Any, scenario: Scenario, channels: Any) ->
     notifier = SimulatedNotifier(channels)
     return Services(local=executor, http=executor, prompter=prompter, notifier=notifier,  # type: ignore[arg-type]
                     remote=SimulatedRemote(world), resolve_hosts=DrillHosts(world),
-                    load_runbook=load_runbook, hints=dict(scenario.hints))
+                    load_runbook=load_runbook, hints=dict(scenario.hints), background=SimulatedHelpers(world))
 
 
 def _schedule(world: World, clock: Any) -> Timers | None:
