@@ -55,7 +55,7 @@ routes:
     match: {{alertname: DiskFull, labels_match: {{instance: "db-[0-9]+"}}}}
     runbook: disk-full
     inputs: {{dir: "{work}", pause: "{pause}"}}
-    pool: {{}}
+    pool: {pool}
     unattended: [remediation]
     once_within: {once_within}
   - name: pager
@@ -69,13 +69,14 @@ routes:
 """
 
 
-def write_service(tmp: Path, *, pause: float = 0, once_within: str = "1s") -> Path:
+def write_service(tmp: Path, *, pause: float = 0, once_within: str = "1s", pool: str = "{}") -> Path:
     """A serve config (and its runbooks/) in `tmp`; runs write to tmp/work."""
     (tmp / "runbooks").mkdir(parents=True, exist_ok=True)
     (tmp / "work").mkdir(exist_ok=True)
     (tmp / "runbooks" / "disk-full.yaml").write_text(RUNBOOK, encoding="utf-8")
     config = tmp / "serve.yaml"
-    config.write_text(CONFIG.format(work=tmp / "work", pause=pause, once_within=once_within), encoding="utf-8")
+    text = CONFIG.format(work=tmp / "work", pause=pause, once_within=once_within, pool=pool)
+    config.write_text(text, encoding="utf-8")
     return config
 
 

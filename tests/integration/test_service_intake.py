@@ -189,15 +189,25 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}, "RUNBOOK_HOME": str(tmp_path)}
 
 
-def test_once_within_throttles_per_label_set(tmp_path: Path) -> None:
-    config = write_service(tmp_path, once_within="1h")
+def test_once_within_throttles_per_label_set_and_the_pool_picks_the_workers(tmp_path: Path) -> None:
+    """A new firing of db-1 eight minutes later is throttled (route once_within: 1h); db-2
+    is not. The route's pool (region: eu) goes with the runs: this server's workers have
+    no labels, so they leave them queued for workers in the eu pool."""
+    config = write_service(tmp_path, once_within="1h", pool="{region: eu}")
     with serving(config, tmp_path / "home") as (base, proc):
-        for starts, instance, action in (("2026-12-04T21:00:00Z", "db-1", "queued"),
-                                         ("2026-12-04T21:08:00Z", "db-1", "throttled"),
-                                         ("2026-12-04T21:08:00Z", "db-2", "queued")):
+        answers = []
+        for starts, instance in (("2026-12-04T21:00:00Z", "db-1"), ("2026-12-04T21:08:00Z", "db-1"),
+                                 ("2026-12-04T21:08:00Z", "db-2")):
             _, answer = post(f"{base}/hooks/am", encode(alertmanager(am_alert(instance, starts=starts))), bearer())
-            assert answer["alerts"][0]["action"] == action, answer
-        assert "started run" in answer["alerts"][0]["detail"] or action == "queued"
+            answers.append(answer["alerts"][0])
+        assert [a["action"] for a in answers] == ["queued", "throttled", "queued"]
+        assert answers[1]["detail"].startswith(f"route disk started run {answers[0]['run_id']} for the same labels")
+        assert answers[1]["run_id"] == answers[0]["run_id"]
+        time.sleep(2)  # the embedded workers poll meanwhile
+        store = Store.open(f"sqlite:///{tmp_path}/home/service.db")
+        runs = [store.run(a["run_id"]) for a in (answers[0], answers[2])]
+        assert [(r.status, r.pool) for r in runs if r is not None] == [("queued", {"region": "eu"})] * 2
+        store.close()
         _stop(proc, tmp_path / "home")
 
 
