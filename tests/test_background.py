@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from engine.executors.local import LocalExecutor
+from engine.reporting.markdown import render_markdown
+from engine.reporting.report import build_report
 from engine.testing import run_text
 from tests.test_runner import finished, order, runbook
 
@@ -131,3 +136,19 @@ def test_background_is_refused_on_a_step_that_is_not_a_block() -> None:
         """)
     with pytest.raises(ValidationFailed, match="background"):
         run_text(text)
+
+
+def test_the_review_lists_each_helper_and_names_one_that_died(tmp_path: Path) -> None:
+    """`runbook run` then `runbook report`: the helpers are among what was done, and a
+    helper that died is among what failed, with what it printed."""
+    (tmp_path / "rb.yaml").write_text(block(
+        '[{id: steady, run: "sleep 300"}, {id: flaky, run: "sleep 0.3; echo tunnel closed >&2; exit 3"}]',
+        '[{id: slow, run: "sleep 1.5"}]'), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "engine", "run", "rb.yaml", "--yes"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    [run_dir] = (tmp_path / ".runbook" / "runs").iterdir()
+    text = render_markdown(build_report(run_dir))
+    assert "| steady (of tunnel) | background |   | `sleep 300` | stopped with its block |" in text
+    assert "| flaky (of tunnel) | background |" in text and "| died (exit code 3) |" in text
+    assert "background helper flaky of tunnel died (exit code 3)" in text and "tunnel closed" in text

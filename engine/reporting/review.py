@@ -199,8 +199,25 @@ def decisions(t: Any) -> list[Action]:
     return sorted(out, key=lambda a: a.at)
 
 
-def _actions(report: Any) -> list[Action]:
+def _helpers(records: Sequence[Mapping[str, Any]]) -> list[Action]:
+    """A block's background helpers: each as it started, with how it ended."""
+    ended = {(r.get("step"), r.get("helper")): r for r in records if r.get("event") == "background.stopped"}
+    out = []
+    for r in records:
+        if r.get("event") != "background.started":
+            continue
+        stop = ended.get((r.get("step"), r.get("helper"))) or {}
+        how = (f"failed: {r.get('error')}" if r.get("error") else
+               f"died (exit code {stop.get('exit_code')})" if stop.get("died") else
+               "stopped with its block" if stop else "still running when the journal ends")
+        out.append(Action(float(r.get("elapsed") or 0.0), f"{r.get('helper')} (of {r.get('step')})",
+                          "background", str(r.get("command") or ""), how))
+    return out
+
+
+def _actions(report: Any, records: Sequence[Mapping[str, Any]] = ()) -> list[Action]:
     out = [a for b in report.timeline.bars for a in _step_actions(b)]
+    out += _helpers(records)
     t = report.timings
     out += decisions(t)
     out += [Action(float(n.get("elapsed") or 0.0), str(n.get("step") or "-"), str(n.get("purpose") or "notify"),
@@ -238,6 +255,9 @@ def _problems(report: Any, records: Sequence[Mapping[str, Any]]) -> list[Problem
             out.append(Problem(at, "rolled back", f"rollback {'skipped' if r.get('skipped') else r.get('status')}"))
         elif r.get("event") == "notify.sent" and not r.get("ok", True):
             out.append(Problem(at, "undelivered", f"message to {r.get('channel')} not delivered: {r.get('error')}"))
+        elif r.get("event") == "background.stopped" and r.get("died"):
+            out.append(Problem(at, "helper died", f"background helper {r.get('helper')} of {r.get('step')} died "
+                               f"(exit code {r.get('exit_code')})", r.get("step"), str(r.get("output") or "")))
         elif r.get("event") == "run.resumed":
             out.append(Problem(at, "resumed", f"resumed {resumed_text(r)}"))
         elif r.get("event") == "escalation.fired":
@@ -301,4 +321,5 @@ def _outcome_questions(report: Any) -> list[str]:
 def review(report: Any, records: Sequence[Mapping[str, Any]]) -> Review:
     """The review draft of a live (or dry) run report."""
     problems = _problems(report, records)
-    return Review(_summary(report), _impact(report), _actions(report), problems, _questions(report, problems))
+    return Review(_summary(report), _impact(report), _actions(report, records), problems,
+                  _questions(report, problems))
