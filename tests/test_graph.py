@@ -350,3 +350,19 @@ def test_graph_command_writes_an_svg_picture(tmp_path: Path) -> None:
                            "-f", "svg", "-o", str(out)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stderr == f"wrote {out}\n"
     assert ElementTree.parse(out).getroot().tag == f"{SVG}svg"
+
+
+def test_a_block_names_its_background_helpers(write_yaml: WriteYaml) -> None:
+    path = write_yaml("""
+        kind: runbook
+        version: 1
+        id: tunnel
+        title: Tunnel
+        detection:
+          - id: through_tunnel
+            background: [{id: port_forward, run: "kubectl port-forward svc/etcd 2379", ready: {port: 2379}}]
+            block:
+              - {id: status, run: etcdctl endpoint status, timeout: 10s}
+        """)
+    label = build_graph(load_runbook(path)).nodes["n_through_tunnel"].label
+    assert label == "through_tunnel\nblock with port_forward in the background"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.language.duration import format_duration
-from engine.language.model import EndSpec, ManualSpec, NotifySpec, Runbook, Step, SwitchSpec, WaitSpec
+from engine.language.model import BlockSpec, EndSpec, ManualSpec, NotifySpec, Runbook, Step, SwitchSpec, WaitSpec
 
 from ._format import one_line
 
@@ -213,6 +213,8 @@ def _kind_text(book: Runbook, step: Step) -> str:
         parts.append(f"on {spec.on}")
     if isinstance(spec, EndSpec):
         parts.append(spec.outcome)
+    if isinstance(spec, BlockSpec) and spec.background:
+        parts.append("with " + ", ".join(h.id for h in spec.background) + " in the background")
     if step.role:
         parts.append(f"({step.role})")
     polls = f"until, every {format_duration(step.every)}" if step.every else "until"
