@@ -19,13 +19,14 @@ from engine import __version__
 
 from .base import EngineGroup
 
-MODULES = ("authoring", "live", "drills", "reports", "service")
+MODULES = ("authoring", "live", "drills", "reports", "service", "people")
 # Where each command is. A command missing here is still found (every module is then
 # loaded); tests/test_cli.py checks this against each module's COMMANDS.
 HOME = {"validate": "authoring", "schema": "authoring", "new": "authoring", "rules": "authoring",
         "run": "live", "resume": "live", "runs": "live", "test": "drills", "drill": "drills",
         "scenario": "drills", "report": "reports", "stats": "reports", "graph": "reports",
-        "serve": "service", "worker": "service", "export": "service"}
+        "serve": "service", "worker": "service", "export": "service",
+        "answer": "people", "approve": "people", "refuse": "people", "token": "people"}
 
 
 class LazyGroup(EngineGroup):

@@ -18,7 +18,7 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.errors import EngineError
 from engine.run.continuation import Choices, Undecided
@@ -28,6 +28,7 @@ from engine.run.runner import Runner, RunResult
 from engine.run.session import LiveOptions, run_at
 
 from .journal import StoreJournal
+from .prompts import APPROVAL, ASK, StoredPrompter
 from .store import Claim, NewQuestion, QuestionRow, RunRow, Store, StoreError
 
 log = logging.getLogger("runbook.worker")
@@ -52,6 +53,7 @@ class Execution:
     runner: Runner | None = None
     handed_over: bool = False
     stopped: str | None = None  # why it was stopped
+    parked: NewQuestion | None = None  # the question it stopped to wait on
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -114,12 +116,27 @@ class Execution:
             if self.stopped is not None:  # stopped before the runner existed
                 runner.interrupt(hard=True, reason=self.stopped)
 
+        def prompter(services: Any) -> None:
+            services.prompter = StoredPrompter(self.store, self.run.id, self._park, self.run.answers)
+
         return LiveOptions(answers=self.run.answers, install_signals=False, stream=_Discard(),
                            show_output=False, alert=self.run.alert, journal=journal, machine_lock=False,
-                           on_runner=on_runner)
+                           on_runner=on_runner, extra_services=prompter)
+
+    def _park(self, question: NewQuestion) -> NoReturn:
+        """Stop here to wait for a person: the journal is flushed up to the question (the
+        runner's barrier before any prompt) and sealed, the runner stopped without
+        rollbacks; `_sealed` then stores the question and gives up the lease."""
+        with self._lock:
+            self.parked = question
+            self.stopped = self.stopped or f"waiting for a person at step {question.step}"
+            if self.journal is not None:
+                self.journal.seal(self.stopped)
+        raise KeyboardInterrupt  # how a prompt is cut short: the step stops, nothing more runs
 
     def _interrupt(self, why: str) -> None:
-        log.warning("run %s: %s", self.run.id, why)
+        if self.parked is None:  # parking is logged once the question is stored
+            log.warning("run %s: %s", self.run.id, why)
         if self.runner is not None:
             self.runner.interrupt(hard=True, reason=why)
 
@@ -141,11 +158,23 @@ class Execution:
         return outcome
 
     def _sealed(self, why: str) -> str:
-        """It stopped writing: handed over (back in the queue now), or lost to another worker."""
+        """It stopped writing: parked for a person, handed over (back in the queue now), or
+        lost to another worker."""
+        if self.parked is not None and not self.handed_over:
+            return self._wait(self.parked)
         if not self.handed_over:
             return "lost"
         self._release(why)
         return "handed over"
+
+    def _wait(self, question: NewQuestion) -> str:
+        try:
+            self.store.park(self.run.id, self.worker, question)
+        except StoreError as exc:  # its lease ran out: the next worker reaches the question again
+            log.warning("run %s: could not store its question: %s", self.run.id, exc)
+            return "lost"
+        log.info("run %s waits for a person at step %s: %s", self.run.id, question.step, question.text)
+        return "waiting"
 
     def _release(self, why: str) -> None:
         try:
@@ -167,6 +196,11 @@ class Execution:
 
 def _choices(answered: list[QuestionRow], previous: str | None) -> Choices:
     """The decisions of the latest answer a person gave (none: only what needs nobody)."""
+    asked = [q for q in answered if q.kind in (ASK, APPROVAL)]
+    if asked:  # it parked at a question: that step starts again (nothing of it ran) and finds the answer
+        last = asked[-1]
+        reason = f"continued as {last.answered_by} answered step {last.step}"
+        return Choices(rerun_interrupted=True, running="wait", reason=reason, by=last.answered_by)
     if not answered:
         reason = f"taken over from worker {previous}" if previous else "continued from its journal"
         return Choices(reason=reason, running="wait")  # never a second copy beside the first

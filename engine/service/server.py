@@ -23,6 +23,7 @@ from engine.errors import UsageError
 from .app import build_app
 from .config import ServeConfig
 from .intake import Intake
+from .prompts import people_of
 from .routing import Router
 from .store import Store
 from .worker import Worker, WorkerOptions
@@ -63,6 +64,8 @@ def serve(config: ServeConfig, options: ServeOptions) -> None:
     sock = listen_socket(listen)
     store = Store.open(options.database or config.database)
     try:
+        if config.file is not None:  # the config says who may answer what; without one, the store does
+            store.set_people(people_of(config))
         worker = _worker(store, config, options)
         intake = Intake(store, config.sources, router, on_queued=worker.wake if worker else lambda: None)
         app = build_app(store, worker, intake)

@@ -15,10 +15,11 @@ from .records import (
     NewDelivery,
     NewQuestion,
     NewRun,
+    PersonRow,
     QuestionRow,
     Received,
     RunRow,
 )
 
 __all__ = ["AlertOutcome", "AlertRow", "Claim", "LeaseLost", "LogChunk", "NewAlert", "NewDelivery", "NewQuestion",
-           "NewRun", "QuestionRow", "Received", "RunRow", "Store", "StoreError", "StoreUnavailable"]
+           "NewRun", "PersonRow", "QuestionRow", "Received", "RunRow", "Store", "StoreError", "StoreUnavailable"]

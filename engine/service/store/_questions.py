@@ -32,7 +32,7 @@ def get(conn: Connection, question_id: int) -> QuestionRow | None:
     return QuestionRow.from_row(row) if row is not None else None
 
 
-def answer(conn: Connection, question_id: int, values: Mapping[str, Any], by: str) -> QuestionRow:
+def answer(conn: Connection, question_id: int, values: Mapping[str, Any], by: str, via: str) -> QuestionRow:
     """Record the answer; UsageError when there is no such open question."""
     result = conn.execute(update(Q).where(Q.c.id == question_id, Q.c.status == "open").values(
         status="answered", answer=dumps(dict(values)), answered_by=by, answered_at=now(conn)))
@@ -45,7 +45,8 @@ def answer(conn: Connection, question_id: int, values: Mapping[str, Any], by: st
     if still_open == 0:
         conn.execute(update(RUNS).where(RUNS.c.id == question.run_id, RUNS.c.status == "waiting")
                      .values(status="queued", reason=None))
-    audit(conn, by, "question.answered", question.run_id, {"question": question_id, "answer": dict(values)})
+    audit(conn, by, "question.answered", question.run_id, {"question": question_id, "step": question.step,
+                                                          "answer": dict(values), "via": via})
     return question
 
 

@@ -20,11 +20,23 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from . import _intake, _journal, _leases, _questions, _runs, tables
+from . import _intake, _journal, _leases, _people, _questions, _runs, tables
 from .database import connect, database_url, is_postgres, now, shown_url, writing
 from .failures import StoreError, retrying, store_error
 from .migrations import migrate
-from .records import AlertRow, Claim, LogChunk, NewDelivery, NewQuestion, NewRun, QuestionRow, Received, RunRow, dumps
+from .records import (
+    AlertRow,
+    Claim,
+    LogChunk,
+    NewDelivery,
+    NewQuestion,
+    NewRun,
+    PersonRow,
+    QuestionRow,
+    Received,
+    RunRow,
+    dumps,
+)
 
 T = TypeVar("T")
 PATIENCE = 60.0  # seconds a worker keeps trying through a database outage
@@ -187,9 +199,35 @@ class Store:
     def questions(self, *, run_id: str | None = None, status: str | None = "open") -> list[QuestionRow]:
         return self._read(lambda c: _questions.listing(c, run_id, status), "list questions")
 
-    def answer(self, question_id: int, values: Mapping[str, Any], by: str) -> QuestionRow:
-        """Answer an open question; the run goes back to the queue once none is open."""
-        return self._write(lambda c: _questions.answer(c, question_id, values, by), "record the answer")
+    def answer(self, question_id: int, values: Mapping[str, Any], by: str, via: str = "store") -> QuestionRow:
+        """Answer an open question (`via`: how it came: cli, api, slack); the run goes back
+        to the queue once none is open. Who may answer is checked above (service/prompts.py)."""
+        return self._write(lambda c: _questions.answer(c, question_id, values, by, via), "record the answer")
+
+    def question(self, question_id: int) -> QuestionRow | None:
+        return self._read(lambda c: _questions.get(c, question_id), "read the question")
+
+    # -- people --------------------------------------------------------------------------------
+
+    def set_people(self, people: Sequence[PersonRow]) -> None:
+        """The people (and roles) of the serve config: who may answer what."""
+        self._write(lambda c: _people.replace_all(c, people), "record the people")
+
+    def person(self, name: str) -> PersonRow | None:
+        return self._read(lambda c: _people.get(c, name), "read the person")
+
+    def slack_person(self, slack_user: str) -> PersonRow | None:
+        """The person whose `slack:` is this Slack user id."""
+        return self._read(lambda c: _people.by_slack(c, slack_user), "read the person")
+
+    def create_token(self, name: str) -> str | None:
+        """A new API token for the person `name` (shown once; only its hash is kept);
+        None when the store knows no such person."""
+        return self._write(lambda c: _people.create_token(c, name), "create the token")
+
+    def token_person(self, token: str) -> PersonRow | None:
+        """Who a token proves to be (None: an unknown or revoked token)."""
+        return self._read(lambda c: _people.by_token(c, token), "check the token")
 
     def close_questions(self, ids: Sequence[int]) -> None:
         self._write(lambda c: _questions.close(c, ids), "close the questions")

@@ -38,10 +38,16 @@ def _v2(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v3(conn: Connection) -> None:
+    for table in (tables.people, tables.tokens):
+        table.create(conn)
+
+
 Step = tuple[int, str, Callable[[Connection], None]]
 STEPS: list[Step] = [
     (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
     (2, "deliveries posted to /hooks/<source>, their dedup keys, and the alerts in them", _v2),
+    (3, "people who answer questions, with their roles, and their API tokens (hashed)", _v3),
 ]
 LATEST = STEPS[-1][0]
 

@@ -123,6 +123,21 @@ class QuestionRow:
 
 
 @dataclass(frozen=True)
+class PersonRow:
+    """Someone who answers questions: their roles, and who they are on Slack."""
+
+    name: str
+    roles: tuple[str, ...] = ()
+    slack: str | None = None
+    email: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> PersonRow:
+        m = row._mapping
+        return cls(m["name"], tuple(loads(m["roles"], [])), m["slack"], m["email"])
+
+
+@dataclass(frozen=True)
 class LogChunk:
     """Output of a step written to its log (name as in logs/: run.journal.log_name)."""
 

@@ -148,3 +148,22 @@ alerts = Table(
 )
 Index("alerts_by_label_set", alerts.c.route, alerts.c.label_key, alerts.c.received_at)
 Index("alerts_by_run", alerts.c.run_id)
+
+# -- people (schema version 3): who answers questions, and the API tokens that prove it ---------
+
+people = Table(
+    "people", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("roles", Text, nullable=False),  # JSON list
+    Column("slack", String(200)),  # the Slack user id that is this person
+    Column("email", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("hash", String(64), primary_key=True),  # SHA-256 of the token: the token itself is never kept
+    Column("person", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)

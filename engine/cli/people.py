@@ -1,0 +1,137 @@
+"""People answering a service's runs from any machine: `runbook answer`, `runbook approve`,
+`runbook refuse` (through the service's API with `--server URL`, or straight to its store
+with `--database URL`), and `runbook token create` (an API token bound to a person of the
+serve config). Either way the person is the one the token proves, never a name given here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import click
+
+from engine.errors import UsageError
+
+from .stored import need_server_extra
+
+Answered = tuple[str, str]  # (who answered, the run's status now)
+
+
+def _reach(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--token", envvar="RUNBOOK_TOKEN", metavar="TOKEN",
+                     help="Your API token (also $RUNBOOK_TOKEN): it says who you are.")(f)
+    f = click.option("--database", envvar="RUNBOOK_DATABASE", metavar="URL",
+                     help="Answer in the service's store directly (also $RUNBOOK_DATABASE).")(f)
+    return click.option("--server", envvar="RUNBOOK_SERVER", metavar="URL",
+                        help="The service's URL, e.g. http://runbook.internal:8080 (also $RUNBOOK_SERVER).")(f)
+
+
+def _send(server: str | None, database: str | None, token: str | None, run_id: str, step: str,
+          values: Mapping[str, Any]) -> Answered:
+    if bool(server) == bool(database):
+        raise UsageError("say where the run is: --server URL (the service's API) or --database URL (its store)")
+    if server:
+        from engine.service.client import call
+
+        path = f"/api/runs/{quote(run_id, safe='')}/questions/{quote(step, safe='')}/answer"
+        reply = call(server, "POST", path, token, {"answer": dict(values)})
+        return str(reply["answered_by"]), str(reply["run_status"])
+    assert database is not None
+    need_server_extra("--database")
+    from engine.service.prompts import answer_as
+    from engine.service.store import Store
+
+    store = Store.open(database)
+    try:
+        _, person = answer_as(store, token, run_id, step, values, "cli")
+        run = store.run(run_id)
+        return person.name, run.status if run is not None else "gone"
+    finally:
+        store.close()
+
+
+def _pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"{pair!r}: expected FIELD=VALUE, e.g. cause=logs")
+        values[name.strip()] = value
+    return values
+
+
+def _said(what: str, run_id: str, step: str, answered: Answered) -> None:
+    who, status = answered
+    then = "it goes on" if status in ("queued", "running") else f"it is {status}"
+    click.echo(f"{what} step {step} of run {run_id} as {who}: {then}")
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("step")
+@click.argument("values", nargs=-1, metavar="FIELD=VALUE...")
+@_reach
+def answer(run_id: str, step: str, values: tuple[str, ...], server: str | None, database: str | None,
+           token: str | None) -> None:
+    """Answer the question a service run waits on at STEP (a manual step's `ask`)."""
+    _said("answered", run_id, step, _send(server, database, token, run_id, step, _pairs(values)))
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("step")
+@click.option("--reason", default="", help="Why (kept in the journal).")
+@_reach
+def approve(run_id: str, step: str, reason: str, server: str | None, database: str | None,
+            token: str | None) -> None:
+    """Approve STEP of a service run (its `confirm:`); your token must hold the role it needs."""
+    _said("approved", run_id, step,
+          _send(server, database, token, run_id, step, {"approved": True, "reason": reason}))
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("step")
+@click.option("--reason", required=True, help="Why it must not run (kept in the journal).")
+@_reach
+def refuse(run_id: str, step: str, reason: str, server: str | None, database: str | None,
+           token: str | None) -> None:
+    """Refuse STEP of a service run: it does not run, and the run ends `refused`."""
+    _said("refused", run_id, step,
+          _send(server, database, token, run_id, step, {"approved": False, "reason": reason}))
+
+
+@click.group()
+def token() -> None:
+    """API tokens: each is bound to a person of the serve config, with their roles."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE", required=True,
+              help="The serve config whose `people:` names NAME.")
+@click.option("--database", envvar="RUNBOOK_DATABASE", metavar="URL",
+              help="The service's store (default: the config's, else service.db under $RUNBOOK_HOME).")
+def create(name: str, config_file: str, database: str | None) -> None:
+    """Make an API token for NAME and print it (once: the store keeps only its hash)."""
+    need_server_extra()
+    from engine.service.config import load_config
+    from engine.service.prompts import people_of
+    from engine.service.store import Store
+
+    config = load_config(config_file)
+    if name not in {p.name for p in config.people}:
+        known = ", ".join(p.name for p in config.people) or "nobody"
+        raise UsageError(f"{config_file} names no person {name!r} under people: (it names {known})")
+    store = Store.open(database or config.database)
+    try:
+        store.set_people(people_of(config))
+        made = store.create_token(name)
+    finally:
+        store.close()
+    click.echo(made)
+
+
+COMMANDS = (answer, approve, refuse, token)
