@@ -388,3 +388,32 @@ def test_a_huge_output_replays_its_last_mebibyte(tmp_path: Path) -> None:
     (run_dir / "logs" / "dump.stdout.log").write_bytes(b"x" * (3 << 20) + b"THE END\n")
     [response] = scenario_from_run(run_dir)["responses"]
     assert len(response["stdout"]) == 1 << 20 and response["stdout"].endswith("THE END\n")
+
+
+def test_a_group_target_replays_on_the_hosts_the_inventory_gave_the_live_run(tmp_path: Path) -> None:
+    """from-run writes the hosts each `group:` target fanned out to as the scenario's
+    inline inventory, so the replay fans out to the same hosts with each one's answer."""
+    from engine.fleet.fanout import FanOut
+    from engine.fleet.hosts import Resolver
+    from engine.testing import FakeRemote
+
+    runbook = textwrap.dedent("""\
+        kind: runbook
+        version: 1
+        id: lbs
+        title: Load balancers
+        defaults: {timeout: 1m}
+        targets:
+          lbs: {group: lbs, max_failures: 2}
+        detection:
+          - {id: probe, target: lbs, run: "curl -fsS http://localhost/health", continue_on_error: true}
+        """)
+    (tmp_path / "hosts.ini").write_text("[lbs]\nlb-[1:3]\n", encoding="utf-8")
+    run_dir = record_live_run(tmp_path, runbook=runbook, answers={}, participants=[], inputs={},
+                              remote=FanOut(FakeRemote({"lb-2": 7, "lb-3": 7, "lb-1": "ok"})),
+                              resolve_hosts=Resolver(tmp_path / "hosts.ini"))
+    scenario = scenario_from_run(run_dir, str(tmp_path / "replay.yaml"))
+    assert scenario["inventory"] == {"groups": {"lbs": {"hosts": ["lb-1", "lb-2", "lb-3"]}}}
+    replayed = replay(run_dir, tmp_path / "replay.yaml")
+    [probe] = [r for r in replayed.records if r["event"] == "step.finished" and r["step"] == "probe"]
+    assert {h: v["status"] for h, v in probe["hosts"].items()} == {"lb-1": "ok", "lb-2": "failed", "lb-3": "failed"}

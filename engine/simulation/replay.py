@@ -178,31 +178,38 @@ def scenario_from_run(run_dir: str | os.PathLike[str], output: str | None = None
         "inputs": inputs,
         "briefing": f"A replay of the incident handled in run {run_id} at {started.get('t')}.",
         "responses": _responses(records, directory),
-        **_pods(records, str(started["file"])),
+        **_fan_outs(records, str(started["file"])),
         "participants": _participants(records),
         "objectives": {"outcome": finished.get("outcome") or "resolved", "must_run": steps_ok},
     }
 
 
-def _pods(records: list[dict[str, Any]], file: str) -> dict[str, Any]:
-    """`pods:` for the scenario: the pods (nodes) each Kubernetes target of the runbook
-    listed in the live run, in the order first seen, so the replay fans out to the same
-    ones (without it, a selector target stands for one pod named after it)."""
+def _fan_outs(records: list[dict[str, Any]], file: str) -> dict[str, Any]:
+    """`pods:` and `inventory:` for the scenario, so the replay fans out to the hosts the
+    live run did: the pods (nodes) each Kubernetes target listed, and the hosts of each
+    `group:` target as the inventory gave them, in the order first seen (without them, a
+    selector target stands for one pod named after it, a group for one host)."""
     from engine.language.validation import load_runbook
 
     try:
         targets = load_runbook(file).targets
     except EngineError:  # the runbook changed or went: the responses still replay
         return {}
-    kube = {name for name, target in targets.items() if target.kube is not None}
     seen: dict[str, dict[str, None]] = {}
     for r in records:
-        target = str(r.get("target"))
         # A step of an included runbook (`inc/step`) names that runbook's targets.
-        if r.get("event") == "step.started" and target in kube and "/" not in str(r.get("step")):
-            seen.setdefault(target, {}).update(dict.fromkeys(r.get("hosts") or ()))
-    pods = {name: list(hosts) for name, hosts in seen.items() if hosts}
-    return {"pods": pods} if pods else {}
+        if r.get("event") == "step.started" and str(r.get("target")) in targets and "/" not in str(r.get("step")):
+            seen.setdefault(str(r.get("target")), {}).update(dict.fromkeys(r.get("hosts") or ()))
+    pods = {name: list(hosts) for name, hosts in seen.items() if hosts and targets[name].kube is not None}
+    groups: dict[str, dict[str, None]] = {}
+    for name, hosts in seen.items():
+        group = targets[name].group
+        if group is not None and "{" not in group and targets[name].kube is None:  # a templated one: not known
+            groups.setdefault(group, {}).update(hosts)
+    found: dict[str, Any] = {"pods": pods} if pods else {}
+    if any(groups.values()):
+        found["inventory"] = {"groups": {g: {"hosts": list(h)} for g, h in groups.items() if h}}
+    return found
 
 
 def _replayable(contents: JournalContents) -> dict[str, Any]:
