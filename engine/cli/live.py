@@ -205,6 +205,7 @@ def resume(run_dir: str, rerun_failed: bool, skip: tuple[str, ...], from_step: s
     given = {**recovered.inputs, **inputs_mod.parse_assignments(options["inputs"])}
     resolved, answers, people = _checked(runbook, options, lambda: inputs_mod.resolve(runbook, from_file=given))
     live = _live_options(options, answers, people)
+    live.alert = recovered.alert  # `run.alert` is still the alert that started the run
     choices = Choices(from_step, skip, rerun_failed, rerun, reason, people[0].name if people else None, running)
     result = resume_run(directory, runbook, recovered, resolved.values, live, choices,
                         secrets=tuple(resolved.secrets))

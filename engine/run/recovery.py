@@ -68,6 +68,7 @@ class Recovered:
     phases: dict[str, PhaseMark] = field(default_factory=dict)
     escalations: set[int] = field(default_factory=set)
     started: list[Started] = field(default_factory=list)  # where the interrupted steps ran
+    alert: dict[str, Any] | None = None  # the alert that started the run (its `run.alert`)
 
     @property
     def previous(self) -> str:
@@ -187,6 +188,7 @@ class _Reader:
             self.stop.get("failed_step"), str(self.stop.get("reason") or ""), self.steps,
             [] if self.outcome else list(self.open), list(self.undone), self.vars, self.incident or {},
             self.phases, self.escalations, [] if self.outcome else self._started(),
+            dict(started["alert"]) if isinstance(started.get("alert"), Mapping) else None,
         )
 
     def _started(self) -> list[Started]:

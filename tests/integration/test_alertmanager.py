@@ -187,3 +187,20 @@ def test_waiting_for_an_alert_to_clear_polls_through_a_down_alertmanager_and_say
     assert step["attempts"] >= 2 or "poll" in step["error"]
     assert step["error"].startswith("until `cleared` was still false after ")
     assert step["error"].endswith(f"the last poll failed: Alertmanager am ({url}): connection refused")
+
+
+def test_a_resumed_run_still_knows_the_alert_that_started_it(ws: Workspace, tmp_path: Path) -> None:
+    payload = tmp_path / "alert.json"
+    payload.write_text(json.dumps({"labels": {"alertname": "TargetDown", "job": "api"}, "status": "firing",
+                                   "fingerprint": "5e1f00d"}))
+    flag = tmp_path / "fixed"
+    ws.write("live.yaml", runbook_text(f"""\
+        remediation:
+          - {{id: check, run: "test -f {flag}"}}
+          - {{id: show, run: "echo fingerprint={{{{ run.alert.fingerprint }}}}"}}
+        """))
+    assert ws.run("run", "live.yaml", "--alert", str(payload)).code == 1
+    flag.touch()
+    resumed = ws.run("resume", ws.only_run(), "--rerun-failed")
+    assert resumed.code == 0, resumed.text
+    assert "fingerprint=5e1f00d" in resumed.out
