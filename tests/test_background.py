@@ -152,3 +152,14 @@ def test_the_review_lists_each_helper_and_names_one_that_died(tmp_path: Path) ->
     assert "| steady (of tunnel) | background |   | `sleep 300` | stopped with its block |" in text
     assert "| flaky (of tunnel) | background |" in text and "| died (exit code 3) |" in text
     assert "background helper flaky of tunnel died (exit code 3)" in text and "tunnel closed" in text
+
+
+def test_a_helper_gets_the_runbooks_default_environment() -> None:
+    """`defaults.env` (a KUBECONFIG, a proxy) reaches the helpers as it reaches commands."""
+    text = block('[{id: forward, run: "echo $GREETING from helper; sleep 300", '
+                 'ready: {output: hello from helper}, timeout: 10s}]', '[{id: use, run: "echo used"}]')
+    text = text.replace("defaults: {timeout: 30s}", "defaults: {timeout: 30s, env: {GREETING: hello}}")
+    result, events = run_text(text, executor=LocalExecutor())
+    assert result.outcome == "resolved"
+    [stopped] = events.named("background.stopped")
+    assert stopped.output.startswith("hello from helper")

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .base import KILL_GRACE
@@ -41,13 +42,13 @@ class Ready:
 class Helper:
     """One helper process: started, watched, stopped."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, env: Mapping[str, str] | None = None) -> None:
         self.command = command
         self._out = bytearray()
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
             [SHELL, "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, env={**os.environ, **(env or {})})
         self._reader = threading.Thread(target=self._read, name=f"helper-{self.proc.pid}", daemon=True)
         self._reader.start()
 
@@ -131,5 +132,5 @@ def _read_some(fd: int) -> bytes:
 class LocalHelpers:
     """`Services.background` of a live run: helpers are processes on this machine."""
 
-    def start(self, command: str, helper_id: str) -> Helper:
-        return Helper(command)
+    def start(self, command: str, helper_id: str, env: Mapping[str, str] | None = None) -> Helper:
+        return Helper(command, env)

@@ -51,14 +51,16 @@ def with_helpers(d: Driver, sid: str, step: Step, specs: tuple[Background, ...],
 
 def _start(d: Driver, sid: str, step: Step, number: int, spec: Background, extra: dict[str, Any],
            running: list[_Running]) -> str | None:
+    ctx = d.r.state.context(**visible(extra))
     try:
-        command = templating.render(spec.run, d.r.state.context(**visible(extra)), shell=True,
-                                    where=d.where(step, "background", number, "run"))
+        command = templating.render(spec.run, ctx, shell=True, where=d.where(step, "background", number, "run"))
+        # The runbook's `defaults.env` (a KUBECONFIG, a proxy) reaches its helpers as its commands.
+        env = {k: templating.render(v, ctx, where=f"defaults.env.{k}") for k, v in d.r.runbook.defaults.env.items()}
     except TemplateError as exc:
         return f"background helper {spec.id}: {exc}"
     starter = d.r.services.background or LocalHelpers()
     try:
-        helper = starter.start(command, spec.id)
+        helper = starter.start(command, spec.id, env)
     except (OSError, ValueError) as exc:
         d.r.bus.emit(BackgroundStarted(sid, spec.id, command, error=f"cannot start: {exc}"))
         return f"background helper {spec.id} cannot start: {exc}"

@@ -6,6 +6,8 @@ starts (the world knows the tunnel is up)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from engine.executors.background import Ready
 from engine.executors.base import Invocation
 from engine.language.scenario import Reply
@@ -55,7 +57,7 @@ class SimulatedHelpers:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def start(self, command: str, helper_id: str) -> SimulatedHelper:
+    def start(self, command: str, helper_id: str, env: Mapping[str, str] | None = None) -> SimulatedHelper:
         inv = Invocation(step=helper_id, kind="background", command=command)
         found = self.world.respond(inv)
         return SimulatedHelper(self.world, found[1] if found else None, inv)
