@@ -1,6 +1,7 @@
 """The ASGI application of `runbook serve`: every route declared here, in one place,
 behind the request-id middleware (request_ids.py).
 
+The JSON API for people (api.py, under /api, with tokens) is described at /openapi.json.
 /healthz answers while the process can answer at all (a liveness probe); /readyz only
 when the store answers and the process is not draining (a readiness probe: a load
 balancer stops sending work); /metrics is for Prometheus. The embedded workers start
@@ -22,8 +23,10 @@ from starlette.routing import Route
 
 from engine import __version__
 
+from .api import Api
 from .intake import Intake
 from .metrics import registry
+from .openapi import document
 from .request_ids import RequestIds
 from .store import Store, StoreError
 from .worker import Worker
@@ -67,6 +70,11 @@ def build_app(store: Store, worker: Worker | None, intake: Intake | None = None)
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
     ]
+    def openapi(request: Request) -> Response:
+        return JSONResponse(document(__version__))
+
+    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    routes += Api(store).routes()
     if intake is not None:
         routes += [Route("/hooks/{source}", intake.hook, methods=["POST"]),
                    Route("/alerts", intake.alerts, methods=["GET"])]

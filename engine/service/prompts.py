@@ -42,6 +42,14 @@ def people_of(config: ServeConfig) -> list[PersonRow]:
     return [PersonRow(p.name, p.roles, p.slack, p.email) for p in config.people]
 
 
+class NoSuchRun(UsageError):
+    """The store has no run of that id."""
+
+
+class NotWaiting(UsageError):
+    """The run waits on no question at that step (answered already, or never asked)."""
+
+
 class Unauthorized(EngineError):
     """No proof of who is answering: a missing, unknown or revoked token."""
 
@@ -133,13 +141,13 @@ def _field_dict(f: AskField) -> dict[str, Any]:
 def open_question(store: Store, run_id: str, step: str) -> QuestionRow:
     """The question run `run_id` waits on at `step`; UsageError saying what it waits on."""
     if store.run(run_id) is None:
-        raise UsageError(f"no run {run_id} in the store {store}")
+        raise NoSuchRun(f"no run {run_id} in the store {store}")
     waiting = store.questions(run_id=run_id)
     for question in waiting:
         if question.step == step:
             return question
     steps = ", ".join(f"{q.step} ({q.kind})" for q in waiting) or "nothing"
-    raise UsageError(f"run {run_id} has no open question at step {step}: it waits on {steps}")
+    raise NotWaiting(f"run {run_id} has no open question at step {step}: it waits on {steps}")
 
 
 def decide(store: Store, question: QuestionRow, person: PersonRow, values: Mapping[str, Any],

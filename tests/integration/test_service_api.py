@@ -1,0 +1,166 @@
+"""The people's API on a real `runbook serve` (uvicorn on a free loopback port): an alert
+starts a runbook that asks a question and an approval; `runbook answer --server` answers
+the question, the wrong person's token is refused the approval (403, saying why), the
+right one's gives it; the run's journal streams as Server-Sent Events while it runs; and
+/openapi.json describes every route the app serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hookkit import SECRETS, alertmanager, am_alert, bearer, encode, post, serving, stop
+from postgres import wait_for
+
+pytestmark = pytest.mark.integration
+
+RUNBOOK = """\
+kind: runbook
+version: 1
+id: people
+title: People
+inputs:
+  host: {type: string, alert: labels.instance}
+  dir: {type: string}
+triage:
+  - id: triage
+    manual: Is {{ inputs.host }} filling with logs?
+    ask:
+      cause: {prompt: Cause, choices: [logs, data], sets: vars.cause}
+remediation:
+  - id: restart
+    run: "echo {{ vars.cause }} >> {{ inputs.dir }}/restart.count"
+    confirm: {message: "Restart {{ inputs.host }}?", role: dba}
+"""
+
+CONFIG = """\
+kind: serve
+version: 1
+runbooks: [runbooks]
+sources:
+  am: {{type: alertmanager, auth: {{bearer: {{env: AM_TOKEN}}}}}}
+routes:
+  - name: disk
+    match: {{alertname: DiskFull}}
+    runbook: people
+    inputs: {{dir: "{work}"}}
+people:
+  - {{name: alice, roles: [dba], slack: U0ALICE}}
+  - {{name: bob, roles: [oncall], slack: U0BOB}}
+"""
+
+
+def _service(tmp: Path) -> Path:
+    (tmp / "runbooks").mkdir()
+    (tmp / "work").mkdir()
+    (tmp / "runbooks" / "people.yaml").write_text(RUNBOOK, encoding="utf-8")
+    config = tmp / "serve.yaml"
+    config.write_text(CONFIG.format(work=tmp / "work"), encoding="utf-8")
+    return config
+
+
+def _runbook(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}, "RUNBOOK_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "engine", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _call(method: str, url: str, token: str | None, body: Any = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _stream(url: str, token: str, into: list[tuple[str, str]]) -> None:
+    """Read a Server-Sent Events stream to its `end` event: (event, data) pairs."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        event = data = ""
+        for raw in response:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif not line and event:
+                into.append((event, data))
+                if event == "end":
+                    return
+                event = data = ""
+
+
+def test_a_routed_runs_question_and_approval_answered_by_the_cli_and_the_api(tmp_path: Path) -> None:
+    config, home = _service(tmp_path), tmp_path / "home"
+    with serving(config, home) as (base, proc):
+        tokens = {name: _runbook(home, "token", "create", name, "-c", str(config)).stdout.strip()
+                  for name in ("alice", "bob")}
+        status, answer = post(f"{base}/hooks/am", encode(alertmanager(am_alert("db-1"))), bearer(SECRETS["AM_TOKEN"]))
+        assert status == 202, answer
+        run_id = answer["alerts"][0]["run_id"]
+        run_url = f"{base}/api/runs/{run_id}"
+
+        def waits_at(step: str) -> bool:
+            run = _call("GET", run_url, tokens["bob"])[1]
+            return run["status"] == "waiting" and any(q["step"] == step and q["status"] == "open"
+                                                      for q in run["questions"])
+
+        wait_for(lambda: waits_at("triage"), 60, "the run to wait at triage")
+        assert _call("GET", run_url, None)[0] == 401
+        done = _runbook(home, "answer", run_id, "triage", "cause=logs", "--server", base, "--token", tokens["bob"])
+        assert done.returncode == 0 and f"answered step triage of run {run_id} as bob" in done.stdout, done.stderr
+        wait_for(lambda: waits_at("restart"), 60, "the run to wait for its approval")
+        events: list[tuple[str, str]] = []
+        reader = threading.Thread(target=_stream, args=(f"{run_url}/events", tokens["bob"], events))
+        reader.start()
+        approve = f"{run_url}/questions/restart/answer"
+        status, refused = _call("POST", approve, tokens["bob"], {"answer": {"approved": True}})
+        assert status == 403 and refused["error"] == (
+            f"bob may not answer step restart of run {run_id}: it needs the role dba (their roles: oncall)")
+        assert _call("POST", approve, "rbt_forged", {"answer": {"approved": True}})[0] == 401
+        assert not (tmp_path / "work" / "restart.count").exists()
+        status, given = _call("POST", approve, tokens["alice"], {"answer": {"approved": True}})
+        assert status == 200 and given["answered_by"] == "alice", given
+        reader.join(120)
+        assert (tmp_path / "work" / "restart.count").read_text() == "logs\n"
+        names = [e for e, _ in events]
+        assert names[0] == "run.started" and names[-2:] == ["run.finished", "end"]
+        [approval] = [json.loads(d) for e, d in events if e == "approval"]
+        assert (approval["approved"], approval["by"], approval["role"]) == (True, "alice", "dba")
+        listed = _call("GET", f"{base}/api/runs?status=finished&runbook=people", tokens["alice"])[1]["runs"]
+        assert [(r["id"], r["outcome"]) for r in listed] == [(run_id, "resolved")]
+        status, doc = _call("GET", f"{base}/openapi.json", None)
+        assert status == 200 and "/api/runs/{run_id}/events" in doc["paths"]
+        stop(proc, home)
+
+
+def test_the_openapi_document_describes_every_route(tmp_path: Path) -> None:
+    from starlette.routing import Route
+
+    from engine import __version__
+    from engine.service.app import build_app
+    from engine.service.openapi import document
+    from engine.service.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path}/service.db")
+    try:
+        app = build_app(store, None, None)
+        served = {r.path for r in app.routes if isinstance(r, Route)} | {"/hooks/{source}", "/alerts"}
+    finally:
+        store.close()
+    doc = document(__version__)
+    assert served <= set(doc["paths"]), served - set(doc["paths"])
+    assert doc["openapi"].startswith("3.1") and doc["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
