@@ -219,3 +219,17 @@ def test_the_connections_file_schema_shares_the_runbook_schema_definitions() -> 
         assert definition == runbook["$defs"][name], name
     assert shared["properties"]["connections"]["additionalProperties"] == \
         runbook["properties"]["connections"]["additionalProperties"]
+
+
+def test_substituted_values_are_escaped_for_the_quotes_they_land_in() -> None:
+    from engine.errors import TemplateError
+    from engine.run._promql_text import render_query
+
+    ctx = {"v": 'a"b\\c\nd', "w": "5m", "re": "10\\.0\\..*"}
+    assert render_query('x{l="{{ v }}"}', ctx, "q") == 'x{l="a\\"b\\\\c\\nd"}'
+    assert render_query("x{l='{{ v }}'}[{{ w }}]", ctx, "q") == "x{l='a\"b\\\\c\\nd'}[5m]"
+    assert render_query('x{l=~"{{ re }}"}', ctx, "q") == 'x{l=~"10\\\\.0\\\\..*"}'  # Prometheus reads 10\.0\..*
+    assert render_query('x{l="a\\"{{ w }}"} and {{ w }}', ctx, "q") == 'x{l="a\\"5m"} and 5m'
+    with pytest.raises(TemplateError, match="quote outside a quoted PromQL string"):
+        render_query("x{l={{ v }}}", ctx, "q")
+    assert render_query("{% if w %}x{l=\"{{ v }}\"}{% endif %}", ctx, "q") == 'x{l="a"b\\c\nd"}'  # blocks: as written

@@ -23,6 +23,7 @@ from engine.templates import templating
 
 from ._connections import Unusable, endpoint, find
 from ._driver import Driver
+from ._promql_text import render_query
 from .attempt import Attempt
 
 
@@ -33,7 +34,7 @@ def _query_path(step: Step, spec: PromqlSpec) -> tuple[str, ...]:
 def started_query(d: Driver, step: Step, spec: PromqlSpec, extra: dict[str, Any]) -> str:
     """The query as it is shown as the step starts: `promql [prom]: up == 0`."""
     where = d.where(step, *_query_path(step, spec))
-    query = templating.render(spec.query, d.context(extra), where=where)
+    query = render_query(spec.query, d.context(extra), where)
     try:
         name = find(d.r.runbook, "prometheus", spec.prometheus).name
     except Unusable:
@@ -46,7 +47,7 @@ def promql(d: Driver, step: Step, sid: str, spec: PromqlSpec, number: int, extra
            timeout: float | None) -> Attempt:
     """A `promql:` step's query, once."""
     r = d.r
-    text = templating.render(spec.query, d.context(extra), where=d.where(step, *_query_path(step, spec)))
+    text = render_query(spec.query, d.context(extra), d.where(step, *_query_path(step, spec)))
     try:
         conn = find(r.runbook, "prometheus", spec.prometheus)
         point = endpoint(d, conn, extra)

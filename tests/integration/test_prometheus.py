@@ -259,3 +259,19 @@ def test_a_prometheus_that_never_answers_fails_the_step_at_the_connection_timeou
     error = finished_step(complete_journal(ws.only_run()), "q")["error"]
     assert error.startswith(f"Prometheus prom ({url}): timed out after 1s"), error
     assert_clean_failure_output(done)
+
+
+def test_a_label_value_from_an_alert_cannot_change_the_query(ws: Workspace, prom: Prometheus) -> None:
+    """Inside quotes a substituted value is PromQL string text: `"} or vector(1) ...` stays
+    a job name that matches nothing (unescaped, vector(1) would answer and `empty` be false)."""
+    ws.write("live.yaml", runbook_text("""\
+        inputs: {job: {type: string}}
+        detection:
+          - {id: q, promql: 'up{job="{{ inputs.job }}"} == 0', expect: empty}
+          - {id: bare, promql: 'up{job={{ inputs.job }}}'}
+        """, head=connection(prom.url)))
+    done = ws.run("run", "live.yaml", "-i", 'job=api"} or vector(1) or up{job="x')
+    assert done.code == 1, done.text
+    records = complete_journal(ws.only_run())
+    assert finished_step(records, "q")["status"] == "ok"
+    assert "gives a value with a quote outside a quoted PromQL string" in finished_step(records, "bare")["error"]
