@@ -28,7 +28,8 @@ POLL = 0.25  # seconds between looks at a run's journal while streaming it
 STATUS = {Unauthorized: 401, Forbidden: 403, NoSuchRun: 404, NotWaiting: 409, UsageError: 400, StoreError: 503}
 
 
-def _error(exc: EngineError) -> JSONResponse:
+def error_response(exc: EngineError) -> JSONResponse:
+    """The JSON answer to an EngineError: its message, with the status its kind means."""
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
@@ -62,7 +63,7 @@ class Api:
                 person = await run_in_threadpool(person_of, self.store, _token(request))
                 return JSONResponse(await run_in_threadpool(read, request, person))
             except EngineError as exc:
-                return _error(exc)
+                return error_response(exc)
         return endpoint
 
     def _runs(self, request: Request, _: PersonRow) -> dict[str, Any]:
@@ -107,7 +108,7 @@ class Api:
                                                        values, "api")
             run = await run_in_threadpool(self.store.run, run_id)
         except EngineError as exc:
-            return _error(exc)
+            return error_response(exc)
         return JSONResponse({"question": question.id, "step": step, "answered_by": person.name,
                              "run_status": run.status if run is not None else "gone"})
 
@@ -120,7 +121,7 @@ class Api:
             if await run_in_threadpool(self.store.run, run_id) is None:
                 raise NoSuchRun(f"no run {run_id}")
         except EngineError as exc:
-            return _error(exc)
+            return error_response(exc)
         after = _seq(request.headers.get("last-event-id") or request.query_params.get("after"))
         return StreamingResponse(self._stream(request, run_id, after), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -28,14 +28,17 @@ from .intake import Intake
 from .metrics import registry
 from .openapi import document
 from .request_ids import RequestIds
+from .slack import SlackInteractions
 from .store import Store, StoreError
 from .worker import Worker
 
 
-def build_app(store: Store, worker: Worker | None, intake: Intake | None = None) -> Starlette:
+def build_app(store: Store, worker: Worker | None, intake: Intake | None = None,
+              slack: SlackInteractions | None = None) -> Starlette:
     """The app over `store`, with `worker` (the embedded workers) started and drained by
     its lifespan; None when `runbook worker` processes do the work. `intake`: the hooks
-    alerts are posted to (POST /hooks/<source>, GET /alerts)."""
+    alerts are posted to (POST /hooks/<source>, GET /alerts); `slack`: where Slack's
+    button clicks come (POST /slack/interactions)."""
     metrics = registry(store, worker, intake)
     state = {"draining": False}
 
@@ -78,6 +81,8 @@ def build_app(store: Store, worker: Worker | None, intake: Intake | None = None)
     if intake is not None:
         routes += [Route("/hooks/{source}", intake.hook, methods=["POST"]),
                    Route("/alerts", intake.alerts, methods=["GET"])]
+    if slack is not None:
+        routes.append(Route("/slack/interactions", slack.interact, methods=["POST"]))
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIds)])
 
 

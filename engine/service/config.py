@@ -88,6 +88,7 @@ class ServeConfig:
     sources: Mapping[str, Source] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     people: tuple[Person, ...] = ()
+    slack_secret_env: str | None = None  # the variable holding the Slack app's signing secret
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -134,6 +135,7 @@ def _build(doc: Document) -> ServeConfig:
         routes=tuple(_route(raw) for raw in data.get("routes", [])),
         people=tuple(Person(p["name"], tuple(p.get("roles", ())), p.get("slack"), p.get("email"))
                      for p in data.get("people", [])),
+        slack_secret_env=data["slack"]["signing_secret"]["env"] if "slack" in data else None,
     )
 
 

@@ -10,6 +10,7 @@ the embedded workers (runs finish, or are handed over after the drain timeout).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from .config import ServeConfig
 from .intake import Intake
 from .prompts import people_of
 from .routing import Router
+from .slack import SlackInteractions
 from .store import Store
 from .worker import Worker, WorkerOptions
 
@@ -68,7 +70,7 @@ def serve(config: ServeConfig, options: ServeOptions) -> None:
             store.set_people(people_of(config))
         worker = _worker(store, config, options)
         intake = Intake(store, config.sources, router, on_queued=worker.wake if worker else lambda: None)
-        app = build_app(store, worker, intake)
+        app = build_app(store, worker, intake, _slack(store, config))
         log.info("listening on http://%s, store %s, %s", listen, store,
                  f"{worker.options.slots} embedded worker slot(s)" if worker else "no embedded workers")
         server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
@@ -92,6 +94,16 @@ class _Server(uvicorn.Server):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+def _slack(store: Store, config: ServeConfig) -> SlackInteractions | None:
+    """Slack's interactivity endpoint, when the config has a `slack:` signing secret."""
+    if config.slack_secret_env is None:
+        return None
+    secret = os.environ.get(config.slack_secret_env)
+    if not secret:
+        raise UsageError(f"{config.file}: slack.signing_secret names ${config.slack_secret_env}, which is not set")
+    return SlackInteractions(store, secret)
 
 
 def _worker(store: Store, config: ServeConfig, options: ServeOptions) -> Worker | None:

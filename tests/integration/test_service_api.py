@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,7 @@ from hookkit import SECRETS, alertmanager, am_alert, bearer, encode, post, servi
 from postgres import wait_for
 
 pytestmark = pytest.mark.integration
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 RUNBOOK = """\
 kind: runbook
@@ -52,10 +54,16 @@ routes:
     match: {{alertname: DiskFull}}
     runbook: people
     inputs: {{dir: "{work}"}}
+slack: {{signing_secret: {{env: SLACK_SIGNING_SECRET}}}}
 people:
   - {{name: alice, roles: [dba], slack: U0ALICE}}
   - {{name: bob, roles: [oncall], slack: U0BOB}}
 """
+
+
+@pytest.fixture(autouse=True)
+def _slack_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SLACK_SECRET)
 
 
 def _service(tmp: Path) -> Path:
@@ -164,3 +172,65 @@ def test_the_openapi_document_describes_every_route(tmp_path: Path) -> None:
     doc = document(__version__)
     assert served <= set(doc["paths"]), served - set(doc["paths"])
     assert doc["openapi"].startswith("3.1") and doc["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+
+
+
+def _slack_click(base: str, question: dict[str, Any], user: str, action: str, *, secret: str = SLACK_SECRET,
+                 age: float = 0) -> tuple[int, Any]:
+    """A click on a button of the approval message, posted as Slack posts it: a form with
+    the block_actions payload, signed with the app's signing secret."""
+    from urllib.parse import urlencode
+
+    from engine.service.slack import approval_blocks, signature
+    from engine.service.store import QuestionRow
+
+    message = approval_blocks(QuestionRow(**question))
+    [button] = [b for b in message["blocks"][1]["elements"] if b["action_id"] == action]
+    payload = {"type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
+               "api_app_id": "A0001", "container": {"type": "message", "channel_id": "C0001"},
+               "trigger_id": "1.2.3", "actions": [{**button, "block_id": message["blocks"][1]["block_id"],
+                                                     "action_ts": str(time.time())}]}
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    stamp = str(int(time.time() - age))
+    request = urllib.request.Request(f"{base}/slack/interactions", data=body, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": signature(secret, stamp, body)})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def test_an_approval_from_slack_is_verified_and_the_slack_user_mapped_to_a_person(
+        tmp_path: Path) -> None:
+    config, home = _service(tmp_path), tmp_path / "home"
+    with serving(config, home) as (base, proc):
+        bob = _runbook(home, "token", "create", "bob", "-c", str(config)).stdout.strip()
+        run_id = post(f"{base}/hooks/am", encode(alertmanager(am_alert("db-1"))), bearer())[1]["alerts"][0]["run_id"]
+        run_url = f"{base}/api/runs/{run_id}"
+
+        def question(step: str) -> dict[str, Any] | None:
+            run = _call("GET", run_url, bob)[1]
+            return next((q for q in run["questions"] if q["step"] == step and q["status"] == "open"), None)
+
+        wait_for(lambda: question("triage") is not None, 60, "the run to wait at triage")
+        assert _call("POST", f"{run_url}/questions/triage/answer", bob, {"answer": {"cause": "data"}})[0] == 200
+        wait_for(lambda: question("restart") is not None, 60, "the run to wait for its approval")
+        asked = question("restart")
+        assert asked is not None
+        status, why = _slack_click(base, asked, "U0ALICE", "approve", secret="not-the-secret")
+        assert (status, why["error"]) == (401, "X-Slack-Signature does not match the signing secret")
+        status, why = _slack_click(base, asked, "U0ALICE", "approve", age=600)
+        assert status == 401 and "a replay is refused" in why["error"]
+        status, why = _slack_click(base, asked, "U0MALLORY", "approve")
+        assert status == 403 and "Slack user U0MALLORY is nobody" in why["error"]
+        status, why = _slack_click(base, asked, "U0BOB", "approve")
+        assert status == 403 and "it needs the role dba (their roles: oncall)" in why["error"]
+        assert question("restart") is not None  # still waiting: nothing above decided it
+        status, done = _slack_click(base, asked, "U0ALICE", "approve")
+        assert status == 200 and done["text"].startswith("Approved by alice: step restart"), done
+        wait_for(lambda: _call("GET", run_url, bob)[1]["status"] == "finished", 60, "the run to finish")
+        assert (tmp_path / "work" / "restart.count").read_text() == "data\n"
+        log = stop(proc, home)
+    assert "X-Slack-Signature does not match" in log  # refusals are logged for whoever watches
