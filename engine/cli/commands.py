@@ -24,7 +24,7 @@ MODULES = ("authoring", "live", "drills", "reports", "service", "people")
 # loaded); tests/test_cli.py checks this against each module's COMMANDS.
 HOME = {"validate": "authoring", "schema": "authoring", "new": "authoring", "rules": "authoring",
         "run": "live", "resume": "live", "runs": "live", "test": "drills", "drill": "drills",
-        "scenario": "drills", "report": "reports", "stats": "reports", "graph": "reports",
+        "scenario": "drills", "report": "reports", "stats": "reports", "graph": "reports", "coverage": "reports",
         "serve": "service", "worker": "service", "export": "service",
         "answer": "people", "approve": "people", "refuse": "people", "token": "people"}
 

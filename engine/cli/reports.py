@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
+
+from engine.errors import EngineError, UsageError
 
 from .base import emit
 from .stored import RunSource, database_option, exported, stored_source
@@ -100,4 +104,48 @@ def graph(runbook_file: str, fmt: str, output: str | None, no_includes: bool) ->
     emit(text, output)
 
 
-COMMANDS = (report, stats, graph)
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--journals", "journal_dirs", multiple=True, type=RunSource(exists=True),
+              help="Run directories or journals to count (repeatable; default: $RUNBOOK_HOME/runs).")
+@database_option
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the coverage here (default: stdout).")
+@click.option("--fail-under", type=click.FloatRange(0, 100), metavar="PERCENT",
+              help="Exit 1 when branch coverage by scenarios is under PERCENT.")
+def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: str | None, fmt: str,
+             output: str | None, fail_under: float | None) -> None:
+    """How much of each runbook (PATHS: files or directories, default ./runbooks and
+    ./scenarios) its journals exercised: the steps that ran and how they ended, and the
+    branches taken (`when` true and false, each switch case and default, approved and
+    refused, retried, rolled back, for_each with items and with none), for scenarios
+    (`runbook test`), drills and live runs apart. With --database, the runs of the
+    service's store are counted too. Exit 1 under --fail-under."""
+    from engine.home import home
+    from engine.reporting import coverage as cov_mod
+    from engine.reporting import coverage_formats as out
+
+    sources = cov_mod.load_sources(paths or [p for p in ("runbooks", "scenarios") if os.path.isdir(p)])
+    if not sources.runbooks:
+        raise UsageError("no runbooks found in " + ", ".join(paths or ("runbooks",)))
+    dirs = list(journal_dirs) or [str(home() / "runs")] * (database is None)
+    if database:
+        with exported(database, ()) as run_dirs:
+            collected = cov_mod.collect(sources.runbooks, [*dirs, *run_dirs])
+    else:
+        collected = cov_mod.collect(sources.runbooks, [d for d in dirs if os.path.exists(d)])
+    collected = cov_mod.with_scenarios(collected, sources.scenarios)
+    render = {"json": out.render_json, "md": out.render_markdown}.get(fmt, out.render_text)
+    emit(render(collected), output)
+    scenarios = collected.percent("test")
+    if fail_under is not None and (scenarios or 0.0) < fail_under:
+        raise CoverageShort(f"branch coverage by scenarios is {scenarios or 0.0:.1f}%, under {fail_under:g}%")
+
+
+class CoverageShort(EngineError):
+    """A coverage gate was not met (exit 1)."""
+
+    exit_code = 1
+
+
+COMMANDS = (report, stats, graph, coverage)

@@ -1,7 +1,8 @@
 """Reporting: everything built from journals alone. `report` assembles one run's report
 from its parts (`timeline`, a drill's `debrief`, a live run's `review`); `markdown`,
 `html` and `chart` render it (JSON is `report.render_json`); `stats` reads many journals
-(found by `journals`) for statistics across runs; `graph`, `graph_layout` and
+(found by `journals`) for statistics across runs, and `coverage` (each run's
+`exercise`, rendered by `coverage_formats`) for how much of each runbook they exercised; `graph`, `graph_layout` and
 `graph_svg` draw a runbook's flow; `synthetic` writes realistic journals for benchmarks.
 The parts never import the assembler: what they share (`_format`) sits below them all.
 
@@ -11,7 +12,10 @@ and everything below; never the CLI.
 
 __all__ = [
     "chart",
+    "coverage",
+    "coverage_formats",
     "debrief",
+    "exercise",
     "graph",
     "graph_layout",
     "graph_svg",

@@ -1,0 +1,200 @@
+"""Coverage: how much of each runbook its journals have exercised. Per runbook, which of
+its steps ran (and how they ended) and which of its branches were taken, counted apart
+for scenarios (`runbook test`, mode `test`), drills and live runs.
+
+The branches a step can take come from the model (`branches_of`); what runs took comes
+from their journals (`exercise.py`). A journal belongs to the runbook whose id it names
+(`run.started`'s `runbook`): journals carry no digest of the runbook's text, so a run of
+an older version of a runbook counts for the current one (a step it no longer has is
+simply not counted).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import JournalError
+from engine.language.model import Runbook, Step, SwitchSpec
+from engine.language.scenario import Scenario
+from engine.language.validation import ValidationFailed, check_file, discover
+
+from .exercise import Exercise, read_exercise
+from .journals import journal_files
+
+MODES = ("test", "drill", "live")  # scenarios, drills and live runs, in the order shown
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One way a step can go: `when true`, `case tls`, `refused`, `no items`, ..."""
+
+    step: str
+    label: str
+
+
+def branches_of(step: Step) -> list[str]:
+    """The branch labels a step can take (see exercise.py for what each means)."""
+    out = ["when true", "when false"] if step.when is not None else []
+    if isinstance(step.spec, SwitchSpec):
+        out += [f"case {c.value}" for c in step.spec.cases] + ["default"]
+    if step.confirm is not None and step.confirm.on_refuse is not None:
+        out += ["approved", "refused"]
+    if step.retries is not None and step.retries.attempts > 1:
+        out.append("retried")
+    if step.rollback:
+        out.append("rolled back")
+    if isinstance(step.for_each, str):  # a template: any number of items, none included
+        out += ["items", "no items"]
+    elif step.for_each is not None:  # a literal list goes one way only
+        out.append("items" if step.for_each else "no items")
+    return out
+
+
+@dataclass
+class Tally:
+    """What the runs of one mode exercised of one runbook."""
+
+    runs: int = 0
+    last: float | None = None  # epoch seconds of the latest run's start
+    last_passed: float | None = None  # the latest run that ended resolved
+    ended: Counter[tuple[str, str]] = field(default_factory=Counter)
+    taken: Counter[tuple[str, str]] = field(default_factory=Counter)
+    succeeded: dict[str, float] = field(default_factory=dict)  # step -> latest start of a run it succeeded in
+
+    def add(self, run: Exercise) -> None:
+        self.runs += 1
+        self.ended.update(run.ended)
+        self.taken.update(run.taken)
+        when = run.started or 0.0
+        self.last = max(self.last or when, when)
+        if run.outcome == "resolved":
+            self.last_passed = max(self.last_passed or when, when)
+        for step in run.succeeded:
+            self.succeeded[step] = max(self.succeeded.get(step, when), when)
+
+
+@dataclass
+class RunbookCoverage:
+    """One runbook: its steps, its branches, and per mode what its runs exercised."""
+
+    id: str
+    title: str
+    file: str
+    steps: list[str]
+    kinds: dict[str, str]  # step -> its kind (run, http, block, switch, ...)
+    branches: list[Branch]
+    alerts: tuple[str, ...] = ()
+    tallies: dict[str, Tally] = field(default_factory=dict)
+    scenarios: list[str] = field(default_factory=list)  # scenario files that play it
+
+    def tally(self, mode: str) -> Tally:
+        return self.tallies.get(mode) or Tally()
+
+    def steps_ran(self, mode: str) -> list[str]:
+        ended = self.tally(mode).ended
+        ran = {s for (s, status), n in ended.items() if n and status != "skipped"}
+        return [s for s in self.steps if s in ran]
+
+    def branches_taken(self, mode: str) -> list[Branch]:
+        taken = self.tally(mode).taken
+        return [b for b in self.branches if taken[(b.step, b.label)]]
+
+    def percent(self, mode: str, what: str = "branches") -> float | None:
+        """Covered / total, in percent; None when there is nothing to cover."""
+        total = len(self.branches if what == "branches" else self.steps)
+        done = len(self.branches_taken(mode) if what == "branches" else self.steps_ran(mode))
+        return 100.0 * done / total if total else None
+
+
+def runbook_coverage(runbook: Runbook) -> RunbookCoverage:
+    """A runbook's steps and branches, with nothing exercised yet."""
+    steps = runbook.steps(rollbacks=True)
+    return RunbookCoverage(runbook.id, runbook.title, runbook.file, [s.id for s in steps],
+                           {s.id: s.kind for s in steps},
+                           [Branch(s.id, label) for s in steps for label in branches_of(s)], runbook.alerts)
+
+
+@dataclass
+class Coverage:
+    """Every runbook's coverage, and what could not be counted."""
+
+    runbooks: list[RunbookCoverage]
+    journals: int = 0
+    unmatched: Counter[str] = field(default_factory=Counter)  # runbook ids journals named, not given
+    skipped: list[str] = field(default_factory=list)  # not a run, or unreadable
+    seconds: float = 0.0
+
+    def total(self, mode: str, what: str = "branches") -> tuple[int, int]:
+        """(covered, total) over every runbook."""
+        done = total = 0
+        for rb in self.runbooks:
+            total += len(rb.branches if what == "branches" else rb.steps)
+            done += len(rb.branches_taken(mode) if what == "branches" else rb.steps_ran(mode))
+        return done, total
+
+    def percent(self, mode: str, what: str = "branches") -> float | None:
+        done, total = self.total(mode, what)
+        return 100.0 * done / total if total else None
+
+
+def collect(runbooks: Sequence[Runbook], journal_paths: Iterable[str | os.PathLike[str]]) -> Coverage:
+    """The coverage of `runbooks` by every journal under `journal_paths`."""
+    t0 = time.perf_counter()
+    by_id: dict[str, RunbookCoverage] = {}
+    for runbook in runbooks:
+        by_id.setdefault(runbook.id, runbook_coverage(runbook))
+    out = Coverage(sorted(by_id.values(), key=lambda r: r.id))
+    for path in journal_files(journal_paths):
+        out.journals += 1
+        run = _read(path)
+        if run is None:
+            out.skipped.append(str(path))
+        elif run.runbook in by_id:
+            by_id[run.runbook].tallies.setdefault(run.mode, Tally()).add(run)
+        else:
+            out.unmatched[run.runbook] += 1
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+@dataclass
+class Sources:
+    """The runbooks found, and the scenario files that play each (by runbook file)."""
+
+    runbooks: list[Runbook]
+    scenarios: dict[str, list[str]]  # resolved runbook file -> scenario files
+
+
+def load_sources(paths: Iterable[str | os.PathLike[str]]) -> Sources:
+    """Every runbook and scenario under `paths` (files or directories, searched
+    recursively); ValidationFailed names the first file with errors."""
+    out = Sources([], {})
+    for name in discover(paths):
+        checked = check_file(name)
+        if any(d.is_error for d in checked.diagnostics) or checked.model is None:
+            raise ValidationFailed(name, checked.diagnostics, checked.text)
+        if isinstance(checked.model, Runbook):
+            out.runbooks.append(checked.model)
+        elif isinstance(checked.model, Scenario):
+            out.scenarios.setdefault(str(checked.model.runbook_path), []).append(name)
+    return out
+
+
+def with_scenarios(cov: Coverage, scenarios: dict[str, list[str]]) -> Coverage:
+    """Name on each runbook the scenario files that play it."""
+    for rb in cov.runbooks:
+        rb.scenarios = sorted(scenarios.get(str(Path(rb.file).resolve()), []))
+    return cov
+
+
+def _read(path: Any) -> Exercise | None:
+    try:
+        return read_exercise(path)
+    except (OSError, JournalError):  # unreadable, or a FIFO or device named journal.jsonl
+        return None

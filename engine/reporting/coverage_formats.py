@@ -1,0 +1,98 @@
+"""Coverage as a person or a program reads it: a text summary, JSON, and Markdown for a
+pull request. Renderers compute no facts: everything comes from a `Coverage`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._format import md
+from .coverage import MODES, Coverage, RunbookCoverage
+
+_NAMES = {"test": "scenarios", "drill": "drills", "live": "live"}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def _cells(rb: RunbookCoverage) -> list[str]:
+    cells = [rb.id]
+    for mode in MODES:
+        runs = rb.tally(mode).runs
+        cells.append(f"{_pct(rb.percent(mode, 'steps'))}/{_pct(rb.percent(mode))} ({runs})" if runs else "no runs")
+    return cells
+
+
+def render_text(cov: Coverage) -> str:
+    """One row per runbook: steps/branches covered per mode (runs), then what is missing."""
+    head = ["runbook", *[f"{_NAMES[m]} steps/branches (runs)" for m in MODES]]
+    rows = [_cells(rb) for rb in cov.runbooks]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for rb in cov.runbooks:
+        missing = [f"{b.step}: {b.label}" for b in rb.branches if b not in set(rb.branches_taken("test"))]
+        if missing:
+            lines.append(f"{rb.id}: branches no scenario takes: " + ", ".join(missing))
+    totals = ", ".join(f"{_NAMES[m]} {_total(cov, m)}" for m in MODES)
+    lines.append(f"branch coverage: {totals}; {len(cov.runbooks)} runbook(s), {cov.journals} journal(s) "
+                 f"read in {cov.seconds:.2f}s" + _unmatched(cov))
+    return "\n".join(lines) + "\n"
+
+
+def _total(cov: Coverage, mode: str) -> str:
+    """Branch coverage in a mode, or `-` when no runbook was run in it."""
+    return _pct(cov.percent(mode)) if any(rb.tally(mode).runs for rb in cov.runbooks) else "-"
+
+
+def _unmatched(cov: Coverage) -> str:
+    parts = []
+    if cov.unmatched:
+        parts.append(f"{sum(cov.unmatched.values())} of runbooks not given ({', '.join(sorted(cov.unmatched))})")
+    if cov.skipped:
+        parts.append(f"{len(cov.skipped)} skipped (not a run or unreadable)")
+    return ("; " + "; ".join(parts)) if parts else ""
+
+
+def _runbook_dict(rb: RunbookCoverage) -> dict[str, Any]:
+    modes = {}
+    for mode in MODES:
+        tally = rb.tally(mode)
+        taken = set(rb.branches_taken(mode))
+        modes[mode] = {
+            "runs": tally.runs, "steps_percent": rb.percent(mode, "steps"), "branches_percent": rb.percent(mode),
+            "steps": {s: {st: n for (step, st), n in sorted(tally.ended.items()) if step == s} for s in rb.steps},
+            "branches": [{"step": b.step, "branch": b.label, "taken": b in taken,
+                          "times": tally.taken[(b.step, b.label)]} for b in rb.branches],
+        }
+    return {"id": rb.id, "title": rb.title, "file": rb.file, "alerts": list(rb.alerts),
+            "steps": rb.steps, "modes": modes}
+
+
+def to_dict(cov: Coverage) -> dict[str, Any]:
+    return {"format": "runbook-coverage/1", "journals": cov.journals, "skipped": cov.skipped,
+            "unmatched": dict(cov.unmatched), "seconds": round(cov.seconds, 3),
+            "branches_percent": {m: cov.percent(m) for m in MODES},
+            "steps_percent": {m: cov.percent(m, "steps") for m in MODES},
+            "runbooks": [_runbook_dict(rb) for rb in cov.runbooks]}
+
+
+def render_json(cov: Coverage) -> str:
+    return json.dumps(to_dict(cov), indent=2) + "\n"
+
+
+def render_markdown(cov: Coverage) -> str:
+    """A table for a pull request, and per runbook the branches no scenario takes."""
+    lines = ["## Runbook coverage", "",
+             "Branch coverage: " + ", ".join(f"{_NAMES[m]} **{_total(cov, m)}**" for m in MODES), "",
+             "| runbook | " + " | ".join(f"{_NAMES[m]} steps/branches (runs)" for m in MODES) + " |",
+             "|---|" + "---|" * len(MODES)]
+    lines += ["| " + " | ".join(md(c) for c in _cells(rb)) + " |" for rb in cov.runbooks]
+    missing = [(rb, [b for b in rb.branches if b not in set(rb.branches_taken("test"))]) for rb in cov.runbooks]
+    if any(m for _, m in missing):
+        lines += ["", "<details><summary>Branches no scenario takes</summary>", ""]
+        lines += [f"- `{md(rb.id)}`: " + ", ".join(f"{md(b.step)} ({md(b.label)})" for b in m)
+                  for rb, m in missing if m]
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"

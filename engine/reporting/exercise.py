@@ -1,0 +1,116 @@
+"""What one journal exercised: the runbook it ran, in which mode, and per step how it
+ended and which of its branches it took. `coverage.py` adds these up per runbook.
+
+Branches are named as the journal shows them, without the runbook at hand (the model
+decides later which of them a step can take at all):
+
+- `when true` / `when false`: the step (or one of its for_each items) ran, or was
+  skipped because its `when` was false;
+- `case X` / `default`: the case a switch took (the journal's `case`);
+- `approved` / `refused`: an approval, from the `approval` records;
+- `retried`: the step succeeded after a failed attempt;
+- `rolled back`: one of the step's rollback steps started;
+- `items` / `no items`: a for_each step ran over some items, or none.
+
+Thousands of journals are read the way `stats.py` reads them: the event name is taken
+from the raw line and only the records named here are decoded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.run.journal import decode, journal_lines, open_journal
+
+from .stats import _epoch, _event
+
+WHEN_FALSE = "when was false"  # the reason the run loop journals for a `when` that did not hold
+_NEEDED = frozenset((b"run.started", b"run.finished", b"step.finished", b"approval", b"step.started"))
+
+
+@dataclass
+class Exercise:
+    """One run's facts for coverage."""
+
+    path: str
+    runbook: str = ""
+    mode: str = ""
+    scenario: str | None = None
+    started: float | None = None  # epoch seconds
+    outcome: str = "unfinished"
+    ended: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, status) -> times
+    taken: set[tuple[str, str]] = field(default_factory=set)  # (step, branch label)
+    succeeded: set[str] = field(default_factory=set)  # steps with a run/http action that ended ok
+
+
+def read_exercise(path: str | os.PathLike[str]) -> Exercise | None:
+    """One journal's Exercise; None when it has no run.started record (not a run)."""
+    out = Exercise(str(path))
+    seen_start = False
+    with open_journal(Path(path)) as handle:
+        for line in journal_lines(handle):
+            name = _event(line)
+            if name not in _NEEDED or (name == b"step.started" and b'"rollback_of"' not in line):
+                continue
+            record = decode(line)
+            if record is None:
+                continue
+            if name == b"run.started":
+                seen_start = _started(out, record, seen_start)
+            else:
+                _take(out, name, record)
+    return out if seen_start else None
+
+
+def _started(out: Exercise, record: dict[str, Any], seen: bool) -> bool:
+    if not seen:  # a resumed run writes run.started again: the first says when it began
+        out.runbook, out.mode = str(record.get("runbook") or ""), str(record.get("mode") or "")
+        out.scenario = str(record["scenario"]) if record.get("scenario") else None
+        out.started = _epoch(record.get("t"))
+    return True
+
+
+def _take(out: Exercise, name: bytes, record: dict[str, Any]) -> None:
+    step = str(record.get("step") or "")
+    if name == b"step.finished":
+        _finished(out, step, record)
+    elif name == b"approval":
+        out.taken.add((step, "approved" if record.get("approved") else "refused"))
+    elif name == b"step.started" and record.get("rollback_of"):
+        out.taken.add((str(record["rollback_of"]), "rolled back"))
+    elif name == b"run.finished":
+        out.outcome = str(record.get("outcome") or "unfinished")
+
+
+def _finished(out: Exercise, step: str, record: dict[str, Any]) -> None:
+    status = str(record.get("status") or "")
+    out.ended[(step, status)] += 1
+    if status == "ok" and record.get("kind") in ("run", "http"):
+        out.succeeded.add(step)
+    items = record.get("items")
+    runs = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    for each in runs or [record]:
+        _guarded(out, step, str(each.get("status") or ""), each.get("reason", record.get("reason")), each)
+    if runs:  # some items ran, however they ended
+        out.taken.add((step, "items"))
+    elif isinstance(items, list) and status == "ok":  # ran over no items (every step has the list)
+        out.taken.add((step, "no items"))
+    if record.get("case") is not None:
+        case = str(record["case"])
+        out.taken.add((step, case if case == "default" else f"case {case}"))
+
+
+def _guarded(out: Exercise, step: str, status: str, reason: Any, run: dict[str, Any]) -> None:
+    """A step's (or one item's) `when`, and whether it succeeded after a failed attempt."""
+    if status == "skipped":
+        if reason in (None, WHEN_FALSE):
+            out.taken.add((step, "when false"))
+    elif status:
+        out.taken.add((step, "when true"))
+    attempts = run.get("attempts")
+    if status == "ok" and isinstance(attempts, int) and attempts > 1:
+        out.taken.add((step, "retried"))

@@ -1,0 +1,137 @@
+"""`runbook coverage` (issue 17): which steps and branches of a runbook its journals
+exercised, per mode, from journals the real runner wrote for a fixture runbook whose
+coverage is known (tests/fixtures/coverage: every branch kind, and which scenario takes
+which)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.language.validation import load_runbook
+from engine.reporting.coverage import Branch, branches_of, collect, load_sources
+from engine.reporting.coverage_formats import render_json, render_markdown, render_text
+from engine.run.journal_writer import JournalWriter
+from engine.simulation.drill import DrillSetup
+from engine.simulation.suite import run_case
+from tests.test_cli import assert_no_traceback, run
+
+FIXTURES = Path(__file__).parent / "fixtures" / "coverage"
+RUNBOOK = FIXTURES / "branches.yaml"
+TLS, REFUSED = FIXTURES / "scenarios" / "tls.yaml", FIXTURES / "scenarios" / "refused.yaml"
+# What each scenario takes (see the fixture's scenarios).
+TAKEN_BY_TLS = {("prepare", "retried"), ("by_cause", "case tls"), ("fix", "when true"), ("each_host", "items"),
+                ("restart", "approved")}
+TAKEN_BY_REFUSED = {("prepare", "rolled back"), ("by_cause", "default"), ("fix", "when false"),
+                    ("each_host", "no items"), ("restart", "refused")}
+NEVER = {("by_cause", "case dns")}
+
+
+def _journal(scenario: Path, run_dir: Path, mode: str = "test") -> Path:
+    """A journal the runner writes playing `scenario` (its run.started says `mode`)."""
+    writer = JournalWriter(run_dir, fsync=False)
+    try:
+        case = run_case(str(scenario), DrillSetup(observers=(writer,), mode=mode))
+    finally:
+        writer.close()
+    assert case.passed, case.error or case
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    _journal(TLS, root / "tls")
+    _journal(REFUSED, root / "refused")
+    _journal(REFUSED, root / "drill", mode="drill")
+    _journal(TLS, root / "live", mode="live")
+    return root
+
+
+def _taken(runs: Path, mode: str) -> set[tuple[str, str]]:
+    cov = collect([load_runbook(RUNBOOK)], [runs])
+    return {(b.step, b.label) for b in cov.runbooks[0].branches_taken(mode)}
+
+
+def test_each_step_says_which_branches_it_can_take() -> None:
+    rb = load_runbook(RUNBOOK)
+    assert {s.id: branches_of(s) for s in rb.steps(rollbacks=True) if branches_of(s)} == {
+        "prepare": ["retried", "rolled back"],
+        "by_cause": ["case tls", "case dns", "default"],
+        "fix": ["when true", "when false"],
+        "each_host": ["items", "no items"],
+        "restart": ["approved", "refused"],
+    }
+
+
+def test_scenarios_take_every_branch_kind_and_the_untaken_one_is_missing(runs: Path) -> None:
+    assert _taken(runs, "test") == TAKEN_BY_TLS | TAKEN_BY_REFUSED
+    cov = collect([load_runbook(RUNBOOK)], [runs])
+    rb = cov.runbooks[0]
+    assert set(rb.branches) - set(rb.branches_taken("test")) == {Branch(*b) for b in NEVER}
+    assert rb.percent("test") == pytest.approx(100 * 10 / 11)
+    assert [s for s in rb.steps if s not in rb.steps_ran("test")] == ["flush"]
+
+
+def test_modes_are_counted_apart(runs: Path) -> None:
+    assert _taken(runs, "drill") == TAKEN_BY_REFUSED
+    assert _taken(runs, "live") == TAKEN_BY_TLS
+    rb = collect([load_runbook(RUNBOOK)], [runs]).runbooks[0]
+    assert [rb.tally(m).runs for m in ("test", "drill", "live")] == [2, 1, 1]
+    assert rb.tally("test").ended[("restart", "skipped")] == 1  # refused, and skipped as on_refuse says
+    assert rb.tally("test").ended[("verify", "failed")] == 1
+
+
+def test_journals_of_other_runbooks_and_damaged_ones_are_counted_not_fatal(runs: Path, tmp_path: Path) -> None:
+    (tmp_path / "torn").mkdir()
+    lines = (runs / "tls" / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    (tmp_path / "torn" / "journal.jsonl").write_bytes(b"".join(lines[:6]) + lines[6][:20])
+    other = (runs / "tls" / "journal.jsonl").read_text().replace('"runbook": "branches"', '"runbook": "elsewhere"', 1)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "journal.jsonl").write_text(other)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "journal.jsonl").write_text("")
+    cov = collect([load_runbook(RUNBOOK)], [tmp_path])
+    assert (cov.journals, dict(cov.unmatched), len(cov.skipped)) == (3, {"elsewhere": 1}, 1)
+    assert cov.runbooks[0].tally("test").runs == 1  # the torn one still counts what it has
+
+
+def test_scenarios_are_found_with_the_runbooks_they_play() -> None:
+    sources = load_sources([FIXTURES])
+    assert [r.id for r in sources.runbooks] == ["branches"]
+    assert sorted(Path(s).name for s in sources.scenarios[str(RUNBOOK.resolve())]) == ["refused.yaml", "tls.yaml"]
+
+
+def test_the_outputs_say_the_same_thing(runs: Path) -> None:
+    cov = collect([load_runbook(RUNBOOK)], [runs])
+    text, data, markdown = render_text(cov), json.loads(render_json(cov)), render_markdown(cov)
+    assert "branches: branches no scenario takes: by_cause: case dns" in text
+    assert "scenarios 91%" in text
+    assert data["format"] == "runbook-coverage/1"
+    test = data["runbooks"][0]["modes"]["test"]
+    assert [b["branch"] for b in test["branches"] if not b["taken"]] == ["case dns"]
+    assert test["steps"]["verify"] == {"failed": 1, "ok": 1}
+    assert "| branches | 92%/91% (2) |" in markdown and "by\\_cause (case dns)" in markdown
+
+
+def test_the_command_gates_on_branch_coverage_by_scenarios(runs: Path) -> None:
+    ok = run("coverage", FIXTURES, "--journals", runs, "--fail-under", "90")
+    assert ok.exit_code == 0, ok.output
+    assert "scenarios 91%" in ok.output
+    short = run("coverage", FIXTURES, "--journals", runs, "--fail-under", "95", "-f", "json")
+    assert short.exit_code == 1
+    assert_no_traceback(short)
+    assert "branch coverage by scenarios is 90.9%, under 95%" in short.output
+    assert json.loads(short.stdout)["branches_percent"]["test"] == pytest.approx(100 * 10 / 11)
+
+
+def test_the_command_reads_the_runs_of_the_runbook_home(runs: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path))
+    _journal(REFUSED, tmp_path / "runs" / "one", mode="live")
+    result = run("coverage", RUNBOOK)
+    assert result.exit_code == 0, result.output
+    assert "scenarios -, drills -, live 45%" in result.output  # 5 of 11 branches
+    assert "1 journal(s)" in result.output
