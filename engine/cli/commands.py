@@ -26,7 +26,8 @@ HOME = {"validate": "authoring", "schema": "authoring", "new": "authoring", "rul
         "run": "live", "resume": "live", "runs": "live", "test": "drills", "drill": "drills",
         "scenario": "drills", "report": "reports", "stats": "reports", "graph": "reports", "coverage": "reports",
         "serve": "service", "worker": "service", "export": "service",
-        "answer": "people", "approve": "people", "refuse": "people", "token": "people"}
+        "answer": "people", "approve": "people", "refuse": "people", "questions": "people",
+        "token": "people"}
 
 
 class LazyGroup(EngineGroup):

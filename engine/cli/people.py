@@ -1,5 +1,5 @@
 """People answering a service's runs from any machine: `runbook answer`, `runbook approve`,
-`runbook refuse` (through the service's API with `--server URL`, or straight to its store
+`runbook refuse`, `runbook questions` (through the service's API with `--server URL`, or straight to its store
 with `--database URL`), and `runbook token create` (an API token bound to a person of the
 serve config). Either way the person is the one the token proves, never a name given here.
 """
@@ -50,6 +50,39 @@ def _send(server: str | None, database: str | None, token: str | None, run_id: s
         return person.name, run.status if run is not None else "gone"
     finally:
         store.close()
+
+
+def _open(server: str | None, database: str | None, token: str | None, run_id: str | None) -> list[dict[str, Any]]:
+    if bool(server) == bool(database):
+        raise UsageError("say where the runs are: --server URL (the service's API) or --database URL (its store)")
+    if server:
+        from engine.service.client import call
+
+        query = f"?run={quote(run_id, safe='')}" if run_id else ""
+        return list(call(server, "GET", f"/api/questions{query}", token)["questions"])
+    assert database is not None
+    need_server_extra("--database")
+    from engine.service.prompts import person_of
+    from engine.service.store import Store
+
+    store = Store.open(database)
+    try:
+        person_of(store, token)  # reading what runs ask takes a token too, as through the API
+        return [q.to_dict() for q in store.questions(run_id=run_id)]
+    finally:
+        store.close()
+
+
+def _how(question: Mapping[str, Any]) -> str:
+    """The command that answers it, as a person would type it."""
+    run, step = question["run_id"], question["step"]
+    if question["kind"] == "approval":
+        return f"runbook approve {run} {step}   (or: runbook refuse {run} {step} --reason ...)"
+    if question["kind"] == "interrupted":
+        return f"runbook answer {run} {step} interrupted=rerun|skip running=wait|stop"
+    fields = " ".join(f"{f['name']}=" + ("|".join(map(str, f["choices"])) if f.get("choices") else "...")
+                      for f in question["fields"])
+    return f"runbook answer {run} {step} {fields}".rstrip()
 
 
 def _pairs(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -103,6 +136,20 @@ def refuse(run_id: str, step: str, reason: str, server: str | None, database: st
           _send(server, database, token, run_id, step, {"approved": False, "reason": reason}))
 
 
+@click.command()
+@click.argument("run_id", metavar="[RUN]", required=False)
+@_reach
+def questions(run_id: str | None, server: str | None, database: str | None, token: str | None) -> None:
+    """What the service's runs wait on (or RUN's): each question, who may answer, and how."""
+    found = _open(server, database, token, run_id)
+    if not found:
+        click.echo("no run waits for a person")
+    for q in found:
+        role = f", role {q['role']}" if q.get("role") else ""
+        click.echo(f"run {q['run_id']}, step {q['step']} ({q['kind']}{role}): {q['text']}")
+        click.echo(f"  {_how(q)}")
+
+
 @click.group()
 def token() -> None:
     """API tokens: each is bound to a person of the serve config, with their roles."""
@@ -134,4 +181,4 @@ def create(name: str, config_file: str, database: str | None) -> None:
     click.echo(made)
 
 
-COMMANDS = (answer, approve, refuse, token)
+COMMANDS = (answer, approve, refuse, questions, token)

@@ -59,7 +59,8 @@ class Unauthorized(EngineError):
 def person_of(store: Store, token: str | None) -> PersonRow:
     """Who `token` proves to be; Unauthorized saying what is wrong with it."""
     if not token:
-        raise Unauthorized("no API token: pass --token (or set $RUNBOOK_TOKEN); `runbook token create NAME` makes one")
+        raise Unauthorized("no API token: pass --token (or set $RUNBOOK_TOKEN); "
+                           "`runbook token create NAME -c serve.yaml` makes one")
     person = store.token_person(token)
     if person is None:
         raise Unauthorized("the API token is not known to this service (revoked, or made for another store)")

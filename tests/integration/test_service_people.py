@@ -119,9 +119,13 @@ def test_runbook_answer_and_approve_with_a_token_against_the_store(
     worker = _worker(store, tmp_path)
     try:
         _waits_at(store, run_id, "triage")
+        listed = _cli("questions", "--database", database, "--token", tokens["bob"])
+        assert f"runbook answer {run_id} triage cause=logs|data" in listed.output, listed.output
         done = _cli("answer", run_id, "triage", "cause=data", "--database", database, "--token", tokens["bob"])
         assert done.exit_code == 0 and f"answered step triage of run {run_id} as bob" in done.output
         _waits_at(store, run_id, "restart")
+        listed = _cli("questions", run_id, "--database", database, "--token", tokens["bob"])
+        assert f"step restart (approval, role dba): Restart it?\n  runbook approve {run_id} restart" in listed.output
         refused = _cli("approve", run_id, "restart", "--database", database, "--token", tokens["bob"])
         assert refused.exit_code == 77 and "it needs the role dba (their roles: oncall)" in refused.output
         forged = _cli("approve", run_id, "restart", "--database", database, "--token", "rbt_forged")
