@@ -8,17 +8,15 @@ simulated world (drill); executors/alertmanager.py reads the answers.
 from __future__ import annotations
 
 import getpass
-from dataclasses import replace
 from typing import Any
 
 from engine.executors import alertmanager as api
-from engine.executors.base import HttpRequest, Invocation, NullSink, Result
 from engine.language.duration import format_duration
 from engine.language.model import Step
 from engine.language.monitoring import AlertSpec, Matcher, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
-from ._connections import Endpoint, Unusable, endpoint, find
+from ._connections import Unusable, answered, endpoint, find, send
 from ._driver import Driver
 from .attempt import Attempt
 
@@ -38,29 +36,6 @@ def _alert_matchers(d: Driver, step: Step, spec: AlertSpec, extra: dict[str, Any
     return out
 
 
-def _send(d: Driver, sid: str, kind: str, point: Endpoint, method: str, url: str, body: bytes | None,
-          shown: str, number: int, timeout: float | None) -> Result:
-    headers = dict(point.headers)
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    request = HttpRequest(url, method, headers, body, tls=point.tls,
-                          private_headers=frozenset(k.lower() for k in point.headers))
-    limits = [t for t in (timeout, point.connection.timeout) if t]
-    invocation = Invocation(sid, kind, shown, timeout=min(limits) if limits else None, http=request, attempt=number)
-    d.r.bus.barrier()
-    return d.r.services.http.run(invocation, NullSink(), d.r.cancel)
-
-
-def _done(d: Driver, sid: str, point: Endpoint, result: Result, answer: api.Answer, line: str) -> Attempt:
-    if answer.error is not None:
-        error = answer.error if result.cancelled else \
-            f"Alertmanager {point.connection.name} ({point.url}): {answer.error}"
-        return Attempt(False, error, replace(result, ok=False, error=error), cancelled=result.cancelled)
-    with d.sink(sid) as sink:
-        sink.output("stdout", (line + "\n").encode(), None)
-    return Attempt(True, None, replace(result, ok=True, error=None, stdout=line + "\n", extra=answer.results))
-
-
 def alert(d: Driver, step: Step, sid: str, spec: AlertSpec, number: int, extra: dict[str, Any],
           timeout: float | None) -> Attempt:
     """An `alert:` step: which alerts match, once (`until: cleared` polls it)."""
@@ -72,13 +47,19 @@ def alert(d: Driver, step: Step, sid: str, spec: AlertSpec, number: int, extra: 
     except Unusable as exc:
         return Attempt(False, str(exc))
     shown = " ".join([*(str(m) for m in found), *([f"fingerprint={fingerprint}"] if fingerprint else [])])
-    result = _send(d, sid, "alert", point, "GET", api.alerts_url(point.url, found), None, shown, number, timeout)
+    result = send(d, sid, "alert", point, ("GET", api.alerts_url(point.url, found), None), shown, number, timeout)
     answer = api.read_alerts(result, fingerprint)
-    alerts = answer.results.get("alerts", [])
-    line = "cleared: no alert matches" if not alerts else "\n".join(
-        f"{a['state']} {a['name']} {a['fingerprint']} " + ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items())
-                                                            if k != "alertname") for a in alerts)
-    return _done(d, sid, point, result, answer, line)
+    return answered(d, sid, point, result, answer.error, _alert_lines(answer.results.get("alerts", [])),
+                    answer.results)
+
+
+def _alert_lines(alerts: list[dict[str, Any]]) -> str:
+    """One line per alert: `active TargetDown 4f1c... instance=..., job=api`."""
+    if not alerts:
+        return "cleared: no alert matches\n"
+    return "".join(f"{a['state']} {a['name']} {a['fingerprint']} "
+                   + ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k != "alertname") + "\n"
+                   for a in alerts)
 
 
 def silence(d: Driver, step: Step, sid: str, spec: SilenceSpec, number: int, extra: dict[str, Any],
@@ -98,10 +79,10 @@ def silence(d: Driver, step: Step, sid: str, spec: SilenceSpec, number: int, ext
     body = api.silence_body(found, starts, starts + spec.duration, author,
                             f"{comment} (runbook {r.runbook.id}, run {r.state.run_id})")
     shown = ", ".join(map(str, found))
-    result = _send(d, sid, "silence", point, "POST", api.silences_url(point.url), body, shown, number, timeout)
+    result = send(d, sid, "silence", point, ("POST", api.silences_url(point.url), body), shown, number, timeout)
     answer = api.read_silence(result, starts + spec.duration)
-    line = f"silence {answer.results.get('silence_id')} for {format_duration(spec.duration)}: {shown}"
-    return _done(d, sid, point, result, answer, line)
+    line = f"silence {answer.results.get('silence_id')} for {format_duration(spec.duration)}: {shown}\n"
+    return answered(d, sid, point, result, answer.error, line, answer.results)
 
 
 def _operator(mode: str) -> str:
@@ -126,9 +107,10 @@ def unsilence(d: Driver, step: Step, sid: str, spec: UnsilenceSpec, number: int,
         point = endpoint(d, find(r.runbook, "alertmanager", name), extra)
     except Unusable as exc:
         return Attempt(False, str(exc))
-    result = _send(d, sid, "unsilence", point, "DELETE", api.silence_url(point.url, silence_id), None,
-                   silence_id, number, timeout)
-    return _done(d, sid, point, result, api.read_expiry(result, silence_id), f"expired silence {silence_id}")
+    result = send(d, sid, "unsilence", point, ("DELETE", api.silence_url(point.url, silence_id), None),
+                  silence_id, number, timeout)
+    answer = api.read_expiry(result, silence_id)
+    return answered(d, sid, point, result, answer.error, f"expired silence {silence_id}\n", answer.results)
 
 
 def _target(d: Driver, step: Step, spec: UnsilenceSpec, extra: dict[str, Any]) -> tuple[str | None, str | None]:

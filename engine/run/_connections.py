@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from engine.executors.base import HttpRequest, Invocation, NullSink, Result
 from engine.language.model import Runbook
 from engine.language.monitoring import BasicAuth, Connection, Tls, connection_problem
 from engine.templates import templating
 
 from ._driver import Driver, Where
+from .attempt import Attempt
+
+SERVERS = {"prometheus": "Prometheus", "alertmanager": "Alertmanager"}
 
 
 class Unusable(Exception):
@@ -113,3 +118,34 @@ def _tls(conn: Connection) -> Tls | None:
 
 def _expand(name: str | None) -> str | None:
     return str(Path(name).expanduser()) if name else None
+
+
+def send(d: Driver, sid: str, kind: str, point: Endpoint, request: tuple[str, str, bytes | None], shown: str,
+         number: int, timeout: float | None) -> Result:
+    """One request of a monitoring step (method, URL, body) through the run's HTTP
+    executor, within the step's and the connection's timeouts. Its raw answer is for
+    programs: the step shows people its own lines (see `answered`)."""
+    method, url, body = request
+    headers = dict(point.headers)
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    http = HttpRequest(url, method, headers, body, tls=point.tls,
+                       private_headers=frozenset(k.lower() for k in point.headers))
+    limits = [t for t in (timeout, point.connection.timeout) if t]
+    invocation = Invocation(sid, kind, shown, timeout=min(limits) if limits else None, http=http, attempt=number)
+    d.r.bus.barrier()
+    return d.r.services.http.run(invocation, NullSink(), d.r.cancel)
+
+
+def answered(d: Driver, sid: str, point: Endpoint, result: Result, error: str | None, lines: str,
+             results: dict[str, Any]) -> Attempt:
+    """The attempt of a monitoring step: failed with the server named, or its lines shown
+    and its `results` (value, alerts, silence_id...) for its checks."""
+    if error is not None:
+        if not result.cancelled:
+            server = SERVERS.get(point.connection.type, point.connection.type)
+            error = f"{server} {point.connection.name} ({point.url}): {error}"
+        return Attempt(False, error, replace(result, ok=False, error=error), cancelled=result.cancelled)
+    with d.sink(sid) as sink:
+        sink.output("stdout", lines.encode(), None)
+    return Attempt(True, None, replace(result, ok=True, error=None, stdout=lines, extra=results))
