@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.language.validation import load_runbook
-from engine.reporting.coverage import Branch, branches_of, collect, load_sources
+from engine.reporting.alert_rules import read_all
+from engine.reporting.coverage import Branch, branches_of, collect, load_sources, with_alerts
 from engine.reporting.coverage_formats import render_json, render_markdown, render_text
 from engine.run.journal_writer import JournalWriter
 from engine.simulation.drill import DrillSetup
@@ -135,3 +136,50 @@ def test_the_command_reads_the_runs_of_the_runbook_home(runs: Path, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert "scenarios -, drills -, live 45%" in result.output  # 5 of 11 branches
     assert "1 journal(s)" in result.output
+
+
+RULES = Path(__file__).parent / "fixtures" / "coverage-rules"
+
+
+def test_alert_rules_are_read_from_rule_groups_and_prometheusrule_resources() -> None:
+    rules, files = read_all([RULES])
+    assert files == 2
+    assert [(r.name, Path(r.file).name, r.line, r.runbook_name()) for r in rules] == [
+        ("BranchesDown", "groups.yml", 8, None),
+        ("BranchesSlow", "groups.yml", 11, "branches"),
+        ("BranchesPodCrashLooping", "prometheusrule.yaml", 15, None),
+    ]
+
+
+def test_alerts_without_a_runbook_and_runbooks_whose_alerts_no_rule_defines(runs: Path) -> None:
+    cov = with_alerts(collect([load_runbook(RUNBOOK)], [runs]), *read_all([RULES]))
+    assert cov.alerts is not None
+    assert [r.name for r in cov.alerts.unowned] == ["BranchesPodCrashLooping"]
+    assert cov.alerts.undefined == {"branches": ["BranchesOrphan"]}
+    assert cov.alerts.no_scenario == ["branches"]  # no scenarios were named here
+
+
+def test_require_runbook_fails_the_build_on_an_alert_without_one(runs: Path, tmp_path: Path) -> None:
+    failed = run("coverage", FIXTURES, "--journals", runs, "--rules", RULES, "--require-runbook")
+    assert failed.exit_code == 1
+    assert "prometheusrule.yaml:15: alert BranchesPodCrashLooping has no runbook" in failed.output
+    assert "1 alert(s) have no runbook: BranchesPodCrashLooping" in failed.output
+    assert "runbook branches: alert BranchesOrphan is in no rule file" in failed.output
+    assert run("coverage", FIXTURES, "--journals", runs, "--rules", RULES / "groups.yml",
+               "--require-runbook").exit_code == 0
+    assert run("coverage", FIXTURES, "--journals", runs, "--require-runbook").exit_code == 2
+
+
+def test_a_broken_rule_file_is_an_error_that_says_where(runs: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("groups:\n  - name: x\n    rules: [\n")
+    result = run("coverage", FIXTURES, "--journals", runs, "--rules", bad)
+    assert result.exit_code == 2
+    assert_no_traceback(result)
+    assert f"{bad}:4:1: not valid YAML" in result.output
+
+
+def test_a_runbook_no_scenario_plays_is_named(runs: Path) -> None:
+    result = run("coverage", RUNBOOK, "--journals", runs, "-f", "md")
+    assert "runbook with no scenario: branches" in result.output
+    assert json.loads(run("coverage", FIXTURES, "--journals", runs, "-f", "json").stdout)["without_scenario"] == []

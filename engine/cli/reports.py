@@ -111,16 +111,22 @@ def graph(runbook_file: str, fmt: str, output: str | None, no_includes: bool) ->
 @database_option
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the coverage here (default: stdout).")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
+              help="Prometheus rule files (groups, or Kubernetes PrometheusRule resources), or directories of them.")
+@click.option("--require-runbook", is_flag=True, help="Exit 1 when an alert of the rule files has no runbook.")
 @click.option("--fail-under", type=click.FloatRange(0, 100), metavar="PERCENT",
               help="Exit 1 when branch coverage by scenarios is under PERCENT.")
 def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: str | None, fmt: str,
-             output: str | None, fail_under: float | None) -> None:
+             output: str | None, rule_paths: tuple[str, ...], require_runbook: bool, fail_under: float | None) -> None:
     """How much of each runbook (PATHS: files or directories, default ./runbooks and
     ./scenarios) its journals exercised: the steps that ran and how they ended, and the
     branches taken (`when` true and false, each switch case and default, approved and
     refused, retried, rolled back, for_each with items and with none), for scenarios
     (`runbook test`), drills and live runs apart. With --database, the runs of the
-    service's store are counted too. Exit 1 under --fail-under."""
+    service's store are counted too. With --rules, alert coverage: alerts with no runbook
+    (by the runbook's `alerts:` or the rule's runbook_url), runbooks whose alerts are in
+    no rule file. Exit 1 under --fail-under, or with --require-runbook when an alert has
+    no runbook."""
     from engine.home import home
     from engine.reporting import coverage as cov_mod
     from engine.reporting import coverage_formats as out
@@ -135,11 +141,20 @@ def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: st
     else:
         collected = cov_mod.collect(sources.runbooks, [d for d in dirs if os.path.exists(d)])
     collected = cov_mod.with_scenarios(collected, sources.scenarios)
+    if require_runbook and not rule_paths:
+        raise UsageError("--require-runbook needs --rules FILE|DIR (the alerts to check)")
+    if rule_paths:
+        from engine.reporting.alert_rules import read_all
+
+        collected = cov_mod.with_alerts(collected, *read_all(rule_paths))
     render = {"json": out.render_json, "md": out.render_markdown}.get(fmt, out.render_text)
     emit(render(collected), output)
     scenarios = collected.percent("test")
     if fail_under is not None and (scenarios or 0.0) < fail_under:
         raise CoverageShort(f"branch coverage by scenarios is {scenarios or 0.0:.1f}%, under {fail_under:g}%")
+    unowned = collected.alerts.unowned if collected.alerts is not None else []
+    if require_runbook and unowned:
+        raise CoverageShort(f"{len(unowned)} alert(s) have no runbook: " + ", ".join(sorted({r.name for r in unowned})))
 
 
 class CoverageShort(EngineError):

@@ -2,7 +2,8 @@
 from its parts (`timeline`, a drill's `debrief`, a live run's `review`); `markdown`,
 `html` and `chart` render it (JSON is `report.render_json`); `stats` reads many journals
 (found by `journals`) for statistics across runs, and `coverage` (each run's
-`exercise`, rendered by `coverage_formats`) for how much of each runbook they exercised; `graph`, `graph_layout` and
+`exercise`, rendered by `coverage_formats`) for how much of each runbook they exercised
+(and, with Prometheus rule files read by `alert_rules`, which alerts have a runbook); `graph`, `graph_layout` and
 `graph_svg` draw a runbook's flow; `synthetic` writes realistic journals for benchmarks.
 The parts never import the assembler: what they share (`_format`) sits below them all.
 
@@ -11,6 +12,7 @@ and everything below; never the CLI.
 """
 
 __all__ = [
+    "alert_rules",
     "chart",
     "coverage",
     "coverage_formats",

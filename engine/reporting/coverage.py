@@ -24,6 +24,7 @@ from engine.language.model import Runbook, Step, SwitchSpec
 from engine.language.scenario import Scenario
 from engine.language.validation import ValidationFailed, check_file, discover
 
+from .alert_rules import AlertRule
 from .exercise import Exercise, read_exercise
 from .journals import journal_files
 
@@ -121,10 +122,23 @@ def runbook_coverage(runbook: Runbook) -> RunbookCoverage:
 
 
 @dataclass
+class Alerts:
+    """Alert coverage: alert rules no runbook answers, runbooks whose alerts no rule file
+    defines, and runbooks that no scenario plays."""
+
+    rule_files: int = 0
+    rules: int = 0
+    unowned: list[AlertRule] = field(default_factory=list)
+    undefined: dict[str, list[str]] = field(default_factory=dict)  # runbook id -> its alerts no rule defines
+    no_scenario: list[str] = field(default_factory=list)  # runbook ids
+
+
+@dataclass
 class Coverage:
     """Every runbook's coverage, and what could not be counted."""
 
     runbooks: list[RunbookCoverage]
+    alerts: Alerts | None = None  # with rule files only
     journals: int = 0
     unmatched: Counter[str] = field(default_factory=Counter)  # runbook ids journals named, not given
     skipped: list[str] = field(default_factory=list)  # not a run, or unreadable
@@ -190,6 +204,19 @@ def with_scenarios(cov: Coverage, scenarios: dict[str, list[str]]) -> Coverage:
     """Name on each runbook the scenario files that play it."""
     for rb in cov.runbooks:
         rb.scenarios = sorted(scenarios.get(str(Path(rb.file).resolve()), []))
+    return cov
+
+
+def with_alerts(cov: Coverage, rules: Sequence[AlertRule], files: int) -> Coverage:
+    """Match alert rules and runbooks: a rule is answered by a runbook that lists its
+    name in `alerts:`, or that its `runbook_url` names (by the runbook's id or file name)."""
+    listed = {alert for rb in cov.runbooks for alert in rb.alerts}
+    names = {rb.id for rb in cov.runbooks} | {Path(rb.file).stem for rb in cov.runbooks}
+    defined = {rule.name for rule in rules}
+    cov.alerts = Alerts(files, len(rules),
+                        [r for r in rules if r.name not in listed and r.runbook_name() not in names],
+                        {rb.id: gone for rb in cov.runbooks if (gone := [a for a in rb.alerts if a not in defined])},
+                        [rb.id for rb in cov.runbooks if not rb.scenarios])
     return cov
 
 

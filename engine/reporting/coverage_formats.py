@@ -35,10 +35,23 @@ def render_text(cov: Coverage) -> str:
         missing = [f"{b.step}: {b.label}" for b in rb.branches if b not in set(rb.branches_taken("test"))]
         if missing:
             lines.append(f"{rb.id}: branches no scenario takes: " + ", ".join(missing))
+    lines += _alert_lines(cov)
     totals = ", ".join(f"{_NAMES[m]} {_total(cov, m)}" for m in MODES)
     lines.append(f"branch coverage: {totals}; {len(cov.runbooks)} runbook(s), {cov.journals} journal(s) "
                  f"read in {cov.seconds:.2f}s" + _unmatched(cov))
     return "\n".join(lines) + "\n"
+
+
+def _alert_lines(cov: Coverage) -> list[str]:
+    lines = [f"runbook with no scenario: {rb.id}" for rb in cov.runbooks if not rb.scenarios]
+    alerts = cov.alerts
+    if alerts is not None:
+        lines += [f"{r.file}:{r.line}: alert {r.name} has no runbook" for r in alerts.unowned]
+        lines += [f"runbook {rb}: alert {a} is in no rule file"
+                  for rb, names in alerts.undefined.items() for a in names]
+        lines.append(f"alerts: {alerts.rules - len(alerts.unowned)} of {alerts.rules} have a runbook "
+                     f"({alerts.rule_files} rule file(s))")
+    return lines
 
 
 def _total(cov: Coverage, mode: str) -> str:
@@ -71,7 +84,14 @@ def _runbook_dict(rb: RunbookCoverage) -> dict[str, Any]:
 
 
 def to_dict(cov: Coverage) -> dict[str, Any]:
-    return {"format": "runbook-coverage/1", "journals": cov.journals, "skipped": cov.skipped,
+    alerts = cov.alerts
+    return {"format": "runbook-coverage/1", "journals": cov.journals,
+            "alerts": None if alerts is None else {
+                "rule_files": alerts.rule_files, "rules": alerts.rules,
+                "without_runbook": [{"alert": r.name, "file": r.file, "line": r.line, "runbook_url": r.runbook_url}
+                                    for r in alerts.unowned],
+                "not_in_rule_files": alerts.undefined},
+            "without_scenario": [rb.id for rb in cov.runbooks if not rb.scenarios], "skipped": cov.skipped,
             "unmatched": dict(cov.unmatched), "seconds": round(cov.seconds, 3),
             "branches_percent": {m: cov.percent(m) for m in MODES},
             "steps_percent": {m: cov.percent(m, "steps") for m in MODES},
@@ -95,4 +115,6 @@ def render_markdown(cov: Coverage) -> str:
         lines += [f"- `{md(rb.id)}`: " + ", ".join(f"{md(b.step)} ({md(b.label)})" for b in m)
                   for rb, m in missing if m]
         lines += ["", "</details>"]
+    if cov.alerts is not None or any(not rb.scenarios for rb in cov.runbooks):
+        lines += ["", "### Alerts and scenarios", ""] + [f"- {md(line, 300)}" for line in _alert_lines(cov)]
     return "\n".join(lines) + "\n"
