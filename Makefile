@@ -53,6 +53,8 @@ demo: $(STAMP) bytecode
 	RUNBOOK_HOME=$(DEMO_HOME) $(BIN)/runbook drill scenarios/disk-full-log-storm.yaml --scripted --speed 60
 	@echo "== 4. every scenario unattended on the virtual clock, as CI runs them"
 	$(BIN)/runbook test scenarios/
+	@echo "== 5. the service: an Alertmanager webhook starts a run, a worker resolves it (demo/service.py)"
+	$(BIN)/python demo/service.py
 
 # The service, embedded: one process, the store in SQLite under $(DEMO_HOME), workers
 # in-process, http://127.0.0.1:8080 (/healthz, /readyz, /metrics). Ctrl-C stops it.
@@ -70,12 +72,12 @@ system-deps:
 
 test: $(STAMP) bytecode system-deps
 	@[ -x /usr/bin/chromium ] || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
-	$(BIN)/ruff check engine tests bench
+	$(BIN)/ruff check engine tests bench demo
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tests bench
+	$(BIN)/ruff check engine tests bench demo
 	$(BIN)/mypy
 
 # Benchmarks (BENCHMARKS.md). The baseline tools live in their own virtualenv, created

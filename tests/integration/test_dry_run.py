@@ -19,7 +19,7 @@ KNOWN = {
     "host": "db-1", "service": "checkout-api", "replica": "db-2", "primary": "db-1", "queue": "orders",
     "worker": "orders-worker", "domain": "www.example.com", "web_host": "web-1", "job": "node",
     "instance": "10.0.3.7:9100", "namespace": "shop", "app": "checkout-api",
-    "health_url": "http://127.0.0.1:9/health",
+    "health_url": "http://127.0.0.1:9/health", "lock": "/var/lock/export.lock",
 }
 SECRETS = {"prom_token": "prom-secret-123", "rabbit_password": "rabbit-secret-456"}
 
