@@ -6,6 +6,9 @@ which)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from engine.language.validation import load_runbook
 from engine.reporting.alert_rules import read_all
 from engine.reporting.coverage import Branch, branches_of, collect, load_sources, with_alerts
 from engine.reporting.coverage_formats import render_json, render_markdown, render_text
+from engine.reporting.staleness import DAY, staleness
 from engine.run.journal_writer import JournalWriter
 from engine.simulation.drill import DrillSetup
 from engine.simulation.suite import run_case
@@ -102,7 +106,7 @@ def test_journals_of_other_runbooks_and_damaged_ones_are_counted_not_fatal(runs:
 def test_scenarios_are_found_with_the_runbooks_they_play() -> None:
     sources = load_sources([FIXTURES])
     assert [r.id for r in sources.runbooks] == ["branches"]
-    assert sorted(Path(s).name for s in sources.scenarios[str(RUNBOOK.resolve())]) == ["refused.yaml", "tls.yaml"]
+    assert sorted(Path(s.file).name for s in sources.scenarios[str(RUNBOOK.resolve())]) == ["refused.yaml", "tls.yaml"]
 
 
 def test_the_outputs_say_the_same_thing(runs: Path) -> None:
@@ -183,3 +187,51 @@ def test_a_runbook_no_scenario_plays_is_named(runs: Path) -> None:
     result = run("coverage", RUNBOOK, "--journals", runs, "-f", "md")
     assert "runbook with no scenario: branches" in result.output
     assert json.loads(run("coverage", FIXTURES, "--journals", runs, "-f", "json").stdout)["without_scenario"] == []
+
+
+LIVE_T = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()  # the virtual clock's start, in every run here
+
+
+def test_staleness_says_when_each_mode_last_ran_and_which_commands_are_unproven_live(runs: Path) -> None:
+    cov = collect([load_runbook(RUNBOOK)], [runs])
+    stale = staleness(cov, {}, days=30, now=LIVE_T + 10 * DAY)
+    assert stale.last["branches"]["live"] == LIVE_T
+    assert stale.last["branches"]["drill"] == LIVE_T
+    written = max(os.stat(runs / n / "journal.jsonl").st_mtime for n in ("tls", "refused"))
+    assert stale.last["branches"]["test"] == written  # a test's clock is virtual: its journal says when
+    assert stale.commands["branches"] == ["undo_prepare", "flush", "unknown", "tell"]  # the live run took tls
+    later = staleness(cov, {}, days=5, now=LIVE_T + 10 * DAY)
+    assert len(later.commands["branches"]) == 10  # every run and for_each step: the live run is too old
+
+
+def test_a_scenario_whose_runbook_changed_since_it_last_passed_is_named(tmp_path: Path) -> None:
+    copy = tmp_path / "cov"
+    shutil.copytree(FIXTURES, copy)
+    sources = load_sources([copy])
+    _journal(copy / "scenarios" / "tls.yaml", tmp_path / "runs" / "tls")
+    _journal(copy / "scenarios" / "refused.yaml", tmp_path / "runs" / "refused")
+    passed = os.stat(tmp_path / "runs" / "tls" / "journal.jsonl").st_mtime
+    runbook = copy / "branches.yaml"
+    cov = collect(sources.runbooks, [tmp_path / "runs"])
+    os.utime(runbook, (passed - 60, passed - 60))
+    assert staleness(cov, sources.scenarios, 90, passed).changed == []
+    os.utime(runbook, (passed + 60, passed + 60))
+    changed = staleness(cov, sources.scenarios, 90, passed).changed
+    assert [(Path(c.scenario).name, c.passed, c.changed) for c in changed] == [
+        ("refused.yaml", pytest.approx(passed, abs=5), passed + 60), ("tls.yaml", passed, passed + 60)]
+    # A journal that misses its scenario's objectives is no pass.
+    journal = tmp_path / "runs" / "tls" / "journal.jsonl"
+    journal.write_text(journal.read_text().replace('"outcome": "resolved"', '"outcome": "failed"'))
+    os.utime(runbook, (passed - 60, passed - 60))
+    cov = collect(sources.runbooks, [tmp_path / "runs"])
+    assert [(Path(c.scenario).name, c.passed) for c in staleness(cov, sources.scenarios, 90, passed).changed] == [
+        ("tls.yaml", None)]
+
+
+def test_the_command_shows_staleness(runs: Path) -> None:
+    result = run("coverage", FIXTURES, "--journals", runs, "--stale-days", "1")
+    assert "branches: last run scenarios 20" in result.output
+    assert "branches: 4 command(s) not seen succeeding live in 1 days" not in result.output
+    assert "branches: 10 command(s) not seen succeeding live in 1 days: prepare, undo_prepare" in result.output
+    data = json.loads(run("coverage", FIXTURES, "--journals", runs, "-f", "json").stdout)
+    assert data["staleness"]["last_run"]["branches"]["live"] == LIVE_T

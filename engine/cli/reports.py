@@ -114,10 +114,13 @@ def graph(runbook_file: str, fmt: str, output: str | None, no_includes: bool) ->
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
               help="Prometheus rule files (groups, or Kubernetes PrometheusRule resources), or directories of them.")
 @click.option("--require-runbook", is_flag=True, help="Exit 1 when an alert of the rule files has no runbook.")
+@click.option("--stale-days", type=click.FloatRange(min=0), default=90.0, show_default=True,
+              help="Name the commands not seen succeeding in a live run for this many days.")
 @click.option("--fail-under", type=click.FloatRange(0, 100), metavar="PERCENT",
               help="Exit 1 when branch coverage by scenarios is under PERCENT.")
 def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: str | None, fmt: str,
-             output: str | None, rule_paths: tuple[str, ...], require_runbook: bool, fail_under: float | None) -> None:
+             output: str | None, rule_paths: tuple[str, ...], require_runbook: bool, stale_days: float,
+             fail_under: float | None) -> None:
     """How much of each runbook (PATHS: files or directories, default ./runbooks and
     ./scenarios) its journals exercised: the steps that ran and how they ended, and the
     branches taken (`when` true and false, each switch case and default, approved and
@@ -125,7 +128,9 @@ def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: st
     (`runbook test`), drills and live runs apart. With --database, the runs of the
     service's store are counted too. With --rules, alert coverage: alerts with no runbook
     (by the runbook's `alerts:` or the rule's runbook_url), runbooks whose alerts are in
-    no rule file. Exit 1 under --fail-under, or with --require-runbook when an alert has
+    no rule file. Staleness: each runbook's last live run, drill and test, its commands not
+    seen succeeding live for --stale-days, and the scenarios whose runbook changed since
+    they last passed. Exit 1 under --fail-under, or with --require-runbook when an alert has
     no runbook."""
     from engine.home import home
     from engine.reporting import coverage as cov_mod
@@ -147,8 +152,13 @@ def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: st
         from engine.reporting.alert_rules import read_all
 
         collected = cov_mod.with_alerts(collected, *read_all(rule_paths))
+    import time
+
+    from engine.reporting.staleness import staleness
+
+    stale = staleness(collected, sources.scenarios, stale_days, time.time())
     render = {"json": out.render_json, "md": out.render_markdown}.get(fmt, out.render_text)
-    emit(render(collected), output)
+    emit(render(collected, stale), output)
     scenarios = collected.percent("test")
     if fail_under is not None and (scenarios or 0.0) < fail_under:
         raise CoverageShort(f"branch coverage by scenarios is {scenarios or 0.0:.1f}%, under {fail_under:g}%")

@@ -3,7 +3,8 @@ from its parts (`timeline`, a drill's `debrief`, a live run's `review`); `markdo
 `html` and `chart` render it (JSON is `report.render_json`); `stats` reads many journals
 (found by `journals`) for statistics across runs, and `coverage` (each run's
 `exercise`, rendered by `coverage_formats`) for how much of each runbook they exercised
-(and, with Prometheus rule files read by `alert_rules`, which alerts have a runbook); `graph`, `graph_layout` and
+(and, with Prometheus rule files read by `alert_rules`, which alerts have a runbook;
+`staleness` what has gone stale); `graph`, `graph_layout` and
 `graph_svg` draw a runbook's flow; `synthetic` writes realistic journals for benchmarks.
 The parts never import the assembler: what they share (`_format`) sits below them all.
 
@@ -26,6 +27,7 @@ __all__ = [
     "markdown",
     "report",
     "review",
+    "staleness",
     "stats",
     "synthetic",
     "timeline",

@@ -67,6 +67,7 @@ class Tally:
     ended: Counter[tuple[str, str]] = field(default_factory=Counter)
     taken: Counter[tuple[str, str]] = field(default_factory=Counter)
     succeeded: dict[str, float] = field(default_factory=dict)  # step -> latest start of a run it succeeded in
+    scenario_runs: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # scenario -> (start, journal)
 
     def add(self, run: Exercise) -> None:
         self.runs += 1
@@ -76,6 +77,8 @@ class Tally:
         self.last = max(self.last or when, when)
         if run.outcome == "resolved":
             self.last_passed = max(self.last_passed or when, when)
+        if run.scenario:
+            self.scenario_runs.setdefault(run.scenario, []).append((when, run.path))
         for step in run.succeeded:
             self.succeeded[step] = max(self.succeeded.get(step, when), when)
 
@@ -182,7 +185,7 @@ class Sources:
     """The runbooks found, and the scenario files that play each (by runbook file)."""
 
     runbooks: list[Runbook]
-    scenarios: dict[str, list[str]]  # resolved runbook file -> scenario files
+    scenarios: dict[str, list[Scenario]]  # resolved runbook file -> the scenarios that play it
 
 
 def load_sources(paths: Iterable[str | os.PathLike[str]]) -> Sources:
@@ -196,14 +199,14 @@ def load_sources(paths: Iterable[str | os.PathLike[str]]) -> Sources:
         if isinstance(checked.model, Runbook):
             out.runbooks.append(checked.model)
         elif isinstance(checked.model, Scenario):
-            out.scenarios.setdefault(str(checked.model.runbook_path), []).append(name)
+            out.scenarios.setdefault(str(checked.model.runbook_path), []).append(checked.model)
     return out
 
 
-def with_scenarios(cov: Coverage, scenarios: dict[str, list[str]]) -> Coverage:
+def with_scenarios(cov: Coverage, scenarios: dict[str, list[Scenario]]) -> Coverage:
     """Name on each runbook the scenario files that play it."""
     for rb in cov.runbooks:
-        rb.scenarios = sorted(scenarios.get(str(Path(rb.file).resolve()), []))
+        rb.scenarios = sorted(s.file for s in scenarios.get(str(Path(rb.file).resolve()), []))
     return cov
 
 

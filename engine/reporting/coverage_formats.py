@@ -4,10 +4,12 @@ pull request. Renderers compute no facts: everything comes from a `Coverage`."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from ._format import md
 from .coverage import MODES, Coverage, RunbookCoverage
+from .staleness import Staleness
 
 _NAMES = {"test": "scenarios", "drill": "drills", "live": "live"}
 
@@ -24,7 +26,27 @@ def _cells(rb: RunbookCoverage) -> list[str]:
     return cells
 
 
-def render_text(cov: Coverage) -> str:
+def _day(stamp: float | None) -> str:
+    return "never" if stamp is None else datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def stale_lines(stale: Staleness | None) -> list[str]:
+    """Per runbook: its last runs, its commands unproven live, its scenarios out of date."""
+    if stale is None:
+        return []
+    lines = []
+    for rb, last in stale.last.items():
+        lines.append(f"{rb}: last run " + ", ".join(f"{_NAMES[m]} {_day(last[m])}" for m in MODES))
+        if stale.commands.get(rb):
+            lines.append(f"{rb}: {len(stale.commands[rb])} command(s) not seen succeeding live in "
+                         f"{stale.days:g} days: " + ", ".join(stale.commands[rb]))
+    for c in stale.changed:
+        since = "never seen passing" if c.passed is None else f"last passed {_day(c.passed)}"
+        lines.append(f"{c.scenario}: runbook {c.runbook} changed {_day(c.changed)}, {since}")
+    return lines
+
+
+def render_text(cov: Coverage, stale: Staleness | None = None) -> str:
     """One row per runbook: steps/branches covered per mode (runs), then what is missing."""
     head = ["runbook", *[f"{_NAMES[m]} steps/branches (runs)" for m in MODES]]
     rows = [_cells(rb) for rb in cov.runbooks]
@@ -35,7 +57,7 @@ def render_text(cov: Coverage) -> str:
         missing = [f"{b.step}: {b.label}" for b in rb.branches if b not in set(rb.branches_taken("test"))]
         if missing:
             lines.append(f"{rb.id}: branches no scenario takes: " + ", ".join(missing))
-    lines += _alert_lines(cov)
+    lines += _alert_lines(cov) + stale_lines(stale)
     totals = ", ".join(f"{_NAMES[m]} {_total(cov, m)}" for m in MODES)
     lines.append(f"branch coverage: {totals}; {len(cov.runbooks)} runbook(s), {cov.journals} journal(s) "
                  f"read in {cov.seconds:.2f}s" + _unmatched(cov))
@@ -83,9 +105,17 @@ def _runbook_dict(rb: RunbookCoverage) -> dict[str, Any]:
             "steps": rb.steps, "modes": modes}
 
 
-def to_dict(cov: Coverage) -> dict[str, Any]:
+def _stale_dict(stale: Staleness | None) -> dict[str, Any] | None:
+    if stale is None:
+        return None
+    return {"days": stale.days, "last_run": stale.last, "commands_not_seen_succeeding_live": stale.commands,
+            "scenarios_changed": [{"runbook": c.runbook, "scenario": c.scenario, "last_passed": c.passed,
+                                   "runbook_changed": c.changed} for c in stale.changed]}
+
+
+def to_dict(cov: Coverage, stale: Staleness | None = None) -> dict[str, Any]:
     alerts = cov.alerts
-    return {"format": "runbook-coverage/1", "journals": cov.journals,
+    return {"staleness": _stale_dict(stale),"format": "runbook-coverage/1", "journals": cov.journals,
             "alerts": None if alerts is None else {
                 "rule_files": alerts.rule_files, "rules": alerts.rules,
                 "without_runbook": [{"alert": r.name, "file": r.file, "line": r.line, "runbook_url": r.runbook_url}
@@ -98,11 +128,11 @@ def to_dict(cov: Coverage) -> dict[str, Any]:
             "runbooks": [_runbook_dict(rb) for rb in cov.runbooks]}
 
 
-def render_json(cov: Coverage) -> str:
-    return json.dumps(to_dict(cov), indent=2) + "\n"
+def render_json(cov: Coverage, stale: Staleness | None = None) -> str:
+    return json.dumps(to_dict(cov, stale), indent=2) + "\n"
 
 
-def render_markdown(cov: Coverage) -> str:
+def render_markdown(cov: Coverage, stale: Staleness | None = None) -> str:
     """A table for a pull request, and per runbook the branches no scenario takes."""
     lines = ["## Runbook coverage", "",
              "Branch coverage: " + ", ".join(f"{_NAMES[m]} **{_total(cov, m)}**" for m in MODES), "",
@@ -117,4 +147,7 @@ def render_markdown(cov: Coverage) -> str:
         lines += ["", "</details>"]
     if cov.alerts is not None or any(not rb.scenarios for rb in cov.runbooks):
         lines += ["", "### Alerts and scenarios", ""] + [f"- {md(line, 300)}" for line in _alert_lines(cov)]
+    if stale is not None:
+        lines += ["", "<details><summary>Staleness</summary>", ""]
+        lines += [f"- {md(line, 600)}" for line in stale_lines(stale)] + ["", "</details>"]
     return "\n".join(lines) + "\n"
