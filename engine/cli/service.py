@@ -70,9 +70,11 @@ def worker(config_file: str | None, database: str | None, labels: tuple[str, ...
 
     config = load_config(config_file)
     given = config.workers
+    from engine.service.slack import announcer_of
+
     options = WorkerOptions(labels_of(labels) if labels else given.labels, slots or given.slots,
                             lease or given.lease, drain_timeout=given.drain_timeout if drain_timeout is None
-                            else drain_timeout)
+                            else drain_timeout, on_question=announcer_of(config))
     log_to_stderr()
     store = Store.open(database or config.database)
     try:

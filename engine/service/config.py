@@ -89,6 +89,7 @@ class ServeConfig:
     routes: tuple[Route, ...] = ()
     people: tuple[Person, ...] = ()
     slack_secret_env: str | None = None  # the variable holding the Slack app's signing secret
+    slack_channel: str | None = None  # the channel of `channels` that questions are posted to
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -136,6 +137,7 @@ def _build(doc: Document) -> ServeConfig:
         people=tuple(Person(p["name"], tuple(p.get("roles", ())), p.get("slack"), p.get("email"))
                      for p in data.get("people", [])),
         slack_secret_env=data["slack"]["signing_secret"]["env"] if "slack" in data else None,
+        slack_channel=data.get("slack", {}).get("channel"),
     )
 
 

@@ -16,6 +16,7 @@ import io
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -54,6 +55,7 @@ class Execution:
     handed_over: bool = False
     stopped: str | None = None  # why it was stopped
     parked: NewQuestion | None = None  # the question it stopped to wait on
+    on_question: Callable[[QuestionRow], None] | None = None  # told of each question stored (Slack)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -143,7 +145,8 @@ class Execution:
     def _ask(self, undecided: Undecided) -> str:
         text = "; ".join(_without_flags(p) for p in undecided.problems)
         step = next(iter(recover_steps(undecided.problems)), "")
-        self.store.park(self.run.id, self.worker, NewQuestion(step, "interrupted", text, DECISION_FIELDS))
+        self._announce(self.store.park(self.run.id, self.worker, NewQuestion(step, "interrupted", text,
+                                                                            DECISION_FIELDS)))
         log.info("run %s waits for a person: %s", self.run.id, text)
         return "waiting"
 
@@ -169,12 +172,18 @@ class Execution:
 
     def _wait(self, question: NewQuestion) -> str:
         try:
-            self.store.park(self.run.id, self.worker, question)
+            question_id = self.store.park(self.run.id, self.worker, question)
         except StoreError as exc:  # its lease ran out: the next worker reaches the question again
             log.warning("run %s: could not store its question: %s", self.run.id, exc)
             return "lost"
+        self._announce(question_id)
         log.info("run %s waits for a person at step %s: %s", self.run.id, question.step, question.text)
         return "waiting"
+
+    def _announce(self, question_id: int) -> None:
+        stored = self.store.question(question_id) if self.on_question is not None else None
+        if self.on_question is not None and stored is not None:
+            self.on_question(stored)
 
     def _release(self, why: str) -> None:
         try:

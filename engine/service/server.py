@@ -26,7 +26,7 @@ from .config import ServeConfig
 from .intake import Intake
 from .prompts import people_of
 from .routing import Router
-from .slack import SlackInteractions
+from .slack import SlackInteractions, announcer_of
 from .store import Store
 from .worker import Worker, WorkerOptions
 
@@ -112,4 +112,4 @@ def _worker(store: Store, config: ServeConfig, options: ServeOptions) -> Worker 
     if not embedded:
         return None
     return Worker(store, WorkerOptions(settings.labels, settings.slots, settings.lease,
-                                       drain_timeout=settings.drain_timeout))
+                                       drain_timeout=settings.drain_timeout, on_question=announcer_of(config)))

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,9 +26,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.errors import EngineError
+from engine.errors import EngineError, UsageError
 
 from .api import error_response
+from .config import ServeConfig
 from .prompts import Forbidden, NotWaiting, decide, open_question
 from .store import QuestionRow, Store
 
@@ -71,6 +73,65 @@ def approval_blocks(question: QuestionRow) -> dict[str, Any]:
                 "text": {"type": "plain_text", "text": "Refuse"}}]
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
                                      {"type": "actions", "block_id": f"q{question.id}", "elements": buttons}]}
+
+
+def question_message(question: QuestionRow) -> dict[str, Any]:
+    """The Slack message for a question: an approval's buttons, or the command that answers."""
+    if question.kind == "approval":
+        return approval_blocks(question)
+    fields = " ".join(f"{f['name']}=" + ("|".join(map(str, f["choices"])) if f.get("choices") else "...")
+                      for f in question.fields)
+    text = (f"Run `{question.run_id}` waits at step *{question.step}*: {question.text}\n"
+            f"`runbook answer {question.run_id} {question.step} {fields}`")
+    return {"text": text}
+
+
+@dataclass(frozen=True)
+class Announcer:
+    """Posts each question a run parks at to a Slack channel (`chat.postMessage` with the
+    bot token), off the worker's path: a Slack outage never holds a run."""
+
+    url: str  # the Web API's base, https://slack.com/api unless the channel says otherwise
+    channel: str
+    token: str
+    timeout: float = 10.0
+
+    def __call__(self, question: QuestionRow) -> None:
+        threading.Thread(target=self._post, args=(question,), name="slack-announce", daemon=True).start()
+
+    def _post(self, question: QuestionRow) -> None:
+        body = json.dumps({"channel": self.channel, "unfurl_links": False, **question_message(question)}).encode()
+        request = urllib.request.Request(f"{self.url.rstrip('/')}/chat.postMessage", data=body, headers={
+            "Content-Type": "application/json; charset=utf-8", "Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answer = json.loads(response.read() or b"{}")
+        except (OSError, ValueError) as exc:
+            log.warning("slack: could not post the question of run %s: %s", question.run_id, exc)
+            return
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            log.warning("slack: refused the question of run %s: %s", question.run_id, error or "no reason given")
+
+
+def announcer_of(config: ServeConfig) -> Announcer | None:
+    """The announcer of the config's `slack.channel`; UsageError when that is not a Slack
+    channel of its channels config, or its token cannot be read."""
+    if config.slack_channel is None:
+        return None
+    from engine.executors.notify import load_channels
+    from engine.executors.secrets import SecretError, read_secret
+
+    name = config.slack_channel
+    channel = load_channels(config.channels).channels.get(name) if config.channels else None
+    if channel is None or channel.type != "slack" or channel.secret is None or channel.target is None:
+        raise UsageError(f"{config.file}: slack.channel {name!r} is not a Slack channel (type: slack) of the "
+                         f"channels config {config.channels or '(none: set channels:)'}")
+    try:
+        token = read_secret(channel.secret)
+    except SecretError as exc:
+        raise UsageError(f"{config.file}: slack.channel {name!r}: {exc}") from None
+    return Announcer(channel.url or "https://slack.com/api", channel.target, token, channel.timeout)
 
 
 class SlackInteractions:

@@ -19,7 +19,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from engine.errors import EngineError
 from engine.home import home
 
 from .execution import Execution
-from .store import Store, StoreError
+from .store import QuestionRow, Store, StoreError
 
 log = logging.getLogger("runbook.worker")
 
@@ -51,6 +51,7 @@ class WorkerOptions:
     drain_timeout: float = 30.0
     name: str = field(default_factory=worker_name)
     scratch: Path | None = None  # default: service/work under $RUNBOOK_HOME
+    on_question: Callable[[QuestionRow], None] | None = None  # told of each question a run parks at
 
 
 class Worker:
@@ -130,7 +131,8 @@ class Worker:
             if claim is None:
                 seen = self._idle(seen)
                 continue
-            self._carry_out(Execution(self.store, claim, self.name, self.scratch))
+            self._carry_out(Execution(self.store, claim, self.name, self.scratch,
+                                      on_question=self.options.on_question))
 
     def _idle(self, seen: int) -> int:
         """Wait for wake() or the next poll; the wake count seen."""

@@ -6,6 +6,7 @@ right one's gives it; the run's journal streams as Server-Sent Events while it r
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,8 @@ routes:
     match: {{alertname: DiskFull}}
     runbook: people
     inputs: {{dir: "{work}"}}
-slack: {{signing_secret: {{env: SLACK_SIGNING_SECRET}}}}
+channels: channels.yaml
+slack: {{signing_secret: {{env: SLACK_SIGNING_SECRET}}, channel: approvals}}
 people:
   - {{name: alice, roles: [dba], slack: U0ALICE}}
   - {{name: bob, roles: [oncall], slack: U0BOB}}
@@ -66,7 +69,50 @@ def _slack_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SLACK_SECRET)
 
 
+class _FakeSlack(http.server.ThreadingHTTPServer):
+    """Slack's Web API on a loopback port: chat.postMessage bodies, as posted."""
+
+    def __init__(self) -> None:
+        self.posted: list[dict[str, Any]] = []
+        super().__init__(("127.0.0.1", 0), _SlackHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/api"
+
+
+class _SlackHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        server: Any = self.server
+        if self.path == "/api/chat.postMessage" and self.headers.get("Authorization") == "Bearer xoxb-test":
+            server.posted.append(json.loads(body))
+        answer = json.dumps({"ok": True, "ts": "1700000000.000100"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def slack_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[_FakeSlack]:
+    server = _FakeSlack()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", server.url)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 def _service(tmp: Path) -> Path:
+    (tmp / "channels.yaml").write_text(
+        "kind: channels\nchannels:\n  approvals: {type: slack, url: \"" + os.environ["SLACK_API_URL"]
+        + "\", token: {env: SLACK_BOT_TOKEN}, channel: C0APPROVALS}\n", encoding="utf-8")
     (tmp / "runbooks").mkdir()
     (tmp / "work").mkdir()
     (tmp / "runbooks" / "people.yaml").write_text(RUNBOOK, encoding="utf-8")
@@ -175,16 +221,14 @@ def test_the_openapi_document_describes_every_route(tmp_path: Path) -> None:
 
 
 
-def _slack_click(base: str, question: dict[str, Any], user: str, action: str, *, secret: str = SLACK_SECRET,
+def _slack_click(base: str, message: dict[str, Any], user: str, action: str, *, secret: str = SLACK_SECRET,
                  age: float = 0) -> tuple[int, Any]:
-    """A click on a button of the approval message, posted as Slack posts it: a form with
-    the block_actions payload, signed with the app's signing secret."""
+    """A click on a button of the approval message the service posted, sent as Slack
+    sends it: a form with the block_actions payload, signed with the app's signing secret."""
     from urllib.parse import urlencode
 
-    from engine.service.slack import approval_blocks, signature
-    from engine.service.store import QuestionRow
+    from engine.service.slack import signature
 
-    message = approval_blocks(QuestionRow(**question))
     [button] = [b for b in message["blocks"][1]["elements"] if b["action_id"] == action]
     payload = {"type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
                "api_app_id": "A0001", "container": {"type": "message", "channel_id": "C0001"},
@@ -203,7 +247,7 @@ def _slack_click(base: str, question: dict[str, Any], user: str, action: str, *,
 
 
 def test_an_approval_from_slack_is_verified_and_the_slack_user_mapped_to_a_person(
-        tmp_path: Path) -> None:
+        tmp_path: Path, slack_api: _FakeSlack) -> None:
     config, home = _service(tmp_path), tmp_path / "home"
     with serving(config, home) as (base, proc):
         bob = _runbook(home, "token", "create", "bob", "-c", str(config)).stdout.strip()
@@ -217,8 +261,11 @@ def test_an_approval_from_slack_is_verified_and_the_slack_user_mapped_to_a_perso
         wait_for(lambda: question("triage") is not None, 60, "the run to wait at triage")
         assert _call("POST", f"{run_url}/questions/triage/answer", bob, {"answer": {"cause": "data"}})[0] == 200
         wait_for(lambda: question("restart") is not None, 60, "the run to wait for its approval")
-        asked = question("restart")
-        assert asked is not None
+        wait_for(lambda: len(slack_api.posted) == 2, 30, "the service to post the approval to Slack")
+        assert slack_api.posted[0]["channel"] == "C0APPROVALS"
+        assert f"runbook answer {run_id} triage cause=logs|data" in slack_api.posted[0]["text"]
+        asked = slack_api.posted[1]
+        assert "waits for approval of step *restart* (needs the role *dba*): Restart db-1?" in asked["text"]
         status, why = _slack_click(base, asked, "U0ALICE", "approve", secret="not-the-secret")
         assert (status, why["error"]) == (401, "X-Slack-Signature does not match the signing secret")
         status, why = _slack_click(base, asked, "U0ALICE", "approve", age=600)
