@@ -109,7 +109,8 @@ def graph(runbook_file: str, fmt: str, output: str | None, no_includes: bool) ->
 @click.option("--journals", "journal_dirs", multiple=True, type=RunSource(exists=True),
               help="Run directories or journals to count (repeatable; default: $RUNBOOK_HOME/runs).")
 @database_option
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True)
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "md", "html"]), default="text",
+              show_default=True, help="html: one page, each runbook's steps and flow coloured by how they ran.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the coverage here (default: stdout).")
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
               help="Prometheus rule files (groups, or Kubernetes PrometheusRule resources), or directories of them.")
@@ -157,8 +158,13 @@ def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: st
     from engine.reporting.staleness import staleness
 
     stale = staleness(collected, sources.scenarios, stale_days, time.time())
-    render = {"json": out.render_json, "md": out.render_markdown}.get(fmt, out.render_text)
-    emit(render(collected, stale), output)
+    if fmt == "html":
+        from engine.reporting.html import render_coverage_html
+
+        emit(render_coverage_html(collected, sources.runbooks, stale), output)
+    else:
+        render = {"json": out.render_json, "md": out.render_markdown}.get(fmt, out.render_text)
+        emit(render(collected, stale), output)
     scenarios = collected.percent("test")
     if fail_under is not None and (scenarios or 0.0) < fail_under:
         raise CoverageShort(f"branch coverage by scenarios is {scenarios or 0.0:.1f}%, under {fail_under:g}%")

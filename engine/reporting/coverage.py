@@ -109,6 +109,12 @@ class RunbookCoverage:
         taken = self.tally(mode).taken
         return [b for b in self.branches if taken[(b.step, b.label)]]
 
+    def exercised(self) -> dict[str, str]:
+        """Each step's strongest proof: `live` if it ran in a live run, else `drill`, else
+        `test` (a scenario), else `none`."""
+        ran = {mode: set(self.steps_ran(mode)) for mode in MODES}
+        return {s: next((m for m in ("live", "drill", "test") if s in ran[m]), "none") for s in self.steps}
+
     def percent(self, mode: str, what: str = "branches") -> float | None:
         """Covered / total, in percent; None when there is nothing to cover."""
         total = len(self.branches if what == "branches" else self.steps)

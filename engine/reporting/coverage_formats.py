@@ -11,7 +11,7 @@ from ._format import md
 from .coverage import MODES, Coverage, RunbookCoverage
 from .staleness import Staleness
 
-_NAMES = {"test": "scenarios", "drill": "drills", "live": "live"}
+NAMES = {"test": "scenarios", "drill": "drills", "live": "live"}
 
 
 def _pct(value: float | None) -> str:
@@ -36,7 +36,7 @@ def stale_lines(stale: Staleness | None) -> list[str]:
         return []
     lines = []
     for rb, last in stale.last.items():
-        lines.append(f"{rb}: last run " + ", ".join(f"{_NAMES[m]} {_day(last[m])}" for m in MODES))
+        lines.append(f"{rb}: last run " + ", ".join(f"{NAMES[m]} {_day(last[m])}" for m in MODES))
         if stale.commands.get(rb):
             lines.append(f"{rb}: {len(stale.commands[rb])} command(s) not seen succeeding live in "
                          f"{stale.days:g} days: " + ", ".join(stale.commands[rb]))
@@ -48,7 +48,7 @@ def stale_lines(stale: Staleness | None) -> list[str]:
 
 def render_text(cov: Coverage, stale: Staleness | None = None) -> str:
     """One row per runbook: steps/branches covered per mode (runs), then what is missing."""
-    head = ["runbook", *[f"{_NAMES[m]} steps/branches (runs)" for m in MODES]]
+    head = ["runbook", *[f"{NAMES[m]} steps/branches (runs)" for m in MODES]]
     rows = [_cells(rb) for rb in cov.runbooks]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *rows]]
@@ -57,14 +57,14 @@ def render_text(cov: Coverage, stale: Staleness | None = None) -> str:
         missing = [f"{b.step}: {b.label}" for b in rb.branches if b not in set(rb.branches_taken("test"))]
         if missing:
             lines.append(f"{rb.id}: branches no scenario takes: " + ", ".join(missing))
-    lines += _alert_lines(cov) + stale_lines(stale)
-    totals = ", ".join(f"{_NAMES[m]} {_total(cov, m)}" for m in MODES)
+    lines += alert_lines(cov) + stale_lines(stale)
+    totals = ", ".join(f"{NAMES[m]} {_total(cov, m)}" for m in MODES)
     lines.append(f"branch coverage: {totals}; {len(cov.runbooks)} runbook(s), {cov.journals} journal(s) "
                  f"read in {cov.seconds:.2f}s" + _unmatched(cov))
     return "\n".join(lines) + "\n"
 
 
-def _alert_lines(cov: Coverage) -> list[str]:
+def alert_lines(cov: Coverage) -> list[str]:
     lines = [f"runbook with no scenario: {rb.id}" for rb in cov.runbooks if not rb.scenarios]
     alerts = cov.alerts
     if alerts is not None:
@@ -135,8 +135,8 @@ def render_json(cov: Coverage, stale: Staleness | None = None) -> str:
 def render_markdown(cov: Coverage, stale: Staleness | None = None) -> str:
     """A table for a pull request, and per runbook the branches no scenario takes."""
     lines = ["## Runbook coverage", "",
-             "Branch coverage: " + ", ".join(f"{_NAMES[m]} **{_total(cov, m)}**" for m in MODES), "",
-             "| runbook | " + " | ".join(f"{_NAMES[m]} steps/branches (runs)" for m in MODES) + " |",
+             "Branch coverage: " + ", ".join(f"{NAMES[m]} **{_total(cov, m)}**" for m in MODES), "",
+             "| runbook | " + " | ".join(f"{NAMES[m]} steps/branches (runs)" for m in MODES) + " |",
              "|---|" + "---|" * len(MODES)]
     lines += ["| " + " | ".join(md(c) for c in _cells(rb)) + " |" for rb in cov.runbooks]
     missing = [(rb, [b for b in rb.branches if b not in set(rb.branches_taken("test"))]) for rb in cov.runbooks]
@@ -146,7 +146,7 @@ def render_markdown(cov: Coverage, stale: Staleness | None = None) -> str:
                   for rb, m in missing if m]
         lines += ["", "</details>"]
     if cov.alerts is not None or any(not rb.scenarios for rb in cov.runbooks):
-        lines += ["", "### Alerts and scenarios", ""] + [f"- {md(line, 300)}" for line in _alert_lines(cov)]
+        lines += ["", "### Alerts and scenarios", ""] + [f"- {md(line, 300)}" for line in alert_lines(cov)]
     if stale is not None:
         lines += ["", "<details><summary>Staleness</summary>", ""]
         lines += [f"- {md(line, 600)}" for line in stale_lines(stale)] + ["", "</details>"]

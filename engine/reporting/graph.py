@@ -28,6 +28,7 @@ class Node:
     id: str
     label: str
     kind: str  # start | end | stop | decision | run | http | manual | wait | notify | set | include | rollback
+    step: str | None = None  # the runbook's own step this node draws (not an included runbook's)
 
 
 @dataclass
@@ -73,9 +74,9 @@ class _Builder:
         self.used.add(ident)
         return ident
 
-    def add(self, cluster: Cluster, raw: str, label: str, kind: str) -> str:
+    def add(self, cluster: Cluster, raw: str, label: str, kind: str, step: str | None = None) -> str:
         ident = self.node_id(raw)
-        self.flow.nodes[ident] = Node(ident, label, kind)
+        self.flow.nodes[ident] = Node(ident, label, kind, step)
         cluster.nodes.append(ident)
         return ident
 
@@ -100,7 +101,8 @@ class _Builder:
             self.link(exits, decision)
             exits, skip = [(decision, "yes")], [(decision, "no")]
         # An `end:` step is a step like any other; the outcome it leads to is the end node.
-        ident = self.add(cluster, prefix + step.id, _label(book, step), "ending" if step.kind == "end" else step.kind)
+        ident = self.add(cluster, prefix + step.id, _label(book, step), "ending" if step.kind == "end" else step.kind,
+                         None if prefix else step.id)
         self.link(exits, ident)
         out: Exits = [(ident, "")]
         if step.kind == "include" and self.expand:
@@ -158,7 +160,8 @@ class _Builder:
     def rollbacks(self, book: Runbook, step: Step, ident: str, cluster: Cluster, prefix: str) -> None:
         src, label = ident, "on failure, undo"
         for undo in step.rollback:
-            node = self.add(cluster, f"{prefix}undo_{undo.id}", _label(book, undo), "rollback")
+            node = self.add(cluster, f"{prefix}undo_{undo.id}", _label(book, undo), "rollback",
+                            None if prefix else undo.id)
             self.flow.edges.append(Edge(src, node, label, dashed=True))
             src, label = node, ""
 

@@ -5,6 +5,7 @@ escaped labels; every node's <title> holds its whole text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
 from .graph import Edge, Flow
@@ -31,18 +32,23 @@ _FILL = {"start": "#e8f0fb", "end": "#e6f4ea", "stop": "#fdecea", "decision": "#
          "rollback": "#f1eaf8", "include": "#eef3fa", "notify": "#eef7f4", "wait": "#f3f5f8"}
 _STROKE = {"start": "#3568a8", "end": "#1e7a3c", "stop": "#c0392b", "decision": "#b88a00", "manual": "#b88a00",
            "rollback": "#7a52a8"}
+MARKED = {"live": "ran live", "drill": "ran in a drill", "test": "ran in a scenario test", "none": "never ran"}
 STYLE = (
     "text{font-family:'DejaVu Sans',Verdana,sans-serif;fill:#1c2430}"
     ".t{font-size:15px;font-weight:700}.f{fill:#f8fafc;stroke:#b8c2ce}.fl{font-size:11px;font-weight:700;fill:#2d3a4b}"
     ".n{stroke-width:1.3}.nl{font-size:11px}.nl .id{font-weight:700}"
     ".e{fill:none;stroke:#5b6675;stroke-width:1.3}.e.d{stroke-dasharray:5 3}.el{font-size:9px;fill:#5b6675}"
     ".rb{stroke-dasharray:4 3}"
+    # How coverage saw a step exercised (render_svg's marks): these override the kind's colours.
+    ".x-live .n{fill:#b7e1c1;stroke:#1e7a3c;stroke-width:2.2}.x-drill .n{fill:#c9ddf5;stroke:#2f5f9e;stroke-width:2.2}"
+    ".x-test .n{fill:#e3f1d0;stroke:#5f8a2e;stroke-width:2.2}.x-none .n{fill:#fbe3e0;stroke:#c0392b;stroke-width:2.2}"
 )
 
 
-def render_svg(flow: Flow) -> str:
+def render_svg(flow: Flow, marks: Mapping[str, str] | None = None) -> str:
     """The flow as a standalone SVG document: no script, no external reference, every
-    label escaped, a <title> on the picture and on each node and frame."""
+    label escaped, a <title> on the picture and on each node and frame. `marks` colours
+    the runbook's steps by how they were exercised (step id -> live, drill, test or none)."""
     placed = layout(flow)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
@@ -54,7 +60,7 @@ def render_svg(flow: Flow) -> str:
         'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#5b6675"/></marker></defs>',
         '<rect width="100%" height="100%" fill="#ffffff"/>',
     ]
-    parts += _title(placed) + _draw_frames(placed) + _draw_edges(placed) + _draw_nodes(placed)
+    parts += _title(placed) + _draw_frames(placed) + _draw_edges(placed) + _draw_nodes(placed, marks or {})
     return "\n".join([*parts, "</svg>"]) + "\n"
 
 
@@ -78,7 +84,7 @@ def _draw_frames(out: Layout) -> list[str]:
     return parts
 
 
-def _draw_nodes(out: Layout) -> list[str]:
+def _draw_nodes(out: Layout, marks: Mapping[str, str]) -> list[str]:
     parts = []
     for box in out.boxes.values():
         node = box.node
@@ -87,7 +93,10 @@ def _draw_nodes(out: Layout) -> list[str]:
         shape = _shape(box).format(f'fill="{fill}" stroke="{stroke}" class="n"{extra}')
         texts = "".join(f'<tspan x="{box.x:g}" y="{box.y + 17 + n * LINE:g}"{_id_class(box, n)}>{escape(line)}</tspan>'
                         for n, line in enumerate(box.lines))
-        parts.append(f'<g class="node k-{node.kind}"><title>{escape(node.label)}</title>{shape}'
+        mark = marks.get(node.step) if node.step is not None else None
+        how = f" x-{mark}" if mark else ""
+        note = f" ({MARKED.get(mark, mark)})" if mark else ""
+        parts.append(f'<g class="node k-{node.kind}{how}"><title>{escape(node.label + note)}</title>{shape}'
                      f'<text class="nl" text-anchor="middle">{texts}</text></g>')
     return parts
 

@@ -101,3 +101,31 @@ def render_stats_html(stats: Any) -> str:
 
     return _env().get_template("stats.html.j2").render(s=stats, rows=_stats_charts(stats), metrics=METRICS,
                                                        trend_text=trend_text)
+
+
+def _coverage_row(rb: Any, runbook: Any) -> dict[str, Any]:
+    from .coverage import MODES
+    from .graph import build_graph
+    from .graph_svg import render_svg
+
+    marks = rb.exercised()
+    ended = {mode: {s: ", ".join(f"{status} {n}" for (step, status), n in sorted(rb.tally(mode).ended.items())
+                                 if step == s) for s in rb.steps} for mode in MODES}
+    picture = render_svg(build_graph(runbook), marks).encode()
+    return {"rb": rb, "marks": marks, "ended": ended, "svg": base64.b64encode(picture).decode()}
+
+
+def render_coverage_html(cov: Any, runbooks: Any, stale: Any = None) -> str:
+    """`runbook coverage` as one HTML page: per runbook its steps coloured by how they
+    were exercised (live, drill, scenario, never), its branches, and its flow coloured
+    the same way."""
+    from .coverage import MODES
+    from .coverage_formats import NAMES, alert_lines, stale_lines
+    from .graph_svg import MARKED
+
+    models = {r.id: r for r in runbooks}
+    rows = [_coverage_row(rb, models[rb.id]) for rb in cov.runbooks if rb.id in models]
+    return _env().get_template("coverage.html.j2").render(
+        c=cov, rows=rows, modes=MODES, ran={m: any(rb.tally(m).runs for rb in cov.runbooks) for m in MODES},
+        names=NAMES, marked=MARKED, notes=alert_lines(cov) + stale_lines(stale),
+        pct_text=lambda v: "-" if v is None else f"{v:.0f}%")
