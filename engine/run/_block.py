@@ -30,11 +30,11 @@ def block(d: Driver, step: Step, sid: str, spec: BlockSpec[Step], number: int, e
     """The block's steps in order (once, or for the item in `extra`)."""
     looped = step.for_each is not None
     index = extra.get("index") if looped else None
-    saved = d.scope, d.within
+    saved = d.scope, d.within, d.ran
     if looped:
         d.scope = {**d.scope, **{k: extra[k] for k in LOOP_NAMES if k in extra}}
+        d.ran = {}
     d.within = (sid, index)
-    before = _records(d, spec) if looped else {}
     try:
         if spec.background:
             from ._background import with_helpers  # a run without helpers reads none of their code
@@ -43,9 +43,12 @@ def block(d: Driver, step: Step, sid: str, spec: BlockSpec[Step], number: int, e
                                 lambda alive: run_steps(d, spec.steps, step.timeout, alive))
         return run_steps(d, spec.steps, step.timeout)
     finally:
-        d.scope, d.within = saved
+        ran = d.ran or {}
+        d.scope, d.within, d.ran = saved
         if looped:
-            _collect(d, spec, index or 0, extra.get("item"), before)
+            _collect(d, spec, index or 0, extra.get("item"), ran, extra.get("_items"))
+            if d.ran is not None:
+                d.ran.update(ran)  # an outer block's item ran them too
 
 
 def run_steps(d: Driver, steps: tuple[Step, ...], timeout: float | None = None,
@@ -97,19 +100,18 @@ def nested(steps: tuple[Step, ...]) -> Iterator[Step]:
         yield from step.inner()
 
 
-def _records(d: Driver, spec: BlockSpec[Step]) -> dict[str, StepRecord | None]:
-    return {s.id: d.r.state.steps.get(s.id) for s in nested(spec.steps)}
-
-
-def _collect(d: Driver, spec: BlockSpec[Step], index: int, item: Any, before: dict[str, StepRecord | None]) -> None:
-    """After an item: each step that ran for it keeps that run in its `items` (after the
-    runs of the items before), so `steps.<id>.items[n]` is its run for item n."""
+def _collect(d: Driver, spec: BlockSpec[Step], index: int, item: Any, ran: dict[str, StepRecord],
+             runs: dict[str, dict[int, dict[str, Any]]] | None) -> None:
+    """After an item: each step that ran for it keeps that run in its `items`, in the
+    items' order whatever order they ended in (items may run at once), so that
+    `steps.<id>.items[n]` is its run for item n. `runs` holds this pass's item runs."""
     state = d.r.state
+    runs = {} if runs is None else runs
     for inner in nested(spec.steps):
-        rec, earlier = state.steps.get(inner.id), before.get(inner.id)
-        if rec is None or rec is earlier or inner.for_each is not None:
+        rec = ran.get(inner.id)
+        if rec is None or inner.for_each is not None:
             continue  # did not run for this item (or its items are its own for_each's)
-        kept = earlier.items if earlier is not None and index > 0 else []
-        view = {k: v for k, v in rec.view().items() if k != "items"}
-        rec.items = [*kept, {"index": index, "item": item, **view}]
+        mine = runs.setdefault(inner.id, {})
+        mine[index] = {"index": index, "item": item, **{k: v for k, v in rec.view().items() if k != "items"}}
+        rec.items = [mine[i] for i in sorted(mine)]
         state.record(rec)

@@ -6,7 +6,9 @@ the steps of a run: what is shown apart from what runs, and the step's output st
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
 from engine.executors.base import Cancel
@@ -96,6 +98,22 @@ class Driver:
         # How the run must end once the step that ran is recorded (an `end:` step, or a
         # stop inside a block): the runner raises it, so the step still gets its record.
         self.stop: StepStop | None = None
+        # Inside an item of a block: the records its steps made (see _block.collect).
+        self.ran: dict[str, StepRecord] | None = None
+        # Items running at once (_items.py): one thread at a time drives the run.
+        self.baton: Baton | None = None
+        self.announced = False  # step.started emitted for the step being executed
+
+    def save(self) -> tuple[Any, ...]:
+        """What the driver holds for the item under way (see Baton: items take turns)."""
+        return self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced = saved
+
+    def released(self) -> AbstractContextManager[None]:
+        """Around a wait (a command, a sleep): items running at once go on meanwhile."""
+        return self.baton.released() if self.baton is not None else nullcontext()
 
     def take_stop(self) -> StepStop | None:
         """The stop a step left for the runner (see `stop`), once."""
@@ -116,4 +134,30 @@ class Driver:
 
     def sink(self, sid: str) -> StepSink:
         """Where a command or request of step `sid` sends its output (a context manager)."""
-        return StepSink(self.r.bus, self.r.masker, self.streams, sid)
+        item = self.within[1] if self.baton is not None and self.within is not None else None
+        return StepSink(self.r.bus, self.r.masker, self.streams, sid, item)
+
+
+class Baton:
+    """Items of a block that run at once take turns driving the run: the thread that
+    holds the baton alone changes the run's state, emits its events and uses the driver;
+    it lets go only while it waits (a command runs, a sleep), so the items' commands run
+    at the same time while their state changes stay one at a time."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.lock = threading.Lock()
+
+    def take(self, saved: tuple[Any, ...]) -> None:
+        """Hold the baton, with the driver as the item `saved` left it."""
+        self.lock.acquire()
+        self.driver.restore(saved)
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        saved = self.driver.save()
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.take(saved)

@@ -14,6 +14,7 @@ from engine.language.model import Step
 from engine.templates import templating
 
 from ._driver import Driver
+from ._items import run_items, width
 from .events import StepOutput
 from .state import StepRecord
 
@@ -49,9 +50,51 @@ def for_each(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: 
 
 def _each(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: Guarded, rec: StepRecord,
           items: list[Any], shown_items: list[Any], shown: list[dict[str, Any]]) -> None:
+    if width(step, len(items)) == 1:
+        _in_turn(d, step, sid, rollback_of, guarded, rec, items, shown_items, shown)
+    else:
+        _at_once(d, step, sid, rollback_of, guarded, rec, items, shown_items, shown)
+
+
+def _at_once(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: Guarded, rec: StepRecord,
+             items: list[Any], shown_items: list[Any], shown: list[dict[str, Any]]) -> None:
+    """A block's items `parallel` at a time, in `serial` batches (_items.py); the items'
+    results are kept in the items' order whatever order they end in."""
+    left = {"tolerated": _tolerated(step, len(items))}
+    ends: dict[int, dict[str, Any]] = {}
+    runs: dict[str, dict[int, dict[str, Any]]] = {}  # each inner step's run per item (_block._collect)
+
+    def run(index: int) -> StepRecord:
+        extra = {"item": items[index], "index": index, "_shown": {"item": shown_items[index]}, "_items": runs}
+        return guarded(step, sid, rollback_of, extra)
+
+    def ended(index: int, sub: StepRecord, stop: Any) -> bool:
+        ends[index] = {"item": items[index], "index": index, **sub.view(), "_shown": sub.shown}
+        if sub.status == "failed" and left["tolerated"] > 0:
+            left["tolerated"] -= 1  # max_failures: this item's failure does not end the run
+            return True
+        if sub.status in ("failed", "aborted", "refused", "not_confirmed") or stop is not None:
+            if d.stop is None and rec.error is None:  # the first to stop the block says why
+                d.stop = stop
+                rec.status, rec.error = sub.status, f"item {index} ({shown_items[index]!r}): {sub.error}"
+            return False
+        return True
+
+    run_items(d, step, len(items), run, ended)
+    rec.attempts = 1
+    for index in sorted(ends):
+        one = ends[index]
+        rec.items.append({k: v for k, v in one.items() if k != "_shown"})
+        shown.append({**rec.items[-1], "item": shown_items[index], **one["_shown"]})
+
+
+def _in_turn(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: Guarded, rec: StepRecord,
+          items: list[Any], shown_items: list[Any], shown: list[dict[str, Any]]) -> None:
     tolerated = _tolerated(step, len(items))
+    runs: dict[str, dict[int, dict[str, Any]]] = {}  # a block's inner steps' run per item (_block._collect)
     for index, (item, shown_item) in enumerate(zip(items, shown_items, strict=True)):
-        sub = guarded(step, sid, rollback_of, {"item": item, "index": index, "_shown": {"item": shown_item}})
+        extra = {"item": item, "index": index, "_shown": {"item": shown_item}, "_items": runs}
+        sub = guarded(step, sid, rollback_of, extra)
         rec.items.append({"item": item, "index": index, **sub.view()})
         shown.append({**rec.items[-1], "item": shown_item, **sub.shown})
         rec.attempts = rec.attempts + sub.attempts if step.kind != "block" else 1  # a block is not retried

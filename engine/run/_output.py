@@ -38,8 +38,10 @@ class StepSink:
     """The OutputSink of one command or request of a step. Use it with `with`: leaving it
     emits what was held back (at the end of the step, for the items of a for_each)."""
 
-    def __init__(self, bus: EventBus, masker: Masker, streams: StepStreams, step_id: str) -> None:
+    def __init__(self, bus: EventBus, masker: Masker, streams: StepStreams, step_id: str,
+                 item: int | None = None) -> None:
         self.bus, self.masker, self.streams, self.step_id = bus, masker, streams, step_id
+        self.item = item  # the block's item it runs for, when items run at once
         self._decoders: dict[tuple[str, str | None], Any] = {}
         self._masked = streams.masked
 
@@ -63,7 +65,7 @@ class StepSink:
 
     def _emit(self, stream: str, text: str, host: str | None) -> None:
         if text:
-            self.bus.emit(StepOutput(self.step_id, stream, text, host))
+            self.bus.emit(StepOutput(self.step_id, stream, text, host, self.item))
 
     def __enter__(self) -> StepSink:
         return self

@@ -36,10 +36,6 @@ from .state import StepRecord
 class StepDriver(Driver):
     """Executes the steps of one run."""
 
-    def __init__(self, run: RunView) -> None:
-        super().__init__(run)
-        self.announced = False  # step.started emitted for the step being executed
-
     def execute(self, step: Step, *, rollback_of: str | None = None) -> StepRecord:
         """Run a step to completion and record it; StepStop if the run must end."""
         r = self.r
@@ -60,6 +56,8 @@ class StepDriver(Driver):
             rec.status = "aborted"  # it failed because Ctrl-C or SIGTERM stopped it (a render, a wait)
         rec.duration = r.clock.monotonic() - t0
         r.state.record(rec)
+        if self.ran is not None:
+            self.ran[step.id] = rec  # this item's own run of it (items may run at once)
         self._finished(step, sid, rec, rollback_of)
         return rec
 

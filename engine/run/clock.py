@@ -91,6 +91,11 @@ class VirtualClock:
         """End the sleep in progress at the current time (called from a timer's action)."""
         self._woken = True
 
+    def rewind_to(self, t: float) -> None:
+        """Turn time back to `t`: items of a block that run at once are simulated one
+        after another, each from the time it would have started (engine/run/_items.py)."""
+        self._t = t
+
     def call_at(self, t: float, action: Callable[[], None]) -> None:
         """Run `action` when monotonic time reaches `t` (during a later sleep)."""
         heapq.heappush(self._timers, _Timer(t, next(self._seq), action))

@@ -172,8 +172,10 @@ class Console:
         if e.stream == "info":
             self.line(self.paint(f"        {e.text}", "dim"))
             return
+        # Items of a block running at once: each line says which item it is for.
+        who = e.host if e.item is None else f"item {e.item}" + (f" {e.host}" if e.host else "")
         # A later poll's output is held, and shown when the poll ends if it changed.
-        for stream, host, text in self._polls.take(e.step, e.stream, e.host, e.text):
+        for stream, host, text in self._polls.take(e.step, e.stream, who, e.text):
             self._show(e.step, stream, host, text)
 
     def _show(self, step: str, stream: str, host: str | None, chunk: str) -> None:
@@ -243,8 +245,9 @@ class Console:
         outputs = ""
         if e.outputs and e.status == "ok":
             outputs = self.paint("  " + " ".join(f"{k}={_short(v)}" for k, v in e.outputs.items()), "dim")
+        item = self.paint(f"  (item {e.index})", "dim") if e.block and e.index is not None else ""
         self.line(f"{self._clock_mark(s)} " + self.paint(f"{mark} {e.step} {word}", style) +
-                  self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs)
+                  self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs + item)
         if len(e.hosts) > 1:
             self._host_table(e.hosts)
 

@@ -112,6 +112,7 @@ class StepOutput(Event):
     stream: str
     text: str
     host: str | None = None
+    item: int | None = None  # the index of the block's item it is for, when items run at once
 
 
 @dataclass(frozen=True, slots=True)

@@ -297,9 +297,18 @@ def _block_lines(step: Step, add: Callable[[str], None]) -> None:
         add("its steps default to " + ", ".join(shared))
     if step.for_each is not None:
         tolerated = f", up to {step.max_failures} may fail" if step.max_failures is not None else ""
-        add(f"items one at a time{tolerated}")
+        add(f"{_items_at_once(step)}{tolerated}")
     if step.timeout:
         add(f"timeout {format_duration(step.timeout)} for the whole block")
+
+
+def _items_at_once(step: Step) -> str:
+    """How a block's items run: one at a time, `parallel` at once, in `serial` batches."""
+    if step.parallel is None and step.serial is None:
+        return "items one at a time"
+    batches = f"in batches of {step.serial}" if step.serial is not None else ""
+    at_once = f"{step.parallel} at a time" if step.parallel is not None else "each batch's items at once"
+    return "items " + ", ".join(p for p in (batches, at_once) if p)
 
 
 def _fan_out(step: Step, target: Any) -> str:
