@@ -1,8 +1,9 @@
 """A `block:` step: its steps run in order as one step. With `for_each`, the driver runs
-the block once per item (_for_each.py, one item at a time, `max_failures` items may
-fail as hosts may); each time, this runs the steps inside with the item's `item` and
-`index`. Every step inside is an ordinary step of the run: `steps.<id>` is its last
-run and, in a block with `for_each`, `steps.<id>.items` its run for each item.
+the block once per item (_for_each.py: one item at a time, or several at once with
+`parallel`/`serial` in _items.py; `max_failures` items may fail as hosts may); each
+time, this runs the steps inside with the item's `item` and `index`. Every step inside
+is an ordinary step of the run: `steps.<id>` is its last run and, in a block with
+`for_each`, `steps.<id>.items` its run for each item (in the items' order).
 
 A stop inside the block (a failure, Ctrl-C, a refusal, an `end:` step) ends the block;
 the block's record says how, and the stop is left to the runner (`Driver.stop`), which
