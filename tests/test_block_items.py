@@ -54,6 +54,25 @@ def test_the_items_of_a_parallel_block_run_at_once(tmp_path: Path) -> None:
     assert meets == [0, 1]
 
 
+def test_reports_fold_items_that_ran_at_once_under_their_block(tmp_path: Path) -> None:
+    """The journal of items at once interleaves their steps: one bar per step still."""
+    from engine.reporting.timeline import build_timeline
+
+    (tmp_path / "meet.yaml").write_text(runbook(MEET.format(dir=tmp_path)))
+    runs = tmp_path / "runs"
+    done = CliRunner().invoke(cli, ["run", "--yes", "--runs-dir", str(runs), str(tmp_path / "meet.yaml")])
+    assert done.exit_code == 0, done.output
+    records = _journal(runs)
+    meets = [r["event"] for r in records if r.get("step") == "meet" and r["event"].startswith("step.")]
+    assert meets == ["step.started", "step.started", "step.finished", "step.finished"]  # interleaved
+    bars = build_timeline(records).bars
+    assert [b.step for b in bars] == ["each", "meet", "say", "after"]
+    by = {b.step: b for b in bars}
+    assert sorted((i.name, i.status) for i in by["meet"].items) == [("a", "ok"), ("b", "ok")]
+    assert sorted(i.name for i in by["say"].items) == ["a", "b"]
+    assert all(i.end >= i.start for i in by["each"].items) and len(by["each"].items) == 2
+
+
 ROLLOUT = """\
 remediation:
   - id: each

@@ -165,6 +165,20 @@ def test_drill_clock_scales_waits_but_counts_them_in_full() -> None:
     assert clock.monotonic() - before >= 20
 
 
+def test_drill_clock_waits_at_once_skip_the_time_once() -> None:
+    """Two items of a block waiting 20 s at the same time: 20 simulated seconds pass, not 40."""
+    import threading
+
+    clock = DrillClock(speed=100)
+    before = clock.monotonic()
+    waits = [threading.Thread(target=clock.sleep, args=(20,)) for _ in range(2)]
+    for wait in waits:
+        wait.start()
+    for wait in waits:
+        wait.join()
+    assert 20 <= clock.monotonic() - before < 30
+
+
 def test_drill_clock_real_time_for_people_passes_at_speed_one() -> None:
     clock = DrillClock(speed=50)
     before = clock.monotonic()

@@ -46,6 +46,7 @@ class SubRun:
     error: str | None = None
     estimated: bool = False  # placed from a duration only (no host.finished event)
     command: str | None = None  # the host's own command, when it differed from host to host
+    index: int | None = None  # the item of a block's for_each a step inside it ran for
 
 
 @dataclass
@@ -239,21 +240,43 @@ class _Builder:
 
     def _step_started(self, r: Record) -> None:
         step = str(r.get("step"))
+        self._block_item(r)  # tells which of the block's items this index is
+        if self._item_started(step, r):
+            return
         bar = self.open.get(step)
         if bar is not None and r.get("item") is not None:  # the next for_each item
             _close_item(bar, _at(r))
             bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
             return
-        bar = self.bars.get(step)  # a step of a block with for_each, for the next item: one bar for all
-        if bar is not None and r.get("index") is not None and bar.block == r.get("block") and bar.items:
-            bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
-            self.open[step] = bar
-            return
         bar = _new_bar(r, depth=self._depth(r))
         if r.get("item") is not None:
-            bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
+            bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r), index=r.get("index")))
         self.open[step] = self.bars[step] = bar
         self.tl.bars.append(bar)
+
+    def _item_started(self, step: str, r: Record) -> bool:
+        """A step of a block with for_each, for another item: one bar for all its items
+        (items may run at once: each is told apart by its index)."""
+        bar = self.bars.get(step)
+        if bar is None or r.get("index") is None or bar.block != r.get("block") or not bar.items:
+            return False
+        bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r), index=r.get("index")))
+        self.open[step] = bar
+        return True
+
+    def _block_item(self, r: Record) -> SubRun | None:
+        """The item of the block a step ran inside that this step ran for: the block's
+        items end when their last step does (they may run at once)."""
+        block, index = self.bars.get(str(r.get("block") or "")), r.get("index")
+        if block is None or index is None:
+            return None
+        mine = next((i for i in block.items if i.index == index), None)
+        if mine is None and r.get("item") is not None:
+            name = _item_name(r.get("item"))
+            mine = next((i for i in block.items if i.index is None and i.name == name), None)
+            if mine is not None:
+                mine.index = index
+        return mine
 
     def _depth(self, r: Record) -> int:
         """Under its block (or switch), a step is one deeper; else as deep as its phase."""
@@ -262,12 +285,19 @@ class _Builder:
 
     def _step_finished(self, r: Record) -> None:
         step = str(r.get("step"))
+        item = self._block_item(r)
+        if item is not None:
+            item.end = max(item.end, _at(r))
         bar = self.open.pop(step, None)
-        if bar is None:  # skipped (never started) or restored on resume
-            bar = _new_bar(r, depth=self._depth(r), at=_at(r))
-            self.tl.bars.append(bar)
+        if bar is None:  # skipped (never started), restored on resume, or another item's is done
+            bar = self.bars.get(step) if r.get("index") is not None else None
+            if bar is None or bar.block != r.get("block") or not bar.items:
+                bar = _new_bar(r, depth=self._depth(r), at=_at(r))
+                self.tl.bars.append(bar)
         if bar.block is not None and r.get("index") is not None and bar.items:
             _finish_item(bar, r)
+            if any(i.status == "running" for i in bar.items):
+                self.open[step] = bar  # items running at once: the others are not done yet
             return
         _finish_bar(bar, r)
         bar.hosts = list(self.host_events.pop(step, {}).values()) or _hosts_from_step(bar, r.get("hosts") or {})
@@ -390,7 +420,8 @@ def _close_item(bar: Bar, at: float) -> None:
 def _finish_item(bar: Bar, r: Record) -> None:
     """A step inside a block with for_each, done for one item: the item says how; the bar
     spans every item and fails when an item did."""
-    item = bar.items[-1]
+    running = [i for i in bar.items if i.status == "running"]
+    item = next((i for i in running if i.index == r.get("index")), running[-1] if running else bar.items[-1])
     item.end, item.status, item.exit_code, item.error = _at(r), str(r.get("status") or "ok"), \
         r.get("exit_code"), r.get("error")
     bar.end, bar.attempts = _at(r), bar.attempts + int(r.get("attempts") or 0)
