@@ -109,8 +109,9 @@ class Worker:
         _join(self._threads[-1:], None)
         self._seen("stopped")
         handed = sum(1 for _, what in self.done if what == "handed over")
-        log.info("worker %s: stopped (%d run(s) carried out, %d handed over)", self.name, len(self.done) - handed,
-                 handed)
+        parked = sum(1 for _, what in self.done if what == "waiting")  # one run may park at several questions
+        log.info("worker %s: stopped (%d run(s) carried out, %d handed over, %d time(s) parked for a person)",
+                 self.name, len(self.done) - handed - parked, handed, parked)
 
     def wait(self) -> None:
         """Until drain() is called (by a signal handler), then stop()."""

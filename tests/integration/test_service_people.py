@@ -79,6 +79,7 @@ def test_a_question_parks_the_run_and_the_answer_of_a_proven_person_continues_it
         wait_for(lambda: (r := store.run(run_id)) is not None and r.status == "finished", 60, "the run to finish")
     finally:
         worker.stop()
+    assert [what for _, what in worker.done] == ["waiting", "waiting", "resolved"]
     run = store.run(run_id)
     assert run is not None and run.outcome == "resolved"
     assert (tmp_path / "restart.count").read_text() == "logs\n"

@@ -85,7 +85,8 @@ def test_the_embedded_default_serves_and_carries_out_runs(tmp_path: Path) -> Non
         assert re.fullmatch(r"[0-9a-f]{16}", _request_id(f"{base}/healthz", "bad id\u00e9"))
         log = _terminate(proc)
         store.close()
-    assert "listening on http://127.0.0.1:" in log and "stopped (1 run(s) carried out, 0 handed over)" in log
+    assert "listening on http://127.0.0.1:" in log
+    assert "stopped (1 run(s) carried out, 0 handed over, 0 time(s) parked for a person)" in log
     assert "request=trace-42 method=GET path=/nope status=404 ms=" in log
     assert "path=/healthz" not in log  # probes are logged at DEBUG only
 
