@@ -9,6 +9,8 @@ import os
 from engine.home import home
 
 CONFIG_NAME = "channels.yaml"
+# What a delivery notes when there is no config (the console is told once).
+NO_CONFIG = "console only: no channels config"
 
 
 def default_config() -> os.PathLike[str]:

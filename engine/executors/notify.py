@@ -37,7 +37,7 @@ from typing import Any
 
 from ._channels import ATTEMPTS, NETWORK, TYPES, Channel, Channels, load_channels
 from ._webhook import Cancellable, post_json, redact, retrying, slack_text
-from .channels_file import CONFIG_NAME, config_path, default_config
+from .channels_file import CONFIG_NAME, NO_CONFIG, config_path, default_config
 from .secrets import SecretError, read_secret
 from .timestamps import iso
 
@@ -45,7 +45,6 @@ __all__ = ["ATTEMPTS", "CONFIG_NAME", "MESSAGE_BUDGET", "NO_CONFIG", "TYPES", "C
            "Notifier", "config_path", "default_config", "did_you_mean", "load_channels"]
 
 MESSAGE_BUDGET = 5.0  # seconds an update or escalation may spend retrying (a step has its timeout)
-NO_CONFIG = "console only: no channels config"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.errors import TemplateError
-from engine.fleet.fanout import Policy
 from engine.language.model import Step
 from engine.templates import templating
 
@@ -112,6 +111,8 @@ def _tolerated(step: Step, total: int) -> int:
     the items, as over hosts); a step's max_failures is about its hosts, not its items."""
     if step.kind != "block":
         return 0
+    from engine.fleet.fanout import Policy  # the fan-out's own rule; a run without blocks never loads it
+
     return Policy(serial=step.serial, max_failures=step.max_failures).tolerated(total)
 
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from engine.executors.notify import NO_CONFIG
+from engine.executors.channels_file import NO_CONFIG
 from engine.language.duration import format_duration
 
 from .events import (

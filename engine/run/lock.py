@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import json
 import os
-import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -88,7 +87,8 @@ class RunLock:
             raise LockHeld(_held_message(holder, self.hosts)) from None
         previous = _read(fd)
         self.took_over = previous or None  # a file but no flock: its run died
-        info = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+        # uname's node name is what gethostname() returns, without importing socket at start-up
+        info = {"run_id": run_id, "pid": os.getpid(), "host": os.uname().nodename,
                 "started_at": started_at or time.time(), "hosts": self.hosts}
         try:
             os.ftruncate(fd, 0)

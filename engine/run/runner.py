@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -291,7 +290,7 @@ class Runner:
         inputs = {k: ("***" if spec.secret else self.state.inputs.get(k))
                   for k, spec in self.runbook.inputs.items()}
         # A run on the virtual clock (`runbook test`) journals the same bytes every time.
-        pid, host = (0, "") if getattr(self.clock, "virtual", False) else (os.getpid(), socket.gethostname())
+        pid, host = (0, "") if getattr(self.clock, "virtual", False) else (os.getpid(), os.uname().nodename)
         self.bus.emit(RunStarted(
             self.state.run_id, self.runbook.id, self.runbook.title, os.path.abspath(self.runbook.file), self.mode,
             inputs, [{"name": str(getattr(p, "name", p)), "role": str(getattr(p, "role", "") or "")}

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.executors.base import Cancel, Executor, Invocation, OutputSink, Result
-from engine.executors.notify import Notifier
 from engine.executors.prompts import Prompter
 from engine.language.model import Runbook
 
-if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code
+if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code, one without
+    # a channels config no notifier until it sends (engine/run/session.py)
+    from engine.executors.notify import Notifier
     from engine.fleet.fanout import OnHost, Policy
 
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from engine.errors import EngineError, UsageError
 from engine.executors.base import Cancel, Invocation, OutputSink
+from engine.executors.channels_file import config_path
 from engine.executors.http import HttpExecutor
 from engine.executors.local import LocalExecutor
-from engine.executors.notify import Notifier, load_channels
 from engine.executors.prompts import Participant, Prompter, ScriptedPrompter, TerminalPrompter
 from engine.home import home
 from engine.language.model import Runbook
@@ -39,6 +40,7 @@ from .runner import Runner, RunResult
 from .services import Services
 
 if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code
+    from engine.executors.notify import Notifier
     from engine.fleet.fanout import FanOutResult, OnHost, Policy
 
 RUNS = "runs"
@@ -84,7 +86,7 @@ def _services(options: LiveOptions, console: Console) -> Services:
 
     services = Services(
         local=LocalExecutor(), http=HttpExecutor(), prompter=_prompter(options, console),
-        notifier=Notifier(load_channels(options.channels), console=console.line),
+        notifier=_notifier(options, console),
         load_runbook=load_runbook,
     )
     _remote(services, options)
@@ -93,11 +95,48 @@ def _services(options: LiveOptions, console: Console) -> Services:
     return services
 
 
+def _notifier(options: LiveOptions, console: Console) -> Notifier:
+    """The notifier of the channels config in force. Without a config every message is
+    shown on the console only, and the notifier (its channel types, webhooks, secrets)
+    is imported when the first message is sent: most runs send none."""
+    from_file = config_path(options.channels)
+    if from_file is None:
+        return cast("Notifier", _OnFirstUse(lambda: _new_notifier(None, console)))
+    return _new_notifier(from_file, console)
+
+
+def _new_notifier(from_file: str | None, console: Console) -> Notifier:
+    from engine.executors.notify import Notifier, load_channels
+
+    return Notifier(load_channels(from_file), console=console.line)
+
+
+class _OnFirstUse:
+    """Stands for an object built when one of its attributes is first used (by any thread)."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._made: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def made(self) -> bool:
+        return self._made is not None
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._made is None:
+                self._made = self._build()
+        return getattr(self._made, name)
+
+
 def _check_channels(runbook: Runbook, notifier: Any) -> None:
     """With a channels config, every channel the runbook names must be in it: refused
     before anything runs (exit 2), all at once, like the inputs; an update or escalation
     to a misspelt channel would otherwise reach nobody. Included runbooks are checked
     when they run (their notify steps fail)."""
+    if isinstance(notifier, _OnFirstUse) and not notifier.made:
+        return  # no channels config: nothing to check the names against
     config = getattr(notifier, "config", None)
     if config is None or config.file is None:
         return
