@@ -118,3 +118,22 @@ def test_runbook_validate_checks_a_serve_config_beside_the_runbooks(tmp_path: Pa
         assert result.exit_code == expected, result.output
         assert ("no such runbook directory or file: runbooks" in result.output) is (expected == 1)
         (tmp_path / "runbooks").mkdir(exist_ok=True)
+
+
+def test_the_console_section_sets_sessions_and_the_proxys_header(tmp_path: Path) -> None:
+    (tmp_path / "runbooks").mkdir()
+    extra = "console:\n  session: 8h\n  trusted_header: {name: X-Forwarded-User, proxies: [10.0.0.5, 10.1.0.0/16]}\n"
+    (tmp_path / "serve.yaml").write_text(GOOD + extra, encoding="utf-8")
+    console = load_config(tmp_path / "serve.yaml").console
+    assert (console.session, console.header, console.proxies) == (8 * 3600, "X-Forwarded-User",
+                                                                  ("10.0.0.5", "10.1.0.0/16"))
+    assert load_config(None).console.header is None
+
+
+def test_a_proxy_that_is_no_address_is_positioned(tmp_path: Path) -> None:
+    (tmp_path / "runbooks").mkdir()
+    extra = "console:\n  trusted_header:\n    name: X-Forwarded-User\n    proxies: [10.0.0.5, oauth2-proxy]\n"
+    (tmp_path / "serve.yaml").write_text(GOOD + extra, encoding="utf-8")
+    with pytest.raises(ValidationFailed) as caught:
+        load_config(tmp_path / "serve.yaml")
+    assert "serve.yaml:23:25: not an IP address or network: 'oauth2-proxy'" in str(caught.value)

@@ -1,11 +1,13 @@
 """People answering a service's runs from any machine: `runbook answer`, `runbook approve`,
 `runbook refuse`, `runbook questions` (through the service's API with `--server URL`, or straight to its store
 with `--database URL`), and `runbook token create` (an API token bound to a person of the
-serve config). Either way the person is the one the token proves, never a name given here.
+serve config), and `runbook password` (their sign-in to the web console). Either way the
+person is the one the token proves, never a name given here.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +18,7 @@ from engine.errors import UsageError
 
 from .stored import need_server_extra
 
+MIN_PASSWORD = 10  # characters: below that, a guessing attack needs no patience
 Answered = tuple[str, str]  # (who answered, the run's status now)
 
 
@@ -181,4 +184,42 @@ def create(name: str, config_file: str, database: str | None) -> None:
     click.echo(made)
 
 
-COMMANDS = (answer, approve, refuse, questions, token)
+@click.command("password")
+@click.argument("name")
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE", required=True,
+              help="The serve config whose `people:` names NAME.")
+@click.option("--database", envvar="RUNBOOK_DATABASE", metavar="URL",
+              help="The service's store (default: the config's, else service.db under $RUNBOOK_HOME).")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from standard input (scripts).")
+def password(name: str, config_file: str, database: str | None, from_stdin: bool) -> None:
+    """Set NAME's password for the web console (kept as an scrypt hash; their sessions end)."""
+    need_server_extra()
+    from engine.service.config import load_config
+    from engine.service.prompts import people_of
+    from engine.service.store import Store
+
+    config = load_config(config_file)
+    if name not in {p.name for p in config.people}:
+        known = ", ".join(p.name for p in config.people) or "nobody"
+        raise UsageError(f"{config_file} names no person {name!r} under people: (it names {known})")
+    secret = _read_password(from_stdin)
+    store = Store.open(database or config.database)
+    try:
+        store.set_people(people_of(config))
+        store.set_password(name, secret)
+    finally:
+        store.close()
+    click.echo(f"{name} can sign in to the console now")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    if len(secret) < MIN_PASSWORD:
+        raise UsageError(f"a password needs at least {MIN_PASSWORD} characters")
+    return secret
+
+
+COMMANDS = (answer, approve, refuse, questions, token, password)

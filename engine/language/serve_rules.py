@@ -4,6 +4,7 @@ them) and `runbook validate` (which reports them with every other file's problem
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def check_serve(doc: Document) -> list[Diagnostic]:
         cache.note(path)  # `runbook validate` keeps the result only while these stay as they are
     if channels is not None and not (base / channels).is_file():
         found.append(doc.diagnostic(("channels",), f"no such channels config: {channels}", RULE))
-    return [*found, *_patterns(doc), *_people(doc)]
+    return [*found, *_patterns(doc), *_people(doc), *_proxies(doc)]
 
 
 def _patterns(doc: Document) -> list[Diagnostic]:
@@ -47,4 +48,16 @@ def _people(doc: Document) -> list[Diagnostic]:
         if person["name"] in seen:
             found.append(doc.diagnostic(("people", i, "name"), f"person {person['name']!r} is listed twice", RULE))
         seen.add(person["name"])
+    return found
+
+
+def _proxies(doc: Document) -> list[Diagnostic]:
+    proxies = doc.data.get("console", {}).get("trusted_header", {}).get("proxies", [])
+    found = []
+    for i, proxy in enumerate(proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            found.append(doc.diagnostic(("console", "trusted_header", "proxies", i),
+                                        f"not an IP address or network: {proxy!r}", RULE))
     return found

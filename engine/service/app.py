@@ -24,6 +24,7 @@ from starlette.routing import Route
 from engine import __version__
 
 from .api import Api
+from .console import Console, SecurityHeaders
 from .intake import Intake
 from .metrics import registry
 from .openapi import document
@@ -34,11 +35,11 @@ from .worker import Worker
 
 
 def build_app(store: Store, worker: Worker | None, intake: Intake | None = None,
-              slack: SlackInteractions | None = None) -> Starlette:
+              slack: SlackInteractions | None = None, console: Console | None = None) -> Starlette:
     """The app over `store`, with `worker` (the embedded workers) started and drained by
     its lifespan; None when `runbook worker` processes do the work. `intake`: the hooks
     alerts are posted to (POST /hooks/<source>, GET /alerts); `slack`: where Slack's
-    button clicks come (POST /slack/interactions)."""
+    button clicks come (POST /slack/interactions); `console`: the web pages for people."""
     metrics = registry(store, worker, intake)
     state = {"draining": False}
 
@@ -83,7 +84,10 @@ def build_app(store: Store, worker: Worker | None, intake: Intake | None = None,
                    Route("/alerts", intake.alerts, methods=["GET"])]
     if slack is not None:
         routes.append(Route("/slack/interactions", slack.interact, methods=["POST"]))
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIds)])
+    if console is not None:
+        routes += console.routes()
+    return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(RequestIds), Middleware(SecurityHeaders)])
 
 
 def _slots(worker: Worker | None) -> int:

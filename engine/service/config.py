@@ -76,6 +76,16 @@ class Person:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The web console: how long a sign-in lasts, and the header an authenticating proxy
+    names people in (believed only from `proxies`, addresses or CIDR networks)."""
+
+    session: float = 12 * 3600.0
+    header: str | None = None
+    proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     """A serve config, every path absolute."""
 
@@ -90,6 +100,7 @@ class ServeConfig:
     people: tuple[Person, ...] = ()
     slack_secret_env: str | None = None  # the variable holding the Slack app's signing secret
     slack_channel: str | None = None  # the channel of `channels` that questions are posted to
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -138,7 +149,14 @@ def _build(doc: Document) -> ServeConfig:
                      for p in data.get("people", [])),
         slack_secret_env=data["slack"]["signing_secret"]["env"] if "slack" in data else None,
         slack_channel=data.get("slack", {}).get("channel"),
+        console=_console(data.get("console", {})),
     )
+
+
+def _console(raw: Mapping[str, Any]) -> ConsoleSettings:
+    header = raw.get("trusted_header", {})
+    session = parse_duration(raw["session"]) if "session" in raw else ConsoleSettings.session
+    return ConsoleSettings(session, header.get("name"), tuple(header.get("proxies", ())))
 
 
 def _workers(raw: Mapping[str, Any]) -> WorkerSettings:

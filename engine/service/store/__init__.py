@@ -4,6 +4,7 @@ SQL); `records` what crosses it; `tables` and `migrations` the schema and how it
 there; `database` which database and how to talk to it; `failures` what can go wrong.
 """
 
+from ._accounts import Session
 from .api import Store
 from .failures import LeaseLost, StoreError, StoreUnavailable
 from .records import (
@@ -22,4 +23,5 @@ from .records import (
 )
 
 __all__ = ["AlertOutcome", "AlertRow", "Claim", "LeaseLost", "LogChunk", "NewAlert", "NewDelivery", "NewQuestion",
-           "NewRun", "PersonRow", "QuestionRow", "Received", "RunRow", "Store", "StoreError", "StoreUnavailable"]
+           "NewRun", "PersonRow", "QuestionRow", "Received", "RunRow", "Session", "Store", "StoreError",
+           "StoreUnavailable"]

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from . import _intake, _journal, _leases, _people, _questions, _runs, tables
+from . import _accounts, _intake, _journal, _leases, _people, _questions, _runs, tables
 from .database import connect, database_url, is_postgres, now, shown_url, writing
 from .failures import StoreError, retrying, store_error
 from .migrations import migrate
@@ -228,6 +228,44 @@ class Store:
     def token_person(self, token: str) -> PersonRow | None:
         """Who a token proves to be (None: an unknown or revoked token)."""
         return self._read(lambda c: _people.by_token(c, token), "check the token")
+
+    # -- the console's accounts ------------------------------------------------------------------
+
+    def set_password(self, name: str, password: str) -> bool:
+        """Make `password` the person's (False: no such person); their sessions end."""
+        hashed = _accounts.hash_password(password)  # slow on purpose: outside the transaction
+        done = self._write(lambda c: _accounts.set_hash(c, name, hashed), "set the password")
+        if done:
+            self.audit(name, "password.set")
+        return done
+
+    def sign_in(self, name: str, password: str, lifetime: float, client: str = "") -> str | None:
+        """A session cookie when `password` is the person's (None otherwise); either way on
+        the audit trail (`login`, `login.failed`), with where the attempt came from."""
+        stored = self._read(lambda c: _accounts.stored_hash(c, name), "read the password")
+        if not _accounts.password_matches(password, stored):
+            self.audit(name, "login.failed", detail={"via": "password", "from": client})
+            return None
+        return self.open_session(name, "password", lifetime, client)
+
+    def open_session(self, name: str, via: str, lifetime: float, client: str = "") -> str:
+        """A session for a person already proven (`via`: password, or header from a proxy)."""
+        def action(conn: Connection) -> str:
+            cookie = _accounts.open_session(conn, name, via, lifetime)
+            _leases.audit(conn, name, "login", None, {"via": via, "from": client})
+            return cookie
+        return self._write(action, "open the session")
+
+    def session(self, cookie: str) -> _accounts.Session | None:
+        """Who a session cookie is (None: unknown or expired)."""
+        return self._read(lambda c: _accounts.session(c, cookie), "read the session")
+
+    def sign_out(self, cookie: str, client: str = "") -> None:
+        def action(conn: Connection) -> None:
+            name = _accounts.close_session(conn, cookie)
+            if name is not None:
+                _leases.audit(conn, name, "logout", None, {"from": client})
+        self._write(action, "close the session")
 
     def close_questions(self, ids: Sequence[int]) -> None:
         self._write(lambda c: _questions.close(c, ids), "close the questions")

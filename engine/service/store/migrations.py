@@ -43,11 +43,17 @@ def _v3(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v4(conn: Connection) -> None:
+    for table in (tables.passwords, tables.sessions):
+        table.create(conn)
+
+
 Step = tuple[int, str, Callable[[Connection], None]]
 STEPS: list[Step] = [
     (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
     (2, "deliveries posted to /hooks/<source>, their dedup keys, and the alerts in them", _v2),
     (3, "people who answer questions, with their roles, and their API tokens (hashed)", _v3),
+    (4, "the console's accounts: password hashes (scrypt) and browser sessions", _v4),
 ]
 LATEST = STEPS[-1][0]
 

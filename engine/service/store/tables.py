@@ -167,3 +167,22 @@ tokens = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
 )
+
+# -- accounts (schema version 4): the console's passwords and browser sessions ---------------
+
+passwords = Table(
+    "passwords", metadata,
+    Column("person", String(200), primary_key=True),
+    Column("hash", Text, nullable=False),  # scrypt$N$r$p$salt$key (accounts.py): never the password
+    Column("updated_at", Float, nullable=False),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("hash", String(64), primary_key=True),  # SHA-256 of the cookie's value: a copy of the database opens none
+    Column("person", String(200), nullable=False),
+    Column("csrf", String(64), nullable=False),  # the token every form of this session carries
+    Column("via", String(32), nullable=False),  # password or header (an authenticating proxy)
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

@@ -1,0 +1,154 @@
+"""The web console's pages, server-rendered from the Jinja templates beside this module
+(autoescaped: every value a run, an alert or a person brings is text, never markup) and
+usable without JavaScript: signing in and out, and the runs.
+
+Every form carries a CSRF token (sessions.py) and every response a Content-Security-Policy
+that allows no inline script or style: what the pages need comes from /static/.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import ConsoleSettings
+from .sessions import COOKIE, LOGIN_COOKIE, Gate, Visitor, client_of, csrf_ok, safe_next
+from .store import Store
+
+HERE = Path(__file__).parent
+STATIC = {"console.css": "text/css"}
+MAX_FORM = 16 * 1024  # bytes: a sign-in or an answer, never more
+POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+          "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+HEADERS = [(b"content-security-policy", POLICY.encode()), (b"x-content-type-options", b"nosniff"),
+           (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
+
+Page = Callable[[Request, Visitor], Awaitable[Response]]
+
+
+class SecurityHeaders:
+    """ASGI middleware: the CSP and its companions on every response the app gives."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *HEADERS]
+            await send(message)
+        await self.app(scope, receive, sending)
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["when"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if at else ""
+    return env
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """An url-encoded form's fields (the first value of each); a body over MAX_FORM: none."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return {}
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+class Console:
+    """The pages, over a store, for the people of the serve config."""
+
+    def __init__(self, store: Store, settings: ConsoleSettings) -> None:
+        self.store, self.gate, self.env = store, Gate(store, settings), _environment()
+        self.settings = settings
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self._signed_in(self.runs), methods=["GET"]),
+            Route("/login", self.login_form, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self._signed_in(self.logout), methods=["POST"]),
+            Route("/static/{name}", self.static, methods=["GET"]),
+        ]
+
+    def render(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+        return HTMLResponse(self.env.get_template(name).render(**values), status_code=status)
+
+    def _signed_in(self, page: Page) -> Callable[[Request], Awaitable[Response]]:
+        """A page for people signed in; others go to /login, and come back after."""
+        async def endpoint(request: Request) -> Response:
+            visitor = await run_in_threadpool(self.gate.visitor, request)
+            if visitor.session is None:
+                back = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
+                return RedirectResponse(f"/login?next={back}", status_code=303)
+            response = await page(request, visitor)
+            if visitor.new_cookie is not None:
+                self.gate.set_cookie(response, request, COOKIE, visitor.new_cookie, self.settings.session)
+            return response
+        return endpoint
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return Response("not found", status_code=404, media_type="text/plain")
+        return FileResponse(HERE / "static" / name, media_type=STATIC[name],
+                            headers={"Cache-Control": "no-cache"})
+
+    async def login_form(self, request: Request, problem: str = "", status: int = 200) -> Response:
+        token = request.cookies.get(LOGIN_COOKIE) or _fresh_token()
+        response = self.render("login.html", status, csrf=token, problem=problem,
+                               next=safe_next(request.query_params.get("next")), me=None)
+        self.gate.set_cookie(response, request, LOGIN_COOKIE, token, 3600)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await form_of(request)
+        if not csrf_ok(request, request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
+            return self.render("refused.html", 403, me=None, why="The form's security token is missing or "
+                               "stale. Go back, reload the page and sign in again.")
+        name, password = form.get("name", "").strip(), form.get("password", "")
+        cookie = await run_in_threadpool(self.store.sign_in, name, password, self.settings.session,
+                                         client_of(request)) if name and password else None
+        if cookie is None:
+            return await self.login_form(request, "Wrong name or password.", 401)
+        response = RedirectResponse(safe_next(form.get("next")), status_code=303)
+        self.gate.set_cookie(response, request, COOKIE, cookie, self.settings.session)
+        self.gate.clear_cookie(response, request, LOGIN_COOKIE)
+        return response
+
+    async def logout(self, request: Request, visitor: Visitor) -> Response:
+        form = await form_of(request)
+        assert visitor.session is not None
+        if not csrf_ok(request, visitor.session.csrf, form.get("csrf")):
+            return self.render("refused.html", 403, me=visitor.session, why="The form's security token is "
+                               "missing or stale: reload the page and try again.")
+        await run_in_threadpool(self.store.sign_out, request.cookies.get(COOKIE, ""), client_of(request))
+        response = RedirectResponse("/login", status_code=303)
+        self.gate.clear_cookie(response, request, COOKIE)
+        return response
+
+    async def runs(self, request: Request, visitor: Visitor) -> Response:
+        rows = await run_in_threadpool(lambda: self.store.runs(limit=50))
+        return self.render("runs.html", me=visitor.session, runs=rows)
+
+
+def _fresh_token() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,60 @@
+"""The console's accounts in the store, on SQLite and on PostgreSQL: passwords kept as
+scrypt hashes, sessions kept as hashes of their cookies, expiring, ended by a new password
+and by signing out, each sign-in and failure on the audit trail."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from engine.service.store import PersonRow
+from engine.service.store.tables import audit, passwords, sessions
+
+pytestmark = pytest.mark.integration
+
+
+def _rows(store: Any, table: Any) -> list[Any]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(table)))
+
+
+def test_password_and_session_lifecycle(store: Any) -> None:
+    store.set_people([PersonRow("alice", ("dba",)), PersonRow("bob")])
+    assert store.set_password("alice", "correct horse battery")
+    assert not store.set_password("nobody", "correct horse battery")
+    kept = _rows(store, passwords)[0].hash
+    assert kept.startswith("scrypt$32768$8$1$") and "correct horse" not in kept
+    assert store.sign_in("alice", "wrong password!", 60, "10.0.0.7") is None
+    assert store.sign_in("bob", "correct horse battery", 60) is None  # bob has no password
+    cookie = store.sign_in("alice", "correct horse battery", 60, "10.0.0.7")
+    seen = store.session(cookie)
+    assert seen.person.name == "alice" and seen.person.roles == ("dba",) and len(seen.csrf) >= 40
+    assert cookie not in {r.hash for r in _rows(store, sessions)}  # only its hash is kept
+    store.sign_out(cookie, "10.0.0.7")
+    assert store.session(cookie) is None
+    trail = [(r.who, r.what) for r in _rows(store, audit) if r.what.startswith(("login", "logout"))]
+    assert trail == [("alice", "login.failed"), ("bob", "login.failed"), ("alice", "login"), ("alice", "logout")]
+
+
+def test_a_session_expires_and_a_new_password_ends_it(store: Any) -> None:
+    store.set_people([PersonRow("alice")])
+    store.set_password("alice", "correct horse battery")
+    short = store.sign_in("alice", "correct horse battery", 1.0)
+    long = store.sign_in("alice", "correct horse battery", 3600)
+    time.sleep(1.5)
+    assert store.session(short) is None and store.session(long) is not None
+    store.set_password("alice", "another long password")
+    assert store.session(long) is None
+    assert store.sign_in("alice", "correct horse battery", 60) is None
+
+
+def test_a_person_removed_from_the_config_cannot_sign_in(store: Any) -> None:
+    store.set_people([PersonRow("alice")])
+    store.set_password("alice", "correct horse battery")
+    cookie = store.sign_in("alice", "correct horse battery", 3600)
+    store.set_people([PersonRow("bob")])
+    assert store.session(cookie) is None
+    assert store.sign_in("alice", "correct horse battery", 60) is None
