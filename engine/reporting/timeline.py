@@ -19,6 +19,8 @@ from typing import Any
 
 from engine.language.duration import format_duration
 
+from ._resumed import resumed_text
+
 Record = Mapping[str, Any]
 
 TAIL = 600  # characters of output kept per step: enough to show why it failed
@@ -239,44 +241,28 @@ class _Builder:
             span.end, span.status = _at(r), str(r.get("status") or "ok")
 
     def _step_started(self, r: Record) -> None:
-        step = str(r.get("step"))
-        self._block_item(r)  # tells which of the block's items this index is
-        if self._item_started(step, r):
-            return
-        bar = self.open.get(step)
-        if bar is not None and r.get("item") is not None:  # the next for_each item
+        step, item = str(r.get("step")), r.get("item")
+        self._tag_block_item(r)
+        bar = self.bars.get(step)  # a step of a block with for_each, for another item: one bar for all
+        if bar is not None and r.get("index") is not None and bar.block == r.get("block") and bar.items:
+            self.open[step] = bar  # (items may run at once: each is told apart by its index)
+        elif (bar := self.open.get(step)) is not None and item is not None:  # the next for_each item
             _close_item(bar, _at(r))
-            bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r)))
-            return
-        bar = _new_bar(r, depth=self._depth(r))
-        if r.get("item") is not None:
-            bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r), index=r.get("index")))
-        self.open[step] = self.bars[step] = bar
-        self.tl.bars.append(bar)
+        else:
+            bar = self.open[step] = self.bars[step] = _new_bar(r, depth=self._depth(r))
+            self.tl.bars.append(bar)
+            if item is None:
+                return
+        bar.items.append(SubRun(_item_name(item), "running", _at(r), _at(r), index=r.get("index")))
 
-    def _item_started(self, step: str, r: Record) -> bool:
-        """A step of a block with for_each, for another item: one bar for all its items
-        (items may run at once: each is told apart by its index)."""
-        bar = self.bars.get(step)
-        if bar is None or r.get("index") is None or bar.block != r.get("block") or not bar.items:
-            return False
-        bar.items.append(SubRun(_item_name(r.get("item")), "running", _at(r), _at(r), index=r.get("index")))
-        self.open[step] = bar
-        return True
-
-    def _block_item(self, r: Record) -> SubRun | None:
-        """The item of the block a step ran inside that this step ran for: the block's
-        items end when their last step does (they may run at once)."""
+    def _tag_block_item(self, r: Record) -> None:
+        """Which of its block's items a step inside it runs for (they end with their last step)."""
         block, index = self.bars.get(str(r.get("block") or "")), r.get("index")
-        if block is None or index is None:
-            return None
-        mine = next((i for i in block.items if i.index == index), None)
-        if mine is None and r.get("item") is not None:
-            name = _item_name(r.get("item"))
-            mine = next((i for i in block.items if i.index is None and i.name == name), None)
-            if mine is not None:
-                mine.index = index
-        return mine
+        if block is None or index is None or r.get("item") is None or any(i.index == index for i in block.items):
+            return
+        untagged = [i for i in block.items if i.index is None and i.name == _item_name(r.get("item"))]
+        if untagged:
+            untagged[0].index = index
 
     def _depth(self, r: Record) -> int:
         """Under its block (or switch), a step is one deeper; else as deep as its phase."""
@@ -284,10 +270,9 @@ class _Builder:
         return block.depth + 1 if block is not None else max(len(self.phase_stack) - 1, 0)
 
     def _step_finished(self, r: Record) -> None:
-        step = str(r.get("step"))
-        item = self._block_item(r)
-        if item is not None:
-            item.end = max(item.end, _at(r))
+        step, block = str(r.get("step")), self.bars.get(str(r.get("block") or ""))
+        for sub in block.items if block is not None and r.get("index") is not None else []:
+            sub.end = max(sub.end, _at(r)) if sub.index == r.get("index") else sub.end
         bar = self.open.pop(step, None)
         if bar is None:  # skipped (never started), restored on resume, or another item's is done
             bar = self.bars.get(step) if r.get("index") is not None else None
@@ -387,22 +372,6 @@ class _Builder:
         # differs when a record carries an earlier time than the one before it (resumes).
         self.tl.markers.sort(key=lambda m: m.at)
         return self.tl
-
-
-def resumed_text(r: Record) -> str:
-    """A run.resumed record in words: who, why, how the earlier attempt ended, what now."""
-    at = f" at step {r.get('stop_step')}" if r.get("stop_step") else ""
-    text = f"by {r.get('by') or 'someone'}" + (f": {r.get('reason')}" if r.get("reason") else "")
-    text += f" (the earlier attempt {r.get('previous') or 'stopped'}{at}"
-    text += f", {format_duration(float(r.get('downtime') or 0.0))} before)"
-    for label, key in (("from", "from_step"), ("run again", "rerun"), ("skipped", "skip"), ("undone", "undone")):
-        value = r.get(key)
-        if value:
-            text += f"; {label}: {', '.join(value) if isinstance(value, list) else value}"
-    for lo in r.get("leftovers") or []:  # commands the dead engine left running
-        text += (f"; {'stopped' if lo.get('action') == 'stop' else 'waited for'} {lo.get('step')} still running "
-                 f"(process group {lo.get('pgid')} on {lo.get('host') or 'the engine host'})")
-    return text
 
 
 def _item_name(item: Any) -> str:
