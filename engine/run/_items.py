@@ -24,10 +24,9 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.executors.base import Cancel, Executor, Invocation, OutputSink, Result
-from engine.fleet.fanout import Policy
 from engine.language.model import Step
 
 from ._driver import Baton, Driver
@@ -35,6 +34,9 @@ from ._output import StepStreams
 from .attempt import StepStop
 from .services import HostsOutcome, Remote
 from .state import StepRecord
+
+if TYPE_CHECKING:  # a run without items at once does not load the fan-out
+    from engine.fleet.fanout import Policy
 
 # Runs item n (its `when`, then its steps) and returns its record: _for_each's guarded.
 RunItem = Callable[[int], StepRecord]
@@ -52,6 +54,8 @@ def width(step: Step, total: int) -> int:
 
 def batches(step: Step, total: int) -> list[list[int]]:
     """The items' indices in `serial` batches (one batch without it), cut as hosts are."""
+    from engine.fleet.fanout import Policy
+
     cut = Policy(serial=step.serial).batches([str(i) for i in range(total)]) if total else []
     return [[int(i) for i in batch] for batch in cut]
 
