@@ -155,6 +155,13 @@ def test_run_ids_sort_by_time_and_name_the_runbook() -> None:
     assert iso(T0 + 0.5) == "2026-01-01T00:00:00.500Z"
 
 
+def test_stamps_cut_to_the_millisecond_never_round_up() -> None:
+    """Lines sort as text: a stamp never shows a later millisecond (or second) than its time."""
+    assert iso(T0 + 0.9996) == "2026-01-01T00:00:00.999Z"
+    assert iso(T0 + 59.0004) == "2026-01-01T00:00:59.000Z"
+    assert iso(0) == "1970-01-01T00:00:00.000Z"
+
+
 # -- output goes to log files --------------------------------------------------------------------------
 
 
