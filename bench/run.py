@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "validate": "bench.validate",
     "fanout": "bench.fanout",
     "stats": "bench.stats",
+    "coverage": "bench.coverage",
     "live": "bench.live",
     "simulate": "bench.simulate",
     "fleet": "bench.fleet",

@@ -15,8 +15,10 @@ import pytest
 
 from engine.language.validation import load_runbook
 from engine.reporting.alert_rules import read_all
-from engine.reporting.coverage import Branch, branches_of, collect, load_sources, with_alerts
+from engine.reporting.catalog import load_catalog as load_sources
+from engine.reporting.coverage import Branch, branches_of, collect, with_alerts
 from engine.reporting.coverage_formats import render_json, render_markdown, render_text
+from engine.reporting.exercise import read_exercise
 from engine.reporting.staleness import DAY, staleness
 from engine.run.journal_writer import JournalWriter
 from engine.simulation.drill import DrillSetup
@@ -106,6 +108,7 @@ def test_journals_of_other_runbooks_and_damaged_ones_are_counted_not_fatal(runs:
 def test_scenarios_are_found_with_the_runbooks_they_play() -> None:
     sources = load_sources([FIXTURES])
     assert [r.id for r in sources.runbooks] == ["branches"]
+    assert sources.runbooks[0].branches == collect([load_runbook(RUNBOOK)], []).runbooks[0].branches
     assert sorted(Path(s.file).name for s in sources.scenarios[str(RUNBOOK.resolve())]) == ["refused.yaml", "tls.yaml"]
 
 
@@ -235,3 +238,39 @@ def test_the_command_shows_staleness(runs: Path) -> None:
     assert "branches: 10 command(s) not seen succeeding live in 1 days: prepare, undo_prepare" in result.output
     data = json.loads(run("coverage", FIXTURES, "--journals", runs, "-f", "json").stdout)
     assert data["staleness"]["last_run"]["branches"]["live"] == LIVE_T
+
+
+def test_outlines_are_cached_by_content_and_a_changed_runbook_is_parsed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.reporting.catalog as catalog
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RUNBOOK_NO_CACHE", raising=False)
+    text = RUNBOOK.read_text()
+    for n in range(catalog._MIN_FILES):
+        (tmp_path / f"rb{n}.yaml").write_text(text.replace("id: branches", f"id: branches-{n}"))
+    first = catalog.load_catalog([tmp_path])
+    assert (tmp_path / "home" / "cache" / catalog.CACHE_FILE).is_file()
+    parsed: list[str] = []
+    real = catalog.check_file
+    monkeypatch.setattr(catalog, "check_file", lambda name, *a: parsed.append(name) or real(name, *a))
+    second = catalog.load_catalog([tmp_path])
+    assert parsed == []
+    assert [(r.id, r.steps, r.branches, r.alerts) for r in second.runbooks] == \
+        [(r.id, r.steps, r.branches, r.alerts) for r in first.runbooks]
+    (tmp_path / "rb3.yaml").write_text(text.replace("id: branches", "id: changed"))
+    third = catalog.load_catalog([tmp_path])
+    assert parsed == [str(tmp_path / "rb3.yaml")]
+    assert "changed" in {r.id for r in third.runbooks}
+
+
+def test_an_output_named_items_or_case_does_not_hide_a_branch(tmp_path: Path) -> None:
+    record = {"event": "step.finished", "step": "each_host", "phase": "remediation", "kind": "run", "status": "ok",
+              "duration": 0.0, "attempts": 1, "exit_code": 0, "error": None, "reason": None, "stdout": "x",
+              "outputs": {"items": [], "case": None}, "items": [{"index": 0, "status": "ok", "attempts": 2}],
+              "case": None}
+    started = {"event": "run.started", "runbook": "branches", "mode": "live", "t": "2026-01-01T00:00:00Z"}
+    (tmp_path / "journal.jsonl").write_text(json.dumps(started) + "\n" + json.dumps(record) + "\n")
+    run_ = read_exercise(tmp_path / "journal.jsonl")
+    assert run_ is not None
+    assert {("each_host", "items"), ("each_host", "retried")} <= run_.taken

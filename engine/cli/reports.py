@@ -136,8 +136,9 @@ def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: st
     from engine.home import home
     from engine.reporting import coverage as cov_mod
     from engine.reporting import coverage_formats as out
+    from engine.reporting.catalog import load_catalog
 
-    sources = cov_mod.load_sources(paths or [p for p in ("runbooks", "scenarios") if os.path.isdir(p)])
+    sources = load_catalog(paths or [p for p in ("runbooks", "scenarios") if os.path.isdir(p)])
     if not sources.runbooks:
         raise UsageError("no runbooks found in " + ", ".join(paths or ("runbooks",)))
     dirs = list(journal_dirs) or [str(home() / "runs")] * (database is None)
@@ -161,7 +162,7 @@ def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: st
     if fmt == "html":
         from engine.reporting.html import render_coverage_html
 
-        emit(render_coverage_html(collected, sources.runbooks, stale), output)
+        emit(render_coverage_html(collected, sources.models(), stale), output)
     else:
         render = {"json": out.render_json, "md": out.render_markdown}.get(fmt, out.render_text)
         emit(render(collected, stale), output)

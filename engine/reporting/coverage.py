@@ -22,7 +22,6 @@ from typing import Any
 from engine.errors import JournalError
 from engine.language.model import Runbook, Step, SwitchSpec
 from engine.language.scenario import Scenario
-from engine.language.validation import ValidationFailed, check_file, discover
 
 from .alert_rules import AlertRule
 from .exercise import Exercise, read_exercise
@@ -166,46 +165,24 @@ class Coverage:
         return 100.0 * done / total if total else None
 
 
-def collect(runbooks: Sequence[Runbook], journal_paths: Iterable[str | os.PathLike[str]]) -> Coverage:
-    """The coverage of `runbooks` by every journal under `journal_paths`."""
+def collect(runbooks: Sequence[Runbook | RunbookCoverage], journal_paths: Iterable[str | os.PathLike[str]]) -> Coverage:
+    """The coverage of `runbooks` (models, or their outlines) by every journal under `journal_paths`."""
     t0 = time.perf_counter()
     by_id: dict[str, RunbookCoverage] = {}
     for runbook in runbooks:
-        by_id.setdefault(runbook.id, runbook_coverage(runbook))
+        by_id.setdefault(runbook.id, runbook_coverage(runbook) if isinstance(runbook, Runbook) else runbook)
     out = Coverage(sorted(by_id.values(), key=lambda r: r.id))
-    for path in journal_files(journal_paths):
+    paths = [str(p) for p in journal_files(journal_paths)]
+    wanted = frozenset(by_id)
+    for path, run in zip(paths, _read_all(paths, wanted), strict=True):
         out.journals += 1
-        run = _read(path)
         if run is None:
-            out.skipped.append(str(path))
+            out.skipped.append(path)
         elif run.runbook in by_id:
             by_id[run.runbook].tallies.setdefault(run.mode, Tally()).add(run)
         else:
             out.unmatched[run.runbook] += 1
     out.seconds = time.perf_counter() - t0
-    return out
-
-
-@dataclass
-class Sources:
-    """The runbooks found, and the scenario files that play each (by runbook file)."""
-
-    runbooks: list[Runbook]
-    scenarios: dict[str, list[Scenario]]  # resolved runbook file -> the scenarios that play it
-
-
-def load_sources(paths: Iterable[str | os.PathLike[str]]) -> Sources:
-    """Every runbook and scenario under `paths` (files or directories, searched
-    recursively); ValidationFailed names the first file with errors."""
-    out = Sources([], {})
-    for name in discover(paths):
-        checked = check_file(name)
-        if any(d.is_error for d in checked.diagnostics) or checked.model is None:
-            raise ValidationFailed(name, checked.diagnostics, checked.text)
-        if isinstance(checked.model, Runbook):
-            out.runbooks.append(checked.model)
-        elif isinstance(checked.model, Scenario):
-            out.scenarios.setdefault(str(checked.model.runbook_path), []).append(checked.model)
     return out
 
 
@@ -229,8 +206,39 @@ def with_alerts(cov: Coverage, rules: Sequence[AlertRule], files: int) -> Covera
     return cov
 
 
-def _read(path: Any) -> Exercise | None:
+_PARALLEL_MIN = 500  # journals: below this, starting a second process costs more than it saves
+
+
+def _read_all(paths: list[str], wanted: frozenset[str]) -> list[Exercise | None]:
+    """Every journal's Exercise, in order: over the machine's CPUs (at most 4) when there
+    are many (reading thousands of journals is CPU-bound: JSON decoding)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    jobs = min(cpus, 4)
+    if jobs <= 1 or len(paths) < _PARALLEL_MIN:
+        return _read_chunk((paths, wanted))
+    import multiprocessing
+
     try:
-        return read_exercise(path)
+        context = multiprocessing.get_context("fork")
+    except ValueError:
+        return _read_chunk((paths, wanted))
+    chunks = [paths[i::jobs] for i in range(jobs)]
+    with context.Pool(jobs - 1) as pool:
+        pending = pool.map_async(_read_chunk, [(c, wanted) for c in chunks[1:]])
+        parts = [_read_chunk((chunks[0], wanted)), *pending.get()]
+    merged: list[Exercise | None] = [None] * len(paths)
+    for i, part in enumerate(parts):
+        merged[i::jobs] = part
+    return merged
+
+
+def _read_chunk(args: tuple[list[str], frozenset[str]]) -> list[Exercise | None]:
+    paths, wanted = args
+    return [_read(p, wanted) for p in paths]
+
+
+def _read(path: Any, wanted: frozenset[str]) -> Exercise | None:
+    try:
+        return read_exercise(path, wanted)
     except (OSError, JournalError):  # unreadable, or a FIFO or device named journal.jsonl
         return None

@@ -1,0 +1,130 @@
+"""The runbooks and scenarios coverage counts, found under paths: each runbook as its
+outline (a RunbookCoverage with nothing exercised: its steps and the branches they can
+take), each scenario as its model (staleness scores its journals against its objectives).
+
+Parsing a thousand runbooks costs seconds; their outlines are cached by each file's
+content (`coverage.json` beside the validation cache, under the same salt: the engine's
+code, schemas and version), so an unchanged runbook is read and hashed, never parsed.
+A file is fully validated before its outline is cached: a runbook with errors is an error
+that names it (ValidationFailed), as in every command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.language import cache
+from engine.language.model import Runbook
+from engine.language.scenario import Scenario
+from engine.language.validation import ValidationFailed, check_file, discover
+
+from .coverage import Branch, RunbookCoverage, runbook_coverage
+
+CACHE_FILE = "coverage.json"
+_MIN_FILES = 16  # below this, the cache costs more than it saves (as validation's)
+
+
+@dataclass
+class Catalog:
+    """The outlines of the runbooks found, and the scenarios that play each (by runbook file)."""
+
+    runbooks: list[RunbookCoverage] = field(default_factory=list)
+    scenarios: dict[str, list[Scenario]] = field(default_factory=dict)  # resolved runbook file -> scenarios
+
+    def models(self) -> list[Runbook]:
+        """The runbooks' models, parsed again (the HTML report draws their flows)."""
+        out = []
+        for rb in self.runbooks:
+            checked = check_file(rb.file)
+            if isinstance(checked.model, Runbook):
+                out.append(checked.model)
+        return out
+
+
+def load_catalog(paths: Iterable[str | os.PathLike[str]], *, use_cache: bool | None = None) -> Catalog:
+    """Every runbook and scenario under `paths` (files or directories, searched recursively)."""
+    files = discover(paths)
+    store = _Store.open() if len(files) >= _MIN_FILES and cache.enabled(use_cache) else None
+    out = Catalog()
+    for name in files:
+        content = _content(name)
+        hit = store.lookup(name, content) if store is not None and content is not None else None
+        if hit is not None:
+            out.runbooks.append(hit)
+            continue
+        model = _model(name)
+        if isinstance(model, Runbook):
+            outline = runbook_coverage(model)
+            out.runbooks.append(outline)
+            if store is not None and content is not None:
+                store.store(name, content, outline)
+        elif isinstance(model, Scenario):
+            out.scenarios.setdefault(str(model.runbook_path), []).append(model)
+    if store is not None:
+        store.save()
+    return out
+
+
+def _content(name: str) -> bytes | None:
+    try:
+        with open(name, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None  # the check says why
+
+
+def _model(name: str) -> Any:
+    checked = check_file(name)
+    if any(d.is_error for d in checked.diagnostics) or checked.model is None:
+        raise ValidationFailed(name, checked.diagnostics, checked.text)
+    return checked.model
+
+
+class _Store:
+    """Outlines by file and content hash: loaded once, saved once, whole or not at all."""
+
+    def __init__(self, path: Path, salt: str) -> None:
+        self.path, self.salt, self.changed = path, salt, False
+        self.entries: dict[str, dict[str, Any]] = {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("salt") == salt:
+                self.entries = dict(data.get("entries") or {})
+        except (OSError, ValueError):
+            pass
+
+    @classmethod
+    def open(cls) -> _Store:
+        return cls(cache.default_directory() / CACHE_FILE, cache.salt(["coverage outlines"]))
+
+    def lookup(self, name: str, content: bytes) -> RunbookCoverage | None:
+        entry = self.entries.get(name)
+        if not isinstance(entry, dict) or entry.get("hash") != cache.fingerprint(content):
+            return None
+        try:
+            return RunbookCoverage(entry["id"], entry["title"], name, list(entry["steps"]), dict(entry["kinds"]),
+                                   [Branch(s, label) for s, label in entry["branches"]], tuple(entry["alerts"]))
+        except (KeyError, TypeError, ValueError):
+            return None  # an entry of another shape: parse the file again
+
+    def store(self, name: str, content: bytes, rb: RunbookCoverage) -> None:
+        self.entries[name] = {"hash": cache.fingerprint(content), "id": rb.id, "title": rb.title, "steps": rb.steps,
+                              "kinds": rb.kinds, "branches": [[b.step, b.label] for b in rb.branches],
+                              "alerts": list(rb.alerts)}
+        self.changed = True
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            temp.write_text(json.dumps({"salt": self.salt, "entries": self.entries}), encoding="utf-8")
+            os.replace(temp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
