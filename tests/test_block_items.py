@@ -166,3 +166,45 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:
         return b""
+
+
+ASKERS = """\
+remediation:
+  - id: each
+    for_each: [a, b]
+    parallel: 2
+    block:
+      - {id: nap, run: "echo start {{ item }}"}
+      - {id: go, run: "echo go {{ item }}", confirm: {message: "Go on with {{ item }}?"}}
+"""
+
+
+def test_items_at_once_ask_on_the_terminal_and_ctrl_c_breaks_into_their_prompt(tmp_path: Path) -> None:
+    """The questions of items at once are asked on the main thread, where the terminal's
+    Ctrl-C lands: a prompt in an item's thread could not be broken into."""
+    (tmp_path / "ask.yaml").write_text(runbook(ASKERS))
+    runs = tmp_path / "runs"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "engine", "run", "--runs-dir", str(runs),
+                                  str(tmp_path / "ask.yaml")])
+    output = _until(fd, b"?", b"")
+    os.write(fd, b"y\r")  # the first item's approval
+    output = _until(fd, b"?", output.replace(b"?", b"", 1))
+    os.write(fd, b"\x03")  # Ctrl-C at the second's
+    t0 = time.monotonic()
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        output += _read(fd)
+        if time.monotonic() - t0 > 30:
+            os.kill(pid, 9)
+            raise AssertionError(output.decode(errors="replace"))
+    gos = {r["index"]: r["status"] for r in _journal(runs) if r["event"] == "step.finished" and r["step"] == "go"}
+    assert sorted(gos.values()) == ["aborted", "ok"], output.decode(errors="replace")
+
+
+def _until(fd: int, text: bytes, output: bytes) -> bytes:
+    deadline = time.monotonic() + 60
+    while text not in output and time.monotonic() < deadline:
+        output += _read(fd)
+    assert text in output, output.decode(errors="replace")
+    return output

@@ -6,6 +6,7 @@ the steps of a run: what is shown apart from what runs, and the step's output st
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -147,6 +148,8 @@ class Baton:
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
         self.lock = threading.Lock()
+        # Questions the items ask, asked on the main thread (engine/run/_items.py).
+        self.asks: queue.Queue[Any] = queue.Queue()
 
     def take(self, saved: tuple[Any, ...]) -> None:
         """Hold the baton, with the driver as the item `saved` left it."""

@@ -72,13 +72,16 @@ def run_items(d: Driver, step: Step, total: int, run: RunItem, ended: Ended) -> 
         baton.lock.acquire()
     services = d.r.services
     d.r.services = replace(services, local=_Waiting(services.local, d), http=_Waiting(services.http, d),
-                           remote=_WaitingRemote(services.remote, d) if services.remote is not None else None)
+                           remote=_WaitingRemote(services.remote, d) if services.remote is not None else None,
+                           prompter=_MainPrompter(services.prompter, baton))
     try:
         for batch in batches(step, total):
             if not _batch(d, batch, min(each, len(batch)), run, ended):
                 break
     finally:
-        d.r.services = services
+        # A SIGTERM meanwhile put a prompter that answers no in place of ours: keep it.
+        prompter = d.r.services.prompter
+        d.r.services = services if isinstance(prompter, _MainPrompter) else replace(services, prompter=prompter)
         if mine:
             baton.lock.release()
             d.baton = None
@@ -96,7 +99,7 @@ def _batch(d: Driver, batch: list[int], each: int, run: RunItem, ended: Ended) -
             _start(d, baton, waiting.pop(0), run, done, announced)
             running += 1
         with baton.released():
-            index, rec, stop, error = _next(done)
+            index, rec, stop, error = _next(done, baton)
         running -= 1
         if error is not None:
             raise error
@@ -106,16 +109,32 @@ def _batch(d: Driver, batch: list[int], each: int, run: RunItem, ended: Ended) -
     return going
 
 
-def _next(done: queue.Queue[Any]) -> Any:
+def _next(done: queue.Queue[Any], baton: Baton) -> Any:
     """The next item to end; waits in short slices so that the main thread still takes
-    its signals (Ctrl-C) while items run."""
+    its signals (Ctrl-C) while items run, and asks the items' questions meanwhile."""
+    main = threading.current_thread() is threading.main_thread()
     while True:
         try:
-            return done.get(timeout=0.2)
+            if main:
+                _ask(baton)
+            return done.get(timeout=0.05 if main else 0.2)
         except queue.Empty:
             continue
         except KeyboardInterrupt:
             continue  # the signal has set the run's cancel: the items stop on their own
+
+
+def _ask(baton: Baton) -> None:
+    """A question an item asks, asked on the main thread: the terminal's Ctrl-C reaches
+    only that thread, so a prompt elsewhere could not be broken into."""
+    try:
+        call, answer = baton.asks.get_nowait()
+    except queue.Empty:
+        return
+    try:
+        answer.put((call(), None))
+    except BaseException as exc:  # KeyboardInterrupt at the prompt: the item's step handles it
+        answer.put((None, exc))
 
 
 def _start(d: Driver, baton: Baton, index: int, run: RunItem, done: queue.Queue[Any],
@@ -169,6 +188,29 @@ class _Waiting:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class _MainPrompter:
+    """The run's prompter, asking on the main thread for the items (see _ask); the item
+    that asks keeps the baton meanwhile, as a step that asks does."""
+
+    def __init__(self, inner: Any, baton: Baton) -> None:
+        self.inner, self.baton = inner, baton
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)
+        if not callable(value) or threading.current_thread() is threading.main_thread():
+            return value
+
+        def on_main(*args: Any, **kwargs: Any) -> Any:
+            answer: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue()
+            self.baton.asks.put((lambda: value(*args, **kwargs), answer))
+            result, error = answer.get()
+            if error is not None:
+                raise error
+            return result
+
+        return on_main
 
 
 class _WaitingRemote:
