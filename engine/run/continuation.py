@@ -68,6 +68,9 @@ class Choices:
     reason: str | None = None
     by: str | None = None  # the first --as participant; else the OS user
     running: str | None = None  # a command of the earlier attempt still runs: "wait" or "stop"
+    # How the earlier attempt ended, when the caller knows better than its journal can say
+    # (a service run that stopped to wait for a person leaves no run.finished: not a crash).
+    previous: str | None = None
 
 
 @dataclass
@@ -240,8 +243,9 @@ def _yes(prompter: Prompter, message: str) -> bool:
 def _resume(recovered: Recovered, draft: _Draft, choices: Choices) -> Resume:
     leftovers = [{"step": lo.step, "pgid": lo.pgid, "host": lo.host, "action": action}
                  for lo, action in draft.leftovers]
-    note = RunResumed(choices.by or os_user(), choices.reason or "", recovered.previous, recovered.stop_step,
-                      draft.rerun, list(draft.skip), draft.from_step, list(recovered.undone), leftovers=leftovers)
+    note = RunResumed(choices.by or os_user(), choices.reason or "", choices.previous or recovered.previous,
+                      recovered.stop_step, draft.rerun, list(draft.skip), draft.from_step, list(recovered.undone),
+                      leftovers=leftovers)
     return Resume(draft.finished, draft.skip, set(recovered.undone), dict(recovered.vars), dict(recovered.incident),
                   dict(recovered.phases), set(recovered.escalations), note=note,
                   last_elapsed=recovered.last_elapsed)

@@ -209,7 +209,8 @@ def _choices(answered: list[QuestionRow], previous: str | None) -> Choices:
     if asked:  # it parked at a question: that step starts again (nothing of it ran) and finds the answer
         last = asked[-1]
         reason = f"continued as {last.answered_by} answered step {last.step}"
-        return Choices(rerun_interrupted=True, running="wait", reason=reason, by=last.answered_by)
+        return Choices(rerun_interrupted=True, running="wait", reason=reason, by=last.answered_by,
+                       previous="stopped to wait for a person")
     if not answered:
         reason = f"taken over from worker {previous}" if previous else "continued from its journal"
         return Choices(reason=reason, running="wait")  # never a second copy beside the first

@@ -85,6 +85,9 @@ def test_a_question_parks_the_run_and_the_answer_of_a_proven_person_continues_it
     assert (tmp_path / "restart.count").read_text() == "logs\n"
     [answered] = _records(store, run_id, "prompt.answered")
     assert (answered["step"], answered["answers"], answered["by"]) == ("triage", {"cause": "logs"}, "bob")
+    resumed = _records(store, run_id, "run.resumed")
+    assert [(r["by"], r["previous"], r["rerun"]) for r in resumed] == [
+        ("bob", "stopped to wait for a person", ["triage"]), ("alice", "stopped to wait for a person", ["restart"])]
     [approval] = _records(store, run_id, "approval")
     assert (approval["approved"], approval["by"], approval["role"]) == (True, "alice", "dba")
     trail = [(a["who"], json.loads(a["detail"])["via"])
