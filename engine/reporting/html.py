@@ -36,6 +36,12 @@ def _csp() -> str:
             "base-uri 'none'; form-action 'none'")
 
 
+def content_policy() -> str:
+    """The Content-Security-Policy a report page needs (its inline style, its print script):
+    what a server sending a report sends as its header."""
+    return _csp()
+
+
 @functools.lru_cache(maxsize=1)
 def _env() -> Any:
     import jinja2

@@ -22,6 +22,9 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.reporting.html import content_policy
+
+from . import views
 from .config import ConsoleSettings
 from .sessions import COOKIE, LOGIN_COOKIE, Gate, Visitor, client_of, csrf_ok, safe_next
 from .store import Store
@@ -38,7 +41,8 @@ Page = Callable[[Request, Visitor], Awaitable[Response]]
 
 
 class SecurityHeaders:
-    """ASGI middleware: the CSP and its companions on every response the app gives."""
+    """ASGI middleware: the CSP and its companions on every response the app gives (a
+    response that sets its own policy, the report, keeps it)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,7 +54,9 @@ class SecurityHeaders:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS]
+                headers = list(message.get("headers", []))
+                own = any(name.lower() == b"content-security-policy" for name, _ in headers)
+                message["headers"] = [*headers, *(h for h in HEADERS if not (own and h[0] == HEADERS[0][0]))]
             await send(message)
         await self.app(scope, receive, sending)
 
@@ -83,6 +89,9 @@ class Console:
     def routes(self) -> list[Route]:
         return [
             Route("/", self._signed_in(self.runs), methods=["GET"]),
+            Route("/runs/{run_id}", self._signed_in(self.run), methods=["GET"]),
+            Route("/runs/{run_id}/report", self._signed_in(self.report), methods=["GET"]),
+            Route("/alerts/view", self._signed_in(self.alerts), methods=["GET"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self._signed_in(self.logout), methods=["POST"]),
@@ -146,8 +155,29 @@ class Console:
         return response
 
     async def runs(self, request: Request, visitor: Visitor) -> Response:
-        rows = await run_in_threadpool(lambda: self.store.runs(limit=50))
-        return self.render("runs.html", me=visitor.session, runs=rows)
+        page = await run_in_threadpool(views.runs_page, self.store, dict(request.query_params))
+        outcomes = await run_in_threadpool(self.store.outcomes)
+        return self.render("runs.html", 400 if page.problem else 200, me=visitor.session, page=page,
+                           statuses=views.STATUSES, outcomes=sorted(outcomes))
+
+    async def run(self, request: Request, visitor: Visitor) -> Response:
+        page = await run_in_threadpool(views.run_page, self.store, request.path_params["run_id"])
+        if page is None:
+            return self.render("refused.html", 404, me=visitor.session, why="There is no such run.")
+        return self.render("run.html", me=visitor.session, page=page, tail=views.tail)
+
+    async def report(self, request: Request, visitor: Visitor) -> Response:
+        html = await run_in_threadpool(views.report_html, self.store, request.path_params["run_id"])
+        if html is None:
+            return self.render("refused.html", 404, me=visitor.session, why="This run has no journal yet.")
+        # The report's own policy (its inline style and print script), instead of the pages' one.
+        return HTMLResponse(html, headers={"Content-Security-Policy": content_policy()})
+
+    async def alerts(self, request: Request, visitor: Visitor) -> Response:
+        unrouted = request.query_params.get("unrouted") == "1"
+        rows, deliveries = await run_in_threadpool(views.alerts_page, self.store, unrouted)
+        return self.render("alerts.html", me=visitor.session, alerts=rows, deliveries=deliveries,
+                           unrouted=unrouted)
 
 
 def _fresh_token() -> str:

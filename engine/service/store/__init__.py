@@ -19,9 +19,10 @@ from .records import (
     PersonRow,
     QuestionRow,
     Received,
+    RunQuery,
     RunRow,
 )
 
 __all__ = ["AlertOutcome", "AlertRow", "Claim", "LeaseLost", "LogChunk", "NewAlert", "NewDelivery", "NewQuestion",
-           "NewRun", "PersonRow", "QuestionRow", "Received", "RunRow", "Session", "Store", "StoreError",
+           "NewRun", "PersonRow", "QuestionRow", "Received", "RunQuery", "RunRow", "Session", "Store", "StoreError",
            "StoreUnavailable"]

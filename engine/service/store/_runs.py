@@ -8,7 +8,7 @@ from engine.run.journal_writer import new_run_id
 
 from . import tables
 from .database import now
-from .records import NewRun, RunRow, dumps
+from .records import NewRun, RunQuery, RunRow, dumps
 
 RUNS = tables.runs
 
@@ -35,6 +35,19 @@ def listing(conn: Connection, status: str | None, limit: int) -> list[RunRow]:
     query = select(RUNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
     if status is not None:
         query = query.where(RUNS.c.status == status)
+    return [RunRow.from_row(r) for r in conn.execute(query)]
+
+
+def search(conn: Connection, q: RunQuery) -> list[RunRow]:
+    """The runs `q` asks for, newest first: one more than its limit when there are more."""
+    query = select(RUNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).offset(q.offset).limit(q.limit + 1)
+    for column, value in ((RUNS.c.runbook, q.runbook), (RUNS.c.status, q.status), (RUNS.c.outcome, q.outcome)):
+        if value is not None:
+            query = query.where(column == value)
+    if q.since is not None:
+        query = query.where(RUNS.c.created_at >= q.since)
+    if q.until is not None:
+        query = query.where(RUNS.c.created_at < q.until)
     return [RunRow.from_row(r) for r in conn.execute(query)]
 
 

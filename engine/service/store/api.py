@@ -34,6 +34,7 @@ from .records import (
     PersonRow,
     QuestionRow,
     Received,
+    RunQuery,
     RunRow,
     dumps,
 )
@@ -118,6 +119,11 @@ class Store:
     def runs(self, *, status: str | None = None, limit: int = 100) -> list[RunRow]:
         """Newest first."""
         return self._read(lambda c: _runs.listing(c, status, limit), "list runs")
+
+    def find_runs(self, query: RunQuery) -> list[RunRow]:
+        """A page of runs by runbook, status, outcome and time (one more than the limit
+        when there is a next page)."""
+        return self._read(lambda c: _runs.search(c, query), "list runs")
 
     def counts(self) -> dict[str, int]:
         """How many runs are in each status."""

@@ -138,6 +138,20 @@ class PersonRow:
 
 
 @dataclass(frozen=True)
+class RunQuery:
+    """Which runs a list shows (every filter optional), newest first, a page at a time.
+    `since` and `until` bound when the run was queued (epoch seconds)."""
+
+    runbook: str | None = None
+    status: str | None = None
+    outcome: str | None = None
+    since: float | None = None
+    until: float | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True)
 class LogChunk:
     """Output of a step written to its log (name as in logs/: run.journal.log_name)."""
 

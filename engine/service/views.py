@@ -1,0 +1,126 @@
+"""What the console's pages show, read from the store: a page of runs with its filters, one
+run as its stored journal tells it (phases and steps by the reports' timeline, with the
+output's last lines), its report once it has ended, and the alerts received.
+
+Every value goes to a template as data; the templates escape it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from engine.reporting.html import render_html
+from engine.reporting.report import build_report
+from engine.reporting.timeline import Timeline, build_timeline
+from engine.run.records import clean
+
+from .store import AlertRow, QuestionRow, RunQuery, RunRow, Store
+
+PAGE = 50
+STATUSES = ("queued", "running", "waiting", "finished", "cancelled")
+FILTERS = ("runbook", "status", "outcome", "since", "until")
+TAIL_LINES = 20
+
+
+class BadFilter(ValueError):
+    """A filter a person typed that means nothing (shown on the page, not a 500)."""
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    runs: list[RunRow]
+    filters: dict[str, str]
+    offset: int
+    newer: str | None  # the query string of the previous page, None on the first
+    older: str | None  # of the next page, None on the last
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class RunPage:
+    run: RunRow
+    timeline: Timeline
+    questions: list[QuestionRow]
+    started: dict[str, Any] = field(default_factory=dict)
+
+
+def _day(text: str, name: str) -> float:
+    """The start of a YYYY-MM-DD day (UTC) in epoch seconds."""
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%d")))
+    except ValueError:
+        raise BadFilter(f"{name}: {text!r} is not a date like 2026-12-04") from None
+
+
+def run_query(params: Mapping[str, str]) -> tuple[RunQuery, dict[str, str]]:
+    """The store's query for a runs page's parameters, and the filters as given."""
+    given = {k: params[k].strip() for k in FILTERS if params.get(k, "").strip()}
+    try:
+        offset = max(int(params.get("offset") or 0), 0)
+    except ValueError:
+        raise BadFilter(f"offset: {params.get('offset')!r} is not a number") from None
+    since = _day(given["since"], "since") if "since" in given else None
+    until = _day(given["until"], "until") + 86400 if "until" in given else None  # the whole day
+    return RunQuery(given.get("runbook"), given.get("status"), given.get("outcome"), since, until, offset,
+                    PAGE), given
+
+
+def runs_page(store: Store, params: Mapping[str, str]) -> RunsPage:
+    """A page of runs, newest first, and the links to the pages beside it."""
+    try:
+        query, given = run_query(params)
+    except BadFilter as exc:
+        return RunsPage([], {k: v for k, v in params.items() if k in FILTERS}, 0, None, None, str(exc))
+    rows = store.find_runs(query)
+    newer = urlencode({**given, "offset": max(query.offset - PAGE, 0)}) if query.offset > 0 else None
+    older = urlencode({**given, "offset": query.offset + PAGE}) if len(rows) > PAGE else None
+    return RunsPage(rows[:PAGE], given, query.offset, newer, older)
+
+
+def records_of(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's journal records, as a run directory's reader gets them (damaged lines dropped)."""
+    records = []
+    for line in store.records(run_id):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(clean(record))
+    return records
+
+
+def run_page(store: Store, run_id: str) -> RunPage | None:
+    run = store.run(run_id)
+    if run is None:
+        return None
+    records = records_of(store, run_id)
+    started = next((r for r in records if r.get("event") == "run.started"), {})
+    return RunPage(run, build_timeline(records), store.questions(run_id=run_id, status=None), started)
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last lines of a step's output, as the console shows them."""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def report_html(store: Store, run_id: str) -> str | None:
+    """The run's HTML report, as `runbook report -f html` makes it (None: no journal yet)."""
+    if not store.records(run_id):
+        return None
+    with tempfile.TemporaryDirectory(prefix="runbook-console-") as tmp:
+        run_dir = store.export(run_id, Path(tmp) / run_id).parent
+        return render_html(build_report(run_dir))
+
+
+def alerts_page(store: Store, unrouted: bool) -> tuple[list[AlertRow], dict[str, int]]:
+    """The newest alerts (only those no route took, when `unrouted`) and the deliveries by what became of them."""
+    return store.alerts(unrouted=unrouted, limit=200), store.deliveries()
