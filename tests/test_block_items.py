@@ -202,6 +202,29 @@ def test_items_at_once_ask_on_the_terminal_and_ctrl_c_breaks_into_their_prompt(t
     assert sorted(gos.values()) == ["aborted", "ok"], output.decode(errors="replace")
 
 
+def test_an_items_steps_do_not_count_the_time_it_waited_for_its_turn() -> None:
+    """A command done while another item holds the baton (asking someone, say): its
+    step's duration is the command's, not the command's and the wait for its turn."""
+    import threading
+
+    from engine.run._driver import Baton, Driver
+    from engine.run.clock import RealClock
+
+    class Run:
+        clock = RealClock()
+
+    d = Driver.__new__(Driver)
+    d.r, d.scope, d.within, d.deadline, d.stop, d.ran, d.streams, d.announced, d.lag = (
+        Run(), {}, None, None, None, None, None, False, 0.0)
+    baton = Baton(d)
+    baton.lock.acquire()
+    holder = threading.Timer(0.5, baton.lock.release)  # another item keeps the turn for 0.5 s
+    with baton.released():
+        baton.lock.acquire()  # it takes the turn as our command ends
+        holder.start()
+    assert 0.4 < d.lag < 5
+
+
 def _until(fd: int, text: bytes, output: bytes) -> bytes:
     deadline = time.monotonic() + 60
     while text not in output and time.monotonic() < deadline:

@@ -104,13 +104,16 @@ class Driver:
         # Items running at once (_items.py): one thread at a time drives the run.
         self.baton: Baton | None = None
         self.announced = False  # step.started emitted for the step being executed
+        # Seconds the item under way waited for its turn after its commands were done
+        # (Baton): not the time of its steps.
+        self.lag = 0.0
 
     def save(self) -> tuple[Any, ...]:
         """What the driver holds for the item under way (see Baton: items take turns)."""
-        return self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced
+        return self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced, self.lag
 
     def restore(self, saved: tuple[Any, ...]) -> None:
-        self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced = saved
+        self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced, self.lag = saved
 
     def released(self) -> AbstractContextManager[None]:
         """Around a wait (a command, a sleep): items running at once go on meanwhile."""
@@ -163,4 +166,7 @@ class Baton:
         try:
             yield
         finally:
+            clock = self.driver.r.clock
+            done = clock.monotonic()
             self.take(saved)
+            self.driver.lag += clock.monotonic() - done

@@ -40,7 +40,7 @@ class StepDriver(Driver):
         """Run a step to completion and record it; StepStop if the run must end."""
         r = self.r
         sid = f"{r.prefix}{step.id}"
-        t0 = r.clock.monotonic()
+        t0, lag = r.clock.monotonic(), self.lag
         self.announced = False
         scope = dict(self.scope)  # inside a block with for_each: its item's names
         try:
@@ -54,7 +54,7 @@ class StepDriver(Driver):
             rec = StepRecord(step.id, status="failed", error=f"journal: {exc}")
         if rec.status == "failed" and r.cancel.is_set():
             rec.status = "aborted"  # it failed because Ctrl-C or SIGTERM stopped it (a render, a wait)
-        rec.duration = r.clock.monotonic() - t0
+        rec.duration = r.clock.monotonic() - t0 - (self.lag - lag)  # less its turns waited (_items.py)
         r.state.record(rec)
         if self.ran is not None:
             self.ran[step.id] = rec  # this item's own run of it (items may run at once)
