@@ -141,12 +141,13 @@ def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: st
     sources = load_catalog(paths or [p for p in ("runbooks", "scenarios") if os.path.isdir(p)])
     if not sources.runbooks:
         raise UsageError("no runbooks found in " + ", ".join(paths or ("runbooks",)))
-    dirs = list(journal_dirs) or [str(home() / "runs")] * (database is None)
+    # The run directories of this machine (unless others are named), and the store's runs.
+    dirs = [d for d in (list(journal_dirs) or [str(home() / "runs")]) if os.path.exists(d)]
     if database:
         with exported(database, ()) as run_dirs:
             collected = cov_mod.collect(sources.runbooks, [*dirs, *run_dirs])
     else:
-        collected = cov_mod.collect(sources.runbooks, [d for d in dirs if os.path.exists(d)])
+        collected = cov_mod.collect(sources.runbooks, dirs)
     collected = cov_mod.with_scenarios(collected, sources.scenarios)
     if require_runbook and not rule_paths:
         raise UsageError("--require-runbook needs --rules FILE|DIR (the alerts to check)")
