@@ -222,4 +222,25 @@ def _read_password(from_stdin: bool) -> str:
     return secret
 
 
+@token.command("revoke")
+@click.argument("name")
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The serve config (its `database`).")
+@click.option("--database", envvar="RUNBOOK_DATABASE", metavar="URL",
+              help="The service's store (default: the config's, else service.db under $RUNBOOK_HOME).")
+def revoke(name: str, config_file: str | None, database: str | None) -> None:
+    """Revoke every API token of NAME at once (a lost laptop, someone leaving)."""
+    need_server_extra()
+    from engine.service.config import load_config
+    from engine.service.store import Store
+
+    config = load_config(config_file)
+    store = Store.open(database or config.database)
+    try:
+        count = store.revoke_tokens(name)
+    finally:
+        store.close()
+    click.echo(f"revoked {count} token(s) of {name}")
+
+
 COMMANDS = (answer, approve, refuse, questions, token, password)

@@ -136,6 +136,10 @@ def test_runbook_answer_and_approve_with_a_token_against_the_store(
         assert forged.exit_code == 77 and "not known" in forged.output
         ok = _cli("approve", run_id, "restart", "--database", database, "--token", tokens["alice"])
         assert ok.exit_code == 0, ok.output
+        revoked = _cli("token", "revoke", "bob", "--database", database)
+        assert revoked.output == "revoked 1 token(s) of bob\n"
+        late = _cli("questions", "--database", database, "--token", tokens["bob"])
+        assert late.exit_code == 77 and "not known to this service (revoked" in late.output
         wait_for(lambda: (r := store.run(run_id)) is not None and r.status == "finished", 60, "the run to finish")
     finally:
         worker.stop()

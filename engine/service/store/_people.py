@@ -57,3 +57,10 @@ def by_token(conn: Connection, token: str) -> PersonRow | None:
     row = conn.execute(select(P).join(T, T.c.person == P.c.name).where(
         T.c.hash == digest(token), T.c.revoked_at.is_(None))).first()
     return PersonRow.from_row(row) if row is not None else None
+
+
+def revoke(conn: Connection, name: str) -> int:
+    """Revoke every token of `name`; how many there were."""
+    done = conn.execute(update(T).where(T.c.person == name, T.c.revoked_at.is_(None)).values(revoked_at=now(conn)))
+    audit(conn, name, "token.revoked", None, {"tokens": done.rowcount})
+    return int(done.rowcount)

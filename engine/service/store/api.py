@@ -231,6 +231,10 @@ class Store:
         None when the store knows no such person."""
         return self._write(lambda c: _people.create_token(c, name), "create the token")
 
+    def revoke_tokens(self, name: str) -> int:
+        """Revoke every API token of the person `name` (how many were in force)."""
+        return self._write(lambda c: _people.revoke(c, name), "revoke the tokens")
+
     def token_person(self, token: str) -> PersonRow | None:
         """Who a token proves to be (None: an unknown or revoked token)."""
         return self._read(lambda c: _people.by_token(c, token), "check the token")
