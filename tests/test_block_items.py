@@ -202,6 +202,32 @@ def test_items_at_once_ask_on_the_terminal_and_ctrl_c_breaks_into_their_prompt(t
     assert sorted(gos.values()) == ["aborted", "ok"], output.decode(errors="replace")
 
 
+def test_the_console_indents_a_blocks_steps_under_it() -> None:
+    """Lines of steps inside a block (started, command, output, finished) are indented one
+    level per block around them; the block's own lines are not."""
+    import io
+
+    from engine.run.console import Console
+
+    out = io.StringIO()
+    body = """\
+    remediation:
+      - id: outer
+        block:
+          - id: inner
+            for_each: [a]
+            block:
+              - {id: leaf, run: "echo hi {{ item }}"}
+    """
+    run_text(runbook(body), executor=ScriptedExecutor({"echo *": "hi\n"}), observers=[Console(out, unicode=True)])
+    lines = out.getvalue().splitlines()
+    assert any(line.endswith("] ▶ outer") for line in lines), lines
+    assert any("]   ▶ inner" in line for line in lines), lines
+    assert any("]     ▶ leaf" in line for line in lines), lines
+    assert "            $ echo hi a" in lines and "            │ hi" in lines
+    assert any("]     ✓ leaf ok" in line for line in lines), lines
+
+
 def test_an_items_steps_do_not_count_the_time_it_waited_for_its_turn() -> None:
     """A command done while another item holds the baton (asking someone, say): its
     step's duration is the command's, not the command's and the wait for its turn."""

@@ -66,6 +66,7 @@ class Console:
         self.stream = stream or sys.stdout
         self.terminal = terminal or Terminal(self.stream)
         self._polls = _Polls()
+        self._depths: dict[str, int] = {}  # how deep in blocks a step is: its lines are indented as deep
         self._told_console_only = False
         self.color = color
         encoding = (getattr(self.stream, "encoding", "") or "").lower()
@@ -157,10 +158,12 @@ class Console:
         if e.block:  # a step of a block (or a case): which one, and for which of its items
             item = f"  (in {e.block}" + (f", item {e.index}: {_short(e.item, 40)})" if e.index is not None else ")")
         title = f"  {e.title}" if e.title else ""
-        self.line(f"{self._clock_mark(s)} {self.sym('▶', '>')} {prefix}{self.paint(e.step, 'bold')}"
+        depth = self._depths[e.step] = self._depths.get(e.block, -1) + 1 if e.block else 0
+        pad = "  " * depth
+        self.line(f"{self._clock_mark(s)} {pad}{self.sym('▶', '>')} {prefix}{self.paint(e.step, 'bold')}"
                   f"{title}{self.paint(where, 'cyan')}{item}")
         if e.command:
-            self.line(self.paint(f"        $ {e.command}", "dim"))
+            self.line(self.paint(f"        {pad}$ {e.command}", "dim"))
         if e.instructions:
             # What the person must do, before anything asks them: shown in full, not dimmed.
             for text in e.instructions.splitlines():
@@ -170,7 +173,7 @@ class Console:
         if not self.show_output:
             return
         if e.stream == "info":
-            self.line(self.paint(f"        {e.text}", "dim"))
+            self.line(self.paint(f"        {'  ' * self._depths.get(e.step, 0)}{e.text}", "dim"))
             return
         # Items of a block running at once: each line says which item it is for.
         who = e.host if e.item is None else f"item {e.item}" + (f" {e.host}" if e.host else "")
@@ -189,18 +192,19 @@ class Console:
         if rest:
             self._partial[key] = rest
         if newline:
-            self._write_lines(whole, stream, host)
+            self._write_lines(whole, stream, host, step)
 
-    def _write_lines(self, text: str, stream: str, host: str | None) -> None:
+    def _write_lines(self, text: str, stream: str, host: str | None, step: str) -> None:
         # One write per chunk, the prefix added with str.replace: a step printing
         # millions of lines must not cost a Python call per line.
         start, end = ("\033[31m", "\033[0m") if stream == "stderr" and self.color else ("", "")
-        prefix = f"        {self.sym('│', '|')} {host + ': ' if host else ''}{start}"
+        pad = "  " * self._depths.get(step, 0)
+        prefix = f"        {pad}{self.sym('│', '|')} {host + ': ' if host else ''}{start}"
         self.terminal.write(prefix + text.replace("\n", f"{end}\n{prefix}") + end + "\n")
 
     def _flush_partial(self, step: str) -> None:
         for key in [k for k in self._partial if k[0] == step]:
-            self._write_lines(self._partial.pop(key), key[1], key[2])
+            self._write_lines(self._partial.pop(key), key[1], key[2], step)
 
     def _end_attempt(self, step: str) -> None:
         """An attempt or poll is over: its last line is shown even without a newline (the
@@ -246,7 +250,8 @@ class Console:
         if e.outputs and e.status == "ok":
             outputs = self.paint("  " + " ".join(f"{k}={_short(v)}" for k, v in e.outputs.items()), "dim")
         item = self.paint(f"  (item {e.index})", "dim") if e.block and e.index is not None else ""
-        self.line(f"{self._clock_mark(s)} " + self.paint(f"{mark} {e.step} {word}", style) +
+        pad = "  " * self._depths.get(e.step, 0)
+        self.line(f"{self._clock_mark(s)} {pad}" + self.paint(f"{mark} {e.step} {word}", style) +
                   self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs + item)
         if len(e.hosts) > 1:
             self._host_table(e.hosts)
