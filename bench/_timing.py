@@ -169,7 +169,10 @@ class Target:
         return "PASS" if self.met else "MISS"
 
     def describe(self, value: float) -> str:
-        return fmt_seconds(value) if self.unit == "s" else f"{value:.1f}{self.unit}"
+        if self.unit == "s":
+            return fmt_seconds(value)
+        # Two decimals for small figures, so a goal of 1.25x or 0.15 ms reads as it is.
+        return f"{value:.2f}{self.unit}" if abs(value) < 10 else f"{value:.1f}{self.unit}"
 
     def row(self) -> list[str]:
         goal = f"{'<' if self.below else '>='} {self.describe(self.limit)}"
