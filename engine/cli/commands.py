@@ -27,7 +27,7 @@ HOME = {"validate": "authoring", "schema": "authoring", "new": "authoring", "rul
         "scenario": "drills", "report": "reports", "stats": "reports", "graph": "reports", "coverage": "reports",
         "serve": "service", "worker": "service", "export": "service",
         "answer": "people", "approve": "people", "refuse": "people", "questions": "people",
-        "token": "people"}
+        "token": "people", "password": "people"}
 
 
 class LazyGroup(EngineGroup):
