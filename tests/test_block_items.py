@@ -73,6 +73,36 @@ def test_reports_fold_items_that_ran_at_once_under_their_block(tmp_path: Path) -
     assert all(i.end >= i.start for i in by["each"].items) and len(by["each"].items) == 2
 
 
+NESTED = """\
+remediation:
+  - id: outer
+    for_each: [a, b]
+    parallel: 2
+    block:
+      - id: inner
+        for_each: [x, y]
+        parallel: 2
+        block:
+          - id: leaf
+            run: >-
+              touch {dir}/m-$$ && for i in $(seq 300);
+              do test $(ls {dir} | grep -c -- -) = 4 && exit 0; sleep 0.1; done; exit 1
+"""
+
+
+def test_blocks_with_items_at_once_nest_and_all_their_items_run_at_once(tmp_path: Path) -> None:
+    """Each of the four leaves waits until all four have started (an inner block's items
+    share the outer item's turns: a second baton released an unlocked lock)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (tmp_path / "nest.yaml").write_text(runbook(NESTED.format(dir=marks)))
+    runs = tmp_path / "runs"
+    done = CliRunner().invoke(cli, ["run", "--yes", "--runs-dir", str(runs), str(tmp_path / "nest.yaml")])
+    assert done.exit_code == 0, done.output
+    leaves = [r for r in _journal(runs) if r["event"] == "step.finished" and r["step"] == "leaf"]
+    assert sorted(r["status"] for r in leaves) == ["ok"] * 4
+
+
 ROLLOUT = """\
 remediation:
   - id: each

@@ -13,7 +13,7 @@ from engine.language.model import Step
 from engine.templates import templating
 
 from ._driver import Driver
-from ._items import run_items, width
+from ._items import run_items, width, within_items
 from .events import StepOutput
 from .state import StepRecord
 
@@ -49,7 +49,7 @@ def for_each(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: 
 
 def _each(d: Driver, step: Step, sid: str, rollback_of: str | None, guarded: Guarded, rec: StepRecord,
           items: list[Any], shown_items: list[Any], shown: list[dict[str, Any]]) -> None:
-    if width(step, len(items)) == 1:
+    if width(step, len(items)) == 1 or within_items(d):
         _in_turn(d, step, sid, rollback_of, guarded, rec, items, shown_items, shown)
     else:
         _at_once(d, step, sid, rollback_of, guarded, rec, items, shown_items, shown)

@@ -66,25 +66,35 @@ def run_items(d: Driver, step: Step, total: int, run: RunItem, ended: Ended) -> 
     if getattr(d.r.clock, "virtual", False):
         _simulated(d, step, total, run, ended, each)
         return
-    mine = d.baton is None  # the outermost block running items at once brings the baton
-    baton = d.baton = d.baton or Baton(d)
-    if mine:
-        baton.lock.acquire()
+    if d.baton is not None:  # a block inside an item running at once: the items share its baton
+        _batches(d, step, total, run, ended, each)
+        return
+    baton = d.baton = Baton(d)
+    baton.lock.acquire()
     services = d.r.services
     d.r.services = replace(services, local=_Waiting(services.local, d), http=_Waiting(services.http, d),
                            remote=_WaitingRemote(services.remote, d) if services.remote is not None else None,
                            prompter=_MainPrompter(services.prompter, baton))
     try:
-        for batch in batches(step, total):
-            if not _batch(d, batch, min(each, len(batch)), run, ended):
-                break
+        _batches(d, step, total, run, ended, each)
     finally:
         # A SIGTERM meanwhile put a prompter that answers no in place of ours: keep it.
         prompter = d.r.services.prompter
         d.r.services = services if isinstance(prompter, _MainPrompter) else replace(services, prompter=prompter)
-        if mine:
-            baton.lock.release()
-            d.baton = None
+        baton.lock.release()
+        d.baton = None
+
+
+def within_items(d: Driver) -> bool:
+    """Whether this run is a runbook included by an item running at once: its own blocks
+    run their items one at a time (their turns are the including run's)."""
+    return d.baton is None and isinstance(d.r.services.local, _Waiting)
+
+
+def _batches(d: Driver, step: Step, total: int, run: RunItem, ended: Ended, each: int) -> None:
+    for batch in batches(step, total):
+        if not _batch(d, batch, min(each, len(batch)), run, ended):
+            break
 
 
 def _batch(d: Driver, batch: list[int], each: int, run: RunItem, ended: Ended) -> bool:

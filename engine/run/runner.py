@@ -353,7 +353,10 @@ class Runner:
         if self.cancel.is_set() or self.handed_off is not None:
             return False
         self.bus.barrier()
-        with self.driver.released():  # items of a block running at once go on meanwhile
+        turns = self  # items of a block running at once go on meanwhile (an including run's too)
+        while turns.driver.baton is None and turns.parent is not None:
+            turns = turns.parent
+        with turns.driver.released():
             self.clock.sleep(seconds)
         return not self.cancel.is_set() and self.handed_off is None
 
