@@ -122,24 +122,34 @@ class Api:
                 raise NoSuchRun(f"no run {run_id}")
         except EngineError as exc:
             return error_response(exc)
-        after = _seq(request.headers.get("last-event-id") or request.query_params.get("after"))
-        return StreamingResponse(self._stream(request, run_id, after), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return event_stream(self.store, request, run_id)
 
-    async def _stream(self, request: Request, run_id: str, after: int) -> AsyncIterator[str]:
-        while not await request.is_disconnected():
-            run = await run_in_threadpool(self.store.run, run_id)
-            lines = await run_in_threadpool(partial(self.store.records, run_id, after=after))
-            for line in lines:
-                seq, name = _head(line, after + 1)
-                after = seq
-                yield f"id: {seq}\nevent: {name}\ndata: {line}\n\n"
-            if run is None or (run.status in ENDED and not lines):
-                yield f"event: end\ndata: {run.status if run else 'gone'}\n\n"
-                return
-            if not lines:
-                yield ": waiting\n\n"  # keeps proxies from closing an idle stream
-                await asyncio.sleep(POLL)
+
+def event_stream(store: Store, request: Request, run_id: str, *, named: bool = True) -> StreamingResponse:
+    """The run's journal as Server-Sent Events, from the request's `Last-Event-ID` (or
+    `?after=`) on; for a caller that has checked who asks (the API's token, the console's
+    session). `named`: each event carries its journal event's name; without it every record
+    is a plain `message` (what a browser's EventSource hears without naming each kind),
+    and only the last is named, `end`."""
+    after = _seq(request.headers.get("last-event-id") or request.query_params.get("after"))
+    return StreamingResponse(_stream(store, request, run_id, after, named), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _stream(store: Store, request: Request, run_id: str, after: int, named: bool) -> AsyncIterator[str]:
+    while not await request.is_disconnected():
+        run = await run_in_threadpool(store.run, run_id)
+        lines = await run_in_threadpool(partial(store.records, run_id, after=after))
+        for line in lines:
+            seq, name = _head(line, after + 1)
+            after = seq
+            yield f"id: {seq}\nevent: {name}\ndata: {line}\n\n" if named else f"id: {seq}\ndata: {line}\n\n"
+        if run is None or (run.status in ENDED and not lines):
+            yield f"event: end\ndata: {run.status if run else 'gone'}\n\n"
+            return
+        if not lines:
+            yield ": waiting\n\n"  # keeps proxies from closing an idle stream
+            await asyncio.sleep(POLL)
 
 
 def _head(line: str, next_seq: int) -> tuple[int, str]:

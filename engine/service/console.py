@@ -25,12 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.reporting.html import content_policy
 
 from . import views
+from .api import event_stream
 from .config import ConsoleSettings
 from .sessions import COOKIE, LOGIN_COOKIE, Gate, Visitor, client_of, csrf_ok, safe_next
 from .store import Store
 
 HERE = Path(__file__).parent
-STATIC = {"console.css": "text/css"}
+STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 MAX_FORM = 16 * 1024  # bytes: a sign-in or an answer, never more
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -90,6 +91,7 @@ class Console:
         return [
             Route("/", self._signed_in(self.runs), methods=["GET"]),
             Route("/runs/{run_id}", self._signed_in(self.run), methods=["GET"]),
+            Route("/runs/{run_id}/events", self.events, methods=["GET"]),
             Route("/runs/{run_id}/report", self._signed_in(self.report), methods=["GET"]),
             Route("/alerts/view", self._signed_in(self.alerts), methods=["GET"]),
             Route("/login", self.login_form, methods=["GET"]),
@@ -165,6 +167,16 @@ class Console:
         if page is None:
             return self.render("refused.html", 404, me=visitor.session, why="There is no such run.")
         return self.render("run.html", me=visitor.session, page=page, tail=views.tail)
+
+    async def events(self, request: Request) -> Response:
+        """The run's journal as Server-Sent Events (the API's stream), for a signed-in browser:
+        the run page's script listens to it and refreshes what changed."""
+        visitor = await run_in_threadpool(self.gate.visitor, request)
+        if visitor.session is None:
+            return Response("sign in first", status_code=401, media_type="text/plain")
+        if await run_in_threadpool(self.store.run, request.path_params["run_id"]) is None:
+            return Response("no such run", status_code=404, media_type="text/plain")
+        return event_stream(self.store, request, request.path_params["run_id"], named=False)
 
     async def report(self, request: Request, visitor: Visitor) -> Response:
         html = await run_in_threadpool(views.report_html, self.store, request.path_params["run_id"])
