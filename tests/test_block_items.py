@@ -147,6 +147,13 @@ def test_the_plan_says_how_a_blocks_items_run() -> None:
     assert "items in batches of 2, 1 at a time, up to 1 may fail" in render_plan(build_plan(rb, {}))
 
 
+def test_the_graph_says_how_a_blocks_items_run(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(runbook(ROLLOUT))
+    drawn = CliRunner().invoke(cli, ["graph", str(tmp_path / "r.yaml")])
+    assert drawn.exit_code == 0, drawn.output
+    assert '"each: for each item, in batches of 2"' in drawn.output
+
+
 SLEEPERS = """\
 remediation:
   - id: each

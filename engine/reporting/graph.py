@@ -127,7 +127,7 @@ class _Builder:
             if label == "on refuse":
                 continue
             exits: Exits = [(ident, "" if label == "block" else label)]
-            title = f"{step.id}: {'for each item' if step.for_each is not None else 'block'}" \
+            title = f"{step.id}: {_items(step) if step.for_each is not None else 'block'}" \
                 if label == "block" else f"{step.id}: {label}"
             exits = self.chain(book, steps, title, cluster, exits, prefix, seen)
             out += exits
@@ -227,6 +227,14 @@ def _kind_text(book: Runbook, step: Step) -> str:
               "for each" if step.for_each is not None else "", "destructive" if step.destructive else ""]
     extra = ", ".join(e for e in extras if e)
     return " ".join(parts) + (f"; {extra}" if extra else "")
+
+
+def _items(step: Step) -> str:
+    """How a block's items run: one at a time unless `parallel` or `serial` says."""
+    if step.parallel is None and step.serial is None:
+        return "for each item"
+    how = [f"{step.parallel} at a time" if step.parallel else "", f"in batches of {step.serial}" if step.serial else ""]
+    return "for each item, " + ", ".join(h for h in how if h)
 
 
 def build_graph(book: Runbook, *, expand_includes: bool = True, loader: Any = None) -> Flow:
