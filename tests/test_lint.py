@@ -44,7 +44,7 @@ SEVERITY = {
     "RB206": ERROR, "RB207": ERROR, "RB208": ERROR, "RB209": ERROR, "RB215": ERROR, "RB216": ERROR, "RB217": ERROR,
     "RB301": ERROR, "RB302": ERROR, "RB303": ERROR, "RB304": ERROR,
     "RB150": ERROR,
-    "RB180": ERROR, "RB181": ERROR, "RB182": WARNING, "RB183": WARNING,
+    "RB180": ERROR, "RB181": ERROR, "RB182": WARNING, "RB183": WARNING, "RB184": WARNING,
 }
 
 
@@ -1016,6 +1016,19 @@ CASES = [
         "      tls: [{id: renew, run: echo renew}]",
         "      tls: [{id: bye, end: {outcome: resolved, reason: done}}, {id: ‸renew, run: echo renew}]")),
          message="step 'bye' before it always ends the run"),
+    Case("RB184", "parallel on a block with for_each", runbook("""
+        remediation:
+          - id: each
+            for_each: [a, b]
+            parallel: 2
+            block: [{id: one, manual: "do {{ item }}"}]
+        """)),
+    Case("RB184", "serial on a block without for_each", runbook("""
+        remediation:
+          - id: once
+            ‸serial: 2
+            block: [{id: one, manual: do it}]
+        """), message="has no effect on block 'once'"),
     Case("RB111", "a library runbook has no detection of its own", runbook("""
         library: true
         remediation:

@@ -1,6 +1,7 @@
 """Lint rules on the steps that choose the way a run goes: a `switch:` whose cases its
 question never offers, a case no value can reach, a switch that runs nothing for some
-answers, and steps after an `end:` that can never run."""
+answers, steps after an `end:` that can never run, and how a block's items run
+on a block without items."""
 
 from __future__ import annotations
 
@@ -96,3 +97,16 @@ def _after_end(c: RunbookCheck) -> Iterator[Finding]:
                 yield Finding((*after.path, "id"), f"step '{after.id}' can never run: step '{step.id}' before "
                               "it always ends the run")
                 break
+
+
+@rule("RB184", "items-policy-without-items", WARNING,
+      "`parallel`, `serial` and `max_failures` on a block say how its `for_each` items run: a "
+      "block without `for_each` runs once, so they change nothing (a `for_each` left out?).")
+def _items_policy(c: RunbookCheck) -> Iterator[Finding]:
+    for step in c.runbook.steps(rollbacks=True):
+        if step.kind != "block" or step.for_each is not None:
+            continue
+        for name in ("parallel", "serial", "max_failures"):
+            if getattr(step, name) is not None:
+                yield Finding((*step.path, name), f"`{name}` has no effect on block '{step.id}': it has no "
+                              "for_each, so it runs once (they say how a block's items run)", key=True)
