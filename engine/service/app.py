@@ -80,8 +80,9 @@ def build_app(store: Store, worker: Worker | None, intake: Intake | None = None,
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
     routes += Api(store).routes()
     if intake is not None:
-        routes += [Route("/hooks/{source}", intake.hook, methods=["POST"]),
-                   Route("/alerts", intake.alerts, methods=["GET"])]
+        # Alerts are read through /api/alerts, with a token: labels and annotations name
+        # hosts and services, and nobody unauthenticated may list them.
+        routes.append(Route("/hooks/{source}", intake.hook, methods=["POST"]))
     if slack is not None:
         routes.append(Route("/slack/interactions", slack.interact, methods=["POST"]))
     if console is not None:

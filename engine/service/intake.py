@@ -134,16 +134,6 @@ class Intake:
         headers = {"WWW-Authenticate": 'Bearer realm="runbook"'} if status == 401 else None
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
-    async def alerts(self, request: Request) -> Response:
-        """GET /alerts: the latest alerts and what became of them (?unrouted=1, ?route=NAME)."""
-        unrouted = request.query_params.get("unrouted", "") in ("1", "true", "yes")
-        try:
-            rows = await run_in_threadpool(lambda: self.store.alerts(route=request.query_params.get("route"),
-                                                                     unrouted=unrouted))
-        except StoreError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
-        return JSONResponse({"alerts": [r.to_dict() for r in rows]})
-
 
 async def _read(request: Request, limit: int) -> bytes:
     """The body, or _TooLarge past `limit` bytes, or _TooSlow when it stops coming. A body a

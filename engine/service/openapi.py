@@ -57,7 +57,6 @@ def _paths() -> dict[str, Any]:
                           "403": _ERROR, "404": _ERROR, "409": _ERROR, "503": _ERROR}}},
         "/api/alerts": _get("Alerts received, latest first", _ok("The alerts"), [
             _query("route", "Only those this route matched"), _query("unrouted", "1: only those no route matched")]),
-        "/alerts": _get("Alerts received (as /api/alerts, without a token)", _ok("The alerts"), secured=False),
         "/hooks/{source}": {"post": {
             "summary": "An alert notification from a sender (Alertmanager, Grafana, PagerDuty, generic JSON), "
                        "authenticated as the source's config says", "security": [],

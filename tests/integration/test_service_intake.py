@@ -7,7 +7,6 @@ a store that cannot take a delivery answers 503."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -79,8 +78,9 @@ def test_each_sender_starts_its_runbook_with_inputs_from_the_alert(tmp_path: Pat
         run = store.run(queued["run_id"])
         assert run is not None and run.outcome == "resolved" and run.inputs["host"] == "db-1"
         assert run.alert is not None and run.alert["labels"]["instance"] == "db-1"  # journaled as a CLI run's
-        shown = json.loads(get(f"{base}/alerts?unrouted=1")[1])["alerts"]
-        assert [(a["labels"]["instance"], a["route"], a["run_id"]) for a in shown] == [("web-1", None, None)]
+        shown = store.alerts(unrouted=True)  # the API lists them to a token's holder (test_service_api)
+        assert [(a.labels["instance"], a.route, a.run_id) for a in shown] == [("web-1", None, None)]
+        assert get(f"{base}/alerts")[0] == 404 and get(f"{base}/api/alerts?unrouted=1")[0] == 401
         [routed] = [a for a in store.alerts() if a.run_id == run.id]
         assert routed.route == "disk" and routed.policy["unattended"] == ["remediation"]
         store.close()
