@@ -106,9 +106,10 @@ def graph(runbook_file: str, fmt: str, output: str | None, no_includes: bool) ->
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--journals", "journal_dirs", multiple=True, type=RunSource(exists=True),
+@click.option("--journals", "journal_dirs", multiple=True, type=click.Path(exists=True),
               help="Run directories or journals to count (repeatable; default: $RUNBOOK_HOME/runs).")
-@database_option
+@click.option("--database", metavar="URL",
+              help="Count the finished runs of the service's store too (postgresql://... or sqlite:///...).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "md", "html"]), default="text",
               show_default=True, help="html: one page, each runbook's steps and flow coloured by how they ran.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the coverage here (default: stdout).")

@@ -46,6 +46,7 @@ CODES: dict[str, frozenset[int]] = {
     "from-run": frozenset({0, 2, 3}),
     "graph": frozenset({0, 2}),
     "stats": frozenset({0, 2, 3}),
+    "coverage": frozenset({0, 1, 2, 3}),
 }
 KINDS = ("traceback", "internal-error", "exit-code", "hang", "crash", "memory", "leak", "journal", "injection")
 MEMORY = 1 << 30  # address space of a case: the engine and a hostile input must fit in 1 GiB

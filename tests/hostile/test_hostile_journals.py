@@ -78,10 +78,15 @@ def test_hostile_journal(hostile: Runner, name: str) -> None:
     (run / "journal.jsonl").write_bytes(JOURNALS[name])
     kind = f"journal:{name}"
     out = hostile.work / "report"
+    book = hostile.work / "hostile.yaml"  # the runbook the journals name, for coverage
+    book.write_text("kind: runbook\nversion: 1\nid: hostile\ntitle: Hostile\nremediation:\n"
+                    "  - {id: s, run: 'true', when: 'true', timeout: 1m}\n")
     hostile.check(Case(kind, "report", ["report", str(run)]),
                   Case(kind, "report", ["report", str(run), "-f", "html", "-o", f"{out}.html"]),
                   Case(kind, "report", ["report", str(run), "-f", "json"]),
                   Case(kind, "stats", ["stats", str(run.parent), "-f", "html"]),
+                  Case(kind, "coverage", ["coverage", str(book), "--journals", str(run.parent), "-f", "html",
+                                          "-o", f"{out}-coverage.html"]),
                   Case(kind, "from-run", ["scenario", "from-run", str(run)]),
                   Case(kind, "resume", ["resume", str(run), "--non-interactive", "--yes"]))
     page = out.with_suffix(".html")
