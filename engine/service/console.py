@@ -22,13 +22,15 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.errors import EngineError
 from engine.reporting.html import content_policy
 
 from . import views
-from .api import event_stream
+from .api import STATUS, event_stream
 from .config import ConsoleSettings
+from .prompts import decide, open_question
 from .sessions import COOKIE, LOGIN_COOKIE, Gate, Visitor, client_of, csrf_ok, safe_next
-from .store import Store
+from .store import PersonRow, Store
 
 HERE = Path(__file__).parent
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
@@ -65,6 +67,7 @@ class SecurityHeaders:
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
+    env.filters["took"] = lambda seconds: f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
     env.filters["when"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if at else ""
     return env
 
@@ -91,6 +94,7 @@ class Console:
         return [
             Route("/", self._signed_in(self.runs), methods=["GET"]),
             Route("/runs/{run_id}", self._signed_in(self.run), methods=["GET"]),
+            Route("/runs/{run_id}/questions/{step}", self._signed_in(self.answer), methods=["POST"]),
             Route("/runs/{run_id}/events", self.events, methods=["GET"]),
             Route("/runs/{run_id}/report", self._signed_in(self.report), methods=["GET"]),
             Route("/alerts/view", self._signed_in(self.alerts), methods=["GET"]),
@@ -167,6 +171,28 @@ class Console:
         if page is None:
             return self.render("refused.html", 404, me=visitor.session, why="There is no such run.")
         return self.render("run.html", me=visitor.session, page=page, tail=views.tail)
+
+    async def answer(self, request: Request, visitor: Visitor) -> Response:
+        """A question or approval answered from the run page, as the signed-in person (their
+        roles checked as the API checks a token's); back to the run page, or it with why not."""
+        form = await form_of(request)
+        session, run_id = visitor.session, request.path_params["run_id"]
+        assert session is not None
+        if not csrf_ok(request, session.csrf, form.pop("csrf", None)):
+            return self.render("refused.html", 403, me=session, why="The form's security token is missing or "
+                               "stale: reload the page and answer again.")
+        try:
+            await run_in_threadpool(self._decide, run_id, request.path_params["step"], session.person, form)
+        except EngineError as exc:
+            page = await run_in_threadpool(views.run_page, self.store, run_id)
+            status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+            if page is None:
+                return self.render("refused.html", 404, me=session, why="There is no such run.")
+            return self.render("run.html", status, me=session, page=page, tail=views.tail, problem=str(exc))
+        return RedirectResponse(f"/runs/{quote(run_id, safe='')}", status_code=303)
+
+    def _decide(self, run_id: str, step: str, person: PersonRow, values: dict[str, str]) -> None:
+        decide(self.store, open_question(self.store, run_id, step), person, values, "console")
 
     async def events(self, request: Request) -> Response:
         """The run's journal as Server-Sent Events (the API's stream), for a signed-in browser:

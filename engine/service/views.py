@@ -8,6 +8,7 @@ Every value goes to a template as data; the templates escape it.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
 import tempfile
 import time
@@ -118,7 +119,9 @@ def report_html(store: Store, run_id: str) -> str | None:
         return None
     with tempfile.TemporaryDirectory(prefix="runbook-console-") as tmp:
         run_dir = store.export(run_id, Path(tmp) / run_id).parent
-        return render_html(build_report(run_dir))
+        built = build_report(run_dir)
+    # Named as `runbook report --database` names it: the temporary directory is gone.
+    return render_html(dataclasses.replace(built, source=f"run {run_id} in the store {store}"))
 
 
 def alerts_page(store: Store, unrouted: bool) -> tuple[list[AlertRow], dict[str, int]]:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from consolekit import Browser, set_password, write_config
+from consolekit import Browser, hidden, set_password, write_config
 from hookkit import alertmanager, am_alert, bearer, encode, post, serving, stop
 from postgres import wait_for
 
@@ -66,10 +66,12 @@ def test_a_hostile_alert_and_its_run_are_shown_as_text(tmp_path: Path) -> None:
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
         report = browser.get(f"/runs/{run_id}/report")
         assert report.status == 200 and "echo-host" in report.text and "<script>alert" not in report.text
+        assert f"run {run_id} in the store sqlite:" in report.text and "runbook-console-" not in report.text
         own = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', report.text)
         assert report.headers.get_all("Content-Security-Policy") == [html.unescape(own.group(1))]
         alerts = browser.get("/alerts/view").text
-        assert "&lt;script&gt;" in alerts and "<script>alert" not in alerts and f'href="/runs/{run_id}"' in alerts
+        assert "&lt;script&gt;" in alerts and "<script>alert" not in alerts
+        assert f'href="/runs/{run_id}">the run</a>' in alerts
         unrouted = browser.get("/alerts/view?unrouted=1").text
         assert "Unknown" in unrouted and "(no route)" in unrouted and "DiskFull" not in unrouted
         assert browser.get("/runs/no-such-run").status == 404
@@ -105,4 +107,60 @@ def test_runs_are_filtered_and_paged(tmp_path: Path) -> None:
         assert browser.get("/?until=2001-01-01").text.count('href="/runs/') == 0
         bad = browser.get("/?since=yesterday")
         assert bad.status == 400 and "since: &#39;yesterday&#39; is not a date" in bad.text
+        stop(proc, home)
+
+
+ASKS = """\
+kind: runbook
+version: 1
+id: asks
+title: Asks and approves
+triage:
+  - id: triage
+    manual: Is the disk filling with logs?
+    ask:
+      cause: {prompt: Cause, choices: [logs, data], sets: vars.cause}
+remediation:
+  - id: restart
+    run: "echo restarting for {{ vars.cause }}"
+    confirm: {message: "Restart the database?", role: dba}
+"""
+
+
+def _question_of(page: str, step: str) -> bool:
+    return 'action="/runs/' in page and f'/questions/{step}"' in page
+
+
+def test_questions_and_approvals_are_answered_on_the_run_page_by_the_right_role(tmp_path: Path) -> None:
+    config, home = _signed_in(tmp_path)
+    (tmp_path / "runbooks" / "asks.yaml").write_text(ASKS, encoding="utf-8")
+    assert set_password(config, home, "bob").returncode == 0
+    with serving(config, home) as (base, proc):
+        store = Store.open(f"sqlite:///{home / 'service.db'}")
+        run_id = store.enqueue(NewRun("asks", str(tmp_path / "runbooks" / "asks.yaml"), {})).id
+        store.close()
+        alice, bob = Browser(base), Browser(base)
+        alice.sign_in("alice")
+        bob.sign_in("bob")
+        wait_for(lambda: _question_of(bob.get(f"/runs/{run_id}").text, "triage"), 60, "the question")
+        page = bob.get(f"/runs/{run_id}").text
+        assert "Is the disk filling with logs?" in page and "<option>data</option>" in page
+        answered = bob.post(f"/runs/{run_id}/questions/triage", {"csrf": hidden(page, "csrf"), "cause": "logs"})
+        assert answered.status == 303 and answered.location == f"/runs/{run_id}"
+        wait_for(lambda: "Restart the database?" in bob.get(f"/runs/{run_id}").text, 60, "the approval")
+        page = bob.get(f"/runs/{run_id}").text
+        assert "Waiting for someone with the role dba (yours: oncall)" in page and not _question_of(page, "restart")
+        forced = bob.post(f"/runs/{run_id}/questions/restart", {"csrf": hidden(page, "csrf"), "approved": "yes"})
+        assert forced.status == 403 and "bob may not answer step restart" in forced.text
+        forged = alice.post(f"/runs/{run_id}/questions/restart", {"csrf": "forged", "approved": "yes"})
+        assert forged.status == 403 and "security token" in forged.text
+        page = alice.get(f"/runs/{run_id}").text
+        assert _question_of(page, "restart")
+        done = alice.post(f"/runs/{run_id}/questions/restart", {"csrf": hidden(page, "csrf"), "approved": "yes",
+                                                                "reason": "logs rotated"})
+        assert done.status == 303
+        wait_for(lambda: "finished" in alice.get(f"/runs/{run_id}").text, 60, "the run to finish")
+        assert "restarting for logs" in alice.get(f"/runs/{run_id}").text
+        late = alice.post(f"/runs/{run_id}/questions/restart", {"csrf": hidden(page, "csrf"), "approved": "yes"})
+        assert late.status == 409 and "has no open question at step restart" in late.text
         stop(proc, home)
