@@ -52,6 +52,10 @@ def test_the_items_of_a_parallel_block_run_at_once(tmp_path: Path) -> None:
     assert after[0]["stdout"].split() == ["ok,ok", "done", "b"]
     meets = sorted(r["index"] for r in records if r["event"] == "step.finished" and r["step"] == "meet")
     assert meets == [0, 1]
+    seqs = [r["seq"] for r in records]
+    assert seqs == list(range(1, len(seqs) + 1))  # every event whole, one after another
+    started = {(r["step"], r.get("index")) for r in records if r["event"] == "step.started"}
+    assert {(r["step"], r.get("index")) for r in records if r["event"] == "step.finished"} <= started
 
 
 def test_reports_fold_items_that_ran_at_once_under_their_block(tmp_path: Path) -> None:
