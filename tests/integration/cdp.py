@@ -149,6 +149,13 @@ class Page:
             self.browser.pump(0.1)
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what or expression}")
 
+    def press(self, key: str) -> None:
+        """A key pressed and released, as a person at the keyboard: `Tab` or `Enter`."""
+        code, text = {"Tab": (9, ""), "Enter": (13, "\r")}[key]
+        down = {"type": "keyDown", "key": key, "code": key, "windowsVirtualKeyCode": code, "text": text}
+        self.call("Input.dispatchKeyEvent", down)
+        self.call("Input.dispatchKeyEvent", {"type": "keyUp", "key": key, "code": key, "windowsVirtualKeyCode": code})
+
     def text(self) -> str:
         return str(self.evaluate("document.body.innerText"))
 

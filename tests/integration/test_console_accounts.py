@@ -7,6 +7,7 @@ names the person, but only from the proxy's address."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,19 @@ def test_the_proxys_header_names_the_person_only_from_the_proxy(tmp_path: Path) 
     with serving(untrusted, tmp_path / "home2") as (base, proc):
         assert Browser(base).get("/", {"X-Forwarded-User": "bob"}).status == 303
         stop(proc, tmp_path / "home2")
+
+
+def test_a_session_ends_when_its_time_is_up(tmp_path: Path) -> None:
+    config, home = write_config(tmp_path, "console: {session: 2s}\n"), tmp_path / "home"
+    set_password(config, home, "alice")
+    with serving(config, home) as (base, proc):
+        browser = Browser(base)
+        signed = browser.sign_in("alice")
+        assert signed.status == 303 and "Max-Age=2" in next(c for c in signed.cookies() if "runbook_session" in c)
+        cookie = next(c for c in browser.jar if c.name == "runbook_session").value
+        assert browser.get("/").status == 200
+        time.sleep(3)
+        # Sent again after its time, as a browser that kept it would: the store refuses it.
+        late = Browser(base).get("/", {"Cookie": f"runbook_session={cookie}"})
+        assert late.status == 303 and late.location.startswith("/login")
+        stop(proc, home)

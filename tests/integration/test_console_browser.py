@@ -18,6 +18,8 @@ from cdp import Page, chromium
 from consolekit import PASSWORD, set_password, write_config
 from hookkit import alertmanager, am_alert, bearer, encode, post, serving, stop
 
+from engine.service.store import NewRun, Store
+
 pytestmark = pytest.mark.integration
 HOSTILE = '"><img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
 SOURCES = """sources:
@@ -128,4 +130,38 @@ def test_a_forged_form_from_another_origin_is_refused(tmp_path: Path) -> None:
         assert page.evaluate("location.pathname") == "/" and "alice" in page.text()  # still signed in
         page.evaluate("document.querySelector('form.signout button').click()")
         page.wait_for("location.pathname === '/login'", 30, "signing out with the real form")
+        stop(proc, home)
+
+
+APPROVES = """\
+kind: runbook
+version: 1
+id: approves
+title: Approves
+remediation:
+  - id: restart
+    run: "echo restarted"
+    confirm: {message: "Restart the database?", role: dba}
+"""
+
+
+def test_an_approval_is_given_with_the_keyboard_alone(tmp_path: Path) -> None:
+    config, home = _config(tmp_path)
+    (tmp_path / "runbooks" / "approves.yaml").write_text(APPROVES, encoding="utf-8")
+    with serving(config, home) as (base, proc), chromium() as browser:
+        store = Store.open(f"sqlite:///{home / 'service.db'}")
+        run_id = store.enqueue(NewRun("approves", str(tmp_path / "runbooks" / "approves.yaml"), {})).id
+        store.close()
+        page = browser.page()
+        _sign_in(page, base)
+        page.go(f"{base}/runs/{run_id}")
+        page.wait_for("!!document.querySelector('form.answer button[value=yes]')", 60, "the approval form")
+        for _ in range(30):  # Tab through the page, from the top, to the Approve button
+            if page.evaluate("document.activeElement.value === 'yes'"):
+                break
+            page.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Approve"
+        page.press("Enter")
+        page.wait_for("document.body.innerText.includes('restarted')", 60, "the approved step's output")
+        assert page.problems() == []
         stop(proc, home)
