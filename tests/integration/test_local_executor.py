@@ -99,7 +99,9 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(marker: str
     started = time.monotonic()
     result, _ = run(f"trap '' TERM; sleep {marker}", timeout=0.3)
     assert result.timed_out
-    assert time.monotonic() - started < 10
+    # 0.3 s, then the 2 s grace, then SIGKILL: seconds. The `sleep` would last a thousand; the
+    # bound only tells those apart (10 s was exceeded once under a load average of 30).
+    assert time.monotonic() - started < 60
     assert live_processes_with(marker) == []
 
 
