@@ -138,6 +138,9 @@ kind: runbook
 version: 1
 id: approves
 title: Approves
+triage:
+  - id: look
+    run: "sleep 1; echo looked"
 remediation:
   - id: restart
     run: "echo restarted"
@@ -154,12 +157,14 @@ def test_an_approval_is_given_with_the_keyboard_alone(tmp_path: Path) -> None:
         store.close()
         page = browser.page()
         _sign_in(page, base)
-        page.go(f"{base}/runs/{run_id}")
+        page.go(f"{base}/runs/{run_id}")  # while its first step runs: the form comes live
         page.wait_for("!!document.querySelector('form.answer button[value=yes]')", 60, "the approval form")
         for _ in range(30):  # Tab through the page, from the top, to the Approve button
             if page.evaluate("document.activeElement.value === 'yes'"):
                 break
             page.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Approve"
+        browser.pump(2.0)  # live refreshes that come meanwhile leave the person where they are
         assert page.evaluate("document.activeElement.textContent") == "Approve"
         page.press("Enter")
         page.wait_for("document.body.innerText.includes('restarted')", 60, "the approved step's output")

@@ -19,15 +19,22 @@
     live.hidden = false;
   }
 
+  // A part is replaced only when it changed, so a person typing an answer or tabbing to
+  // a button keeps their place; when it did change, focus goes back to the element of the
+  // same id.
   function swap(text) {
     var fresh = new DOMParser().parseFromString(text, "text/html");
+    var focused = document.activeElement && document.activeElement.id;
     parts.forEach(function (id) {
       var now = document.getElementById(id);
       var next = fresh.getElementById(id);
-      if (now && next) {
+      if (now && next && now.innerHTML !== next.innerHTML) {
         now.replaceWith(document.adoptNode(next));
       }
     });
+    if (focused && document.activeElement === document.body && document.getElementById(focused)) {
+      document.getElementById(focused).focus();
+    }
   }
 
   // One request at a time: events that come meanwhile make one more, not one each.
