@@ -329,3 +329,19 @@ def test_key_times_count_a_block_once_and_each_item_of_its_steps() -> None:
     assert t.steps["defrag"].duration == 10 and t.steps["settle"].duration == 120
     assert t.machine_time == 2 * (5 + 60 + 5)  # the block's own 140 s are not counted again
     assert t.per_role()["responder"]["steps"] == 3
+
+
+def test_a_stop_inside_a_block_names_its_step_once() -> None:
+    """A manual step in a run nobody can answer: the block's error read 'step ask: step ask
+    waits for a person …' (walking the shipped stale-lock runbook without a terminal)."""
+    text = runbook("""\
+triage:
+  - id: group
+    block:
+      - {id: ask, manual: Check the holder.}
+""")
+    result, events = run_text(text, yes=False)
+    block = finished(events)["group"]
+    assert result.outcome == "failed" and block.status == "failed"
+    assert (block.error or "").startswith("step ask waits for a person"), block.error
+    assert "step ask: step ask" not in (block.error or "")

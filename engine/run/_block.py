@@ -82,7 +82,10 @@ def run_steps(d: Driver, steps: tuple[Step, ...], timeout: float | None = None,
 def stopped(d: Driver, stop: StepStop) -> Attempt:
     """How a stop inside a block ends the block; the runner ends the run with the stop."""
     d.stop = stop
-    where = f"step {stop.step}: " if stop.step else ""
+    # Name the inner step, unless its own reason already starts by naming it ("step ask waits
+    # for a person …" read "step ask: step ask waits …").
+    named = not stop.step or stop.reason.startswith((f"step {stop.step} ", f"step {stop.step}:"))
+    where = "" if named else f"step {stop.step}: "
     if stop.outcome == "failed":
         return Attempt(False, f"{where}{stop.reason}")
     if stop.outcome == "aborted":
