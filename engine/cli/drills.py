@@ -99,7 +99,7 @@ def _people(pairs: tuple[str, ...], roles: tuple[str, ...]) -> tuple[Any, ...]:
     from engine.errors import InputError
     from engine.run.answers import parse_participants
 
-    people, problems = parse_participants(pairs, roles)
+    people, problems = parse_participants(pairs, roles, flag="--participant")
     if problems:
         raise InputError.cannot_start(problems)
     return people

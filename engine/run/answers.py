@@ -99,18 +99,20 @@ def _value_problem(field: AskField, raw: str) -> str | None:
     return None
 
 
-def parse_participants(pairs: Iterable[str], roles: Iterable[str]) -> tuple[tuple[Participant, ...], list[str]]:
+def parse_participants(pairs: Iterable[str], roles: Iterable[str],
+                       flag: str = "--as") -> tuple[tuple[Participant, ...], list[str]]:
     """`NAME` or `NAME:ROLE` strings -> participants; a role the runbook does not declare
-    (when it declares roles) is a problem: nobody could ever hold it."""
+    (when it declares roles) is a problem: nobody could ever hold it. `flag` is the option the
+    person typed, so the problem names it."""
     declared = tuple(roles)
     people, problems = [], []
     for pair in pairs:
         name, _, role = pair.partition(":")
         if not name:
-            problems.append(f"--as expects NAME or NAME:ROLE, got {pair!r}")
+            problems.append(f"{flag} expects NAME or NAME:ROLE, got {pair!r}")
             continue
         if role and declared and role not in declared:
-            problems.append(f"--as {pair}: the runbook declares no role {role!r}{did_you_mean(role, declared)} "
+            problems.append(f"{flag} {pair}: the runbook declares no role {role!r}{did_you_mean(role, declared)} "
                             f"(roles: {', '.join(declared)})")
             continue
         people.append(Participant(name, role or None))

@@ -291,6 +291,15 @@ def test_a_scripted_drill_plays_the_scenario_people_without_a_terminal(tmp_path:
     assert answered["answers"] == {"cause": "logs"} and answered["waited"] >= 30
 
 
+
+def test_an_undeclared_role_names_the_participant_flag_the_trainer_typed(tmp_path: Path) -> None:
+    write_drill(tmp_path)
+    done = subprocess.run([RUNBOOK_BIN, "drill", "sc.yaml", "--participant", "ben:dba", "--runs-dir", "runs"],
+                          cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--participant ben:dba: the runbook declares no role 'dba'" in done.stderr
+    assert "--as" not in done.stderr and "Traceback" not in done.stderr
+
 WOULD_WRITE = """\
 kind: runbook
 version: 1
