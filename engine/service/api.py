@@ -21,7 +21,7 @@ from starlette.routing import Route
 from engine.errors import EngineError, UsageError
 
 from .prompts import Forbidden, NoSuchRun, NotWaiting, Unauthorized, answer_as, person_of
-from .store import PersonRow, Store, StoreError
+from .store import RUN_MODES, PersonRow, RunQuery, Store, StoreError
 
 ENDED = ("finished", "cancelled")
 POLL = 0.25  # seconds between looks at a run's journal while streaming it
@@ -67,12 +67,13 @@ class Api:
         return endpoint
 
     def _runs(self, request: Request, _: PersonRow) -> dict[str, Any]:
-        query = request.query_params
-        status, runbook = query.get("status"), query.get("runbook")
-        limit = _limit(query.get("limit"))
-        runs = self.store.runs(status=status, limit=limit if runbook is None else 100_000)
-        chosen = [r for r in runs if runbook is None or r.runbook == runbook][:limit]
-        return {"runs": [r.to_dict() for r in chosen]}
+        query, limit = request.query_params, _limit(request.query_params.get("limit"))
+        mode = query.get("mode")
+        if mode is not None and mode not in RUN_MODES:
+            raise UsageError(f"mode: {mode!r} is not one of {', '.join(RUN_MODES)}")
+        chosen = self.store.find_runs(RunQuery(runbook=query.get("runbook"), status=query.get("status"), mode=mode,
+                                               limit=limit))
+        return {"runs": [r.to_dict() for r in chosen[:limit]]}
 
     def _run(self, request: Request, _: PersonRow) -> dict[str, Any]:
         run_id = request.path_params["run_id"]

@@ -164,7 +164,7 @@ class Console:
         page = await run_in_threadpool(views.runs_page, self.store, dict(request.query_params))
         outcomes = await run_in_threadpool(self.store.outcomes)
         return self.render("runs.html", 400 if page.problem else 200, me=visitor.session, page=page,
-                           statuses=views.STATUSES, outcomes=sorted(outcomes))
+                           statuses=views.STATUSES, outcomes=sorted(outcomes), modes=views.MODES)
 
     async def run(self, request: Request, visitor: Visitor) -> Response:
         page = await run_in_threadpool(views.run_page, self.store, request.path_params["run_id"])

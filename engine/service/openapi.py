@@ -38,6 +38,7 @@ def _paths() -> dict[str, Any]:
         "/api/runs": _get("Runs, newest first", _ok("The runs", runs), [
             _query("status", "queued, running, waiting, finished or cancelled"),
             _query("runbook", "Only runs of this runbook id"),
+            _query("mode", "live, dry-run or drill"),
             _query("limit", "At most this many (1-1000)", "integer")]),
         "/api/runs/{run_id}": _get("One run, with its questions", _ok("The run", run), [_ID]),
         "/api/runs/{run_id}/events": _get(
@@ -90,6 +91,7 @@ def document(version: str) -> dict[str, Any]:
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
                 "Run": {"type": "object", "required": ["id", "runbook", "status"], "properties": {
                     "id": {"type": "string"}, "runbook": {"type": "string"}, "status": {"type": "string"},
+                    "mode": {"type": "string", "enum": ["live", "dry-run", "drill"]},
                     "outcome": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
                     "inputs": {"type": "object"}, "created_at": {"type": "number"},
                     "questions": {"type": "array", "items": {"type": "object"}}}},

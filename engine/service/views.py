@@ -23,11 +23,12 @@ from engine.reporting.report import build_report
 from engine.reporting.timeline import Timeline, build_timeline
 from engine.run.records import clean
 
+from .store import RUN_MODES as MODES
 from .store import AlertRow, QuestionRow, RunQuery, RunRow, Store
 
 PAGE = 50
 STATUSES = ("queued", "running", "waiting", "finished", "cancelled")
-FILTERS = ("runbook", "status", "outcome", "since", "until")
+FILTERS = ("runbook", "status", "outcome", "mode", "since", "until")
 TAIL_LINES = 20
 
 
@@ -68,10 +69,12 @@ def run_query(params: Mapping[str, str]) -> tuple[RunQuery, dict[str, str]]:
         offset = max(int(params.get("offset") or 0), 0)
     except ValueError:
         raise BadFilter(f"offset: {params.get('offset')!r} is not a number") from None
+    if given.get("mode", MODES[0]) not in MODES:
+        raise BadFilter(f"mode: {given['mode']!r} is not one of {', '.join(MODES)}")
     since = _day(given["since"], "since") if "since" in given else None
     until = _day(given["until"], "until") + 86400 if "until" in given else None  # the whole day
-    return RunQuery(given.get("runbook"), given.get("status"), given.get("outcome"), since, until, offset,
-                    PAGE), given
+    return RunQuery(runbook=given.get("runbook"), status=given.get("status"), outcome=given.get("outcome"),
+                    mode=given.get("mode"), since=since, until=until, offset=offset, limit=PAGE), given
 
 
 def runs_page(store: Store, params: Mapping[str, str]) -> RunsPage:

@@ -86,7 +86,7 @@ def test_runs_are_filtered_and_paged(tmp_path: Path) -> None:
             store.enqueue(NewRun("bulk", "bulk.yaml", {}, run_id=f"bulk-{i:02d}"))
             if i % 20 == 0:
                 time.sleep(0.01)  # distinct queue times
-        store.enqueue(NewRun("other", "other.yaml", {}, run_id="other-1"))
+        store.enqueue(NewRun("other", "other.yaml", {}, run_id="other-1", mode="drill"))
         store.cancel("other-1", "not needed")
     finally:
         store.close()
@@ -100,6 +100,11 @@ def test_runs_are_filtered_and_paged(tmp_path: Path) -> None:
         assert second.count('href="/runs/') == 11 and "bulk-00" in second and 'rel="next"' not in second
         bulk = browser.get("/?runbook=bulk&status=queued").text
         assert "other-1" not in bulk and "bulk-59" in bulk and 'rel="next"' in bulk
+        drills = browser.get("/?mode=drill").text
+        assert drills.count('href="/runs/') == 1 and "other-1" in drills and "<option selected>drill</option>" in drills
+        assert browser.get("/?mode=live&runbook=other").text.count('href="/runs/') == 0
+        game = browser.get("/?mode=game")
+        assert game.status == 400 and "mode: &#39;game&#39; is not one of live, dry-run, drill" in game.text
         cancelled = browser.get("/?status=cancelled").text
         assert cancelled.count('href="/runs/') == 1 and "other-1" in cancelled
         today = time.strftime("%Y-%m-%d", time.gmtime())

@@ -195,7 +195,12 @@ def test_a_routed_runs_question_and_approval_answered_by_the_cli_and_the_api(tmp
         [approval] = [json.loads(d) for e, d in events if e == "approval"]
         assert (approval["approved"], approval["by"], approval["role"]) == (True, "alice", "dba")
         listed = _call("GET", f"{base}/api/runs?status=finished&runbook=people", tokens["alice"])[1]["runs"]
-        assert [(r["id"], r["outcome"]) for r in listed] == [(run_id, "resolved")]
+        assert [(r["id"], r["outcome"], r["mode"]) for r in listed] == [(run_id, "resolved", "live")]
+        assert _call("GET", f"{base}/api/runs?mode=drill", tokens["alice"])[1]["runs"] == []
+        assert [r["id"] for r in _call("GET", f"{base}/api/runs?mode=live", tokens["alice"])[1]["runs"]] == [run_id]
+        assert _call("GET", f"{base}/api/runs?mode=game", tokens["alice"]) == (
+            400, {"error": "mode: 'game' is not one of live, dry-run, drill"})
+        assert _call("GET", run_url, tokens["alice"])[1]["mode"] == "live"
         status, doc = _call("GET", f"{base}/openapi.json", None)
         assert status == 200 and "/api/runs/{run_id}/events" in doc["paths"]
         stop(proc, home)

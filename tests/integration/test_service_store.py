@@ -13,7 +13,17 @@ from postgres import PgCluster
 from sqlalchemy import inspect, text
 
 from engine.errors import UsageError
-from engine.service.store import LeaseLost, LogChunk, NewQuestion, NewRun, Store, StoreError, migrations, tables
+from engine.service.store import (
+    LeaseLost,
+    LogChunk,
+    NewQuestion,
+    NewRun,
+    RunQuery,
+    Store,
+    StoreError,
+    migrations,
+    tables,
+)
 from engine.service.store.database import connect, database_url
 
 
@@ -71,6 +81,33 @@ def test_a_database_newer_than_the_engine_is_refused(database: str) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="schema is version 999, newer than this engine knows"):
         Store.open(database)
+
+
+def test_runs_stored_before_modes_existed_are_live(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step 5 adds runs.mode to a database made by step 4, with a run in it: that run is
+    live; a run queued after it keeps the mode it was given, and lists filter by it."""
+    monkeypatch.setattr(migrations, "STEPS", migrations.STEPS[:4])
+    monkeypatch.setattr(migrations, "LATEST", 4)
+    engine = connect(database_url(database))
+    assert migrations.migrate(engine) == [1, 2, 3, 4]
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO runs (id, runbook, file, inputs, secrets, answers, pool, origin, status, "
+                          "claims, last_seq, created_at) VALUES ('old-1', 'demo', '/rb/demo.yaml', '{}', '[]', "
+                          "'{}', '{}', 'alert', 'finished', 1, 9, 1.0)"))
+    engine.dispose()
+    monkeypatch.undo()
+    store = Store.open(database, patience=5)
+    try:
+        old = store.run("old-1")
+        assert old is not None and old.mode == "live" and old.to_dict()["mode"] == "live"
+        drill = store.enqueue(NewRun("demo", "/rb/demo.yaml", mode="drill"))
+        assert drill.mode == "drill"
+        assert [r.id for r in store.find_runs(RunQuery(mode="drill"))] == [drill.id]
+        assert [r.id for r in store.find_runs(RunQuery(mode="live"))] == ["old-1"]
+    finally:
+        store.close()
+    with pytest.raises(UsageError, match="a run's mode is one of live, dry-run, drill, not 'rehearsal'"):
+        NewRun("demo", "/rb/demo.yaml", mode="rehearsal")
 
 
 def test_a_run_goes_from_queued_to_finished_through_one_lease(store: Store) -> None:

@@ -22,7 +22,8 @@ from .records import (
     RunQuery,
     RunRow,
 )
+from .tables import RUN_MODES
 
-__all__ = ["AlertOutcome", "AlertRow", "Claim", "LeaseLost", "LogChunk", "NewAlert", "NewDelivery", "NewQuestion",
-           "NewRun", "PersonRow", "QuestionRow", "Received", "RunQuery", "RunRow", "Session", "Store", "StoreError",
-           "StoreUnavailable"]
+__all__ = ["RUN_MODES", "AlertOutcome", "AlertRow", "Claim", "LeaseLost", "LogChunk", "NewAlert", "NewDelivery",
+           "NewQuestion", "NewRun", "PersonRow", "QuestionRow", "Received", "RunQuery", "RunRow", "Session", "Store",
+           "StoreError", "StoreUnavailable"]

@@ -21,7 +21,7 @@ def enqueue(conn: Connection, new: NewRun) -> str:
         "id": run_id, "runbook": new.runbook, "file": new.file, "inputs": dumps(dict(new.inputs)),
         "secrets": dumps(sorted(new.secrets)), "answers": dumps({k: dict(v) for k, v in new.answers.items()}),
         "alert": dumps(dict(new.alert)) if new.alert is not None else None, "pool": dumps(dict(new.pool)),
-        "origin": new.origin, "status": "queued", "claims": 0, "last_seq": 0,
+        "origin": new.origin, "mode": new.mode, "status": "queued", "claims": 0, "last_seq": 0,
     })
     return run_id
 
@@ -41,7 +41,8 @@ def listing(conn: Connection, status: str | None, limit: int) -> list[RunRow]:
 def search(conn: Connection, q: RunQuery) -> list[RunRow]:
     """The runs `q` asks for, newest first: one more than its limit when there are more."""
     query = select(RUNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).offset(q.offset).limit(q.limit + 1)
-    for column, value in ((RUNS.c.runbook, q.runbook), (RUNS.c.status, q.status), (RUNS.c.outcome, q.outcome)):
+    for column, value in ((RUNS.c.runbook, q.runbook), (RUNS.c.status, q.status), (RUNS.c.outcome, q.outcome),
+                          (RUNS.c.mode, q.mode)):
         if value is not None:
             query = query.where(column == value)
     if q.since is not None:

@@ -19,7 +19,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 
 from . import tables
 from .database import is_postgres, now, writing
@@ -28,8 +44,34 @@ from .failures import StoreError
 ADVISORY_LOCK = 0x72756E62  # "runb": the key every runbook process migrates under
 
 
+# The runs table as step 1 made it: step 5 adds its `mode` column.
+_RUNS_V1 = Table(
+    "runs", MetaData(),
+    Column("id", String(200), primary_key=True),
+    Column("runbook", String(200), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("secrets", Text, nullable=False),
+    Column("answers", Text, nullable=False),
+    Column("alert", Text),
+    Column("pool", Text, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("outcome", String(32)),
+    Column("reason", Text),
+    Column("lease_owner", String(200)),
+    Column("lease_expires", Float),
+    Column("claims", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+)
+Index("runs_by_status", _RUNS_V1.c.status, _RUNS_V1.c.created_at)
+
+
 def _v1(conn: Connection) -> None:
-    for table in (tables.runs, tables.events, tables.logs, tables.questions, tables.workers, tables.audit):
+    for table in (_RUNS_V1, tables.events, tables.logs, tables.questions, tables.workers, tables.audit):
         table.create(conn)
 
 
@@ -48,12 +90,18 @@ def _v4(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v5(conn: Connection) -> None:
+    # Every run stored before this step came from an alert or the API: live.
+    conn.execute(text("ALTER TABLE runs ADD COLUMN mode VARCHAR(16) DEFAULT 'live' NOT NULL"))
+
+
 Step = tuple[int, str, Callable[[Connection], None]]
 STEPS: list[Step] = [
     (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
     (2, "deliveries posted to /hooks/<source>, their dedup keys, and the alerts in them", _v2),
     (3, "people who answer questions, with their roles, and their API tokens (hashed)", _v3),
     (4, "the console's accounts: password hashes (scrypt) and browser sessions", _v4),
+    (5, "a run's mode (live, dry-run, drill); runs stored before it are live", _v5),
 ]
 LATEST = STEPS[-1][0]
 

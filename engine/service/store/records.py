@@ -7,6 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import UsageError
+
+from .tables import RUN_MODES
+
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
@@ -34,6 +38,11 @@ class NewRun:
     pool: Mapping[str, str] = field(default_factory=dict)  # labels a worker must have
     origin: str = ""  # who or what queued it, e.g. "cli:alice"
     run_id: str | None = None  # default: a new id (run.journal_writer.new_run_id)
+    mode: str = "live"  # live, dry-run or drill (tables.RUN_MODES)
+
+    def __post_init__(self) -> None:
+        if self.mode not in RUN_MODES:
+            raise UsageError(f"a run's mode is one of {', '.join(RUN_MODES)}, not {self.mode!r}")
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class RunRow:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    mode: str = "live"  # live, dry-run or drill
 
     @classmethod
     def from_row(cls, row: Any) -> RunRow:
@@ -66,7 +76,7 @@ class RunRow:
         return cls(m["id"], m["runbook"], m["file"], loads(m["inputs"], {}), tuple(loads(m["secrets"], [])),
                    loads(m["answers"], {}), loads(m["alert"]), loads(m["pool"], {}), m["origin"], m["status"],
                    m["outcome"], m["reason"], m["lease_owner"], m["lease_expires"], m["claims"], m["last_seq"],
-                   m["created_at"], m["started_at"], m["finished_at"])
+                   m["created_at"], m["started_at"], m["finished_at"], m["mode"])
 
     def to_dict(self) -> dict[str, Any]:
         """For JSON: every field but the inputs of secret names (shown as ***)."""
@@ -145,6 +155,7 @@ class RunQuery:
     runbook: str | None = None
     status: str | None = None
     outcome: str | None = None
+    mode: str | None = None
     since: float | None = None
     until: float | None = None
     offset: int = 0

@@ -14,6 +14,7 @@ from sqlalchemy import Column, Float, ForeignKey, Index, Integer, LargeBinary, M
 metadata = MetaData()
 
 RUN_STATUSES = ("queued", "running", "waiting", "finished", "cancelled")
+RUN_MODES = ("live", "dry-run", "drill")  # as the journal's run.started says (schema version 5)
 
 schema_version = Table(
     "schema_version", metadata,
@@ -43,6 +44,7 @@ runs = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
+    Column("mode", String(16), nullable=False, server_default="live"),  # RUN_MODES
 )
 Index("runs_by_status", runs.c.status, runs.c.created_at)
 
