@@ -135,9 +135,12 @@ def test_resumed_run_shows_the_cut_off_step_as_interrupted(crashed: dict[str, Pa
     assert done.returncode == 0, done.stderr
     report = build_report(run)
     assert report.complete and report.outcome == "resolved" and report.timeline.stop is None
-    assert [b.status for b in report.timeline.bars if b.step == "slow"] == ["interrupted", "skipped"]
-    assert [p.status for p in report.timeline.phases if p.phase == "remediation"] == ["interrupted", "ok"]
+    # One bar for the step, one span for its phase: the resume says how the cut-off step ended.
+    [slow] = [b for b in report.timeline.bars if b.step == "slow"]
+    assert slow.status == "skipped" and "interrupted" in (slow.reason or "")
+    assert [p.status for p in report.timeline.phases if p.phase == "remediation"] == ["ok"]
     assert [m.kind for m in report.timeline.markers] == ["resume"]
+    assert any(p.kind == "skipped" and p.step == "slow" for p in report.review.problems)  # type: ignore[union-attr]
 
 
 def _attempts(*, second_finishes: bool) -> list[dict[str, object]]:
@@ -192,6 +195,55 @@ def test_a_resumed_attempt_that_stopped_is_unfinished_not_the_earlier_failure(tm
     from engine.reporting.stats import read_point
 
     assert read_point(run / "journal.jsonl").outcome == "unfinished"  # type: ignore[union-attr]
+
+
+def _two_attempts(previous: str, between: list[dict[str, object]]) -> list[dict[str, object]]:
+    """`first` done, `slow` cut off at 1.0 s by the end of the first attempt, run again by
+    the second from 8.0 s (with `between` after its step.started), ending at 9.0 s."""
+    def rec(seq: int, at: float, event: str, **fields: object) -> dict[str, object]:
+        return {"seq": seq, "elapsed": at, "event": event, **fields}
+
+    step = {"step": "slow", "phase": "remediation", "kind": "run"}
+    return [rec(1, 0.0, "run.started", run_id="r", resumed_from=None),
+            rec(2, 0.0, "phase.started", phase="remediation"),
+            rec(3, 0.0, "step.started", step="first", phase="remediation", kind="run"),
+            rec(4, 0.5, "step.finished", step="first", phase="remediation", kind="run", status="ok", attempts=1),
+            rec(5, 0.5, "step.started", **step), rec(6, 1.0, "step.process", step="slow", pgid=7),
+            rec(7, 8.0, "run.started", run_id="r", resumed_from="r"),
+            rec(8, 8.0, "run.resumed", by="worker-b", previous=previous, rerun=["slow"], downtime=7.0),
+            rec(9, 8.0, "phase.started", phase="remediation"), rec(10, 8.1, "step.started", **step),
+            *between, rec(20, 9.0, "step.finished", **step, status="ok", attempts=1),
+            rec(21, 9.0, "phase.finished", phase="remediation", status="ok", duration=9.0),
+            rec(22, 9.0, "run.finished", outcome="resolved", duration=9.0)]
+
+
+def test_a_run_taken_over_counts_its_interrupted_step_once(tmp_path: Path) -> None:
+    """A worker died during `slow`; another took the run over and ran it again: one step,
+    one bar from its first start to its end, the dead time apart from the machine's."""
+    report = build_report(_journal(tmp_path, _two_attempts("interrupted", [])))
+    assert [(b.step, b.status) for b in report.timeline.bars] == [("first", "ok"), ("slow", "ok")]
+    assert [(p.phase, p.start, p.end, p.status) for p in report.timeline.phases] == [("remediation", 0.0, 9.0, "ok")]
+    slow = report.timeline.bar("slow")
+    assert slow is not None and (slow.start, slow.end) == (0.5, 9.0)
+    assert [(s.kind, s.start, s.end) for s in slow.segments] == [("stopped", 1.0, 8.1)]
+    assert slow.people == 0.0 and slow.machine == pytest.approx(1.4)
+    assert report.machine_time == pytest.approx(1.9) and report.people_time == 0.0
+    assert "2 step(s) ran" in render_markdown(report)
+
+
+def test_a_run_parked_for_a_person_counts_the_asking_step_once(tmp_path: Path) -> None:
+    """A service run parked at `slow`'s approval; answered 7 s later, the next worker ran
+    it: one bar, the wait is the person's (not also a stop, not a second step)."""
+    approval = {"seq": 11, "elapsed": 8.2, "event": "approval", "step": "slow", "approved": True, "by": "alice",
+                "role": "dba", "required_role": "dba", "waited": 7.1, "message": "Go?"}
+    report = build_report(_journal(tmp_path, _two_attempts("stopped to wait for a person", [approval])))
+    assert [(b.step, b.status) for b in report.timeline.bars] == [("first", "ok"), ("slow", "ok")]
+    slow = report.timeline.bar("slow")
+    assert slow is not None and [(s.kind, round(s.start, 3), s.end) for s in slow.segments] == [("people", 1.1, 8.2)]
+    assert slow.people == pytest.approx(7.1) and slow.machine == pytest.approx(1.4)
+    assert report.people_time == pytest.approx(7.1) and report.machine_time == pytest.approx(1.9)
+    markdown = render_markdown(report)
+    assert "2 step(s) ran" in markdown and markdown.count("| remediation | slow |") == 1
 
 
 def test_markers_are_numbered_in_time_order_whatever_the_journal_order() -> None:

@@ -32,7 +32,7 @@ def text_bar(bar: Bar, end: float, width: int = BAR_WIDTH) -> str:
             continue
         mid = (max(lo, bar.start) + min(hi, stop)) / 2
         seg = next((s for s in bar.segments if s.start <= mid <= s.end), None)
-        cells.append({"people": "░", "retry": "╌", "poll": "╌"}.get(seg.kind if seg else "", "█"))
+        cells.append({"people": "░", "retry": "╌", "poll": "╌", "stopped": "·"}.get(seg.kind if seg else "", "█"))
     if bar.status != "skipped" and "█" not in cells and "░" not in cells and "╌" not in cells:
         cells[min(int(bar.start / end * width), width - 1)] = "▏"
     return "".join(cells)

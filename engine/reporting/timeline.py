@@ -6,6 +6,11 @@ escalations, hints and priority changes are markers. Fan-out hosts and for_each 
 are sub-runs of their step. A journal that stops without `run.finished` gets a `Stop`
 saying where it stopped.
 
+A resumed run (a crash resumed, a service run taken over from a dead worker, or parked
+for a person and answered) keeps one bar per step and one span per phase: a step the
+resume runs again continues the bar that was cut off, the time between the attempts
+being the person's wait or, after a worker died, a `stopped` segment.
+
 Host times come from `host.finished` events when the journal has them; older journals
 only have `step.finished.hosts` (durations, no start), so those hosts are placed at the
 end of their step and marked estimated.
@@ -14,167 +19,18 @@ end of their step and marked estimated.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from engine.language.duration import format_duration
-
 from ._resumed import resumed_text
+from ._spans import Bar, Marker, PhaseSpan, Segment, Stop, SubRun, Timeline
+
+__all__ = ["Bar", "Marker", "PhaseSpan", "Segment", "Stop", "SubRun", "Timeline", "build_timeline", "resumed_text"]
 
 Record = Mapping[str, Any]
 
 TAIL = 600  # characters of output kept per step: enough to show why it failed
-
-
-@dataclass
-class Segment:
-    """Part of a bar: `people` (waiting for an answer or approval), `retry` or `poll` delay."""
-
-    kind: str
-    start: float
-    end: float
-    label: str = ""
-
-
-@dataclass
-class SubRun:
-    """One host of a fan-out step, or one item of a for_each step."""
-
-    name: str
-    status: str
-    start: float
-    end: float
-    exit_code: int | None = None
-    error: str | None = None
-    estimated: bool = False  # placed from a duration only (no host.finished event)
-    command: str | None = None  # the host's own command, when it differed from host to host
-    index: int | None = None  # the item of a block's for_each a step inside it ran for
-
-
-@dataclass
-class Bar:
-    """One step execution on the time axis."""
-
-    step: str
-    phase: str
-    kind: str
-    start: float
-    end: float | None = None  # None: still running when the journal stopped
-    status: str = "running"
-    title: str = ""
-    depth: int = 0  # > 0 inside an included runbook
-    seq: int = 0  # journal order, for listing bars among phases
-    attempts: int = 0
-    role: str | None = None
-    command: str | None = None
-    instructions: str | None = None  # a manual step's text, as the person read it
-    target: str | None = None
-    rollback_of: str | None = None
-    block: str | None = None  # the block (or switch) it ran inside: reports fold it under that step
-    exit_code: int | None = None
-    error: str | None = None
-    reason: str | None = None
-    stderr: str = ""
-    stdout: str = ""
-    segments: list[Segment] = field(default_factory=list)
-    retries: list[dict[str, Any]] = field(default_factory=list)
-    hosts: list[SubRun] = field(default_factory=list)
-    items: list[SubRun] = field(default_factory=list)
-
-    @property
-    def duration(self) -> float:
-        if self.block is not None and self.items:  # its items ran between the block's other steps
-            return sum(i.end - i.start for i in self.items)
-        return (self.end if self.end is not None else self.start) - self.start
-
-    @property
-    def people(self) -> float:
-        return sum(s.end - s.start for s in self.segments if s.kind == "people")
-
-    @property
-    def delays(self) -> float:
-        return sum(s.end - s.start for s in self.segments if s.kind in ("retry", "poll"))
-
-    @property
-    def machine(self) -> float:
-        return max(self.duration - self.people - self.delays, 0.0)
-
-    @property
-    def label(self) -> str:
-        return self.step if not self.rollback_of else f"{self.step} (undoes {self.rollback_of})"
-
-    @property
-    def failed_hosts(self) -> list[SubRun]:
-        return [h for h in self.hosts if h.status not in ("ok", "skipped")]
-
-    @property
-    def shows_hosts(self) -> bool:
-        """Whether reports list the hosts: a fan-out, or a single host that did not succeed."""
-        return len(self.hosts) > 1 or bool(self.failed_hosts)
-
-    @property
-    def retried(self) -> bool:
-        """More attempts than its items (or than once): retries or polls happened."""
-        return self.attempts > max(len(self.items), 1)
-
-
-@dataclass
-class PhaseSpan:
-    phase: str
-    start: float
-    end: float | None = None
-    status: str = "running"
-    depth: int = 0
-    seq: int = 0
-
-
-@dataclass
-class Marker:
-    """A moment on the axis: `inject`, `notify`, `update`, `escalation`, `hint`, `priority`,
-    `rollback`, `acknowledged`, `resume`, `clock`."""
-
-    at: float
-    kind: str
-    label: str
-    detail: str = ""
-    ok: bool = True
-
-
-@dataclass
-class Stop:
-    """Where an incomplete journal stopped."""
-
-    at: float
-    last_event: str
-    last_seq: int | None
-    phase: str | None
-    steps: list[str]
-    torn: bool = False
-    bad_lines: list[int] = field(default_factory=list)
-    wall: str = ""  # the wall-clock stamp of the last record
-
-    def describe(self) -> str:
-        where = f"during step {', '.join(self.steps)}" if self.steps else (
-            f"in phase {self.phase}" if self.phase else "before the first phase")
-        stamp = f" ({self.wall})" if self.wall else ""
-        text = f"The journal stops at +{format_duration(self.at)}{stamp} {where}, after {self.last_event}"
-        text += f" (seq {self.last_seq})" if self.last_seq is not None else ""
-        text += "; the run did not finish (the engine crashed, was killed, or is still running)."
-        if self.torn:
-            text += " Its last line was cut short mid-write and is ignored."
-        return text
-
-
-@dataclass
-class Timeline:
-    bars: list[Bar] = field(default_factory=list)
-    phases: list[PhaseSpan] = field(default_factory=list)
-    markers: list[Marker] = field(default_factory=list)
-    end: float = 0.0
-    stop: Stop | None = None
-
-    def bar(self, step: str) -> Bar | None:
-        return next((b for b in reversed(self.bars) if b.step == step), None)
+# run.resumed's `previous` when a service run parked at a question (engine/service/execution.py)
+PARKED = "stopped to wait for a person"
 
 
 def _at(r: Record) -> float:
@@ -204,6 +60,11 @@ class _Builder:
         self.before = 0.0  # the time of the record before this one
         self.host_events: dict[str, dict[str, SubRun]] = {}
         self.bars: dict[str, Bar] = {}  # the last bar of each step: a block's steps go under it
+        # What a resume cut off, by step and by phase: the attempt that runs it again continues
+        # the same bar (one step, one bar, however many workers it took), and so does its phase.
+        self.cut: dict[str, Bar] = {}
+        self.cut_phases: dict[str, PhaseSpan] = {}
+        self.parked = False  # the earlier attempt stopped to wait for a person (a service run)
 
     def add(self, r: Record) -> None:
         self.last, self.before = r, self.tl.end
@@ -221,6 +82,9 @@ class _Builder:
         cut: list[Bar | PhaseSpan] = [*self.open.values(), *self.phase_stack]
         for item in cut:
             item.end, item.status = self.before, "interrupted"
+        self.cut = {step: bar for step, bar in self.open.items() if not bar.items}
+        self.cut_phases = {span.phase: span for span in self.phase_stack}
+        self.parked = False
         self.phase_stack.clear()
         self.open.clear()
 
@@ -229,11 +93,27 @@ class _Builder:
         marker = next((m for m in reversed(self.tl.markers) if m.kind == "resume"), None)
         if marker is not None:
             marker.detail = resumed_text(r)
+        self.parked = r.get("previous") == PARKED
+
+    def _continued(self, r: Record) -> Bar | None:
+        """The bar a resume cut off for this step, open again: the time between the attempts
+        is the person's wait (its answer's `waited` says so) or, after a worker died, `stopped`."""
+        bar = self.cut.pop(str(r.get("step")), None)
+        if bar is None or r.get("item") is not None:
+            return None
+        cut_at, bar.end, bar.status = bar.end or bar.start, None, "running"
+        if not self.parked and _at(r) > cut_at:
+            bar.segments.append(Segment("stopped", cut_at, _at(r), "the run stopped here until it was taken over"))
+        return bar
 
     def _phase_started(self, r: Record) -> None:
-        span = PhaseSpan(str(r.get("phase")), _at(r), depth=len(self.phase_stack), seq=_seq(r))
+        span = self.cut_phases.pop(str(r.get("phase")), None)
+        if span is not None:  # entered again after a resume: the same span goes on
+            span.end, span.status = None, "running"
+        else:
+            span = PhaseSpan(str(r.get("phase")), _at(r), depth=len(self.phase_stack), seq=_seq(r))
+            self.tl.phases.append(span)
         self.phase_stack.append(span)
-        self.tl.phases.append(span)
 
     def _phase_finished(self, r: Record) -> None:
         if self.phase_stack:
@@ -248,6 +128,9 @@ class _Builder:
             self.open[step] = bar  # (items may run at once: each is told apart by its index)
         elif (bar := self.open.get(step)) is not None and item is not None:  # the next for_each item
             _close_item(bar, _at(r))
+        elif (bar := self._continued(r)) is not None:  # run again after a resume: its bar goes on
+            self.open[step] = self.bars[step] = bar
+            return
         else:
             bar = self.open[step] = self.bars[step] = _new_bar(r, depth=self._depth(r))
             self.tl.bars.append(bar)
@@ -274,6 +157,9 @@ class _Builder:
         for sub in block.items if block is not None and r.get("index") is not None else []:
             sub.end = max(sub.end, _at(r)) if sub.index == r.get("index") else sub.end
         bar = self.open.pop(step, None)
+        if bar is None and (cut := self.cut.pop(step, None)) is not None:  # skipped on resume: how it ends
+            cut.status, cut.error, cut.reason = str(r.get("status") or "skipped"), r.get("error"), r.get("reason")
+            return
         if bar is None:  # skipped (never started), restored on resume, or another item's is done
             bar = self.bars.get(step) if r.get("index") is not None else None
             if bar is None or bar.block != r.get("block") or not bar.items:
