@@ -10,6 +10,7 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from engine.language.validation import load_runbook
 from engine.reporting.alert_rules import read_all
 from engine.reporting.catalog import load_catalog as load_sources
 from engine.reporting.coverage import Branch, branches_of, collect, with_alerts
-from engine.reporting.coverage_formats import render_json, render_markdown, render_text
+from engine.reporting.coverage_formats import render_json, render_markdown, render_text, stale_lines
 from engine.reporting.exercise import read_exercise
 from engine.reporting.staleness import DAY, staleness
 from engine.run.journal_writer import JournalWriter
@@ -207,28 +208,87 @@ def test_staleness_says_when_each_mode_last_ran_and_which_commands_are_unproven_
     assert len(later.commands["branches"]) == 10  # every run and for_each step: the live run is too old
 
 
-def test_a_scenario_whose_runbook_changed_since_it_last_passed_is_named(tmp_path: Path) -> None:
+def _without_digest(journal: Path) -> None:
+    """Make `journal` one written before runs recorded their runbook's digest."""
+    lines = journal.read_text().split("\n")
+    first = json.loads(lines[0])
+    del first["digest"]
+    journal.write_text("\n".join([json.dumps(first), *lines[1:]]))
+
+
+def _changed_scenarios(tmp_path: Path) -> tuple[Path, float, Any]:
+    """A copy of the fixture with its two scenarios' journals; the runbook, when the tls one
+    was written, and a function giving the scenarios named changed as of then."""
     copy = tmp_path / "cov"
     shutil.copytree(FIXTURES, copy)
-    sources = load_sources([copy])
     _journal(copy / "scenarios" / "tls.yaml", tmp_path / "runs" / "tls")
     _journal(copy / "scenarios" / "refused.yaml", tmp_path / "runs" / "refused")
     passed = os.stat(tmp_path / "runs" / "tls" / "journal.jsonl").st_mtime
-    runbook = copy / "branches.yaml"
-    cov = collect(sources.runbooks, [tmp_path / "runs"])
+
+    def changed() -> list[Any]:
+        sources = load_sources([copy])
+        return staleness(collect(sources.runbooks, [tmp_path / "runs"]), sources.scenarios, 90, passed).changed
+
+    return copy / "branches.yaml", passed, changed
+
+
+def test_a_scenario_whose_runbook_text_changed_since_it_last_passed_is_named_by_digest(tmp_path: Path) -> None:
+    runbook, passed, changed = _changed_scenarios(tmp_path)
+    os.utime(runbook, (passed + 60, passed + 60))  # touched, not changed: the text that passed is the text now
+    assert changed() == []
+    runbook.write_text(runbook.read_text() + "# a comment is a new version\n")
+    os.utime(runbook, (passed - 60, passed - 60))  # an older file time does not hide it (a checkout, a copy)
+    found = changed()
+    assert [(Path(c.scenario).name, c.exact) for c in found] == [("refused.yaml", True), ("tls.yaml", True)]
+    assert found[1].passed == passed
+    lines = stale_lines(staleness(collect(load_sources([runbook.parent]).runbooks, [tmp_path / "runs"]),
+                                  load_sources([runbook.parent]).scenarios, 90, passed))
+    assert any(line.endswith("tls.yaml: runbook branches changed since the scenario last passed "
+                             f"({datetime.fromtimestamp(passed, tz=timezone.utc):%Y-%m-%d %H:%M}, "
+                             "on another version of its text)") for line in lines), lines
+    # A journal of the new text that meets its objectives settles it again.
+    _journal(runbook.parent / "scenarios" / "tls.yaml", tmp_path / "runs" / "tls-again")
+    assert [Path(c.scenario).name for c in changed()] == ["refused.yaml"]
+
+
+def test_journals_without_a_digest_tell_a_changed_runbook_by_file_times(tmp_path: Path) -> None:
+    runbook, passed, changed = _changed_scenarios(tmp_path)
+    for name in ("tls", "refused"):
+        _without_digest(tmp_path / "runs" / name / "journal.jsonl")
+    os.utime(tmp_path / "runs" / "tls" / "journal.jsonl", (passed, passed))
     os.utime(runbook, (passed - 60, passed - 60))
-    assert staleness(cov, sources.scenarios, 90, passed).changed == []
+    assert changed() == []
     os.utime(runbook, (passed + 60, passed + 60))
-    changed = staleness(cov, sources.scenarios, 90, passed).changed
-    assert [(Path(c.scenario).name, c.passed, c.changed) for c in changed] == [
-        ("refused.yaml", pytest.approx(passed, abs=5), passed + 60), ("tls.yaml", passed, passed + 60)]
+    assert [(Path(c.scenario).name, c.passed, c.changed, c.exact) for c in changed()] == [
+        ("refused.yaml", pytest.approx(passed, abs=5), passed + 60, False), ("tls.yaml", passed, passed + 60, False)]
     # A journal that misses its scenario's objectives is no pass.
     journal = tmp_path / "runs" / "tls" / "journal.jsonl"
     journal.write_text(journal.read_text().replace('"outcome": "resolved"', '"outcome": "failed"'))
+    os.utime(journal, (passed, passed))
     os.utime(runbook, (passed - 60, passed - 60))
-    cov = collect(sources.runbooks, [tmp_path / "runs"])
-    assert [(Path(c.scenario).name, c.passed) for c in staleness(cov, sources.scenarios, 90, passed).changed] == [
-        ("tls.yaml", None)]
+    assert [(Path(c.scenario).name, c.passed) for c in changed()] == [("tls.yaml", None)]
+
+
+def test_a_journal_counts_only_for_the_runbook_version_it_ran(tmp_path: Path) -> None:
+    copy = tmp_path / "cov"
+    shutil.copytree(FIXTURES, copy)
+    _journal(copy / "scenarios" / "tls.yaml", tmp_path / "runs" / "old-tls")
+    book = copy / "branches.yaml"
+    book.write_text(book.read_text() + "# reviewed\n")  # a new version: the tls run proved the old one
+    _journal(copy / "scenarios" / "refused.yaml", tmp_path / "runs" / "refused")
+    cov = collect(load_sources([copy]).runbooks, [tmp_path / "runs"])
+    rb = cov.runbooks[0]
+    assert {(b.step, b.label) for b in rb.branches_taken("test")} == TAKEN_BY_REFUSED
+    assert rb.tally("test").runs == 1 and cov.outdated == {"branches": 1} and cov.undigested == 0
+    assert "1 ran an older version of their runbook, not counted (branches)" in render_text(cov)
+    assert json.loads(render_json(cov))["older_version"] == {"branches": 1}
+    # A journal from before runs carried a digest counts by the runbook id, and the output says so.
+    _without_digest(tmp_path / "runs" / "old-tls" / "journal.jsonl")
+    cov = collect(load_sources([copy]).runbooks, [tmp_path / "runs"])
+    assert {(b.step, b.label) for b in cov.runbooks[0].branches_taken("test")} == TAKEN_BY_TLS | TAKEN_BY_REFUSED
+    assert cov.outdated == {} and cov.undigested == 1
+    assert "1 carry no runbook digest (written before runs recorded one): counted by runbook id" in render_text(cov)
+    assert json.loads(render_json(cov))["without_digest"] == 1
 
 
 def test_the_command_shows_staleness(runs: Path) -> None:

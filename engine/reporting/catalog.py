@@ -5,6 +5,8 @@ take), each scenario as its model (staleness scores its journals against its obj
 Parsing a thousand runbooks costs seconds; their outlines are cached by each file's
 content (`coverage.json` beside the validation cache, under the same salt: the engine's
 code, schemas and version), so an unchanged runbook is read and hashed, never parsed.
+An outline keeps its runbook's digest (engine/run/digest.py) with the hash of each file
+it includes: an included file that changed means parsing the runbook again.
 A file is fully validated before its outline is cached: a runbook with errors is an error
 that names it (ValidationFailed), as in every command.
 """
@@ -22,6 +24,7 @@ from engine.language import cache
 from engine.language.model import Runbook
 from engine.language.scenario import Scenario
 from engine.language.validation import ValidationFailed, check_file, discover
+from engine.run.digest import included_files
 
 from .coverage import Branch, RunbookCoverage, runbook_coverage
 
@@ -62,7 +65,7 @@ def load_catalog(paths: Iterable[str | os.PathLike[str]], *, use_cache: bool | N
             outline = runbook_coverage(model)
             out.runbooks.append(outline)
             if store is not None and content is not None:
-                store.store(name, content, outline)
+                store.store(name, content, outline, included_files(model))
         elif isinstance(model, Scenario):
             out.scenarios.setdefault(str(model.runbook_path), []).append(model)
     if store is not None:
@@ -76,6 +79,11 @@ def _content(name: str) -> bytes | None:
             return handle.read()
     except OSError:
         return None  # the check says why
+
+
+def _hash(path: Path) -> str | None:
+    content = _content(str(path))
+    return None if content is None else cache.fingerprint(content)
 
 
 def _model(name: str) -> Any:
@@ -107,15 +115,19 @@ class _Store:
         if not isinstance(entry, dict) or entry.get("hash") != cache.fingerprint(content):
             return None
         try:
+            if any(_hash(Path(path)) != known for path, known in entry["included"]):
+                return None  # an included runbook changed: the digest (and its includes) with it
             return RunbookCoverage(entry["id"], entry["title"], name, list(entry["steps"]), dict(entry["kinds"]),
-                                   [Branch(s, label) for s, label in entry["branches"]], tuple(entry["alerts"]))
+                                   [Branch(s, label) for s, label in entry["branches"]], tuple(entry["alerts"]),
+                                   digest=entry["digest"])
         except (KeyError, TypeError, ValueError):
             return None  # an entry of another shape: parse the file again
 
-    def store(self, name: str, content: bytes, rb: RunbookCoverage) -> None:
+    def store(self, name: str, content: bytes, rb: RunbookCoverage, included: list[Path]) -> None:
         self.entries[name] = {"hash": cache.fingerprint(content), "id": rb.id, "title": rb.title, "steps": rb.steps,
                               "kinds": rb.kinds, "branches": [[b.step, b.label] for b in rb.branches],
-                              "alerts": list(rb.alerts)}
+                              "alerts": list(rb.alerts), "digest": rb.digest,
+                              "included": [[str(p), _hash(p)] for p in included]}
         self.changed = True
 
     def save(self) -> None:

@@ -4,9 +4,11 @@ for scenarios (`runbook test`, mode `test`), drills and live runs.
 
 The branches a step can take come from the model (`branches_of`); what runs took comes
 from their journals (`exercise.py`). A journal belongs to the runbook whose id it names
-(`run.started`'s `runbook`): journals carry no digest of the runbook's text, so a run of
-an older version of a runbook counts for the current one (a step it no longer has is
-simply not counted).
+(`run.started`'s `runbook`) and, when it carries the digest of the runbook's text
+(engine/run/digest.py), only while that digest is the runbook's as it is now: a run of
+an older version is not counted (it proved a text that is gone). Journals written
+before runs carried a digest are counted by the runbook id alone, and the output says
+how many.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import JournalError
 from engine.language.model import Runbook, Step, SwitchSpec
 from engine.language.scenario import Scenario
+from engine.run.digest import runbook_digest
 
 from .alert_rules import AlertRule
 from .exercise import Exercise, read_exercise
@@ -56,6 +59,14 @@ def branches_of(step: Step) -> list[str]:
     return out
 
 
+class ScenarioRun(NamedTuple):
+    """One journal of a scenario: when it started, where it is, the runbook digest it ran."""
+
+    started: float
+    path: str
+    digest: str | None
+
+
 @dataclass
 class Tally:
     """What the runs of one mode exercised of one runbook."""
@@ -66,7 +77,7 @@ class Tally:
     ended: Counter[tuple[str, str]] = field(default_factory=Counter)
     taken: Counter[tuple[str, str]] = field(default_factory=Counter)
     succeeded: dict[str, float] = field(default_factory=dict)  # step -> latest start of a run it succeeded in
-    scenario_runs: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # scenario -> (start, journal)
+    scenario_runs: dict[str, list[ScenarioRun]] = field(default_factory=dict)  # scenario -> its runs
 
     def add(self, run: Exercise) -> None:
         self.runs += 1
@@ -77,7 +88,7 @@ class Tally:
         if run.outcome == "resolved":
             self.last_passed = max(self.last_passed or when, when)
         if run.scenario:
-            self.scenario_runs.setdefault(run.scenario, []).append((when, run.path))
+            self.scenario_runs.setdefault(run.scenario, []).append(ScenarioRun(when, run.path, run.digest))
         for step in run.succeeded:
             self.succeeded[step] = max(self.succeeded.get(step, when), when)
 
@@ -95,6 +106,8 @@ class RunbookCoverage:
     alerts: tuple[str, ...] = ()
     tallies: dict[str, Tally] = field(default_factory=dict)
     scenarios: list[str] = field(default_factory=list)  # scenario files that play it
+    digest: str | None = None  # of its text and its includes' as they are now (None: unreadable)
+    older: dict[str, list[ScenarioRun]] = field(default_factory=dict)  # scenario -> runs of other versions
 
     def tally(self, mode: str) -> Tally:
         return self.tallies.get(mode) or Tally()
@@ -126,7 +139,8 @@ def runbook_coverage(runbook: Runbook) -> RunbookCoverage:
     steps = runbook.steps(rollbacks=True)
     return RunbookCoverage(runbook.id, runbook.title, runbook.file, [s.id for s in steps],
                            {s.id: s.kind for s in steps},
-                           [Branch(s.id, label) for s in steps for label in branches_of(s)], runbook.alerts)
+                           [Branch(s.id, label) for s in steps for label in branches_of(s)], runbook.alerts,
+                           digest=runbook_digest(runbook))
 
 
 @dataclass
@@ -149,6 +163,8 @@ class Coverage:
     alerts: Alerts | None = None  # with rule files only
     journals: int = 0
     unmatched: Counter[str] = field(default_factory=Counter)  # runbook ids journals named, not given
+    outdated: Counter[str] = field(default_factory=Counter)  # runbook id -> journals of another version of it
+    undigested: int = 0  # journals counted by runbook id alone (written before runs carried a digest)
     skipped: list[str] = field(default_factory=list)  # not a run, or unreadable
     seconds: float = 0.0
 
@@ -179,11 +195,24 @@ def collect(runbooks: Sequence[Runbook | RunbookCoverage], journal_paths: Iterab
         if run is None:
             out.skipped.append(path)
         elif run.runbook in by_id:
-            by_id[run.runbook].tallies.setdefault(run.mode, Tally()).add(run)
+            _count(out, by_id[run.runbook], run)
         else:
             out.unmatched[run.runbook] += 1
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _count(out: Coverage, rb: RunbookCoverage, run: Exercise) -> None:
+    """Count `run` for `rb` if it ran the runbook's text as it is now (or says nothing of
+    which text it ran); keep a scenario's run of another version for staleness."""
+    if run.digest is not None and rb.digest is not None and run.digest != rb.digest:
+        out.outdated[rb.id] += 1
+        if run.scenario and run.mode == "test":
+            rb.older.setdefault(run.scenario, []).append(ScenarioRun(run.started or 0.0, run.path, run.digest))
+        return
+    if run.digest is None:
+        out.undigested += 1
+    rb.tallies.setdefault(run.mode, Tally()).add(run)
 
 
 def with_scenarios(cov: Coverage, scenarios: dict[str, list[Scenario]]) -> Coverage:

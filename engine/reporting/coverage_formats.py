@@ -41,8 +41,14 @@ def stale_lines(stale: Staleness | None) -> list[str]:
             lines.append(f"{rb}: {len(stale.commands[rb])} command(s) not seen succeeding live in "
                          f"{stale.days:g} days: " + ", ".join(stale.commands[rb]))
     for c in stale.changed:
-        since = "never seen passing" if c.passed is None else f"last passed {_day(c.passed)}"
-        lines.append(f"{c.scenario}: runbook {c.runbook} changed {_day(c.changed)}, {since}")
+        if c.passed is None:
+            lines.append(f"{c.scenario}: never seen passing on runbook {c.runbook} as it is now")
+        elif c.exact:
+            lines.append(f"{c.scenario}: runbook {c.runbook} changed since the scenario last passed "
+                         f"({_day(c.passed)}, on another version of its text)")
+        else:
+            lines.append(f"{c.scenario}: runbook {c.runbook} file modified {_day(c.changed)}, after the scenario "
+                         f"last passed ({_day(c.passed)}; that journal has no runbook digest, so by file times)")
     return lines
 
 
@@ -82,12 +88,23 @@ def _total(cov: Coverage, mode: str) -> str:
 
 
 def _unmatched(cov: Coverage) -> str:
+    return "".join(f"; {part}" for part in journal_notes(cov))
+
+
+def journal_notes(cov: Coverage) -> list[str]:
+    """The journals not counted, or counted less exactly, and why."""
     parts = []
+    if cov.outdated:
+        parts.append(f"{sum(cov.outdated.values())} ran an older version of their runbook, not counted "
+                     f"({', '.join(sorted(cov.outdated))})")
+    if cov.undigested:
+        parts.append(f"{cov.undigested} carry no runbook digest (written before runs recorded one): "
+                     "counted by runbook id, whatever version they ran")
     if cov.unmatched:
         parts.append(f"{sum(cov.unmatched.values())} of runbooks not given ({', '.join(sorted(cov.unmatched))})")
     if cov.skipped:
         parts.append(f"{len(cov.skipped)} skipped (not a run or unreadable)")
-    return ("; " + "; ".join(parts)) if parts else ""
+    return parts
 
 
 def _runbook_dict(rb: RunbookCoverage) -> dict[str, Any]:
@@ -101,7 +118,7 @@ def _runbook_dict(rb: RunbookCoverage) -> dict[str, Any]:
             "branches": [{"step": b.step, "branch": b.label, "taken": b in taken,
                           "times": tally.taken[(b.step, b.label)]} for b in rb.branches],
         }
-    return {"id": rb.id, "title": rb.title, "file": rb.file, "alerts": list(rb.alerts),
+    return {"id": rb.id, "title": rb.title, "file": rb.file, "digest": rb.digest, "alerts": list(rb.alerts),
             "steps": rb.steps, "modes": modes}
 
 
@@ -110,7 +127,7 @@ def _stale_dict(stale: Staleness | None) -> dict[str, Any] | None:
         return None
     return {"days": stale.days, "last_run": stale.last, "commands_not_seen_succeeding_live": stale.commands,
             "scenarios_changed": [{"runbook": c.runbook, "scenario": c.scenario, "last_passed": c.passed,
-                                   "runbook_changed": c.changed} for c in stale.changed]}
+                                   "runbook_changed": c.changed, "by_digest": c.exact} for c in stale.changed]}
 
 
 def to_dict(cov: Coverage, stale: Staleness | None = None) -> dict[str, Any]:
@@ -122,7 +139,8 @@ def to_dict(cov: Coverage, stale: Staleness | None = None) -> dict[str, Any]:
                                     for r in alerts.unowned],
                 "not_in_rule_files": alerts.undefined},
             "without_scenario": [rb.id for rb in cov.runbooks if not rb.scenarios], "skipped": cov.skipped,
-            "unmatched": dict(cov.unmatched), "seconds": round(cov.seconds, 3),
+            "unmatched": dict(cov.unmatched), "older_version": dict(cov.outdated), "without_digest": cov.undigested,
+            "seconds": round(cov.seconds, 3),
             "branches_percent": {m: cov.percent(m) for m in MODES},
             "steps_percent": {m: cov.percent(m, "steps") for m in MODES},
             "runbooks": [_runbook_dict(rb) for rb in cov.runbooks]}

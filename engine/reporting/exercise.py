@@ -45,6 +45,7 @@ class Exercise:
     runbook: str = ""
     mode: str = ""
     scenario: str | None = None
+    digest: str | None = None  # of the runbook's text as it ran (older journals have none)
     started: float | None = None  # epoch seconds
     outcome: str = "unfinished"
     ended: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, status) -> times
@@ -115,6 +116,8 @@ def _started(out: Exercise, record: dict[str, Any], seen: bool) -> bool:
         out.runbook, out.mode = str(record.get("runbook") or ""), str(record.get("mode") or "")
         out.scenario = str(record["scenario"]) if record.get("scenario") else None
         out.started = _epoch(record.get("t"))
+        digest = record.get("digest")
+        out.digest = digest if isinstance(digest, str) and digest else None
     return True
 
 

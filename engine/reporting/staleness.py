@@ -2,9 +2,11 @@
 ran live, as a drill and as a test; its commands (run and http steps) not seen succeeding
 in a live run for N days; and its scenarios whose runbook changed since they last passed.
 
-"Changed" is the runbook file's modification time against the time of the scenario's
-last passing test journal: journals carry no digest of the runbook's text. "Passed" is
-the scenario's objectives met by the journal, scored as `runbook test` scores them
+"Changed" is exact when journals carry the runbook's digest (engine/run/digest.py): a
+scenario is out of date unless a journal of the runbook's current text meets its
+objectives. A journal written before runs carried a digest falls back to the runbook
+file's modification time against the journal's time. "Passed" is the scenario's
+objectives met by the journal, scored as `runbook test` scores them
 (engine/simulation/drill.py); a step the scenario left unscripted is not seen in a journal.
 """
 
@@ -36,6 +38,7 @@ class ChangedScenario:
     scenario: str  # its file
     passed: float | None  # epoch seconds of the last passing journal; None: never seen passing
     changed: float  # the runbook file's modification time
+    exact: bool = False  # the passing journal ran another text (digest); False: told by file times
 
 
 @dataclass
@@ -64,21 +67,25 @@ def _changed(rb: RunbookCoverage, scenarios: Sequence[Scenario]) -> list[Changed
         modified = os.stat(rb.file).st_mtime
     except OSError:
         return []
-    out = []
-    runs = rb.tally("test").scenario_runs
-    for scenario in scenarios:
-        passed = _last_passed(scenario, runs.get(scenario.id, []))
-        if passed is None or passed < modified:
-            out.append(ChangedScenario(rb.id, scenario.file, passed, modified))
-    return out
+    found = (_scenario_changed(rb, s, modified) for s in scenarios)
+    return [c for c in found if c is not None]
 
 
-def _last_passed(scenario: Scenario, runs: Sequence[tuple[float, str]]) -> float | None:
-    """The time of the newest journal of `scenario` that meets its objectives."""
-    for when, path in sorted(runs, reverse=True):
-        if _passes(scenario, path):
-            return when
-    return None
+def _scenario_changed(rb: RunbookCoverage, scenario: Scenario, modified: float) -> ChangedScenario | None:
+    """Whether `scenario` last passed on another text of its runbook: a journal of the
+    current text (same digest) that passes settles it; else the newest passing journal
+    says when, and its digest (or, without one, its time against the file's) whether."""
+    runs = sorted([*rb.tally("test").scenario_runs.get(scenario.id, []), *rb.older.get(scenario.id, [])],
+                  reverse=True)
+    current = [r for r in runs if rb.digest is not None and r.digest == rb.digest]
+    if any(_passes(scenario, r.path) for r in current):
+        return None
+    last = next((r for r in runs if r not in current and _passes(scenario, r.path)), None)
+    if last is None:
+        return ChangedScenario(rb.id, scenario.file, None, modified)
+    if last.digest is None or rb.digest is None:  # an older journal: the file's time is all there is
+        return None if last.started >= modified else ChangedScenario(rb.id, scenario.file, last.started, modified)
+    return ChangedScenario(rb.id, scenario.file, last.started, modified, exact=True)
 
 
 def _passes(scenario: Scenario, path: str) -> bool:

@@ -9,14 +9,14 @@ the observers that receive them (`journal_writer`, and the `console` on the oper
 `terminal`), the `journal` read back (`records`, `metrics`, `history`), the run's
 `state`, `inputs`, `answers` and `alerts`, secret `masking`, `lock`s, `clock`s, incident
 command (`incident`, `messenger`, `outbox`, `wording`), `leftovers` found on resume, and
-the dry-run `plan`.
+the dry-run `plan`; the `digest` of the runbook's text a run journals.
 
 Layer: above fleet. It may import `engine.fleet`, `engine.executors`,
 `engine.language` and `engine.templates`; never simulation, reporting or the CLI.
 """
 
 __all__ = [
-    "alerts", "answers", "attempt", "clock", "console", "continuation", "events", "history", "incident", "inputs",
-    "journal", "journal_writer", "leftovers", "lock", "masking", "messenger", "metrics", "outbox", "plan", "records",
-    "recovery", "runner", "services", "session", "state", "terminal", "wording",
+    "alerts", "answers", "attempt", "clock", "console", "continuation", "digest", "events", "history", "incident",
+    "inputs", "journal", "journal_writer", "leftovers", "lock", "masking", "messenger", "metrics", "outbox", "plan",
+    "records", "recovery", "runner", "services", "session", "state", "terminal", "wording",
 ]

@@ -43,6 +43,7 @@ class RunStarted(Event):
     scenario: str | None = None
     incident: dict[str, Any] = field(default_factory=dict)
     alert: dict[str, Any] | None = None  # the alert that started the run (alerts.record)
+    digest: str | None = None  # the runbook's text and its includes' (engine/run/digest.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ STRINGS = frozenset(("event", "t", "step", "phase", "kind", "status", "title", "
                      "rollback_of", "by", "error", "reason", "stdout", "stderr", "message", "channel", "purpose",
                      "outcome", "run_id", "runbook", "file", "mode", "scenario", "hostname", "version",
                      "resumed_from", "host", "hint", "action", "priority", "previous", "impact", "urgency",
-                     "required_role", "failed_step", "instructions", "note", "condition", "stop_step", "from_step"))
+                     "required_role", "failed_step", "instructions", "note", "condition", "stop_step", "from_step",
+                     "digest"))
 
 
 # Times and durations past this (about 31 years) are damage, as NaN is: no run lasts that

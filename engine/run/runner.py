@@ -28,6 +28,7 @@ from ._shown import visible
 from ._step import StepDriver
 from .attempt import Attempt, StepStop
 from .clock import Clock
+from .digest import runbook_digest
 from .events import (
     EventBus,
     PhaseFinished,
@@ -297,7 +298,7 @@ class Runner:
                      for p in self.participants],
             pid, host, __version__,
             self.state.run_id if self.resume is not None else None, self.scenario,
-            self.state.incident.view(), self.alert,
+            self.state.incident.view(), self.alert, runbook_digest(self.runbook),
         ))
         if self.resume is not None and self.resume.note is not None:
             downtime = max(self.resume.started_ago - self.resume.last_elapsed, 0.0)

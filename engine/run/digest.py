@@ -1,0 +1,78 @@
+"""The digest of a runbook as it is about to run: SHA-256 over its file's bytes and those
+of every runbook it includes (and they include, depth-first, each file once), so a
+journal's `run.started` names exactly the version of the runbook it ran.
+
+Coverage counts a journal only for the runbook version it ran, and staleness says a
+scenario's runbook changed since it last passed by comparing digests
+(engine/reporting/coverage.py, staleness.py). The bytes are hashed, not the model:
+a comment or a reordered key is a new version, as a reviewer of the file would see it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from engine.language import includes
+from engine.language.model import Runbook
+
+__all__ = ["digest_of", "included_files", "runbook_digest"]
+
+try:  # CPython's own SHA-256: every run computes a digest, and hashlib would load OpenSSL first
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover - another Python, or 3.12+ (`_sha2`)
+    from hashlib import sha256
+
+
+def runbook_digest(book: Runbook) -> str | None:
+    """The digest of `book`'s file and its includes; None when its file cannot be read
+    (a runbook built in memory, or a file removed since it was loaded)."""
+    root = Path(os.path.realpath(book.file))
+    try:
+        own = root.read_bytes()
+    except OSError:
+        return None
+    return digest_of([own, *(_read(p) for p in included_files(book))])
+
+
+def digest_of(contents: Iterable[bytes | None]) -> str:
+    """SHA-256 (hex) over the files' contents in order, each framed by its length; an
+    unreadable file (None) counts as itself, apart from an empty one."""
+    hasher = sha256()
+    for data in contents:
+        hasher.update(b"-\n" if data is None else b"%d\n" % len(data))
+        hasher.update(data or b"")
+    return hasher.hexdigest()
+
+
+def included_files(book: Runbook) -> list[Path]:
+    """Every runbook file `book` includes, directly or through another include, in the
+    order a depth-first walk meets them, each once. An include leading outside the
+    runbook's tree never runs, so it is not part of the version."""
+    root = Path(os.path.realpath(book.file))
+    allowed = includes.roots(book.file)
+    seen: list[Path] = []
+    _walk(book, allowed, {root}, seen, 0)
+    return seen
+
+
+def _walk(book: Runbook, allowed: tuple[Path, ...], visited: set[Path], out: list[Path], depth: int) -> None:
+    if depth >= includes.MAX_DEPTH:
+        return
+    for _, spec in includes.include_steps(book):
+        path = includes.target(book.file, spec.runbook)
+        if path in visited or not includes.inside(path, allowed):
+            continue
+        visited.add(path)
+        out.append(path)
+        child = includes.referenced(path).model
+        if child is not None:
+            _walk(child, allowed, visited, out, depth + 1)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
