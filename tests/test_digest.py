@@ -12,7 +12,7 @@ from simkit import drill, records
 
 from engine.language import includes
 from engine.language.validation import load_runbook
-from engine.reporting.catalog import CACHE_FILE, _MIN_FILES, load_catalog
+from engine.reporting.catalog import _MIN_FILES, CACHE_FILE, load_catalog
 from engine.run.digest import digest_of, included_files, runbook_digest
 from engine.testing import run_text
 
