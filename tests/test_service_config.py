@@ -128,6 +128,18 @@ def test_the_console_section_sets_sessions_and_the_proxys_header(tmp_path: Path)
     assert (console.session, console.header, console.proxies) == (8 * 3600, "X-Forwarded-User",
                                                                   ("10.0.0.5", "10.1.0.0/16"))
     assert load_config(None).console.header is None
+    assert (console.audit_roles, console.control_roles) == (("auditor",), ("incident_commander",))
+
+
+def test_the_console_section_names_the_roles_that_audit_and_control(tmp_path: Path) -> None:
+    (tmp_path / "runbooks").mkdir()
+    extra = "console:\n  roles: {audit: [security, sre-lead], control: [sre-lead]}\n"
+    (tmp_path / "serve.yaml").write_text(GOOD + extra, encoding="utf-8")
+    console = load_config(tmp_path / "serve.yaml").console
+    assert (console.audit_roles, console.control_roles) == (("security", "sre-lead"), ("sre-lead",))
+    (tmp_path / "serve.yaml").write_text(GOOD + "console:\n  roles: {abort: [x]}\n", encoding="utf-8")
+    with pytest.raises(ValidationFailed, match="abort"):
+        load_config(tmp_path / "serve.yaml")
 
 
 def test_a_proxy_that_is_no_address_is_positioned(tmp_path: Path) -> None:

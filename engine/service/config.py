@@ -83,6 +83,8 @@ class ConsoleSettings:
     session: float = 12 * 3600.0
     header: str | None = None
     proxies: tuple[str, ...] = ()
+    audit_roles: tuple[str, ...] = ("auditor",)  # may read the audit page
+    control_roles: tuple[str, ...] = ("incident_commander",)  # may abort and resume runs
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,10 @@ def _build(doc: Document) -> ServeConfig:
 def _console(raw: Mapping[str, Any]) -> ConsoleSettings:
     header = raw.get("trusted_header", {})
     session = parse_duration(raw["session"]) if "session" in raw else ConsoleSettings.session
-    return ConsoleSettings(session, header.get("name"), tuple(header.get("proxies", ())))
+    roles = raw.get("roles", {})
+    return ConsoleSettings(session, header.get("name"), tuple(header.get("proxies", ())),
+                           tuple(roles.get("audit", ConsoleSettings.audit_roles)),
+                           tuple(roles.get("control", ConsoleSettings.control_roles)))
 
 
 def _workers(raw: Mapping[str, Any]) -> WorkerSettings:

@@ -23,9 +23,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.errors import EngineError
+from engine.language.duration import format_duration
 from engine.reporting.html import content_policy
+from engine.reporting.stats import METRICS, trend_text
 
-from . import views
+from . import history, views
 from .api import STATUS, event_stream
 from .config import ConsoleSettings
 from .prompts import decide, open_question
@@ -68,6 +70,7 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["took"] = lambda seconds: f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+    env.filters["dur"] = lambda seconds: "-" if seconds is None else format_duration(seconds)
     env.filters["when"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if at else ""
     return env
 
@@ -86,9 +89,9 @@ async def form_of(request: Request) -> dict[str, str]:
 class Console:
     """The pages, over a store, for the people of the serve config."""
 
-    def __init__(self, store: Store, settings: ConsoleSettings) -> None:
+    def __init__(self, store: Store, settings: ConsoleSettings, catalog: history.Catalog | None = None) -> None:
         self.store, self.gate, self.env = store, Gate(store, settings), _environment()
-        self.settings = settings
+        self.settings, self.catalog = settings, catalog or history.Catalog((), {})
 
     def routes(self) -> list[Route]:
         return [
@@ -98,6 +101,10 @@ class Console:
             Route("/runs/{run_id}/events", self.events, methods=["GET"]),
             Route("/runs/{run_id}/report", self._signed_in(self.report), methods=["GET"]),
             Route("/alerts/view", self._signed_in(self.alerts), methods=["GET"]),
+            Route("/stats", self._signed_in(self.stats), methods=["GET"]),
+            Route("/runbooks", self._signed_in(self.runbooks), methods=["GET"]),
+            Route("/runbooks/{runbook_id}/graph.svg", self._signed_in(self.graph), methods=["GET"]),
+            Route("/audit", self._signed_in(self.audit), methods=["GET"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self._signed_in(self.logout), methods=["POST"]),
@@ -105,7 +112,9 @@ class Console:
         ]
 
     def render(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
-        return HTMLResponse(self.env.get_template(name).render(**values), status_code=status)
+        me = values.get("me")
+        auditor = me is not None and bool(set(me.person.roles) & set(self.settings.audit_roles))
+        return HTMLResponse(self.env.get_template(name).render(auditor=auditor, **values), status_code=status)
 
     def _signed_in(self, page: Page) -> Callable[[Request], Awaitable[Response]]:
         """A page for people signed in; others go to /login, and come back after."""
@@ -216,6 +225,35 @@ class Console:
         rows, deliveries = await run_in_threadpool(views.alerts_page, self.store, unrouted)
         return self.render("alerts.html", me=visitor.session, alerts=rows, deliveries=deliveries,
                            unrouted=unrouted)
+
+    async def stats(self, request: Request, visitor: Visitor) -> Response:
+        """`runbook stats` over the newest finished runs of the store."""
+        stats, total = await run_in_threadpool(history.stats_of, self.store)
+        return self.render("stats.html", me=visitor.session, stats=stats, total=total, metrics=METRICS,
+                           trend_text=trend_text, limit=history.STATS_RUNS)
+
+    async def runbooks(self, request: Request, visitor: Visitor) -> Response:
+        served = await run_in_threadpool(self.catalog.served, self.store)
+        return self.render("runbooks.html", me=visitor.session, served=served)
+
+    async def graph(self, request: Request, visitor: Visitor) -> Response:
+        svg = await run_in_threadpool(self.catalog.graph_svg, request.path_params["runbook_id"])
+        if svg is None:
+            return self.render("refused.html", 404, me=visitor.session, why="The serve config serves no such "
+                               "runbook.")
+        # The picture carries its own style element; it runs no script.
+        return Response(svg, media_type="image/svg+xml",
+                        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+    async def audit(self, request: Request, visitor: Visitor) -> Response:
+        """Who did what, for people holding one of the console's audit roles."""
+        assert visitor.session is not None
+        roles = self.settings.audit_roles
+        if not set(visitor.session.person.roles) & set(roles):
+            return self.render("refused.html", 403, me=visitor.session, why=f"The audit trail is for the role(s) "
+                               f"{', '.join(roles)} (yours: {', '.join(visitor.session.person.roles) or 'none'}).")
+        page = await run_in_threadpool(history.audit_page, self.store, dict(request.query_params))
+        return self.render("audit.html", me=visitor.session, page=page, kinds=history.AUDITED)
 
 
 def _fresh_token() -> str:

@@ -24,6 +24,7 @@ from engine.errors import UsageError
 from .app import build_app
 from .config import ServeConfig
 from .console import Console
+from .history import Catalog
 from .intake import Intake
 from .prompts import people_of
 from .routing import Router
@@ -71,7 +72,8 @@ def serve(config: ServeConfig, options: ServeOptions) -> None:
             store.set_people(people_of(config))
         worker = _worker(store, config, options)
         intake = Intake(store, config.sources, router, on_queued=worker.wake if worker else lambda: None)
-        app = build_app(store, worker, intake, _slack(store, config), Console(store, config.console))
+        catalog = Catalog(config.runbooks, {t.runbook.id: (t.file, t.runbook) for t in router.targets})
+        app = build_app(store, worker, intake, _slack(store, config), Console(store, config.console, catalog))
         log.info("listening on http://%s, store %s, %s", listen, store,
                  f"{worker.options.slots} embedded worker slot(s)" if worker else "no embedded workers")
         server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",

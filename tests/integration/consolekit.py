@@ -45,9 +45,11 @@ def write_config(tmp: Path, extra: str = "") -> Path:
     return config
 
 
-def set_password(config: Path, home: Path, name: str, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+def set_password(config: Path, home: Path, name: str, password: str = PASSWORD,
+                 database: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}, "RUNBOOK_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "engine", "password", name, "-c", str(config), "--stdin"],
+    where = ["--database", database] if database else []
+    return subprocess.run([sys.executable, "-m", "engine", "password", name, "-c", str(config), "--stdin", *where],
                           input=password + "\n", capture_output=True, text=True, env=env, timeout=120)
 
 

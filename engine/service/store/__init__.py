@@ -10,6 +10,7 @@ from .failures import LeaseLost, StoreError, StoreUnavailable
 from .records import (
     AlertOutcome,
     AlertRow,
+    AuditEntry,
     Claim,
     LogChunk,
     NewAlert,
@@ -24,6 +25,6 @@ from .records import (
 )
 from .tables import RUN_MODES
 
-__all__ = ["RUN_MODES", "AlertOutcome", "AlertRow", "Claim", "LeaseLost", "LogChunk", "NewAlert", "NewDelivery",
-           "NewQuestion", "NewRun", "PersonRow", "QuestionRow", "Received", "RunQuery", "RunRow", "Session", "Store",
-           "StoreError", "StoreUnavailable"]
+__all__ = ["RUN_MODES", "AlertOutcome", "AlertRow", "AuditEntry", "Claim", "LeaseLost", "LogChunk", "NewAlert",
+           "NewDelivery", "NewQuestion", "NewRun", "PersonRow", "QuestionRow", "Received", "RunQuery", "RunRow",
+           "Session", "Store", "StoreError", "StoreUnavailable"]

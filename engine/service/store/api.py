@@ -20,12 +20,13 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from . import _accounts, _intake, _journal, _leases, _people, _questions, _runs, tables
+from . import _accounts, _audit, _intake, _journal, _leases, _people, _questions, _runs, tables
 from .database import connect, database_url, is_postgres, now, shown_url, writing
 from .failures import StoreError, retrying, store_error
 from .migrations import migrate
 from .records import (
     AlertRow,
+    AuditEntry,
     Claim,
     LogChunk,
     NewDelivery,
@@ -341,6 +342,12 @@ class Store:
             rows = conn.execute(select(a).where(a.c.run_id == run_id).order_by(a.c.id))
             return [dict(r._mapping) for r in rows]
         return self._read(action, "read the audit trail")
+
+    def audit_entries(self, *, what: str | None = None, before: int | None = None,
+                      limit: int = 100) -> list[AuditEntry]:
+        """The audit trail, newest first: entries of one kind (`what`) or all, older than the
+        entry `before` (an id), at most `limit`."""
+        return self._read(lambda c: _audit.entries(c, what, before, limit), "read the audit trail")
 
     def forget(self, run_id: str) -> None:
         """Delete a run with its journal, logs and questions (tests and clean-ups)."""

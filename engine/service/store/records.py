@@ -254,3 +254,21 @@ class AlertRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit trail: who did what, when (epoch seconds), to which run, and
+    how (`detail`: the address, the channel an answer came by, the step ...)."""
+
+    id: int
+    at: float
+    who: str
+    what: str
+    run_id: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Any) -> AuditEntry:
+        m = row._mapping
+        return cls(m["id"], m["at"], m["who"], m["what"], m["run_id"], loads(m["detail"], {}))
