@@ -149,3 +149,21 @@ def test_a_proxy_that_is_no_address_is_positioned(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed) as caught:
         load_config(tmp_path / "serve.yaml")
     assert "serve.yaml:23:25: not an IP address or network: 'oauth2-proxy'" in str(caught.value)
+
+
+def test_game_days_scenarios_and_trainers_are_read_and_checked(tmp_path: Path) -> None:
+    """Drill rooms: the scenario directories a trainer picks from (each must exist, positioned
+    like the runbooks'), and the roles that may run game days (default: trainer)."""
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "scenarios").mkdir()
+    config = tmp_path / "serve.yaml"
+    config.write_text("kind: serve\nversion: 1\nrunbooks: [runbooks]\nscenarios: [scenarios]\n"
+                      "trainers: [facilitator]\n", encoding="utf-8")
+    loaded = load_config(config)
+    assert loaded.scenarios == (tmp_path.resolve() / "scenarios",) and loaded.trainers == ("facilitator",)
+    config.write_text("kind: serve\nversion: 1\nscenarios: [drills]\n", encoding="utf-8")
+    with pytest.raises(ValidationFailed) as caught:
+        load_config(config)
+    assert "serve.yaml:3:13: no such scenario directory or file: drills" in str(caught.value)
+    config.write_text("kind: serve\nversion: 1\n", encoding="utf-8")
+    assert load_config(config).trainers == ("trainer",)

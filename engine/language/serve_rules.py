@@ -22,6 +22,10 @@ def check_serve(doc: Document) -> list[Diagnostic]:
     paths = [base / entry for entry in entries]
     found = [doc.diagnostic(("runbooks", i), f"no such runbook directory or file: {entry}", RULE)
              for i, (entry, path) in enumerate(zip(entries, paths, strict=True)) if not path.exists()]
+    scenarios = doc.data.get("scenarios", [])
+    found += [doc.diagnostic(("scenarios", i), f"no such scenario directory or file: {entry}", RULE)
+              for i, entry in enumerate(scenarios) if not (base / entry).exists()]
+    paths += [base / entry for entry in scenarios]
     channels = doc.data.get("channels")
     for path in [*paths, *([base / channels] if channels is not None else [])]:
         cache.note(path)  # `runbook validate` keeps the result only while these stay as they are

@@ -17,5 +17,5 @@ Layer: above reporting. It may import `engine.reporting`, `engine.simulation`,
 `engine.run` and everything below; only the CLI imports it.
 """
 
-__all__ = ["app", "authentication", "config", "execution", "intake", "journal", "metrics", "payloads", "request_ids",
-           "routing", "server", "store", "worker"]
+__all__ = ["app", "authentication", "config", "drill_room", "drill_run", "execution", "intake", "journal", "metrics",
+           "payloads", "request_ids", "routing", "server", "store", "worker"]

@@ -103,6 +103,8 @@ class ServeConfig:
     slack_secret_env: str | None = None  # the variable holding the Slack app's signing secret
     slack_channel: str | None = None  # the channel of `channels` that questions are posted to
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    scenarios: tuple[Path, ...] = ()  # where a trainer picks a game day's scenario
+    trainers: tuple[str, ...] = ("trainer",)  # the roles that may start and run game days
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -152,6 +154,8 @@ def _build(doc: Document) -> ServeConfig:
         slack_secret_env=data["slack"]["signing_secret"]["env"] if "slack" in data else None,
         slack_channel=data.get("slack", {}).get("channel"),
         console=_console(data.get("console", {})),
+        scenarios=tuple(base / entry for entry in data.get("scenarios", [])),
+        trainers=tuple(data.get("trainers", ("trainer",))),
     )
 
 

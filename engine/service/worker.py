@@ -26,6 +26,7 @@ from pathlib import Path
 from engine.errors import EngineError
 from engine.home import home
 
+from .drill_run import execution_for
 from .execution import Execution
 from .store import QuestionRow, Store, StoreError
 
@@ -132,8 +133,9 @@ class Worker:
             if claim is None:
                 seen = self._idle(seen)
                 continue
-            self._carry_out(Execution(self.store, claim, self.name, self.scratch,
-                                      on_question=self.options.on_question))
+            # A drill room's drill runs in its simulated world (drill_run.py), any other run live.
+            self._carry_out(execution_for(Execution(self.store, claim, self.name, self.scratch,
+                                                    on_question=self.options.on_question)))
 
     def _idle(self, seen: int) -> int:
         """Wait for wake() or the next poll; the wake count seen."""

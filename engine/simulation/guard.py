@@ -47,3 +47,16 @@ def no_real_effects() -> Iterator[None]:
         yield
     finally:
         _state.active = previous
+
+
+@contextmanager
+def own_records() -> Iterator[None]:
+    """Lift the refusal in this thread for a moment: a drill run by a service keeps its
+    journal and its prompts in the service's database, which may be a connection away.
+    That is the drill's own record, not an effect on the world it simulates."""
+    previous = getattr(_state, "active", False)
+    _state.active = False
+    try:
+        yield
+    finally:
+        _state.active = previous

@@ -95,6 +95,11 @@ def _v5(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN mode VARCHAR(16) DEFAULT 'live' NOT NULL"))
 
 
+def _v6(conn: Connection) -> None:
+    for table in (tables.drill_rooms, tables.drill_members, tables.drill_prompts, tables.drill_controls):
+        table.create(conn)
+
+
 Step = tuple[int, str, Callable[[Connection], None]]
 STEPS: list[Step] = [
     (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
@@ -102,6 +107,7 @@ STEPS: list[Step] = [
     (3, "people who answer questions, with their roles, and their API tokens (hashed)", _v3),
     (4, "the console's accounts: password hashes (scrypt) and browser sessions", _v4),
     (5, "a run's mode (live, dry-run, drill); runs stored before it are live", _v5),
+    (6, "drill rooms: game days in the browser, their participants, prompts and trainer controls", _v6),
 ]
 LATEST = STEPS[-1][0]
 

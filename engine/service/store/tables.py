@@ -188,3 +188,56 @@ sessions = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+# -- drill rooms (schema version 6): game days played from browsers ----------------------------
+
+drill_rooms = Table(
+    "drill_rooms", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),  # the join link's secret part
+    Column("trainer", String(200), nullable=False),
+    Column("scenario", Text, nullable=False),  # the scenario file the worker loads
+    Column("speed", Float, nullable=False),
+    Column("run_id", String(200)),  # the drill's run, once started
+    Column("status", String(16), nullable=False),  # lobby, running, ended
+    Column("version", Integer, nullable=False),  # bumped on every change, for the live views
+    Column("created_at", Float, nullable=False),
+)
+Index("drill_rooms_by_run", drill_rooms.c.run_id)
+
+drill_members = Table(
+    "drill_members", metadata,
+    Column("room_id", String(64), ForeignKey("drill_rooms.id", ondelete="CASCADE"), primary_key=True),
+    Column("person", String(200), primary_key=True),
+    Column("role", String(200)),  # the runbook role the trainer gave them
+    Column("joined_at", Float, nullable=False),
+)
+
+drill_prompts = Table(
+    "drill_prompts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("room_id", String(64), ForeignKey("drill_rooms.id", ondelete="CASCADE"), nullable=False),
+    Column("step", Text, nullable=False),
+    Column("kind", String(32), nullable=False),  # ask, approval, acknowledge
+    Column("text", Text, nullable=False),
+    Column("fields", Text, nullable=False),
+    Column("role", String(200)),  # only the participant holding it answers
+    Column("status", String(16), nullable=False),  # open, answered, cancelled
+    Column("asked_at", Float, nullable=False),
+    Column("answered_by", Text),
+    Column("answer", Text),
+    Column("answered_at", Float),
+)
+Index("drill_prompts_by_room", drill_prompts.c.room_id, drill_prompts.c.status)
+
+drill_controls = Table(
+    "drill_controls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("room_id", String(64), ForeignKey("drill_rooms.id", ondelete="CASCADE"), nullable=False),
+    Column("verb", String(32), nullable=False),  # pause, resume, inject, end, speed, hint
+    Column("arg", Text, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("taken_at", Float),  # when the drill's worker applied it
+)
+Index("drill_controls_pending", drill_controls.c.room_id, drill_controls.c.taken_at)

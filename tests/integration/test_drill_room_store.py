@@ -1,0 +1,141 @@
+"""The drill room's store and worker side, on SQLite and PostgreSQL: a room opened by a
+trainer, joined by code, roles given; the drill run by a worker in its simulated world;
+each prompt answered only by the participant holding its role; the trainer's controls and
+a participant's hint journaled with who gave them; the end by the trainer."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from postgres import wait_for
+from roomkit import write_drill_files
+
+from engine.service.config import ServeConfig, load_config
+from engine.service.drill_room import NoSuchRoom, Room, catalogue
+from engine.service.prompts import Forbidden, people_of
+from engine.service.store import Store
+from engine.service.store.rooms import PromptRow, RoomRow, Rooms
+from engine.service.worker import Worker, WorkerOptions
+
+pytestmark = pytest.mark.integration
+
+
+def _room(store: Store, tmp_path: Path) -> tuple[Room, RoomRow, ServeConfig]:
+    config = load_config(write_drill_files(tmp_path))
+    store.set_people(people_of(config))
+    room = Room(store, config)
+    opened = room.open(_p(store, "tess"), catalogue(config)[0].path, 50)
+    for name in ("rita", "ivan"):
+        room.join(opened.code, _p(store, name))
+    room.assign(opened, _p(store, "tess"), {"rita": "responder", "ivan": "incident_commander"})
+    return room, room.get(opened.id), config
+
+
+def _p(store: Store, name: str) -> Any:
+    person = store.person(name)
+    assert person is not None
+    return person
+
+
+def _prompt(store: Store, room_id: str, step: str) -> PromptRow:
+    found: list[PromptRow] = []
+
+    def asked() -> bool:
+        found[:] = [p for p in Rooms(store).prompts(room_id) if p.step == step]
+        return bool(found)
+    wait_for(asked, 60, f"the drill to ask at {step}")
+    return found[0]
+
+
+def _records(store: Store, run_id: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in store.records(run_id)]
+
+
+def _worker(store: Store, tmp_path: Path) -> Worker:
+    return Worker(store, WorkerOptions(slots=1, lease=5.0, poll=0.1, scratch=tmp_path / "scratch")).start()
+
+
+def test_each_prompt_goes_to_its_role_and_every_action_is_journaled_with_who(store: Store, tmp_path: Path) -> None:
+    room, opened, _ = _room(store, tmp_path)
+    run_id = room.start(opened, _p(store, "tess"))
+    worker = _worker(store, tmp_path)
+    try:
+        running = room.get(opened.id)
+        page = _prompt(store, opened.id, "acknowledge")
+        room.answer(running, page.id, _p(store, "ivan"), {})
+        cause = _prompt(store, opened.id, "cause")
+        assert cause.role == "responder"
+        wrong = re.escape("step cause is for the responder (your role here: incident_commander)")
+        with pytest.raises(Forbidden, match=wrong):
+            room.answer(running, cause.id, _p(store, "ivan"), {"cause": "consumers"})
+        with pytest.raises(Forbidden, match="olga is not a participant"):
+            room.answer(running, cause.id, _p(store, "olga"), {"cause": "consumers"})
+        room.hint(running, cause.id, _p(store, "rita"))
+        room.control(running, _p(store, "tess"), "pause")
+        wait_for(lambda: any(r.get("action") == "pause" for r in _records(store, run_id)), 30, "the pause")
+        room.control(running, _p(store, "tess"), "resume")
+        room.control(running, _p(store, "tess"), "inject", "1")
+        wait_for(lambda: any(r["event"] == "inject.fired" for r in _records(store, run_id)), 30, "the inject")
+        room.answer(running, cause.id, _p(store, "rita"), {"cause": "consumers"})
+        restart = _prompt(store, opened.id, "restart")
+        room.answer(running, restart.id, _p(store, "ivan"), {"approved": "yes"})
+        wait_for(lambda: (store.run(run_id) or opened).status == "finished", 60, "the drill to end")
+    finally:
+        worker.stop()
+    run = store.run(run_id)
+    assert run is not None and run.outcome == "resolved" and run.mode == "drill", run
+    records = _records(store, run_id)
+    by = {(r["event"], r.get("action") or r.get("step")): (r.get("by"), r.get("role")) for r in records}
+    assert by[("incident.acknowledged", None)] == ("ivan", "incident_commander")
+    assert by[("prompt.answered", "cause")] == ("rita", "responder")
+    assert by[("approval", "restart")] == ("ivan", "incident_commander")
+    assert by[("hint.shown", "cause")][0] == "rita"
+    assert by[("clock.control", "pause")][0] == by[("clock.control", "inject 1")][0] == "tess"
+    assert records[0]["participants"] == [{"name": "rita", "role": "responder"},
+                                          {"name": "ivan", "role": "incident_commander"}]
+    assert room.get(opened.id).status == "ended" and not Rooms(store).prompts(opened.id)
+
+
+def test_the_trainer_ends_the_drill(store: Store, tmp_path: Path) -> None:
+    room, opened, _ = _room(store, tmp_path)
+    run_id = room.start(opened, _p(store, "tess"))
+    worker = _worker(store, tmp_path)
+    try:
+        _prompt(store, opened.id, "acknowledge")
+        with pytest.raises(Forbidden, match=re.escape("only the trainer of this drill (tess)")):
+            room.control(room.get(opened.id), _p(store, "rita"), "end")
+        room.control(room.get(opened.id), _p(store, "tess"), "end")
+        wait_for(lambda: (store.run(run_id) or opened).status == "finished", 60, "the drill to end")
+    finally:
+        worker.stop()
+    ends = [r for r in _records(store, run_id) if r.get("action") == "end"]
+    assert ends and ends[0]["by"] == "tess"
+    assert _records(store, run_id)[-1]["event"] == "run.finished"
+    assert room.get(opened.id).status == "ended"
+    assert {a["what"] for a in store.audit_trail(run_id)} >= {"drill.started"}
+
+
+def test_who_may_open_join_and_steer_a_room(store: Store, tmp_path: Path) -> None:
+    room, opened, config = _room(store, tmp_path)
+    path = catalogue(config)[0].path
+    with pytest.raises(Forbidden, match="rita may not run game days: it needs one of the roles trainer"):
+        room.open(_p(store, "rita"), path, 1)
+    with pytest.raises(NoSuchRoom, match=re.escape("not (or no longer) a drill room's")):
+        room.join(opened.code[:-1] + "x", _p(store, "olga"))
+    with pytest.raises(Exception, match="no scenario /etc/passwd"):
+        room.open(_p(store, "tess"), "/etc/passwd", 1)
+    with pytest.raises(Exception, match="the runbook has no role dba"):
+        room.assign(opened, _p(store, "tess"), {"rita": "dba"})
+    with pytest.raises(Exception, match="the drill is not running"):
+        room.control(opened, _p(store, "tess"), "pause")
+    room.start(opened, _p(store, "tess"))
+    with pytest.raises(Exception, match="no event 7: the scenario's events are numbered 1 to 1"):
+        room.control(room.get(opened.id), _p(store, "tess"), "inject", "7")
+    with pytest.raises(Exception, match="speed 'fast': expected a number"):
+        room.control(room.get(opened.id), _p(store, "tess"), "speed", "fast")
+    joined = room.join(opened.code, _p(store, "olga"))
+    assert joined.id == opened.id and "olga" in {m.person for m in Rooms(store).members(opened.id)}
