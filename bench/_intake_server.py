@@ -2,12 +2,15 @@
 as it is served) plus the floor, POST /floor: a bare endpoint on the same stack
 (uvicorn, Starlette, the same Store and database) that reads the body and inserts one
 row in one durable transaction (Store.audit). Embedded workers only with --workers.
+With BENCH_PROFILE=FILE set, every thread is sampled (bench/_sampler.py) and where the
+time went is written to FILE when the server stops.
 
     python bench/_intake_server.py CONFIG DATABASE_URL PORT [--workers]
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,16 +19,17 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    import uvicorn
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    from bench._sampler import Sampler
     from engine.service.app import build_app
     from engine.service.config import load_config
     from engine.service.intake import Intake
     from engine.service.routing import Router
+    from engine.service.server import listen_socket, run_app
     from engine.service.store import Store
     from engine.service.worker import Worker, WorkerOptions
 
@@ -42,7 +46,13 @@ def main() -> None:
         return JSONResponse({"ok": True}, status_code=202)
 
     app.router.routes.append(Route("/floor", floor, methods=["POST"]))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    profile = os.environ.get("BENCH_PROFILE")
+    sampler = Sampler.start() if profile else None
+    try:
+        run_app(app, listen_socket(f"127.0.0.1:{port}"), graceful=5)
+    finally:
+        if sampler is not None and profile:
+            sampler.stop().write(Path(profile))
 
 
 if __name__ == "__main__":
