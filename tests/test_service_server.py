@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import pytest
-
-pytest.importorskip("uvicorn")  # the server extra; present in every dev install
-
-from engine.service.server import listen_socket  # noqa: E402
+from engine.service.server import listen_socket
 
 
 def test_answers_on_the_listening_socket_are_sent_at_once() -> None:
