@@ -220,3 +220,57 @@ def test_a_scenario_that_cannot_load_fails_its_trials_case_and_the_others_still_
     result = CliRunner().invoke(cli, ["test", os.fspath(good), os.fspath(bad), "--trials", "2"])
     assert result.exit_code == 1
     assert "PASS  sc  pass rate 100.0%" in result.output and re.search(r"^FAIL  broken  ", result.output, re.M)
+
+
+# -- trials over several processes -------------------------------------------------------------
+
+
+def test_trials_spread_over_processes_give_exactly_the_figures_of_one_process(tmp_path: Path) -> None:
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    one = run_trials(scenario, runbook, 30, seed=5, jobs=1)
+    assert len(set(one.samples["recovered"])) > 20 and 0 < one.passed < 30
+    assert run_trials(scenario, runbook, 30, seed=5, jobs=2) == one
+    assert run_trials(scenario, runbook, 30, seed=5, jobs=3) == one
+
+
+def test_trials_run_in_forked_workers_while_this_process_runs_its_share(tmp_path: Path) -> None:
+    from engine.simulation._spread import TrialPlan, spread
+
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    pids = list(spread(TrialPlan(scenario, runbook, 0, 6), lambda run: os.getpid(), jobs=2))
+    assert pids[0::2] == [os.getpid()] * 3
+    assert len(set(pids[1::2])) == 1 and pids[1] != os.getpid()
+
+
+def test_a_trial_that_raises_in_a_worker_raises_here_as_in_one_process(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.simulation._spread as spread_module
+    from engine.errors import EngineError
+
+    real = spread_module.run_scenario
+
+    def third_fails(scenario, runbook, setup):  # type: ignore[no-untyped-def]
+        if setup.seed == 3:  # trial 3 of 8 runs in the worker when there are two jobs
+            raise EngineError("step fix: the world broke")
+        return real(scenario, runbook, setup)
+
+    monkeypatch.setattr(spread_module, "run_scenario", third_fails)
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    for jobs in (1, 2):
+        with pytest.raises(EngineError, match="step fix: the world broke"):
+            run_trials(scenario, runbook, 8, seed=0, jobs=jobs)
+
+
+def test_runbook_test_jobs_gives_the_same_report_and_journal_bytes(tmp_path: Path) -> None:
+    _, sc = write_pair(tmp_path, RUNBOOK, RANDOM)
+    outputs = []
+    for jobs in ("1", "2"):
+        runs = tmp_path / f"runs-{jobs}"
+        result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "9", "--seed", "3", "--min-pass-rate",
+                                          "0", "--jobs", jobs, "--runs-dir", os.fspath(runs)])
+        assert result.exit_code == 0, result.output
+        outputs.append(untimed(result.output))
+    assert outputs[0] == outputs[1]
+    for i in range(1, 10):
+        one, two = (tmp_path / f"runs-{j}" / "sc" / f"trial-{i}" / "journal.jsonl" for j in (1, 2))
+        assert one.read_bytes() == two.read_bytes()

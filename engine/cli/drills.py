@@ -24,9 +24,11 @@ from .stored import RunSource, database_option, exported
               help="Also write each scenario's journal here (with --trials: DIR/<scenario>/trial-<n>/).")
 @click.option("--min-pass-rate", type=click.FloatRange(0, 100), default=100.0, show_default=True,
               help="With --trials: the percentage of trials that must meet every objective.")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="With --trials: processes to spread the trials over (default: CPUs, from 64 trials).")
 @click.option("--color/--no-color", default=None)
 def test_cmd(paths: tuple[str, ...], junit: str | None, seed: int | None, trials: int | None,
-             runs_dir: str | None, min_pass_rate: float, color: bool | None) -> None:
+             runs_dir: str | None, min_pass_rate: float, jobs: int | None, color: bool | None) -> None:
     """Run scenarios unattended on a virtual clock; objectives are assertions.
 
     Exit 0 when every scenario passes (with --trials: reaches the minimum pass rate),
@@ -45,7 +47,8 @@ def test_cmd(paths: tuple[str, ...], junit: str | None, seed: int | None, trials
     if trials:
         from engine.simulation.trials import render_trial_suite, run_trial_suite
 
-        suite: Any = run_trial_suite(files, trials, seed=seed, runs_dir=where, min_pass_rate=min_pass_rate)
+        suite: Any = run_trial_suite(files, trials, seed=seed, runs_dir=where, min_pass_rate=min_pass_rate,
+                                     jobs=jobs)
         click.echo(render_trial_suite(suite, color=color_on), nl=False)
     else:
         suite = run_suite(files, seed=seed, runs_dir=where)

@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from engine.errors import EngineError
 from engine.language.duration import format_duration
@@ -21,7 +20,8 @@ from engine.language.model import Runbook
 from engine.language.scenario import Scenario
 from engine.run.metrics import MILESTONES, percentile
 
-from .drill import DrillSetup, Scorecard, run_scenario
+from ._spread import TrialPlan, spread
+from .drill import DrillRun, Scorecard
 
 FIXED_NOTE = ("durations are fixed in this scenario: every trial takes the same time; "
               "use {min, max} or {median, p90} durations to see a spread")
@@ -59,46 +59,54 @@ class TrialStats:
         self.misses.update(f"unscripted step {s}" for s in card.unscripted)
 
 
+@dataclass(frozen=True)
+class TrialResult:
+    """What an estimate keeps of one trial: small, so it crosses from a worker process."""
+
+    outcome: str
+    passed: bool
+    missed: tuple[str, ...]  # the objectives it missed
+    unscripted: tuple[str, ...]
+    milestones: tuple[tuple[str, float], ...]  # (timing, seconds) of those reached
+    recovered: bool
+    steps: tuple[tuple[str, float, float], ...]  # (step, seconds, seconds waiting on people)
+
+    @classmethod
+    def of(cls, run: DrillRun) -> TrialResult:
+        t, card = run.timings, run.scorecard
+        reached = tuple((m.attr, getattr(t, m.attr)) for m in MILESTONES if getattr(t, m.attr) is not None)
+        return cls(str(t.outcome), card.passed, tuple(c.objective for c in card.missed), tuple(card.unscripted),
+                   reached, t.recovered is not None,
+                   tuple((s.step, s.duration, s.waited) for s in t.steps.values()))
+
+
 def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | None = None,
-               runs_dir: Path | None = None) -> TrialStats:
+               runs_dir: Path | None = None, jobs: int | None = None) -> TrialStats:
     """Trial i runs with seed + i; without a seed, from the scenario's (as `runbook test` does), else 0.
-    With `runs_dir`, trial i's journal goes to runs_dir/trial-<i+1>/."""
+    With `runs_dir`, trial i's journal goes to runs_dir/trial-<i+1>/. Many trials are spread
+    over `jobs` processes (default: one per CPU); the figures are the same as in one."""
     stats = TrialStats(scenario.id, trials, fixed=not scenario.has_randomness())
     totals: dict[str, float] = {}
     waits: dict[str, float] = {}
     recovered_runs = 0
     base = seed if seed is not None else (scenario.seed if scenario.seed is not None else 0)
-    for i in range(trials):
-        setup = DrillSetup(seed=base + i, run_id=f"{scenario.id}-trial{i}")
-        run = _trial(scenario, runbook, setup, runs_dir / f"trial-{i + 1:0{len(str(trials))}d}" if runs_dir else None)
-        t = run.timings
-        stats.outcomes[str(t.outcome)] = stats.outcomes.get(str(t.outcome), 0) + 1
-        stats.count(run.scorecard)
-        for m in MILESTONES:
-            value = getattr(t, m.attr)
-            if value is not None:
-                stats.samples.setdefault(m.attr, []).append(value)
-        if t.recovered is not None:
+    # Every trial is added in its own order, wherever it ran: sums and lists come out the same.
+    for result in spread(TrialPlan(scenario, runbook, base, trials, runs_dir), TrialResult.of, jobs):
+        stats.outcomes[result.outcome] = stats.outcomes.get(result.outcome, 0) + 1
+        stats.passed += result.passed
+        stats.misses.update(result.missed)
+        stats.misses.update(f"unscripted step {s}" for s in result.unscripted)
+        for name, value in result.milestones:
+            stats.samples.setdefault(name, []).append(value)
+        if result.recovered:
             recovered_runs += 1
-            for timing in t.steps.values():
-                totals[timing.step] = totals.get(timing.step, 0.0) + timing.duration
-                waits[timing.step] = waits.get(timing.step, 0.0) + timing.waited
+            for step, duration, waited in result.steps:
+                totals[step] = totals.get(step, 0.0) + duration
+                waits[step] = waits.get(step, 0.0) + waited
     for name, total in totals.items():
         stats.step_time[name] = total / max(recovered_runs, 1)
         stats.human_share[name] = waits.get(name, 0.0) / total if total else 0.0
     return stats
-
-
-def _trial(scenario: Scenario, runbook: Runbook, setup: DrillSetup, run_dir: Path | None) -> Any:
-    if run_dir is None:
-        return run_scenario(scenario, runbook, setup)
-    from engine.run.journal_writer import JournalWriter
-
-    from .suite import fresh
-
-    with JournalWriter(fresh(run_dir), fsync=False) as writer:
-        setup.observers = (writer,)
-        return run_scenario(scenario, runbook, setup)
 
 
 def render_trials(stats: TrialStats) -> str:
@@ -165,8 +173,9 @@ class TrialSuite:
 
 
 def run_trial_suite(files: list[str], trials: int, *, seed: int | None = None, runs_dir: Path | None = None,
-                    min_pass_rate: float = 100.0) -> TrialSuite:
-    """N trials of every scenario; with `runs_dir`, runs_dir/<scenario file stem>/trial-<i>/."""
+                    min_pass_rate: float = 100.0, jobs: int | None = None) -> TrialSuite:
+    """N trials of every scenario (over `jobs` processes, see run_trials); with `runs_dir`,
+    runs_dir/<scenario file stem>/trial-<i>/."""
     from engine.language.validation import ValidationFailed, load_runbook, load_scenario
 
     from .suite import first_errors, run_dir_names
@@ -181,7 +190,7 @@ def run_trial_suite(files: list[str], trials: int, *, seed: int | None = None, r
             scenario = load_scenario(path)
             case.scenario = scenario.id
             runbook = load_runbook(scenario.runbook_path)
-            case.stats = run_trials(scenario, runbook, trials, seed, runs_dir / names[path] if runs_dir else None)
+            case.stats = run_trials(scenario, runbook, trials, seed, runs_dir / names[path] if runs_dir else None, jobs)
         except ValidationFailed as exc:
             case.error = first_errors(exc.diagnostics)
         except EngineError as exc:

@@ -1,0 +1,123 @@
+"""Seeded trials spread over the CPUs: a worker process per CPU (forked, as `runbook
+validate` spreads files), each running every jobs-th trial. What each trial keeps comes
+back in trial order, so whatever adds the trials up gets the same figures as in one
+process.
+
+A trial that fails in a worker (a runbook error at run time) comes back as nothing and
+is run again here, where it raises as it would have in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.language.model import Runbook
+from engine.language.scenario import Scenario
+
+from .drill import DrillRun, DrillSetup, run_scenario
+
+PARALLEL_MIN_TRIALS = 64  # fewer trials take less time than starting the workers
+MAX_JOBS = 8
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """The trials of an estimate: trial i has the seed base + i (and, with runs_dir, its
+    journal in runs_dir/trial-<i+1>/)."""
+
+    scenario: Scenario
+    runbook: Runbook
+    base: int
+    trials: int
+    runs_dir: Path | None = None
+
+    def run(self, i: int) -> DrillRun:
+        """Trial i, here."""
+        setup = DrillSetup(seed=self.base + i, run_id=f"{self.scenario.id}-trial{i}")
+        if self.runs_dir is None:
+            return run_scenario(self.scenario, self.runbook, setup)
+        from engine.run.journal_writer import JournalWriter
+
+        from .suite import fresh
+
+        with JournalWriter(fresh(self.runs_dir / f"trial-{i + 1:0{len(str(self.trials))}d}"),
+                           fsync=False) as writer:
+            setup.observers = (writer,)
+            return run_scenario(self.scenario, self.runbook, setup)
+
+
+def spread(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int | None = None) -> Iterator[T]:
+    """`keep(run)` of every trial of the plan, in trial order; over `jobs` processes (by
+    default one per CPU when there are enough trials to pay for starting them)."""
+    jobs = _jobs(jobs, plan.trials)
+    if jobs > 1:
+        try:
+            parts = _in_workers(plan, keep, jobs)
+        except ValueError:  # no fork on this system: one process does it all
+            parts = None
+        if parts is not None:
+            for i in range(plan.trials):
+                part, k = parts[i % jobs], i // jobs
+                kept = part[k] if k < len(part) else None
+                yield kept if kept is not None else keep(plan.run(i))
+            return
+    for i in range(plan.trials):
+        yield keep(plan.run(i))
+
+
+def cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _jobs(jobs: int | None, trials: int) -> int:
+    if jobs is None:
+        jobs = min(cpus(), MAX_JOBS) if trials >= PARALLEL_MIN_TRIALS else 1
+    return max(1, min(jobs, trials))
+
+
+# What the forked workers inherit: the plan and what to keep of each trial. Set only
+# while a pool runs; the workers are forked with it in place, so nothing is pickled
+# but the trial numbers going out and what is kept coming back.
+_WORK: tuple[TrialPlan, Callable[[DrillRun], Any]] | None = None
+
+
+def _in_workers(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int) -> list[list[T | None]]:
+    """Every jobs-th trial in each of jobs - 1 workers, the first share here meanwhile."""
+    global _WORK
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # ValueError where there is no fork
+    shares = [range(j, plan.trials, jobs) for j in range(jobs)]
+    _WORK = (plan, keep)
+    try:
+        with context.Pool(jobs - 1, initializer=_ignore_interrupts) as pool:
+            pending = pool.map_async(_share, shares[1:])
+            mine = _share(shares[0])
+            return [mine, *pending.get()]
+    finally:
+        _WORK = None
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group: this process stops the workers, and a
+    # worker must not print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _share(trials: range) -> list[Any]:
+    assert _WORK is not None
+    plan, keep = _WORK
+    kept: list[Any] = []
+    for i in trials:
+        try:
+            kept.append(keep(plan.run(i)))
+        except Exception:  # the caller runs it again, where it raises as in one process
+            break
+    return kept
