@@ -334,3 +334,74 @@ def test_an_output_named_items_or_case_does_not_hide_a_branch(tmp_path: Path) ->
     run_ = read_exercise(tmp_path / "journal.jsonl")
     assert run_ is not None
     assert {("each_host", "items"), ("each_host", "retried")} <= run_.taken
+
+
+def _declaring(tmp_path: Path, comment: str) -> tuple[Path, Path]:
+    """A copy of the fixture whose by_cause step carries `comment` in the line above it,
+    and the journals of its two scenarios (of this text: the digest must match)."""
+    copy = tmp_path / "declared"
+    shutil.copytree(FIXTURES, copy)
+    book = copy / "branches.yaml"
+    text = book.read_text()
+    assert text.count("  - id: by_cause\n") == 1
+    book.write_text(text.replace("  - id: by_cause\n", f"  {comment}\n  - id: by_cause\n"))
+    for name in ("tls", "refused"):
+        _journal(copy / "scenarios" / f"{name}.yaml", tmp_path / "runs" / name)
+    return copy, tmp_path / "runs"
+
+
+def test_a_branch_the_runbook_declares_unreachable_is_left_out_of_the_totals_and_said_why(tmp_path: Path) -> None:
+    copy, runs = _declaring(tmp_path,
+                            "# runbook: unreachable[case dns] the resolver check runs before and ends the run")
+    cov = collect(load_sources([copy]).runbooks, [runs])
+    rb = cov.runbooks[0]
+    assert Branch("by_cause", "case dns") not in rb.branches
+    assert rb.unreachable == {Branch("by_cause", "case dns"): "the resolver check runs before and ends the run"}
+    assert rb.percent("test") == 100.0 and cov.percent("test") == 100.0
+    line = ("branches: by_cause: case dns cannot be taken by any run "
+            "(the runbook says: the resolver check runs before and ends the run)")
+    assert line in render_text(cov) and "case dns" in render_markdown(cov)
+    assert json.loads(render_json(cov))["runbooks"][0]["unreachable"] == [
+        {"step": "by_cause", "branch": "case dns", "why": "the resolver check runs before and ends the run",
+         "taken": False}]
+    gate = run("coverage", copy, "--journals", runs, "--fail-under", "100")
+    assert gate.exit_code == 0, gate.output
+
+
+def test_a_run_that_takes_a_branch_declared_unreachable_is_named(tmp_path: Path) -> None:
+    copy, runs = _declaring(tmp_path, "# runbook: unreachable[default] every cause has its case")
+    cov = collect(load_sources([copy]).runbooks, [runs])
+    assert "branches: by_cause: default is declared unreachable, but a run (scenarios) took it" in render_text(cov)
+    assert json.loads(render_json(cov))["runbooks"][0]["unreachable"][0]["taken"] is True
+
+
+def test_declaring_a_branch_the_step_does_not_have_is_an_error_that_says_where(runs: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "declared"
+    shutil.copytree(FIXTURES, copy)
+    book = copy / "branches.yaml"
+    declared = "  - id: by_cause  # runbook: unreachable[case ntp]\n"
+    book.write_text(book.read_text().replace("  - id: by_cause\n", declared))
+    result = run("coverage", copy, "--journals", runs)
+    assert result.exit_code == 2
+    assert_no_traceback(result)
+    assert f"{copy / 'branches.yaml'}:22:19: step by_cause" in result.output  # the comment's column
+    assert "step by_cause has no branch 'case ntp' to declare unreachable (its branches: case tls, case dns, default)" \
+        in result.output
+
+
+def test_the_shipped_scenarios_take_every_branch_the_shipped_runbooks_can_take(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    sources = load_sources([root / "runbooks", root / "scenarios"])
+    for scenarios in sources.scenarios.values():
+        for scenario in scenarios:
+            _journal(Path(scenario.file), tmp_path / Path(scenario.file).stem)
+    cov = collect(sources.runbooks, [tmp_path])
+    missing = {rb.id: [f"{b.step}: {b.label}" for b in rb.branches if b not in set(rb.branches_taken("test"))]
+               for rb in cov.runbooks}
+    assert {rb: m for rb, m in missing.items() if m} == {}
+    assert cov.percent("test") == 100.0 and cov.outdated == {} and cov.undigested == 0
+    # The few no run can take are declared, each with its reason, and none was taken.
+    assert {(rb.id, b.step, b.label) for rb in cov.runbooks for b in rb.unreachable} == {
+        ("pod-memory-near-limit", "restart_leaking", "no items"), ("queue-backlog", "restart_stuck", "when false"),
+        ("service-down", "restart", "when false")}
+    assert not any(rb.taken_unreachable() for rb in cov.runbooks)

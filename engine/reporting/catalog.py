@@ -119,7 +119,8 @@ class _Store:
                 return None  # an included runbook changed: the digest (and its includes) with it
             return RunbookCoverage(entry["id"], entry["title"], name, list(entry["steps"]), dict(entry["kinds"]),
                                    [Branch(s, label) for s, label in entry["branches"]], tuple(entry["alerts"]),
-                                   digest=entry["digest"])
+                                   digest=entry["digest"],
+                                   unreachable={Branch(s, label): why for s, label, why in entry["unreachable"]})
         except (KeyError, TypeError, ValueError):
             return None  # an entry of another shape: parse the file again
 
@@ -127,6 +128,7 @@ class _Store:
         self.entries[name] = {"hash": cache.fingerprint(content), "id": rb.id, "title": rb.title, "steps": rb.steps,
                               "kinds": rb.kinds, "branches": [[b.step, b.label] for b in rb.branches],
                               "alerts": list(rb.alerts), "digest": rb.digest,
+                              "unreachable": [[b.step, b.label, why] for b, why in rb.unreachable.items()],
                               "included": [[str(p), _hash(p)] for p in included]}
         self.changed = True
 

@@ -29,6 +29,7 @@ from engine.run.digest import runbook_digest
 from .alert_rules import AlertRule
 from .exercise import Exercise, read_exercise
 from .journals import journal_files
+from .unreachable import declared
 
 MODES = ("test", "drill", "live")  # scenarios, drills and live runs, in the order shown
 
@@ -108,6 +109,7 @@ class RunbookCoverage:
     scenarios: list[str] = field(default_factory=list)  # scenario files that play it
     digest: str | None = None  # of its text and its includes' as they are now (None: unreadable)
     older: dict[str, list[ScenarioRun]] = field(default_factory=dict)  # scenario -> runs of other versions
+    unreachable: dict[Branch, str] = field(default_factory=dict)  # declared in the runbook (not in `branches`): why
 
     def tally(self, mode: str) -> Tally:
         return self.tallies.get(mode) or Tally()
@@ -120,6 +122,10 @@ class RunbookCoverage:
     def branches_taken(self, mode: str) -> list[Branch]:
         taken = self.tally(mode).taken
         return [b for b in self.branches if taken[(b.step, b.label)]]
+
+    def taken_unreachable(self) -> list[tuple[Branch, str]]:
+        """Branches declared unreachable that a run took anyway, with the mode of the run."""
+        return [(b, mode) for b in self.unreachable for mode in MODES if self.tally(mode).taken[(b.step, b.label)]]
 
     def exercised(self) -> dict[str, str]:
         """Each step's strongest proof: `live` if it ran in a live run, else `drill`, else
@@ -135,12 +141,15 @@ class RunbookCoverage:
 
 
 def runbook_coverage(runbook: Runbook) -> RunbookCoverage:
-    """A runbook's steps and branches, with nothing exercised yet."""
+    """A runbook's steps and branches, with nothing exercised yet; the branches its text
+    declares unreachable (unreachable.py) are set apart with their reasons."""
     steps = runbook.steps(rollbacks=True)
+    labels = {s.id: branches_of(s) for s in steps}
+    unreachable = {Branch(*key): why for key, why in declared(runbook, labels).items()}
+    branches = [Branch(s.id, label) for s in steps for label in labels[s.id]]
     return RunbookCoverage(runbook.id, runbook.title, runbook.file, [s.id for s in steps],
-                           {s.id: s.kind for s in steps},
-                           [Branch(s.id, label) for s in steps for label in branches_of(s)], runbook.alerts,
-                           digest=runbook_digest(runbook))
+                           {s.id: s.kind for s in steps}, [b for b in branches if b not in unreachable],
+                           runbook.alerts, digest=runbook_digest(runbook), unreachable=unreachable)
 
 
 @dataclass

@@ -63,11 +63,23 @@ def render_text(cov: Coverage, stale: Staleness | None = None) -> str:
         missing = [f"{b.step}: {b.label}" for b in rb.branches if b not in set(rb.branches_taken("test"))]
         if missing:
             lines.append(f"{rb.id}: branches no scenario takes: " + ", ".join(missing))
-    lines += alert_lines(cov) + stale_lines(stale)
+    lines += unreachable_lines(cov) + alert_lines(cov) + stale_lines(stale)
     totals = ", ".join(f"{NAMES[m]} {_total(cov, m)}" for m in MODES)
     lines.append(f"branch coverage: {totals}; {len(cov.runbooks)} runbook(s), {cov.journals} journal(s) "
                  f"read in {cov.seconds:.2f}s" + _unmatched(cov))
     return "\n".join(lines) + "\n"
+
+
+def unreachable_lines(cov: Coverage) -> list[str]:
+    """The branches each runbook declares no run can take, with why (left out of the
+    totals), and any that a run took all the same."""
+    lines = []
+    for rb in cov.runbooks:
+        lines += [f"{rb.id}: {b.step}: {b.label} cannot be taken by any run (the runbook says: {why})"
+                  for b, why in rb.unreachable.items()]
+        lines += [f"{rb.id}: {b.step}: {b.label} is declared unreachable, but a run ({NAMES[mode]}) took it"
+                  for b, mode in rb.taken_unreachable()]
+    return lines
 
 
 def alert_lines(cov: Coverage) -> list[str]:
@@ -118,8 +130,11 @@ def _runbook_dict(rb: RunbookCoverage) -> dict[str, Any]:
             "branches": [{"step": b.step, "branch": b.label, "taken": b in taken,
                           "times": tally.taken[(b.step, b.label)]} for b in rb.branches],
         }
+    taken = {b for b, _ in rb.taken_unreachable()}
     return {"id": rb.id, "title": rb.title, "file": rb.file, "digest": rb.digest, "alerts": list(rb.alerts),
-            "steps": rb.steps, "modes": modes}
+            "steps": rb.steps, "modes": modes,
+            "unreachable": [{"step": b.step, "branch": b.label, "why": why, "taken": b in taken}
+                            for b, why in rb.unreachable.items()]}
 
 
 def _stale_dict(stale: Staleness | None) -> dict[str, Any] | None:
@@ -163,6 +178,9 @@ def render_markdown(cov: Coverage, stale: Staleness | None = None) -> str:
         lines += [f"- `{md(rb.id)}`: " + ", ".join(f"{md(b.step)} ({md(b.label)})" for b in m)
                   for rb, m in missing if m]
         lines += ["", "</details>"]
+    if any(rb.unreachable for rb in cov.runbooks):
+        lines += ["", "<details><summary>Branches no run can take (declared in the runbook)</summary>", ""]
+        lines += [f"- {md(line, 600)}" for line in unreachable_lines(cov)] + ["", "</details>"]
     if cov.alerts is not None or any(not rb.scenarios for rb in cov.runbooks):
         lines += ["", "### Alerts and scenarios", ""] + [f"- {md(line, 300)}" for line in alert_lines(cov)]
     if stale is not None:
