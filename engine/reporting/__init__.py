@@ -2,7 +2,8 @@
 from its parts (`timeline`, a drill's `debrief`, a live run's `review`); `markdown`,
 `html` and `chart` render it (JSON is `report.render_json`); `stats` reads many journals
 (found by `journals`) for statistics across runs, and `coverage` (each run's
-`exercise`, rendered by `coverage_formats`; branches declared `unreachable`) for how much of each runbook (outlined by `catalog`) they exercised
+`exercise`, rendered by `coverage_formats`; branches declared `unreachable`) for how
+much of each runbook (outlined by `catalog`) they exercised
 (and, with Prometheus rule files read by `alert_rules`, which alerts have a runbook;
 `staleness` what has gone stale); `graph`, `graph_layout` and
 `graph_svg` draw a runbook's flow; `synthetic` writes realistic journals for benchmarks.
