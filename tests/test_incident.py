@@ -484,6 +484,7 @@ def test_every_shipped_runbook_names_the_phase_from_the_first_update_and_says_ho
     """B8: `phase None` at the opening update, and a final update promising a next one."""
     from support import ROOT
 
+    from engine.run.incident import ENDED
     from engine.simulation.suite import run_suite, scenario_files
 
     run_suite(scenario_files([str(ROOT / "scenarios")]), runs_dir=tmp_path)
@@ -496,7 +497,7 @@ def test_every_shipped_runbook_names_the_phase_from_the_first_update_and_says_ho
         assert open_ and all("None" not in m and "detection" in open_[0] for m in open_), (journal, updates)
         assert all("Next update within 30m." in m for m in open_), updates
         outcome = next(r["outcome"] for r in rows if r["event"] == "run.finished")
-        said = "resolved after" if outcome == "resolved" else f"({outcome}) after"  # handed over (escalated)
+        said = f"{ENDED[outcome]} after"  # as people read it: "handed over (escalated) after 3m"
         assert "Next update" not in last and said in last and "last update" in last, (outcome, last)
 
 
