@@ -204,8 +204,10 @@ class Scenario:
         of an included runbook (`fix_api/restart`) is answered by responses naming it so,
         or naming its own id (`restart`: in every runbook that includes it)."""
         index = self._responses_by_step
+        if "/" not in step:  # a step of the runbook itself
+            return index.get(step, index[None])
         leaf = step.rsplit("/", 1)[-1]
-        if leaf == step or leaf not in index:
+        if leaf not in index:
             return index.get(step, index[None])
         if step not in index:
             return index[leaf]

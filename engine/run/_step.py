@@ -42,7 +42,7 @@ class StepDriver(Driver):
         sid = f"{r.prefix}{step.id}"
         t0, lag = r.clock.monotonic(), self.lag
         self.announced = False
-        scope = dict(self.scope)  # inside a block with for_each: its item's names
+        scope = dict(self.scope) if self.scope else {}  # inside a block with for_each: its item's names
         try:
             if step.for_each is not None:
                 rec = for_each(self, step, sid, rollback_of,
@@ -158,8 +158,9 @@ class StepDriver(Driver):
         res = attempt.result
         rec.outputs, rec.answers, rec.hosts = attempt.outputs, attempt.answers, attempt.hosts
         rec.error = attempt.error
-        rec.case, rec.outcome = attempt.extra.get("case"), attempt.extra.get("outcome")
-        rec.reason = attempt.extra.get("reason")  # why an `end:` step ends the run
+        if attempt.extra:  # a switch's case, an `end:` step's outcome and reason
+            rec.case, rec.outcome = attempt.extra.get("case"), attempt.extra.get("outcome")
+            rec.reason = attempt.extra.get("reason")
         if attempt.shown_outputs is not None:
             rec.shown["outputs"] = attempt.shown_outputs
         if res is not None:
@@ -190,8 +191,8 @@ class StepDriver(Driver):
             # It failed before it could start (a template in `when` or `run`): the journal
             # still shows it starting, so every step.finished has its step.started.
             r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, None, step.target, [],
-                                   step.role or r.runbook.defaults.role, rollback_of, block=self._within()[0],
-                                   index=self._within()[1]))
+                                   step.role or r.runbook.defaults.role, rollback_of, None, None,
+                                   *self._within()))
         m = r.masker
         r.bus.emit(StepFinished(
             sid, step.phase, step.kind, rec.status, rec.duration, rec.attempts, rec.exit_code,
@@ -204,12 +205,16 @@ class StepDriver(Driver):
             [{k: _jsonable(v) if k == "item" else v for k, v in i.items()
               if k in ("index", "item", "status", "exit_code", "error")} for i in rec.shown.get("items", rec.items)],
             _jsonable({**r.state.vars, **r.state.shown_vars}) if _sets_vars(step) else {},
-            _logs_of(r, sid), rollback_of, *self._within(), rec.case, rec.outcome, results=_results(rec.results),
+            _logs_of(r, sid), rollback_of, *self._within(), rec.case, rec.outcome,
+            _results(rec.results) if rec.results else {},
         ))
 
     def _within(self) -> tuple[str | None, int | None]:
         """The block (and item index) the step runs inside, as events name them."""
-        return self.within if self.within is not None else (None, None)
+        return self.within or _OUTSIDE
+
+
+_OUTSIDE = (None, None)  # a step outside any block
 
 
 RESULTS_LIMIT = 64 * 1024  # characters of JSON a step's kind results may take in its step.finished

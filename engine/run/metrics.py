@@ -209,20 +209,22 @@ class _Collector:
         if timing is None:  # for_each starts a step once per item: keep the first start
             timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")), started=_elapsed(r))
         timing.role, timing.rollback_of = r.get("role"), r.get("rollback_of")
-        self.item_of[step] = r.get("item")
+        if r.get("index") is not None:  # a step of a block's item: objectives on items read it
+            self.item_of[step] = r.get("item")
         if self.first_step is None:
             self.first_step = _elapsed(r)
 
     def _step_finished(self, r: Mapping[str, Any]) -> None:
         step = str(r.get("step"))
         timing = self.t.steps.setdefault(step, StepTiming(step, str(r.get("phase", ""))))
-        again = r.get("index") is not None and timing.finished is not None  # the next item of its block
+        index = r.get("index")
+        again = index is not None and timing.finished is not None  # the next item of its block
         timing.status, timing.kind = str(r.get("status")), str(r.get("kind") or "")
         timing.duration = (timing.duration if again else 0.0) + _num(r.get("duration"))
         timing.attempts = (timing.attempts if again else 0) + int(_num(r.get("attempts")))
         timing.finished = _elapsed(r)
-        if r.get("index") is not None:
-            self.t.items.setdefault(step, []).append({"index": r.get("index"), "item": self.item_of.get(step),
+        if index is not None:
+            self.t.items.setdefault(step, []).append({"index": index, "item": self.item_of.get(step),
                                                       "status": timing.status, "error": r.get("error")})
         if (self.remediating and self.acted is None and timing.status == "ok"
                 and r.get("kind") in ACTING_KINDS and not r.get("rollback_of")):

@@ -240,7 +240,8 @@ class Runner:
         if self.cancel.is_set():
             raise StepStop("aborted", self.stop_reason, self.qualified(step.id))
         rec = self.driver.execute(step, rollback_of=rollback_of)
-        stop = self.driver.take_stop()  # an `end:` step, or a stop inside a block, once it is recorded
+        # An `end:` step, or a stop inside a block, once it is recorded (most steps leave none).
+        stop = self.driver.take_stop() if self.driver.stop is not None else None
         self._hook("on_step_finished", step, rec)
         self._check_handoff(step)
         if rec.status == "ok":
@@ -370,6 +371,8 @@ class Runner:
 
     def timeout_for(self, step: Step) -> float | None:
         timeout = step.timeout or self.runbook.defaults.timeout or self.runbook.timeout
+        if self._deadline is None and self.driver.deadline is None:
+            return timeout  # most steps: no run deadline, outside any block's timeout
         for deadline in (self._deadline, self.driver.deadline):  # the run's, the block's it runs in
             if deadline is not None:
                 left = max(deadline - self.clock.monotonic(), 0.001)

@@ -66,7 +66,7 @@ class World:
         return None
 
     def _matches(self, response: Response, step: str, inv: Invocation) -> bool:
-        if response.step is not None and response.step not in (step, step.rsplit("/", 1)[-1]):
+        if response.step is not None and response.step != step and response.step != step.rsplit("/", 1)[-1]:
             return False
         match = response.match
         if match is not None:
