@@ -29,17 +29,20 @@ from .intake import Intake
 from .metrics import registry
 from .openapi import document
 from .request_ids import RequestIds
+from .room_pages import RoomPages
 from .slack import SlackInteractions
 from .store import Store, StoreError
 from .worker import Worker
 
 
 def build_app(store: Store, worker: Worker | None, intake: Intake | None = None,
-              slack: SlackInteractions | None = None, console: Console | None = None) -> Starlette:
+              slack: SlackInteractions | None = None, console: Console | None = None,
+              rooms: RoomPages | None = None) -> Starlette:
     """The app over `store`, with `worker` (the embedded workers) started and drained by
     its lifespan; None when `runbook worker` processes do the work. `intake`: the hooks
     alerts are posted to (POST /hooks/<source>, GET /alerts); `slack`: where Slack's
-    button clicks come (POST /slack/interactions); `console`: the web pages for people."""
+    button clicks come (POST /slack/interactions); `console`: the web pages for people;
+    `rooms`: the drill rooms' pages (game days in the browser, on the console)."""
     metrics = registry(store, worker, intake)
     state = {"draining": False}
 
@@ -87,6 +90,8 @@ def build_app(store: Store, worker: Worker | None, intake: Intake | None = None,
         routes.append(Route("/slack/interactions", slack.interact, methods=["POST"]))
     if console is not None:
         routes += console.routes()
+    if rooms is not None:
+        routes += rooms.routes()
     return Starlette(routes=routes, lifespan=lifespan,
                      middleware=[Middleware(RequestIds), Middleware(SecurityHeaders)])
 

@@ -30,12 +30,13 @@ from engine.reporting.stats import METRICS, trend_text
 from . import history, views
 from .api import STATUS, event_stream
 from .config import ConsoleSettings
+from .drill_room import kept_from
 from .prompts import decide, open_question
 from .sessions import COOKIE, LOGIN_COOKIE, Gate, Visitor, client_of, csrf_ok, safe_next
-from .store import PersonRow, Store
+from .store import PersonRow, Session, Store
 
 HERE = Path(__file__).parent
-STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+STATIC = {"console.css": "text/css", "console.js": "text/javascript", "room.js": "text/javascript"}
 MAX_FORM = 16 * 1024  # bytes: a sign-in or an answer, never more
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -175,7 +176,14 @@ class Console:
         return self.render("runs.html", 400 if page.problem else 200, me=visitor.session, page=page,
                            statuses=views.STATUSES, outcomes=sorted(outcomes), modes=views.MODES)
 
+    async def _drill_kept(self, request: Request, session: Session | None, journal: bool = False) -> str | None:
+        """Why this person may not read this run here: a drill room's run (drill_room.kept_from)."""
+        name = session.person.name if session is not None else ""
+        return await run_in_threadpool(kept_from, self.store, request.path_params["run_id"], name, journal=journal)
+
     async def run(self, request: Request, visitor: Visitor) -> Response:
+        if (why := await self._drill_kept(request, visitor.session)) is not None:
+            return self.render("refused.html", 403, me=visitor.session, why=why)
         page = await run_in_threadpool(views.run_page, self.store, request.path_params["run_id"])
         if page is None:
             return self.render("refused.html", 404, me=visitor.session, why="There is no such run.")
@@ -211,9 +219,13 @@ class Console:
             return Response("sign in first", status_code=401, media_type="text/plain")
         if await run_in_threadpool(self.store.run, request.path_params["run_id"]) is None:
             return Response("no such run", status_code=404, media_type="text/plain")
+        if (why := await self._drill_kept(request, visitor.session, journal=True)) is not None:
+            return Response(why, status_code=403, media_type="text/plain")
         return event_stream(self.store, request, request.path_params["run_id"], named=False)
 
     async def report(self, request: Request, visitor: Visitor) -> Response:
+        if (why := await self._drill_kept(request, visitor.session)) is not None:
+            return self.render("refused.html", 403, me=visitor.session, why=why)
         html = await run_in_threadpool(views.report_html, self.store, request.path_params["run_id"])
         if html is None:
             return self.render("refused.html", 404, me=visitor.session, why="This run has no journal yet.")

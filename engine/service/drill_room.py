@@ -227,3 +227,19 @@ def _event_number(arg: str, scenario: Scenario) -> None:
                          if scenario.events else f"no event {arg}: the scenario has no events")
     if not arg:
         raise UsageError("inject what? an event's number, or a text to send")
+
+
+def kept_from(store: Store, run_id: str, name: str, *, journal: bool = False) -> str | None:
+    """Why `name` may not read run `run_id` on the console's run pages (None: they may).
+    A drill room's run is its trainer's to read there: its journal names the scenario,
+    each injected event's kind and what it changed. Its participants follow it in the
+    room, and read its page and report once it has ended; its raw journal (`journal`)
+    stays the trainer's."""
+    room = Rooms(store).of_run(run_id)
+    if room is None or room.trainer == name:
+        return None
+    members = {m.person for m in Rooms(store).members(room.id)}
+    if name in members and room.status == "ended" and not journal:
+        return None
+    where = f": follow it in its room, /drills/{room.id}" if name in members else ""
+    return f"This run is a game day's drill, shown to its trainer ({room.trainer}){where}."

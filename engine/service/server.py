@@ -28,6 +28,7 @@ from .console import Console
 from .history import Catalog
 from .intake import Intake
 from .prompts import people_of
+from .room_pages import RoomPages
 from .routing import Router
 from .slack import SlackInteractions, announcer_of
 from .store import Store
@@ -77,7 +78,8 @@ def serve(config: ServeConfig, options: ServeOptions) -> None:
         worker = _worker(store, config, options)
         intake = Intake(store, config.sources, router, on_queued=worker.wake if worker else lambda: None)
         catalog = Catalog(config.runbooks, {t.runbook.id: (t.file, t.runbook) for t in router.targets})
-        app = build_app(store, worker, intake, _slack(store, config), Console(store, config.console, catalog))
+        console = Console(store, config.console, catalog)
+        app = build_app(store, worker, intake, _slack(store, config), console, RoomPages(console, config))
         log.info("listening on http://%s, store %s, %s", listen, store,
                  f"{worker.options.slots} embedded worker slot(s)" if worker else "no embedded workers")
         run_app(app, sock, graceful=config.workers.drain_timeout + 5)
