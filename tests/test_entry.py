@@ -153,15 +153,18 @@ import sys
 from engine.cli.entry import _command
 code = _command(sys.argv[1:])
 names = ("engine.cli.authoring", "engine.cli.drills", "engine.cli.reports", "engine.cli.service",
-         "engine.executors.notify", "email.utils", "engine.fleet.fanout", "socket")
+         "engine.executors.notify", "email.utils", "engine.fleet.fanout", "socket", "click", "subprocess",
+         "engine.run.continuation", "engine.run.recovery", "engine.run.leftovers")
 print(code, " ".join(n for n in names if n in sys.modules))
 """
 
 
 def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
     """`runbook run` loads no other command's module, and without a channels config, a
-    target or a block neither the notifier nor the fan-out nor sockets; `runbook validate
-    FILE` neither the notifier (there is no channels config) nor the RFC 2822 date parser."""
+    target or a block neither the notifier nor the fan-out nor sockets; a plain run and a
+    plain `runbook validate FILE` not click; a run that ends resolved nothing of resume's,
+    and one whose inputs read no command not subprocess; `runbook validate FILE` neither the
+    notifier (there is no channels config) nor the RFC 2822 date parser."""
     book = tmp_path / "one.yaml"
     book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
                     encoding="utf-8")
@@ -175,3 +178,106 @@ def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
 
     assert imported("run", str(book), "--runs-dir", str(tmp_path / "runs"), "-q", "--non-interactive") == "0"
     assert imported("validate", str(book)) == "0"
+
+
+# -- the fast path of a plain live run -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["a.yaml"], {"runbook_file": "a.yaml", "inputs": (), "quiet": False, "color": None}),
+    (["-q", "--non-interactive", "a.yaml", "--runs-dir", "runs"],
+     {"runbook_file": "a.yaml", "quiet": True, "non_interactive": True, "runs_dir": "runs"}),
+    (["-i", "host=db-1", "--input=mount=/var", "a.yaml", "--as", "ann:lead", "--answer", "s.ok=yes"],
+     {"inputs": ("host=db-1", "mount=/var"), "people": ("ann:lead",), "answers": ("s.ok=yes",)}),
+    (["--yes", "--no-color", "--color", "--no-rollback-on-abort", "--accept-new-host-keys", "a.yaml"],
+     {"yes": True, "color": True, "no_rollback_on_abort": True, "accept_new_host_keys": True}),
+    (["--channels=ch.yaml", "--inventory", "inv.yaml", "--inputs-file", "in.yaml", "--", "-odd.yaml"],
+     {"runbook_file": "-odd.yaml", "channels": "ch.yaml", "inventory": "inv.yaml", "inputs_file": "in.yaml"}),
+])
+def test_plain_run_arguments_are_parsed_without_click(args: list[str], expected: dict[str, object]) -> None:
+    from engine.cli._run_main import plain_run
+
+    found = plain_run(args)
+    assert found is not None
+    for key, value in expected.items():
+        assert found[key] == value
+
+
+@pytest.mark.parametrize("args", [
+    [], ["--help"], ["-h", "a.yaml"], ["--dry-run", "a.yaml"], ["--alert", "p.json", "a.yaml"],
+    ["--allow-resolved", "a.yaml"], ["a.yaml", "b.yaml"], ["-"], ["-qy", "a.yaml"], ["-ihost=x", "a.yaml"],
+    ["--yes=1", "a.yaml"], ["-i"], ["-i", "--yes", "a.yaml"], ["--runs-dir", "{file}", "a.yaml"],
+    ["{dir}"], ["--inputs-file", "{dir}", "a.yaml"], ["--bogus", "a.yaml"],
+])
+def test_anything_unusual_in_a_run_is_left_to_click(tmp_path: Path, args: list[str]) -> None:
+    """Help, dry-runs, alerts, a path of the wrong kind: click's (it owns those messages)."""
+    from engine.cli._run_main import plain_run
+
+    (tmp_path / "f").write_text("x", encoding="utf-8")
+    assert plain_run([a.format(file=tmp_path / "f", dir=tmp_path) for a in args]) is None
+
+
+def test_the_fast_path_passes_every_option_the_click_command_has() -> None:
+    """A new option of `run` must be known to the fast path's defaults, or a plain run
+    would call the body without it."""
+    from engine.cli._run_main import run_defaults
+    from engine.cli.live import run
+
+    assert {p.name for p in run.params} == {*run_defaults(), "runbook_file"}
+
+
+FAILING = """\
+kind: runbook
+version: 1
+id: failing
+title: A step that fails
+inputs:
+  word: {type: string, default: hello}
+detection:
+  - id: say
+    run: echo {{ inputs.word }}
+  - id: fail
+    run: exit 3
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["-i", "word=bye"], ["-i", "nope=1"], ["--answer", "x.y=1"],
+                                   ["--as", "ann:nobody"]])
+def test_fast_run_and_click_run_say_the_same_and_exit_the_same(tmp_path: Path, extra: list[str]) -> None:
+    """A failed run (exit 1) and refused inputs or answers (exit 2): the same words, the
+    same status, by either path (`--debug` takes the click path)."""
+    book = tmp_path / "failing.yaml"
+    book.write_text(FAILING, encoding="utf-8")
+
+    def both(*args: str) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+        common = ["run", str(book), "--non-interactive", "--runs-dir", str(tmp_path / "runs"), *args]
+        return _run(*common, cwd=tmp_path), _run("--debug", *common, cwd=tmp_path)
+
+    fast, slow = both(*extra)
+    assert fast.returncode == slow.returncode and fast.returncode in (1, 2)
+    assert fast.stderr == _without_traceback(slow.stderr)
+    # The console's lines, without what differs from run to run (ids, times, durations)
+    assert _shape(fast.stdout) == _shape(slow.stdout)
+
+
+def _shape(text: str) -> list[str]:
+    import re
+
+    return [re.sub(r"\d+(ms|s)\b|\[\d\d:\d\d\]|run \S+|/\S+", "#", line) for line in text.splitlines()]
+
+
+def test_fast_run_reports_a_missing_runbook_like_click(tmp_path: Path) -> None:
+    fast = _run("run", str(tmp_path / "missing.yaml"), cwd=tmp_path)
+    slow = _run("--debug", "run", str(tmp_path / "missing.yaml"), cwd=tmp_path)
+    assert fast.returncode == slow.returncode == 2
+    assert fast.stderr == _without_traceback(slow.stderr) and "missing.yaml" in fast.stderr
+
+
+def _without_traceback(text: str) -> str:
+    """What the click path says without the traceback `--debug` adds before an error."""
+    if "Traceback (most recent call last):" not in text:
+        return text
+    before, _, after = text.partition("Traceback (most recent call last):")
+    lines = after.splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if line.startswith("runbook:"))
+    return before + "".join(lines[first:])

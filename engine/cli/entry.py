@@ -4,7 +4,8 @@
 arguments are plain (paths and known options with valid values) it starts without
 importing click, which costs about a third of the start-up. Anything else - help, an
 unknown or malformed option, every other command - goes to the click CLI, which owns
-the messages for bad usage. Both paths call `_validate_main.run_validate`.
+the messages for bad usage. Both paths call `_validate_main.run_validate`. A plain live
+`runbook run` takes the same kind of fast path (`_run_main.plain_run`, `run_command`).
 
 Both paths write through `PipeGuard`s: a reader that goes away (`runbook runs | head -1`)
 ends the output, quietly, not the command (a live run never stops half-way because of
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 # What a shell reports for a process killed by SIGPIPE (128 + 13), as coreutils give
@@ -61,27 +63,56 @@ def plain_validate(args: list[str]) -> dict[str, Any] | None:
 
 
 def _fast_validate(options: dict[str, Any]) -> int:
+    from ._validate_main import run_validate
+
+    return _plainly(lambda: run_validate(**options))
+
+
+def _fast_run(options: dict[str, Any]) -> int:
+    from ._run_main import run_command
+
+    def call() -> int:
+        try:
+            run_command(**options)
+        except SystemExit as done:  # the run's outcome
+            return _exit_status(done)
+        return 0
+
+    return _plainly(call)
+
+
+def _plainly(call: Callable[[], int]) -> int:
+    """Run a fast-path command with the click group's handling of errors: an EngineError
+    is a one-line message and its exit code, a bug exit 70 (a traceback with --debug's
+    RUNBOOK_DEBUG)."""
     from engine.errors import EngineError
 
-    from ._validate_main import run_validate
+    from ._run_main import echo_err
 
     debug = "RUNBOOK_DEBUG" in os.environ
     try:
-        return run_validate(**options)
+        return call()
     except EngineError as exc:
-        sys.stderr.write(f"runbook: error: {exc}\n")
+        echo_err(f"runbook: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("runbook: error: interrupted\n")
+        echo_err("runbook: error: interrupted")
         return 130
     except Exception as exc:  # a bug: same words as the click path
         if debug:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"runbook: error: internal error: {type(exc).__name__}: {exc} "
-                         "(run with --debug for a traceback)\n")
+        echo_err(f"runbook: error: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
         return 70
+
+
+def _exit_status(done: SystemExit) -> int:
+    code = done.code
+    if code is None or isinstance(code, int):
+        return code or 0
+    sys.stderr.write(f"{code}\n")
+    return 1
 
 
 class PipeGuard:
@@ -130,16 +161,18 @@ def _command(args: list[str]) -> int:
     options = plain_validate(args[1:]) if args[:1] == ["validate"] else None
     if options is not None:
         return _fast_validate(options)
+    if args[:1] == ["run"]:
+        from ._run_main import plain_run
+
+        options = plain_run(args[1:])
+        if options is not None:
+            return _fast_run(options)
     from .commands import main as click_main
 
     try:
         click_main()
     except SystemExit as done:
-        code = done.code
-        if code is None or isinstance(code, int):
-            return code or 0
-        sys.stderr.write(f"{code}\n")
-        return 1
+        return _exit_status(done)
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .base import use_color
+from ._run_main import checked, live_options, run_command
 
 
 def _run_options(f: Any) -> Any:
@@ -42,42 +42,6 @@ def _run_options(f: Any) -> Any:
     return f
 
 
-def _checked(runbook: Any, options: dict[str, Any], resolve: Any) -> tuple[Any, Any, Any]:
-    """Inputs, scripted answers and participants, all checked before anything runs: every
-    problem of the three is reported at once (exit 2)."""
-    from engine.errors import InputError
-    from engine.language.validation import load_runbook
-    from engine.run.answers import check_answers, parse_answers, parse_participants
-
-    problems: list[str] = []
-    resolved = None
-    try:
-        resolved = resolve()
-    except InputError as exc:
-        problems += exc.problems
-    answers, bad = parse_answers(options["answers"])
-    problems += bad + check_answers(runbook, answers, load_runbook)
-    people, bad = parse_participants(options["people"], runbook.roles)
-    if problems or bad:
-        raise InputError.cannot_start(problems + bad)
-    return resolved, answers, people
-
-
-def _live_options(ctx_options: dict[str, Any], answers: Any, people: Any) -> Any:
-    from pathlib import Path
-
-    from engine.run.session import LiveOptions
-
-    interactive = sys.stdin.isatty() and not ctx_options["non_interactive"]
-    return LiveOptions(
-        answers=answers, yes=ctx_options["yes"], interactive=interactive, participants=people,
-        runs_dir=Path(ctx_options["runs_dir"]) if ctx_options["runs_dir"] else None,
-        channels=ctx_options["channels"], rollback_on_abort=not ctx_options["no_rollback_on_abort"],
-        color=use_color(ctx_options["color"], sys.stdout), show_output=not ctx_options["quiet"],
-        inventory=ctx_options["inventory"], accept_new_host_keys=ctx_options["accept_new_host_keys"],
-    )
-
-
 @click.command()
 @click.argument("runbook_file", metavar="RUNBOOK", type=click.Path(dir_okay=False))
 @click.option("--inputs-file", type=click.Path(dir_okay=False), help="YAML/JSON mapping of inputs.")
@@ -95,74 +59,7 @@ def run(runbook_file: str, inputs_file: str | None, alert_file: str | None, aler
     Exit status: 0 resolved, 1 failed, 5 not confirmed, 6 escalated, 7 refused, 130 aborted,
     2 invalid runbook, inputs or answers, 3 journal error, 4 another run holds the lock.
     """
-    from engine.language.validation import load_runbook
-    from engine.run import inputs as inputs_mod
-    from engine.run.masking import Masker
-
-    runbook = load_runbook(runbook_file)
-    if runbook.library:  # it may run on its own, but the runbooks that include it give its context
-        click.echo(f"runbook: warning: {runbook_file} is a library runbook (`library: true`), meant to be "
-                   "included by others: it has no detection or recovery of its own", err=True)
-    alert = _alert(alert_file, alert_index, interactive=sys.stdin.isatty() and not options["non_interactive"])
-    _resolved_alert(alert, allow_resolved, dry_run)
-
-    def resolve() -> Any:
-        given = inputs_mod.parse_assignments(options["inputs"])
-        from_file = inputs_mod.load_inputs_file(inputs_file) if inputs_file else None
-        return inputs_mod.resolve(runbook, given=given, from_file=from_file, alert=alert, read_sources=not dry_run)
-
-    resolved, answers, people = _checked(runbook, options, resolve)
-    if dry_run:
-        from engine.run.plan import build_plan, render_plan
-
-        hosts_of = None
-        if runbook.targets:
-            from engine.fleet.hosts import Resolver
-            from engine.fleet.pods import plan_targets
-
-            hosts_of = plan_targets(runbook, resolved.values,
-                                    Resolver(options["inventory"]).plan_hosts(runbook, resolved.values))
-        click.echo(render_plan(build_plan(runbook, resolved.values, hosts_of), Masker(resolved.secrets)), nl=False)
-        return
-    from engine.run.session import OUTCOME_EXIT, run_live
-
-    live = _live_options(options, answers, people)
-    if alert is not None:
-        from engine.run.alerts import record
-
-        live.alert = record(alert, allowed_resolved=allow_resolved)
-    result, _ = run_live(runbook, resolved.values, live, secrets=tuple(resolved.secrets))
-    sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
-
-
-def _resolved_alert(alert: Any, allowed: bool, dry_run: bool) -> None:
-    """A resolved alert starts nothing unless allowed; a dry-run (which starts nothing) says so."""
-    if alert is None:
-        return
-    from engine.run.alerts import ResolvedAlert, refuse_resolved
-
-    try:
-        refuse_resolved(alert, allowed=allowed)
-    except ResolvedAlert as exc:
-        if not dry_run:
-            raise
-        click.echo(f"runbook: note: {exc} (a live run would be refused)", err=True)
-
-
-def _alert(path: str | None, index: int | None, *, interactive: bool) -> Any:
-    if path is None:
-        return None
-    from engine.run import alerts
-
-    payload = alerts.read_payload(path)
-    try:
-        return alerts.choose(payload, index)
-    except alerts.AmbiguousAlert as exc:
-        if not interactive:
-            raise
-        click.echo(str(exc).split(":", 1)[1].strip("\n").split("\n", 1)[1], err=True)
-        chosen = click.prompt("Which alert?", type=click.IntRange(0, len(exc.alerts) - 1), err=True)
-        return exc.alerts[chosen]
+    run_command(runbook_file, inputs_file, alert_file, alert_index, allow_resolved, dry_run, **options)
 
 
 @click.command()
@@ -203,8 +100,8 @@ def resume(run_dir: str, rerun_failed: bool, skip: tuple[str, ...], from_step: s
     recovered = recover(directory)
     runbook = load_runbook(recovered.runbook_file)
     given = {**recovered.inputs, **inputs_mod.parse_assignments(options["inputs"])}
-    resolved, answers, people = _checked(runbook, options, lambda: inputs_mod.resolve(runbook, from_file=given))
-    live = _live_options(options, answers, people)
+    resolved, answers, people = checked(runbook, options, lambda: inputs_mod.resolve(runbook, from_file=given))
+    live = live_options(options, answers, people)
     live.alert = recovered.alert  # `run.alert` is still the alert that started the run
     choices = Choices(from_step, skip, rerun_failed, rerun, reason, people[0].name if people else None, running)
     result = resume_run(directory, runbook, recovered, resolved.values, live, choices,

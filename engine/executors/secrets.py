@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import stat
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -84,6 +83,8 @@ def _read_file(path: str) -> str:
 
 
 def _run(command: str) -> str:
+    import subprocess  # here: a run whose inputs read no command never loads it (start-up)
+
     where = f"command `{command}`"
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -28,20 +28,21 @@ from engine.templates import templating
 
 from .clock import RealClock
 from .console import Console
-from .continuation import Choices, Resume, advice, plan
 from .events import EventBus
 from .journal_writer import JournalWriter, new_run_id
-from .leftovers import Settler
 from .lock import RunLock
 from .lock import lock_dir as machine_lock_dir
 from .masking import Masker
-from .recovery import RESUMABLE, Recovered, recover
 from .runner import Runner, RunResult
 from .services import Services
 
-if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code
+if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code, a new run
+    # none of what reads an earlier attempt's journal (resume)
     from engine.executors.notify import Notifier
     from engine.fleet.fanout import FanOutResult, OnHost, Policy
+
+    from .continuation import Choices, Resume
+    from .recovery import Recovered
 
 RUNS = "runs"
 
@@ -365,7 +366,13 @@ def _report_end(console: Console, journal: JournalWriter, result: RunResult, run
     console.line(f"   journal: {journal.path}")
     for problem in dict.fromkeys(journal.log_errors):  # output that is missing from logs/
         console.line(f"   warning: step output not saved: {problem}")
+    if result.outcome == "resolved":
+        return  # nothing to continue, and nothing of resume's to import
+    from .recovery import RESUMABLE, recover
+
     if result.outcome in RESUMABLE:
+        from .continuation import advice
+
         for number, command in enumerate(advice(journal.run_dir, runbook, recover)):
             console.line(f"   {'to continue' if number == 0 else '         or'}: {command}")
 
@@ -395,6 +402,9 @@ class Continuing:
     choices: Choices
 
     def decide(self, runbook: Runbook, services: Services, say: Callable[[str], None]) -> Resume:
+        from .continuation import plan
+        from .leftovers import Settler
+
         settler = Settler(self.recovered.run_id, getattr(services.remote, "shell", None))
         return plan(runbook, self.recovered, self.choices, services.prompter, settler, say)
 
@@ -418,6 +428,8 @@ def run_at(runbook: Runbook, inputs: Mapping[str, Any], options: LiveOptions, *,
     """Run (or, given what its journal says, continue) a run whose id and directory the
     caller chose: a service's worker, whose journal is in the store (`options.journal`) and
     whose run directory holds what the store exported of an earlier attempt."""
+    from .continuation import Choices
+
     continuing = Continuing(recovered, choices or Choices()) if recovered is not None else None
     return _journaled_run(runbook, inputs, options, secrets, run_id=run_id, run_dir=run_dir,
                           lock_dir=machine_lock_dir(), continuing=continuing)
