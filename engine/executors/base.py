@@ -19,6 +19,8 @@ READ_CHUNK = 65536  # bytes per read of a command's output (and per write of its
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
+    """A rendered `http` step: the request, and what counts as its success."""
+
     url: str
     method: str = "GET"
     headers: Mapping[str, str] = field(default_factory=empty_map)

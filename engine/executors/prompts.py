@@ -18,6 +18,8 @@ from engine.language.model import MISSING, AskField
 
 @dataclass(frozen=True)
 class Participant:
+    """A person taking part in a run, and the role they act in."""
+
     name: str
     role: str | None = None
 
@@ -27,6 +29,8 @@ class Participant:
 
 @dataclass(frozen=True)
 class Question:
+    """A manual step's question: what a person is asked, and which fields they fill."""
+
     step: str
     title: str
     text: str
@@ -37,6 +41,8 @@ class Question:
 
 @dataclass(frozen=True)
 class Answer:
+    """A person's answer to a Question: the fields' values, who gave them, after how long."""
+
     values: Mapping[str, Any]
     by: str | None = None
     role: str | None = None
@@ -46,6 +52,8 @@ class Answer:
 
 @dataclass(frozen=True)
 class ApprovalRequest:
+    """A confirmation asked before a step runs."""
+
     step: str
     message: str
     role: str | None = None  # only a participant in this role may approve
@@ -54,6 +62,8 @@ class ApprovalRequest:
 
 @dataclass(frozen=True)
 class ApprovalReply:
+    """Whether a confirmation was given, by whom, after how long."""
+
     approved: bool
     by: str | None = None
     role: str | None = None

@@ -51,6 +51,8 @@ class RealClock:
 
 @dataclass(order=True)
 class _Timer:
+    """An action due at a virtual time (ordered by when, then by when it was set)."""
+
     at: float
     seq: int
     action: Callable[[], None] = field(compare=False)

@@ -24,6 +24,8 @@ _FALSE = {"false", "no", "off", "0", "n"}
 
 @dataclass
 class ResolvedInputs:
+    """A run's input values, where each came from, and which of them are secret."""
+
     values: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)

@@ -51,6 +51,8 @@ OUTCOME_EXIT = {"resolved": 0, "failed": 1, "not_confirmed": 5, "escalated": 6, 
 
 @dataclass
 class LiveOptions:
+    """How a live run is carried out: what the command line (or a worker) chose."""
+
     inputs: Mapping[str, Any] = field(default_factory=dict)
     answers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     yes: bool = False

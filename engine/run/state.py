@@ -63,6 +63,8 @@ class StepRecord:
 
 @dataclass
 class Incident:
+    """The incident's impact, urgency and the priority they give, as a run sets them."""
+
     impact: str | None = None
     urgency: str | None = None
     priority: str | None = None
@@ -82,6 +84,8 @@ def priority_of(runbook: Runbook, impact: str | None, urgency: str | None) -> st
 
 @dataclass
 class RunState:
+    """Everything a run knows while it runs: inputs, vars, each step's record."""
+
     runbook: Runbook
     run_id: str
     mode: str
