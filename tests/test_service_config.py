@@ -167,3 +167,60 @@ def test_game_days_scenarios_and_trainers_are_read_and_checked(tmp_path: Path) -
     assert "serve.yaml:3:13: no such scenario directory or file: drills" in str(caught.value)
     config.write_text("kind: serve\nversion: 1\n", encoding="utf-8")
     assert load_config(config).trainers == ("trainer",)
+
+
+POLICY_RUNBOOK = """\
+kind: runbook
+version: 1
+id: disk-full
+title: Disk full
+defaults: {role: oncall}
+detection:
+  - id: check
+    run: "true"
+triage:
+  - id: classify
+    manual: Logs or data?
+    ask:
+      cause: {prompt: Cause, choices: [logs, data]}
+      size: {prompt: Size, default: 1}
+  - id: look
+    run: "true"
+    confirm: {message: Look?}
+remediation:
+  - id: free_space
+    run: "true"
+"""
+
+
+def test_a_route_whose_unattended_phase_waits_for_a_person_is_refused_where_it_says_so(tmp_path: Path) -> None:
+    """Nobody is there to answer an unattended phase: `runbook validate` and `runbook serve`
+    refuse the route at the config's position, naming each step and where it is."""
+    (tmp_path / "runbooks").mkdir()
+    runbook = tmp_path / "runbooks" / "disk-full.yaml"
+    runbook.write_text(POLICY_RUNBOOK, encoding="utf-8")
+    config = tmp_path / "serve.yaml"
+    config.write_text(GOOD.replace("{free_space: oncall}", "{free_space: oncall, gone: dba}"), encoding="utf-8")
+    home = {"RUNBOOK_HOME": str(tmp_path / "home")}
+    result = CliRunner().invoke(cli, ["validate", str(config)], env=home)
+    assert result.exit_code == 1, result.output
+    assert (f"{config}:16:29: error: disk: phase triage runs unattended, but step classify ({runbook}:10:5) "
+            "asks cause without a default: nobody would answer") in result.output
+    assert f"step look ({runbook}:15:5) asks for an approval (confirm:)" in result.output
+    assert f"{config}:17:37: error: disk: runbook disk-full has no step 'gone'" in result.output
+    served = CliRunner().invoke(cli, ["serve", "-c", str(config)], env=home)
+    assert served.exit_code == 2 and "serve.yaml:16:29: disk: phase triage runs unattended" in served.output
+    assert "Traceback" not in served.output
+    runbook.write_text(POLICY_RUNBOOK.replace("choices: [logs, data]}", "choices: [logs, data], default: logs}")
+                       .replace("    confirm: {message: Look?}\n", ""), encoding="utf-8")
+    config.write_text(GOOD, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", str(config)], env=home)  # defaults answer: nobody waits
+    assert result.exit_code == 0, result.output
+    assert load_config(config).routes[0].unattended == ("detection", "triage")
+
+
+def test_unattended_names_phases(tmp_path: Path) -> None:
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "serve.yaml").write_text(GOOD.replace("[detection, triage]", "[detection, triag]"), encoding="utf-8")
+    with pytest.raises(ValidationFailed, match=r"serve\.yaml:16:29: .triag. is not one of: detection, triage"):
+        load_config(tmp_path / "serve.yaml")

@@ -48,6 +48,7 @@ class Answer:
     role: str | None = None
     waited: float = 0.0
     hints: tuple[str, ...] = ()
+    via: str | None = None  # how it came, when not from the run's own terminal (cli, api, slack, console)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class ApprovalReply:
     role: str | None = None
     waited: float = 0.0
     reason: str = ""
+    via: str | None = None  # how it came, when not from the run's own terminal (cli, api, slack, console)
 
 
 class Unanswered(EngineError):

@@ -11,12 +11,14 @@ from pathlib import Path
 from . import cache
 from .diagnostics import Diagnostic
 from .loader import Document
+from .serve_routes import Load, check_routes
 
 RULE = "RB013"
 
 
-def check_serve(doc: Document) -> list[Diagnostic]:
-    """Every problem of a schema-valid serve config, positioned."""
+def check_serve(doc: Document, load: Load | None = None) -> list[Diagnostic]:
+    """Every problem of a schema-valid serve config, positioned; with `load` (a runbook
+    loader), the routes' policies checked against their runbooks too."""
     base = Path(doc.file).resolve().parent
     entries = doc.data.get("runbooks", [])
     paths = [base / entry for entry in entries]
@@ -31,7 +33,8 @@ def check_serve(doc: Document) -> list[Diagnostic]:
         cache.note(path)  # `runbook validate` keeps the result only while these stay as they are
     if channels is not None and not (base / channels).is_file():
         found.append(doc.diagnostic(("channels",), f"no such channels config: {channels}", RULE))
-    return [*found, *_patterns(doc), *_people(doc), *_proxies(doc)]
+    found += [*_patterns(doc), *_people(doc), *_proxies(doc)]
+    return found if found or load is None else check_routes(doc, load)  # runbooks loaded only for a sound config
 
 
 def _patterns(doc: Document) -> list[Diagnostic]:

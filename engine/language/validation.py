@@ -162,7 +162,7 @@ def check_document(doc: Document, options: Options = DEFAULT_OPTIONS) -> Checked
     if kind == "serve" and not schema_diags:
         from .serve_rules import check_serve
 
-        diags.extend(check_serve(doc))
+        diags.extend(check_serve(doc, load_runbook))
     if kind not in schema.KINDS:
         return Checked(doc.file, _suppressed(doc, diags))
     lint_doc = doc if not schema_diags else pruned(doc, kind)

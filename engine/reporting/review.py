@@ -51,10 +51,10 @@ class Review:
 
 
 def _who(item: Mapping[str, Any]) -> str:
+    """Who decided, in which role, and how it came to a service run (`alice (dba) via slack`)."""
     by, role = item.get("by"), item.get("role")
-    if by and role:
-        return f"{by} ({role})"
-    return str(by or role or "")
+    who = f"{by} ({role})" if by and role else str(by or role or "")
+    return f"{who} via {item['via']}" if item.get("via") and who else who
 
 
 def _answers(answers: Any) -> str:
@@ -188,14 +188,20 @@ def _step_action(bar: Any) -> Action | None:
     return Action(bar.start, bar.step, what, detail, status, where=where)
 
 
+def _asked(approval: Mapping[str, Any]) -> str:
+    """The role an approval required, and who asked for it when the runbook did not."""
+    notes = [f"requires {approval['required_role']}"] if approval.get("required_role") else []
+    notes += [f"asked by {approval['policy']}"] if approval.get("policy") else []
+    return "; ".join(notes)
+
+
 def decisions(t: Any) -> list[Action]:
     """Answers and approvals (who decided what, in which role), in time order: the review
     of a live run and the debrief of a drill show the same."""
     out = [Action(float(a.get("elapsed") or 0.0), str(a.get("step")), "answer", _answers(a.get("answers")),
                   "answered", _who(a)) for a in t.answers]
     out += [Action(float(a.get("elapsed") or 0.0), str(a.get("step")), "approval", str(a.get("message") or ""),
-                   "approved" if a.get("approved") else "refused", _who(a),
-                   f"requires {a.get('required_role')}" if a.get("required_role") else "") for a in t.approvals]
+                   "approved" if a.get("approved") else "refused", _who(a), _asked(a)) for a in t.approvals]
     return sorted(out, key=lambda a: a.at)
 
 

@@ -82,7 +82,7 @@ class StepDriver(Driver):
             rec.status, rec.error = "failed", str(exc)
             return rec
         try:
-            reply = None if step.confirm is None else approval(self, step, sid, extra)
+            reply = approval(self, step, sid, extra)  # its confirm, or the run's policy's approval
         except StepStop as stop:  # no one to ask, or Ctrl-C: the step still gets its step.finished
             rec.status, rec.error = stop.outcome, stop.reason
             return rec
@@ -111,7 +111,7 @@ class StepDriver(Driver):
     def _refused(self, step: Step, sid: str, rec: StepRecord, why: str, extra: dict[str, Any]) -> StepRecord:
         """A refused approval: the run ends `refused`, unless the step's `on_refuse:` says
         to skip it, end the run another way, or run other steps instead."""
-        refuse = step.confirm.on_refuse if step.confirm is not None else None
+        refuse = step.confirm.on_refuse if step.confirm is not None else None  # (a policy's: the run ends)
         if refuse is None:
             rec.status, rec.error = "refused", why
             return rec

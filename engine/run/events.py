@@ -234,6 +234,7 @@ class PromptAnswered(Event):
     by: str | None = None
     role: str | None = None
     waited: float = 0.0
+    via: str | None = None  # how the answer came to a service run: cli, api, slack, console
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -246,6 +247,8 @@ class Approval(Event):
     required_role: str | None = None
     waited: float = 0.0
     message: str = ""
+    via: str | None = None  # how the answer came to a service run: cli, api, slack, console
+    policy: str | None = None  # who asked when the runbook did not: a serve route's policy
 
 
 @dataclass(slots=True, unsafe_hash=True)

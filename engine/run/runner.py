@@ -123,6 +123,8 @@ class Runner:
             supervisor = IncidentSupervisor(self, self.schedule)
             if supervisor.active:
                 self.hooks.append(supervisor)
+            if services.policy is not None:  # it follows the run's phases (an included runbook's are not)
+                self.hooks.append(services.policy)
 
     def _hook(self, name: str, *args: Any) -> None:
         for hook in self.hooks:
@@ -198,12 +200,24 @@ class Runner:
             if self.resume is not None and self.resume.phase_done(phase):
                 self._restore_phase(phase, times)
                 continue
+            stop = self._gate(phase)
+            if stop is not None:
+                return stop
             start = self._phase_start(phase)
             stop = self._phase(phase, start)
             times[phase.name] = self.bus.elapsed() - start
             if stop is not None:
                 return stop
         return None
+
+    def _gate(self, phase: Phase) -> StepStop | None:
+        """A policy's approval before the phase (the way out of its unattended phases)."""
+        policy = self.services.policy
+        if policy is None or self.prefix:
+            return None
+        from ._manual import gate
+
+        return gate(self, policy, phase, entered=self.resume is not None and phase.name in self.resume.phases)
 
     def _phase_start(self, phase: Phase) -> float:
         """When the phase began on the run's time axis: now, or (on resume) when the

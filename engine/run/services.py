@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code, 
     from engine.executors.notify import Notifier
     from engine.fleet.fanout import OnHost, Policy
 
+    from .policy import RunPolicy
+
 
 class HostsOutcome(Protocol):
     """What running a step on the hosts of its target came to (engine.fleet.fanout's
@@ -63,3 +65,4 @@ class Services:
     load_runbook: Callable[[Path], Runbook] | None = None
     hints: Mapping[str, str] = field(default_factory=dict)
     background: Any = None  # starts a block's background helpers; None: processes on this machine
+    policy: RunPolicy | None = None  # what a service route adds to the runbook (engine/run/policy.py)

@@ -20,7 +20,7 @@ from engine.language.duration import parse_duration
 from engine.language.loader import Document, LoadError, load_file
 from engine.language.schema import validate_as
 from engine.language.serve_rules import check_serve
-from engine.language.validation import ValidationFailed
+from engine.language.validation import ValidationFailed, load_runbook
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -65,6 +65,7 @@ class Route:
     once_within: float | None = None
     unattended: tuple[str, ...] = ()
     approvals: Mapping[str, str] = field(default_factory=dict)
+    gate_role: str | None = None  # who lets a run leave its unattended phases
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def load_config(path: str | os.PathLike[str] | None) -> ServeConfig:
         raise ValidationFailed(name, [exc.diagnostic], exc.text) from None
     problems = [*doc.problems, *validate_as(doc, "serve")]
     if not problems:
-        problems = check_serve(doc)
+        problems = check_serve(doc, load_runbook)
     if any(d.is_error for d in problems):
         raise ValidationFailed(name, problems, _text(name))
     return _build(doc)
@@ -196,4 +197,5 @@ def _route(raw: Mapping[str, Any]) -> Route:
         pool=dict(raw.get("pool", {})),
         once_within=parse_duration(raw["once_within"]) if "once_within" in raw else None,
         unattended=tuple(raw.get("unattended", ())), approvals=dict(raw.get("approvals", {})),
+        gate_role=raw.get("gate_role"),
     )

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from engine.errors import EngineError
 from engine.run.continuation import Choices, Undecided
 from engine.run.journal import read_journal, run_finished
+from engine.run.policy import RunPolicy, policy_of
 from engine.run.recovery import recover
 from engine.run.runner import Runner, RunResult
 from engine.run.session import LiveOptions, run_at
@@ -56,6 +57,7 @@ class Execution:
     stopped: str | None = None  # why it was stopped
     parked: NewQuestion | None = None  # the question it stopped to wait on
     on_question: Callable[[QuestionRow], None] | None = None  # told of each question stored (Slack)
+    policy: RunPolicy | None = None  # its route's (unattended phases, approvals), read when it starts
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -90,6 +92,8 @@ class Execution:
 
         runbook = load_runbook(self.run.file)
         resolved = inputs_mod.resolve(runbook, from_file=self.run.inputs)
+        alert = self.store.alert_of(self.run.id)  # its route's policy goes with it to every worker
+        self.policy = policy_of(alert.policy, f"route {alert.route}") if alert is not None and alert.route else None
         recovered = choices = None
         if self.claim.takeover:
             self.store.export(self.run.id, run_dir)
@@ -120,6 +124,7 @@ class Execution:
 
         def prompter(services: Any) -> None:
             services.prompter = StoredPrompter(self.store, self.run.id, self._park, self.run.answers)
+            services.policy = self.policy
 
         return LiveOptions(answers=self.run.answers, install_signals=False, stream=_Discard(),
                            show_output=False, alert=self.run.alert, journal=journal, machine_lock=False,

@@ -8,7 +8,7 @@ against the person proven by a token or a Slack signature, never a name they giv
 stores the answer; the run goes back to the queue, and the next worker continues it from
 its journal. The step that asked starts again (nothing of it ran) and finds its answer
 here, so the journal gets the same `prompt.answered` / `approval` events, with who and
-when, that a terminal answer writes; how it came (cli, api, slack) is on the audit trail.
+when, that a terminal answer writes, and how it came (`via`: cli, api, slack, console).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from engine.language.model import MISSING, AskField
 
 from .config import ServeConfig
 from .store import NewQuestion, PersonRow, QuestionRow, Store
+from .store.records import loads
 
 ASK, APPROVAL = "ask", "approval"
 APPROVAL_FIELDS: tuple[dict[str, Any], ...] = (
@@ -94,7 +95,7 @@ class StoredPrompter:
             fields = tuple(_field_dict(f) for f in question.fields)
             self.park(NewQuestion(question.step, ASK, question.text or question.title, fields, question.role))
         values = dict(found.answer or {})
-        return Answer(values, found.answered_by, self._role(found), _waited(found))
+        return Answer(values, found.answered_by, self._role(found), _waited(found), via=self._via(found))
 
     def approve(self, request: ApprovalRequest) -> ApprovalReply:
         found = self._answered(request.step, APPROVAL)
@@ -102,7 +103,7 @@ class StoredPrompter:
             self.park(NewQuestion(request.step, APPROVAL, request.message, APPROVAL_FIELDS, request.role))
         values = found.answer or {}
         return ApprovalReply(bool(values.get("approved")), found.answered_by, self._role(found), _waited(found),
-                             str(values.get("reason") or ""))
+                             str(values.get("reason") or ""), self._via(found))
 
     def confirm_rollback(self, steps: int) -> bool:
         return True  # never asked: a non-interactive run rolls back after an abort
@@ -115,6 +116,14 @@ class StoredPrompter:
             return None
         self.store.close_questions([answered[-1].id])
         return answered[-1]
+
+    def _via(self, question: QuestionRow) -> str | None:
+        """How the answer came (cli, api, slack, console), as the audit trail recorded it."""
+        for entry in reversed(self.store.audit_trail(self.run_id)):
+            detail = loads(entry.get("detail"), {})
+            if entry.get("what") == "question.answered" and detail.get("question") == question.id:
+                return str(detail["via"]) if detail.get("via") else None
+        return None
 
     def _role(self, question: QuestionRow) -> str | None:
         if question.role is not None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.errors import EngineError, UsageError
 from engine.language.model import Runbook
+from engine.language.serve_routes import RunbookCatalog
 from engine.run.alerts import lookup, record
 
 from .config import Route, ServeConfig
@@ -50,8 +51,10 @@ class Target:
 
     @property
     def policy(self) -> dict[str, Any]:
+        """What the run's worker applies (engine/run/policy.py), kept with the alert."""
+        gate_role = self.route.gate_role or (self.runbook.defaults.role if self.route.unattended else None)
         return {"unattended": list(self.route.unattended), "approvals": dict(self.route.approvals),
-                "pool": dict(self.route.pool)}
+                "gate_role": gate_role, "pool": dict(self.route.pool)}
 
     def run(self, source: str, alert: Mapping[str, Any]) -> NewRun:
         """The run this alert starts: the route's inputs, then those the runbook maps from the alert."""
@@ -75,7 +78,9 @@ class Router:
     def of(cls, config: ServeConfig) -> Router:
         """UsageError naming every route whose runbook cannot be found or loaded."""
         base = Path(config.file).resolve().parent if config.file else Path.cwd()
-        catalog = _Catalog(config.runbooks)
+        from engine.language.validation import load_runbook
+
+        catalog = RunbookCatalog(config.runbooks, load_runbook)
         targets, problems = [], []
         for i, route in enumerate(config.routes):
             name = route.name or f"route-{i + 1}"
@@ -92,46 +97,3 @@ class Router:
 
     def match(self, source: str, alert: Mapping[str, Any]) -> Target | None:
         return next((t for t in self.targets if t.matches(source, alert)), None)
-
-
-class _Catalog:
-    """The runbooks in the config's directories, by id (loaded only when a route asks)."""
-
-    def __init__(self, places: tuple[Path, ...]) -> None:
-        self.places = places
-        self._by_id: dict[str, tuple[str, Runbook]] | None = None
-
-    def find(self, base: Path, name: str) -> tuple[str, Runbook]:
-        from engine.language.validation import load_runbook
-
-        path = base / name
-        if path.is_file():
-            return str(path.resolve()), load_runbook(path)
-        found = self._ids().get(name)
-        if found is None:
-            raise UsageError(f"no runbook {name!r}: not a file beside the config, nor the id of a runbook in "
-                             f"{', '.join(str(p) for p in self.places) or 'the config runbooks (none listed)'}")
-        return found
-
-    def _ids(self) -> dict[str, tuple[str, Runbook]]:
-        from engine.language.validation import load_runbook
-
-        if self._by_id is None:
-            self._by_id = {}
-            for file in self._files():
-                try:
-                    runbook = load_runbook(file)
-                except EngineError as exc:  # a scenario, an inventory, or a broken runbook
-                    log.debug("%s: not a runbook routes can start: %s", file, str(exc).splitlines()[0])
-                    continue
-                self._by_id.setdefault(runbook.id, (str(file.resolve()), runbook))
-        return self._by_id
-
-    def _files(self) -> list[Path]:
-        files: list[Path] = []
-        for place in self.places:
-            if place.is_file():
-                files.append(place)
-            else:
-                files.extend(sorted(p for p in place.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
-        return files

@@ -127,6 +127,16 @@ def _runbook(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
+def _store_records(home: Path, run_id: str) -> list[str]:
+    from engine.service.store import Store
+
+    store = Store.open(f"sqlite:///{home}/service.db")
+    try:
+        return store.records(run_id)
+    finally:
+        store.close()
+
+
 def _call(method: str, url: str, token: str | None, body: Any = None) -> tuple[int, Any]:
     request = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -284,5 +294,12 @@ def test_an_approval_from_slack_is_verified_and_the_slack_user_mapped_to_a_perso
         assert status == 200 and done["text"].startswith("Approved by alice: step restart"), done
         wait_for(lambda: _call("GET", run_url, bob)[1]["status"] == "finished", 60, "the run to finish")
         assert (tmp_path / "work" / "restart.count").read_text() == "data\n"
+        events = [json.loads(line) for line in _store_records(home, run_id)]
+        [answered] = [e for e in events if e["event"] == "prompt.answered"]
+        [approval] = [e for e in events if e["event"] == "approval"]
+        assert (answered["by"], answered["via"], approval["by"], approval["via"]) == ("bob", "api", "alice", "slack")
+        report = _runbook(home, "report", "--database", f"sqlite:///{home}/service.db", run_id)
+        assert "| alice (dba) via slack | Restart db-1? | approved |" in report.stdout, report.stdout + report.stderr
+        assert "| bob (oncall) via api |" in report.stdout
         log = stop(proc, home)
     assert "X-Slack-Signature does not match" in log  # refusals are logged for whoever watches

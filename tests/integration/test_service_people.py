@@ -85,11 +85,13 @@ def test_a_question_parks_the_run_and_the_answer_of_a_proven_person_continues_it
     assert (tmp_path / "restart.count").read_text() == "logs\n"
     [answered] = _records(store, run_id, "prompt.answered")
     assert (answered["step"], answered["answers"], answered["by"]) == ("triage", {"cause": "logs"}, "bob")
+    assert answered["via"] == "cli"  # how the answer came is journaled, not only on the audit trail
     resumed = _records(store, run_id, "run.resumed")
     assert [(r["by"], r["previous"], r["rerun"]) for r in resumed] == [
         ("bob", "stopped to wait for a person", ["triage"]), ("alice", "stopped to wait for a person", ["restart"])]
     [approval] = _records(store, run_id, "approval")
-    assert (approval["approved"], approval["by"], approval["role"]) == (True, "alice", "dba")
+    assert (approval["approved"], approval["by"], approval["role"], approval["via"]) == (True, "alice", "dba", "api")
+    assert approval["policy"] is None  # the runbook's confirm asked, not a route's policy
     trail = [(a["who"], json.loads(a["detail"])["via"])
              for a in store.audit_trail(run_id) if a["what"] == "question.answered"]
     assert trail == [("bob", "cli"), ("alice", "api")]

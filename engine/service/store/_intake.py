@@ -148,3 +148,9 @@ def listing(conn: Connection, route: str | None, unrouted: bool, limit: int) -> 
     elif route is not None:
         query = query.where(ALERTS.c.route == route)
     return [AlertRow.from_row(r) for r in conn.execute(query)]
+
+
+def of_run(conn: Connection, run_id: str) -> AlertRow | None:
+    """The alert that started the run (its route's policy with it); None for a run queued otherwise."""
+    row = conn.execute(select(ALERTS).where(ALERTS.c.run_id == run_id).order_by(ALERTS.c.id).limit(1)).first()
+    return AlertRow.from_row(row) if row is not None else None

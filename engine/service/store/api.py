@@ -308,6 +308,10 @@ class Store:
         """Alerts received, latest first; `unrouted`: only those no route matched."""
         return self._read(lambda c: _intake.listing(c, route, unrouted, limit), "list alerts")
 
+    def alert_of(self, run_id: str) -> AlertRow | None:
+        """The alert that started a run, with its route's policy (None: not started by an alert)."""
+        return self._read(lambda c: _intake.of_run(c, run_id), "read the alert of a run")
+
     # -- workers and audit ---------------------------------------------------------------------
 
     def worker_seen(self, worker: str, labels: Mapping[str, str], state: str) -> None:
