@@ -1,39 +1,52 @@
-"""Simulation benchmark: drills run unattended on the virtual clock.
+"""Simulation benchmark: drills run unattended on the virtual clock (issue 14 item 4, and
+issue 12's condition that simulation does not get slower than before blocks).
 
-  a. simulated steps per second, one core: a 200-step scenario (commands with
+  a. simulated steps per second in one process: a 200-step scenario (commands with
      templated output, answers from scripted people, random durations, expectations,
-     conditions) run many times in one process; CPU time per step.
-  b. `runbook test --trials 1000` of a 20-step scenario: the whole command, wall clock.
+     conditions), trials run one after another in a fresh process per turn, CPU time;
+     in turns with the same probe on the engine of BASELINE (f90f63e: the commit before
+     blocks landed), so the ratio is a same-run one.
+  b. `runbook test --trials 1000` of a 20-step scenario, the whole command: what the
+     trials add over one trial (the issue's figure), with `--jobs 1` and on every CPU;
+     and the baseline's command.
 
-Targets from the issue: at least 20,000 simulated steps per second on one core;
-1,000 trials of the 20-step scenario in under 2 s.
+Target from the issue: at least 50,000 simulated steps per second; and not slower than
+the baseline. BENCH_SIM_BASELINE names another baseline commit.
 """
 
 from __future__ import annotations
 
-import sys
+import json
+import os
+import statistics
+import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bench._timing import (
-    ROOT,
+    CommandFailed,
     Context,
     Target,
     Timing,
+    command_env,
     fmt_seconds,
     load_average,
     machine,
+    machine_line,
     print_tables,
     time_interleaved,
     write_json,
 )
 
-DESCRIPTION = "simulated steps per second (200-step scenario) and 1,000 trials of a 20-step scenario"
+DESCRIPTION = "simulated steps per second: one process, every CPU, and against f90f63e (before blocks)"
 BIG, SMALL, TRIALS = 200, 20, 1000
+PROBE_TRIALS = 20  # trials of the 200-step scenario in each turn of (a)
+TARGET = 50_000
+BASELINE = os.environ.get("BENCH_SIM_BASELINE", "f90f63e")
+PROBE = Path(__file__).resolve().parent / "_sim_probe.py"
 
 
 def scenario_pair(steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -75,45 +88,113 @@ def _write(work: Path, steps: int) -> Path:
     return path
 
 
-def _steps_per_second(path: Path, repeats: int) -> tuple[float, int]:
-    """In this process, one core: CPU seconds per simulated step (best of three rounds)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from engine.language.validation import load_runbook, load_scenario
-    from engine.simulation.drill import DrillSetup, run_scenario
+def _baseline_tree(ctx: Context) -> Path | None:
+    """The engine of BASELINE (and its schemas), extracted once under bench/out/."""
+    dest = ctx.out_dir / f"baseline-{BASELINE}"
+    if (dest / "engine").is_dir():
+        return dest
+    archive = subprocess.run(["git", "-C", str(ctx.root), "archive", BASELINE, "engine", "schemas"],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        print(f"  no baseline: git archive {BASELINE} failed: {archive.stderr.decode(errors='replace').strip()}")
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
 
-    scenario = load_scenario(path)
-    runbook = load_runbook(scenario.runbook_path)
-    first = run_scenario(scenario, runbook)
-    if first.result.outcome != "resolved":
-        raise SystemExit(f"the benchmark scenario did not resolve: {first.result.reason}")
-    steps = len(first.timings.steps)
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        for seed in range(repeats):
-            run_scenario(scenario, runbook, DrillSetup(seed=seed))
-        best = min(best, (time.process_time() - start) / (repeats * steps))
-    return 1.0 / best, steps
+
+def _probe(ctx: Context, tree: Path | None, scenario: Path, trials: int) -> float:
+    """Simulated steps per CPU second of `trials` trials in one process (this tree, or `tree`)."""
+    env = command_env()
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    proc = subprocess.run([str(ctx.project("python")), str(PROBE), str(scenario), str(trials)],
+                          cwd=tree or ctx.root, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise CommandFailed(f"{PROBE.name} ({tree or 'this tree'}) exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    figures = json.loads(proc.stdout.splitlines()[-1])
+    expected = (tree or ctx.root) / "engine"
+    if not figures["engine"].startswith(str(expected)):
+        raise CommandFailed(f"{PROBE.name} measured {figures['engine']}, not {expected}")
+    return float(figures["steps"] / figures["cpu"])
+
+
+def _in_process(ctx: Context, scenario: Path, baseline: Path | None, turns: int) -> tuple[list[float], list[float]]:
+    """Steps per CPU second in one process: this tree and the baseline, in turns."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    print(f"  in one process, {PROBE_TRIALS} trials of the {BIG}-step scenario a turn, {turns} turns ",
+          end="", flush=True)
+    for _ in range(turns):
+        ours.append(_probe(ctx, None, scenario, PROBE_TRIALS))
+        if baseline is not None:
+            theirs.append(_probe(ctx, baseline, scenario, PROBE_TRIALS))
+        print(".", end="", flush=True)
+    print()
+    return ours, theirs
+
+
+def _commands(ctx: Context, small: Path, baseline: Path | None, runs: int) -> list[Timing]:
+    """`runbook test` of the small scenario: one trial, TRIALS in one process, TRIALS over
+    every CPU, and the baseline's TRIALS; in turns."""
+    test = [str(ctx.project("runbook")), "test", str(small), "--trials"]
+    timings = [Timing("--trials 1", [*test, "1"], runs),
+               Timing(f"--trials {TRIALS} --jobs 1", [*test, str(TRIALS), "--jobs", "1"], runs),
+               Timing(f"--trials {TRIALS} (every CPU)", [*test, str(TRIALS)], runs)]
+    if baseline is not None:
+        timings.append(Timing(f"{BASELINE}: --trials {TRIALS}", ["env", f"PYTHONPATH={baseline}",
+                              str(ctx.project("python")), "-m", "engine", "test", str(small), "--trials",
+                              str(TRIALS)], runs))
+    time_interleaved(timings, cwd=small.parent)
+    return timings
+
+
+def _how(t: Timing, one: Timing, added: int) -> str:
+    """Wall and CPU medians, and the steps per CPU second the trials added (all processes)."""
+    return (f"wall {fmt_seconds(t.median)}, CPU {fmt_seconds(t.cpu_median)} (1 trial: {fmt_seconds(one.median)}, "
+            f"{fmt_seconds(one.cpu_median)}): {added / max(t.cpu_median - one.cpu_median, 1e-9):,.0f} steps/CPU s")
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):,.0f} - {max(values):,.0f}" if values else "-"
 
 
 def run(ctx: Context) -> bool:
     info = machine(ctx)
+    turns = ctx.runs or 5
+    baseline = _baseline_tree(ctx)
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
         work = Path(tmp)
         big, small = _write(work, BIG), _write(work, SMALL)
-        rate, steps = _steps_per_second(big, repeats=ctx.runs or 20)
-        trials = Timing(f"runbook test --trials {TRIALS}",
-                        [str(ctx.project("runbook")), "test", "--trials", str(TRIALS), str(small)], ctx.runs or 5)
-        time_interleaved([trials], cwd=work)
-    targets = [Target("simulated steps per second, one core", rate, 20000, below=False, unit=" steps/s"),
-               Target(f"{TRIALS} trials of a {SMALL}-step scenario", trials.median, 2.0)]
-    rows = [[f"{BIG}-step scenario, in one process", f"{rate:,.0f} steps/s", f"{1e6 / rate:.1f} us/step",
-             f"{steps} steps"],
-            [f"runbook test --trials {TRIALS} ({SMALL} steps)", fmt_seconds(trials.median),
-             f"{trials.median / (TRIALS * SMALL) * 1e6:.1f} us/step", f"{TRIALS * SMALL:,} steps"]]
+        ours, theirs = _in_process(ctx, big, baseline, turns)
+        one, serial, every, *base = _commands(ctx, small, baseline, turns)
+    added = (TRIALS - 1) * SMALL  # the issue's figure: what TRIALS trials add over one
+    serial_rate = added / max(serial.median - one.median, 1e-9)
+    every_rate = added / max(every.median - one.median, 1e-9)
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    rows = [[f"{BIG}-step scenario, one process (CPU time)", f"{statistics.median(ours):,.0f} steps/s",
+             _spread(ours), f"{turns} turns x {PROBE_TRIALS * BIG:,} steps"]]
+    if theirs:
+        rows.append([f"the same, {BASELINE} (before blocks)", f"{statistics.median(theirs):,.0f} steps/s",
+                     _spread(theirs), f"ratio this/{BASELINE} per turn {min(ratios):.2f}-{max(ratios):.2f}x"])
+    for label, t, rate in ((f"--trials {TRIALS} --jobs 1 ({SMALL} steps)", serial, serial_rate),
+                           (f"--trials {TRIALS}, every CPU", every, every_rate)):
+        rows.append([label, f"{rate:,.0f} steps/s", f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}",
+                     _how(t, one, added)])
+    for t in base:
+        rows.append([t.label, f"{added / max(t.median - one.median, 1e-9):,.0f} steps/s",
+                     f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}", _how(t, one, added)])
+    targets = [Target("simulated steps/s, one process", statistics.median(ours), TARGET, below=False,
+                      unit=" steps/s"),
+               Target(f"simulated steps/s, --trials {TRIALS} on every CPU", every_rate, TARGET, below=False,
+                      unit=" steps/s")]
+    if ratios:
+        targets.append(Target(f"steps/s against {BASELINE} (same run, median of turns)", statistics.median(ratios),
+                              1.0, below=False, unit="x"))
     info["load_average_after"] = load_average()
-    write_json(ctx.out_dir / "simulate.json", {"benchmark": "simulate", "machine": info, "steps_per_second": rate,
-                                               "trials": trials.summary(), "targets": [t.row() for t in targets]})
-    print_tables(["measurement", "result", "per step", "work"], rows, targets)
+    write_json(ctx.out_dir / "simulate.json", {
+        "benchmark": "simulate", "machine": info, "in_process": {"this": ours, "baseline": theirs, "ratios": ratios},
+        "commands": [t.summary() for t in (one, serial, every, *base)], "targets": [t.row() for t in targets]})
+    print_tables(["measurement", "median", "spread over turns", "how"], rows, targets,
+                 heading=machine_line("Simulation", info))
     return all(t.met for t in targets)
