@@ -18,4 +18,4 @@ Layer: above reporting. It may import `engine.reporting`, `engine.simulation`,
 """
 
 __all__ = ["app", "authentication", "config", "drill_room", "drill_run", "execution", "intake", "journal", "metrics",
-           "payloads", "request_ids", "routing", "server", "store", "worker"]
+           "payloads", "request_ids", "room_pages", "room_views", "routing", "server", "store", "worker"]

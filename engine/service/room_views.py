@@ -88,7 +88,7 @@ def room_view(store: Store, room: RoomRow, me: str) -> RoomView:
     shown = records if trainer else trainee_view(records)
     view = RoomView(room, me, trainer, member, members, roles_of(scenario, runbook), runbook.title,
                     scenario.page_text(runbook.title), scenario.briefing.strip(), build_timeline(shown),
-                    [r for r in shown if r.get("event") in ("inject.fired", "clock.control")],
+                    [r for r in shown if r.get("event") == "inject.fired" or _control_shown(r, trainer)],
                     _waiting(rooms.prompts(room.id), members, member, trainer),
                     [r for r in records if r.get("event") == "hint.shown" and (trainer or r.get("by") == me)],
                     _paused(records))
@@ -103,6 +103,13 @@ def _trainer_side(view: RoomView, scenario: Scenario, records: list[dict[str, An
     view.notes = trainer_notes(scenario, records)
     view.events = list(enumerate(scenario.events, 1))
     view.scenario_title = scenario.title
+
+
+def _control_shown(record: dict[str, Any], trainer: bool) -> bool:
+    """A trainer's control as a person in the room hears of it: the trainees learn of a
+    pause, a new speed or the end, not that an event they saw was the trainer's doing."""
+    action = str(record.get("action") or "")
+    return record.get("event") == "clock.control" and (trainer or not action.startswith("inject"))
 
 
 def _paused(records: list[dict[str, Any]]) -> bool:
@@ -139,5 +146,7 @@ def stream_line(line: str, trainer: bool) -> str:
     keep = SHOWN.get(str(record.get("event")), ())
     if record.get("event") == "inject.fired" and not record.get("message"):
         keep = ()  # a silent change of the world: the trainees learn nothing of it
+    if not _control_shown(record, False) and record.get("event") == "clock.control":
+        keep = ()
     cut = {k: record[k] for k in ("seq", "event", *keep) if k in record}
     return json.dumps(cut, ensure_ascii=False, sort_keys=True)

@@ -17,7 +17,7 @@ from postgres import wait_for
 from roomkit import FAULT, HERRING, NOTES, write_drill_files
 
 pytestmark = pytest.mark.integration
-TRAINER_ONLY = (NOTES, FAULT, HERRING, "Poisoned message", "queue-stuck-poison", "Live scorecard")
+TRAINER_ONLY = (NOTES, FAULT, HERRING, "Poisoned message", "queue-stuck-poison", "Live scorecard", "inject 1")
 
 
 def _people(tmp_path: Path) -> tuple[Path, Path]:
