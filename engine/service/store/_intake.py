@@ -37,6 +37,15 @@ def _statement(dialect: str, name: str) -> Executable:
         .on_conflict_do_nothing().returning(ALERTS.c.id),
         "change": lambda: update(ALERTS).where(ALERTS.c.occurrence == bindparam("the_occurrence"))
         .values(updated_at=clock),
+        "first": lambda: select(KEYS.c.delivery_id).where(KEYS.c.key == bindparam("the_key")),
+        "duplicate": lambda: update(DELIVERIES).where(DELIVERIES.c.id == bindparam("the_id"))
+        .values(status="duplicate"),
+        "known": lambda: select(ALERTS).where(ALERTS.c.occurrence == bindparam("the_occurrence")),
+        "throttle": lambda: select(ALERTS.c.run_id)
+        .where(ALERTS.c.route == bindparam("the_route"), ALERTS.c.label_key == bindparam("the_label_key"),
+               ALERTS.c.run_id.is_not(None), ALERTS.c.occurrence != bindparam("the_occurrence"),
+               ALERTS.c.received_at >= clock - bindparam("window"))
+        .order_by(ALERTS.c.received_at.desc()).limit(1),
     }
     statement: Executable = made[name]()
     return statement
@@ -56,9 +65,8 @@ def store_raw(conn: Connection, new: NewDelivery, status: str) -> int:
 def receive(conn: Connection, new: NewDelivery) -> Received:
     delivery = store_raw(conn, new, "accepted")
     if new.dedup_key is not None and _run(conn, "key", {"key": new.dedup_key, "delivery_id": delivery}).first() is None:
-        first = int(conn.execute(select(KEYS.c.delivery_id).where(KEYS.c.key == new.dedup_key)).scalar_one())
-        conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == delivery).values(status="duplicate",
-                                                                                  duplicate_of=first))
+        first = int(_run(conn, "first", {"the_key": new.dedup_key}).scalar_one())
+        _run(conn, "duplicate", {"the_id": delivery, "duplicate_of": first})
         return Received(delivery, first)
     return Received(delivery, None, tuple(_alert(conn, new.source, delivery, alert) for alert in new.alerts))
 
@@ -74,7 +82,7 @@ def _alert(conn: Connection, source: str, delivery: int, alert: NewAlert) -> Ale
         outcome = _first_seen(conn, alert)
         changes: dict[str, Any] = {"action": outcome.detail, "run_id": outcome.run_id}
     else:
-        row = AlertRow.from_row(conn.execute(select(ALERTS).where(ALERTS.c.occurrence == alert.occurrence)).one())
+        row = AlertRow.from_row(_run(conn, "known", {"the_occurrence": alert.occurrence}).one())
         outcome = _seen_again(conn, source, row, alert)
         changes = {"last_delivery": delivery}
         if outcome.action != "duplicate":
@@ -103,12 +111,8 @@ def _first_seen(conn: Connection, alert: NewAlert) -> AlertOutcome:
 def _throttled_by(conn: Connection, alert: NewAlert) -> str | None:
     if not alert.once_within:
         return None
-    query = (select(ALERTS.c.run_id)
-             .where(ALERTS.c.route == alert.route, ALERTS.c.label_key == alert.label_key,
-                    ALERTS.c.run_id.is_not(None), ALERTS.c.occurrence != alert.occurrence,
-                    ALERTS.c.received_at >= now(conn) - alert.once_within)
-             .order_by(ALERTS.c.received_at.desc()).limit(1))
-    found = conn.execute(query).scalar()
+    found = _run(conn, "throttle", {"the_route": alert.route, "the_label_key": alert.label_key,
+                                    "the_occurrence": alert.occurrence, "window": alert.once_within}).scalar()
     return str(found) if found is not None else None
 
 

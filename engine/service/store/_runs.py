@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, select, update
+from functools import cache
+
+from sqlalchemy import Connection, Executable, func, insert, select, update
 
 from engine.run.journal_writer import new_run_id
 
 from . import tables
-from .database import now
+from .database import clock_of, now
 from .records import NewRun, RunQuery, RunRow, dumps
 
 RUNS = tables.runs
 
 
+@cache
+def _insert(dialect: str) -> Executable:
+    # Made once per database, its values given at execution: built at each call,
+    # SQLAlchemy coerces and cache-keys it again (the intake queues runs at hundreds a second).
+    statement: Executable = insert(RUNS).values(created_at=clock_of(dialect))
+    return statement
+
+
 def enqueue(conn: Connection, new: NewRun) -> str:
     run_id = new.run_id or new_run_id(new.runbook)
-    # Values given at execution, not in .values(): the statement is then compiled once
-    # (the intake queues runs at hundreds a second).
-    conn.execute(insert(RUNS).values(created_at=now(conn)), {
+    conn.execute(_insert(conn.dialect.name), {
         "id": run_id, "runbook": new.runbook, "file": new.file, "inputs": dumps(dict(new.inputs)),
         "secrets": dumps(sorted(new.secrets)), "answers": dumps({k: dict(v) for k, v in new.answers.items()}),
         "alert": dumps(dict(new.alert)) if new.alert is not None else None, "pool": dumps(dict(new.pool)),

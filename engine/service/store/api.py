@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text, u
 from sqlalchemy.exc import IntegrityError
 
 from . import _accounts, _audit, _intake, _journal, _leases, _people, _questions, _runs, tables
+from ._batches import GroupCommit
 from .database import connect, database_url, is_postgres, now, shown_url, writing
 from .failures import StoreError, retrying, store_error
 from .migrations import migrate
@@ -54,6 +55,9 @@ class Store:
         # rather than in SQLite's busy handler, which sleeps and lets a writer starve (a
         # storm of deliveries then saw 503s). PostgreSQL writers need no such queue.
         self._writers: AbstractContextManager[Any] = nullcontext() if is_postgres(engine) else threading.RLock()
+        # Deliveries that arrive together share a commit; on PostgreSQL a few such
+        # transactions run side by side, as its writers do not take turns.
+        self._deliveries = GroupCommit(self._receive_all, self._receive_one, lanes=4 if is_postgres(engine) else 1)
 
     @classmethod
     def open(cls, database: str | None = None, *, pool_size: int = 8, patience: float = PATIENCE) -> Store:
@@ -285,8 +289,16 @@ class Store:
 
     def receive(self, delivery: NewDelivery) -> Received:
         """Store a delivery raw and, unless it repeats one already taken, its alerts (runs
-        queued, runs of resolved alerts cancelled or told): one durable transaction, so an
-        answer of 2xx means all of it is kept and a StoreError means none of it is."""
+        queued, runs of resolved alerts cancelled or told): committed durably before it
+        returns, so an answer of 2xx means all of it is kept and a StoreError means none of
+        it is. Deliveries arriving together share a commit (_batches.py)."""
+        return self._deliveries.submit(delivery)
+
+    def _receive_all(self, deliveries: Sequence[NewDelivery]) -> list[Received]:
+        return self._write(lambda c: [_intake.receive(c, d) for d in deliveries], "take the deliveries",
+                           immediate=True, patience=0)
+
+    def _receive_one(self, delivery: NewDelivery) -> Received:
         return self._write(lambda c: _intake.receive(c, delivery), "take the delivery", immediate=True,
                            patience=INTAKE_PATIENCE)
 
