@@ -12,6 +12,10 @@ Layer: above templates. It may import `engine.templates`, `engine.errors` and
 `engine.home`; nothing that runs anything.
 """
 
+from ._yaml_start import defer_reader_pattern
+
+defer_reader_pattern()  # before anything here imports PyYAML (see _yaml_start)
+
 __all__ = [
     "builder", "cache", "channels", "datafile", "diagnostics", "duration", "fields", "formats", "includes",
     "inventory", "lint", "loader", "model", "rules", "runbook_check", "scaffold", "scenario", "schema", "source_map",
