@@ -709,3 +709,23 @@ def test_a_priority_change_reads_as_text_in_markdown_not_as_an_escaped_arrow(dri
     """`->` went into Markdown as `-&gt;`: the marker uses an arrow that needs no escaping."""
     text = "\n".join(render_markdown(build_report(run)) for run in drills.values())
     assert "-&gt;" not in text and "priority unset → P" in text
+
+
+def test_a_wait_for_the_gate_between_phases_is_people_time(tmp_path: Path) -> None:
+    """A service route's gate (gate:remediation) is approved between phases, outside every
+    step: its wait still counts as waiting on people, and no step is made of it."""
+    records = [{"seq": 1, "elapsed": 0.0, "event": "run.started", "run_id": "r"},
+               {"seq": 2, "elapsed": 0.0, "event": "phase.started", "phase": "triage"},
+               {"seq": 3, "elapsed": 0.0, "event": "step.started", "step": "look", "phase": "triage", "kind": "run"},
+               {"seq": 4, "elapsed": 1.0, "event": "step.finished", "step": "look", "phase": "triage", "kind": "run",
+                "status": "ok", "attempts": 1},
+               {"seq": 5, "elapsed": 1.0, "event": "phase.finished", "phase": "triage", "status": "ok"},
+               {"seq": 6, "elapsed": 9.0, "event": "approval", "step": "gate:remediation", "approved": True,
+                "by": "bob", "role": "oncall", "required_role": "oncall", "waited": 8.0, "via": "slack",
+                "policy": "route disk", "message": "triage ran unattended: go on into remediation?"},
+               {"seq": 7, "elapsed": 9.0, "event": "run.finished", "outcome": "resolved", "duration": 9.0}]
+    report = build_report(_journal(tmp_path, records))
+    assert [b.step for b in report.timeline.bars] == ["look"]
+    assert report.people_time == pytest.approx(8.0) and report.machine_time == pytest.approx(1.0)
+    markdown = render_markdown(report)
+    assert "| gate:remediation | bob (oncall) via slack |" in markdown and "asked by route disk" in markdown

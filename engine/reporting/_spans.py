@@ -161,6 +161,8 @@ class Timeline:
     markers: list[Marker] = field(default_factory=list)
     end: float = 0.0
     stop: Stop | None = None
+    # Waits for people outside any step: a service route's gate before a phase (gate:PHASE)
+    waits: list[Segment] = field(default_factory=list)
 
     def bar(self, step: str) -> Bar | None:
         return next((b for b in reversed(self.bars) if b.step == step), None)

@@ -84,7 +84,8 @@ class Report:
 
     @property
     def people_time(self) -> float:
-        return sum(b.people for b in self.steps)
+        """Waits for people in the steps, and between phases (a service route's gate)."""
+        return sum(b.people for b in self.steps) + sum(w.end - w.start for w in self.timeline.waits)
 
     @property
     def machine_time(self) -> float:

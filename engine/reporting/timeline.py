@@ -198,6 +198,8 @@ class _Builder:
         waited = float(r.get("waited") or 0.0)
         if bar is not None and waited > 0:
             bar.segments.append(Segment("people", max(_at(r) - waited, bar.start), _at(r), label))
+        elif waited > 0 and str(r.get("step")).startswith("gate:"):  # between phases: no step holds it
+            self.tl.waits.append(Segment("people", max(_at(r) - waited, 0.0), _at(r), f"{r.get('step')}: {label}"))
 
     def _prompt_answered(self, r: Record) -> None:
         self._people(r, f"waiting for an answer ({r.get('by') or 'someone'})")

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from engine.errors import EngineError, UsageError
 
+from .client import AGENT
 from .prompts import Forbidden, NoSuchRun, NotWaiting, Unauthorized, answer_as, person_of
 from .store import RUN_MODES, PersonRow, RunQuery, Store, StoreError
 
@@ -106,7 +107,7 @@ class Api:
         run_id, step = request.path_params["run_id"], request.path_params["step"]
         try:
             question, person = await run_in_threadpool(answer_as, self.store, _token(request), run_id, step,
-                                                       values, "api")
+                                                       values, _via(request))
             run = await run_in_threadpool(self.store.run, run_id)
         except EngineError as exc:
             return error_response(exc)
@@ -174,3 +175,9 @@ def _limit(raw: str | None) -> int:
         return min(max(int(raw or 100), 1), 1000)
     except ValueError:
         return 100
+
+
+def _via(request: Request) -> str:
+    """How an answer came, for the journal: `runbook answer/approve --server` (cli), or any
+    other client of the API. Said by the client, so it is a note, never a permission."""
+    return "cli" if request.headers.get("user-agent", "").startswith(AGENT) else "api"

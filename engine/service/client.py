@@ -13,6 +13,7 @@ from typing import Any
 from engine.errors import EngineError, UsageError
 
 TIMEOUT = 30.0
+AGENT = "runbook-cli"  # the User-Agent: the service journals an answer sent this way as via cli
 
 
 class ApiError(EngineError):
@@ -32,6 +33,7 @@ def call(server: str, method: str, path: str, token: str | None, body: Any = Non
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(base + path, data=data, method=method)
     request.add_header("Accept", "application/json")
+    request.add_header("User-Agent", AGENT)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     if token:

@@ -204,6 +204,9 @@ def test_a_routed_runs_question_and_approval_answered_by_the_cli_and_the_api(tmp
         assert names[0] == "run.started" and names[-2:] == ["run.finished", "end"]
         [approval] = [json.loads(d) for e, d in events if e == "approval"]
         assert (approval["approved"], approval["by"], approval["role"]) == (True, "alice", "dba")
+        assert approval["via"] == "api"
+        [answered] = [json.loads(d) for e, d in events if e == "prompt.answered"]
+        assert (answered["by"], answered["via"]) == ("bob", "cli")  # `runbook answer --server` is the CLI
         listed = _call("GET", f"{base}/api/runs?status=finished&runbook=people", tokens["alice"])[1]["runs"]
         assert [(r["id"], r["outcome"], r["mode"]) for r in listed] == [(run_id, "resolved", "live")]
         assert _call("GET", f"{base}/api/runs?mode=drill", tokens["alice"])[1]["runs"] == []
