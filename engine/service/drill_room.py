@@ -25,6 +25,7 @@ the audit trail has it too. What each person may see is room_views.py's concern.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,12 +61,34 @@ class ScenarioChoice:
     runbook: str
 
 
+# Scenarios and runbooks as last loaded, with the files' stamps: a room's page is drawn
+# again at every live update, and validating the pair each time costs tens of milliseconds.
+# (A runbook the runbook includes is read again when the scenario or the runbook changes.)
+_LOADED: dict[str, tuple[tuple[Any, ...], tuple[Scenario, Runbook]]] = {}
+
+
 def load_pair(path: str) -> tuple[Scenario, Runbook]:
-    """The scenario at `path` and its runbook, both validated."""
+    """The scenario at `path` and its runbook, both validated (again once either changed)."""
     from engine.language.validation import load_runbook, load_scenario
 
+    kept = _LOADED.get(path)
+    if kept is not None and kept[0] == _stamps(path, kept[1][0].runbook_path):
+        return kept[1]
     scenario: Scenario = load_scenario(path)
-    return scenario, load_runbook(scenario.runbook_path)
+    pair = (scenario, load_runbook(scenario.runbook_path))
+    _LOADED[path] = (_stamps(path, scenario.runbook_path), pair)
+    return pair
+
+
+def _stamps(*paths: str | Path) -> tuple[Any, ...]:
+    stamps: list[Any] = []
+    for path in paths:
+        try:
+            found = os.stat(path)
+        except OSError:
+            return ()
+        stamps.append((found.st_mtime_ns, found.st_size, found.st_ino))
+    return tuple(stamps)
 
 
 def catalogue(config: ServeConfig) -> list[ScenarioChoice]:

@@ -34,6 +34,7 @@ from .room_views import room_view, stream_line
 from .sessions import Visitor, csrf_ok
 from .store import Session
 from .store.rooms import RoomRow
+from .views import tail
 
 POLL = 0.25  # seconds between looks at the store while a stream is idle
 Action = Callable[[RoomRow, Session, dict[str, str]], Any]
@@ -112,7 +113,7 @@ class RoomPages:
         except EngineError as exc:
             return _refused(self.console, me, _status(exc), str(exc))
         link = f"{request.base_url}drills/join/{room.code}" if view.trainer else ""
-        return self.console.render("room.html", status, me=me, view=view, link=link, problem=problem)
+        return self.console.render("room.html", status, me=me, view=view, link=link, problem=problem, tail=tail)
 
     def _allowed(self, room_id: str, name: str) -> RoomRow:
         """The room, if `name` is its trainer or a participant (NoSuchRoom otherwise: a

@@ -137,5 +137,7 @@ def test_who_may_open_join_and_steer_a_room(store: Store, tmp_path: Path) -> Non
         room.control(room.get(opened.id), _p(store, "tess"), "inject", "7")
     with pytest.raises(Exception, match="speed 'fast': expected a number"):
         room.control(room.get(opened.id), _p(store, "tess"), "speed", "fast")
+    room.control(room.get(opened.id), _p(store, "tess"), "speed", "10")
+    assert room.get(opened.id).speed == 10  # the room shows the speed the drill runs at now
     joined = room.join(opened.code, _p(store, "olga"))
     assert joined.id == opened.id and "olga" in {m.person for m in Rooms(store).members(opened.id)}

@@ -111,6 +111,8 @@ def answer(conn: Connection, prompt_id: int, values: Mapping[str, Any], by: str)
 
 def control(conn: Connection, room_id: str, verb: str, arg: str, by: str) -> int:
     result = conn.execute(insert(CONTROLS).values(room_id=room_id, verb=verb, arg=arg, by=by, at=now(conn)))
+    if verb == "speed":  # the room says the speed the drill runs at now
+        conn.execute(update(ROOMS).where(ROOMS.c.id == room_id).values(speed=float(arg)))
     audit(conn, by, f"drill.{verb}", None, {"room": room_id, "arg": arg})
     bump(conn, room_id)
     key: Any = result.inserted_primary_key
