@@ -41,7 +41,7 @@ from .store.rooms import ControlRow, PromptRow, RoomRow, Rooms
 
 log = logging.getLogger("runbook.worker")
 POLL = 0.2  # seconds between looks at the store for answers and controls
-TAKEN_OVER = ("the worker running this drill stopped, and a drill's simulated world lives in its worker: "
+TAKEN_OVER = ("a drill's simulated world lives in the worker that started it, which stopped: "
               "start the game day again")
 
 
@@ -206,6 +206,13 @@ class DrillExecution(Execution):
             drill = run_scenario(scenario, runbook, setup)
         self.journal.close()
         return self._end(drill.result)
+
+    def _sealed(self, why: str) -> str:
+        """Handed over by a draining worker: a drill cannot go on elsewhere (its world is
+        here), so it ends now, saying why, rather than wait in the queue for nobody."""
+        if self.handed_over:
+            return self.failed(f"{why}; {TAKEN_OVER}")
+        return super()._sealed(why)
 
     def _ready(self, controls: Controls) -> Callable[[Runner, World], None]:
         def ready(runner: Runner, world: World) -> None:

@@ -101,6 +101,8 @@ def test_a_game_day_over_http_from_the_link_to_the_scorecard(tmp_path: Path) -> 
         wrong = ivan.post(room + f"/prompts/{cause}", {"csrf": hidden(ivan.get(room).text, "csrf"),
                                                        "cause": "producer"})
         assert wrong.status == 403 and "step cause is for the responder" in wrong.text
+        forged = tess.post(room + "/control", {"verb": "end", "csrf": "forged"})
+        assert forged.status == 403 and "security token" in forged.text  # every form of the room is CSRF-checked
         _post(tess, room, room + "/control", {"verb": "pause"})
         wait_for(lambda: "paused by the trainer" in rita.get(room).text, 30, "the pause to show")
         _post(tess, room, room + "/control", {"verb": "resume"})

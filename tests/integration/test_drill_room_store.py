@@ -141,3 +141,22 @@ def test_who_may_open_join_and_steer_a_room(store: Store, tmp_path: Path) -> Non
     assert room.get(opened.id).speed == 10  # the room shows the speed the drill runs at now
     joined = room.join(opened.code, _p(store, "olga"))
     assert joined.id == opened.id and "olga" in {m.person for m in Rooms(store).members(opened.id)}
+
+
+def test_a_drill_whose_worker_drains_ends_saying_so(store: Store, tmp_path: Path) -> None:
+    """A drill's simulated world lives in its worker: handed over, it could not go on
+    elsewhere, so it ends failed at once instead of waiting in the queue for nobody."""
+    room, opened, _ = _room(store, tmp_path)
+    run_id = room.start(opened, _p(store, "tess"))
+    worker = Worker(store, WorkerOptions(slots=1, lease=5.0, poll=0.1, drain_timeout=0.5,
+                                         scratch=tmp_path / "scratch")).start()
+    try:
+        _prompt(store, opened.id, "acknowledge")
+        room.control(room.get(opened.id), _p(store, "tess"), "pause")
+    finally:
+        worker.stop()
+    run = store.run(run_id)
+    assert run is not None and run.status == "finished" and run.outcome == "failed", run
+    assert "start the game day again" in (run.reason or "")
+    assert room.get(opened.id).status == "ended"
+    assert "drill.pause" in {a["what"] for a in store.audit_trail(run_id)}  # filed under the run

@@ -18,6 +18,11 @@ ROOMS, MEMBERS = tables.drill_rooms, tables.drill_members
 PROMPTS, CONTROLS = tables.drill_prompts, tables.drill_controls
 
 
+def run_of(conn: Connection, room_id: str) -> str | None:
+    """The room's run (None before it starts): the audit trail files what people did under it."""
+    return conn.execute(select(ROOMS.c.run_id).where(ROOMS.c.id == room_id)).scalar_one_or_none()
+
+
 def bump(conn: Connection, room_id: str) -> None:
     conn.execute(update(ROOMS).where(ROOMS.c.id == room_id).values(version=ROOMS.c.version + 1))
 
@@ -60,7 +65,7 @@ def assign(conn: Connection, room_id: str, roles: Mapping[str, str | None], by: 
     for person, role in roles.items():
         conn.execute(update(MEMBERS).where(MEMBERS.c.room_id == room_id, MEMBERS.c.person == person)
                      .values(role=role))
-    audit(conn, by, "drill.roles", None, {"room": room_id, "roles": dict(roles)})
+    audit(conn, by, "drill.roles", run_of(conn, room_id), {"room": room_id, "roles": dict(roles)})
     bump(conn, room_id)
 
 
@@ -104,7 +109,8 @@ def answer(conn: Connection, prompt_id: int, values: Mapping[str, Any], by: str)
         status="answered", answer=dumps(dict(values)), answered_by=by, answered_at=now(conn)))
     row = prompt(conn, prompt_id)
     if done.rowcount and row is not None:
-        audit(conn, by, "drill.answered", None, {"room": row.room_id, "step": row.step, "answer": dict(values)})
+        audit(conn, by, "drill.answered", run_of(conn, row.room_id),
+              {"room": row.room_id, "step": row.step, "answer": dict(values)})
         bump(conn, row.room_id)
     return done.rowcount > 0
 
@@ -113,7 +119,7 @@ def control(conn: Connection, room_id: str, verb: str, arg: str, by: str) -> int
     result = conn.execute(insert(CONTROLS).values(room_id=room_id, verb=verb, arg=arg, by=by, at=now(conn)))
     if verb == "speed":  # the room says the speed the drill runs at now
         conn.execute(update(ROOMS).where(ROOMS.c.id == room_id).values(speed=float(arg)))
-    audit(conn, by, f"drill.{verb}", None, {"room": room_id, "arg": arg})
+    audit(conn, by, f"drill.{verb}", run_of(conn, room_id), {"room": room_id, "arg": arg})
     bump(conn, room_id)
     key: Any = result.inserted_primary_key
     return int(key[0])
