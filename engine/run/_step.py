@@ -30,6 +30,7 @@ from ._promql import started_query, started_targets
 from .attempt import Attempt, StepStop
 from .events import StepFinished, StepStarted
 from .journal_writer import jsonable
+from .masking import Masker
 from .state import StepRecord
 
 
@@ -199,11 +200,8 @@ class StepDriver(Driver):
             rec.error, rec.reason or ("when was false" if rec.status == "skipped" else None),
             masked_tail(m, rec.stdout), masked_tail(m, rec.stderr), rec.truncated or len(rec.stdout) > TAIL,
             _jsonable(rec.shown.get("outputs", rec.outputs)), _jsonable(rec.answers), rec.status_code,
-            {h: {k: v for k, v in d.items() if k not in ("stdout", "stderr")} | {
-                "stdout": masked_tail(m, d.get("stdout", "")), "stderr": masked_tail(m, d.get("stderr", ""))}
-             for h, d in rec.hosts.items()},
-            [{k: _jsonable(v) if k == "item" else v for k, v in i.items()
-              if k in ("index", "item", "status", "exit_code", "error")} for i in rec.shown.get("items", rec.items)],
+            _hosts(m, rec.hosts) if rec.hosts else {},
+            _items(rec.shown.get("items", rec.items)) if rec.items or rec.shown.get("items") else [],
             _jsonable({**r.state.vars, **r.state.shown_vars}) if _sets_vars(step) else {},
             _logs_of(r, sid), rollback_of, *self._within(), rec.case, rec.outcome,
             _results(rec.results) if rec.results else {},
@@ -215,6 +213,19 @@ class StepDriver(Driver):
 
 
 _OUTSIDE = (None, None)  # a step outside any block
+
+
+def _hosts(m: Masker, hosts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What the journal keeps of each host of a fan-out: its output's tail, masked."""
+    return {h: {k: v for k, v in d.items() if k not in ("stdout", "stderr")} | {
+        "stdout": masked_tail(m, d.get("stdout", "")), "stderr": masked_tail(m, d.get("stderr", ""))}
+        for h, d in hosts.items()}
+
+
+def _items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the journal keeps of each item of a for_each."""
+    return [{k: _jsonable(v) if k == "item" else v for k, v in i.items()
+             if k in ("index", "item", "status", "exit_code", "error")} for i in items]
 
 
 RESULTS_LIMIT = 64 * 1024  # characters of JSON a step's kind results may take in its step.finished

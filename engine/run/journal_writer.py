@@ -293,6 +293,5 @@ class MemoryJournal:
 
     def on_event(self, event: Event, stamp: Stamp) -> None:
         if event.journaled:
-            record = {"seq": stamp.seq, "t": stamp.t, "elapsed": stamp.elapsed, "event": event.name}
-            record.update(event.record())
-            self.records.append(record)
+            self.records.append({"seq": stamp.seq, "t": stamp.t, "elapsed": stamp.elapsed, "event": event.name,
+                                 **event.record()})

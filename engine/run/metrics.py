@@ -179,7 +179,9 @@ class _Collector:
         self.item_of: dict[str, Any] = {}  # step -> the item its last step.started ran for
 
     def add(self, r: Mapping[str, Any]) -> None:
-        elapsed = _elapsed(r)
+        elapsed = r.get("elapsed")
+        if type(elapsed) is not float or elapsed - elapsed != 0:  # not the finite float the engine writes
+            elapsed = _num(elapsed)
         if elapsed > self.t.last_elapsed:
             self.t.last_elapsed = elapsed
         event = r.get("event")
