@@ -16,6 +16,9 @@ from ._leases import fence
 from .records import LogChunk
 
 EVENTS, LOGS = tables.events, tables.logs
+# Made once: every record of every run goes through them (SQLAlchemy cache-keys a
+# statement built anew at each execution).
+INSERT_EVENTS, INSERT_LOGS = insert(EVENTS), insert(LOGS)
 
 
 def append(conn: Connection, run_id: str, worker: str, lines: Sequence[tuple[int, str, str]],
@@ -23,10 +26,10 @@ def append(conn: Connection, run_id: str, worker: str, lines: Sequence[tuple[int
     """Journal records (seq, event name, line) and log output of a run, fenced by its lease."""
     fence(conn, run_id, worker, lines[-1][0] if lines else None)
     if lines:
-        conn.execute(insert(EVENTS), [{"run_id": run_id, "seq": seq, "event": name, "record": line}
+        conn.execute(INSERT_EVENTS, [{"run_id": run_id, "seq": seq, "event": name, "record": line}
                                       for seq, name, line in lines])
     if chunks:
-        conn.execute(insert(LOGS), [{"run_id": run_id, "name": c.name, "data": c.data} for c in chunks])
+        conn.execute(INSERT_LOGS, [{"run_id": run_id, "name": c.name, "data": c.data} for c in chunks])
 
 
 def stored(conn: Connection, run_id: str, seqs: Sequence[int]) -> dict[int, str]:

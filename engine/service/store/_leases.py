@@ -12,13 +12,14 @@ into a journal another worker continues.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, Executable, Float, and_, bindparam, insert, or_, select, update
 
 from . import tables
 from ._runs import blank_secrets, get
-from .database import is_postgres, now
+from .database import clock_of, is_postgres, now
 from .failures import LeaseLost
 from .records import Claim, NewQuestion, RunRow, dumps
 
@@ -57,20 +58,31 @@ def claim(conn: Connection, worker: str, labels: Mapping[str, str], lease: float
     return None
 
 
-def _held(run_id: str, worker: str) -> Any:
-    return and_(RUNS.c.id == run_id, RUNS.c.lease_owner == worker, RUNS.c.status == "running")
+@cache
+def _on_held(dialect: str, name: str) -> Executable:
+    """An UPDATE of a run this worker holds, made once per database (the journal fences
+    every record it writes: built each time, SQLAlchemy spent more on coercing and
+    cache-keying it than the database on running it). Its values come at execution:
+    the_run, the_worker, and the columns set."""
+    held = update(RUNS).where(RUNS.c.id == bindparam("the_run"), RUNS.c.lease_owner == bindparam("the_worker"),
+                              RUNS.c.status == "running")
+    statement: Executable = held.values(lease_expires=clock_of(dialect) + bindparam("lease", type_=Float)) \
+        if name == "heartbeat" else held
+    return statement
 
 
 def heartbeat(conn: Connection, run_id: str, worker: str, lease: float) -> bool:
     """Extend the lease; False when this worker no longer holds it."""
-    result = conn.execute(update(RUNS).where(_held(run_id, worker)).values(lease_expires=now(conn) + lease))
+    result = conn.execute(_on_held(conn.dialect.name, "heartbeat"),
+                          {"the_run": run_id, "the_worker": worker, "lease": lease})
     return result.rowcount > 0
 
 
 def fence(conn: Connection, run_id: str, worker: str, last_seq: int | None = None) -> None:
     """LeaseLost unless this worker holds the run; row-locks it for the transaction."""
     values: dict[str, Any] = {"last_seq": last_seq} if last_seq is not None else {"lease_owner": worker}
-    if conn.execute(update(RUNS).where(_held(run_id, worker)).values(**values)).rowcount == 0:
+    if conn.execute(_on_held(conn.dialect.name, "fence"), {"the_run": run_id, "the_worker": worker,
+                                                           **values}).rowcount == 0:
         raise LeaseLost(f"worker {worker} no longer holds the lease of run {run_id}")
 
 
