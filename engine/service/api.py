@@ -7,7 +7,6 @@ OpenAPI describes it all at /openapi.json (openapi.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -25,7 +24,7 @@ from .prompts import Forbidden, NoSuchRun, NotWaiting, Unauthorized, answer_as, 
 from .store import RUN_MODES, PersonRow, RunQuery, Store, StoreError
 
 ENDED = ("finished", "cancelled")
-POLL = 0.25  # seconds between looks at a run's journal while streaming it
+POLL = 0.25  # seconds between looks at a run's journal when no write wakes the stream (store.wait_for_journal)
 STATUS = {Unauthorized: 401, Forbidden: 403, NoSuchRun: 404, NotWaiting: 409, UsageError: 400, StoreError: 503}
 
 
@@ -140,6 +139,7 @@ def event_stream(store: Store, request: Request, run_id: str, *, named: bool = T
 
 async def _stream(store: Store, request: Request, run_id: str, after: int, named: bool) -> AsyncIterator[str]:
     while not await request.is_disconnected():
+        ticket = store.journal_ticket(run_id)  # before reading: a write meanwhile is not missed
         run = await run_in_threadpool(store.run, run_id)
         lines = await run_in_threadpool(partial(store.records, run_id, after=after))
         for line in lines:
@@ -149,9 +149,8 @@ async def _stream(store: Store, request: Request, run_id: str, after: int, named
         if run is None or (run.status in ENDED and not lines):
             yield f"event: end\ndata: {run.status if run else 'gone'}\n\n"
             return
-        if not lines:
+        if not lines and not await store.wait_for_journal(run_id, ticket, POLL):
             yield ": waiting\n\n"  # keeps proxies from closing an idle stream
-            await asyncio.sleep(POLL)
 
 
 def _head(line: str, next_seq: int) -> tuple[int, str]:

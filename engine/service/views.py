@@ -40,7 +40,6 @@ class BadFilter(ValueError):
 class RunsPage:
     runs: list[RunRow]
     filters: dict[str, str]
-    offset: int
     newer: str | None  # the query string of the previous page, None on the first
     older: str | None  # of the next page, None on the last
     problem: str = ""
@@ -62,31 +61,50 @@ def _day(text: str, name: str) -> float:
         raise BadFilter(f"{name}: {text!r} is not a date like 2026-12-04") from None
 
 
+def _cursor(text: str | None, name: str) -> tuple[float, str] | None:
+    """A page's edge as its link gives it: `<queued at>,<run id>`."""
+    if not text:
+        return None
+    at, _, run_id = text.partition(",")
+    try:
+        return float(at), run_id
+    except ValueError:
+        raise BadFilter(f"{name}: {text!r} is not a page of this list") from None
+
+
+def _edge(run: RunRow) -> str:
+    return f"{run.created_at!r},{run.id}"
+
+
 def run_query(params: Mapping[str, str]) -> tuple[RunQuery, dict[str, str]]:
     """The store's query for a runs page's parameters, and the filters as given."""
     given = {k: params[k].strip() for k in FILTERS if params.get(k, "").strip()}
-    try:
-        offset = max(int(params.get("offset") or 0), 0)
-    except ValueError:
-        raise BadFilter(f"offset: {params.get('offset')!r} is not a number") from None
     if given.get("mode", MODES[0]) not in MODES:
         raise BadFilter(f"mode: {given['mode']!r} is not one of {', '.join(MODES)}")
     since = _day(given["since"], "since") if "since" in given else None
     until = _day(given["until"], "until") + 86400 if "until" in given else None  # the whole day
     return RunQuery(runbook=given.get("runbook"), status=given.get("status"), outcome=given.get("outcome"),
-                    mode=given.get("mode"), since=since, until=until, offset=offset, limit=PAGE), given
+                    mode=given.get("mode"), since=since, until=until, limit=PAGE,
+                    before=_cursor(params.get("before"), "before"), after=_cursor(params.get("after"), "after")), given
 
 
 def runs_page(store: Store, params: Mapping[str, str]) -> RunsPage:
-    """A page of runs, newest first, and the links to the pages beside it."""
+    """A page of runs, newest first, and the links to the pages beside it: each names the
+    run it follows, so the thousandth page costs what the first does."""
     try:
         query, given = run_query(params)
     except BadFilter as exc:
-        return RunsPage([], {k: v for k, v in params.items() if k in FILTERS}, 0, None, None, str(exc))
+        return RunsPage([], {k: v for k, v in params.items() if k in FILTERS}, None, None, str(exc))
     rows = store.find_runs(query)
-    newer = urlencode({**given, "offset": max(query.offset - PAGE, 0)}) if query.offset > 0 else None
-    older = urlencode({**given, "offset": query.offset + PAGE}) if len(rows) > PAGE else None
-    return RunsPage(rows[:PAGE], given, query.offset, newer, older)
+    more = len(rows) > PAGE  # beyond this page, on the side it was asked from
+    shown = rows[-PAGE:] if query.after is not None else rows[:PAGE]
+    if not shown:
+        return RunsPage([], given, None, None)
+    has_newer = query.before is not None or (query.after is not None and more)
+    has_older = query.after is not None or more
+    newer = urlencode({**given, "after": _edge(shown[0])}) if has_newer else None
+    older = urlencode({**given, "before": _edge(shown[-1])}) if has_older else None
+    return RunsPage(shown, given, newer, older)
 
 
 def records_of(store: Store, run_id: str) -> list[dict[str, Any]]:

@@ -98,6 +98,10 @@ def test_runs_are_filtered_and_paged(tmp_path: Path) -> None:
         older = re.search(r'rel="next" href="/\?([^"]+)"', first).group(1)
         second = browser.get("/?" + older.replace("&amp;", "&")).text
         assert second.count('href="/runs/') == 11 and "bulk-00" in second and 'rel="next"' not in second
+        newer = re.search(r'rel="prev" href="/\?([^"]+)"', second).group(1)
+        back = browser.get("/?" + newer.replace("&amp;", "&")).text
+        assert back.count('href="/runs/') == 50 and "other-1" in back and 'rel="prev"' not in back
+        assert browser.get("/?before=yesterday").status == 400
         bulk = browser.get("/?runbook=bulk&status=queued").text
         assert "other-1" not in bulk and "bulk-59" in bulk and 'rel="next"' in bulk
         drills = browser.get("/?mode=drill").text

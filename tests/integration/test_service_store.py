@@ -4,6 +4,7 @@ the journal's records and logs exported byte for byte, questions that requeue a 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -108,6 +109,44 @@ def test_runs_stored_before_modes_existed_are_live(database: str, monkeypatch: p
         store.close()
     with pytest.raises(UsageError, match="a run's mode is one of live, dry-run, drill, not 'rehearsal'"):
         NewRun("demo", "/rb/demo.yaml", mode="rehearsal")
+
+
+def test_a_reader_of_the_journal_is_woken_by_a_write_not_a_poll(database: str) -> None:
+    """A reader waiting on a run's journal wakes when a record is written: by this
+    process's store, or (PostgreSQL) by another process's, through LISTEN/NOTIFY. The
+    wait's timeout is far longer than the test: True means it was woken."""
+    writer = Store.open(database, patience=5)
+    reader = writer if database.startswith("sqlite") else Store.open(database, patience=5)
+    [run_id] = _new(writer)
+    writer.claim("w1", {}, 60)
+    done = threading.Event()
+
+    def write() -> None:  # until the reader has woken: its listener may start after a first write
+        seq = 0
+        while not done.is_set() and seq < 100:
+            seq += 1
+            writer.append(run_id, "w1", [(seq, "run.started", f'{{"seq":{seq}}}')])
+            done.wait(0.3)
+
+    async def read() -> bool:
+        ticket = reader.journal_ticket(run_id)
+        assert reader.records(run_id) == []
+        threading.Thread(target=write).start()
+        try:
+            return await reader.wait_for_journal(run_id, ticket, 120)
+        finally:
+            done.set()
+
+    try:
+        assert asyncio.run(read()) is True
+        assert reader.records(run_id)[0] == '{"seq":1}'
+        ticket = reader.journal_ticket(run_id)
+        writer.finish(run_id, "w1", "resolved")
+        assert asyncio.run(reader.wait_for_journal(run_id, ticket, 120)) is True
+    finally:
+        reader.close()
+        if reader is not writer:
+            writer.close()
 
 
 def test_a_run_goes_from_queued_to_finished_through_one_lease(store: Store) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Connection, Executable, func, insert, select, update
+from sqlalchemy import Connection, Executable, and_, func, insert, or_, select, update
 
 from engine.run.journal_writer import new_run_id
 
@@ -47,17 +47,25 @@ def listing(conn: Connection, status: str | None, limit: int) -> list[RunRow]:
 
 
 def search(conn: Connection, q: RunQuery) -> list[RunRow]:
-    """The runs `q` asks for, newest first: one more than its limit when there are more."""
-    query = select(RUNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).offset(q.offset).limit(q.limit + 1)
+    """The runs `q` asks for, newest first: one more than its limit when there are more
+    (on the side the page goes: older ones, or newer ones for `q.after`)."""
+    at, rid = RUNS.c.created_at, RUNS.c.id
+    order = (at.asc(), rid.asc()) if q.after is not None else (at.desc(), rid.desc())
+    query = select(RUNS).order_by(*order).offset(q.offset).limit(q.limit + 1)
     for column, value in ((RUNS.c.runbook, q.runbook), (RUNS.c.status, q.status), (RUNS.c.outcome, q.outcome),
                           (RUNS.c.mode, q.mode)):
         if value is not None:
             query = query.where(column == value)
     if q.since is not None:
-        query = query.where(RUNS.c.created_at >= q.since)
+        query = query.where(at >= q.since)
     if q.until is not None:
-        query = query.where(RUNS.c.created_at < q.until)
-    return [RunRow.from_row(r) for r in conn.execute(query)]
+        query = query.where(at < q.until)
+    if q.before is not None:
+        query = query.where(or_(at < q.before[0], and_(at == q.before[0], rid < q.before[1])))
+    if q.after is not None:
+        query = query.where(or_(at > q.after[0], and_(at == q.after[0], rid > q.after[1])))
+    rows = [RunRow.from_row(r) for r in conn.execute(query)]
+    return rows[::-1] if q.after is not None else rows
 
 
 def counts(conn: Connection) -> dict[str, int]:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from . import _accounts, _audit, _intake, _journal, _leases, _people, _questions, _runs, tables
+from . import _accounts, _audit, _intake, _journal, _leases, _people, _questions, _runs, _wakeup, tables
 from ._batches import GroupCommit
 from .database import connect, database_url, is_postgres, now, shown_url, writing
 from .failures import StoreError, retrying, store_error
@@ -58,6 +58,7 @@ class Store:
         # Deliveries that arrive together share a commit; on PostgreSQL a few such
         # transactions run side by side, as its writers do not take turns.
         self._deliveries = GroupCommit(self._receive_all, self._receive_one, lanes=4 if is_postgres(engine) else 1)
+        self._wakeup = _wakeup.Wakeup()
 
     @classmethod
     def open(cls, database: str | None = None, *, pool_size: int = 8, patience: float = PATIENCE) -> Store:
@@ -69,6 +70,7 @@ class Store:
         return store
 
     def close(self) -> None:
+        self._wakeup.close()
         self.engine.dispose()
 
     @property
@@ -144,7 +146,15 @@ class Store:
 
     def cancel(self, run_id: str, reason: str) -> bool:
         """Cancel a queued or waiting run; False when it is running or has ended."""
-        return self._write(lambda c: _runs.cancel(c, run_id, reason), "cancel the run")
+        def action(conn: Connection) -> bool:
+            cancelled = _runs.cancel(conn, run_id, reason)
+            if cancelled:
+                _wakeup.announce(conn, run_id)
+            return cancelled
+        done = self._write(action, "cancel the run")
+        if done:
+            self._wakeup.ended(run_id)
+        return done
 
     # -- leases --------------------------------------------------------------------------------
 
@@ -158,7 +168,11 @@ class Store:
         return self._write(lambda c: _leases.heartbeat(c, run_id, worker, lease), "extend a lease")
 
     def finish(self, run_id: str, worker: str, outcome: str, reason: str = "") -> None:
-        self._write(lambda c: _leases.finish(c, run_id, worker, outcome, reason), "record the run's end")
+        def action(conn: Connection) -> None:
+            _leases.finish(conn, run_id, worker, outcome, reason)
+            _wakeup.announce(conn, run_id)
+        self._write(action, "record the run's end")
+        self._wakeup.ended(run_id)
 
     def release(self, run_id: str, worker: str, why: str) -> None:
         """Give the run back to the queue now: another worker continues it from its journal."""
@@ -176,12 +190,14 @@ class Store:
         after a commit whose answer was lost finds its records there and stops."""
         def action(conn: Connection) -> None:
             _journal.append(conn, run_id, worker, lines, chunks)
+            _wakeup.announce(conn, run_id)
 
         try:
             self._write(action, "write the journal", durable=durable)
         except StoreError as exc:
             if not isinstance(exc.__context__, IntegrityError) or not self._already(run_id, lines):
                 raise
+        self._wakeup.changed(run_id)
 
     def _already(self, run_id: str, lines: Sequence[tuple[int, str, str]]) -> bool:
         found = self._read(lambda c: _journal.stored(c, run_id, [s for s, _, _ in lines]), "read the journal")
@@ -190,6 +206,17 @@ class Store:
     def sync(self, run_id: str, worker: str) -> None:
         """A durable commit: every record appended before it survives a database crash."""
         self._write(lambda c: _leases.fence(c, run_id, worker), "sync the journal")
+
+    def journal_ticket(self, run_id: str) -> int:
+        """Take before reading the run's records; `await wait_for_journal(run_id, ticket, ...)` after."""
+        return self._wakeup.ticket(run_id)
+
+    async def wait_for_journal(self, run_id: str, ticket: int, timeout: float) -> bool:
+        """Until the run's journal or status changes after `ticket` (a write in this process,
+        or on PostgreSQL in any), or `timeout` seconds: False. Readers still poll on False."""
+        if is_postgres(self.engine):
+            self._wakeup.listen(self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+        return await self._wakeup.wait(run_id, ticket, timeout)
 
     def records(self, run_id: str, *, after: int = 0) -> list[str]:
         """The run's journal lines (without newlines), in order."""

@@ -100,6 +100,11 @@ def _v6(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v7(conn: Connection) -> None:
+    for index in (tables.runs_by_time, tables.runs_by_runbook, tables.runs_by_mode):
+        index.create(conn)
+
+
 Step = tuple[int, str, Callable[[Connection], None]]
 STEPS: list[Step] = [
     (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
@@ -108,6 +113,7 @@ STEPS: list[Step] = [
     (4, "the console's accounts: password hashes (scrypt) and browser sessions", _v4),
     (5, "a run's mode (live, dry-run, drill); runs stored before it are live", _v5),
     (6, "drill rooms: game days in the browser, their participants, prompts and trainer controls", _v6),
+    (7, "indexes for the console's runs list: by time, by runbook, by mode", _v7),
 ]
 LATEST = STEPS[-1][0]
 

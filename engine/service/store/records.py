@@ -150,7 +150,9 @@ class PersonRow:
 @dataclass(frozen=True)
 class RunQuery:
     """Which runs a list shows (every filter optional), newest first, a page at a time.
-    `since` and `until` bound when the run was queued (epoch seconds)."""
+    `since` and `until` bound when the run was queued (epoch seconds). Pages are found by
+    the run they follow (`before`, `after`: keyset pagination, as fast on the last page
+    as on the first); `offset` remains for the API."""
 
     runbook: str | None = None
     status: str | None = None
@@ -160,6 +162,8 @@ class RunQuery:
     until: float | None = None
     offset: int = 0
     limit: int = 50
+    before: tuple[float, str] | None = None  # only runs older than this (created_at, id): the next page
+    after: tuple[float, str] | None = None  # only runs newer than this: the previous page
 
 
 @dataclass(frozen=True)

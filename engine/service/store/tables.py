@@ -47,6 +47,10 @@ runs = Table(
     Column("mode", String(16), nullable=False, server_default="live"),  # RUN_MODES
 )
 Index("runs_by_status", runs.c.status, runs.c.created_at)
+# Schema version 7: the console's runs list, newest first, whole or by runbook or mode.
+runs_by_time = Index("runs_by_time", runs.c.created_at, runs.c.id)
+runs_by_runbook = Index("runs_by_runbook", runs.c.runbook, runs.c.created_at)
+runs_by_mode = Index("runs_by_mode", runs.c.mode, runs.c.created_at)
 
 events = Table(
     "events", metadata,
