@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, str] = {
     "promql": "bench.promql",
     "service": "bench.service",
     "intake": "bench.intake",
+    "console": "bench.console",
 }
 
 
