@@ -8,6 +8,7 @@ that allows no inline script or style: what the pages need comes from /static/.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from engine.language.duration import format_duration
 from engine.reporting.html import content_policy
 from engine.reporting.stats import METRICS, trend_text
 
-from . import history, views
+from . import history, throttle, views
 from .api import STATUS, event_stream
 from .config import ConsoleSettings
 from .drill_room import kept_from
@@ -150,6 +151,12 @@ class Console:
             return self.render("refused.html", 403, me=None, why="The form's security token is missing or "
                                "stale. Go back, reload the page and sign in again.")
         name, password = form.get("name", "").strip(), form.get("password", "")
+        if name and password:
+            throttled = await run_in_threadpool(self._throttled, name, client_of(request))
+            if throttled is not None:
+                response = await self.login_form(request, throttled.message(), 429)
+                response.headers["Retry-After"] = str(math.ceil(throttled.wait))
+                return response
         cookie = await run_in_threadpool(self.store.sign_in, name, password, self.settings.session,
                                          client_of(request)) if name and password else None
         if cookie is None:
@@ -158,6 +165,14 @@ class Console:
         self.gate.set_cookie(response, request, COOKIE, cookie, self.settings.session)
         self.gate.clear_cookie(response, request, LOGIN_COOKIE)
         return response
+
+    def _throttled(self, name: str, address: str) -> throttle.Throttled | None:
+        """Refused for now (audited as login.throttled), or None: the password may be checked."""
+        refused = throttle.check(self.store, name, address)
+        if refused is not None:
+            self.store.audit(name, "login.throttled", detail={"from": address, "scope": refused.scope,
+                                                               "wait": round(refused.wait)})
+        return refused
 
     async def logout(self, request: Request, visitor: Visitor) -> Response:
         form = await form_of(request)

@@ -154,3 +154,28 @@ def test_a_session_ends_when_its_time_is_up(tmp_path: Path) -> None:
         late = Browser(base).get("/", {"Cookie": f"runbook_session={cookie}"})
         assert late.status == 303 and late.location.startswith("/login")
         stop(proc, home)
+
+
+def test_failed_sign_ins_are_throttled_per_account_and_per_address(tmp_path: Path) -> None:
+    """Five failures on one account make it wait (even the right password is not checked)
+    with a message saying how long; others still sign in from that address until twenty
+    failures came from it. Refusals are audited; the names tried need not exist."""
+    config, home = write_config(tmp_path), tmp_path / "home"
+    assert set_password(config, home, "alice").returncode == 0
+    assert set_password(config, home, "bob").returncode == 0
+    with serving(config, home) as (base, proc):
+        browser = Browser(base)
+        for _ in range(5):
+            assert browser.sign_in("alice", "not the password").status == 401
+        refused = browser.sign_in("alice")
+        assert refused.status == 429 and 840 <= int(refused.headers["Retry-After"]) <= 900
+        assert "Too many failed sign-ins for this account: try again in 15 minutes" in refused.text
+        assert Browser(base).sign_in("bob").status == 303
+        for i in range(15):
+            assert browser.sign_in(f"nobody-{i}", "not the password").status == 401
+        late = Browser(base).sign_in("bob")
+        assert late.status == 429 and "Too many failed sign-ins from your address" in late.text
+        stop(proc, home)
+    trail = _audit(home)
+    assert trail.count(("alice", "login.failed")) == 5 and ("alice", "login.throttled") in trail
+    assert ("bob", "login.throttled") in trail and trail.count(("bob", "login")) == 1

@@ -58,3 +58,19 @@ def test_a_person_removed_from_the_config_cannot_sign_in(store: Any) -> None:
     store.set_people([PersonRow("bob")])
     assert store.session(cookie) is None
     assert store.sign_in("alice", "correct horse battery", 60) is None
+
+
+def test_failed_sign_ins_are_counted_by_account_and_by_address(store: Any) -> None:
+    store.set_people([PersonRow("alice"), PersonRow("bob")])
+    store.set_password("alice", "correct horse battery")
+    for client in ("10.0.0.7", "10.0.0.7", "10.0.0.8"):
+        assert store.sign_in("alice", "wrong password!", 60, client) is None
+    assert store.sign_in("bob", "wrong password!", 60, "10.0.0.7") is None
+    assert store.sign_in("alice", "correct horse battery", 60, "10.0.0.7") is not None  # not a failure
+    ages = store.failed_sign_ins(900, who="alice")
+    assert len(ages) == 3 and all(0 <= a < 900 for a in ages) and ages == sorted(ages)
+    assert len(store.failed_sign_ins(900, address="10.0.0.7")) == 3
+    assert len(store.failed_sign_ins(900, address="10.0.0.8", who="alice")) == 1
+    assert len(store.failed_sign_ins(900, who="alice", limit=2)) == 2
+    time.sleep(1.2)
+    assert store.failed_sign_ins(1.0, who="alice") == []  # older than the window

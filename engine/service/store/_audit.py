@@ -3,9 +3,10 @@ made on one account or from one address (what login throttling counts)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from . import tables
+from .database import now
 from .records import AuditEntry
 
 AUDIT = tables.audit
@@ -21,9 +22,14 @@ def entries(conn: Connection, what: str | None, before: int | None, limit: int) 
     return [AuditEntry.from_row(r) for r in conn.execute(query)]
 
 
-def count_since(conn: Connection, what: str, since: float, who: str | None = None) -> int:
-    """How many `what` entries there are since `since` (for one person, when `who` is given)."""
-    query = select(func.count()).select_from(AUDIT).where(AUDIT.c.what == what, AUDIT.c.at >= since)
+def failures(conn: Connection, window: float, who: str | None, address: str | None, limit: int) -> list[float]:
+    """How long ago (seconds, by the database's clock) the failed sign-ins of the last
+    `window` seconds were, newest first: of one account, or from one address."""
+    ago = (now(conn) - AUDIT.c.at).label("ago")
+    query = (select(ago).where(AUDIT.c.what == "login.failed", AUDIT.c.at >= now(conn) - window)
+             .order_by(AUDIT.c.at.desc()).limit(limit))
     if who is not None:
         query = query.where(AUDIT.c.who == who)
-    return int(conn.execute(query).scalar_one())
+    if address is not None:
+        query = query.where(AUDIT.c.address == address)
+    return [max(float(seconds), 0.0) for (seconds,) in conn.execute(query)]

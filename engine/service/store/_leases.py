@@ -119,7 +119,8 @@ def park(conn: Connection, run_id: str, worker: str, question: NewQuestion) -> i
 
 
 def _audit(conn: Connection, who: str, what: str, run_id: str | None, detail: Mapping[str, Any]) -> None:
-    conn.execute(insert(tables.audit).values(at=now(conn), who=who, what=what, run_id=run_id, detail=dumps(detail)))
+    conn.execute(insert(tables.audit).values(at=now(conn), who=who, what=what, run_id=run_id, detail=dumps(detail),
+                                             address=str(detail["from"])[:64] if detail.get("from") else None))
 
 
 audit = _audit

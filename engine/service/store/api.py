@@ -392,6 +392,12 @@ class Store:
         entry `before` (an id), at most `limit`."""
         return self._read(lambda c: _audit.entries(c, what, before, limit), "read the audit trail")
 
+    def failed_sign_ins(self, window: float, *, who: str | None = None, address: str | None = None,
+                        limit: int = 100) -> list[float]:
+        """How many seconds ago the failed sign-ins of the last `window` seconds were, newest
+        first: those of the account `who`, or those from `address`."""
+        return self._read(lambda c: _audit.failures(c, window, who, address, limit), "count failed sign-ins")
+
     def forget(self, run_id: str) -> None:
         """Delete a run with its journal, logs and questions (tests and clean-ups)."""
         def action(conn: Connection) -> None:

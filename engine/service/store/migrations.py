@@ -69,9 +69,20 @@ _RUNS_V1 = Table(
 )
 Index("runs_by_status", _RUNS_V1.c.status, _RUNS_V1.c.created_at)
 
+# The audit table as step 1 made it: step 8 adds its `address` column.
+_AUDIT_V1 = Table(
+    "audit", MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("who", Text, nullable=False),
+    Column("what", String(64), nullable=False),
+    Column("run_id", String(200)),
+    Column("detail", Text, nullable=False),
+)
+
 
 def _v1(conn: Connection) -> None:
-    for table in (_RUNS_V1, tables.events, tables.logs, tables.questions, tables.workers, tables.audit):
+    for table in (_RUNS_V1, tables.events, tables.logs, tables.questions, tables.workers, _AUDIT_V1):
         table.create(conn)
 
 
@@ -105,6 +116,13 @@ def _v7(conn: Connection) -> None:
         index.create(conn)
 
 
+def _v8(conn: Connection) -> None:
+    # Sign-ins audited before this step keep their address in `detail` only: throttling
+    # counts from now on.
+    conn.execute(text("ALTER TABLE audit ADD COLUMN address VARCHAR(64)"))
+    next(i for i in tables.audit.indexes if i.name == "audit_by_kind").create(conn)
+
+
 Step = tuple[int, str, Callable[[Connection], None]]
 STEPS: list[Step] = [
     (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
@@ -114,6 +132,7 @@ STEPS: list[Step] = [
     (5, "a run's mode (live, dry-run, drill); runs stored before it are live", _v5),
     (6, "drill rooms: game days in the browser, their participants, prompts and trainer controls", _v6),
     (7, "indexes for the console's runs list: by time, by runbook, by mode", _v7),
+    (8, "the address of each audited sign-in, and the trail by kind and time (login throttling)", _v8),
 ]
 LATEST = STEPS[-1][0]
 

@@ -105,7 +105,9 @@ audit = Table(
     Column("what", String(64), nullable=False),
     Column("run_id", String(200)),
     Column("detail", Text, nullable=False),
+    Column("address", String(64)),  # where a sign-in came from (schema version 8): what throttling counts
 )
+Index("audit_by_kind", audit.c.what, audit.c.at)
 
 # -- intake (schema version 2): what senders posted, and the alerts in it ---------------------
 
