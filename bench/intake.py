@@ -2,19 +2,27 @@
 against a floor in the same run: a bare endpoint on the same server (uvicorn, Starlette,
 the same store and database) that reads the body and inserts one row (bench/_intake_server.py).
 
-  a. throughput: DELIVERIES deliveries from 8 keep-alive clients as fast as the server
-     answers, each notification posted twice (an HA pair: half are duplicates), each new
-     alert routed and its run queued (no workers: the runs stay queued). On SQLite and on
+Hook and floor take turns (hook, floor, hook, floor ...; TURNS of each), so a machine
+that gets busier slows both alike; every figure is given with its spread over the turns,
+and beside wall time the CPU each delivery cost the server (and, on PostgreSQL, the
+database's processes), read from /proc before and after each turn.
+
+  a. throughput: deliveries from 8 keep-alive clients as fast as the server answers,
+     each notification posted twice (an HA pair: half are duplicates), each new alert
+     routed and its run queued (no workers: the runs stay queued). On SQLite and on
      PostgreSQL. Target: at least 500 deliveries/s.
-  b. latency at 200/s: deliveries sent on a fixed schedule for PACED_S seconds; p50 and
-     p99 of the answer's time, for the hook and for the floor. Targets: p99 under 50 ms,
-     the hook's median at most 1.5x the floor's.
+  b. latency at 200/s: deliveries sent on a fixed schedule; p50 and p99 of the answer's
+     time, for the hook and for the floor. Targets: p99 under 50 ms, the hook's median at
+     most 1.5x the floor's (the ratio taken per turn; its median).
   c. alert to action (the embedded default: SQLite, workers in-process): 100 alerts, one
      every 150 ms, each starting a run whose first command writes the time it starts.
      Targets: p50 under 100 ms, p99 under 300 ms from the delivery's sending.
   d. a duplicate storm: 10,000 deliveries of one notification -> exactly one run.
 
-BENCH_INTAKE_DELIVERIES (default 4000) and BENCH_INTAKE_PACED_S (default 10) shorten it.
+BENCH_INTAKE_DELIVERIES (default 2400 per endpoint, split over the turns),
+BENCH_INTAKE_PACED_S (default 7.5 s per endpoint at 200/s, split over the turns) and
+BENCH_INTAKE_TURNS (default 3) change the sizes. BENCH_PROFILE=FILE samples the server's
+threads and writes where its time went to FILE (bench/_sampler.py).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +40,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +56,16 @@ from bench._timing import (
     print_tables,
     write_json,
 )
+from bench._tree import tree_cpu
 
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from hookkit import SECRETS, alertmanager, am_alert, write_service
 from postgres import PgCluster, free_port
 
 DESCRIPTION = "POST /hooks/<source>: deliveries/s and latency against a one-row floor, alert to first command"
-DELIVERIES = int(os.environ.get("BENCH_INTAKE_DELIVERIES", "4000"))
-PACED_S = float(os.environ.get("BENCH_INTAKE_PACED_S", "10"))
+DELIVERIES = int(os.environ.get("BENCH_INTAKE_DELIVERIES", "2400"))
+PACED_S = float(os.environ.get("BENCH_INTAKE_PACED_S", "7.5"))
+TURNS = max(1, int(os.environ.get("BENCH_INTAKE_TURNS", "3")))
 CLIENTS = 8
 RATE = 200.0
 STORM = 10_000
@@ -80,8 +93,19 @@ def _body(i: int) -> bytes:
     return json.dumps(alertmanager(alert, group_key=f'{{}}:{{instance="db-{i}"}}')).encode()
 
 
+@dataclass(frozen=True)
+class _Served:
+    """A running intake server: its port and the processes whose CPU a delivery costs."""
+
+    port: int
+    pids: tuple[int, ...]
+
+    def cpu(self) -> float:
+        return sum(tree_cpu(pid) for pid in self.pids)
+
+
 @contextmanager
-def _server(config: Path, url: str, home: Path, *extra: str) -> Iterator[int]:
+def _server(config: Path, url: str, home: Path, *extra: str, database_pid: int | None = None) -> Iterator[_Served]:
     port = free_port()
     env = {**os.environ, **SECRETS, "RUNBOOK_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_intake_server.py"), str(config), url, str(port),
@@ -92,7 +116,7 @@ def _server(config: Path, url: str, home: Path, *extra: str) -> Iterator[int]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("the intake server did not start")
             time.sleep(0.1)
-        yield port
+        yield _Served(port, (proc.pid,) if database_pid is None else (proc.pid, database_pid))
     finally:
         proc.terminate()
         proc.wait(30)
@@ -128,13 +152,13 @@ def _throughput(port: int, path: str, bodies: list[bytes]) -> dict[str, Any]:
         answers = list(pool.map(lambda b: client.post(path, b), bodies))
     elapsed = time.perf_counter() - start
     return {"per_second": len(bodies) / elapsed, "statuses": sorted({s for s, _ in answers}),
-            **_percentiles([t for _, t in answers])}
+            "times": [t for _, t in answers]}
 
 
-def _paced(port: int, path: str, make: Callable[[int], bytes], offset: int) -> dict[str, Any]:
+def _paced(port: int, path: str, make: Callable[[int], bytes], offset: int, seconds: float) -> dict[str, Any]:
     """RATE deliveries a second on a fixed schedule, each timed from its own sending."""
     client = _Client(port)
-    count = int(RATE * PACED_S)
+    count = int(RATE * seconds)
     start = time.perf_counter() + 0.2
 
     def send(i: int) -> tuple[int, float]:
@@ -145,7 +169,7 @@ def _paced(port: int, path: str, make: Callable[[int], bytes], offset: int) -> d
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         answers = list(pool.map(send, range(count)))
-    return {"statuses": sorted({s for s, _ in answers}), **_percentiles([t for _, t in answers])}
+    return {"statuses": sorted({s for s, _ in answers}), "times": [t for _, t in answers]}
 
 
 def _percentiles(times: list[float]) -> dict[str, float]:
@@ -153,16 +177,66 @@ def _percentiles(times: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(ordered), "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]}
 
 
-def _database_figures(config: Path, url: str, home: Path, label: str) -> dict[str, Any]:
-    unique = [_body(i) for i in range(DELIVERIES // 2)]
-    pairs = [b for body in unique for b in (body, body)]
-    with _server(config, url, home) as port:
-        _throughput(port, "/hooks/am", [_body(10**6 + i) for i in range(200)])  # warm-up
-        hook = _throughput(port, "/hooks/am", pairs)
-        floor = _throughput(port, "/floor", pairs)
-        paced_hook = _paced(port, "/hooks/am", _body, 2 * 10**6)
-        paced_floor = _paced(port, "/floor", _body, 3 * 10**6)
-    return {"database": label, "hook": hook, "floor": floor, "paced_hook": paced_hook, "paced_floor": paced_floor}
+def _timed(served: _Served, count: int, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One turn: `measure()`'s figures with the CPU it cost the server (and database) and
+    this client, per delivery, and the load average at its end."""
+    server_before, client_before = served.cpu(), resource.getrusage(resource.RUSAGE_SELF)
+    figures = measure()
+    server, client = served.cpu() - server_before, resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = (client.ru_utime - client_before.ru_utime) + (client.ru_stime - client_before.ru_stime)
+    times = figures.pop("times")
+    return {**figures, **_percentiles(times), "server_cpu_per_delivery": server / count,
+            "client_cpu_per_delivery": client_cpu / count, "load": load_average()[0], "times": times}
+
+
+def _pairs(offset: int, count: int) -> list[bytes]:
+    """`count` deliveries: each new notification twice in a row, as an HA pair sends it."""
+    return [b for i in range(count // 2) for b in (_body(offset + i),) * 2]
+
+
+def _turns(served: _Served) -> list[dict[str, Any]]:
+    size, seconds = max(2, DELIVERIES // TURNS), PACED_S / TURNS
+    turns = []
+    for turn in range(TURNS):
+        base = (turn + 1) * 10**5
+        row: dict[str, Any] = {}
+        for what, path in (("hook", "/hooks/am"), ("floor", "/floor")):
+            bodies = _pairs(base + (0 if what == "hook" else 5 * 10**4), size)
+            row[what] = _timed(served, len(bodies), partial(_throughput, served.port, path, bodies))
+        for what, path, offset in (("paced_hook", "/hooks/am", 2), ("paced_floor", "/floor", 3)):
+            count = int(RATE * seconds)
+            row[what] = _timed(served, count, partial(_paced, served.port, path, _body, offset * 10**7 + base, seconds))
+        turns.append(row)
+        print(".", end="", flush=True)
+    return turns
+
+
+def _summary(turns: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """One endpoint's figures over the turns: medians and spreads, percentiles pooled."""
+    rows = [t[key] for t in turns]
+    pooled = _percentiles([x for r in rows for x in r.pop("times")])
+    out: dict[str, Any] = {**pooled, "statuses": sorted({s for r in rows for s in r["statuses"]}), "turns": rows}
+    for field in ("per_second", "server_cpu_per_delivery", "client_cpu_per_delivery", "p50"):
+        values = [r[field] for r in rows if field in r]
+        if values:
+            out[f"{field}_median"], out[f"{field}_spread"] = statistics.median(values), (min(values), max(values))
+    return out
+
+
+def _database_figures(config: Path, url: str, home: Path, label: str, database_pid: int | None) -> dict[str, Any]:
+    print(f"  {label}: {TURNS} turns of hook and floor ", end="", flush=True)
+    with _server(config, url, home, database_pid=database_pid) as served:
+        for path in ("/hooks/am", "/floor"):  # warm-up: connections, caches, statements prepared
+            _throughput(served.port, path, _pairs(10**6, 300))
+        turns = _turns(served)
+    ratios = [t["paced_hook"]["p50"] / t["paced_floor"]["p50"] for t in turns]
+    cpu = [t["hook"]["server_cpu_per_delivery"] / t["floor"]["server_cpu_per_delivery"] for t in turns]
+    figures = {"database": label, **{k: _summary(turns, k) for k in ("hook", "floor", "paced_hook", "paced_floor")},
+               "median_ratio": statistics.median(ratios), "median_ratio_spread": (min(ratios), max(ratios)),
+               "cpu_ratio": statistics.median(cpu), "cpu_ratio_spread": (min(cpu), max(cpu))}
+    print(f" hook {figures['hook']['per_second_median']:.0f}/s, floor {figures['floor']['per_second_median']:.0f}/s, "
+          f"median at {RATE:.0f}/s {figures['median_ratio']:.2f}x the floor's")
+    return figures
 
 
 def _alert_to_action(tmp: Path) -> list[float]:
@@ -170,8 +244,8 @@ def _alert_to_action(tmp: Path) -> list[float]:
     (tmp / "action" / "runbooks" / "disk-full.yaml").write_text(ACTION_RUNBOOK, encoding="utf-8")
     started = tmp / "action" / "work" / "started"
     sent: dict[str, float] = {}
-    with _server(config, f"sqlite:///{tmp}/action/service.db", tmp / "action" / "home", "--workers") as port:
-        client = _Client(port)
+    with _server(config, f"sqlite:///{tmp}/action/service.db", tmp / "action" / "home", "--workers") as served:
+        client = _Client(served.port)
         for i in range(ACTION_ALERTS):
             body = _body(5 * 10**6 + i)
             sent[f"db-{5 * 10**6 + i}"] = time.time()
@@ -197,13 +271,17 @@ def _storm(tmp: Path) -> tuple[int, int]:
     config = write_service(tmp / "storm")
     url = f"sqlite:///{tmp}/storm/service.db"
     body = _body(7 * 10**6)
-    with _server(config, url, tmp / "storm" / "home") as port:
-        _throughput(port, "/hooks/am", [body] * STORM)
+    with _server(config, url, tmp / "storm" / "home") as served:
+        _throughput(served.port, "/hooks/am", [body] * STORM)
     store = Store.open(url)
     try:
         return len(store.runs()), sum(store.deliveries().values())
     finally:
         store.close()
+
+
+def _postmaster(cluster: PgCluster) -> int:
+    return int((cluster.data / "postmaster.pid").read_text().split()[0])
 
 
 def run(ctx: Context) -> bool:
@@ -213,8 +291,9 @@ def run(ctx: Context) -> bool:
         with tempfile.TemporaryDirectory(prefix="bench-intake-") as name:
             tmp = Path(name)
             config = write_service(tmp)
-            figures = [_database_figures(config, f"sqlite:///{tmp}/sqlite.db", tmp / "home", "SQLite"),
-                       _database_figures(config, cluster.new_database("intake"), tmp / "home", "PostgreSQL")]
+            figures = [_database_figures(config, f"sqlite:///{tmp}/sqlite.db", tmp / "home", "SQLite", None),
+                       _database_figures(config, cluster.new_database("intake"), tmp / "home", "PostgreSQL",
+                                         _postmaster(cluster))]
             action = _alert_to_action(tmp)
             storm_runs, storm_stored = _storm(tmp)
     finally:
@@ -223,19 +302,39 @@ def run(ctx: Context) -> bool:
     return _report(ctx, info, figures, action, (storm_runs, storm_stored))
 
 
+def _spread(values: tuple[float, float], fmt: Callable[[float], str]) -> str:
+    return f"{fmt(values[0])} - {fmt(values[1])}"
+
+
+def _rows(f: dict[str, Any]) -> list[list[str]]:
+    def ms(x: float) -> str:
+        return f"{x * 1e3:.2f} ms"
+
+    rows = []
+    for what, key, paced in (("hook", "hook", "paced_hook"), ("floor (one row)", "floor", "paced_floor")):
+        t, p = f[key], f[paced]
+        rate = f"{t['per_second_median']:.0f} ({_spread(t['per_second_spread'], '{:.0f}'.format)})"
+        rows.append([f["database"], what, rate,
+                     fmt_seconds(t["p50"]), fmt_seconds(t["p99"]), fmt_seconds(p["p50"]), fmt_seconds(p["p99"]),
+                     f"{ms(t['server_cpu_per_delivery_median'])} ({_spread(t['server_cpu_per_delivery_spread'], ms)})",
+                     ms(t["client_cpu_per_delivery_median"])])
+    return rows
+
+
 def _report(ctx: Context, info: dict[str, Any], figures: list[dict[str, Any]], action: list[float],
             storm: tuple[int, int]) -> bool:
-    rows, targets = [], []
+    rows, targets, notes = [], [], []
     for f in figures:
         db = f["database"]
-        for what, key, paced in (("hook", "hook", "paced_hook"), ("floor (one row)", "floor", "paced_floor")):
-            t, p = f[key], f[paced]
-            rows.append([db, what, f"{t['per_second']:.0f}", fmt_seconds(t["p50"]), fmt_seconds(t["p99"]),
-                         fmt_seconds(p["p50"]), fmt_seconds(p["p99"])])
-        targets += [Target(f"{db}: deliveries/s, 8 clients", f["hook"]["per_second"], 500, below=False, unit="/s"),
+        rows += _rows(f)
+        targets += [Target(f"{db}: deliveries/s, 8 clients (median of {TURNS} turns)", f["hook"]["per_second_median"],
+                           500, below=False, unit="/s"),
                     Target(f"{db}: p99 at {RATE:.0f}/s", f["paced_hook"]["p99"], 0.050),
-                    Target(f"{db}: median / floor's at {RATE:.0f}/s",
-                           f["paced_hook"]["p50"] / f["paced_floor"]["p50"], 1.5, unit="x")]
+                    Target(f"{db}: median / floor's at {RATE:.0f}/s (median of {TURNS} turns)", f["median_ratio"], 1.5,
+                           unit="x")]
+        notes.append(f"{db}: median at {RATE:.0f}/s {f['median_ratio']:.2f}x the floor's "
+                     f"(turns {_spread(f['median_ratio_spread'], '{:.2f}'.format)}); server CPU per delivery "
+                     f"{f['cpu_ratio']:.2f}x the floor's (turns {_spread(f['cpu_ratio_spread'], '{:.2f}'.format)})")
     waits = _percentiles(action) if action else {"p50": float("inf"), "p99": float("inf")}
     targets += [Target("alert to first command, p50", waits["p50"], 0.100),
                 Target("alert to first command, p99", waits["p99"], 0.300),
@@ -243,14 +342,17 @@ def _report(ctx: Context, info: dict[str, Any], figures: list[dict[str, Any]], a
                        below=False, unit=""),
                 Target(f"duplicate storm: {STORM} deliveries, runs", float(storm[0]), 1.0, below=False, unit=""),
                 Target("duplicate storm: at most one run", float(storm[0]), 2.0, unit="")]
-    print_tables(["database", "endpoint", "deliveries/s", "p50 (8 clients)", "p99 (8 clients)", f"p50 at {RATE:.0f}/s",
-                  f"p99 at {RATE:.0f}/s"], rows, targets,
-                 heading=machine_line("Intake", info, f"{DELIVERIES} Alertmanager deliveries, half duplicates"),
-                 note=f"alert to action over {len(action)} alerts: p50 {fmt_seconds(waits['p50'])}, "
-                      f"p99 {fmt_seconds(waits['p99'])}; storm: {storm[1]} deliveries stored, {storm[0]} run(s)")
+    notes.append(f"alert to action over {len(action)} alerts: p50 {fmt_seconds(waits['p50'])}, "
+                 f"p99 {fmt_seconds(waits['p99'])}; storm: {storm[1]} deliveries stored, {storm[0]} run(s)")
+    print_tables(["database", "endpoint", "deliveries/s (turns)", "p50 (8 clients)", "p99 (8 clients)",
+                  f"p50 at {RATE:.0f}/s", f"p99 at {RATE:.0f}/s", "server CPU per delivery (turns)",
+                  "client CPU per delivery"], rows, targets,
+                 heading=machine_line("Intake", info, f"{DELIVERIES} Alertmanager deliveries per endpoint "
+                                                       f"(half duplicates) in {TURNS} turns"),
+                 note="\n  ".join(notes))
     write_json(ctx.out_dir / "intake.json", {
-        "benchmark": "intake", "machine": info, "deliveries": DELIVERIES, "clients": CLIENTS, "rate": RATE,
-        "databases": figures, "alert_to_action": {"alerts": len(action), **waits},
+        "benchmark": "intake", "machine": info, "deliveries": DELIVERIES, "turns": TURNS, "clients": CLIENTS,
+        "rate": RATE, "databases": figures, "alert_to_action": {"alerts": len(action), **waits},
         "storm": {"deliveries": STORM, "stored": storm[1], "runs": storm[0]},
         "targets": [{"name": t.name, "limit": t.limit, "measured": t.measured, "verdict": t.verdict}
                     for t in targets]})
