@@ -27,6 +27,7 @@ from engine.errors import EngineError
 from engine.home import home
 
 from .drill_run import execution_for
+from .escalation import ParkedEscalations
 from .execution import Execution
 from .store import QuestionRow, Store, StoreError
 
@@ -53,6 +54,7 @@ class WorkerOptions:
     name: str = field(default_factory=worker_name)
     scratch: Path | None = None  # default: service/work under $RUNBOOK_HOME
     on_question: Callable[[QuestionRow], None] | None = None  # told of each question a run parks at
+    escalate_every: float = 2.0  # how often the escalation rules of runs waiting for a person are checked
 
 
 class Worker:
@@ -75,6 +77,7 @@ class Worker:
         self.store.worker_seen(self.name, self.options.labels, "running")
         self._threads = [threading.Thread(target=self._slot, name=f"worker-{i}", daemon=True)
                          for i in range(self.options.slots)]
+        self._threads.append(threading.Thread(target=self._escalations, name="escalation", daemon=True))
         self._threads.append(threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -162,6 +165,17 @@ class Worker:
         with self._lock:
             self.done.append((run.id, what))
         log.info("run %s: %s", run.id, what)
+
+    def _escalations(self) -> None:
+        """Parked runs have no runner to keep their escalation timers (escalation.py)."""
+        parked = ParkedEscalations(self.store, self.scratch)
+        while not self.draining.wait(self.options.escalate_every):
+            try:
+                parked.check()
+            except StoreError as exc:
+                log.warning("worker %s cannot check parked runs' escalations: %s", self.name, exc)
+            except Exception:  # a bug: logged, and the next look tries again
+                log.exception("worker %s: escalation check", self.name)
 
     def _heartbeats(self) -> None:
         while not self._beat.wait(self.options.lease / 3):

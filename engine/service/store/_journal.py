@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from engine.run.journal import JOURNAL
 
@@ -15,7 +15,7 @@ from . import tables
 from ._leases import fence
 from .records import LogChunk
 
-EVENTS, LOGS = tables.events, tables.logs
+EVENTS, LOGS, RUNS = tables.events, tables.logs, tables.runs
 # Made once: every record of every run goes through them (SQLAlchemy cache-keys a
 # statement built anew at each execution).
 INSERT_EVENTS, INSERT_LOGS = insert(EVENTS), insert(LOGS)
@@ -30,6 +30,19 @@ def append(conn: Connection, run_id: str, worker: str, lines: Sequence[tuple[int
                                       for seq, name, line in lines])
     if chunks:
         conn.execute(INSERT_LOGS, [{"run_id": run_id, "name": c.name, "data": c.data} for c in chunks])
+
+
+def append_waiting(conn: Connection, run_id: str, after: int, lines: Sequence[tuple[int, str, str]]) -> bool:
+    """Records of a run no worker holds (it waits for a person), added only if it still
+    waits and its journal still ends at `after`: of several workers firing the same
+    escalation, one writes it; False for the others (and once the run went on)."""
+    moved = conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "waiting",
+                                            RUNS.c.last_seq == after).values(last_seq=lines[-1][0]))
+    if moved.rowcount == 0:
+        return False
+    conn.execute(INSERT_EVENTS, [{"run_id": run_id, "seq": seq, "event": name, "record": line}
+                                 for seq, name, line in lines])
+    return True
 
 
 def stored(conn: Connection, run_id: str, seqs: Sequence[int]) -> dict[int, str]:

@@ -203,6 +203,18 @@ class Store:
         found = self._read(lambda c: _journal.stored(c, run_id, [s for s, _, _ in lines]), "read the journal")
         return bool(lines) and all(found.get(seq) == line for seq, _, line in lines)
 
+    def append_waiting(self, run_id: str, after: int, lines: Sequence[tuple[int, str, str]]) -> bool:
+        """Journal records of a run waiting for a person (no lease: see _journal.append_waiting);
+        False when it no longer waits, or another process wrote after record `after`."""
+        if not lines:
+            return True
+        try:
+            return self._write(lambda c: _journal.append_waiting(c, run_id, after, lines), "write the journal")
+        except StoreError as exc:
+            if isinstance(exc.__context__, IntegrityError):  # another process took these seqs
+                return False
+            raise
+
     def sync(self, run_id: str, worker: str) -> None:
         """A durable commit: every record appended before it survives a database crash."""
         self._write(lambda c: _leases.fence(c, run_id, worker), "sync the journal")
