@@ -175,8 +175,9 @@ class _Collector:
         self.remediating = False  # inside our own remediation phase (included steps too)
         self.acted: str | None = None  # the first remediation step that acted and succeeded
         self.world_mitigated = False
-        self._handlers: dict[str, Any] = {}  # event name -> method (looked up once per name)
+        self._handlers: dict[Any, Any] = {}  # event name -> method (looked up once per name)
         self.item_of: dict[str, Any] = {}  # step -> the item its last step.started ran for
+        self.elapsed = 0.0  # of the record being added
 
     def add(self, r: Mapping[str, Any]) -> None:
         elapsed = r.get("elapsed")
@@ -184,14 +185,22 @@ class _Collector:
             elapsed = _num(elapsed)
         if elapsed > self.t.last_elapsed:
             self.t.last_elapsed = elapsed
+        self.elapsed = elapsed  # the record's, for its handler
         event = r.get("event")
-        handler = self._handlers.get(event) if isinstance(event, str) else None
-        if handler is None and isinstance(event, str) and event not in self._handlers:
-            handler = self._handlers[event] = getattr(self, "_" + event.replace(".", "_"), None)
+        try:
+            handler = self._handlers[event]
+        except (KeyError, TypeError):  # an event name seen first, or not text
+            handler = self._handler(event)
         if handler is not None:
             handler(r)
         if event in HUMAN_EVENTS and self.first_human is None:
             self.first_human = elapsed
+
+    def _handler(self, event: Any) -> Any:
+        if not isinstance(event, str):
+            return None
+        handler = self._handlers[event] = getattr(self, "_" + event.replace(".", "_"), None)
+        return handler
 
     def _run_started(self, r: Mapping[str, Any]) -> None:
         self.t.run_id, self.t.runbook = str(r.get("run_id", "")), str(r.get("runbook", ""))
@@ -209,22 +218,24 @@ class _Collector:
         step = str(r.get("step"))
         timing = self.t.steps.get(step)
         if timing is None:  # for_each starts a step once per item: keep the first start
-            timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")), started=_elapsed(r))
+            timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")), started=self.elapsed)
         timing.role, timing.rollback_of = r.get("role"), r.get("rollback_of")
         if r.get("index") is not None:  # a step of a block's item: objectives on items read it
             self.item_of[step] = r.get("item")
         if self.first_step is None:
-            self.first_step = _elapsed(r)
+            self.first_step = self.elapsed
 
     def _step_finished(self, r: Mapping[str, Any]) -> None:
         step = str(r.get("step"))
-        timing = self.t.steps.setdefault(step, StepTiming(step, str(r.get("phase", ""))))
+        timing = self.t.steps.get(step)
+        if timing is None:
+            timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")))
         index = r.get("index")
         again = index is not None and timing.finished is not None  # the next item of its block
         timing.status, timing.kind = str(r.get("status")), str(r.get("kind") or "")
         timing.duration = (timing.duration if again else 0.0) + _num(r.get("duration"))
         timing.attempts = (timing.attempts if again else 0) + int(_num(r.get("attempts")))
-        timing.finished = _elapsed(r)
+        timing.finished = self.elapsed
         if index is not None:
             self.t.items.setdefault(step, []).append({"index": index, "item": self.item_of.get(step),
                                                       "status": timing.status, "error": r.get("error")})
