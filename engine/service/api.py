@@ -20,6 +20,7 @@ from starlette.routing import Route
 from engine.errors import EngineError, UsageError
 
 from .client import AGENT
+from .drill_room import kept_from
 from .prompts import Forbidden, NoSuchRun, NotWaiting, Unauthorized, answer_as, person_of
 from .store import RUN_MODES, PersonRow, RunQuery, Store, StoreError
 
@@ -118,9 +119,12 @@ class Api:
         name, `data` the journal line), from `Last-Event-ID` on, live until the run ends."""
         run_id = request.path_params["run_id"]
         try:
-            await run_in_threadpool(person_of, self.store, _token(request))
+            person = await run_in_threadpool(person_of, self.store, _token(request))
             if await run_in_threadpool(self.store.run, run_id) is None:
                 raise NoSuchRun(f"no run {run_id}")
+            # A drill room's journal names the scenario and each event's kind: its trainer's.
+            if (why := await run_in_threadpool(kept_from, self.store, run_id, person.name, journal=True)):
+                raise Forbidden(why)
         except EngineError as exc:
             return error_response(exc)
         return event_stream(self.store, request, run_id)

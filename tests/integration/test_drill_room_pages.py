@@ -6,7 +6,10 @@ faults or an event's kind; the stream resumes from Last-Event-ID."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +28,15 @@ def _people(tmp_path: Path) -> tuple[Path, Path]:
     for name in ("tess", "rita", "ivan", "olga"):
         assert set_password(config, home, name).returncode == 0
     return config, home
+
+
+def _token(config: Path, home: Path, name: str) -> str:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}, "RUNBOOK_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "engine", "token", "create", name, "-c", str(config)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    found = re.search(r"rbt_\S+", done.stdout)
+    assert done.returncode == 0 and found, done.stdout + done.stderr
+    return found.group(0)
 
 
 def _signed(base: str, name: str) -> Browser:
@@ -96,6 +108,9 @@ def test_a_game_day_over_http_from_the_link_to_the_scorecard(tmp_path: Path) -> 
         kept = rita.get(run)
         assert kept.status == 403 and f"follow it in its room, {room}" in kept.text, kept.text
         assert rita.get(run + "/events").status == 403 and rita.get(run + "/report").status == 403
+        token = _token(config, home, "rita")
+        api = rita.get(f"/api/{run[1:]}/events", headers={"Authorization": f"Bearer {token}"})
+        assert api.status == 403 and "game day's drill" in api.text  # nor through the API with her token
         assert "Waiting on rita (responder)" in ivan.get(room).text
         assert f'id="f-{cause}-cause"' not in ivan.get(room).text and f'id="f-{cause}-cause"' in rita.get(room).text
         wrong = ivan.post(room + f"/prompts/{cause}", {"csrf": hidden(ivan.get(room).text, "csrf"),
