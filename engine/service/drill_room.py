@@ -169,12 +169,12 @@ class Room:
             raise UsageError("nobody has joined yet: send the join link first")
         _, runbook = load_pair(room.scenario)
         # Named after the runbook, as `runbook drill` names it: the scenario's id may give the fault away.
-        run = self.store.enqueue(NewRun(runbook.id, str(Path(runbook.file).resolve()), mode="drill",
-                                        origin=f"drill:{person.name}", run_id=new_run_id(f"drill-{runbook.id}")))
-        if not self.rooms.start(room.id, run.id, person.name):
-            self.store.cancel(run.id, "the drill had started already")
+        run = NewRun(runbook.id, str(Path(runbook.file).resolve()), mode="drill", origin=f"drill:{person.name}",
+                     run_id=new_run_id(f"drill-{runbook.id}"))
+        run_id = self.rooms.start(room.id, run, person.name)
+        if run_id is None:
             raise UsageError("the drill has started already")
-        return run.id
+        return run_id
 
     def control(self, room: RoomRow, person: PersonRow, verb: str, arg: str = "") -> None:
         """A trainer's control, for the drill's worker (UsageError for one that makes no sense)."""

@@ -178,8 +178,8 @@ class DrillExecution(Execution):
     def carry_out(self) -> str:
         rooms = Rooms(self.store)
         room = rooms.get(self.room.id) if self.room is not None else None
-        if room is None:
-            return self.failed("its drill room is gone")
+        if room is None:  # never run live: a drill's commands are the simulated world's
+            return self.failed("a drill runs only from a drill room, and no room holds this run")
         try:
             if self.claim.takeover:
                 return self.failed(TAKEN_OVER)
@@ -235,10 +235,10 @@ def _running(controls: Controls) -> Iterator[None]:
 
 
 def execution_for(base: Execution) -> Execution:
-    """`base` as a drill's execution when its run is a drill room's drill, else itself."""
-    room = Rooms(base.store).of_run(base.run.id)
-    if room is None:
+    """`base` as a drill's execution when its run is a drill (mode `drill`), else itself.
+    A drill is never carried out live: one that is no room's ends failed, saying so."""
+    if base.run.mode != "drill":
         return base
     drill = DrillExecution(base.store, base.claim, base.worker, base.scratch, on_question=base.on_question)
-    drill.room = room
+    drill.room = Rooms(base.store).of_run(base.run.id)
     return drill

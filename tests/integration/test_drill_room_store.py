@@ -17,7 +17,7 @@ from roomkit import write_drill_files
 from engine.service.config import ServeConfig, load_config
 from engine.service.drill_room import NoSuchRoom, Room, catalogue
 from engine.service.prompts import Forbidden, people_of
-from engine.service.store import Store
+from engine.service.store import NewRun, Store
 from engine.service.store.rooms import PromptRow, RoomRow, Rooms
 from engine.service.worker import Worker, WorkerOptions
 
@@ -160,3 +160,30 @@ def test_a_drill_whose_worker_drains_ends_saying_so(store: Store, tmp_path: Path
     assert "start the game day again" in (run.reason or "")
     assert room.get(opened.id).status == "ended"
     assert "drill.pause" in {a["what"] for a in store.audit_trail(run_id)}  # filed under the run
+
+
+def test_a_drill_is_never_carried_out_live(store: Store, tmp_path: Path) -> None:
+    """Found by the HTTP test under load: a worker claimed a room's drill between its
+    queueing and its tie to the room, and ran the runbook live (a real /bin/sh ran its
+    command). The drill is now queued and tied in one transaction, and a run of mode
+    `drill` that no room holds ends failed instead of running."""
+    marker = tmp_path / "touched"
+    runbook = tmp_path / "touches.yaml"
+    runbook.write_text("kind: runbook\nversion: 1\nid: touches\ntitle: Touches\nremediation:\n"
+                       f"  - {{id: touch, run: 'touch {marker}'}}\n", encoding="utf-8")
+    run_id = store.enqueue(NewRun("touches", str(runbook), mode="drill")).id
+    worker = _worker(store, tmp_path)
+    try:
+        wait_for(lambda: (store.run(run_id) or _never()).status == "finished", 60, "the run to end")
+    finally:
+        worker.stop()
+    run = store.run(run_id)
+    assert run is not None and run.outcome == "failed" and "runs only from a drill room" in (run.reason or "")
+    assert not marker.exists() and not store.records(run_id)
+    room, opened, _ = _room(store, tmp_path)
+    started = room.start(opened, _p(store, "tess"))
+    assert (store.run(started) or _never()).mode == "drill" and room.get(opened.id).run_id == started
+
+
+def _never() -> Any:
+    raise AssertionError("no such run")

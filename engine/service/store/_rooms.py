@@ -4,15 +4,19 @@ room's `version`, which the live views watch."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from engine.run.journal_writer import new_run_id
+
 from . import tables
 from ._leases import audit
+from ._runs import enqueue
 from .database import now
-from .records import dumps, loads
+from .records import NewRun, dumps, loads
 
 ROOMS, MEMBERS = tables.drill_rooms, tables.drill_members
 PROMPTS, CONTROLS = tables.drill_prompts, tables.drill_controls
@@ -69,12 +73,17 @@ def assign(conn: Connection, room_id: str, roles: Mapping[str, str | None], by: 
     bump(conn, room_id)
 
 
-def started(conn: Connection, room_id: str, run_id: str, by: str) -> bool:
+def start(conn: Connection, room_id: str, run: NewRun, by: str) -> str | None:
+    """Queue the room's drill and tie it to the room, in one transaction: no worker can
+    claim the run before it knows the run is a room's drill. None: it had started."""
+    run_id = run.run_id or new_run_id(run.runbook)
     done = conn.execute(update(ROOMS).where(ROOMS.c.id == room_id, ROOMS.c.status == "lobby")
                         .values(status="running", run_id=run_id, version=ROOMS.c.version + 1))
-    if done.rowcount:
-        audit(conn, by, "drill.started", run_id, {"room": room_id})
-    return done.rowcount > 0
+    if not done.rowcount:
+        return None
+    enqueue(conn, dataclasses.replace(run, run_id=run_id))
+    audit(conn, by, "drill.started", run_id, {"room": room_id})
+    return run_id
 
 
 def ended(conn: Connection, room_id: str) -> None:

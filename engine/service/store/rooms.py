@@ -9,7 +9,7 @@ from typing import Any
 
 from . import _rooms
 from .api import Store
-from .records import loads
+from .records import NewRun, loads
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,9 @@ class Rooms:
     def assign(self, room_id: str, roles: Mapping[str, str | None], by: str) -> None:
         self.store._write(lambda c: _rooms.assign(c, room_id, roles, by), "assign roles")
 
-    def start(self, room_id: str, run_id: str, by: str) -> bool:
-        """The room's drill is `run_id` now (False: it had started already)."""
-        return self.store._write(lambda c: _rooms.started(c, room_id, run_id, by), "start the drill")
+    def start(self, room_id: str, run: NewRun, by: str) -> str | None:
+        """Queue `run` as the room's drill (its id; None: the drill had started already)."""
+        return self.store._write(lambda c: _rooms.start(c, room_id, run, by), "start the drill")
 
     def end(self, room_id: str) -> None:
         self.store._write(lambda c: _rooms.ended(c, room_id), "end the drill")
