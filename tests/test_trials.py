@@ -227,19 +227,21 @@ def test_a_scenario_that_cannot_load_fails_its_trials_case_and_the_others_still_
 
 def test_trials_spread_over_processes_give_exactly_the_figures_of_one_process(tmp_path: Path) -> None:
     scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
-    one = run_trials(scenario, runbook, 30, seed=5, jobs=1)
-    assert len(set(one.samples["recovered"])) > 20 and 0 < one.passed < 30
-    assert run_trials(scenario, runbook, 30, seed=5, jobs=2) == one
-    assert run_trials(scenario, runbook, 30, seed=5, jobs=3) == one
+    one = run_trials(scenario, runbook, 70, seed=5, jobs=1)  # three chunks of trials
+    assert len(set(one.samples["recovered"])) > 50 and 0 < one.passed < 70
+    assert run_trials(scenario, runbook, 70, seed=5, jobs=2) == one
+    assert run_trials(scenario, runbook, 70, seed=5, jobs=3) == one
 
 
-def test_trials_run_in_forked_workers_while_this_process_runs_its_share(tmp_path: Path) -> None:
-    from engine.simulation._spread import TrialPlan, spread
+def test_trials_run_in_forked_workers_in_chunks_of_consecutive_trials(tmp_path: Path) -> None:
+    from engine.simulation._spread import CHUNK, TrialPlan, spread
 
     scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
-    pids = list(spread(TrialPlan(scenario, runbook, 0, 6), lambda run: os.getpid(), jobs=2))
-    assert pids[0::2] == [os.getpid()] * 3
-    assert len(set(pids[1::2])) == 1 and pids[1] != os.getpid()
+    pids = list(spread(TrialPlan(scenario, runbook, 0, 3 * CHUNK), lambda run: os.getpid(), jobs=2))
+    assert len(pids) == 3 * CHUNK and os.getpid() not in pids and 1 <= len(set(pids)) <= 2
+    assert all(len(set(pids[i:i + CHUNK])) == 1 for i in range(0, 3 * CHUNK, CHUNK))
+    assert list(spread(TrialPlan(scenario, runbook, 0, CHUNK), lambda run: os.getpid(), jobs=2)) == [
+        os.getpid()] * CHUNK  # one chunk: no worker is worth starting
 
 
 def test_a_trial_that_raises_in_a_worker_raises_here_as_in_one_process(tmp_path: Path,
@@ -249,16 +251,16 @@ def test_a_trial_that_raises_in_a_worker_raises_here_as_in_one_process(tmp_path:
 
     real = spread_module.run_scenario
 
-    def third_fails(scenario, runbook, setup):  # type: ignore[no-untyped-def]
-        if setup.seed == 3:  # trial 3 of 8 runs in the worker when there are two jobs
+    def one_fails(scenario, runbook, setup):  # type: ignore[no-untyped-def]
+        if setup.seed == 40:  # in the second chunk, in a worker
             raise EngineError("step fix: the world broke")
         return real(scenario, runbook, setup)
 
-    monkeypatch.setattr(spread_module, "run_scenario", third_fails)
+    monkeypatch.setattr(spread_module, "run_scenario", one_fails)
     scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
     for jobs in (1, 2):
         with pytest.raises(EngineError, match="step fix: the world broke"):
-            run_trials(scenario, runbook, 8, seed=0, jobs=jobs)
+            run_trials(scenario, runbook, 70, seed=0, jobs=jobs)
 
 
 def test_runbook_test_jobs_gives_the_same_report_and_journal_bytes(tmp_path: Path) -> None:
@@ -266,11 +268,11 @@ def test_runbook_test_jobs_gives_the_same_report_and_journal_bytes(tmp_path: Pat
     outputs = []
     for jobs in ("1", "2"):
         runs = tmp_path / f"runs-{jobs}"
-        result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "9", "--seed", "3", "--min-pass-rate",
+        result = CliRunner().invoke(cli, ["test", os.fspath(sc), "--trials", "40", "--seed", "3", "--min-pass-rate",
                                           "0", "--jobs", jobs, "--runs-dir", os.fspath(runs)])
         assert result.exit_code == 0, result.output
         outputs.append(untimed(result.output))
     assert outputs[0] == outputs[1]
-    for i in range(1, 10):
-        one, two = (tmp_path / f"runs-{j}" / "sc" / f"trial-{i}" / "journal.jsonl" for j in (1, 2))
+    for i in range(1, 41):
+        one, two = (tmp_path / f"runs-{j}" / "sc" / f"trial-{i:02d}" / "journal.jsonl" for j in (1, 2))
         assert one.read_bytes() == two.read_bytes()

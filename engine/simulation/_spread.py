@@ -1,7 +1,7 @@
 """Seeded trials spread over the CPUs: a worker process per CPU (forked, as `runbook
-validate` spreads files), each running every jobs-th trial. What each trial keeps comes
-back in trial order, so whatever adds the trials up gets the same figures as in one
-process.
+validate` spreads files), each running chunks of consecutive trials. What each trial
+keeps comes back in trial order, so whatever adds the trials up gets the same figures as
+in one process.
 
 A trial that fails in a worker (a runbook error at run time) comes back as nothing and
 is run again here, where it raises as it would have in one process.
@@ -23,6 +23,7 @@ from .drill import DrillRun, DrillSetup, run_scenario
 
 PARALLEL_MIN_TRIALS = 64  # fewer trials take less time than starting the workers
 MAX_JOBS = 8
+CHUNK = 32  # consecutive trials a worker runs at a time
 T = TypeVar("T")
 
 
@@ -57,15 +58,14 @@ def spread(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int | None = No
     default one per CPU when there are enough trials to pay for starting them)."""
     jobs = _jobs(jobs, plan.trials)
     if jobs > 1:
+        import multiprocessing
+
         try:
-            parts = _in_workers(plan, keep, jobs)
-        except ValueError:  # no fork on this system: one process does it all
-            parts = None
-        if parts is not None:
-            for i in range(plan.trials):
-                part, k = parts[i % jobs], i // jobs
-                kept = part[k] if k < len(part) else None
-                yield kept if kept is not None else keep(plan.run(i))
+            context = multiprocessing.get_context("fork")
+        except ValueError:  # no fork on this system: this process does it all
+            context = None
+        if context is not None:
+            yield from _in_workers(context, plan, keep, jobs)
             return
     for i in range(plan.trials):
         yield keep(plan.run(i))
@@ -79,7 +79,7 @@ def cpus() -> int:
 def _jobs(jobs: int | None, trials: int) -> int:
     if jobs is None:
         jobs = min(cpus(), MAX_JOBS) if trials >= PARALLEL_MIN_TRIALS else 1
-    return max(1, min(jobs, trials))
+    return max(1, min(jobs, -(-trials // CHUNK)))  # no more workers than chunks
 
 
 # What the forked workers inherit: the plan and what to keep of each trial. Set only
@@ -88,19 +88,19 @@ def _jobs(jobs: int | None, trials: int) -> int:
 _WORK: tuple[TrialPlan, Callable[[DrillRun], Any]] | None = None
 
 
-def _in_workers(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int) -> list[list[T | None]]:
-    """Every jobs-th trial in each of jobs - 1 workers, the first share here meanwhile."""
+def _in_workers(context: Any, plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int) -> Iterator[T]:
+    """The trials in chunks of consecutive ones over `jobs` workers; each chunk is handed
+    on as soon as it and those before it are done, so what is kept of 10,000 trials is
+    never all held at once."""
     global _WORK
-    import multiprocessing
-
-    context = multiprocessing.get_context("fork")  # ValueError where there is no fork
-    shares = [range(j, plan.trials, jobs) for j in range(jobs)]
+    chunks = [range(start, min(start + CHUNK, plan.trials)) for start in range(0, plan.trials, CHUNK)]
     _WORK = (plan, keep)
     try:
-        with context.Pool(jobs - 1, initializer=_ignore_interrupts) as pool:
-            pending = pool.map_async(_share, shares[1:])
-            mine = _share(shares[0])
-            return [mine, *pending.get()]
+        with context.Pool(jobs, initializer=_ignore_interrupts) as pool:
+            for chunk, kept in zip(chunks, pool.imap(_share, chunks), strict=True):
+                yield from kept
+                for i in chunk[len(kept):]:  # a trial that failed there: here it raises as in one process
+                    yield keep(plan.run(i))
     finally:
         _WORK = None
 
