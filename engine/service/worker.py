@@ -29,7 +29,7 @@ from engine.home import home
 from .drill_run import execution_for
 from .escalation import ParkedEscalations
 from .execution import Execution
-from .store import QuestionRow, Store, StoreError
+from .store import LeaseLost, QuestionRow, Store, StoreError
 
 log = logging.getLogger("runbook.worker")
 
@@ -72,6 +72,7 @@ class Worker:
         self._beat = threading.Event()
         self._work = threading.Condition()
         self._posted = 0  # how many times wake() was called: a slot that saw fewer looks again
+        self._lost: set[str] = set()  # runs it stopped when the store failed: handed back once it answers
 
     def start(self) -> Worker:
         self.store.worker_seen(self.name, self.options.labels, "running")
@@ -114,8 +115,10 @@ class Worker:
         self._seen("stopped")
         handed = sum(1 for _, what in self.done if what == "handed over")
         parked = sum(1 for _, what in self.done if what == "waiting")  # one run may park at several questions
-        log.info("worker %s: stopped (%d run(s) carried out, %d handed over, %d time(s) parked for a person)",
-                 self.name, len(self.done) - handed - parked, handed, parked)
+        lost = sum(1 for _, what in self.done if what.startswith("lost"))
+        log.info("worker %s: stopped (%d run(s) carried out, %d handed over, %d time(s) parked for a person, "
+                 "%d lost to the store or another worker)", self.name, len(self.done) - handed - parked - lost,
+                 handed, parked, lost)
 
     def wait(self) -> None:
         """Until drain() is called (by a signal handler), then stop()."""
@@ -164,6 +167,8 @@ class Worker:
                 self.active.pop(run.id, None)
         with self._lock:
             self.done.append((run.id, what))
+            if what.startswith("lost"):
+                self._lost.add(run.id)
         log.info("run %s: %s", run.id, what)
 
     def _escalations(self) -> None:
@@ -183,7 +188,29 @@ class Worker:
                 held = list(self.active.values())
             for execution in held:
                 self._renew(execution)
+            self._hand_back()
             self._seen("draining" if self.draining.is_set() else "running")  # who is alive, for people
+
+    def _hand_back(self) -> None:
+        """A run stopped because the store could not be written (full, away) keeps this
+        worker's expired lease, which no worker takes while this one lives (it never
+        reclaims its own): once the store answers, put it back in the queue, to be
+        continued from its journal. Nothing is done if another worker has it by now."""
+        with self._lock:
+            lost = sorted(self._lost)
+        for run_id in lost:
+            try:
+                self.store.release(run_id, self.name, "its worker could not write to the store; continued from "
+                                                      "its journal")
+            except LeaseLost:
+                pass  # taken over meanwhile: it goes on elsewhere
+            except StoreError:
+                return  # still away: the next heartbeat tries again
+            else:
+                log.info("run %s: handed back to the queue now that the store answers", run_id)
+                self.wake()
+            with self._lock:
+                self._lost.discard(run_id)
 
     def _renew(self, execution: Execution) -> None:
         try:
