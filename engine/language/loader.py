@@ -2,8 +2,10 @@
 
 Reading is bounded before parsing: only a regular file, at most `Limits.max_bytes`,
 valid UTF-8, nesting checked before libyaml (which recurses in C) composes it. The data
-is built from the node tree by _yaml_nodes.py; positions come from the kept tree
-(source_map.py), and only when a diagnostic needs one, so a clean file never pays for them.
+is built from libyaml's events when the document is ordinary (_yaml_events.py), else
+from the node tree by _yaml_nodes.py, which reports every problem. Positions come from
+the node tree (source_map.py), composed only when a diagnostic needs one, so a clean
+file never pays for them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ._yaml_nodes import (
     Limits,
     Problem,
 )
+from ._yaml_events import UNUSUAL, quick_data
 from .diagnostics import Diagnostic, Severity
 from .source_map import Path_, Position, SourceMap, position_after
 
@@ -150,6 +153,8 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
     if not isinstance(data, dict):
         found = "a list" if isinstance(data, list) else f"a single value ({_type_name(data)})"
         raise _error(file, 1, 1, f"expected a mapping at the top level, found {found}", RULE_SHAPE)
+    if builder is None:  # the fast path: the node tree is composed if a position is asked for
+        return Document(file, data, SourceMap(None, text, lambda source: _compose(source, file)))
     problems = tuple(
         Diagnostic(
             file,
@@ -177,10 +182,19 @@ def load_value(text: str, file: str = "<value>", limits: Limits = DEFAULT_LIMITS
         return None
 
 
-def _load(text: str, file: str, limits: Limits) -> tuple[Node, Any, Builder]:
+def _check_size(text: str, file: str, limits: Limits) -> None:
     if len(text) > limits.max_bytes:
         raise _error(file, 1, 1, f"text is larger than the {limits.max_bytes} byte limit", RULE_LIMIT)
+    # Before any parse: see _check_depth.
     _check_depth(text, file, limits)
+
+
+def _load(text: str, file: str, limits: Limits) -> tuple[Node | None, Any, Builder | None]:
+    """(root, data, builder), with root and builder None when the fast path built the data."""
+    _check_size(text, file, limits)
+    data = quick_data(text, limits)
+    if data is not UNUSUAL:
+        return None, data, None
     root = _compose(text, file)
     if root is None:
         raise EmptyDocument(Diagnostic(file, 1, 1, Severity.ERROR, RULE_SHAPE,

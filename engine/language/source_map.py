@@ -1,9 +1,11 @@
 """Where each part of a loaded document came from: data paths to line:column (1-based),
-found by walking the kept node tree, and only when a diagnostic needs one, so a clean
-file never pays for them."""
+found by walking the node tree, and only when a diagnostic needs one, so a clean file
+never pays for them (the loader's fast path does not even compose the tree: it is
+composed on the first question)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -21,14 +23,26 @@ class Position(NamedTuple):
 
 
 class SourceMap:
-    """Maps data paths to line:column (1-based) by walking the composed node tree."""
+    """Maps data paths to line:column (1-based) by walking the composed node tree.
 
-    def __init__(self, root: Node | None, text: str) -> None:
-        self.root = root
+    `compose`, when given, makes the tree from the text on first use instead of `root`.
+    """
+
+    def __init__(self, root: Node | None, text: str,
+                 compose: Callable[[str], Node | None] | None = None) -> None:
+        self._root = root
+        self._compose = compose
         self.text = text
         # id(mapping node) -> its keys and merge sources. Built on first use: a file with
         # thousands of diagnostics in one mapping must not scan it once per diagnostic.
         self._mappings: dict[int, tuple[dict[Any, tuple[Node, Node]], list[Node]]] = {}
+
+    @property
+    def root(self) -> Node | None:
+        """The document's root node (composed now if the loader left it for later)."""
+        if self._compose is not None:
+            self._root, self._compose = self._compose(self.text), None
+        return self._root
 
     def node(self, path: Path_, *, key: bool = False) -> Node | None:
         """The deepest node along `path`; with key=True, the key node of its last part."""
