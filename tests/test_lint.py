@@ -1223,3 +1223,15 @@ def test_step_with_two_kinds_keeps_its_id_for_references(tmp_path: Path) -> None
     diags = lint(tmp_path, text)
     assert positions(diags, "RB014") == [(7, 5)]
     assert of(diags, "RB102") == []
+
+
+def test_a_confirm_question_is_found_at_its_own_data_path(tmp_path: Path) -> None:
+    """`confirm: text` holds the question at .../confirm, `confirm: {message: text}` at
+    .../confirm/message: the path tools read (JSON, SARIF) names where the string is."""
+    text = runbook("""
+        detection:
+          - {id: a, manual: look, confirm: "ok {{ steps.nope.status }}?"}
+          - {id: b, manual: look, confirm: {message: "ok {{ steps.nope.status }}?"}}
+        """)
+    paths = [d.path for d in of(lint(tmp_path, text), "RB102")]
+    assert paths == [("detection", 0, "confirm"), ("detection", 1, "confirm", "message")]

@@ -582,3 +582,98 @@ def test_only_a_regular_file_is_read(tmp_path: Path, make: Callable[[Path], None
         rescue.cancel()
     assert caught.value.diagnostic.rule == "RB000"
     assert f"not a regular file ({kind})" in caught.value.diagnostic.message
+
+
+# -- the fast path: data from libyaml's events, the node tree only when asked --------------
+
+
+def _exact(text: str) -> object:
+    """The data as the node-based load builds it (the path every problem is reported by)."""
+    from engine.language._yaml_nodes import Builder, FastLoader
+
+    loader = FastLoader(text)
+    try:
+        return Builder(DEFAULT_LIMITS, len(text)).build(loader.get_single_node())
+    finally:
+        loader.dispose()
+
+
+def _typed(value: object) -> str:
+    # repr tells True from 1 and 1.0 from 1, and shows the order of keys.
+    return repr(value)
+
+
+FAST_CASES = [ORDINARY, "a: 1:30\nb: 0o17\nc: -.inf\nd: .NaN\ne: ''\nf: ' x '\ng: '~'\n",
+              "x: [yes, No, OFF, y, n, null, Null, NULL, 0b101, +12, 1e3, 3.]\n",
+              "day: 2001-12-14\nkey with spaces: {1: one, 2.5: half, false: no, ~: nothing}\n",
+              'q: "tab\\there \\u00e9"\nfolded: >-\n  a\n  b\n\n  c\nkept: |+\n  x\n\n',
+              "a: &x yes\nb: *x\nc: &l [1, {d: *x}]\ne: [*l, *l]\nf: &m {g: *l}\nh: *m\n"]
+
+
+@pytest.mark.parametrize("text", FAST_CASES)
+def test_the_fast_path_builds_the_same_data_as_the_node_tree(text: str) -> None:
+    from engine.language._yaml_events import UNUSUAL, quick_data
+
+    fast = quick_data(text, DEFAULT_LIMITS)
+    assert fast is not UNUSUAL
+    assert _typed(fast) == _typed(_exact(text))
+
+
+@pytest.mark.parametrize("path", [FIXTURES / "valid-runbook.yaml", *shipped_documents()], ids=lambda p: p.name)
+def test_shipped_files_take_the_fast_path_with_the_same_data(path: Path) -> None:
+    from engine.language._yaml_events import UNUSUAL, quick_data
+
+    text = path.read_text(encoding="utf-8")
+    fast = quick_data(text, DEFAULT_LIMITS)
+    assert fast is not UNUSUAL
+    assert _typed(fast) == _typed(_exact(text))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_keys, _json_like, max_size=6))
+def test_the_fast_path_agrees_with_the_node_tree_on_dumped_data(data: dict[str, object]) -> None:
+    from engine.language._yaml_events import UNUSUAL, quick_data
+
+    for style in (False, True, None):
+        text = yaml.safe_dump(data, default_flow_style=style, allow_unicode=True)
+        fast = quick_data(text, DEFAULT_LIMITS)
+        assert fast is not UNUSUAL
+        assert _typed(fast) == _typed(_exact(text))
+
+
+@pytest.mark.parametrize("text", [
+    "a: !!str 1\n", "base: &b {x: 1}\nc:\n  <<: *b\n", "a: 1\na: 2\n", "a: &x [1, *x]\n",
+    "a: &x 1\nb: &x 2\nc: *x\n", "a: *nowhere\n", "&k a: 1\n",
+    "? [a]\n: 1\n", "a: [1\n", "a: 1\n---\nb: 2\n", "# nothing\n", "a: 0x_\n",
+])
+def test_anything_unusual_is_left_to_the_exact_path(text: str) -> None:
+    from engine.language._yaml_events import UNUSUAL, quick_data
+
+    assert quick_data(text, DEFAULT_LIMITS) is UNUSUAL
+
+
+def test_nesting_at_the_limit_is_left_to_the_exact_path() -> None:
+    from engine.language._yaml_events import UNUSUAL, quick_data
+
+    text = "a: " + "[" * 70 + "]" * 70 + "\n"
+    assert quick_data(text, Limits(max_depth=64)) is UNUSUAL
+    assert load_error(text).diagnostic.message == "nesting deeper than 64 levels"
+
+
+def test_a_clean_file_is_loaded_without_composing_its_node_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Positions are composed on the first question, once: a clean file never pays for them."""
+    from engine.language import loader
+
+    composed = []
+    real = loader._compose
+
+    def counting(text: str, file: str) -> object:
+        composed.append(file)
+        return real(text, file)
+
+    monkeypatch.setattr(loader, "_compose", counting)
+    doc = load_text("kind: runbook\nsteps:\n  - id: a\n    run: df\n", "clean.yaml")
+    assert composed == []
+    assert doc.source.position(("steps", 0, "run")) == Position(4, 10)
+    assert doc.source.position(("steps", 0, "id")) == Position(3, 9)
+    assert composed == ["clean.yaml"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from yaml.events import (
+    AliasEvent,
     MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
@@ -39,62 +40,155 @@ class _Unusual(Exception):
     """Raised inside the walk: this document needs the node-based load."""
 
 
+class _Walk:
+    """What one walk keeps: the limits, and for anchors what aliases may expand to."""
+
+    __slots__ = ("get", "max_depth", "end", "anchors", "open", "aliased_nodes", "aliased_chars", "limits",
+                 "allowed")
+
+    def __init__(self, get: Callable[[], Any], limits: Limits, size: int) -> None:
+        self.get, self.max_depth, self.limits = get, limits.max_depth, limits
+        self.allowed = max(limits.min_expansion, limits.max_expansion * size)  # as the node builder's budget
+        self.end = 0  # where the last collection closed (an index into the text)
+        self.anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, characters it may hold)
+        self.open: list[list[Any]] = []  # anchored collections being built: [anchor, start, characters]
+        self.aliased_nodes = 0  # collection nodes re-built through aliases, as the node builder counts them
+        self.aliased_chars = 0  # at most this many characters come from aliases
+
+
 def quick_data(text: str, limits: Limits) -> Any:
     """The document's data, or UNUSUAL when it holds anything the fast path leaves to
-    the node-based load (which then reports or builds it exactly).
-
-    Without aliases no value is larger than its text, so the expansion budget the
-    node-based builder keeps (at least 10x the text) cannot run out here.
-    """
+    the node-based load (which then reports or builds it exactly)."""
     parser = FastLoader(text)
-    get: Callable[[], Any] = parser.get_event
+    walk = _Walk(parser.get_event, limits, len(text))
     try:
-        get()  # stream start
-        if get().__class__ is StreamEndEvent:
-            return UNUSUAL  # empty: the exact path says so
-        data = _value(get(), get, limits.max_depth, 0)
-        get()  # document end
-        if get().__class__ is not StreamEndEvent:
-            return UNUSUAL  # a second document: the exact path refuses it
-        return data
+        data = _document(walk)
     except (_Unusual, Problem, yaml.YAMLError):
         return UNUSUAL
     finally:
         parser.dispose()
+    return data if data is UNUSUAL or _within(walk, data, len(text)) else UNUSUAL
 
 
-def _value(event: Any, get: Callable[[], Any], max_depth: int, depth: int) -> Any:
+def _document(walk: _Walk) -> Any:
+    get = walk.get
+    get()  # stream start
+    if get().__class__ is StreamEndEvent:
+        return UNUSUAL  # empty: the exact path says so
+    data = _value(get(), walk, 0)
+    get()  # document end
+    if get().__class__ is not StreamEndEvent:
+        return UNUSUAL  # a second document: the exact path refuses it
+    return data
+
+
+def _within(walk: _Walk, data: Any, size: int) -> bool:
+    """Whether the node builder's alias limits hold, or may not: then it decides.
+
+    It counts every value built (aliases re-build theirs) and every character of every
+    scalar. Without aliases no value is larger than its text and the budget (at least
+    10x the text) cannot run out; with them, characters are bounded from above by the
+    source span of each aliased value, and values counted exactly.
+    """
+    return not walk.anchors or size + walk.aliased_chars + _count(data) <= walk.allowed
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(map(_count, value.values()))
+    if isinstance(value, list):
+        return 1 + sum(map(_count, value))
+    return 1
+
+
+def _value(event: Any, walk: _Walk, depth: int) -> Any:
     cls = event.__class__
     if cls is ScalarEvent:
-        return _scalar(event)
-    if event.anchor is not None or event.tag is not None or depth >= max_depth:
+        value = _scalar(event)
+        if event.anchor is not None:
+            _anchor(walk, event.anchor, value, len(event.value))
+        return value
+    if cls is AliasEvent:
+        return _alias(walk, event.anchor)
+    if event.tag is not None or depth >= walk.max_depth:
         raise _Unusual
+    anchor = event.anchor
+    if anchor is not None:
+        if anchor in walk.anchors or any(o[0] == anchor for o in walk.open):
+            raise _Unusual  # a duplicate anchor: the exact path refuses it
+        walk.open.append([anchor, event.start_mark.index, 0])
     if cls is MappingStartEvent:
-        return _mapping(get, max_depth, depth + 1)
-    if cls is SequenceStartEvent:
-        items = []
-        append = items.append
-        while (item := get()).__class__ is not SequenceEndEvent:
-            append(_value(item, get, max_depth, depth + 1))
-        return items
-    raise _Unusual  # an alias
+        value = _mapping(walk, depth + 1)
+    elif cls is SequenceStartEvent:
+        value = _sequence(walk, depth + 1)
+    else:
+        raise _Unusual
+    if anchor is not None:
+        _, start, inner = walk.open.pop()
+        _anchor(walk, anchor, value, walk.end - start + inner)
+    return value
 
 
-def _mapping(get: Callable[[], Any], max_depth: int, depth: int) -> dict[Any, Any]:
+def _sequence(walk: _Walk, depth: int) -> list[Any]:
+    get = walk.get
+    items: list[Any] = []
+    append = items.append
+    while (item := get()).__class__ is not SequenceEndEvent:
+        append(_value(item, walk, depth))
+    walk.end = item.end_mark.index
+    return items
+
+
+def _mapping(walk: _Walk, depth: int) -> dict[Any, Any]:
+    get = walk.get
     result: dict[Any, Any] = {}
-    while (knode := get()).__class__ is ScalarEvent:
+    while (knode := get()).__class__ is ScalarEvent and knode.anchor is None:
         key = _scalar(knode)
         if key in result:
             raise _Unusual  # a duplicate: reported with its position
-        result[key] = _value(get(), get, max_depth, depth)
+        result[key] = _value(get(), walk, depth)
     if knode.__class__ is not MappingEndEvent:
-        raise _Unusual  # a key that is a mapping or a list
+        raise _Unusual  # a key that is a mapping, a list, an alias or an anchor
+    walk.end = knode.end_mark.index
     return result
+
+
+def _anchor(walk: _Walk, anchor: str, value: Any, chars: int) -> None:
+    if anchor in walk.anchors:
+        raise _Unusual  # a duplicate anchor: the exact path refuses it
+    walk.anchors[anchor] = (value, chars)
+
+
+def _alias(walk: _Walk, anchor: str) -> Any:
+    """A fresh copy of the anchored value, as the node builder re-builds it."""
+    found = walk.anchors.get(anchor)
+    if found is None:
+        raise _Unusual  # undefined, or an alias inside its own anchor: the exact path says so
+    value, chars = found
+    walk.aliased_chars += chars
+    for entry in walk.open:  # what an enclosing anchor's aliases will expand to
+        entry[2] += chars
+    if isinstance(value, (dict, list)):
+        walk.aliased_nodes += _count(value)
+        if walk.aliased_nodes > walk.limits.max_alias_nodes:
+            raise _Unusual  # a "billion laughs": the exact path stops it, and says where
+        value = _copy(value)
+    if walk.aliased_chars > walk.allowed:
+        raise _Unusual  # may expand past the budget: the exact path decides
+    return value
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _scalar(event: Any, _special: frozenset[str | None] = _SPECIAL_FIRST) -> Any:
     """A scalar resolved as FastLoader and the builder resolve it (same tags, same values)."""
-    if event.anchor is not None or event.tag is not None:
+    if event.tag is not None:
         raise _Unusual
     value: str = event.value
     implicit = event.implicit

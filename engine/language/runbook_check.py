@@ -5,6 +5,7 @@ the channels config)."""
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from .channels import KnownChannels
 from .fields import DataPath, Field, runbook_fields, step_fields
@@ -26,8 +27,10 @@ class RunbookCheck:
         return out + list(runbook_fields(self.runbook))
 
     def _placed(self, f: Field) -> Field:
-        """The field with the path of its string in the file (`confirm: {message: ...}`)."""
-        if f.path[-1] == "confirm" and self.doc.source.node((*f.path, "message")) is not None:
+        """The field with the path of its string in the file: `confirm: {message: ...}`
+        holds it one level deeper than `confirm: text`. Read from the data: the source
+        map would compose the node tree of a file that may need no position at all."""
+        if f.path[-1] == "confirm" and isinstance(_data_at(self.doc.data, f.path), dict):
             return Field((*f.path, "message"), f.text, f.expression, f.stage, f.step, f.notify)
         return f
 
@@ -52,3 +55,15 @@ class RunbookCheck:
     def parsed(self) -> list[Field]:
         """Fields that parse (syntax errors are reported by their own rule)."""
         return [f for f in self.fields if f.analysis.error is None]
+
+
+def _data_at(data: Any, path: DataPath) -> Any:
+    """The value at `path` in the document's data, or None where the path leaves it."""
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
