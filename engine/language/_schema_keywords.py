@@ -31,6 +31,10 @@ _TYPE_PREDICATES: dict[str, Callable[[Any], bool]] = {
 }
 
 
+# The types one isinstance answers: bool is an int in Python, so numbers are not here.
+_TYPE_CLASSES: dict[str, type] = {"object": dict, "array": list, "string": str, "boolean": bool,
+                                  "null": type(None)}
+
 _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string",
                "boolean": "true or false", "null": "null", "number": "a number",
                "integer": "an integer"}
@@ -50,7 +54,17 @@ def _type(comp: Compiles, schema: dict[str, Any], name: str) -> Check:
                 return
         out.append(Issue(path, "type", f"expected {expected}, found {describe(value)}{note}"))
 
-    return check
+    classes = tuple(_TYPE_CLASSES.get(t) for t in types)
+    if None in classes:
+        return check
+    exact: tuple[type, ...] = classes  # type: ignore[assignment]
+
+    def check_classes(value: Any, path: Path, out: list[Issue]) -> None:
+        # One isinstance for the types a Python class answers exactly (the common case).
+        if not isinstance(value, exact):
+            check(value, path, out)
+
+    return check_classes
 
 
 def _const(comp: Compiles, schema: dict[str, Any], name: str) -> Check:
@@ -320,7 +334,21 @@ def _one_or_any_of(comp: Compiles, schema: dict[str, Any], name: str, *, one: bo
         else:
             out.extend(_closest_branch(results, path))
 
-    return check
+    if keys is None:
+        return check
+
+    def check_keys(value: Any, path: Path, out: list[Issue]) -> None:
+        # Branches that each require one key (a step's kind): a branch passes when its
+        # key is there, so count keys instead of running a check per branch.
+        if not isinstance(value, dict):
+            check(value, path, out)
+            return
+        passing = sum(1 for k in keys if k in value)
+        if passing == 1 or (passing > 1 and not one):
+            return
+        out.append(_keys_issue(keyword, noun, keys, [k for k in keys if k in value], path))
+
+    return check_keys
 
 
 def _keys_issue(keyword: str, noun: str, keys: list[str], present: list[str], path: Path) -> Issue:

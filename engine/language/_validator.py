@@ -55,14 +55,16 @@ class Compiler:
         if pointer not in self.refs:
             if not pointer.startswith("#/"):
                 raise SchemaCompileError(f"only local $ref is supported: {pointer}")
-            # Placeholder first: recursive schemas (a step's rollback holds steps).
-            self.refs[pointer] = accept
             target: Any = self.root
             for part in pointer[2:].split("/"):
                 target = target[part.replace("~1", "/").replace("~0", "~")]
+            # A placeholder while it compiles: recursive schemas (a step's rollback holds
+            # steps) refer to it through the box; a finished ref is the check itself, one
+            # call less for every value it checks.
             box: list[Check] = []
             self.refs[pointer] = lambda v, p, o: box[0](v, p, o)
             box.append(self.compile(target, name=pointer.rsplit("/", 1)[-1]))
+            self.refs[pointer] = box[0]
         return self.refs[pointer]
 
 
