@@ -43,8 +43,17 @@ class _Unusual(Exception):
 class _Walk:
     """What one walk keeps: the limits, and for anchors what aliases may expand to."""
 
-    __slots__ = ("get", "max_depth", "end", "anchors", "open", "aliased_nodes", "aliased_chars", "limits",
-                 "allowed")
+    __slots__ = (
+        "aliased_chars",
+        "aliased_nodes",
+        "allowed",
+        "anchors",
+        "end",
+        "get",
+        "limits",
+        "max_depth",
+        "open",
+    )
 
     def __init__(self, get: Callable[[], Any], limits: Limits, size: int) -> None:
         self.get, self.max_depth, self.limits = get, limits.max_depth, limits
@@ -133,6 +142,7 @@ def _sequence(walk: _Walk, depth: int) -> list[Any]:
     get = walk.get
     items: list[Any] = []
     append = items.append
+    item: Any  # an event (the parser's classes, typed loosely)
     while (item := get()).__class__ is not SequenceEndEvent:
         append(_value(item, walk, depth))
     walk.end = item.end_mark.index
@@ -142,6 +152,7 @@ def _sequence(walk: _Walk, depth: int) -> list[Any]:
 def _mapping(walk: _Walk, depth: int) -> dict[Any, Any]:
     get = walk.get
     result: dict[Any, Any] = {}
+    knode: Any
     while (knode := get()).__class__ is ScalarEvent and knode.anchor is None:
         key = _scalar(knode)
         if key in result:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node
 
+from ._yaml_events import UNUSUAL, quick_data
 from ._yaml_nodes import (
     DEFAULT_LIMITS,
     RULE_DUPLICATE_KEY,
@@ -30,7 +31,6 @@ from ._yaml_nodes import (
     Limits,
     Problem,
 )
-from ._yaml_events import UNUSUAL, quick_data
 from .diagnostics import Diagnostic, Severity
 from .source_map import Path_, Position, SourceMap, position_after
 
