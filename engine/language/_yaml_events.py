@@ -142,17 +142,15 @@ def _sequence(walk: _Walk, depth: int) -> list[Any]:
     get = walk.get
     items: list[Any] = []
     append = items.append
-    item: Any  # an event (the parser's classes, typed loosely)
     while (item := get()).__class__ is not SequenceEndEvent:
         append(_value(item, walk, depth))
-    walk.end = item.end_mark.index
+    walk.end = _end(item)
     return items
 
 
 def _mapping(walk: _Walk, depth: int) -> dict[Any, Any]:
     get = walk.get
     result: dict[Any, Any] = {}
-    knode: Any
     while (knode := get()).__class__ is ScalarEvent and knode.anchor is None:
         key = _scalar(knode)
         if key in result:
@@ -160,8 +158,13 @@ def _mapping(walk: _Walk, depth: int) -> dict[Any, Any]:
         result[key] = _value(get(), walk, depth)
     if knode.__class__ is not MappingEndEvent:
         raise _Unusual  # a key that is a mapping, a list, an alias or an anchor
-    walk.end = knode.end_mark.index
+    walk.end = _end(knode)
     return result
+
+
+def _end(event: Any) -> int:
+    """Where a collection's closing event ends (an index into the text)."""
+    return int(event.end_mark.index)
 
 
 def _anchor(walk: _Walk, anchor: str, value: Any, chars: int) -> None:
