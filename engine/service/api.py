@@ -142,7 +142,7 @@ def event_stream(store: Store, request: Request, run_id: str, *, named: bool = T
 
 
 async def _stream(store: Store, request: Request, run_id: str, after: int, named: bool) -> AsyncIterator[str]:
-    while not await request.is_disconnected():
+    while not store.closing and not await request.is_disconnected():
         ticket = store.journal_ticket(run_id)  # before reading: a write meanwhile is not missed
         run = await run_in_threadpool(store.run, run_id)
         lines = await run_in_threadpool(partial(store.records, run_id, after=after))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +38,8 @@ from .store import PersonRow, Session, Store
 
 HERE = Path(__file__).parent
 STATIC = {"console.css": "text/css", "console.js": "text/javascript", "room.js": "text/javascript"}
+RUNS_POLL = 1.0  # seconds between looks at the runs' counts when nothing wakes the runs stream
+ANY_RUN = "*"  # Store.journal_ticket's key for a change to any run
 MAX_FORM = 16 * 1024  # bytes: a sign-in or an answer, never more
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -101,6 +103,7 @@ class Console:
             Route("/runs/{run_id}", self._signed_in(self.run), methods=["GET"]),
             Route("/runs/{run_id}/questions/{step}", self._signed_in(self.answer), methods=["POST"]),
             Route("/runs/{run_id}/events", self.events, methods=["GET"]),
+            Route("/events/runs", self.runs_events, methods=["GET"]),
             Route("/runs/{run_id}/report", self._signed_in(self.report), methods=["GET"]),
             Route("/alerts/view", self._signed_in(self.alerts), methods=["GET"]),
             Route("/stats", self._signed_in(self.stats), methods=["GET"]),
@@ -202,7 +205,7 @@ class Console:
         page = await run_in_threadpool(views.run_page, self.store, request.path_params["run_id"])
         if page is None:
             return self.render("refused.html", 404, me=visitor.session, why="There is no such run.")
-        return self.render("run.html", me=visitor.session, page=page, tail=views.tail)
+        return self.render("run.html", me=visitor.session, page=page, tail=views.tail, doing=views.doing)
 
     async def answer(self, request: Request, visitor: Visitor) -> Response:
         """A question or approval answered from the run page, as the signed-in person (their
@@ -220,7 +223,8 @@ class Console:
             status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
             if page is None:
                 return self.render("refused.html", 404, me=session, why="There is no such run.")
-            return self.render("run.html", status, me=session, page=page, tail=views.tail, problem=str(exc))
+            return self.render("run.html", status, me=session, page=page, tail=views.tail, doing=views.doing,
+                               problem=str(exc))
         return RedirectResponse(f"/runs/{quote(run_id, safe='')}", status_code=303)
 
     def _decide(self, run_id: str, step: str, person: PersonRow, values: dict[str, str]) -> None:
@@ -237,6 +241,28 @@ class Console:
         if (why := await self._drill_kept(request, visitor.session, journal=True)) is not None:
             return Response(why, status_code=403, media_type="text/plain")
         return event_stream(self.store, request, request.path_params["run_id"], named=False)
+
+    async def runs_events(self, request: Request) -> Response:
+        """A Server-Sent Event (`changed`) each time a run is queued, starts, waits or ends:
+        the runs page's script then renders its list again."""
+        visitor = await run_in_threadpool(self.gate.visitor, request)
+        if visitor.session is None:
+            return Response("sign in first", status_code=401, media_type="text/plain")
+        return StreamingResponse(self._runs_changes(request), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def _runs_changes(self, request: Request) -> AsyncIterator[str]:
+        # Woken by any run's journal or end in this process (or on PostgreSQL in any);
+        # runs queued by another process are seen at the next look, RUNS_POLL later.
+        seen = None
+        while not self.store.closing and not await request.is_disconnected():
+            ticket = self.store.journal_ticket(ANY_RUN)
+            counts = await run_in_threadpool(self.store.counts)
+            if seen is not None and counts != seen:
+                yield "data: changed\n\n"
+            seen = counts
+            if not await self.store.wait_for_journal(ANY_RUN, ticket, RUNS_POLL):
+                yield ": waiting\n\n"
 
     async def report(self, request: Request, visitor: Visitor) -> Response:
         if (why := await self._drill_kept(request, visitor.session)) is not None:

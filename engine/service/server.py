@@ -13,9 +13,10 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -82,17 +83,20 @@ def serve(config: ServeConfig, options: ServeOptions) -> None:
         app = build_app(store, worker, intake, _slack(store, config), console, RoomPages(console, config))
         log.info("listening on http://%s, store %s, %s", listen, store,
                  f"{worker.options.slots} embedded worker slot(s)" if worker else "no embedded workers")
-        run_app(app, sock, graceful=config.workers.drain_timeout + 5)
+        run_app(app, sock, graceful=config.workers.drain_timeout + 5, on_exit=store.close_streams)
     finally:
         sock.close()
         store.close()
 
 
-def run_app(app: ASGIApp, sock: socket.socket, *, graceful: float) -> None:
+def run_app(app: ASGIApp, sock: socket.socket, *, graceful: float,
+            on_exit: Callable[[], None] = lambda: None) -> None:
     """Serve `app` on the listening socket until SIGTERM or Ctrl-C (then wait up to
-    `graceful` seconds for requests in flight and the lifespan's drain)."""
+    `graceful` seconds for requests in flight and the lifespan's drain). `on_exit` is
+    called at the signal: it ends the event streams, which would otherwise hold the stop."""
     server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                                     timeout_graceful_shutdown=int(graceful)))
+    server.on_exit = on_exit
     server.run(sockets=[sock])
 
 
@@ -100,6 +104,12 @@ class _Server(uvicorn.Server):
     """uvicorn's server, except that SIGTERM and Ctrl-C end the service with exit status 0
     once it has shut down (uvicorn raises the signal again, so the process would die of it:
     a drained, clean stop would look like a crash to whoever started it)."""
+
+    on_exit: Callable[[], None] = staticmethod(lambda: None)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.on_exit()
+        super().handle_exit(sig, frame)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:

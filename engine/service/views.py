@@ -11,7 +11,9 @@ import calendar
 import dataclasses
 import json
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from engine.reporting.timeline import Timeline, build_timeline
 from engine.run.records import clean
 
 from .store import RUN_MODES as MODES
-from .store import AlertRow, QuestionRow, RunQuery, RunRow, Store
+from .store import AlertRow, AuditEntry, QuestionRow, RunQuery, RunRow, Store
 
 PAGE = 50
 STATUSES = ("queued", "running", "waiting", "finished", "cancelled")
@@ -46,11 +48,21 @@ class RunsPage:
 
 
 @dataclass(frozen=True)
+class Waited:
+    """An open question, and who may answer it (everyone, when it needs no role)."""
+
+    question: QuestionRow
+    people: list[str]
+
+
+@dataclass(frozen=True)
 class RunPage:
     run: RunRow
     timeline: Timeline
     questions: list[QuestionRow]
     started: dict[str, Any] = field(default_factory=dict)
+    waited: list[Waited] = field(default_factory=list)  # who the run waits on
+    done: list[AuditEntry] = field(default_factory=list)  # what people did to it, oldest first
 
 
 def _day(text: str, name: str) -> float:
@@ -107,17 +119,53 @@ def runs_page(store: Store, params: Mapping[str, str]) -> RunsPage:
     return RunsPage(shown, given, newer, older)
 
 
-def records_of(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """The run's journal records, as a run directory's reader gets them (damaged lines dropped)."""
+class _Journals:
+    """The parsed records of the runs last shown, read incrementally: a live page asks for
+    its run again at each event, and parsing its whole journal each time (a 200-step run's
+    600 records) was most of the time to show the event. Journals only grow, so only the
+    records after the last one kept are read. The records are shared: readers never change them."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size, self._lock = size, threading.Lock()
+        self._runs: OrderedDict[str, tuple[int, list[dict[str, Any]]]] = OrderedDict()
+
+    def records(self, store: Store, run_id: str) -> list[dict[str, Any]]:
+        key = f"{store.url}\n{run_id}"
+        with self._lock:
+            last, kept = self._runs.get(key, (0, []))
+        new, last = _parsed(store.records(run_id, after=last), last)
+        records = kept + new
+        with self._lock:
+            if last >= self._runs.get(key, (0, []))[0]:
+                self._runs[key] = (last, records)
+                self._runs.move_to_end(key)
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+        return records
+
+
+def _parsed(lines: list[str], last: int) -> tuple[list[dict[str, Any]], int]:
+    """Records as a run directory's reader gets them (damaged lines dropped), and the seq of the last line."""
     records = []
-    for line in store.records(run_id):
+    for line in lines:
+        last += 1
         try:
             record = json.loads(line)
         except ValueError:
             continue
         if isinstance(record, dict):
             records.append(clean(record))
-    return records
+            last = record["seq"] if isinstance(record.get("seq"), int) else last
+    return records, last
+
+
+_JOURNALS = _Journals()
+
+
+def records_of(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's journal records, as a run directory's reader gets them (damaged lines
+    dropped); shared with other readers: never change them."""
+    return _JOURNALS.records(store, run_id)
 
 
 def run_page(store: Store, run_id: str) -> RunPage | None:
@@ -126,7 +174,38 @@ def run_page(store: Store, run_id: str) -> RunPage | None:
         return None
     records = records_of(store, run_id)
     started = next((r for r in records if r.get("event") == "run.started"), {})
-    return RunPage(run, build_timeline(records), store.questions(run_id=run_id, status=None), started)
+    questions = store.questions(run_id=run_id, status=None)
+    return RunPage(run, build_timeline(records), questions, started, _waited(store, questions),
+                   _done(store, run_id))
+
+
+PEOPLES_DOINGS = ("question.answered", "run.abort", "run.resume")
+
+
+def doing(entry: AuditEntry) -> str:
+    """What a person did to a run, in words: `approved step restart (from the console)`."""
+    d, how = entry.detail, f" (via {entry.detail['via']})" if entry.detail.get("via") else ""
+    if entry.what == "question.answered":
+        given = d.get("answer")
+        answer: dict[str, Any] = given if isinstance(given, dict) else {}
+        if "approved" in answer:
+            verb = "approved" if str(answer["approved"]).lower() in ("yes", "true", "1") else "refused"
+        else:
+            verb = "answered"
+        values = ", ".join(f"{k}={v}" for k, v in sorted(answer.items()) if k != "approved")
+        return f"{verb} step {d.get('step', '?')}" + (f": {values}" if values else "") + how
+    reason = f": {d['reason']}" if d.get("reason") else ""
+    return f"{'aborted' if entry.what == 'run.abort' else 'resumed'} the run{reason}{how}"
+
+
+def _waited(store: Store, questions: list[QuestionRow]) -> list[Waited]:
+    open_ = [q for q in questions if q.status == "open"]
+    people = store.people() if open_ else []
+    return [Waited(q, [p.name for p in people if q.role is None or q.role in p.roles]) for q in open_]
+
+
+def _done(store: Store, run_id: str) -> list[AuditEntry]:
+    return [e for e in reversed(store.audit_entries(run_id=run_id, limit=200)) if e.what in PEOPLES_DOINGS]
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:

@@ -170,3 +170,28 @@ def test_an_approval_is_given_with_the_keyboard_alone(tmp_path: Path) -> None:
         page.wait_for("document.body.innerText.includes('restarted')", 60, "the approved step's output")
         assert page.problems() == []
         stop(proc, home)
+
+
+def test_the_runs_list_follows_runs_starting_and_ending_without_a_reload(tmp_path: Path) -> None:
+    """The newest page of runs listens to /events/runs: a run queued while it is open
+    appears, then shows running and finished, in the same document; an older page does
+    not follow (it would shift under the reader)."""
+    config, home = _config(tmp_path)
+    with serving(config, home) as (base, proc), chromium() as browser:
+        page = browser.page()
+        _sign_in(page, base)
+        page.go(f"{base}/")
+        page.evaluate("window.sameDocument = 'yes'")
+        page.wait_for("document.getElementById('live').textContent.includes('runs appear')", 30)
+        store = Store.open(f"sqlite:///{home / 'service.db'}")
+        try:
+            run_id = store.enqueue(NewRun("slow", str(tmp_path / "runbooks" / "slow.yaml"), {"host": "db-1"})).id
+        finally:
+            store.close()
+        row = f"document.querySelector('a[href=\"/runs/{run_id}\"]')"
+        page.wait_for(f"{row} !== null", 60, "the new run in the list")
+        page.wait_for(f"{row}.closest('tr').innerText.includes('running')", 60, "the run shown running")
+        page.wait_for(f"{row}.closest('tr').innerText.includes('finished')", 60, "the run shown finished")
+        assert page.evaluate("window.sameDocument") == "yes"
+        assert page.problems() == [], page.problems()
+        stop(proc, home)

@@ -159,6 +159,8 @@ def test_questions_and_approvals_are_answered_on_the_run_page_by_the_right_role(
         wait_for(lambda: "Restart the database?" in bob.get(f"/runs/{run_id}").text, 60, "the approval")
         page = bob.get(f"/runs/{run_id}").text
         assert "Waiting for someone with the role dba (yours: oncall)" in page and not _question_of(page, "restart")
+        assert "Waiting on the role dba: alice, for step restart (an approval, since" in page
+        assert "<strong>bob</strong> answered step triage: cause=logs (via console)." in page
         forced = bob.post(f"/runs/{run_id}/questions/restart", {"csrf": hidden(page, "csrf"), "approved": "yes"})
         assert forced.status == 403 and "bob may not answer step restart" in forced.text
         forged = alice.post(f"/runs/{run_id}/questions/restart", {"csrf": "forged", "approved": "yes"})
@@ -170,6 +172,9 @@ def test_questions_and_approvals_are_answered_on_the_run_page_by_the_right_role(
         assert done.status == 303
         wait_for(lambda: "finished" in alice.get(f"/runs/{run_id}").text, 60, "the run to finish")
         assert "restarting for logs" in alice.get(f"/runs/{run_id}").text
+        doings = alice.get(f"/runs/{run_id}").text
+        assert "<strong>alice</strong> approved step restart: reason=logs rotated (via console)." in doings
+        assert "Waiting on" not in doings
         late = alice.post(f"/runs/{run_id}/questions/restart", {"csrf": hidden(page, "csrf"), "approved": "yes"})
         assert late.status == 409 and "has no open question at step restart" in late.text
         stop(proc, home)

@@ -74,3 +74,22 @@ def test_failed_sign_ins_are_counted_by_account_and_by_address(store: Any) -> No
     assert len(store.failed_sign_ins(900, who="alice", limit=2)) == 2
     time.sleep(1.2)
     assert store.failed_sign_ins(1.0, who="alice") == []  # older than the window
+
+
+def test_a_run_page_reads_only_the_records_written_since_it_last_looked(store: Any) -> None:
+    """views.records_of keeps the parsed journal of the runs last shown and reads only
+    what came after: the same records, in order, as a whole read; a damaged line dropped."""
+    from engine.service import views
+    from engine.service.store import NewRun
+
+    run_id = store.enqueue(NewRun("demo", "/rb/demo.yaml")).id
+    store.claim("w1", {}, 60)
+    line = '{{"seq": {n}, "t": "2026-12-05T00:00:0{n}.000Z", "elapsed": 0.0, "event": "note", "text": "n{n}"}}'
+    store.append(run_id, "w1", [(n, "note", line.format(n=n)) for n in (1, 2)])
+    assert [r["text"] for r in views.records_of(store, run_id)] == ["n1", "n2"]
+    store.append(run_id, "w1", [(3, "note", "{torn"), (4, "note", line.format(n=4))])
+    seen = views.records_of(store, run_id)
+    assert [r["text"] for r in seen] == ["n1", "n2", "n4"]
+    assert views.records_of(store, run_id) == seen
+    store.append(run_id, "w1", [(5, "note", line.format(n=5))])
+    assert [r["text"] for r in views.records_of(store, run_id)] == ["n1", "n2", "n4", "n5"]

@@ -1,22 +1,25 @@
-// Progressive enhancement of the run page: while the run goes on, follow its journal as
-// Server-Sent Events and swap in the parts of the page the server renders again (the
-// summary, what it waits on, the steps). Without this script the page is complete as served;
+// Progressive enhancement of the live pages: the element with `data-events` names a stream
+// of Server-Sent Events (a run's journal on the run page; runs starting and ending on the
+// runs page), and on each event the parts of the page it names (`data-parts`) are rendered
+// again by the server and swapped in. Without this script every page is complete as served;
 // the Content-Security-Policy allows no inline script, so this file is all there is.
 (function () {
   "use strict";
-  var timeline = document.getElementById("timeline");
-  if (!timeline || !timeline.dataset.events || !window.EventSource) {
+  var host = document.querySelector("[data-events]");
+  if (!host || !window.EventSource) {
     return;
   }
-  var parts = ["summary", "waiting", "timeline"];
+  var parts = (host.dataset.parts || "summary waiting people timeline").split(" ");
   var live = document.getElementById("live");
-  var source = new EventSource(timeline.dataset.events);
+  var source = new EventSource(host.dataset.events);
   var busy = false;
   var again = false;
 
   function say(text) {
-    live.textContent = text;
-    live.hidden = false;
+    if (live) {
+      live.textContent = text;
+      live.hidden = false;
+    }
   }
 
   // A part is replaced only when it changed, so a person typing an answer or tabbing to
@@ -44,7 +47,7 @@
       return;
     }
     busy = true;
-    fetch(window.location.pathname, {credentials: "same-origin"})
+    fetch(window.location.pathname + window.location.search, {credentials: "same-origin"})
       .then(function (reply) { return reply.ok ? reply.text() : Promise.reject(reply.status); })
       .then(swap)
       .catch(function () { say("Live updates stopped: reload the page."); })
@@ -57,7 +60,7 @@
       });
   }
 
-  say("Live: this page follows the run as it goes.");
+  say(host.dataset.live || "Live: this page follows the run as it goes.");
   source.onmessage = refresh;
   source.addEventListener("end", function () {
     source.close();

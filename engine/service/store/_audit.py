@@ -12,9 +12,13 @@ from .records import AuditEntry
 AUDIT = tables.audit
 
 
-def entries(conn: Connection, what: str | None, before: int | None, limit: int) -> list[AuditEntry]:
-    """Newest first (by id: the order they were written), of one kind or all, older than `before`."""
+def entries(conn: Connection, what: str | None, before: int | None, limit: int,
+            run_id: str | None = None) -> list[AuditEntry]:
+    """Newest first (by id: the order they were written), of one kind or all, older than
+    `before`, of one run or all."""
     query = select(AUDIT).order_by(AUDIT.c.id.desc()).limit(limit)
+    if run_id is not None:
+        query = query.where(AUDIT.c.run_id == run_id)
     if what is not None:
         query = query.where(AUDIT.c.what == what)
     if before is not None:

@@ -37,6 +37,10 @@ def get(conn: Connection, name: str) -> PersonRow | None:
     return PersonRow.from_row(row) if row is not None else None
 
 
+def listing(conn: Connection) -> list[PersonRow]:
+    return [PersonRow.from_row(r) for r in conn.execute(select(P).order_by(P.c.name))]
+
+
 def by_slack(conn: Connection, slack_user: str) -> PersonRow | None:
     row = conn.execute(select(P).where(P.c.slack == slack_user)).first()
     return PersonRow.from_row(row) if row is not None else None

@@ -22,6 +22,7 @@ from .database import is_postgres
 
 log = logging.getLogger("runbook.store")
 CHANNEL = "runbook_journal"
+ANY = "*"  # the key of readers woken by a change to any run (the live runs list)
 
 
 class Wakeup:
@@ -33,6 +34,7 @@ class Wakeup:
         self._changed: dict[str, int] = {}  # run id -> the tick of its last change
         self._waiting: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self.listener: _Listener | None = None
+        self.closing = False  # the server shuts down: streams end, their browsers reconnect later
 
     def ticket(self, run_id: str) -> int:
         """The run's last change so far: take it before reading, wait with it after."""
@@ -42,8 +44,8 @@ class Wakeup:
     def changed(self, run_id: str) -> None:
         """The run's journal or status changed: wake its readers (from any thread)."""
         with self._lock:
-            self._changed[run_id] = next(self._clock)
-            waiters = list(self._waiting.get(run_id, ()))
+            self._changed[run_id] = self._changed[ANY] = next(self._clock)
+            waiters = [*self._waiting.get(run_id, ()), *self._waiting.get(ANY, ())]
         for loop, event in waiters:
             try:
                 loop.call_soon_threadsafe(event.set)
@@ -69,12 +71,21 @@ class Wakeup:
         if self.listener is not None:
             self.listener.stopping.set()
 
+    def shut(self) -> None:
+        """Wake every reader for good (from any thread, a signal handler's too): the server
+        is shutting down, and a stream kept open would hold its graceful stop to the end."""
+        self.closing = True
+        with self._lock:
+            runs = list(self._waiting)
+        for run_id in runs:
+            self.changed(run_id)
+
     async def wait(self, run_id: str, ticket: int, timeout: float) -> bool:
         """Until the run changes after `ticket`, or `timeout` seconds (False)."""
         event = asyncio.Event()
         entry = (asyncio.get_running_loop(), event)
         with self._lock:
-            if self._changed.get(run_id, 0) != ticket:
+            if self._changed.get(run_id, 0) != ticket or self.closing:
                 return True
             self._waiting.setdefault(run_id, set()).add(entry)
         try:

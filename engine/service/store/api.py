@@ -220,8 +220,18 @@ class Store:
         self._write(lambda c: _leases.fence(c, run_id, worker), "sync the journal")
 
     def journal_ticket(self, run_id: str) -> int:
-        """Take before reading the run's records; `await wait_for_journal(run_id, ticket, ...)` after."""
+        """Take before reading the run's records; `await wait_for_journal(run_id, ticket, ...)`
+        after. The run id `*` stands for any run (a change to one wakes its readers too)."""
         return self._wakeup.ticket(run_id)
+
+    @property
+    def closing(self) -> bool:
+        """The server shuts down (close_streams): readers of journals stop reading."""
+        return self._wakeup.closing
+
+    def close_streams(self) -> None:
+        """End every journal stream of this process now (at shutdown; signal-safe)."""
+        self._wakeup.shut()
 
     async def wait_for_journal(self, run_id: str, ticket: int, timeout: float) -> bool:
         """Until the run's journal or status changes after `ticket` (a write in this process,
@@ -265,6 +275,10 @@ class Store:
 
     def person(self, name: str) -> PersonRow | None:
         return self._read(lambda c: _people.get(c, name), "read the person")
+
+    def people(self) -> list[PersonRow]:
+        """Everyone of the serve config, by name."""
+        return self._read(_people.listing, "list the people")
 
     def slack_person(self, slack_user: str) -> PersonRow | None:
         """The person whose `slack:` is this Slack user id."""
@@ -398,11 +412,11 @@ class Store:
             return [dict(r._mapping) for r in rows]
         return self._read(action, "read the audit trail")
 
-    def audit_entries(self, *, what: str | None = None, before: int | None = None,
-                      limit: int = 100) -> list[AuditEntry]:
+    def audit_entries(self, *, what: str | None = None, before: int | None = None, limit: int = 100,
+                      run_id: str | None = None) -> list[AuditEntry]:
         """The audit trail, newest first: entries of one kind (`what`) or all, older than the
-        entry `before` (an id), at most `limit`."""
-        return self._read(lambda c: _audit.entries(c, what, before, limit), "read the audit trail")
+        entry `before` (an id), of one run or all, at most `limit`."""
+        return self._read(lambda c: _audit.entries(c, what, before, limit, run_id), "read the audit trail")
 
     def failed_sign_ins(self, window: float, *, who: str | None = None, address: str | None = None,
                         limit: int = 100) -> list[float]:
