@@ -51,6 +51,7 @@ def main() -> int:
         report = subprocess.run([RUNBOOK, "report", "--database", database(home), run_id], env=env,
                                 capture_output=True, text=True, check=True).stdout
         print("   its report, read back from the store:\n" + indent(report.split("## Timeline")[0]))
+        console_hint(home, run_id)
         return 0 if outcome == "resolved" and not lock.exists() else 1
     finally:
         server.send_signal(signal.SIGTERM)
@@ -105,6 +106,17 @@ def wait_finished(home: Path, env: dict[str, str], run_id: str) -> str:
                 return row.split()[2]
         time.sleep(0.2)
     raise SystemExit(f"run {run_id} did not finish in 60 s")
+
+
+def console_hint(home: Path, run_id: str) -> None:
+    """Where to see the run in the web console: the demo does not wait for a person, so it
+    says how to serve its store again and which page to open."""
+    config = HERE / "serve.yaml"
+    print(f"""   to see it in the web console, give the demo person a password and serve this store again:
+     export RUNBOOK_HOME={home} RUNBOOK_DEMO_TOKEN={TOKEN}
+     {RUNBOOK} password demo -c {config}
+     {RUNBOOK} serve -c {config} --listen 127.0.0.1:8080
+   then open http://127.0.0.1:8080/runs/{run_id} and sign in as demo""")
 
 
 def wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:

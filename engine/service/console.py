@@ -267,7 +267,8 @@ class Console:
     async def report(self, request: Request, visitor: Visitor) -> Response:
         if (why := await self._drill_kept(request, visitor.session)) is not None:
             return self.render("refused.html", 403, me=visitor.session, why=why)
-        html = await run_in_threadpool(views.report_html, self.store, request.path_params["run_id"])
+        reader = visitor.session.person.name if visitor.session is not None else ""
+        html = await run_in_threadpool(views.report_html, self.store, request.path_params["run_id"], reader)
         if html is None:
             return self.render("refused.html", 404, me=visitor.session, why="This run has no journal yet.")
         # The report's own policy (its inline style and print script), instead of the pages' one.

@@ -27,6 +27,7 @@ from engine.run.records import clean
 
 from .store import RUN_MODES as MODES
 from .store import AlertRow, AuditEntry, QuestionRow, RunQuery, RunRow, Store
+from .store.rooms import Rooms
 
 PAGE = 50
 STATUSES = ("queued", "running", "waiting", "finished", "cancelled")
@@ -213,13 +214,18 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def report_html(store: Store, run_id: str) -> str | None:
-    """The run's HTML report, as `runbook report -f html` makes it (None: no journal yet)."""
+def report_html(store: Store, run_id: str, reader: str = "") -> str | None:
+    """The run's HTML report, as `runbook report -f html` makes it (None: no journal yet):
+    a live run's review draft, a drill's debrief. A drill room's debrief is scored against
+    the room's scenario file, and is the trainer's (with the trainer notes) when `reader`
+    is the room's trainer."""
     if not store.records(run_id):
         return None
+    room = Rooms(store).of_run(run_id)
     with tempfile.TemporaryDirectory(prefix="runbook-console-") as tmp:
         run_dir = store.export(run_id, Path(tmp) / run_id).parent
-        built = build_report(run_dir)
+        built = build_report(run_dir, scenario_file=room.scenario if room is not None else None,
+                             trainer=room is not None and room.trainer == reader)
     # Named as `runbook report --database` names it: the temporary directory is gone.
     return render_html(dataclasses.replace(built, source=f"run {run_id} in the store {store}"))
 

@@ -71,3 +71,43 @@ def test_stats_runbooks_and_the_audit_trail_as_pages(tmp_path: Path, database: s
         failed = alice.get("/audit?what=login.failed").text
         assert failed.count("<tr>") == 2 and "bob" in failed and "alice" not in failed.split("<tbody>")[1]
         stop(proc, home)
+
+
+def test_a_finished_drill_reads_as_its_debrief(tmp_path: Path) -> None:
+    """A drill run kept in the store (mode drill) links to its debrief, scored against its
+    scenario with the same renderer as `runbook report`; a live run's to its review draft."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    config, home = write_config(tmp_path, ROLES), tmp_path / "home"
+    for name in ("valid-runbook.yaml", "valid-scenario.yaml"):
+        shutil.copy(fixtures / name, tmp_path / "runbooks" / name)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}, "RUNBOOK_HOME": str(home)}
+    drill = subprocess.run([sys.executable, "-m", "engine", "drill", str(tmp_path / "runbooks" / "valid-scenario.yaml"),
+                            "--scripted", "--speed", "100", "--runs-dir", str(tmp_path / "runs"), "--no-color"],
+                           env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    lines = next((tmp_path / "runs").rglob("journal.jsonl")).read_text(encoding="utf-8").splitlines()
+    assert set_password(config, home, "alice").returncode == 0
+    store = Store.open(f"sqlite:///{home / 'service.db'}")
+    try:
+        run_id = store.enqueue(NewRun("disk-full", str(tmp_path / "runbooks" / "valid-runbook.yaml"),
+                                      mode="drill")).id
+        store.claim("w1", {}, 60)
+        store.append(run_id, "w1", [(json.loads(line)["seq"], json.loads(line)["event"], line) for line in lines])
+        store.finish(run_id, "w1", "resolved")
+    finally:
+        store.close()
+    with serving(config, home, "--no-workers") as (base, proc):
+        alice = Browser(base)
+        alice.sign_in("alice")
+        page = alice.get(f"/runs/{run_id}").text
+        assert f'href="/runs/{run_id}/report">The debrief</a>' in page and "<dd>drill</dd>" in page
+        debrief = alice.get(f"/runs/{run_id}/report")
+        assert debrief.status == 200 and "Drill debrief: Log storm fills /var" in debrief.text
+        assert "Scorecard" in debrief.text
+        stop(proc, home)
