@@ -405,3 +405,39 @@ def test_the_shipped_scenarios_take_every_branch_the_shipped_runbooks_can_take(t
         ("pod-memory-near-limit", "restart_leaking", "no items"), ("queue-backlog", "restart_stuck", "when false"),
         ("service-down", "restart", "when false")}
     assert not any(rb.taken_unreachable() for rb in cov.runbooks)
+
+
+def test_what_each_journal_exercised_is_cached_until_the_journal_changes(
+        runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.reporting.coverage as coverage_module
+    from engine.reporting._exercise_cache import CACHE_FILE, MIN_JOURNALS
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RUNBOOK_NO_CACHE", raising=False)
+    for n in range(MIN_JOURNALS):
+        shutil.copytree(runs / ("tls" if n % 2 else "refused"), tmp_path / "runs" / f"r{n:02d}")
+    book = load_runbook(RUNBOOK)
+    first = render_json(collect([book], [tmp_path / "runs"]))
+    assert (tmp_path / "home" / "cache" / CACHE_FILE).is_file()
+    read: list[str] = []
+    real = coverage_module.read_exercise
+    monkeypatch.setattr(coverage_module, "read_exercise", lambda path, *a: read.append(str(path)) or real(path, *a))
+    again = collect([book], [tmp_path / "runs"])
+    assert read == []  # every journal from the cache
+    assert _without_seconds(render_json(again)) == _without_seconds(first)
+    journal = tmp_path / "runs" / "r03" / "journal.jsonl"
+    journal.write_text(journal.read_text().replace('"outcome": "resolved"', '"outcome": "failed"'))
+    collect([book], [tmp_path / "runs"])
+    assert read == [str(journal)]  # a journal written since is read again
+    # The cache keeps what a journal ran; which version counts is decided afresh.
+    copy = tmp_path / "edited"
+    shutil.copytree(FIXTURES, copy)
+    (copy / "branches.yaml").write_text((copy / "branches.yaml").read_text() + "# edited\n")
+    edited = collect(load_sources([copy]).runbooks, [tmp_path / "runs"])
+    assert edited.outdated == {"branches": MIN_JOURNALS} and edited.runbooks[0].tally("test").runs == 0
+
+
+def _without_seconds(text: str) -> dict[str, Any]:
+    data = json.loads(text)
+    data.pop("seconds")
+    return dict(data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,9 +26,10 @@ from engine.language.model import Runbook, Step, SwitchSpec
 from engine.language.scenario import Scenario
 from engine.run.digest import runbook_digest
 
+from ._exercise_cache import ExerciseCache, encode, identity
 from .alert_rules import AlertRule
 from .exercise import Exercise, read_exercise
-from .journals import journal_files
+from .journals import journal_paths
 from .unreachable import declared
 
 MODES = ("test", "drill", "live")  # scenarios, drills and live runs, in the order shown
@@ -92,6 +93,22 @@ class Tally:
             self.scenario_runs.setdefault(run.scenario, []).append(ScenarioRun(when, run.path, run.digest))
         for step in run.succeeded:
             self.succeeded[step] = max(self.succeeded.get(step, when), when)
+
+    def merge(self, other: Tally) -> None:
+        """Add the runs `other` counted (another share of the journals) to these."""
+        self.runs += other.runs
+        self.ended.update(other.ended)
+        self.taken.update(other.taken)
+        self.last = _latest(self.last, other.last)
+        self.last_passed = _latest(self.last_passed, other.last_passed)
+        for step, when in other.succeeded.items():
+            self.succeeded[step] = max(self.succeeded.get(step, when), when)
+        for scenario, runs in other.scenario_runs.items():
+            self.scenario_runs.setdefault(scenario, []).extend(runs)
+
+
+def _latest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 @dataclass
@@ -190,38 +207,67 @@ class Coverage:
         return 100.0 * done / total if total else None
 
 
-def collect(runbooks: Sequence[Runbook | RunbookCoverage], journal_paths: Iterable[str | os.PathLike[str]]) -> Coverage:
-    """The coverage of `runbooks` (models, or their outlines) by every journal under `journal_paths`."""
+def collect(runbooks: Sequence[Runbook | RunbookCoverage], journals: Iterable[str | os.PathLike[str]]) -> Coverage:
+    """The coverage of `runbooks` (models, or their outlines) by every journal under `journals`."""
     t0 = time.perf_counter()
     by_id: dict[str, RunbookCoverage] = {}
     for runbook in runbooks:
         by_id.setdefault(runbook.id, runbook_coverage(runbook) if isinstance(runbook, Runbook) else runbook)
     out = Coverage(sorted(by_id.values(), key=lambda r: r.id))
-    paths = [str(p) for p in journal_files(journal_paths)]
-    wanted = frozenset(by_id)
-    for path, run in zip(paths, _read_all(paths, wanted), strict=True):
-        out.journals += 1
-        if run is None:
-            out.skipped.append(path)
-        elif run.runbook in by_id:
-            _count(out, by_id[run.runbook], run)
-        else:
-            out.unmatched[run.runbook] += 1
+    paths = list(journal_paths(journals))
+    for part in _count_all(paths, {ident: rb.digest for ident, rb in by_id.items()}):
+        part.merge_into(out, by_id)
+    out.skipped.sort()  # journals from the cache are counted before those read: one order either way
     out.seconds = time.perf_counter() - t0
     return out
 
 
-def _count(out: Coverage, rb: RunbookCoverage, run: Exercise) -> None:
-    """Count `run` for `rb` if it ran the runbook's text as it is now (or says nothing of
-    which text it ran); keep a scenario's run of another version for staleness."""
-    if run.digest is not None and rb.digest is not None and run.digest != rb.digest:
-        out.outdated[rb.id] += 1
-        if run.scenario and run.mode == "test":
-            rb.older.setdefault(run.scenario, []).append(ScenarioRun(run.started or 0.0, run.path, run.digest))
-        return
-    if run.digest is None:
-        out.undigested += 1
-    rb.tallies.setdefault(run.mode, Tally()).add(run)
+@dataclass
+class _Counted:
+    """What a share of the journals adds up to: a worker counts its share, and only these
+    sums cross back to the parent (an Exercise per journal would cost more to send than
+    to read)."""
+
+    journals: int = 0
+    skipped: list[str] = field(default_factory=list)
+    unmatched: Counter[str] = field(default_factory=Counter)
+    outdated: Counter[str] = field(default_factory=Counter)
+    undigested: int = 0
+    tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)  # (runbook, mode) -> its runs
+    older: dict[str, dict[str, list[ScenarioRun]]] = field(default_factory=dict)  # runbook -> scenario -> runs
+    fresh: dict[str, list[Any]] = field(default_factory=dict)  # journals read whole, for the cache
+
+    def count(self, path: str, run: Exercise | None, digests: dict[str, str | None]) -> None:
+        """Count `run` for its runbook if it ran the runbook's text as it is now (or says
+        nothing of which text it ran); keep a scenario's run of another version for staleness."""
+        self.journals += 1
+        if run is None:
+            self.skipped.append(path)
+            return
+        if run.runbook not in digests:
+            self.unmatched[run.runbook] += 1
+            return
+        current = digests[run.runbook]
+        if run.digest is not None and current is not None and run.digest != current:
+            self.outdated[run.runbook] += 1
+            if run.scenario and run.mode == "test":
+                mine = self.older.setdefault(run.runbook, {}).setdefault(run.scenario, [])
+                mine.append(ScenarioRun(run.started or 0.0, run.path, run.digest))
+            return
+        self.undigested += run.digest is None
+        self.tallies.setdefault((run.runbook, run.mode), Tally()).add(run)
+
+    def merge_into(self, out: Coverage, by_id: dict[str, RunbookCoverage]) -> None:
+        out.journals += self.journals
+        out.skipped += self.skipped
+        out.unmatched.update(self.unmatched)
+        out.outdated.update(self.outdated)
+        out.undigested += self.undigested
+        for (ident, mode), tally in self.tallies.items():
+            by_id[ident].tallies.setdefault(mode, Tally()).merge(tally)
+        for ident, scenarios in self.older.items():
+            for scenario, runs in scenarios.items():
+                by_id[ident].older.setdefault(scenario, []).extend(runs)
 
 
 def with_scenarios(cov: Coverage, scenarios: dict[str, list[Scenario]]) -> Coverage:
@@ -247,35 +293,58 @@ def with_alerts(cov: Coverage, rules: Sequence[AlertRule], files: int) -> Covera
 _PARALLEL_MIN = 500  # journals: below this, starting a second process costs more than it saves
 
 
-def _read_all(paths: list[str], wanted: frozenset[str]) -> list[Exercise | None]:
-    """Every journal's Exercise, in order: over the machine's CPUs (at most 4) when there
-    are many (reading thousands of journals is CPU-bound: JSON decoding)."""
+def _count_all(paths: list[str], digests: dict[str, str | None]) -> list[_Counted]:
+    """The journals counted in shares: those the cache knows unchanged first, then the
+    others read over the machine's CPUs (at most 4) when there are many (reading is
+    CPU-bound: JSON decoding); what was read is saved to the cache."""
+    store = ExerciseCache.open(len(paths))
+    if store is None:
+        return _read_shares(paths, digests, keep=False)
+    known, unread = _Counted(), []
+    for path in paths:
+        found, run = store.lookup(path, identity(path))
+        if found:
+            known.count(path, run, digests)
+        else:
+            unread.append(path)
+    parts = [known, *_read_shares(unread, digests, keep=True)]
+    for part in parts:
+        store.fresh.update(part.fresh)
+    store.save(paths)
+    return parts
+
+
+def _read_shares(paths: list[str], digests: dict[str, str | None], *, keep: bool) -> list[_Counted]:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     jobs = min(cpus, 4)
     if jobs <= 1 or len(paths) < _PARALLEL_MIN:
-        return _read_chunk((paths, wanted))
+        return [_count_chunk((paths, digests, keep))]
     import multiprocessing
 
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:
-        return _read_chunk((paths, wanted))
-    chunks = [paths[i::jobs] for i in range(jobs)]
-    with context.Pool(jobs - 1) as pool:
-        pending = pool.map_async(_read_chunk, [(c, wanted) for c in chunks[1:]])
-        parts = [_read_chunk((chunks[0], wanted)), *pending.get()]
-    merged: list[Exercise | None] = [None] * len(paths)
-    for i, part in enumerate(parts):
-        merged[i::jobs] = part
-    return merged
+        return [_count_chunk((paths, digests, keep))]
+    size = -(-len(paths) // jobs)  # contiguous shares: merged in order, the journals keep theirs
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+    with context.Pool(len(chunks) - 1) as pool:
+        pending = pool.map_async(_count_chunk, [(c, digests, keep) for c in chunks[1:]])
+        return [_count_chunk((chunks[0], digests, keep)), *pending.get()]
 
 
-def _read_chunk(args: tuple[list[str], frozenset[str]]) -> list[Exercise | None]:
-    paths, wanted = args
-    return [_read(p, wanted) for p in paths]
+def _count_chunk(args: tuple[list[str], dict[str, str | None], bool]) -> _Counted:
+    paths, digests, keep = args
+    part = _Counted()
+    for path in paths:
+        ident = identity(path) if keep else None  # before reading: a journal written meanwhile is read again
+        run = _read(path, digests)
+        part.count(path, run, digests)
+        if ident is not None and (run is None or run.runbook in digests):  # read whole, not only its start
+            part.fresh[path] = [ident, None if run is None else encode(run)]
+    return part
 
 
-def _read(path: Any, wanted: frozenset[str]) -> Exercise | None:
+def _read(path: Any, wanted: Container[str]) -> Exercise | None:
     try:
         return read_exercise(path, wanted)
     except (OSError, JournalError):  # unreadable, or a FIFO or device named journal.jsonl

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,18 @@ _OUTPUT, _NO_ITEMS, _NO_CASE = b', "stdout": ', b'"items": []', b'"case": null'
 _DECODER = json.JSONDecoder()
 _WHOLE = 4 << 20  # bytes: journals up to this size are read in one go
 _NEEDED = frozenset((b"run.started", b"run.finished", b"step.finished", b"approval", b"step.started"))
+# What finds those lines in a journal read whole: the event field as the journal writes it,
+# and (for the step.started of a rollback step) a rollback_of that is not null.
+_EVENT_KEY = b'"event": "'
+_NEEDLES = (*(_EVENT_KEY + name + b'"' for name in sorted(_NEEDED - {b"step.started"})), b'"rollback_of": "')
+_JSON_STRING = rb'"(?:[^"\\]|\\.)*"'
+# The head of a step.finished line as the engine writes it (field order and separators of
+# events.StepFinished and the journal writer); anything else is decoded as JSON.
+_HEAD = re.compile(
+    rb'"event": "step\.finished", "step": "([^"\\]*)", "phase": (?:null|' + _JSON_STRING + rb'), '
+    rb'"kind": "([^"\\]*)", "status": "([^"\\]*)", "duration": [-+.eE0-9]+, "attempts": ([0-9]{1,9}), '
+    rb'"exit_code": (?:null|-?[0-9]+), "error": (?:null|' + _JSON_STRING + rb'), "reason": (null|'
+    + _JSON_STRING + rb'), "stdout": ')
 
 
 @dataclass
@@ -79,12 +92,26 @@ def read_exercise(path: str | os.PathLike[str], wanted: Container[str] | None = 
 
 
 def _lines(handle: BinaryIO) -> Iterator[bytes]:
-    """A journal's lines: a small one read whole and split (much faster than a readline
-    per line), a large one line by line with journal_lines' bound on a line's length."""
+    """The lines of a journal that may hold a record coverage reads: a small journal is
+    read whole and only the lines holding one of _NEEDLES are cut out (most lines are
+    never looked at: phases, notifications, hosts, questions); a large one, or one not
+    encoded as the engine writes, is read line by line (journal_lines bounds a line)."""
     if os.fstat(handle.fileno()).st_size > _WHOLE:
         yield from journal_lines(handle)
-    else:
-        yield from handle.read().split(b"\n")
+        return
+    data = handle.read()
+    if _EVENT_KEY not in data:  # not the engine's separators: let _event's slower match judge each line
+        yield from data.split(b"\n")
+        return
+    starts = set()
+    for needle in _NEEDLES:
+        at = data.find(needle)
+        while at >= 0:
+            starts.add(data.rfind(b"\n", 0, at) + 1)
+            at = data.find(needle, at + len(needle))
+    for start in sorted(starts):  # in journal order: the first run.started and the last run.finished count
+        end = data.find(b"\n", start)
+        yield data[start:end if end >= 0 else len(data)]
 
 
 def _step_head(line: bytes) -> dict[str, Any] | None:
@@ -93,22 +120,39 @@ def _step_head(line: bytes) -> dict[str, Any] | None:
     with no items and no case says so in plain `"items": []` and `"case": null`."""
     end = line.find(_OUTPUT)
     # Each key once: an output or answer named `items` or `case` would make the test ambiguous.
-    if end < 0 or not _plain(line, b'"items": ', _NO_ITEMS) or not _plain(line, b'"case": ', _NO_CASE):
+    if end < 0 or not _plain(line, b'"items": ', _NO_ITEMS, end) or not _plain(line, b'"case": ', _NO_CASE, end):
         return decode(line)
+    head = _HEAD.search(line, 0, end + len(_OUTPUT))
+    if head is not None:  # the head as the engine writes it: read without a JSON decoder
+        step, kind, status, attempts, reason = head.groups()
+        text = [part.decode("utf-8", "replace") for part in (step, kind, status)]
+        return {"step": text[0], "kind": text[1], "status": text[2], "attempts": int(attempts),
+                "reason": _string(reason), "items": []}
     try:  # json.loads of bytes would guess their encoding first: the journal is UTF-8
-        head = _DECODER.decode(line[:end].decode("utf-8", "replace") + "}")
+        record = _DECODER.decode(line[:end].decode("utf-8", "replace") + "}")
     except (ValueError, RecursionError):
         return decode(line)
-    if not isinstance(head, dict):
+    if not isinstance(record, dict):
         return None
-    head["items"] = []
-    return head
+    record["items"] = []
+    return record
 
 
-def _plain(line: bytes, key: bytes, empty: bytes) -> bool:
-    """The key is absent (an older journal), or there once with its empty value."""
-    count = line.count(key)
-    return count == 0 or (count == 1 and empty in line)
+def _string(raw: bytes) -> str | None:
+    """A JSON string (or null) matched by _HEAD."""
+    if raw == b"null":
+        return None
+    if b"\\" not in raw:
+        return raw[1:-1].decode("utf-8", "replace")
+    value = json.loads(raw.decode("utf-8", "replace"))
+    return value if isinstance(value, str) else None
+
+
+def _plain(line: bytes, key: bytes, empty: bytes, after: int) -> bool:
+    """The key is absent after the output (an older journal), or there once with its
+    empty value (found from both ends: one scan of the line, not a count and a search)."""
+    first = line.find(key, after)
+    return first < 0 or (first == line.rfind(key) and line.startswith(empty, first))
 
 
 def _started(out: Exercise, record: dict[str, Any], seen: bool) -> bool:

@@ -12,15 +12,35 @@ from engine.run.journal import JOURNAL, first_record
 
 def journal_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """Every journal under the given files and directories (recursively), each once."""
-    seen: set[str] = set()
+    return map(Path, journal_paths(paths))
+
+
+def journal_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
+    """journal_files as strings: each journal once however many ways lead to it (a
+    directory given twice, a link), told by its device and inode (one stat, where
+    resolving every link of a path costs a stat per part of it)."""
+    seen: set[tuple[int, int] | str] = set()
     for given in paths:
-        root = Path(given)
-        found = [root] if root.is_file() else [Path(d, JOURNAL) for d, _, files in os.walk(root) if JOURNAL in files]
-        for path in sorted(found):
-            key = os.path.realpath(path)
+        root = os.fspath(given)
+        found = [root] if os.path.isfile(root) else [os.path.join(d, JOURNAL) for d, _, files in os.walk(root)
+                                                       if JOURNAL in files]
+        for path in sorted(found, key=_parts):
+            key = _identity(path)
             if key not in seen:
                 seen.add(key)
                 yield path
+
+
+def _parts(path: str) -> list[str]:
+    return path.split(os.sep)  # the order of Path objects: part by part
+
+
+def _identity(path: str) -> tuple[int, int] | str:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return info.st_dev, info.st_ino
 
 
 def journals_under(root: Path) -> Iterator[Path]:
