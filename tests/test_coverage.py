@@ -366,6 +366,11 @@ def test_a_branch_the_runbook_declares_unreachable_is_left_out_of_the_totals_and
          "taken": False}]
     gate = run("coverage", copy, "--journals", runs, "--fail-under", "100")
     assert gate.exit_code == 0, gate.output
+    from engine.reporting.html import render_coverage_html
+
+    page = render_coverage_html(cov, [load_runbook(copy / "branches.yaml")])
+    assert ('<tr class="unreachable"><td><code>by_cause</code></td><td>case dns: no run can take it '
+            "(the resolver check runs before and ends the run)</td>") in page
 
 
 def test_a_run_that_takes_a_branch_declared_unreachable_is_named(tmp_path: Path) -> None:

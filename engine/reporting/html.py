@@ -126,12 +126,12 @@ def render_coverage_html(cov: Any, runbooks: Any, stale: Any = None) -> str:
     were exercised (live, drill, scenario, never), its branches, and its flow coloured
     the same way."""
     from .coverage import MODES
-    from .coverage_formats import NAMES, alert_lines, stale_lines, unreachable_lines
+    from .coverage_formats import NAMES, alert_lines, stale_lines
     from .graph_svg import MARKED
 
     models = {r.id: r for r in runbooks}
     rows = [_coverage_row(rb, models[rb.id]) for rb in cov.runbooks if rb.id in models]
     return _env().get_template("coverage.html.j2").render(
         c=cov, rows=rows, modes=MODES, ran={m: any(rb.tally(m).runs for rb in cov.runbooks) for m in MODES},
-        names=NAMES, marked=MARKED, notes=unreachable_lines(cov) + alert_lines(cov) + stale_lines(stale),
+        names=NAMES, marked=MARKED, notes=alert_lines(cov) + stale_lines(stale),
         pct_text=lambda v: "-" if v is None else f"{v:.0f}%")
