@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Executable, Integer, String, Text, bindparam, func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from engine.run.journal import JOURNAL
 
 from . import tables
 from ._leases import fence
+from ._wakeup import CHANNEL
+from .database import is_postgres
+from .failures import LeaseLost
 from .records import LogChunk
 
 EVENTS, LOGS, RUNS = tables.events, tables.logs, tables.runs
@@ -22,14 +27,48 @@ INSERT_EVENTS, INSERT_LOGS = insert(EVENTS), insert(LOGS)
 
 
 def append(conn: Connection, run_id: str, worker: str, lines: Sequence[tuple[int, str, str]],
-           chunks: Sequence[LogChunk]) -> None:
-    """Journal records (seq, event name, line) and log output of a run, fenced by its lease."""
-    fence(conn, run_id, worker, lines[-1][0] if lines else None)
-    if lines:
-        conn.execute(INSERT_EVENTS, [{"run_id": run_id, "seq": seq, "event": name, "record": line}
-                                      for seq, name, line in lines])
+           chunks: Sequence[LogChunk]) -> bool:
+    """Journal records (seq, event name, line) and log output of a run, fenced by its lease.
+    True when the records' readers in other processes were told already (_wakeup.py)."""
+    told = bool(lines) and is_postgres(conn)
+    if told:
+        _fenced_insert(conn, run_id, worker, lines)
+    else:
+        fence(conn, run_id, worker, lines[-1][0] if lines else None)
+        if lines:
+            conn.execute(INSERT_EVENTS, [{"run_id": run_id, "seq": seq, "event": name, "record": line}
+                                          for seq, name, line in lines])
     if chunks:
         conn.execute(INSERT_LOGS, [{"run_id": run_id, "name": c.name, "data": c.data} for c in chunks])
+    return told
+
+
+@cache
+def _fenced_statement() -> Executable:
+    """PostgreSQL: the lease fence, the records' insert and the NOTIFY that wakes their
+    readers as one statement: one round trip instead of three for every journal record a
+    run writes (data-modifying CTEs; the records come as arrays). Nothing is inserted, and
+    nobody told, unless the fence holds (PostgreSQL sends identical notifications once)."""
+    held = (update(RUNS).where(RUNS.c.id == bindparam("the_run"), RUNS.c.lease_owner == bindparam("the_worker"),
+                               RUNS.c.status == "running")
+            .values(last_seq=bindparam("the_last")).returning(RUNS.c.id).cte("held"))
+    rows = func.unnest(bindparam("seqs", type_=ARRAY(Integer)), bindparam("names", type_=ARRAY(Text)),
+                       bindparam("lines", type_=ARRAY(Text))).table_valued("seq", "event", "record").render_derived()
+    fenced = select(held.c.id, rows.c.seq, rows.c.event, rows.c.record).select_from(held).join(rows, true())
+    added = (insert(EVENTS).from_select(["run_id", "seq", "event", "record"], fenced).returning(EVENTS.c.seq)
+             .cte("added"))
+    statement: Executable = select(added.c.seq, func.pg_notify(bindparam("channel", type_=String),
+                                                                bindparam("the_run", type_=String)))
+    return statement
+
+
+def _fenced_insert(conn: Connection, run_id: str, worker: str, lines: Sequence[tuple[int, str, str]]) -> None:
+    inserted = conn.execute(_fenced_statement(), {
+        "the_run": run_id, "the_worker": worker, "the_last": lines[-1][0], "seqs": [seq for seq, _, _ in lines],
+        "names": [name for _, name, _ in lines], "lines": [line for _, _, line in lines],
+        "channel": CHANNEL}).all()
+    if not inserted:
+        raise LeaseLost(f"worker {worker} no longer holds the lease of run {run_id}")
 
 
 def append_waiting(conn: Connection, run_id: str, after: int, lines: Sequence[tuple[int, str, str]]) -> bool:

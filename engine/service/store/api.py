@@ -189,8 +189,9 @@ class Store:
         """Add journal records (seq, event name, journal line) and step output. A retry
         after a commit whose answer was lost finds its records there and stops."""
         def action(conn: Connection) -> None:
-            _journal.append(conn, run_id, worker, lines, chunks)
-            _wakeup.announce(conn, run_id)
+            told = _journal.append(conn, run_id, worker, lines, chunks)  # True: it woke the readers itself
+            if (lines or chunks) and not told:  # an empty append is only a durable commit: nothing new to read
+                _wakeup.announce(conn, run_id)
 
         try:
             self._write(action, "write the journal", durable=durable)

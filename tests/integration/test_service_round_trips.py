@@ -1,0 +1,44 @@
+"""How many statements a worker's journal costs on a real PostgreSQL: every record a run
+writes is a transaction, each statement a round trip to a server that, on a busy machine,
+must first be scheduled (bench/service.py: about 25 transactions per five-step run)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from postgres import PgCluster
+from sqlalchemy import event
+
+from engine.service.store import NewRun, Store
+
+
+@pytest.fixture
+def store(postgres: PgCluster) -> Iterator[Store]:
+    s = Store.open(postgres.new_database("roundtrips"), patience=5)
+    yield s
+    s.close()
+
+
+def _statements(store: Store) -> list[str]:
+    seen: list[str] = []
+
+    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split())[:40])
+
+    event.listen(store.engine, "before_cursor_execute", executed)
+    return seen
+
+
+def test_a_journal_record_is_fenced_stored_and_announced_in_one_statement(store: Store) -> None:
+    run_id = store.enqueue(NewRun("demo", "/rb/demo.yaml")).id
+    store.claim("w1", {}, 30)
+    seen = _statements(store)
+    store.append(run_id, "w1", [(1, "run.started", '{"seq":1}')])
+    assert [s for s in seen if not s.startswith("SET LOCAL")] == [seen[-1]], seen
+    assert seen[-1].startswith("WITH held AS (UPDATE runs")
+    seen.clear()
+    store.append(run_id, "w1", [], durable=True)  # a barrier with nothing new: a durable commit, nobody woken
+    assert not [s for s in seen if "pg_notify" in s], seen
+    assert store.records(run_id) == ['{"seq":1}']
