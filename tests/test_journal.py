@@ -393,3 +393,28 @@ def test_jsonable_cuts_deep_values_and_replaces_what_json_cannot_hold() -> None:
     assert cut == TOO_DEEP and depth == MAX_DEPTH
     assert jsonable({"x": "a\udc00b", "n": float("nan"), 2: (1,)}) == {"x": "a\ufffdb", "n": "nan", "2": [1]}
     assert jsonable(10 ** 20000).startswith("<integer of ")
+
+
+def _circular() -> dict[str, object]:
+    loop: dict[str, object] = {"a": 1}
+    loop["self"] = loop
+    return loop
+
+
+@pytest.mark.parametrize("outputs", [
+    {}, {"n": 1, "f": 0.5, "t": True, "none": None, "text": "héllo ✓\n\t\"q\" \\ \u2028"},
+    {"hosts": ("a", "b"), "set": frozenset(), "nested": [{"x": [1, [2, {"y": "z"}]]}]},
+    {"nan": float("nan")}, {"deep": _deep(5000)}, {"loop": _circular()}, {"bad": "a\udc00b"}, {("k", 1): "v"},
+], ids=["empty", "scalars", "containers", "nan", "deep", "circular", "surrogate", "tuple-key"])
+def test_a_line_is_the_bytes_json_dumps_gives_or_its_jsonable_fallback(outputs: dict[object, object]) -> None:
+    """The encoder made once writes exactly what json.dumps with the journal's options
+    writes, and what that refuses exactly as `jsonable` makes it."""
+    from engine.run.journal_writer import _json_default, jsonable
+
+    event = StepFinished("s", "triage", "run", "ok", 0.25, exit_code=0, stdout="out", outputs=outputs)
+    record = {"seq": 7, "t": "2026-01-01T00:00:00.000Z", "elapsed": 0.0, "event": event.name, **event.record()}
+    try:
+        expected = (json.dumps(record, ensure_ascii=False, allow_nan=False, default=_json_default) + "\n").encode()
+    except (ValueError, TypeError, RecursionError):
+        expected = (json.dumps(jsonable(record), ensure_ascii=False) + "\n").encode()
+    assert encode(event, stamp(7)) == expected

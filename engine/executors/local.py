@@ -24,6 +24,10 @@ from .base import DRAIN_AFTER_EXIT, KILL_GRACE, READ_CHUNK, Cancel, Invocation, 
 
 SHELL = "/bin/sh"
 NO_PIDFD_POLL = 0.05  # without a pidfd (old kernels), how often to check whether the shell exited
+# Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: a
+# command gets them back at their default, as from a shell (and as subprocess's
+# restore_signals does), or `yes | head -1` says "Broken pipe" where a terminal says nothing.
+RESTORED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
 
 
 def _base_env() -> dict[str, str]:
@@ -93,14 +97,11 @@ class _Process:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         in_r, in_w = os.pipe() if inv.stdin is not None else (None, None)
-        actions: list[Any] = [
-            (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, err_w, 2),
-            (os.POSIX_SPAWN_CLOSE, out_r),
-            (os.POSIX_SPAWN_CLOSE, err_r),
-        ]
+        # Every pipe end is close-on-exec (os.pipe): the command keeps only what is dup2'd
+        # onto 0, 1 and 2, with no action (and no syscall) to close the others.
+        actions: list[Any] = [(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
         if in_r is not None:
-            actions += [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_CLOSE, in_w)]
+            actions.append((os.POSIX_SPAWN_DUP2, in_r, 0))
         else:
             actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
         try:
@@ -253,18 +254,21 @@ def direct_argv(command: str, env_override: Mapping[str, str]) -> list[str] | No
 
 def _spawn(inv: Invocation, env: dict[str, str], actions: list[Any]) -> int:
     if inv.argv:  # a program given as an argv: no shell to fall back on
-        return os.posix_spawnp(inv.argv[0], list(inv.argv), env, file_actions=actions, setsid=True)
+        return os.posix_spawnp(inv.argv[0], list(inv.argv), env, file_actions=actions, setsid=True,
+                               setsigdef=RESTORED_SIGNALS)
     argv = direct_argv(inv.command, inv.env)
     if argv is not None:
         try:
-            return os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+            return os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True,
+                                   setsigdef=RESTORED_SIGNALS)
         except FileNotFoundError:
             argv = None  # let the shell say "not found" (exit 127), in its own words
         except OSError as exc:
             if exc.errno not in (errno.ENOEXEC, errno.EACCES):
                 raise
     # A script without a #! line (ENOEXEC) is run by the shell, as sh itself would.
-    return os.posix_spawn(SHELL, [SHELL, "-c", inv.command], env, file_actions=actions, setsid=True)
+    return os.posix_spawn(SHELL, [SHELL, "-c", inv.command], env, file_actions=actions, setsid=True,
+                          setsigdef=RESTORED_SIGNALS)
 
 
 def _remaining(deadline: float | None, exited_at: float | None) -> float | None:

@@ -48,6 +48,22 @@ def _json_default(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_default)
 
 
+def _c_encoder() -> Any:
+    """The C encoder _ENCODER.encode makes at every call, made once (None without _json).
+
+    Without a dict of markers: a circular value, which the markers would report as a
+    ValueError, recurses until RecursionError instead, and both are written as `jsonable`
+    makes them. (A markers dict kept across calls would keep the ids of a failed call.)"""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    return make(None, _json_default, json.encoder.encode_basestring, None, _ENCODER.key_separator,
+                _ENCODER.item_separator, False, False, False)
+
+
+_C_ENCODER = _c_encoder()
+
+
 def encode(event: Event, stamp: Stamp) -> bytes:
     """One journal line. Never fails: a value JSON cannot hold as it is (nested too deeply,
     NaN, a lone surrogate, a key that is not text) is written as `jsonable` makes it."""
@@ -55,7 +71,8 @@ def encode(event: Event, stamp: Stamp) -> bytes:
               "event": event.name}
     record.update(event.record())
     try:
-        return (_ENCODER.encode(record) + "\n").encode()
+        text = "".join(_C_ENCODER(record, 0)) if _C_ENCODER is not None else _ENCODER.encode(record)
+        return (text + "\n").encode()
     except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
         return (json.dumps(jsonable(record), ensure_ascii=False) + "\n").encode()
 

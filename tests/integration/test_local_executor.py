@@ -142,3 +142,35 @@ def test_a_command_that_closes_its_output_still_times_out(marker: str) -> None:
 def test_a_command_that_closes_its_output_still_reports_its_exit_code() -> None:
     result, _ = run("echo before; exec >&- 2>&-; sleep 0.2; exit 4", timeout=10)
     assert result.exit_code == 4 and result.stdout == "before\n"
+
+
+def _ignored(status: str) -> int:
+    """The mask of ignored signals in a /proc/PID/status text."""
+    [line] = [ln for ln in status.splitlines() if ln.startswith("SigIgn:")]
+    return int(line.split()[1], 16)
+
+
+@pytest.mark.parametrize("fields", [
+    {"command": "grep SigIgn /proc/self/status"},  # a plain command: started without a shell
+    {"command": "grep SigIgn /proc/$$/status"},  # the shell itself
+    {"command": "grep SigIgn /proc/self/status", "argv": ("grep", "SigIgn", "/proc/self/status")},
+], ids=["direct", "shell", "argv"])
+def test_a_command_gets_sigpipe_and_sigxfsz_at_their_default_as_from_a_shell(fields: dict[str, Any]) -> None:
+    """Python ignores them; a command must not inherit that (subprocess restores them too)."""
+    import signal
+
+    command = fields.pop("command")
+    result, _ = run(command, **fields)
+    assert result.ok, result.error
+    mask = _ignored(result.stdout)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        assert not mask & (1 << (sig - 1)), f"{signal.Signals(sig).name} is ignored in the command"
+
+
+def test_a_pipeline_whose_reader_stops_early_ends_quietly() -> None:
+    """`yes | head -1`: the writer dies of SIGPIPE, as in a terminal, with no "Broken pipe"
+    on stderr (under pipefail the pipeline's status is then 141, as in a terminal)."""
+    result, _ = run("yes | head -1")
+    assert (result.ok, result.stdout, result.stderr) == (True, "y\n", "")
+    result, _ = run("bash -o pipefail -c 'yes | head -1'")
+    assert (result.exit_code, result.stdout, result.stderr) == (141, "y\n", "")
