@@ -79,7 +79,9 @@ class ParkedEscalations:
     def check(self) -> int:
         """Look over every waiting run once; how many rules fired."""
         fired = 0
-        for run in self.store.runs(status="waiting", limit=1000):
+        waiting = self.store.runs(status="waiting", limit=1000)
+        self._fired = {k: v for k, v in self._fired.items() if k in {r.id for r in waiting}}  # forget the gone
+        for run in waiting:
             try:
                 fired += self._run(run)
             except Moved as exc:
