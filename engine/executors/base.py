@@ -174,11 +174,14 @@ class Cancel:
         return self._read
 
     def close(self) -> None:
-        for fd in (self._read, self._write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        """Close its pipe (once); setting it later does nothing but mark it set."""
+        fds, (self._read, self._write) = (self._read, self._write), (-1, -1)
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 class Tail:

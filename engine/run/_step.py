@@ -90,8 +90,8 @@ class StepDriver(Driver):
         if reply is not None and not reply.approved:
             return self._refused(step, sid, rec, refusal(reply), extra)
         # A block or a switch is not retried: the steps inside it have retries of their own.
-        retries = Retries() if step.kind in CONTAINERS else step.retries or r.runbook.defaults.retries or Retries()
-        attempt = Attempt(False, "not run")
+        retries = _ONCE if step.kind in CONTAINERS else step.retries or r.runbook.defaults.retries or _ONCE
+        attempt: Attempt | None = None
         tries = 0  # `attempt` in templates: every retry and every poll is one more
         for number in range(1, retries.attempts + 1):
             rec.attempts = number
@@ -106,7 +106,7 @@ class StepDriver(Driver):
                 if not r.sleep(delay):
                     attempt = Attempt(False, r.interruption(), cancelled=True)
                     break
-        self._fill(rec, step, attempt)
+        self._fill(rec, step, attempt if attempt is not None else Attempt(False, "not run"))
         return rec
 
     def _refused(self, step: Step, sid: str, rec: StepRecord, why: str, extra: dict[str, Any]) -> StepRecord:
@@ -213,6 +213,7 @@ class StepDriver(Driver):
 
 
 _OUTSIDE = (None, None)  # a step outside any block
+_ONCE = Retries()  # no retries (immutable)
 
 
 def _hosts(m: Masker, hosts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -425,14 +425,16 @@ class EventBus:
         return self.clock.monotonic() - self._origin
 
     def emit(self, event: Event) -> Stamp | None:
-        if not event.journaled and not self.wants_output:
+        journaled = event.journaled
+        if not journaled and not self.wants_output:
             return None
         if self.masker:
             event = type(event)(**self.masker.data(event.record()))
+        clock = self.clock
         with self._lock:
-            if event.journaled:
+            if journaled:
                 self.seq += 1
-            stamp = Stamp(self.seq, self.clock.now(), self.elapsed())
+            stamp = Stamp(self.seq, clock.now(), clock.monotonic() - self._origin)
             for observer in self.observers:
                 observer.on_event(event, stamp)
         return stamp

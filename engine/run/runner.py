@@ -90,6 +90,7 @@ class Runner:
         self.rollback_on_abort = rollback_on_abort
         self.resume = resume
         self.cancel = cancel or Cancel()
+        self._own_cancel = cancel is None  # made here: its pipe is closed when the run ends
         self.hard_stop = False
         # Set on the runner of an included runbook: where includes may lead (the started
         # runbook's tree) and the files already running, so a cycle stops instead of recursing.
@@ -172,6 +173,15 @@ class Runner:
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            if self._own_cancel:
+                # Its pipe would otherwise outlive the run: a Monte Carlo estimate ran out
+                # of descriptors after about 500 trials under the usual limit of 1,024.
+                self.cancel.close()
+
+    def _run(self) -> RunResult:
         t0 = self.opened
         if self.resume is not None:  # a resumed run opens in the first phase it enters again
             self.state.phase = next((p.name for p in self.runbook.phases if not self.resume.phase_done(p)),

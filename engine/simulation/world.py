@@ -88,11 +88,12 @@ class World:
     # -- state ---------------------------------------------------------------------------------
 
     def context(self, inv: Invocation | None = None) -> dict[str, Any]:
-        ctx: dict[str, Any] = {"state": self.state, "inputs": dict(self.inputs)}
-        if inv is not None:
-            ctx.update(command=inv.command, host=inv.host, step=inv.step, attempt=inv.attempt,
-                       url=inv.http.url if inv.http else None, query=inv.command if inv.kind == "promql" else None)
-        return ctx
+        if inv is None:
+            return {"state": self.state, "inputs": dict(self.inputs)}
+        http = inv.http
+        return {"state": self.state, "inputs": dict(self.inputs), "command": inv.command, "host": inv.host,
+                "step": inv.step, "attempt": inv.attempt, "url": http.url if http else None,
+                "query": inv.command if inv.kind == "promql" else None}
 
     def evaluate(self, expression: str, extra: Mapping[str, Any]) -> Any:
         return templating.evaluate(expression, {**self.context(), **extra}, where=self.scenario.file)
