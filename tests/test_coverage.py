@@ -446,3 +446,23 @@ def _without_seconds(text: str) -> dict[str, Any]:
     data = json.loads(text)
     data.pop("seconds")
     return dict(data)
+
+
+def test_a_step_finished_head_as_the_engine_writes_it_is_read_without_json_and_reads_the_same(runs: Path) -> None:
+    """The fast path follows the journal's encoding: if the writer's field order or
+    separators change, this fails (instead of coverage silently decoding every line)."""
+    from engine.reporting.exercise import _HEAD, _step_head
+
+    lines = [line for name in ("tls", "refused") for line in (runs / name / "journal.jsonl").read_bytes().split(b"\n")
+             if b'"event": "step.finished"' in line]
+    assert lines and all(_HEAD.search(line) for line in lines)
+    for line in lines:
+        full = json.loads(line)
+        if full["items"] or full.get("case") is not None:
+            continue
+        head = _step_head(line)
+        assert head is not None
+        assert {k: head[k] for k in ("step", "kind", "status", "attempts", "reason")} == \
+            {k: full[k] for k in ("step", "kind", "status", "attempts", "reason")}
+    escaped = lines[0].replace(b'"reason": null', b'"reason": "when was \\"false\\" \\u00e9"', 1)
+    assert _step_head(escaped)["reason"] == 'when was "false" \u00e9'  # type: ignore[index]

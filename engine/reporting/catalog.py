@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.errors import EngineError
 from engine.language import cache
 from engine.language.model import Runbook
 from engine.language.scenario import Scenario
@@ -54,23 +55,70 @@ def load_catalog(paths: Iterable[str | os.PathLike[str]], *, use_cache: bool | N
     files = discover(paths)
     store = _Store.open() if len(files) >= _MIN_FILES and cache.enabled(use_cache) else None
     out = Catalog()
+    outlines: dict[str, RunbookCoverage] = {}
+    contents: dict[str, bytes | None] = {}
     for name in files:
-        content = _content(name)
+        contents[name] = content = _content(name)
         hit = store.lookup(name, content) if store is not None and content is not None else None
         if hit is not None:
-            out.runbooks.append(hit)
-            continue
-        model = _model(name)
-        if isinstance(model, Runbook):
-            outline = runbook_coverage(model)
-            out.runbooks.append(outline)
-            if store is not None and content is not None:
-                store.store(name, content, outline, included_files(model))
-        elif isinstance(model, Scenario):
-            out.scenarios.setdefault(str(model.runbook_path), []).append(model)
+            outlines[name] = hit
+    todo = [name for name in files if name not in outlines]
+    for name, found in zip(todo, _outline_all(todo), strict=True):
+        if found is None:  # a scenario, or a file with problems: read here, where its error is raised
+            model = _model(name)
+            if isinstance(model, Scenario):
+                out.scenarios.setdefault(str(model.runbook_path), []).append(model)
+                continue
+            if not isinstance(model, Runbook):
+                continue
+            found = runbook_coverage(model), included_files(model)
+        outlines[name] = found[0]
+        content = contents[name]
+        if store is not None and content is not None:
+            store.store(name, content, *found)
+    out.runbooks = [outlines[name] for name in files if name in outlines]
     if store is not None:
         store.save()
     return out
+
+
+_PARALLEL_MIN = 48  # files: below this, a second process costs more than it saves (as validation's)
+
+
+def _outline_all(files: list[str]) -> list[tuple[RunbookCoverage, list[Path]] | None]:
+    """Each file's outline and included files when it is a valid runbook, else None;
+    over the machine's CPUs (at most 4) when there are many (parsing is CPU-bound)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    jobs = min(cpus, 4)
+    if jobs <= 1 or len(files) < _PARALLEL_MIN:
+        return [None] * len(files)  # all read by the caller, each once
+    import multiprocessing
+
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:
+        return [None] * len(files)
+    size = -(-len(files) // jobs)
+    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    with context.Pool(len(chunks) - 1) as pool:
+        pending = pool.map_async(_outline_chunk, chunks[1:])
+        first = _outline_chunk(chunks[0])
+        return [*first, *(found for part in pending.get() for found in part)]
+
+
+def _outline_chunk(files: list[str]) -> list[tuple[RunbookCoverage, list[Path]] | None]:
+    return [_outline(name) for name in files]
+
+
+def _outline(name: str) -> tuple[RunbookCoverage, list[Path]] | None:
+    """A valid runbook's outline (only that crosses back from a worker, not its model)."""
+    checked = check_file(name)
+    if any(d.is_error for d in checked.diagnostics) or not isinstance(checked.model, Runbook):
+        return None
+    try:
+        return runbook_coverage(checked.model), included_files(checked.model)
+    except EngineError:  # a declaration naming no branch: the caller raises it with its place
+        return None
 
 
 def _content(name: str) -> bytes | None:
