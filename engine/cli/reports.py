@@ -127,7 +127,9 @@ def coverage(paths: tuple[str, ...], journal_dirs: tuple[str, ...], database: st
     ./scenarios) its journals exercised: the steps that ran and how they ended, and the
     branches taken (`when` true and false, each switch case and default, approved and
     refused, retried, rolled back, for_each with items and with none), for scenarios
-    (`runbook test`), drills and live runs apart. With --database, the runs of the
+    (`runbook test`), drills and live runs apart; a journal counts for the version of the
+    runbook it ran (its digest). A branch the runbook declares unreachable (`# runbook:
+    unreachable[LABEL] why` on the step) is left out and listed. With --database, the runs of the
     service's store are counted too. With --rules, alert coverage: alerts with no runbook
     (by the runbook's `alerts:` or the rule's runbook_url), runbooks whose alerts are in
     no rule file. Staleness: each runbook's last live run, drill and test, its commands not
