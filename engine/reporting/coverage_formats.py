@@ -83,7 +83,9 @@ def unreachable_lines(cov: Coverage) -> list[str]:
 
 
 def alert_lines(cov: Coverage) -> list[str]:
-    lines = [f"runbook with no scenario: {rb.id}" for rb in cov.runbooks if not rb.scenarios]
+    lines = [f"runbook with no scenario: {rb.id}" + (" (none among the files given; journals of scenario tests "
+                                                      "of it are counted)" if rb.tally("test").runs else "")
+             for rb in cov.runbooks if not rb.scenarios]
     alerts = cov.alerts
     if alerts is not None:
         lines += [f"{r.file}:{r.line}: alert {r.name} has no runbook" for r in alerts.unowned]
@@ -113,7 +115,8 @@ def journal_notes(cov: Coverage) -> list[str]:
         parts.append(f"{cov.undigested} carry no runbook digest (written before runs recorded one): "
                      "counted by runbook id, whatever version they ran")
     if cov.unmatched:
-        parts.append(f"{sum(cov.unmatched.values())} of runbooks not given ({', '.join(sorted(cov.unmatched))})")
+        parts.append(f"{sum(cov.unmatched.values())} ran runbooks not among those given, not counted "
+                     f"({', '.join(sorted(cov.unmatched))})")
     if cov.skipped:
         parts.append(f"{len(cov.skipped)} skipped (not a run or unreadable)")
     return parts
