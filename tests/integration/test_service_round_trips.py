@@ -15,8 +15,8 @@ from engine.service.store import NewRun, Store
 
 
 @pytest.fixture
-def store(postgres: PgCluster) -> Iterator[Store]:
-    s = Store.open(postgres.new_database("roundtrips"), patience=5)
+def store(postgres: PgCluster, request: pytest.FixtureRequest) -> Iterator[Store]:
+    s = Store.open(postgres.new_database(f"rt{abs(hash(request.node.nodeid)):x}"), patience=5)
     yield s
     s.close()
 
@@ -42,3 +42,21 @@ def test_a_journal_record_is_fenced_stored_and_announced_in_one_statement(store:
     store.append(run_id, "w1", [], durable=True)  # a barrier with nothing new: a durable commit, nobody woken
     assert not [s for s in seen if "pg_notify" in s], seen
     assert store.records(run_id) == ['{"seq":1}']
+
+
+def test_records_written_in_one_statement_are_kept_byte_for_byte_and_fenced(store: Store) -> None:
+    from engine.service.store import LeaseLost
+
+    run_id = store.enqueue(NewRun("demo", "/rb/demo.yaml")).id
+    store.claim("w1", {}, 30)
+    one = [(1, "run.started", '{"seq":1,"text":"a \\"quoted\\" \\\\ line"}')]
+    several = [(2, "phase.started", '{"seq":2,"phase":"ñ"}'), (3, "step.started", '{"seq":3,"step":"{x}"}')]
+    store.append(run_id, "w1", one)
+    store.append(run_id, "w1", several)
+    assert store.records(run_id) == [line for _, _, line in one + several]
+    run = store.run(run_id)
+    assert run is not None and run.last_seq == 3
+    for lines in ([(4, "step.finished", "{}")], [(4, "step.finished", "{}"), (5, "run.finished", "{}")]):
+        with pytest.raises(LeaseLost):
+            store.append(run_id, "w2", lines)  # w2 never held it: nothing is written
+    assert len(store.records(run_id)) == 3

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Executable, Integer, String, Text, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -44,17 +45,24 @@ def append(conn: Connection, run_id: str, worker: str, lines: Sequence[tuple[int
 
 
 @cache
-def _fenced_statement() -> Executable:
+def _fenced_statement(many: bool) -> Executable:
     """PostgreSQL: the lease fence, the records' insert and the NOTIFY that wakes their
     readers as one statement: one round trip instead of three for every journal record a
-    run writes (data-modifying CTEs; the records come as arrays). Nothing is inserted, and
-    nobody told, unless the fence holds (PostgreSQL sends identical notifications once)."""
+    run writes (data-modifying CTEs). Nothing is inserted, and nobody told, unless the
+    fence holds (PostgreSQL sends identical notifications once). Several records come as
+    arrays; one (the usual case: each event is written as it happens) as plain values,
+    which psycopg sends without escaping the line into an array literal."""
     held = (update(RUNS).where(RUNS.c.id == bindparam("the_run"), RUNS.c.lease_owner == bindparam("the_worker"),
                                RUNS.c.status == "running")
             .values(last_seq=bindparam("the_last")).returning(RUNS.c.id).cte("held"))
-    rows = func.unnest(bindparam("seqs", type_=ARRAY(Integer)), bindparam("names", type_=ARRAY(Text)),
-                       bindparam("lines", type_=ARRAY(Text))).table_valued("seq", "event", "record").render_derived()
-    fenced = select(held.c.id, rows.c.seq, rows.c.event, rows.c.record).select_from(held).join(rows, true())
+    if many:
+        arrays = (bindparam("seqs", type_=ARRAY(Integer)), bindparam("names", type_=ARRAY(Text)),
+                  bindparam("lines", type_=ARRAY(Text)))
+        rows = func.unnest(*arrays).table_valued("seq", "event", "record").render_derived()
+        fenced = select(held.c.id, rows.c.seq, rows.c.event, rows.c.record).select_from(held).join(rows, true())
+    else:
+        fenced = select(held.c.id, bindparam("the_last", type_=Integer), bindparam("name", type_=String),
+                        bindparam("line", type_=Text)).select_from(held)
     added = (insert(EVENTS).from_select(["run_id", "seq", "event", "record"], fenced).returning(EVENTS.c.seq)
              .cte("added"))
     statement: Executable = select(added.c.seq, func.pg_notify(bindparam("channel", type_=String),
@@ -63,11 +71,13 @@ def _fenced_statement() -> Executable:
 
 
 def _fenced_insert(conn: Connection, run_id: str, worker: str, lines: Sequence[tuple[int, str, str]]) -> None:
-    inserted = conn.execute(_fenced_statement(), {
-        "the_run": run_id, "the_worker": worker, "the_last": lines[-1][0], "seqs": [seq for seq, _, _ in lines],
-        "names": [name for _, name, _ in lines], "lines": [line for _, _, line in lines],
-        "channel": CHANNEL}).all()
-    if not inserted:
+    values: dict[str, Any] = {"the_run": run_id, "the_worker": worker, "the_last": lines[-1][0], "channel": CHANNEL}
+    if len(lines) == 1:
+        values.update(name=lines[0][1], line=lines[0][2])
+    else:
+        values.update(seqs=[seq for seq, _, _ in lines], names=[name for _, name, _ in lines],
+                      lines=[line for _, _, line in lines])
+    if not conn.execute(_fenced_statement(len(lines) > 1), values).all():
         raise LeaseLost(f"worker {worker} no longer holds the lease of run {run_id}")
 
 
