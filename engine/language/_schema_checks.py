@@ -77,6 +77,15 @@ def refuse(value: Any, path: Path, out: list[Issue]) -> None:
 
 def all_of_checks(checks: list[Check]) -> Check:
     """One check running every one of `checks`."""
+    if len(checks) == 2:  # the common pair (a type and its keywords), without a loop
+        first, second = checks
+
+        def both(value: Any, path: Path, out: list[Issue]) -> None:
+            first(value, path, out)
+            second(value, path, out)
+
+        return both
+
     def check(value: Any, path: Path, out: list[Issue]) -> None:
         for c in checks:
             c(value, path, out)

@@ -34,6 +34,11 @@ __all__ = ["UNUSUAL", "quick_data"]
 UNUSUAL: Any = object()
 
 _RESOLVER = yaml.resolver.Resolver()
+# Plain scalars that may be more than a string (`true`, `5`, `no`, `nginx`) -> their value:
+# the same few words recur in every file, and a value depends on the text alone. The
+# values are immutable, so one object can stand for every occurrence.
+_PLAIN: dict[str, Any] = {}
+_PLAIN_MAX = 20_000
 
 
 class _Unusual(Exception):
@@ -208,8 +213,12 @@ def _scalar(event: Any, _special: frozenset[str | None] = _SPECIAL_FIRST) -> Any
     implicit = event.implicit
     if not implicit[0] or (value and value[0] not in _special):
         return value
+    found = _PLAIN.get(value, _PLAIN)
+    if found is not _PLAIN:
+        return found
     tag = _RESOLVER.resolve(ScalarNode, value, implicit)
-    if tag == STR:
-        return value
     # A merge key `<<` resolves to a tag scalar() refuses: the exact path merges it.
-    return scalar(ScalarNode(tag, value, event.start_mark, event.end_mark))
+    found = value if tag == STR else scalar(ScalarNode(tag, value, event.start_mark, event.end_mark))
+    if len(_PLAIN) < _PLAIN_MAX and len(value) <= 64:
+        _PLAIN[value] = found
+    return found
