@@ -189,6 +189,8 @@ def build_step(data: Mapping[str, Any], phase: str, path: Path, scope: Scope = T
     target, role = data.get("target") or scope.target, data.get("role") or scope.role
     inner = Scope(data["id"], target, role, scope.in_loop or (for_each is not None and "block" in data))
     kind, spec = _flow(data, phase, path, inner) or _spec(data)
+    # The scopes of a confirmation's steps and of rollbacks are made only for steps that have them.
+    confirm, rollback = data.get("confirm"), data.get("rollback")
     return Step(
         id=data["id"], kind=kind, spec=spec, phase=phase, path=path,
         title=data.get("title", ""), description=data.get("description", ""),
@@ -197,8 +199,8 @@ def build_step(data: Mapping[str, Any], phase: str, path: Path, scope: Scope = T
         outputs=frozen_map(data.get("outputs")),
         timeout=_dur(data.get("timeout")), retries=_retries(data.get("retries")),
         until=data.get("until"), every=_dur(data.get("every")),
-        confirm=_confirm(data.get("confirm"), phase, path, scope._replace(parent=data["id"])),
-        rollback=_steps(data.get("rollback"), phase, (*path, "rollback"), scope._replace(parent=None)),
+        confirm=_confirm(confirm, phase, path, Scope(data["id"], *scope[1:])) if confirm is not None else None,
+        rollback=_steps(rollback, phase, (*path, "rollback"), Scope(None, *scope[1:])) if rollback else (),
         continue_on_error=data.get("continue_on_error", False),
         env=frozen_map({k: str(v) for k, v in (data.get("env") or {}).items()}),
         destructive=data.get("destructive", False), idempotent=data.get("idempotent", False),
