@@ -293,3 +293,15 @@ def test_trials_leave_no_descriptor_open(tmp_path: Path) -> None:
     cancel.close()
     cancel.set()  # a late Ctrl-C after the run: marked, written nowhere
     assert cancel.is_set() and cancel.fileno() == -1
+
+
+def test_trials_give_the_collector_back_as_they_found_it(tmp_path: Path) -> None:
+    import gc
+
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    seen: list[tuple[int, ...]] = []
+    from engine.simulation._spread import TrialPlan, spread
+
+    list(spread(TrialPlan(scenario, runbook, 0, 2), lambda run: seen.append(gc.get_threshold()), jobs=1))
+    assert seen[0][0] >= 7000 and gc.get_threshold() == thresholds and gc.get_freeze_count() == frozen

