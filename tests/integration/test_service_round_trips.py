@@ -60,3 +60,42 @@ def test_records_written_in_one_statement_are_kept_byte_for_byte_and_fenced(stor
         with pytest.raises(LeaseLost):
             store.append(run_id, "w2", lines)  # w2 never held it: nothing is written
     assert len(store.records(run_id)) == 3
+
+
+def _delivery(key: str) -> Any:
+    from engine.service.store import NewAlert, NewDelivery
+
+    alert = NewAlert(occurrence=f"occ-{key}", fingerprint=f"fp-{key}", name="DiskFull", status="firing",
+                     route="disk", run=NewRun("disk-full", "/rb/disk-full.yaml"))
+    return NewDelivery("am", b'{"k": 1}', {}, dedup_key=f"dedup-{key}", alerts=(alert,))
+
+
+def test_a_repeated_notification_costs_two_statements(store: Store) -> None:
+    first = store.receive(_delivery("db-1"))
+    seen = _statements(store)
+    again = store.receive(_delivery("db-1"))
+    assert again.duplicate_of == first.delivery
+    assert len(seen) == 2, seen  # raw body + dedup key + the first's id in one; the duplicate's mark
+
+
+def test_a_key_taken_while_the_statement_waits_is_looked_up_again(store: Store) -> None:
+    """The first delivery's lookup sees the key as it was when the statement began: a key
+    that another transaction commits while this one waits on it is read afresh (or, if the
+    receive began after the commit, found at once: the answer is the same)."""
+    import threading
+
+    from sqlalchemy import insert
+
+    from engine.service.store import tables
+
+    holder = store.engine.connect()
+    holder.begin()
+    holder.execute(insert(tables.delivery_keys).values(key="dedup-db-2", delivery_id=4242))  # not committed yet
+    answer: list[Any] = []
+    waiting = threading.Thread(target=lambda: answer.append(store.receive(_delivery("db-2"))))
+    waiting.start()
+    waiting.join(1.0)  # the receive waits on the uncommitted key
+    holder.commit()
+    holder.close()
+    waiting.join(60)
+    assert answer and answer[0].duplicate_of == 4242
