@@ -142,6 +142,7 @@ def event_stream(store: Store, request: Request, run_id: str, *, named: bool = T
 
 
 async def _stream(store: Store, request: Request, run_id: str, after: int, named: bool) -> AsyncIterator[str]:
+    status = None
     while not store.closing and not await request.is_disconnected():
         ticket = store.journal_ticket(run_id)  # before reading: a write meanwhile is not missed
         run = await run_in_threadpool(store.run, run_id)
@@ -150,6 +151,11 @@ async def _stream(store: Store, request: Request, run_id: str, after: int, named
             seq, name = _head(line, after + 1)
             after = seq
             yield f"id: {seq}\nevent: {name}\ndata: {line}\n\n" if named else f"id: {seq}\ndata: {line}\n\n"
+        if not named and not lines and run is not None and status not in (None, run.status):
+            # A browser's page shows the run's status too: it changes without a journal
+            # record when a run is queued again, or parks at a question before its steps.
+            yield f"event: status\ndata: {run.status}\n\n"
+        status = run.status if run is not None else None
         if run is None or (run.status in ENDED and not lines):
             yield f"event: end\ndata: {run.status if run else 'gone'}\n\n"
             return

@@ -37,7 +37,8 @@ from .sessions import COOKIE, LOGIN_COOKIE, Gate, Visitor, client_of, csrf_ok, s
 from .store import PersonRow, Session, Store
 
 HERE = Path(__file__).parent
-STATIC = {"console.css": "text/css", "console.js": "text/javascript", "room.js": "text/javascript"}
+STATIC = {"console.css": "text/css", "console.js": "text/javascript", "room.js": "text/javascript",
+          "favicon.svg": "image/svg+xml"}
 RUNS_POLL = 1.0  # seconds between looks at the runs' counts when nothing wakes the runs stream
 ANY_RUN = "*"  # Store.journal_ticket's key for a change to any run
 MAX_FORM = 16 * 1024  # bytes: a sign-in or an answer, never more
@@ -105,6 +106,8 @@ class Console:
             Route("/runs/{run_id}/events", self.events, methods=["GET"]),
             Route("/events/runs", self.runs_events, methods=["GET"]),
             Route("/runs/{run_id}/report", self._signed_in(self.report), methods=["GET"]),
+            Route("/runs/{run_id}/abort", self._signed_in(self.control), methods=["POST"]),
+            Route("/runs/{run_id}/resume", self._signed_in(self.control), methods=["POST"]),
             Route("/alerts/view", self._signed_in(self.alerts), methods=["GET"]),
             Route("/stats", self._signed_in(self.stats), methods=["GET"]),
             Route("/runbooks", self._signed_in(self.runbooks), methods=["GET"]),
@@ -205,7 +208,8 @@ class Console:
         page = await run_in_threadpool(views.run_page, self.store, request.path_params["run_id"])
         if page is None:
             return self.render("refused.html", 404, me=visitor.session, why="There is no such run.")
-        return self.render("run.html", me=visitor.session, page=page, tail=views.tail, doing=views.doing)
+        return self.render("run.html", me=visitor.session, page=page, tail=views.tail, doing=views.doing,
+                           controls=self._controls(visitor.session))
 
     async def answer(self, request: Request, visitor: Visitor) -> Response:
         """A question or approval answered from the run page, as the signed-in person (their
@@ -224,7 +228,7 @@ class Console:
             if page is None:
                 return self.render("refused.html", 404, me=session, why="There is no such run.")
             return self.render("run.html", status, me=session, page=page, tail=views.tail, doing=views.doing,
-                               problem=str(exc))
+                               problem=str(exc), controls=self._controls(session))
         return RedirectResponse(f"/runs/{quote(run_id, safe='')}", status_code=303)
 
     def _decide(self, run_id: str, step: str, person: PersonRow, values: dict[str, str]) -> None:
@@ -241,6 +245,43 @@ class Console:
         if (why := await self._drill_kept(request, visitor.session, journal=True)) is not None:
             return Response(why, status_code=403, media_type="text/plain")
         return event_stream(self.store, request, request.path_params["run_id"], named=False)
+
+    def _controls(self, session: Session | None) -> bool:
+        """May this person abort and resume runs (console.roles.control)?"""
+        return session is not None and bool(set(session.person.roles) & set(self.settings.control_roles))
+
+    async def control(self, request: Request, visitor: Visitor) -> Response:
+        """Abort or resume the run (the last part of the path says which), for the roles in
+        console.roles.control; back to the run page, or it with why not."""
+        form = await form_of(request)
+        session, run_id = visitor.session, request.path_params["run_id"]
+        verb = request.url.path.rsplit("/", 1)[1]
+        assert session is not None
+        if not csrf_ok(request, session.csrf, form.get("csrf")):
+            return self.render("refused.html", 403, me=session, why="The form's security token is missing or "
+                               "stale: reload the page and try again.")
+        if not self._controls(session):
+            roles = ", ".join(self.settings.control_roles)
+            return self.render("refused.html", 403, me=session, why=f"To {verb} a run takes the role(s) {roles} "
+                               f"(yours: {', '.join(session.person.roles) or 'none'}).")
+        try:
+            await run_in_threadpool(self._control, verb, run_id, session.person.name, form.get("reason", ""),
+                                    client_of(request))
+        except EngineError as exc:
+            page = await run_in_threadpool(views.run_page, self.store, run_id)
+            if page is None:
+                return self.render("refused.html", 404, me=session, why="There is no such run.")
+            return self.render("run.html", 409, me=session, page=page, tail=views.tail, doing=views.doing,
+                               problem=str(exc), controls=True)
+        return RedirectResponse(f"/runs/{quote(run_id, safe='')}", status_code=303)
+
+    def _control(self, verb: str, run_id: str, name: str, reason: str, address: str) -> None:
+        how = {"via": "console", "from": address}
+        if verb == "abort":
+            why = f"aborted by {name} from the console" + (f": {reason.strip()}" if reason.strip() else "")
+            self.store.abort(run_id, name, why, how)
+        else:
+            self.store.resume(run_id, name, how)
 
     async def runs_events(self, request: Request) -> Response:
         """A Server-Sent Event (`changed`) each time a run is queued, starts, waits or ends:

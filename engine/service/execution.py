@@ -73,6 +73,14 @@ class Execution:
             if self.journal is not None:
                 self.journal.seal(why)
 
+    def abort(self, why: str) -> None:
+        """A person stops the run: its step is stopped and the run ends aborted, with the
+        rollbacks its policy says for an abort (as SIGTERM stops a run on a terminal)."""
+        runner = self.runner
+        if runner is not None and not runner.cancel.is_set():
+            log.info("run %s: %s", self.run.id, why)
+            runner.interrupt(hard=not runner.rollback_on_abort, reason=why)
+
     def carry_out(self) -> str:
         """Run it to its end, or until it waits for a person or is handed over; the word
         for what happened (an outcome, `waiting`, `handed over`, `lost`)."""
@@ -97,11 +105,12 @@ class Execution:
         recovered = choices = None
         if self.claim.takeover:
             self.store.export(self.run.id, run_dir)
-            ended = run_finished(read_journal(run_dir).records)
-            if ended is not None:  # the worker died between run.finished and recording it here
+            records = read_journal(run_dir).records
+            ended = run_finished(records)
+            if ended is not None and _ends(records) > self.run.resumes:  # died between run.finished and this
                 return self._record_end(str(ended.get("outcome") or "failed"), str(ended.get("reason") or ""))
             answered = self.store.questions(run_id=self.run.id, status="answered")
-            recovered, choices = recover(run_dir), _choices(answered, self.claim.previous_owner)
+            recovered, choices = recover(run_dir), _choices(answered, self.claim.previous_owner, self.run)
         try:
             result = run_at(runbook, resolved.values, self._options(), run_id=self.run.id, run_dir=run_dir,
                             secrets=tuple(resolved.secrets), recovered=recovered, choices=choices)
@@ -208,7 +217,12 @@ class Execution:
         return "failed"
 
 
-def _choices(answered: list[QuestionRow], previous: str | None) -> Choices:
+def _ends(records: list[dict[str, Any]]) -> int:
+    """How many times the journal says the run ended: once more than it was resumed, when it has."""
+    return sum(1 for r in records if r.get("event") == "run.finished")
+
+
+def _choices(answered: list[QuestionRow], previous: str | None, run: RunRow) -> Choices:
     """The decisions of the latest answer a person gave (none: only what needs nobody)."""
     asked = [q for q in answered if q.kind in (ASK, APPROVAL)]
     if asked:  # it parked at a question: that step starts again (nothing of it ran) and finds the answer
@@ -217,14 +231,19 @@ def _choices(answered: list[QuestionRow], previous: str | None) -> Choices:
         return Choices(rerun_interrupted=True, running="wait", reason=reason, by=last.answered_by,
                        previous="stopped to wait for a person")
     if not answered:
-        reason = f"taken over from worker {previous}" if previous else "continued from its journal"
+        reason = (f"taken over from worker {previous}" if previous else
+                  "resumed by a person" if run.resumes else "continued from its journal")
         return Choices(reason=reason, running="wait")  # never a second copy beside the first
     last = answered[-1]
     reason = f"continued as {last.answered_by} answered: {last.text}"
     values = last.answer or {}
     rerun = {"rerun": True, "skip": False}.get(str(values.get("interrupted", "")))
     running = "stop" if values.get("running") == "stop" else "wait"
-    return Choices(rerun_interrupted=rerun, running=running, reason=reason, by=last.answered_by)
+    # A resumed run stopped at a step that failed or was aborted: the same answer decides it
+    # (runbook resume's --rerun-failed, or --skip STEP).
+    skip = (last.step,) if rerun is False and run.resumes else ()
+    return Choices(rerun_interrupted=rerun, rerun_failed=rerun is True, skip=skip, running=running, reason=reason,
+                   by=last.answered_by)
 
 
 def _without_flags(problem: str) -> str:

@@ -188,6 +188,7 @@ class Worker:
                 held = list(self.active.values())
             for execution in held:
                 self._renew(execution)
+            self._aborts(held)
             self._hand_back()
             self._seen("draining" if self.draining.is_set() else "running")  # who is alive, for people
 
@@ -221,6 +222,17 @@ class Worker:
             why = "lease lost: another worker has taken the run over"
         if not held:
             execution.stop(why)
+
+    def _aborts(self, held: list[Execution]) -> None:
+        """Runs a person asked to stop (the console's Abort): stopped as Ctrl-C stops a run."""
+        try:
+            asked = self.store.aborts([e.run.id for e in held]) if held else {}
+        except StoreError as exc:
+            log.warning("worker %s cannot read abort requests: %s", self.name, exc)
+            return
+        for execution in held:
+            if execution.run.id in asked:
+                execution.abort(asked[execution.run.id])
 
     def _seen(self, state: str) -> None:
         try:

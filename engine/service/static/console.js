@@ -62,6 +62,7 @@
 
   say(host.dataset.live || "Live: this page follows the run as it goes.");
   source.onmessage = refresh;
+  source.addEventListener("status", refresh);  // the run's status changed without a journal record
   source.addEventListener("end", function () {
     source.close();
     refresh();

@@ -20,14 +20,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from . import _accounts, _audit, _intake, _journal, _leases, _people, _questions, _runs, _wakeup, tables
+from . import _accounts, _intake, _journal, _leases, _people, _questions, _runs, _wakeup, tables
 from ._batches import GroupCommit
+from ._console_door import ConsoleDoor
 from .database import connect, database_url, is_postgres, now, shown_url, writing
 from .failures import StoreError, retrying, store_error
 from .migrations import migrate
 from .records import (
     AlertRow,
-    AuditEntry,
     Claim,
     LogChunk,
     NewDelivery,
@@ -46,7 +46,7 @@ PATIENCE = 60.0  # seconds a worker keeps trying through a database outage
 INTAKE_PATIENCE = 5.0  # a sender waits for its answer: better a 5xx it retries than a timeout
 
 
-class Store:
+class Store(ConsoleDoor):
     """A database holding runs, their journals, leases, questions, workers and audit."""
 
     def __init__(self, engine: Engine, url: str, *, patience: float = PATIENCE) -> None:
@@ -180,7 +180,9 @@ class Store:
 
     def park(self, run_id: str, worker: str, question: NewQuestion) -> int:
         """The run waits for a person's answer to `question` (returns its id)."""
-        return self._write(lambda c: _leases.park(c, run_id, worker, question), "store the question")
+        question_id = self._write(lambda c: _leases.park(c, run_id, worker, question), "store the question")
+        self._wakeup.changed(run_id)  # its readers learn it now waits
+        return question_id
 
     # -- journal -------------------------------------------------------------------------------
 
@@ -219,27 +221,6 @@ class Store:
     def sync(self, run_id: str, worker: str) -> None:
         """A durable commit: every record appended before it survives a database crash."""
         self._write(lambda c: _leases.fence(c, run_id, worker), "sync the journal")
-
-    def journal_ticket(self, run_id: str) -> int:
-        """Take before reading the run's records; `await wait_for_journal(run_id, ticket, ...)`
-        after. The run id `*` stands for any run (a change to one wakes its readers too)."""
-        return self._wakeup.ticket(run_id)
-
-    @property
-    def closing(self) -> bool:
-        """The server shuts down (close_streams): readers of journals stop reading."""
-        return self._wakeup.closing
-
-    def close_streams(self) -> None:
-        """End every journal stream of this process now (at shutdown; signal-safe)."""
-        self._wakeup.shut()
-
-    async def wait_for_journal(self, run_id: str, ticket: int, timeout: float) -> bool:
-        """Until the run's journal or status changes after `ticket` (a write in this process,
-        or on PostgreSQL in any), or `timeout` seconds: False. Readers still poll on False."""
-        if is_postgres(self.engine):
-            self._wakeup.listen(self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
-        return await self._wakeup.wait(run_id, ticket, timeout)
 
     def records(self, run_id: str, *, after: int = 0) -> list[str]:
         """The run's journal lines (without newlines), in order."""
@@ -412,18 +393,6 @@ class Store:
             rows = conn.execute(select(a).where(a.c.run_id == run_id).order_by(a.c.id))
             return [dict(r._mapping) for r in rows]
         return self._read(action, "read the audit trail")
-
-    def audit_entries(self, *, what: str | None = None, before: int | None = None, limit: int = 100,
-                      run_id: str | None = None) -> list[AuditEntry]:
-        """The audit trail, newest first: entries of one kind (`what`) or all, older than the
-        entry `before` (an id), of one run or all, at most `limit`."""
-        return self._read(lambda c: _audit.entries(c, what, before, limit, run_id), "read the audit trail")
-
-    def failed_sign_ins(self, window: float, *, who: str | None = None, address: str | None = None,
-                        limit: int = 100) -> list[float]:
-        """How many seconds ago the failed sign-ins of the last `window` seconds were, newest
-        first: those of the account `who`, or those from `address`."""
-        return self._read(lambda c: _audit.failures(c, window, who, address, limit), "count failed sign-ins")
 
     def forget(self, run_id: str) -> None:
         """Delete a run with its journal, logs and questions (tests and clean-ups)."""

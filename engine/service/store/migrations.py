@@ -123,6 +123,11 @@ def _v8(conn: Connection) -> None:
     next(i for i in tables.audit.indexes if i.name == "audit_by_kind").create(conn)
 
 
+def _v9(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN abort TEXT"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN resumes INTEGER DEFAULT 0 NOT NULL"))
+
+
 Step = tuple[int, str, Callable[[Connection], None]]
 STEPS: list[Step] = [
     (1, "runs, their journal events and step logs, questions, workers and the audit trail", _v1),
@@ -133,6 +138,7 @@ STEPS: list[Step] = [
     (6, "drill rooms: game days in the browser, their participants, prompts and trainer controls", _v6),
     (7, "indexes for the console's runs list: by time, by runbook, by mode", _v7),
     (8, "the address of each audited sign-in, and the trail by kind and time (login throttling)", _v8),
+    (9, "aborting and resuming runs from the console: who asked a run to stop, how often it was resumed", _v9),
 ]
 LATEST = STEPS[-1][0]
 

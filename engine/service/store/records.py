@@ -69,6 +69,7 @@ class RunRow:
     started_at: float | None
     finished_at: float | None
     mode: str = "live"  # live, dry-run or drill
+    resumes: int = 0  # how many times a person resumed it (Store.resume)
 
     @classmethod
     def from_row(cls, row: Any) -> RunRow:
@@ -76,7 +77,7 @@ class RunRow:
         return cls(m["id"], m["runbook"], m["file"], loads(m["inputs"], {}), tuple(loads(m["secrets"], [])),
                    loads(m["answers"], {}), loads(m["alert"]), loads(m["pool"], {}), m["origin"], m["status"],
                    m["outcome"], m["reason"], m["lease_owner"], m["lease_expires"], m["claims"], m["last_seq"],
-                   m["created_at"], m["started_at"], m["finished_at"], m["mode"])
+                   m["created_at"], m["started_at"], m["finished_at"], m["mode"], m["resumes"])
 
     def to_dict(self) -> dict[str, Any]:
         """For JSON: every field but the inputs of secret names (shown as ***)."""

@@ -45,6 +45,8 @@ runs = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("mode", String(16), nullable=False, server_default="live"),  # RUN_MODES
+    Column("abort", Text),  # schema version 9: who asked a running run to stop, and why (JSON)
+    Column("resumes", Integer, nullable=False, server_default="0"),  # how many times a person resumed it
 )
 Index("runs_by_status", runs.c.status, runs.c.created_at)
 # Schema version 7: the console's runs list, newest first, whole or by runbook or mode.
