@@ -86,7 +86,7 @@ def test_the_embedded_default_serves_and_carries_out_runs(tmp_path: Path) -> Non
         log = _terminate(proc)
         store.close()
     assert "listening on http://127.0.0.1:" in log
-    assert "stopped (1 run(s) carried out, 0 handed over, 0 time(s) parked for a person)" in log
+    assert "stopped (1 run(s) carried out, 0 handed over, 0 time(s) parked for a person, 0 lost" in log
     assert "request=trace-42 method=GET path=/nope status=404 ms=" in log
     assert "path=/healthz" not in log  # probes are logged at DEBUG only
 
