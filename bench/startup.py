@@ -1,10 +1,11 @@
 """Start-up benchmark: `runbook validate FILE` (what pre-commit runs on every commit) and a
 one-step `runbook run` (a local `true`), as whole commands, against the interpreter alone.
 
-Measured in turns (median after a warm-up, CPU beside wall time): the two commands and
-`python -c pass` (the floor of any Python tool), then one `python -X importtime` run of
-each command, summed per top-level package, to say where the time goes. Target (issue
-14): 100 ms for both commands.
+Measured in turns (median after a warm-up, CPU beside wall time, each with its spread
+over the turns): the two commands and `python -c pass` (the floor of any Python tool);
+the instructions each executes (callgrind, bench/_instructions.py: the figure the load
+does not move); then one `python -X importtime` run of each command, summed per top-level
+package, to say where the time goes. Target (issue 14): 100 ms for both commands.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench import _instructions
 from bench._timing import (
-    TIMING_HEADERS,
     Context,
     Target,
     Timing,
     command_env,
+    fmt_seconds,
     load_average,
     machine,
     machine_line,
     print_tables,
     time_interleaved,
-    timing_cells,
     write_json,
 )
 from bench.generate import generate_runbooks
@@ -52,18 +53,38 @@ def run(ctx: Context) -> bool:
             "python": Timing("python -c pass", [str(ctx.project("python")), "-c", "pass"], ctx.runs or RUNS),
         }
         time_interleaved(list(timings.values()), cwd=work)
+        counts = ({key: _instructions.instructions(t.command, work) for key, t in timings.items()}
+                  if _instructions.available() else {})
         imports = {key: _imports(ctx, timings[key].command, work) for key in ("validate", "run")}
     info["load_average_after"] = load_average()
     targets = [Target("runbook validate FILE, wall clock", timings["validate"].median, LIMIT),
                Target("one-step runbook run, wall clock", timings["run"].median, LIMIT)]
     results = {"benchmark": "startup", "machine": info, "timings": {k: t.summary() for k, t in timings.items()},
-               "imports": imports, "targets": [{"name": t.name, "limit": t.limit, "measured": t.measured,
-                                                "verdict": t.verdict} for t in targets]}
-    rows = [[t.label, *timing_cells(t)] for t in timings.values()]
+               "instructions": counts, "imports": imports,
+               "targets": [{"name": t.name, "limit": t.limit, "measured": t.measured,
+                            "verdict": t.verdict} for t in targets]}
     note = "; ".join(f"{key}: {_import_line(found)}" for key, found in imports.items())
-    print_tables(["command", *TIMING_HEADERS], rows, targets, heading=machine_line("Start-up", info), note=note)
+    print_tables(HEADERS, _rows(timings, counts), targets, heading=machine_line("Start-up", info), note=note)
     write_json(ctx.out_dir / "startup.json", results)
     return all(t.met for t in targets)
+
+
+HEADERS = ["command", "runs", "median wall", "min - max", "median CPU", "CPU min - max", "CPU / python",
+           "instructions"]
+
+
+def _rows(timings: dict[str, Timing], counts: dict[str, int]) -> list[list[str]]:
+    """Each command's wall and CPU with their spread, its CPU over the interpreter's in the
+    same turns, and its instructions (callgrind) when counted."""
+    floor = timings["python"].cpu_median
+    rows = []
+    for key, t in timings.items():
+        cpus = [x.cpu for x in t.samples]
+        rows.append([t.label, str(len(t.samples)), fmt_seconds(t.median),
+                     f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}", fmt_seconds(t.cpu_median),
+                     f"{fmt_seconds(min(cpus))} - {fmt_seconds(max(cpus))}", f"{t.cpu_median / floor:.1f}x",
+                     _instructions.fmt_count(counts[key]) if key in counts else "-"])
+    return rows
 
 
 def _typical_file(work: Path) -> Path:
