@@ -16,6 +16,9 @@ warm-up, commands taking turns):
   d. Ansible: `ansible-playbook`, connection local, 500 `command: true` tasks, and 1
      (one run each: about a quarter of a second per task).
   e. peak memory of `runbook run` while a step prints 1 GiB.
+  f. instructions per step (callgrind, bench/_instructions.py: the engine's process and the
+     durable floor's, 500 steps less 1, over 499; the kernel's work and the commands'
+     own processes left out): what the engine's code costs a step, whatever the load.
 
 Chaos Toolkit and Ansible live in .venv-bench only; BENCH_LIVE_PEERS=0 leaves them out
 (a quick look at the engine against its floors). Targets from the issues: the engine's
@@ -35,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from bench import _instructions
 from bench._timing import (
     Context,
     Target,
@@ -133,12 +137,28 @@ def _peak_rss_mb(ctx: Context, work: Path) -> float:
     return int(proc.stdout.strip()) / 1024
 
 
+def _instructions_per_step(ctx: Context, work: Path) -> dict[str, float]:
+    """Instructions per step of the engine's process and of the durable floor's."""
+    cmds = _commands(ctx, work)
+    count = {name: _instructions.instructions(cmds[name], work) for name in
+             ("engine1", f"engine{STEPS}", "durable1", f"durable{STEPS}")}
+    engine = (count[f"engine{STEPS}"] - count["engine1"]) / (STEPS - 1)
+    durable = (count[f"durable{STEPS}"] - count["durable1"]) / (STEPS - 1)
+    return {"engine_instructions_per_step": engine, "durable_instructions_per_step": durable,
+            "engine_startup_instructions": count["engine1"] - engine}
+
+
 def _figures(t: dict[str, Timing]) -> dict[str, float]:
     def slope(name: str) -> float:
         return (t[f"{name}{STEPS}"].median - t[f"{name}1"].median) / (STEPS - 1)
 
+    def cpu_slope(name: str) -> float:
+        return (t[f"{name}{STEPS}"].cpu_median - t[f"{name}1"].cpu_median) / (STEPS - 1)
+
     floor, durable = slope("floor"), slope("durable")
     turns = [e / d for e, d in zip(t[f"engine{STEPS}"].walls, t[f"durable{STEPS}"].walls, strict=True)]
+    cpu_turns = [e.cpu / d.cpu for e, d in zip(t[f"engine{STEPS}"].samples, t[f"durable{STEPS}"].samples,
+                                                strict=True)]
     f = {
         "floor_per_step": floor, "durable_per_step": durable, "engine_per_step": slope("engine"),
         "nosync_per_step": slope("nosync"),
@@ -150,6 +170,8 @@ def _figures(t: dict[str, Timing]) -> dict[str, float]:
         "total_vs_durable": t[f"engine{STEPS}"].median / t[f"durable{STEPS}"].median,
         "total_vs_durable_min": min(turns), "total_vs_durable_max": max(turns),
         "cpu_vs_durable": t[f"engine{STEPS}"].cpu_median / t[f"durable{STEPS}"].cpu_median,
+        "cpu_vs_durable_min": min(cpu_turns), "cpu_vs_durable_max": max(cpu_turns),
+        "engine_own_cpu": cpu_slope("engine") - cpu_slope("durable"),
         "nosync_total_vs_floor": t[f"nosync{STEPS}"].median / t[f"floor{STEPS}"].median,
     }
     if "ctk1" in t:
@@ -167,6 +189,10 @@ def _targets(f: dict[str, float], rss: float) -> list[Target]:
         Target("engine's own work per step (over the durable floor)", f["engine_own_work"] * ms, 0.15,
                unit=" ms"),
         Target(f"{STEPS} steps: runbook run / durable floor", f["total_vs_durable"], 1.25 + 1e-9, unit="x"),
+        # The same two in CPU time (user + system, children included): a busy disk sets
+        # both commands' wall times and can hide the engine; the CPU it spends cannot.
+        Target("engine's own CPU per step (over the durable floor)", f["engine_own_cpu"] * ms, 0.15, unit=" ms"),
+        Target(f"{STEPS} steps, CPU: runbook run / durable floor", f["cpu_vs_durable"], 1.25 + 1e-9, unit="x"),
         Target("runbook run start-up", f["engine_startup"] * ms, 100, unit=" ms"),
         Target("peak RSS with 1 GiB of output", rss, 100, unit=" MB"),
     ]
@@ -186,7 +212,8 @@ def run(ctx: Context) -> bool:
         _files(work)
         timings = _measure(ctx, work)
         rss = _peak_rss_mb(ctx, work)
-    figures = _figures(timings)
+        counts = _instructions_per_step(ctx, work) if _instructions.available() else {}
+    figures = {**_figures(timings), **counts}
     targets = _targets(figures, rss)
     info["load_average_after"] = load_average()
     results = {"benchmark": "live", "machine": info, "figures": figures, "peak_rss_mb": rss,
@@ -224,7 +251,14 @@ def _report(t: dict[str, Timing], f: dict[str, float], rss: float, targets: list
         rows.append(["Ansible (1 run each)", fmt_seconds(t[f"ansible{STEPS}"].median),
                      fmt_seconds(t["ansible1"].median), _ms(f["ansible_per_task"]), "-", "-", "-"])
     note = (f"runbook run / durable floor at {STEPS} steps: {f['total_vs_durable']:.2f}x of medians (per turn "
-            f"{f['total_vs_durable_min']:.2f}x - {f['total_vs_durable_max']:.2f}x), CPU {f['cpu_vs_durable']:.2f}x; "
+            f"{f['total_vs_durable_min']:.2f}x - {f['total_vs_durable_max']:.2f}x), CPU {f['cpu_vs_durable']:.2f}x "
+            f"(per turn {f['cpu_vs_durable_min']:.2f}x - {f['cpu_vs_durable_max']:.2f}x), load average "
+            f"{os.getloadavg()[0]:.1f}; "
             f"engine's own work {f['engine_own_work'] * 1000:.3f} ms per step; "
             f"peak RSS of runbook run while a step prints 1 GiB: {rss:.0f} MB")
+    if "engine_instructions_per_step" in f:
+        note += (f"; instructions per step (callgrind): engine {f['engine_instructions_per_step'] / 1e3:.0f} k, "
+                 f"durable floor {f['durable_instructions_per_step'] / 1e3:.0f} k "
+                 f"({f['engine_instructions_per_step'] / f['durable_instructions_per_step']:.1f}x); "
+                 f"start-up {f['engine_startup_instructions'] / 1e6:.0f} M")
     print_tables(headers, rows, targets, note=note)
