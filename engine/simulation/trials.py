@@ -21,7 +21,7 @@ from engine.language.scenario import Scenario
 from engine.run.metrics import MILESTONES, percentile
 
 from ._spread import TrialPlan, spread
-from .drill import DrillRun, Scorecard
+from .drill import DrillRun
 
 FIXED_NOTE = ("durations are fixed in this scenario: every trial takes the same time; "
               "use {min, max} or {median, p90} durations to see a spread")
@@ -51,12 +51,6 @@ class TrialStats:
         """(step, mean seconds, share of people's time) by mean time in recovered runs."""
         ranked = sorted(self.step_time.items(), key=lambda kv: kv[1], reverse=True)[:top]
         return [(step, mean, self.human_share.get(step, 0.0)) for step, mean in ranked]
-
-    def count(self, card: Scorecard) -> None:
-        """One trial's verdict: passed, or which objectives it missed."""
-        self.passed += card.passed
-        self.misses.update(c.objective for c in card.missed)
-        self.misses.update(f"unscripted step {s}" for s in card.unscripted)
 
 
 @dataclass(frozen=True)
