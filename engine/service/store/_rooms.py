@@ -5,10 +5,10 @@ room's `version`, which the live views watch."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from engine.run.journal_writer import new_run_id
 
@@ -141,16 +141,6 @@ def take_controls(conn: Connection, room_id: str) -> list[Any]:
     if rows:
         conn.execute(update(CONTROLS).where(CONTROLS.c.id.in_([r.id for r in rows])).values(taken_at=now(conn)))
     return rows
-
-
-def controls(conn: Connection, room_id: str) -> list[Any]:
-    return list(conn.execute(select(CONTROLS).where(CONTROLS.c.room_id == room_id).order_by(CONTROLS.c.id)))
-
-
-def forget(conn: Connection, room_ids: Sequence[str]) -> None:
-    for table in (PROMPTS, CONTROLS, MEMBERS):
-        conn.execute(delete(table).where(table.c.room_id.in_(list(room_ids))))
-    conn.execute(delete(ROOMS).where(ROOMS.c.id.in_(list(room_ids))))
 
 
 def fields_of(row: Any) -> list[dict[str, Any]]:

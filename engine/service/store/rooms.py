@@ -150,10 +150,3 @@ class Rooms:
     def take_controls(self, room_id: str) -> list[ControlRow]:
         rows = self.store._write(lambda c: _rooms.take_controls(c, room_id), "take the trainer's controls")
         return [ControlRow.from_row(r) for r in rows]
-
-    def controls(self, room_id: str) -> list[ControlRow]:
-        rows = self.store._read(lambda c: _rooms.controls(c, room_id), "read the trainer's controls")
-        return [ControlRow.from_row(r) for r in rows]
-
-    def forget(self, *room_ids: str) -> None:
-        self.store._write(lambda c: _rooms.forget(c, room_ids), "delete drill rooms")
