@@ -79,7 +79,9 @@ def test_each_prompt_goes_to_its_role_and_every_action_is_journaled_with_who(sto
         wait_for(lambda: any(r.get("action") == "pause" for r in _records(store, run_id)), 30, "the pause")
         room.control(running, _p(store, "tess"), "resume")
         room.control(running, _p(store, "tess"), "inject", "1")
-        wait_for(lambda: any(r["event"] == "inject.fired" for r in _records(store, run_id)), 30, "the inject")
+        room.control(running, _p(store, "tess"), "inject", "A customer is on the phone")
+        wait_for(lambda: len([r for r in _records(store, run_id) if r["event"] == "inject.fired"]) == 2, 30,
+                 "both injects")
         room.answer(running, cause.id, _p(store, "rita"), {"cause": "consumers"})
         restart = _prompt(store, opened.id, "restart")
         room.answer(running, restart.id, _p(store, "ivan"), {"approved": "yes"})
@@ -95,6 +97,9 @@ def test_each_prompt_goes_to_its_role_and_every_action_is_journaled_with_who(sto
     assert by[("approval", "restart")] == ("ivan", "incident_commander")
     assert by[("hint.shown", "cause")][0] == "rita"
     assert by[("clock.control", "pause")][0] == by[("clock.control", "inject 1")][0] == "tess"
+    injected = [(r["message"], r["manual"]) for r in records if r["event"] == "inject.fired"]
+    assert injected == [("Payments team asks whether orders are being lost.", True),
+                        ("A customer is on the phone", True)]
     assert records[0]["participants"] == [{"name": "rita", "role": "responder"},
                                           {"name": "ivan", "role": "incident_commander"}]
     assert room.get(opened.id).status == "ended" and not Rooms(store).prompts(opened.id)
