@@ -8,6 +8,7 @@ that allows no inline script or style: what the pages need comes from /static/.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 import time
@@ -40,6 +41,7 @@ HERE = Path(__file__).parent
 STATIC = {"console.css": "text/css", "console.js": "text/javascript", "room.js": "text/javascript",
           "favicon.svg": "image/svg+xml"}
 RUNS_POLL = 1.0  # seconds between looks at the runs' counts when nothing wakes the runs stream
+RUNS_GAP = 0.25  # seconds at least between two looks (a busy service writes journals all the time)
 ANY_RUN = "*"  # Store.journal_ticket's key for a change to any run
 MAX_FORM = 16 * 1024  # bytes: a sign-in or an answer, never more
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -304,6 +306,8 @@ class Console:
             seen = counts
             if not await self.store.wait_for_journal(ANY_RUN, ticket, RUNS_POLL):
                 yield ": waiting\n\n"
+            else:  # any run's journal wakes it: with many runs going, count at most RUNS_GAP apart
+                await asyncio.sleep(RUNS_GAP)
 
     async def report(self, request: Request, visitor: Visitor) -> Response:
         if (why := await self._drill_kept(request, visitor.session)) is not None:
