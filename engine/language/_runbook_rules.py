@@ -32,11 +32,8 @@ def _duplicate_ids(c: RunbookCheck) -> Iterator[Finding]:
             seen.add(helper.id)
 
 
-def _step_refs(c: RunbookCheck) -> Iterator[tuple[Field, str]]:
-    for f in c.parsed:
-        for ref in f.analysis.refs:
-            if ref[0] == "steps" and len(ref) > 1:
-                yield f, ref[1]
+def _step_refs(c: RunbookCheck) -> list[tuple[Field, str]]:
+    return c.refs("steps")
 
 
 @rule("RB102", "undefined-step", ERROR,
@@ -122,7 +119,9 @@ def _template_syntax(c: RunbookCheck) -> Iterator[Finding]:
 @rule("RB106", "unknown-name", ERROR,
       "An undefined name is an error at run time, never an empty string.")
 def _unknown_names(c: RunbookCheck) -> Iterator[Finding]:
-    for f in c.parsed:
+    for f in c.analysed:
+        if not f.analysis.names:
+            continue
         allowed = f.allowed_names()
         for name in sorted(f.analysis.names - allowed):
             if name == "item" and f.step is not None:
@@ -200,11 +199,8 @@ def _no_recovery(c: RunbookCheck) -> Iterator[Finding]:
                       "(add expect or until)", key=True)
 
 
-def _input_refs(c: RunbookCheck) -> Iterator[tuple[Field, str]]:
-    for f in c.parsed:
-        for ref in f.analysis.refs:
-            if ref[0] == "inputs" and len(ref) > 1:
-                yield f, ref[1]
+def _input_refs(c: RunbookCheck) -> list[tuple[Field, str]]:
+    return c.refs("inputs")
 
 
 @rule("RB113", "secret-in-message", ERROR,
@@ -257,12 +253,10 @@ def _assigned_vars(rb: Runbook) -> set[str]:
       "`vars.X` must be given an initial value in vars: or be assigned by a set step.")
 def _undefined_vars(c: RunbookCheck) -> Iterator[Finding]:
     assigned = _assigned_vars(c.runbook)
-    for f in c.parsed:
-        for ref in f.analysis.refs:
-            if ref[0] == "vars" and len(ref) > 1 and ref[1] not in assigned:
-                yield Finding(f.path, f"vars.{ref[1]} is never assigned"
-                                      f"{did_you_mean(ref[1], assigned)}",
-                              at=f.spot(f"vars.{ref[1]}"))
+    for f, name in c.refs("vars"):
+        if name not in assigned:
+            yield Finding(f.path, f"vars.{name} is never assigned{did_you_mean(name, assigned)}",
+                          at=f.spot(f"vars.{name}"))
 
 
 @rule("RB117", "undeclared-role", ERROR,
@@ -289,7 +283,7 @@ def _undeclared_roles(c: RunbookCheck) -> Iterator[Finding]:
       "An unknown filter or test fails the template when it is rendered.")
 def _unknown_filters(c: RunbookCheck) -> Iterator[Finding]:
     filters, tests = templating.known_filters(), templating.known_tests()
-    for f in c.parsed:
+    for f in c.analysed:
         for name in sorted(f.analysis.filters - filters):
             yield Finding(f.path, f"unknown filter '{name}'{did_you_mean(name, filters)}",
                           at=f.spot(name, prefix=r"\|\s*"))
@@ -301,7 +295,7 @@ def _unknown_filters(c: RunbookCheck) -> Iterator[Finding]:
 @rule("RB120", "private-attribute", ERROR,
       "Templates cannot reach Python internals (`__class__`, `_private`): the sandbox refuses them at run time.")
 def _private_attributes(c: RunbookCheck) -> Iterator[Finding]:
-    for f in c.parsed:
+    for f in c.analysed:
         for name in sorted(f.analysis.private):
             yield Finding(f.path, f"'{name}' is a private attribute: the template sandbox refuses it",
                           at=f.spot(name))

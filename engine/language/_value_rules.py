@@ -177,7 +177,7 @@ _QUERY = re.compile(r"json_query\(\s*(?P<q>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\
 def _json_queries(c: RunbookCheck) -> Iterator[Finding]:
     from engine.templates.parsing import query_error
 
-    for f in c.parsed:
+    for f in c.analysed:
         if "json_query" not in f.analysis.filters:
             continue
         for match in _QUERY.finditer(f.text):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import cache
 from typing import Any
 
 from engine.templates import templating
@@ -102,14 +103,22 @@ class Field:
                     prefix=prefix)
 
     def allowed_names(self) -> frozenset[str]:
-        names = STAGE_NAMES[self.stage]
         step = self.step
-        if step is not None and (step.in_loop or (step.for_each is not None and step.kind != "block"
-                                                  and "for_each" not in self.path)):
-            names = names | LOOP_NAMES
-        if self.stage == "after" and step is not None:
-            names = names | KIND_RESULTS.get(step.kind, frozenset())  # a promql step's `value`...
-        return names | templating.known_globals()
+        loop = step is not None and (step.in_loop or (step.for_each is not None and step.kind != "block"
+                                                      and "for_each" not in self.path))
+        kind = step.kind if self.stage == "after" and step is not None else None
+        return _allowed_names(self.stage, loop, kind)
+
+
+@cache
+def _allowed_names(stage: str, loop: bool, kind: str | None) -> frozenset[str]:
+    """The names a field may use, by what decides them (a handful of sets in all)."""
+    names = STAGE_NAMES[stage]
+    if loop:
+        names = names | LOOP_NAMES
+    if kind is not None:
+        names = names | KIND_RESULTS.get(kind, frozenset())  # a promql step's `value`...
+    return names | templating.known_globals()
 
 
 def _strings(value: Any, path: DataPath) -> Iterator[tuple[DataPath, str]]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from engine.templates.templating import PLAIN
+
 from .channels import KnownChannels
 from .fields import DataPath, Field, runbook_fields, step_fields
 from .loader import Document
@@ -20,6 +22,7 @@ class RunbookCheck:
                  channels: KnownChannels | None = None) -> None:
         self.doc, self.runbook, self.inventory_groups = doc, runbook, inventory_groups
         self.channels = channels
+        self._refs: dict[str, list[tuple[Field, str]]] | None = None  # root -> references, made once
 
     @cached_property
     def fields(self) -> list[Field]:
@@ -55,6 +58,23 @@ class RunbookCheck:
     def parsed(self) -> list[Field]:
         """Fields that parse (syntax errors are reported by their own rule)."""
         return [f for f in self.fields if f.analysis.error is None]
+
+    @cached_property
+    def analysed(self) -> list[Field]:
+        """Fields that parse and use anything (names, filters, tests): most fields are
+        plain text, and rules about what a template uses need not visit them."""
+        return [f for f in self.parsed if f.analysis is not PLAIN]
+
+    def refs(self, root: str) -> list[tuple[Field, str]]:
+        """(field, name) of every `root.name...` reference (`steps.check`, `inputs.host`)."""
+        index = self._refs
+        if index is None:
+            index = self._refs = {}
+            for f in self.analysed:
+                for ref in f.analysis.refs:
+                    if len(ref) > 1:
+                        index.setdefault(ref[0], []).append((f, ref[1]))
+        return index.get(root, [])
 
 
 def _data_at(data: Any, path: DataPath) -> Any:
