@@ -58,8 +58,24 @@ def connect(url: str, *, pool_size: int = 8) -> Engine:
         raise UsageError(f"--database: not a database URL: {shown_url(url)}") from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite(parsed.database or "", pool_size)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
-                         connect_args={"connect_timeout": 5, "application_name": "runbook"})
+    return _postgres(url, pool_size)
+
+
+def _postgres(url: str, pool_size: int) -> Engine:
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
+                           connect_args={"connect_timeout": 5, "application_name": "runbook"})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.autocommit = True  # we say BEGIN ourselves (see _on_begin); COMMIT is psycopg's
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # One round trip for BEGIN and a SET LOCAL with it (psycopg sends a query without
+        # parameters as one simple query); left to psycopg, each was a round trip of its own.
+        conn.exec_driver_sql(conn.get_execution_options().get("postgres_begin", "BEGIN"))
+
+    return engine
 
 
 def _sqlite(path: str, pool_size: int) -> Engine:
@@ -115,7 +131,7 @@ def writing(engine: Engine, *, immediate: bool = False, durable: bool = True) ->
             driver.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             if immediate:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        elif not durable:
+            conn = conn.execution_options(postgres_begin="BEGIN; SET LOCAL synchronous_commit TO off")
         with conn.begin():
-            if postgres and not durable:
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO off")
             yield conn
