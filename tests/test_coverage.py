@@ -442,6 +442,33 @@ def test_what_each_journal_exercised_is_cached_until_the_journal_changes(
     assert edited.outdated == {"branches": MIN_JOURNALS} and edited.runbooks[0].tally("test").runs == 0
 
 
+
+def test_a_journal_of_a_runbook_not_asked_about_is_read_once_until_it_is_asked_about(
+        runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.reporting.coverage as coverage_module
+    from engine.reporting._exercise_cache import MIN_JOURNALS
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RUNBOOK_NO_CACHE", raising=False)
+    for n in range(MIN_JOURNALS):
+        shutil.copytree(runs / "tls", tmp_path / "runs" / f"r{n:02d}")
+    other = tmp_path / "runs" / "r00" / "journal.jsonl"
+    other.write_text(other.read_text().replace('"runbook": "branches"', '"runbook": "elsewhere"', 1))
+    book = load_runbook(RUNBOOK)
+    assert collect([book], [tmp_path / "runs"]).unmatched == {"elsewhere": 1}
+    read: list[str] = []
+    real = coverage_module.read_exercise
+    monkeypatch.setattr(coverage_module, "read_exercise", lambda path, *a: read.append(str(path)) or real(path, *a))
+    assert collect([book], [tmp_path / "runs"]).unmatched == {"elsewhere": 1}
+    assert read == []  # known as a run of another runbook: not opened again
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(FIXTURES, copy)
+    (copy / "branches.yaml").write_text((copy / "branches.yaml").read_text().replace("id: branches", "id: elsewhere"))
+    asked = collect(load_sources([copy]).runbooks, [tmp_path / "runs"])
+    assert read == [str(other)]  # now asked about: read whole
+    assert asked.outdated == {"elsewhere": 1}  # (it ran the text of branches.yaml, not this one)
+
+
 def _without_seconds(text: str) -> dict[str, Any]:
     data = json.loads(text)
     data.pop("seconds")

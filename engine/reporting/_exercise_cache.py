@@ -5,7 +5,8 @@ coverage costs (JSON, line by line). Each journal's Exercise is kept in
 `$RUNBOOK_HOME/cache/exercises.json` under the journal's path with its identity as
 `stat` gives it (inode, size, modification and change times, in nanoseconds, as git's
 index keeps a file's): a journal still being written, rewritten or replaced has another
-and is read again. The file is salted like the validation cache (the engine's code, its
+and is read again. A journal of a runbook not asked about is kept as that runbook's id
+alone, until coverage is asked about that runbook. The file is salted like the validation cache (the engine's code, its
 version), so a changed reader never trusts an older one's results. It is loaded once,
 saved once (whole, through a temporary file), and `RUNBOOK_NO_CACHE=1` turns it off.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +59,16 @@ class ExerciseCache:
             return None
         return cls(cache.default_directory() / CACHE_FILE, cache.salt(["coverage exercises"]))
 
-    def lookup(self, path: str, ident: list[int] | None) -> tuple[bool, Exercise | None]:
-        """(found, the Exercise: None for a journal that is not a run)."""
+    def lookup(self, path: str, ident: list[int] | None, wanted: Container[str]) -> tuple[bool, Exercise | None]:
+        """(found, the Exercise: None for a journal that is not a run). A journal kept
+        only as a run of some other runbook (read to its run.started) is found while that
+        runbook is still not `wanted`."""
         entry = self.entries.get(path)
         if ident is None or not isinstance(entry, list) or len(entry) != 2 or entry[0] != ident:
             return False, None
         try:
+            if isinstance(entry[1], str):  # the runbook of a journal read only to its start
+                return (False, None) if entry[1] in wanted else (True, Exercise(path, entry[1]))
             return True, None if entry[1] is None else decode(path, entry[1])
         except (TypeError, ValueError, KeyError, IndexError):
             return False, None  # an entry of another shape: read the journal again
@@ -82,6 +88,14 @@ class ExerciseCache:
             os.replace(temp, self.path)
         except OSError:
             pass  # a cache that cannot be written only costs time
+
+
+def entry(run: Exercise | None, wanted: Container[str]) -> list[Any] | str | None:
+    """What to keep of a journal read as `wanted` says: its Exercise, None for one that is
+    not a run, or only the runbook's id when it ran another runbook (read to its start)."""
+    if run is None:
+        return None
+    return encode(run) if run.runbook in wanted else run.runbook
 
 
 def encode(run: Exercise) -> list[Any]:

@@ -26,7 +26,7 @@ from engine.language.model import Runbook, Step, SwitchSpec
 from engine.language.scenario import Scenario
 from engine.run.digest import runbook_digest
 
-from ._exercise_cache import ExerciseCache, encode, identity
+from ._exercise_cache import ExerciseCache, entry, identity
 from .alert_rules import AlertRule
 from .exercise import Exercise, read_exercise
 from .journals import journal_paths
@@ -302,7 +302,7 @@ def _count_all(paths: list[str], digests: dict[str, str | None]) -> list[_Counte
         return _read_shares(paths, digests, keep=False)
     known, unread = _Counted(), []
     for path in paths:
-        found, run = store.lookup(path, identity(path))
+        found, run = store.lookup(path, identity(path), digests)
         if found:
             known.count(path, run, digests)
         else:
@@ -339,8 +339,8 @@ def _count_chunk(args: tuple[list[str], dict[str, str | None], bool]) -> _Counte
         ident = identity(path) if keep else None  # before reading: a journal written meanwhile is read again
         run = _read(path, digests)
         part.count(path, run, digests)
-        if ident is not None and (run is None or run.runbook in digests):  # read whole, not only its start
-            part.fresh[path] = [ident, None if run is None else encode(run)]
+        if ident is not None:
+            part.fresh[path] = [ident, entry(run, digests)]
     return part
 
 
