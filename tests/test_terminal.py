@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -63,6 +64,19 @@ def test_a_prompt_nobody_interrupted_ends_its_line_before_the_next_output(
     term.write("answered\n")
     assert out.getvalue() == "   Press Enter: \nanswered\n"
 
+
+def test_a_keyboard_on_a_descriptor_past_1023_is_read(keyboard: tuple[io.TextIOWrapper, int]) -> None:
+    """select() refuses descriptors past FD_SETSIZE; a process with many files open still reads."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))  # a soft limit of 1024 is common
+    try:
+        high = os.dup2(keyboard[0].fileno(), 1500)
+        with os.fdopen(high, "r", encoding="utf-8") as stdin:
+            term = Terminal(io.StringIO(), stdin=stdin)
+            os.write(keyboard[1], b"yes\n")
+            assert term.ask("   Sure? ") == "yes"
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 def test_on_a_terminal_the_prompt_line_is_cleared_and_the_question_drawn_again(
         keyboard: tuple[io.TextIOWrapper, int]) -> None:

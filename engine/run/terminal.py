@@ -99,8 +99,12 @@ class Terminal:
             if not line:
                 raise EOFError from None
             return line.rstrip("\r\n")
+        # poll, not select: select() refuses a descriptor past 1023, which a long-lived
+        # process (the service, a test run) can hand a terminal.
+        waiting = select.poll()
+        waiting.register(fd, select.POLLIN)
         while b"\n" not in self._pending:
-            if not select.select([fd], [], [], READ_SLICE)[0]:
+            if not waiting.poll(READ_SLICE * 1000):
                 continue
             chunk = os.read(fd, 4096)
             if not chunk:
