@@ -135,12 +135,17 @@ class RoomPrompter:
         with own_records():
             prompt_id = self.rooms.ask(self.room_id, step, kind, text, fields, role)
         start = self.clock.monotonic()
-        while not (self.controls.ended.wait(POLL) or self.stopped()):
+        while not (self.controls.ended.wait(POLL) or self.stopped() or self._cancelled()):
             with own_records():
                 found = self.rooms.prompt(prompt_id)
             if found is not None and found.status == "answered":
                 return found, max(self.clock.monotonic() - start, 0.0)
         raise KeyboardInterrupt  # how a prompt is cut short: the runner was told why
+
+    def _cancelled(self) -> bool:
+        """The runner was told to stop from elsewhere (an abort from the console)."""
+        runner = self.controls.runner
+        return runner is not None and runner.cancel.is_set()
 
     def _role(self, prompt: PromptRow) -> str | None:
         with own_records():

@@ -192,3 +192,22 @@ def test_a_drill_is_never_carried_out_live(store: Store, tmp_path: Path) -> None
 
 def _never() -> Any:
     raise AssertionError("no such run")
+
+
+def test_an_abort_from_the_console_stops_a_drill_waiting_for_a_person(store: Store, tmp_path: Path) -> None:
+    """The console's abort reaches a running drill as it reaches any run (its worker stops
+    the runner); a drill waiting at a prompt stopped waiting for it (found reading the
+    console's abort beside the room: the drill's prompt loop looked only at the trainer's end)."""
+    room, opened, _ = _room(store, tmp_path)
+    run_id = room.start(opened, _p(store, "tess"))
+    worker = _worker(store, tmp_path)
+    try:
+        _prompt(store, opened.id, "acknowledge")
+        assert store.abort(run_id, "tess", "enough for today", {"via": "test"}) == "stopping"
+        wait_for(lambda: (store.run(run_id) or _never()).status == "finished", 60, "the drill to stop")
+    finally:
+        worker.stop()
+    run = store.run(run_id)
+    assert run is not None and run.outcome != "resolved", run
+    assert _records(store, run_id)[-1]["event"] == "run.finished"
+    assert room.get(opened.id).status == "ended" and not Rooms(store).prompts(opened.id)
