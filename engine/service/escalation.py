@@ -9,10 +9,12 @@ opened) fires as the runner would fire it: `escalation.fired` and `notify.sent` 
 run's journal, the message through the run's channels. Exactly once, however many
 workers look: the first record is appended only while the run still waits and its
 journal still ends where this worker read it (Store.append_waiting), and the message is
-sent only after that. The run, once answered, reads the rule as fired in its journal.
+sent only after that. The run, once answered, reads the rule as fired in its journal. A
+rule with `handoff: true` ends the run there, `escalated` (its questions cancelled), in the
+same compare-and-set as its last records.
 
-Not here: rules with `when:` (they need the run's state as a step changes it) or with
-`handoff: true` (ending the run is its worker's); they are the runner's once it goes on.
+Not here: rules with `when:` (they need the run's state as a step changes it); they are
+the runner's once the run goes on.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from engine.errors import EngineError
 from engine.language.duration import format_duration
 from engine.language.model import EscalationRule, Runbook
-from engine.run.events import EscalationFired, Event, EventBus, NotifySent, Stamp
+from engine.run.events import EscalationFired, Event, EventBus, NotifySent, RunFinished, Stamp
 from engine.run.journal_writer import encode
 from engine.run.masking import Masker
 
@@ -136,13 +138,20 @@ class ParkedEscalations:
         ago = max(clock.now() - recovered.started_at, recovered.last_elapsed)
         bus = EventBus(clock, [lines], masker, start_seq=recovered.last_seq, elapsed_offset=ago)
         rule = due.rule
-        bus.emit(EscalationFired(rule.number, due.reason, rule.notify, False, due.step))
+        bus.emit(EscalationFired(rule.number, due.reason, rule.notify, rule.handoff, due.step))
         bus.barrier()  # Moved unless this worker is the one to fire it
         message = _message(runbook, run, recovered, due, masker)
         delivery = _notifier().send(rule.notify, message, meta={"runbook": runbook.id, "run_id": run.id,
                                                                 "channel_name": rule.notify, "action": "trigger"})
         bus.emit(NotifySent(rule.notify, message, delivery.ok, delivery.error, due.step, "escalation",
                             delivery.attempts, delivery.note))
+        if rule.handoff:  # the run ends here, escalated, as its runner would end it
+            why = f"handed off to {rule.notify}: {due.reason}"
+            bus.emit(RunFinished("escalated", bus.elapsed(), why, due.step))
+            if not self.store.end_waiting(run.id, lines.after, lines.lines, "escalated", why):
+                log.warning("run %s: escalation %d sent; the run went on before it could be handed off",
+                            run.id, rule.number)
+            return
         try:
             bus.barrier()
         except Moved:  # answered meanwhile: the message went, its record could not follow
@@ -157,7 +166,7 @@ def _timed(runbook: Runbook) -> bool:
 
 
 def _applies(rule: EscalationRule) -> bool:
-    return rule.after is not None and rule.when is None and not rule.handoff
+    return rule.after is not None and rule.when is None
 
 
 def _due(runbook: Runbook, opened: float, asked: list[QuestionRow], now: float,

@@ -81,3 +81,35 @@ def test_a_parked_run_escalates_once_with_two_workers_looking(
     seqs = [json.loads(line)["seq"] for line in store.records(run_id)]
     assert seqs == list(range(1, len(seqs) + 1))  # one journal, no gap, no seq written twice
     assert (tmp_path / "restart.count").read_text() == "ran\n"
+
+
+def test_a_hand_off_rule_ends_the_parked_run_escalated(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`handoff: true`: the run nobody answered ends there, escalated, its question
+    cancelled, as its runner would end it; once, with two workers looking."""
+    pager = tmp_path / "pager.log"
+    channels = tmp_path / "channels.yaml"
+    channels.write_text(f"kind: channels\nchannels:\n  pager: {{type: file, path: {pager}}}\n", encoding="utf-8")
+    monkeypatch.setenv("RUNBOOK_CHANNELS", str(channels))
+    (tmp_path / "paged.yaml").write_text(RUNBOOK.replace("notify: pager, message:", "notify: pager, handoff: true, "
+                                                         "message:"), encoding="utf-8")
+    store.set_people([ALICE])
+    run_id = store.enqueue(NewRun("paged", str(tmp_path / "paged.yaml"), {"dir": str(tmp_path)})).id
+    workers = [Worker(store, WorkerOptions(slots=1, lease=5.0, poll=0.1, escalate_every=0.2,
+                                           scratch=tmp_path / f"scratch-{i}")).start() for i in range(2)]
+    try:
+        wait_for(lambda: (r := store.run(run_id)) is not None and r.status == "finished", 60, "the hand-off")
+        time.sleep(1.0)
+    finally:
+        for worker in workers:
+            worker.stop()
+    run = store.run(run_id)
+    assert run is not None and run.outcome == "escalated", run
+    assert run.reason == "handed off to pager: step restart has waited 2s without an answer"
+    assert len(_pages(pager)) == 1 and not (tmp_path / "restart.count").exists()
+    assert store.questions(run_id=run_id) == [] and [q.status for q in store.questions(run_id=run_id, status=None)] \
+        == ["cancelled"]
+    events = [json.loads(line) for line in store.records(run_id)]
+    assert [e["event"] for e in events][-3:] == ["escalation.fired", "notify.sent", "run.finished"]
+    assert (events[-1]["outcome"], events[-1]["failed_step"]) == ("escalated", "restart")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

@@ -16,8 +16,9 @@ from engine.run.journal import JOURNAL
 
 from . import tables
 from ._leases import fence
+from ._runs import blank_secrets, get
 from ._wakeup import CHANNEL
-from .database import is_postgres
+from .database import is_postgres, now
 from .failures import LeaseLost
 from .records import LogChunk
 
@@ -91,6 +92,22 @@ def append_waiting(conn: Connection, run_id: str, after: int, lines: Sequence[tu
         return False
     conn.execute(INSERT_EVENTS, [{"run_id": run_id, "seq": seq, "event": name, "record": line}
                                  for seq, name, line in lines])
+    return True
+
+
+def end_waiting(conn: Connection, run_id: str, after: int, lines: Sequence[tuple[int, str, str]], outcome: str,
+                reason: str) -> bool:
+    """A waiting run ended where it waits (an escalation handed it off): its last records,
+    its questions cancelled, its secrets blanked; False as append_waiting would be."""
+    if not append_waiting(conn, run_id, after, lines):
+        return False
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
+        status="finished", outcome=outcome, reason=reason or None, finished_at=now(conn)))
+    conn.execute(update(tables.questions).where(tables.questions.c.run_id == run_id,
+                                                tables.questions.c.status == "open").values(status="cancelled"))
+    run = get(conn, run_id)
+    assert run is not None
+    blank_secrets(conn, run)
     return True
 
 

@@ -218,6 +218,17 @@ class Store(ConsoleDoor):
                 return False
             raise
 
+    def end_waiting(self, run_id: str, after: int, lines: Sequence[tuple[int, str, str]], outcome: str,
+                    reason: str) -> bool:
+        """End a run waiting for a person with these last records (see append_waiting)."""
+        try:
+            return self._write(lambda c: _journal.end_waiting(c, run_id, after, lines, outcome, reason),
+                               "end the run")
+        except StoreError as exc:
+            if isinstance(exc.__context__, IntegrityError):
+                return False
+            raise
+
     def sync(self, run_id: str, worker: str) -> None:
         """A durable commit: every record appended before it survives a database crash."""
         self._write(lambda c: _leases.fence(c, run_id, worker), "sync the journal")
