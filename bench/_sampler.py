@@ -3,8 +3,10 @@ over an event loop and a thread pool (cProfile sees one thread; py-spy is not in
 
 Every INTERVAL seconds a daemon thread reads `sys._current_frames()` and counts, for each
 thread that is not waiting, the function on top (self) and every function on its stack
-(inclusive). Threads parked in a lock, a select or a queue are left out, so the figures
-are where the CPU (and the GIL) went, not where threads slept.
+(inclusive). A thread whose innermost Python function is a known wait (a Condition's
+wait, select, a queue's get, a socket's recv ...) is left out. One blocked in C code
+called from another function (a lock taken with `with`, a commit's fsync, a database
+round trip) counts as busy in that function: read a large self share there as waiting.
 
     sampler = Sampler.start()
     ...
