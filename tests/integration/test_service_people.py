@@ -95,6 +95,12 @@ def test_a_question_parks_the_run_and_the_answer_of_a_proven_person_continues_it
     trail = [(a["who"], json.loads(a["detail"])["via"])
              for a in store.audit_trail(run_id) if a["what"] == "question.answered"]
     assert trail == [("bob", "cli"), ("alice", "api")]
+    from engine.reporting.report import build_report
+
+    report = build_report(store.export(run_id, tmp_path / "exported"))
+    # parked twice, resumed twice: still one bar a step, the waits the people's, none "stopped"
+    assert [b.step for b in report.timeline.bars] == ["triage", "restart"]
+    assert all(s.kind == "people" for b in report.timeline.bars for s in b.segments)
 
 
 SERVE = """\
