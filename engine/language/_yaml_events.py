@@ -143,24 +143,39 @@ def _value(event: Any, walk: _Walk, depth: int) -> Any:
     return value
 
 
-def _sequence(walk: _Walk, depth: int) -> list[Any]:
+# Most scalars are plain strings with no anchor or tag: the two loops below take those
+# in line (a call per scalar is a good part of the Python side of loading).
+
+
+def _sequence(walk: _Walk, depth: int, _special: frozenset[str | None] = _SPECIAL_FIRST) -> list[Any]:
     get = walk.get
     items: list[Any] = []
     append = items.append
     while (item := get()).__class__ is not SequenceEndEvent:
-        append(_value(item, walk, depth))
+        if item.__class__ is ScalarEvent and item.anchor is None and item.tag is None and (
+                not item.implicit[0] or ((text := item.value) and text[0] not in _special)):
+            append(item.value)
+        else:
+            append(_value(item, walk, depth))
     walk.end = _end(item)
     return items
 
 
-def _mapping(walk: _Walk, depth: int) -> dict[Any, Any]:
+def _mapping(walk: _Walk, depth: int, _special: frozenset[str | None] = _SPECIAL_FIRST) -> dict[Any, Any]:
     get = walk.get
     result: dict[Any, Any] = {}
     while (knode := get()).__class__ is ScalarEvent and knode.anchor is None:
-        key = _scalar(knode)
+        key = knode.value
+        if knode.tag is not None or (knode.implicit[0] and (not key or key[0] in _special)):
+            key = _scalar(knode)
         if key in result:
             raise _Unusual  # a duplicate: reported with its position
-        result[key] = _value(get(), walk, depth)
+        item = get()
+        if item.__class__ is ScalarEvent and item.anchor is None and item.tag is None and (
+                not item.implicit[0] or ((text := item.value) and text[0] not in _special)):
+            result[key] = item.value
+        else:
+            result[key] = _value(item, walk, depth)
     if knode.__class__ is not MappingEndEvent:
         raise _Unusual  # a key that is a mapping, a list, an alias or an anchor
     walk.end = _end(knode)
