@@ -241,3 +241,23 @@ def test_schema_pattern_fails_fast_on_adversarial_strings(pattern: str) -> None:
             for second in PIECES:
                 text = (first + second) * repeat + "!"
                 assert _fastest_search(regex, text) < 0.05, f"{pattern!r} is slow on {text!r}"
+
+
+def test_a_valid_runbook_is_checked_without_wording_a_single_issue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean file costs no message: a step's kind (one of a dozen one-key branches) and
+    `if: {required: [block]}` are decided by key tests, not by wording an issue for every
+    branch that does not apply and dropping it (counted, not timed)."""
+    from engine.language import _schema_checks, _schema_keywords
+
+    worded: list[object] = []
+
+    class Counted(_schema_checks.Issue):
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            worded.append(args)
+            return super().__new__(cls, *args, **kwargs)
+
+    monkeypatch.setattr(_schema_keywords, "Issue", Counted)
+    monkeypatch.setattr(_schema_checks, "Issue", Counted)
+    text = (ROOT / "runbooks" / "stale-lock.yaml").read_text(encoding="utf-8")
+    assert schema.validate(load_text(text)) == []
+    assert worded == []
