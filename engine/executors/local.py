@@ -290,6 +290,20 @@ def stop_group(pgid: int, reap: Callable[[], object] | None = None) -> None:
             return
         time.sleep(0.02)
     _signal_group(pgid, signal.SIGKILL)
+    _wait_gone(pgid, reap)
+
+
+def _wait_gone(pgid: int, reap: Callable[[], object] | None) -> None:
+    """SIGKILL is delivered asynchronously: on a busy machine a killed process can still be
+    running for a moment. The step ends when nothing of it runs, so wait for that (bounded:
+    a process stuck in an uninterruptible wait cannot be helped)."""
+    end = time.monotonic() + KILL_GRACE
+    while time.monotonic() < end:
+        if reap is not None:
+            reap()
+        if not group_alive(pgid):
+            return
+        time.sleep(0.01)
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

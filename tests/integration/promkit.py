@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,8 @@ class Prometheus:
 
     def _series(self, query: str) -> list[object]:
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v1/query?query={query}", timeout=5) as resp:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': query})}",
+                                        timeout=5) as resp:
                 return list(json.load(resp)["data"]["result"])
         except OSError:
             return []

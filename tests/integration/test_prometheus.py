@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 def prom() -> Iterator[Prometheus]:
     p = Prometheus.create().start()
     try:
-        p.wait_for('up{job="api"}')
+        p.wait_for("count(up) == 2")  # both targets scraped: the tests count them
         yield p
     finally:
         p.destroy()
