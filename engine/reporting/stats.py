@@ -244,21 +244,34 @@ class Stats:
 def collect(paths: Iterable[str | os.PathLike[str]]) -> Stats:
     """Statistics over every journal under `paths`."""
     t0 = time.perf_counter()
-    groups: dict[tuple[str, str | None], Group] = {}
+    points: list[RunPoint] = []
     count, skipped = 0, []
     for path in journal_files(paths):
         count += 1
-        try:
-            point = read_point(path)
-        except (OSError, JournalError):  # unreadable, or a FIFO or device named journal.jsonl
-            point = None
+        point = safe_point(path)
         if point is None:
             skipped.append(str(path))
-            continue
+        else:
+            points.append(point)
+    return grouped(points, count, skipped, time.perf_counter() - t0)
+
+
+def safe_point(path: str | os.PathLike[str]) -> RunPoint | None:
+    """read_point, with an unreadable journal (or a FIFO or device named journal.jsonl) None."""
+    try:
+        return read_point(path)
+    except (OSError, JournalError):
+        return None
+
+
+def grouped(points: Iterable[RunPoint], journals: int, skipped: list[str], seconds: float) -> Stats:
+    """Statistics of runs already read: grouped by runbook and scenario."""
+    groups: dict[tuple[str, str | None], Group] = {}
+    for point in points:
         key = (point.runbook, point.scenario)
         groups.setdefault(key, Group(*key)).runs.append(point)
     ordered = sorted(groups.values(), key=lambda g: (g.runbook, g.scenario or ""))
-    return Stats(ordered, count, skipped, time.perf_counter() - t0)
+    return Stats(ordered, journals, skipped, seconds)
 
 
 # -- rendering: text and JSON (HTML is in html.py) -------------------------------------------------

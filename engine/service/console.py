@@ -99,6 +99,7 @@ class Console:
     def __init__(self, store: Store, settings: ConsoleSettings, catalog: history.Catalog | None = None) -> None:
         self.store, self.gate, self.env = store, Gate(store, settings), _environment()
         self.settings, self.catalog = settings, catalog or history.Catalog((), {})
+        self.stats_cache = history.StatsCache()
 
     def routes(self) -> list[Route]:
         return [
@@ -327,7 +328,7 @@ class Console:
 
     async def stats(self, request: Request, visitor: Visitor) -> Response:
         """`runbook stats` over the newest finished runs of the store."""
-        stats, total = await run_in_threadpool(history.stats_of, self.store)
+        stats, total = await run_in_threadpool(self.stats_cache.stats_of, self.store)
         return self.render("stats.html", me=visitor.session, stats=stats, total=total, metrics=METRICS,
                            trend_text=trend_text, limit=history.STATS_RUNS)
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
 from engine.language.model import Runbook
-from engine.reporting.stats import Stats, collect
+from engine.reporting.stats import RunPoint, Stats, grouped, safe_point
 
 from .store import AuditEntry, RunQuery, RunRow, Store
 
@@ -27,14 +29,36 @@ AUDITED = ("login", "login.failed", "login.throttled", "logout", "password.set",
            "run.abort", "run.resume", "token.created", "token.revoked")
 
 
-def stats_of(store: Store, limit: int = STATS_RUNS) -> tuple[Stats, int]:
-    """The statistics of the newest `limit` finished runs, and how many finished runs there
-    are: each run is exported to a run directory and read as `runbook stats` reads one."""
-    finished = store.find_runs(RunQuery(status="finished", limit=limit))[:limit]
-    total = store.counts().get("finished", 0)
-    with tempfile.TemporaryDirectory(prefix="runbook-stats-") as tmp:
-        dirs = [store.export(run.id, Path(tmp) / run.id).parent for run in finished]
-        return collect(dirs), total
+class StatsCache:
+    """What each finished run contributes to the statistics, kept between views: a run is
+    exported and read once, and again only when its journal grew (a resumed run). Without
+    it every view of the stats page exported up to 1,000 journals."""
+
+    def __init__(self) -> None:
+        self._points: dict[str, tuple[int, RunPoint | None]] = {}
+        self._lock = threading.Lock()
+
+    def stats_of(self, store: Store, limit: int = STATS_RUNS) -> tuple[Stats, int]:
+        """The statistics of the newest `limit` finished runs, and how many finished runs
+        there are: each run read as `runbook stats` reads a run directory."""
+        t0 = time.perf_counter()
+        finished = store.find_runs(RunQuery(status="finished", limit=limit))[:limit]
+        total = store.counts().get("finished", 0)
+        with self._lock:
+            points = {run.id: self._point(store, run) for run in finished}
+            self._points = {run_id: self._points[run_id] for run_id in points}  # forget older runs
+        found = [point for point in points.values() if point is not None]
+        skipped = [run_id for run_id, point in points.items() if point is None]
+        return grouped(found, len(points), skipped, time.perf_counter() - t0), total
+
+    def _point(self, store: Store, run: RunRow) -> RunPoint | None:
+        known = self._points.get(run.id)
+        if known is not None and known[0] == run.last_seq:
+            return known[1]
+        with tempfile.TemporaryDirectory(prefix="runbook-stats-") as tmp:
+            point = safe_point(store.export(run.id, Path(tmp) / run.id))
+        self._points[run.id] = (run.last_seq, point)
+        return point
 
 
 @dataclass(frozen=True)
