@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -194,4 +195,23 @@ def test_the_runs_list_follows_runs_starting_and_ending_without_a_reload(tmp_pat
         page.wait_for(f"{row}.closest('tr').innerText.includes('finished')", 60, "the run shown finished")
         assert page.evaluate("window.sameDocument") == "yes"
         assert page.problems() == [], page.problems()
+        stop(proc, home)
+
+
+def test_an_expired_session_sends_the_browser_back_to_sign_in(tmp_path: Path) -> None:
+    """A sign-in lasts `console.session`; after it, the same browser's next page asks again,
+    and signing in again returns to the page it asked for."""
+    config = write_config(tmp_path, SOURCES + "console: {session: 3s}\n")
+    home = tmp_path / "home"
+    (tmp_path / "runbooks" / "slow.yaml").write_text(SLOW, encoding="utf-8")
+    assert set_password(config, home, "alice").returncode == 0
+    with serving(config, home) as (base, proc), chromium() as browser:
+        page = browser.page()
+        _sign_in(page, base)
+        page.go(f"{base}/")
+        assert page.evaluate("location.pathname") == "/" and "alice" in page.text()
+        time.sleep(4)
+        page.go(f"{base}/")
+        page.wait_for("location.pathname === '/login'", 30, "the sign-in page after the session expired")
+        _sign_in(page, base)  # back to the page asked for
         stop(proc, home)
