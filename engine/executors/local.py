@@ -280,30 +280,25 @@ def _remaining(deadline: float | None, exited_at: float | None) -> float | None:
 def stop_group(pgid: int, reap: Callable[[], object] | None = None) -> None:
     """SIGTERM a whole process group, then SIGKILL whatever is left after a grace period
     (`reap` collects our own child meanwhile, so it does not linger as a zombie)."""
-    if not _signal_group(pgid, signal.SIGTERM):
+    if not _signal_group(pgid, signal.SIGTERM) or _gone_within(pgid, reap, 0.02):
         return
-    end = time.monotonic() + KILL_GRACE
-    while time.monotonic() < end:
-        if reap is not None:
-            reap()
-        if not group_alive(pgid):
-            return
-        time.sleep(0.02)
     _signal_group(pgid, signal.SIGKILL)
-    _wait_gone(pgid, reap)
+    # SIGKILL is delivered asynchronously: on a busy machine a killed process can still run
+    # for a moment, and the step ends when nothing of it runs (bounded: a process stuck in
+    # an uninterruptible wait cannot be helped).
+    _gone_within(pgid, reap, 0.01)
 
 
-def _wait_gone(pgid: int, reap: Callable[[], object] | None) -> None:
-    """SIGKILL is delivered asynchronously: on a busy machine a killed process can still be
-    running for a moment. The step ends when nothing of it runs, so wait for that (bounded:
-    a process stuck in an uninterruptible wait cannot be helped)."""
+def _gone_within(pgid: int, reap: Callable[[], object] | None, poll: float) -> bool:
+    """Whether nothing of the group runs any more within KILL_GRACE, looking every `poll` s."""
     end = time.monotonic() + KILL_GRACE
     while time.monotonic() < end:
         if reap is not None:
             reap()
         if not group_alive(pgid):
-            return
-        time.sleep(0.01)
+            return True
+        time.sleep(poll)
+    return False
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
