@@ -130,15 +130,20 @@ class ValidationCache:
         self.changed = True
 
     def save(self) -> None:
-        if not self.changed:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            temp.write_text(json.dumps({"salt": self.salt, "entries": self.entries}), encoding="utf-8")
-            os.replace(temp, self.path)  # whole or not at all, even with runs in parallel
-        except OSError:
-            pass
+        if self.changed:
+            write_entries(self.path, self.salt, self.entries)
+
+
+def write_entries(path: Path, salt: str, entries: dict[str, Any]) -> None:
+    """Write a cache file of `entries` under `salt`: whole or not at all, even with runs in
+    parallel; a cache that cannot be written only costs time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_suffix(f".{os.getpid()}.tmp")
+        temp.write_text(json.dumps({"salt": salt, "entries": entries}), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError:
+        pass
 
 
 def enabled(flag: bool | None = None) -> bool:

@@ -81,13 +81,7 @@ class ExerciseCache:
         entries = {**self.entries, **self.fresh}
         if len(entries) > MAX_ENTRIES:
             entries = {p: entries[p] for p in seen if p in entries}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            temp.write_text(json.dumps({"salt": self.salt, "entries": entries}), encoding="utf-8")
-            os.replace(temp, self.path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        cache.write_entries(self.path, self.salt, entries)
 
 
 def entry(run: Exercise | None, wanted: Container[str]) -> list[Any] | str | None:

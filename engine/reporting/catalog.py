@@ -181,12 +181,5 @@ class _Store:
         self.changed = True
 
     def save(self) -> None:
-        if not self.changed:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            temp.write_text(json.dumps({"salt": self.salt, "entries": self.entries}), encoding="utf-8")
-            os.replace(temp, self.path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        if self.changed:
+            cache.write_entries(self.path, self.salt, self.entries)
