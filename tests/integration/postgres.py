@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,11 +111,14 @@ class PgCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def wait_for(predicate: object, timeout: float, what: str, poll: float = 0.05) -> None:
-    """Poll `predicate()` until true; AssertionError naming `what` after `timeout` s."""
+def wait_for(predicate: object, timeout: float, what: str, poll: float = 0.05,
+             state: Callable[[], object] | None = None) -> None:
+    """Poll `predicate()` until true; AssertionError naming `what` after `timeout` s, and
+    what `state()` says then (so a timeout says where things stood, not only that they stalled)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]
             return
         time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    seen = f"; then: {state()}" if state is not None else ""
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{seen}")

@@ -128,6 +128,10 @@ def test_postgresql_with_a_full_tablespace_answers_503_and_recovers(tmp_path: Pa
     assert "the database is full" in log and "Traceback" not in log
 
 
+# `long` waits for the test to fill the disk (it creates `started`, then waits for `go`), so
+# the store fails during `long`, which may be run again, never during `after`, which may not:
+# a run stopped in `after` rightly waits for a person on its way back (an earlier version of
+# this test filled the disk after `sleep 2`, and a slow machine reached `after` first).
 RUNBOOK = """\
 kind: runbook
 version: 1
@@ -136,7 +140,7 @@ title: Writes
 remediation:
   - id: long
     idempotent: true
-    run: "sleep 2; seq 1 20000"
+    run: "touch {started}; until [ -e {go} ]; do sleep 0.05; done; seq 1 100000"
   - id: after
     run: "seq 1 20000"
 """
@@ -165,18 +169,21 @@ def test_a_run_whose_journal_cannot_be_written_goes_on_once_there_is_room(
     """The disk fills during a step: the worker stops the run (nothing torn: the journal is
     the records the store took), and once there is room hands it back to the queue; it
     goes on from its journal on the same worker (no other is there to take it over)."""
-    (tmp_path / "writes.yaml").write_text(RUNBOOK, encoding="utf-8")
+    started, go = tmp_path / "started", tmp_path / "go"
+    (tmp_path / "writes.yaml").write_text(RUNBOOK.format(started=started, go=go), encoding="utf-8")
     postgres = request.getfixturevalue("postgres") if kind == "postgresql" else None
     with _full_store(kind, postgres) as (place, database):
         store = Store.open(database, patience=3)
         run_id = store.enqueue(NewRun("writes", str(tmp_path / "writes.yaml"), {})).id
         worker = Worker(store, WorkerOptions(slots=1, lease=3.0, poll=0.2, scratch=tmp_path / "scratch")).start()
         try:
-            wait_for(lambda: (r := store.run(run_id)) is not None and r.status == "running", 60, "the run to start")
+            wait_for(started.exists, 60, "step long to start")
             filler = fill(place)
+            go.touch()
             wait_for(lambda: any(what.startswith("lost") for _, what in worker.done), 60, "the run to stop")
             filler.unlink()
-            wait_for(lambda: (r := store.run(run_id)) is not None and r.status == "finished", 90, "the run to end")
+            wait_for(lambda: (r := store.run(run_id)) is not None and r.status == "finished", 90, "the run to end",
+                     state=lambda: store.run(run_id))
         finally:
             worker.stop()
         run = store.run(run_id)
