@@ -131,7 +131,8 @@ def test_postgresql_with_a_full_tablespace_answers_503_and_recovers(tmp_path: Pa
 # `long` waits for the test to fill the disk (it creates `started`, then waits for `go`), so
 # the store fails during `long`, which may be run again, never during `after`, which may not:
 # a run stopped in `after` rightly waits for a person on its way back (an earlier version of
-# this test filled the disk after `sleep 2`, and a slow machine reached `after` first).
+# this test filled the disk after `sleep 2`, and a slow machine reached `after` first). Its
+# output, 600 kB that no compression shrinks, is more than any free space in the tables.
 RUNBOOK = """\
 kind: runbook
 version: 1
@@ -140,7 +141,7 @@ title: Writes
 remediation:
   - id: long
     idempotent: true
-    run: "touch {started}; until [ -e {go} ]; do sleep 0.05; done; seq 1 100000"
+    run: "touch {started}; until [ -e {go} ]; do sleep 0.05; done; head -c 450000 /dev/urandom | base64"
   - id: after
     run: "seq 1 20000"
 """
