@@ -17,8 +17,9 @@ from engine.executors.base import Cancel, Invocation, OutputSink, Result
 from engine.executors.notify import Notifier
 from engine.executors.prompts import Participant, ScriptedPrompter
 from engine.language.duration import format_duration
+from engine.run.bus import EventBus
 from engine.run.clock import VirtualClock
-from engine.run.events import Event, EventBus, Stamp
+from engine.run.events import Event, Stamp
 from engine.run.masking import Masker
 from engine.run.runner import Runner, RunResult
 from engine.run.services import Services

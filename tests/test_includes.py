@@ -18,8 +18,9 @@ from engine.language.builder import build_runbook
 from engine.language.includes import ENV
 from engine.language.loader import load_file
 from engine.language.validation import check_file, load_runbook
+from engine.run.bus import EventBus
 from engine.run.clock import VirtualClock
-from engine.run.events import EventBus, RunFinished, StepFinished
+from engine.run.events import RunFinished, StepFinished
 from engine.run.runner import Runner, RunResult
 from engine.run.services import Services
 from engine.testing import Recorder, ScriptedExecutor

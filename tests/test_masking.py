@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engine.run.events import EventBus, StepFinished
+from engine.run.bus import EventBus
+from engine.run.events import StepFinished
 from engine.run.masking import MASK, MaskedStream, Masker
 from engine.testing import Recorder
 

@@ -470,8 +470,8 @@ def _run_with_prompter(text: str, executor: ScriptedExecutor, prompter: Any,
     from engine.language.builder import build_runbook
     from engine.language.loader import load_text
     from engine.language.validation import load_runbook
+    from engine.run.bus import EventBus
     from engine.run.clock import VirtualClock
-    from engine.run.events import EventBus
     from engine.run.inputs import resolve
     from engine.run.runner import Runner
 
@@ -676,8 +676,8 @@ def _run_with_loader(text: str, folder: Path, executor: ScriptedExecutor) -> tup
     from engine.language.builder import build_runbook
     from engine.language.loader import load_file
     from engine.language.validation import load_runbook
+    from engine.run.bus import EventBus
     from engine.run.clock import VirtualClock
-    from engine.run.events import EventBus
     from engine.run.inputs import resolve
     from engine.run.runner import Runner
 
@@ -885,8 +885,8 @@ def test_a_duration_too_long_for_any_clock_ends_the_run_cleanly_naming_its_place
     fails at the start with the place, instead of an OverflowError in the executor."""
     from engine.language.builder import build_runbook
     from engine.language.loader import load_text
+    from engine.run.bus import EventBus
     from engine.run.clock import VirtualClock
-    from engine.run.events import EventBus
     from engine.run.runner import Runner
 
     text = runbook(f"""\

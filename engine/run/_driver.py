@@ -18,8 +18,8 @@ from engine.language.model import IncludeSpec, Runbook, Step
 from ._output import StepSink, StepStreams
 from ._shown import Shown, visible
 from .attempt import Attempt, StepStop
+from .bus import EventBus
 from .clock import Clock
-from .events import EventBus
 from .masking import Masker
 from .services import Services
 from .state import RunState, StepRecord

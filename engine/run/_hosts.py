@@ -16,7 +16,8 @@ from engine.templates import templating
 from ._driver import Driver, Where
 from ._shown import visible
 from .attempt import Attempt
-from .events import EventBus, HostFinished
+from .bus import EventBus
+from .events import HostFinished
 
 if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code
     from engine.fleet.fanout import HostResult, Progress

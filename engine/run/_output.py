@@ -12,7 +12,8 @@ from __future__ import annotations
 import codecs
 from typing import Any
 
-from .events import EventBus, StepOutput, StepProcess
+from .bus import EventBus
+from .events import StepOutput, StepProcess
 from .masking import MaskedStream, Masker
 
 TAIL = 4096  # characters of a step's output kept in its step.finished

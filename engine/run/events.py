@@ -13,13 +13,14 @@ never into journal lines.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 
 @dataclass(slots=True, unsafe_hash=True)
 class Event:
+    """The base of every event: its journal name and whether it is journaled."""
+
     name: ClassVar[str] = "event"
     journaled: ClassVar[bool] = True
 
@@ -31,6 +32,8 @@ class Event:
 
 @dataclass(slots=True, unsafe_hash=True)
 class RunStarted(Event):
+    """A run began: which runbook, in which mode, with what inputs and who took part."""
+
     name: ClassVar[str] = "run.started"
     run_id: str
     runbook: str
@@ -78,12 +81,16 @@ class Acknowledged(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class PhaseStarted(Event):
+    """A phase of the runbook began."""
+
     name: ClassVar[str] = "phase.started"
     phase: str
 
 
 @dataclass(slots=True, unsafe_hash=True)
 class PhaseFinished(Event):
+    """A phase ended: its status and how long it took."""
+
     name: ClassVar[str] = "phase.finished"
     phase: str
     status: str
@@ -92,6 +99,8 @@ class PhaseFinished(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class StepStarted(Event):
+    """A step began: what it runs, where, and for which item or block."""
+
     name: ClassVar[str] = "step.started"
     step: str
     phase: str
@@ -110,6 +119,8 @@ class StepStarted(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class StepOutput(Event):
+    """A line of a step's live output (shown and logged, never journaled)."""
+
     name: ClassVar[str] = "step.output"
     journaled: ClassVar[bool] = False
     step: str
@@ -178,6 +189,8 @@ class StepAttempt(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class StepFinished(Event):
+    """A step ended: its status, output tails, outputs, answers and per-host results."""
+
     name: ClassVar[str] = "step.finished"
     step: str
     phase: str
@@ -228,6 +241,8 @@ class HostFinished(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class PromptAnswered(Event):
+    """Someone answered a step's prompt."""
+
     name: ClassVar[str] = "prompt.answered"
     step: str
     answers: dict[str, Any]
@@ -239,6 +254,8 @@ class PromptAnswered(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class Approval(Event):
+    """A step's approval was given or refused, by whom and after how long."""
+
     name: ClassVar[str] = "approval"
     step: str
     approved: bool
@@ -253,6 +270,8 @@ class Approval(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class RollbackStarted(Event):
+    """Rollback began: why, and which steps it undoes."""
+
     name: ClassVar[str] = "rollback.started"
     reason: str
     steps: list[str] = field(default_factory=list)
@@ -260,6 +279,8 @@ class RollbackStarted(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class RollbackFinished(Event):
+    """Rollback ended (or was skipped)."""
+
     name: ClassVar[str] = "rollback.finished"
     status: str
     skipped: bool = False
@@ -267,6 +288,8 @@ class RollbackFinished(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class NotifySent(Event):
+    """A notification was sent (or failed) on a channel."""
+
     name: ClassVar[str] = "notify.sent"
     channel: str
     message: str
@@ -280,6 +303,8 @@ class NotifySent(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class InjectFired(Event):
+    """A drill's scripted event happened in the simulated world."""
+
     name: ClassVar[str] = "inject.fired"
     index: int
     at: float
@@ -311,6 +336,8 @@ class Mitigated(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class HintShown(Event):
+    """A trainer's hint was shown during a step."""
+
     name: ClassVar[str] = "hint.shown"
     step: str
     hint: str
@@ -319,6 +346,8 @@ class HintShown(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class PriorityChanged(Event):
+    """The incident's impact, urgency or priority changed."""
+
     name: ClassVar[str] = "priority.changed"
     impact: str | None
     urgency: str | None
@@ -332,6 +361,8 @@ class PriorityChanged(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class EscalationFired(Event):
+    """An escalation rule fired: why, and on which channel."""
+
     name: ClassVar[str] = "escalation.fired"
     rule: int
     reason: str
@@ -351,6 +382,8 @@ class ClockControl(Event):
 
 @dataclass(slots=True, unsafe_hash=True)
 class RunFinished(Event):
+    """The run ended: its outcome, duration and per-phase times."""
+
     name: ClassVar[str] = "run.finished"
     outcome: str
     duration: float
@@ -361,6 +394,8 @@ class RunFinished(Event):
 
 
 class Observer(Protocol):
+    """Anything the EventBus hands events to (journal, console, drill scoring)."""
+
     def on_event(self, event: Event, stamp: Stamp) -> None: ...
 
 
@@ -402,46 +437,3 @@ def from_record(record: dict[str, Any]) -> Event | None:
         return None
     names = _FIELDS[cls]
     return cls(**{k: v for k, v in record.items() if k in names})
-
-
-class EventBus:
-    """Stamps events (seq, wall time, run-relative time), masks secrets, and hands
-    them to every observer in order: the journal first, so it is written before the
-    console shows anything."""
-
-    def __init__(self, clock: Any, observers: list[Any], masker: Any = None, *,
-                 start_seq: int = 0, elapsed_offset: float = 0.0) -> None:
-        self.clock = clock
-        self.observers = observers
-        self.masker = masker
-        self.seq = start_seq
-        self._origin = clock.monotonic() - elapsed_offset
-        # Live output only matters to observers that show or store it (console, logs).
-        self.wants_output = any(getattr(o, "wants_output", False) for o in observers)
-        # Drills on a real clock fire injected events from a timer thread.
-        self._lock = threading.Lock()
-
-    def elapsed(self) -> float:
-        return self.clock.monotonic() - self._origin
-
-    def emit(self, event: Event) -> Stamp | None:
-        journaled = event.journaled
-        if not journaled and not self.wants_output:
-            return None
-        if self.masker:
-            event = type(event)(**self.masker.data(event.record()))
-        clock = self.clock
-        with self._lock:
-            if journaled:
-                self.seq += 1
-            stamp = Stamp(self.seq, clock.now(), clock.monotonic() - self._origin)
-            for observer in self.observers:
-                observer.on_event(event, stamp)
-        return stamp
-
-    def barrier(self) -> None:
-        """Before an external effect: make what was recorded durable."""
-        for observer in self.observers:
-            barrier = getattr(observer, "barrier", None)
-            if barrier is not None:
-                barrier()

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from engine.executors.base import Cancel
 
 from .attempt import Attempt
-from .events import EventBus, NotifySent
+from .bus import EventBus
+from .events import NotifySent
 from .masking import Masker
 from .services import Services
 

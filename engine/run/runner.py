@@ -27,10 +27,10 @@ from ._rollback import roll_back
 from ._shown import visible
 from ._step import StepDriver
 from .attempt import Attempt, StepStop
+from .bus import EventBus
 from .clock import Clock
 from .digest import runbook_digest
 from .events import (
-    EventBus,
     PhaseFinished,
     PhaseStarted,
     RunFinished,

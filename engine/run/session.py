@@ -26,9 +26,9 @@ from engine.home import home
 from engine.language.model import Runbook
 from engine.templates import templating
 
+from .bus import EventBus
 from .clock import RealClock
 from .console import Console
-from .events import EventBus
 from .journal_writer import JournalWriter, new_run_id
 from .lock import RunLock
 from .lock import lock_dir as machine_lock_dir

@@ -29,7 +29,8 @@ from typing import Any
 from engine.errors import EngineError
 from engine.language.duration import format_duration
 from engine.language.model import EscalationRule, Runbook
-from engine.run.events import EscalationFired, Event, EventBus, NotifySent, RunFinished, Stamp
+from engine.run.bus import EventBus
+from engine.run.events import EscalationFired, Event, NotifySent, RunFinished, Stamp
 from engine.run.journal_writer import encode
 from engine.run.masking import Masker
 

@@ -19,8 +19,9 @@ from engine.language.inventory import Inventory, InventoryError
 from engine.language.model import Runbook
 from engine.language.scenario import Scenario
 from engine.run.alerts import record
+from engine.run.bus import EventBus
 from engine.run.clock import Clock, Timers, VirtualClock
-from engine.run.events import Acknowledged, EventBus
+from engine.run.events import Acknowledged
 from engine.run.inputs import resolve
 from engine.run.journal_writer import MemoryJournal
 from engine.run.masking import Masker

@@ -1,0 +1,55 @@
+"""The event bus: stamps each event, masks its secrets, and hands it to every observer.
+
+Split from engine/run/events.py, which holds what events are; this module is how they
+travel from the runner to the journal and the console.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .events import Event, Stamp
+
+
+class EventBus:
+    """Stamps events (seq, wall time, run-relative time), masks secrets, and hands
+    them to every observer in order: the journal first, so it is written before the
+    console shows anything."""
+
+    def __init__(self, clock: Any, observers: list[Any], masker: Any = None, *,
+                 start_seq: int = 0, elapsed_offset: float = 0.0) -> None:
+        self.clock = clock
+        self.observers = observers
+        self.masker = masker
+        self.seq = start_seq
+        self._origin = clock.monotonic() - elapsed_offset
+        # Live output only matters to observers that show or store it (console, logs).
+        self.wants_output = any(getattr(o, "wants_output", False) for o in observers)
+        # Drills on a real clock fire injected events from a timer thread.
+        self._lock = threading.Lock()
+
+    def elapsed(self) -> float:
+        return self.clock.monotonic() - self._origin
+
+    def emit(self, event: Event) -> Stamp | None:
+        journaled = event.journaled
+        if not journaled and not self.wants_output:
+            return None
+        if self.masker:
+            event = type(event)(**self.masker.data(event.record()))
+        clock = self.clock
+        with self._lock:
+            if journaled:
+                self.seq += 1
+            stamp = Stamp(self.seq, clock.now(), clock.monotonic() - self._origin)
+            for observer in self.observers:
+                observer.on_event(event, stamp)
+        return stamp
+
+    def barrier(self) -> None:
+        """Before an external effect: make what was recorded durable."""
+        for observer in self.observers:
+            barrier = getattr(observer, "barrier", None)
+            if barrier is not None:
+                barrier()
