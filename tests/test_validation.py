@@ -211,6 +211,30 @@ def test_load_runbook_raises_with_every_error(write_yaml: WriteYaml) -> None:
     assert f"{path}:7:30: target 'x' is not defined" in str(caught.value)
 
 
+def test_load_runbook_runs_no_warning_rule_and_composes_no_node_tree(
+        write_yaml: WriteYaml, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run drops warnings: finding and positioning them (which composes the file's whole
+    node tree) cost a 500-step runbook a fifth of its loading."""
+    from engine.language import loader
+
+    composed: list[str] = []
+    real = loader._compose
+    monkeypatch.setattr(loader, "_compose", lambda text, file: composed.append(file) or real(text, file))
+    path = write_yaml(HEADER + "remediation:\n  - {id: a, run: df}\n")
+    assert load_runbook(path).id == "demo"
+    assert composed == []
+    assert check_file(str(path), Options(warnings=False)).diagnostics == []
+    assert {"RB111", "RB112"} <= {d.rule for d in check_file(str(path)).diagnostics}  # validate still warns
+
+
+def test_load_runbook_failure_lists_warnings_too(write_yaml: WriteYaml) -> None:
+    path = write_yaml(HEADER + "remediation:\n  - {id: a, run: df, target: x}\n")
+    with pytest.raises(ValidationFailed) as caught:
+        load_runbook(path)
+    assert caught.value.diagnostics == sorted(check_file(str(path)).diagnostics, key=Diagnostic.sort_key)
+    assert {"RB104", "RB111", "RB112"} <= {d.rule for d in caught.value.diagnostics}
+
+
 def test_deeply_nested_template_is_a_diagnostic_not_a_crash(write_yaml: WriteYaml) -> None:
     nested = "(" * 100 + "inputs.x" + ")" * 100
     path = write_yaml(runbook(f'detection:\n  - {{id: a, run: "echo {{{{ {nested} }}}}"}}\n'))

@@ -34,10 +34,11 @@ __all__ = ["RULES", "KnownChannels", "describe_rules", "lint_runbook", "rule_cat
 
 
 def lint_runbook(doc: Document, runbook: Runbook, *, inventory_groups: frozenset[str] | None = None,
-                 channels: KnownChannels | None = None) -> list[Diagnostic]:
-    """Run every runbook rule; findings positioned in `doc`."""
+                 channels: KnownChannels | None = None, warnings: bool = True) -> list[Diagnostic]:
+    """Run every runbook rule (with warnings=False, only those that report errors);
+    findings positioned in `doc`."""
     check = RunbookCheck(doc, runbook, inventory_groups, channels)
-    return run_rules("runbook", check, doc)
+    return run_rules("runbook", check, doc, warnings=warnings)
 
 
 def describe_rules() -> list[dict[str, str]]:

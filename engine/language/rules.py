@@ -56,11 +56,12 @@ def rule(rule_id: str, name: str, severity: Severity, rationale: str, kind: str 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 
 
-def run_rules(kind: str, subject: Any, doc: Document) -> list[Diagnostic]:
-    """Every finding of the rules of `kind` on `subject`, positioned in `doc`."""
+def run_rules(kind: str, subject: Any, doc: Document, *, warnings: bool = True) -> list[Diagnostic]:
+    """Every finding of the rules of `kind` on `subject`, positioned in `doc` (with
+    warnings=False, of the rules whose findings are errors only)."""
     out: list[Diagnostic] = []
     for rule_ in RULES.values():
-        if rule_.kind != kind:
+        if rule_.kind != kind or (not warnings and rule_.severity is not ERROR):
             continue
         for finding in rule_.check(subject):
             if finding.at is not None:

@@ -40,6 +40,9 @@ class Options(NamedTuple):
     jobs: int | None = None
     limits: Limits = DEFAULT_LIMITS
     cache: bool | None = None  # None: on unless RUNBOOK_NO_CACHE is set
+    # False: lint rules that can only warn are not run (for callers that drop warnings, as a
+    # run does: positioning a warning composes the file's whole node tree).
+    warnings: bool = True
 
 
 DEFAULT_OPTIONS = Options()
@@ -182,7 +185,7 @@ def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnos
     if kind == "runbook":
         runbook = connections.add_to(build_runbook(doc))
         return runbook, lint.lint_runbook(doc, runbook, inventory_groups=options.inventory_groups,
-                                          channels=options.channels)
+                                          channels=options.channels, warnings=options.warnings)
     if kind == "inventory":
         from ._inventory_rules import lint_inventory
 
@@ -379,9 +382,11 @@ def _load_kind(path: str | os.PathLike[str], kind: str, options: Options) -> Any
     name = os.fspath(path)
     if not os.path.exists(name):
         raise UsageError(f"no such file: {name}")
-    checked = check_file(name, options)
-    errors = [d for d in checked.diagnostics if d.is_error]
-    if errors or checked.model is None:
+    # Errors only: a file that has some is checked again whole, so the failure lists every
+    # diagnostic, warnings too, as `runbook validate` would.
+    checked = check_file(name, options._replace(warnings=False))
+    if checked.model is None or any(d.is_error for d in checked.diagnostics):
+        checked = check_file(name, options)
         raise ValidationFailed(name, checked.diagnostics, checked.text)
     found = _kind_of(checked.model)
     if found != kind:
