@@ -5,7 +5,6 @@ and the compiler that puts them together (_validator.py), with the wording of me
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -30,6 +29,8 @@ class Compiles(Protocol):
     def compile(self, schema: Any = None, name: str = "") -> Check: ...
 
     def ref(self, pointer: str) -> Check: ...
+
+    def properties(self, schemas: dict[str, Any]) -> dict[str, Check]: ...
 
 
 class SchemaCompileError(Exception):
@@ -61,6 +62,8 @@ def words(items: list[str], joiner: str = "or") -> str:
 
 def suggest(word: str, options: list[str]) -> str:
     """` (did you mean 'x'?)` for the option closest to `word`, or ""."""
+    import difflib  # only when a file has a problem to word
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

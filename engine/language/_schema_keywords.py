@@ -96,7 +96,7 @@ def _json_equal(a: Any, b: Any) -> bool:
 
 def _object(comp: Compiles, schema: dict[str, Any], name: str) -> Check | None:
     """properties, patternProperties, additionalProperties, required, propertyNames, ..."""
-    props = {k: comp.compile(v) for k, v in schema.get("properties", {}).items()}
+    props = comp.properties(schema.get("properties", {}))
     patterns = [(re.compile(p), comp.compile(s)) for p, s in schema.get("patternProperties", {}).items()]
     extra = schema.get("additionalProperties", True)
     extra_check = comp.compile(extra) if isinstance(extra, dict) else None

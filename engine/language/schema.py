@@ -59,7 +59,7 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 @cache
 def _validator(kind: str) -> Check:
-    return compile_schema(load_schema(kind))
+    return compile_schema(load_schema(kind), lazy=True)
 
 
 def issues(kind: str, data: Any) -> list[Issue]:
