@@ -310,5 +310,4 @@ class MemoryJournal:
 
     def on_event(self, event: Event, stamp: Stamp) -> None:
         if event.journaled:
-            self.records.append({"seq": stamp.seq, "t": stamp.t, "elapsed": stamp.elapsed, "event": event.name,
-                                 **event.record()})
+            self.records.append(event.stamped(stamp.seq, stamp.t, stamp.elapsed))
