@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-HUMAN_EVENTS = ("prompt.answered", "approval", "hint.shown")
+HUMAN_EVENTS = frozenset(("prompt.answered", "approval", "hint.shown"))
 ACTING_KINDS = frozenset(("run", "http", "manual"))  # step kinds that act on the fault
 
 
@@ -193,7 +193,7 @@ class _Collector:
             handler = self._handler(event)
         if handler is not None:
             handler(r)
-        if event in HUMAN_EVENTS and self.first_human is None:
+        if self.first_human is None and event in HUMAN_EVENTS:
             self.first_human = elapsed
 
     def _handler(self, event: Any) -> Any:
@@ -215,7 +215,9 @@ class _Collector:
             self.t.acknowledged = _elapsed(r)
 
     def _step_started(self, r: Mapping[str, Any]) -> None:
-        step = str(r.get("step"))
+        step = r.get("step")
+        if type(step) is not str:  # the engine writes text; a damaged journal may not
+            step = str(step)
         timing = self.t.steps.get(step)
         if timing is None:  # for_each starts a step once per item: keep the first start
             timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")), started=self.elapsed)
@@ -226,21 +228,28 @@ class _Collector:
             self.first_step = self.elapsed
 
     def _step_finished(self, r: Mapping[str, Any]) -> None:
-        step = str(r.get("step"))
+        step, status, kind = r.get("step"), r.get("status"), r.get("kind")
+        if type(step) is not str:  # the engine writes text; a damaged journal may not
+            step = str(step)
         timing = self.t.steps.get(step)
         if timing is None:
             timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")))
         index = r.get("index")
         again = index is not None and timing.finished is not None  # the next item of its block
-        timing.status, timing.kind = str(r.get("status")), str(r.get("kind") or "")
-        timing.duration = (timing.duration if again else 0.0) + _num(r.get("duration"))
-        timing.attempts = (timing.attempts if again else 0) + int(_num(r.get("attempts")))
+        timing.status = status if type(status) is str else str(status)
+        timing.kind = kind if type(kind) is str else str(kind or "")
+        duration, attempts = r.get("duration"), r.get("attempts")
+        if type(duration) is not float or duration - duration != 0:  # not the finite float the engine writes
+            duration = _num(duration)
+        timing.duration = (timing.duration if again else 0.0) + duration
+        timing.attempts = (timing.attempts if again else 0) + (
+            attempts if type(attempts) is int else int(_num(attempts)))
         timing.finished = self.elapsed
         if index is not None:
             self.t.items.setdefault(step, []).append({"index": index, "item": self.item_of.get(step),
                                                       "status": timing.status, "error": r.get("error")})
         if (self.remediating and self.acted is None and timing.status == "ok"
-                and r.get("kind") in ACTING_KINDS and not r.get("rollback_of")):
+                and kind in ACTING_KINDS and not r.get("rollback_of")):
             self.acted = step
 
     def _step_attempt(self, r: Mapping[str, Any]) -> None:

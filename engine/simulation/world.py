@@ -51,6 +51,9 @@ class World:
     def __post_init__(self) -> None:
         if not self.state:
             self.state = json.loads(json.dumps(dict(self.scenario.state), default=str))
+        # The inputs as templates see them: copied once, not at every reply (templates
+        # cannot change what they are given: the sandbox is immutable).
+        self._inputs = dict(self.inputs)
 
 
     # -- matching ------------------------------------------------------------------------------
@@ -89,9 +92,9 @@ class World:
 
     def context(self, inv: Invocation | None = None) -> dict[str, Any]:
         if inv is None:
-            return {"state": self.state, "inputs": dict(self.inputs)}
+            return {"state": self.state, "inputs": self._inputs}
         http = inv.http
-        return {"state": self.state, "inputs": dict(self.inputs), "command": inv.command, "host": inv.host,
+        return {"state": self.state, "inputs": self._inputs, "command": inv.command, "host": inv.host,
                 "step": inv.step, "attempt": inv.attempt, "url": http.url if http else None,
                 "query": inv.command if inv.kind == "promql" else None}
 

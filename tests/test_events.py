@@ -1,0 +1,50 @@
+"""Events as journal records: the compiled record()/stamped() of every event class, and
+the key times folded from records whatever a damaged journal holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import pytest
+
+from engine.run.events import EVENT_TYPES, Event
+from engine.run.metrics import timings
+
+
+def _sample(cls: type[Event]) -> Event:
+    """An instance with every field set to a value of its own (defaults left as they are)."""
+    values: dict[str, Any] = {}
+    for number, f in enumerate(dataclasses.fields(cls)):
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            values[f.name] = f"{f.name}-{number}"
+    return cls(**values)
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_TYPES))
+def test_stamped_is_the_stamp_then_the_record_in_the_same_order(name: str) -> None:
+    event = _sample(EVENT_TYPES[name])
+    stamped = event.stamped(7, 1700000000.25, 12.5)
+    expected = {"seq": 7, "t": 1700000000.25, "elapsed": 12.5, "event": name, **event.record()}
+    assert stamped == expected
+    assert list(stamped) == list(expected)
+    assert stamped is not event.stamped(7, 1700000000.25, 12.5)  # a fresh dict each time
+
+
+def test_key_times_read_a_damaged_step_record_as_before() -> None:
+    """Odd values (a number for a step id, text for a duration, a bool for attempts, no
+    status) are read as the report always read them, never as the engine's fast path."""
+    records: list[dict[str, Any]] = [
+        {"seq": 1, "elapsed": 0.0, "event": "step.started", "step": 5, "phase": "triage"},
+        {"seq": 2, "elapsed": "3.5", "event": "step.finished", "step": 5, "duration": "2.5",
+         "attempts": True, "kind": None},
+        {"seq": 3, "elapsed": 4.0, "event": "step.started", "step": "s", "phase": "triage"},
+        {"seq": 4, "elapsed": 5.0, "event": "step.finished", "step": "s", "status": "ok", "kind": "run",
+         "duration": math.inf, "attempts": 2.0},
+    ]
+    t = timings(records)
+    odd, plain = t.steps["5"], t.steps["s"]
+    assert (odd.status, odd.kind, odd.duration, odd.attempts, odd.finished) == ("None", "", 2.5, 0, 3.5)
+    assert (plain.status, plain.kind, plain.duration, plain.attempts) == ("ok", "run", 0.0, 2)
+    assert t.last_elapsed == 5.0
