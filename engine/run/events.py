@@ -16,6 +16,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from ._event_code import compiled
+
 
 @dataclass(slots=True, unsafe_hash=True)
 class Event:
@@ -27,14 +29,14 @@ class Event:
     def record(self) -> dict[str, Any]:
         """Fields as a plain dict (for JSON), without the stamp."""
         cls = type(self)
-        return {} if cls is Event else _compiled(cls).record(self)
+        return {} if cls is Event else compiled(cls).record(self)
 
     def stamped(self, seq: int, t: float, elapsed: float) -> dict[str, Any]:
         """The whole record: the stamp, the event's name, then its fields (as record())."""
         cls = type(self)
         if cls is Event:
             return {"seq": seq, "t": t, "elapsed": elapsed, "event": self.name}
-        return _compiled(cls).stamped(self, seq, t, elapsed)
+        return compiled(cls).stamped(self, seq, t, elapsed)
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -417,22 +419,6 @@ class Stamp:
 
 EVENT_TYPES: dict[str, type[Event]] = {}
 _FIELDS: dict[type[Event], tuple[str, ...]] = {}
-
-
-def _compiled(cls: type[Event]) -> type[Event]:
-    """Give an event class its own `record()` and `stamped()`, at its first use (compiling
-    costs 0.3 ms, and a run emits few of the kinds): one dict display of its fields, in
-    their order (what the journal line holds), built without a loop or a second dict."""
-    items = ", ".join(f"{f.name!r}: self.{f.name}" for f in dataclasses.fields(cls))
-    env: dict[str, Any] = {"NAME": cls.name}
-    # Source made of the class's own field names. A field named like a stamp key would
-    # take its place, as it did when the record was spread into the stamped dict.
-    exec(f"def record(self):\n    return {{{items}}}\n"
-         f"def stamped(self, seq, t, elapsed):\n"
-         f"    return {{'seq': seq, 't': t, 'elapsed': elapsed, 'event': NAME, {items}}}\n", env)
-    cls.record = env["record"]  # type: ignore[method-assign]
-    cls.stamped = env["stamped"]  # type: ignore[method-assign]
-    return cls
 
 
 for _cls in list(Event.__subclasses__()):
