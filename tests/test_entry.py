@@ -154,7 +154,7 @@ from engine.cli.entry import _command
 code = _command(sys.argv[1:])
 names = ("engine.cli.authoring", "engine.cli.drills", "engine.cli.reports", "engine.cli.service",
          "engine.executors.notify", "email.utils", "engine.fleet.fanout", "socket", "click", "subprocess",
-         "engine.run.continuation", "engine.run.recovery", "engine.run.leftovers")
+         "engine.run.continuation", "engine.run.recovery", "engine.run.leftovers", "hashlib", "difflib")
 print(code, " ".join(n for n in names if n in sys.modules))
 """
 
@@ -164,7 +164,8 @@ def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
     target or a block neither the notifier nor the fan-out nor sockets; a plain run and a
     plain `runbook validate FILE` not click; a run that ends resolved nothing of resume's,
     and one whose inputs read no command not subprocess; `runbook validate FILE` neither the
-    notifier (there is no channels config) nor the RFC 2822 date parser."""
+    notifier (there is no channels config) nor the RFC 2822 date parser; neither loads
+    OpenSSL (hashlib) nor difflib, which only words a suggestion for a problem."""
     book = tmp_path / "one.yaml"
     book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
                     encoding="utf-8")

@@ -35,6 +35,14 @@ def test_the_host_order_and_duplicates_do_not_matter(tmp_path: Path) -> None:
             RunLock(tmp_path, "rb", ["a", "b"]).acquire("run-B")
 
 
+def test_the_lock_file_is_named_by_the_sha256_of_its_hosts_as_every_version_names_it(tmp_path: Path) -> None:
+    # Runs of engines of other versions must meet at the same file.
+    import hashlib
+
+    digest = hashlib.sha256(b"a\nb").hexdigest()[:12]
+    assert RunLock(tmp_path, "rb", ["b", "a"]).path == tmp_path / f"rb-{digest}.lock"
+
+
 def test_other_hosts_or_another_runbook_do_not_conflict(tmp_path: Path) -> None:
     with RunLock(tmp_path, "rb", ["db-1"]) as first:
         first.acquire("run-A")

@@ -5,7 +5,6 @@ on a block without items."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from itertools import pairwise
 
@@ -48,6 +47,8 @@ def _case_choices(c: RunbookCheck) -> Iterator[Finding]:
             if any(case_matches(case.value, choice) for choice in choices):
                 continue
             offered = ", ".join(repr(x) for x in choices)
+            import difflib  # only when a problem is worded
+
             close = difflib.get_close_matches(str(case.value), [str(x) for x in choices], n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             yield Finding((*step.path, "cases", case.value),

@@ -6,7 +6,6 @@ that does not parse."""
 from __future__ import annotations
 
 import ast
-import difflib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -148,6 +147,8 @@ def _not_offered(f: Field, ask: AskField, ref: tuple[str, ...], values: tuple[An
         if value in choices:
             continue
         offered = ", ".join(repr(x) for x in choices)
+        import difflib  # only when a problem is worded
+
         close = difflib.get_close_matches(str(value).lower(), [str(x).lower() for x in choices], n=1, cutoff=0.6)
         hint = f" (did you mean {_shown(choices, close[0])!r}?)" if close else ""
         yield Finding(f.path, f"{'.'.join(ref)} is compared with {value!r}, which is not one of its "

@@ -9,7 +9,6 @@ Every problem is returned at once, with the inputs' problems, so one correction 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -21,6 +20,8 @@ LoadRunbook = Callable[[Path], Runbook]
 
 
 def did_you_mean(word: str, options: Iterable[object]) -> str:
+    import difflib  # only when a problem is worded
+
     close = difflib.get_close_matches(word, sorted(map(str, options)), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

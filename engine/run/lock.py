@@ -12,7 +12,6 @@ directories still exclude each other.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -22,6 +21,11 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.executors.timestamps import iso
+
+try:  # CPython's own SHA-256, as engine/run/digest.py: hashlib would load OpenSSL first (2 ms)
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover - another Python, or 3.12+ (`_sha2`)
+    from hashlib import sha256
 
 
 class LockHeld(EngineError):
@@ -66,7 +70,7 @@ def _shared_dir(directory: Path) -> None:
 class RunLock:
     def __init__(self, directory: str | os.PathLike[str], runbook_id: str, hosts: Iterable[str]) -> None:
         names = sorted(set(hosts)) or ["localhost"]
-        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+        digest = sha256("\n".join(names).encode()).hexdigest()[:12]
         self.path = Path(directory) / f"{runbook_id}-{digest}.lock"
         self.hosts = names
         self._fd: int | None = None
