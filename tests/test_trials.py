@@ -305,3 +305,27 @@ def test_trials_give_the_collector_back_as_they_found_it(tmp_path: Path) -> None
 
     list(spread(TrialPlan(scenario, runbook, 0, 2), lambda run: seen.append(gc.get_threshold()), jobs=1))
     assert seen[0][0] >= 7000 and gc.get_threshold() == thresholds and gc.get_freeze_count() == frozen
+
+
+def test_trials_read_and_hash_the_runbook_once_and_journal_its_digest(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trial's run.started names the runbook's digest, as a lone drill's does; the
+    files are read and hashed once per estimate, not once per trial. A live run (outside
+    trials) still reads them at its start."""
+    import engine.run.digest as digest
+    from engine.run.journal import read_journal
+    from engine.simulation.drill import run_scenario
+
+    _, sc = write_pair(tmp_path, RUNBOOK, RANDOM)
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    reads: list[str] = []
+    real = digest._digest_of_files
+    monkeypatch.setattr(digest, "_digest_of_files", lambda book: reads.append(book.file) or real(book))
+    lone = [r for r in run_scenario(scenario, runbook).records if r["event"] == "run.started"][0]["digest"]
+    run_scenario(scenario, runbook)
+    assert lone is not None and len(reads) == 2
+    runs = tmp_path / "runs"
+    run_trials(scenario, runbook, 4, runs_dir=runs, jobs=1)
+    assert len(reads) == 3
+    started = [read_journal(runs / f"trial-{i}").records[0] for i in range(1, 5)]
+    assert [r["digest"] for r in started] == [lone] * 4

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from engine.language.model import Runbook
 from engine.language.scenario import Scenario
+from engine.run.digest import remembered
 
 from .drill import DrillRun, DrillSetup, run_scenario
 
@@ -59,7 +60,7 @@ class TrialPlan:
 def spread(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int | None = None) -> Iterator[T]:
     """`keep(run)` of every trial of the plan, in trial order; over `jobs` processes (by
     default one per CPU when there are enough trials to pay for starting them)."""
-    with _fewer_collections():
+    with _fewer_collections(), remembered():
         yield from _spread(plan, keep, _jobs(jobs, plan.trials))
 
 
