@@ -316,12 +316,11 @@ def test_trials_read_and_hash_the_runbook_once_and_journal_its_digest(tmp_path: 
     from engine.run.journal import read_journal
     from engine.simulation.drill import run_scenario
 
-    _, sc = write_pair(tmp_path, RUNBOOK, RANDOM)
     scenario, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
     reads: list[str] = []
     real = digest._digest_of_files
     monkeypatch.setattr(digest, "_digest_of_files", lambda book: reads.append(book.file) or real(book))
-    lone = [r for r in run_scenario(scenario, runbook).records if r["event"] == "run.started"][0]["digest"]
+    lone = next(r for r in run_scenario(scenario, runbook).records if r["event"] == "run.started")["digest"]
     run_scenario(scenario, runbook)
     assert lone is not None and len(reads) == 2
     runs = tmp_path / "runs"
