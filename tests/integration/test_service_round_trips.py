@@ -79,6 +79,28 @@ def test_a_repeated_notification_costs_two_statements(store: Store) -> None:
     assert len(seen) == 3, seen  # BEGIN; raw body + dedup key + the first's id in one; the duplicate's mark
 
 
+def test_a_new_alert_is_written_once_with_its_outcome_and_its_run(database: str) -> None:
+    """A new alert's outcome is decided before its row is written: one insert holds its
+    action and run, and nothing reads it back or updates it in the same delivery."""
+    store = Store.open(database, patience=5)
+    try:
+        seen = _statements(store)
+        received = store.receive(_delivery("db-3"))
+        outcome = received.alerts[0]
+        assert outcome.action == "queued" and outcome.run_id is not None
+        # "INSERT INTO alerts ..." -> "INSERT alerts", "UPDATE alerts SET ..." -> "UPDATE alerts"
+        writes = [" ".join(s.replace(" INTO ", " ").split()[:2]) for s in seen if s.startswith(("INSERT", "UPDATE"))]
+        reads = [s for s in seen if s.startswith(("SELECT", "WITH")) and "INSERT" not in s]
+        assert not [w for w in writes if w.startswith("UPDATE")] and not reads, seen
+        assert [w for w in writes if w.endswith(("alerts", "runs"))] == ["INSERT alerts", "INSERT runs"], seen
+        alert = store.alerts()[0]
+        run = store.run(outcome.run_id)
+        assert (alert.run_id, alert.action) == (outcome.run_id, outcome.detail) and run is not None
+        assert run.status == "queued"
+    finally:
+        store.close()
+
+
 def test_a_key_taken_while_the_statement_waits_is_looked_up_again(store: Store) -> None:
     """The first delivery's lookup sees the key as it was when the statement began: a key
     that another transaction commits while this one waits on it is read afresh (or, if the

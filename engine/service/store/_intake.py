@@ -6,17 +6,20 @@ worker has started it yet, or is recorded on it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Executable, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine.run.journal_writer import new_run_id
+
 from . import tables
 from ._leases import audit
 from ._runs import enqueue, get
 from .database import clock_of, now
-from .records import AlertOutcome, AlertRow, NewAlert, NewDelivery, Received, dumps
+from .records import AlertOutcome, AlertRow, NewAlert, NewDelivery, NewRun, Received, dumps
 
 DELIVERIES, KEYS, ALERTS, RUNS = tables.deliveries, tables.delivery_keys, tables.alerts, tables.runs
 
@@ -108,21 +111,31 @@ def _raw_and_key() -> Executable:
 
 
 def _alert(conn: Connection, source: str, delivery: int, alert: NewAlert) -> AlertOutcome:
+    """One alert of a new notification. Its outcome, should it be new here, is decided
+    before it is written (the once_within lookup, its run's id), so a new alert is one
+    insert holding its final action and its run one more; only an alert seen before is
+    read back and changed."""
+    outcome, run = _first_seen(conn, alert)
     values = {
         "occurrence": alert.occurrence, "source": source, "fingerprint": alert.fingerprint, "name": alert.name,
         "labels": dumps(dict(alert.labels)), "label_key": alert.label_key, "status": alert.status,
         "starts_at": alert.starts_at, "ends_at": alert.ends_at, "route": alert.route,
-        "policy": dumps(dict(alert.policy)), "action": "", "first_delivery": delivery, "last_delivery": delivery,
+        "policy": dumps(dict(alert.policy)), "action": outcome.detail, "run_id": outcome.run_id,
+        "first_delivery": delivery, "last_delivery": delivery,
     }
-    if _run(conn, "alert", values).first() is not None:
-        outcome = _first_seen(conn, alert)
-        changes: dict[str, Any] = {"action": outcome.detail, "run_id": outcome.run_id}
-    else:
-        row = AlertRow.from_row(_run(conn, "known", {"the_occurrence": alert.occurrence}).one())
-        outcome = _seen_again(conn, source, row, alert)
-        changes = {"last_delivery": delivery}
-        if outcome.action != "duplicate":
-            changes.update(status=alert.status, ends_at=alert.ends_at or row.ends_at, action=outcome.detail)
+    if _run(conn, "alert", values).first() is None:  # its occurrence is known: nothing was written
+        return _again(conn, source, delivery, alert)
+    if run is not None:
+        enqueue(conn, run)
+    return outcome
+
+
+def _again(conn: Connection, source: str, delivery: int, alert: NewAlert) -> AlertOutcome:
+    row = AlertRow.from_row(_run(conn, "known", {"the_occurrence": alert.occurrence}).one())
+    outcome = _seen_again(conn, source, row, alert)
+    changes: dict[str, Any] = {"last_delivery": delivery}
+    if outcome.action != "duplicate":
+        changes.update(status=alert.status, ends_at=alert.ends_at or row.ends_at, action=outcome.detail)
     _run(conn, "change", {"the_occurrence": alert.occurrence, **changes})
     return outcome
 
@@ -131,17 +144,18 @@ def _outcome(alert: NewAlert, action: str, detail: str, run_id: str | None = Non
     return AlertOutcome(alert.fingerprint, alert.name, alert.status, action, detail, run_id)
 
 
-def _first_seen(conn: Connection, alert: NewAlert) -> AlertOutcome:
+def _first_seen(conn: Connection, alert: NewAlert) -> tuple[AlertOutcome, NewRun | None]:
+    """What becomes of the alert if it is new here, and the run to queue then."""
     if alert.status != "firing":
-        return _outcome(alert, "recorded", f"{alert.status}, never seen firing here: no run")
+        return _outcome(alert, "recorded", f"{alert.status}, never seen firing here: no run"), None
     if alert.route is None or alert.run is None:
-        return _outcome(alert, "unrouted", "no route matches it: stored, no run")
+        return _outcome(alert, "unrouted", "no route matches it: stored, no run"), None
     earlier = _throttled_by(conn, alert)
     if earlier is not None:
         return _outcome(alert, "throttled", f"route {alert.route} started run {earlier} for the same labels "
-                                            f"within once_within ({alert.once_within:g}s): no run", earlier)
-    run_id = enqueue(conn, alert.run)
-    return _outcome(alert, "queued", f"route {alert.route}: run {run_id} queued", run_id)
+                                            f"within once_within ({alert.once_within:g}s): no run", earlier), None
+    run = replace(alert.run, run_id=alert.run.run_id or new_run_id(alert.run.runbook))
+    return _outcome(alert, "queued", f"route {alert.route}: run {run.run_id} queued", run.run_id), run
 
 
 def _throttled_by(conn: Connection, alert: NewAlert) -> str | None:
