@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.errors import JournalError
 from engine.executors.timestamps import iso
@@ -160,6 +162,33 @@ def test_stamps_cut_to_the_millisecond_never_round_up() -> None:
     assert iso(T0 + 0.9996) == "2026-01-01T00:00:00.999Z"
     assert iso(T0 + 59.0004) == "2026-01-01T00:00:59.000Z"
     assert iso(0) == "1970-01-01T00:00:00.000Z"
+
+
+def _iso_by_datetime(t: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def test_stamps_within_a_second_already_written_build_no_datetime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stamps several events a second: the second's text is made once (a datetime
+    per stamp was a twentieth of a step's own work)."""
+    from engine.executors import timestamps
+
+    assert iso(T0 + 7.25) == "2026-01-01T00:00:07.250Z"
+    monkeypatch.setattr(timestamps, "datetime", None)  # any use of it now fails
+    assert iso(T0 + 7.5) == "2026-01-01T00:00:07.500Z"
+    assert iso(T0 + 7.0004) == "2026-01-01T00:00:07.000Z"
+
+
+@settings(max_examples=400, deadline=None)
+@given(second=st.integers(min_value=0, max_value=253_402_300_700), within=st.floats(min_value=0, max_value=1,
+       exclude_max=True), before=st.floats(min_value=0, max_value=1, exclude_max=True))
+def test_a_stamp_is_the_text_datetime_gives_whatever_came_before(second: int, within: float, before: float) -> None:
+    """The same text as a datetime makes, rounding and carrying into the next second alike,
+    whether the second was written just before or not."""
+    for t in (second + before, second + within, second + 1 + within, float(second) + 0.9999995):
+        assert iso(t) == _iso_by_datetime(t), t
 
 
 # -- output goes to log files --------------------------------------------------------------------------
