@@ -10,14 +10,14 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Executable, bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.run.journal_writer import new_run_id
 
 from . import tables
 from ._leases import audit
-from ._runs import enqueue, get
+from ._runs import enqueue, get, row_values
 from .database import clock_of, now
 from .records import AlertOutcome, AlertRow, NewAlert, NewDelivery, NewRun, Received, dumps
 
@@ -113,21 +113,76 @@ def _raw_and_key() -> Executable:
 def _alert(conn: Connection, source: str, delivery: int, alert: NewAlert) -> AlertOutcome:
     """One alert of a new notification. Its outcome, should it be new here, is decided
     before it is written (the once_within lookup, its run's id), so a new alert is one
-    insert holding its final action and its run one more; only an alert seen before is
-    read back and changed."""
-    outcome, run = _first_seen(conn, alert)
+    insert holding its final action and its run one more (on PostgreSQL the three are
+    one statement); only an alert seen before is read back and changed."""
     values = {
         "occurrence": alert.occurrence, "source": source, "fingerprint": alert.fingerprint, "name": alert.name,
         "labels": dumps(dict(alert.labels)), "label_key": alert.label_key, "status": alert.status,
         "starts_at": alert.starts_at, "ends_at": alert.ends_at, "route": alert.route,
-        "policy": dumps(dict(alert.policy)), "action": outcome.detail, "run_id": outcome.run_id,
-        "first_delivery": delivery, "last_delivery": delivery,
+        "policy": dumps(dict(alert.policy)), "first_delivery": delivery, "last_delivery": delivery,
     }
-    if _run(conn, "alert", values).first() is None:  # its occurrence is known: nothing was written
-        return _again(conn, source, delivery, alert)
+    write = _written_at_once if conn.dialect.name == "postgresql" else _written
+    written, outcome = write(conn, values, alert)
+    return outcome if written else _again(conn, source, delivery, alert)
+
+
+def _written(conn: Connection, values: dict[str, Any], alert: NewAlert) -> tuple[bool, AlertOutcome]:
+    """The once_within lookup, the alert's row with its outcome, its run: False when its
+    occurrence is known already (nothing written)."""
+    found = _run(conn, "throttle", _window(alert)).scalar() if _throttles(alert) else None
+    outcome, run = _decided(alert, None if found is None else str(found))
+    if _run(conn, "alert", {**values, "action": outcome.detail, "run_id": outcome.run_id}).first() is None:
+        return False, outcome
     if run is not None:
         enqueue(conn, run)
-    return outcome
+    return True, outcome
+
+
+def _written_at_once(conn: Connection, values: dict[str, Any], alert: NewAlert) -> tuple[bool, AlertOutcome]:
+    """_written in one statement on PostgreSQL (one round trip instead of three): the
+    outcome as if not throttled is sent with the row, and the statement takes the
+    earlier run's id instead when the lookup finds one."""
+    outcome, run = _decided(alert, None)
+    head, _, tail = _throttled_detail(alert, _MARK).partition(_MARK)
+    window = _window(alert) if _throttles(alert) else {**_window(alert), "window": None}
+    runs = {f"run_{k}": v for k, v in row_values(run, outcome.run_id or "").items()} if run else _NO_RUN
+    written, earlier, _ = conn.execute(_alert_and_run(), {**values, **window, **runs, "action": outcome.detail,
+                                                          "run_id": outcome.run_id, "head": head, "tail": tail}).one()
+    if earlier is not None:
+        outcome = _decided(alert, str(earlier))[0]
+    return bool(written), outcome
+
+
+_MARK = "\x00run\x00"
+_RUN_COLUMNS = ("id", "runbook", "file", "inputs", "secrets", "answers", "alert", "pool", "origin", "mode")
+_NO_RUN = {f"run_{k}": None for k in _RUN_COLUMNS}
+
+
+@cache
+def _alert_and_run() -> Executable:
+    """PostgreSQL: the once_within lookup, the alert's row (ON CONFLICT: nothing, when its
+    occurrence is known) and its run, only when the row was written and not throttled."""
+    clock = clock_of("postgresql")
+    earlier = _statement("postgresql", "throttle").cte("earlier")  # type: ignore[attr-defined]
+    found = select(earlier.c.run_id).scalar_subquery()
+    row = {name: bindparam(name, type_=ALERTS.c[name].type) for name in (
+        "occurrence", "source", "fingerprint", "name", "labels", "label_key", "status", "starts_at", "ends_at",
+        "route", "policy", "first_delivery", "last_delivery")}
+    words = {name: bindparam(name, type_=ALERTS.c.action.type) for name in ("action", "head", "tail")}
+    action = case((found.is_(None), words["action"]), else_=words["head"] + found + words["tail"])
+    run_id = func.coalesce(found, bindparam("run_id", type_=ALERTS.c.run_id.type))
+    new = (postgresql.insert(ALERTS).from_select([*row, "action", "run_id", "received_at", "updated_at"],
+                                                 select(*row.values(), action, run_id, clock, clock))
+           .on_conflict_do_nothing().returning(ALERTS.c.run_id).cte("new"))
+    run = {name: bindparam(f"run_{name}", type_=RUNS.c[name].type) for name in _RUN_COLUMNS}
+    queued = (insert(RUNS).from_select([*run, "status", "claims", "last_seq", "created_at"],
+                                       select(*run.values(), literal_column("'queued'"), literal_column("0"),
+                                              literal_column("0"), clock)
+                                       .where(new.c.run_id == bindparam("run_id", type_=ALERTS.c.run_id.type)))
+              .returning(RUNS.c.id).cte("queued"))
+    statement: Executable = select(select(func.count()).select_from(new).scalar_subquery() > 0, found,
+                                   select(func.count()).select_from(queued).scalar_subquery())
+    return statement
 
 
 def _again(conn: Connection, source: str, delivery: int, alert: NewAlert) -> AlertOutcome:
@@ -144,26 +199,32 @@ def _outcome(alert: NewAlert, action: str, detail: str, run_id: str | None = Non
     return AlertOutcome(alert.fingerprint, alert.name, alert.status, action, detail, run_id)
 
 
-def _first_seen(conn: Connection, alert: NewAlert) -> tuple[AlertOutcome, NewRun | None]:
-    """What becomes of the alert if it is new here, and the run to queue then."""
+def _throttles(alert: NewAlert) -> bool:
+    """Whether the once_within lookup can matter: a new firing alert its route throttles."""
+    return alert.status == "firing" and alert.run is not None and alert.route is not None and bool(alert.once_within)
+
+
+def _window(alert: NewAlert) -> dict[str, Any]:
+    return {"the_route": alert.route, "the_label_key": alert.label_key, "the_occurrence": alert.occurrence,
+            "window": alert.once_within}
+
+
+def _decided(alert: NewAlert, earlier: str | None) -> tuple[AlertOutcome, NewRun | None]:
+    """What becomes of the alert if it is new here (`earlier`: the run its route started
+    for the same labels within once_within), and the run to queue then."""
     if alert.status != "firing":
         return _outcome(alert, "recorded", f"{alert.status}, never seen firing here: no run"), None
     if alert.route is None or alert.run is None:
         return _outcome(alert, "unrouted", "no route matches it: stored, no run"), None
-    earlier = _throttled_by(conn, alert)
     if earlier is not None:
-        return _outcome(alert, "throttled", f"route {alert.route} started run {earlier} for the same labels "
-                                            f"within once_within ({alert.once_within:g}s): no run", earlier), None
+        return _outcome(alert, "throttled", _throttled_detail(alert, earlier), earlier), None
     run = replace(alert.run, run_id=alert.run.run_id or new_run_id(alert.run.runbook))
     return _outcome(alert, "queued", f"route {alert.route}: run {run.run_id} queued", run.run_id), run
 
 
-def _throttled_by(conn: Connection, alert: NewAlert) -> str | None:
-    if not alert.once_within:
-        return None
-    found = _run(conn, "throttle", {"the_route": alert.route, "the_label_key": alert.label_key,
-                                    "the_occurrence": alert.occurrence, "window": alert.once_within}).scalar()
-    return str(found) if found is not None else None
+def _throttled_detail(alert: NewAlert, earlier: str) -> str:
+    return f"route {alert.route} started run {earlier} for the same labels within once_within " \
+           f"({alert.once_within or 0:g}s): no run"
 
 
 def _seen_again(conn: Connection, source: str, row: AlertRow, alert: NewAlert) -> AlertOutcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Connection, Executable, and_, func, insert, or_, select, update
 
@@ -25,13 +26,18 @@ def _insert(dialect: str) -> Executable:
 
 def enqueue(conn: Connection, new: NewRun) -> str:
     run_id = new.run_id or new_run_id(new.runbook)
-    conn.execute(_insert(conn.dialect.name), {
+    conn.execute(_insert(conn.dialect.name), row_values(new, run_id))
+    return run_id
+
+
+def row_values(new: NewRun, run_id: str) -> dict[str, Any]:
+    """The columns of a queued run's row (created_at aside: the database's clock)."""
+    return {
         "id": run_id, "runbook": new.runbook, "file": new.file, "inputs": dumps(dict(new.inputs)),
         "secrets": dumps(sorted(new.secrets)), "answers": dumps({k: dict(v) for k, v in new.answers.items()}),
         "alert": dumps(dict(new.alert)) if new.alert is not None else None, "pool": dumps(dict(new.pool)),
         "origin": new.origin, "mode": new.mode, "status": "queued", "claims": 0, "last_seq": 0,
-    })
-    return run_id
+    }
 
 
 def get(conn: Connection, run_id: str) -> RunRow | None:
