@@ -2,14 +2,19 @@
 one-step `runbook run` (a local `true`), as whole commands, against the interpreter alone.
 
 Measured in turns (median after a warm-up, CPU beside wall time, each with its spread
-over the turns): the two commands and `python -c pass` (the floor of any Python tool);
-the instructions each executes (callgrind, bench/_instructions.py: the figure the load
-does not move); then one `python -X importtime` run of each command, summed per top-level
+over the turns): the two commands, `python -c pass` (the floor of any Python tool) and,
+when `make bench` has installed it, Chaos Toolkit running a one-action experiment (the
+peer the issue names; BENCH_STARTUP_PEERS=0 leaves it out); the instructions each executes
+(callgrind, bench/_instructions.py: the figure the load does not move), with the run's
+split into the interpreter, importing the modules a run imports (alone, in one process)
+and the rest; then one `python -X importtime` run of each command, summed per top-level
 package, to say where the time goes. Target (issue 14): 100 ms for both commands.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import tempfile
 from collections import Counter
@@ -36,6 +41,24 @@ DESCRIPTION = "start-up of runbook validate FILE and of a one-step runbook run, 
 RUNS = 21
 LIMIT = 0.1
 ONE_STEP = "kind: runbook\nversion: 1\nid: one\ntitle: One step\ndetection:\n  - {id: a, run: 'true'}\n"
+# Chaos Toolkit's one-step run: one process action, as bench/live.py runs 500 of them.
+ONE_ACTION = {"version": "1.0.0", "title": "1 action", "description": "bench",
+              "method": [{"type": "action", "name": "true", "provider": {"type": "process", "path": "true"}}]}
+# Runs a one-step run in-process, then writes the names of the modules it imported.
+_LIST_MODULES = """\
+import sys
+before = set(sys.modules)
+sys.argv = ["runbook", *sys.argv[2:]]
+from engine.cli.entry import main
+try:
+    main()
+except SystemExit:
+    pass
+open(OUT, "w").write("\\n".join(m for m in sys.modules if m not in before))
+"""
+# Imports the listed modules, in the order a run imported them, and does nothing else.
+_IMPORT_ONLY = ("import importlib, sys\n"
+                "for name in open(sys.argv[1]).read().split():\n    importlib.import_module(name)\n")
 
 
 def run(ctx: Context) -> bool:
@@ -45,16 +68,12 @@ def run(ctx: Context) -> bool:
         work = Path(tmp)
         typical = _typical_file(work)
         (work / "one.yaml").write_text(ONE_STEP, encoding="utf-8")
-        runbook = str(ctx.project("runbook"))
-        timings = {
-            "validate": Timing("runbook validate FILE", [runbook, "validate", str(typical)], ctx.runs or RUNS),
-            "run": Timing("runbook run (1 step)", [runbook, "run", str(work / "one.yaml"), "--runs-dir",
-                                                   str(work / "runs"), "-q", "--non-interactive"], ctx.runs or RUNS),
-            "python": Timing("python -c pass", [str(ctx.project("python")), "-c", "pass"], ctx.runs or RUNS),
-        }
+        timings = _timings(ctx, work, typical)
         time_interleaved(list(timings.values()), cwd=work)
         counts = ({key: _instructions.instructions(t.command, work) for key, t in timings.items()}
                   if _instructions.available() else {})
+        if counts:
+            counts["run_imports"] = _import_instructions(ctx, timings["run"].command, work)
         imports = {key: _imports(ctx, timings[key].command, work) for key in ("validate", "run")}
     info["load_average_after"] = load_average()
     targets = [Target("runbook validate FILE, wall clock", timings["validate"].median, LIMIT),
@@ -64,9 +83,44 @@ def run(ctx: Context) -> bool:
                "targets": [{"name": t.name, "limit": t.limit, "measured": t.measured,
                             "verdict": t.verdict} for t in targets]}
     note = "; ".join(f"{key}: {_import_line(found)}" for key, found in imports.items())
+    if "run_imports" in counts:
+        note += "; " + _split_line(counts)
     print_tables(HEADERS, _rows(timings, counts), targets, heading=machine_line("Start-up", info), note=note)
     write_json(ctx.out_dir / "startup.json", results)
     return all(t.met for t in targets)
+
+
+def _timings(ctx: Context, work: Path, typical: Path) -> dict[str, Timing]:
+    runs = ctx.runs or RUNS
+    runbook = str(ctx.project("runbook"))
+    timings = {
+        "validate": Timing("runbook validate FILE", [runbook, "validate", str(typical)], runs),
+        "run": Timing("runbook run (1 step)", [runbook, "run", str(work / "one.yaml"), "--runs-dir",
+                                               str(work / "runs"), "-q", "--non-interactive"], runs),
+        "python": Timing("python -c pass", [str(ctx.project("python")), "-c", "pass"], runs),
+    }
+    chaos = ctx.baseline("chaos")
+    if os.environ.get("BENCH_STARTUP_PEERS", "1") != "0" and chaos.exists():
+        (work / "one.json").write_text(json.dumps(ONE_ACTION), encoding="utf-8")
+        timings["chaos"] = Timing("chaos run (1 action)", [str(chaos), "--no-version-check", "run",
+                                                            "--journal-path", str(work / "ctk.json"),
+                                                            str(work / "one.json")], runs)
+    return timings
+
+
+def _import_instructions(ctx: Context, run: list[str], work: Path) -> int:
+    """Instructions of importing, alone, the modules a one-step run imports."""
+    listed = work / "modules.txt"
+    script = _LIST_MODULES.replace("OUT", repr(str(listed)))
+    subprocess.run([str(ctx.project("python")), "-c", script, *run], cwd=work, env=command_env(),
+                   capture_output=True, check=True)
+    return _instructions.instructions([str(ctx.project("python")), "-c", _IMPORT_ONLY, str(listed)], work)
+
+
+def _split_line(counts: dict[str, int]) -> str:
+    python, imports, run = counts["python"], counts["run_imports"], counts["run"]
+    return (f"run's instructions: interpreter {_instructions.fmt_count(python)}, its imports "
+            f"{_instructions.fmt_count(imports - python)}, the rest {_instructions.fmt_count(run - imports)}")
 
 
 HEADERS = ["command", "runs", "median wall", "min - max", "median CPU", "CPU min - max", "CPU / python",
