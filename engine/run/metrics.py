@@ -164,7 +164,7 @@ def _num(value: Any) -> float:
     return number if math.isfinite(number) else 0.0
 
 
-class _Collector:
+class Collector:
     """Folds records into Timings, one event kind at a time."""
 
     def __init__(self) -> None:
@@ -180,12 +180,7 @@ class _Collector:
         self.elapsed = 0.0  # of the record being added
 
     def add(self, r: Mapping[str, Any]) -> None:
-        elapsed = r.get("elapsed")
-        if type(elapsed) is not float or elapsed - elapsed != 0:  # not the finite float the engine writes
-            elapsed = _num(elapsed)
-        if elapsed > self.t.last_elapsed:
-            self.t.last_elapsed = elapsed
-        self.elapsed = elapsed  # the record's, for its handler
+        elapsed = self.at(r.get("elapsed"))
         event = r.get("event")
         try:
             handler = self._handlers[event]
@@ -195,6 +190,15 @@ class _Collector:
             handler(r)
         if self.first_human is None and event in HUMAN_EVENTS:
             self.first_human = elapsed
+
+    def at(self, elapsed: Any) -> float:
+        """The next record's elapsed time (as a number), for its handler."""
+        if type(elapsed) is not float or elapsed - elapsed != 0:  # not the finite float the engine writes
+            elapsed = _num(elapsed)
+        if elapsed > self.t.last_elapsed:
+            self.t.last_elapsed = elapsed
+        self.elapsed = elapsed
+        return elapsed
 
     def _handler(self, event: Any) -> Any:
         if not isinstance(event, str):
@@ -215,30 +219,37 @@ class _Collector:
             self.t.acknowledged = _elapsed(r)
 
     def _step_started(self, r: Mapping[str, Any]) -> None:
-        step = r.get("step")
+        self.started(r.get("step"), r.get("phase", ""), r.get("role"), r.get("rollback_of"), r.get("index"),
+                     r.get("item"))
+
+    def started(self, step: Any, phase: Any, role: Any, rollback_of: Any, index: Any, item: Any) -> None:
+        """A step.started's fields (from its record, or its event: engine/run/key_times.py)."""
         if type(step) is not str:  # the engine writes text; a damaged journal may not
             step = str(step)
         timing = self.t.steps.get(step)
         if timing is None:  # for_each starts a step once per item: keep the first start
-            timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")), started=self.elapsed)
-        timing.role, timing.rollback_of = r.get("role"), r.get("rollback_of")
-        if r.get("index") is not None:  # a step of a block's item: objectives on items read it
-            self.item_of[step] = r.get("item")
+            timing = self.t.steps[step] = StepTiming(step, str(phase), started=self.elapsed)
+        timing.role, timing.rollback_of = role, rollback_of
+        if index is not None:  # a step of a block's item: objectives on items read it
+            self.item_of[step] = item
         if self.first_step is None:
             self.first_step = self.elapsed
 
     def _step_finished(self, r: Mapping[str, Any]) -> None:
-        step, status, kind = r.get("step"), r.get("status"), r.get("kind")
+        self.finished(r.get("step"), r.get("phase", ""), r.get("status"), r.get("kind"), r.get("duration"),
+                      r.get("attempts"), r.get("index"), r.get("error"), r.get("rollback_of"))
+
+    def finished(self, step: Any, phase: Any, status: Any, kind: Any, duration: Any, attempts: Any,
+                 index: Any, error: Any, rollback_of: Any) -> None:
+        """A step.finished's fields (from its record, or its event: engine/run/key_times.py)."""
         if type(step) is not str:  # the engine writes text; a damaged journal may not
             step = str(step)
         timing = self.t.steps.get(step)
         if timing is None:
-            timing = self.t.steps[step] = StepTiming(step, str(r.get("phase", "")))
-        index = r.get("index")
+            timing = self.t.steps[step] = StepTiming(step, str(phase))
         again = index is not None and timing.finished is not None  # the next item of its block
         timing.status = status if type(status) is str else str(status)
         timing.kind = kind if type(kind) is str else str(kind or "")
-        duration, attempts = r.get("duration"), r.get("attempts")
         if type(duration) is not float or duration - duration != 0:  # not the finite float the engine writes
             duration = _num(duration)
         timing.duration = (timing.duration if again else 0.0) + duration
@@ -247,9 +258,9 @@ class _Collector:
         timing.finished = self.elapsed
         if index is not None:
             self.t.items.setdefault(step, []).append({"index": index, "item": self.item_of.get(step),
-                                                      "status": timing.status, "error": r.get("error")})
+                                                      "status": timing.status, "error": error})
         if (self.remediating and self.acted is None and timing.status == "ok"
-                and kind in ACTING_KINDS and not r.get("rollback_of")):
+                and kind in ACTING_KINDS and not rollback_of):
             self.acted = step
 
     def _step_attempt(self, r: Mapping[str, Any]) -> None:
@@ -342,7 +353,7 @@ class _Collector:
 
 def timings(records: Iterable[Mapping[str, Any]]) -> Timings:
     """Timings of one run from its journal records (a dict per line)."""
-    collector = _Collector()
+    collector = Collector()
     for record in records:
         collector.add(record)
     return collector.result()

@@ -44,7 +44,9 @@ class TrialPlan:
 
     def run(self, i: int) -> DrillRun:
         """Trial i, here."""
-        setup = DrillSetup(seed=self.base + i, run_id=f"{self.scenario.id}-trial{i}")
+        # A trial keeps its timings and score, not its records (its journal, when asked
+        # for, is written by its JournalWriter).
+        setup = DrillSetup(seed=self.base + i, run_id=f"{self.scenario.id}-trial{i}", keep_records=False)
         if self.runs_dir is None:
             return run_scenario(self.scenario, self.runbook, setup)
         from engine.run.journal_writer import JournalWriter

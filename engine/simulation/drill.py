@@ -2,7 +2,8 @@
 
 `run_scenario` is used by `runbook test` (unattended, virtual clock, scripted people)
 and by `runbook drill` (a real clock, people at a terminal). The scorecard is computed
-from the run's journal records, like every report.
+from the run's key times, folded from its events as the journal records them
+(engine/run/key_times.py: the same fold as every report's, from the journal's records).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from engine.run.clock import Clock, Timers, VirtualClock
 from engine.run.events import Acknowledged
 from engine.run.inputs import resolve
 from engine.run.journal_writer import MemoryJournal
+from engine.run.key_times import KeyTimes
 from engine.run.masking import Masker
-from engine.run.metrics import MILESTONES, Timings, timings
+from engine.run.metrics import MILESTONES, Timings
 from engine.run.runner import Runner, RunResult
 from engine.run.services import Services
 from engine.run.state import StepRecord
@@ -131,7 +133,7 @@ def wrong_turns(t: Timings, must_not_run: Sequence[str] = ()) -> list[str]:
 @dataclass
 class DrillRun:
     result: RunResult
-    records: list[dict[str, Any]]
+    records: list[dict[str, Any]]  # the journal's records (empty when the setup kept none)
     timings: Timings
     scorecard: Scorecard
     world: World
@@ -242,6 +244,7 @@ class DrillSetup:
     speed: float = 1.0
     ready: Callable[[Runner, World], None] | None = None  # e.g. trainer controls, signal handlers
     channels: Any = None  # the channels config (notify.Channels): what each delivery would be is journaled
+    keep_records: bool = True  # False: DrillRun.records stays empty (trials keep only timings and scores)
 
 
 def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None = None) -> DrillRun:
@@ -252,8 +255,9 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     rng = random.Random(seed)
     inputs = scenario_inputs(scenario, runbook)
     world = World(scenario, clock, rng, inputs=inputs)
-    memory = MemoryJournal()
-    bus = EventBus(clock, [memory, *setup.observers], Masker(_secrets(runbook, inputs)))
+    memory, key_times = MemoryJournal(), KeyTimes()
+    kept = [memory] if setup.keep_records else []
+    bus = EventBus(clock, [*kept, key_times, *setup.observers], Masker(_secrets(runbook, inputs)))
     world.emit = bus.emit
     prompter = WorldReacts(setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng), world)
     services = _services(world, prompter, scenario, setup.channels)
@@ -275,7 +279,7 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     finally:
         if timers is not None:
             timers.stop()
-    t = timings(memory.records)
+    t = key_times.result()
     return DrillRun(result, memory.records, t, score(scenario, t, world.unscripted), world)
 
 
