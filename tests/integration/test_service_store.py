@@ -149,6 +149,50 @@ def test_a_reader_of_the_journal_is_woken_by_a_write_not_a_poll(database: str) -
             writer.close()
 
 
+def test_a_reader_of_a_waiting_run_is_woken_by_its_escalation_and_its_end(database: str) -> None:
+    """A run parked for a person gets records with no worker holding it (an escalation
+    fired while it waits, escalation.py) and may end there: both wake the readers of its
+    journal (the console's live run page), as a worker's append does. Before, neither
+    woke anybody: the page showed the escalation at its next poll."""
+    writer = Store.open(database, patience=5)
+    reader = writer if database.startswith("sqlite") else Store.open(database, patience=5)
+    [run_id] = _new(writer)
+    writer.claim("w1", {}, 60)
+    writer.append(run_id, "w1", [(1, "run.started", '{"seq":1}')])
+    writer.park(run_id, "w1", NewQuestion("restart", "interrupted", "run it again?"))
+    done = threading.Event()
+
+    def escalate() -> None:  # until the reader has woken: its listener may start after a first write
+        seq = 1
+        while not done.is_set() and seq < 100:
+            assert writer.append_waiting(run_id, seq, [(seq + 1, "escalation", f'{{"seq":{seq + 1}}}')])
+            seq += 1
+            done.wait(0.3)
+
+    async def read(start: bool) -> bool:
+        ticket = reader.journal_ticket(run_id)
+        if start:
+            threading.Thread(target=escalate).start()
+        try:
+            return await reader.wait_for_journal(run_id, ticket, 20)
+        finally:
+            done.set()
+
+    try:
+        assert asyncio.run(read(start=True)) is True
+        last = len(reader.records(run_id))
+        ticket = reader.journal_ticket(run_id)
+        threading.Timer(0.2, writer.end_waiting, (run_id, last, [(last + 1, "run.finished", "{}")],
+                                                  "escalated", "handed to the dba team")).start()
+        assert asyncio.run(reader.wait_for_journal(run_id, ticket, 20)) is True
+        run = reader.run(run_id)
+        assert run is not None and (run.status, run.outcome) == ("finished", "escalated")
+    finally:
+        reader.close()
+        if reader is not writer:
+            writer.close()
+
+
 def test_a_run_goes_from_queued_to_finished_through_one_lease(store: Store) -> None:
     [run_id] = _new(store, secrets=("n",))
     claim = store.claim("w1", {}, 30)

@@ -212,22 +212,29 @@ class Store(ConsoleDoor):
         if not lines:
             return True
         try:
-            return self._write(lambda c: _journal.append_waiting(c, run_id, after, lines), "write the journal")
+            added = self._write(lambda c: _told(_journal.append_waiting(c, run_id, after, lines), c, run_id),
+                                "write the journal")
         except StoreError as exc:
             if isinstance(exc.__context__, IntegrityError):  # another process took these seqs
                 return False
             raise
+        if added:  # its readers (the console's run page) see the escalation now, not at their next poll
+            self._wakeup.changed(run_id)
+        return added
 
     def end_waiting(self, run_id: str, after: int, lines: Sequence[tuple[int, str, str]], outcome: str,
                     reason: str) -> bool:
         """End a run waiting for a person with these last records (see append_waiting)."""
         try:
-            return self._write(lambda c: _journal.end_waiting(c, run_id, after, lines, outcome, reason),
-                               "end the run")
+            ended = self._write(lambda c: _told(_journal.end_waiting(c, run_id, after, lines, outcome, reason), c,
+                                                run_id), "end the run")
         except StoreError as exc:
             if isinstance(exc.__context__, IntegrityError):
                 return False
             raise
+        if ended:
+            self._wakeup.ended(run_id)
+        return ended
 
     def sync(self, run_id: str, worker: str) -> None:
         """A durable commit: every record appended before it survives a database crash."""
@@ -412,3 +419,10 @@ class Store(ConsoleDoor):
                 conn.execute(delete(table).where(table.c.run_id == run_id))
             conn.execute(delete(tables.runs).where(tables.runs.c.id == run_id))
         self._write(action, "delete the run")
+
+
+def _told(written: bool, conn: Connection, run_id: str) -> bool:
+    """`written`, after telling other processes at commit that the run changed, if it did."""
+    if written:
+        _wakeup.announce(conn, run_id)
+    return written
