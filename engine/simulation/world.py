@@ -62,10 +62,12 @@ class World:
         """The first response that matches this invocation, and the reply for this attempt."""
         step = inv.step
         for response in self.scenario.responses_for(step):
-            if self._matches(response, step, inv):
+            # Most responses name the step and nothing else: they match without a look.
+            plain = response.match is None and response.when is None and response.step in (None, step)
+            if plain or self._matches(response, step, inv):
                 key = (response.index, step, inv.host)
-                self.counts[key] = self.counts.get(key, 0) + 1
-                return response, response.reply_for(self.counts[key])
+                count = self.counts[key] = self.counts.get(key, 0) + 1
+                return response, response.reply_for(count)
         return None
 
     def _matches(self, response: Response, step: str, inv: Invocation) -> bool:
@@ -250,9 +252,10 @@ class SimulatedExecutor:
             return Result(inv.command, inv.host, "", "", None, started, spent, False, "interrupted", cancelled=True)
         stdout = world.render(reply.stdout, inv) if reply.stdout else ""
         stderr = world.render(reply.stderr, inv) if reply.stderr else ""
-        for stream, text in (("stdout", stdout), ("stderr", stderr)):
-            if text:
-                sink.output(stream, (text if text.endswith("\n") else text + "\n").encode(), inv.host)
+        if stdout:
+            sink.output("stdout", (stdout if stdout.endswith("\n") else stdout + "\n").encode(), inv.host)
+        if stderr:
+            sink.output("stderr", (stderr if stderr.endswith("\n") else stderr + "\n").encode(), inv.host)
         if inv.http is not None:
             return self._http(inv, reply, stdout, started, duration)
         ok = reply.exit_code in inv.exit_codes
