@@ -276,3 +276,27 @@ def test_a_large_fleet_is_named_in_a_step_header_by_its_first_hosts_and_a_count(
                            "... and 994 more (1000 hosts)]")
     eight = show(StepStarted("check", "detection", "run", command="true", target="web", hosts=fleet[:8]))
     assert f"[web: {', '.join(fleet[:8])}]" in eight
+
+
+def test_a_step_start_is_written_and_flushed_once() -> None:
+    """Its lines go out in one write: a run of many short steps paid a write (a system
+    call) and a flush for each line."""
+
+    class Counting(io.StringIO):
+        writes, flushes = 0, 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    stream = Counting()
+    console = Console(stream, color=False, unicode=True)
+    console.on_event(StepStarted("check", "detection", "manual", "Look", instructions="Open the dashboard.\nRead it."),
+                     Stamp(1, 0.0, 75.0))
+    console.on_event(StepStarted("df", "detection", "run", command="df /var"), Stamp(2, 0.0, 75.0))
+    assert (stream.writes, stream.flushes) == (2, 2)
+    assert stream.getvalue() == ("[01:15] ▶ check  Look\n        Open the dashboard.\n        Read it.\n"
+                                 "[01:15] ▶ df\n        $ df /var\n")

@@ -160,14 +160,14 @@ class Console:
         title = f"  {e.title}" if e.title else ""
         depth = self._depths[e.step] = self._depths.get(e.block, -1) + 1 if e.block else 0
         pad = "  " * depth
-        self.line(f"{self._clock_mark(s)} {pad}{self.sym('▶', '>')} {prefix}{self.paint(e.step, 'bold')}"
-                  f"{title}{self.paint(where, 'cyan')}{item}")
+        lines = [f"{self._clock_mark(s)} {pad}{self.sym('▶', '>')} {prefix}{self.paint(e.step, 'bold')}"
+                 f"{title}{self.paint(where, 'cyan')}{item}"]
         if e.command:
-            self.line(self.paint(f"        {pad}$ {e.command}", "dim"))
+            lines.append(self.paint(f"        {pad}$ {e.command}", "dim"))
         if e.instructions:
             # What the person must do, before anything asks them: shown in full, not dimmed.
-            for text in e.instructions.splitlines():
-                self.line(f"        {text}".rstrip())
+            lines += [f"        {text}".rstrip() for text in e.instructions.splitlines()]
+        self.terminal.write("\n".join(lines) + "\n")  # one write (and flush) for the step's start
 
     def _output(self, e: StepOutput, s: Stamp) -> None:
         if not self.show_output:
