@@ -904,3 +904,19 @@ def test_a_duration_too_long_for_any_clock_ends_the_run_cleanly_naming_its_place
     assert result.outcome == "failed"
     assert result.reason == "huge.yaml:7:35: duration is longer than the 30d maximum"
     assert recorder.named("run.finished") and not executor.calls
+
+
+def test_a_command_without_a_template_builds_no_template_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain command renders as it is written: building the context (the run's inputs,
+    vars, steps, incident) for it was a cost every such step paid."""
+    from engine.run.state import RunState
+
+    built: list[int] = []
+    real = RunState.context
+    monkeypatch.setattr(RunState, "context", lambda self, **current: built.append(1) or real(self, **current))
+    _, events = run_text(runbook("remediation:\n  - {id: a, run: df}\n  - {id: b, run: uptime}\n"),
+                         executor=ScriptedExecutor({"a": "", "b": ""}))
+    assert order(events) == ["a", "b"] and built == []
+    _, events = run_text(runbook("remediation:\n  - {id: a, run: 'echo {{ run.id }}'}\n"),
+                         executor=ScriptedExecutor({"a": ""}))
+    assert built and finished(events)["a"].status == "ok"

@@ -32,7 +32,9 @@ def started_command(d: Driver, step: Step, spec: RunSpec, target: str | None, ex
         render_for = per_host(d, step, spec_command, extra)
         return (*_per_host_line(d, spec_command, {**extra, "host": templating.Placeholder("host")}, where),
                 render_for)
-    command = templating.render(spec_command, d.r.state.context(**visible(extra)), shell=True, where=where)
+    # Most commands hold no template and render as they are written: no context to build.
+    command = templating.render(spec_command, d.r.state.context(**visible(extra)), shell=True, where=where) \
+        if templating.has_template(spec_command) else spec_command
     return command, d.shown.render(spec_command, extra, command, shell=True, where=where), None
 
 
