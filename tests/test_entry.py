@@ -154,7 +154,8 @@ from engine.cli.entry import _command
 code = _command(sys.argv[1:])
 names = ("engine.cli.authoring", "engine.cli.drills", "engine.cli.reports", "engine.cli.service",
          "engine.executors.notify", "email.utils", "engine.fleet.fanout", "socket", "click", "subprocess",
-         "engine.run.continuation", "engine.run.recovery", "engine.run.leftovers", "hashlib", "difflib")
+         "engine.run.continuation", "engine.run.recovery", "engine.run.leftovers", "hashlib", "difflib",
+         "engine.language._pruning", "engine.language._quoting_rules", "engine.language._shell_rules")
 print(code, " ".join(n for n in names if n in sys.modules))
 """
 
@@ -165,7 +166,8 @@ def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
     plain `runbook validate FILE` not click; a run that ends resolved nothing of resume's,
     and one whose inputs read no command not subprocess; `runbook validate FILE` neither the
     notifier (there is no channels config) nor the RFC 2822 date parser; neither loads
-    OpenSSL (hashlib) nor difflib, which only words a suggestion for a problem."""
+    OpenSSL (hashlib) nor difflib, which only words a suggestion for a problem; a clean file
+    is not pruned; a run loads no lint family whose rules are all warnings (it drops them)."""
     book = tmp_path / "one.yaml"
     book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
                     encoding="utf-8")
@@ -178,7 +180,8 @@ def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
         return proc.stdout.strip().splitlines()[-1]
 
     assert imported("run", str(book), "--runs-dir", str(tmp_path / "runs"), "-q", "--non-interactive") == "0"
-    assert imported("validate", str(book)) == "0"
+    # validate reports warnings: it loads the warning-only lint families, and only those
+    assert imported("validate", str(book)) == "0 engine.language._quoting_rules engine.language._shell_rules"
 
 
 # -- the fast path of a plain live run -------------------------------------------------------------

@@ -18,7 +18,9 @@ from support import MARK, positions, unmark
 # Imported for their rules (registered in RULES), so the tables below do not depend on which test ran first.
 import engine.language._include_rules
 import engine.language._inventory_rules
+import engine.language._quoting_rules
 import engine.language._scenario_rules
+import engine.language._shell_rules
 import engine.language._value_rules  # noqa: F401
 from engine.language.diagnostics import Diagnostic, Severity
 from engine.language.lint import RULES, KnownChannels, describe_rules
@@ -1073,6 +1075,17 @@ def test_every_rule_has_a_pinned_severity() -> None:
     """The severity table covers exactly the registered rules (scenario rules included)."""
     assert set(SEVERITY) == set(RULES)
     assert {r.id: r.severity for r in RULES.values()} == SEVERITY
+
+
+def test_the_families_a_run_does_not_load_hold_warnings_only() -> None:
+    # A run drops warnings, so it never imports these families: an error rule there would
+    # go unchecked before a run.
+    from engine.language.lint import WARNING_FAMILIES
+
+    modules = {f"engine.language.{name}" for name in WARNING_FAMILIES}
+    theirs = [r for r in RULES.values() if r.check.__module__ in modules]
+    assert {r.check.__module__ for r in theirs} == modules
+    assert all(r.severity is WARNING for r in theirs), [r.id for r in theirs if r.severity is not WARNING]
 
 
 def test_every_rule_has_a_one_line_rationale_and_a_name() -> None:

@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 from engine.errors import EngineError, UsageError
 
 from . import cache, connections, includes, schema
-from ._pruning import pruned
 from .builder import build_runbook
 from .diagnostics import Diagnostic, Report, Severity, caret_line, printable
 from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file, special_kind
@@ -168,7 +167,7 @@ def check_document(doc: Document, options: Options = DEFAULT_OPTIONS) -> Checked
         diags.extend(check_serve(doc, load_runbook))
     if kind not in schema.KINDS:
         return Checked(doc.file, _suppressed(doc, diags))
-    lint_doc = doc if not schema_diags else pruned(doc, kind)
+    lint_doc = doc if not schema_diags else _pruned(doc, kind)
     model = None
     if lint_doc is not None:
         model, lint_diags = _lint(lint_doc, kind, options)
@@ -177,6 +176,12 @@ def check_document(doc: Document, options: Options = DEFAULT_OPTIONS) -> Checked
     diags = _suppressed(doc, diags)
     valid = not any(d.is_error for d in diags) and not schema_diags
     return Checked(doc.file, diags, model if valid else None)
+
+
+def _pruned(doc: Document, kind: str) -> Document | None:
+    from ._pruning import pruned  # only for a file with schema errors
+
+    return pruned(doc, kind)
 
 
 def _lint(doc: Document, kind: str, options: Options) -> tuple[Any, list[Diagnostic]]:
