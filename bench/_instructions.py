@@ -27,10 +27,11 @@ def available() -> bool:
     return os.environ.get("BENCH_INSTRUCTIONS", "1") != "0" and shutil.which("valgrind") is not None
 
 
-def instructions(command: Sequence[str], cwd: Path = ROOT) -> int:
-    """Instructions the command's own process executes (children not traced)."""
+def instructions(command: Sequence[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> int:
+    """Instructions the command's own process executes (children not traced); `env` is
+    added to the measured commands' environment."""
     proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
-                          cwd=cwd, env=command_env(), capture_output=True, text=True, check=False)
+                          cwd=cwd, env={**command_env(), **(env or {})}, capture_output=True, text=True, check=False)
     found = _COLLECTED.search(proc.stderr)
     if proc.returncode != 0 or found is None:
         raise CommandFailed(f"valgrind {' '.join(command[:3])}... exited {proc.returncode}: {proc.stderr[-500:]}")

@@ -10,6 +10,11 @@ issue 12's condition that simulation does not get slower than before blocks).
      trials add over one trial (the issue's figure), with `--jobs 1` and on every CPU;
      and the baseline's command.
 
+  c. instructions per simulated step (valgrind's callgrind, when installed: the figure
+     the load does not move), this tree and the baseline: the probe of (a) with
+     INSTRUCTION_TRIALS trials less the same with none, hash seed fixed. Where they go:
+     bench/profile_simulate.py.
+
 Target from the issue: at least 50,000 simulated steps per second; and not slower than
 the baseline. BENCH_SIM_BASELINE names another baseline commit.
 """
@@ -26,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from bench import _instructions
 from bench._timing import (
     CommandFailed,
     Context,
@@ -47,6 +53,7 @@ PROBE_TRIALS = 20  # trials of the 200-step scenario in each turn of (a)
 TARGET = 50_000
 BASELINE = os.environ.get("BENCH_SIM_BASELINE", "f90f63e")
 PROBE = Path(__file__).resolve().parent / "_sim_probe.py"
+INSTRUCTION_TRIALS = 3  # trials of the 200-step scenario counted in (c)
 
 
 def scenario_pair(steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -119,6 +126,14 @@ def _probe(ctx: Context, tree: Path | None, scenario: Path, trials: int) -> floa
     return float(figures["steps"] / figures["cpu"])
 
 
+def _per_step(ctx: Context, tree: Path | None, scenario: Path) -> float:
+    """Instructions per simulated step of the probe (this tree, or `tree`), by callgrind."""
+    env = {"PYTHONHASHSEED": "0", **({"PYTHONPATH": str(tree)} if tree is not None else {})}
+    probe = [str(ctx.project("python")), str(PROBE), str(scenario)]
+    counts = [_instructions.instructions([*probe, str(n)], tree or ctx.root, env) for n in (0, INSTRUCTION_TRIALS)]
+    return (counts[1] - counts[0]) / (INSTRUCTION_TRIALS * BIG)
+
+
 def _in_process(ctx: Context, scenario: Path, baseline: Path | None, turns: int) -> tuple[list[float], list[float]]:
     """Steps per CPU second in one process: this tree and the baseline, in turns."""
     ours: list[float] = []
@@ -167,6 +182,8 @@ def run(ctx: Context) -> bool:
         work = Path(tmp)
         big, small = _write(work, BIG), _write(work, SMALL)
         ours, theirs = _in_process(ctx, big, baseline, turns)
+        counted = {label: _per_step(ctx, tree, big) for label, tree in (("this", None), (BASELINE, baseline))
+                   if _instructions.available() and (tree is not None or label == "this")}
         one, serial, every, *base = _commands(ctx, small, baseline, turns)
     added = (TRIALS - 1) * SMALL  # the issue's figure: what TRIALS trials add over one
     serial_rate = added / max(serial.median - one.median, 1e-9)
@@ -177,6 +194,11 @@ def run(ctx: Context) -> bool:
     if theirs:
         rows.append([f"the same, {BASELINE} (before blocks)", f"{statistics.median(theirs):,.0f} steps/s",
                      _spread(theirs), f"ratio this/{BASELINE} per turn {min(ratios):.2f}-{max(ratios):.2f}x"])
+    if counted:
+        then = counted.get(BASELINE)
+        rows.append([f"instructions per simulated step ({BIG} steps, callgrind)", f"{counted['this'] / 1e3:,.1f}k",
+                     "-", f"{BASELINE}: {then / 1e3:,.1f}k ({counted['this'] / then:.2f}x)" if then else
+                     f"{INSTRUCTION_TRIALS} trials less none"])
     for label, t, rate in ((f"--trials {TRIALS} --jobs 1 ({SMALL} steps)", serial, serial_rate),
                            (f"--trials {TRIALS}, every CPU", every, every_rate)):
         rows.append([label, f"{rate:,.0f} steps/s", f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}",
@@ -194,6 +216,7 @@ def run(ctx: Context) -> bool:
     info["load_average_after"] = load_average()
     write_json(ctx.out_dir / "simulate.json", {
         "benchmark": "simulate", "machine": info, "in_process": {"this": ours, "baseline": theirs, "ratios": ratios},
+        "instructions_per_step": counted,
         "commands": [t.summary() for t in (one, serial, every, *base)], "targets": [t.row() for t in targets]})
     print_tables(["measurement", "median", "spread over turns", "how"], rows, targets,
                  heading=machine_line("Simulation", info))
