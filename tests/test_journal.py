@@ -17,6 +17,7 @@ from engine.errors import JournalError
 from engine.executors.timestamps import iso
 from engine.run import journal as journal_module
 from engine.run.events import (
+    Event,
     PhaseStarted,
     RunFinished,
     RunStarted,
@@ -447,3 +448,79 @@ def test_a_line_is_the_bytes_json_dumps_gives_or_its_jsonable_fallback(outputs: 
     except (ValueError, TypeError, RecursionError):
         expected = (json.dumps(jsonable(record), ensure_ascii=False) + "\n").encode()
     assert encode(event, stamp(7)) == expected
+
+
+# -- line functions: the events a run writes many of -------------------------------------------
+
+
+class _Text(str):
+    pass
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=10 ** 4400, max_value=10 ** 4400 + 1)
+    | st.floats() | st.text() | st.just("a\udc00b") | st.builds(_Text, st.text(max_size=3)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    | st.tuples(inner), max_leaves=6)
+
+
+def _record_line(event: Event, at: Stamp) -> bytes:
+    """The line as the record's path writes it: json.dumps with the journal's options, or
+    what `jsonable` makes of what that refuses."""
+    from engine.run.journal_writer import _json_default, jsonable
+
+    record = {"seq": at.seq, "t": iso(at.t), "elapsed": round(at.elapsed, 3), "event": event.name, **event.record()}
+    try:
+        return (json.dumps(record, ensure_ascii=False, allow_nan=False, default=_json_default) + "\n").encode()
+    except (ValueError, TypeError, RecursionError):
+        return (json.dumps(jsonable(record), ensure_ascii=False) + "\n").encode()
+
+
+@pytest.fixture
+def compile_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.run import journal_writer
+
+    monkeypatch.setattr(journal_writer, "COMPILE_AT", 1)
+    monkeypatch.setattr(journal_writer, "_LINES", {})
+    monkeypatch.setattr(journal_writer, "_WRITTEN", {})
+
+
+@pytest.mark.usefixtures("compile_at_once")
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), elapsed=st.floats(min_value=0, max_value=1e6))
+def test_a_line_function_writes_the_bytes_the_record_path_writes(data: st.DataObject, elapsed: float) -> None:
+    """For every event class, whatever its fields hold: the same line, and where JSON
+    cannot hold a value, the same fallback."""
+    import dataclasses
+
+    from engine.run.events import EVENT_TYPES
+
+    cls = data.draw(st.sampled_from(sorted(EVENT_TYPES.values(), key=lambda c: c.name)))
+    values = {f.name: data.draw(_VALUES, label=f.name) for f in dataclasses.fields(cls)}
+    event = cls(**values)
+    at = Stamp(data.draw(st.integers(min_value=0, max_value=10 ** 9)), T0 + elapsed, elapsed)
+    assert encode(event, at) == _record_line(event, at)
+
+
+def test_line_functions_are_made_only_for_the_events_a_run_writes_many_of(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class's first COMPILE_AT - 1 lines go the record's path (a short run never pays
+    for making a function); the later ones build no record dict."""
+    from engine.run import journal_writer
+    from engine.run.events import StepProcess
+
+    monkeypatch.setattr(journal_writer, "_LINES", {})
+    monkeypatch.setattr(journal_writer, "_WRITTEN", {})
+    records: list[int] = []
+    real = StepProcess.record
+
+    def spy(self: StepProcess) -> dict[str, object]:
+        records.append(1)
+        return real(self)
+
+    spy.__qualname__ = real.__qualname__  # still the record made of the fields
+    monkeypatch.setattr(StepProcess, "record", spy)
+    lines = [encode(StepProcess(f"s{i}", 100 + i), stamp(i)) for i in range(journal_writer.COMPILE_AT + 20)]
+    assert len(records) == journal_writer.COMPILE_AT - 1
+    assert lines[-1] == b'{"seq": %d, "t": "2026-01-01T00:00:00.000Z", "elapsed": 0.0, "event": "step.process", ' \
+        b'"step": "s83", "pgid": 183, "host": null}\n' % (journal_writer.COMPILE_AT + 19)
