@@ -110,3 +110,14 @@ def test_a_delivery_that_cannot_be_written_takes_no_other_with_it(store: Store,
     assert all(isinstance(o, Received) and o.duplicate_of is None for o in kept)
     assert store.deliveries() == {"accepted": 8}
     assert len(store.runs()) == 8
+
+
+def test_a_lone_delivery_is_committed_at_once_by_its_own_thread(store: Store) -> None:
+    """With nobody else writing, a delivery waits for no batch and no other thread: the
+    thread that brought it begins, writes and commits its transaction, alone."""
+    threads: list[tuple[str, int]] = []
+    for name in ("begin", "commit"):
+        event.listen(store.engine, name, lambda conn, name=name: threads.append((name, threading.get_ident())))
+    received = store.receive(_delivery("db-lone"))
+    assert [o.action for o in received.alerts] == ["queued"]
+    assert threads == [("begin", threading.get_ident()), ("commit", threading.get_ident())]
