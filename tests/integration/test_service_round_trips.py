@@ -80,14 +80,18 @@ def test_a_repeated_notification_costs_two_statements(store: Store) -> None:
 
 
 def test_a_new_alert_is_written_once_with_its_outcome_and_its_run(database: str) -> None:
-    """A new alert's outcome is decided before its row is written: one insert holds its
-    action and run, nothing reads it back or updates it; on PostgreSQL the once_within
-    lookup, the alert and its run are one statement (the delivery: three round trips)."""
+    """A new alert's outcome is decided as its row is written: one insert holds its action
+    and run and makes the once_within lookup; nothing reads it back or updates it; on
+    PostgreSQL its run is queued by the same statement (the delivery: three round trips)."""
+    from dataclasses import replace
+
     store = Store.open(database, patience=5)
     try:
         seen: list[str] = []
         event.listen(store.engine, "before_cursor_execute", lambda c, cur, statement, *a: seen.append(statement))
-        outcome = store.receive(_delivery("db-3")).alerts[0]
+        delivery = _delivery("db-3")
+        throttled = replace(delivery.alerts[0], label_key="disk-db-3", once_within=60.0)
+        outcome = store.receive(replace(delivery, alerts=(throttled,))).alerts[0]
         assert outcome.action == "queued" and outcome.run_id is not None
         if database.startswith("postgresql"):
             assert len(seen) == 3 and seen[0] == "BEGIN", seen

@@ -10,7 +10,7 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, case, func, insert, literal_column, select, update
+from sqlalchemy import Connection, Executable, bindparam, case, func, insert, literal_column, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.run.journal_writer import new_run_id
@@ -36,8 +36,6 @@ def _statement(dialect: str, name: str) -> Executable:
     made: dict[str, Any] = {
         "raw": lambda: insert(DELIVERIES).values(received_at=clock),
         "key": lambda: module.insert(KEYS).on_conflict_do_nothing().returning(KEYS.c.key),
-        "alert": lambda: module.insert(ALERTS).values(received_at=clock, updated_at=clock)
-        .on_conflict_do_nothing().returning(ALERTS.c.id),
         "change": lambda: update(ALERTS).where(ALERTS.c.occurrence == bindparam("the_occurrence"))
         .values(updated_at=clock),
         "first": lambda: select(KEYS.c.delivery_id).where(KEYS.c.key == bindparam("the_key")),
@@ -121,36 +119,30 @@ def _alert(conn: Connection, source: str, delivery: int, alert: NewAlert) -> Ale
         "starts_at": alert.starts_at, "ends_at": alert.ends_at, "route": alert.route,
         "policy": dumps(dict(alert.policy)), "first_delivery": delivery, "last_delivery": delivery,
     }
-    write = _written_at_once if conn.dialect.name == "postgresql" else _written
-    written, outcome = write(conn, values, alert)
+    written, outcome = _written(conn, values, alert)
     return outcome if written else _again(conn, source, delivery, alert)
 
 
 def _written(conn: Connection, values: dict[str, Any], alert: NewAlert) -> tuple[bool, AlertOutcome]:
-    """The once_within lookup, the alert's row with its outcome, its run: False when its
-    occurrence is known already (nothing written)."""
-    found = _run(conn, "throttle", _window(alert)).scalar() if _throttles(alert) else None
-    outcome, run = _decided(alert, None if found is None else str(found))
-    if _run(conn, "alert", {**values, "action": outcome.detail, "run_id": outcome.run_id}).first() is None:
-        return False, outcome
-    if run is not None:
-        enqueue(conn, run)
-    return True, outcome
-
-
-def _written_at_once(conn: Connection, values: dict[str, Any], alert: NewAlert) -> tuple[bool, AlertOutcome]:
-    """_written in one statement on PostgreSQL (one round trip instead of three): the
-    outcome as if not throttled is sent with the row, and the statement takes the
-    earlier run's id instead when the lookup finds one."""
+    """The alert's row with its outcome, then its run (on PostgreSQL in the same
+    statement): False when its occurrence is known already (nothing written). The row is
+    sent with the outcome it has unless throttled; its insert makes the once_within
+    lookup and takes the earlier run's id and words instead when it finds one."""
     outcome, run = _decided(alert, None)
     head, _, tail = _throttled_detail(alert, _MARK).partition(_MARK)
     window = _window(alert) if _throttles(alert) else {**_window(alert), "window": None}
-    runs = {f"run_{k}": v for k, v in row_values(run, outcome.run_id or "").items()} if run else _NO_RUN
-    written, earlier, _ = conn.execute(_alert_and_run(), {**values, **window, **runs, "action": outcome.detail,
-                                                          "run_id": outcome.run_id, "head": head, "tail": tail}).one()
-    if earlier is not None:
-        outcome = _decided(alert, str(earlier))[0]
-    return bool(written), outcome
+    params = {**values, **window, "action": outcome.detail, "run_id": outcome.run_id, "head": head, "tail": tail}
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        params.update({f"run_{k}": v for k, v in row_values(run, outcome.run_id or "").items()} if run else _NO_RUN)
+    stored = conn.execute(_alert_row(conn.dialect.name), params).first()
+    if stored is None:
+        return False, outcome
+    if stored.run_id != outcome.run_id:  # throttled: the earlier run's
+        return True, _decided(alert, str(stored.run_id))[0]
+    if run is not None and not postgres:
+        enqueue(conn, run)
+    return True, outcome
 
 
 _MARK = "\x00run\x00"
@@ -159,29 +151,35 @@ _NO_RUN = {f"run_{k}": None for k in _RUN_COLUMNS}
 
 
 @cache
-def _alert_and_run() -> Executable:
-    """PostgreSQL: the once_within lookup, the alert's row (ON CONFLICT: nothing, when its
-    occurrence is known) and its run, only when the row was written and not throttled."""
-    clock = clock_of("postgresql")
-    earlier = _statement("postgresql", "throttle").cte("earlier")  # type: ignore[attr-defined]
-    found = select(earlier.c.run_id).scalar_subquery()
+def _alert_row(dialect: str) -> Executable:
+    """The alert's row inserted unless its occurrence is known (then nothing), with the
+    once_within lookup in it, returning the run id it holds; on PostgreSQL its run is
+    inserted by the same statement (a data-modifying CTE), when the row was written and
+    holds the new run's id, not an earlier one's."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    clock = clock_of(dialect)
+    found = _statement(dialect, "throttle").scalar_subquery()  # type: ignore[attr-defined]
     row = {name: bindparam(name, type_=ALERTS.c[name].type) for name in (
         "occurrence", "source", "fingerprint", "name", "labels", "label_key", "status", "starts_at", "ends_at",
         "route", "policy", "first_delivery", "last_delivery")}
     words = {name: bindparam(name, type_=ALERTS.c.action.type) for name in ("action", "head", "tail")}
     action = case((found.is_(None), words["action"]), else_=words["head"] + found + words["tail"])
     run_id = func.coalesce(found, bindparam("run_id", type_=ALERTS.c.run_id.type))
-    new = (postgresql.insert(ALERTS).from_select([*row, "action", "run_id", "received_at", "updated_at"],
-                                                 select(*row.values(), action, run_id, clock, clock))
-           .on_conflict_do_nothing().returning(ALERTS.c.run_id).cte("new"))
+    # WHERE true: SQLite reads the ON of ON CONFLICT after a bare SELECT as a join's otherwise
+    written = (module.insert(ALERTS).from_select([*row, "action", "run_id", "received_at", "updated_at"],
+                                                  select(*row.values(), action, run_id, clock, clock).where(true()))
+               .on_conflict_do_nothing().returning(ALERTS.c.run_id))
+    if dialect != "postgresql":
+        statement: Executable = written
+        return statement
+    new = written.cte("new")
     run = {name: bindparam(f"run_{name}", type_=RUNS.c[name].type) for name in _RUN_COLUMNS}
     queued = (insert(RUNS).from_select([*run, "status", "claims", "last_seq", "created_at"],
                                        select(*run.values(), literal_column("'queued'"), literal_column("0"),
                                               literal_column("0"), clock)
                                        .where(new.c.run_id == bindparam("run_id", type_=ALERTS.c.run_id.type)))
               .returning(RUNS.c.id).cte("queued"))
-    statement: Executable = select(select(func.count()).select_from(new).scalar_subquery() > 0, found,
-                                   select(func.count()).select_from(queued).scalar_subquery())
+    statement = select(new.c.run_id, select(func.count()).select_from(queued).scalar_subquery()).select_from(new)
     return statement
 
 
