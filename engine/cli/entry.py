@@ -178,6 +178,9 @@ def _command(args: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point."""
+    from ._code_cache import install
+
+    install()  # before anything defines a dataclass: see the module's docstring
     out = PipeGuard(sys.stdout) if sys.stdout is not None else None  # None: started with >&-
     if out is not None:
         sys.stdout = out

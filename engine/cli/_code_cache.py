@@ -1,0 +1,159 @@
+"""The code the standard library generates while the engine is imported, compiled once.
+
+`@dataclass` writes the source of each class's `__init__`, `__repr__`, `__eq__`, ... and
+compiles it (an `exec` of a string) at every import; a NamedTuple compiles its `__new__`
+(`eval` in collections) and each annotation given as a string (typing.ForwardRef). A
+one-step `runbook run` creates 49 dataclasses and 53 NamedTuples: that compiling was 15%
+of its start-up (83M of 545M instructions). Python keeps the bytecode of modules (.pyc)
+but not this, so the command does the same for it: the code objects, keyed by their exact
+source text, live in one marshal file beside the engine's .pyc files (the same place, the
+same trust, and like them not written under PYTHONDONTWRITEBYTECODE), and are used instead
+of compiling the same text again. A code object is what compile() makes of that text with
+the flags the standard library compiles it with, so every class is exactly what it was.
+Any problem reading or writing the file only means compiling, as before.
+
+Only the `runbook` command installs it (engine/cli/entry.py); a program that imports the
+engine as a library keeps its standard library as it is.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.machinery
+import importlib.util
+import marshal
+import os
+import sys
+from pathlib import Path
+from types import CodeType, ModuleType
+from typing import Any
+
+# Past this many entries (code of engine versions since replaced), the file starts over
+# with what this process used.
+MAX_ENTRIES = 4096
+Key = tuple[str, str, int]  # mode, source text, optimization level
+
+
+class CodeCache:
+    """Code objects by source text: loaded from `path`, saved there if anything was added."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.known: dict[Key, CodeType] = _load(path)
+        self.used: dict[Key, CodeType] = {}
+        self.added = False
+
+    def code(self, source: str, mode: str) -> CodeType:
+        """What compile(source, "<string>", mode) gives, without inheriting our flags."""
+        key = (mode, source, sys.flags.optimize)
+        found = self.known.get(key)
+        if type(found) is not CodeType:  # not cached (or a damaged file held something else)
+            # dont_inherit: dataclasses, collections and typing compile without __future__
+            # flags; this module's `annotations` must not change their code.
+            found = self.known[key] = compile(source, "<string>", mode, dont_inherit=True)
+            self.added = True
+        self.used[key] = found
+        return found
+
+    def save(self) -> None:
+        """Write the file if this process compiled anything new (whole or not at all)."""
+        if not self.added or self.path is None or sys.dont_write_bytecode:
+            return
+        entries = self.known if len(self.known) <= MAX_ENTRIES else self.used
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            temp.write_bytes(marshal.dumps(entries))
+            os.replace(temp, self.path)
+        except (OSError, ValueError):
+            pass
+
+
+def _load(path: Path | None) -> dict[Key, CodeType]:
+    if path is None:
+        return {}
+    try:
+        data = marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def default_path() -> Path | None:
+    """Beside the engine's own .pyc files (PYTHONPYCACHEPREFIX and the cache tag honoured)."""
+    try:
+        pyc = importlib.util.cache_from_source(str(Path(__file__).resolve().parent.parent / "__init__.py"))
+    except NotImplementedError:  # no cache tag: this Python keeps no bytecode either
+        return None
+    return Path(pyc).with_name(f"generated-code.{sys.implementation.cache_tag}.marshal")
+
+
+_installed: CodeCache | None = None
+
+
+def install(path: Path | None = None) -> CodeCache:
+    """Use the cache for the code dataclasses, namedtuple and typing generate, from now on
+    in this process (once; later calls return the cache in use)."""
+    global _installed
+    if _installed is not None:
+        return _installed
+    cache = _installed = CodeCache(path if path is not None else default_path())
+    import collections
+    import typing
+
+    collections.eval = _evaluator(cache)  # type: ignore[attr-defined]
+    typing.compile = _compiler(cache)  # type: ignore[attr-defined]
+    if "dataclasses" in sys.modules:
+        _patch_dataclasses(sys.modules["dataclasses"], cache)
+    else:  # most commands never import it: patch it when (if) it is
+        sys.meta_path.insert(0, _DataclassesFinder(cache))
+    atexit.register(cache.save)
+    return cache
+
+
+def _evaluator(cache: CodeCache) -> Any:
+    def cached_eval(source: Any, *namespaces: Any) -> Any:
+        return eval(cache.code(source, "eval") if isinstance(source, str) else source, *namespaces)
+
+    return cached_eval
+
+
+def _compiler(cache: CodeCache) -> Any:
+    def cached_compile(source: Any, filename: Any, mode: str, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(source, str) and filename == "<string>" and not args and not kwargs:
+            return cache.code(source, mode)
+        return compile(source, filename, mode, *args, **kwargs)
+
+    return cached_compile
+
+
+def _patch_dataclasses(module: ModuleType, cache: CodeCache) -> None:
+    def cached_exec(source: Any, *namespaces: Any) -> None:
+        exec(cache.code(source, "exec") if isinstance(source, str) else source, *namespaces)
+
+    # A global of the module shadows the builtin for its code alone.
+    module.exec = cached_exec  # type: ignore[attr-defined]
+
+
+class _DataclassesFinder:
+    """Finds `dataclasses` as usual, and patches it right after it is executed."""
+
+    def __init__(self, cache: CodeCache) -> None:
+        self.cache = cache
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "dataclasses":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, cache = spec.loader, self.cache
+        run = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            run(module)
+            _patch_dataclasses(module, cache)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
