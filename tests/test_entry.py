@@ -155,7 +155,10 @@ code = _command(sys.argv[1:])
 names = ("engine.cli.authoring", "engine.cli.drills", "engine.cli.reports", "engine.cli.service",
          "engine.executors.notify", "email.utils", "engine.fleet.fanout", "socket", "click", "subprocess",
          "engine.run.continuation", "engine.run.recovery", "engine.run.leftovers", "hashlib", "difflib",
-         "engine.language._pruning", "engine.language._quoting_rules", "engine.language._shell_rules")
+         "engine.language._pruning", "engine.language._quoting_rules", "engine.language._shell_rules",
+         "engine.run._promql", "engine.run._alertmanager", "engine.run._block", "engine.run._branch",
+         "engine.run._for_each", "engine.executors.prometheus",
+         "engine.executors.alertmanager")
 print(code, " ".join(n for n in names if n in sys.modules))
 """
 
@@ -167,7 +170,9 @@ def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
     and one whose inputs read no command not subprocess; `runbook validate FILE` neither the
     notifier (there is no channels config) nor the RFC 2822 date parser; neither loads
     OpenSSL (hashlib) nor difflib, which only words a suggestion for a problem; a clean file
-    is not pruned; a run loads no lint family whose rules are all warnings (it drops them)."""
+    is not pruned; a run loads no lint family whose rules are all warnings (it drops them),
+    nor the code of step kinds it has none of (Prometheus, Alertmanager, blocks, switches,
+    for_each)."""
     book = tmp_path / "one.yaml"
     book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
                     encoding="utf-8")

@@ -2,11 +2,15 @@
 small enough to need no module of their own (`wait`, `notify`, `include`). A kind is
 `action(driver, step, sid, spec, attempt number, extra, timeout) -> Attempt`; a spec
 with no kind here is an error, never a silent no-op. To add a kind: its spec in the
-language's model, its action here (or in a module of its own), and its entry in KINDS.
+language's model, its action here (or in a module of its own), and its entry in KINDS,
+or in ELSEWHERE when most runs have no step of it: its module is imported when such a
+step first runs (a one-step run starts without the Prometheus, Alertmanager and block
+code).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -27,14 +31,10 @@ from engine.language.model import (
 from engine.language.monitoring import AlertSpec, PromqlSpec, ScrapeTargetsSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
-from ._alertmanager import alert, silence, unsilence
 from ._assignments import set_values
-from ._block import block
-from ._branch import end, switch
 from ._commands import command, http
 from ._driver import Driver
 from ._manual import manual
-from ._promql import promql, scrape_targets
 from .attempt import Attempt
 
 Action = Callable[[Driver, Step, str, Any, int, dict[str, Any], "float | None"], Attempt]
@@ -73,15 +73,28 @@ def include(d: Driver, step: Step, sid: str, spec: IncludeSpec, number: int, ext
 KINDS: dict[type, Action] = {
     RunSpec: command, HttpSpec: http, ManualSpec: manual, WaitSpec: wait,
     NotifySpec: notify, SetSpec: set_values, IncludeSpec: include,
-    PromqlSpec: promql, ScrapeTargetsSpec: scrape_targets,
-    AlertSpec: alert, SilenceSpec: silence, UnsilenceSpec: unsilence,
-    BlockSpec: block, SwitchSpec: switch, EndSpec: end,
 }
+# Kinds whose action is imported (and added to KINDS) when a step of them first runs.
+ELSEWHERE: dict[type, tuple[str, str]] = {
+    PromqlSpec: ("._promql", "promql"), ScrapeTargetsSpec: ("._promql", "scrape_targets"),
+    AlertSpec: ("._alertmanager", "alert"), SilenceSpec: ("._alertmanager", "silence"),
+    UnsilenceSpec: ("._alertmanager", "unsilence"),
+    BlockSpec: ("._block", "block"), SwitchSpec: ("._branch", "switch"), EndSpec: ("._branch", "end"),
+}
+
+
+def action_of(kind: type) -> Action | None:
+    """The action of a spec's type; None for a type that is no step kind."""
+    action = KINDS.get(kind)
+    if action is None and kind in ELSEWHERE:
+        module, name = ELSEWHERE[kind]
+        action = KINDS[kind] = getattr(importlib.import_module(module, __package__), name)
+    return action
 
 
 def act(d: Driver, step: Step, sid: str, number: int, extra: dict[str, Any], timeout: float | None) -> Attempt:
     """The step's action, once; a template that cannot be rendered fails the attempt."""
-    action = KINDS.get(type(step.spec))
+    action = action_of(type(step.spec))
     if action is None:
         raise EngineError(f"step {sid}: unknown step kind {step.kind!r}")
     try:

@@ -17,16 +17,12 @@ from engine.language.model import CONTAINERS, HttpSpec, ManualSpec, Retries, Run
 from engine.language.monitoring import AlertSpec, PromqlSpec, ScrapeTargetsSpec, SilenceSpec, UnsilenceSpec
 from engine.templates import templating
 
-from ._alertmanager import started as started_alerting
-from ._branch import refused
 from ._commands import next_try, started_command, started_request
 from ._driver import Driver, RunView
-from ._for_each import for_each
 from ._hosts import hosts_of
 from ._manual import approval, instructions, refusal
 from ._output import TAIL, masked_tail
 from ._polling import attempt_event, one_attempt
-from ._promql import started_query, started_targets
 from .attempt import Attempt, StepStop
 from .events import StepFinished, StepStarted
 from .journal_writer import jsonable
@@ -46,6 +42,8 @@ class StepDriver(Driver):
         scope = dict(self.scope) if self.scope else {}  # inside a block with for_each: its item's names
         try:
             if step.for_each is not None:
+                from ._for_each import for_each  # kinds of step most runs have none of: on first use
+
                 rec = for_each(self, step, sid, rollback_of,
                                lambda s, i, back, extra: self._guarded(s, i, back, {**scope, **extra}))
             else:
@@ -116,6 +114,8 @@ class StepDriver(Driver):
         if refuse is None:
             rec.status, rec.error = "refused", why
             return rec
+        from ._branch import refused
+
         try:
             attempt = refused(self, step, sid, refuse, why, extra)
         except TemplateError as exc:
@@ -135,12 +135,8 @@ class StepDriver(Driver):
             command, shown, per_host = started_command(self, step, spec, target, {**extra, "attempt": 1})
         elif isinstance(spec, HttpSpec):
             shown = started_request(self, step, spec, {**extra, "attempt": 1})
-        elif isinstance(spec, PromqlSpec):
-            shown = started_query(self, step, spec, {**extra, "attempt": 1})
-        elif isinstance(spec, ScrapeTargetsSpec):
-            shown = started_targets(self, step, spec, {**extra, "attempt": 1})
-        elif isinstance(spec, (AlertSpec, SilenceSpec, UnsilenceSpec)):
-            shown = started_alerting(self, step, spec, {**extra, "attempt": 1})
+        elif isinstance(spec, (PromqlSpec, ScrapeTargetsSpec, AlertSpec, SilenceSpec, UnsilenceSpec)):
+            shown = _monitoring_started(self, step, spec, {**extra, "attempt": 1})
         # A manual step's text is rendered here, once, so that what the person reads (the
         # console shows step.started) is what the journal and every report say they read.
         text = instructions(self, step, spec, extra) if isinstance(spec, ManualSpec) else None
@@ -214,6 +210,22 @@ class StepDriver(Driver):
 
 _OUTSIDE = (None, None)  # a step outside any block
 _ONCE = Retries()  # no retries (immutable)
+
+
+# Kinds of step most runs have none of: their modules are imported when first used.
+def _monitoring_started(d: StepDriver, step: Step, spec: Any, extra: dict[str, Any]) -> str | None:
+    """What step.started shows of a promql, scrape_targets, alert, silence or unsilence step."""
+    if isinstance(spec, PromqlSpec):
+        from ._promql import started_query
+
+        return started_query(d, step, spec, extra)
+    if isinstance(spec, ScrapeTargetsSpec):
+        from ._promql import started_targets
+
+        return started_targets(d, step, spec, extra)
+    from ._alertmanager import started
+
+    return started(d, step, spec, extra)
 
 
 def _hosts(m: Masker, hosts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
