@@ -29,10 +29,12 @@ most 1.25x the durable floor (issue 14); at least 200x faster per step than Ansi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,12 +204,28 @@ def _targets(f: dict[str, float], rss: float) -> list[Target]:
     return found
 
 
+@contextlib.contextmanager
+def _own_locks(work: Path) -> Iterator[None]:
+    """Run locks in the benchmark's own directory: run locks are machine-wide, and another
+    run of a runbook with the same id (another benchmark, someone's test) would make a
+    measured run refuse to start."""
+    before = os.environ.get("RUNBOOK_LOCK_DIR")
+    os.environ["RUNBOOK_LOCK_DIR"] = str(work / "locks")  # command_env() hands it to every command
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["RUNBOOK_LOCK_DIR"]
+        else:
+            os.environ["RUNBOOK_LOCK_DIR"] = before
+
+
 def run(ctx: Context) -> bool:
     for tool in ("chaos", "ansible-playbook") if _peers() else ():
         if not ctx.baseline(tool).exists():
             raise SystemExit(f"{ctx.baseline(tool)} is missing: run `make bench`")
     info = machine(ctx)
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp, _own_locks(Path(tmp)):
         work = Path(tmp)
         _files(work)
         timings = _measure(ctx, work)
