@@ -39,12 +39,15 @@ class LocalExecutor:
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = dict(env) if env is not None else _base_env()
+        # posix_spawn encodes every name and value of the environment it is given: the
+        # engine's own is encoded once here (a sixth of a spawn's work), a step's few at each.
+        self._encoded = _encoded(self._env)
 
     def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
         started = time.time()
         t0 = time.monotonic()
         try:
-            proc = _Process.spawn(invocation, {**self._env, **invocation.env})
+            proc = _Process.spawn(invocation, self._env_of(invocation))
         except OSError as exc:
             program = invocation.argv[0] if invocation.argv else SHELL
             return _failed(invocation, started, f"cannot start {program}: {exc.strerror or exc}")
@@ -68,6 +71,21 @@ class LocalExecutor:
             timed_out=outcome.timed_out, cancelled=outcome.cancelled,
             truncated=outcome.stdout.dropped or outcome.stderr.dropped,
         )
+
+    def _env_of(self, invocation: Invocation) -> Mapping[Any, Any]:
+        own = _encoded(invocation.env) if self._encoded is not None else None
+        if self._encoded is None or own is None:
+            return {**self._env, **invocation.env}
+        return {**self._encoded, **own}
+
+
+def _encoded(env: Mapping[str, str]) -> dict[bytes, bytes] | None:
+    """The environment as posix_spawn encodes it (os.fsencode); None when a name or value
+    cannot be (then posix_spawn, given the text, says why)."""
+    try:
+        return {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+    except (UnicodeEncodeError, TypeError):
+        return None
 
 
 def _failed(inv: Invocation, started: float, error: str) -> Result:
@@ -93,7 +111,7 @@ class _Process:
         self.status: int | None = None
 
     @classmethod
-    def spawn(cls, inv: Invocation, env: dict[str, str]) -> _Process:
+    def spawn(cls, inv: Invocation, env: Mapping[Any, Any]) -> _Process:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         in_r, in_w = os.pipe() if inv.stdin is not None else (None, None)
@@ -252,7 +270,7 @@ def direct_argv(command: str, env_override: Mapping[str, str]) -> list[str] | No
     return words
 
 
-def _spawn(inv: Invocation, env: dict[str, str], actions: list[Any]) -> int:
+def _spawn(inv: Invocation, env: Mapping[Any, Any], actions: list[Any]) -> int:
     if inv.argv:  # a program given as an argv: no shell to fall back on
         return os.posix_spawnp(inv.argv[0], list(inv.argv), env, file_actions=actions, setsid=True,
                                setsigdef=RESTORED_SIGNALS)

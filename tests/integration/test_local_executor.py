@@ -79,6 +79,34 @@ def test_the_step_environment_is_added_to_the_engines() -> None:
     assert result.stdout.startswith("hi /")
 
 
+def test_the_engines_environment_is_encoded_once_and_a_step_overrides_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """posix_spawn encoded every name and value of the engine's environment at every
+    spawn (a sixth of its work): encoded once, and a step's own still win, bytes that are
+    not UTF-8 (held as surrogate escapes) arriving as they were."""
+    import os
+
+    from engine.executors import local
+
+    encoded: list[str] = []
+    real = os.fsencode
+    monkeypatch.setattr(local.os, "fsencode", lambda text: encoded.append(text) or real(text))
+    engine_env = {"PATH": os.environ["PATH"], "GREETING": "hello", "RAW": "caf\udce9"}
+    executor = LocalExecutor(env=engine_env)
+    assert sorted(encoded) == sorted([*engine_env, *engine_env.values()])
+    for word in ("hi", "bye"):
+        encoded.clear()
+        sink = Chunks()
+        executor.run(Invocation("s", "run", 'printf "%s %s" "$GREETING" "$RAW"', env={"GREETING": word}), sink,
+                     Cancel())
+        assert b"".join(d for _, d in sink.seen) == f"{word} caf".encode() + b"\xe9"
+        assert sorted(encoded) == ["GREETING", word]
+
+
+def test_an_environment_value_posix_spawn_cannot_take_fails_the_step_clearly() -> None:
+    result, _ = run("true", env={"BAD": "a\udc00b"})  # a lone surrogate no file name encoding holds
+    assert not result.ok and result.error is not None and result.error.startswith("cannot start the command: ")
+
+
 def test_only_a_bounded_tail_is_kept_in_memory() -> None:
     result, sink = run("head -c 3000000 /dev/zero | tr '\\0' a; echo; echo last")
     assert result.truncated
