@@ -328,3 +328,25 @@ def test_trials_read_and_hash_the_runbook_once_and_journal_its_digest(tmp_path: 
     assert len(reads) == 3
     started = [read_journal(runs / f"trial-{i}").records[0] for i in range(1, 5)]
     assert [r["digest"] for r in started] == [lone] * 4
+
+
+def test_digests_remembered_for_an_estimate_are_its_thread_s_alone(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run another thread starts while an estimate runs (a service's) reads its files."""
+    import threading
+
+    import engine.run.digest as digest
+
+    _, runbook = load_pair(tmp_path, RUNBOOK, RANDOM)
+    reads: list[str] = []
+    real = digest._digest_of_files
+    monkeypatch.setattr(digest, "_digest_of_files", lambda book: reads.append(book.file) or real(book))
+    with digest.remembered():
+        first = digest.runbook_digest(runbook)
+        assert digest.runbook_digest(runbook) == first and len(reads) == 1
+        other = threading.Thread(target=digest.runbook_digest, args=(runbook,))
+        other.start()
+        other.join()
+        assert len(reads) == 2
+    digest.runbook_digest(runbook)
+    assert len(reads) == 3

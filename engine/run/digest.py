@@ -11,6 +11,7 @@ a comment or a reordered key is a new version, as a reviewer of the file would s
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,26 +27,28 @@ except ImportError:  # pragma: no cover - another Python, or 3.12+ (`_sha2`)
     from hashlib import sha256
 
 
-_remembered: dict[int, tuple[Runbook, str | None]] | None = None  # see remembered()
+# The digests remembered by remembered(), for its thread only: a run that another thread
+# starts meanwhile (a service's) reads its files as usual.
+_local = threading.local()
 
 
 @contextmanager
 def remembered() -> Iterator[None]:
     """While many runs start from the same loaded runbook (the trials of an estimate),
-    each runbook's digest is computed once: reading, resolving and hashing its files
-    again for every trial cost a tenth of a 20-step trial's own work."""
-    global _remembered
-    outer, _remembered = _remembered, _remembered if _remembered is not None else {}
+    each runbook's digest is computed once in this thread: reading, resolving and
+    hashing its files again for every trial cost a tenth of a 20-step trial's own work."""
+    outer: dict[int, tuple[Runbook, str | None]] | None = getattr(_local, "memo", None)
+    _local.memo = outer if outer is not None else {}
     try:
         yield
     finally:
-        _remembered = outer
+        _local.memo = outer
 
 
 def runbook_digest(book: Runbook) -> str | None:
     """The digest of `book`'s file and its includes; None when its file cannot be read
     (a runbook built in memory, or a file removed since it was loaded)."""
-    memo = _remembered
+    memo: dict[int, tuple[Runbook, str | None]] | None = getattr(_local, "memo", None)
     if memo is None:
         return _digest_of_files(book)
     kept = memo.get(id(book))
