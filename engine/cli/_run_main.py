@@ -11,10 +11,11 @@ refuse or parse in its own way - goes to click, which owns the messages for bad 
 from __future__ import annotations
 
 import os
-import re
 import stat
 import sys
 from typing import Any
+
+from engine.templates.patterns import deferred
 
 from ._validate_main import use_color
 
@@ -28,7 +29,7 @@ _FLAGS = {"-y": ("yes", True), "--yes": ("yes", True), "--non-interactive": ("no
           "--quiet": ("quiet", True), "--accept-new-host-keys": ("accept_new_host_keys", True),
           "--color": ("color", True), "--no-color": ("color", False)}
 # What click.echo strips from text written to something other than a terminal.
-_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+_ANSI = deferred(r"\033\[[;?0-9]*[a-zA-Z]")
 
 
 def run_defaults() -> dict[str, Any]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import select
 import signal
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from engine.templates.patterns import deferred
 
 from .base import DRAIN_AFTER_EXIT, KILL_GRACE, READ_CHUNK, Cancel, Invocation, OutputSink, Result, Tail
 
@@ -244,7 +245,7 @@ class _Process:
 
 # A command made only of these characters has nothing for a shell to do: no quotes,
 # variables, globs, redirections, pipes, operators, tildes or comments.
-_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./ -]+")
+_PLAIN = deferred(r"[A-Za-z0-9_@%+=:,./ -]+")
 # First words a shell treats itself (builtins that differ from a program of that name,
 # keywords, `:` and `.`): such commands still go through the shell.
 _SHELL_WORDS = frozenset({

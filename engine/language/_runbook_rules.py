@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from engine.templates import templating
+from engine.templates.patterns import deferred
 
 from .channels import channel_uses
 from .fields import RESULT_NAMES, Field, spot_line
@@ -213,7 +213,7 @@ def _secret_in_notify(c: RunbookCheck) -> Iterator[Finding]:
                           at=f.spot(f"inputs.{name}"))
 
 
-_INPUT_TEXT = re.compile(r"\binputs\s*(?:\.\s*(\w+)|\[\s*['\"](\w+)['\"]\s*\])")
+_INPUT_TEXT = deferred(r"\binputs\s*(?:\.\s*(\w+)|\[\s*['\"](\w+)['\"]\s*\])")
 
 
 @rule("RB114", "unused-input", WARNING,

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from engine.templates.patterns import deferred
+
 from .duration import MAX_TEXT
 from .fields import Field, line_col, spot
 from .model import MISSING, AskField, ManualSpec, Runbook, compile_pattern, too_long
@@ -107,8 +109,8 @@ def _choices(rb: Runbook) -> dict[tuple[str, str], AskField]:
             for ask in step.spec.ask if ask.choices is not None}
 
 
-_COMPARES = re.compile(r"==|!=|\bin\b")
-_REGIONS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_COMPARES = deferred(r"==|!=|\bin\b")
+_REGIONS = deferred(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 
 
 def _compares(f: Field, asked: dict[tuple[str, str], AskField]) -> bool:
@@ -169,7 +171,7 @@ def _literal_at(f: Field, value: Any) -> tuple[int, int] | None:
     return None
 
 
-_QUERY = re.compile(r"json_query\(\s*(?P<q>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\s*\)", re.DOTALL)
+_QUERY = deferred(r"json_query\(\s*(?P<q>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\s*\)", re.DOTALL)
 
 
 @rule("RB144", "bad-json-query", ERROR,

@@ -8,10 +8,11 @@ listed here; lint rules register their own (engine/language/rules.py).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from enum import Enum
 from typing import NamedTuple
+
+from engine.templates.patterns import deferred
 
 
 class Severity(str, Enum):
@@ -112,7 +113,7 @@ def caret_line(source_line: str, column: int) -> str:
 # Control characters (a tab aside): YAML escapes such as "\n" or "\x1b" put them in keys and
 # values that messages quote. Printed raw they would start a new log line (a forged
 # `::error` annotation in CI), drive the terminal, or make the JUnit XML ill-formed.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ufffe\uffff]")
+_CONTROL = deferred(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def printable(text: str) -> str:

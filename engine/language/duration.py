@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
+from engine.templates.patterns import deferred
 
-_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
-_WHOLE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+$")
+_PART = deferred(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_WHOLE = deferred(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # The longest duration a runbook may give (a timeout, a wait, a polling interval): longer
 # is a mistake, and a 400-digit timeout would overflow every clock it reaches.

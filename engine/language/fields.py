@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from engine.templates import templating
+from engine.templates.patterns import deferred
 
 from .model import (
     EndSpec,
@@ -27,7 +28,7 @@ from .model import (
 from .model import Path as DataPath
 from .monitoring import KIND_CONNECTION, KIND_RESULTS, connection_strings, template_strings
 
-_REGIONS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_REGIONS = deferred(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 
 
 def spot(text: str, needle: str, *, expression: bool = False, prefix: str = "",

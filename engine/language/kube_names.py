@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 
+from engine.templates.patterns import deferred
+
 __all__ = ["problem"]
 
 # RFC 1123 names as Kubernetes validates them: a label (namespaces, containers) and a
 # subdomain, dot-separated labels (pods, nodes).
 _LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
-_SUBDOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_DNS_LABEL = re.compile(_LABEL)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SUBDOMAIN = deferred(rf"{_LABEL}(?:\.{_LABEL})*")
+_DNS_LABEL = deferred(_LABEL)
+_CONTROL = deferred(r"[\x00-\x1f\x7f]")
 
 _LIMITS = {"name": 253, "namespace": 63, "container": 63}
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from engine.templates.patterns import deferred
+
 from .duration import format_duration, parse_duration
 
 CONNECTION_TYPES = ("prometheus", "alertmanager")
@@ -30,8 +32,8 @@ KIND_RESULTS: Mapping[str, frozenset[str]] = MappingProxyType({
     "silence": frozenset({"silence_id", "ends_at"}),
     "unsilence": frozenset({"silence_id"}),
 })
-STEP_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"\s]*))\s*$', re.DOTALL)
+STEP_ID = deferred(r"^[a-z][a-z0-9_]*$")
+_MATCHER = deferred(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"\s]*))\s*$', re.DOTALL)
 _NONE: Mapping[str, Any] = MappingProxyType({})
 
 

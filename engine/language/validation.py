@@ -9,13 +9,13 @@ work is CPU-bound Python.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from engine.errors import EngineError, UsageError
+from engine.templates.patterns import deferred
 
 from . import cache, connections, includes, schema
 from .builder import build_runbook
@@ -28,7 +28,7 @@ _SKIP_DIRS = {".git", ".hg", ".svn", ".runbook", ".venv", "venv", "node_modules"
               ".tox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 # `ignore[RB109, RB104]` silences those rules, a bare `ignore` every rule, on its line. A
 # near miss (`ignored`, `ignore-all`, an unclosed `ignore[RB109`) silences nothing.
-_SUPPRESS = re.compile(r"#\s*runbook:\s*ignore(?:\[(?P<rules>[A-Za-z0-9_,\s-]*)\]|(?![\w\[-]))")
+_SUPPRESS = deferred(r"#\s*runbook:\s*ignore(?:\[(?P<rules>[A-Za-z0-9_,\s-]*)\]|(?![\w\[-]))")
 _PARALLEL_MIN_FILES = 48
 
 

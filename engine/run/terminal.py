@@ -11,7 +11,6 @@ again; on a pipe or in a file the message is just a line.
 from __future__ import annotations
 
 import os
-import re
 import select
 import signal
 import sys
@@ -20,9 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from engine.templates.patterns import deferred
+
 _CLEAR_LINE = "\r\033[K"
 READ_SLICE = 0.2  # seconds a read waits before it looks at signals again
-_SGR = re.compile(r"(\033\[[0-9;]*m)")
+_SGR = deferred(r"(\033\[[0-9;]*m)")
 
 
 class Terminal:

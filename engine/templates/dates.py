@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .patterns import deferred
 from .values import Placeholder
 
 __all__ = ["NOW", "RunNow", "days_until", "to_datetime"]
@@ -25,7 +26,7 @@ NOW = "now"  # the context name of the run's clock
 # (`notAfter=Jan 15 00:00:00 2026 GMT`), `date`'s default, and journalctl's.
 _FORMATS = ("%b %d %H:%M:%S %Y %Z", "%b %d %H:%M:%S %Y", "%a %b %d %H:%M:%S %Z %Y", "%a %b %d %H:%M:%S %Y",
             "%Y-%m-%d %H:%M:%S %Z", "%Y/%m/%d %H:%M:%S", "%d/%b/%Y:%H:%M:%S %z")
-_PREFIX = re.compile(r"^\s*(?:not(?:Before|After)\s*=|[A-Za-z ]+:\s+(?=\w{3} +\d))", re.IGNORECASE)
+_PREFIX = deferred(r"^\s*(?:not(?:Before|After)\s*=|[A-Za-z ]+:\s+(?=\w{3} +\d))", re.IGNORECASE)
 
 
 class RunNow:

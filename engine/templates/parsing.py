@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import _limits
+from .patterns import deferred
 from .values import Placeholder
 
 __all__ = ["bytes_of", "from_yaml", "human_bytes", "json_query", "parse_table", "query_error", "seconds"]
@@ -30,7 +31,7 @@ def _quoted(value: Any) -> str:
 
 # -- sizes ------------------------------------------------------------------------------------------
 
-_SIZE = re.compile(r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Z]*)\s*")
+_SIZE = deferred(r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Z]*)\s*")
 _PREFIXES = "kmgtpezy"
 # kB MB GB: powers of 1000; KiB Ki: powers of 1024; a bare K M G as df -h, du -h and ls -lh
 # print them: powers of 1024 (as coreutils' numfmt --from=iec and sort -h read them).
@@ -79,8 +80,8 @@ def human_bytes(value: Any, si: bool = False, precision: int = 1) -> Any:
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0,
                    "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|sec|min|s|m|h|d|w|y)", re.IGNORECASE)
-_CLOCK = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)")  # ps etime: [[dd-]hh:]mm:ss
+_PART = deferred(r"(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|sec|min|s|m|h|d|w|y)", re.IGNORECASE)
+_CLOCK = deferred(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)")  # ps etime: [[dd-]hh:]mm:ss
 
 
 def seconds(value: Any) -> Any:
@@ -114,8 +115,8 @@ def _is_number(text: str) -> bool:
 
 # -- tables -----------------------------------------------------------------------------------------
 
-_RULE = re.compile(r"^[\s+\-=|:─━│┃┌┐└┘├┤┬┴┼╭╮╰╯═║╔╗╚╝╠╣╦╩╬╞╡╪╤╧]*$")
-_BARS = re.compile(r"[|│┃║]")
+_RULE = deferred(r"^[\s+\-=|:─━│┃┌┐└┘├┤┬┴┼╭╮╰╯═║╔╗╚╝╠╣╦╩╬╞╡╪╤╧]*$")
+_BARS = deferred(r"[|│┃║]")
 
 
 @_limits.guarded

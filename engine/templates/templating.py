@@ -24,6 +24,7 @@ from engine.errors import TemplateError
 from . import _limits
 from ._environment import MARK, environment, finalize_text, lock, shell_values, text_of
 from .filters import FILTERS, JINJA_GLOBALS, TESTS, known_filters, known_globals, known_tests
+from .patterns import deferred
 from .values import Masked, Placeholder, Raw, plain
 
 __all__ = [
@@ -228,7 +229,7 @@ def render_value(value: Any, context: Mapping[str, Any], *, where: object = "") 
     return value
 
 
-_SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}$", re.DOTALL)
+_SINGLE = deferred(r"^\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}$", re.DOTALL)
 
 
 @lru_cache(maxsize=4096)
