@@ -290,3 +290,44 @@ def _without_traceback(text: str) -> str:
     lines = after.splitlines(keepends=True)
     first = next(i for i, line in enumerate(lines) if line.startswith("runbook:"))
     return before + "".join(lines[first:])
+
+
+# -- the collector while a run starts --------------------------------------------------------------
+
+_COLLECTED = """\
+import gc, sys
+runs = []
+gc.callbacks.append(lambda phase, info: runs.append(info["generation"]) if phase == "start" else None)
+sys.argv = ["runbook", *sys.argv[1:]]
+from engine.cli.entry import main
+try:
+    main()
+except SystemExit:
+    pass
+print("collections", len(runs), "frozen", gc.get_freeze_count(), "enabled", gc.isenabled())
+"""
+
+
+def test_a_run_starts_without_collecting_garbage_and_freezes_what_it_loaded(tmp_path: Path) -> None:
+    """Start-up objects live as long as the run: the collector does not go over them (it
+    ran 45 times in a one-step run), and runs as usual once the run begins."""
+    book = tmp_path / "one.yaml"
+    book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
+                    encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-c", _COLLECTED, "run", str(book), "--runs-dir", str(tmp_path / "runs"),
+                           "-q", "--non-interactive"], capture_output=True, text=True, check=True, cwd=tmp_path,
+                          env={**os.environ, "RUNBOOK_HOME": str(tmp_path / "home")})
+    words = proc.stdout.strip().splitlines()[-1].split()
+    found = dict(zip(words[::2], words[1::2], strict=True))
+    assert int(found["collections"]) < 20 and int(found["frozen"]) > 10_000 and found["enabled"] == "True", found
+
+
+def test_a_run_started_in_process_leaves_the_collector_as_it_was() -> None:
+    import gc
+
+    from engine.cli._run_main import _collector_paused
+
+    frozen, enabled = gc.get_freeze_count(), gc.isenabled()
+    with _collector_paused():
+        assert not gc.isenabled()
+    assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)

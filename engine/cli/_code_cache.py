@@ -91,6 +91,11 @@ def default_path() -> Path | None:
 _installed: CodeCache | None = None
 
 
+def installed() -> bool:
+    """Whether this process is the `runbook` command (its entry point installed the cache)."""
+    return _installed is not None
+
+
 def install(path: Path | None = None) -> CodeCache:
     """Use the cache for the code dataclasses, namedtuple and typing generate, from now on
     in this process (once; later calls return the cache in use)."""
