@@ -56,10 +56,12 @@ except SystemExit:
     pass
 open(OUT, "w").write("\\n".join(m for m in sys.modules if m not in before))
 """
-# Imports the listed modules, in the order a run imported them, and does nothing else
-# (with the generated-code cache the command installs first: engine/cli/_code_cache.py).
-_IMPORT_ONLY = ("import importlib, sys\nfrom engine.cli._code_cache import install\ninstall()\n"
-                "for name in open(sys.argv[1]).read().split():\n    importlib.import_module(name)\n")
+# Imports the listed modules, in the order a run imported them, and does nothing else, as
+# the command does: the generated-code cache installed first (engine/cli/_code_cache.py),
+# the collector paused meanwhile and what was imported frozen (engine/cli/_run_main.py).
+_IMPORT_ONLY = ("import gc, importlib, sys\nfrom engine.cli._code_cache import install\ninstall()\n"
+                "gc.disable()\nfor name in open(sys.argv[1]).read().split():\n    importlib.import_module(name)\n"
+                "gc.freeze()\ngc.enable()\n")
 
 
 def run(ctx: Context) -> bool:
