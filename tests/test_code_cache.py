@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.cli._code_cache import CodeCache, default_path
 
 # Classes of every kind the cache serves: a frozen dataclass (exec), a NamedTuple (eval of
@@ -138,3 +140,22 @@ def test_only_the_command_installs_it_not_a_library_import() -> None:
     probe = "import dataclasses, engine, engine.run.session\nprint('exec' in vars(dataclasses))"
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_a_file_grown_past_its_limit_starts_over_with_what_the_process_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cli import _code_cache
+
+    monkeypatch.setattr(_code_cache, "MAX_ENTRIES", 3)
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    path = tmp_path / "code.marshal"
+    old = CodeCache(path)
+    for n in range(4):
+        old.code(f"x = {n}", "exec")
+    old.save()
+    assert len(marshal.loads(path.read_bytes())) == 4  # all four used by the process that made them
+    cache = CodeCache(path)
+    cache.code("x = 0", "exec")
+    cache.code("y = 1", "exec")
+    cache.save()
+    assert {source for _, source, _ in marshal.loads(path.read_bytes())} == {"x = 0", "y = 1"}
