@@ -22,7 +22,9 @@ database's processes), read from /proc before and after each turn.
 BENCH_INTAKE_DELIVERIES (default 2400 per endpoint, split over the turns),
 BENCH_INTAKE_PACED_S (default 7.5 s per endpoint at 200/s, split over the turns) and
 BENCH_INTAKE_TURNS (default 3) change the sizes. BENCH_PROFILE=FILE samples the server's
-threads and writes where its time went to FILE (bench/_sampler.py).
+threads and writes where its time went to FILE (bench/_sampler.py). BENCH_INTAKE_INSTRUCTIONS=1
+adds the instructions one delivery costs in-process on SQLite, hook and floor (callgrind,
+bench/_intake_inprocess.py: steady under any load; four runs under valgrind, minutes).
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench import _instructions
 from bench._timing import (
     ROOT,
     Context,
     Target,
+    command_env,
     load_average,
     machine,
     machine_line,
@@ -69,6 +73,7 @@ CLIENTS = 8
 RATE = 200.0
 STORM = 10_000
 ACTION_ALERTS = 100
+INSTRUCTION_DELIVERIES = 200
 
 ACTION_RUNBOOK = """\
 kind: runbook
@@ -283,6 +288,24 @@ def _storm(tmp: Path) -> tuple[int, int]:
         store.close()
 
 
+def _instruction_counts() -> dict[str, float]:
+    """Instructions one delivery costs in-process on SQLite, hook and floor (callgrind:
+    steady under any load, where the latencies move 2-4x): each endpoint's count after
+    INSTRUCTION_DELIVERIES deliveries less its count after none."""
+    script = str(ROOT / "bench" / "_intake_inprocess.py")
+    # Once outside callgrind first: the counts are to hold no compiling of bytecode.
+    subprocess.run([sys.executable, script, "hook", "0"], env=command_env(), check=True)
+    runs = [(what, n) for what in ("hook", "floor") for n in (0, INSTRUCTION_DELIVERIES)]
+
+    def count(run: tuple[str, int]) -> int:
+        return _instructions.instructions([sys.executable, script, run[0], str(run[1])])
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        counts = dict(zip(runs, pool.map(count, runs), strict=True))
+    return {what: (counts[(what, INSTRUCTION_DELIVERIES)] - counts[(what, 0)]) / INSTRUCTION_DELIVERIES
+            for what in ("hook", "floor")}
+
+
 def _postmaster(cluster: PgCluster) -> int:
     return int((cluster.data / "postmaster.pid").read_text().split()[0])
 
@@ -299,10 +322,12 @@ def run(ctx: Context) -> bool:
                                          _postmaster(cluster))]
             action = _alert_to_action(tmp)
             storm_runs, storm_stored = _storm(tmp)
+        wanted = os.environ.get("BENCH_INTAKE_INSTRUCTIONS") == "1" and _instructions.available()
+        instructions = _instruction_counts() if wanted else {}
     finally:
         cluster.destroy()
     info["load_average_after"] = load_average()
-    return _report(ctx, info, figures, action, (storm_runs, storm_stored))
+    return _report(ctx, info, figures, action, (storm_runs, storm_stored), instructions)
 
 
 def _spread(values: tuple[float, float], fmt: Callable[[float], str]) -> str:
@@ -328,7 +353,7 @@ def _rows(f: dict[str, Any]) -> list[list[str]]:
 
 
 def _report(ctx: Context, info: dict[str, Any], figures: list[dict[str, Any]], action: list[float],
-            storm: tuple[int, int]) -> bool:
+            storm: tuple[int, int], instructions: dict[str, float]) -> bool:
     rows, targets, notes = [], [], []
     for f in figures:
         db = f["database"]
@@ -351,6 +376,10 @@ def _report(ctx: Context, info: dict[str, Any], figures: list[dict[str, Any]], a
                 Target("duplicate storm: at most one run", float(storm[0]), 2.0, unit="")]
     notes.append(f"alert to action over {len(action)} alerts: p50 {waits['p50'] * 1e3:.1f} ms, "
                  f"p99 {waits['p99'] * 1e3:.1f} ms; storm: {storm[1]} deliveries stored, {storm[0]} run(s)")
+    if instructions:
+        notes.append(f"instructions per delivery in-process on SQLite (callgrind, no HTTP): hook "
+                     f"{instructions['hook'] / 1e3:.0f} k, floor {instructions['floor'] / 1e3:.0f} k "
+                     f"({instructions['hook'] / instructions['floor']:.2f}x)")
     print_tables(["database", "endpoint", "deliveries/s (turns)", "p50 (8 clients)", "p99 (8 clients)",
                   f"p50 at {RATE:.0f}/s", f"p99 at {RATE:.0f}/s", "server CPU per delivery (turns)",
                   "client CPU per delivery"], rows, targets,
@@ -361,6 +390,7 @@ def _report(ctx: Context, info: dict[str, Any], figures: list[dict[str, Any]], a
         "benchmark": "intake", "machine": info, "deliveries": DELIVERIES, "turns": TURNS, "clients": CLIENTS,
         "rate": RATE, "databases": figures, "alert_to_action": {"alerts": len(action), **waits},
         "storm": {"deliveries": STORM, "stored": storm[1], "runs": storm[0]},
+        "instructions_per_delivery": instructions,
         "targets": [{"name": t.name, "limit": t.limit, "measured": t.measured, "verdict": t.verdict}
                     for t in targets]})
     return all(t.met for t in targets)
