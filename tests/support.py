@@ -6,6 +6,9 @@ conftest, and `import conftest` would find whichever was imported first.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -13,6 +16,26 @@ from engine.language.diagnostics import Diagnostic
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# A runbook of one step, for what a one-step run does at start-up (imports, compiling).
+ONE_STEP_RUNBOOK = "kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n"
+
+
+def one_step_runbook(folder: Path) -> Path:
+    """ONE_STEP_RUNBOOK written to folder/one.yaml."""
+    book = folder / "one.yaml"
+    book.write_text(ONE_STEP_RUNBOOK, encoding="utf-8")
+    return book
+
+
+def probe_one_step_run(script: str, folder: Path) -> str:
+    """The last line `python -c script run one.yaml ...` prints: the script wraps the
+    command (spies on it) and ends by printing what it saw."""
+    proc = subprocess.run([sys.executable, "-c", script, "run", str(one_step_runbook(folder)), "--runs-dir",
+                           str(folder / "runs"), "-q", "--non-interactive"], capture_output=True, text=True,
+                          check=True, cwd=folder, env={**os.environ, "RUNBOOK_HOME": str(folder / "home")})
+    return proc.stdout.strip().splitlines()[-1]
+
 
 # The smallest runbook that validates with zero diagnostics (no warnings either).
 MINIMAL_RUNBOOK = """\

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import one_step_runbook
 
 from engine.cli._code_cache import CodeCache, default_path
 
@@ -84,9 +85,7 @@ def test_the_cached_code_of_a_run_is_what_the_standard_library_compiles(tmp_path
     """After a real `runbook run`, every code object in the file equals compiling its text
     in a module without __future__ flags (as dataclasses, collections and typing are)."""
     prefix = tmp_path / "pycache"
-    book = tmp_path / "one.yaml"
-    book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
-                    encoding="utf-8")
+    book = one_step_runbook(tmp_path)
     subprocess.run([sys.executable, "-m", "engine", "run", str(book), "--runs-dir", str(tmp_path / "runs"), "-q",
                     "--non-interactive"], check=True, cwd=tmp_path, capture_output=True,
                    env=_env(PYTHONPYCACHEPREFIX=str(prefix), RUNBOOK_HOME=str(tmp_path / "home")))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import one_step_runbook, probe_one_step_run
 
 from engine.cli.entry import plain_validate
 
@@ -173,9 +174,7 @@ def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
     is not pruned; a run loads no lint family whose rules are all warnings (it drops them),
     nor the code of step kinds it has none of (Prometheus, Alertmanager, blocks, switches,
     for_each)."""
-    book = tmp_path / "one.yaml"
-    book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
-                    encoding="utf-8")
+    book = one_step_runbook(tmp_path)
     env = {**os.environ, "RUNBOOK_HOME": str(tmp_path / "home")}
     env.pop("RUNBOOK_CHANNELS", None)
 
@@ -311,13 +310,7 @@ print("collections", len(runs), "frozen", gc.get_freeze_count(), "enabled", gc.i
 def test_a_run_starts_without_collecting_garbage_and_freezes_what_it_loaded(tmp_path: Path) -> None:
     """Start-up objects live as long as the run: the collector does not go over them (it
     ran 45 times in a one-step run), and runs as usual once the run begins."""
-    book = tmp_path / "one.yaml"
-    book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
-                    encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-c", _COLLECTED, "run", str(book), "--runs-dir", str(tmp_path / "runs"),
-                           "-q", "--non-interactive"], capture_output=True, text=True, check=True, cwd=tmp_path,
-                          env={**os.environ, "RUNBOOK_HOME": str(tmp_path / "home")})
-    words = proc.stdout.strip().splitlines()[-1].split()
+    words = probe_one_step_run(_COLLECTED, tmp_path).split()
     found = dict(zip(words[::2], words[1::2], strict=True))
     assert int(found["collections"]) < 20 and int(found["frozen"]) > 10_000 and found["enabled"] == "True", found
 

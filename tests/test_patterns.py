@@ -3,12 +3,11 @@ compiled pattern does, and a command compiles none it does not use."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
+
+from support import probe_one_step_run
 
 from engine.templates.patterns import deferred
 
@@ -68,10 +67,5 @@ print("compiled:", *compiled)
 
 
 def test_a_one_step_run_compiles_no_module_level_pattern_of_the_engine(tmp_path: Path) -> None:
-    book = tmp_path / "one.yaml"
-    book.write_text("kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n",
-                    encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-c", _COMPILED, "run", str(book), "--runs-dir", str(tmp_path / "runs"),
-                           "-q", "--non-interactive"], capture_output=True, text=True, check=True, cwd=tmp_path,
-                          env={**os.environ, "RUNBOOK_HOME": str(tmp_path / "home")})
-    assert proc.stdout.strip().splitlines()[-1] == "compiled:", proc.stdout
+    seen = probe_one_step_run(_COMPILED, tmp_path)
+    assert seen == "compiled:", seen
