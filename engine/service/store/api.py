@@ -211,13 +211,8 @@ class Store(ConsoleDoor):
         False when it no longer waits, or another process wrote after record `after`."""
         if not lines:
             return True
-        try:
-            added = self._write(lambda c: _told(_journal.append_waiting(c, run_id, after, lines), c, run_id),
-                                "write the journal")
-        except StoreError as exc:
-            if isinstance(exc.__context__, IntegrityError):  # another process took these seqs
-                return False
-            raise
+        added = self._unless_taken(lambda c: _journal.append_waiting(c, run_id, after, lines), run_id,
+                                   "write the journal")
         if added:  # its readers (the console's run page) see the escalation now, not at their next poll
             self._wakeup.changed(run_id)
         return added
@@ -225,16 +220,22 @@ class Store(ConsoleDoor):
     def end_waiting(self, run_id: str, after: int, lines: Sequence[tuple[int, str, str]], outcome: str,
                     reason: str) -> bool:
         """End a run waiting for a person with these last records (see append_waiting)."""
+        ended = self._unless_taken(lambda c: _journal.end_waiting(c, run_id, after, lines, outcome, reason), run_id,
+                                   "end the run")
+        if ended:
+            self._wakeup.ended(run_id)
+        return ended
+
+    def _unless_taken(self, action: Callable[[Connection], bool], run_id: str, what: str) -> bool:
+        """Records written to a run no worker holds (action: True when written, False when the
+        run went on meanwhile), other processes told at commit; False too when another
+        process took these seqs first."""
         try:
-            ended = self._write(lambda c: _told(_journal.end_waiting(c, run_id, after, lines, outcome, reason), c,
-                                                run_id), "end the run")
+            return self._write(lambda c: _told(action(c), c, run_id), what)
         except StoreError as exc:
             if isinstance(exc.__context__, IntegrityError):
                 return False
             raise
-        if ended:
-            self._wakeup.ended(run_id)
-        return ended
 
     def sync(self, run_id: str, worker: str) -> None:
         """A durable commit: every record appended before it survives a database crash."""
