@@ -19,9 +19,11 @@ from pathlib import Path
 from engine.language import includes
 from engine.language.model import Runbook
 
-__all__ = ["digest_of", "included_files", "remembered", "runbook_digest"]
+__all__ = ["digest_of", "included_files", "remembered", "runbook_digest", "sha256"]
 
-try:  # CPython's own SHA-256: every run computes a digest, and hashlib would load OpenSSL first
+# CPython's own SHA-256, for the digest and the run lock's name (lock.py): every run
+# computes both, and hashlib would load OpenSSL first.
+try:
     from _sha256 import sha256
 except ImportError:  # pragma: no cover - another Python, or 3.12+ (`_sha2`)
     from hashlib import sha256

@@ -22,10 +22,7 @@ from typing import Any
 from engine.errors import EngineError
 from engine.executors.timestamps import iso
 
-try:  # CPython's own SHA-256, as engine/run/digest.py: hashlib would load OpenSSL first (2 ms)
-    from _sha256 import sha256
-except ImportError:  # pragma: no cover - another Python, or 3.12+ (`_sha2`)
-    from hashlib import sha256
+from .digest import sha256  # CPython's own: hashlib would load OpenSSL first (2 ms)
 
 
 class LockHeld(EngineError):
