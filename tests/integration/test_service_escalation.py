@@ -46,17 +46,25 @@ def _pages(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_a_parked_run_escalates_once_with_two_workers_looking(
-        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _paged(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runbook: str
+           ) -> tuple[Path, str, list[Worker]]:
+    """A run of `runbook` queued, its pager a file channel, two workers started (stop them):
+    the pager's file, the run's id, the workers."""
     pager = tmp_path / "pager.log"
     channels = tmp_path / "channels.yaml"
     channels.write_text(f"kind: channels\nchannels:\n  pager: {{type: file, path: {pager}}}\n", encoding="utf-8")
     monkeypatch.setenv("RUNBOOK_CHANNELS", str(channels))
-    (tmp_path / "paged.yaml").write_text(RUNBOOK, encoding="utf-8")
+    (tmp_path / "paged.yaml").write_text(runbook, encoding="utf-8")
     store.set_people([ALICE])
     run_id = store.enqueue(NewRun("paged", str(tmp_path / "paged.yaml"), {"dir": str(tmp_path)})).id
     workers = [Worker(store, WorkerOptions(slots=1, lease=5.0, poll=0.1, escalate_every=0.2,
                                            scratch=tmp_path / f"scratch-{i}")).start() for i in range(2)]
+    return pager, run_id, workers
+
+
+def test_a_parked_run_escalates_once_with_two_workers_looking(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pager, run_id, workers = _paged(store, tmp_path, monkeypatch, RUNBOOK)
     try:
         wait_for(lambda: (r := store.run(run_id)) is not None and r.status == "waiting", 60, "the run to park")
         assert not any(w.active for w in workers)  # parked: no worker holds it
@@ -87,16 +95,8 @@ def test_a_hand_off_rule_ends_the_parked_run_escalated(
         store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`handoff: true`: the run nobody answered ends there, escalated, its question
     cancelled, as its runner would end it; once, with two workers looking."""
-    pager = tmp_path / "pager.log"
-    channels = tmp_path / "channels.yaml"
-    channels.write_text(f"kind: channels\nchannels:\n  pager: {{type: file, path: {pager}}}\n", encoding="utf-8")
-    monkeypatch.setenv("RUNBOOK_CHANNELS", str(channels))
-    (tmp_path / "paged.yaml").write_text(RUNBOOK.replace("notify: pager, message:", "notify: pager, handoff: true, "
-                                                         "message:"), encoding="utf-8")
-    store.set_people([ALICE])
-    run_id = store.enqueue(NewRun("paged", str(tmp_path / "paged.yaml"), {"dir": str(tmp_path)})).id
-    workers = [Worker(store, WorkerOptions(slots=1, lease=5.0, poll=0.1, escalate_every=0.2,
-                                           scratch=tmp_path / f"scratch-{i}")).start() for i in range(2)]
+    handing_off = RUNBOOK.replace("notify: pager, message:", "notify: pager, handoff: true, message:")
+    pager, run_id, workers = _paged(store, tmp_path, monkeypatch, handing_off)
     try:
         wait_for(lambda: (r := store.run(run_id)) is not None and r.status == "finished", 60, "the hand-off")
         time.sleep(1.0)

@@ -111,12 +111,24 @@ def test_runs_stored_before_modes_existed_are_live(database: str, monkeypatch: p
         NewRun("demo", "/rb/demo.yaml", mode="rehearsal")
 
 
+def _writer_and_reader(database: str) -> tuple[Store, Store]:
+    """A store to write with and one to read with: on PostgreSQL two (a reader is woken
+    by another process's write through LISTEN/NOTIFY), on SQLite the same one."""
+    writer = Store.open(database, patience=5)
+    return writer, writer if database.startswith("sqlite") else Store.open(database, patience=5)
+
+
+def _close(writer: Store, reader: Store) -> None:
+    reader.close()
+    if reader is not writer:
+        writer.close()
+
+
 def test_a_reader_of_the_journal_is_woken_by_a_write_not_a_poll(database: str) -> None:
     """A reader waiting on a run's journal wakes when a record is written: by this
     process's store, or (PostgreSQL) by another process's, through LISTEN/NOTIFY. The
     wait's timeout is far longer than the test: True means it was woken."""
-    writer = Store.open(database, patience=5)
-    reader = writer if database.startswith("sqlite") else Store.open(database, patience=5)
+    writer, reader = _writer_and_reader(database)
     [run_id] = _new(writer)
     writer.claim("w1", {}, 60)
     done = threading.Event()
@@ -144,9 +156,7 @@ def test_a_reader_of_the_journal_is_woken_by_a_write_not_a_poll(database: str) -
         writer.finish(run_id, "w1", "resolved")
         assert asyncio.run(reader.wait_for_journal(run_id, ticket, 120)) is True
     finally:
-        reader.close()
-        if reader is not writer:
-            writer.close()
+        _close(writer, reader)
 
 
 def test_a_reader_of_a_waiting_run_is_woken_by_its_escalation_and_its_end(database: str) -> None:
@@ -154,8 +164,7 @@ def test_a_reader_of_a_waiting_run_is_woken_by_its_escalation_and_its_end(databa
     fired while it waits, escalation.py) and may end there: both wake the readers of its
     journal (the console's live run page), as a worker's append does. Before, neither
     woke anybody: the page showed the escalation at its next poll."""
-    writer = Store.open(database, patience=5)
-    reader = writer if database.startswith("sqlite") else Store.open(database, patience=5)
+    writer, reader = _writer_and_reader(database)
     [run_id] = _new(writer)
     writer.claim("w1", {}, 60)
     writer.append(run_id, "w1", [(1, "run.started", '{"seq":1}')])
@@ -188,9 +197,7 @@ def test_a_reader_of_a_waiting_run_is_woken_by_its_escalation_and_its_end(databa
         run = reader.run(run_id)
         assert run is not None and (run.status, run.outcome) == ("finished", "escalated")
     finally:
-        reader.close()
-        if reader is not writer:
-            writer.close()
+        _close(writer, reader)
 
 
 def test_a_run_goes_from_queued_to_finished_through_one_lease(store: Store) -> None:
