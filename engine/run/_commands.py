@@ -88,10 +88,10 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
         if spec.stdin:
             stdin = templating.render(spec.stdin, ctx, where=d.where(step, "stdin"))
         env = {k: templating.render(v, ctx, where=d.where(step, "env", k)) for k, v in variables.items()}
-    nul = _nul_in(rendered, env)
+    nul = _nul_in(rendered, env) if env or "\0" in rendered else None
     if nul:
         return Attempt(False, f"{nul} contains a NUL byte, which no command line or environment can carry")
-    env = {**env, **marks(r.state.run_id, sid)}
+    env = {**env, **marks(r.state.run_id, sid)} if env else marks(r.state.run_id, sid)
     base = Invocation(sid, "run", rendered, None, extra.get("_target"), stdin, env, timeout,
                       spec.exit_codes, attempt=number, per_host=per_host_command)
     target = extra.get("_target")

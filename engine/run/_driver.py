@@ -69,19 +69,22 @@ class RunView(Protocol):
         the run must end after it."""
 
 
-class Where:
-    """A lazy `file:line:col`: walking the YAML node tree costs more than rendering."""
+class Where(tuple[Runbook, tuple[str | int, ...], tuple[str | int, ...]]):
+    """A lazy `file:line:col`: walking the YAML node tree costs more than rendering.
+    It is (runbook, the step's path, the field's path within the step): a tuple, so
+    that making one, as every render does, runs no Python code of its own."""
 
-    __slots__ = ("path", "runbook")
+    __slots__ = ()
 
-    def __init__(self, runbook: Runbook, path: tuple[str | int, ...]) -> None:
-        self.runbook, self.path = runbook, path
+    def __new__(cls, runbook: Runbook, path: tuple[str | int, ...]) -> Where:
+        return tuple.__new__(cls, (runbook, path, ()))
 
     def __str__(self) -> str:
-        return self.runbook.where(self.path)
+        runbook, step, field = self
+        return runbook.where((*step, *field))
 
-    def __bool__(self) -> bool:
-        return True
+
+_where = tuple.__new__
 
 
 class Driver:
@@ -126,7 +129,7 @@ class Driver:
 
     def where(self, step: Step, *path: str | int) -> Where:
         """Where a field of a step is in the file; resolved only if an error needs it."""
-        return Where(self.r.runbook, (*step.path, *path))
+        return _where(Where, (self.r.runbook, step.path, path))  # (Where.__new__ would be Python code)
 
     def context(self, extra: dict[str, Any]) -> dict[str, Any]:
         """The template context of a step: the run's, with its `item` or `host`."""

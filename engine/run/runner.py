@@ -260,14 +260,16 @@ class Runner:
         restored = self._restored(step)
         if restored is not None:
             return restored
-        self._check_handoff(step)
+        if self.handoff is not None or self.parent is not None:  # (most runs: never handed off)
+            self._check_handoff(step)
         if self.cancel.is_set():
             raise StepStop("aborted", self.stop_reason, self.qualified(step.id))
         rec = self.driver.execute(step, rollback_of=rollback_of)
         # An `end:` step, or a stop inside a block, once it is recorded (most steps leave none).
         stop = self.driver.take_stop() if self.driver.stop is not None else None
         self._hook("on_step_finished", step, rec)
-        self._check_handoff(step)
+        if self.handoff is not None or self.parent is not None:
+            self._check_handoff(step)
         if rec.status == "ok":
             self.completed.append(step)
         if stop is not None and not (step.continue_on_error and stop.outcome == "failed"):

@@ -72,6 +72,19 @@ class Incident:
     def view(self) -> dict[str, Any]:
         return {"impact": self.impact, "urgency": self.urgency, "priority": self.priority}
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "_seen", None)  # a set: changes `incident` in templates
+
+    def seen(self) -> dict[str, Any]:
+        """view() as every template context shares it (read-only: the sandbox is immutable),
+        made again only after a change: a run sets its incident a few times at most."""
+        seen: dict[str, Any] | None = self.__dict__.get("_seen")
+        if seen is None:
+            seen = self.view()
+            object.__setattr__(self, "_seen", seen)
+        return seen
+
 
 def priority_of(runbook: Runbook, impact: str | None, urgency: str | None) -> str | None:
     """Impact x urgency -> P1..P5 from the runbook's matrix (ITIL-style default)."""
@@ -111,6 +124,8 @@ class RunState:
         self._views: dict[str, dict[str, Any]] = {rid: r.view() for rid, r in self.steps.items()}
         self._now = RunNow(self.clock)
         self._shown_views: dict[str, dict[str, Any]] = {}
+        self._run_view = self._run_of_phase()
+        self._runbook_view = {"id": self.runbook.id, "title": self.runbook.title}
         sev = self.runbook.severity
         if sev is not None and self.incident.impact is None and self.incident.urgency is None:
             self.incident = Incident(sev.impact, sev.urgency, priority_of(self.runbook, sev.impact, sev.urgency))
@@ -141,16 +156,25 @@ class RunState:
 
     def context(self, **current: Any) -> dict[str, Any]:
         """The template context; `current` adds the running step's own names."""
+        run = self._run_view
+        if run["phase"] != self.phase:
+            run = self._run_view = self._run_of_phase()
         ctx = {
             "inputs": self.inputs,
             "vars": self.vars,
             "steps": self._views,
-            "run": {"id": self.run_id, "mode": self.mode, "phase": self.phase,
-                    "started_at": self.started_at, "alert": self.alert or {}},
-            "runbook": {"id": self.runbook.id, "title": self.runbook.title},
-            "incident": self.incident.view(),
+            "run": run,
+            "runbook": self._runbook_view,
+            "incident": self.incident.seen(),
             "now": self._now,
         }
         if current:
             ctx.update(current)
         return ctx
+
+    def _run_of_phase(self) -> dict[str, Any]:
+        """`run` as templates read it. Only its phase changes while the run goes on, so
+        one dict serves every context of a phase (templates cannot change it: the
+        sandbox is immutable, and the engine never writes into a context's parts)."""
+        return {"id": self.run_id, "mode": self.mode, "phase": self.phase,
+                "started_at": self.started_at, "alert": self.alert or {}}

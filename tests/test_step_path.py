@@ -1,0 +1,93 @@
+"""The step path every mode shares (engine/run/_step.py and its helpers): what a plain
+step pays for. Each test pins a cost a step no longer pays, beside the behaviour that
+must stay as it was."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from engine.run.state import RunState
+from engine.testing import ScriptedExecutor, run_text
+
+
+def runbook(body: str) -> str:
+    return ("kind: runbook\nversion: 1\nid: unit\ntitle: Unit runbook\ndefaults: {timeout: 30s}\n"
+            + textwrap.dedent(body))
+
+
+def _contexts(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every template context the run builds, in order."""
+    built: list[dict[str, Any]] = []
+    real = RunState.context
+
+    def context(self: RunState, **current: Any) -> dict[str, Any]:
+        ctx = real(self, **current)
+        built.append(ctx)
+        return ctx
+
+    monkeypatch.setattr(RunState, "context", context)
+    return built
+
+
+def test_contexts_share_run_and_incident_until_a_phase_or_a_set_changes_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` and `incident` were built again for every context (two or more a step);
+    they change only with the phase and with a `set:` of the incident."""
+    built = _contexts(monkeypatch)
+    text = runbook("""\
+        triage:
+          - {id: a, run: "echo {{ run.phase }} {{ incident.priority }}"}
+          - {id: b, run: "echo {{ run.phase }} {{ incident.priority }}"}
+          - {id: rate, set: {incident.impact: high, incident.urgency: medium}}
+          - {id: c, run: "echo {{ run.phase }} {{ incident.priority }}"}
+        remediation:
+          - {id: d, run: "echo {{ run.phase }} {{ incident.priority }}"}
+        """)
+    executor = ScriptedExecutor({"*": "ok"})
+    result, _ = run_text(text, executor=executor)
+    assert result.outcome == "resolved"
+    assert [c.command for c in executor.calls] == ["echo triage ''", "echo triage ''", "echo triage P2",
+                                                   "echo remediation P2"]
+    runs = [ctx["run"] for ctx in built]
+    incidents = [ctx["incident"] for ctx in built]
+    assert runs[0] is runs[1]  # a and b: the same phase
+    assert runs[-1]["phase"] == "remediation" and runs[0]["phase"] == "triage"
+    assert incidents[0] is incidents[1]
+    assert incidents[-1] == {"impact": "high", "urgency": "medium", "priority": "P2"}
+    assert incidents[0]["priority"] is None  # the view an earlier context holds is not changed
+
+
+def test_a_step_s_where_runs_no_python_code_until_an_error_needs_it() -> None:
+    """Every render names where its template is; making that locator ran an __init__."""
+    from engine.run._driver import Driver, Where
+
+    class Book:
+        def where(self, path: tuple[Any, ...]) -> str:
+            return "x.yaml:" + ".".join(map(str, path))
+
+    class Step:
+        path = ("remediation", 0)
+
+    class Run:
+        runbook = Book()
+
+    driver = Driver.__new__(Driver)
+    driver.r = Run()  # type: ignore[assignment]
+    calls: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        where = driver.where(Step(), "run")  # type: ignore[arg-type]
+    finally:
+        sys.setprofile(None)
+    assert calls == ["where"]  # the method itself, and nothing it calls
+    assert where and str(where) == "x.yaml:remediation.0.run" and f"{where}" == str(where)
+    assert str(Where(Book(), ("targets", "web"))) == "x.yaml:targets.web"  # made elsewhere with a whole path
