@@ -198,3 +198,44 @@ def test_render_value_renders_inside_mappings_and_lists() -> None:
     body = {"name": "{{ q }}", "limits": ["{{ n | int }}", 3, True], "note": "q={{ q }}"}
     assert templating.render_value(body, {"q": "jobs", "n": "5"}) == {
         "name": "jobs", "limits": [5, 3, True], "note": "q=jobs"}
+
+
+# -- the cost of a render (a simulated step renders a command, an output and an expression) ---------
+
+
+def _python_calls(fn: Any) -> list[str]:
+    """The Python functions a call of `fn` enters (after a first call compiled what it needs)."""
+    import sys
+
+    fn()
+    entered: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            entered.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return entered
+
+
+@pytest.mark.parametrize("text, shell", [("check --host {{ inputs.host }} --n 3", True), ("{{ state.n }}", False),
+                                         ("{{ state.n }} of {{ inputs.host }}", False)])
+def test_rendering_again_runs_no_import_machinery_or_abc_check(text: str, shell: bool) -> None:
+    """A render that was compiled before imports nothing and reads a dict without
+    ABCMeta.__instancecheck__ (both are Python-level calls, paid at every simulated step)."""
+    ctx = {"inputs": {"host": "db-1"}, "state": {"n": 5}}
+    entered = _python_calls(lambda: templating.render(text, ctx, shell=shell))
+    assert [f for f in entered if f.startswith("<frozen")] == []
+    assert any(f.endswith("_quick_eval.py:_getattr") for f in entered)  # the quick tier answered
+
+
+def test_a_one_expression_template_renders_without_building_a_list() -> None:
+    """`{{ state.n }}` renders as the joined parts did, without a comprehension."""
+    ctx = {"state": {"n": 5, "on": True, "m": {"a": [1]}}}
+    for text, expected in (("{{ state.n }}", "5"), ("{{ state.on }}", "true"), ("{{ state.m }}", '{"a": [1]}')):
+        assert templating.render(text, ctx) == expected
+        assert not any("<listcomp>" in f for f in _python_calls(lambda t=text: templating.render(t, ctx)))

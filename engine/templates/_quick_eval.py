@@ -71,7 +71,8 @@ def _safe(obj: Any, attribute: str, value: Any) -> Any:
 
 
 def _getattr(obj: Any, attribute: str) -> Any:
-    if isinstance(obj, Mapping):
+    # A dict first: isinstance(obj, Mapping) is a Python-level call (ABCMeta) for one.
+    if type(obj) is dict or isinstance(obj, Mapping):
         try:
             return obj[attribute]  # a key wins over a method of the same name
         except (KeyError, TypeError):
@@ -251,12 +252,25 @@ def compile_template(text: str, evaluator: _Evaluator,
 
 def joined(parts: list[Any], finalize: Callable[[Any], Any]) -> Callable[[Mapping[str, Any]], str]:
     """A renderer of compiled template parts: text as it is, expressions finalized, joined."""
+    if len(parts) == 1 and not isinstance(parts[0], str):
+        return _single(parts[0], finalize)
 
     def render(c: Mapping[str, Any]) -> str:
         out = [p if isinstance(p, str) else str(finalize(p(c))) for p in parts]
         if len(out) > 1 and sum(map(len, out)) > MAX_SIZE:
             grown(sum(map(len, out)), "the rendered text")
         return "".join(out)
+
+    return render
+
+
+def _single(part: Fn, finalize: Callable[[Any], Any]) -> Callable[[Mapping[str, Any]], str]:
+    """The renderer of a template that is one expression (`{{ state.n }}`, a simulated
+    command's usual output): no list to build and join. Only joining can grow text past
+    MAX_SIZE here (each value is bounded by its own operators), so there is no check."""
+
+    def render(c: Mapping[str, Any]) -> str:
+        return str(finalize(part(c)))
 
     return render
 

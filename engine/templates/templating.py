@@ -59,6 +59,15 @@ def _quick() -> Any:
     return evaluator(FILTERS, TESTS, JINJA_GLOBALS)
 
 
+@lru_cache(maxsize=1)
+def _shell() -> Any:
+    """The shell scanner, imported at first use (only runs that render commands need it);
+    remembered, as an import statement in a function runs the import machinery each time."""
+    from . import shell
+
+    return shell
+
+
 @lru_cache(maxsize=4096)
 def _compiled(text: str, shell: bool) -> Callable[[Mapping[str, Any]], str]:
     """A renderer: the quick path (no Jinja at all) when the template is simple enough,
@@ -107,7 +116,8 @@ def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]]
                 skeleton.append(value)
             else:
                 skeleton.append(mark)
-                values.append(_shell_text(value))
+                # Plain text (the usual value) is put as it is, escaped: _shell_text's answer, without a call.
+                values.append((value, False) if type(value) is str else _shell_text(value))
         return _fill("".join(skeleton), values, text)
 
     return render
@@ -126,8 +136,7 @@ def _jinja_shell(template: Any, ctx: Mapping[str, Any], text: str) -> str:
 def _fill(skeleton: str, values: list[tuple[str, bool]], text: str) -> str:
     if not values and MARK not in skeleton:
         return skeleton
-    from . import shell  # the shell scanner: only runs that render commands need it
-
+    shell = _shell()
     try:
         return shell.fill(skeleton, values)
     except shell.Unsafe as exc:
@@ -164,7 +173,7 @@ def _compiled_expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
 
 def render(text: str, context: Mapping[str, Any], *, shell: bool = False, where: object = "") -> str:
     """Render a template string; TemplateError (naming `where`) on any failure."""
-    if not has_template(text):
+    if "{{" not in text and "{%" not in text and "{#" not in text:  # has_template(), without a call
         return text
     try:
         return str(_compiled(text, shell)(context))
@@ -199,9 +208,11 @@ def evaluate(expression: str, context: Mapping[str, Any], *, where: object = "")
     """Evaluate a bare expression (`when`, `expect`, `until`)."""
     try:
         value = _compiled_expression(expression)(context)
+        if isinstance(value, (bool, int, float, type(None))):  # the usual answer, and never an Undefined
+            return value
         if _is_undefined(value):
             str(value)  # StrictUndefined raises here, with Jinja's own explanation
-        return value if isinstance(value, (bool, int, float, type(None))) else plain(value)
+        return plain(value)
     except Exception as exc:
         raise TemplateError(_explain(exc), where=where) from None
 
