@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 from .events import Event, Stamp
+from .masking import Masker
 
 
 class EventBus:
@@ -17,7 +18,7 @@ class EventBus:
     them to every observer in order: the journal first, so it is written before the
     console shows anything."""
 
-    def __init__(self, clock: Any, observers: list[Any], masker: Any = None, *,
+    def __init__(self, clock: Any, observers: list[Any], masker: Masker | None = None, *,
                  start_seq: int = 0, elapsed_offset: float = 0.0) -> None:
         self.clock = clock
         self.observers = observers
@@ -36,8 +37,9 @@ class EventBus:
         journaled = event.journaled
         if not journaled and not self.wants_output:
             return None
-        if self.masker:
-            event = type(event)(**self.masker.data(event.record()))
+        masker = self.masker
+        if masker is not None and masker._secrets:  # its __bool__, without the call (at every event)
+            event = type(event)(**masker.data(event.record()))
         clock = self.clock
         with self._lock:
             if journaled:

@@ -219,16 +219,16 @@ class Collector:
             self.t.acknowledged = _elapsed(r)
 
     def _step_started(self, r: Mapping[str, Any]) -> None:
-        self.started(r.get("step"), r.get("phase", ""), r.get("role"), r.get("rollback_of"), r.get("index"),
-                     r.get("item"))
+        step = r.get("step")
+        self.started(step if type(step) is str else str(step), str(r.get("phase", "")), r.get("role"),
+                     r.get("rollback_of"), r.get("index"), r.get("item"))
 
-    def started(self, step: Any, phase: Any, role: Any, rollback_of: Any, index: Any, item: Any) -> None:
-        """A step.started's fields (from its record, or its event: engine/run/key_times.py)."""
-        if type(step) is not str:  # the engine writes text; a damaged journal may not
-            step = str(step)
+    def started(self, step: str, phase: str, role: Any, rollback_of: Any, index: Any, item: Any) -> None:
+        """A step.started's fields, typed as the engine makes them: from its event
+        (engine/run/key_times.py), or from its record once _step_started made them so."""
         timing = self.t.steps.get(step)
         if timing is None:  # for_each starts a step once per item: keep the first start
-            timing = self.t.steps[step] = StepTiming(step, str(phase), started=self.elapsed)
+            timing = self.t.steps[step] = StepTiming(step, phase, started=self.elapsed)
         timing.role, timing.rollback_of = role, rollback_of
         if index is not None:  # a step of a block's item: objectives on items read it
             self.item_of[step] = item
@@ -236,31 +236,32 @@ class Collector:
             self.first_step = self.elapsed
 
     def _step_finished(self, r: Mapping[str, Any]) -> None:
-        self.finished(r.get("step"), r.get("phase", ""), r.get("status"), r.get("kind"), r.get("duration"),
-                      r.get("attempts"), r.get("index"), r.get("error"), r.get("rollback_of"))
+        # The engine writes these types; a damaged journal may not (and must still give a report).
+        step, status, kind = r.get("step"), r.get("status"), r.get("kind")
+        duration, attempts = r.get("duration"), r.get("attempts")
+        if type(duration) is not float or duration - duration != 0:  # not a finite float
+            duration = _num(duration)
+        self.finished(step if type(step) is str else str(step), str(r.get("phase", "")),
+                      status if type(status) is str else str(status), kind if type(kind) is str else str(kind or ""),
+                      duration, attempts if type(attempts) is int else int(_num(attempts)), r.get("index"),
+                      r.get("error"), r.get("rollback_of"))
 
-    def finished(self, step: Any, phase: Any, status: Any, kind: Any, duration: Any, attempts: Any,
+    def finished(self, step: str, phase: str, status: str, kind: str, duration: float, attempts: int,
                  index: Any, error: Any, rollback_of: Any) -> None:
-        """A step.finished's fields (from its record, or its event: engine/run/key_times.py)."""
-        if type(step) is not str:  # the engine writes text; a damaged journal may not
-            step = str(step)
+        """A step.finished's fields, typed as the engine makes them: from its event
+        (engine/run/key_times.py), or from its record once _step_finished made them so."""
         timing = self.t.steps.get(step)
         if timing is None:
-            timing = self.t.steps[step] = StepTiming(step, str(phase))
+            timing = self.t.steps[step] = StepTiming(step, phase)
         again = index is not None and timing.finished is not None  # the next item of its block
-        timing.status = status if type(status) is str else str(status)
-        timing.kind = kind if type(kind) is str else str(kind or "")
-        if type(duration) is not float or duration - duration != 0:  # not the finite float the engine writes
-            duration = _num(duration)
+        timing.status, timing.kind = status, kind
         timing.duration = (timing.duration if again else 0.0) + duration
-        timing.attempts = (timing.attempts if again else 0) + (
-            attempts if type(attempts) is int else int(_num(attempts)))
+        timing.attempts = (timing.attempts if again else 0) + attempts
         timing.finished = self.elapsed
         if index is not None:
             self.t.items.setdefault(step, []).append({"index": index, "item": self.item_of.get(step),
-                                                      "status": timing.status, "error": error})
-        if (self.remediating and self.acted is None and timing.status == "ok"
-                and kind in ACTING_KINDS and not rollback_of):
+                                                      "status": status, "error": error})
+        if self.remediating and self.acted is None and status == "ok" and kind in ACTING_KINDS and not rollback_of:
             self.acted = step
 
     def _step_attempt(self, r: Mapping[str, Any]) -> None:
