@@ -91,3 +91,33 @@ def test_a_step_s_where_runs_no_python_code_until_an_error_needs_it() -> None:
     assert calls == ["where"]  # the method itself, and nothing it calls
     assert where and str(where) == "x.yaml:remediation.0.run" and f"{where}" == str(where)
     assert str(Where(Book(), ("targets", "web"))) == "x.yaml:targets.web"  # made elsewhere with a whole path
+
+
+def test_a_step_s_kind_gets_its_template_names_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What step.started announced (the rendered command, target, hosts, instructions)
+    was merged into the names each try renders with, and every context filtered it out
+    again; it is the driver's (Driver.started), and a plain step's names are none."""
+    from engine.language.model import RunSpec
+    from engine.run import _kinds
+
+    seen: list[dict[str, Any]] = []
+    real = _kinds.KINDS[RunSpec]
+
+    def command(d: Any, step: Any, sid: str, spec: Any, number: int, extra: dict[str, Any], timeout: Any) -> Any:
+        seen.append(dict(extra))
+        return real(d, step, sid, spec, number, extra, timeout)
+
+    monkeypatch.setitem(_kinds.KINDS, RunSpec, command)
+    text = runbook("""\
+        remediation:
+          - {id: a, run: "echo {{ attempt }}", retries: {attempts: 2, delay: 1s}}
+          - {id: b, run: "echo {{ item }}", for_each: [x, y]}
+        """)
+    executor = ScriptedExecutor({"a": [1, 0], "*": "ok"})
+    result, _ = run_text(text, executor=executor)
+    assert result.outcome == "resolved"
+    assert [c.command for c in executor.calls] == ["echo 1", "echo 2", "echo x", "echo y"]
+    assert seen[:2] == [{"attempt": 1}, {"attempt": 2}]
+    assert [{k: v for k, v in s.items() if not k.startswith("_")} for s in seen[2:]] == [
+        {"attempt": 1, "item": "x", "index": 0}, {"attempt": 1, "item": "y", "index": 1}]
+    assert not any(k in s for s in seen for k in ("_command", "_target", "_hosts", "_per_host", "_instructions"))

@@ -54,9 +54,8 @@ def next_try(d: Driver, step: Step, extra: dict[str, Any]) -> str | None:
     spec = step.spec
     if not isinstance(spec, RunSpec) or not _names_attempt(spec.command):
         return None
-    target = extra.get("_target")
     try:
-        return started_command(d, step, spec, target, extra)[1]
+        return started_command(d, step, spec, d.started.target, extra)[1]
     except TemplateError:
         return None
 
@@ -76,9 +75,9 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
             timeout: float | None) -> Attempt:
     """A `run:` step's command, here or on every host of its target."""
     r = d.r
-    rendered, per_host_command = extra.get("_command"), extra.get("_per_host")
+    rendered, target, hosts, per_host_command, _ = d.started
     if number > 1 and _names_attempt(spec.command):  # a later try runs its own command
-        rendered, _, per_host_command = started_command(d, step, spec, extra.get("_target"), extra)
+        rendered, _, per_host_command = started_command(d, step, spec, target, extra)
     stdin, env = None, {}
     variables = {**r.runbook.defaults.env, **step.env} if (r.runbook.defaults.env or step.env) else {}
     if rendered is None or spec.stdin or variables:  # most steps: nothing more to render
@@ -92,11 +91,9 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
     if nul:
         return Attempt(False, f"{nul} contains a NUL byte, which no command line or environment can carry")
     env = {**env, **marks(r.state.run_id, sid)} if env else marks(r.state.run_id, sid)
-    base = Invocation(sid, "run", rendered, None, extra.get("_target"), stdin, env, timeout,
+    base = Invocation(sid, "run", rendered, None, target, stdin, env, timeout,
                       spec.exit_codes, attempt=number, per_host=per_host_command)
-    target = extra.get("_target")
     if target:
-        hosts = extra.get("_hosts") or []
         shown = None
         if base.per_host is not None:
             each = rendered_for(base.per_host, hosts)

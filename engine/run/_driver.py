@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from engine.executors.base import Cancel
 from engine.language.model import IncludeSpec, Runbook, Step
@@ -84,11 +84,28 @@ class Where(tuple[Runbook, tuple[str | int, ...], tuple[str | int, ...]]):
         return runbook.where((*step, *field))
 
 
-_where = tuple.__new__
+class Started(NamedTuple):
+    """What a step's step.started announced, for its tries: the command the first try
+    runs (None: each try renders its own), the target and its hosts, the renderer of each
+    host's command (a command that names `{{ host }}`), a manual step's instructions as
+    the person read them. Kept apart from the step's template names (`extra`), which a
+    template context copies at every render."""
+
+    command: str | None
+    target: str | None
+    hosts: list[str]
+    per_host: Callable[[str], str] | None
+    instructions: str | None
+
+
+NOT_STARTED = Started(None, None, [], None, None)
+_where = _started = tuple.__new__  # (a NamedTuple's or Where's own __new__ would be Python code)
 
 
 class Driver:
     """The step driver's state across the steps of one run, and what its kinds ask of it."""
+
+    started: Started = NOT_STARTED  # what the step under way announced (see start)
 
     def __init__(self, run: RunView) -> None:
         self.r = run
@@ -113,10 +130,18 @@ class Driver:
 
     def save(self) -> tuple[Any, ...]:
         """What the driver holds for the item under way (see Baton: items take turns)."""
-        return self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced, self.lag
+        return (self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced, self.lag,
+                self.started)
 
     def restore(self, saved: tuple[Any, ...]) -> None:
-        self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced, self.lag = saved
+        (self.scope, self.within, self.deadline, self.stop, self.ran, self.streams, self.announced, self.lag,
+         self.started) = saved
+
+    def start(self, command: str | None, target: str | None, hosts: list[str],
+              per_host: Callable[[str], str] | None, instructions: str | None) -> None:
+        """The step under way announced itself (step.started): what its tries need of that."""
+        self.started = _started(Started, (command, target, hosts, per_host, instructions))
+        self.announced = True
 
     def released(self) -> AbstractContextManager[None]:
         """Around a wait (a command, a sleep): items running at once go on meanwhile."""
@@ -129,7 +154,7 @@ class Driver:
 
     def where(self, step: Step, *path: str | int) -> Where:
         """Where a field of a step is in the file; resolved only if an error needs it."""
-        return _where(Where, (self.r.runbook, step.path, path))  # (Where.__new__ would be Python code)
+        return _where(Where, (self.r.runbook, step.path, path))
 
     def context(self, extra: dict[str, Any]) -> dict[str, Any]:
         """The template context of a step: the run's, with its `item` or `host`."""

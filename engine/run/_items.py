@@ -150,8 +150,8 @@ def _ask(baton: Baton) -> None:
 def _start(d: Driver, baton: Baton, index: int, run: RunItem, done: queue.Queue[Any],
            announced: dict[int, bool]) -> None:
     """Item `index` in a thread of its own, starting from the driver as it is now."""
-    scope, within, deadline, _, ran, _, said, lag = d.save()
-    start = (dict(scope), within, deadline, None, ran, StepStreams(), said, lag)
+    scope, within, deadline, _, ran, _, said, lag, started = d.save()
+    start = (dict(scope), within, deadline, None, ran, StepStreams(), said, lag, started)
 
     def work() -> None:
         baton.take(start)

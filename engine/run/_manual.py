@@ -29,7 +29,7 @@ def manual(d: Driver, step: Step, sid: str, spec: ManualSpec, number: int, extra
     """Show the instructions and ask for the answers; the answers may set vars."""
     r = d.r
     ctx = d.seen(extra)
-    text = extra.get("_instructions")
+    text = d.started.instructions
     if text is None:
         text = instructions(d, step, spec, extra)
     fields = tuple(f._replace(prompt=templating.render(f.prompt, ctx, where=d.where(step, "ask", f.name)))

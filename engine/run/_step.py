@@ -76,7 +76,7 @@ class StepDriver(Driver):
         r = self.r
         rec = StepRecord(step.id)
         try:
-            started = self._start(step, sid, rollback_of, extra)
+            self._start(step, sid, rollback_of, extra)
         except TemplateError as exc:
             rec.status, rec.error = "failed", str(exc)
             return rec
@@ -93,13 +93,13 @@ class StepDriver(Driver):
         tries = 0  # `attempt` in templates: every retry and every poll is one more
         for number in range(1, retries.attempts + 1):
             rec.attempts = number
-            attempt = one_attempt(self, step, sid, number, {**extra, **started}, tries + 1)
+            attempt = one_attempt(self, step, sid, number, extra, tries + 1)
             tries += attempt.tries
             if attempt.ok or attempt.cancelled or attempt.refused or (attempt.expect_false and _detects(r, step)):
                 break
             if number < retries.attempts:
                 delay = retries.delay_before(number + 1)
-                upcoming = next_try(self, step, {**extra, **started, "attempt": tries + 1})
+                upcoming = next_try(self, step, {**extra, "attempt": tries + 1})
                 r.bus.emit(attempt_event(self, sid, number, attempt, delay, polling=False, command=upcoming))
                 if not r.sleep(delay):
                     attempt = Attempt(False, r.interruption(), cancelled=True)
@@ -125,7 +125,7 @@ class StepDriver(Driver):
             rec.status, rec.reason = ("refused" if refuse.end is not None else "skipped"), why
         return rec
 
-    def _start(self, step: Step, sid: str, rollback_of: str | None, extra: dict[str, Any]) -> dict[str, Any]:
+    def _start(self, step: Step, sid: str, rollback_of: str | None, extra: dict[str, Any]) -> None:
         """Emit step.started with the rendered command (secrets masked by the bus)."""
         r = self.r
         command = shown = per_host = None
@@ -141,13 +141,11 @@ class StepDriver(Driver):
         # console shows step.started) is what the journal and every report say they read.
         text = instructions(self, step, spec, extra) if isinstance(spec, ManualSpec) else None
         hosts = hosts_of(self, target, step) if target else []
-        item = (extra.get("_shown") or {}).get("item", extra.get("item"))
+        item = ((extra.get("_shown") or {}).get("item", extra.get("item"))) if extra else None  # a plain step: none
         r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, shown, target, hosts,
                                step.role or r.runbook.defaults.role, rollback_of, _jsonable(item), text,
                                *self._within()))
-        self.announced = True
-        return {"_command": command, "_target": target, "_hosts": hosts, "_per_host": per_host,
-                "_instructions": text}
+        self.start(command, target, hosts, per_host, text)
 
     # -- recording ---------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from engine.language.model import DEFAULT_MATRIX, Runbook
 from engine.templates.dates import RunNow
@@ -68,6 +68,7 @@ class Incident:
     impact: str | None = None
     urgency: str | None = None
     priority: str | None = None
+    _seen: ClassVar[dict[str, Any] | None] = None  # seen(), until a field changes (per instance)
 
     def view(self) -> dict[str, Any]:
         return {"impact": self.impact, "urgency": self.urgency, "priority": self.priority}
@@ -79,11 +80,16 @@ class Incident:
     def seen(self) -> dict[str, Any]:
         """view() as every template context shares it (read-only: the sandbox is immutable),
         made again only after a change: a run sets its incident a few times at most."""
-        seen: dict[str, Any] | None = self.__dict__.get("_seen")
+        seen = self._seen
         if seen is None:
             seen = self.view()
             object.__setattr__(self, "_seen", seen)
         return seen
+
+
+# The fields of a RunState that a template context holds: setting one makes the next context again.
+_IN_CONTEXT = frozenset(("inputs", "vars", "_views", "run_id", "mode", "phase", "started_at", "alert", "runbook",
+                         "incident", "_now"))
 
 
 def priority_of(runbook: Runbook, impact: str | None, urgency: str | None) -> str | None:
@@ -124,11 +130,15 @@ class RunState:
         self._views: dict[str, dict[str, Any]] = {rid: r.view() for rid, r in self.steps.items()}
         self._now = RunNow(self.clock)
         self._shown_views: dict[str, dict[str, Any]] = {}
-        self._run_view = self._run_of_phase()
-        self._runbook_view = {"id": self.runbook.id, "title": self.runbook.title}
         sev = self.runbook.severity
         if sev is not None and self.incident.impact is None and self.incident.urgency is None:
             self.incident = Incident(sev.impact, sev.urgency, priority_of(self.runbook, sev.impact, sev.urgency))
+        self._base: dict[str, Any] | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _IN_CONTEXT:
+            object.__setattr__(self, "_base", None)  # the next context is made again
 
     @property
     def secret(self) -> bool:
@@ -156,25 +166,22 @@ class RunState:
 
     def context(self, **current: Any) -> dict[str, Any]:
         """The template context; `current` adds the running step's own names."""
-        run = self._run_view
-        if run["phase"] != self.phase:
-            run = self._run_view = self._run_of_phase()
-        ctx = {
+        base = self._base
+        if base is None or base["incident"] is not self.incident._seen:
+            base = self._base = self._base_context()
+        return {**base, **current}
+
+    def _base_context(self) -> dict[str, Any]:
+        """What every context holds until the phase, the incident or a part changes: each
+        context is a copy of it (templates cannot change its parts: the sandbox is
+        immutable, and the engine never writes into them, only into a context itself)."""
+        return {
             "inputs": self.inputs,
             "vars": self.vars,
             "steps": self._views,
-            "run": run,
-            "runbook": self._runbook_view,
+            "run": {"id": self.run_id, "mode": self.mode, "phase": self.phase,
+                    "started_at": self.started_at, "alert": self.alert or {}},
+            "runbook": {"id": self.runbook.id, "title": self.runbook.title},
             "incident": self.incident.seen(),
             "now": self._now,
         }
-        if current:
-            ctx.update(current)
-        return ctx
-
-    def _run_of_phase(self) -> dict[str, Any]:
-        """`run` as templates read it. Only its phase changes while the run goes on, so
-        one dict serves every context of a phase (templates cannot change it: the
-        sandbox is immutable, and the engine never writes into a context's parts)."""
-        return {"id": self.run_id, "mode": self.mode, "phase": self.phase,
-                "started_at": self.started_at, "alert": self.alert or {}}
