@@ -158,3 +158,25 @@ def test_a_file_grown_past_its_limit_starts_over_with_what_the_process_used(
     cache.code("y = 1", "exec")
     cache.save()
     assert {source for _, source, _ in marshal.loads(path.read_bytes())} == {"x = 0", "y = 1"}
+
+
+def test_a_run_keeps_its_journal_line_functions_and_a_second_run_compiles_none_of_them(tmp_path: Path) -> None:
+    """The journal's line functions and the events' record() are generated code too: the
+    first run keeps them in the cache, and every later run uses them from its first line."""
+    prefix = tmp_path / "pycache"
+    book = one_step_runbook(tmp_path)
+    probe = ("import sys\nfrom engine.cli import _code_cache, entry\nfrom engine.run import journal_writer\n"
+             "sys.argv = ['runbook', *sys.argv[1:]]\ntry:\n    entry.main()\nexcept SystemExit:\n    pass\n"
+             "lines = [source for (_, source, _) in _code_cache._installed.used if 'def line(event' in source]\n"
+             "made = sorted(cls.name for cls, line in journal_writer._LINES.items() if line is not None)\n"
+             "print(len(lines), _code_cache._installed.added, ','.join(made))\n")
+
+    def run() -> list[str]:
+        proc = subprocess.run([sys.executable, "-c", probe, "run", str(book), "--runs-dir", str(tmp_path / "runs"),
+                               "-q", "--non-interactive"], check=True, cwd=tmp_path, capture_output=True, text=True,
+                              env=_env(PYTHONPYCACHEPREFIX=str(prefix), RUNBOOK_HOME=str(tmp_path / "home")))
+        return proc.stdout.strip().splitlines()[-1].split()
+
+    lines, _, made = run()  # a one-step run: each class's first line
+    assert int(lines) >= 5 and {"run.started", "step.started", "step.finished", "run.finished"} <= set(made.split(","))
+    assert run() == [lines, "False", made]  # nothing compiled the second time

@@ -524,3 +524,31 @@ def test_line_functions_are_made_only_for_the_events_a_run_writes_many_of(
     assert len(records) == journal_writer.COMPILE_AT - 1
     assert lines[-1] == b'{"seq": %d, "t": "2026-01-01T00:00:00.000Z", "elapsed": 0.0, "event": "step.process", ' \
         b'"step": "s83", "pgid": 183, "host": null}\n' % (journal_writer.COMPILE_AT + 19)
+
+
+def test_with_a_code_cache_a_line_function_is_used_from_a_class_first_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `runbook` command keeps the line functions' code across runs (engine/cli/
+    _code_cache.py): making one costs a look-up, so even a short run's lines build no
+    record dict, and the bytes are the record's."""
+    from engine.cli._code_cache import CodeCache
+    from engine.run import journal_writer
+    from engine.run.events import StepFinished
+
+    cache = CodeCache(None)
+    monkeypatch.setattr(journal_writer, "code_cache", cache.code)
+    monkeypatch.setattr(journal_writer, "_LINES", {})
+    monkeypatch.setattr(journal_writer, "_WRITTEN", {})
+    event = StepFinished("s1", "remediation", "run", "ok", duration=0.25, exit_code=0, outputs={"a": [1.5, None]})
+    expected = _record_line(event, stamp(7, 1.0004))
+    records: list[int] = []
+    real = StepFinished.record
+
+    def spy(self: StepFinished) -> dict[str, object]:
+        records.append(1)
+        return real(self)
+
+    spy.__qualname__ = real.__qualname__  # still the record made of the fields
+    monkeypatch.setattr(StepFinished, "record", spy)
+    assert encode(event, stamp(7, 1.0004)) == expected
+    assert records == []
+    assert any("def line(event" in source for (_, source, _) in cache.used)

@@ -2,7 +2,8 @@
 
 `@dataclass` writes the source of each class's `__init__`, `__repr__`, `__eq__`, ... and
 compiles it (an `exec` of a string) at every import; a NamedTuple compiles its `__new__`
-(`eval` in collections) and each annotation given as a string (typing.ForwardRef). A
+(`eval` in collections) and each annotation given as a string (typing.ForwardRef); the
+engine makes its events' record() and its journal's line functions the same way. A
 one-step `runbook run` creates 49 dataclasses and 53 NamedTuples: that compiling (and the
 collections its garbage set off) was 27% of its start-up (149M of 549M instructions).
 Python keeps the bytecode of modules (.pyc) but not this, so the command does the same for
@@ -25,6 +26,7 @@ import importlib.util
 import marshal
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
@@ -110,10 +112,11 @@ def install(path: Path | None = None) -> CodeCache:
 
     collections.eval = _evaluator(cache)  # type: ignore[attr-defined]
     typing.compile = _compiler(cache)  # type: ignore[attr-defined]
-    if "dataclasses" in sys.modules:
-        _patch_dataclasses(sys.modules["dataclasses"], cache)
-    else:  # most commands never import it: patch it when (if) it is
-        sys.meta_path.insert(0, _DataclassesFinder(cache))
+    pending = {name: patch for name, patch in _PATCHES.items() if name not in sys.modules}
+    for name in _PATCHES.keys() - pending.keys():
+        _PATCHES[name](sys.modules[name], cache)
+    if pending:  # most commands never import some of them: patch each when (if) it is
+        sys.meta_path.insert(0, _PatchingFinder(cache, pending))
     atexit.register(cache.save)
     return cache
 
@@ -134,7 +137,7 @@ def _compiler(cache: CodeCache) -> Any:
     return cached_compile
 
 
-def _patch_dataclasses(module: ModuleType, cache: CodeCache) -> None:
+def _patch_exec(module: ModuleType, cache: CodeCache) -> None:
     def cached_exec(source: Any, *namespaces: Any) -> None:
         exec(cache.code(source, "exec") if isinstance(source, str) else source, *namespaces)
 
@@ -142,16 +145,32 @@ def _patch_dataclasses(module: ModuleType, cache: CodeCache) -> None:
     module.exec = cached_exec  # type: ignore[attr-defined]
 
 
-class _DataclassesFinder:
-    """Finds `dataclasses` as usual, and patches it right after it is executed."""
+def _give_code_cache(module: ModuleType, cache: CodeCache) -> None:
+    """For a module that asks its `code_cache` for code (and decides by it what to make)."""
+    module.code_cache = cache.code  # type: ignore[attr-defined]
 
-    def __init__(self, cache: CodeCache) -> None:
-        self.cache = cache
+
+# The modules that generate code, and how each is given the cache: dataclasses and the
+# events' record() (engine/run/_event_code.py) exec source text; the journal's line
+# functions (engine/run/journal_writer.py) ask for the code, and are made from a class's
+# first line once it costs a look-up.
+_PATCHES: dict[str, Callable[[ModuleType, CodeCache], None]] = {
+    "dataclasses": _patch_exec, "engine.run._event_code": _patch_exec,
+            "engine.run.journal_writer": _give_code_cache}
+
+
+class _PatchingFinder:
+    """Finds the modules of `pending` as usual, and patches each right after it is executed."""
+
+    def __init__(self, cache: CodeCache, pending: dict[str, Callable[[ModuleType, CodeCache], None]]) -> None:
+        self.cache, self.pending = cache, pending
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if name != "dataclasses":
+        if name not in self.pending:
             return None
-        sys.meta_path.remove(self)
+        patch = self.pending.pop(name)
+        if not self.pending:
+            sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
@@ -160,7 +179,7 @@ class _DataclassesFinder:
 
         def exec_module(module: ModuleType) -> None:
             run(module)
-            _patch_dataclasses(module, cache)
+            patch(module, cache)
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec

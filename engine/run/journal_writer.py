@@ -20,10 +20,12 @@ import errno
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from types import CodeType
 from typing import Any, cast
 
 from engine.errors import JournalError
@@ -86,12 +88,15 @@ def encode(event: Event, stamp: Stamp) -> bytes:
 
 
 # The events a run writes many of (three a step) get a line function of their own, made
-# from the class's fields: no record dict is built, the keys' text is written once, and
-# each value is written as the encoder writes it (43k of a step's 96k+56k+34k
-# instructions). Making one costs what 50-100 lines of its class save (2M for
-# step.finished): so only from the COMPILE_AT-th line of a class on, and a short run
-# never pays for it.
+# from the class's fields: one f-string of the keys' text and each value written as the
+# encoder writes it, the plain ones (text, null) without a call. No record dict is built.
+# Making one costs what 50-100 lines of its class save (2M instructions for step.finished):
+# so only from the COMPILE_AT-th line of a class on, and a short run never pays for it;
+# unless something keeps the code across runs (`code_cache`), then from the first line.
 COMPILE_AT = 64
+# The compiled code of a source text, kept across runs: the `runbook` command sets it to its
+# code cache (engine/cli/_code_cache.py), where compiling the same text again costs a look-up.
+code_cache: Callable[[str, str], CodeType] | None = None
 _LINES: dict[type[Event], Callable[..., str] | None] = {}  # a class's line function, or None: the record's
 _WRITTEN: dict[type[Event], int] = {}
 _STAMP_KEYS = frozenset({"seq", "t", "elapsed", "event"})
@@ -103,24 +108,57 @@ def _line_of(cls: type[Event]) -> Callable[..., str] | None:
     """The line function of an event class once it is worth making; None before, and for
     good when the record's path must write it (no C encoder, a record() of its own)."""
     written = _WRITTEN[cls] = _WRITTEN.get(cls, 0) + 1
-    if written < COMPILE_AT:
+    if written < COMPILE_AT and code_cache is None:
         return None
     plain = _C_ENCODER is not None and dataclasses.is_dataclass(cls) and cls.record.__qualname__ in _PLAIN_RECORD
-    names = [f.name for f in dataclasses.fields(cls)] if plain else []
-    line = _LINES[cls] = _line_function(cls.name, names) if plain and not _STAMP_KEYS & set(names) else None
+    fields = [(f.name, str(f.type)) for f in dataclasses.fields(cls)] if plain else []
+    stamped = _STAMP_KEYS & {name for name, _ in fields}
+    line = _LINES[cls] = _line_function(cls.name, fields) if plain and not stamped else None
     return line
 
 
-def _line_function(event: str, names: list[str]) -> Callable[..., str]:
-    pieces: list[str] = []
-    for key, value in [("seq", "seq"), ("t", "t"), ("elapsed", "elapsed"), ("event", None),
-                       *((n, f"event.{n}") for n in names)]:
-        text = f'{", " if pieces else "{"}{_string(key)}: ' + (_string(event) if value is None else "")
-        pieces += [repr(text), *([f"_value({value})"] if value else [])]
-    source = f"def line(event, seq, t, elapsed):\n    return ''.join(({', '.join(pieces)}, '}}\\n'))\n"
-    env: dict[str, Any] = {"_value": _value}
-    exec(source, env)  # made of the class's own field names and JSON text, nothing read from outside
+def _line_function(event: str, fields: list[tuple[str, str]]) -> Callable[..., str]:
+    # `t` is iso()'s text (digits and -:.TZ), which JSON writes as it is.
+    literals = ['{"seq": ', ', "t": "', '", "elapsed": ', ', "event": ' + _string(event),
+                *(f", {_string(name)}: " for name, _ in fields), "}\n"]
+    values = ["seq", "t", "_value(elapsed)", "", *(_field_text(name, kind) for name, kind in fields), ""]
+    text = "".join(_literal(literal) + (f"{{{value}}}" if value else "") for literal, value in zip(literals, values, strict=True))
+    source = f"def line(event, seq, t, elapsed):\n    return f'{text}'\n"
+    env: dict[str, Any] = {"_value": _value, "_string": _string}
+    # Made of the class's own field names and JSON text, nothing read from outside.
+    exec(code_cache(source, "exec") if code_cache is not None else source, env)
     return cast(Callable[..., str], env["line"])
+
+
+# What a field's declared type says it mostly holds, tried in this order without a call
+# (an int is written by the f-string itself, as str() writes it); anything else, _value.
+_PLAIN_TESTS = (
+    ("None", 'v is None', '"null"'),
+    ("Any", 'v is None', '"null"'),
+    ("str", "v.__class__ is str", "_string(v)"),
+    ("bool", "v is False", '"false"'),
+    ("bool", "v is True", '"true"'),
+    ("int", "v.__class__ is int", "v"),
+    ("dict", "v.__class__ is dict and not v", '"{}"'),
+    ("list", "v.__class__ is list and not v", '"[]"'),
+)
+
+
+def _field_text(name: str, kind: str) -> str:
+    """The f-string expression that writes field `name` declared as `kind` (its text)."""
+    outer = {part.strip() for part in re.sub(r"\[.*\]", "", kind).split("|")}  # dict[str, Any] | None: dict, None
+    tests = list(dict.fromkeys((test, text) for word, test, text in _PLAIN_TESTS if word in outer))
+    if not tests:
+        return f"_value(event.{name})"
+    # The first test is evaluated first: it takes the field's value.
+    first = tests[0][0].replace("v", f"(v := event.{name})", 1)
+    return "".join(f"{text} if {first if i == 0 else test} else " for i, (test, text) in enumerate(tests)) + "_value(v)"
+
+
+def _literal(text: str) -> str:
+    """JSON text as the literal part of a single-quoted f-string."""
+    return text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") \
+        .replace("{", "{{").replace("}", "}}")
 
 
 def _value(value: Any) -> str:
@@ -134,6 +172,10 @@ def _value(value: Any) -> str:
         return "true" if value else "false"
     if kind is int:
         return int.__repr__(value)
+    if kind is float and value - value == 0:  # finite: NaN and infinities are the encoder's to refuse
+        return float.__repr__(value)
+    if not value and (kind is dict or kind is list):
+        return "{}" if kind is dict else "[]"
     return "".join(_C_ENCODER(value, 0))
 
 
