@@ -122,7 +122,8 @@ def _line_function(event: str, fields: list[tuple[str, str]]) -> Callable[..., s
     literals = ['{"seq": ', ', "t": "', '", "elapsed": ', ', "event": ' + _string(event),
                 *(f", {_string(name)}: " for name, _ in fields), "}\n"]
     values = ["seq", "t", "_value(elapsed)", "", *(_field_text(name, kind) for name, kind in fields), ""]
-    text = "".join(_literal(literal) + (f"{{{value}}}" if value else "") for literal, value in zip(literals, values, strict=True))
+    text = "".join(_literal(literal) + (f"{{{value}}}" if value else "")
+                   for literal, value in zip(literals, values, strict=True))
     source = f"def line(event, seq, t, elapsed):\n    return f'{text}'\n"
     env: dict[str, Any] = {"_value": _value, "_string": _string}
     # Made of the class's own field names and JSON text, nothing read from outside.
