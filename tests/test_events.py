@@ -48,3 +48,35 @@ def test_key_times_read_a_damaged_step_record_as_before() -> None:
     assert (odd.status, odd.kind, odd.duration, odd.attempts, odd.finished) == ("None", "", 2.5, 0, 3.5)
     assert (plain.status, plain.kind, plain.duration, plain.attempts) == ("ok", "run", 0.0, 2)
     assert t.last_elapsed == 5.0
+
+
+def test_the_bus_looks_its_observers_barriers_up_once() -> None:
+    """A step's barrier before its command calls the observers' barriers, found when the
+    bus was made, not looked up again each time (a drill's key times have none)."""
+    from engine.run.bus import EventBus
+    from engine.run.clock import VirtualClock
+
+    class Watcher:
+        lookups = 0
+
+        def on_event(self, event: Any, stamp: Any) -> None:
+            return None
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "barrier":
+                Watcher.lookups += 1
+            raise AttributeError(name)
+
+    class Durable:
+        synced = 0
+
+        def on_event(self, event: Any, stamp: Any) -> None:
+            return None
+
+        def barrier(self) -> None:
+            Durable.synced += 1
+
+    bus = EventBus(VirtualClock(), [Watcher(), Durable()])
+    for _ in range(3):
+        bus.barrier()
+    assert (Watcher.lookups, Durable.synced) == (1, 3)

@@ -928,3 +928,22 @@ def test_an_event_whose_set_fails_is_journaled_and_the_drill_goes_on(tmp_path: P
     assert fired[0]["message"].startswith("Broken event (event 0: its set failed, nothing changed:")
     assert path_of(run.records) == [("a", "ok"), ("b", "ok")]
     assert finished(run, "b")["stdout"] == "50"
+
+
+def test_a_reply_renders_its_stdout_and_stderr_from_one_context(tmp_path: Path, monkeypatch: Any) -> None:
+    """The templates of one reply see the same state (built once, at every simulated step)."""
+    from engine.simulation.world import World
+
+    built: list[int] = []
+    context = World.context
+    monkeypatch.setattr(World, "context", lambda self, inv=None: built.append(1) or context(self, inv))
+    run = drill(tmp_path, rb("""
+        detection:
+          - {id: probe, run: probe}
+        """), """
+        state: {n: 5}
+        responses:
+          - {step: probe, stdout: "{{ state.n }} up", stderr: "{{ state.n }} warned", duration: 1s}
+        """)
+    assert (finished(run, "probe")["stdout"], finished(run, "probe")["stderr"]) == ("5 up", "5 warned")
+    assert len(built) == 1

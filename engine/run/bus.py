@@ -27,6 +27,9 @@ class EventBus:
         self._origin = clock.monotonic() - elapsed_offset
         # Live output only matters to observers that show or store it (console, logs).
         self.wants_output = any(getattr(o, "wants_output", False) for o in observers)
+        # Looked up once, not at each step's barrier before its command (a drill's key
+        # times have none).
+        self._barriers = tuple(b for b in (getattr(o, "barrier", None) for o in observers) if b is not None)
         # Drills on a real clock fire injected events from a timer thread.
         self._lock = threading.Lock()
 
@@ -51,7 +54,5 @@ class EventBus:
 
     def barrier(self) -> None:
         """Before an external effect: make what was recorded durable."""
-        for observer in self.observers:
-            barrier = getattr(observer, "barrier", None)
-            if barrier is not None:
-                barrier()
+        for barrier in self._barriers:
+            barrier()

@@ -204,6 +204,13 @@ def _assign(state: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _rendered(world: World, reply: Reply, inv: Invocation) -> tuple[str, str]:
+    """A reply's stdout and stderr rendered from the state (as world.render, with one context)."""
+    ctx, where = world.context(inv), world.scenario.file
+    return (templating.render(reply.stdout, ctx, where=where) if reply.stdout else "",
+            templating.render(reply.stderr, ctx, where=where) if reply.stderr else "")
+
+
 class SimulatedExecutor:
     """Answers `run` (local and per host) and `http` invocations from the world."""
 
@@ -239,7 +246,7 @@ class SimulatedExecutor:
 
     def _reply(self, inv: Invocation, reply: Reply, started: float, sink: OutputSink, cancel: Cancel) -> Result:
         world = self.world
-        duration = world.duration(reply)
+        duration = reply.duration.sample(world.rng) if reply.duration is not None else 0.0  # world.duration(reply)
         if inv.timeout and duration > inv.timeout:
             # As a live executor would: the step's timeout stops a command that takes too long.
             world.pass_time(inv.timeout)
@@ -250,8 +257,7 @@ class SimulatedExecutor:
             # Ctrl-C (or the trainer's :end) cut the wait short, as it would kill a live command.
             spent = max(world.clock.now() - started, 0.0)
             return Result(inv.command, inv.host, "", "", None, started, spent, False, "interrupted", cancelled=True)
-        stdout = world.render(reply.stdout, inv) if reply.stdout else ""
-        stderr = world.render(reply.stderr, inv) if reply.stderr else ""
+        stdout, stderr = _rendered(world, reply, inv) if reply.stdout or reply.stderr else ("", "")
         if stdout:
             sink.output("stdout", (stdout if stdout.endswith("\n") else stdout + "\n").encode(), inv.host)
         if stderr:
