@@ -121,3 +121,72 @@ def test_a_step_s_kind_gets_its_template_names_alone(monkeypatch: pytest.MonkeyP
     assert [{k: v for k, v in s.items() if not k.startswith("_")} for s in seen[2:]] == [
         {"attempt": 1, "item": "x", "index": 0}, {"attempt": 1, "item": "y", "index": 1}]
     assert not any(k in s for s in seen for k in ("_command", "_target", "_hosts", "_per_host", "_instructions"))
+
+
+def _calls(fn: Any) -> list[str]:
+    """The Python functions `fn()` runs, by name."""
+    calls: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_a_step_s_names_are_told_from_the_driver_s_own_without_a_loop_in_python() -> None:
+    from engine.run._shown import visible
+
+    names = {"attempt": 2, "item": "x"}
+    assert _calls(lambda: visible(names)) == ["<lambda>", "visible"]
+    copy = visible(names)
+    assert copy == names and copy is not names
+    assert visible({"item": "x", "_shown": {"item": "***"}, "_items": [], "attempt": 1}) == {"item": "x", "attempt": 1}
+
+
+def test_a_step_s_empty_output_and_values_are_journaled_without_masking_or_converting(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most steps print nothing on stderr and have no outputs or answers: masking and
+    converting an empty value gave it back as it was."""
+    from engine.run import _step
+
+    masked: list[Any] = []
+    converted: list[Any] = []
+    real_tail, real_jsonable = _step.masked_tail, _step.jsonable
+    monkeypatch.setattr(_step, "masked_tail", lambda m, text, *a: masked.append(text) or real_tail(m, text, *a))
+    monkeypatch.setattr(_step, "jsonable", lambda value: converted.append(value) or real_jsonable(value))
+    text = runbook("""\
+        remediation:
+          - {id: a, run: "true"}
+          - {id: b, run: "echo n", outputs: {n: "{{ stdout | trim }}"}}
+        """)
+    _, events = run_text(text, executor=ScriptedExecutor({"a": "", "b": "n"}))
+    done = {e.step: e for e in events.named("step.finished")}
+    assert (done["a"].stdout, done["a"].stderr, done["a"].outputs, done["a"].answers) == ("", "", {}, {})  # type: ignore[attr-defined]
+    assert (done["b"].stdout, done["b"].outputs) == ("n", {"n": "n"})  # type: ignore[attr-defined]
+    assert masked == ["n"] and converted == [{"n": "n"}]
+
+
+def test_a_runbook_s_durations_are_checked_once_however_often_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each trial of an estimate runs the same runbook: checking every step's durations
+    again cost each trial a walk of all its steps."""
+    from engine.run import runner
+
+    checked: list[int] = []
+    real = runner.too_long
+    monkeypatch.setattr(runner, "too_long", lambda rb: checked.append(1) or real(rb))
+    from engine.language import builder
+
+    built = builder.build_runbook
+    books: list[Any] = []
+    monkeypatch.setattr(builder, "build_runbook",
+                        lambda doc: books[0] if books else books.append(built(doc)) or books[0])
+    for _ in range(3):  # the same Runbook object each time, as an estimate's trials run it
+        result, _ = run_text(runbook("remediation:\n  - {id: a, run: 'true'}\n"), executor=ScriptedExecutor({"a": ""}))
+        assert result.outcome == "resolved"
+    assert checked == [1] and len(books) == 1

@@ -143,8 +143,8 @@ class StepDriver(Driver):
         hosts = hosts_of(self, target, step) if target else []
         item = ((extra.get("_shown") or {}).get("item", extra.get("item"))) if extra else None  # a plain step: none
         r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, shown, target, hosts,
-                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(item), text,
-                               *self._within()))
+                               step.role or r.runbook.defaults.role, rollback_of, _jsonable(item) if item else item,
+                               text, *(self.within or _OUTSIDE)))
         self.start(command, target, hosts, per_host, text)
 
     # -- recording ---------------------------------------------------------------------------
@@ -160,8 +160,8 @@ class StepDriver(Driver):
             rec.shown["outputs"] = attempt.shown_outputs
         if res is not None:
             rec.exit_code, rec.stdout, rec.stderr = res.exit_code, res.stdout, res.stderr
-            rec.status_code, rec.headers, rec.body = res.status, dict(res.headers or {}), res.body
-            rec.truncated, rec.results = res.truncated, dict(res.extra)
+            rec.status_code, rec.headers, rec.body = res.status, dict(res.headers) if res.headers else {}, res.body
+            rec.truncated, rec.results = res.truncated, dict(res.extra) if res.extra else {}
             if self.r.uses_json:
                 rec.json = parse_json(res.body if res.body is not None else res.stdout)
         if len(attempt.hosts) == 1 and res is None:
@@ -188,16 +188,19 @@ class StepDriver(Driver):
             r.bus.emit(StepStarted(sid, step.phase, step.kind, step.title, None, step.target, [],
                                    step.role or r.runbook.defaults.role, rollback_of, None, None,
                                    *self._within()))
-        m = r.masker
+        m, shown, out, err = r.masker, rec.shown, rec.stdout, rec.stderr
+        outputs = shown.get("outputs", rec.outputs) if shown else rec.outputs
+        # (Empty outputs, answers and streams, as most steps have, are written as they are.)
         r.bus.emit(StepFinished(
             sid, step.phase, step.kind, rec.status, rec.duration, rec.attempts, rec.exit_code,
             rec.error, rec.reason or ("when was false" if rec.status == "skipped" else None),
-            masked_tail(m, rec.stdout), masked_tail(m, rec.stderr), rec.truncated or len(rec.stdout) > TAIL,
-            _jsonable(rec.shown.get("outputs", rec.outputs)), _jsonable(rec.answers), rec.status_code,
-            _hosts(m, rec.hosts) if rec.hosts else {},
-            _items(rec.shown.get("items", rec.items)) if rec.items or rec.shown.get("items") else [],
+            masked_tail(m, out) if out != "" else out, masked_tail(m, err) if err != "" else err,
+            rec.truncated or len(out) > TAIL,
+            _jsonable(outputs) if outputs else outputs, _jsonable(rec.answers) if rec.answers else rec.answers,
+            rec.status_code, _hosts(m, rec.hosts) if rec.hosts else {},
+            _items(shown.get("items", rec.items)) if rec.items or shown.get("items") else [],
             _jsonable({**r.state.vars, **r.state.shown_vars}) if _sets_vars(step) else {},
-            _logs_of(r, sid), rollback_of, *self._within(), rec.case, rec.outcome,
+            _logs_of(r, sid), rollback_of, *(self.within or _OUTSIDE), rec.case, rec.outcome,
             _results(rec.results) if rec.results else {},
         ))
 
@@ -206,7 +209,7 @@ class StepDriver(Driver):
         return self.within or _OUTSIDE
 
 
-_OUTSIDE = (None, None)  # a step outside any block
+_OUTSIDE: tuple[str | None, int | None] = (None, None)  # a step outside any block
 _ONCE = Retries()  # no retries (immutable)
 
 
