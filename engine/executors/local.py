@@ -24,6 +24,7 @@ from engine.templates.patterns import deferred
 from .base import DRAIN_AFTER_EXIT, KILL_GRACE, READ_CHUNK, Cancel, Invocation, OutputSink, Result, Tail
 
 SHELL = "/bin/sh"
+_READABLE = select.POLLIN | select.POLLPRI | select.POLLERR
 NO_PIDFD_POLL = 0.05  # without a pidfd (old kernels), how often to check whether the shell exited
 # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: a
 # command gets them back at their default, as from a shell (and as subprocess's
@@ -177,7 +178,7 @@ class _Process:
             if self.pidfd is None and exited_at is None:
                 wait = NO_PIDFD_POLL if wait is None else min(wait, NO_PIDFD_POLL)  # look for the exit
             events = poller.poll(None if wait is None else max(wait * 1000, 0))
-            for fd, _mask in events:
+            for fd, mask in events:
                 if fd == cancel.fileno():
                     outcome.cancelled = True
                     outcome.error = "interrupted"
@@ -188,7 +189,7 @@ class _Process:
                 elif fd == self.stdin_fd:
                     pending = self._feed(poller, pending)
                 else:
-                    self._read(fd, poller, outcome, sink)
+                    self._read(fd, mask, poller, outcome, sink)
             if outcome.cancelled:
                 break
             if self.pidfd is None and exited_at is None and self._reap(block=False):
@@ -214,8 +215,10 @@ class _Process:
             self.stdin_fd = None
         return pending
 
-    def _read(self, fd: int, poller: select.poll, outcome: _Outcome, sink: OutputSink) -> None:
-        data = os.read(fd, READ_CHUNK)
+    def _read(self, fd: int, mask: int, poller: select.poll, outcome: _Outcome, sink: OutputSink) -> None:
+        # A pipe whose writers are gone and which holds nothing polls as POLLHUP alone: the
+        # end of its output, without a read() to be told so (a command that prints nothing).
+        data = os.read(fd, READ_CHUNK) if mask & _READABLE or not mask & select.POLLHUP else b""
         name = self.fds[fd]
         if not data:
             poller.unregister(fd)
@@ -291,9 +294,12 @@ def _spawn(inv: Invocation, env: Mapping[Any, Any], actions: list[Any]) -> int:
 
 
 def _remaining(deadline: float | None, exited_at: float | None) -> float | None:
+    if deadline is None and exited_at is None:  # no timeout, still running: no limit (no clock read)
+        return None
     now = time.monotonic()
-    limits = [d - now for d in (deadline, exited_at and exited_at + DRAIN_AFTER_EXIT) if d]
-    return min(limits) if limits else None
+    drain = exited_at + DRAIN_AFTER_EXIT - now if exited_at is not None else None
+    left = deadline - now if deadline is not None else None
+    return drain if left is None else left if drain is None else min(left, drain)
 
 
 def stop_group(pgid: int, reap: Callable[[], object] | None = None) -> None:

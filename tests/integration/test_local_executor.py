@@ -202,3 +202,24 @@ def test_a_pipeline_whose_reader_stops_early_ends_quietly() -> None:
     assert (result.ok, result.stdout, result.stderr) == (True, "y\n", "")
     result, _ = run("bash -o pipefail -c 'yes | head -1'")
     assert (result.exit_code, result.stdout, result.stderr) == (141, "y\n", "")
+
+
+def test_a_command_that_prints_nothing_costs_no_read_and_output_still_arrives_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipe that polls as hung up and holds nothing is at its end: no read() asks it
+    (two syscalls of every silent step); a pipe with output is read to its end."""
+    from engine.executors import local
+
+    reads: list[int] = []
+    real = local.os.read
+
+    def counted(fd: int, size: int) -> bytes:
+        reads.append(fd)
+        return real(fd, size)
+
+    monkeypatch.setattr(local.os, "read", counted)
+    result, _ = run("true")
+    assert result.ok and result.stdout == result.stderr == "" and reads == []
+    result, sink = run("printf 'a%.0s' $(seq 100000); echo; printf end >&2")
+    assert result.stdout == "a" * 100000 + "\n" and sink.text("stdout") == result.stdout
+    assert result.stderr == "end" and len(reads) >= 2
