@@ -239,3 +239,50 @@ def test_a_one_expression_template_renders_without_building_a_list() -> None:
     for text, expected in (("{{ state.n }}", "5"), ("{{ state.on }}", "true"), ("{{ state.m }}", '{"a": [1]}')):
         assert templating.render(text, ctx) == expected
         assert not any("<listcomp>" in f for f in _python_calls(lambda t=text: templating.render(t, ctx)))
+
+
+def test_a_command_of_plain_words_and_text_values_is_quoted_without_the_scanner() -> None:
+    """`check --host {{ host }}`: each value quoted in its place, as shell.fill would."""
+    ctx = {"inputs": {"host": "db 1; rm -rf /"}}
+    text = "check --host {{ inputs.host }} --n 3"
+    entered = _python_calls(lambda: templating.render(text, ctx, shell=True))
+    assert templating.render(text, ctx, shell=True) == "check --host 'db 1; rm -rf /' --n 3"
+    assert not any(f.endswith("shell.py:fill") for f in entered)
+
+
+COMMANDS = ["run {{ v }}", "run {{ v }} and {{ w }}", 'echo "{{ v }}" {{ w }}', "echo '{{ v }}'", "sh -c {{ v }}",
+            "cat <<EOF\n{{ v }}\nEOF", "# {{ v }}", "{{ v }}{{ w }}", "x=$({{ v }})"]
+VALUES = ["plain", "two words", "it's", "", "a\0b", "EOF", 7, None, True, [1, "a b"], templating.Raw("raw | x"),
+          templating.Placeholder("inputs.v"), templating.Masked()]
+
+
+@pytest.mark.parametrize("text", COMMANDS)
+def test_every_command_is_what_the_general_path_makes_of_it(text: str) -> None:
+    """The quoted-in-place command equals Jinja's (the general way: skeleton, slots,
+    shell.fill) for every kind of value, and fails with the same message."""
+    jinja = templating.renderer(text, True, tier="jinja")
+    for v in VALUES:
+        for w in ("w", templating.Raw("|"), 3):
+            ctx = {"v": v, "w": w}
+            try:
+                expected: object = jinja(ctx)
+            except Exception as exc:  # Unsafe: the same message must come out of render
+                expected = f"TemplateError: {templating._explain(exc)}"
+            try:
+                got: object = templating.render(text, ctx, shell=True)
+            except TemplateError as exc:
+                got = f"TemplateError: {exc}"
+            assert got == expected, (v, w)
+
+
+def test_a_command_evaluates_each_value_once_in_order_when_one_is_raw() -> None:
+    """A raw value after a plain one sends the command the general way with the value
+    already evaluated: nothing is evaluated twice (a `random` filter would draw again)."""
+    calls: list[int] = []
+
+    def tick() -> str:
+        calls.append(1)
+        return "a b" if len(calls) == 1 else templating.Raw("| c")
+
+    assert templating.render("run {{ tick() }} {{ tick() }}", {"tick": tick}, shell=True) == "run 'a b' | c"
+    assert len(calls) == 2

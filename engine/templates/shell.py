@@ -49,7 +49,7 @@ from ._shell_scanner import (
 )
 
 __all__ = ["COMMENT", "DOUBLE", "HEREDOC", "LITERAL", "MARK", "NESTED", "PLAIN", "SINGLE", "Body", "Slot", "Unsafe",
-           "bodies", "escape", "fill", "may_quote", "nested_advice", "scan", "template_slots"]
+           "bodies", "escape", "fill", "may_quote", "nested_advice", "plain_slots", "scan", "template_slots"]
 
 _PLAIN_WORD = re.compile(r"[\w@%+=:,./-]*", re.ASCII)
 _DOUBLE = str.maketrans({"\\": "\\\\", "$": "\\$", "`": "\\`", '"': '\\"'})
@@ -159,6 +159,13 @@ def _plan(skeleton: str) -> tuple[tuple[Slot, ...], bool]:
     """The slots of a skeleton, and whether they are all plain (the common case)."""
     slots = scan(skeleton)
     return slots, all(s.kind == PLAIN for s in slots)
+
+
+def plain_slots(skeleton: str) -> int | None:
+    """The number of slots of a skeleton when every one is plain (shlex.quote is the
+    escaping of each), else None."""
+    slots, plain = _plan(skeleton)
+    return len(slots) if plain else None
 
 
 def fill(skeleton: str, values: list[tuple[str, bool]]) -> str:

@@ -14,6 +14,7 @@ lint checks filters and tests against (filters.py) and the environment (_environ
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -100,27 +101,54 @@ def renderer(text: str, shell: bool, tier: str | None = None) -> Callable[[Mappi
 
 
 def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]], str]:
-    """A shell command from compiled parts: the skeleton (text and raw values) with a
-    slot for every other value, filled in by shell.fill."""
-    mark = MARK
+    """A shell command from compiled parts. When every value lands where shlex.quote is
+    its escaping (a plain word, as in most commands) and is plain text, the command is
+    the text with each value quoted in its place, as shell.fill would make it; any other
+    value sends the command, with the values evaluated so far, the general way."""
+    plain = _shell().plain_slots("".join(p if isinstance(p, str) else MARK for p in parts)) == sum(
+        not isinstance(p, str) for p in parts)
+    quote = shlex.quote
 
     def render(c: Mapping[str, Any]) -> str:
-        skeleton: list[str] = []
-        values: list[tuple[str, bool]] = []
+        out: list[str] = []
+        values: list[Any] = []
         for part in parts:
             if isinstance(part, str):
-                skeleton.append(part)
+                out.append(part)
                 continue
             value = part(c)
-            if isinstance(value, Raw):
-                skeleton.append(value)
-            else:
-                skeleton.append(mark)
-                # Plain text (the usual value) is put as it is, escaped: _shell_text's answer, without a call.
-                values.append((value, False) if type(value) is str else _shell_text(value))
-        return _fill("".join(skeleton), values, text)
+            values.append(value)
+            if not plain or type(value) is not str or "\0" in value:
+                return _placed(parts, values, c, text)
+            out.append(quote(value))
+        return "".join(out)
 
     return render
+
+
+def _placed(parts: list[Any], values: list[Any], c: Mapping[str, Any], text: str) -> str:
+    """The command the general way: the skeleton (text and raw values) with a slot for
+    every other value, filled in by shell.fill. `values` are those of the first
+    expressions, evaluated already (each is evaluated once, in order)."""
+    skeleton: list[str] = []
+    slotted: list[tuple[str, bool]] = []
+    given = iter(values)
+    for part in parts:
+        if isinstance(part, str):
+            skeleton.append(part)
+            continue
+        value = next(given, _UNSET)
+        if value is _UNSET:
+            value = part(c)
+        if isinstance(value, Raw):
+            skeleton.append(value)
+        else:
+            skeleton.append(MARK)
+            slotted.append(_shell_text(value))
+    return _fill("".join(skeleton), slotted, text)
+
+
+_UNSET = object()  # no value evaluated yet
 
 
 def _jinja_shell(template: Any, ctx: Mapping[str, Any], text: str) -> str:
