@@ -55,17 +55,23 @@ class _Counter:
 def _profile(scenario_path: Path, trials: int, records: bool) -> tuple[_Counter, int]:
     from engine.language.validation import load_runbook, load_scenario
     from engine.run.digest import remembered
+    from engine.simulation._spread import TrialPlan
     from engine.simulation.drill import DrillSetup, run_scenario
+    from engine.simulation.trials import TrialResult
 
     scenario = load_scenario(str(scenario_path))
     runbook = load_runbook(scenario.runbook_path)
     steps = len(run_scenario(scenario, runbook).timings.steps)  # warm: templates compiled, modules imported
+    plan = TrialPlan(scenario, runbook, 0, trials)
     counter = _Counter()
     with remembered():  # as trials run (engine/simulation/_spread.py)
         sys.settrace(counter.trace)
         try:
             for seed in range(trials):
-                run_scenario(scenario, runbook, DrillSetup(seed=seed, keep_records=records))
+                if records:  # a lone drill
+                    run_scenario(scenario, runbook, DrillSetup(seed=seed))
+                else:  # a trial of `runbook test --trials`, and what the estimate keeps of it
+                    TrialResult.of(plan.run(seed))
         finally:
             sys.settrace(None)
     return counter, steps * trials

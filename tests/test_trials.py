@@ -350,3 +350,24 @@ def test_digests_remembered_for_an_estimate_are_its_thread_s_alone(tmp_path: Pat
         assert len(reads) == 2
     digest.runbook_digest(runbook)
     assert len(reads) == 3
+
+
+def test_trials_resolve_the_scenario_s_inputs_once_and_run_with_them(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inputs are the same for every trial: an estimate resolves them once (each
+    trial's run.started still holds them), a lone drill at its start."""
+    import engine.simulation.drill as drill
+    from engine.run.journal import read_journal
+
+    scenario, runbook = load_pair(tmp_path, "inputs:\n  region: {type: string, default: eu}\n" + RUNBOOK,
+                                  "inputs: {region: us}\n" + RANDOM)
+    resolved: list[int] = []
+    real = drill.resolve
+    monkeypatch.setattr(drill, "resolve", lambda *a, **k: resolved.append(1) or real(*a, **k))
+    runs = tmp_path / "runs"
+    stats = run_trials(scenario, runbook, 5, runs_dir=runs, jobs=1)
+    assert len(resolved) == 1 and stats.outcomes == {"resolved": 5}
+    started = [read_journal(runs / f"trial-{i}").records[0] for i in range(1, 6)]
+    assert [r["inputs"] for r in started] == [{"region": "us"}] * 5
+    drill.run_scenario(scenario, runbook)
+    assert len(resolved) == 2

@@ -947,3 +947,16 @@ def test_a_reply_renders_its_stdout_and_stderr_from_one_context(tmp_path: Path, 
         """)
     assert (finished(run, "probe")["stdout"], finished(run, "probe")["stderr"]) == ("5 up", "5 warned")
     assert len(built) == 1
+
+
+def test_the_guard_gives_back_the_state_it_found_nested_and_after_an_error() -> None:
+    """Inside a drill the guard may be entered again (an included run); leaving it, even
+    by an exception, restores what was there: refusing in the outer drill, not after it."""
+    import subprocess
+
+    with guard.no_real_effects():
+        with pytest.raises(KeyError), guard.no_real_effects():
+            raise KeyError("inner")
+        with pytest.raises(guard.RealEffectRefused):
+            subprocess.run(["true"], check=False)
+    assert subprocess.run(["true"], check=False).returncode == 0

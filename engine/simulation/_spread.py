@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from engine.language.model import Runbook
 from engine.language.scenario import Scenario
 from engine.run.digest import remembered
 
-from .drill import DrillRun, DrillSetup, run_scenario
+from .drill import DrillRun, DrillSetup, run_scenario, scenario_inputs
 
 PARALLEL_MIN_TRIALS = 64  # fewer trials take less time than starting the workers
 MAX_JOBS = 8
@@ -42,11 +43,18 @@ class TrialPlan:
     trials: int
     runs_dir: Path | None = None
 
+    @cached_property
+    def inputs(self) -> dict[str, Any]:
+        """The scenario's inputs for the runbook: the same for every trial, resolved once
+        (in each worker, at its first trial)."""
+        return scenario_inputs(self.scenario, self.runbook)
+
     def run(self, i: int) -> DrillRun:
         """Trial i, here."""
         # A trial keeps its timings and score, not its records (its journal, when asked
         # for, is written by its JournalWriter).
-        setup = DrillSetup(seed=self.base + i, run_id=f"{self.scenario.id}-trial{i}", keep_records=False)
+        setup = DrillSetup(seed=self.base + i, run_id=f"{self.scenario.id}-trial{i}", keep_records=False,
+                           inputs=self.inputs)
         if self.runs_dir is None:
             return run_scenario(self.scenario, self.runbook, setup)
         from engine.run.journal_writer import JournalWriter

@@ -245,6 +245,9 @@ class DrillSetup:
     ready: Callable[[Runner, World], None] | None = None  # e.g. trainer controls, signal handlers
     channels: Any = None  # the channels config (notify.Channels): what each delivery would be is journaled
     keep_records: bool = True  # False: DrillRun.records stays empty (trials keep only timings and scores)
+    # The scenario's inputs as scenario_inputs() resolves them for the runbook, when the
+    # caller did so already (an estimate, once for all its trials); None: resolved here.
+    inputs: Mapping[str, Any] | None = None
 
 
 def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None = None) -> DrillRun:
@@ -253,10 +256,10 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     clock = setup.clock or VirtualClock()
     seed = setup.seed if setup.seed is not None else (scenario.seed if scenario.seed is not None else 0)
     rng = random.Random(seed)
-    inputs = scenario_inputs(scenario, runbook)
+    inputs = dict(setup.inputs) if setup.inputs is not None else scenario_inputs(scenario, runbook)
     world = World(scenario, clock, rng, inputs=inputs)
-    memory, key_times = MemoryJournal(), KeyTimes()
-    kept = [memory] if setup.keep_records else []
+    memory, key_times = MemoryJournal() if setup.keep_records else None, KeyTimes()
+    kept = [memory] if memory is not None else []
     bus = EventBus(clock, [*kept, key_times, *setup.observers], Masker(_secrets(runbook, inputs)))
     world.emit = bus.emit
     prompter = WorldReacts(setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng), world)
@@ -280,7 +283,8 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
         if timers is not None:
             timers.stop()
     t = key_times.result()
-    return DrillRun(result, memory.records, t, score(scenario, t, world.unscripted), world)
+    return DrillRun(result, memory.records if memory is not None else [], t, score(scenario, t, world.unscripted),
+                    world)
 
 
 def _secrets(runbook: Runbook, inputs: dict[str, Any]) -> list[str]:
