@@ -190,3 +190,40 @@ def test_a_runbook_s_durations_are_checked_once_however_often_it_runs(monkeypatc
         result, _ = run_text(runbook("remediation:\n  - {id: a, run: 'true'}\n"), executor=ScriptedExecutor({"a": ""}))
         assert result.outcome == "resolved"
     assert checked == [1] and len(books) == 1
+
+
+def _built(text: str) -> Any:
+    from engine.language.builder import build_runbook
+    from engine.language.loader import load_text
+
+    return build_runbook(load_text(text, "runbook.yaml"))
+
+
+def test_a_file_that_never_says_json_is_not_walked_for_templates_that_read_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether any template reads `json` (then each step's output is parsed as JSON) was
+    found by walking every field of every step at every run: about 2% of a live step."""
+    from engine.language import fields
+    from engine.run.runner import _mentions
+
+    walked: list[str] = []
+    real = fields.step_fields
+    monkeypatch.setattr(fields, "step_fields", lambda step: walked.append(step.id) or real(step))
+    assert _mentions(_built(runbook("remediation:\n  - {id: a, run: 'echo {{ inputs.x }}'}\n")), "json") is False
+    assert walked == []
+    reads = runbook("remediation:\n  - {id: a, run: 'true'}\n  - {id: b, run: 'echo {{ steps.a.json.n }}'}\n")
+    assert _mentions(_built(reads), "json") is True
+    # Only in an escape: the file's text does not say it, its template does.
+    escaped = runbook('remediation:\n  - {id: a, run: "true"}\n  - {id: b, run: "echo {{ steps.a.\\u006Ason.n }}"}\n')
+    assert "json" not in escaped and _mentions(_built(escaped), "json") is True
+    # Said, but by no template (a step's id): walked, and found in none.
+    walked.clear()
+    assert _mentions(_built(runbook("remediation:\n  - {id: get-json, run: 'true'}\n")), "json") is False
+    assert walked == ["get-json"]
+
+
+def test_a_template_reading_json_through_an_escape_still_gets_the_parsed_output() -> None:
+    text = runbook('remediation:\n  - {id: a, run: "true"}\n  - {id: b, run: "echo {{ steps.a.\\u006Ason.n }}"}\n')
+    executor = ScriptedExecutor({"a": '{"n": 7}', "b": ""})
+    result, _ = run_text(text, executor=executor)
+    assert result.outcome == "resolved" and executor.calls[-1].command == "echo 7"
