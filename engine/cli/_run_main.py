@@ -108,9 +108,12 @@ def run_command(runbook_file: str, inputs_file: str | None, alert_file: str | No
     """`runbook run`: load and check the runbook and its inputs, then run it live (exits
     with the outcome's status) or print its plan."""
     with _collector_paused():  # the engine's imports and the runbook: see _collector_paused
+        from engine.language import model_cache
         from engine.language.validation import load_runbook
         from engine.run import inputs as inputs_mod
 
+        if installed():  # the command's own process: a program calling this keeps its models as they are
+            model_cache.enable()  # a runbook run again unchanged is not loaded and checked again
         runbook = load_runbook(runbook_file)
         if runbook.library:  # it may run on its own, but the runbooks that include it give its context
             echo_err(f"runbook: warning: {runbook_file} is a library runbook (`library: true`), meant to be "

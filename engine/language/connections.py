@@ -14,6 +14,7 @@ from types import MappingProxyType
 from engine.errors import UsageError
 from engine.home import home
 
+from .cache import note
 from .loader import LoadError, load_file
 from .model import Runbook
 from .monitoring import Connection, build_connection
@@ -66,6 +67,8 @@ def _where(d: object) -> str:
 
 def add_to(runbook: Runbook) -> Runbook:
     """The runbook with the file's connections beside its own (its own win)."""
+    # The model depends on the file in force, or on there being none.
+    note(os.environ.get(ENV) or home() / CONFIG_NAME)
     shared = in_force()
     if shared:
         runbook.connections = MappingProxyType({**shared, **runbook.connections})

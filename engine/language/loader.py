@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from functools import partial
 from typing import Any, NamedTuple
 
 import yaml
@@ -154,7 +155,7 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
         found = "a list" if isinstance(data, list) else f"a single value ({_type_name(data)})"
         raise _error(file, 1, 1, f"expected a mapping at the top level, found {found}", RULE_SHAPE)
     if builder is None:  # the fast path: the node tree is composed if a position is asked for
-        return Document(file, data, SourceMap(None, text, lambda source: _compose(source, file)))
+        return Document(file, data, SourceMap(None, text, partial(_compose_text_of, file)))
     problems = tuple(
         Diagnostic(
             file,
@@ -226,6 +227,11 @@ def _type_name(value: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(
         type(value), "null" if value is None else type(value).__name__
     )
+
+
+def _compose_text_of(file: str, text: str) -> Node | None:
+    """`_compose` with the file first, for a SourceMap's composer that can be pickled."""
+    return _compose(text, file)
 
 
 def _compose(text: str, file: str) -> Node | None:

@@ -37,6 +37,10 @@ class SourceMap:
         # thousands of diagnostics in one mapping must not scan it once per diagnostic.
         self._mappings: dict[int, tuple[dict[Any, tuple[Node, Node]], list[Node]]] = {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Without the index of mappings: it is keyed by id(), which a copy's nodes do not keep.
+        return (SourceMap, (self._root, self.text, self._compose))
+
     @property
     def root(self) -> Node | None:
         """The document's root node (composed now if the loader left it for later)."""

@@ -17,10 +17,10 @@ from typing import Any, NamedTuple
 from engine.errors import EngineError, UsageError
 from engine.templates.patterns import deferred
 
-from . import cache, connections, includes, schema
+from . import cache, connections, includes, model_cache, schema
 from .builder import build_runbook
 from .diagnostics import Diagnostic, Report, Severity, caret_line, printable
-from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file, special_kind
+from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file, load_text, read_text, special_kind
 from .model import Runbook
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -228,12 +228,14 @@ def _suppressed(doc: Document, diags: list[Diagnostic]) -> list[Diagnostic]:
     return keep
 
 
-def check_file(path: str, options: Options = DEFAULT_OPTIONS) -> Checked:
+def check_file(path: str, options: Options = DEFAULT_OPTIONS, text: str | None = None) -> Checked:
+    """Every problem of one file and, if it has no errors, its model; `text` is the file's
+    text when the caller has read it already (the check is then of exactly that text)."""
     with cache.Recorder() as deps:
         try:
-            doc = load_file(path, options.limits)
+            doc = load_file(path, options.limits) if text is None else load_text(text, path, options.limits)
         except LoadError as exc:
-            return Checked(path, [exc.diagnostic], text=exc.text)
+            return Checked(path, [exc.diagnostic], text=exc.text if exc.text is not None else text)
         checked = check_document(doc, options)
     checked.deps = deps
     if checked.diagnostics:
@@ -387,13 +389,40 @@ def _load_kind(path: str | os.PathLike[str], kind: str, options: Options) -> Any
     name = os.fspath(path)
     if not os.path.exists(name):
         raise UsageError(f"no such file: {name}")
+    model = _model(name, options)
+    found = _kind_of(model)
+    if found != kind:
+        raise UsageError(f"{name} is a {found}, not a {kind}")
+    return model
+
+
+def _model(name: str, options: Options) -> Any:
+    """The model of a file that checks clean (kept from an earlier check if nothing it was
+    built from changed since: model_cache.py); ValidationFailed listing every problem if not."""
+    text, kept = _kept(name, options)
+    model = kept.load() if kept is not None else None
+    if model is not None:
+        return model
     # Errors only: a file that has some is checked again whole, so the failure lists every
     # diagnostic, warnings too, as `runbook validate` would.
-    checked = check_file(name, options._replace(warnings=False))
+    checked = check_file(name, options._replace(warnings=False), text)
     if checked.model is None or any(d.is_error for d in checked.diagnostics):
         checked = check_file(name, options)
         raise ValidationFailed(name, checked.diagnostics, checked.text)
-    found = _kind_of(checked.model)
-    if found != kind:
-        raise UsageError(f"{name} is a {found}, not a {kind}")
+    if kept is not None:
+        kept.store(checked.model, checked.deps)
     return checked.model
+
+
+def _kept(name: str, options: Options) -> tuple[str | None, model_cache.Slot | None]:
+    """The file's text and where its model is kept, when models are kept in this process."""
+    if not model_cache.enabled() or options.channels is not None:
+        return None, None
+    try:
+        text = read_text(name, options.limits)
+    except LoadError:
+        return None, None  # the check reports it
+    extra = (f"strict {options.strict}", f"groups {sorted(options.inventory_groups or ())}",
+             f"limits {options.limits}", f"includes {os.environ.get(includes.ENV, '')}",
+             f"connections {os.environ.get(connections.ENV, '')}")
+    return text, model_cache.slot(name, text, extra)

@@ -1,0 +1,214 @@
+"""Built runbooks and scenarios kept on disk by what they were built from, so running a
+file that has not changed since it was last checked clean skips its YAML, the schema,
+building the model and lint (as Python's .pyc files skip compiling an unchanged module).
+For the 500-step bench runbook that was 163k of a step's 737k instructions.
+
+An entry is used only if it was written under the same salt (the engine's version, the
+code and schemas that build and check a model, the options and environment that change
+it), for the same file name seen from the same directory, with the same text, and every
+other file its check read (`cache.note`: an included runbook, the connections file, the
+runbook a scenario rehearses; or their absence) still has the bytes it had. Only a model
+that was checked clean is kept: a file with errors is checked, and refused, every time.
+
+The model is pickled, so like a .pyc an entry is trusted to be what this engine wrote: it
+is read only from a file this user owns that nobody else may write. Anything wrong with an
+entry (missing, truncated, corrupt, foreign, unwritable) only means building the model as
+before. Only the `runbook` command turns it on (`enable`, from engine/cli); a program that
+imports the engine, and the test suite, build every model afresh. RUNBOOK_NO_CACHE=1 turns
+it off, with the validation cache.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from . import cache
+from .model import MISSING, Runbook
+
+FORMAT = 1
+# Where a model's code lives: by the package layering (tests/test_architecture.py) the
+# language imports only itself, the templates and the engine's base modules.
+_CODE = ("language", "templates")
+_directory: Path | None = None
+
+
+def enable(directory: Path | None = None) -> None:
+    """Keep built models in `directory` (default: the cache in the runbook home) from now on
+    in this process, unless RUNBOOK_NO_CACHE is set."""
+    global _directory
+    if cache.enabled():
+        _directory = (directory if directory is not None else cache.default_directory()) / "models"
+
+
+def enabled() -> bool:
+    """Whether models are kept in this process."""
+    return _directory is not None
+
+
+def disable() -> None:
+    """Build every model afresh from now on (the default)."""
+    global _directory
+    _directory = None
+
+
+class Slot(NamedTuple):
+    """Where the model of one file, read as `text`, is kept; and what it must match."""
+
+    path: Path
+    salt: str
+    text_hash: str
+
+    def load(self) -> Any:
+        """The kept model, or None when there is none that may be used."""
+        try:
+            with open(self.path, "rb") as handle:
+                return _unpickled(handle, self)
+        except Exception:  # whatever a damaged entry raises only means building afresh
+            return None
+
+    def store(self, model: Any, deps: Iterable[str]) -> None:
+        """Keep `model`, whole or not at all; failing to only costs the next run time."""
+        header = (FORMAT, self.salt, self.text_hash, {dep: cache.file_fingerprint(dep) for dep in sorted(set(deps))})
+        temp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                _pickler(handle).dump(header)
+                _pickler(handle).dump(model)
+            os.replace(temp, self.path)
+        except Exception:  # an unwritable directory, a model that does not pickle
+            _remove(temp)
+
+
+def slot(file: str, text: str, salt_extra: Iterable[str]) -> Slot | None:
+    """The slot of `file` read as `text`, when models are kept in this process."""
+    if _directory is None:
+        return None
+    where = cache.fingerprint(f"{os.getcwd()}\0{file}".encode(errors="surrogateescape"))
+    return Slot(_directory / f"{where}.pickle", _salt(tuple(salt_extra)),
+                cache.fingerprint(text.encode(errors="surrogateescape")))
+
+
+def _unpickled(handle: Any, slot: Slot) -> Any:
+    unpickler = _pickle().Unpickler
+
+    info = os.fstat(handle.fileno())
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return None  # not ours alone: unpickling it could run anyone's code
+    header = unpickler(handle).load()
+    if not isinstance(header, tuple) or header[:3] != (FORMAT, slot.salt, slot.text_hash):
+        return None
+    if any(cache.file_fingerprint(dep) != expected for dep, expected in header[3].items()):
+        return None
+    return unpickler(handle).load()
+
+
+_salts: dict[tuple[str, ...], str] = {}
+
+
+def _salt(extra: tuple[str, ...]) -> str:
+    found = _salts.get(extra)
+    if found is None:
+        found = _salts[extra] = cache.fingerprint("\n".join([*_code_stamps(), *extra]).encode())
+    return found
+
+
+def _code_stamps() -> list[str]:
+    """What the models' code is: the Python and engine versions, and each source file and
+    schema that builds or checks a model, by size and modification time."""
+    from engine import __version__
+
+    engine = Path(__file__).resolve().parent.parent
+    parts = [f"format {FORMAT}", __version__, sys.implementation.cache_tag or sys.version]
+    for folder in (engine, *(engine / name for name in _CODE), engine.parent / "schemas", engine / "schemas"):
+        parts.extend(_stamps(folder, recurse=folder != engine))
+    return parts
+
+
+def _stamps(folder: Path, *, recurse: bool) -> list[str]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        if entry.name.endswith((".py", ".json")):
+            info = entry.stat()
+            found.append(f"{entry.path}:{info.st_size}:{info.st_mtime_ns}")
+        elif recurse and entry.name != "__pycache__" and entry.is_dir():
+            found.extend(_stamps(Path(entry.path), recurse=True))
+    return found
+
+
+def _pickle() -> Any:
+    import importlib
+
+    try:  # the C pickler alone: pickle.py's own import costs three times as much
+        return importlib.import_module("_pickle")
+    except ImportError:  # pragma: no cover - another Python
+        return importlib.import_module("pickle")
+
+
+def _pickler(handle: Any) -> Any:
+    pickler = _pickle().Pickler(handle, protocol=5)
+    pickler.dispatch_table = _REDUCERS
+    return pickler
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _proxy(data: dict[str, Any]) -> MappingProxyType[str, Any]:
+    return MappingProxyType(data)
+
+
+def _reduce_proxy(proxy: MappingProxyType[str, Any]) -> tuple[Any, ...]:
+    return _proxy, (dict(proxy),)
+
+
+def _reduce_missing(_missing: object) -> str:
+    return "MISSING"  # a global of the module MISSING's class is defined in: the same object
+
+
+def _runbook(fields: dict[str, Any]) -> Runbook:
+    return Runbook(**fields)
+
+
+def _reduce_runbook(runbook: Runbook) -> tuple[Any, ...]:
+    # `derived` is a cache of facts computed from the fields: the copy computes its own.
+    return _runbook, ({name: getattr(runbook, name) for name in Runbook.__slots__ if name != "derived"},)
+
+
+def _reduce_record(record: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Made again by tuple.__new__, as a NamedTuple's own __new__ does, without calling that
+    # Python function once a record: a fifth less to load, a third less to write.
+    return tuple.__new__, (type(record), tuple(record))
+
+
+class _Reducers(dict[type, Any]):
+    """How the parts of a model that pickle cannot take by itself, or takes slowly, are kept:
+    a read-only mapping as its dict, MISSING as the one MISSING there is, the model's records
+    (NamedTuples) as their class and values, a Runbook without its `derived` cache."""
+
+    def __missing__(self, cls: type) -> Any:
+        if not (issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            raise KeyError(cls)
+        self[cls] = _reduce_record
+        return _reduce_record
+
+
+_REDUCERS = _Reducers({
+    MappingProxyType: _reduce_proxy,
+    type(MISSING): _reduce_missing,
+    Runbook: _reduce_runbook,
+})
