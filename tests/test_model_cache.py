@@ -221,8 +221,8 @@ def test_every_shipped_file_and_the_bench_corpus_is_rebuilt_the_same(kept: Path,
 
 
 def _run(folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine", "run", "book.yaml", "--runs-dir", "runs", "--non-interactive"],
-                          cwd=folder, capture_output=True, text=True, check=False,
+    command = [sys.executable, "-m", "engine", "run", "book.yaml", "--runs-dir", "runs", "--non-interactive"]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False,
                           env={**os.environ, "RUNBOOK_HOME": str(folder / "home"), "RUNBOOK_NO_CACHE": ""})
 
 
