@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,24 +173,34 @@ def test_a_step_s_empty_output_and_values_are_journaled_without_masking_or_conve
     assert masked == ["n"] and converted == [{"n": "n"}]
 
 
-def test_a_runbook_s_durations_are_checked_once_however_often_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each trial of an estimate runs the same runbook: checking every step's durations
-    again cost each trial a walk of all its steps."""
-    from engine.run import runner
+def test_a_runbook_s_durations_are_checked_once_however_often_it_runs(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Lint checks every step's durations as the runbook loads, then the runner checked
+    them again, and each trial of an estimate again: each a walk of all its steps."""
+    from engine.executors.notify import Notifier
+    from engine.executors.prompts import ScriptedPrompter
+    from engine.language import model
+    from engine.language.validation import load_runbook
+    from engine.run.bus import EventBus
+    from engine.run.clock import VirtualClock
+    from engine.run.runner import Runner
+    from engine.run.services import Services
 
-    checked: list[int] = []
-    real = runner.too_long
-    monkeypatch.setattr(runner, "too_long", lambda rb: checked.append(1) or real(rb))
-    from engine.language import builder
-
-    built = builder.build_runbook
-    books: list[Any] = []
-    monkeypatch.setattr(builder, "build_runbook",
-                        lambda doc: books[0] if books else books.append(built(doc)) or books[0])
-    for _ in range(3):  # the same Runbook object each time, as an estimate's trials run it
-        result, _ = run_text(runbook("remediation:\n  - {id: a, run: 'true'}\n"), executor=ScriptedExecutor({"a": ""}))
+    checked: list[str] = []
+    real = model._step_too_long
+    monkeypatch.setattr(model, "_step_too_long", lambda step: checked.append(step.id) or real(step))
+    path = tmp_path / "runbook.yaml"
+    path.write_text(runbook("remediation:\n  - {id: a, run: 'true'}\n"))
+    book = load_runbook(str(path))
+    assert checked == ["a"]  # lint's RB135
+    for n in range(3):  # as the trials of an estimate run it
+        clock = VirtualClock()
+        executor = ScriptedExecutor({"a": ""}, clock=clock)
+        services = Services(local=executor, http=executor, prompter=ScriptedPrompter({}, True, ()),
+                            notifier=Notifier(console=lambda _: None))
+        result = Runner(book, {}, services=services, bus=EventBus(clock, []), clock=clock, run_id=f"r{n}").run()
         assert result.outcome == "resolved"
-    assert checked == [1] and len(books) == 1
+    assert checked == ["a"]
 
 
 def _built(text: str) -> Any:

@@ -431,11 +431,13 @@ def _runbook_durations(rb: Runbook) -> Iterator[tuple[Path, float | None]]:
 
 def too_long(rb: Runbook) -> list[Path]:
     """Where the runbook gives a duration longer than duration.MAX_SECONDS (lint reports them;
-    the runner refuses to start a runbook built without that check)."""
-    if not any(_step_too_long(step) for step in rb.steps(rollbacks=True)) and \
-            all((s or 0.0) <= MAX_SECONDS for _, s in _runbook_durations(rb)):
-        return []  # the usual case, without building every path
-    return [path for path, seconds in durations(rb) if seconds is not None and seconds > MAX_SECONDS]
+    the runner refuses to start a runbook built without that check); found once per runbook."""
+    found: list[Path] | None = rb.derived.get("too_long")
+    if found is None:  # the usual case, [], without building every path
+        found = rb.derived["too_long"] = [] if not any(_step_too_long(step) for step in rb.steps(rollbacks=True)) \
+            and all((s or 0.0) <= MAX_SECONDS for _, s in _runbook_durations(rb)) \
+            else [path for path, seconds in durations(rb) if seconds is not None and seconds > MAX_SECONDS]
+    return found
 
 
 def _step_too_long(step: Step, limit: float = MAX_SECONDS) -> bool:

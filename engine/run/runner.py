@@ -217,9 +217,7 @@ class Runner:
         return result
 
     def _phases(self, times: dict[str, float]) -> StepStop | None:
-        long = self.runbook.derived.get("too_long")
-        if long is None:  # once per runbook: each trial of an estimate runs the same one
-            long = self.runbook.derived["too_long"] = too_long(self.runbook)
+        long = too_long(self.runbook)  # (found once per runbook: lint asked first, and each trial asks again)
         if long:  # built without validation (RB135): no clock takes a 400-digit timeout
             raise RunbookError(f"{self.runbook.where(long[0])}: duration is longer than the {MAX_TEXT} maximum")
         for phase in self.runbook.phases:
