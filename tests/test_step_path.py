@@ -238,3 +238,24 @@ def test_a_template_reading_json_through_an_escape_still_gets_the_parsed_output(
     executor = ScriptedExecutor({"a": '{"n": 7}', "b": ""})
     result, _ = run_text(text, executor=executor)
     assert result.outcome == "resolved" and executor.calls[-1].command == "echo 7"
+
+
+def test_the_journal_s_log_files_are_looked_up_once_a_run() -> None:
+    """Each step.finished names the step's log files: every step asked each observer of
+    the bus whether it keeps any."""
+    asked: list[str] = []
+
+    class Logs:
+        def on_event(self, event: Any, stamp: Any) -> None:
+            return None
+
+        @property
+        def logs_of(self) -> Any:
+            asked.append("logs_of")
+            return lambda sid: [f"logs/{sid}.log"]
+
+    text = runbook("remediation:\n  - {id: a, run: 'true'}\n  - {id: b, run: 'true'}\n  - {id: c, run: 'true'}\n")
+    _, events = run_text(text, executor=ScriptedExecutor({"*": ""}), observers=[Logs()])
+    assert [e.logs for e in events.named("step.finished")] == [  # type: ignore[attr-defined]
+        ["logs/a.log"], ["logs/b.log"], ["logs/c.log"]]
+    assert asked == ["logs_of"]

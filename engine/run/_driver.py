@@ -99,6 +99,7 @@ class Started(NamedTuple):
 
 
 NOT_STARTED = Started(None, None, [], None, None)
+_UNSEEN = object()  # Driver._logs before the first look
 _where = _started = tuple.__new__  # (a NamedTuple's or Where's own __new__ would be Python code)
 
 
@@ -106,6 +107,7 @@ class Driver:
     """The step driver's state across the steps of one run, and what its kinds ask of it."""
 
     started: Started = NOT_STARTED  # what the step under way announced (see start)
+    _logs: Any = _UNSEEN  # the journal's logs_of (see logs_of), looked up on first use
 
     def __init__(self, run: RunView) -> None:
         self.r = run
@@ -163,6 +165,13 @@ class Driver:
     def seen(self, extra: dict[str, Any]) -> dict[str, Any]:
         """The context of what people read (instructions, approvals, messages): secrets as ***."""
         return self.shown.context(extra) if self.shown.active else self.r.state.context(**visible(extra))
+
+    def logs_of(self, sid: str) -> list[str]:
+        """The step's log files, as the journal names them (when a journal keeps any)."""
+        find = self._logs
+        if find is _UNSEEN:  # the bus's observers are set as it is made: look once (the first step)
+            find = self._logs = next((f for o in self.r.bus.observers if (f := getattr(o, "logs_of", None))), None)
+        return list(find(sid)) if find is not None else []
 
     def sink(self, sid: str) -> StepSink:
         """Where a command or request of step `sid` sends its output (a context manager)."""

@@ -126,21 +126,30 @@ def _current(d: Driver, step: Step, tried: Attempt, extra: dict[str, Any], *, sh
              ) -> dict[str, Any]:
     """The context of the step's own checks: its stdout, exit code, status, json, outputs..."""
     res = tried.result
-    only = next(iter(tried.hosts.values())) if res is None and len(tried.hosts) == 1 else {}
-    current = {
-        "stdout": res.stdout if res else only.get("stdout", ""),
-        "stderr": res.stderr if res else only.get("stderr", ""),
-        "exit_code": res.exit_code if res else only.get("exit_code"),
-        "status": res.status if res and res.status is not None else ("ok" if tried.ok else "failed"),
-        "body": res.body if res else None, "headers": dict(res.headers or {}) if res else {},
-        "json": _lazy_json(res) if d.r.uses_json else None,
-        "outputs": tried.outputs, "answers": tried.answers,
-        "hosts": tried.hosts, "duration": res.duration if res else 0.0,
-        **(res.extra if res else {}),  # what the step's kind adds: a promql step's `value`...
-    }
+    if res is None:
+        current = _without_result(tried)
+    else:
+        current = {
+            "stdout": res.stdout, "stderr": res.stderr, "exit_code": res.exit_code,
+            "status": res.status if res.status is not None else ("ok" if tried.ok else "failed"),
+            "body": res.body, "headers": dict(res.headers) if res.headers else {},
+            "json": _lazy_json(res) if d.r.uses_json else None,
+            "outputs": tried.outputs, "answers": tried.answers, "hosts": tried.hosts, "duration": res.duration,
+        }
+        if res.extra:
+            current.update(res.extra)  # what the step's kind adds: a promql step's `value`...
     if shown:
         return d.shown.context(extra, **d.shown.current(current, tried.shown_outputs))
     return d.r.state.context(**visible(extra), **current)
+
+
+def _without_result(tried: Attempt) -> dict[str, Any]:
+    """The names of a try that has no Result of its own: a fan-out's (with one host, the
+    host's output is the step's), a person's answers, a `set:`."""
+    only = next(iter(tried.hosts.values())) if len(tried.hosts) == 1 else {}
+    return {"stdout": only.get("stdout", ""), "stderr": only.get("stderr", ""), "exit_code": only.get("exit_code"),
+            "status": "ok" if tried.ok else "failed", "body": None, "headers": {}, "json": None,
+            "outputs": tried.outputs, "answers": tried.answers, "hosts": tried.hosts, "duration": 0.0}
 
 
 def attempt_event(d: Driver, sid: str, number: int, tried: Attempt, next_in: float, *,

@@ -199,8 +199,9 @@ class StepDriver(Driver):
             _jsonable(outputs) if outputs else outputs, _jsonable(rec.answers) if rec.answers else rec.answers,
             rec.status_code, _hosts(m, rec.hosts) if rec.hosts else {},
             _items(shown.get("items", rec.items)) if rec.items or shown.get("items") else [],
-            _jsonable({**r.state.vars, **r.state.shown_vars}) if _sets_vars(step) else {},
-            _logs_of(r, sid), rollback_of, *(self.within or _OUTSIDE), rec.case, rec.outcome,
+            _jsonable({**r.state.vars, **r.state.shown_vars}) if isinstance(step.spec, _SETTING) and _sets_vars(step) \
+            else {},
+            self.logs_of(sid), rollback_of, *(self.within or _OUTSIDE), rec.case, rec.outcome,
             _results(rec.results) if rec.results else {},
         ))
 
@@ -261,13 +262,7 @@ def _detects(r: RunView, step: Step) -> bool:
     return step.phase == "detection" and not r.prefix
 
 
-def _logs_of(r: RunView, sid: str) -> list[str]:
-    """The step's log files, as the journal names them (when a journal keeps any)."""
-    for observer in r.bus.observers:
-        logs = getattr(observer, "logs_of", None)
-        if logs is not None:
-            return list(logs(sid))
-    return []
+_SETTING = (SetSpec, ManualSpec)  # the kinds of step that may change vars (see _sets_vars)
 
 
 def _sets_vars(step: Step) -> bool:

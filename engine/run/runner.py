@@ -271,7 +271,7 @@ class Runner:
 
     def step(self, step: Step, *, rollback_of: str | None = None) -> StepRecord:
         """Run one step (or restore it on resume); StepStop when the run must end."""
-        restored = self._restored(step)
+        restored = self._restored(step) if self.resume is not None else None
         if restored is not None:
             return restored
         if self.handoff is not None or self.parent is not None:  # (most runs: never handed off)
@@ -281,7 +281,8 @@ class Runner:
         rec = self.driver.execute(step, rollback_of=rollback_of)
         # An `end:` step, or a stop inside a block, once it is recorded (most steps leave none).
         stop = self.driver.take_stop() if self.driver.stop is not None else None
-        self._hook("on_step_finished", step, rec)
+        if self.hooks:
+            self._hook("on_step_finished", step, rec)
         if self.handoff is not None or self.parent is not None:
             self._check_handoff(step)
         if rec.status == "ok":
