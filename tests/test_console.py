@@ -300,3 +300,28 @@ def test_a_step_start_is_written_and_flushed_once() -> None:
     assert (stream.writes, stream.flushes) == (2, 2)
     assert stream.getvalue() == ("[01:15] ▶ check  Look\n        Open the dashboard.\n        Read it.\n"
                                  "[01:15] ▶ df\n        $ df /var\n")
+
+
+def test_a_step_last_line_goes_out_with_the_next_step_first_or_at_a_barrier() -> None:
+    """On a pipe, a step's `✓` line is held in the stream's buffer and sent in the same
+    write as what follows it: the next step's start, or whatever the next barrier
+    (before a command, a prompt, a wait) finds held. A run of many short steps paid a
+    write per step for it."""
+
+    class Counting(io.StringIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    stream = Counting()
+    console = Console(stream, color=False, unicode=True)
+    console.on_event(StepFinished("a", "detection", "run", "ok", duration=0.25), Stamp(1, 0.0, 1.0))
+    assert stream.flushes == 0 and stream.getvalue() == ""
+    console.on_event(StepStarted("b", "detection", "run", command="true"), Stamp(2, 0.0, 1.0))
+    assert stream.flushes == 1
+    console.on_event(StepFinished("b", "detection", "run", "failed", error="exit code 1"), Stamp(3, 0.0, 2.0))
+    console.barrier()
+    console.barrier()  # nothing held: no flush
+    assert stream.flushes == 2
+    assert stream.getvalue().endswith("[00:01] ▶ b\n        $ true\n[00:02] ✗ b FAILED 0ms: exit code 1\n")

@@ -102,3 +102,17 @@ def test_end_of_input_at_a_prompt_is_eof_and_the_line_is_ended() -> None:
         term.ask("   Press Enter: ")
     term.write("next\n")
     assert out.getvalue() == "   Press Enter: \nnext\n"
+
+
+def test_held_lines_are_shown_even_when_nothing_follows_them() -> None:
+    """What write(flush=False) holds goes out with the next write, or at the latest when
+    the process ends (a run stopped by an error after a step's last line)."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom engine.run.terminal import Terminal\nt = Terminal(sys.stdout)\n"
+              "t.write('first\\n', flush=False)\nt.write('second\\n')\nt.write('last\\n', flush=False)\n"
+              "sys.stderr.write('error\\n')\nraise SystemExit(3)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "first\nsecond\nlast\n", "error\n")

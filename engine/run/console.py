@@ -234,10 +234,16 @@ class Console:
         if e.command:  # the next try runs another command (it names `attempt`)
             self.line(self.paint(f"        $ {e.command}", "dim"))
 
+    def barrier(self) -> None:
+        """Before anything with an effect outside the run (a command, a prompt, a wait):
+        show what is held (a step's last line, sent with the next step's first)."""
+        self.terminal.flush()
+
     def _step_finished(self, e: StepFinished, s: Stamp) -> None:
-        if self.show_output:
-            self._end_attempt(e.step)
-        self._polls.forget(e.step)
+        if self._polls.active(e.step) or self._partial:
+            if self.show_output:
+                self._end_attempt(e.step)
+            self._polls.forget(e.step)
         mark, word, style = _STATUS.get(e.status, ("?", e.status, "yellow"))
         mark = mark if self.unicode else {"✓": "ok", "✗": "XX", "–": "--"}.get(mark, mark)
         detail = ""
@@ -251,8 +257,12 @@ class Console:
             outputs = self.paint("  " + " ".join(f"{k}={_short(v)}" for k, v in e.outputs.items()), "dim")
         item = self.paint(f"  (item {e.index})", "dim") if e.block and e.index is not None else ""
         pad = "  " * self._depths.get(e.step, 0)
-        self.line(f"{self._clock_mark(s)} {pad}" + self.paint(f"{mark} {e.step} {word}", style) +
-                  self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs + item)
+        # Held until the next line or the next barrier (the next step's start, a prompt, a
+        # wait, the run's end): on a pipe the two go out in one write; a terminal's stream
+        # is line-buffered and shows it at once.
+        self.terminal.write(f"{self._clock_mark(s)} {pad}" + self.paint(f"{mark} {e.step} {word}", style) +
+                            self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs + item
+                            + "\n", flush=len(e.hosts) > 1)
         if len(e.hosts) > 1:
             self._host_table(e.hosts)
 
@@ -409,6 +419,11 @@ class _Polls:
         if step in self._polling and seen is not None and last is not None and seen == last:
             return _UNCHANGED if any(seen.values()) else []
         return held
+
+    def active(self, step: str) -> bool:
+        """Whether the step has output noted or held, or polls (else end() and forget() have
+        nothing to do: most steps)."""
+        return step in self._seen or step in self._polling or step in self._last or step in self._held
 
     def forget(self, step: str) -> None:
         for table in (self._held, self._seen, self._last):

@@ -15,6 +15,7 @@ import select
 import signal
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -42,12 +43,23 @@ class Terminal:
         self._ended = True  # whether the last thing written ended its line
         self._readline: Any = None
         self._pending = b""  # typed ahead: read from the file descriptor, not used yet
+        # Lines of write(flush=False), sent with the next write or flush(); and, should
+        # nothing follow them (the run ended by an error), when this is collected or at exit.
+        self._held = [""]
+        weakref.finalize(self, _send, self.stream, self._held)
 
-    def write(self, text: str) -> None:
-        """Write whole lines (`text` ends with a newline), around any open prompt."""
+    def write(self, text: str, *, flush: bool = True) -> None:
+        """Write whole lines (`text` ends with a newline), around any open prompt.
+        `flush=False` holds them for the next write (or flush()) to send along: one
+        system call for lines shown a moment apart, whatever buffering the stream has."""
         with self._lock:
-            prompt = self._prompt
+            held, prompt = self._held[0], self._prompt
+            if held:
+                text, self._held[0] = held + text, ""
             if prompt is None:
+                if not flush:
+                    self._held[0] = text
+                    return
                 self._put(text)
             elif self.redraw:
                 # Clear the prompt's line, print, and draw the prompt again as it was.
@@ -57,9 +69,15 @@ class Terminal:
                 self._put(("" if self._ended else "\n") + text + (_plain(prompt) if self.echoes else ""))
             self.stream.flush()
 
+    def flush(self) -> None:
+        """Send what `write(flush=False)` holds."""
+        if self._held[0]:
+            self.write("")
+
     def ask(self, prompt: str) -> str:
         """One line typed at `prompt` (without its newline). EOFError when input ends;
         KeyboardInterrupt (Ctrl-C) passes through, after the prompt's line is ended."""
+        self.flush()  # what is held comes before the question
         with self._lock:
             self._prompt = prompt
             self._ended = False  # the prompt is about to be written, without a newline
@@ -128,6 +146,16 @@ class Terminal:
         if text:
             self.stream.write(text)
             self._ended = text.endswith("\n")
+
+
+def _send(stream: TextIO, held: list[str]) -> None:
+    if held[0]:
+        try:
+            stream.write(held[0])
+            stream.flush()
+        except (OSError, ValueError):  # closed meanwhile: there is nobody to show it to
+            pass
+        held[0] = ""
 
 
 def _plain(prompt: str) -> str:
