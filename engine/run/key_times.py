@@ -25,20 +25,14 @@ class KeyTimes:
         self._fold = Collector()
 
     def on_event(self, event: Any, stamp: Stamp) -> None:  # an Event: Any lets the step events' fields be read
-        cls, e, fold = type(event), event, self._fold  # the classes are told apart by identity, the cheapest test
-        if cls is StepFinished or cls is StepStarted:
-            # Collector.at() without its call and checks: a stamp's elapsed is the finite
-            # float the bus measured, where a record's may be anything.
-            elapsed = fold.elapsed = stamp.elapsed
-            if elapsed > fold.t.last_elapsed:
-                fold.t.last_elapsed = elapsed
-            if cls is StepFinished:
-                fold.finished(e.step, e.phase, e.status, e.kind, e.duration, e.attempts, e.index, e.error,
-                              e.rollback_of)
-            else:
-                fold.started(e.step, e.phase, e.role, e.rollback_of, e.index, e.item)
+        cls, e = type(event), event  # the classes are told apart by identity, the cheapest test
+        if cls is StepFinished:  # a stamp's elapsed is the finite float the bus measured
+            self._fold.finished(stamp.elapsed, e.step, e.phase, e.status, e.kind, e.duration, e.attempts, e.index,
+                                e.error, e.rollback_of)
+        elif cls is StepStarted:
+            self._fold.started(stamp.elapsed, e.step, e.phase, e.role, e.rollback_of, e.index, e.item)
         elif event.journaled:
-            fold.add(event.stamped(stamp.seq, stamp.t, stamp.elapsed))
+            self._fold.add(event.stamped(stamp.seq, stamp.t, stamp.elapsed))
 
     def result(self) -> Timings:
         """The run's Timings, as metrics.timings(records) gives them."""

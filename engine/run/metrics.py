@@ -220,12 +220,17 @@ class Collector:
 
     def _step_started(self, r: Mapping[str, Any]) -> None:
         step = r.get("step")
-        self.started(step if type(step) is str else str(step), str(r.get("phase", "")), r.get("role"),
+        self.started(self.elapsed, step if type(step) is str else str(step), str(r.get("phase", "")), r.get("role"),
                      r.get("rollback_of"), r.get("index"), r.get("item"))
 
-    def started(self, step: str, phase: str, role: Any, rollback_of: Any, index: Any, item: Any) -> None:
-        """A step.started's fields, typed as the engine makes them: from its event
-        (engine/run/key_times.py), or from its record once _step_started made them so."""
+    def started(self, elapsed: float, step: str, phase: str, role: Any, rollback_of: Any, index: Any,
+                item: Any) -> None:
+        """A step.started's fields, typed as the engine makes them: from its event and
+        stamp (engine/run/key_times.py), or from its record once add() and _step_started
+        made them so (setting the elapsed time again changes nothing)."""
+        if elapsed > self.t.last_elapsed:  # at(), without the call and the check of a record's value
+            self.t.last_elapsed = elapsed
+        self.elapsed = elapsed
         timing = self.t.steps.get(step)
         if timing is None:  # for_each starts a step once per item: keep the first start
             timing = self.t.steps[step] = StepTiming(step, phase, started=self.elapsed)
@@ -241,15 +246,19 @@ class Collector:
         duration, attempts = r.get("duration"), r.get("attempts")
         if type(duration) is not float or duration - duration != 0:  # not a finite float
             duration = _num(duration)
-        self.finished(step if type(step) is str else str(step), str(r.get("phase", "")),
+        self.finished(self.elapsed, step if type(step) is str else str(step), str(r.get("phase", "")),
                       status if type(status) is str else str(status), kind if type(kind) is str else str(kind or ""),
                       duration, attempts if type(attempts) is int else int(_num(attempts)), r.get("index"),
                       r.get("error"), r.get("rollback_of"))
 
-    def finished(self, step: str, phase: str, status: str, kind: str, duration: float, attempts: int,
-                 index: Any, error: Any, rollback_of: Any) -> None:
-        """A step.finished's fields, typed as the engine makes them: from its event
-        (engine/run/key_times.py), or from its record once _step_finished made them so."""
+    def finished(self, elapsed: float, step: str, phase: str, status: str, kind: str, duration: float,
+                 attempts: int, index: Any, error: Any, rollback_of: Any) -> None:
+        """A step.finished's fields, typed as the engine makes them: from its event and
+        stamp (engine/run/key_times.py), or from its record once add() and _step_finished
+        made them so (setting the elapsed time again changes nothing)."""
+        if elapsed > self.t.last_elapsed:  # at(), without the call and the check of a record's value
+            self.t.last_elapsed = elapsed
+        self.elapsed = elapsed
         timing = self.t.steps.get(step)
         if timing is None:
             timing = self.t.steps[step] = StepTiming(step, phase)
