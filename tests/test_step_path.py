@@ -259,3 +259,31 @@ def test_the_journal_s_log_files_are_looked_up_once_a_run() -> None:
     assert [e.logs for e in events.named("step.finished")] == [  # type: ignore[attr-defined]
         ["logs/a.log"], ["logs/b.log"], ["logs/c.log"]]
     assert asked == ["logs_of"]
+
+
+def test_a_step_s_record_is_made_whole_from_its_last_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record was made empty before the step ran and filled field by field after."""
+    from engine.run import _step
+    from engine.run.state import StepRecord
+
+    made: list[tuple[str, str]] = []
+
+    class Recorded(StepRecord):
+        def __init__(self, id: str, status: str = "pending", **fields: Any) -> None:
+            made.append((id, status))
+            super().__init__(id, status, **fields)
+
+    monkeypatch.setattr(_step, "StepRecord", Recorded)
+    text = runbook("""\
+        remediation:
+          - {id: a, run: "echo 4", outputs: {n: "{{ stdout | int }}"}}
+          - {id: b, run: "false", continue_on_error: true}
+          - {id: c, run: "echo {{ steps.a.outputs.n + steps.a.exit_code }}"}
+        """)
+    executor = ScriptedExecutor({"a": "4", "b": 1, "c": ""})
+    result, events = run_text(text, executor=executor)
+    assert result.outcome == "resolved" and executor.calls[-1].command == "echo 4"
+    assert made == [("a", "ok"), ("b", "failed"), ("c", "ok")]
+    done = {e.step: e for e in events.named("step.finished")}
+    assert [(done[s].status, done[s].exit_code, done[s].attempts) for s in "abc"] == [  # type: ignore[attr-defined]
+        ("ok", 0, 1), ("failed", 1, 1), ("ok", 0, 1)]

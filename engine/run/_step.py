@@ -74,25 +74,22 @@ class StepDriver(Driver):
     def _run(self, step: Step, sid: str, rollback_of: str | None, extra: dict[str, Any]) -> StepRecord:
         """One execution (an item, or the whole step): start, approval, attempts and retries."""
         r = self.r
-        rec = StepRecord(step.id)
         try:
             self._start(step, sid, rollback_of, extra)
         except TemplateError as exc:
-            rec.status, rec.error = "failed", str(exc)
-            return rec
-        try:
-            reply = approval(self, step, sid, extra)  # its confirm, or the run's policy's approval
+            return StepRecord(step.id, status="failed", error=str(exc))
+        try:  # its confirm, or the run's policy's approval (most steps need neither)
+            asked = step.confirm is not None or r.services.policy is not None
+            reply = approval(self, step, sid, extra) if asked else None
         except StepStop as stop:  # no one to ask, or Ctrl-C: the step still gets its step.finished
-            rec.status, rec.error = stop.outcome, stop.reason
-            return rec
+            return StepRecord(step.id, status=stop.outcome, error=stop.reason)
         if reply is not None and not reply.approved:
-            return self._refused(step, sid, rec, refusal(reply), extra)
+            return self._refused(step, sid, refusal(reply), extra)
         # A block or a switch is not retried: the steps inside it have retries of their own.
         retries = _ONCE if step.kind in CONTAINERS else step.retries or r.runbook.defaults.retries or _ONCE
         attempt: Attempt | None = None
-        tries = 0  # `attempt` in templates: every retry and every poll is one more
+        tries = number = 0  # `attempt` in templates: every retry and every poll is one more
         for number in range(1, retries.attempts + 1):
-            rec.attempts = number
             attempt = one_attempt(self, step, sid, number, extra, tries + 1)
             tries += attempt.tries
             if attempt.ok or attempt.cancelled or attempt.refused or (attempt.expect_false and _detects(r, step)):
@@ -104,23 +101,21 @@ class StepDriver(Driver):
                 if not r.sleep(delay):
                     attempt = Attempt(False, r.interruption(), cancelled=True)
                     break
-        self._fill(rec, step, attempt if attempt is not None else Attempt(False, "not run"))
-        return rec
+        return self._recorded(step, attempt if attempt is not None else Attempt(False, "not run"), number)
 
-    def _refused(self, step: Step, sid: str, rec: StepRecord, why: str, extra: dict[str, Any]) -> StepRecord:
+    def _refused(self, step: Step, sid: str, why: str, extra: dict[str, Any]) -> StepRecord:
         """A refused approval: the run ends `refused`, unless the step's `on_refuse:` says
         to skip it, end the run another way, or run other steps instead."""
         refuse = step.confirm.on_refuse if step.confirm is not None else None  # (a policy's: the run ends)
         if refuse is None:
-            rec.status, rec.error = "refused", why
-            return rec
+            return StepRecord(step.id, status="refused", error=why)
         from ._branch import refused
 
         try:
             attempt = refused(self, step, sid, refuse, why, extra)
         except TemplateError as exc:
             attempt = Attempt(False, str(exc))
-        self._fill(rec, step, attempt)
+        rec = self._recorded(step, attempt, 0)
         if attempt.ok:  # the step itself did not run; the run goes on, or ends as on_refuse says
             rec.status, rec.reason = ("refused" if refuse.end is not None else "skipped"), why
         return rec
@@ -149,36 +144,31 @@ class StepDriver(Driver):
 
     # -- recording ---------------------------------------------------------------------------
 
-    def _fill(self, rec: StepRecord, step: Step, attempt: Attempt) -> None:
+    def _recorded(self, step: Step, attempt: Attempt, attempts: int) -> StepRecord:
+        """The step's record, made whole at once from its last attempt."""
         res = attempt.result
-        rec.outputs, rec.answers, rec.hosts = attempt.outputs, attempt.answers, attempt.hosts
-        rec.error = attempt.error
+        if res is not None:
+            rec = StepRecord(
+                step.id, _status(self.r, step, attempt), exit_code=res.exit_code, stdout=res.stdout,
+                stderr=res.stderr, outputs=attempt.outputs, answers=attempt.answers, attempts=attempts,
+                status_code=res.status, headers=dict(res.headers) if res.headers else {}, body=res.body,
+                json=parse_json(res.body if res.body is not None else res.stdout) if self.r.uses_json else None,
+                hosts=attempt.hosts, error=attempt.error, truncated=res.truncated,
+                results=dict(res.extra) if res.extra else {})
+        else:
+            rec = StepRecord(step.id, _status(self.r, step, attempt), outputs=attempt.outputs,
+                             answers=attempt.answers, attempts=attempts, hosts=attempt.hosts, error=attempt.error)
+            if len(attempt.hosts) == 1:
+                # One host: the step's stdout is that host's (with several, use steps.X.hosts).
+                only = next(iter(attempt.hosts.values()))
+                rec.exit_code, rec.stdout = only.get("exit_code"), only.get("stdout", "")
+                rec.stderr = only.get("stderr", "")
         if attempt.extra:  # a switch's case, an `end:` step's outcome and reason
             rec.case, rec.outcome = attempt.extra.get("case"), attempt.extra.get("outcome")
             rec.reason = attempt.extra.get("reason")
         if attempt.shown_outputs is not None:
             rec.shown["outputs"] = attempt.shown_outputs
-        if res is not None:
-            rec.exit_code, rec.stdout, rec.stderr = res.exit_code, res.stdout, res.stderr
-            rec.status_code, rec.headers, rec.body = res.status, dict(res.headers) if res.headers else {}, res.body
-            rec.truncated, rec.results = res.truncated, dict(res.extra) if res.extra else {}
-            if self.r.uses_json:
-                rec.json = parse_json(res.body if res.body is not None else res.stdout)
-        if len(attempt.hosts) == 1 and res is None:
-            # One host: the step's stdout is that host's (with several, use steps.X.hosts).
-            only = next(iter(attempt.hosts.values()))
-            rec.exit_code, rec.stdout = only.get("exit_code"), only.get("stdout", "")
-            rec.stderr = only.get("stderr", "")
-        if attempt.ok:
-            rec.status = "ok"
-        elif attempt.cancelled:
-            rec.status = "aborted"
-        elif attempt.refused:
-            rec.status = "refused"
-        elif attempt.expect_false and _detects(self.r, step):
-            rec.status = "not_confirmed"
-        else:
-            rec.status = "failed"
+        return rec
 
     def _finished(self, step: Step, sid: str, rec: StepRecord, rollback_of: str | None) -> None:
         r = self.r
@@ -255,6 +245,17 @@ def _results(results: dict[str, Any]) -> dict[str, Any]:
     if len(json.dumps(kept, default=str)) <= RESULTS_LIMIT:
         return kept
     return {k: v for k, v in kept.items() if not isinstance(v, (list, dict))}
+
+
+def _status(r: RunView, step: Step, attempt: Attempt) -> str:
+    """A step's status after its last attempt."""
+    if attempt.ok:
+        return "ok"
+    if attempt.cancelled:
+        return "aborted"
+    if attempt.refused:
+        return "refused"
+    return "not_confirmed" if attempt.expect_false and _detects(r, step) else "failed"
 
 
 def _detects(r: RunView, step: Step) -> bool:
