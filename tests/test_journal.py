@@ -512,6 +512,7 @@ def test_line_functions_are_made_only_for_the_events_a_run_writes_many_of(
     monkeypatch.setattr(journal_writer, "_LINES", {})
     monkeypatch.setattr(journal_writer, "_WRITTEN", {})
     records: list[int] = []
+    StepProcess("s", 1).record()  # the class's own record() is made at its first use: then spied on
     real = StepProcess.record
 
     def spy(self: StepProcess) -> dict[str, object]:
@@ -541,6 +542,7 @@ def test_with_a_code_cache_a_line_function_is_used_from_a_class_first_line(monke
     event = StepFinished("s1", "remediation", "run", "ok", duration=0.25, exit_code=0, outputs={"a": [1.5, None]})
     expected = _record_line(event, stamp(7, 1.0004))
     records: list[int] = []
+    StepFinished("s", "p", "run", "ok").record()  # made at its first use: then spied on
     real = StepFinished.record
 
     def spy(self: StepFinished) -> dict[str, object]:
@@ -552,3 +554,21 @@ def test_with_a_code_cache_a_line_function_is_used_from_a_class_first_line(monke
     assert encode(event, stamp(7, 1.0004)) == expected
     assert records == []
     assert any("def line(event" in source for (_, source, _) in cache.used)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(seconds=st.floats() | st.floats(min_value=-2e3, max_value=2e3) | st.integers(-10 ** 20, 10 ** 20)
+       | st.integers(0, 10 ** 7).map(lambda n: n / 2000))
+def test_an_elapsed_time_is_written_as_the_encoder_writes_it_rounded_to_milliseconds(seconds: float) -> None:
+    """`elapsed` is formatted once (to 3 decimals, without its trailing zeros) where that is exactly
+    what json writes of round(seconds, 3) (halves included); elsewhere, and for what JSON
+    cannot hold, the same text or the same refusal as the encoder's."""
+    from engine.run.journal_writer import _elapsed
+
+    try:
+        expected = json.dumps(round(seconds, 3), allow_nan=False)
+    except (ValueError, OverflowError):
+        with pytest.raises((ValueError, OverflowError)):
+            _elapsed(seconds)
+        return
+    assert _elapsed(seconds) == expected

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 # events a step within one second, and a datetime per stamp was a twentieth of a step's
 # own work. One tuple, replaced whole, so threads never see half of it.
 _last_second: tuple[float, str] = (math.nan, "")
+_MILLISECONDS = tuple(f"{ms:03d}Z" for ms in range(1000))  # the end of a stamp, made once
 
 
 def iso(t: float) -> str:
@@ -23,7 +24,7 @@ def iso(t: float) -> str:
     micro = round(fraction * 1e6)
     second, prefix = _last_second
     if whole == second and 0 <= micro < 1_000_000:
-        return f"{prefix}{micro // 1000:03d}Z"
+        return prefix + _MILLISECONDS[micro // 1000]
     # isoformat cuts to milliseconds as strftime + microsecond // 1000 did, in half the time;
     # "+00:00" becomes the "Z" every record has.
     text = datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"

@@ -74,7 +74,7 @@ def encode(event: Event, stamp: Stamp) -> bytes:
     line = _LINES[cls] if cls in _LINES else _line_of(cls)
     if line is not None:
         try:
-            return line(event, stamp.seq, iso(stamp.t), round(stamp.elapsed, 3)).encode()
+            return line(event, stamp.seq, iso(stamp.t), _elapsed(stamp.elapsed)).encode()
         except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
             pass  # the record's path below says what to write instead
     record = {"seq": stamp.seq, "t": iso(stamp.t), "elapsed": round(stamp.elapsed, 3),
@@ -104,6 +104,17 @@ _PLAIN_RECORD = ("record", "Event.record")  # events.py's generated record(), or
 _string = json.encoder.encode_basestring  # what the encoder writes of a str (ensure_ascii off)
 
 
+def _elapsed(seconds: float) -> str:
+    """What the encoder writes of round(seconds, 3), formatted once instead of twice: both
+    round the exact value to 3 decimals alike, and below 10**12 those are at most 15
+    digits, which a float keeps exactly, so its shortest form is that text without its
+    trailing zeros. Anything else goes the long way (NaN and infinities fail there)."""
+    if seconds.__class__ is float and -1e12 < seconds < 1e12:
+        text = f"{seconds:.3f}".rstrip("0")
+        return text + "0" if text[-1] == "." else text
+    return _value(round(seconds, 3))
+
+
 def _line_of(cls: type[Event]) -> Callable[..., str] | None:
     """The line function of an event class once it is worth making; None before, and for
     good when the record's path must write it (no C encoder, a record() of its own)."""
@@ -121,7 +132,7 @@ def _line_function(event: str, fields: list[tuple[str, str]]) -> Callable[..., s
     # `t` is iso()'s text (digits and -:.TZ), which JSON writes as it is.
     literals = ['{"seq": ', ', "t": "', '", "elapsed": ', ', "event": ' + _string(event),
                 *(f", {_string(name)}: " for name, _ in fields), "}\n"]
-    values = ["seq", "t", "_value(elapsed)", "", *(_field_text(name, kind) for name, kind in fields), ""]
+    values = ["seq", "t", "elapsed", "", *(_field_text(name, kind) for name, kind in fields), ""]
     text = "".join(_literal(literal) + (f"{{{value}}}" if value else "")
                    for literal, value in zip(literals, values, strict=True))
     source = f"def line(event, seq, t, elapsed):\n    return f'{text}'\n"
@@ -245,14 +256,14 @@ class JournalWriter:
         return self.run_dir / JOURNAL
 
     def on_event(self, event: Event, stamp: Stamp) -> None:
-        if isinstance(event, StepOutput):
-            self._log(event)
-            return
         if not event.journaled:
+            if isinstance(event, StepOutput):
+                self._log(event)
             return
         self._append(encode(event, stamp))
         if isinstance(event, StepFinished):
-            self._close_logs(event.step)
+            if self._logs:  # most steps print nothing: no log was opened
+                self._close_logs(event.step)
         elif isinstance(event, RunFinished):
             self._finished = True
 
