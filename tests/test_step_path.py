@@ -269,9 +269,9 @@ def test_a_step_s_record_is_made_whole_from_its_last_attempt(monkeypatch: pytest
     made: list[tuple[str, str]] = []
 
     class Recorded(StepRecord):
-        def __init__(self, id: str, status: str = "pending", **fields: Any) -> None:
+        def __init__(self, id: str, status: str = "pending", *values: Any, **fields: Any) -> None:
             made.append((id, status))
-            super().__init__(id, status, **fields)
+            super().__init__(id, status, *values, **fields)
 
     monkeypatch.setattr(_step, "StepRecord", Recorded)
     text = runbook("""\
