@@ -287,3 +287,20 @@ def test_a_step_s_record_is_made_whole_from_its_last_attempt(monkeypatch: pytest
     done = {e.step: e for e in events.named("step.finished")}
     assert [(done[s].status, done[s].exit_code, done[s].attempts) for s in "abc"] == [  # type: ignore[attr-defined]
         ("ok", 0, 1), ("failed", 1, 1), ("ok", 0, 1)]
+
+
+def test_a_command_without_a_template_is_not_located_or_rendered_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain command has nothing to render and nothing to mask: it made a locator (for
+    an error it cannot have) and asked for its shown form all the same."""
+    from engine.run._driver import Driver
+
+    located: list[tuple[Any, ...]] = []
+    real = Driver.where
+    monkeypatch.setattr(Driver, "where", lambda self, step, *path: located.append(path) or real(self, step, *path))
+    text = runbook("remediation:\n  - {id: a, run: df}\n  - {id: b, run: 'echo {{ inputs.t }}'}\n")
+    text = text.replace("remediation:", "inputs: {t: {type: string, secret: true}}\nremediation:")
+    executor = ScriptedExecutor({"*": ""})
+    _, events = run_text(text, executor=executor, inputs={"t": "s3cr3t-value"})
+    assert [c.command for c in executor.calls] == ["df", "echo s3cr3t-value"]
+    assert [e.command for e in events.named("step.started")] == ["df", "echo ***"]  # type: ignore[attr-defined]
+    assert located == [("run",)]  # b's, to render it

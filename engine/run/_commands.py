@@ -27,14 +27,16 @@ def started_command(d: Driver, step: Step, spec: RunSpec, target: str | None, ex
     command as written when `host` selects a value (`{{ vars.pids[host] }}`); each host's
     own command is journaled and shown as it finishes."""
     spec_command = spec.command
+    if not templating.has_template(spec_command):  # most commands: run as written, no context to build
+        shown = d.shown.render(spec_command, extra, spec_command, shell=True) if d.r.state.secret_inputs \
+            else spec_command
+        return spec_command, shown, None
     where = d.where(step, "run")
     if target and "host" in templating.analyze(spec_command).names:
         render_for = per_host(d, step, spec_command, extra)
         return (*_per_host_line(d, spec_command, {**extra, "host": templating.Placeholder("host")}, where),
                 render_for)
-    # Most commands hold no template and render as they are written: no context to build.
-    command = templating.render(spec_command, d.r.state.context(**visible(extra)), shell=True, where=where) \
-        if templating.has_template(spec_command) else spec_command
+    command = templating.render(spec_command, d.r.state.context(**visible(extra)), shell=True, where=where)
     return command, d.shown.render(spec_command, extra, command, shell=True, where=where), None
 
 
