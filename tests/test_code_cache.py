@@ -161,15 +161,17 @@ def test_a_file_grown_past_its_limit_starts_over_with_what_the_process_used(
 
 
 def test_a_run_keeps_its_journal_line_functions_and_a_second_run_compiles_none_of_them(tmp_path: Path) -> None:
-    """The journal's line functions and the events' record() are generated code too: the
-    first run keeps them in the cache, and every later run uses them from its first line."""
+    """The journal's line functions and the executors' records' __init__ (made as
+    engine/executors/base.py runs) are generated code too: the first run keeps them in
+    the cache, and every later run uses them, the line functions from a class's first line."""
     prefix = tmp_path / "pycache"
     book = one_step_runbook(tmp_path)
     probe = ("import sys\nfrom engine.cli import _code_cache, entry\nfrom engine.run import journal_writer\n"
              "sys.argv = ['runbook', *sys.argv[1:]]\ntry:\n    entry.main()\nexcept SystemExit:\n    pass\n"
-             "lines = [source for (_, source, _) in _code_cache._installed.used if 'def line(event' in source]\n"
+             "used = [source for (_, source, _) in _code_cache._installed.used]\n"
+             "lines, inits = [s for s in used if 'def line(event' in s], [s for s in used if '_set0(self, ' in s]\n"
              "made = sorted(cls.name for cls, line in journal_writer._LINES.items() if line is not None)\n"
-             "print(len(lines), _code_cache._installed.added, ','.join(made))\n")
+             "print(len(lines), len(inits), _code_cache._installed.added, ','.join(made))\n")
 
     def run() -> list[str]:
         proc = subprocess.run([sys.executable, "-c", probe, "run", str(book), "--runs-dir", str(tmp_path / "runs"),
@@ -177,6 +179,7 @@ def test_a_run_keeps_its_journal_line_functions_and_a_second_run_compiles_none_o
                               env=_env(PYTHONPYCACHEPREFIX=str(prefix), RUNBOOK_HOME=str(tmp_path / "home")))
         return proc.stdout.strip().splitlines()[-1].split()
 
-    lines, _, made = run()  # a one-step run: each class's first line
-    assert int(lines) >= 5 and {"run.started", "step.started", "step.finished", "run.finished"} <= set(made.split(","))
-    assert run() == [lines, "False", made]  # nothing compiled the second time
+    lines, inits, _, made = run()  # a one-step run: each class's first line
+    assert int(lines) >= 5 and int(inits) >= 2
+    assert {"run.started", "step.started", "step.finished", "run.finished"} <= set(made.split(","))
+    assert run() == [lines, inits, "False", made]  # nothing compiled the second time

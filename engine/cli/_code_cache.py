@@ -150,13 +150,14 @@ def _give_code_cache(module: ModuleType, cache: CodeCache) -> None:
     module.code_cache = cache.code  # type: ignore[attr-defined]
 
 
-# The modules that generate code, and how each is given the cache: dataclasses and the
-# events' record() (engine/run/_event_code.py) exec source text; the journal's line
-# functions (engine/run/journal_writer.py) ask for the code, and are made from a class's
-# first line once it costs a look-up.
+# The modules that generate code, and how each is given the cache: dataclasses, the
+# executors' records' __init__ (engine/executors/base.py) and the events' record()
+# (engine/run/_event_code.py) exec source text; the journal's line functions
+# (engine/run/journal_writer.py) ask for the code, and are made from a class's first
+# line once it costs a look-up.
 _PATCHES: dict[str, Callable[[ModuleType, CodeCache], None]] = {
-    "dataclasses": _patch_exec, "engine.run._event_code": _patch_exec,
-            "engine.run.journal_writer": _give_code_cache}
+    "dataclasses": _patch_exec, "engine.executors.base": _patch_exec, "engine.run._event_code": _patch_exec,
+    "engine.run.journal_writer": _give_code_cache}
 
 
 class _PatchingFinder:
@@ -178,6 +179,9 @@ class _PatchingFinder:
         run = loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
+            # Before its code runs, for the code it generates meanwhile (base.py's classes);
+            # and after, for a name its code sets (journal_writer's code_cache = None).
+            patch(module, cache)
             run(module)
             patch(module, cache)
 
