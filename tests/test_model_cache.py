@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import probe_one_step_run
 
 import engine.language.validation as validation
-from engine.language import model_cache
+from engine.language import connections, includes, model_cache
 from engine.language.model import Runbook
 from engine.language.source_map import SourceMap
 from engine.language.validation import ValidationFailed, load_runbook, load_scenario
@@ -242,3 +243,45 @@ def test_the_run_command_keeps_the_model_and_refuses_a_runbook_broken_since(tmp_
     book.write_text(RUNBOOK.replace("run: \"echo", "runn: \"echo"))
     broken = _run(tmp_path)
     assert broken.returncode == 2 and "book.yaml is not valid" in broken.stderr and "RB014" in broken.stderr
+
+
+_IMPORTED = """\
+import sys
+sys.argv = ["runbook", *sys.argv[1:]]
+from engine.cli.entry import main
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(m for m in ("yaml", "engine.language.loader", "engine.language.schema", "engine.language.builder",
+                         "engine.language.validation", "engine.language.lint") if m in sys.modules))
+"""
+
+
+def test_a_run_of_a_kept_model_imports_no_yaml_reader_schema_builder_or_lint(tmp_path: Path) -> None:
+    first = probe_one_step_run(_IMPORTED, tmp_path)
+    assert "'yaml'" in first and "engine.language.validation" in first
+    assert probe_one_step_run(_IMPORTED, tmp_path) == "[]"
+
+
+def test_kept_gives_the_model_a_check_kept_and_only_of_the_kind_asked_for(kept: Path, book: Path) -> None:
+    model = load_runbook(book)
+    same(model_cache.kept(book, Runbook), model)
+    assert model_cache.kept(book, dict) is None
+    book.write_text(RUNBOOK + "\n")
+    assert model_cache.kept(book, Runbook) is None
+    model_cache.disable()
+    assert model_cache.kept(book, Runbook) is None
+
+
+def test_the_environment_a_kept_model_depends_on_is_the_one_the_check_reads() -> None:
+    assert model_cache.ENVIRONMENT == (includes.ENV, connections.ENV)
+
+
+def test_a_kept_model_positions_a_step_as_a_fresh_one_does(kept: Path, book: Path) -> None:
+    fresh = load_runbook(book)
+    again = load_runbook(book)
+    assert again.source is not None and not again.source.composed
+    for step in fresh.steps():
+        assert again.where(step.path) == fresh.where(step.path)
+        assert again.where((*step.path, "id"), key=True) == fresh.where((*step.path, "id"), key=True)

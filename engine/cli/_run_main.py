@@ -108,13 +108,9 @@ def run_command(runbook_file: str, inputs_file: str | None, alert_file: str | No
     """`runbook run`: load and check the runbook and its inputs, then run it live (exits
     with the outcome's status) or print its plan."""
     with _collector_paused():  # the engine's imports and the runbook: see _collector_paused
-        from engine.language import model_cache
-        from engine.language.validation import load_runbook
         from engine.run import inputs as inputs_mod
 
-        if installed():  # the command's own process: a program calling this keeps its models as they are
-            model_cache.enable()  # a runbook run again unchanged is not loaded and checked again
-        runbook = load_runbook(runbook_file)
+        runbook = _runbook(runbook_file)
         if runbook.library:  # it may run on its own, but the runbooks that include it give its context
             echo_err(f"runbook: warning: {runbook_file} is a library runbook (`library: true`), meant to be "
                      "included by others: it has no detection or recovery of its own")
@@ -139,6 +135,30 @@ def run_command(runbook_file: str, inputs_file: str | None, alert_file: str | No
             live.alert = record(alert, allowed_resolved=allow_resolved)
     result, _ = run_live(runbook, resolved.values, live, secrets=tuple(resolved.secrets))
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
+
+
+def _runbook(path: str) -> Any:
+    """The runbook at `path`, checked. In the command's own process, a model kept from an
+    earlier run of the file as it is now (engine/language/model_cache.py) is used without
+    importing the YAML reader, the schema or the builder; a program calling this in-process
+    builds its models afresh, as before."""
+    from engine.language import model_cache
+    from engine.language.model import Runbook
+
+    if installed():
+        model_cache.enable()
+        found = model_cache.kept(path, Runbook)
+        if found is not None:
+            return found
+    return load_runbook(path)
+
+
+def load_runbook(path: str | os.PathLike[str]) -> Any:
+    """validation.load_runbook, imported when first called: a run of a kept model that
+    includes no runbook never needs it."""
+    from engine.language.validation import load_runbook as load
+
+    return load(path)
 
 
 @contextmanager
@@ -180,7 +200,6 @@ def checked(runbook: Any, options: dict[str, Any], resolve: Any) -> tuple[Any, A
     """Inputs, scripted answers and participants, all checked before anything runs: every
     problem of the three is reported at once (exit 2)."""
     from engine.errors import InputError
-    from engine.language.validation import load_runbook
     from engine.run.answers import check_answers, parse_answers, parse_participants
 
     problems: list[str] = []

@@ -26,7 +26,8 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from ._yaml_nodes import _SPECIAL_FIRST, STR, FastLoader, Limits, Problem, scalar
+from ._yaml_nodes import _SPECIAL_FIRST, STR, FastLoader, Problem, scalar
+from .limits import Limits
 
 __all__ = ["UNUSUAL", "quick_data"]
 

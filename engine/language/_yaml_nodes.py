@@ -10,10 +10,12 @@ survive a round trip through JSON. engine/language/loader.py is the public face.
 from __future__ import annotations
 
 import operator
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .limits import Limits
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # First characters of plain scalars PyYAML's YAML 1.1 resolver may turn into something
@@ -57,25 +59,6 @@ RULE_SYNTAX = "RB001"
 RULE_LIMIT = "RB002"
 RULE_SHAPE = "RB003"
 RULE_DUPLICATE_KEY = "RB004"
-
-
-class Limits(NamedTuple):
-    """Guards against hostile or accidental huge input."""
-
-    max_bytes: int = 1024 * 1024
-    max_depth: int = 64
-    # Nodes re-built through aliases. Sharing a block of defaults a few dozen times is
-    # normal; a "billion laughs" document hits this after a few thousand nodes.
-    max_alias_nodes: int = 10_000
-    # What the data may hold (characters of every string, one per node), as a multiple of
-    # the document's size, but at least `min_expansion`. Without aliases data is never
-    # larger than its text; a large string repeated through aliases is the only way past
-    # this, and everything downstream (plans, journals, reports) would copy each repeat.
-    max_expansion: int = 10
-    min_expansion: int = 256 * 1024
-
-
-DEFAULT_LIMITS = Limits()
 
 
 _SAFE = yaml.constructor.SafeConstructor()

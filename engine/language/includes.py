@@ -18,9 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from . import cache, schema
-from .builder import build_runbook
-from .loader import DEFAULT_LIMITS, Limits, LoadError, load_file
+from . import cache
+from .limits import DEFAULT_LIMITS, Limits
 from .model import IncludeSpec, Runbook, Step
 
 ENV = "RUNBOOK_INCLUDE_PATH"
@@ -61,6 +60,12 @@ def referenced(path: Path, limits: Limits = DEFAULT_LIMITS) -> Referenced:
 
 
 def _read(path: Path, limits: Limits) -> Referenced:
+    # Here, not at the top: a run's digest uses this module, and a run of a model kept on
+    # disk (model_cache.py) does not import the YAML reader, the schema or the builder.
+    from . import schema
+    from .builder import build_runbook
+    from .loader import LoadError, load_file
+
     try:
         doc = load_file(path, limits)
     except LoadError as exc:

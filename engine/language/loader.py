@@ -21,7 +21,6 @@ from yaml.nodes import MappingNode, Node
 
 from ._yaml_events import UNUSUAL, quick_data
 from ._yaml_nodes import (
-    DEFAULT_LIMITS,
     RULE_DUPLICATE_KEY,
     RULE_IO,
     RULE_LIMIT,
@@ -29,10 +28,10 @@ from ._yaml_nodes import (
     RULE_SYNTAX,
     Builder,
     FastLoader,
-    Limits,
     Problem,
 )
 from .diagnostics import Diagnostic, Severity
+from .limits import DEFAULT_LIMITS, Limits
 from .source_map import Path_, Position, SourceMap, position_after
 
 __all__ = ["DEFAULT_LIMITS", "RULE_DUPLICATE_KEY", "RULE_IO", "RULE_LIMIT", "RULE_SHAPE", "RULE_SYNTAX", "Document",
@@ -155,7 +154,7 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
         found = "a list" if isinstance(data, list) else f"a single value ({_type_name(data)})"
         raise _error(file, 1, 1, f"expected a mapping at the top level, found {found}", RULE_SHAPE)
     if builder is None:  # the fast path: the node tree is composed if a position is asked for
-        return Document(file, data, SourceMap(None, text, partial(_compose_text_of, file)))
+        return Document(file, data, SourceMap(None, text, partial(_compose_text_of, file), file))
     problems = tuple(
         Diagnostic(
             file,
@@ -167,7 +166,7 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
         )
         for name, knode in builder.duplicates
     )
-    return Document(file, data, SourceMap(root, text), problems)
+    return Document(file, data, SourceMap(root, text, file=file), problems)
 
 
 class EmptyDocument(LoadError):

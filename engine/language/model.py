@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .duration import MAX_SECONDS
 from .flow import END_OUTCOMES, BlockSpec, Case, EndSpec, OnRefuse, SwitchSpec, branches, case_matches, nested  # noqa: F401
 from .monitoring import Connection, MonitoringSpec
-from .source_map import SourceMap
+
+if TYPE_CHECKING:  # a model kept on disk is used without PyYAML, which source_map imports
+    from .source_map import SourceMap
 
 PHASES = ("detection", "triage", "remediation", "recovery")
 STEP_KINDS = ("run", "http", "manual", "wait", "notify", "set", "include",

@@ -21,19 +21,26 @@ it off, with the validation cache.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from . import cache
+from .limits import DEFAULT_LIMITS, Limits
 from .model import MISSING, Runbook
+from .source_map import SourceMap
 
 FORMAT = 1
 # Where a model's code lives: by the package layering (tests/test_architecture.py) the
 # language imports only itself, the templates and the engine's base modules.
 _CODE = ("language", "templates")
+# The environment a model depends on: includes.ENV and connections.ENV (both modules
+# import the YAML reader, which a kept model is used without; a test keeps them equal).
+ENVIRONMENT = ("RUNBOOK_INCLUDE_PATH", "RUNBOOK_CONNECTIONS")
 _directory: Path | None = None
 
 
@@ -57,11 +64,11 @@ def disable() -> None:
 
 
 class Slot(NamedTuple):
-    """Where the model of one file, read as `text`, is kept; and what it must match."""
+    """Where the model of one file, as read, is kept; and what it must match."""
 
     path: Path
     salt: str
-    text_hash: str
+    content_hash: str
 
     def load(self) -> Any:
         """The kept model, or None when there is none that may be used."""
@@ -73,7 +80,8 @@ class Slot(NamedTuple):
 
     def store(self, model: Any, deps: Iterable[str]) -> None:
         """Keep `model`, whole or not at all; failing to only costs the next run time."""
-        header = (FORMAT, self.salt, self.text_hash, {dep: cache.file_fingerprint(dep) for dep in sorted(set(deps))})
+        header = (FORMAT, self.salt, self.content_hash,
+                  {dep: cache.file_fingerprint(dep) for dep in sorted(set(deps))})
         temp = self.path.with_suffix(f".{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,13 +94,51 @@ class Slot(NamedTuple):
             _remove(temp)
 
 
-def slot(file: str, text: str, salt_extra: Iterable[str]) -> Slot | None:
-    """The slot of `file` read as `text`, when models are kept in this process."""
+def options_key(strict: bool = False, groups: Iterable[str] | None = None,
+                limits: Limits = DEFAULT_LIMITS) -> tuple[str, ...]:
+    """What of a check's options, and of the environment, a model depends on (the includes
+    allowed outside the runbook's tree, the connections file named)."""
+    return (f"strict {strict}", f"groups {sorted(groups or ())}", f"limits {limits}",
+            *(f"{name} {os.environ.get(name, '')}" for name in ENVIRONMENT))
+
+
+def read(file: str, limit: int = DEFAULT_LIMITS.max_bytes) -> bytes | None:
+    """The bytes of `file` if it is a regular file of at most `limit` bytes; None otherwise
+    (its check says why)."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None
+
+
+def slot(file: str, content: bytes, key: Iterable[str]) -> Slot | None:
+    """The slot of `file` read as `content`, checked with the options `key` (options_key),
+    when models are kept in this process."""
     if _directory is None:
         return None
     where = cache.fingerprint(f"{os.getcwd()}\0{file}".encode(errors="surrogateescape"))
-    return Slot(_directory / f"{where}.pickle", _salt(tuple(salt_extra)),
-                cache.fingerprint(text.encode(errors="surrogateescape")))
+    return Slot(_directory / f"{where}.pickle", _salt(tuple(key)), cache.fingerprint(content))
+
+
+def kept(file: str | os.PathLike[str], kind: type) -> Any:
+    """The model kept for `file` as it is now, if it is a `kind` checked with the default
+    options; None otherwise. Without the YAML reader, the schema or the builder: a command
+    that finds its model here imports none of them."""
+    name = os.fspath(file)
+    content = read(name) if _directory is not None else None
+    place = slot(name, content, options_key()) if content is not None else None
+    found = place.load() if place is not None else None
+    return found if isinstance(found, kind) else None
 
 
 def _unpickled(handle: Any, slot: Slot) -> Any:
@@ -102,7 +148,7 @@ def _unpickled(handle: Any, slot: Slot) -> Any:
     if info.st_uid != os.getuid() or info.st_mode & 0o022:
         return None  # not ours alone: unpickling it could run anyone's code
     header = unpickler(handle).load()
-    if not isinstance(header, tuple) or header[:3] != (FORMAT, slot.salt, slot.text_hash):
+    if not isinstance(header, tuple) or header[:3] != (FORMAT, slot.salt, slot.content_hash):
         return None
     if any(cache.file_fingerprint(dep) != expected for dep, expected in header[3].items()):
         return None
@@ -189,6 +235,22 @@ def _reduce_runbook(runbook: Runbook) -> tuple[Any, ...]:
     return _runbook, ({name: getattr(runbook, name) for name in Runbook.__slots__ if name != "derived"},)
 
 
+def _reduce_source(source: SourceMap) -> tuple[Any, ...]:
+    if source.composed or source.file is None:
+        return source.__reduce__()
+    return _deferred_source, (source.text, source.file)  # its tree is composed if ever asked for
+
+
+def _deferred_source(text: str, file: str) -> SourceMap:
+    return SourceMap(None, text, partial(_compose, file), file)
+
+
+def _compose(file: str, text: str) -> Any:
+    from .loader import _compose_text_of  # only when a position is asked for
+
+    return _compose_text_of(file, text)
+
+
 def _reduce_record(record: tuple[Any, ...]) -> tuple[Any, ...]:
     # Made again by tuple.__new__, as a NamedTuple's own __new__ does, without calling that
     # Python function once a record: a fifth less to load, a third less to write.
@@ -198,7 +260,9 @@ def _reduce_record(record: tuple[Any, ...]) -> tuple[Any, ...]:
 class _Reducers(dict[type, Any]):
     """How the parts of a model that pickle cannot take by itself, or takes slowly, are kept:
     a read-only mapping as its dict, MISSING as the one MISSING there is, the model's records
-    (NamedTuples) as their class and values, a Runbook without its `derived` cache."""
+    (NamedTuples) as their class and values, a Runbook without its `derived` cache, a source
+    map not composed yet as its text and file (composed again, if asked for, without loading
+    the YAML reader before)."""
 
     def __missing__(self, cls: type) -> Any:
         if not (issubclass(cls, tuple) and hasattr(cls, "_fields")):
@@ -211,4 +275,5 @@ _REDUCERS = _Reducers({
     MappingProxyType: _reduce_proxy,
     type(MISSING): _reduce_missing,
     Runbook: _reduce_runbook,
+    SourceMap: _reduce_source,
 })

@@ -6,11 +6,10 @@ composed on the first question)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from ._yaml_nodes import MERGE, scalar
+if TYPE_CHECKING:
+    from yaml.nodes import MappingNode, Node, ScalarNode
 
 Path_ = tuple[str | int, ...]
 
@@ -25,21 +24,27 @@ class Position(NamedTuple):
 class SourceMap:
     """Maps data paths to line:column (1-based) by walking the composed node tree.
 
-    `compose`, when given, makes the tree from the text on first use instead of `root`.
+    `compose`, when given, makes the tree from the text on first use instead of `root`;
+    `file` names the file the text was read from.
     """
 
     def __init__(self, root: Node | None, text: str,
-                 compose: Callable[[str], Node | None] | None = None) -> None:
+                 compose: Callable[[str], Node | None] | None = None, file: str | None = None) -> None:
         self._root = root
         self._compose = compose
-        self.text = text
+        self.text, self.file = text, file
         # id(mapping node) -> its keys and merge sources. Built on first use: a file with
         # thousands of diagnostics in one mapping must not scan it once per diagnostic.
         self._mappings: dict[int, tuple[dict[Any, tuple[Node, Node]], list[Node]]] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Without the index of mappings: it is keyed by id(), which a copy's nodes do not keep.
-        return (SourceMap, (self._root, self.text, self._compose))
+        return (SourceMap, (self._root, self.text, self._compose, self.file))
+
+    @property
+    def composed(self) -> bool:
+        """Whether the node tree is made (or was given): False until a position is asked for."""
+        return self._compose is None
 
     @property
     def root(self) -> Node | None:
@@ -59,6 +64,10 @@ class SourceMap:
         return node
 
     def _child(self, node: Node | None, part: str | int, *, want_key: bool) -> Node | None:
+        # PyYAML is imported when a position is first asked for: a model kept on disk
+        # (model_cache.py) is used without it.
+        from yaml.nodes import MappingNode, SequenceNode
+
         if isinstance(node, SequenceNode) and isinstance(part, int):
             return node.value[part] if 0 <= part < len(node.value) else None
         if not isinstance(node, MappingNode):
@@ -76,6 +85,10 @@ class SourceMap:
     def _entries(self, node: MappingNode) -> tuple[dict[Any, tuple[Node, Node]], list[Node]]:
         cached = self._mappings.get(id(node))
         if cached is None:
+            from yaml.nodes import ScalarNode, SequenceNode
+
+            from ._yaml_nodes import MERGE
+
             entries: dict[Any, tuple[Node, Node]] = {}
             merged: list[Node] = []
             for knode, vnode in node.value:
@@ -94,6 +107,8 @@ class SourceMap:
 
     def inside_scalar(self, path: Path_, line: int, column: int = 1) -> Position:
         """Position of (line, column) counted inside a string value, for template errors."""
+        from yaml.nodes import ScalarNode
+
         node = self.node(path)
         if not isinstance(node, ScalarNode):
             return self.position(path)
@@ -109,6 +124,14 @@ class SourceMap:
         if line <= 1:
             return Position(start.line + 1, start.column + 1 + quote + column - 1)
         return Position(start.line + line, 1)
+
+
+def scalar(node: ScalarNode) -> Any:
+    """A key's value as the loader resolves it (_yaml_nodes.scalar, imported with PyYAML only
+    when a position is first asked for)."""
+    from ._yaml_nodes import scalar as resolved
+
+    return resolved(node)
 
 
 def _find_in_source(text: str, node: ScalarNode, line: int, column: int) -> Position | None:

@@ -20,7 +20,7 @@ from engine.templates.patterns import deferred
 from . import cache, connections, includes, model_cache, schema
 from .builder import build_runbook
 from .diagnostics import Diagnostic, Report, Severity, caret_line, printable
-from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, load_file, load_text, read_text, special_kind
+from .loader import DEFAULT_LIMITS, Document, Limits, LoadError, decode, load_file, load_text, special_kind
 from .model import Runbook
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -418,11 +418,12 @@ def _kept(name: str, options: Options) -> tuple[str | None, model_cache.Slot | N
     """The file's text and where its model is kept, when models are kept in this process."""
     if not model_cache.enabled() or options.channels is not None:
         return None, None
+    content = model_cache.read(name, options.limits.max_bytes)
+    if content is None:
+        return None, None  # the check reports why
     try:
-        text = read_text(name, options.limits)
+        text = decode(content, name)
     except LoadError:
-        return None, None  # the check reports it
-    extra = (f"strict {options.strict}", f"groups {sorted(options.inventory_groups or ())}",
-             f"limits {options.limits}", f"includes {os.environ.get(includes.ENV, '')}",
-             f"connections {os.environ.get(connections.ENV, '')}")
-    return text, model_cache.slot(name, text, extra)
+        return None, None
+    key = model_cache.options_key(options.strict, options.inventory_groups, options.limits)
+    return text, model_cache.slot(name, content, key)

@@ -84,13 +84,19 @@ def _prompter(options: LiveOptions, console: Console) -> Prompter:
     return ScriptedPrompter(options.answers, options.yes, options.participants)
 
 
-def _services(options: LiveOptions, console: Console) -> Services:
+def _load_runbook(path: Path) -> Runbook:
+    """validation.load_runbook, imported when an include first needs it: a run of a model
+    kept on disk (engine/language/model_cache.py) then never imports the YAML reader."""
     from engine.language.validation import load_runbook
 
+    return load_runbook(path)
+
+
+def _services(options: LiveOptions, console: Console) -> Services:
     services = Services(
         local=LocalExecutor(), http=HttpExecutor(), prompter=_prompter(options, console),
         notifier=_notifier(options, console),
-        load_runbook=load_runbook,
+        load_runbook=_load_runbook,
     )
     _remote(services, options)
     if options.extra_services is not None:
