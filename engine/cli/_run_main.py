@@ -110,7 +110,7 @@ def run_command(runbook_file: str, inputs_file: str | None, alert_file: str | No
     with _collector_paused():  # the engine's imports and the runbook: see _collector_paused
         from engine.run import inputs as inputs_mod
 
-        runbook = _runbook(runbook_file)
+        runbook = _runbook(runbook_file, keep=not dry_run)
         if runbook.library:  # it may run on its own, but the runbooks that include it give its context
             echo_err(f"runbook: warning: {runbook_file} is a library runbook (`library: true`), meant to be "
                      "included by others: it has no detection or recovery of its own")
@@ -137,15 +137,16 @@ def run_command(runbook_file: str, inputs_file: str | None, alert_file: str | No
     sys.exit(OUTCOME_EXIT.get(result.outcome, 1))
 
 
-def _runbook(path: str) -> Any:
+def _runbook(path: str, keep: bool = True) -> Any:
     """The runbook at `path`, checked. In the command's own process, a model kept from an
     earlier run of the file as it is now (engine/language/model_cache.py) is used without
     importing the YAML reader, the schema or the builder; a program calling this in-process
-    builds its models afresh, as before."""
+    builds its models afresh, as before. Without `keep` (a dry-run, which writes nothing
+    under the runbook home) no model is read or kept."""
     from engine.language import model_cache
     from engine.language.model import Runbook
 
-    if installed():
+    if keep and installed():
         model_cache.enable()
         found = model_cache.kept(path, Runbook)
         if found is not None:
