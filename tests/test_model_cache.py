@@ -285,3 +285,26 @@ def test_a_kept_model_positions_a_step_as_a_fresh_one_does(kept: Path, book: Pat
     for step in fresh.steps():
         assert again.where(step.path) == fresh.where(step.path)
         assert again.where((*step.path, "id"), key=True) == fresh.where((*step.path, "id"), key=True)
+
+
+def test_the_code_stamps_change_with_any_source_or_schema_file(tmp_path: Path) -> None:
+    def stamps() -> list[tuple[str, int, int]]:
+        found: list[tuple[str, int, int]] = []
+        model_cache._stamps(str(tmp_path), found, recurse=True)
+        return sorted(found)
+
+    (tmp_path / "rules.py").write_text("A = 1\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "runbook.schema.json").write_text("{}")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "stale.py").write_text("")
+    first = stamps()
+    assert [Path(path).name for path, _, _ in first] == ["rules.py", "runbook.schema.json"]
+    (tmp_path / "rules.py").write_text("A = 2\n")  # the same size: a new modification time
+    os.utime(tmp_path / "rules.py", ns=(1, 1))
+    second = stamps()
+    (tmp_path / "sub" / "new.py").write_text("")
+    assert first != second != stamps()
+    files = [Path(part.rsplit(":", 2)[0]) for part in model_cache._code_stamps()[3:]]
+    for wanted in ("language/model_cache.py", "templates/templating.py", "schemas/runbook.schema.json", "errors.py"):
+        assert any(path.as_posix().endswith(wanted) for path in files), wanted

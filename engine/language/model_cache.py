@@ -170,26 +170,28 @@ def _code_stamps() -> list[str]:
     schema that builds or checks a model, by size and modification time."""
     from engine import __version__
 
-    engine = Path(__file__).resolve().parent.parent
+    engine = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parts = [f"format {FORMAT}", __version__, sys.implementation.cache_tag or sys.version]
-    for folder in (engine, *(engine / name for name in _CODE), engine.parent / "schemas", engine / "schemas"):
-        parts.extend(_stamps(folder, recurse=folder != engine))
-    return parts
+    found: list[tuple[str, int, int]] = []
+    _stamps(engine, found, recurse=False)
+    for folder in (*(os.path.join(engine, name) for name in _CODE), os.path.join(os.path.dirname(engine), "schemas"),
+                   os.path.join(engine, "schemas")):
+        _stamps(folder, found, recurse=True)
+    return parts + [f"{path}:{size}:{mtime}" for path, size, mtime in sorted(found)]
 
 
-def _stamps(folder: Path, *, recurse: bool) -> list[str]:
+def _stamps(folder: str, found: list[tuple[str, int, int]], *, recurse: bool) -> None:
+    """(path, size, mtime) of each .py and .json file in `folder` (and below, with `recurse`)."""
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = list(os.scandir(folder))
     except OSError:
-        return []
-    found = []
+        return
     for entry in entries:
         if entry.name.endswith((".py", ".json")):
             info = entry.stat()
-            found.append(f"{entry.path}:{info.st_size}:{info.st_mtime_ns}")
+            found.append((entry.path, info.st_size, info.st_mtime_ns))
         elif recurse and entry.name != "__pycache__" and entry.is_dir():
-            found.extend(_stamps(Path(entry.path), recurse=True))
-    return found
+            _stamps(entry.path, found, recurse=True)
 
 
 def _pickle() -> Any:
