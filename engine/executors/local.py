@@ -66,19 +66,19 @@ class LocalExecutor:
         ok = error is None and code in invocation.exit_codes
         if error is None and not ok:
             error = f"exit code {code}"
+        stdout, stderr = outcome.text("stdout"), outcome.text("stderr")  # text() notes a cut
         return Result(
-            command=invocation.command, host=None,
-            stdout=outcome.stdout.text(), stderr=outcome.stderr.text(),
+            command=invocation.command, host=None, stdout=stdout, stderr=stderr,
             exit_code=code, started_at=started, duration=duration, ok=ok, error=error,
             timed_out=outcome.timed_out, cancelled=outcome.cancelled,
-            truncated=outcome.stdout.dropped or outcome.stderr.dropped,
+            truncated=any(tail.dropped for tail in outcome.tails.values()),
         )
 
     def _env_of(self, invocation: Invocation) -> Mapping[Any, Any]:
-        own = _encoded(invocation.env) if self._encoded is not None else None
+        own = _encoded(invocation.env) if self._encoded is not None and invocation.env else {}
         if self._encoded is None or own is None:
             return {**self._env, **invocation.env}
-        return {**self._encoded, **own}
+        return {**self._encoded, **own} if own else self._encoded
 
 
 def _encoded(env: Mapping[str, str]) -> dict[bytes, bytes] | None:
@@ -95,14 +95,24 @@ def _failed(inv: Invocation, started: float, error: str) -> Result:
 
 
 class _Outcome:
-    __slots__ = ("cancelled", "error", "exit_code", "stderr", "stdout", "timed_out")
+    __slots__ = ("cancelled", "error", "exit_code", "tails", "timed_out")
 
     def __init__(self) -> None:
-        self.stdout, self.stderr = Tail(), Tail()
+        self.tails: dict[str, Tail] = {}  # a stream's, from its first output (most steps print little)
         self.exit_code: int | None = None
         self.error: str | None = None
         self.timed_out = False
         self.cancelled = False
+
+    def add(self, stream: str, data: bytes) -> None:
+        tail = self.tails.get(stream)
+        if tail is None:
+            tail = self.tails[stream] = Tail()
+        tail.add(data)
+
+    def text(self, stream: str) -> str:
+        tail = self.tails.get(stream)
+        return "" if tail is None else tail.text()
 
 
 class _Process:
@@ -225,7 +235,7 @@ class _Process:
             os.close(fd)
             del self.fds[fd]
             return
-        (outcome.stdout if name == "stdout" else outcome.stderr).add(data)
+        outcome.add(name, data)
         sink.output(name, data, None)
 
     def _reap(self, *, block: bool) -> bool:

@@ -223,3 +223,22 @@ def test_a_command_that_prints_nothing_costs_no_read_and_output_still_arrives_wh
     result, sink = run("printf 'a%.0s' $(seq 100000); echo; printf end >&2")
     assert result.stdout == "a" * 100000 + "\n" and sink.text("stdout") == result.stdout
     assert result.stderr == "end" and len(reads) >= 2
+
+
+def test_a_stream_keeps_a_tail_only_once_it_has_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most commands print little: a stream without output makes no Tail (two objects
+    and their text() at every step), and the result is the same."""
+    from engine.executors import local
+
+    made: list[int] = []
+
+    class Counted(Tail):
+        def __init__(self) -> None:
+            made.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(local, "Tail", Counted)
+    result, _ = run("true")
+    assert made == [] and (result.stdout, result.stderr, result.truncated) == ("", "", False)
+    result, _ = run("echo out")
+    assert made == [1] and (result.stdout, result.stderr, result.truncated) == ("out\n", "", False)
