@@ -93,8 +93,9 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
     if nul:
         return Attempt(False, f"{nul} contains a NUL byte, which no command line or environment can carry")
     env = {**env, **marks(r.state.run_id, sid)} if env else marks(r.state.run_id, sid)
-    base = Invocation(sid, "run", rendered, None, target, stdin, env, timeout,
-                      spec.exit_codes, attempt=number, per_host=per_host_command)
+    # (by position: keywords cost a call more; `http` is None, `argv` left out)
+    base = Invocation(sid, "run", rendered, None, target, stdin, env, timeout, spec.exit_codes, None, number,
+                      per_host_command)
     if target:
         shown = None
         if base.per_host is not None:
@@ -104,7 +105,8 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
     r.bus.barrier()
     with d.sink(sid) as sink:
         result = r.services.local.run(base, sink, r.cancel)
-    return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
+    return Attempt(result.ok, result.error, result, cancelled=result.cancelled) if result.cancelled \
+        else Attempt(result.ok, result.error, result)
 
 
 def _shown_per_host(d: Driver, text: str, real: Callable[[str], str], hosts: list[str], extra: dict[str, Any],
@@ -140,7 +142,8 @@ def http(d: Driver, step: Step, sid: str, spec: HttpSpec, number: int, extra: di
     r.bus.barrier()
     with d.sink(sid) as sink:
         result = r.services.http.run(invocation, sink, r.cancel)
-    return Attempt(result.ok, result.error, result, cancelled=result.cancelled)
+    return Attempt(result.ok, result.error, result, cancelled=result.cancelled) if result.cancelled \
+        else Attempt(result.ok, result.error, result)
 
 
 def _nul_in(command: str, env: Mapping[str, str]) -> str | None:

@@ -33,7 +33,7 @@ from .state import StepRecord
 class StepDriver(Driver):
     """Executes the steps of one run."""
 
-    def execute(self, step: Step, *, rollback_of: str | None = None) -> StepRecord:
+    def execute(self, step: Step, rollback_of: str | None = None) -> StepRecord:
         """Run a step to completion and record it; StepStop if the run must end."""
         r = self.r
         sid = f"{r.prefix}{step.id}"

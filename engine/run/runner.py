@@ -278,7 +278,7 @@ class Runner:
             self._check_handoff(step)
         if self.cancel.is_set():
             raise StepStop("aborted", self.stop_reason, self.qualified(step.id))
-        rec = self.driver.execute(step, rollback_of=rollback_of)
+        rec = self.driver.execute(step, rollback_of)
         # An `end:` step, or a stop inside a block, once it is recorded (most steps leave none).
         stop = self.driver.take_stop() if self.driver.stop is not None else None
         if self.hooks:
