@@ -19,6 +19,8 @@ warm-up, commands taking turns):
   f. instructions per step (callgrind, bench/_instructions.py: the engine's process and the
      durable floor's, 500 steps less 1, over 499; the kernel's work and the commands'
      own processes left out): what the engine's code costs a step, whatever the load.
+  g. system calls per step (`strace -c`, when strace is installed; the same two processes,
+     500 steps less 1, over 499): what a step asks of the kernel.
 
 Chaos Toolkit and Ansible live in .venv-bench only; BENCH_LIVE_PEERS=0 leaves them out
 (a quick look at the engine against its floors). Targets from the issues: the engine's
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -150,6 +153,24 @@ def _instructions_per_step(ctx: Context, work: Path) -> dict[str, float]:
             "engine_startup_instructions": count["engine1"] - engine}
 
 
+def _syscalls(command: list[str], work: Path) -> int:
+    """System calls the command's own process makes (strace -c; its children not traced)."""
+    out = work / "strace.txt"
+    subprocess.run(["strace", "-c", "-o", str(out), *command], cwd=work, env=command_env(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    total = next(line for line in out.read_text().splitlines() if line.rstrip().endswith(" total"))
+    return int(total.split()[3])  # % time, seconds, usecs/call, calls, [errors,] total
+
+
+def _syscalls_per_step(ctx: Context, work: Path) -> dict[str, float]:
+    """System calls per step of the engine's process and of the durable floor's."""
+    cmds = _commands(ctx, work)
+    count = {name: _syscalls(cmds[name], work) for name in ("engine1", f"engine{STEPS}", "durable1",
+                                                            f"durable{STEPS}")}
+    return {"engine_syscalls_per_step": (count[f"engine{STEPS}"] - count["engine1"]) / (STEPS - 1),
+            "durable_syscalls_per_step": (count[f"durable{STEPS}"] - count["durable1"]) / (STEPS - 1)}
+
+
 def _figures(t: dict[str, Timing]) -> dict[str, float]:
     def slope(name: str) -> float:
         return (t[f"{name}{STEPS}"].median - t[f"{name}1"].median) / (STEPS - 1)
@@ -231,6 +252,8 @@ def run(ctx: Context) -> bool:
         timings = _measure(ctx, work)
         rss = _peak_rss_mb(ctx, work)
         counts = _instructions_per_step(ctx, work) if _instructions.available() else {}
+        if shutil.which("strace") is not None:
+            counts.update(_syscalls_per_step(ctx, work))
     figures = {**_figures(timings), **counts}
     targets = _targets(figures, rss)
     info["load_average_after"] = load_average()
@@ -279,4 +302,7 @@ def _report(t: dict[str, Timing], f: dict[str, float], rss: float, targets: list
                  f"durable floor {f['durable_instructions_per_step'] / 1e3:.0f} k "
                  f"({f['engine_instructions_per_step'] / f['durable_instructions_per_step']:.1f}x); "
                  f"start-up {f['engine_startup_instructions'] / 1e6:.0f} M")
+    if "engine_syscalls_per_step" in f:
+        note += (f"; system calls per step (strace -c): engine {f['engine_syscalls_per_step']:.1f}, "
+                 f"durable floor {f['durable_syscalls_per_step']:.1f}")
     print_tables(headers, rows, targets, note=note)
