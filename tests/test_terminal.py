@@ -116,3 +116,17 @@ def test_held_lines_are_shown_even_when_nothing_follows_them() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert (proc.returncode, proc.stdout, proc.stderr) == (3, "first\nsecond\nlast\n", "error\n")
+
+
+def test_at_most_one_write_is_held() -> None:
+    """Lines held one after another (steps finishing with nothing between them) go out two
+    by two as they come: what is held never grows with the run."""
+    stream = io.StringIO()
+    terminal = Terminal(stream)
+    terminal.write("a\n", flush=False)
+    assert stream.getvalue() == ""
+    terminal.write("b\n", flush=False)
+    assert stream.getvalue() == "a\nb\n"
+    terminal.write("c\n", flush=False)
+    terminal.flush()
+    assert stream.getvalue() == "a\nb\nc\n"

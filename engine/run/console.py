@@ -84,6 +84,7 @@ class Console:
             ClockControl: self._clock, HostFinished: self._host_finished, RunResumed: self._run_resumed,
         }
         self._progress_at: dict[str, float] = {}
+        self._mark: tuple[int, str] = (-1, "")  # the last clock mark: its whole second, its text
 
     def on_event(self, event: Event, stamp: Stamp) -> None:
         handler = self._handlers.get(type(event))
@@ -110,8 +111,11 @@ class Console:
         return self.terminal.ask(prompt)
 
     def _clock_mark(self, stamp: Stamp) -> str:
-        minutes, seconds = divmod(int(stamp.elapsed), 60)
-        return self.paint(f"[{minutes:02d}:{seconds:02d}]", "dim")
+        whole = int(stamp.elapsed)
+        if whole != self._mark[0]:  # a run's lines come many a second: each second's made once
+            minutes, seconds = divmod(whole, 60)
+            self._mark = (whole, self.paint(f"[{minutes:02d}:{seconds:02d}]", "dim"))
+        return self._mark[1]
 
     # -- events ----------------------------------------------------------------------------------
 

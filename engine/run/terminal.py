@@ -57,7 +57,7 @@ class Terminal:
             if held:
                 text, self._held[0] = held + text, ""
             if prompt is None:
-                if not flush:
+                if not flush and not held:  # at most one write held: a run of them goes out as made
                     self._held[0] = text
                     return
                 self._put(text)
