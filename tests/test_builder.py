@@ -1,0 +1,54 @@
+"""Building a step from its data (engine/language/builder.py): every field as written, the
+rest Step's defaults, and only the fields a step has are passed on."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from engine.language import builder
+from engine.language.builder import Scope, build_step
+from engine.language.model import EMPTY, Confirm, Retries, RunSpec, Step
+
+
+def test_a_step_is_built_with_only_the_fields_it_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    given: list[set[str]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Step:
+        given.append(set(kwargs))
+        return Step(*args, **kwargs)
+
+    monkeypatch.setattr(builder, "Step", spy)
+    build_step({"id": "a", "run": "true"}, "remediation", ("remediation", 0))
+    build_step({"id": "b", "run": "true", "timeout": "5s", "title": "B"}, "remediation", ("remediation", 1))
+    inherited = {"role", "target", "parent", "in_loop"}
+    assert given == [inherited, {*inherited, "timeout", "title"}]
+
+
+def test_a_plain_step_has_steps_defaults() -> None:
+    step = build_step({"id": "a", "run": "true"}, "detection", ("detection", 0))
+    assert step == Step("a", "run", RunSpec("true", None, (0,)), "detection", ("detection", 0))
+    assert step.outputs is EMPTY and step.env is EMPTY
+
+
+def test_every_field_of_a_step_is_built_as_written() -> None:
+    data = {
+        "id": "s", "run": "echo {{ item }}", "title": "S", "description": "d", "when": "true", "expect": "ok",
+        "until": "done", "every": "2s", "timeout": "1m", "retries": {"attempts": 3, "delay": "5s"},
+        "confirm": "sure?", "rollback": [{"id": "undo", "run": "undo"}], "continue_on_error": True,
+        "env": {"N": 1}, "outputs": {"x": "stdout"}, "destructive": True, "idempotent": True, "parallel": 2,
+        "serial": "50%", "max_failures": 1, "for_each": ["a", "b"], "role": "ops", "target": "web",
+    }
+    step = build_step(data, "remediation", ("remediation", 4), Scope("block", "db", "dba", True))
+    assert step._asdict() == {
+        "id": "s", "kind": "run", "spec": RunSpec("echo {{ item }}", None, (0,)), "phase": "remediation",
+        "path": ("remediation", 4), "title": "S", "description": "d", "role": "ops", "target": "web",
+        "when": "true", "expect": "ok", "outputs": MappingProxyType({"x": "stdout"}), "timeout": 60.0,
+        "retries": Retries(attempts=3, delay=5.0), "until": "done", "every": 2.0, "confirm": Confirm(message="sure?"),
+        "rollback": (build_step({"id": "undo", "run": "undo"}, "remediation", ("remediation", 4, "rollback", 0),
+                                Scope(None, "db", "dba", True)),),
+        "continue_on_error": True, "env": MappingProxyType({"N": "1"}), "destructive": True, "idempotent": True,
+        "parallel": 2, "serial": "50%", "max_failures": 1, "for_each": ("a", "b"), "parent": "block", "in_loop": True,
+    }
