@@ -44,3 +44,24 @@ def test_results_are_the_same_with_and_without_the_shell(command: str) -> None:
                                                            through_shell.error)
     assert direct.stdout == through_shell.stdout
     assert direct.stderr.replace(" ;", "") == through_shell.stderr.replace(" ;", "")
+
+
+def test_a_command_is_looked_at_once_and_each_caller_gets_its_own_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run asks for every step, attempt and item: the answer for a command is kept (a
+    bounded number of them), and the argv handed out is a new list each time."""
+    from engine.executors import local
+
+    looked: list[str] = []
+    real = local._direct_words
+    monkeypatch.setattr(local, "_DIRECT", {})
+    monkeypatch.setattr(local, "_direct_words", lambda command: looked.append(command) or real(command))
+    first = direct_argv("systemctl restart nginx", {})
+    assert first == ["systemctl", "restart", "nginx"]
+    first.append("changed")
+    assert direct_argv("systemctl restart nginx", {}) == ["systemctl", "restart", "nginx"]
+    assert direct_argv("echo $HOME", {}) is None and direct_argv("echo $HOME", {}) is None
+    assert looked == ["systemctl restart nginx", "echo $HOME"]
+    monkeypatch.setattr(local, "_DIRECT_KEPT", 3)
+    for n in range(10):
+        direct_argv(f"sleep {n}", {})
+    assert len(local._DIRECT) <= 3

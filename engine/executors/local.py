@@ -67,12 +67,10 @@ class LocalExecutor:
         if error is None and not ok:
             error = f"exit code {code}"
         stdout, stderr = outcome.text("stdout"), outcome.text("stderr")  # text() notes a cut
-        return Result(
-            command=invocation.command, host=None, stdout=stdout, stderr=stderr,
-            exit_code=code, started_at=started, duration=duration, ok=ok, error=error,
-            timed_out=outcome.timed_out, cancelled=outcome.cancelled,
-            truncated=any(tail.dropped for tail in outcome.tails.values()),
-        )
+        # By position (command, host, stdout, stderr, exit_code, started_at, duration, ok,
+        # error, timed_out, cancelled, truncated): keywords cost a step more to pass.
+        return Result(invocation.command, None, stdout, stderr, code, started, duration, ok, error,
+                      outcome.timed_out, outcome.cancelled, any(tail.dropped for tail in outcome.tails.values()))
 
     def _env_of(self, invocation: Invocation) -> Mapping[Any, Any]:
         own = _encoded(invocation.env) if self._encoded is not None and invocation.env else {}
@@ -276,12 +274,24 @@ def direct_argv(command: str, env_override: Mapping[str, str]) -> list[str] | No
     Skipping `/bin/sh -c` saves an exec per step. Only for plain commands: a program and
     plain arguments, with PATH as the engine's own (posix_spawnp searches the engine's).
     """
-    if "PATH" in env_override or not _PLAIN.fullmatch(command):
+    if "PATH" in env_override:
         return None
-    words = command.split()
-    if not words or "=" in words[0] or words[0] in _SHELL_WORDS:
-        return None
-    return words
+    words = _DIRECT[command] if command in _DIRECT else _direct_words(command)
+    return None if words is None else list(words)
+
+
+# The answer for each command seen (a run asks again for each step, attempt and item).
+_DIRECT: dict[str, tuple[str, ...] | None] = {}
+_DIRECT_KEPT = 1024  # commands remembered; past that (templated commands), it starts over
+
+
+def _direct_words(command: str) -> tuple[str, ...] | None:
+    words = command.split() if _PLAIN.fullmatch(command) else []
+    found = tuple(words) if words and "=" not in words[0] and words[0] not in _SHELL_WORDS else None
+    if len(_DIRECT) >= _DIRECT_KEPT:
+        _DIRECT.clear()
+    _DIRECT[command] = found
+    return found
 
 
 def _spawn(inv: Invocation, env: Mapping[Any, Any], actions: list[Any]) -> int:
