@@ -251,7 +251,8 @@ def test_a_command_of_plain_words_and_text_values_is_quoted_without_the_scanner(
 
 
 COMMANDS = ["run {{ v }}", "run {{ v }} and {{ w }}", 'echo "{{ v }}" {{ w }}', "echo '{{ v }}'", "sh -c {{ v }}",
-            "cat <<EOF\n{{ v }}\nEOF", "# {{ v }}", "{{ v }}{{ w }}", "x=$({{ v }})"]
+            "cat <<EOF\n{{ v }}\nEOF", "# {{ v }}", "{{ v }}{{ w }}", "x=$({{ v }})", "echo a\0b {{ v }}",
+            "echo a\0b {# no value #}", "echo {# no value #} plain"]
 VALUES = ["plain", "two words", "it's", "", "a\0b", "EOF", 7, None, True, [1, "a b"], templating.Raw("raw | x"),
           templating.Placeholder("inputs.v"), templating.Masked()]
 

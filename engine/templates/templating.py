@@ -105,11 +105,12 @@ def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]]
     its escaping (a plain word, as in most commands) and is plain text, the command is
     the text with each value quoted in its place, as shell.fill would make it; any other
     value sends the command, with the values evaluated so far, the general way."""
-    plain = _shell().plain_slots("".join(p if isinstance(p, str) else MARK for p in parts)) == sum(
-        not isinstance(p, str) for p in parts)
+    plain = _all_plain(parts)
     quote = shlex.quote
 
     def render(c: Mapping[str, Any]) -> str:
+        if not plain:
+            return _placed(parts, [], c, text)
         out: list[str] = []
         values: list[Any] = []
         for part in parts:
@@ -118,12 +119,27 @@ def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]]
                 continue
             value = part(c)
             values.append(value)
-            if not plain or type(value) is not str or "\0" in value:
+            if type(value) is not str or "\0" in value:
                 return _placed(parts, values, c, text)
             out.append(quote(value))
         return "".join(out)
 
     return render
+
+
+def _all_plain(parts: list[Any]) -> bool:
+    """Whether the command, with plain text for every value, is its text with each value
+    shlex-quoted in place: every slot of its skeleton is a plain word (or, without a value,
+    the text has no NUL). The scanner reads the skeleton here rather than at the first
+    render; one it cannot read is left to the general path, which reports it as before."""
+    values = sum(not isinstance(p, str) for p in parts)
+    skeleton = "".join(p if isinstance(p, str) else MARK for p in parts)
+    if not values:
+        return MARK not in skeleton
+    try:
+        return _shell().plain_slots(skeleton) == values
+    except Exception:  # a scanner failure is the general path's to report, at render
+        return False
 
 
 def _placed(parts: list[Any], values: list[Any], c: Mapping[str, Any], text: str) -> str:
