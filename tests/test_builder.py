@@ -52,3 +52,24 @@ def test_every_field_of_a_step_is_built_as_written() -> None:
         "continue_on_error": True, "env": MappingProxyType({"N": "1"}), "destructive": True, "idempotent": True,
         "parallel": 2, "serial": "50%", "max_failures": 1, "for_each": ("a", "b"), "parent": "block", "in_loop": True,
     }
+
+
+def test_the_steps_with_their_rollbacks_are_walked_without_a_walk_of_each_empty_rollback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.language import flow
+    from engine.language.model import Phase, Runbook
+
+    steps = tuple(build_step({"id": f"s{i}", "run": "true"}, "remediation", ("remediation", i)) for i in range(3))
+    undo = build_step({"id": "u", "run": "true", "rollback": [{"id": "r", "run": "undo"}]}, "remediation",
+                      ("remediation", 3))
+    book = Runbook(id="b", title="B", file="b.yaml", phases=(Phase("remediation", (*steps, undo)),))
+    walks: list[int] = []
+    real = flow.nested
+
+    def counting(items: Any, **kwargs: Any) -> Any:
+        walks.append(1)
+        return real(items, **kwargs)
+
+    monkeypatch.setattr(flow, "nested", counting)
+    assert [s.id for s in book.steps(rollbacks=True)] == ["s0", "s1", "s2", "u", "r"]
+    assert len(walks) == 1  # inside the walk of the phase's steps: the one rollback there is

@@ -104,7 +104,7 @@ def nested(steps: Iterable[Any], *, rollbacks: bool = False) -> Iterator[Any]:
     by its rollback steps and theirs, before the steps inside it)."""
     for step in steps:
         yield step
-        if rollbacks:
+        if rollbacks and step.rollback:  # most steps have none: no generator made for them
             yield from nested(step.rollback, rollbacks=True)
         for _, inner in step.branches():
             yield from nested(inner, rollbacks=rollbacks)
