@@ -304,3 +304,32 @@ def test_a_command_without_a_template_is_not_located_or_rendered_again(monkeypat
     assert [c.command for c in executor.calls] == ["df", "echo s3cr3t-value"]
     assert [e.command for e in events.named("step.started")] == ["df", "echo ***"]  # type: ignore[attr-defined]
     assert located == [("run",)]  # b's, to render it
+
+
+def test_a_step_without_when_or_output_skips_their_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`when` is judged only for a step that has one, and a command that printed nothing
+    leaves its output streams without looking at them."""
+    from engine.run._output import StepSink, StepStreams
+    from engine.run._step import StepDriver
+
+    judged: list[str] = []
+    real = StepDriver._guarded
+    monkeypatch.setattr(StepDriver, "_guarded", lambda self, step, *a: judged.append(step.id) or real(self, step, *a))
+    text = runbook("remediation:\n  - {id: a, run: 'true'}\n  - {id: b, run: 'true', when: 'false'}\n"
+                   "  - {id: c, run: 'true', when: 'true'}\n")
+    _, events = run_text(text, executor=ScriptedExecutor({"*": ""}))
+    assert [(e.step, e.status) for e in events.named("step.finished")] == [  # type: ignore[attr-defined]
+        ("a", "ok"), ("b", "skipped"), ("c", "ok")]
+    assert judged == ["b", "c"]
+
+    class Untouched(StepStreams):
+        @property  # type: ignore[override]
+        def in_items(self) -> bool:
+            raise AssertionError("a silent command's streams were looked at")
+
+        @in_items.setter
+        def in_items(self, value: bool) -> None:
+            return None
+
+    with StepSink(None, None, Untouched(), "a"):  # type: ignore[arg-type]
+        pass

@@ -72,6 +72,8 @@ class StepSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self._decoders:
+            return  # no output came (a silent command; a run nobody shows output to)
         keep = self.streams.in_items
         for (stream, host), decoder in self._decoders.items():
             masked = self._masked[(stream, host)] if keep else self._masked.pop((stream, host))

@@ -46,6 +46,8 @@ class StepDriver(Driver):
 
                 rec = for_each(self, step, sid, rollback_of,
                                lambda s, i, back, extra: self._guarded(s, i, back, {**scope, **extra}))
+            elif step.when is None:  # most steps: straight to the run
+                rec = self._run(step, sid, rollback_of, scope)
             else:
                 rec = self._guarded(step, sid, rollback_of, scope)
         except JournalError as exc:
