@@ -52,6 +52,12 @@ class StepSink:
         # (fsynced) step.started names.
         self.bus.emit(StepProcess(self.step_id, pgid, host))
 
+    @property
+    def wants_output(self) -> bool:
+        """Whether anyone shows or stores live output: the simulated world asks, and
+        neither encodes a reply nor calls output() when nobody does (trials)."""
+        return self.bus.wants_output
+
     def output(self, stream: str, data: bytes, host: str | None) -> None:
         if not self.bus.wants_output:
             return  # nobody shows or stores live output (unattended tests, trials)
