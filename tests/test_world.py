@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simkit import drill, finished, path_of, records
+from simkit import drill, finished, load_pair, path_of, records
 
 from engine.executors.base import Cancel, Invocation
 from engine.simulation import guard
@@ -960,3 +960,34 @@ def test_the_guard_gives_back_the_state_it_found_nested_and_after_an_error() -> 
         with pytest.raises(guard.RealEffectRefused):
             subprocess.run(["true"], check=False)
     assert subprocess.run(["true"], check=False).returncode == 0
+
+
+class _Sink:
+    """A sink that records what reaches it; `wants_output` as the step's sink says it."""
+
+    def __init__(self, **wants: bool) -> None:
+        self.got: list[tuple[str, bytes]] = []
+        self.__dict__.update(wants)
+
+    def output(self, stream: str, data: bytes, host: str | None) -> None:
+        self.got.append((stream, data))
+
+    def process_started(self, pgid: int, host: str | None) -> None:
+        return None
+
+
+def test_a_reply_reaches_a_sink_that_wants_output_and_skips_one_that_does_not(tmp_path: Path) -> None:
+    """Trials' sinks drop live output: the world neither encodes it nor calls them; the
+    step's stdout and stderr are the same either way."""
+    from engine.run.clock import VirtualClock
+    from engine.simulation.world import SimulatedExecutor, World
+
+    scenario, _ = load_pair(tmp_path, rb("detection:\n  - {id: a, run: echo a}\n"),
+                            'responses:\n  - {step: a, stdout: "out", stderr: "err\\n"}\n')
+    results = {}
+    for name, sink in (("plain", _Sink()), ("wants", _Sink(wants_output=True)), ("drops", _Sink(wants_output=False))):
+        results[name] = SimulatedExecutor(World(scenario, VirtualClock())).run(Invocation("a", "run", "echo a"),
+                                                                              sink, Cancel())
+        expected = [] if name == "drops" else [("stdout", b"out\n"), ("stderr", b"err\n")]
+        assert sink.got == expected, name
+    assert {(r.stdout, r.stderr, r.ok) for r in results.values()} == {("out", "err\n", True)}

@@ -211,6 +211,14 @@ def _rendered(world: World, reply: Reply, inv: Invocation) -> tuple[str, str]:
             templating.render(reply.stderr, ctx, where=where) if reply.stderr else "")
 
 
+def _show(sink: OutputSink, stdout: str, stderr: str, host: str | None) -> None:
+    """A reply's output, as a live command's would reach the sink: bytes, ending a line."""
+    if stdout:
+        sink.output("stdout", (stdout if stdout.endswith("\n") else stdout + "\n").encode(), host)
+    if stderr:
+        sink.output("stderr", (stderr if stderr.endswith("\n") else stderr + "\n").encode(), host)
+
+
 class SimulatedExecutor:
     """Answers `run` (local and per host) and `http` invocations from the world."""
 
@@ -258,10 +266,8 @@ class SimulatedExecutor:
             spent = max(world.clock.now() - started, 0.0)
             return Result(inv.command, inv.host, "", "", None, started, spent, False, "interrupted", cancelled=True)
         stdout, stderr = _rendered(world, reply, inv) if reply.stdout or reply.stderr else ("", "")
-        if stdout:
-            sink.output("stdout", (stdout if stdout.endswith("\n") else stdout + "\n").encode(), inv.host)
-        if stderr:
-            sink.output("stderr", (stderr if stderr.endswith("\n") else stderr + "\n").encode(), inv.host)
+        if (stdout or stderr) and getattr(sink, "wants_output", True):  # not encoded for a sink that drops it
+            _show(sink, stdout, stderr, inv.host)
         if inv.http is not None:
             return self._http(inv, reply, stdout, started, duration)
         ok = reply.exit_code in inv.exit_codes
