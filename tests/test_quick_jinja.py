@@ -111,6 +111,7 @@ def test_static_filter_test_and_global_names_match_the_real_environment() -> Non
 # -- evaluation agrees with Jinja ----------------------------------------------------------------
 
 from collections import deque  # noqa: E402
+from types import MappingProxyType  # noqa: E402
 from typing import Any  # noqa: E402
 
 from engine.templates import _quick_eval as quick  # noqa: E402
@@ -121,7 +122,7 @@ CONTEXT: dict[str, Any] = {
                         "json": {"a": [1, {"b": 2}]}}},
     "vars": {"count": 3, "name": None, "ratio": 0.5},
     "stdout": "42\n", "exit_code": 0, "outputs": {"pct": 96}, "item": "web-1",
-    "text": "abc", "things": [3, 1, 2], "mapping": {"k": 1},
+    "text": "abc", "things": [3, 1, 2], "mapping": {"k": 1}, "view": MappingProxyType({"k": 2, "keys": 3}),
 }
 
 EVAL_EXPRESSIONS = [
@@ -132,12 +133,14 @@ EVAL_EXPRESSIONS = [
     "vars.count / 2 - 1", "'a' ~ inputs.host ~ 1", "steps.usage.json.a[1].b", "steps['usage'].items[0]",
     "steps.usage.items", "inputs.hosts.0", "vars.name", "vars.name is none if false else 2",
     "inputs.host if inputs.flag else 'none'", "stdout | regex_search('[0-9]+') | int",
-    "stdout | trim is defined", "things | sort", "text.upper", "mapping.keys",
+    "stdout | trim is defined", "things | sort", "text.upper", "mapping.keys", "view.k", "view.keys",
+    "view.items", "exit_code.real",
 ]
 FAILING_EXPRESSIONS = [
     "nosuch", "inputs.nosuch", "steps.missing.stdout", "inputs.hosts[5]", "mapping['x']",
     "inputs.host | int", "vars.count + inputs.host", "''.__class__", "things.append", "mapping.update",
-    "vars.count / 0", "inputs.host if inputs.flag", "inputs['_secret']",
+    "vars.count / 0", "inputs.host if inputs.flag", "inputs['_secret']", "nosuch.attr", "view.nosuch",
+    "exit_code.nosuch", "text.__class__",
 ]
 
 

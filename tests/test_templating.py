@@ -230,7 +230,18 @@ def test_rendering_again_runs_no_import_machinery_or_abc_check(text: str, shell:
     ctx = {"inputs": {"host": "db-1"}, "state": {"n": 5}}
     entered = _python_calls(lambda: templating.render(text, ctx, shell=shell))
     assert [f for f in entered if f.startswith("<frozen")] == []
-    assert any(f.endswith("_quick_eval.py:_getattr") for f in entered)  # the quick tier answered
+    assert any(f.endswith("_quick_eval.py:name_attr") for f in entered)  # the quick tier answered
+
+
+def test_a_names_attribute_is_read_in_one_call() -> None:
+    """`state.n`, `inputs.host`: the name and its key in one closure (no lookup, then
+    _getattr), for a dict; anything else still goes through _getattr's rules."""
+    ctx = {"inputs": {"host": "db-1"}, "state": {"n": 5}, "text": "abc"}
+    entered = _python_calls(lambda: templating.render("{{ state.n }} of {{ inputs.host }}", ctx))
+    quick = [f.split(":")[-1] for f in entered if "_quick_eval.py" in f]
+    assert quick.count("name_attr") == 2 and "lookup" not in quick and "_getattr" not in quick
+    assert templating.render("{{ text.upper() }}", ctx) == "ABC"
+    assert "_getattr" in [f.split(":")[-1] for f in _python_calls(lambda: templating.evaluate("text.upper", ctx))]
 
 
 def test_a_one_expression_template_renders_without_building_a_list() -> None:

@@ -89,6 +89,25 @@ def _getattr(obj: Any, attribute: str) -> Any:
     raise UndefinedError(f"{_type_name(obj)!r} has no attribute {attribute!r}")
 
 
+def _name_attr(name: str, key: str) -> Fn:
+    """`inputs.host`, `state.n` (most of what templates read): the name's lookup and the
+    attribute in one call, not two; what is not a dict's key goes through _getattr."""
+
+    def name_attr(c: Mapping[str, Any]) -> Any:
+        try:
+            obj = c[name]
+        except KeyError:
+            raise UndefinedError(f"{name!r} is undefined") from None
+        if type(obj) is dict:
+            try:
+                return obj[key]
+            except KeyError:
+                pass
+        return _getattr(obj, key)
+
+    return name_attr
+
+
 def _getitem(obj: Any, key: Any) -> Any:
     try:
         return obj[key]
@@ -160,6 +179,8 @@ class _Evaluator:
 
     def _attr(self, node: Node) -> Fn:
         inner, key = self.build(node[1]), node[2]
+        if node[1][0] == "name":
+            return _name_attr(node[1][1], key)
         return lambda c: _getattr(inner(c), key)
 
     def _item(self, node: Node) -> Fn:
