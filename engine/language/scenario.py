@@ -199,6 +199,13 @@ class Scenario:
             index[step] = [r for r in self.responses if r.step is None or r.step == step]
         return index
 
+    @cached_property
+    def plain_first(self) -> dict[str, Response]:
+        """Per step, its first response when that names only the step (no `match`, no
+        `when`): it answers every time without a look. Filled by the simulated world as
+        steps are answered, so the trials of an estimate share it."""
+        return {}
+
     def responses_for(self, step: str) -> list[Response]:
         """Responses that could answer `step`, in file order (the first match wins). A step
         of an included runbook (`fix_api/restart`) is answered by responses naming it so,
