@@ -991,3 +991,30 @@ def test_a_reply_reaches_a_sink_that_wants_output_and_skips_one_that_does_not(tm
         expected = [] if name == "drops" else [("stdout", b"out\n"), ("stderr", b"err\n")]
         assert sink.got == expected, name
     assert {(r.stdout, r.stderr, r.ok) for r in results.values()} == {("out", "err\n", True)}
+
+
+def test_a_step_whose_first_response_names_only_it_is_answered_without_a_search(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trials of an estimate share the scenario: a step's first response that has no
+    `match` and no `when` is found once; a first response with `when` is looked at each time."""
+    from engine.language.scenario import Scenario
+    from engine.simulation.drill import DrillSetup, run_scenario
+
+    scenario, book = load_pair(tmp_path, rb("""
+        detection:
+          - {id: a, run: echo a}
+          - {id: b, run: echo b}
+        """), """
+        state: {n: 1}
+        responses:
+          - {step: a, stdout: "plain a"}
+          - {step: b, when: "state.n > 5", stdout: "big"}
+          - {step: b, stdout: "small", set: {n: 9}}
+        """)
+    searched: list[str] = []
+    real = Scenario.responses_for
+    monkeypatch.setattr(Scenario, "responses_for", lambda self, step: searched.append(step) or real(self, step))
+    runs = [run_scenario(scenario, book, DrillSetup(seed=seed)) for seed in (1, 2)]
+    assert searched == ["a", "b", "b"]
+    for run in runs:
+        assert (finished(run, "a")["stdout"], finished(run, "b")["stdout"]) == ("plain a", "small")

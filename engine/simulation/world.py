@@ -61,13 +61,21 @@ class World:
     def respond(self, inv: Invocation) -> tuple[Response, Reply] | None:
         """The first response that matches this invocation, and the reply for this attempt."""
         step = inv.step
-        for response in self.scenario.responses_for(step):
+        response = self.scenario.plain_first.get(step) or self._first_match(step, inv)
+        if response is None:
+            return None
+        key = (response.index, step, inv.host)
+        count = self.counts[key] = self.counts.get(key, 0) + 1
+        return response, response.reply_for(count)
+
+    def _first_match(self, step: str, inv: Invocation) -> Response | None:
+        for i, response in enumerate(self.scenario.responses_for(step)):
             # Most responses name the step and nothing else: they match without a look.
             plain = response.match is None and response.when is None and response.step in (None, step)
+            if plain and i == 0:
+                self.scenario.plain_first[step] = response  # and answer it from there next time
             if plain or self._matches(response, step, inv):
-                key = (response.index, step, inv.host)
-                count = self.counts[key] = self.counts.get(key, 0) + 1
-                return response, response.reply_for(count)
+                return response
         return None
 
     def _matches(self, response: Response, step: str, inv: Invocation) -> bool:
