@@ -298,3 +298,21 @@ def test_a_command_evaluates_each_value_once_in_order_when_one_is_raw() -> None:
 
     assert templating.render("run {{ tick() }} {{ tick() }}", {"tick": tick}, shell=True) == "run 'a b' | c"
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("value", ["db-1", "db 1; rm -rf /", "", 7, ["a b", "c"], {"k": "v w"}, None, "a\0b", "é'\""])
+@pytest.mark.parametrize("text", ["check --host {{ h }} --n 3", "{{ h }}", "ping {{ h }}", "{{ h }} | wc"])
+def test_a_command_with_one_value_renders_as_the_general_path_does(text: str, value: Any) -> None:
+    """One value between two texts: joined once and quoted between them (no loop over the
+    parts); a value that is not plain text goes the general way. Jinja's tier agrees."""
+    ctx = {"h": value}
+    quick = templating.renderer(text, True, tier="quick")
+    assert quick.__qualname__.startswith("_one_value_renderer")
+    assert _outcome(lambda: quick(ctx)) == _outcome(lambda: templating.renderer(text, True, tier="jinja")(ctx))
+
+
+def _outcome(render: Any) -> tuple[str, str]:
+    try:
+        return "ok", render()
+    except Exception as exc:
+        return "error", type(exc).__name__

@@ -14,7 +14,6 @@ lint checks filters and tests against (filters.py) and the environment (_environ
 from __future__ import annotations
 
 import re
-import shlex
 import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -23,7 +22,8 @@ from typing import Any, NamedTuple
 from engine.errors import TemplateError
 
 from . import _limits
-from ._environment import MARK, environment, finalize_text, lock, shell_values, text_of
+from ._command import jinja_shell, shell_renderer
+from ._environment import environment, finalize_text, lock
 from .filters import FILTERS, JINJA_GLOBALS, TESTS, known_filters, known_globals, known_tests
 from .patterns import deferred
 from .values import Masked, Placeholder, Raw, plain
@@ -43,30 +43,11 @@ def has_template(text: str) -> bool:
 # -- rendering -------------------------------------------------------------------------------
 
 
-def _shell_text(value: Any) -> tuple[str, bool]:
-    """A value as text for the command, and whether it goes in as it is (not escaped)."""
-    if isinstance(value, (Placeholder, Masked)):
-        return str.__str__(value), True
-    if value is None:
-        return "", False
-    return (value if isinstance(value, str) else text_of(value)), False
-
-
-
 @lru_cache(maxsize=1)
 def _quick() -> Any:
     from ._quick_eval import evaluator
 
     return evaluator(FILTERS, TESTS, JINJA_GLOBALS)
-
-
-@lru_cache(maxsize=1)
-def _shell() -> Any:
-    """The shell scanner, imported at first use (only runs that render commands need it);
-    remembered, as an import statement in a function runs the import machinery each time."""
-    from . import shell
-
-    return shell
 
 
 @lru_cache(maxsize=4096)
@@ -89,7 +70,7 @@ def renderer(text: str, shell: bool, tier: str | None = None) -> Callable[[Mappi
         with lock:
             parts = compile_parts(environment(False), text)
     if parts is not None:
-        return _shell_renderer(parts, text) if shell else joined(parts, finalize_text)
+        return shell_renderer(parts, text) if shell else joined(parts, finalize_text)
     if tier not in (None, "jinja"):
         raise ValueError(f"the {tier} tier does not take {text!r}")
     with lock:
@@ -97,105 +78,7 @@ def renderer(text: str, shell: bool, tier: str | None = None) -> Callable[[Mappi
     # Jinja's own path can loop: it runs under the deadline, its output within MAX_SIZE.
     if not shell:
         return _limits.guarded(lambda ctx: _limits.joined(template.generate(ctx)))
-    return _limits.guarded(lambda ctx: _jinja_shell(template, ctx, text))
-
-
-def _shell_renderer(parts: list[Any], text: str) -> Callable[[Mapping[str, Any]], str]:
-    """A shell command from compiled parts. When every value lands where shlex.quote is
-    its escaping (a plain word, as in most commands) and is plain text, the command is
-    the text with each value quoted in its place, as shell.fill would make it; any other
-    value sends the command, with the values evaluated so far, the general way."""
-    plain = _all_plain(parts)
-    quote = shlex.quote
-
-    def render(c: Mapping[str, Any]) -> str:
-        if not plain:
-            return _placed(parts, [], c, text)
-        out: list[str] = []
-        values: list[Any] = []
-        for part in parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            value = part(c)
-            values.append(value)
-            if type(value) is not str or "\0" in value:
-                return _placed(parts, values, c, text)
-            out.append(quote(value))
-        return "".join(out)
-
-    return render
-
-
-def _all_plain(parts: list[Any]) -> bool:
-    """Whether the command, with plain text for every value, is its text with each value
-    shlex-quoted in place: every slot of its skeleton is a plain word (or, without a value,
-    the text has no NUL). The scanner reads the skeleton here rather than at the first
-    render; one it cannot read is left to the general path, which reports it as before."""
-    values = sum(not isinstance(p, str) for p in parts)
-    skeleton = "".join(p if isinstance(p, str) else MARK for p in parts)
-    if not values:
-        return MARK not in skeleton
-    try:
-        return _shell().plain_slots(skeleton) == values
-    except Exception:  # a scanner failure is the general path's to report, at render
-        return False
-
-
-def _placed(parts: list[Any], values: list[Any], c: Mapping[str, Any], text: str) -> str:
-    """The command the general way: the skeleton (text and raw values) with a slot for
-    every other value, filled in by shell.fill. `values` are those of the first
-    expressions, evaluated already (each is evaluated once, in order)."""
-    skeleton: list[str] = []
-    slotted: list[tuple[str, bool]] = []
-    given = iter(values)
-    for part in parts:
-        if isinstance(part, str):
-            skeleton.append(part)
-            continue
-        value = next(given, _UNSET)
-        if value is _UNSET:
-            value = part(c)
-        if isinstance(value, Raw):
-            skeleton.append(value)
-        else:
-            skeleton.append(MARK)
-            slotted.append(_shell_text(value))
-    return _fill("".join(skeleton), slotted, text)
-
-
-_UNSET = object()  # no value evaluated yet
-
-
-def _jinja_shell(template: Any, ctx: Mapping[str, Any], text: str) -> str:
-    collected: list[Any] = []
-    shell_values.current = collected
-    try:
-        skeleton = _limits.joined(template.generate(ctx))
-    finally:
-        shell_values.current = None
-    return _fill(skeleton, [_shell_text(v) for v in collected], text)
-
-
-def _fill(skeleton: str, values: list[tuple[str, bool]], text: str) -> str:
-    if not values and MARK not in skeleton:
-        return skeleton
-    shell = _shell()
-    try:
-        return shell.fill(skeleton, values)
-    except shell.Unsafe as exc:
-        if exc.index is None:
-            raise
-        names = _expression_names(text)
-        name = names[exc.index] if exc.index < len(names) else f"value {exc.index + 1} of the command"
-        raise shell.Unsafe(f"{name} {exc}") from None
-
-
-@lru_cache(maxsize=1024)
-def _expression_names(text: str) -> list[str]:
-    """`{{ … }}` of each value, in order, for messages (when the template has no loops)."""
-    found = [f"{{{{ {m.strip()} }}}}" for m in re.findall(r"\{\{-?(.*?)-?\}\}", text, re.DOTALL)]
-    return found if "{%" not in text else []
+    return _limits.guarded(lambda ctx: jinja_shell(template, ctx, text))
 
 
 @lru_cache(maxsize=4096)
