@@ -46,7 +46,9 @@ class EventBus:
         if masker is not None and masker._secrets:  # its __bool__, without the call (at every event)
             event = type(event)(**masker.data(event.record()))
         clock = self.clock
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: its __exit__ call with three Nones, at every event
+        try:
             if journaled:
                 self.seq += 1
             # Made without Stamp's generated __init__: a Python frame per event saved.
@@ -54,6 +56,8 @@ class EventBus:
             stamp.seq, stamp.t, stamp.elapsed = self.seq, clock.now(), clock.monotonic() - self._origin
             for observer in self.observers:
                 observer.on_event(event, stamp)
+        finally:
+            lock.release()
         return stamp
 
     def barrier(self) -> None:
