@@ -199,6 +199,13 @@ def jsonable(value: Any, depth: int = MAX_DEPTH) -> Any:
     """`value` as JSON can hold it and any reader can decode it: mappings with text keys,
     lists, text without lone surrogates, finite numbers, at most MAX_DEPTH levels deep.
     What does not fit is shown as text (`nan`, `<integer of 20000 bits>`, TOO_DEEP)."""
+    kind = type(value)  # the usual types first, by identity: isinstance(x, Mapping) is a Python-level call
+    if kind is str:
+        return _text(value)
+    if kind is int:
+        return value if value.bit_length() < 10_000 else f"<integer of {value.bit_length()} bits>"
+    if kind is dict and depth > 0:
+        return {_text(str(k)): jsonable(v, depth - 1) for k, v in value.items()}
     if isinstance(value, str):
         return _text(value)
     if value is None or isinstance(value, bool):
