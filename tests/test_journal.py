@@ -413,6 +413,27 @@ def test_encode_never_fails_and_always_writes_a_decodable_line(value: object) ->
     assert record["seq"] == 3 and record["step"] == "s" and "v" in record["outputs"]
 
 
+def test_jsonable_reads_a_plain_dict_without_an_abc_check() -> None:
+    """A step's outputs (a dict of text and numbers) are made journalable without
+    ABCMeta.__instancecheck__ (a Python-level call at every step); other mappings and
+    keys that are not text come out as before."""
+    import sys
+    from types import MappingProxyType
+
+    from engine.run.journal_writer import jsonable
+
+    entered: list[str] = []
+    sys.setprofile(lambda frame, event, arg: entered.append(frame.f_code.co_name) if event == "call" else None)
+    try:
+        kept = jsonable({"value": 5, "name": "db-1", "nested": {"ok": True, "n": 1.5}})
+    finally:
+        sys.setprofile(None)
+    assert kept == {"value": 5, "name": "db-1", "nested": {"ok": True, "n": 1.5}}
+    assert "__instancecheck__" not in entered
+    assert jsonable(MappingProxyType({1: True, None: [2]})) == {"1": True, "None": [2]}
+    assert jsonable({("a", 1): {}, "x": 10 ** 20000})["('a', 1)"] == {}
+
+
 def test_jsonable_cuts_deep_values_and_replaces_what_json_cannot_hold() -> None:
     from engine.run.journal_writer import MAX_DEPTH, TOO_DEEP, jsonable
 
