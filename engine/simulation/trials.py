@@ -71,7 +71,7 @@ class TrialResult:
         reached = tuple((m.attr, getattr(t, m.attr)) for m in MILESTONES if getattr(t, m.attr) is not None)
         return cls(str(t.outcome), card.passed, tuple(c.objective for c in card.missed), tuple(card.unscripted),
                    reached, t.recovered is not None,
-                   tuple((s.step, s.duration, s.waited) for s in t.steps.values()))
+                   tuple([(s.step, s.duration, s.waited) for s in t.steps.values()]))  # a list: no generator
 
 
 def run_trials(scenario: Scenario, runbook: Runbook, trials: int, seed: int | None = None,
