@@ -103,8 +103,11 @@ def command(d: Driver, step: Step, sid: str, spec: RunSpec, number: int, extra: 
             base, shown = replace(base, per_host=each), _shown_per_host(d, spec.command, each, hosts, extra)
         return fan_out(d, step, sid, base, hosts, shown)
     r.bus.barrier()
-    with d.sink(sid) as sink:
+    sink = d.sink(sid)  # not `with`: __enter__ and __exit__ entered from C, at every command
+    try:
         result = r.services.local.run(base, sink, r.cancel)
+    finally:
+        sink.close()
     return Attempt(result.ok, result.error, result, cancelled=result.cancelled) if result.cancelled \
         else Attempt(result.ok, result.error, result)
 

@@ -78,6 +78,10 @@ class StepSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Emit what the streams held back (as leaving `with` does)."""
         if not self._decoders:
             return  # no output came (a silent command; a run nobody shows output to)
         keep = self.streams.in_items
