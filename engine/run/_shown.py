@@ -44,7 +44,7 @@ class Shown:
 
     @property
     def active(self) -> bool:
-        return self.state.secret
+        return bool(self.state.secret_inputs)  # state.secret, without a second property call
 
     def context(self, extra: Mapping[str, Any], **current: Any) -> dict[str, Any]:
         """The shown context of a step: `extra["_shown"]` holds the shown forms of its names."""
