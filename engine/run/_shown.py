@@ -41,10 +41,9 @@ class Shown:
 
     def __init__(self, state: RunState, masker: Masker) -> None:
         self.state, self.masker = state, masker
-
-    @property
-    def active(self) -> bool:
-        return bool(self.state.secret_inputs)  # state.secret, without a second property call
+        # Whether the run has secrets (state.secret): its secret inputs are set when it
+        # starts. Read a few times a step: an attribute, not a property entered from C.
+        self.active = bool(state.secret_inputs)
 
     def context(self, extra: Mapping[str, Any], **current: Any) -> dict[str, Any]:
         """The shown context of a step: `extra["_shown"]` holds the shown forms of its names."""
