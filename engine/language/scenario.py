@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Mapping
@@ -198,6 +199,12 @@ class Scenario:
         for step in {r.step for r in self.responses if r.step is not None}:
             index[step] = [r for r in self.responses if r.step is None or r.step == step]
         return index
+
+    @cached_property
+    def state_json(self) -> str:
+        """The state as JSON text (what JSON cannot hold, as its text), made once: every
+        drill's world starts from its own copy (the trials of an estimate share this)."""
+        return json.dumps(dict(self.state), default=str)
 
     @cached_property
     def plain_first(self) -> dict[str, Response]:
