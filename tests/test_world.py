@@ -1018,3 +1018,24 @@ def test_a_step_whose_first_response_names_only_it_is_answered_without_a_search(
     assert searched == ["a", "b", "b"]
     for run in runs:
         assert (finished(run, "a")["stdout"], finished(run, "b")["stdout"]) == ("plain a", "small")
+
+
+def test_each_world_starts_from_its_own_copy_of_the_state_encoded_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trials of an estimate share the scenario's state as JSON text (made once);
+    each world reads its own copy, so a change in one trial never reaches the next."""
+    import datetime
+    import json
+
+    from engine.run.clock import VirtualClock
+    from engine.simulation import world as world_module
+
+    scenario, _ = load_pair(tmp_path, rb("detection:\n  - {id: a, run: echo a}\n"),
+                            "state: {disk: {pct: 96}, when: 2026-01-02}\nresponses:\n  - {step: a}\n")
+    dumps: list[object] = []
+    real = json.dumps
+    monkeypatch.setattr(json, "dumps", lambda *a, **k: dumps.append(a) or real(*a, **k))
+    first, second = (world_module.World(scenario, VirtualClock()) for _ in range(2))
+    first.state["disk"]["pct"] = 1
+    assert second.state == {"disk": {"pct": 96}, "when": str(datetime.date(2026, 1, 2))}
+    assert len(dumps) <= 1 and scenario.state["disk"]["pct"] == 96

@@ -50,7 +50,7 @@ class World:
 
     def __post_init__(self) -> None:
         if not self.state:
-            self.state = json.loads(json.dumps(dict(self.scenario.state), default=str))
+            self.state = json.loads(self.scenario.state_json)
         # The inputs as templates see them: copied once, not at every reply (templates
         # cannot change what they are given: the sandbox is immutable).
         self._inputs = dict(self.inputs)
