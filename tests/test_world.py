@@ -1039,3 +1039,26 @@ def test_each_world_starts_from_its_own_copy_of_the_state_encoded_once(
     first.state["disk"]["pct"] = 1
     assert second.state == {"disk": {"pct": 96}, "when": str(datetime.date(2026, 1, 2))}
     assert len(dumps) <= 1 and scenario.state["disk"]["pct"] == 96
+
+
+def test_a_reply_that_reads_only_the_state_renders_without_the_invocations_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The invocation's names (command, host, step, attempt, url, query) go into a reply's
+    context only when its template spells one; the output is the same either way."""
+    from engine.simulation.world import World
+
+    asked: list[bool] = []
+    real = World.context
+    monkeypatch.setattr(World, "context", lambda self, inv=None: asked.append(inv is not None) or real(self, inv))
+    run = drill(tmp_path, rb("""
+        detection:
+          - {id: a, run: echo a}
+          - {id: b, run: echo b}
+        """), """
+        state: {n: 7}
+        responses:
+          - {step: a, stdout: "{{ state.n }}"}
+          - {step: b, stdout: "{{ state.n }} for {{ step }}", stderr: "{{ state.n }}"}
+        """)
+    assert (finished(run, "a")["stdout"], finished(run, "b")["stdout"]) == ("7", "7 for b")
+    assert asked == [False, True]

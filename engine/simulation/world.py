@@ -16,6 +16,7 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import TemplateError
@@ -212,9 +213,22 @@ def _assign(state: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+_INVOCATION_NAMES = ("command", "host", "step", "attempt", "url", "query")  # world.context(inv) adds them
+
+
+@lru_cache(maxsize=1024)
+def _names_invocation(text: str) -> bool:
+    """Whether a reply's template may read a name of the invocation: any text that spells
+    one (most replies read only `state` and `inputs`). By its text, so no scoping rule of
+    Jinja's can make it wrong."""
+    return any(name in text for name in _INVOCATION_NAMES)
+
+
 def _rendered(world: World, reply: Reply, inv: Invocation) -> tuple[str, str]:
-    """A reply's stdout and stderr rendered from the state (as world.render, with one context)."""
-    ctx, where = world.context(inv), world.scenario.file
+    """A reply's stdout and stderr rendered from the state (as world.render, with one
+    context: the invocation's names added only when a template may read one)."""
+    small = not _names_invocation(reply.stdout) and not _names_invocation(reply.stderr)
+    ctx, where = world.context(None if small else inv), world.scenario.file
     return (templating.render(reply.stdout, ctx, where=where) if reply.stdout else "",
             templating.render(reply.stderr, ctx, where=where) if reply.stderr else "")
 
