@@ -261,9 +261,9 @@ class Console:
             outputs = self.paint("  " + " ".join(f"{k}={_short(v)}" for k, v in e.outputs.items()), "dim")
         item = self.paint(f"  (item {e.index})", "dim") if e.block and e.index is not None else ""
         pad = "  " * self._depths.get(e.step, 0)
-        # Held until the next line or the next barrier (the next step's start, a prompt, a
-        # wait, the run's end): on a pipe the two go out in one write; a terminal's stream
-        # is line-buffered and shows it at once.
+        # Held by the terminal (write(flush=False)) until the next line or the next barrier
+        # (before a command, a request, a prompt, a wait; the run's end): the two go out in
+        # one write.
         self.terminal.write(f"{self._clock_mark(s)} {pad}" + self.paint(f"{mark} {e.step} {word}", style) +
                             self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs + item
                             + "\n", flush=len(e.hosts) > 1)
