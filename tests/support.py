@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from engine.language.diagnostics import Diagnostic
 
@@ -19,6 +20,24 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # A runbook of one step, for what a one-step run does at start-up (imports, compiling).
 ONE_STEP_RUNBOOK = "kind: runbook\nversion: 1\nid: one\ntitle: One\ndetection:\n  - {id: a, run: 'true'}\n"
+
+
+def python_calls(fn: Callable[[], object]) -> list[str]:
+    """The Python functions a call of `fn` enters, in order, as `file.py:name` (the file's
+    base name; generated code's file is `<string>`): what a test of a hot path's cost
+    pins, since a call the interpreter enters is the expensive part."""
+    entered: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            entered.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}")
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return entered
 
 
 def one_step_runbook(folder: Path) -> Path:

@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -532,20 +533,27 @@ def test_line_functions_are_made_only_for_the_events_a_run_writes_many_of(
 
     monkeypatch.setattr(journal_writer, "_LINES", {})
     monkeypatch.setattr(journal_writer, "_WRITTEN", {})
-    records: list[int] = []
-    StepProcess("s", 1).record()  # the class's own record() is made at its first use: then spied on
-    real = StepProcess.record
-
-    def spy(self: StepProcess) -> dict[str, object]:
-        records.append(1)
-        return real(self)
-
-    spy.__qualname__ = real.__qualname__  # still the record made of the fields
-    monkeypatch.setattr(StepProcess, "record", spy)
+    records = _records_made(monkeypatch, StepProcess("s", 1))
     lines = [encode(StepProcess(f"s{i}", 100 + i), stamp(i)) for i in range(journal_writer.COMPILE_AT + 20)]
     assert len(records) == journal_writer.COMPILE_AT - 1
     assert lines[-1] == b'{"seq": %d, "t": "2026-01-01T00:00:00.000Z", "elapsed": 0.0, "event": "step.process", ' \
         b'"step": "s83", "pgid": 183, "host": null}\n' % (journal_writer.COMPILE_AT + 19)
+
+
+def _records_made(monkeypatch: pytest.MonkeyPatch, sample: Any) -> list[int]:
+    """A 1 for each record() of the sample's event class from now on. The class's own
+    record() is made at its first use, so it is used once before it is spied on."""
+    cls, records = type(sample), []
+    sample.record()
+    real = cls.record
+
+    def spy(self: Any) -> dict[str, object]:
+        records.append(1)
+        return real(self)
+
+    spy.__qualname__ = real.__qualname__  # still the record made of the fields
+    monkeypatch.setattr(cls, "record", spy)
+    return records
 
 
 def test_with_a_code_cache_a_line_function_is_used_from_a_class_first_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -562,16 +570,7 @@ def test_with_a_code_cache_a_line_function_is_used_from_a_class_first_line(monke
     monkeypatch.setattr(journal_writer, "_WRITTEN", {})
     event = StepFinished("s1", "remediation", "run", "ok", duration=0.25, exit_code=0, outputs={"a": [1.5, None]})
     expected = _record_line(event, stamp(7, 1.0004))
-    records: list[int] = []
-    StepFinished("s", "p", "run", "ok").record()  # made at its first use: then spied on
-    real = StepFinished.record
-
-    def spy(self: StepFinished) -> dict[str, object]:
-        records.append(1)
-        return real(self)
-
-    spy.__qualname__ = real.__qualname__  # still the record made of the fields
-    monkeypatch.setattr(StepFinished, "record", spy)
+    records = _records_made(monkeypatch, StepFinished("s", "p", "run", "ok"))
     assert encode(event, stamp(7, 1.0004)) == expected
     assert records == []
     assert any("def line(event" in source for (_, source, _) in cache.used)

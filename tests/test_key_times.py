@@ -3,12 +3,11 @@ emitted are exactly what metrics.timings() folds from the journal's records."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from simkit import load_pair
+from support import python_calls
 
 from engine.language.validation import load_runbook, load_scenario
 from engine.run.bus import EventBus
@@ -79,29 +78,13 @@ def test_a_trial_keeps_its_timings_and_score_not_its_records(tmp_path: Path) -> 
     assert trial.timings == lone.timings and trial.scorecard == lone.scorecard
 
 
-def _entered(fn: Any) -> list[str]:
-    """The Python functions a call of `fn` enters (generated ones by their name alone)."""
-    entered: list[str] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            entered.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}")
-
-    sys.setprofile(profile)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return entered
-
-
 def test_a_step_s_two_events_are_folded_with_one_collector_call_each() -> None:
     """step.started and step.finished go straight to Collector.started/finished (no
     Collector.at, no check of types the engine made), and the bus asks the masker for
     nothing when no secret is known: three of a simulated step's Python calls."""
     key_times = KeyTimes()
     bus = EventBus(VirtualClock(), [key_times], Masker())
-    entered = _entered(lambda: (bus.emit(StepStarted("s1", "detection", "run")),
+    entered = python_calls(lambda: (bus.emit(StepStarted("s1", "detection", "run")),
                                 bus.emit(StepFinished("s1", "detection", "run", "ok", 2.0))))
     assert [f for f in entered if f.split(":")[0] in ("metrics.py", "masking.py", "key_times.py")] == [
         "key_times.py:on_event", "metrics.py:started", "key_times.py:on_event", "metrics.py:finished"]

@@ -4,12 +4,12 @@ must stay as it was."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import python_calls
 
 from engine.run.state import RunState
 from engine.testing import ScriptedExecutor, run_text
@@ -78,18 +78,10 @@ def test_a_step_s_where_runs_no_python_code_until_an_error_needs_it() -> None:
 
     driver = Driver.__new__(Driver)
     driver.r = Run()  # type: ignore[assignment]
-    calls: list[str] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            calls.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        where = driver.where(Step(), "run")  # type: ignore[arg-type]
-    finally:
-        sys.setprofile(None)
-    assert calls == ["where"]  # the method itself, and nothing it calls
+    made: list[Where] = []
+    calls = _calls(lambda: made.append(driver.where(Step(), "run")))  # type: ignore[arg-type]
+    assert calls == ["<lambda>", "where"]  # the method itself, and nothing it calls
+    where = made[0]
     assert where and str(where) == "x.yaml:remediation.0.run" and f"{where}" == str(where)
     assert str(Where(Book(), ("targets", "web"))) == "x.yaml:targets.web"  # made elsewhere with a whole path
 
@@ -126,18 +118,7 @@ def test_a_step_s_kind_gets_its_template_names_alone(monkeypatch: pytest.MonkeyP
 
 def _calls(fn: Any) -> list[str]:
     """The Python functions `fn()` runs, by name."""
-    calls: list[str] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            calls.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return calls
+    return [entered.rsplit(":", 1)[-1] for entered in python_calls(fn)]
 
 
 def test_a_step_s_names_are_told_from_the_driver_s_own_without_a_loop_in_python() -> None:

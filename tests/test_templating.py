@@ -8,6 +8,7 @@ import subprocess
 from typing import Any
 
 import pytest
+from support import python_calls
 
 from engine.errors import TemplateError
 from engine.templates import templating
@@ -205,21 +206,8 @@ def test_render_value_renders_inside_mappings_and_lists() -> None:
 
 def _python_calls(fn: Any) -> list[str]:
     """The Python functions a call of `fn` enters (after a first call compiled what it needs)."""
-    import sys
-
     fn()
-    entered: list[str] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            entered.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
-
-    sys.setprofile(profile)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return entered
+    return python_calls(fn)
 
 
 @pytest.mark.parametrize("text, shell", [("check --host {{ inputs.host }} --n 3", True), ("{{ state.n }}", False),
