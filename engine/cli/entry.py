@@ -178,6 +178,9 @@ def _command(args: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point."""
+    from ._deferred import defer
+
+    defer()  # before anything imports them: see the module's docstring
     from ._code_cache import install
 
     install()  # before anything defines a dataclass: see the module's docstring

@@ -1,0 +1,92 @@
+"""The standard-library modules the `runbook` command defers (engine/cli/_deferred.py): a
+plain run never loads them, and whoever uses one gets exactly the module, once, even from
+several threads at a time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from support import probe_one_step_run
+
+_LOADED = """\
+import sys
+sys.argv = ["runbook", *sys.argv[1:]]
+from engine.cli.entry import main
+try:
+    main()
+except SystemExit:
+    pass
+names = ("inspect", "ast", "dis", "tokenize", "linecache", "copy", "ntpath", "fnmatch", "ipaddress")
+print(sorted(n for n in names if n in sys.modules and type(sys.modules[n]).__name__ != "_Deferred"))
+"""
+
+
+def _python(script: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
+def test_a_plain_run_loads_none_of_what_dataclasses_and_pathlib_import_for_functions_it_never_calls(
+        tmp_path: Path) -> None:
+    """inspect (with ast, dis, tokenize, linecache), copy, ntpath, fnmatch and ipaddress:
+    a tenth of a one-step run's start-up, for code it never ran."""
+    probe_one_step_run(_LOADED, tmp_path)  # the first run keeps the model; the second reads it
+    assert probe_one_step_run(_LOADED, tmp_path) == "[]"
+
+
+def test_a_deferred_module_is_the_module_itself_from_its_first_use() -> None:
+    script = """\
+import sys, types
+from engine.cli._deferred import defer
+defer(("inspect", "ntpath"))
+import inspect, ntpath
+first = inspect
+before = type(inspect).__name__, "signature" in vars(inspect)
+from inspect import signature
+after = (type(inspect) is types.ModuleType, sys.modules["inspect"] is first, str(signature(defer)),
+         inspect.__loader__.__class__.__name__, ntpath.join("a", "b"), ntpath.__name__)
+try:
+    inspect.no_such_name
+except AttributeError as exc:
+    missing = str(exc)
+print(before, after, missing)
+"""
+    assert _python(script) == (
+        "('_Deferred', False) (True, True, \"(names: 'tuple[str, ...]' = ('inspect', 'copy', 'ntpath', "
+        "'fnmatch', 'ipaddress')) -> 'None'\", 'SourceFileLoader', 'a\\\\b', 'ntpath') "
+        "module 'inspect' has no attribute 'no_such_name'")
+
+
+def test_threads_that_first_use_a_deferred_module_together_each_get_the_whole_module() -> None:
+    script = """\
+import threading
+from engine.cli._deferred import defer
+defer(("ipaddress",))
+import ipaddress
+barrier, got = threading.Barrier(8), []
+
+def use():
+    barrier.wait()
+    got.append(str(ipaddress.ip_address("::1")))
+
+threads = [threading.Thread(target=use) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(got)
+"""
+    assert _python(script) == str(["::1"] * 8)
+
+
+def test_a_module_imported_already_is_left_as_it_is() -> None:
+    script = """\
+import sys, inspect
+from engine.cli._deferred import defer
+before = sys.modules["inspect"]
+defer(("inspect",))
+print(sys.modules["inspect"] is before, type(before).__name__)
+"""
+    assert _python(script) == "True module"
