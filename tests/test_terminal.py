@@ -130,3 +130,35 @@ def test_at_most_one_write_is_held() -> None:
     terminal.write("c\n", flush=False)
     terminal.flush()
     assert stream.getvalue() == "a\nb\nc\n"
+
+
+def test_a_line_is_written_under_the_lock_without_a_with_statement_s_exit_call() -> None:
+    """A step writes two lines: `with self._lock` called the lock's __exit__ from C at
+    each (about 2,500 instructions); the lock is still held while the line is written."""
+    out = io.StringIO()
+    term = Terminal(out)
+    calls: list[str] = []
+    held_while_written: list[bool] = []
+
+    class Stream(io.StringIO):
+        def write(self, text: str) -> int:
+            held_while_written.append(term._lock._is_owned())  # type: ignore[attr-defined]
+            return out.write(text)
+
+    term.stream = Stream()
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        if event == "c_call":
+            calls.append(getattr(arg, "__name__", ""))
+
+    import sys
+
+    sys.setprofile(profile)
+    try:
+        term.write("one\n")
+    finally:
+        sys.setprofile(None)
+    assert out.getvalue() == "one\n" and held_while_written == [True]
+    assert "__exit__" not in calls and "__enter__" not in calls
+    term.write("two\n")  # and the lock was released
+    assert out.getvalue() == "one\ntwo\n"

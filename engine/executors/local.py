@@ -56,8 +56,10 @@ class LocalExecutor:
         except ValueError as exc:  # a NUL byte in the command or the environment
             return _failed(invocation, started, f"cannot start the command: {exc}")
         sink.process_started(proc.pid, None)  # its own session: the group id is its pid
-        with proc:
+        try:  # not `with`: __enter__ and __exit__ entered from C, at every command
             outcome = proc.communicate(invocation, sink, cancel)
+        finally:
+            proc.close()
         duration = time.monotonic() - t0
         code = outcome.exit_code
         error = outcome.error
@@ -144,10 +146,8 @@ class _Process:
                 os.close(fd)
         return cls(pid, {out_r: "stdout", err_r: "stderr"}, in_w, _pidfd(pid))
 
-    def __enter__(self) -> _Process:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """Close its pipes and pidfd; a shell still running (an error, Ctrl-C) is stopped."""
         for fd in [*self.fds, self.stdin_fd, self.pidfd]:
             if fd is not None:
                 try:

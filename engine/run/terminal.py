@@ -52,7 +52,9 @@ class Terminal:
         """Write whole lines (`text` ends with a newline), around any open prompt.
         `flush=False` holds them for the next write (or flush()) to send along: one
         system call for lines shown a moment apart, whatever buffering the stream has."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: its __exit__ is called from C with three Nones, at every line
+        try:
             held, prompt = self._held[0], self._prompt
             if held:
                 text, self._held[0] = held + text, ""
@@ -68,6 +70,8 @@ class Terminal:
                 # No escape codes: end the prompt's line, and where a person types, ask again.
                 self._put(("" if self._ended else "\n") + text + (_plain(prompt) if self.echoes else ""))
             self.stream.flush()
+        finally:
+            lock.release()
 
     def flush(self) -> None:
         """Send what `write(flush=False)` holds."""

@@ -242,3 +242,20 @@ def test_a_stream_keeps_a_tail_only_once_it_has_output(monkeypatch: pytest.Monke
     assert made == [] and (result.stdout, result.stderr, result.truncated) == ("", "", False)
     result, _ = run("echo out")
     assert made == [1] and (result.stdout, result.stderr, result.truncated) == ("out\n", "", False)
+
+
+def test_a_command_s_pipes_are_closed_without_a_with_statement_s_calls() -> None:
+    """`with proc:` entered _Process.__enter__ and __exit__ from C at every command; its
+    pipes and pidfd are still all closed when the command is done."""
+    import os
+
+    from support import python_calls
+
+    executor, sink, cancel = LocalExecutor(), Chunks(), Cancel()
+    before = set(os.listdir("/proc/self/fd"))
+    seen: list[Result] = []
+    entered = python_calls(lambda: seen.append(executor.run(Invocation("s", "run", "echo hi"), sink, cancel)))
+    result = seen[0]
+    assert result.ok and result.stdout == "hi\n" and sink.text("stdout") == "hi\n"
+    assert not any(name.endswith(("__enter__", "__exit__")) for name in entered if name.startswith("local.py"))
+    assert set(os.listdir("/proc/self/fd")) <= before
