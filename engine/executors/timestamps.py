@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+from itertools import product
 
 # The text of the last whole second formatted, `2026-11-22T06:30:12.`: a run stamps a few
 # events a step within one second, and a datetime per stamp was a twentieth of a step's
 # own work. One tuple, replaced whole, so threads never see half of it.
 _last_second: tuple[float, str] = (math.nan, "")
-_MILLISECONDS = tuple(f"{ms:03d}Z" for ms in range(1000))  # the end of a stamp, made once
+# The end of a stamp, `000Z` to `999Z`, made once: by joining digits in C (a generator
+# formatting each was 3.1M instructions, a percent of a one-step run).
+_MILLISECONDS = tuple(map("".join, product("0123456789", "0123456789", "0123456789", "Z")))
 
 
 def iso(t: float) -> str:
