@@ -90,3 +90,4 @@ defer(("inspect",))
 print(sys.modules["inspect"] is before, type(before).__name__)
 """
     assert _python(script) == "True module"
+

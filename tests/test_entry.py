@@ -324,3 +324,22 @@ def test_a_run_started_in_process_leaves_the_collector_as_it_was() -> None:
     with _collector_paused():
         assert not gc.isenabled()
     assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
+
+
+_ENGINE_MODULES = """\
+import sys
+sys.argv = ["runbook", *sys.argv[1:]]
+from engine.cli.entry import main
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(n for n in ("engine.language.diagnostics", "engine.run.alerts") if n in sys.modules))
+"""
+
+
+def test_a_plain_run_of_a_kept_model_imports_no_diagnostics_and_no_alert_reader(tmp_path: Path) -> None:
+    """The validation cache's stored results (diagnostics) and the alert's labels (alerts)
+    are read only by a command that has them."""
+    probe_one_step_run(_ENGINE_MODULES, tmp_path)
+    assert probe_one_step_run(_ENGINE_MODULES, tmp_path) == "[]"

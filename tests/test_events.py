@@ -80,3 +80,20 @@ def test_the_bus_looks_its_observers_barriers_up_once() -> None:
     for _ in range(3):
         bus.barrier()
     assert (Watcher.lookups, Durable.synced) == (1, 3)
+
+
+def test_importing_the_events_lists_no_class_fields_and_reading_a_record_back_still_takes_only_its_fields() -> None:
+    """A live run reads no record back: the field names from_record keeps are listed at
+    its first record of a class, not for all 28 classes at every start."""
+    from pathlib import Path
+
+    from engine.run import events
+
+    code = compile(Path(events.__file__).read_text(encoding="utf-8"), events.__file__, "exec")
+    made: dict[str, Any] = {"__name__": "engine.run.events", "__package__": "engine.run"}
+    exec(code, made)
+    assert made["_FIELDS"] == {}
+    record = {"seq": 1, "t": 0.0, "elapsed": 0.0, "event": "phase.finished", "phase": "detection",
+              "status": "ok", "duration": 1.5, "unknown": "dropped"}
+    assert made["from_record"](record) == made["PhaseFinished"]("detection", "ok", 1.5)
+    assert made["_FIELDS"] == {made["PhaseFinished"]: ("phase", "status", "duration")}

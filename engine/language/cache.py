@@ -16,11 +16,12 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.home import home
 
-from .diagnostics import Diagnostic, Severity
+if TYPE_CHECKING:  # imported where a stored result is read: a run reads none (model_cache.py)
+    from .diagnostics import Diagnostic
 
 FORMAT = 1
 _recording: list[list[str]] = []
@@ -96,6 +97,8 @@ def _encode(d: Diagnostic) -> list[Any]:
 
 
 def _decode(file: str, row: list[Any]) -> Diagnostic:
+    from .diagnostics import Diagnostic, Severity
+
     line, column, severity, rule, message, path = row
     return Diagnostic(file, line, column, Severity(severity), rule, message, tuple(path))
 

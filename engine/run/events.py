@@ -418,6 +418,8 @@ class Stamp:
 
 
 EVENT_TYPES: dict[str, type[Event]] = {}
+# Each class's field names, made when a record of it is first read back: a live run reads
+# none, and making them all at import was 0.5M instructions of its start-up.
 _FIELDS: dict[type[Event], tuple[str, ...]] = {}
 
 
@@ -425,7 +427,6 @@ for _cls in list(Event.__subclasses__()):
     if "__slots__" not in _cls.__dict__:
         continue  # the class as written, before @dataclass(slots=True) made it anew
     EVENT_TYPES[_cls.name] = _cls
-    _FIELDS[_cls] = tuple(f.name for f in dataclasses.fields(_cls))
 
 
 def from_record(record: dict[str, Any]) -> Event | None:
@@ -433,5 +434,7 @@ def from_record(record: dict[str, Any]) -> Event | None:
     cls = EVENT_TYPES.get(record.get("event", ""))
     if cls is None:
         return None
-    names = _FIELDS[cls]
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
     return cls(**{k: v for k, v in record.items() if k in names})

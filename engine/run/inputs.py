@@ -16,8 +16,6 @@ from engine.errors import InputError
 from engine.executors.secrets import SecretError, SecretSource, read_secret
 from engine.language.model import Input, Runbook
 
-from .alerts import lookup
-
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
 
@@ -182,6 +180,8 @@ def _find(spec: Input, given: dict[str, Any], from_file: dict[str, Any],
     if spec.name in from_file:
         return from_file[spec.name], "the inputs file"
     if alert is not None and spec.alert:
+        from .alerts import lookup  # a run started by an alert has imported it already
+
         value = lookup(alert, spec.alert)
         if value is not None:
             return value, f"the alert ({spec.alert})"
