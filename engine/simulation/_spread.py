@@ -1,5 +1,5 @@
-"""Seeded trials spread over the CPUs: a worker process per CPU (forked, as `runbook
-validate` spreads files), each running chunks of consecutive trials. What each trial
+"""Seeded trials spread over the CPUs: a worker process per CPU (forked, see _workers),
+each running chunks of consecutive trials. What each trial
 keeps comes back in trial order, so whatever adds the trials up gets the same figures as
 in one process.
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from .drill import DrillRun, DrillSetup, run_scenario, scenario_inputs
 
 PARALLEL_MIN_TRIALS = 64  # fewer trials take less time than starting the workers
 MAX_JOBS = 8
-CHUNK = 32  # consecutive trials a worker runs at a time
+CHUNK = 8  # consecutive trials a worker runs at a time: small, so no CPU waits long on the last
 YOUNG_THRESHOLD = 7000  # allocations between collections of the youngest generation (Python's default: 700)
 T = TypeVar("T")
 
@@ -95,16 +94,9 @@ def _fewer_collections() -> Iterator[None]:
 
 
 def _spread(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int) -> Iterator[T]:
-    if jobs > 1:
-        import multiprocessing
-
-        try:
-            context = multiprocessing.get_context("fork")
-        except ValueError:  # no fork on this system: this process does it all
-            context = None
-        if context is not None:
-            yield from _in_workers(context, plan, keep, jobs)
-            return
+    if jobs > 1 and hasattr(os, "fork"):  # no fork on this system: this process does it all
+        yield from _in_workers(plan, keep, jobs)
+        return
     for i in range(plan.trials):
         yield keep(plan.run(i))
 
@@ -120,39 +112,26 @@ def _jobs(jobs: int | None, trials: int) -> int:
     return max(1, min(jobs, -(-trials // CHUNK)))  # no more workers than chunks
 
 
-# What the forked workers inherit: the plan and what to keep of each trial. Set only
-# while a pool runs; the workers are forked with it in place, so nothing is pickled
-# but the trial numbers going out and what is kept coming back.
-_WORK: tuple[TrialPlan, Callable[[DrillRun], Any]] | None = None
+def _in_workers(plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int) -> Iterator[T]:
+    """The trials in chunks of consecutive ones over `jobs` forked workers (which inherit
+    the plan and `keep`: nothing is pickled but what is kept); each chunk is handed on as
+    soon as it and those before it are done, so what is kept of 10,000 trials is never
+    all held at once."""
+    from ._workers import in_order
 
-
-def _in_workers(context: Any, plan: TrialPlan, keep: Callable[[DrillRun], T], jobs: int) -> Iterator[T]:
-    """The trials in chunks of consecutive ones over `jobs` workers; each chunk is handed
-    on as soon as it and those before it are done, so what is kept of 10,000 trials is
-    never all held at once."""
-    global _WORK
     chunks = [range(start, min(start + CHUNK, plan.trials)) for start in range(0, plan.trials, CHUNK)]
-    _WORK = (plan, keep)
+    results = in_order(lambda n: _share(plan, keep, chunks[n]), len(chunks), jobs)
     try:
-        with context.Pool(jobs, initializer=_ignore_interrupts) as pool:
-            for chunk, kept in zip(chunks, pool.imap(_share, chunks), strict=True):
-                yield from kept
-                for i in chunk[len(kept):]:  # a trial that failed there: here it raises as in one process
-                    yield keep(plan.run(i))
+        for chunk, kept in zip(chunks, results, strict=True):
+            yield from kept
+            for i in chunk[len(kept):]:  # a trial that failed there: here it raises as in one process
+                yield keep(plan.run(i))
     finally:
-        _WORK = None
+        results.close()  # the workers end now, not when the traceback of what was raised goes
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group: this process stops the workers, and a
-    # worker must not print a traceback of its own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _share(trials: range) -> list[Any]:
-    assert _WORK is not None
-    plan, keep = _WORK
-    kept: list[Any] = []
+def _share(plan: TrialPlan, keep: Callable[[DrillRun], T], trials: range) -> list[T]:
+    kept: list[T] = []
     for i in trials:
         try:
             kept.append(keep(plan.run(i)))
