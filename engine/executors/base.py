@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -143,27 +144,34 @@ class Executor(Protocol):
 
 
 class Cancel:
-    """Set once to stop what is running; its fd lets executors wait on it with poll()."""
+    """Set once to stop what is running; its fd lets executors wait on it with poll().
+
+    Its pipe is made when its fd is first asked for: the runs of a drill (each trial of an
+    estimate) wait on none, and making and closing one took seven system calls."""
+
+    _making = threading.Lock()  # the threads of a fan-out asking at once make one pipe
 
     def __init__(self) -> None:
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._read, False)
-        os.set_blocking(self._write, False)
+        self._read: int | None = None  # no pipe yet; -1 once closed
+        self._write = -1
         self._set = False
 
     def set(self) -> None:
         # Called from a signal handler: only async-signal-safe work here.
         self._set = True
-        try:
-            os.write(self._write, b"x")
-        except OSError:
-            pass
+        if self._write >= 0:
+            try:
+                os.write(self._write, b"x")
+            except OSError:
+                pass
 
     def is_set(self) -> bool:
         return self._set
 
     def clear(self) -> None:
         self._set = False
+        if self._read is None:
+            return
         try:
             while os.read(self._read, 4096):
                 pass
@@ -171,17 +179,32 @@ class Cancel:
             pass
 
     def fileno(self) -> int:
-        return self._read
+        fd = self._read
+        return fd if fd is not None else self._pipe()
+
+    def _pipe(self) -> int:
+        with Cancel._making:
+            if self._read is None:
+                read, write = os.pipe()
+                os.set_blocking(read, False)
+                os.set_blocking(write, False)
+                self._write, self._read = write, read  # a set() from here on writes to it
+                if self._set:  # set before there was a pipe to write to
+                    self.set()
+            return self._read
 
     def close(self) -> None:
         """Close its pipe (once); setting it later does nothing but mark it set."""
-        fds, (self._read, self._write) = (self._read, self._write), (-1, -1)
-        for fd in fds:
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        with Cancel._making:
+            read, write = self._read, self._write
+            self._read, self._write = -1, -1
+        if read is None or read < 0:
+            return  # never made (a drill's), or closed already
+        for fd in (read, write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class Tail:

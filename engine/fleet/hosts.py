@@ -51,8 +51,11 @@ class Resolver:
     name)` for the connection settings of a host it is about to run on.
     """
 
+    reads_environment = True  # no inventory given: $RUNBOOK_INVENTORY's (a drill's resolver reads none)
+
     def __init__(self, inventory: str | os.PathLike[str] | None = None) -> None:
-        self.path = os.fspath(inventory) if inventory else os.environ.get(ENV) or None
+        self.path = (os.fspath(inventory) if inventory else
+                     os.environ.get(ENV) or None if self.reads_environment else None)
         self._inventory: Inventory | None = None
         self._hosts: dict[tuple[str | None, str], Host] = {}
         self._lock = threading.Lock()

@@ -6,6 +6,7 @@ Coverage counts a journal only for the runbook version it ran, and staleness say
 scenario's runbook changed since it last passed by comparing digests
 (engine/reporting/coverage.py, staleness.py). The bytes are hashed, not the model:
 a comment or a reordered key is a new version, as a reviewer of the file would see it.
+`run.started` names the file too, by its absolute path (runbook_file).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from engine.language import includes
 from engine.language.model import Runbook
 
-__all__ = ["digest_of", "included_files", "remembered", "runbook_digest", "sha256"]
+__all__ = ["digest_of", "included_files", "remembered", "runbook_digest", "runbook_file", "sha256"]
 
 # CPython's own SHA-256, for the digest and the run lock's name (lock.py): every run
 # computes both, and hashlib would load OpenSSL first.
@@ -57,6 +58,18 @@ def runbook_digest(book: Runbook) -> str | None:
     if kept is None or kept[0] is not book:  # the book is kept, so its id is not reused
         kept = memo[id(book)] = (book, _digest_of_files(book))
     return kept[1]
+
+
+def runbook_file(book: Runbook) -> str:
+    """`book`'s file as run.started names it: an absolute path. Kept on the runbook when
+    its file is absolute already (it then does not depend on the working directory):
+    every trial of an estimate asked again."""
+    kept = book.derived.get("absolute file")
+    if kept is None:
+        kept = os.path.abspath(book.file)
+        if os.path.isabs(book.file):
+            book.derived["absolute file"] = kept
+    return str(kept)
 
 
 def _digest_of_files(book: Runbook) -> str | None:

@@ -60,10 +60,6 @@ class IncidentSupervisor:
         self.due: set[int] = set()  # rules with both `after` and `when` whose time has come
         self.closed = False
 
-    @property
-    def active(self) -> bool:
-        return self.runbook.updates is not None or bool(self.runbook.escalation)
-
     # -- runner hooks ----------------------------------------------------------------------------
 
     def on_start(self) -> None:

@@ -29,7 +29,7 @@ from ._step import StepDriver
 from .attempt import Attempt, StepStop
 from .bus import EventBus
 from .clock import Clock
-from .digest import runbook_digest
+from .digest import runbook_digest, runbook_file
 from .events import (
     PhaseFinished,
     PhaseStarted,
@@ -133,11 +133,11 @@ class Runner:
         self._timers: Any = None
         self.messenger = Messenger(runbook.id, run_id, services, bus, self.masker, self.cancel)
         if not prefix:
-            from .incident import IncidentSupervisor
+            # Supervised only with `updates:` or escalation rules (most runbooks, and trials, have neither).
+            if runbook.updates is not None or runbook.escalation:
+                from .incident import IncidentSupervisor
 
-            supervisor = IncidentSupervisor(self, self.schedule)
-            if supervisor.active:
-                self.hooks.append(supervisor)
+                self.hooks.append(IncidentSupervisor(self, self.schedule))
             if services.policy is not None:  # it follows the run's phases (an included runbook's are not)
                 self.hooks.append(services.policy)
 
@@ -335,7 +335,7 @@ class Runner:
         # A run on the virtual clock (`runbook test`) journals the same bytes every time.
         pid, host = (0, "") if getattr(self.clock, "virtual", False) else (os.getpid(), os.uname().nodename)
         self.bus.emit(RunStarted(
-            self.state.run_id, self.runbook.id, self.runbook.title, os.path.abspath(self.runbook.file), self.mode,
+            self.state.run_id, self.runbook.id, self.runbook.title, runbook_file(self.runbook), self.mode,
             inputs, [{"name": str(getattr(p, "name", p)), "role": str(getattr(p, "role", "") or "")}
                      for p in self.participants],
             pid, host, __version__,

@@ -70,6 +70,10 @@ class Incident:
     priority: str | None = None
     _seen: ClassVar[dict[str, Any] | None] = None  # seen(), until a field changes (per instance)
 
+    def __init__(self, impact: str | None = None, urgency: str | None = None, priority: str | None = None) -> None:
+        # Written past __setattr__ (see RunState.__init__): every run makes an incident.
+        self.__dict__.update(impact=impact, urgency=urgency, priority=priority)
+
     def view(self) -> dict[str, Any]:
         return {"impact": self.impact, "urgency": self.urgency, "priority": self.priority}
 
@@ -90,6 +94,15 @@ class Incident:
 # The fields of a RunState that a template context holds: setting one makes the next context again.
 _IN_CONTEXT = frozenset(("inputs", "vars", "_views", "run_id", "mode", "phase", "started_at", "alert", "runbook",
                          "incident", "_now"))
+
+
+def _opening(runbook: Runbook, incident: Incident | None) -> Incident:
+    """The incident a run opens with: as given, else as the runbook's `severity:` sets it."""
+    incident = incident if incident is not None else Incident()
+    sev = runbook.severity
+    if sev is not None and incident.impact is None and incident.urgency is None:
+        return Incident(sev.impact, sev.urgency, priority_of(runbook, sev.impact, sev.urgency))
+    return incident
 
 
 def priority_of(runbook: Runbook, impact: str | None, urgency: str | None) -> str | None:
@@ -121,19 +134,30 @@ class RunState:
     shown_vars: dict[str, Any] = field(default_factory=dict)  # vars computed from secrets, as shown
     clock: Callable[[], float] | None = None  # the run's clock (`now()`): simulated in drills and tests
     alert: dict[str, Any] | None = None  # the alert that started the run (alerts.record), as `run.alert`
+    # Made by __init__: each step's view, as shown when secrets were used; `now()`; the context's base.
+    _views: dict[str, dict[str, Any]] = field(init=False, repr=False, compare=False)
+    _shown_views: dict[str, dict[str, Any]] = field(init=False, repr=False, compare=False)
+    _now: RunNow = field(init=False, repr=False, compare=False)
+    _base: dict[str, Any] | None = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if self.phase is None and self.runbook.phases:
+    def __init__(self, runbook: Runbook, run_id: str, mode: str, inputs: dict[str, Any], started_at: float,
+                 vars: dict[str, Any] | None = None, steps: dict[str, StepRecord] | None = None,
+                 incident: Incident | None = None, phase: str | None = None,
+                 secret_inputs: frozenset[str] = frozenset(), masker: Any = None,
+                 shown_vars: dict[str, Any] | None = None, clock: Callable[[], float] | None = None,
+                 alert: dict[str, Any] | None = None) -> None:
+        # The fields as the dataclass declares them, written at once past __setattr__: a
+        # class's own __setattr__ is a call the interpreter enters from C for each field
+        # (about 90k instructions for a run state), and every trial of an estimate makes one.
+        steps = steps if steps is not None else {}
+        self.__dict__.update(
+            runbook=runbook, run_id=run_id, mode=mode, inputs=inputs, started_at=started_at,
+            vars={**runbook.vars, **(vars or {})}, steps=steps, incident=_opening(runbook, incident),
             # A run opens in its first phase: `run.phase` in the update sent as it opens says so.
-            self.phase = self.runbook.phases[0].name
-        self.vars = {**self.runbook.vars, **self.vars}
-        self._views: dict[str, dict[str, Any]] = {rid: r.view() for rid, r in self.steps.items()}
-        self._now = RunNow(self.clock)
-        self._shown_views: dict[str, dict[str, Any]] = {}
-        sev = self.runbook.severity
-        if sev is not None and self.incident.impact is None and self.incident.urgency is None:
-            self.incident = Incident(sev.impact, sev.urgency, priority_of(self.runbook, sev.impact, sev.urgency))
-        self._base: dict[str, Any] | None = None
+            phase=runbook.phases[0].name if phase is None and runbook.phases else phase,
+            secret_inputs=secret_inputs, masker=masker, shown_vars=shown_vars if shown_vars is not None else {},
+            clock=clock, alert=alert, _views={rid: r.view() for rid, r in steps.items()}, _now=RunNow(clock),
+            _shown_views={}, _base=None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)

@@ -12,6 +12,7 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.fleet.hosts import Resolver, TargetError
@@ -188,9 +189,10 @@ class DrillHosts(Resolver):
     `pods:` for it (a template follows the world's state), else its `name:`, else one pod
     named after the target; no cluster is asked."""
 
+    reads_environment = False  # never $RUNBOOK_INVENTORY: a drill must not depend on the machine
+
     def __init__(self, world: World | None = None) -> None:
         super().__init__(None)
-        self.path = None  # never $RUNBOOK_INVENTORY: a drill must not depend on the machine
         self.world = world
         self._scripted = world is not None and world.scenario.inventory is not None
 
@@ -291,14 +293,19 @@ def _secrets(runbook: Runbook, inputs: dict[str, Any]) -> list[str]:
     return [str(inputs[n]) for n, spec in runbook.inputs.items() if spec.secret and n in inputs]
 
 
-def _services(world: World, prompter: Any, scenario: Scenario, channels: Any) -> Services:
+def _load_runbook(path: Path) -> Runbook:
+    """validation.load_runbook, imported when an include first needs it (not at every trial)."""
     from engine.language.validation import load_runbook
 
+    return load_runbook(path)
+
+
+def _services(world: World, prompter: Any, scenario: Scenario, channels: Any) -> Services:
     executor = SimulatedExecutor(world)
     notifier = SimulatedNotifier(channels)
     return Services(local=executor, http=executor, prompter=prompter, notifier=notifier,  # type: ignore[arg-type]
                     remote=SimulatedRemote(world), resolve_hosts=DrillHosts(world),
-                    load_runbook=load_runbook, hints=dict(scenario.hints), background=SimulatedHelpers(world))
+                    load_runbook=_load_runbook, hints=dict(scenario.hints), background=SimulatedHelpers(world))
 
 
 def _schedule(world: World, clock: Any) -> Timers | None:

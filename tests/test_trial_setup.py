@@ -1,0 +1,138 @@
+"""What a trial of an estimate does before and after its steps: the same for every trial
+of a plan, so done once per plan or not at all (issue 14, item 4). Each test pins one
+piece of that work by what it calls; what the trials give back is pinned by
+tests/test_trials.py and the journal byte tests."""
+
+from __future__ import annotations
+
+import os
+import select
+from pathlib import Path
+from typing import Any
+
+import pytest
+from simkit import load_pair
+from support import python_calls
+
+from engine.executors.base import Cancel
+from engine.language.validation import load_runbook
+from engine.run.state import Incident, RunState
+from engine.simulation.trials import run_trials
+
+RUNBOOK = """\
+defaults: {timeout: 1h}
+detection:
+  - {id: probe, run: probe}
+triage:
+  - {id: fix, run: fix}
+"""
+SCENARIO = """\
+responses:
+  - {step: probe, duration: {min: 1s, max: 5s}}
+  - {step: fix, duration: 10s}
+objectives: {outcome: resolved}
+"""
+
+
+def test_a_run_state_and_its_incident_are_made_without_their_own_setattr(tmp_path: Path) -> None:
+    """RunState and Incident watch assignments (a change makes the next template context
+    again); a call of that __setattr__ for each field as they were made cost a trial
+    about 65k instructions. Made, they hold what the dataclass fields say; set, they
+    still invalidate."""
+    _, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO)
+    calls = python_calls(lambda: RunState(runbook, "r1", "test", {"a": 1}, 5.0, clock=lambda: 7.0))
+    assert not [c for c in calls if c.endswith("__setattr__")]
+    state = RunState(runbook, "r1", "test", {"a": 1}, 5.0)
+    assert (state.phase, state.vars, state.steps, state.incident, state.shown_vars) == \
+        ("detection", {}, {}, Incident(), {})
+    assert not [c for c in python_calls(lambda: Incident("high", "low")) if c.endswith("__setattr__")]
+    before = state.context()
+    state.phase = "triage"
+    assert before["run"]["phase"] == "detection" and state.context()["run"]["phase"] == "triage"
+
+
+def test_a_runbook_without_updates_or_escalation_makes_no_supervisor(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor of `updates:` and `escalation:` was imported and made at every run,
+    every trial, and then dropped when the runbook had neither."""
+    from engine.run import incident
+
+    made: list[object] = []
+    real = incident.IncidentSupervisor.__init__
+
+    def spy(self: Any, *args: Any) -> None:
+        made.append(self)
+        real(self, *args)
+
+    monkeypatch.setattr(incident.IncidentSupervisor, "__init__", spy)
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO)
+    assert run_trials(scenario, runbook, 3, jobs=1).outcomes == {"resolved": 3}
+    assert made == []
+    supervised = tmp_path / "supervised"
+    supervised.mkdir()
+    scenario, runbook = load_pair(supervised, "updates: {channel: ops}\n" + RUNBOOK, SCENARIO)
+    assert run_trials(scenario, runbook, 3, jobs=1).outcomes == {"resolved": 3}
+    assert len(made) == 3
+
+
+def test_trials_make_no_pipe_for_a_cancel_nothing_waits_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's Cancel made its pipe as it was made (seven system calls with closing it);
+    nothing in a drill waits on its fd, so a trial makes none."""
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO)
+    pipes: list[tuple[int, int]] = []
+    real = os.pipe
+    monkeypatch.setattr(os, "pipe", lambda: pipes.append(real()) or pipes[-1])
+    run_trials(scenario, runbook, 5, jobs=1)
+    assert pipes == []
+
+
+def test_a_cancel_s_pipe_is_made_when_its_fd_is_first_asked_for() -> None:
+    """Set before the pipe exists, it is readable as soon as there is one; cleared, it
+    is not; closed, it has no fd and makes none."""
+    cancel = Cancel()
+    cancel.set()
+    fd = cancel.fileno()
+    assert fd >= 0 and cancel.fileno() == fd
+    assert select.select([fd], [], [], 0)[0] == [fd]
+    cancel.clear()
+    assert select.select([fd], [], [], 0)[0] == [] and not cancel.is_set()
+    cancel.set()
+    assert select.select([fd], [], [], 0)[0] == [fd]
+    cancel.close()
+    assert cancel.fileno() == -1
+    never = Cancel()
+    never.clear()
+    never.close()
+    never.set()
+    assert never.fileno() == -1 and never.is_set()
+
+
+def test_a_drill_s_host_resolver_reads_no_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$RUNBOOK_INVENTORY is never a drill's; reading os.environ for it (to throw the
+    value away) was most of what making a trial's resolver cost."""
+    from engine.fleet.hosts import Resolver
+    from engine.simulation.drill import DrillHosts
+
+    monkeypatch.setenv("RUNBOOK_INVENTORY", str(tmp_path / "inventory.yaml"))
+    assert Resolver().path == str(tmp_path / "inventory.yaml")
+    calls = python_calls(lambda: DrillHosts(None))
+    assert DrillHosts(None).path is None
+    assert calls == ["test_trial_setup.py:<lambda>", "drill.py:__init__", "hosts.py:__init__"]
+
+
+def test_run_started_names_an_absolute_runbook_file_found_once(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The absolute path of a runbook whose file is absolute already is kept on the
+    runbook; a relative one is made absolute from the working directory every time."""
+    from engine.run.digest import runbook_file
+
+    _, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO)
+    assert os.path.isabs(runbook.file)
+    assert runbook_file(runbook) == os.path.abspath(runbook.file)
+    assert not [c for c in python_calls(lambda: runbook_file(runbook)) if "posixpath" in c]
+    monkeypatch.chdir(tmp_path)
+    relative = load_runbook("rb.yaml")
+    assert relative.file == "rb.yaml" and runbook_file(relative) == str(tmp_path / "rb.yaml")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert runbook_file(relative) == str(tmp_path / "elsewhere" / "rb.yaml")
