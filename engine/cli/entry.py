@@ -181,6 +181,9 @@ def main() -> None:
     from ._deferred import defer
 
     defer()  # before anything imports them: see the module's docstring
+    from ._finder import install as find_engine_modules
+
+    find_engine_modules()
     from ._code_cache import install
 
     install()  # before anything defines a dataclass: see the module's docstring
