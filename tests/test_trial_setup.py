@@ -136,3 +136,41 @@ def test_run_started_names_an_absolute_runbook_file_found_once(tmp_path: Path,
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert runbook_file(relative) == str(tmp_path / "elsewhere" / "rb.yaml")
+
+
+def test_a_drill_s_hooks_leave_the_runner_once_they_have_done_their_work(tmp_path: Path) -> None:
+    """Taking the page (before the first phase) and watching `mitigated_when` (at the
+    start) are done once; the hooks stayed, and every step's end looked for their
+    on_step_finished. The run still acknowledges and mitigates as before."""
+    from simkit import drill, records
+
+    runners: list[Any] = []
+    run = drill(tmp_path, RUNBOOK, SCENARIO + "state: {up: false}\nmitigated_when: state.up == false\n"
+                "participants:\n  acknowledge: {by: ann, after: 30s}\n", ready=lambda r, w: runners.append(r))
+    assert runners[0].hooks == []
+    assert [r["by"] for r in records(run, "incident.acknowledged")] == ["ann"]
+    assert run.timings.acknowledged == 30.0 and run.timings.mitigated is not None
+
+
+def test_a_drill_folds_its_phases_from_their_events_not_their_records(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key times of a trial took each phase event's record (made for nothing else)
+    and looked its handler up by name; they come from the event's fields now, and give
+    what the journal's records give (tests/test_key_times.py compares the two folds)."""
+    from engine.run.metrics import Collector
+
+    folded: list[str] = []
+    real = Collector.add
+    monkeypatch.setattr(Collector, "add", lambda self, r: folded.append(r["event"]) or real(self, r))
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO)
+    stats = run_trials(scenario, runbook, 2, jobs=1)
+    assert stats.outcomes == {"resolved": 2} and len(stats.samples["triaged"]) == 2
+    assert folded == ["run.started", "run.finished"] * 2
+
+
+def test_a_run_state_remembers_its_context_past_its_own_setattr(tmp_path: Path) -> None:
+    _, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO)
+    state = RunState(runbook, "r1", "test", {}, 0.0)
+    state.phase = "triage"
+    assert not [c for c in python_calls(state.context) if c.endswith("__setattr__")]
+    assert state.context()["run"]["phase"] == "triage"

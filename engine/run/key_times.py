@@ -3,16 +3,16 @@ metrics.timings() folds from the run's journal records afterwards.
 
 A drill scores its run from these (every trial of an estimate does): reading the records
 back after the run cost a tenth of a simulated step's work. There is one fold, not two:
-the two events every step emits give their fields straight from the event (what the
-engine made) to the same Collector methods the records' handlers call, and every other
-event is folded from its record (`stamped()`, exactly what the journal holds).
+the two events every step emits, and the phases', give their fields straight from the
+event (what the engine made) to the same Collector methods the records' handlers call,
+and every other event is folded from its record (`stamped()`, exactly what the journal holds).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .events import Stamp, StepFinished, StepStarted
+from .events import PhaseFinished, PhaseStarted, Stamp, StepFinished, StepStarted
 from .metrics import Collector, Timings
 
 
@@ -31,6 +31,10 @@ class KeyTimes:
                                 e.error, e.rollback_of)
         elif cls is StepStarted:
             self._fold.started(stamp.elapsed, e.step, e.phase, e.role, e.rollback_of, e.index, e.item)
+        elif cls is PhaseStarted:  # eight a run: their records were most of a trial's other folding
+            self._fold.phase_started(stamp.elapsed, e.phase)
+        elif cls is PhaseFinished:
+            self._fold.phase_finished(stamp.elapsed, e.phase, e.status)
         elif event.journaled:
             self._fold.add(event.stamped(stamp.seq, stamp.t, stamp.elapsed))
 

@@ -304,25 +304,39 @@ class Collector:
         self.t.hints.append(dict(r))
 
     def _phase_started(self, r: Mapping[str, Any]) -> None:
-        if not self.depth and r.get("phase") == "remediation":
+        self.phase_started(self.elapsed, r.get("phase"))
+
+    def phase_started(self, elapsed: float, phase: Any) -> None:
+        """A phase.started's phase: from its event and stamp (engine/run/key_times.py), or
+        from its record once add() made its elapsed time a number."""
+        if elapsed > self.t.last_elapsed:  # at(), without the call and the check of a record's value
+            self.t.last_elapsed = elapsed
+        self.elapsed = elapsed
+        if not self.depth and phase == "remediation":
             self.remediating = True
         self.depth += 1
 
     def _phase_finished(self, r: Mapping[str, Any]) -> None:
+        self.phase_finished(self.elapsed, r.get("phase"), r.get("status"))
+
+    def phase_finished(self, elapsed: float, phase: Any, status: Any) -> None:
+        """A phase.finished's fields, as phase_started() takes a phase.started's."""
+        if elapsed > self.t.last_elapsed:
+            self.t.last_elapsed = elapsed
+        self.elapsed = elapsed
         self.depth = max(self.depth - 1, 0)
         if self.depth:
             return
-        phase = r.get("phase")
         if phase == "remediation":
             self.remediating = False
-        if r.get("status") != "ok":
+        if status != "ok":
             return
         if phase == "triage":
-            self.t.triaged = _elapsed(r)
+            self.t.triaged = elapsed
         elif phase == "recovery":
-            self.t.recovered = _elapsed(r)
+            self.t.recovered = elapsed
         elif phase == "remediation" and self.acted is not None and self.t.mitigated_when is None:
-            self.t.mitigated = _elapsed(r)
+            self.t.mitigated = elapsed
             self.t.mitigated_by = f"remediation done; {self.acted} acted"
 
     def _mitigation_watched(self, r: Mapping[str, Any]) -> None:

@@ -192,7 +192,7 @@ class RunState:
         """The template context; `current` adds the running step's own names."""
         base = self._base
         if base is None or base["incident"] is not self.incident._seen:
-            base = self._base = self._base_context()
+            base = self.__dict__["_base"] = self._base_context()  # past __setattr__ (see __init__)
         return {**base, **current}
 
     def _base_context(self) -> dict[str, Any]:

@@ -31,7 +31,6 @@ from engine.run.masking import Masker
 from engine.run.metrics import MILESTONES, Timings
 from engine.run.runner import Runner, RunResult
 from engine.run.services import Services
-from engine.run.state import StepRecord
 from engine.templates import templating
 
 from .checks import Check, sequence_checks
@@ -152,6 +151,7 @@ class _Acknowledge:
         if self.done:
             return
         self.done = True
+        _unhook(self.runner, self)
         try:
             with self.runner.asking(ACKNOWLEDGE):
                 taken = self.ack()
@@ -161,18 +161,22 @@ class _Acknowledge:
         if taken is not None:
             self.emit(Acknowledged(taken[0], taken[1]))
 
-    def on_step_finished(self, step: Any, rec: StepRecord) -> None:
-        return None
-
 
 class _WatchMitigation:
     """Runner hook: once the run has started, the world watches `mitigated_when`."""
 
-    def __init__(self, world: World) -> None:
-        self.world = world
+    def __init__(self, runner: Runner, world: World) -> None:
+        self.runner, self.world = runner, world
 
     def on_start(self) -> None:
+        _unhook(self.runner, self)
         self.world.watch_mitigation()
+
+
+def _unhook(runner: Runner, hook: Any) -> None:
+    """A drill's hook that has done its work leaves the runner: with no hook left, a
+    step's end calls none (every step of every trial looked for on_step_finished)."""
+    runner.hooks = [h for h in runner.hooks if h is not hook]  # a new list: the loop calling it goes on
 
 
 def scenario_inputs(scenario: Scenario, runbook: Runbook) -> dict[str, Any]:
@@ -271,7 +275,7 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
                     masker=bus.masker, participants=setup.participants, scenario=scenario.id,
                     alert=record(scenario.alert) if scenario.alert is not None else None)
     if scenario.mitigated_when is not None:
-        runner.hooks.append(_WatchMitigation(world))
+        runner.hooks.append(_WatchMitigation(runner, world))
     ack = setup.acknowledge or getattr(prompter, "acknowledge", None)
     if ack is not None:
         runner.hooks.append(_Acknowledge(runner, ack, bus.emit))
