@@ -334,12 +334,14 @@ try:
     main()
 except SystemExit:
     pass
-print(sorted(n for n in ("engine.language.diagnostics", "engine.run.alerts") if n in sys.modules))
+print(sorted(n for n in ("engine.language.diagnostics", "engine.run.alerts", "engine.executors.secrets")
+             if n in sys.modules))
 """
 
 
-def test_a_plain_run_of_a_kept_model_imports_no_diagnostics_and_no_alert_reader(tmp_path: Path) -> None:
-    """The validation cache's stored results (diagnostics) and the alert's labels (alerts)
-    are read only by a command that has them."""
+def test_a_plain_run_of_a_kept_model_imports_no_diagnostics_no_alert_reader_and_no_secret_reader(
+        tmp_path: Path) -> None:
+    """The validation cache's stored results (diagnostics), the alert's labels (alerts) and
+    an input's file or command (secrets) are read only by a command that has them."""
     probe_one_step_run(_ENGINE_MODULES, tmp_path)
     assert probe_one_step_run(_ENGINE_MODULES, tmp_path) == "[]"

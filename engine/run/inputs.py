@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InputError
-from engine.executors.secrets import SecretError, SecretSource, read_secret
 from engine.language.model import Input, Runbook
 
 _TRUE = {"true", "yes", "on", "1", "y"}
@@ -124,10 +123,9 @@ def resolve(
     out = ResolvedInputs()
     base = os.path.dirname(os.path.abspath(runbook.file)) if runbook.file else None
     for name, spec in runbook.inputs.items():
-        try:
-            found = _find(spec, given, from_file, alert, environ) or _from_source(spec, base, environ, read_sources)
-        except SecretError as exc:
-            problems.append(f"input '{name}': {exc}")
+        found = _find(spec, given, from_file, alert, environ) or _from_source(spec, base, environ, read_sources)
+        if isinstance(found, str):  # its file or command failed
+            problems.append(f"input '{name}': {found}")
             continue
         if found is None:
             if spec.required:
@@ -191,18 +189,24 @@ def _find(spec: Input, given: dict[str, Any], from_file: dict[str, Any],
 
 
 def _from_source(spec: Input, base: str | None, environ: Mapping[str, str],
-                 read: bool) -> tuple[Any, str] | None:
-    """The value from the input's file or command; SecretError when that source fails."""
-    source = SecretSource("file", spec.file, base) if spec.file is not None else (
-        SecretSource("command", spec.command) if spec.command is not None else None)
-    # an unset env: stands in only where the input would be missing: with a default, a live
-    # run takes the default, and so does the plan
-    if not read and (source is not None or (spec.env and spec.required)):
-        where = source.describe() if source is not None else f"${spec.env}"
-        return _StandIn(f"<{where}>"), f"{where} (not read)"
-    if source is None:
-        return None
-    return read_secret(source, environ), source.describe()
+                 read: bool) -> tuple[Any, str] | str | None:
+    """The value from the input's file or command; the problem (text) when that source fails."""
+    kind, where = ("file", spec.file) if spec.file is not None else ("command", spec.command)
+    if where is None:
+        # an unset env: stands in only where the input would be missing: with a default, a
+        # live run takes the default, and so does the plan
+        return (_StandIn(f"<${spec.env}>"), f"${spec.env} (not read)") if not read and spec.env and spec.required \
+            else None
+    # Imported only for an input read from a file or a command (most runbooks have none).
+    from engine.executors.secrets import SecretError, SecretSource, read_secret
+
+    source = SecretSource(kind, where, base if kind == "file" else None)
+    if not read:
+        return _StandIn(f"<{source.describe()}>"), f"{source.describe()} (not read)"
+    try:
+        return read_secret(source, environ), source.describe()
+    except SecretError as exc:
+        return str(exc)
 
 
 def _missing(spec: Input) -> str:
