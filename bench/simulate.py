@@ -170,6 +170,25 @@ def _how(t: Timing, one: Timing, added: int) -> str:
             f"{fmt_seconds(one.cpu_median)}): {added / max(t.cpu_median - one.cpu_median, 1e-9):,.0f} steps/CPU s")
 
 
+def _split_row(one: Timing, serial: Timing, every: Timing) -> list[str]:
+    """What spreading the trials over every CPU costs, per turn (same-run ratios): the CPU
+    the trials add on every CPU against with --jobs 1, and the wall they add against the
+    ideal split (--jobs 1's added wall divided by the CPUs)."""
+    jobs = min(_cpus(), 8)
+    cpu = [(e.cpu - o.cpu) / max(s.cpu - o.cpu, 1e-9) for o, s, e in zip(one.samples, serial.samples, every.samples,
+                                                                        strict=True)]
+    wall = [(e.wall - o.wall) / max((s.wall - o.wall) / jobs, 1e-9)
+            for o, s, e in zip(one.samples, serial.samples, every.samples, strict=True)]
+    return ["the split: trials' CPU on every CPU / --jobs 1", f"{statistics.median(cpu):.3f}x",
+            f"{min(cpu):.3f} - {max(cpu):.3f}x",
+            f"trials' wall against an ideal split over {jobs} CPUs: {statistics.median(wall):.3f}x "
+            f"({min(wall):.2f} - {max(wall):.2f}x)"]
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _spread(values: list[float]) -> str:
     return f"{min(values):,.0f} - {max(values):,.0f}" if values else "-"
 
@@ -203,6 +222,7 @@ def run(ctx: Context) -> bool:
                            (f"--trials {TRIALS}, every CPU", every, every_rate)):
         rows.append([label, f"{rate:,.0f} steps/s", f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}",
                      _how(t, one, added)])
+    rows.append(_split_row(one, serial, every))
     for t in base:
         rows.append([t.label, f"{added / max(t.median - one.median, 1e-9):,.0f} steps/s",
                      f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}", _how(t, one, added)])
