@@ -244,18 +244,28 @@ def test_a_stream_keeps_a_tail_only_once_it_has_output(monkeypatch: pytest.Monke
     assert made == [1] and (result.stdout, result.stderr, result.truncated) == ("out\n", "", False)
 
 
-def test_a_command_s_pipes_are_closed_without_a_with_statement_s_calls() -> None:
+def test_a_command_s_pipes_are_closed_without_a_with_statement_s_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     """`with proc:` entered _Process.__enter__ and __exit__ from C at every command; its
     pipes and pidfd are still all closed when the command is done."""
     import os
 
     from support import python_calls
 
+    from engine.executors import local
+
     executor, sink, cancel = LocalExecutor(), Chunks(), Cancel()
-    before = set(os.listdir("/proc/self/fd"))
+    cancel.fileno()  # its own pipe, made at first use, is not the command's
+    opened: list[int] = []
+    real_pipe, real_pidfd = os.pipe, local._pidfd
+    monkeypatch.setattr(local.os, "pipe", lambda: (fds := real_pipe(), opened.extend(fds))[0])
+    monkeypatch.setattr(local, "_pidfd", lambda pid: (fd := real_pidfd(pid), opened.append(fd) if fd else None)[0])
     seen: list[Result] = []
     entered = python_calls(lambda: seen.append(executor.run(Invocation("s", "run", "echo hi"), sink, cancel)))
+    monkeypatch.undo()
     result = seen[0]
     assert result.ok and result.stdout == "hi\n" and sink.text("stdout") == "hi\n"
     assert not any(name.endswith(("__enter__", "__exit__")) for name in entered if name.startswith("local.py"))
-    assert set(os.listdir("/proc/self/fd")) <= before
+    assert len(opened) == 5  # two pipes and the pidfd
+    for fd in opened:
+        with pytest.raises(OSError):
+            os.fstat(fd)
