@@ -60,11 +60,11 @@ open(OUT, "w").write("\\n".join(m for m in sys.modules if m not in before))
 # the command does: the standard library's seldom used modules deferred
 # (engine/cli/_deferred.py), the engine's modules found by listing (engine/cli/_finder.py)
 # and the generated-code cache installed first (engine/cli/_code_cache.py), the collector
-# paused meanwhile and what was imported frozen (engine/cli/_run_main.py).
-_IMPORT_ONLY = ("import gc, importlib, sys\nfrom engine.cli._deferred import defer\ndefer()\n"
+# paused from the start (engine/cli/entry.py) and what was imported frozen (_run_main.py).
+_IMPORT_ONLY = ("import gc, importlib, sys\ngc.disable()\nfrom engine.cli._deferred import defer\ndefer()\n"
                 "from engine.cli._finder import install as find\nfind()\n"
                 "from engine.cli._code_cache import install\ninstall()\n"
-                "gc.disable()\nfor name in open(sys.argv[1]).read().split():\n    importlib.import_module(name)\n"
+                "for name in open(sys.argv[1]).read().split():\n    importlib.import_module(name)\n"
                 "gc.freeze()\ngc.enable()\n")
 
 

@@ -7,7 +7,11 @@ The public API is re-exported here and imported on first use, so `import engine`
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+# Not typing's: the command imports typing after it pauses its collector (engine/cli/entry.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -14,10 +14,15 @@ it), and the command then exits 141, as a tool killed by SIGPIPE would.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+
+# Not typing's: main() imports typing after it pauses the collector.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TextIO
 
 # What a shell reports for a process killed by SIGPIPE (128 + 13), as coreutils give
 # when their reader goes away; Python ignores SIGPIPE, so it is said here instead.
@@ -176,8 +181,9 @@ def _command(args: list[str]) -> int:
     return 0
 
 
-def main() -> None:
-    """Console-script entry point."""
+def _set_up() -> None:
+    """How the command imports: the standard library's seldom used modules deferred, the
+    engine's found by listing, and generated code from the cache."""
     from ._deferred import defer
 
     defer()  # before anything imports them: see the module's docstring
@@ -187,6 +193,22 @@ def main() -> None:
     from ._code_cache import install
 
     install()  # before anything defines a dataclass: see the module's docstring
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # No garbage collection while the command sets itself up (typing, the code cache): what
+    # it makes lives as long as the process, and the collector went over it 12 times in a
+    # run for nothing. It is then frozen, out of the collector's reach (as a run's imports
+    # are, _run_main._collector_paused).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _set_up()
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
     out = PipeGuard(sys.stdout) if sys.stdout is not None else None  # None: started with >&-
     if out is not None:
         sys.stdout = out
