@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.parse  # its functions read as a request is made (the runbook command defers the module)
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from .base import Cancel, HttpRequest, Invocation, OutputSink, Result
 
@@ -25,7 +25,7 @@ CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 def origin(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of a URL, the port filled in from the scheme."""
-    parts = urlsplit(url)
+    parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
     return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
@@ -135,7 +135,7 @@ class HttpExecutor:
         assert request is not None, "http invocation without a request"
         started, t0 = time.time(), time.monotonic()
         label = f"{request.method} {request.url}"
-        scheme = urlsplit(request.url).scheme
+        scheme = urllib.parse.urlsplit(request.url).scheme
         if scheme not in ("http", "https"):
             return _failure(label, started, 0.0, f"unsupported URL scheme {scheme!r}: use http or https")
         timeout = invocation.timeout or DEFAULT_TIMEOUT
