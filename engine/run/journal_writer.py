@@ -130,16 +130,43 @@ def _line_of(cls: type[Event]) -> Callable[..., str] | None:
 
 def _line_function(event: str, fields: list[tuple[str, str]]) -> Callable[..., str]:
     # `t` is iso()'s text (digits and -:.TZ), which JSON writes as it is.
-    literals = ['{"seq": ', ', "t": "', '", "elapsed": ', ', "event": ' + _string(event),
-                *(f", {_string(name)}: " for name, _ in fields), "}\n"]
-    values = ["seq", "t", "elapsed", "", *(_field_text(name, kind) for name, kind in fields), ""]
-    text = "".join(_literal(literal) + (f"{{{value}}}" if value else "")
-                   for literal, value in zip(literals, values, strict=True))
-    source = f"def line(event, seq, t, elapsed):\n    return f'{text}'\n"
+    head = _literal('{"seq": ') + "{seq}" + _literal(', "t": "') + "{t}" + _literal('", "elapsed": ') + \
+        "{elapsed}" + _literal(', "event": ' + _string(event))
+    statements: list[str] = []
+    pieces: list[str] = []
+    for run in _runs(fields):
+        text = "".join(_literal(f", {_string(name)}: ") + f"{{{_field_text(name, kind)}}}" for name, kind in run)
+        if len(run) == 1:
+            pieces.append(text)
+            continue
+        # Fields that are mostly null together (a step's block, index, case...): their text
+        # at once when all are, tested without a walrus and a branch for each.
+        nulls = "".join(f", {_string(name)}: null" for name, _ in run)
+        test = " and ".join(f"event.{name} is None" for name, _ in run)
+        statements.append(f"    g{len(statements)} = {nulls!r} if {test} else f'{text}'\n")
+        pieces.append(f"{{g{len(statements) - 1}}}")
+    source = "def line(event, seq, t, elapsed):\n" + "".join(statements) + \
+        f"    return f'{head}{''.join(pieces)}{_literal(chr(125) + chr(10))}'\n"
     env: dict[str, Any] = {"_value": _value, "_string": _string}
     # Made of the class's own field names and JSON text, nothing read from outside.
     exec(code_cache(source, "exec") if code_cache is not None else source, env)
     return cast(Callable[..., str], env["line"])
+
+
+def _runs(fields: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The fields in their order, those that may be None next to each other in one run."""
+    runs: list[list[tuple[str, str]]] = []
+    for name, kind in fields:
+        nullable = _may_be_none(kind)
+        if runs and nullable and _may_be_none(runs[-1][-1][1]):
+            runs[-1].append((name, kind))
+        else:
+            runs.append([(name, kind)])
+    return runs
+
+
+def _may_be_none(kind: str) -> bool:
+    return "None" in {part.strip() for part in re.sub(r"\[.*\]", "", kind).split("|")}
 
 
 # What a field's declared type says it mostly holds, tried in this order without a call
