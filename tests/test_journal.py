@@ -185,6 +185,20 @@ def test_stamps_within_a_second_already_written_build_no_datetime(monkeypatch: p
 
 
 
+def test_stamps_within_a_second_already_written_split_no_float(monkeypatch: pytest.MonkeyPatch) -> None:
+    """math.modf split each stamp into a new tuple: within the second written last, the
+    fraction is t less that second (exact there), and the text is the same."""
+    from engine.executors import timestamps
+
+    assert iso(T0 + 9.25) == "2026-01-01T00:00:09.250Z"
+    monkeypatch.setattr(timestamps, "math", None)  # any use of it now fails
+    assert [iso(T0 + 9 + f) for f in (0.0, 0.0004, 0.9994, 0.9999994)] == \
+        ["2026-01-01T00:00:09.000Z", "2026-01-01T00:00:09.000Z", "2026-01-01T00:00:09.999Z",
+         "2026-01-01T00:00:09.999Z"]
+    monkeypatch.undo()
+    assert iso(T0 + 9.9999996) == "2026-01-01T00:00:10.000Z"  # carried into the next second
+
+
 def test_the_stamps_module_makes_its_millisecond_endings_without_python_code_for_each() -> None:
     """The table of the 1,000 ends of a stamp (`000Z` ... `999Z`) is made at every start
     of the command: by a generator, 3.1M instructions of a one-step run's 279M."""
@@ -535,6 +549,64 @@ def test_a_line_function_writes_the_bytes_the_record_path_writes(data: st.DataOb
     event = cls(**values)
     at = Stamp(data.draw(st.integers(min_value=0, max_value=10 ** 9)), T0 + elapsed, elapsed)
     assert encode(event, at) == _record_line(event, at)
+
+
+@pytest.mark.usefixtures("compile_at_once")
+def test_fields_that_may_be_null_are_written_alike_all_null_or_any_one_set() -> None:
+    """A line function tests the fields that may be None next to each other at once (a
+    step's block, index, case, outcome...): every class's line, with all of them null
+    and with each one set in turn, is what the record's path writes."""
+    import dataclasses
+
+    from engine.run.events import EVENT_TYPES
+
+    for cls in EVENT_TYPES.values():
+        fields = dataclasses.fields(cls)
+        base = {f.name: None if "None" in str(f.type) else _plain_value(str(f.type)) for f in fields}
+        nullable = [f.name for f in fields if "None" in str(f.type)]
+        for name in [None, *nullable]:
+            event = cls(**{**base, **({name: "x\n\"y"} if name else {})})
+            assert encode(event, stamp(3, 1.5)) == _record_line(event, stamp(3, 1.5)), (cls.name, name)
+
+
+def _plain_value(kind: str) -> Any:
+    """A value of a field's declared type (not None)."""
+    for word, value in (("dict", {}), ("list", []), ("bool", False), ("float", 0.5), ("int", 7), ("str", "s")):
+        if kind.startswith(word):
+            return value
+    return "s"
+
+
+@pytest.mark.usefixtures("compile_at_once")
+def test_a_plain_step_s_lines_test_its_null_fields_together() -> None:
+    """A plain step's step.started and step.finished tested each null field apart (a
+    walrus, a test and a branch each: 203 and 377 bytecodes); its runs of null fields
+    are tested at once now (153 and 345)."""
+    import sys
+
+    counted = [0]
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_name != "line":
+            return None
+        frame.f_trace_opcodes = True
+        counted[0] += event == "opcode"
+        return trace
+
+    started = StepStarted("s1", "remediation", "run", "", "true")
+    finished = StepFinished("s1", "remediation", "run", "ok", 0.5, 1, 0)
+    counts = []
+    for event in (started, finished):
+        encode(event, stamp(1))
+        counted[0] = 0
+        sys.settrace(trace)
+        try:
+            line = encode(event, stamp(1))
+        finally:
+            sys.settrace(None)
+        assert line == _record_line(event, stamp(1))
+        counts.append(counted[0])
+    assert counts[0] <= 160 and counts[1] <= 350, counts
 
 
 def test_line_functions_are_made_only_for_the_events_a_run_writes_many_of(

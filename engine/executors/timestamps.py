@@ -22,15 +22,19 @@ def iso(t: float) -> str:
     """Seconds since the epoch -> `2026-11-22T06:30:12.123Z` (milliseconds, rounded down)."""
     global _last_second
     # As datetime.fromtimestamp splits it: whole seconds, and microseconds rounded half to
-    # even (which may carry into the next second: then the slow path below).
-    fraction, whole = math.modf(t)
-    micro = round(fraction * 1e6)
+    # even (which may carry into the next second: then the slow path below). Within the
+    # second written last (never a negative one), t - second is exact (Sterbenz: t is less
+    # than twice the second) and is what math.modf splits off, without its tuple.
     second, prefix = _last_second
-    if whole == second and 0 <= micro < 1_000_000:
-        return prefix + _MILLISECONDS[micro // 1000]
+    fraction = t - second
+    if 0.0 <= fraction < 1.0:
+        micro = round(fraction * 1e6)
+        if micro < 1_000_000:
+            return prefix + _MILLISECONDS[micro // 1000]
     # isoformat cuts to milliseconds as strftime + microsecond // 1000 did, in half the time;
     # "+00:00" becomes the "Z" every record has.
     text = datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
-    if 0 <= micro < 1_000_000:
+    fraction, whole = math.modf(t)
+    if whole >= 0 and 0 <= round(fraction * 1e6) < 1_000_000:
         _last_second = (whole, text[:-4])
     return text
