@@ -20,7 +20,6 @@ import errno
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -31,6 +30,7 @@ from typing import Any, cast
 from engine.errors import JournalError
 from engine.executors.timestamps import iso
 
+from ._line_source import line_source
 from .events import Event, RunFinished, Stamp, StepFinished, StepOutput
 from .journal import JOURNAL, log_name
 
@@ -129,75 +129,11 @@ def _line_of(cls: type[Event]) -> Callable[..., str] | None:
 
 
 def _line_function(event: str, fields: list[tuple[str, str]]) -> Callable[..., str]:
-    # `t` is iso()'s text (digits and -:.TZ), which JSON writes as it is.
-    head = _literal('{"seq": ') + "{seq}" + _literal(', "t": "') + "{t}" + _literal('", "elapsed": ') + \
-        "{elapsed}" + _literal(', "event": ' + _string(event))
-    statements: list[str] = []
-    pieces: list[str] = []
-    for run in _runs(fields):
-        text = "".join(_literal(f", {_string(name)}: ") + f"{{{_field_text(name, kind)}}}" for name, kind in run)
-        if len(run) == 1:
-            pieces.append(text)
-            continue
-        # Fields that are mostly null together (a step's block, index, case...): their text
-        # at once when all are, tested without a walrus and a branch for each.
-        nulls = "".join(f", {_string(name)}: null" for name, _ in run)
-        test = " and ".join(f"event.{name} is None" for name, _ in run)
-        statements.append(f"    g{len(statements)} = {nulls!r} if {test} else f'{text}'\n")
-        pieces.append(f"{{g{len(statements) - 1}}}")
-    source = "def line(event, seq, t, elapsed):\n" + "".join(statements) + \
-        f"    return f'{head}{''.join(pieces)}{_literal(chr(125) + chr(10))}'\n"
+    source = line_source(event, fields)
     env: dict[str, Any] = {"_value": _value, "_string": _string}
     # Made of the class's own field names and JSON text, nothing read from outside.
     exec(code_cache(source, "exec") if code_cache is not None else source, env)
     return cast(Callable[..., str], env["line"])
-
-
-def _runs(fields: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
-    """The fields in their order, those that may be None next to each other in one run."""
-    runs: list[list[tuple[str, str]]] = []
-    for name, kind in fields:
-        nullable = _may_be_none(kind)
-        if runs and nullable and _may_be_none(runs[-1][-1][1]):
-            runs[-1].append((name, kind))
-        else:
-            runs.append([(name, kind)])
-    return runs
-
-
-def _may_be_none(kind: str) -> bool:
-    return "None" in {part.strip() for part in re.sub(r"\[.*\]", "", kind).split("|")}
-
-
-# What a field's declared type says it mostly holds, tried in this order without a call
-# (an int is written by the f-string itself, as str() writes it); anything else, _value.
-_PLAIN_TESTS = (
-    ("None", 'v is None', '"null"'),
-    ("Any", 'v is None', '"null"'),
-    ("str", "v.__class__ is str", "_string(v)"),
-    ("bool", "v is False", '"false"'),
-    ("bool", "v is True", '"true"'),
-    ("int", "v.__class__ is int", "v"),
-    ("dict", "v.__class__ is dict and not v", '"{}"'),
-    ("list", "v.__class__ is list and not v", '"[]"'),
-)
-
-
-def _field_text(name: str, kind: str) -> str:
-    """The f-string expression that writes field `name` declared as `kind` (its text)."""
-    outer = {part.strip() for part in re.sub(r"\[.*\]", "", kind).split("|")}  # dict[str, Any] | None: dict, None
-    tests = list(dict.fromkeys((test, text) for word, test, text in _PLAIN_TESTS if word in outer))
-    if not tests:
-        return f"_value(event.{name})"
-    # The first test is evaluated first: it takes the field's value.
-    first = tests[0][0].replace("v", f"(v := event.{name})", 1)
-    return "".join(f"{text} if {first if i == 0 else test} else " for i, (test, text) in enumerate(tests)) + "_value(v)"
-
-
-def _literal(text: str) -> str:
-    """JSON text as the literal part of a single-quoted f-string."""
-    return text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") \
-        .replace("{", "{{").replace("}", "}}")
 
 
 def _value(value: Any) -> str:
