@@ -174,3 +174,20 @@ def test_a_run_state_remembers_its_context_past_its_own_setattr(tmp_path: Path) 
     state.phase = "triage"
     assert not [c for c in python_calls(state.context) if c.endswith("__setattr__")]
     assert state.context()["run"]["phase"] == "triage"
+
+
+def test_a_trial_s_replies_pass_time_and_skip_the_sink_without_asking(tmp_path: Path) -> None:
+    """A reply's duration goes straight to the clock (world.pass_time was a call of its
+    own, and a fan-out's hosts went through a view of the world that forwarded every
+    attribute); with nobody showing output (a trial), the sink is not asked whether it
+    wants any. Simulated time and the step's output are as before."""
+    from engine.simulation._spread import TrialPlan
+
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO.replace("duration: 10s", "duration: 10s, stdout: up"))
+    plan = TrialPlan(scenario, runbook, 0, 1)
+    plan.run(0)
+    runs: list[Any] = []
+    calls = python_calls(lambda: runs.append(plan.run(0)))
+    assert not [c for c in calls if c in ("world.py:pass_time", "_output.py:wants_output", "world.py:__getattr__")]
+    run = runs[0]
+    assert run.result.steps["fix"].stdout == "up" and run.timings.steps["fix"].duration == 10.0

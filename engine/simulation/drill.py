@@ -267,7 +267,7 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     memory, key_times = MemoryJournal() if setup.keep_records else None, KeyTimes()
     kept = [memory] if memory is not None else []
     bus = EventBus(clock, [*kept, key_times, *setup.observers], Masker(_secrets(runbook, inputs)))
-    world.emit = bus.emit
+    world.emit, world.shows_output = bus.emit, bus.wants_output
     prompter = WorldReacts(setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng), world)
     services = _services(world, prompter, scenario, setup.channels)
     run_id = setup.run_id or f"{scenario.id}-seed{seed}"

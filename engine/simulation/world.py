@@ -49,6 +49,10 @@ class World:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     mitigated: bool = False  # the scenario's `mitigated_when` has been true (once is enough)
 
+    # Whether anyone shows or stores a command's live output (a drill's console, a journal's
+    # logs): when nobody does (trials), a reply is neither encoded nor handed to the sink.
+    shows_output: bool = True
+
     def __post_init__(self) -> None:
         if not self.state:
             self.state = json.loads(self.scenario.state_json)
@@ -242,10 +246,11 @@ def _show(sink: OutputSink, stdout: str, stderr: str, host: str | None) -> None:
 
 
 class SimulatedExecutor:
-    """Answers `run` (local and per host) and `http` invocations from the world."""
+    """Answers `run` (local and per host) and `http` invocations from the world. With
+    waits=False its replies take no time (a fan-out's hosts: it waits once, for the slowest)."""
 
-    def __init__(self, world: World) -> None:
-        self.world = world
+    def __init__(self, world: World, *, waits: bool = True) -> None:
+        self.world, self.waits = world, waits
 
     def run(self, inv: Invocation, sink: OutputSink, cancel: Cancel) -> Result:
         world = self.world
@@ -279,16 +284,19 @@ class SimulatedExecutor:
         duration = reply.duration.sample(world.rng) if reply.duration is not None else 0.0  # world.duration(reply)
         if inv.timeout and duration > inv.timeout:
             # As a live executor would: the step's timeout stops a command that takes too long.
-            world.pass_time(inv.timeout)
+            if self.waits:
+                world.pass_time(inv.timeout)
             error = f"timed out after {format_duration(inv.timeout)}"
             return Result(inv.command, inv.host, "", "", None, started, inv.timeout, False, error, timed_out=True)
-        world.pass_time(duration)
+        if duration > 0 and self.waits:  # world.pass_time(duration), without the call
+            world.clock.sleep(duration)
         if cancel.is_set():
             # Ctrl-C (or the trainer's :end) cut the wait short, as it would kill a live command.
             spent = max(world.clock.now() - started, 0.0)
             return Result(inv.command, inv.host, "", "", None, started, spent, False, "interrupted", cancelled=True)
         stdout, stderr = _rendered(world, reply, inv) if reply.stdout or reply.stderr else ("", "")
-        if (stdout or stderr) and getattr(sink, "wants_output", True):  # not encoded for a sink that drops it
+        # Not encoded for a sink that drops it (nobody shows output: the sink is not asked)
+        if (stdout or stderr) and world.shows_output and getattr(sink, "wants_output", True):
             _show(sink, stdout, stderr, inv.host)
         if inv.http is not None:
             return self._http(inv, reply, stdout, started, duration)
@@ -353,7 +361,7 @@ class SimulatedRemote:
         start = world.clock.monotonic()
         results: dict[str, dict[str, Any]] = {}
         longest = 0.0
-        executor = SimulatedExecutor(_NoWait(world))  # type: ignore[arg-type]
+        executor = SimulatedExecutor(world, waits=False)
         for host in hosts:
             result = self._one(executor, base, host, sink, cancel)
             longest = max(longest, result.duration)
@@ -385,19 +393,6 @@ def _report(on_host: OnHost, host: str, result: Result, results: Mapping[str, Ma
     status = "ok" if result.ok else "failed"
     on_host(HostResult(host, status, result, None if result.ok else result.error),
             Progress(len(results), failed, 0, total))
-
-
-class _NoWait:
-    """A view of the world whose time does not pass (the fan-out waits once, for the slowest)."""
-
-    def __init__(self, world: World) -> None:
-        self._world = world
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._world, name)
-
-    def pass_time(self, seconds: float) -> None:
-        return None
 
 
 class SimulatedNotifier:
