@@ -73,3 +73,25 @@ def test_the_steps_with_their_rollbacks_are_walked_without_a_walk_of_each_empty_
     monkeypatch.setattr(flow, "nested", counting)
     assert [s.id for s in book.steps(rollbacks=True)] == ["s0", "s1", "s2", "u", "r"]
     assert len(walks) == 1  # inside the walk of the phase's steps: the one rollback there is
+
+
+def test_the_records_annotations_are_evaluated_at_import_not_kept_as_text() -> None:
+    """typing.NamedTuple makes a ForwardRef of each annotation given as text (compiled, and
+    compared with six special forms, at every start), and `dataclass` matches each against
+    a pattern three times: only a name defined further down in its module stays text."""
+    import dataclasses
+    from typing import ForwardRef
+
+    from engine.language import flow, model, monitoring
+    from engine.run import events
+
+    def records(module: Any) -> list[Any]:
+        return [value for value in vars(module).values()
+                if isinstance(value, type) and value.__module__ == module.__name__ and hasattr(value, "_fields")]
+
+    text = [f"{cls.__name__}.{name}" for module in (model, monitoring, flow) for cls in records(module)
+            for name, kind in cls.__annotations__.items() if isinstance(kind, (str, ForwardRef))]
+    assert text == ["Confirm.on_refuse", "Step.rollback"]
+    assert [f"{cls.__name__}.{f.name}" for cls in events.EVENT_TYPES.values() for f in dataclasses.fields(cls)
+            if isinstance(f.type, str)] == []
+    assert model.Step.__annotations__["retries"] == model.Retries | None

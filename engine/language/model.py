@@ -4,7 +4,7 @@ Nothing past this module reads raw dicts: the runner, lint and reports see these
 Every step keeps its JSON path so a problem found later can still be positioned.
 """
 
-from __future__ import annotations
+# Annotations are evaluated, not text (see flow.py): a name defined further down is quoted.
 
 import re
 from collections.abc import Iterator, Mapping
@@ -189,7 +189,7 @@ class Retries(NamedTuple):
 class Confirm(NamedTuple):
     message: str | None = None
     role: str | None = None
-    on_refuse: OnRefuse[Step] | None = None  # None: the run ends `refused`
+    on_refuse: "OnRefuse[Step] | None" = None  # None: the run ends `refused`
 
 
 class RunSpec(NamedTuple):
@@ -268,7 +268,7 @@ class Step(NamedTuple):
     until: str | None = None
     every: float | None = None
     confirm: Confirm | None = None
-    rollback: tuple[Step, ...] = ()
+    rollback: "tuple[Step, ...]" = ()
     continue_on_error: bool = False
     env: Mapping[str, str] = EMPTY
     destructive: bool = False
@@ -284,11 +284,11 @@ class Step(NamedTuple):
     def label(self) -> str:
         return self.title or self.id
 
-    def branches(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+    def branches(self) -> "tuple[tuple[str, tuple[Step, ...]], ...]":
         """The steps this step may run as part of itself, by branch (see flow.branches)."""
         return branches(self.spec, self.confirm)
 
-    def inner(self) -> Iterator[Step]:
+    def inner(self) -> "Iterator[Step]":
         """Every step inside this one, at any depth, in run order (rollbacks not counted)."""
         return nested(branch for _, steps in self.branches() for branch in steps)
 
@@ -356,7 +356,7 @@ class Runbook:
                  timeout: float | None = None, vars: Mapping[str, Any] = EMPTY, roles: tuple[str, ...] = (),
                  severity: Severity | None = None, escalation: tuple[EscalationRule, ...] = (),
                  updates: Updates | None = None, phases: tuple[Phase, ...] = (),
-                 source: SourceMap | None = None, connections: Mapping[str, Connection] = EMPTY,
+                 source: "SourceMap | None" = None, connections: Mapping[str, Connection] = EMPTY,
                  library: bool = False) -> None:
         self.id, self.title, self.file, self.summary = id, title, file, summary
         self.description, self.owner, self.tags, self.alerts = description, owner, tags, alerts
