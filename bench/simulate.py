@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import tempfile
@@ -49,6 +50,7 @@ from bench._timing import (
 
 DESCRIPTION = "simulated steps per second: one process, every CPU, and against f90f63e (before blocks)"
 BIG, SMALL, TRIALS = 200, 20, 1000
+PAIR = 2  # one-process commands run at once: what sharing the machine costs, without any split
 PROBE_TRIALS = 20  # trials of the 200-step scenario in each turn of (a)
 TARGET = 50_000
 BASELINE = os.environ.get("BENCH_SIM_BASELINE", "f90f63e")
@@ -155,7 +157,9 @@ def _commands(ctx: Context, small: Path, baseline: Path | None, runs: int) -> li
     test = [str(ctx.project("runbook")), "test", str(small), "--trials"]
     timings = [Timing("--trials 1", [*test, "1"], runs),
                Timing(f"--trials {TRIALS} --jobs 1", [*test, str(TRIALS), "--jobs", "1"], runs),
-               Timing(f"--trials {TRIALS} (every CPU)", [*test, str(TRIALS)], runs)]
+               Timing(f"--trials {TRIALS} (every CPU)", [*test, str(TRIALS)], runs),
+               Timing(f"--trials {TRIALS} --jobs 1, {PAIR} at once", _at_once([*test, str(TRIALS), "--jobs", "1"]),
+                      runs)]
     if baseline is not None:
         timings.append(Timing(f"{BASELINE}: --trials {TRIALS}", ["env", f"PYTHONPATH={baseline}",
                               str(ctx.project("python")), "-m", "engine", "test", str(small), "--trials",
@@ -164,25 +168,36 @@ def _commands(ctx: Context, small: Path, baseline: Path | None, runs: int) -> li
     return timings
 
 
+def _at_once(command: list[str]) -> list[str]:
+    """A shell running PAIR copies of `command` at the same time (their CPU is counted
+    when the shell, which waits for them, is)."""
+    one = " ".join(shlex.quote(c) for c in command) + " >/dev/null"
+    return ["sh", "-c", " & ".join([one] * PAIR) + " & wait"]
+
+
 def _how(t: Timing, one: Timing, added: int) -> str:
     """Wall and CPU medians, and the steps per CPU second the trials added (all processes)."""
     return (f"wall {fmt_seconds(t.median)}, CPU {fmt_seconds(t.cpu_median)} (1 trial: {fmt_seconds(one.median)}, "
             f"{fmt_seconds(one.cpu_median)}): {added / max(t.cpu_median - one.cpu_median, 1e-9):,.0f} steps/CPU s")
 
 
-def _split_row(one: Timing, serial: Timing, every: Timing) -> list[str]:
+def _split_rows(one: Timing, serial: Timing, every: Timing, pair: Timing) -> list[list[str]]:
     """What spreading the trials over every CPU costs, per turn (same-run ratios): the CPU
     the trials add on every CPU against with --jobs 1, and the wall they add against the
-    ideal split (--jobs 1's added wall divided by the CPUs)."""
+    ideal split (--jobs 1's added wall divided by the CPUs); beside it, what PAIR one-process
+    commands at once cost against one alone (the machine's share: caches, memory, the host)."""
     jobs = min(_cpus(), 8)
-    cpu = [(e.cpu - o.cpu) / max(s.cpu - o.cpu, 1e-9) for o, s, e in zip(one.samples, serial.samples, every.samples,
-                                                                        strict=True)]
-    wall = [(e.wall - o.wall) / max((s.wall - o.wall) / jobs, 1e-9)
-            for o, s, e in zip(one.samples, serial.samples, every.samples, strict=True)]
-    return ["the split: trials' CPU on every CPU / --jobs 1", f"{statistics.median(cpu):.3f}x",
-            f"{min(cpu):.3f} - {max(cpu):.3f}x",
-            f"trials' wall against an ideal split over {jobs} CPUs: {statistics.median(wall):.3f}x "
-            f"({min(wall):.2f} - {max(wall):.2f}x)"]
+    turns = list(zip(one.samples, serial.samples, every.samples, pair.samples, strict=True))
+    cpu = [(e.cpu - o.cpu) / max(s.cpu - o.cpu, 1e-9) for o, s, e, _ in turns]
+    wall = [(e.wall - o.wall) / max((s.wall - o.wall) / jobs, 1e-9) for o, s, e, _ in turns]
+    shared = [(p.cpu / PAIR - o.cpu) / max(s.cpu - o.cpu, 1e-9) for o, s, _, p in turns]
+    return [["the split: trials' CPU on every CPU / --jobs 1", f"{statistics.median(cpu):.3f}x",
+             f"{min(cpu):.3f} - {max(cpu):.3f}x",
+             f"trials' wall against an ideal split over {jobs} CPUs: {statistics.median(wall):.3f}x "
+             f"({min(wall):.2f} - {max(wall):.2f}x)"],
+            [f"no split: trials' CPU of {PAIR} --jobs 1 commands at once / one alone",
+             f"{statistics.median(shared):.3f}x", f"{min(shared):.3f} - {max(shared):.3f}x",
+             "what running at once costs by itself, split or not"]]
 
 
 def _cpus() -> int:
@@ -203,7 +218,7 @@ def run(ctx: Context) -> bool:
         ours, theirs = _in_process(ctx, big, baseline, turns)
         counted = {label: _per_step(ctx, tree, big) for label, tree in (("this", None), (BASELINE, baseline))
                    if _instructions.available() and (tree is not None or label == "this")}
-        one, serial, every, *base = _commands(ctx, small, baseline, turns)
+        one, serial, every, pair, *base = _commands(ctx, small, baseline, turns)
     added = (TRIALS - 1) * SMALL  # the issue's figure: what TRIALS trials add over one
     serial_rate = added / max(serial.median - one.median, 1e-9)
     every_rate = added / max(every.median - one.median, 1e-9)
@@ -222,7 +237,7 @@ def run(ctx: Context) -> bool:
                            (f"--trials {TRIALS}, every CPU", every, every_rate)):
         rows.append([label, f"{rate:,.0f} steps/s", f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}",
                      _how(t, one, added)])
-    rows.append(_split_row(one, serial, every))
+    rows.extend(_split_rows(one, serial, every, pair))
     for t in base:
         rows.append([t.label, f"{added / max(t.median - one.median, 1e-9):,.0f} steps/s",
                      f"{fmt_seconds(min(t.walls))} - {fmt_seconds(max(t.walls))}", _how(t, one, added)])
@@ -237,7 +252,7 @@ def run(ctx: Context) -> bool:
     write_json(ctx.out_dir / "simulate.json", {
         "benchmark": "simulate", "machine": info, "in_process": {"this": ours, "baseline": theirs, "ratios": ratios},
         "instructions_per_step": counted,
-        "commands": [t.summary() for t in (one, serial, every, *base)], "targets": [t.row() for t in targets]})
+        "commands": [t.summary() for t in (one, serial, every, pair, *base)], "targets": [t.row() for t in targets]})
     print_tables(["measurement", "median", "spread over turns", "how"], rows, targets,
                  heading=machine_line("Simulation", info))
     return all(t.met for t in targets)
