@@ -191,3 +191,24 @@ def test_a_trial_s_replies_pass_time_and_skip_the_sink_without_asking(tmp_path: 
     assert not [c for c in calls if c in ("world.py:pass_time", "_output.py:wants_output", "world.py:__getattr__")]
     run = runs[0]
     assert run.result.steps["fix"].stdout == "up" and run.timings.steps["fix"].duration == 10.0
+
+
+def test_a_trial_refuses_real_effects_and_finds_its_page_taker_without_calls_from_c(tmp_path: Path) -> None:
+    """The audit guard around a trial's run was a `with` (its __enter__ and __exit__
+    entered from C), and asking the world-reacting prompter for `acknowledge` went
+    through its __getattr__; both are plain calls now. Real effects are still refused."""
+    from engine.simulation import guard
+    from engine.simulation._spread import TrialPlan
+
+    scenario, runbook = load_pair(tmp_path, RUNBOOK, SCENARIO)
+    plan = TrialPlan(scenario, runbook, 0, 1)
+    calls = python_calls(lambda: plan.run(0))
+    assert "guard.py:refuse" in calls and "guard.py:restore" in calls
+    assert not [c for c in calls if c in ("guard.py:__enter__", "guard.py:__exit__", "people.py:__getattr__")]
+    previous = guard.refuse()
+    try:
+        with pytest.raises(guard.RealEffectRefused):
+            os.system("true")
+    finally:
+        guard.restore(previous)
+    assert os.system("true") == 0

@@ -33,8 +33,8 @@ from engine.run.runner import Runner, RunResult
 from engine.run.services import Services
 from engine.templates import templating
 
+from . import guard
 from .checks import Check, sequence_checks
-from .guard import no_real_effects
 from .helpers import SimulatedHelpers
 from .people import ACKNOWLEDGE, ScenarioPrompter, WorldReacts
 from .world import SimulatedExecutor, SimulatedNotifier, SimulatedRemote, World
@@ -268,7 +268,8 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
     kept = [memory] if memory is not None else []
     bus = EventBus(clock, [*kept, key_times, *setup.observers], Masker(_secrets(runbook, inputs)))
     world.emit, world.shows_output = bus.emit, bus.wants_output
-    prompter = WorldReacts(setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng), world)
+    inner = setup.prompter or ScenarioPrompter(scenario, clock, bus.emit, rng)
+    prompter = WorldReacts(inner, world)
     services = _services(world, prompter, scenario, setup.channels)
     run_id = setup.run_id or f"{scenario.id}-seed{seed}"
     runner = Runner(runbook, inputs, services=services, bus=bus, clock=clock, run_id=run_id, mode=setup.mode,
@@ -276,16 +277,17 @@ def run_scenario(scenario: Scenario, runbook: Runbook, setup: DrillSetup | None 
                     alert=record(scenario.alert) if scenario.alert is not None else None)
     if scenario.mitigated_when is not None:
         runner.hooks.append(_WatchMitigation(runner, world))
-    ack = setup.acknowledge or getattr(prompter, "acknowledge", None)
+    ack = setup.acknowledge or getattr(inner, "acknowledge", None)  # the prompter's (WorldReacts forwards it)
     if ack is not None:
         runner.hooks.append(_Acknowledge(runner, ack, bus.emit))
     timers = _schedule(world, clock)
     if setup.ready is not None:
         setup.ready(runner, world)
+    refused = guard.refuse()
     try:
-        with no_real_effects():
-            result = runner.run()
+        result = runner.run()
     finally:
+        guard.restore(refused)
         if timers is not None:
             timers.stop()
     t = key_times.result()

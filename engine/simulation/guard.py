@@ -34,22 +34,32 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         raise RealEffectRefused(f"a drill may not act on the real world ({event} refused)")
 
 
-class no_real_effects:  # named as the function it was: `with no_real_effects():`
-    """Refuse process spawns and network connections in this thread while active.
+def refuse() -> bool:
+    """Refuse process spawns and network connections in this thread from now on, until
+    restore(what it returned). Every trial of an estimate does; a pair of plain calls is
+    cheaper than a `with` (whose __enter__ and __exit__ the interpreter enters from C)."""
+    global _installed
+    if not _installed:
+        sys.addaudithook(_hook)
+        _installed = True
+    previous: bool = getattr(_state, "active", False)
+    _state.active = True
+    return previous
 
-    A class rather than a @contextmanager generator: every trial of an estimate enters
-    it, and the generator's machinery cost more than the rest of it."""
+
+def restore(previous: bool) -> None:
+    """Undo refuse(): `previous` is what it returned."""
+    _state.active = previous
+
+
+class no_real_effects:  # named as the function it was: `with no_real_effects():`
+    """Refuse process spawns and network connections in this thread while active."""
 
     def __enter__(self) -> None:
-        global _installed
-        if not _installed:
-            sys.addaudithook(_hook)
-            _installed = True
-        self._previous = getattr(_state, "active", False)
-        _state.active = True
+        self._previous = refuse()
 
     def __exit__(self, *exc: object) -> None:
-        _state.active = self._previous
+        restore(self._previous)
 
 
 @contextmanager
