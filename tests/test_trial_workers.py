@@ -94,6 +94,26 @@ def test_workers_end_with_the_spread_even_when_it_is_left_early(tmp_path: Path) 
     assert _children() <= before
 
 
+def test_a_worker_that_cannot_be_started_is_an_engine_error_and_the_others_stop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    forks: list[int] = []
+    real = os.fork
+
+    def second_fails() -> int:
+        if forks:
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        forks.append(1)
+        return real()
+
+    monkeypatch.setattr(os, "fork", second_fails)
+    [raised] = _spread_all(tmp_path, lambda run: 1)
+    assert isinstance(raised, EngineError)
+    assert str(raised) == ("cannot start a worker process for the trials (Resource temporarily unavailable); "
+                           "--jobs 1 runs them in this one")
+
+
 def test_a_trial_that_raises_leaves_no_worker_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import engine.simulation._spread as spread_module
 

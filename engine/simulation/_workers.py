@@ -91,7 +91,13 @@ class _Workers:
 
     def _fork(self, run: Callable[[int], Any], task_read: int) -> None:
         result_read, result_write = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # too many processes, too little memory
+            os.close(result_read)
+            os.close(result_write)
+            raise EngineError(f"cannot start a worker process for the trials ({exc.strerror}); "
+                              "--jobs 1 runs them in this one") from None
         if pid == 0:  # the worker: it keeps the task pipe's read end and its own result pipe's write end
             for fd in (result_read, self.task_write, *self.workers):
                 os.close(fd)
