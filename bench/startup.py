@@ -63,7 +63,7 @@ open(OUT, "w").write("\\n".join(m for m in sys.modules if m not in before))
 # paused from the start (engine/cli/entry.py) and what was imported frozen (_run_main.py).
 _IMPORT_ONLY = ("import gc, importlib, sys\ngc.disable()\nfrom engine.cli._deferred import defer\ndefer()\n"
                 "from engine.cli._finder import install as find\nfind()\n"
-                "from engine.cli._code_cache import install\ninstall()\n"
+                "from engine.cli._code_cache import install\ninstall(command='run')\n"
                 "for name in open(sys.argv[1]).read().split():\n    importlib.import_module(name)\n"
                 "gc.freeze()\ngc.enable()\n")
 

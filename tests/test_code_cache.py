@@ -183,3 +183,47 @@ def test_a_run_keeps_its_journal_line_functions_and_a_second_run_compiles_none_o
     assert int(lines) >= 5 and int(inits) >= 2
     assert {"run.started", "step.started", "step.finished", "run.finished"} <= set(made.split(","))
     assert run() == [lines, inits, "False", made]  # nothing compiled the second time
+
+
+def test_a_run_keeps_its_code_apart_from_other_commands_and_loads_only_its_own(tmp_path: Path) -> None:
+    """A one-step run uses about 270 entries of the 650 every command makes together
+    (`runbook test` alone adds over 200): it loads its own file, not theirs."""
+    prefix = tmp_path / "pycache"
+    env = _env(PYTHONPYCACHEPREFIX=str(prefix), RUNBOOK_HOME=str(tmp_path / "home"))
+    book = one_step_runbook(tmp_path)
+    run = [sys.executable, "-m", "engine", "run", str(book), "--runs-dir", str(tmp_path / "runs"), "-q",
+           "--non-interactive"]
+    subprocess.run(run, check=True, cwd=tmp_path, capture_output=True, env=env)
+    subprocess.run([sys.executable, "-m", "engine", "validate", str(book)], check=True, cwd=tmp_path,
+                   capture_output=True, env=env)
+    subprocess.run([sys.executable, "-m", "engine", "rules"], check=True, cwd=tmp_path, capture_output=True,
+                   env=env)
+    names = {path.name for path in prefix.rglob("generated-code.*.marshal")}
+    tag = sys.implementation.cache_tag
+    assert names == {f"generated-code.run.{tag}.marshal", f"generated-code.validate.{tag}.marshal",
+                     f"generated-code.{tag}.marshal"}
+    own = next(prefix.rglob(f"generated-code.run.{tag}.marshal"))
+    kept = own.read_bytes()
+    subprocess.run(run, check=True, cwd=tmp_path, capture_output=True, env=env)
+    assert own.read_bytes() == kept  # nothing new to keep: the run compiled nothing
+
+
+def test_a_commands_own_file_starts_over_past_twice_what_a_process_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code the engine no longer generates (a dataclass since changed) is not loaded at
+    every start for ever: a command's file keeps at most twice what one process used."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    path = tmp_path / "code.marshal"
+    old = CodeCache(path, own=True)
+    for n in range(6):
+        old.code(f"x = {n}", "exec")
+    old.save()
+    cache = CodeCache(path, own=True)
+    for source in ("x = 0", "x = 1", "y = 2"):
+        cache.code(source, "exec")
+    cache.save()  # 7 known, 3 used: 7 > 6
+    assert {source for _, source, _ in marshal.loads(path.read_bytes())} == {"x = 0", "x = 1", "y = 2"}
+    shared = CodeCache(path)  # the shared file keeps what every command uses, up to MAX_ENTRIES
+    shared.code("z = 3", "exec")
+    shared.save()
+    assert len(marshal.loads(path.read_bytes())) == 4

@@ -33,16 +33,22 @@ from typing import Any
 
 # Past this many entries (the commands' code together is some hundreds; more is code of
 # engine versions since replaced), the file starts over with what this process used:
-# loading costs about 3 microseconds an entry, at every start.
+# loading costs about 3 microseconds an entry, at every start, used or not.
 MAX_ENTRIES = 1024
+# The commands that keep their code in a file of their own: a one-step run uses 267
+# entries of the 665 every command together makes (`runbook test` alone adds 227), and
+# would load them all. Such a file starts over past twice what the process used (code of
+# an engine since changed); the other commands share one file.
+APART = frozenset({"run", "resume", "validate", "test", "drill"})
 Key = tuple[str, str, int]  # mode, source text, optimization level
 
 
 class CodeCache:
-    """Code objects by source text: loaded from `path`, saved there if anything was added."""
+    """Code objects by source text: loaded from `path`, saved there if anything was added.
+    `own`: the file is one command's, which keeps at most twice what a process used."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
+    def __init__(self, path: Path | None, own: bool = False) -> None:
+        self.path, self.own = path, own
         self.known: dict[Key, CodeType] = _load(path)
         self.used: dict[Key, CodeType] = {}
         self.added = False
@@ -63,7 +69,8 @@ class CodeCache:
         """Write the file if this process compiled anything new (whole or not at all)."""
         if not self.added or self.path is None or sys.dont_write_bytecode:
             return
-        entries = self.known if len(self.known) <= MAX_ENTRIES else self.used
+        limit = min(MAX_ENTRIES, 2 * len(self.used)) if self.own else MAX_ENTRIES
+        entries = self.known if len(self.known) <= limit else self.used
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temp = self.path.with_suffix(f".{os.getpid()}.tmp")
@@ -83,13 +90,15 @@ def _load(path: Path | None) -> dict[Key, CodeType]:
     return data if isinstance(data, dict) else {}
 
 
-def default_path() -> Path | None:
-    """Beside the engine's own .pyc files (PYTHONPYCACHEPREFIX and the cache tag honoured)."""
+def default_path(command: str | None = None) -> Path | None:
+    """Beside the engine's own .pyc files (PYTHONPYCACHEPREFIX and the cache tag honoured);
+    a file of its own for a command in APART."""
     try:
         pyc = importlib.util.cache_from_source(str(Path(__file__).resolve().parent.parent / "__init__.py"))
     except NotImplementedError:  # no cache tag: this Python keeps no bytecode either
         return None
-    return Path(pyc).with_name(f"generated-code.{sys.implementation.cache_tag}.marshal")
+    own = f"{command}." if command in APART else ""
+    return Path(pyc).with_name(f"generated-code.{own}{sys.implementation.cache_tag}.marshal")
 
 
 _installed: CodeCache | None = None
@@ -100,13 +109,15 @@ def installed() -> bool:
     return _installed is not None
 
 
-def install(path: Path | None = None) -> CodeCache:
+def install(path: Path | None = None, command: str | None = None) -> CodeCache:
     """Use the cache for the code dataclasses, namedtuple and typing generate, from now on
-    in this process (once; later calls return the cache in use)."""
+    in this process (once; later calls return the cache in use): the file at `path`, or
+    the command's (default_path)."""
     global _installed
     if _installed is not None:
         return _installed
-    cache = _installed = CodeCache(path if path is not None else default_path())
+    cache = _installed = CodeCache(path, own=False) if path is not None else \
+        CodeCache(default_path(command), own=command in APART)
     import collections
     import typing
 

@@ -192,7 +192,7 @@ def _set_up() -> None:
     find_engine_modules()
     from ._code_cache import install
 
-    install()  # before anything defines a dataclass: see the module's docstring
+    install(command=sys.argv[1] if len(sys.argv) > 1 else None)  # before anything defines a dataclass
 
 
 def main() -> None:
