@@ -68,11 +68,13 @@ class LocalExecutor:
         ok = error is None and code in invocation.exit_codes
         if error is None and not ok:
             error = f"exit code {code}"
-        stdout, stderr = outcome.text("stdout"), outcome.text("stderr")  # text() notes a cut
+        tails = outcome.tails  # a stream's, from its first output: most commands print little
+        stdout = tails["stdout"].text() if "stdout" in tails else ""  # text() notes a cut
+        stderr = tails["stderr"].text() if "stderr" in tails else ""
         # By position (command, host, stdout, stderr, exit_code, started_at, duration, ok,
         # error, timed_out, cancelled, truncated): keywords cost a step more to pass.
         return Result(invocation.command, None, stdout, stderr, code, started, duration, ok, error,
-                      outcome.timed_out, outcome.cancelled, any(tail.dropped for tail in outcome.tails.values()))
+                      outcome.timed_out, outcome.cancelled, any(t.dropped for t in tails.values()) if tails else False)
 
     def _env_of(self, invocation: Invocation) -> Mapping[Any, Any]:
         own = _encoded(invocation.env) if self._encoded is not None and invocation.env else {}
@@ -109,10 +111,6 @@ class _Outcome:
         if tail is None:
             tail = self.tails[stream] = Tail()
         tail.add(data)
-
-    def text(self, stream: str) -> str:
-        tail = self.tails.get(stream)
-        return "" if tail is None else tail.text()
 
 
 class _Process:
@@ -168,7 +166,8 @@ class _Process:
             poller.register(fd, select.POLLIN)
         if self.pidfd is not None:
             poller.register(self.pidfd, select.POLLIN)
-        poller.register(cancel.fileno(), select.POLLIN)
+        cancel_fd = cancel.fileno()  # once: each event polled is compared with it
+        poller.register(cancel_fd, select.POLLIN)
         if self.stdin_fd is not None:
             os.set_blocking(self.stdin_fd, False)
             poller.register(self.stdin_fd, select.POLLOUT)
@@ -185,9 +184,9 @@ class _Process:
                 break
             if self.pidfd is None and exited_at is None:
                 wait = NO_PIDFD_POLL if wait is None else min(wait, NO_PIDFD_POLL)  # look for the exit
-            events = poller.poll(None if wait is None else max(wait * 1000, 0))
+            events = poller.poll(None if wait is None else wait * 1000)  # (a wait <= 0 ended the loop above)
             for fd, mask in events:
-                if fd == cancel.fileno():
+                if fd == cancel_fd:
                     outcome.cancelled = True
                     outcome.error = "interrupted"
                 elif fd == self.pidfd:
@@ -204,7 +203,8 @@ class _Process:
                 exited_at = time.monotonic()
         if outcome.timed_out or outcome.cancelled:
             self._kill_group()
-        self._reap(block=True)
+        if self.status is None:  # most commands: reaped when their pidfd said they exited
+            self._reap(block=True)
         outcome.exit_code = _exit_code(self.status)
         return outcome
 

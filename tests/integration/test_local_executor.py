@@ -269,3 +269,20 @@ def test_a_command_s_pipes_are_closed_without_a_with_statement_s_calls(monkeypat
     for fd in opened:
         with pytest.raises(OSError):
             os.fstat(fd)
+
+
+def test_a_command_that_prints_nothing_is_reaped_once_and_its_empty_streams_cost_no_calls() -> None:
+    """For `true`: the cancel's fd was asked for at every event, the shell reaped a second
+    time (a call that found it reaped), each stream's text and whether a tail dropped
+    anything asked of tails that were never made. Each once or not at all now."""
+    from support import python_calls
+
+    executor, sink, cancel = LocalExecutor(), Chunks(), Cancel()
+    seen: list[Result] = []
+    entered = python_calls(lambda: seen.append(executor.run(Invocation("s", "run", "true"), sink, cancel)))
+    result = seen[0]
+    assert result.ok and result.exit_code == 0 and (result.stdout, result.stderr, result.truncated) == ("", "", False)
+    assert entered.count("base.py:fileno") == 1 and entered.count("local.py:_reap") == 1
+    assert not [name for name in entered if name in ("local.py:text", "local.py:<genexpr>")]
+    loud, _ = run("printf out; printf err >&2")
+    assert (loud.stdout, loud.stderr, loud.truncated) == ("out", "err", False)
