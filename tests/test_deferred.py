@@ -107,3 +107,32 @@ print(before, quoted, type(module).__name__, module.quote_from_bytes is not quot
       module.urlsplit("http://h:8/p").port, quote_from_bytes.__name__)
 """
     assert _python(script) == "('_Deferred', True) a%20b/c module True 8 quote_from_bytes"
+
+
+def test_json_compiles_exactly_the_patterns_deferred() -> None:
+    """A json whose fallback patterns changed would no longer find the stand-ins."""
+    import json.encoder
+    import json.scanner
+    import re
+
+    from engine.cli._deferred import PATTERNS
+
+    compiled = [json.scanner.NUMBER_RE, json.encoder.ESCAPE, json.encoder.ESCAPE_ASCII]
+    assert [(p.pattern, p.flags) for p in compiled] == [(s, re.compile(s, f).flags) for s, f in PATTERNS]
+
+
+def test_jsons_fallback_patterns_stand_in_until_used_and_then_find_what_the_real_ones_find() -> None:
+    script = """\
+from engine.cli._deferred import defer
+defer({})
+import json, json.decoder, json.encoder, json.scanner
+word = 'a"b' + chr(10) + chr(233)
+text = json.dumps({"a": [1, 2.5e3, word]})
+untouched = [type(p).__name__ for p in (json.scanner.NUMBER_RE, json.encoder.ESCAPE, json.encoder.ESCAPE_ASCII)]
+scan = json.scanner.py_make_scanner(json.decoder.JSONDecoder())
+same = (scan("-12.5e3", 0) == (-12500.0, 7),
+        json.encoder.py_encode_basestring(word) == json.encoder.c_encode_basestring(word),
+        json.encoder.py_encode_basestring_ascii(word) == json.encoder.c_encode_basestring_ascii(word))
+print(json.loads(text)["a"][2] == word, untouched, same)
+"""
+    assert _python(script) == "True ['_Pattern', '_Pattern', '_Pattern'] (True, True, True)"

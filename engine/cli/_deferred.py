@@ -10,7 +10,9 @@ puts an empty module in each one's place; the first read of a name it does not h
 runs the module's own code in it, once, so whoever uses one gets exactly the module (the
 same object, its identity kept). A function another module takes from it as it is
 imported (`from urllib.parse import quote_from_bytes`) is there beforehand, as a stand-in
-that loads the module and calls the real one.
+that loads the module and calls the real one. The same goes for three patterns `json`
+compiles at import for the pure-Python code its C accelerator replaces (2.3M): `re`'s
+cache holds a stand-in for each, compiled at its first use.
 
 Only the `runbook` command defers them (engine/cli/entry.py), before anything imports
 them; a program that imports the engine keeps its imports as they are.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import _thread
 import importlib.util
+import re
 import sys
 import types
 from collections.abc import Callable, Mapping
@@ -29,6 +32,9 @@ from typing import Any
 # Each module, and the functions its importers take from it at import (stand-ins until it loads).
 MODULES: Mapping[str, tuple[str, ...]] = {"inspect": (), "copy": (), "ntpath": (), "fnmatch": (), "ipaddress": (),
                                           "urllib.parse": ("quote_from_bytes",)}
+# Exactly as json/scanner.py (NUMBER_RE) and json/encoder.py (ESCAPE, ESCAPE_ASCII) compile them.
+PATTERNS = ((r'(-?(?:0|[1-9]\d*))(\.\d+)?([eE][-+]?\d+)?', re.VERBOSE | re.MULTILINE | re.DOTALL),
+            (r'[\x00-\x1f\\"\b\f\n\r\t]', 0), (r'([\\"]|[^\ -~])', 0))
 # One lock for every deferred module: a thread that reads a name while another runs the
 # module's code waits for the whole module, as an import would make it wait.
 _LOCK = _thread.RLock()
@@ -61,6 +67,21 @@ def _load(module: types.ModuleType) -> None:
         module.__class__ = types.ModuleType  # type: ignore[assignment]
 
 
+class _Pattern:
+    """A compiled pattern that is compiled at its first use."""
+
+    def __init__(self, source: str, flags: int) -> None:
+        self._source, self._flags = source, flags
+        self._compiled: re.Pattern[str] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._compiled is None:
+            # re.compile(source, flags) would return this stand-in from the cache; re.UNICODE,
+            # which a str pattern has anyway, makes another key and compiles it.
+            self._compiled = re.compile(self._source, self._flags | re.UNICODE)
+        return getattr(self._compiled, name)
+
+
 def _stand_in(module: types.ModuleType, name: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         _load(module)
@@ -71,7 +92,12 @@ def _stand_in(module: types.ModuleType, name: str) -> Callable[..., Any]:
 
 
 def defer(modules: Mapping[str, tuple[str, ...]] = MODULES) -> None:
-    """Put a deferred module in the place of each of `modules` not imported yet."""
+    """Put a deferred module in the place of each of `modules` not imported yet, and
+    json's patterns in `re`'s cache if json is not imported yet."""
+    cache = getattr(re, "_cache", None)
+    if "json" not in sys.modules and isinstance(cache, dict):
+        for source, flags in PATTERNS:
+            cache.setdefault((str, source, flags), _Pattern(source, flags))
     for name, taken in modules.items():
         if name in sys.modules:
             continue
