@@ -212,3 +212,21 @@ def test_a_trial_refuses_real_effects_and_finds_its_page_taker_without_calls_fro
     finally:
         guard.restore(previous)
     assert os.system("true") == 0
+
+
+def test_a_simulated_sleep_with_no_timer_due_moves_time_on_in_one_call() -> None:
+    """Every command of a trial sleeps its duration on the virtual clock; sleep() called
+    advance_to() even when no timer fell due on the way (most sleeps). A timer that does
+    still fires at its own time, and a sleep never goes back."""
+    from engine.run.clock import VirtualClock
+
+    clock = VirtualClock()
+    assert python_calls(lambda: clock.sleep(5.0))[1:] == ["clock.py:sleep"]
+    fired: list[float] = []
+    clock.call_at(7.0, lambda: fired.append(clock.monotonic()))
+    assert python_calls(lambda: clock.sleep(1.0))[1:] == ["clock.py:sleep"]
+    clock.sleep(3.0)
+    assert fired == [7.0] and clock.monotonic() == 9.0
+    clock.sleep(-4.0)
+    clock.sleep(float("nan"))
+    assert clock.monotonic() == 9.0
