@@ -63,6 +63,46 @@ def test_colour_output_paints_status_and_keeps_the_same_text() -> None:
     assert ANSI.sub("", coloured) == show(*RUN, color=False)
 
 
+def test_a_step_s_lines_in_colour_are_painted_as_they_were() -> None:
+    """The exact escape codes of a step's first and last lines (bold name, cyan target,
+    dimmed command and time, green or red status), and none without colour."""
+    events = [StepStarted("usage", "detection", "run", "Measure usage", "df /var", "box", ["db-1"]),
+              StepFinished("usage", "detection", "run", "ok", 1.5, 2),
+              StepStarted("clean", "detection", "run", command="rm -rf /tmp/x"),
+              StepFinished("clean", "detection", "run", "failed", 0.2, exit_code=1, error="exit code 1")]
+    def shown(color: bool) -> str:
+        stream = io.StringIO()
+        console = Console(stream, color=color, unicode=True)
+        for event in events:
+            console.on_event(event, Stamp(1, 0.0, 75.0))
+        console.terminal.flush()  # the last line is held for the next one
+        return stream.getvalue()
+
+    assert shown(True) == (
+        "\033[2m[01:15]\033[0m ▶ \033[1musage\033[0m  Measure usage\033[36m  [box: db-1]\033[0m\n"
+        "\033[2m        $ df /var\033[0m\n"
+        "\033[2m[01:15]\033[0m \033[32m✓ usage ok\033[0m\033[2m 1.5s, 2 attempts\033[0m\n"
+        "\033[2m[01:15]\033[0m ▶ \033[1mclean\033[0m\033[36m\033[0m\n"
+        "\033[2m        $ rm -rf /tmp/x\033[0m\n"
+        "\033[2m[01:15]\033[0m \033[31m✗ clean FAILED\033[0m\033[2m 200ms\033[0m: exit code 1\n")
+    assert shown(False) == ANSI.sub("", shown(True))
+
+
+def test_without_colour_a_step_s_lines_are_made_without_calling_paint() -> None:
+    """paint() without colour returns its text: a plain step called it five times, a
+    call each; its lines are as they were."""
+    from support import python_calls
+
+    stream = io.StringIO()
+    console = Console(stream, unicode=True)
+    console.on_event(StepStarted("s0", "remediation", "run"), Stamp(1, 0.0, 75.0))  # a second's clock mark: once
+    entered = python_calls(lambda: [console.on_event(event, Stamp(1, 0.0, 75.0)) for event in (
+        StepStarted("s1", "remediation", "run", "", "true"), StepFinished("s1", "remediation", "run", "ok", 0.002))])
+    console.terminal.flush()
+    assert "console.py:paint" not in entered
+    assert stream.getvalue() == "[01:15] ▶ s0\n[01:15] ▶ s1\n        $ true\n[01:15] ✓ s1 ok 2ms\n"
+
+
 def test_the_run_header_shows_runbook_run_and_inputs() -> None:
     text = show(*RUN)
     assert "▶▶ Filesystem nearly full  runbook disk-full · run r1 · live" in text

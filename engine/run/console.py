@@ -164,14 +164,17 @@ class Console:
         title = f"  {e.title}" if e.title else ""
         depth = self._depths[e.step] = self._depths.get(e.block, -1) + 1 if e.block else 0
         pad = "  " * depth
-        lines = [f"{self._clock_mark(s)} {pad}{self.sym('▶', '>')} {prefix}{self.paint(e.step, 'bold')}"
-                 f"{title}{self.paint(where, 'cyan')}{item}"]
+        color = self.color  # without, paint() returns its text: a call spared (most runs' output, piped)
+        step = self.paint(e.step, "bold") if color else e.step
+        text = f"{self._clock_mark(s)} {pad}{self.sym('▶', '>')} {prefix}{step}{title}" \
+            f"{self.paint(where, 'cyan') if color else where}{item}\n"
         if e.command:
-            lines.append(self.paint(f"        {pad}$ {e.command}", "dim"))
+            command = f"        {pad}$ {e.command}"
+            text += (self.paint(command, "dim") if color else command) + "\n"
         if e.instructions:
             # What the person must do, before anything asks them: shown in full, not dimmed.
-            lines += [f"        {text}".rstrip() for text in e.instructions.splitlines()]
-        self.terminal.write("\n".join(lines) + "\n")  # one write (and flush) for the step's start
+            text += "".join(f"        {line}".rstrip() + "\n" for line in e.instructions.splitlines())
+        self.terminal.write(text)  # one write (and flush) for the step's start
 
     def _output(self, e: StepOutput, s: Stamp) -> None:
         if not self.show_output:
@@ -264,10 +267,12 @@ class Console:
         # Held by the terminal (write(flush=False)) until the next line or the next barrier
         # (before a command, a request, a prompt, a wait; the run's end): the two go out in
         # one write.
-        self.terminal.write(f"{self._clock_mark(s)} {pad}" + self.paint(f"{mark} {e.step} {word}", style) +
-                            self.paint(f" {format_duration(e.duration)}{tries}", "dim") + detail + outputs + item
-                            + "\n", flush=len(e.hosts) > 1)
-        if len(e.hosts) > 1:
+        status, took = f"{mark} {e.step} {word}", f" {format_duration(e.duration)}{tries}"
+        if self.color:
+            status, took = self.paint(status, style), self.paint(took, "dim")
+        table = len(e.hosts) > 1
+        self.terminal.write(f"{self._clock_mark(s)} {pad}{status}{took}{detail}{outputs}{item}\n", flush=table)
+        if table:
             self._host_table(e.hosts)
 
     # -- fan-out: progress while hosts finish, a table when the step is done -------------------
