@@ -131,6 +131,20 @@ def test_a_live_run_whose_reader_went_away_finishes_and_closes_its_journal(pipe_
     assert '"event": "run.finished"' in last and '"outcome": "resolved"' in last
 
 
+
+@pytest.mark.parametrize("args", [["validate", "{book}"], ["run", "{book}", "-q", "--non-interactive", "--runs-dir",
+                                   "{runs}"], ["run", "{book}", "--dry-run"], ["runs", "--runs-dir", "{runs}"]],
+                         ids=" ".join)
+def test_a_command_started_with_its_output_closed_writes_nowhere_on_either_path(tmp_path: Path,
+                                                                                args: list[str]) -> None:
+    """`runbook ... >&-`: the fast paths (a plain validate, a plain live run) do as click
+    does, writing nothing and exiting as they would, never `internal error` (exit 70)."""
+    book = one_step_runbook(tmp_path)
+    command = [sys.executable, "-m", "engine", *(a.format(book=book, runs=tmp_path / "runs") for a in args)]
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                          timeout=120, preexec_fn=lambda: os.close(1))
+    assert (done.returncode, "internal error" in done.stderr) == (0, False), done.stderr
+
 def test_a_failing_command_keeps_its_own_exit_status_when_its_reader_went_away(tmp_path: Path) -> None:
     """141 says only "the output was cut off"; a command that failed on its own says so."""
     bad = tmp_path / "bad.yaml"

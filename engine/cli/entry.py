@@ -209,10 +209,14 @@ def main() -> None:
         gc.freeze()
         if enabled:
             gc.enable()
-    out = PipeGuard(sys.stdout) if sys.stdout is not None else None  # None: started with >&-
-    if out is not None:
-        sys.stdout = out
-    if sys.stderr is not None:
-        sys.stderr = PipeGuard(sys.stderr)
+    # Started with >&- (or 2>&-): what would go there goes nowhere, as click writes nothing
+    # then, and the fast paths write as click does.
+    out = PipeGuard(sys.stdout if sys.stdout is not None else _nowhere())
+    sys.stdout = out
+    sys.stderr = PipeGuard(sys.stderr if sys.stderr is not None else _nowhere())
     code = _command(sys.argv[1:])
-    sys.exit(EXIT_CLOSED_PIPE if out is not None and out.reader_gone and code == 0 else code)
+    sys.exit(EXIT_CLOSED_PIPE if out.reader_gone and code == 0 else code)
+
+
+def _nowhere() -> TextIO:
+    return open(os.devnull, "w", encoding="utf-8")  # open as long as the process
