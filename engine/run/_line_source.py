@@ -12,9 +12,17 @@ import re
 _string = json.encoder.encode_basestring  # what the encoder writes of a str (ensure_ascii off)
 
 
+def type_text(kind: object) -> str:
+    """A field's declared type as its annotation reads (`str`, `str | None`,
+    `dict[str, Any]`), whether its class kept annotations as text or evaluated them."""
+    if isinstance(kind, str):
+        return kind
+    return (kind.__name__ if isinstance(kind, type) else str(kind)).replace("typing.", "")
+
+
 def line_source(event: str, fields: list[tuple[str, str]]) -> str:
     """The source of `line(event, seq, t, elapsed)`, which writes an event of these fields
-    as the journal's encoder does (`_value` and `_string` in its namespace)."""
+    as the journal's encoder does (`_value`, `_string` and float.__repr__ as `_repr` in its namespace)."""
     # `t` is iso()'s text (digits and -:.TZ), which JSON writes as it is.
     head = _literal('{"seq": ') + "{seq}" + _literal(', "t": "') + "{t}" + _literal('", "elapsed": ') + \
         "{elapsed}" + _literal(', "event": ' + _string(event))
@@ -48,7 +56,8 @@ def _runs(fields: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
 
 
 def _may_be_none(kind: str) -> bool:
-    return "None" in {part.strip() for part in re.sub(r"\[.*\]", "", kind).split("|")}
+    """Whether a field's first test is `is None` (see _field_text)."""
+    return not {"None", "Any"}.isdisjoint(part.strip() for part in re.sub(r"\[.*\]", "", kind).split("|"))
 
 
 # What a field's declared type says it mostly holds, tried in this order without a call
@@ -60,6 +69,7 @@ _PLAIN_TESTS = (
     ("bool", "v is False", '"false"'),
     ("bool", "v is True", '"true"'),
     ("int", "v.__class__ is int", "v"),
+    ("float", "v.__class__ is float and v - v == 0", "_repr(v)"),  # finite: NaN and infinities are _value's
     ("dict", "v.__class__ is dict and not v", '"{}"'),
     ("list", "v.__class__ is list and not v", '"[]"'),
 )

@@ -30,7 +30,7 @@ from typing import Any, cast
 from engine.errors import JournalError
 from engine.executors.timestamps import iso
 
-from ._line_source import line_source
+from ._line_source import line_source, type_text
 from .events import Event, RunFinished, Stamp, StepFinished, StepOutput
 from .journal import JOURNAL, log_name
 
@@ -122,7 +122,7 @@ def _line_of(cls: type[Event]) -> Callable[..., str] | None:
     if written < COMPILE_AT and code_cache is None:
         return None
     plain = _C_ENCODER is not None and dataclasses.is_dataclass(cls) and cls.record.__qualname__ in _PLAIN_RECORD
-    fields = [(f.name, str(f.type)) for f in dataclasses.fields(cls)] if plain else []
+    fields = [(f.name, type_text(f.type)) for f in dataclasses.fields(cls)] if plain else []
     stamped = _STAMP_KEYS & {name for name, _ in fields}
     line = _LINES[cls] = _line_function(cls.name, fields) if plain and not stamped else None
     return line
@@ -130,7 +130,7 @@ def _line_of(cls: type[Event]) -> Callable[..., str] | None:
 
 def _line_function(event: str, fields: list[tuple[str, str]]) -> Callable[..., str]:
     source = line_source(event, fields)
-    env: dict[str, Any] = {"_value": _value, "_string": _string}
+    env: dict[str, Any] = {"_value": _value, "_string": _string, "_repr": float.__repr__}
     # Made of the class's own field names and JSON text, nothing read from outside.
     exec(code_cache(source, "exec") if code_cache is not None else source, env)
     return cast(Callable[..., str], env["line"])
