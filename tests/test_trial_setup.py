@@ -230,3 +230,29 @@ def test_a_simulated_sleep_with_no_timer_due_moves_time_on_in_one_call() -> None
     clock.sleep(-4.0)
     clock.sleep(float("nan"))
     assert clock.monotonic() == 9.0
+
+
+def test_the_drill_guard_lets_other_audit_events_by_at_a_glance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a drill has run, its audit hook hears every audit event of the process, and
+    a trial raises about four a step (filling a frozen Result or Invocation assigns its
+    class): such an event is let by on its first two letters, before the thread's state
+    is read. The blocked ones are refused as before, prefixes included."""
+    from engine.simulation import guard
+
+    class State:
+        reads = 0
+
+        @property
+        def active(self) -> bool:
+            State.reads += 1
+            return True
+
+    monkeypatch.setattr(guard, "_state", State())
+    monkeypatch.setattr(guard, "attempts", [])
+    for event in ("object.__setattr__", "open", "builtins.id", "os.listdir", "socket.getaddrinfo"):
+        guard._hook(event, ())
+    assert State.reads == 0
+    for event in ("subprocess.Popen", "os.exec", "os.forkpty", "socket.connect", "pty.spawn"):
+        with pytest.raises(guard.RealEffectRefused, match=event.replace(".", r"\.")):
+            guard._hook(event, ())
+    assert State.reads == 5 and len(guard.attempts) == 5
