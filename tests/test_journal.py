@@ -336,6 +336,16 @@ def test_a_short_write_never_leaves_half_a_line(writer: JournalWriter, monkeypat
     assert [r["seq"] for r in contents.records] == [1, 2] and not contents.torn and contents.bad_lines == []
 
 
+def test_a_line_written_whole_costs_no_call_past_its_append(writer: JournalWriter) -> None:
+    """Each of a step's three lines went on_event -> _append -> _write_all: a whole line
+    (nearly always) is now written by _append itself; a failed or short write still cuts
+    back to the last whole event (the tests above)."""
+    writer.on_event(started(), stamp(1))
+    entered = python_calls(lambda: writer.on_event(PhaseStarted("detection"), stamp(2)))
+    assert "journal_writer.py:_append" in entered and "journal_writer.py:_write_all" not in entered
+    assert [r["seq"] for r in read_journal(writer.run_dir).records] == [1, 2]
+
+
 def test_after_a_full_disk_the_next_barrier_stops_the_run_once(
         writer: JournalWriter, monkeypatch: pytest.MonkeyPatch) -> None:
     disk = FullDisk(monkeypatch, writer)

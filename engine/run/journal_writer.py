@@ -312,17 +312,34 @@ class JournalWriter:
             pass
 
     def _append(self, line: bytes) -> None:
+        # The whole line at once, as nearly always, without a call; anything else goes to
+        # _rewrite, which cuts back to the last whole event first.
+        try:
+            written = os.write(self._fd, line)
+        except OSError as exc:
+            self._rewrite(line, exc)
+            return
+        if written != len(line):
+            self._rewrite(line, OSError(errno.ENOSPC, "short write"))
+            return
+        self._size += written
+        self._dirty = True
+
+    def _rewrite(self, line: bytes, exc: OSError) -> None:
+        """A write failed or was cut short: never leave half a line; on a full disk, write
+        it again in the space of the reserve."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as cut:
+            exc = cut
+        if exc.errno != errno.ENOSPC:
+            raise JournalError(f"cannot write the journal: {exc.strerror or exc}") from exc
+        self._use_reserve()
+        self.disk_full = self.disk_full or JOURNAL
         try:
             self._write_all(line)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise JournalError(f"cannot write the journal: {exc.strerror or exc}") from exc
-            self._use_reserve()
-            self.disk_full = self.disk_full or JOURNAL
-            try:
-                self._write_all(line)
-            except OSError as again:
-                raise JournalError(f"the journal disk is full: {again.strerror}") from again
+        except OSError as again:
+            raise JournalError(f"the journal disk is full: {again.strerror}") from again
         self._dirty = True
 
     def _write_all(self, line: bytes) -> None:
