@@ -278,3 +278,25 @@ def test_a_failing_timer_action_does_not_stop_the_later_timers() -> None:
     finally:
         timers.stop()
     assert [str(e) for e in timers.errors] == ["boom"]
+
+
+def test_the_real_clock_is_read_without_a_python_call() -> None:
+    """A live run reads its clock about eight times a step: each read was a method
+    around time.time or time.monotonic; it is the C function itself now."""
+    import sys
+    from types import FrameType
+
+    clock = RealClock()
+    entered: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.endswith("clock.py"):
+            entered.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        wall, mono = clock.now(), clock.monotonic()
+    finally:
+        sys.setprofile(None)
+    assert entered == []
+    assert abs(wall - time.time()) < 60 and abs(mono - time.monotonic()) < 60

@@ -34,11 +34,10 @@ class RealClock:
     def __init__(self) -> None:
         self._wake = threading.Event()
 
-    def now(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
+    # The C functions themselves: a run reads the clock about eight times a step (each
+    # event's stamp, the step's duration), and a method around each was a Python call.
+    now = staticmethod(time.time)
+    monotonic = staticmethod(time.monotonic)
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
