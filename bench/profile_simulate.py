@@ -4,6 +4,7 @@ and by module, for trials of the simulation benchmark's scenario (bench/simulate
     .venv/bin/python bench/profile_simulate.py              # 200-step scenario, as `runbook test` runs a trial
     .venv/bin/python bench/profile_simulate.py --steps 20   # the issue's 20-step scenario
     .venv/bin/python bench/profile_simulate.py --records    # with the records a lone drill keeps
+    .venv/bin/python bench/profile_simulate.py --steps 20 --fixed   # a trial's fixed work, by function
 
 Bytecodes are counted with sys.settrace's opcode events: exact and the same under any
 load, and, unlike cProfile's times, not inflated for small functions by the profiler's
@@ -77,13 +78,36 @@ def _profile(scenario_path: Path, trials: int, records: bool) -> tuple[_Counter,
     return counter, steps * trials
 
 
+def _fixed(steps: int, trials: int, top: int) -> None:
+    """Bytecodes a trial runs whatever its length (setup, phases, scoring), by function:
+    each function's count per trial at `steps` and at ten times as many steps, the line
+    through the two taken back to no steps."""
+    per_trial: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="profile-sim-") as tmp:
+        for length, runs in ((steps, trials), (steps * 10, max(trials // 5, 2))):
+            counter, _ = _profile(_write(Path(tmp), length), runs, False)
+            per_trial.append({key: count / runs for key, count in counter.counts.items()})
+    small, large = per_trial
+    fixed = {key: small.get(key, 0.0) - steps * (large.get(key, 0.0) - small.get(key, 0.0)) / (9 * steps)
+             for key in {*small, *large}}
+    print(f"{sum(fixed.values()):,.0f} bytecodes of a trial's fixed work ({sum(small.values()):,.0f} in a "
+          f"{steps}-step trial)\n")
+    for key, count in sorted(fixed.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {count:8.0f}  {key}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="steps of the scenario (default 200)")
     parser.add_argument("--trials", type=int, default=3, help="trials counted (default 3)")
     parser.add_argument("--records", action="store_true", help="keep the journal's records, as a lone drill does")
     parser.add_argument("--top", type=int, default=40, help="functions listed (default 40)")
+    parser.add_argument("--fixed", action="store_true",
+                        help="a trial's fixed work: each function's count fitted over --steps and ten times as many")
     args = parser.parse_args()
+    if args.fixed:
+        _fixed(args.steps, args.trials, args.top)
+        return
     with tempfile.TemporaryDirectory(prefix="profile-sim-") as tmp:
         counter, steps = _profile(_write(Path(tmp), args.steps), args.trials, args.records)
     total = sum(counter.counts.values())
