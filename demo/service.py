@@ -39,8 +39,9 @@ def main() -> int:
         wait_ready(url, server)
         print(f"   runbook serve is ready at {url} (store: {home / 'service.db'})")
         answers = []
+        body = payload(str(lock))  # once: the same bytes both times (startsAt is in the dedup key)
         for attempt in ("sent", "sent again, as an HA pair of Alertmanagers does"):
-            status, answer = post(url, payload(str(lock)))
+            status, answer = post(url, body)
             answers.append(answer)
             print(f"   POST /hooks/alertmanager ({attempt}): {status} {answer}")
         run_id = str(json.loads(answers[0])["alerts"][0]["run_id"])
