@@ -361,3 +361,38 @@ def test_a_command_s_result_and_invocation_are_filled_without_a_c_call_per_field
 
     later = Later("true", None, "", "", 1, 1.0, 0.0, False, "exit code 1")
     assert type(later) is Later and later.error == "exit code 1"
+
+
+def test_a_run_lists_its_steps_without_a_generator_or_a_branches_call_per_plain_step() -> None:
+    """Every run lists its steps (and checks their durations) once: nested generators
+    resumed twice a step and asked each step for its branches. The same order, blocks,
+    switches, on_refuse and rollbacks included."""
+    from engine.language.builder import build_runbook
+    from engine.language.flow import nested
+    from engine.language.loader import load_text
+    from engine.language.validation import check_document
+
+    text = runbook("""\
+        remediation:
+          - {id: a, run: "true", rollback: [{id: a_undo, run: "true"}]}
+          - id: b
+            block: [{id: b1, run: "true"}, {id: b2, run: "true"}]
+          - id: c
+            run: "true"
+            confirm: {message: go?, on_refuse: [{id: c_no, run: "true"}]}
+          - id: s
+            switch: "'x'"
+            cases: {x: [{id: s_x, run: "true"}]}
+            default: [{id: s_other, run: "true"}]
+          - {id: d, run: "true"}
+        """)
+    doc = load_text(text, "runbook.yaml")
+    assert check_document(doc).model is not None
+    rb = build_runbook(doc)
+    expected = [[s.id for p in rb.phases for s in nested(p.steps, rollbacks=back)] for back in (False, True)]
+    rb.derived.clear()
+    entered = python_calls(lambda: (rb.steps(), rb.steps(rollbacks=True)))
+    assert [[s.id for s in rb.steps(rollbacks=back)] for back in (False, True)] == expected
+    assert expected[1] == ["a", "a_undo", "b", "b1", "b2", "c", "c_no", "s", "s_x", "s_other", "d"]
+    assert "flow.py:nested" not in entered
+    assert entered.count("model.py:branches") == 6  # b, c and s, for each list

@@ -102,6 +102,21 @@ def branches(spec: Any, confirm: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]
     return (("on refuse", refuse.steps),) if refuse is not None and refuse.steps else ()
 
 
+def in_order(steps: Iterable[Any], rollbacks: bool, found: list[Any] | None = None) -> list[Any]:
+    """nested's order, as a list: no generator resumed per step, and branches() asked only
+    of a step that can have any (a block, a switch, a confirm's on_refuse). Every run walks
+    all its steps this way once."""
+    found = [] if found is None else found
+    for step in steps:
+        found.append(step)
+        if rollbacks and step.rollback:
+            in_order(step.rollback, True, found)
+        if step.confirm is not None or isinstance(step.spec, (BlockSpec, SwitchSpec)):
+            for _, inner in step.branches():
+                in_order(inner, rollbacks, found)
+    return found
+
+
 def nested(steps: Iterable[Any], *, rollbacks: bool = False) -> Iterator[Any]:
     """Steps in run order, each followed by the steps inside it (and, with rollbacks=True,
     by its rollback steps and theirs, before the steps inside it)."""

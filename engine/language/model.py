@@ -384,9 +384,9 @@ class Runbook:
             found = self.derived[key] = tuple(self._walk(rollbacks))
         return found
 
-    def _walk(self, rollbacks: bool) -> Iterator[Step]:
-        for phase in self.phases:
-            yield from nested(phase.steps, rollbacks=rollbacks)
+    def _walk(self, rollbacks: bool) -> list[Step]:
+        from .flow import in_order  # (the import of flow above fills its line)
+        return in_order([step for phase in self.phases for step in phase.steps], rollbacks)
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps(rollbacks=True) if s.id == step_id), None)
@@ -436,7 +436,7 @@ def too_long(rb: Runbook) -> list[Path]:
     the runner refuses to start a runbook built without that check); found once per runbook."""
     found: list[Path] | None = rb.derived.get("too_long")
     if found is None:  # the usual case, [], without building every path
-        found = rb.derived["too_long"] = [] if not any(_step_too_long(step) for step in rb.steps(rollbacks=True)) \
+        found = rb.derived["too_long"] = [] if not any(map(_step_too_long, rb.steps(rollbacks=True))) \
             and all((s or 0.0) <= MAX_SECONDS for _, s in _runbook_durations(rb)) \
             else [path for path, seconds in durations(rb) if seconds is not None and seconds > MAX_SECONDS]
     return found
