@@ -396,3 +396,26 @@ def test_a_run_lists_its_steps_without_a_generator_or_a_branches_call_per_plain_
     assert expected[1] == ["a", "a_undo", "b", "b1", "b2", "c", "c_no", "s", "s_x", "s_other", "d"]
     assert "flow.py:nested" not in entered
     assert entered.count("model.py:branches") == 6  # b, c and s, for each list
+
+
+def test_a_frozen_class_no_twin_can_stand_for_is_still_filled_through_its_descriptors() -> None:
+    """The twin a Result is filled as must have its layout: a frozen slotted class with a
+    slotted base has another, and is filled field by field as before, not refused at its
+    first instance."""
+    import dataclasses
+
+    from engine.executors import base
+
+    class Slotted:
+        __slots__ = ("extra",)
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Odd(Slotted):
+        a: int
+        b: tuple[int, ...] = ()
+
+    base._direct_init(Odd)
+    odd = Odd(1)
+    assert type(odd) is Odd and (odd.a, odd.b) == (1, ()) and odd == Odd(1, ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        odd.a = 2  # type: ignore[misc]

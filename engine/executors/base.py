@@ -96,8 +96,10 @@ def _direct_init(cls: type) -> None:
     class again: less than half the cost. The class stays frozen and otherwise the same;
     an instance of a subclass is filled through the descriptors, as before."""
     missing = dataclasses.MISSING
-    twin = type(f"_Filling{cls.__name__}", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]
-    env: dict[str, Any] = {"_LEFT_OUT": _LEFT_OUT, "_cls": cls, "_twin": twin, "_become": object.__setattr__}
+    twin = _twin_of(cls)
+    # Without a twin (a layout Python would not let it take), every instance takes the descriptors' path.
+    env: dict[str, Any] = {"_LEFT_OUT": _LEFT_OUT, "_cls": cls if twin else None, "_twin": twin,
+                           "_become": object.__setattr__}
     params, defaults, stores, slow = ["self"], [], [], []
     for i, f in enumerate(dataclasses.fields(cls)):
         env[f"_set{i}"] = cls.__dict__[f.name].__set__
@@ -116,6 +118,19 @@ def _direct_init(cls: type) -> None:
             "    _become(self, '__class__', _twin)", *stores, "    self.__class__ = _cls"]
     exec(f"def __init__({', '.join(params)}):\n" + "\n".join(body) + "\n", env)  # the class's own field names
     cls.__init__ = env["__init__"]  # type: ignore[misc]
+
+
+def _twin_of(cls: type) -> type | None:
+    """A class of `cls`'s slots without its frozen `__setattr__`, if an instance of `cls`
+    can become one and back (checked here, once, not found out at the first instance)."""
+    twin = type(f"_Filling{cls.__name__}", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]
+    probe: Any = object.__new__(cls)
+    try:
+        object.__setattr__(probe, "__class__", twin)
+    except TypeError:  # another layout (a slotted base class, say)
+        return None
+    probe.__class__ = cls
+    return twin
 
 
 _LEFT_OUT = object()  # a field with a default_factory that the caller did not give
