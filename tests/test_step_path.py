@@ -365,8 +365,8 @@ def test_a_command_s_result_and_invocation_are_filled_without_a_c_call_per_field
 
 def test_a_run_lists_its_steps_without_a_generator_or_a_branches_call_per_plain_step() -> None:
     """Every run lists its steps (and checks their durations) once: nested generators
-    resumed twice a step and asked each step for its branches. The same order, blocks,
-    switches, on_refuse and rollbacks included."""
+    resumed twice a step and asked each step for its branches; now a generator walks only
+    a rollback list. The same order, blocks, switches, on_refuse and rollbacks included."""
     from engine.language.builder import build_runbook
     from engine.language.flow import nested
     from engine.language.loader import load_text
@@ -394,8 +394,8 @@ def test_a_run_lists_its_steps_without_a_generator_or_a_branches_call_per_plain_
     entered = python_calls(lambda: (rb.steps(), rb.steps(rollbacks=True)))
     assert [[s.id for s in rb.steps(rollbacks=back)] for back in (False, True)] == expected
     assert expected[1] == ["a", "a_undo", "b", "b1", "b2", "c", "c_no", "s", "s_x", "s_other", "d"]
-    assert "flow.py:nested" not in entered
-    assert entered.count("model.py:branches") == 6  # b, c and s, for each list
+    assert entered.count("flow.py:nested") == 2  # only a's rollback list is walked by a generator (in and out)
+    assert entered.count("model.py:branches") == 7  # b, c and s for each list, and a_undo (nested asks it)
 
 
 def test_a_frozen_class_no_twin_can_stand_for_is_still_filled_through_its_descriptors() -> None:

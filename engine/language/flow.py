@@ -109,8 +109,8 @@ def in_order(steps: Iterable[Any], rollbacks: bool, found: list[Any] | None = No
     found = [] if found is None else found
     for step in steps:
         found.append(step)
-        if rollbacks and step.rollback:
-            in_order(step.rollback, True, found)
+        if rollbacks and step.rollback:  # (few steps have any: nested walks them)
+            found.extend(nested(step.rollback, rollbacks=True))
         if step.confirm is not None or isinstance(step.spec, (BlockSpec, SwitchSpec)):
             for _, inner in step.branches():
                 in_order(inner, rollbacks, found)
