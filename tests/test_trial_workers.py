@@ -150,7 +150,7 @@ def test_ctrl_c_stops_every_worker_with_no_traceback_and_whole_journal_lines(tmp
     command = [sys.executable, "-m", "engine", "test", os.fspath(sc), "--trials", "100000", "--jobs", "2",
                "--runs-dir", os.fspath(runs)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_interruptible)
     try:
         _wait_for(lambda: len(list(runs.glob("sc/trial-*"))) > 4 * CHUNK, proc)
         if whom == "group":
@@ -167,6 +167,14 @@ def test_ctrl_c_stops_every_worker_with_no_traceback_and_whole_journal_lines(tmp
     for journal in runs.glob("sc/trial-*/journal.jsonl"):
         for line in journal.read_text().splitlines():
             json.loads(line)
+
+
+def _interruptible() -> None:
+    # The command starts with Ctrl-C's default, as a shell at a terminal starts it: a
+    # process started in the background by a non-interactive shell (`make test &`, some CI
+    # runners) ignores SIGINT, every process it starts inherits that, and a command that
+    # keeps an ignored SIGINT ignored (as `runbook test` does, rightly) would run on.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
