@@ -7,7 +7,6 @@ taken apart again however it ends.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,16 +35,18 @@ from .masking import Masker
 from .runner import Runner, RunResult
 from .services import Services
 
-if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code, a new run
-    # none of what reads an earlier attempt's journal (resume)
+if TYPE_CHECKING:  # types only: a run without targets imports no fan-out code, a new run none
+    import signal  # of what reads an earlier attempt's journal (resume), and no signal.py (below)
+
     from engine.executors.notify import Notifier
     from engine.fleet.fanout import FanOutResult, OnHost, Policy
 
     from .continuation import Choices, Resume
     from .recovery import Recovered
+else:  # the C module signal.py wraps (signal.py makes enums of every signal at import)
+    import _signal as signal
 
 RUNS = "runs"
-
 OUTCOME_EXIT = {"resolved": 0, "failed": 1, "not_confirmed": 5, "escalated": 6, "refused": 7, "aborted": 130}
 
 
@@ -303,8 +304,7 @@ def _signals(runner: Runner, enabled: bool) -> Iterator[None]:
             raise KeyboardInterrupt
         templating.stop_render()
 
-    old_int = signal.signal(signal.SIGINT, on_int)
-    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_int, old_term = signal.signal(signal.SIGINT, on_int), signal.signal(signal.SIGTERM, on_term)
     try:
         with templating.stopped_when(runner.cancel.is_set):  # a signal just before a render stops it too
             yield
