@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.run.events import EVENT_TYPES, Event
+from engine.run.events import EVENT_TYPES, Event, PhaseStarted
 from engine.run.metrics import timings
 
 
@@ -80,6 +80,35 @@ def test_the_bus_looks_its_observers_barriers_up_once() -> None:
     for _ in range(3):
         bus.barrier()
     assert (Watcher.lookups, Durable.synced) == (1, 3)
+
+
+def test_the_bus_binds_each_observer_s_on_event_once_not_at_every_event() -> None:
+    """Every event goes to every observer: their on_event is looked up when the bus is
+    made, not again at each of a step's events; each still gets every event, in order."""
+    from engine.run.bus import EventBus
+    from engine.run.clock import VirtualClock
+
+    seen: list[tuple[str, int]] = []
+
+    class Counted:
+        lookups = 0
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __getattribute__(self, attr: str) -> Any:
+            if attr == "on_event":
+                Counted.lookups += 1
+            return object.__getattribute__(self, attr)
+
+        def on_event(self, event: Any, stamp: Any) -> None:
+            seen.append((object.__getattribute__(self, "name"), stamp.seq))
+
+    bus = EventBus(VirtualClock(), [Counted("journal"), Counted("console")])
+    for _ in range(3):
+        bus.emit(PhaseStarted(phase="triage"))
+    assert Counted.lookups == 2
+    assert seen == [("journal", 1), ("console", 1), ("journal", 2), ("console", 2), ("journal", 3), ("console", 3)]
 
 
 def test_importing_the_events_lists_no_class_fields_and_reading_a_record_back_still_takes_only_its_fields() -> None:
