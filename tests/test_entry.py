@@ -391,11 +391,12 @@ def test_a_plain_run_of_a_kept_model_imports_no_diagnostics_no_alert_reader_and_
 
 
 _STDLIB_MODULES = _ENGINE_MODULES.replace(
-    '("engine.language.diagnostics", "engine.run.alerts", "engine.executors.secrets")', '("signal",)')
+    '("engine.language.diagnostics", "engine.run.alerts", "engine.executors.secrets")', '("datetime", "signal")')
 
 
-def test_a_plain_run_sets_its_signal_handlers_without_importing_the_signal_module(tmp_path: Path) -> None:
+def test_a_plain_run_imports_neither_the_signal_module_nor_datetime(tmp_path: Path) -> None:
     """signal.py makes enums of every signal and handler at import (3.4M instructions):
-    the run installs its Ctrl-C and SIGTERM handlers through the C module it wraps."""
+    the run installs its Ctrl-C and SIGTERM handlers through the C module it wraps. Its
+    stamps and run id are written from time.gmtime; datetime (4.5M) only for a date."""
     probe_one_step_run(_STDLIB_MODULES, tmp_path)
     assert probe_one_step_run(_STDLIB_MODULES, tmp_path) == "[]"

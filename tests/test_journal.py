@@ -220,6 +220,21 @@ def test_a_stamp_is_the_text_datetime_gives_whatever_came_before(second: int, wi
         assert iso(t) == _iso_by_datetime(t), t
 
 
+
+@settings(max_examples=300, deadline=None)
+@given(t=st.one_of(st.floats(min_value=-1e10, max_value=253_402_300_798.9, allow_nan=False),
+                   st.integers(min_value=1, max_value=253_402_300_798).map(float)))
+def test_a_run_id_has_the_time_datetime_writes(t: float) -> None:
+    """Written from iso()'s text (no datetime imported) as it was by a datetime: within a
+    second, at its carry into the next and before 1970 alike."""
+    from datetime import datetime, timezone
+
+    for when in (t, t - t % 1 + 0.9999995):
+        if when:  # 0 is `now or time.time()`: no time given
+            moment = datetime.fromtimestamp(when, tz=timezone.utc)
+            stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
+            assert new_run_id("disk-full", when).startswith(stamp + "-disk-full-"), when
+
 # -- output goes to log files --------------------------------------------------------------------------
 
 

@@ -22,13 +22,12 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from types import CodeType
 from typing import Any, cast
 
 from engine.errors import JournalError
-from engine.executors.timestamps import iso
+from engine.executors.timestamps import YEAR_10000, iso
 
 from ._line_source import line_source, type_text
 from .events import Event, RunFinished, Stamp, StepFinished, StepOutput
@@ -397,9 +396,18 @@ def _write_fully(fd: int, data: bytes) -> None:
 def new_run_id(runbook_id: str, now: float | None = None) -> str:
     """`20261122T063012123Z-disk-full-3fa2`: milliseconds, so runs started in the same
     second still sort in the order they started."""
-    moment = datetime.fromtimestamp(now or time.time(), tz=timezone.utc)
-    stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
+    t = now or time.time()
+    if 0 <= t < YEAR_10000:  # iso()'s text without its separators, made without datetime
+        stamp = iso(t).translate(_SEPARATORS)
+    else:
+        from datetime import datetime, timezone
+
+        moment = datetime.fromtimestamp(t, tz=timezone.utc)
+        stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{runbook_id}-{os.urandom(2).hex()}"
+
+
+_SEPARATORS = str.maketrans("", "", "-:.")
 
 
 class MemoryJournal:
