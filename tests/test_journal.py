@@ -656,6 +656,19 @@ def test_a_plain_step_s_lines_write_every_field_without_a_call_whatever_form_its
         ["str", "Any", "dict[str, Any]", "int | None", "str | None"]
 
 
+@pytest.mark.usefixtures("compile_at_once")
+@pytest.mark.parametrize("seconds", [0.0, 0.5, 1.25, 59.9996, 1234.0005, 2e12, -0.0004, float("inf")])
+def test_a_line_s_elapsed_time_is_written_without_a_call_where_it_is_exact(seconds: float) -> None:
+    """Each of a step's three lines formats its `elapsed` inline (_elapsed's exact case, a
+    call a line saved); elsewhere (beyond 10**12 s, not finite) _elapsed writes it as before."""
+    event = StepFinished("s1", "remediation", "run", "ok", 0.5, 1, 0)
+    encode(event, stamp(1))
+    at = Stamp(2, T0, seconds)
+    entered = python_calls(lambda: encode(event, at))
+    assert ("journal_writer.py:_elapsed" in entered) == (not abs(seconds) < 1e12)
+    assert encode(event, at) == _record_line(event, at)
+
+
 def test_line_functions_are_made_only_for_the_events_a_run_writes_many_of(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A class's first COMPILE_AT - 1 lines go the record's path (a short run never pays

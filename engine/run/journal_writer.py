@@ -72,8 +72,14 @@ def encode(event: Event, stamp: Stamp) -> bytes:
     cls = type(event)
     line = _LINES[cls] if cls in _LINES else _line_of(cls)
     if line is not None:
+        seconds = stamp.elapsed
         try:
-            return line(event, stamp.seq, iso(stamp.t), _elapsed(stamp.elapsed)).encode()
+            if seconds.__class__ is float and -1e12 < seconds < 1e12:  # _elapsed's own case, without its
+                text = f"{seconds:.3f}".rstrip("0")  # call (three lines a step)
+                elapsed = text + "0" if text[-1] == "." else text
+            else:
+                elapsed = _elapsed(seconds)
+            return line(event, stamp.seq, iso(stamp.t), elapsed).encode()
         except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
             pass  # the record's path below says what to write instead
     record = {"seq": stamp.seq, "t": iso(stamp.t), "elapsed": round(stamp.elapsed, 3),
