@@ -103,6 +103,26 @@ def test_without_colour_a_step_s_lines_are_made_without_calling_paint() -> None:
     assert stream.getvalue() == "[01:15] ▶ s0\n[01:15] ▶ s1\n        $ true\n[01:15] ✓ s1 ok 2ms\n"
 
 
+@pytest.mark.parametrize("unicode", [True, False])
+def test_a_step_s_lines_within_a_second_already_marked_call_no_clock_mark_nor_sym(unicode: bool) -> None:
+    """A step's first and last lines take the second's clock mark as made (made again only
+    when the second changes) and their arrow inline: four calls a step saved; the lines
+    are as they were, and a new second still gets its own mark."""
+    from support import python_calls
+
+    stream = io.StringIO()
+    console = Console(stream, unicode=unicode)
+    console.on_event(StepStarted("s0", "remediation", "run"), Stamp(1, 0.0, 75.0))
+    entered = python_calls(lambda: [console.on_event(event, Stamp(1, 0.0, 75.5)) for event in (
+        StepStarted("s1", "remediation", "run", "", "true"), StepFinished("s1", "remediation", "run", "ok", 0.002))])
+    console.on_event(StepFinished("s0", "remediation", "run", "ok", 61.0), Stamp(1, 0.0, 136.0))
+    console.terminal.flush()
+    assert "console.py:_clock_mark" not in entered and "console.py:sym" not in entered
+    arrow, ok = ("▶", "✓") if unicode else (">", "ok")
+    assert stream.getvalue() == (f"[01:15] {arrow} s0\n[01:15] {arrow} s1\n        $ true\n[01:15] {ok} s1 ok 2ms\n"
+                                 f"[02:16] {ok} s0 ok 1m1s\n")
+
+
 def test_the_run_header_shows_runbook_run_and_inputs() -> None:
     text = show(*RUN)
     assert "▶▶ Filesystem nearly full  runbook disk-full · run r1 · live" in text

@@ -49,7 +49,6 @@ _STATUS = {"ok": ("✓", "ok", "green"), "failed": ("✗", "FAILED", "red"),
            "skipped": ("–", "skipped", "dim"), "refused": ("✗", "refused", "red"),
            "aborted": ("✗", "aborted", "red"), "not_confirmed": ("!", "not confirmed", "yellow")}
 
-
 POLL_COMPARE_LIMIT = 65536  # characters of a poll's output kept to compare with the next poll
 PROGRESS_EVERY = 1.0  # seconds between fan-out progress lines (failures always show)
 TABLE_OK_ROWS = 10  # ok hosts listed in a step's host table; the journal has them all
@@ -166,7 +165,9 @@ class Console:
         pad = "  " * depth
         color = self.color  # without, paint() returns its text: a call spared (most runs' output, piped)
         step = self.paint(e.step, "bold") if color else e.step
-        text = f"{self._clock_mark(s)} {pad}{self.sym('▶', '>')} {prefix}{step}{title}" \
+        # The clock's mark made again only in a new second, the arrow chosen inline: no calls.
+        mark = self._mark[1] if int(s.elapsed) == self._mark[0] else self._clock_mark(s)
+        text = f"{mark} {pad}{'▶' if self.unicode else '>'} {prefix}{step}{title}" \
             f"{self.paint(where, 'cyan') if color else where}{item}\n"
         if e.command:
             command = f"        {pad}$ {e.command}"
@@ -270,8 +271,8 @@ class Console:
         status, took = f"{mark} {e.step} {word}", f" {format_duration(e.duration)}{tries}"
         if self.color:
             status, took = self.paint(status, style), self.paint(took, "dim")
-        table = len(e.hosts) > 1
-        self.terminal.write(f"{self._clock_mark(s)} {pad}{status}{took}{detail}{outputs}{item}\n", flush=table)
+        table, mark = len(e.hosts) > 1, self._mark[1] if int(s.elapsed) == self._mark[0] else self._clock_mark(s)
+        self.terminal.write(f"{mark} {pad}{status}{took}{detail}{outputs}{item}\n", flush=table)
         if table:
             self._host_table(e.hosts)
 
