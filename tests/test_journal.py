@@ -669,6 +669,18 @@ def test_a_line_s_elapsed_time_is_written_without_a_call_where_it_is_exact(secon
     assert encode(event, at) == _record_line(event, at)
 
 
+def test_a_line_functions_source_reads_each_declared_type_once_per_text() -> None:
+    """Every run makes the line functions of the events it writes many of (a few kinds of
+    field, many fields): a kind's outer types are worked out once, not by a regex a field."""
+    from engine.run._line_source import line_source
+
+    fields = [("a", "str"), ("b", "str | None"), ("c", "dict[str, Any] | None"), ("d", "list[str]"), ("e", "int")]
+    first = line_source("x", fields)
+    entered = python_calls(lambda: line_source("x", fields))
+    assert [name for name in entered[1:] if not name.startswith("_line_source.py:")] == []  # after the lambda
+    assert line_source("x", fields) == first and "v.__class__ is dict and not v" in first
+
+
 def test_line_functions_are_made_only_for_the_events_a_run_writes_many_of(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A class's first COMPILE_AT - 1 lines go the record's path (a short run never pays

@@ -7,7 +7,6 @@ None tested at once.
 from __future__ import annotations
 
 import json
-import re
 
 _string = json.encoder.encode_basestring  # what the encoder writes of a str (ensure_ascii off)
 
@@ -57,7 +56,20 @@ def _runs(fields: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
 
 def _may_be_none(kind: str) -> bool:
     """Whether a field's first test is `is None` (see _field_text)."""
-    return not {"None", "Any"}.isdisjoint(part.strip() for part in re.sub(r"\[.*\]", "", kind).split("|"))
+    return not {"None", "Any"}.isdisjoint(_outer(kind))
+
+
+def _outer(kind: str) -> frozenset[str]:
+    """The outer types of a declared type's text: `dict[str, Any] | None`: dict, None.
+    Worked out once a text: every run makes its line functions (a few kinds, many fields)."""
+    if (found := _OUTER.get(kind)) is None:
+        start, end = kind.find("["), kind.rfind("]")
+        bare = kind[:start] + kind[end + 1:] if 0 <= start < end else kind  # as re.sub(r"\[.*\]", "", kind)
+        found = _OUTER[kind] = frozenset(part.strip() for part in bare.split("|"))
+    return found
+
+
+_OUTER: dict[str, frozenset[str]] = {}
 
 
 # What a field's declared type says it mostly holds, tried in this order without a call
@@ -77,7 +89,7 @@ _PLAIN_TESTS = (
 
 def _field_text(name: str, kind: str) -> str:
     """The f-string expression that writes field `name` declared as `kind` (its text)."""
-    outer = {part.strip() for part in re.sub(r"\[.*\]", "", kind).split("|")}  # dict[str, Any] | None: dict, None
+    outer = _outer(kind)
     tests = list(dict.fromkeys((test, text) for word, test, text in _PLAIN_TESTS if word in outer))
     if not tests:
         return f"_value(event.{name})"
