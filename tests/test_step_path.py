@@ -419,3 +419,18 @@ def test_a_frozen_class_no_twin_can_stand_for_is_still_filled_through_its_descri
     assert type(odd) is Odd and (odd.a, odd.b) == (1, ()) and odd == Odd(1, ())
     with pytest.raises(dataclasses.FrozenInstanceError):
         odd.a = 2  # type: ignore[misc]
+
+
+def test_a_plain_step_s_action_is_found_and_its_checks_skipped_without_a_call() -> None:
+    """A kind of step already seen finds its action without action_of(), and a step with
+    neither `outputs` nor `expect` skips check() without entering it; a step with them
+    still goes through check() (its expect still fails it)."""
+    text = runbook("remediation:\n  - {id: a, run: 'true'}\n  - {id: b, run: 'true'}\n"
+                   "  - {id: c, run: 'true', expect: 'false'}\n")
+    found: list[Any] = []
+    entered = python_calls(lambda: found.append(run_text(text, executor=ScriptedExecutor({"*": ""}))))
+    _, events = found[0]
+    assert [(e.step, e.status) for e in events.named("step.finished")] == [  # type: ignore[attr-defined]
+        ("a", "ok"), ("b", "ok"), ("c", "failed")]
+    assert entered.count("_kinds.py:act") == 3
+    assert (entered.count("_kinds.py:action_of"), entered.count("_polling.py:check")) == (0, 1)
