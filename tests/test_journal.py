@@ -238,6 +238,16 @@ def test_a_run_id_has_the_time_datetime_writes(t: float) -> None:
 # -- output goes to log files --------------------------------------------------------------------------
 
 
+def test_a_step_that_printed_nothing_has_its_log_files_listed_without_a_comprehension(
+        writer: JournalWriter) -> None:
+    """Each step.finished lists the step's log files: with none open (most steps print
+    nothing) the answer is [] without running a comprehension, a call a step."""
+    assert python_calls(lambda: writer.logs_of("quiet"))[1:] == ["journal_writer.py:logs_of"]
+    assert writer.logs_of("quiet") == []
+    writer.on_event(StepOutput("loud", "stdout", "line\n"), stamp(0))
+    assert (writer.logs_of("quiet"), writer.logs_of("loud")) == ([], ["logs/loud.stdout.log"])
+
+
 def test_output_goes_to_log_files_not_to_journal_lines(writer: JournalWriter) -> None:
     writer.on_event(StepOutput("usage", "stdout", "line 1\n"), stamp(0))
     writer.on_event(StepOutput("usage", "stderr", "oops\n"), stamp(0))

@@ -388,6 +388,8 @@ class JournalWriter:
             os.close(self._logs.pop(key))
 
     def logs_of(self, step: str) -> list[str]:
+        if not self._logs:  # most steps print nothing: no comprehension (a call) to run
+            return []
         return [f"logs/{log_name(*k)}" for k in self._logs if k[0] == step]
 
 
