@@ -434,3 +434,16 @@ def test_a_plain_step_s_action_is_found_and_its_checks_skipped_without_a_call() 
         ("a", "ok"), ("b", "ok"), ("c", "failed")]
     assert entered.count("_kinds.py:act") == 3
     assert (entered.count("_kinds.py:action_of"), entered.count("_polling.py:check")) == (0, 1)
+
+
+def test_a_step_that_went_well_is_recorded_ok_without_a_status_call() -> None:
+    """A step's record says `ok` for an attempt that went well without asking _status()
+    (which tells failed, aborted, refused and not confirmed apart): a call a step."""
+    text = runbook("remediation:\n  - {id: a, run: 'true'}\n  - {id: b, run: 'false', continue_on_error: true}\n")
+    found: list[Any] = []
+    entered = python_calls(lambda: found.append(run_text(text, executor=ScriptedExecutor(
+        {"true": "", "false": {"exit_code": 1}}))))
+    _, events = found[0]
+    assert [(e.step, e.status) for e in events.named("step.finished")] == [  # type: ignore[attr-defined]
+        ("a", "ok"), ("b", "failed")]
+    assert entered.count("_step.py:_status") == 1

@@ -153,8 +153,8 @@ class StepDriver(Driver):
             # In the order of StepRecord's fields (keywords cost about 6k instructions a step more):
             # id, status, exit_code, stdout, stderr, outputs, answers, duration, attempts,
             # status_code, headers, body, json, hosts, items, error, truncated, results.
-            rec = StepRecord(
-                step.id, _status(self.r, step, attempt), res.exit_code, res.stdout, res.stderr,
+            rec = StepRecord(  # (most steps: ok, their status without a call)
+                step.id, "ok" if attempt.ok else _status(self.r, step, attempt), res.exit_code, res.stdout, res.stderr,
                 attempt.outputs, attempt.answers, 0.0, attempts, res.status,
                 dict(res.headers) if res.headers else {}, res.body,
                 parse_json(res.body if res.body is not None else res.stdout) if self.r.uses_json else None,
