@@ -400,3 +400,12 @@ def test_a_plain_run_imports_neither_the_signal_module_nor_datetime(tmp_path: Pa
     stamps and run id are written from time.gmtime; datetime (4.5M) only for a date."""
     probe_one_step_run(_STDLIB_MODULES, tmp_path)
     assert probe_one_step_run(_STDLIB_MODULES, tmp_path) == "[]"
+
+
+def test_a_plain_run_holds_its_console_lines_without_importing_weakref(tmp_path: Path) -> None:
+    """The terminal sends lines it holds when it is collected or at exit, as a
+    weakref.finalize did, without weakref.py (2.9M instructions of a one-step run)."""
+    script = _ENGINE_MODULES.replace(
+        '("engine.language.diagnostics", "engine.run.alerts", "engine.executors.secrets")', '("weakref",)')
+    probe_one_step_run(script, tmp_path)
+    assert probe_one_step_run(script, tmp_path) == "[]"

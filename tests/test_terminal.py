@@ -118,6 +118,21 @@ def test_held_lines_are_shown_even_when_nothing_follows_them() -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (3, "first\nsecond\nlast\n", "error\n")
 
 
+
+def test_held_lines_go_out_when_their_terminal_is_collected() -> None:
+    """A terminal dropped with a line held sends it then (the run's console is collected
+    before exit when a program runs several runs)."""
+    import gc
+
+    stream = io.StringIO()
+    terminal = Terminal(stream)
+    terminal.write("held\n", flush=False)
+    assert stream.getvalue() == ""
+    del terminal
+    gc.collect()
+    assert stream.getvalue() == "held\n"
+
+
 def test_at_most_one_write_is_held() -> None:
     """Lines held one after another (steps finishing with nothing between them) go out two
     by two as they come: what is held never grows with the run."""
