@@ -271,6 +271,17 @@ def test_journal_and_logs_are_private_to_the_user(writer: JournalWriter) -> None
 # -- fsync before effects ------------------------------------------------------------------------------
 
 
+def test_a_barrier_syncs_what_was_written_without_a_call_past_its_own(writer: JournalWriter, fsyncs: list[int],
+                                                                     ) -> None:
+    """The barrier before each step's command fsyncs the journal itself, not through
+    _sync() (a call a step); it still syncs once per write, and not when nothing is new."""
+    writer.on_event(started(), stamp(1))
+    entered = python_calls(writer.barrier)
+    assert "journal_writer.py:_sync" not in entered and len(fsyncs) == 1
+    writer.barrier()
+    assert len(fsyncs) == 1
+
+
 def test_events_between_two_effects_share_one_fsync(writer: JournalWriter, fsyncs: list[int]) -> None:
     for seq in range(1, 4):
         writer.on_event(PhaseStarted(f"p{seq}"), stamp(seq))

@@ -248,7 +248,12 @@ class JournalWriter:
         Once the disk is full, the first barrier raises JournalError: the run must stop
         before it does anything more. Later ones do not, so rollbacks can still run and
         be recorded in the space of the reserve."""
-        self._sync()
+        if self._dirty and self.fsync:  # _sync() without its call (a barrier a step)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise JournalError(f"cannot sync the journal: {exc.strerror or exc}") from exc
+        self._dirty = False
         if self.disk_full and not self._stop_reported and not self._finished:
             self._stop_reported = True
             raise JournalError(f"the disk of {self.run_dir} is full ({self.disk_full}): "
