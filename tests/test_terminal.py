@@ -177,3 +177,17 @@ def test_a_line_is_written_under_the_lock_without_a_with_statement_s_exit_call()
     assert "__exit__" not in calls and "__enter__" not in calls
     term.write("two\n")  # and the lock was released
     assert out.getvalue() == "one\ntwo\n"
+
+
+def test_a_line_without_an_open_prompt_is_written_without_a_call_past_write() -> None:
+    """A console line (one or two a step) goes to the stream from write() itself, not
+    through _put(); the line is whole and a held line still goes out with the next."""
+    from support import python_calls
+
+    out = io.StringIO()
+    term = Terminal(out)
+    entered = python_calls(lambda: term.write("one\n"))
+    assert "terminal.py:_put" not in entered and out.getvalue() == "one\n"
+    term.write("two\n", flush=False)
+    term.write("three\n")
+    assert out.getvalue() == "one\ntwo\nthree\n"

@@ -67,7 +67,9 @@ class Terminal:
                 if not flush and not held:  # at most one write held: a run of them goes out as made
                     self._held[0] = text
                     return
-                self._put(text)
+                if text:  # _put() without its call (a line or two a step)
+                    self.stream.write(text)
+                    self._ended = text.endswith("\n")
             elif self.redraw:
                 # Clear the prompt's line, print, and draw the prompt again as it was.
                 self._put(_CLEAR_LINE + text + _plain(prompt) + self._typed())
