@@ -45,6 +45,14 @@ def test_a_plain_run_loads_neither_the_queue_of_parallel_items_nor_shlex(tmp_pat
     probe_one_step_run(script, tmp_path)
     assert probe_one_step_run(script, tmp_path) == "[]"
 
+
+def test_a_plain_run_loads_no_heap_of_timers(tmp_path: Path) -> None:
+    """heapq orders the timers of an incident's updates and a drill's clock (0.5M
+    instructions of a one-step run's start-up, which has neither)."""
+    script = _LOADED.replace('"urllib.parse")', '"urllib.parse", "heapq")')
+    probe_one_step_run(script, tmp_path)
+    assert probe_one_step_run(script, tmp_path) == "[]"
+
 def test_a_deferred_module_is_the_module_itself_from_its_first_use() -> None:
     script = """\
 import sys, types

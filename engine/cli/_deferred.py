@@ -14,7 +14,8 @@ that loads the module and calls the real one. The same goes for three patterns `
 compiles at import for the pure-Python code its C accelerator replaces (2.3M): `re`'s
 cache holds a stand-in for each, compiled at its first use. And for two the engine itself
 imports for what few runs do: `queue`, for the items of a block that run at once
-(engine/run/_driver.py), and `shlex`, to quote a template's value (3.4M together).
+(engine/run/_driver.py), `shlex`, to quote a template's value (3.4M together), and
+`heapq`, for the timers of an incident's updates and of a drill's clock.
 
 Only the `runbook` command defers them (engine/cli/entry.py), before anything imports
 them; a program that imports the engine keeps its imports as they are.
@@ -33,7 +34,7 @@ from typing import Any
 
 # Each module, and the functions its importers take from it at import (stand-ins until it loads).
 MODULES: Mapping[str, tuple[str, ...]] = {"inspect": (), "copy": (), "ntpath": (), "fnmatch": (), "ipaddress": (),
-                                          "urllib.parse": ("quote_from_bytes",), "queue": (), "shlex": ()}
+                                          "urllib.parse": ("quote_from_bytes",), "queue": (), "shlex": (), "heapq": ()}
 # Exactly as json/scanner.py (NUMBER_RE) and json/encoder.py (ESCAPE, ESCAPE_ASCII) compile them.
 PATTERNS = ((r'(-?(?:0|[1-9]\d*))(\.\d+)?([eE][-+]?\d+)?', re.VERBOSE | re.MULTILINE | re.DOTALL),
             (r'[\x00-\x1f\\"\b\f\n\r\t]', 0), (r'([\\"]|[^\ -~])', 0))
