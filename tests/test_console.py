@@ -123,6 +123,22 @@ def test_a_step_s_lines_within_a_second_already_marked_call_no_clock_mark_nor_sy
                                  f"[02:16] {ok} s0 ok 1m1s\n")
 
 
+def test_a_barrier_with_nothing_held_enters_no_flush_and_one_with_a_line_held_sends_it() -> None:
+    """Before each step's command the console shows what is held: with nothing held (most
+    barriers: the step's first line went out whole) it does not enter Terminal.flush()."""
+    from support import python_calls
+
+    stream = io.StringIO()
+    console = Console(stream, unicode=False)
+    console.on_event(StepStarted("s1", "remediation", "run"), Stamp(1, 0.0, 1.0))
+    entered = python_calls(console.barrier)
+    assert "terminal.py:flush" not in entered and stream.getvalue() == "[00:01] > s1\n"
+    console.on_event(StepFinished("s1", "remediation", "run", "ok", 0.002), Stamp(2, 0.0, 1.0))
+    assert stream.getvalue() == "[00:01] > s1\n"  # held for the next line or barrier
+    console.barrier()
+    assert stream.getvalue() == "[00:01] > s1\n[00:01] ok s1 ok 2ms\n"
+
+
 def test_the_run_header_shows_runbook_run_and_inputs() -> None:
     text = show(*RUN)
     assert "▶▶ Filesystem nearly full  runbook disk-full · run r1 · live" in text

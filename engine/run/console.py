@@ -243,9 +243,9 @@ class Console:
             self.line(self.paint(f"        $ {e.command}", "dim"))
 
     def barrier(self) -> None:
-        """Before anything with an effect outside the run (a command, a prompt, a wait):
-        show what is held (a step's last line, sent with the next step's first)."""
-        self.terminal.flush()
+        """Before an effect outside the run (a command, a prompt, a wait): show what is held (a line)."""
+        if self.terminal._held[0]:  # flush()'s own test first: most barriers have nothing held
+            self.terminal.flush()
 
     def _step_finished(self, e: StepFinished, s: Stamp) -> None:
         if self._polls.active(e.step) or self._partial:
