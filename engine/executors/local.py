@@ -209,7 +209,9 @@ class _Process:
             self._kill_group()
         if self.status is None:  # most commands: reaped when their pidfd said they exited
             self._reap(block=True)
-        outcome.exit_code = _exit_code(self.status)
+        status = self.status  # reaped by now: most commands exit, not killed by a signal (no call)
+        outcome.exit_code = os.waitstatus_to_exitcode(status) if status is not None and not os.WIFSIGNALED(status) \
+            else _exit_code(status)
         return outcome
 
     def _feed(self, poller: select.poll, pending: bytes) -> bytes:

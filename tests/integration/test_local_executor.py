@@ -286,3 +286,16 @@ def test_a_command_that_prints_nothing_is_reaped_once_and_its_empty_streams_cost
     assert not [name for name in entered if name in ("local.py:text", "local.py:<genexpr>")]
     loud, _ = run("printf out; printf err >&2")
     assert (loud.stdout, loud.stderr, loud.truncated) == ("out", "err", False)
+
+
+def test_a_command_s_exit_code_is_read_without_a_call_unless_a_signal_ended_it() -> None:
+    """Most commands exit on their own: their code is read from the wait status without
+    entering _exit_code(); one a signal ended still gets 128 + the signal, as before."""
+    from support import python_calls
+
+    executor, cancel = LocalExecutor(), Cancel()
+    seen: list[Result] = []
+    entered = python_calls(lambda: seen.append(executor.run(Invocation("s", "run", "exit 3"), Chunks(), cancel)))
+    assert seen[0].exit_code == 3 and "local.py:_exit_code" not in entered
+    killed, _ = run("kill -TERM $$")
+    assert killed.exit_code == 128 + 15 and not killed.ok
