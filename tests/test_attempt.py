@@ -109,3 +109,19 @@ def test_a_fan_out_renders_each_hosts_command_for_each_attempt() -> None:
     assert sorted(c.command for c in remote.calls) == [
         "restart --host a --wait 10", "restart --host a --wait 20",
         "restart --host b --wait 10", "restart --host b --wait 20"]
+
+
+def test_a_runs_state_and_attempt_records_keep_their_field_types_evaluated_not_as_text() -> None:
+    """`dataclass` matches each annotation kept as text against a pattern (ClassVar?
+    InitVar?) at every start: the run's step records, incident, state and attempt (a
+    million instructions of a one-step run) are declared with the types themselves."""
+    import dataclasses
+
+    from engine.run import attempt, state
+
+    classes = (state.StepRecord, state.Incident, state.RunState, attempt.Attempt)
+    text = [f"{cls.__name__}.{name}" for cls in classes for name, kind in cls.__annotations__.items()
+            if isinstance(kind, str)]
+    assert text == []
+    # _seen is a ClassVar, not a field
+    assert [f.name for f in dataclasses.fields(state.Incident)] == ["impact", "urgency", "priority"]

@@ -6,8 +6,8 @@ assigned or an included runbook's outcome all arrive as one, and the step's reco
 filled from the last. `StepStop` is raised when the run must end after a step.
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated (no `from __future__ import annotations`): `dataclass` checks
+# each one given as text against patterns (ClassVar, InitVar) at every start.
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -1,8 +1,8 @@
 """What a run knows so far: inputs, vars, step results, incident. It is the template
 context, and it is what `resume` rebuilds from the journal."""
 
-from __future__ import annotations
-
+# Annotations are evaluated (no `from __future__ import annotations`): `dataclass` checks
+# each one given as text against patterns (ClassVar, InitVar) at every start.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
