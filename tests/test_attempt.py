@@ -125,3 +125,18 @@ def test_a_runs_state_and_attempt_records_keep_their_field_types_evaluated_not_a
     assert text == []
     # _seen is a ClassVar, not a field
     assert [f.name for f in dataclasses.fields(state.Incident)] == ["impact", "urgency", "priority"]
+
+
+def test_the_run_paths_other_records_keep_their_field_types_evaluated_not_as_text() -> None:
+    """The prompts' answers and participants, the inputs' and the policy's records: each
+    annotation kept as text cost `dataclass` a pattern match at every start."""
+    import dataclasses
+
+    from engine.executors import prompts
+    from engine.run import inputs, policy
+
+    classes = [value for module in (prompts, inputs, policy) for value in vars(module).values()
+               if dataclasses.is_dataclass(value) and value.__module__ == module.__name__]
+    assert len(classes) >= 6
+    assert [f"{cls.__name__}.{name}" for cls in classes for name, kind in cls.__annotations__.items()
+            if isinstance(kind, str)] == []

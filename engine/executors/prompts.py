@@ -5,8 +5,8 @@ The terminal prompter asks on the console; the scripted one answers from flags
 (`--answer step.field=value`, `--yes`) and says which flag to pass when it cannot.
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated (no `from __future__ import annotations`): `dataclass` checks
+# each one given as text against patterns (ClassVar, InitVar) at every start.
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
