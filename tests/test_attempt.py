@@ -140,3 +140,17 @@ def test_the_run_paths_other_records_keep_their_field_types_evaluated_not_as_tex
     assert len(classes) >= 6
     assert [f"{cls.__name__}.{name}" for cls in classes for name, kind in cls.__annotations__.items()
             if isinstance(kind, str)] == []
+
+
+def test_what_crosses_the_executor_protocol_keeps_its_field_types_evaluated_not_as_text() -> None:
+    """HttpRequest, Invocation and Result, made for every command: their annotations kept
+    as text cost `dataclass` a pattern match each at every start."""
+    import dataclasses
+
+    from engine.executors import base
+
+    classes = [value for value in vars(base).values()
+               if dataclasses.is_dataclass(value) and value.__module__ == base.__name__]
+    assert {cls.__name__ for cls in classes} >= {"HttpRequest", "Invocation", "Result"}
+    assert [f"{cls.__name__}.{name}" for cls in classes for name, kind in cls.__annotations__.items()
+            if isinstance(kind, str)] == []

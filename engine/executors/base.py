@@ -1,7 +1,7 @@
 """The executor protocol and the data that crosses it."""
 
-from __future__ import annotations
-
+# Annotations are evaluated (no `from __future__ import annotations`): `dataclass` checks
+# each one given as text against patterns (ClassVar, InitVar) at every start.
 import dataclasses
 import json
 import os
@@ -165,7 +165,7 @@ class NullSink:
 
 
 class Executor(Protocol):
-    def run(self, invocation: Invocation, sink: OutputSink, cancel: Cancel) -> Result: ...
+    def run(self, invocation: Invocation, sink: OutputSink, cancel: "Cancel") -> Result: ...
 
 
 class Cancel:
