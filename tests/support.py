@@ -47,6 +47,27 @@ def one_step_runbook(folder: Path) -> Path:
     return book
 
 
+# What a probe_one_step_run script starts with: the `runbook` command run in the script's
+# own process, as its console script runs it; the script then prints what the run left.
+RUN_COMMAND = """\
+import sys
+sys.argv = ["runbook", *sys.argv[1:]]
+from engine.cli.entry import main
+try:
+    main()
+except SystemExit:
+    pass
+"""
+
+
+def loaded_modules_script(names: Iterable[str]) -> str:
+    """A probe_one_step_run script that prints which of `names` the run loaded, sorted (a
+    module the command deferred and never used counts as not loaded)."""
+    return RUN_COMMAND + (f"names = {tuple(names)!r}\n"
+                          "print(sorted(n for n in names if n in sys.modules\n"
+                          "             and type(sys.modules[n]).__name__ != '_Deferred'))\n")
+
+
 def probe_one_step_run(script: str, folder: Path) -> str:
     """The last line `python -c script run one.yaml ...` prints: the script wraps the
     command (spies on it) and ends by printing what it saw."""

@@ -8,20 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import probe_one_step_run
+from support import loaded_modules_script, probe_one_step_run
 
-_LOADED = """\
-import sys
-sys.argv = ["runbook", *sys.argv[1:]]
-from engine.cli.entry import main
-try:
-    main()
-except SystemExit:
-    pass
-names = ("inspect", "ast", "dis", "tokenize", "linecache", "copy", "ntpath", "fnmatch", "ipaddress",
-         "urllib.parse")
-print(sorted(n for n in names if n in sys.modules and type(sys.modules[n]).__name__ != "_Deferred"))
-"""
+# What dataclasses, pathlib and urllib.parse import for functions a plain run never calls.
+_DEFERRED = ("inspect", "ast", "dis", "tokenize", "linecache", "copy", "ntpath", "fnmatch", "ipaddress",
+             "urllib.parse")
+_LOADED = loaded_modules_script(_DEFERRED)
 
 
 def _python(script: str) -> str:
@@ -41,7 +33,7 @@ def test_a_plain_run_loads_none_of_what_dataclasses_and_pathlib_import_for_funct
 def test_a_plain_run_loads_neither_the_queue_of_parallel_items_nor_shlex(tmp_path: Path) -> None:
     """queue (a block's items that run at once) and shlex (a template value quoted): 3.4M
     instructions of a one-step run's start-up, for what it never did."""
-    script = _LOADED.replace('"urllib.parse")', '"urllib.parse", "queue", "shlex")')
+    script = loaded_modules_script((*_DEFERRED, "queue", "shlex"))
     probe_one_step_run(script, tmp_path)
     assert probe_one_step_run(script, tmp_path) == "[]"
 
@@ -49,7 +41,7 @@ def test_a_plain_run_loads_neither_the_queue_of_parallel_items_nor_shlex(tmp_pat
 def test_a_plain_run_loads_no_heap_of_timers(tmp_path: Path) -> None:
     """heapq orders the timers of an incident's updates and a drill's clock (0.5M
     instructions of a one-step run's start-up, which has neither)."""
-    script = _LOADED.replace('"urllib.parse")', '"urllib.parse", "heapq")')
+    script = loaded_modules_script((*_DEFERRED, "heapq"))
     probe_one_step_run(script, tmp_path)
     assert probe_one_step_run(script, tmp_path) == "[]"
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import one_step_runbook, probe_one_step_run
+from support import loaded_modules_script, one_step_runbook, probe_one_step_run
 
 from engine.cli.entry import plain_validate
 
@@ -369,17 +369,8 @@ def test_a_run_started_in_process_leaves_the_collector_as_it_was() -> None:
     assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
 
 
-_ENGINE_MODULES = """\
-import sys
-sys.argv = ["runbook", *sys.argv[1:]]
-from engine.cli.entry import main
-try:
-    main()
-except SystemExit:
-    pass
-print(sorted(n for n in ("engine.language.diagnostics", "engine.run.alerts", "engine.executors.secrets")
-             if n in sys.modules))
-"""
+_ENGINE_MODULES = loaded_modules_script(("engine.language.diagnostics", "engine.run.alerts",
+                                         "engine.executors.secrets"))
 
 
 def test_a_plain_run_of_a_kept_model_imports_no_diagnostics_no_alert_reader_and_no_secret_reader(
@@ -390,8 +381,7 @@ def test_a_plain_run_of_a_kept_model_imports_no_diagnostics_no_alert_reader_and_
     assert probe_one_step_run(_ENGINE_MODULES, tmp_path) == "[]"
 
 
-_STDLIB_MODULES = _ENGINE_MODULES.replace(
-    '("engine.language.diagnostics", "engine.run.alerts", "engine.executors.secrets")', '("datetime", "signal")')
+_STDLIB_MODULES = loaded_modules_script(("datetime", "signal"))
 
 
 def test_a_plain_run_imports_neither_the_signal_module_nor_datetime(tmp_path: Path) -> None:
@@ -405,7 +395,6 @@ def test_a_plain_run_imports_neither_the_signal_module_nor_datetime(tmp_path: Pa
 def test_a_plain_run_holds_its_console_lines_without_importing_weakref(tmp_path: Path) -> None:
     """The terminal sends lines it holds when it is collected or at exit, as a
     weakref.finalize did, without weakref.py (2.9M instructions of a one-step run)."""
-    script = _ENGINE_MODULES.replace(
-        '("engine.language.diagnostics", "engine.run.alerts", "engine.executors.secrets")', '("weakref",)')
+    script = loaded_modules_script(("weakref",))
     probe_one_step_run(script, tmp_path)
     assert probe_one_step_run(script, tmp_path) == "[]"

@@ -6,19 +6,12 @@ from __future__ import annotations
 import importlib.machinery
 from pathlib import Path
 
-from support import probe_one_step_run
+from support import RUN_COMMAND, probe_one_step_run
 
 from engine.cli._finder import EngineFinder
 
-_SPECS = """\
-import sys
+_SPECS = RUN_COMMAND + """\
 from importlib.machinery import PathFinder, SourceFileLoader
-sys.argv = ["runbook", *sys.argv[1:]]
-from engine.cli.entry import main
-try:
-    main()
-except SystemExit:
-    pass
 from engine.cli import _finder
 
 def facts(spec):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import probe_one_step_run
+from support import loaded_modules_script, probe_one_step_run
 
 import engine.language.validation as validation
 from engine.language import connections, includes, model_cache
@@ -245,17 +245,8 @@ def test_the_run_command_keeps_the_model_and_refuses_a_runbook_broken_since(tmp_
     assert broken.returncode == 2 and "book.yaml is not valid" in broken.stderr and "RB014" in broken.stderr
 
 
-_IMPORTED = """\
-import sys
-sys.argv = ["runbook", *sys.argv[1:]]
-from engine.cli.entry import main
-try:
-    main()
-except SystemExit:
-    pass
-print(sorted(m for m in ("yaml", "engine.language.loader", "engine.language.schema", "engine.language.builder",
-                         "engine.language.validation", "engine.language.lint") if m in sys.modules))
-"""
+_IMPORTED = loaded_modules_script(("yaml", "engine.language.loader", "engine.language.schema",
+                                   "engine.language.builder", "engine.language.validation", "engine.language.lint"))
 
 
 def test_a_run_of_a_kept_model_imports_no_yaml_reader_schema_builder_or_lint(tmp_path: Path) -> None:
